@@ -1,0 +1,92 @@
+"""Findings: the unit of everything nbdiag reports.
+
+A finding is ``{"code", "severity", "contrast", "title", "message",
+"evidence", "score", "fix"}`` (DESIGN §5). ``severity`` is one of
+``info < warn < fail < error``. ``score`` is the estimated impact used to rank
+findings inside a contrast (larger = more likely to explain the contrast's
+behaviour); it is comparable only between findings of the same run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Iterable
+
+SEVERITIES = ("info", "warn", "fail", "error")
+_RANK = {name: i for i, name in enumerate(SEVERITIES)}
+
+STATUS_BY_SEVERITY = {None: "pass", "info": "pass", "warn": "warn", "fail": "fail", "error": "error"}
+
+
+def severity_rank(severity: str | None) -> int:
+    """Return the order of a severity (``None`` ranks below ``info``)."""
+    if severity is None:
+        return -1
+    if severity not in _RANK:
+        raise ValueError(
+            f"severity must be one of {SEVERITIES}; got {severity!r}"
+        )
+    return _RANK[severity]
+
+
+def worst_severity(severities: Iterable[str | None]) -> str | None:
+    """Return the worst of ``severities`` (``None`` when empty)."""
+    worst = None
+    for sev in severities:
+        if severity_rank(sev) > severity_rank(worst):
+            worst = sev
+    return worst
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing nbdiag found about a run, optionally tied to a contrast.
+
+    Parameters
+    ----------
+    code : str
+        Stable finding code (DESIGN §6), e.g. ``"vif_high"``.
+    severity : {"info", "warn", "fail", "error"}
+    title : str
+        Short heading, no trailing period.
+    message : str
+        Plain-language sentence(s); every number in it is also in ``evidence``.
+    evidence : dict
+        JSON-serialisable numbers behind the message.
+    contrast : str or None
+        Contrast the finding is about; ``None`` for run-level findings.
+    score : float
+        Estimated impact, used for ranking within a contrast.
+    fix : str or None
+        Concrete remedy in nilearn terms.
+    """
+
+    code: str
+    severity: str
+    title: str
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    contrast: str | None = None
+    score: float = 0.0
+    fix: str | None = None
+
+    def __post_init__(self) -> None:
+        severity_rank(self.severity)
+
+    def for_contrast(self, contrast: str, **changes: Any) -> "Finding":
+        """Return a copy attached to ``contrast`` (with optional changes)."""
+        return replace(self, contrast=contrast, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with the contract's keys."""
+        return asdict(self)
+
+
+def rank_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """Order findings: worst severity first, then by decreasing score."""
+    return sorted(findings, key=lambda f: (-severity_rank(f.severity), -float(f.score)))
+
+
+def status_from_findings(findings: Iterable[Finding]) -> str:
+    """Run status: ``pass``/``warn``/``fail``/``error`` from the worst finding."""
+    return STATUS_BY_SEVERITY[worst_severity(f.severity for f in findings)]
