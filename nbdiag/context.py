@@ -75,6 +75,12 @@ class DesignContext:
         ``trial_type``), used for RT-proportional sensitivity signals.
     rt_regressor : str or None
         Design column holding the RT-duration regressor (e.g. ``"RTDur"``).
+    scan_index : tuple of int or None
+        Original scan index of each design row. ``None`` means rows are scans
+        ``0..n-1``; set when a sample mask was applied and rows were removed
+        (volume indices in this context always refer to original scans).
+    n_scans_total : int or None
+        Number of scans in the image (before any sample mask).
     notes : tuple of str
         Free-text notes about how inputs were resolved.
     """
@@ -99,6 +105,8 @@ class DesignContext:
     rt_column: str | None = None
     rt_events: pd.DataFrame | None = None
     rt_regressor: str | None = None
+    scan_index: tuple[int, ...] | None = None
+    n_scans_total: int | None = None
     notes: tuple[str, ...] = ()
 
     def frame_times(self, n_scans: int) -> np.ndarray:
