@@ -1,0 +1,353 @@
+"""Collinearity of the design: correlations, VIF, condition number, rank.
+
+Definitions (DESIGN §8: "own definitions, documented")
+-----------------------------------------------------
+VIF
+    For every column ``j`` that is neither the constant nor a drift column,
+    ``VIF_j = 1 / (1 - R²_j)`` where ``R²_j`` is the centred coefficient of
+    determination of the least-squares regression of column ``j`` on **all
+    other design columns** (drifts, confounds, spikes, other task columns),
+    with the constant present: nilearn always adds a ``constant`` column; if a
+    design has none, an intercept is added for the regression. This equals
+    ``statsmodels.stats.outliers_influence.variance_inflation_factor`` applied
+    to the design with its constant (tested). An exactly collinear column gets
+    ``inf`` (written ``null`` in JSON).
+Correlation
+    Pearson r between every pair of task and confound columns (the record's
+    ``correlation`` matrix). Only task×task and task×confound pairs can raise
+    ``correlation_high``; confound×confound pairs are never flagged.
+Condition number
+    ``numpy.linalg.cond`` (ratio of largest to smallest singular value) of the
+    full design with every column scaled to unit Euclidean norm, not centred
+    (Belsley, Kuh & Welsch 1980 scaling).
+Rank
+    ``numpy.linalg.matrix_rank`` with its default tolerance
+    (``S.max() * max(M, N) * eps``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from nbdiag.findings import Finding
+from nbdiag.thresholds import THRESHOLD_TABLE, Thresholds
+
+
+# --------------------------------------------------------------------------
+# small shared helpers (also used by the other diagnostics modules)
+# --------------------------------------------------------------------------
+def _json_float(value: Any) -> float | None:
+    """Plain float, or None for NaN/inf/None."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def _json_map(values: Mapping[str, Any]) -> dict[str, float | None]:
+    return {str(k): _json_float(v) for k, v in values.items()}
+
+
+def _source(name: str) -> str:
+    return THRESHOLD_TABLE[name][2]
+
+
+def _check_design(design: Any, roles: Any) -> None:
+    if not isinstance(design, pd.DataFrame):
+        raise TypeError(f"design must be a pandas DataFrame; got {type(design).__name__}")
+    if not isinstance(roles, Mapping):
+        raise TypeError(f"roles must be a mapping column -> role; got {type(roles).__name__}")
+    missing = [c for c in design.columns if c not in roles]
+    if missing:
+        raise ValueError(
+            f"roles must give a role for every design column; missing: {missing}"
+        )
+
+
+def _is_constant_column(x: np.ndarray) -> bool:
+    return bool(np.ptp(x) <= 1e-12 * max(1.0, float(np.abs(x).max())) and np.abs(x).max() > 0)
+
+
+def _with_intercept(Z: np.ndarray) -> np.ndarray:
+    """``Z`` with a column of ones appended unless it already has a constant column."""
+    if Z.size and any(_is_constant_column(Z[:, k]) for k in range(Z.shape[1])):
+        return Z
+    return np.column_stack([Z, np.ones(Z.shape[0])]) if Z.size else np.ones((Z.shape[0], 1))
+
+
+def _r2_on(y: np.ndarray, Z: np.ndarray) -> float:
+    """Centred R² of the least-squares fit of ``y`` on ``Z`` plus an intercept.
+
+    Returns NaN when ``y`` has no variance.
+    """
+    y = np.asarray(y, dtype=float)
+    yc = y - y.mean()
+    sst = float(yc @ yc)
+    if sst <= 1e-24 * max(1.0, float(y @ y)):
+        return float("nan")
+    Z1 = _with_intercept(np.asarray(Z, dtype=float).reshape(len(y), -1))
+    beta, *_ = np.linalg.lstsq(Z1, y, rcond=None)
+    resid = y - Z1 @ beta
+    return float(min(1.0, max(0.0, 1.0 - float(resid @ resid) / sst)))
+
+
+def _severity(value: float, warn: float, fail: float, strict: bool = False) -> str | None:
+    if strict:
+        return "fail" if value > fail else "warn" if value > warn else None
+    return "fail" if value >= fail else "warn" if value >= warn else None
+
+
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CollinearityResult:
+    """Collinearity measures of one design (see module docstring).
+
+    Parameters
+    ----------
+    vif : dict of str to float
+        VIF of every non-constant, non-drift column (``inf`` when exactly collinear).
+    correlation : DataFrame
+        Pearson r among task and confound columns.
+    condition_number : float
+    rank, n_columns : int
+    regularized : bool
+        nilearn's ``full_rank`` changed the design.
+    findings : tuple of Finding
+    """
+
+    vif: dict[str, float]
+    correlation: pd.DataFrame
+    condition_number: float
+    rank: int
+    n_columns: int
+    regularized: bool
+    findings: tuple[Finding, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record's ``diagnostics.collinearity`` section."""
+        return {
+            "vif": _json_map(self.vif),
+            "correlation": {
+                "columns": [str(c) for c in self.correlation.columns],
+                "matrix": [[_json_float(v) for v in row] for row in self.correlation.to_numpy()],
+            },
+            "condition_number": _json_float(self.condition_number),
+            "rank": int(self.rank),
+            "n_columns": int(self.n_columns),
+            "regularized": bool(self.regularized),
+        }
+
+
+def compute_vif(design: pd.DataFrame, roles: Mapping[str, str]) -> dict[str, float]:
+    """VIF of every non-constant, non-drift column (module docstring for the policy)."""
+    X = design.to_numpy(dtype=float)
+    cols = list(design.columns)
+    out: dict[str, float] = {}
+    for j, col in enumerate(cols):
+        if roles.get(col) in ("constant", "drift") or _is_constant_column(X[:, j]):
+            continue
+        others = np.delete(X, j, axis=1)
+        r2 = _r2_on(X[:, j], others)
+        if not np.isfinite(r2):
+            out[col] = float("nan")
+        elif r2 >= 1.0 - 1e-13:
+            out[col] = float("inf")
+        else:
+            out[col] = 1.0 / (1.0 - r2)
+    return out
+
+
+def condition_number(design: pd.DataFrame) -> float:
+    """Condition number of the design with columns scaled to unit norm."""
+    X = design.to_numpy(dtype=float)
+    norms = np.linalg.norm(X, axis=0)
+    if np.any(norms == 0):
+        return float("inf")
+    return float(np.linalg.cond(X / norms))
+
+
+def _pearson(design: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    X = design[cols].to_numpy(dtype=float)
+    Xc = X - X.mean(axis=0)
+    norms = np.linalg.norm(Xc, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        R = (Xc.T @ Xc) / np.outer(norms, norms)
+    R[:, norms == 0] = np.nan
+    R[norms == 0, :] = np.nan
+    np.fill_diagonal(R, np.where(norms == 0, np.nan, 1.0))
+    return pd.DataFrame(np.clip(R, -1, 1), index=cols, columns=cols)
+
+
+def assess_collinearity(
+    design: pd.DataFrame,
+    roles: Mapping[str, str],
+    thresholds: Thresholds | None = None,
+    regularized: bool = False,
+) -> CollinearityResult:
+    """Measure collinearity of ``design`` and raise the design findings.
+
+    Parameters
+    ----------
+    design : DataFrame
+        Design matrix indexed by frame times, nilearn column names.
+    roles : mapping of str to str
+        Column -> role (``task``, ``confound``, ``spike``, ``drift``, ``constant``).
+    thresholds : Thresholds, optional
+        Defaults to ``Thresholds()``.
+    regularized : bool
+        Whether nilearn's ``full_rank`` regularised the design (its
+        "Matrix is singular at working precision" warning).
+
+    Returns
+    -------
+    CollinearityResult
+        With findings ``vif_high`` (task columns only), ``correlation_high``
+        (task×task, task×confound), ``design_ill_conditioned`` and
+        ``design_rank_deficient``.
+    """
+    _check_design(design, roles)
+    th = thresholds or Thresholds()
+    cols = [str(c) for c in design.columns]
+    task = [c for c in cols if roles[c] == "task"]
+    confound = [c for c in cols if roles[c] == "confound"]
+    X = design.to_numpy(dtype=float)
+    vif = compute_vif(design, roles)
+    corr = _pearson(design, task + confound)
+    cond = condition_number(design)
+    rank = int(np.linalg.matrix_rank(X))
+    n_cols = X.shape[1]
+    findings: list[Finding] = []
+
+    for col in task:
+        v = vif.get(col)
+        if v is None or np.isnan(v):
+            continue
+        sev = _severity(v, th.vif_warn, th.vif_fail)
+        if sev is None:
+            continue
+        limit = th.vif_fail if sev == "fail" else th.vif_warn
+        vtxt = "infinite (exactly collinear)" if np.isinf(v) else f"{v:.2f}"
+        findings.append(Finding(
+            code="vif_high", severity=sev,
+            title=f"Regressor {col} is largely explained by the other regressors",
+            message=(
+                f"The VIF of {col} is {vtxt} (R² on all other columns incl. the constant = "
+                f"{1 - 1 / v if np.isfinite(v) else 1.0:.3f}); threshold {limit:g} "
+                f"({'fail' if sev == 'fail' else 'warn'}). Its beta's variance is inflated "
+                f"{vtxt if np.isinf(v) else f'{v:.1f}'}-fold compared with an orthogonal design."
+            ),
+            evidence={
+                "column": col, "vif": _json_float(v),
+                "r2": _json_float(1 - 1 / v) if np.isfinite(v) else 1.0,
+                "threshold": limit, "vif_warn": th.vif_warn, "vif_fail": th.vif_fail,
+                "threshold_source": _source("vif_warn"),
+            },
+            score=float(v / th.vif_warn) if np.isfinite(v) else 1e6,
+            fix=(
+                "Check which regressors explain it (correlation matrix); model the implicit "
+                "baseline explicitly (leave rest/fixation unmodelled), drop or merge redundant "
+                "conditions in events.tsv, or remove task-locked confounds from "
+                "confounds_strategy; judge the contrasts you test (cVIF) rather than single betas."
+            ),
+        ))
+
+    for i, a in enumerate(cols):
+        if a not in corr.columns:
+            continue
+        for b in cols[i + 1:]:
+            if b not in corr.columns:
+                continue
+            if roles[a] != "task" and roles[b] != "task":
+                continue  # confound x confound pairs are never flagged
+            r = float(corr.loc[a, b])
+            if not np.isfinite(r):
+                continue
+            sev = "warn" if abs(r) >= th.corr_warn else "info" if abs(r) >= th.corr_info else None
+            if sev is None:
+                continue
+            limit = th.corr_warn if sev == "warn" else th.corr_info
+            pair = "task×task" if roles[a] == roles[b] == "task" else "task×confound"
+            findings.append(Finding(
+                code="correlation_high", severity=sev,
+                title=f"{a} and {b} are correlated (r = {r:.2f})",
+                message=(
+                    f"Pearson r between {a} and {b} is {r:.3f} ({pair}); |r| ≥ {limit:g} "
+                    f"gives {sev}. Variance they share cannot be attributed to either one."
+                ),
+                evidence={
+                    "columns": [a, b], "r": r, "pair": pair, "threshold": limit,
+                    "corr_info": th.corr_info, "corr_warn": th.corr_warn,
+                    "threshold_source": _source("corr_warn"),
+                },
+                score=abs(r) / th.corr_warn if th.corr_warn else abs(r),
+                fix=(
+                    "Jitter or reorder conditions in the task design, or, for a task×confound "
+                    "pair, reconsider that confound in confounds_strategy (task-locked motion "
+                    "removes task signal)."
+                    if pair == "task×confound" else
+                    "Correlated conditions are fine for differential contrasts between them; for "
+                    "single-condition contrasts check the cVIF of the contrast."
+                ),
+            ))
+
+    if np.isfinite(cond):
+        sev = _severity(cond, th.cond_warn, th.cond_fail, strict=True)
+    else:
+        sev = "fail"
+    if sev is not None:
+        limit = th.cond_fail if sev == "fail" else th.cond_warn
+        findings.append(Finding(
+            code="design_ill_conditioned", severity=sev,
+            title="The design matrix is ill-conditioned",
+            message=(
+                f"The condition number of the design (columns scaled to unit norm) is "
+                f"{cond:.1f}; > {limit:g} gives {sev}. Some combinations of regressors are "
+                f"nearly redundant, so some contrasts have very large variance."
+            ),
+            evidence={
+                "condition_number": _json_float(cond), "threshold": limit,
+                "cond_warn": th.cond_warn, "cond_fail": th.cond_fail,
+                "threshold_source": _source("cond_warn"),
+            },
+            score=float(cond / th.cond_warn) if np.isfinite(cond) else 1e6,
+            fix=(
+                "Look at the VIFs to find the redundant columns: typically conditions that tile "
+                "the run together with the constant, many drift cosines (raise 1/high_pass), "
+                "or overlapping confounds."
+            ),
+        ))
+
+    if rank < n_cols or regularized:
+        deficit = n_cols - rank
+        why = []
+        if rank < n_cols:
+            why.append(f"its rank is {rank} for {n_cols} columns")
+        if regularized:
+            why.append("nilearn's full_rank regularised it (singular at working precision)")
+        findings.append(Finding(
+            code="design_rank_deficient", severity="fail",
+            title="The design matrix is rank deficient",
+            message=(
+                "The design cannot separate all its regressors: " + " and ".join(why) + ". "
+                "Betas of the redundant columns are arbitrary; only contrasts in the row space "
+                "of the design are estimable."
+            ),
+            evidence={"rank": rank, "n_columns": n_cols, "rank_deficit": deficit,
+                      "regularized": bool(regularized), "threshold": "rank == n_columns",
+                      "threshold_source": "DESIGN §6 (fail)"},
+            score=float(max(deficit, 1)) * 10.0,
+            fix=(
+                "Remove the redundant column(s): a condition that with the others sums to the "
+                "constant, duplicated confounds (e.g. cosine confounds with drift_model='cosine'), "
+                "or spike regressors for volumes with no other data."
+            ),
+        ))
+
+    return CollinearityResult(
+        vif=vif, correlation=corr, condition_number=cond, rank=rank,
+        n_columns=n_cols, regularized=bool(regularized), findings=tuple(findings),
+    )

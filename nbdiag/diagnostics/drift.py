@@ -1,0 +1,409 @@
+"""Drift model and high-pass filtering versus the task design.
+
+Definitions
+-----------
+Drift subspace
+    The design's ``drift`` columns, plus fMRIPrep cosine confounds
+    (``cosine\\d+`` columns, role ``drift`` or ``confound``: they are a DCT
+    high-pass basis too), plus the constant (an intercept is added if absent).
+Cosine periods
+    nilearn's ``create_cosine_drift`` builds ``drift_k = sqrt(2/N) cos(pi k (n + 0.5) / N)``
+    (n = 0..N-1), frequency ``k / (2 N dt)`` Hz, so ``drift_k`` covers a period
+    of ``2 N dt / k`` seconds (``dt`` = mean frame interval). With a cosine
+    drift model nilearn keeps ``K = min(N - 1, floor(2 N high_pass dt))``
+    cosines; the current cutoff period is ``1 / high_pass`` seconds.
+R² on drift
+    Centred R² of the least-squares fit of a regressor on the drift subspace.
+    For a contrast, the regressor is its *effective regressor* ``X c`` (the
+    weighted sum of the design columns it weights: ``zero_back`` itself for
+    ``zero_back``, ``two_back - zero_back`` for the difference), i.e. the
+    time course whose amplitude the contrast compares against baseline.
+Variance kept
+    ``1 - R²`` of each task regressor on the drift subspace: the fraction of its
+    (mean-removed) variance the current drift model leaves for estimation.
+Recommended cutoff (nilearn cosine basis)
+    FSL cutoffcalc's rule applied to the filter nilearn actually uses: the
+    shortest cutoff period whose cosine set keeps at least
+    ``1 - highpass_variance_lost`` (90 %) of *every* task regressor's variance,
+    never shorter than ``highpass_min_cutoff_s`` (90 s). With K cosines allowed,
+    the period is ``2 N dt / K`` and ``high_pass = K / (2 N dt)`` Hz (nilearn
+    then keeps exactly K cosines). ``None`` if even one cosine removes too much.
+FSL cutoffcalc (faithful)
+    :func:`fsl_cutoffcalc` reproduces FSL's ``cutoffcalc`` (v1.1, Jenkinson &
+    Webster 2009) exactly: regressors are demeaned, filtered with FSL's
+    ``bandpass_temporal_filter`` high-pass (Gaussian-weighted running-line fit,
+    sigma in volumes, window ``int(3 sigma)``), and the criterion is the
+    minimum over regressors of ``std(filtered)/std(original)`` compared with the
+    threshold (0.9) — note FSL compares **standard deviations**, so "90 %" there
+    keeps 81 % of the variance. The search is FSL's: sigma between
+    ``limit / (2 TR)`` (the 90-s floor) and ``3 N``, bisection on integers
+    (``hsig = round((lsig + usig) / 2)``), answer ``usig * 2 TR`` seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from scipy.signal import periodogram
+
+from nbdiag.context import DesignContext
+from nbdiag.diagnostics.collinearity import _check_design, _json_float, _json_map, _r2_on, _source
+from nbdiag.findings import Finding
+from nbdiag.thresholds import Thresholds
+
+_COSINE_CONFOUND = re.compile(r"^cosine\d+$")
+MAX_SPECTRUM_POINTS = 256
+
+
+def _dt(design: pd.DataFrame, context: DesignContext) -> float:
+    ft = np.asarray(design.index, dtype=float)
+    n = len(ft)
+    if n > 1 and np.all(np.isfinite(ft)) and ft[-1] > ft[0]:
+        return float((ft[-1] - ft[0]) / (n - 1))
+    return float(context.t_r)
+
+
+def cosine_periods(n_scans: int, dt: float, n_cosines: int) -> list[float]:
+    """Period (s) covered by nilearn's drift_1..drift_K: ``2 N dt / k``."""
+    return [2.0 * n_scans * dt / k for k in range(1, n_cosines + 1)]
+
+
+def nilearn_cosine_basis(n_scans: int, dt: float, high_pass: float) -> np.ndarray:
+    """nilearn's cosine drift columns (without the constant) for ``high_pass`` Hz."""
+    order = int(min(n_scans - 1, np.floor(2 * n_scans * high_pass * dt)))
+    n = np.arange(n_scans)
+    cols = [np.sqrt(2.0 / n_scans) * np.cos(np.pi / n_scans * (n + 0.5) * k) for k in range(1, order + 1)]
+    return np.column_stack(cols) if cols else np.zeros((n_scans, 0))
+
+
+def _kept_fraction(x: np.ndarray, n_cos: int) -> float:
+    """Fraction of centred variance of x left after removing DCT cosines 1..n_cos."""
+    n = len(x)
+    xc = x - x.mean()
+    tot = float(xc @ xc)
+    if tot <= 0:
+        return 1.0
+    if n_cos == 0:
+        return 1.0
+    idx = np.arange(n)
+    C = np.column_stack([np.sqrt(2.0 / n) * np.cos(np.pi / n * (idx + 0.5) * k) for k in range(1, n_cos + 1)])
+    proj = C.T @ xc  # DCT-II cosines are orthonormal and orthogonal to the constant
+    return float(max(0.0, 1.0 - float(proj @ proj) / tot))
+
+
+def recommended_cosine_cutoff(
+    task: np.ndarray, dt: float, keep: float = 0.9, min_period_s: float = 90.0
+) -> tuple[float | None, int]:
+    """FSL cutoffcalc's rule on nilearn's cosine basis (module docstring).
+
+    Returns
+    -------
+    period_s : float or None
+        Shortest cutoff period (s) keeping ``keep`` of every regressor's variance.
+    n_cosines : int
+        Number of cosines nilearn keeps at that cutoff.
+    """
+    task = np.asarray(task, dtype=float).reshape(task.shape[0], -1)
+    n = task.shape[0]
+    k_floor = int(np.floor(2 * n * dt / min_period_s))  # most cosines the 90-s floor allows
+    best = 0
+    for k in range(1, min(n - 1, k_floor) + 1):
+        if all(_kept_fraction(task[:, j], k) >= keep for j in range(task.shape[1])):
+            best = k
+        else:
+            break
+    if best == 0:
+        return None, 0
+    return max(2.0 * n * dt / best, min_period_s), best
+
+
+def fsl_highpass(x: np.ndarray, sigma: float) -> np.ndarray:
+    """FSL ``bandpass_temporal_filter`` high-pass part (hp_sigma in volumes).
+
+    Gaussian-weighted local straight-line fit within ``int(3 sigma)`` volumes;
+    output ``c0 + x - c`` with ``c`` the local fit at each time point and ``c0``
+    the first one (newimagefns.h).
+    """
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    if sigma <= 0:
+        return x.copy()
+    half = int(sigma * 3)
+    t = np.arange(n)
+    dtm = t[None, :] - t[:, None]  # dt = tt - t
+    inwin = np.abs(dtm) <= half
+    w = np.where(inwin, np.exp(-0.5 * dtm.astype(float) ** 2 / sigma**2), 0.0)
+    A = (w * dtm).sum(1)
+    C = (w * dtm**2).sum(1)
+    N = w.sum(1)
+    B = w @ x
+    D = (w * dtm) @ x
+    denom = C * N - A * A
+    out = x.copy()
+    ok = denom != 0
+    c = np.where(ok, (B * C - A * D) / np.where(ok, denom, 1.0), 0.0)
+    c0 = c[np.argmax(ok)] if ok.any() else 0.0
+    out[ok] = c0 + x[ok] - c[ok]
+    return out
+
+
+def fsl_cutoffcalc(task: np.ndarray, t_r: float, thresh: float = 0.9, limit: float = 90.0) -> float:
+    """FSL ``cutoffcalc`` output (seconds) for the regressors in ``task`` (module docstring)."""
+    dm = np.asarray(task, dtype=float).reshape(np.shape(task)[0], -1)
+    dm = dm - dm.mean(axis=0)
+    std0 = dm.std(axis=0, ddof=1)
+    maxstd = std0.max() if std0.size else 0.0
+
+    def min_std_ratio(sigma: float) -> float:
+        ratios = []
+        for j in range(dm.shape[1]):
+            if std0[j] > 1e-12 * maxstd:
+                ratios.append(fsl_highpass(dm[:, j], sigma).std(ddof=1) / std0[j])
+            else:
+                ratios.append(1.0)
+        return float(min(ratios)) if ratios else 1.0
+
+    sig2sec = t_r * 2.0
+    lsig = limit / sig2sec
+    usig = 3.0 * dm.shape[0]
+    if min_std_ratio(usig) <= thresh:
+        return usig * sig2sec
+    if min_std_ratio(lsig) > thresh:
+        return lsig * sig2sec
+    while usig - lsig > 1:
+        hsig = float(np.floor((lsig + usig) / 2 + 0.5))  # MISCMATHS::round
+        if min_std_ratio(hsig) > thresh:
+            usig = hsig
+        else:
+            lsig = hsig
+    return usig * sig2sec
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """Drift / high-pass diagnostics of one design (module docstring).
+
+    Parameters
+    ----------
+    drift_columns, cosine_confounds : tuple of str
+    periods_s : dict of str to float
+        Period covered by each nilearn ``drift_k`` cosine column.
+    r2_task, r2_contrast : dict of str to float
+        R² on drift + constant of each task regressor / contrast effective regressor.
+    variance_kept : dict of str to float
+    current_cutoff_s, recommended_cutoff_s, recommended_high_pass_hz, fsl_cutoffcalc_s : float or None
+    freqs_hz : ndarray
+    power : dict of str to ndarray
+    findings : tuple of Finding
+    """
+
+    drift_columns: tuple[str, ...]
+    cosine_confounds: tuple[str, ...]
+    periods_s: dict[str, float]
+    r2_task: dict[str, float]
+    r2_contrast: dict[str, float]
+    variance_kept: dict[str, float]
+    current_cutoff_s: float | None
+    recommended_cutoff_s: float | None
+    recommended_high_pass_hz: float | None
+    fsl_cutoffcalc_s: float | None
+    freqs_hz: np.ndarray
+    power: dict[str, np.ndarray]
+    findings: tuple[Finding, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record's ``diagnostics.drift`` section."""
+        return {
+            "drift_columns": list(self.drift_columns),
+            "cosine_confounds": list(self.cosine_confounds),
+            "periods_s": _json_map(self.periods_s),
+            "r2_task": _json_map(self.r2_task),
+            "r2_contrast": _json_map(self.r2_contrast),
+            "recommended_cutoff_s": _json_float(self.recommended_cutoff_s),
+            "recommended_high_pass_hz": _json_float(self.recommended_high_pass_hz),
+            "fsl_cutoffcalc_s": _json_float(self.fsl_cutoffcalc_s),
+            "current_cutoff_s": _json_float(self.current_cutoff_s),
+            "variance_kept": _json_map(self.variance_kept),
+            "spectra": {
+                "freqs_hz": [_json_float(f) for f in self.freqs_hz],
+                "power": {k: [_json_float(p) for p in v] for k, v in self.power.items()},
+            },
+        }
+
+
+def _r2_severity(r2: float, th: Thresholds) -> str | None:
+    if not np.isfinite(r2):
+        return None
+    return "fail" if r2 >= th.drift_r2_fail else "warn" if r2 >= th.drift_r2_warn else None
+
+
+def assess_drift(
+    design: pd.DataFrame,
+    roles: Mapping[str, str],
+    context: DesignContext,
+    contrasts: Mapping[str, np.ndarray] | None = None,
+    thresholds: Thresholds | None = None,
+) -> DriftResult:
+    """Measure how the drift model overlaps the task regressors and contrasts.
+
+    Parameters
+    ----------
+    design : DataFrame
+        Design matrix indexed by frame times.
+    roles : mapping of str to str
+    context : DesignContext
+        Uses ``t_r``, ``drift_model`` and ``high_pass``.
+    contrasts : mapping of str to ndarray, optional
+        Contrast vectors (one weight per design column).
+    thresholds : Thresholds, optional
+
+    Returns
+    -------
+    DriftResult
+        Findings ``drift_overlap`` (per task regressor and per contrast),
+        ``highpass_cuts_design`` and ``highpass_duplicated``.
+    """
+    _check_design(design, roles)
+    if not isinstance(context, DesignContext):
+        raise TypeError(f"context must be a DesignContext; got {type(context).__name__}")
+    th = thresholds or Thresholds()
+    contrasts = dict(contrasts or {})
+    cols = [str(c) for c in design.columns]
+    X = design.to_numpy(dtype=float)
+    n = X.shape[0]
+    dt = _dt(design, context)
+    drift_cols = tuple(c for c in cols if roles[c] == "drift" and not _COSINE_CONFOUND.match(c))
+    cos_conf = tuple(c for c in cols if _COSINE_CONFOUND.match(c) and roles[c] in ("drift", "confound"))
+    task = [c for c in cols if roles[c] == "task"]
+    sub_cols = list(drift_cols) + list(cos_conf) + [c for c in cols if roles[c] == "constant"]
+    D = design[sub_cols].to_numpy(dtype=float) if sub_cols else np.zeros((n, 0))
+
+    periods: dict[str, float] = {}
+    cosine_model = (context.drift_model or "").lower() == "cosine"
+    for c in drift_cols:
+        m = re.match(r"^drift_(\d+)$", c)
+        if cosine_model and m:
+            periods[c] = 2.0 * n * dt / int(m.group(1))
+
+    r2_task = {c: _r2_on(design[c].to_numpy(dtype=float), D) for c in task}
+    kept = {c: (1.0 - r if np.isfinite(r) else float("nan")) for c, r in r2_task.items()}
+    r2_con: dict[str, float] = {}
+    for name, vec in contrasts.items():
+        vec = np.asarray(vec, dtype=float).ravel()
+        if vec.size != len(cols):
+            raise ValueError(
+                f"contrasts[{name!r}] must have one weight per design column ({len(cols)}); got {vec.size}"
+            )
+        r2_con[name] = _r2_on(X @ vec, D)
+
+    current = 1.0 / context.high_pass if cosine_model and context.high_pass else None
+    keep = 1.0 - th.highpass_variance_lost
+    T = design[task].to_numpy(dtype=float) if task else np.zeros((n, 0))
+    rec_s, rec_k = (None, 0)
+    fsl_s = None
+    if task:
+        rec_s, rec_k = recommended_cosine_cutoff(T, dt, keep, th.highpass_min_cutoff_s)
+        fsl_s = fsl_cutoffcalc(T, dt, thresh=keep, limit=th.highpass_min_cutoff_s)
+    # K / (2 N dt) Hz makes nilearn keep exactly K cosines (tiny nudge against floor() rounding)
+    rec_hz = (rec_k / (2.0 * n * dt)) * (1 + 1e-9) if rec_s is not None else None
+
+    freqs = np.zeros(0)
+    power: dict[str, np.ndarray] = {}
+    if task and n > 1:
+        f, P = periodogram(T, fs=1.0 / dt, axis=0, detrend="constant")
+        if len(f) > MAX_SPECTRUM_POINTS:
+            idx = np.unique(np.linspace(0, len(f) - 1, MAX_SPECTRUM_POINTS).round().astype(int))
+            f, P = f[idx], P[idx]
+        freqs = f
+        power = {c: P[:, j] for j, c in enumerate(task)}
+
+    findings: list[Finding] = []
+    fix_drift = (
+        "Lower high_pass (longer cutoff period) so the drift cosines stay below the block "
+        "frequency"
+        + (f" (e.g. high_pass={rec_hz:.4g} Hz, cutoff {rec_s:.0f} s)" if rec_hz else "")
+        + "; or shorten/interleave blocks so conditions alternate faster than the cutoff."
+    )
+    for c in task:
+        r2 = r2_task[c]
+        sev = _r2_severity(r2, th)
+        if sev:
+            limit = th.drift_r2_fail if sev == "fail" else th.drift_r2_warn
+            findings.append(Finding(
+                code="drift_overlap", severity=sev,
+                title=f"The drift model explains {r2:.0%} of {c}",
+                message=(f"R² of task regressor {c} on the drift columns + constant is {r2:.3f} "
+                         f"(≥ {limit:g} gives {sev}): that part of its signal is removed with the drifts."),
+                evidence={"regressor": c, "r2": r2, "drift_columns": list(drift_cols) + list(cos_conf),
+                          "threshold": limit, "drift_r2_warn": th.drift_r2_warn,
+                          "drift_r2_fail": th.drift_r2_fail, "threshold_source": _source("drift_r2_warn")},
+                score=r2 / th.drift_r2_warn if th.drift_r2_warn else r2,
+                fix=fix_drift,
+            ))
+    for name, r2 in r2_con.items():
+        sev = _r2_severity(r2, th)
+        if sev:
+            limit = th.drift_r2_fail if sev == "fail" else th.drift_r2_warn
+            findings.append(Finding(
+                code="drift_overlap", severity=sev, contrast=name,
+                title=f"The drift model explains {r2:.0%} of contrast {name}'s regressor",
+                message=(f"R² of the effective regressor of {name} (X·c) on the drift columns + "
+                         f"constant is {r2:.3f} (≥ {limit:g} gives {sev}): slow signal changes and "
+                         f"this contrast are hard to tell apart."),
+                evidence={"contrast": name, "r2": r2, "threshold": limit,
+                          "drift_r2_warn": th.drift_r2_warn, "drift_r2_fail": th.drift_r2_fail,
+                          "threshold_source": _source("drift_r2_warn")},
+                score=r2 / th.drift_r2_warn if th.drift_r2_warn else r2,
+                fix=fix_drift,
+            ))
+    for c in task:
+        k = kept[c]
+        if np.isfinite(k) and k < keep:
+            findings.append(Finding(
+                code="highpass_cuts_design", severity="warn",
+                title=f"The high-pass filter removes {1 - k:.0%} of {c}",
+                message=(
+                    f"The current drift model removes {1 - k:.1%} of the variance of {c} "
+                    f"(more than {th.highpass_variance_lost:.0%}; FSL cutoffcalc keeps 90 %). "
+                    + (f"The shortest cutoff keeping ≥ {keep:.0%} of every task regressor is "
+                       f"{rec_s:.1f} s, i.e. high_pass={rec_hz:.5g} Hz"
+                       if rec_s is not None else
+                       "Even the first cosine removes too much; use drift_model=None or 'polynomial'")
+                    + (f" (current cutoff {current:.1f} s)." if current else ".")
+                ),
+                evidence={"regressor": c, "variance_kept": k, "variance_lost": 1 - k,
+                          "current_cutoff_s": current, "recommended_cutoff_s": rec_s,
+                          "recommended_high_pass_hz": rec_hz, "fsl_cutoffcalc_s": fsl_s,
+                          "threshold": th.highpass_variance_lost,
+                          "threshold_source": _source("highpass_variance_lost")},
+                score=(1 - k) / th.highpass_variance_lost if th.highpass_variance_lost else 1 - k,
+                fix=(f"Set high_pass={rec_hz:.5g} (cutoff {rec_s:.0f} s) in FirstLevelModel / "
+                     "first_level_from_bids." if rec_hz else
+                     "Use drift_model=None or 'polynomial' with a low drift_order."),
+            ))
+    if cos_conf and drift_cols:
+        findings.append(Finding(
+            code="highpass_duplicated", severity="warn",
+            title="High-pass filtering is applied twice",
+            message=(f"The design has fMRIPrep cosine confounds ({', '.join(cos_conf)}) and a "
+                     f"{context.drift_model} drift model ({len(drift_cols)} columns): both remove "
+                     f"low frequencies, the duplicates cost degrees of freedom and make the design "
+                     f"nearly rank deficient."),
+            evidence={"cosine_confounds": list(cos_conf), "drift_columns": list(drift_cols),
+                      "drift_model": context.drift_model, "high_pass": context.high_pass,
+                      "threshold": "both present", "threshold_source": "DESIGN §6"},
+            score=1.0,
+            fix=("Keep one: drop 'high_pass' from confounds_strategy (load_confounds) or set "
+                 "drift_model=None in FirstLevelModel."),
+        ))
+    return DriftResult(
+        drift_columns=drift_cols, cosine_confounds=cos_conf, periods_s=periods,
+        r2_task=r2_task, r2_contrast=r2_con, variance_kept=kept,
+        current_cutoff_s=current, recommended_cutoff_s=rec_s,
+        recommended_high_pass_hz=rec_hz, fsl_cutoffcalc_s=fsl_s,
+        freqs_hz=freqs, power=power, findings=tuple(findings),
+    )
