@@ -23,6 +23,7 @@ THRESHOLD_TABLE: dict[str, tuple[float, str, str]] = {
     "baseline_min_epochs": (3.0, "number of baseline epochs >= baseline_epoch_seconds", "nbdiag default"),
     "baseline_epoch_seconds": (10.0, "minimum length (s) of a baseline epoch that counts", "nbdiag default"),
     "short_gap_seconds": (15.0, "an unmodelled gap shorter than this next to a block is a cue/transition gap", "nbdiag default"),
+    "unmodeled_weight_warn": (0.05, "share of a contrast's negative weight on listed-but-unmodelled events", "nbdiag default"),
     "unmodeled_weight_fail": (0.25, "share of a contrast's negative weight on listed-but-unmodelled events", "nbdiag default (DESIGN §6)"),
     "short_gaps_weight_warn": (0.25, "share of a contrast's negative weight on short gaps", "nbdiag default (DESIGN §6)"),
     "edge_fraction": (0.10, "first/last fraction of the run counted as the run edge", "nbdiag default (DESIGN §6)"),
@@ -57,6 +58,7 @@ class Thresholds:
     baseline_min_epochs: float = THRESHOLD_TABLE["baseline_min_epochs"][0]
     baseline_epoch_seconds: float = THRESHOLD_TABLE["baseline_epoch_seconds"][0]
     short_gap_seconds: float = THRESHOLD_TABLE["short_gap_seconds"][0]
+    unmodeled_weight_warn: float = THRESHOLD_TABLE["unmodeled_weight_warn"][0]
     unmodeled_weight_fail: float = THRESHOLD_TABLE["unmodeled_weight_fail"][0]
     short_gaps_weight_warn: float = THRESHOLD_TABLE["short_gaps_weight_warn"][0]
     edge_fraction: float = THRESHOLD_TABLE["edge_fraction"][0]

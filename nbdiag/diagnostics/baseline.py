@@ -1,0 +1,520 @@
+"""Where is the implicit baseline? Scan classes and baseline epochs.
+
+A single-condition contrast such as ``zero_back`` compares the condition with
+whatever the model leaves unmodelled (the *implicit baseline*). This module
+says what that is, scan by scan and epoch by epoch.
+
+Rules (documented contract of this module)
+------------------------------------------
+Timeline (stimulus time, seconds)
+    The run spans ``[0, n_scans_total * t_r)``. A modelled event occupies
+    ``[onset, onset + max(duration, t_r))`` (events shorter than one TR
+    occupy one TR, so impulse events are not invisible). The baseline is the
+    complement of the union of modelled events inside the run.
+Epochs
+    Each baseline gap is cut into pieces at the boundaries of unmodelled
+    events (``context.unmodeled_events``) and of the flagged non-steady-state
+    volumes still in the design (volume ``v`` spans ``[v t_r, (v+1) t_r)``).
+    A piece's ``kind`` is, in order of priority: ``nonsteady``;
+    ``unmodeled_event``; ``run_edge`` (the piece touches the start or end of
+    the run); ``short_gap`` (its whole gap is shorter than
+    ``short_gap_seconds`` and borders a modelled event); ``fixation``.
+    Adjacent pieces of the same kind and content are merged. ``n_scans``
+    counts design rows whose frame time falls in ``[start, start+duration)``.
+Scan classes (BOLD time)
+    Responses lag the stimulus. A design row at frame time ``t`` is classified
+    by the stimulus timeline at ``t - HRF_LAG_S`` (4 s for the canonical
+    HRFs, about where a block response crosses half its plateau; 0 s for
+    ``fir`` or no HRF): ``nonsteady`` if the scan itself is flagged (never
+    lagged), ``condition:<name>`` if a modelled event is active (the most
+    recent one; an RT-duration regressor only if nothing else is), else the
+    kind of the epoch piece, with ``s < 0`` read as ``run_edge``. A baseline
+    scan of kind ``fixation`` within the first/last ``edge_fraction`` of the
+    rows becomes ``run_edge``.
+Without events (``context.events is None``)
+    A row is active for a task column when the column reaches half its
+    maximum there (derivative/dispersion columns and the RT regressor
+    excluded); epochs are runs of inactive rows (``start`` = frame time of
+    the first row, ``duration`` = rows × t_r).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nbdiag.context import DesignContext
+from nbdiag.findings import Finding
+from nbdiag.thresholds import Thresholds
+
+#: Seconds between stimulus and BOLD used to classify scans (canonical HRFs).
+HRF_LAG_S = 4.0
+
+#: Name tokens that mark a rest-like condition (case-insensitive).
+REST_WORDS = (
+    "fixation", "fix", "fixate", "rest", "baseline", "iti", "isi", "null", "blank",
+    "cross", "crosshair", "fixcross", "pause", "off", "jitter", "intertrial", "idle",
+)
+
+#: A condition whose events cover at least this share of the gaps between the
+#: other conditions is rest-like.
+GAP_FILL_SHARE = 0.8
+
+_DERIV_SUFFIXES = ("_derivative", "_dispersion")
+
+
+def _validate(design: pd.DataFrame, roles: dict[str, str]) -> None:
+    if not isinstance(design, pd.DataFrame):
+        raise TypeError(f"design must be a pandas DataFrame indexed by frame times; got {type(design).__name__}")
+    missing = [c for c in design.columns if c not in roles]
+    if missing:
+        raise ValueError(
+            f"roles must give a role for every design column; missing: {missing}"
+        )
+
+
+def hrf_lag(context: DesignContext) -> float:
+    """Stimulus-to-BOLD lag used for scan classification (seconds)."""
+    model = (context.hrf_model or "").lower() if isinstance(context.hrf_model, str) else ""
+    if not model or model.startswith("fir"):
+        return 0.0
+    return HRF_LAG_S
+
+
+def original_index(design: pd.DataFrame, context: DesignContext) -> np.ndarray:
+    """Original scan index of each design row (``context.scan_index`` or 0..n-1)."""
+    n = len(design)
+    if context.scan_index is None:
+        return np.arange(n)
+    idx = np.asarray(context.scan_index, dtype=int)
+    if idx.size != n:
+        raise ValueError(
+            f"context.scan_index must have one entry per design row ({n}); got {idx.size}"
+        )
+    return idx
+
+
+def n_scans_total(design: pd.DataFrame, context: DesignContext) -> int:
+    """Scans in the image (before any sample mask)."""
+    if context.n_scans_total is not None:
+        return int(context.n_scans_total)
+    if context.scan_index is not None and len(context.scan_index):
+        return int(max(context.scan_index)) + 1
+    return len(design)
+
+
+def present_nonsteady(design: pd.DataFrame, context: DesignContext) -> np.ndarray:
+    """Boolean per row: the row is a flagged non-steady-state volume."""
+    flagged = set(int(v) for v in context.nonsteady_volumes)
+    return np.array([i in flagged for i in original_index(design, context)], dtype=bool)
+
+
+def _intervals(events: pd.DataFrame | None, t_r: float) -> list[tuple[float, float, str]]:
+    if events is None or len(events) == 0:
+        return []
+    out = []
+    types = events["trial_type"].astype(str) if "trial_type" in events else pd.Series(["dummy"] * len(events))
+    for onset, dur, tt in zip(events["onset"].astype(float), events["duration"].astype(float), types):
+        out.append((float(onset), float(onset) + max(float(dur), t_r), str(tt)))
+    return out
+
+
+def _union(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    merged: list[list[float]] = []
+    for a, b in sorted(intervals):
+        if merged and a <= merged[-1][1] + 1e-9:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return [(a, b) for a, b in merged]
+
+
+def _gaps(covered: list[tuple[float, float]], t0: float, t1: float) -> list[tuple[float, float]]:
+    gaps, cur = [], t0
+    for a, b in _union(covered):
+        a, b = max(a, t0), min(b, t1)
+        if b <= a:
+            continue
+        if a > cur + 1e-9:
+            gaps.append((cur, a))
+        cur = max(cur, b)
+    if t1 > cur + 1e-9:
+        gaps.append((cur, t1))
+    return gaps
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def _rt_name(design: pd.DataFrame, roles: dict[str, str], context: DesignContext) -> str | None:
+    if context.rt_regressor:
+        return context.rt_regressor
+    for col in design.columns:
+        if roles.get(col) == "task" and re.search(r"rt_?dur", col, re.IGNORECASE):
+            return col
+    return None
+
+
+def _condition_columns(design: pd.DataFrame, roles: dict[str, str]) -> list[str]:
+    return [c for c in design.columns if roles.get(c) == "task" and not c.endswith(_DERIV_SUFFIXES)]
+
+
+@dataclass(frozen=True)
+class _Timeline:
+    pieces: list[dict[str, Any]]
+    gaps: list[tuple[float, float]]
+    modeled: list[tuple[float, float, str]]
+
+
+def _timeline(design: pd.DataFrame, context: DesignContext, thresholds: Thresholds,
+              with_nonsteady: bool) -> _Timeline:
+    t_r = float(context.t_r)
+    run_end = n_scans_total(design, context) * t_r
+    modeled = _intervals(context.events, t_r)
+    gaps = _gaps([(a, b) for a, b, _ in modeled], 0.0, run_end)
+    unmod = _intervals(context.unmodeled_events, 0.0) if context.unmodeled_events is not None else []
+    unmod = [(a, b, t) for a, b, t in unmod if b > a]
+    ns_int: list[tuple[float, float]] = []
+    if with_nonsteady:
+        idx = original_index(design, context)[present_nonsteady(design, context)]
+        ns_int = _union([(v * t_r, (v + 1) * t_r) for v in idx])
+    pieces: list[dict[str, Any]] = []
+    for g0, g1 in gaps:
+        cuts = {g0, g1}
+        for a, b, _ in unmod:
+            cuts.update(x for x in (a, b) if g0 < x < g1)
+        for a, b in ns_int:
+            cuts.update(x for x in (a, b) if g0 < x < g1)
+        bounds = sorted(cuts)
+        touches_edge = g0 <= 1e-9 or g1 >= run_end - 1e-9
+        in_gap = [(a, b) for a, b, _ in unmod if _overlap(a, b, g0, g1) > 0]
+        zone_lo = min([a for a, _ in in_gap], default=g1) if g0 <= 1e-9 else -np.inf
+        zone_hi = max([b for _, b in in_gap], default=g0) if g1 >= run_end - 1e-9 else np.inf
+        borders_event = bool(modeled)
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            if b - a <= 1e-9:
+                continue
+            mid = 0.5 * (a + b)
+            contains = sorted({t for u0, u1, t in unmod if u0 <= mid < u1})
+            if any(n0 <= mid < n1 for n0, n1 in ns_int):
+                kind = "nonsteady"
+            elif contains:
+                kind = "unmodeled_event"
+            elif b <= zone_lo + 1e-9 or a >= zone_hi - 1e-9:
+                kind = "run_edge"
+            elif (g1 - g0) < thresholds.short_gap_seconds and borders_event and not touches_edge:
+                kind = "short_gap"
+            else:
+                kind = "fixation"
+            if pieces and pieces[-1]["kind"] == kind and pieces[-1]["contains"] == contains \
+                    and abs(pieces[-1]["end"] - a) < 1e-9:
+                pieces[-1]["end"] = b
+            else:
+                pieces.append({"start": a, "end": b, "kind": kind, "contains": contains})
+    return _Timeline(pieces=pieces, gaps=gaps, modeled=modeled)
+
+
+def _active_condition(s: float, modeled: list[tuple[float, float, str]], rt_name: str | None) -> str | None:
+    best, best_on, rt_hit = None, -np.inf, None
+    for a, b, tt in modeled:
+        if a <= s < b:
+            if rt_name is not None and tt == rt_name:
+                rt_hit = tt
+                continue
+            if a > best_on:
+                best, best_on = tt, a
+    return best if best is not None else rt_hit
+
+
+def _edge_rows(n: int, edge_fraction: float) -> np.ndarray:
+    k = int(np.ceil(edge_fraction * n)) if n else 0
+    edge = np.zeros(n, dtype=bool)
+    if k:
+        edge[:k] = True
+        edge[-k:] = True
+    return edge
+
+
+def _regressor_activity(design: pd.DataFrame, roles: dict[str, str], context: DesignContext) -> list[str | None]:
+    rt_name = _rt_name(design, roles, context)
+    cols = [c for c in _condition_columns(design, roles) if c != rt_name]
+    out: list[str | None] = []
+    if not cols:
+        return [None] * len(design)
+    vals = design[cols].to_numpy(float)
+    peak = np.nanmax(np.abs(vals), axis=0)
+    peak[peak == 0] = np.inf
+    rel = vals / peak
+    for row in rel:
+        j = int(np.argmax(row))
+        out.append(cols[j] if row[j] >= 0.5 else None)
+    return out
+
+
+def _classify(design, roles, context, thresholds):
+    """Return (classes, active_mask, pieces, gaps) — shared by the public functions."""
+    _validate(design, roles)
+    n = len(design)
+    times = np.asarray(design.index, dtype=float)
+    t_r = float(context.t_r)
+    lag = hrf_lag(context)
+    ns_rows = present_nonsteady(design, context)
+    edge = _edge_rows(n, thresholds.edge_fraction)
+    unmod = _intervals(context.unmodeled_events, 0.0) if context.unmodeled_events is not None else []
+    classes: list[str] = []
+    active = np.zeros(n, dtype=bool)
+    if context.events is not None:
+        tl = _timeline(design, context, thresholds, with_nonsteady=False)
+        rt_name = _rt_name(design, roles, context)
+        for i, t in enumerate(times):
+            s = t - lag
+            cond = _active_condition(s, tl.modeled, rt_name)
+            active[i] = cond is not None
+            if ns_rows[i]:
+                classes.append("nonsteady")
+            elif cond is not None:
+                classes.append(f"condition:{cond}")
+            elif s < 0:
+                classes.append("run_edge")
+            else:
+                kind = "fixation"
+                for p in tl.pieces:
+                    if p["start"] <= s < p["end"]:
+                        kind = p["kind"]
+                        break
+                if kind == "fixation" and edge[i]:
+                    kind = "run_edge"
+                classes.append(kind)
+        pieces = _timeline(design, context, thresholds, with_nonsteady=True).pieces
+        return tuple(classes), active, pieces
+    # Fallback: regressors.
+    acts = _regressor_activity(design, roles, context)
+    active = np.array([a is not None for a in acts], dtype=bool)
+    pieces: list[dict[str, Any]] = []
+    i = 0
+    while i < n:
+        if active[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and not active[j]:
+            j += 1
+        pieces.append({"rows": (i, j), "start": float(times[i]), "end": float(times[i]) + (j - i) * t_r})
+        i = j
+    row_kind = ["fixation"] * n
+    for p in pieces:
+        i, j = p["rows"]
+        dur = p["end"] - p["start"]
+        touches = i == 0 or j == n
+        kind = "run_edge" if touches else ("short_gap" if dur < thresholds.short_gap_seconds else "fixation")
+        p["kind"] = kind
+        p["contains"] = sorted({tt for a, b, tt in unmod
+                                if _overlap(a + lag, b + lag, p["start"], p["end"]) > 0})
+        for r in range(i, j):
+            row_kind[r] = kind
+    for i, t in enumerate(times):
+        if ns_rows[i]:
+            classes.append("nonsteady")
+        elif acts[i] is not None:
+            classes.append(f"condition:{acts[i]}")
+        else:
+            s = t - lag
+            if any(a <= s < b for a, b, _ in unmod):
+                classes.append("unmodeled_event")
+            elif row_kind[i] == "fixation" and edge[i]:
+                classes.append("run_edge")
+            else:
+                classes.append(row_kind[i])
+    for p in pieces:
+        p.pop("rows", None)
+    return tuple(classes), active, pieces
+
+
+def classify_scans(design: pd.DataFrame, roles: dict[str, str], context: DesignContext,
+                   thresholds: Thresholds | None = None) -> tuple[str, ...]:
+    """Classify every design row (see the module docstring for the rules).
+
+    Parameters
+    ----------
+    design : DataFrame
+        Design matrix indexed by frame times, nilearn column names.
+    roles : dict
+        Column -> role (``task``, ``confound``, ``spike``, ``drift``, ``constant``).
+    context : DesignContext
+        Run facts; ``events`` may be ``None`` (regressor fallback).
+    thresholds : Thresholds, optional
+        Uses ``short_gap_seconds`` and ``edge_fraction``.
+
+    Returns
+    -------
+    tuple of str
+        One of ``SCAN_CLASSES`` (``condition:<name>`` for modelled conditions) per row.
+    """
+    thresholds = thresholds or Thresholds()
+    return _classify(design, roles, context, thresholds)[0]
+
+
+def _rest_like_by_name(name: str) -> bool:
+    low = name.lower()
+    tokens = [t for t in re.split(r"[^a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()) if t]
+    if any(t in REST_WORDS for t in tokens):
+        return True
+    return low.startswith(("fixation", "rest", "baseline"))
+
+
+def modeled_rest_conditions(design: pd.DataFrame, roles: dict[str, str], context: DesignContext) -> dict[str, str]:
+    """Modelled conditions that look like rest, with the reason.
+
+    A condition is rest-like if a token of its name is in ``REST_WORDS``
+    (case-insensitive; ``FixCross``, ``fixation_1``, ``ITI``), or if its events
+    cover at least ``GAP_FILL_SHARE`` of the gaps left between the other
+    conditions' events (so that conditions tile the run). The gap rule is only
+    used when no name matches, and then names the single candidate with the
+    longest total event duration (when conditions tile the run, each fills
+    the others' gaps; rest is the one occupying most of the time).
+    """
+    rt_name = _rt_name(design, roles, context)
+    out: dict[str, str] = {}
+    if context.events is not None and len(context.events):
+        names = sorted(set(context.events["trial_type"].astype(str)))
+    else:
+        names = _condition_columns(design, roles)
+    names = [n for n in names if n != rt_name]
+    for name in names:
+        if _rest_like_by_name(name):
+            out[name] = "name"
+    if not out and context.events is not None and len(names) >= 2:
+        t_r = float(context.t_r)
+        cands: list[tuple[float, str]] = []
+        run_end = n_scans_total(design, context) * t_r
+        ivs = _intervals(context.events, t_r)
+        for name in names:
+            if name in out:
+                continue
+            others = [(a, b) for a, b, t in ivs if t != name and t != rt_name]
+            mine = _union([(a, b) for a, b, t in ivs if t == name])
+            gaps = _gaps(others, 0.0, run_end)
+            total = sum(b - a for a, b in gaps)
+            if total < 0.1 * run_end:
+                continue
+            covered = sum(_overlap(a, b, c, d) for a, b in gaps for c, d in mine)
+            if covered / total >= GAP_FILL_SHARE:
+                cands.append((sum(b - a for a, b in mine), name))
+        if cands:
+            out[max(cands)[1]] = "fills_gaps"
+    return out
+
+
+@dataclass(frozen=True)
+class BaselineResult:
+    """What the implicit baseline of a run is made of.
+
+    Attributes
+    ----------
+    fraction : float
+        Share of design rows where no modelled event is active (BOLD time).
+    n_scans : int
+        Number of such rows.
+    epochs : tuple of dict
+        ``start``, ``duration`` (s, stimulus time), ``n_scans``, ``kind``, ``contains``.
+    scan_classes : tuple of str
+        One class per design row.
+    modeled_rest : tuple of str
+        Modelled conditions that look like rest/fixation.
+    n_long_epochs : int
+        Epochs of kind ``fixation``/``run_edge`` at least ``baseline_epoch_seconds`` long.
+    findings : tuple of Finding
+    """
+
+    fraction: float
+    n_scans: int
+    epochs: tuple[dict[str, Any], ...]
+    scan_classes: tuple[str, ...]
+    modeled_rest: tuple[str, ...]
+    n_long_epochs: int
+    findings: tuple[Finding, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready ``diagnostics.baseline`` section."""
+        return {
+            "fraction": float(self.fraction),
+            "n_scans": int(self.n_scans),
+            "epochs": [dict(e) for e in self.epochs],
+            "scan_classes": list(self.scan_classes),
+            "modeled_rest": list(self.modeled_rest),
+            "n_long_epochs": int(self.n_long_epochs),
+        }
+
+
+def assess_baseline(design: pd.DataFrame, roles: dict[str, str], context: DesignContext,
+                    thresholds: Thresholds | None = None) -> BaselineResult:
+    """Describe the implicit baseline and flag scarce or modelled-away baselines.
+
+    Findings
+    --------
+    ``baseline_scarce`` (warn)
+        ``fraction < baseline_fraction_warn`` or fewer than
+        ``baseline_min_epochs`` epochs (kind fixation/run_edge) of at least
+        ``baseline_epoch_seconds``.
+    ``baseline_modeled_rest`` (warn)
+        A rest-like condition is modelled (see ``modeled_rest_conditions``).
+    """
+    thresholds = thresholds or Thresholds()
+    classes, active, pieces = _classify(design, roles, context, thresholds)
+    times = np.asarray(design.index, dtype=float)
+    epochs = []
+    for p in pieces:
+        start, end = float(p["start"]), float(p["end"])
+        n_in = int(np.sum((times >= start - 1e-9) & (times < end - 1e-9)))
+        epochs.append({"start": round(start, 6), "duration": round(end - start, 6), "n_scans": n_in,
+                       "kind": p["kind"], "contains": list(p["contains"])})
+    n = len(design)
+    n_base = int((~active).sum())
+    fraction = n_base / n if n else float("nan")
+    n_long = sum(1 for e in epochs if e["kind"] in ("fixation", "run_edge")
+                 and e["duration"] >= thresholds.baseline_epoch_seconds - 1e-9)
+    rest = modeled_rest_conditions(design, roles, context)
+    findings: list[Finding] = []
+    if fraction < thresholds.baseline_fraction_warn or n_long < thresholds.baseline_min_epochs:
+        parts = []
+        if fraction < thresholds.baseline_fraction_warn:
+            parts.append(f"only {fraction:.0%} of the scans have no modelled event "
+                         f"(threshold {thresholds.baseline_fraction_warn:.0%})")
+        if n_long < thresholds.baseline_min_epochs:
+            parts.append(f"{n_long} unmodelled epoch(s) last at least "
+                         f"{thresholds.baseline_epoch_seconds:g} s (need {int(thresholds.baseline_min_epochs)})")
+        findings.append(Finding(
+            code="baseline_scarce", severity="warn", title="Implicit baseline is scarce",
+            message="The implicit baseline is scarce: " + "; ".join(parts)
+                    + ". Single-condition contrasts are decided by few scans.",
+            evidence={"fraction": fraction, "n_scans": n_base, "n_long_epochs": n_long,
+                      "fraction_warn": thresholds.baseline_fraction_warn,
+                      "min_epochs": thresholds.baseline_min_epochs,
+                      "epoch_seconds": thresholds.baseline_epoch_seconds},
+            score=float(max(0.0, thresholds.baseline_fraction_warn - fraction) * 10
+                        + max(0.0, thresholds.baseline_min_epochs - n_long)),
+            fix="Interpret differential contrasts (e.g. two_back - zero_back) or add fixation "
+                "epochs of >= 10 s between blocks in the task design.",
+        ))
+    if rest:
+        names = sorted(rest)
+        findings.append(Finding(
+            code="baseline_modeled_rest", severity="warn", title="A rest-like condition is modelled",
+            message=f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} modelled as "
+                    f"condition(s), so single-condition contrasts are measured against the "
+                    f"{fraction:.0%} of scans left unmodelled, not against rest.",
+            evidence={"conditions": names, "reasons": {k: rest[k] for k in names},
+                      "fraction": fraction},
+            score=float(1.0 + max(0.0, thresholds.baseline_fraction_warn - fraction) * 10),
+            fix=f"Drop {', '.join(names)} from the events passed to FirstLevelModel.fit (so it "
+                f"becomes the implicit baseline), or use contrasts against it, e.g. "
+                f"'zero_back - {names[0]}'.",
+        ))
+    return BaselineResult(fraction=float(fraction), n_scans=n_base, epochs=tuple(epochs),
+                          scan_classes=classes, modeled_rest=tuple(sorted(rest)),
+                          n_long_epochs=int(n_long), findings=tuple(findings))

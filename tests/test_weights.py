@@ -1,0 +1,71 @@
+"""Contrast weights: parity with nilearn's OLS fit and baseline composition."""
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.glm.first_level import FirstLevelModel, make_first_level_design_matrix
+from nilearn.glm.regression import OLSModel
+
+from nbdiag.diagnostics.weights import (
+    baseline_composition,
+    composition_findings,
+    contrast_variance,
+    contrast_weights,
+)
+from nbdiag.thresholds import Thresholds
+
+
+def _design(n=120, t_r=2.0):
+    ev = pd.DataFrame({"onset": [10, 70, 130, 190], "duration": [20] * 4,
+                       "trial_type": ["a", "b", "a", "b"]})
+    ft = np.arange(n) * t_r
+    return make_first_level_design_matrix(ft, ev, hrf_model="glover", drift_model="cosine", high_pass=0.01)
+
+
+def _fit_nilearn(design, y):
+    """Fit FirstLevelModel on a 2x2x2 image whose voxels all hold ``y``."""
+    data = np.tile(y, (2, 2, 2, 1)).astype(float)
+    img = nib.Nifti1Image(data, np.eye(4))
+    mask = nib.Nifti1Image(np.ones((2, 2, 2), dtype=np.int8), np.eye(4))
+    model = FirstLevelModel(mask_img=mask, signal_scaling=False, noise_model="ols", minimize_memory=False)
+    model.fit(img, design_matrices=[design])
+    return model
+
+
+def test_weights_reproduce_nilearn_contrast_exactly():
+    design = _design()
+    rng = np.random.default_rng(0)
+    beta = rng.normal(size=design.shape[1])
+    y = design.to_numpy() @ beta + 100
+    m = np.exp(-np.arange(len(design)) / 5.0)  # unmodelled settling signal
+    model0 = _fit_nilearn(design, y)
+    model1 = _fit_nilearn(design, y + m)
+    for expr, c in {"a": {"a": 1.0}, "a - b": {"a": 1.0, "b": -1.0}}.items():
+        w = contrast_weights(design, c)
+        e0 = model0.compute_contrast(expr, output_type="effect_size").get_fdata()[0, 0, 0]
+        e1 = model1.compute_contrast(expr, output_type="effect_size").get_fdata()[0, 0, 0]
+        np.testing.assert_allclose(w @ y, e0, rtol=1e-6)
+        np.testing.assert_allclose(e1 - e0, w @ m, rtol=1e-6, atol=1e-10)
+        # variance matches nilearn's normalized covariance
+        vec = np.array([c.get(col, 0.0) for col in design.columns])
+        ols = OLSModel(design.to_numpy())
+        np.testing.assert_allclose(contrast_variance(design, c), vec @ ols.normalized_cov_beta @ vec, rtol=1e-10)
+
+
+def test_composition_shares_and_edges():
+    w = np.array([-1.0, -1.0, 2.0, 0.0, -2.0, 1.0, 0.0, 0.0, 0.0, 1.0])
+    classes = ["nonsteady", "run_edge", "condition:a", "fixation", "unmodeled_event",
+               "condition:a", "fixation", "fixation", "fixation", "condition:a"]
+    comp = baseline_composition(w, classes, n_edge=1)
+    assert comp["negative"]["nonsteady"] == pytest.approx(0.25)
+    assert comp["negative"]["unmodeled_event"] == pytest.approx(0.5)
+    assert comp["positive"]["condition:a"] == pytest.approx(1.0)
+    assert comp["edge_share"] == pytest.approx(0.25)
+    codes = {f.code: f.severity for f in composition_findings("a", comp, Thresholds(), ["INSTRUCTION"])}
+    assert codes == {"baseline_unmodeled_events": "fail"}
+
+
+def test_bad_vector_length_names_parameter():
+    with pytest.raises(ValueError, match="one weight per design column"):
+        contrast_weights(_design(), [1.0, 0.0])
