@@ -1,0 +1,5 @@
+import sys
+
+from nbdiag.cli import main
+
+sys.exit(main())

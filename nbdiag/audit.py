@@ -1,0 +1,240 @@
+"""Audit one run under one model variant: inputs -> design -> diagnostics -> record.
+
+This is the only module that joins I/O-derived inputs to the pure diagnostics.
+It never raises for bad input: a broken run becomes a record with
+``status: "error"`` and an ``error`` object naming the file, column and row.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import nilearn
+import numpy as np
+import pandas as pd
+
+from nbdiag._version import __version__
+from nbdiag.bids import RunInputs
+from nbdiag.config import Settings
+from nbdiag.context import DesignContext
+from nbdiag.design import DesignResult, build_design, frame_times
+from nbdiag.errors import InputError
+from nbdiag.events import events_outside_run, read_events, transform_events
+from nbdiag.findings import Finding, rank_findings, status_from_findings
+from nbdiag.fmriprep import load_run_confounds
+
+
+@dataclass
+class RunAudit:
+    """Result of auditing one run × variant.
+
+    ``record`` is the JSON-ready ``_nbdiag.json`` content (docs/record.md);
+    ``design`` is the design matrix (None when the run errored).
+    """
+
+    run: RunInputs
+    variant: str
+    record: dict[str, Any]
+    design: pd.DataFrame | None = None
+
+    @property
+    def status(self) -> str:
+        return self.record["status"]
+
+
+def jsonable(value: Any) -> Any:
+    """Convert numpy/pandas values to JSON-safe Python (NaN/inf -> None)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, Finding):
+        return jsonable(value.to_dict())
+    if hasattr(value, "to_dict") and not isinstance(value, pd.DataFrame):
+        return jsonable(value.to_dict())
+    if isinstance(value, pd.DataFrame):
+        return jsonable(value.to_dict(orient="records"))
+    if value is None or isinstance(value, (str, int)):
+        return value
+    return str(value)
+
+
+def _base_record(run: RunInputs, settings: Settings) -> dict[str, Any]:
+    resolved = {
+        "t_r": run.t_r.to_dict() if run.t_r else None,
+        "slice_time_ref": run.slice_time_ref.to_dict() if run.slice_time_ref else None,
+        "n_scans": run.n_scans.to_dict() if run.n_scans else None,
+    }
+    return {
+        "nbdiag_version": __version__,
+        "nilearn_version": nilearn.__version__,
+        "run": run.to_dict(),
+        "variant": settings.variant,
+        "settings": {**resolved, **settings.to_dict()},
+        "notes": list(run.notes),
+    }
+
+
+def _error_record(record: dict[str, Any], error: InputError | Exception, findings: list[Finding]) -> dict[str, Any]:
+    if isinstance(error, InputError):
+        err = error.to_dict()
+    else:  # an unexpected failure: still a record, with the traceback summary for a bug report
+        err = {"code": "internal_error", "message": f"{type(error).__name__}: {error}",
+               "traceback": traceback.format_exc(limit=5)}
+    code = err.get("code", "input_invalid")
+    findings = findings + [Finding(code=code if code != "internal_error" else "audit_failed", severity="error",
+                                   title="Run could not be audited", message=err["message"],
+                                   evidence={k: v for k, v in err.items() if k not in ("message", "traceback")})]
+    record.update({"findings": jsonable(rank_findings(findings)), "status": "error", "error": err})
+    return record
+
+
+def _input_findings(run: RunInputs) -> list[Finding]:
+    findings = []
+    if run.own_t_r is not None and run.t_r is not None and abs(run.own_t_r - run.t_r.value) > 1e-6:
+        findings.append(Finding(
+            code="tr_mismatch", severity="warn", title="Repetition time differs from the one nilearn uses",
+            message=(f"this run's sidecar says RepetitionTime {run.own_t_r} s, but the model uses t_r "
+                     f"{run.t_r.value} s ({run.t_r.source}). first_level_from_bids reads t_r once per dataset, "
+                     "so every onset in this run is placed on the wrong time grid."),
+            evidence={"sidecar_t_r": run.own_t_r, "model_t_r": run.t_r.value, "sidecar": str(run.bold_sidecar),
+                      "source": run.t_r.source},
+            fix="fit runs with different TRs separately: set t_r per model (FirstLevelModel(t_r=...)) or --t-r",
+        ))
+    if run.n_scans is not None and not run.n_scans.source.startswith("image header"):
+        findings.append(Finding(
+            code="n_scans_mismatch", severity="info", title="Number of volumes taken from the confounds file",
+            message=f"n_scans = {run.n_scans.value} from {run.n_scans.source}.",
+            evidence={"n_scans": run.n_scans.value, "source": run.n_scans.source},
+            fix="fetch the image (e.g. datalad get) to confirm the number of volumes from its header",
+        ))
+    return findings
+
+
+@dataclass
+class PreparedRun:
+    """Everything built for one run × variant before the diagnostics."""
+
+    events: Any
+    confounds: Any
+    built: DesignResult
+    context: DesignContext
+    findings: list[Finding]
+    notes: list[str]
+
+
+def prepare_run(run: RunInputs, settings: Settings) -> PreparedRun:
+    """Read events and confounds and rebuild the design as nilearn would.
+
+    Raises
+    ------
+    InputError
+        For bad input (file, column, row, expected, found).
+    """
+    if run.error is not None:
+        raise run.error
+    model = settings.model
+    n_scans = int(run.n_scans.value)
+    table = read_events(run.events)
+    events = transform_events(table, settings.events, path=run.events)
+    findings = list(events.findings)
+    conf = load_run_confounds(run.bold, run.confounds, model, n_scans)
+    notes = [f"nilearn load_confounds: {m}" for m in conf.warnings]
+    t_r = float(run.t_r.value)
+    slice_time_ref = float(run.slice_time_ref.value)
+    mask = conf.sample_mask if (model.apply_sample_masks and conf.sample_mask is not None) else None
+    built = build_design(events.events, conf.confounds, n_scans, t_r, slice_time_ref, model, sample_mask=mask)
+    times = frame_times(n_scans, t_r, slice_time_ref)
+    findings += events_outside_run(events.events, times, t_r, model.min_onset, run.events)
+    context = make_context(settings, events, conf, built, t_r, slice_time_ref, n_scans)
+    return PreparedRun(events, conf, built, context, findings, notes)
+
+
+def audit_run(run: RunInputs, settings: Settings) -> RunAudit:
+    """Audit one run under one variant; never raises for bad input."""
+    record = _base_record(run, settings)
+    findings: list[Finding] = _input_findings(run)
+    try:
+        prepared = prepare_run(run, settings)
+        record["notes"].extend(prepared.notes)
+        audit_design_into(record, prepared.built, prepared.context, settings, findings + prepared.findings,
+                          conf=prepared.confounds)
+        return RunAudit(run, settings.variant, record, prepared.built.design)
+    except InputError as exc:
+        return RunAudit(run, settings.variant, _error_record(record, exc, findings))
+    except Exception as exc:  # noqa: BLE001 - one broken run never stops the others
+        return RunAudit(run, settings.variant, _error_record(record, exc, findings))
+
+
+def make_context(settings: Settings, events, conf, built: DesignResult, t_r: float,
+                 slice_time_ref: float, n_scans: int) -> DesignContext:
+    """The diagnostics' view of a run (no paths)."""
+    model = settings.model
+    kwargs = model.load_confounds_kwargs()
+    strategy = None if kwargs is None else tuple(kwargs.get("strategy", ())) if kwargs else ("all columns",)
+    rt_name = settings.events.rtdur_name if "rtdur" in settings.events.transforms else None
+    task_events = events.events[["onset", "duration", "trial_type"] + (
+        ["modulation"] if "modulation" in events.events.columns else [])].copy()
+    return DesignContext(
+        t_r=t_r, slice_time_ref=slice_time_ref, hrf_model=model.hrf_model, drift_model=model.drift_model,
+        high_pass=model.high_pass, drift_order=model.drift_order, events=task_events,
+        unmodeled_events=events.unmodeled, nonsteady_volumes=conf.nonsteady_volumes,
+        scrub_volumes=conf.scrub_volumes,
+        sample_mask_applied=built.scan_index is not None,
+        confounds_strategy=strategy, scrub_requested=bool(kwargs and "scrub" in kwargs.get("strategy", ())),
+        raw_confound_columns=conf.raw_columns, nilearn_regularized=built.regularized,
+        rt_column=settings.events.rt_column if events.rt_events is not None else None,
+        rt_events=events.rt_events, rt_regressor=rt_name if rt_name in built.design.columns else None,
+        scan_index=built.scan_index, n_scans_total=n_scans,
+    )
+
+
+def audit_design_into(record: dict[str, Any], built: DesignResult, context: DesignContext, settings: Settings,
+                      findings: list[Finding], conf=None) -> dict[str, Any]:
+    """Run the diagnostics on a built design and complete ``record``."""
+    from nbdiag.diagnostics import audit_design
+
+    design = built.design
+    record["design"] = {
+        "n_scans": int(design.shape[0]), "n_columns": int(design.shape[1]),
+        "rank": int(np.linalg.matrix_rank(design.to_numpy())),
+        "columns": built.columns_record(),
+        "frame_times": [float(t) for t in design.index],
+        "nilearn_warnings": list(built.warnings), "regularized": built.regularized,
+        "sample_mask": {
+            "returned_by_load_confounds": None if conf is None or conf.sample_mask is None
+            else [int(i) for i in conf.sample_mask],
+            "applied": built.scan_index is not None,
+            "n_removed": 0 if conf is None or conf.sample_mask is None
+            else int((context.n_scans_total or design.shape[0]) - len(conf.sample_mask)),
+            "removed_volumes": [] if conf is None or conf.sample_mask is None
+            else sorted(set(range(context.n_scans_total or 0)) - set(int(i) for i in conf.sample_mask)),
+        },
+    }
+    if conf is not None:
+        record["confounds"] = conf.to_dict()
+    record["events"] = {
+        "modeled": jsonable(context.events[["onset", "duration", "trial_type"]]) if context.events is not None else None,
+        "unmodeled": jsonable(context.unmodeled_events),
+    }
+    result = audit_design(design, built.roles, context, settings.contrasts, settings.thresholds)
+    record["diagnostics"] = jsonable(result.diagnostics)
+    record["contrasts"] = jsonable(result.contrasts)
+    record["whatif"] = jsonable(result.whatif)
+    all_findings = rank_findings(findings + list(result.findings))
+    record["findings"] = jsonable(all_findings)
+    record["status"] = status_from_findings(all_findings)
+    record["error"] = None
+    return record

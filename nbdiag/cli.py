@@ -1,0 +1,217 @@
+"""BIDS-App command line (DESIGN §4).
+
+::
+
+    nbdiag BIDS_DIR OUTPUT_DIR participant [--participant-label 01 02 ...] [options]
+    nbdiag BIDS_DIR OUTPUT_DIR group [--fail-on warn|fail]
+    nbdiag demo [OUTPUT_DIR]
+    nbdiag design DESIGN_TSV --contrast EXPR ... [--t-r 0.8]
+
+Exit codes: 0 all runs audited (findings do not change it); 1 some runs could
+not be audited (each reported); 2 bad usage; 3 group sign-off failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from nbdiag._version import __version__
+
+EXIT_OK, EXIT_RUN_ERRORS, EXIT_USAGE, EXIT_SIGNOFF = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so ``main`` returns 2 cleanly."""
+
+    def error(self, message: str):  # noqa: D102
+        raise _UsageError(f"{self.prog}: error: {message}\n{self.format_usage()}")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("model (first_level_from_bids names)")
+    g.add_argument("--task", dest="task_label", metavar="LABEL", help="task_label, e.g. nback")
+    g.add_argument("--space", dest="space_label", metavar="LABEL",
+                   help="space_label (nilearn default MNI152NLin2009cAsym)")
+    g.add_argument("--derivatives", dest="derivatives_folder", metavar="PATH",
+                   help="derivatives_folder relative to BIDS_DIR (default 'derivatives')")
+    g.add_argument("--img-filter", dest="img_filters", nargs=2, action="append", metavar=("ENTITY", "LABEL"),
+                   help="img_filters entry, repeatable: --img-filter desc preproc")
+    g.add_argument("--hrf-model", help="glover, spm, 'spm + derivative', fir, ... or None")
+    g.add_argument("--drift-model", help="cosine, polynomial or None")
+    g.add_argument("--high-pass", type=float, metavar="HZ")
+    g.add_argument("--drift-order", type=int)
+    g.add_argument("--fir-delays", type=int, nargs="+", metavar="N")
+    g.add_argument("--min-onset", type=float, metavar="S")
+    g.add_argument("--slice-time-ref", type=float, metavar="FRACTION")
+    g.add_argument("--t-r", type=float, metavar="S")
+    g.add_argument("--confounds-strategy", nargs="*", metavar="STRATEGY",
+                   help="e.g. motion non_steady_state; 'none' for no confounds")
+    g.add_argument("--confounds-motion")
+    g.add_argument("--confounds-wm-csf")
+    g.add_argument("--confounds-global-signal")
+    g.add_argument("--confounds-compcor")
+    g.add_argument("--confounds-n-compcor")
+    g.add_argument("--confounds-scrub", type=int)
+    g.add_argument("--confounds-fd-threshold", type=float)
+    g.add_argument("--confounds-std-dvars-threshold", type=float)
+    g.add_argument("--apply-sample-masks", action="store_true", default=None,
+                   help="audit the design with load_confounds' sample mask applied "
+                        "(as when you pass sample_masks to FirstLevelModel.fit)")
+    e = parser.add_argument_group("events and contrasts")
+    e.add_argument("--events-rename", action="append", metavar="OLD=NEW")
+    e.add_argument("--events-drop", action="append", metavar="TYPE")
+    e.add_argument("--events-transform", action="append", metavar="rtdur|pkg.mod:func")
+    e.add_argument("--rt-column", metavar="NAME", help="response-time column (default response_time)")
+    e.add_argument("--contrast", action="append", metavar="EXPR", help="nilearn expression, repeatable")
+
+
+def _model_values(args: argparse.Namespace) -> dict:
+    keys = ("task_label", "space_label", "derivatives_folder", "img_filters", "hrf_model", "drift_model",
+            "high_pass", "drift_order", "fir_delays", "min_onset", "slice_time_ref", "t_r",
+            "apply_sample_masks")
+    values = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if args.confounds_strategy is not None:
+        strategy = args.confounds_strategy
+        values["confounds_strategy"] = None if strategy in ([], ["none"], ["None"]) else strategy
+    for key in ("motion", "wm_csf", "global_signal", "compcor", "scrub", "fd_threshold",
+                "std_dvars_threshold"):
+        value = getattr(args, f"confounds_{key}")
+        if value is not None:
+            values[f"confounds_{key}"] = value
+    if args.confounds_n_compcor is not None:
+        nc = args.confounds_n_compcor
+        values["confounds_n_compcor"] = nc if nc == "all" else int(nc) if nc.isdigit() else nc
+    return values
+
+
+def _event_values(args: argparse.Namespace) -> dict:
+    values = {}
+    if args.events_rename:
+        values["rename"] = args.events_rename
+    if args.events_drop:
+        values["drop"] = args.events_drop
+    if args.events_transform:
+        values["transform"] = args.events_transform
+    if args.rt_column:
+        values["rt_column"] = args.rt_column
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="nbdiag",
+        description="Audit nilearn first-level GLM designs of a BIDS/fMRIPrep dataset before fitting them.",
+        epilog="Other forms: 'nbdiag demo [OUTPUT_DIR]', 'nbdiag design DESIGN_TSV --contrast EXPR'.",
+    )
+    parser.add_argument("bids_dir", type=Path, help="BIDS dataset root (with fMRIPrep derivatives)")
+    parser.add_argument("output_dir", type=Path, help="where nbdiag writes its derivative dataset")
+    parser.add_argument("analysis_level", choices=["participant", "group"])
+    parser.add_argument("--participant-label", "--participant_label", nargs="+", metavar="LABEL",
+                        help="labels with or without 'sub-'")
+    parser.add_argument("--config", type=Path, metavar="FILE.toml", help="TOML settings with [variants.NAME]")
+    parser.add_argument("--n-jobs", type=int, default=1, help="runs audited in parallel (-1: all cores)")
+    parser.add_argument("--no-reports", action="store_true", help="skip the HTML reports")
+    parser.add_argument("--fail-on", choices=["warn", "fail"], default="fail",
+                        help="group: the status at which a run fails sign-off (default fail)")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    parser.add_argument("--version", action="version", version=f"nbdiag {__version__}")
+    _model_options(parser)
+    return parser
+
+
+def _load(args: argparse.Namespace):
+    from nbdiag.config import Config, load_config, override_config
+
+    config = load_config(args.config) if args.config else Config()
+    return override_config(config, model=_model_values(args), events=_event_values(args),
+                           contrasts=args.contrast)
+
+
+def _participant(args: argparse.Namespace) -> int:
+    from nbdiag.pipeline import run_participant
+
+    config = _load(args)
+    log = (lambda text: print(text, file=sys.stderr, flush=True))
+    result = run_participant(args.bids_dir, args.output_dir, config, participant_labels=args.participant_label,
+                             n_jobs=args.n_jobs, reports=not args.no_reports, log=log)
+    if result.n_errors:
+        print(f"nbdiag: {result.n_errors} run(s) could not be audited (see the messages above)", file=sys.stderr)
+    return result.exit_code
+
+
+def _group(args: argparse.Namespace) -> int:
+    from nbdiag.group import run_group
+
+    return run_group(args.output_dir, fail_on=args.fail_on)
+
+
+def _demo(argv: Sequence[str]) -> int:
+    parser = _Parser(prog="nbdiag demo", description="Run the full audit on the bundled n-back demo dataset.")
+    parser.add_argument("output_dir", nargs="?", type=Path, default=Path("reports/demo"))
+    parser.add_argument("--n-jobs", type=int, default=1)
+    args = parser.parse_args(argv)
+    from nbdiag.demo import run_demo
+
+    return run_demo(args.output_dir, n_jobs=args.n_jobs)
+
+
+def _design(argv: Sequence[str]) -> int:
+    parser = _Parser(prog="nbdiag design",
+                     description="Audit a saved design matrix (e.g. written by nilearn's save_glm_to_bids).")
+    parser.add_argument("design_tsv", type=Path)
+    parser.add_argument("--contrast", action="append", metavar="EXPR")
+    parser.add_argument("--t-r", type=float, help="repetition time (default: RepetitionTime in the .json sidecar)")
+    parser.add_argument("--slice-time-ref", type=float, default=None)
+    parser.add_argument("--high-pass", type=float, default=None, help="high_pass used (Hz), if a cosine drift")
+    parser.add_argument("--hrf-model", default="glover")
+    parser.add_argument("--output", type=Path, help="write the JSON record here (default: print a summary)")
+    parser.add_argument("--report", type=Path, help="write an HTML report here")
+    parser.add_argument("--config", type=Path, help="TOML for [thresholds]")
+    args = parser.parse_args(argv)
+    from nbdiag.saved_design import audit_saved_design
+
+    return audit_saved_design(args.design_tsv, contrasts=args.contrast, t_r=args.t_r,
+                              slice_time_ref=args.slice_time_ref, high_pass=args.high_pass,
+                              hrf_model=args.hrf_model, output=args.output, report=args.report,
+                              config_path=args.config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (never raises for user errors)."""
+    from nbdiag.bids import DatasetError
+    from nbdiag.config import SettingsError
+    from nbdiag.errors import InputError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "demo":
+            return _demo(argv[1:])
+        if argv and argv[0] == "design":
+            return _design(argv[1:])
+        args = build_parser().parse_args(argv)
+        if args.analysis_level == "group":
+            return _group(args)
+        return _participant(args)
+    except _UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except (SettingsError, ValueError) as exc:
+        print(f"nbdiag: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (DatasetError, InputError, FileNotFoundError) as exc:
+        print(f"nbdiag: error: {exc}", file=sys.stderr)
+        return EXIT_RUN_ERRORS
+    except KeyboardInterrupt:
+        print("nbdiag: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

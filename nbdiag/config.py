@@ -1,0 +1,510 @@
+"""Settings: ``first_level_from_bids`` arguments, event transforms, contrasts,
+thresholds and named model variants.
+
+Settings come from a TOML file (``--config``) and/or command-line flags. Every
+model key has the name nilearn's ``first_level_from_bids`` uses, so a call like
+``first_level_from_bids(..., high_pass=0.005, confounds_strategy=("motion",
+"non_steady_state"), confounds_motion="basic")`` becomes::
+
+    [model]
+    task_label = "nback"
+    high_pass = 0.005
+    confounds_strategy = ["motion", "non_steady_state"]
+    confounds_motion = "basic"
+
+Invalid values raise :class:`SettingsError`, whose message names the key, the
+allowed values and what was given.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from nbdiag.thresholds import Thresholds
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+#: Sentinel: ``confounds_strategy`` not given. nilearn then loads the *whole*
+#: confounds file (every column, first row NaNs set to 0).
+UNSET = "unset"
+
+HRF_MODELS = (
+    "glover",
+    "spm",
+    "spm + derivative",
+    "spm + derivative + dispersion",
+    "glover + derivative",
+    "glover + derivative + dispersion",
+    "fir",
+    None,
+)
+DRIFT_MODELS = ("cosine", "polynomial", None)
+CONFOUND_STRATEGIES = (
+    "motion", "high_pass", "wm_csf", "global_signal", "compcor",
+    "ica_aroma", "scrub", "non_steady_state", "tedana",
+)
+LEVELS = ("basic", "power2", "derivatives", "full")
+COMPCOR = (
+    "anat_combined", "anat_separated", "temporal",
+    "temporal_anat_combined", "temporal_anat_separated",
+)
+#: defaults ``first_level_from_bids`` uses for ``confounds_*`` keys that are
+#: not given while ``confounds_strategy`` is (nilearn's
+#: ``_check_kwargs_load_confounds``).
+CONFOUNDS_DEFAULTS: dict[str, Any] = {
+    "strategy": ("motion", "high_pass", "wm_csf"),
+    "motion": "full",
+    "scrub": 5,
+    "fd_threshold": 0.5,
+    "std_dvars_threshold": 1.5,
+    "wm_csf": "basic",
+    "global_signal": "basic",
+    "compcor": "anat_combined",
+    "n_compcor": "all",
+    "ica_aroma": "full",
+    "demean": True,
+}
+
+_LABEL = re.compile(r"^[A-Za-z0-9]+$")
+_PLUGIN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message says which, allowed and given."""
+
+
+def _bad(key: str, allowed: str, given: Any, where: str = "") -> SettingsError:
+    loc = f"{where}: " if where else ""
+    return SettingsError(f"{loc}invalid value for '{key}': expected {allowed}; got {given!r}")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """``first_level_from_bids`` arguments that shape the design.
+
+    Names and defaults are nilearn's. ``confounds`` holds the ``confounds_*``
+    keyword arguments without their prefix (``{"strategy": ("motion",), ...}``);
+    it is ``None`` for ``confounds_strategy=None`` (no confounds) and absent
+    keys take nilearn's defaults. ``apply_sample_masks`` is nbdiag's own:
+    ``False`` reproduces ``first_level_from_bids`` + ``fit`` (the sample mask
+    from ``load_confounds`` is dropped), ``True`` audits the design you get
+    when you pass ``sample_masks`` to ``FirstLevelModel.fit``.
+    """
+
+    task_label: str = ""
+    space_label: str | None = None
+    derivatives_folder: str = "derivatives"
+    img_filters: tuple[tuple[str, str], ...] = ()
+    sub_labels: tuple[str, ...] = ()
+    exclude_subjects: tuple[str, ...] = ()
+    t_r: float | None = None
+    slice_time_ref: float | None = None
+    hrf_model: str | None = "glover"
+    drift_model: str | None = "cosine"
+    high_pass: float = 0.01
+    drift_order: int = 1
+    fir_delays: tuple[int, ...] | None = None
+    min_onset: float = -24.0
+    confounds_strategy: Any = UNSET
+    confounds: Mapping[str, Any] = field(default_factory=dict)
+    apply_sample_masks: bool = False
+
+    def load_confounds_kwargs(self) -> dict[str, Any] | None:
+        """The kwargs ``first_level_from_bids`` passes to ``load_confounds``.
+
+        Returns ``None`` for no confounds and ``{}`` when the whole confounds
+        file is used (``confounds_strategy`` not given), like nilearn.
+        """
+        if self.confounds_strategy is None:
+            return None
+        if self.confounds_strategy == UNSET:
+            return {}
+        kwargs = dict(CONFOUNDS_DEFAULTS)
+        kwargs.update(self.confounds)
+        kwargs["strategy"] = tuple(self.confounds_strategy)
+        return kwargs
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("confounds")
+        out["confounds_strategy"] = (
+            None if self.confounds_strategy is None
+            else "not given (whole confounds file)" if self.confounds_strategy == UNSET
+            else list(self.confounds_strategy)
+        )
+        for key, value in self.confounds.items():
+            out[f"confounds_{key}"] = value
+        out["img_filters"] = [list(f) for f in self.img_filters]
+        return out
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    """Event transforms applied, in this order: drop, rename, transforms.
+
+    ``transforms`` holds ``"rtdur"`` (ConsDurRTDur) and/or plugins
+    ``"package.module:function"`` (DataFrame -> DataFrame).
+    """
+
+    rename: Mapping[str, str] = field(default_factory=dict)
+    drop: tuple[str, ...] = ()
+    transforms: tuple[str, ...] = ()
+    rt_column: str = "response_time"
+    rtdur_name: str = "RTDur"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rename": dict(self.rename), "drop": list(self.drop),
+            "transforms": list(self.transforms), "rt_column": self.rt_column,
+            "rtdur_name": self.rtdur_name,
+        }
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Complete settings for one model variant."""
+
+    model: ModelSettings = field(default_factory=ModelSettings)
+    events: EventSettings = field(default_factory=EventSettings)
+    contrasts: Mapping[str, str] | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    variant: str = "default"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "model": self.model.to_dict(),
+            "events": self.events.to_dict(),
+            "contrasts": dict(self.contrasts) if self.contrasts else None,
+            "thresholds": self.thresholds.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Config:
+    """Base settings plus named variants (``variants`` empty → one ``default``)."""
+
+    base: Settings = field(default_factory=Settings)
+    variants: Mapping[str, Settings] = field(default_factory=dict)
+
+    def all_variants(self) -> list[Settings]:
+        """Every variant to audit (``[base named "default"]`` if none)."""
+        if not self.variants:
+            return [replace(self.base, variant="default")]
+        return list(self.variants.values())
+
+
+# --------------------------------------------------------------------------- #
+# validation
+# --------------------------------------------------------------------------- #
+_MODEL_KEYS = {f.name for f in fields(ModelSettings)} - {"confounds"}
+_CONFOUND_KEYS = {f"confounds_{k}" for k in CONFOUNDS_DEFAULTS if k != "strategy"}
+_EVENT_KEYS = {f.name for f in fields(EventSettings)} | {"transform"}
+
+
+def _as_tuple(value: Any) -> tuple:
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)):
+        return (value,)
+    return tuple(value)
+
+
+def _number(key: str, value: Any, where: str, *, positive: bool = False,
+            low: float | None = None, high: float | None = None,
+            integer: bool = False) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _bad(key, "an integer" if integer else "a number", value, where)
+    if integer and not float(value).is_integer():
+        raise _bad(key, "an integer", value, where)
+    if positive and value <= 0:
+        raise _bad(key, "a number > 0", value, where)
+    if low is not None and high is not None and not (low <= value <= high):
+        raise _bad(key, f"a number between {low} and {high}", value, where)
+    return int(value) if integer else float(value)
+
+
+def _choice(key: str, value: Any, allowed: tuple, where: str) -> Any:
+    if isinstance(value, str) and value.lower() in ("none", "null") and None in allowed:
+        return None
+    if value not in allowed:
+        shown = ", ".join("None" if a is None else repr(a) for a in allowed)
+        raise _bad(key, f"one of {shown}", value, where)
+    return value
+
+
+def _label(key: str, value: Any, where: str) -> str:
+    value = str(value)
+    if not _LABEL.match(value):
+        raise _bad(key, "a BIDS label (letters and digits only)", value, where)
+    return value
+
+
+def _model_value(key: str, value: Any, where: str) -> Any:
+    """Validate one ``[model]`` key (nilearn name) and return its clean value."""
+    if key == "task_label":
+        return _label(key, value, where)
+    if key == "space_label":
+        return None if value in (None, "") else _label(key, value, where)
+    if key == "derivatives_folder":
+        if not isinstance(value, str) or not value:
+            raise _bad(key, "a folder path relative to BIDS_DIR", value, where)
+        return value
+    if key == "img_filters":
+        pairs: list[tuple[str, str]] = []
+        items = value.items() if isinstance(value, Mapping) else value
+        for item in items:
+            if isinstance(item, str) and "=" in item:
+                item = item.split("=", 1)
+            if len(item) != 2:
+                raise _bad(key, "pairs of (entity, label), e.g. [['desc', 'preproc']]", value, where)
+            from nilearn.interfaces.bids.utils import bids_entities
+
+            allowed = bids_entities()["raw"] + bids_entities()["derivatives"]
+            entity = str(item[0])
+            if entity not in allowed:
+                raise _bad(f"{key} entity", f"one of {', '.join(allowed)}", entity, where)
+            pairs.append((entity, _label(f"{key} label for {entity}", item[1], where)))
+        return tuple(pairs)
+    if key in ("sub_labels", "exclude_subjects"):
+        return tuple(_label(key, str(v).removeprefix("sub-"), where) for v in _as_tuple(value))
+    if key == "t_r":
+        return None if value is None else _number(key, value, where, positive=True)
+    if key == "slice_time_ref":
+        return None if value is None else _number(key, value, where, low=0.0, high=1.0)
+    if key == "hrf_model":
+        return _choice(key, value, HRF_MODELS, where)
+    if key == "drift_model":
+        return _choice(key, value, DRIFT_MODELS, where)
+    if key == "high_pass":
+        return _number(key, value, where, positive=True)
+    if key == "drift_order":
+        return _number(key, value, where, integer=True, low=0, high=100)
+    if key == "fir_delays":
+        if value is None:
+            return None
+        return tuple(_number(key, v, where, integer=True, low=0, high=1000) for v in _as_tuple(value))
+    if key == "min_onset":
+        return _number(key, value, where)
+    if key == "confounds_strategy":
+        if value is None or (isinstance(value, str) and value.lower() == "none"):
+            return None
+        if value == UNSET:
+            return UNSET
+        strategy = _as_tuple(value)
+        for item in strategy:
+            if item not in CONFOUND_STRATEGIES:
+                raise _bad(key, f"items from {', '.join(CONFOUND_STRATEGIES)}", item, where)
+        if "compcor" in strategy and "high_pass" not in strategy:
+            raise SettingsError(
+                f"{where + ': ' if where else ''}invalid value for 'confounds_strategy': "
+                f"nilearn's load_confounds requires 'high_pass' with 'compcor'; got {list(strategy)!r}"
+            )
+        return strategy
+    if key == "apply_sample_masks":
+        if not isinstance(value, bool):
+            raise _bad(key, "true or false", value, where)
+        return value
+    raise SettingsError(f"{where + ': ' if where else ''}unknown key {key!r}")
+
+
+def _confound_value(key: str, value: Any, where: str) -> tuple[str, Any]:
+    name = key.removeprefix("confounds_")
+    if name in ("motion", "wm_csf", "global_signal"):
+        return name, _choice(key, value, LEVELS, where)
+    if name == "compcor":
+        return name, _choice(key, value, COMPCOR, where)
+    if name == "ica_aroma":
+        return name, _choice(key, value, ("full", "basic"), where)
+    if name == "n_compcor":
+        if value == "all":
+            return name, value
+        return name, _number(key, value, where, integer=True, low=1, high=10_000)
+    if name == "scrub":
+        return name, _number(key, value, where, integer=True, low=0, high=10_000)
+    if name in ("fd_threshold", "std_dvars_threshold"):
+        return name, _number(key, value, where, positive=True)
+    if name == "demean":
+        if not isinstance(value, bool):
+            raise _bad(key, "true or false", value, where)
+        return name, value
+    raise SettingsError(f"{where + ': ' if where else ''}unknown key {key!r}")
+
+
+def update_model(model: ModelSettings, values: Mapping[str, Any], where: str = "[model]") -> ModelSettings:
+    """Return ``model`` with ``values`` (nilearn-named keys) validated and applied."""
+    clean: dict[str, Any] = {}
+    confounds = dict(model.confounds)
+    for key, value in values.items():
+        if key in _CONFOUND_KEYS:
+            name, val = _confound_value(key, value, where)
+            confounds[name] = val
+        elif key in _MODEL_KEYS:
+            clean[key] = _model_value(key, value, where)
+        else:
+            allowed = sorted(_MODEL_KEYS | _CONFOUND_KEYS)
+            raise SettingsError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
+    return replace(model, confounds=confounds, **clean)
+
+
+def _validate_transform(value: str, where: str) -> str:
+    if value == "rtdur" or _PLUGIN.match(value):
+        return value
+    raise _bad("transform", "'rtdur' or a plugin 'package.module:function'", value, where)
+
+
+def update_events(events: EventSettings, values: Mapping[str, Any], where: str = "[events]") -> EventSettings:
+    """Return ``events`` with ``values`` validated and applied."""
+    clean: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "rename":
+            if isinstance(value, Mapping):
+                mapping = {str(k): str(v) for k, v in value.items()}
+            else:
+                mapping = {}
+                for item in _as_tuple(value):
+                    if "=" not in str(item):
+                        raise _bad(key, "OLD=NEW pairs or a table {OLD = NEW}", item, where)
+                    old, new = str(item).split("=", 1)
+                    mapping[old] = new
+            clean["rename"] = {**events.rename, **mapping}
+        elif key == "drop":
+            clean["drop"] = tuple(str(v) for v in _as_tuple(value))
+        elif key in ("transform", "transforms"):
+            clean["transforms"] = tuple(_validate_transform(str(v), where) for v in _as_tuple(value))
+        elif key in ("rt_column", "rtdur_name"):
+            if not isinstance(value, str) or not value:
+                raise _bad(key, "a non-empty string", value, where)
+            clean[key] = value
+        else:
+            raise SettingsError(
+                f"{where}: unknown key {key!r}; allowed keys: rename, drop, transform, rt_column, rtdur_name"
+            )
+    return replace(events, **clean)
+
+
+def _contrasts(value: Any, where: str) -> dict[str, str]:
+    if isinstance(value, Mapping):
+        out = {}
+        for name, expr in value.items():
+            if not isinstance(expr, str) or not expr.strip():
+                raise _bad(f"contrast {name!r}", "a nilearn contrast expression string", expr, where)
+            out[str(name)] = expr
+        return out
+    out = {}
+    for expr in _as_tuple(value):
+        if not isinstance(expr, str) or not expr.strip():
+            raise _bad("contrast", "a nilearn contrast expression string", expr, where)
+        out[expr] = expr
+    return out
+
+
+def apply_overrides(settings: Settings, table: Mapping[str, Any], where: str) -> Settings:
+    """Apply a config table (``[model]``/``[events]``/``[contrasts]``/``[thresholds]``
+    sub-tables, or flat model/event keys) to ``settings``."""
+    model, events = settings.model, settings.events
+    contrasts, thresholds = settings.contrasts, settings.thresholds
+    flat_model: dict[str, Any] = {}
+    flat_events: dict[str, Any] = {}
+    for key, value in table.items():
+        if key == "model":
+            model = update_model(model, value, f"{where}.model")
+        elif key == "events":
+            events = update_events(events, value, f"{where}.events")
+        elif key == "contrasts":
+            contrasts = _contrasts(value, f"{where}.contrasts")
+        elif key == "thresholds":
+            thresholds = thresholds.updated(value, f"{where}.thresholds")
+        elif key in _MODEL_KEYS or key in _CONFOUND_KEYS:
+            flat_model[key] = value
+        elif key in _EVENT_KEYS:
+            flat_events[key] = value
+        else:
+            raise SettingsError(
+                f"{where}: unknown key {key!r}; expected the tables model, events, contrasts, "
+                "thresholds or a first_level_from_bids argument name"
+            )
+    if flat_model:
+        model = update_model(model, flat_model, where)
+    if flat_events:
+        events = update_events(events, flat_events, where)
+    return replace(settings, model=model, events=events, contrasts=contrasts, thresholds=thresholds)
+
+
+def config_from_mapping(data: Mapping[str, Any], source: str = "config") -> Config:
+    """Build a :class:`Config` from a parsed TOML mapping."""
+    allowed = {"model", "events", "contrasts", "thresholds", "variants"}
+    for key in data:
+        if key not in allowed:
+            raise SettingsError(f"{source}: unknown table [{key}]; allowed: {', '.join(sorted(allowed))}")
+    base = apply_overrides(Settings(), {k: v for k, v in data.items() if k != "variants"}, source)
+    variants: dict[str, Settings] = {}
+    for name, table in (data.get("variants") or {}).items():
+        _label("variant name", name, f"{source} [variants]")
+        if not isinstance(table, Mapping):
+            raise _bad(f"variants.{name}", "a table", table, source)
+        variants[name] = replace(apply_overrides(base, table, f"{source} [variants.{name}]"), variant=name)
+    return Config(base=base, variants=variants)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a TOML config file.
+
+    Raises
+    ------
+    SettingsError
+        If the file is missing, is not valid TOML, or holds an invalid value.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_mapping(data, str(path))
+
+
+def override_config(config: Config, model: Mapping[str, Any] | None = None,
+                    events: Mapping[str, Any] | None = None,
+                    contrasts: Any = None, where: str = "command line") -> Config:
+    """Apply command-line values to the base settings and every variant."""
+    def apply(settings: Settings) -> Settings:
+        table: dict[str, Any] = {}
+        if model:
+            table["model"] = model
+        if events:
+            table["events"] = events
+        if contrasts:
+            table["contrasts"] = contrasts
+        return apply_overrides(settings, table, where) if table else settings
+
+    return Config(
+        base=apply(config.base),
+        variants={name: apply(s) for name, s in config.variants.items()},
+    )
+
+
+def check_complete(config: Config) -> None:
+    """Raise when a required setting (``task_label``) is missing."""
+    for settings in config.all_variants():
+        if not settings.model.task_label:
+            raise SettingsError(
+                "missing setting 'task_label': give --task LABEL or task_label in [model] of the config"
+            )
+
+
+def replace_model(config: Config, **values: Any) -> Config:
+    """Set already-validated model values on the base settings and every variant."""
+    return Config(
+        base=replace(config.base, model=replace(config.base.model, **values)),
+        variants={name: replace(s, model=replace(s.model, **values)) for name, s in config.variants.items()},
+    )

@@ -1,0 +1,49 @@
+"""Errors about user input, with the file, column, row, expected and found value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class InputError(Exception):
+    """A bad input file or value for one run.
+
+    The message always names what was expected and what was found where
+    known; ``to_dict`` gives the record's ``error`` object (DESIGN §7).
+    """
+
+    def __init__(self, message: str, *, file: str | Path | None = None, column: str | None = None,
+                 row: int | None = None, expected: Any = None, found: Any = None,
+                 code: str = "input_invalid") -> None:
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.column = column
+        self.row = row
+        self.expected = expected
+        self.found = found
+        self.code = code
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        """One readable line: file, column/row, message, expected/found."""
+        parts = []
+        if self.file:
+            parts.append(self.file)
+        where = []
+        if self.column is not None:
+            where.append(f"column '{self.column}'")
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        head = ": ".join(parts + ([", ".join(where)] if where else []))
+        text = f"{head}: {self.message}" if head else self.message
+        if self.expected is not None or self.found is not None:
+            text += f" (expected {self.expected}; found {self.found})"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code, "message": self.describe(), "file": self.file, "column": self.column,
+            "row": self.row, "expected": None if self.expected is None else str(self.expected),
+            "found": None if self.found is None else str(self.found),
+        }

@@ -1,0 +1,114 @@
+"""Write outputs atomically (temp file + rename), only under OUTPUT_DIR."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import nilearn
+import pandas as pd
+
+from nbdiag._version import __version__
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file in the same folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json(path: Path, data: Any) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def check_output_dir(output_dir: Path, bids_dir: Path | None = None, derivatives: Path | None = None) -> Path:
+    """Resolve OUTPUT_DIR and refuse a location among the inputs.
+
+    OUTPUT_DIR may not be BIDS_DIR, inside it (except under
+    ``BIDS_DIR/derivatives/``), nor inside the fMRIPrep derivatives folder:
+    nbdiag never writes into its inputs.
+
+    Raises
+    ------
+    ValueError
+        Naming both folders.
+    """
+    output_dir = Path(output_dir).absolute()
+    if bids_dir is None:
+        return output_dir
+    out, src = output_dir.resolve(), Path(bids_dir).absolute().resolve()
+
+    def within(child: Path, parent: Path) -> bool:
+        return child == parent or parent in child.parents
+
+    if within(out, src) and not (src / "derivatives") in out.parents:
+        raise ValueError(
+            f"OUTPUT_DIR {output_dir} is inside BIDS_DIR {bids_dir}; nbdiag never writes into its inputs. "
+            f"Choose a folder outside it, or e.g. {Path(bids_dir) / 'derivatives' / 'nbdiag'}"
+        )
+    if derivatives is not None and within(out, Path(derivatives).absolute().resolve()):
+        raise ValueError(
+            f"OUTPUT_DIR {output_dir} is inside the fMRIPrep derivatives {derivatives}; "
+            "nbdiag never writes into its inputs. Choose a sibling folder such as derivatives/nbdiag"
+        )
+    return output_dir
+
+
+def write_dataset_description(output_dir: Path, bids_dir: Path | None = None) -> Path:
+    """BIDS derivative ``dataset_description.json``."""
+    data = {
+        "Name": "nbdiag design audit",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [{
+            "Name": "nbdiag", "Version": __version__,
+            "Description": f"first-level design audit; designs rebuilt with nilearn {nilearn.__version__}",
+        }],
+    }
+    if bids_dir is not None:
+        data["SourceDatasets"] = [{"URL": Path(bids_dir).absolute().as_uri()}]
+    return write_json(Path(output_dir) / "dataset_description.json", data)
+
+
+def run_folder(output_dir: Path, entities: dict[str, str]) -> Path:
+    """``OUTPUT_DIR/sub-<s>/[ses-<x>/]func`` (labels are BIDS labels, checked by discovery)."""
+    folder = Path(output_dir) / f"sub-{entities['sub']}"
+    if entities.get("ses"):
+        folder = folder / f"ses-{entities['ses']}"
+    return folder / "func"
+
+
+def write_run_outputs(output_dir: Path, audit) -> dict[str, Path]:
+    """Write ``*_desc-<variant>_design.tsv`` (+ sidecar) and ``*_nbdiag.json`` for one run audit."""
+    folder = run_folder(output_dir, audit.run.entities)
+    stem = f"{audit.run.prefix}_desc-{audit.variant}"
+    paths: dict[str, Path] = {}
+    record = audit.record
+    if audit.design is not None:
+        tsv = folder / f"{stem}_design.tsv"
+        atomic_write_text(tsv, audit.design.to_csv(sep="\t", index=False))
+        sidecar = {"RepetitionTime": record["settings"]["t_r"]["value"],
+                   "SliceTimingRef": record["settings"]["slice_time_ref"]["value"],
+                   "FrameTimes": record["design"]["frame_times"]}
+        write_json(tsv.with_suffix(".json"), sidecar)
+        record.setdefault("design", {})["tsv"] = tsv.name
+        paths["design"] = tsv
+    paths["json"] = write_json(folder / f"{stem}_nbdiag.json", record)
+    return paths
+
+
+def read_design_tsv(path: Path) -> pd.DataFrame:
+    """Read a design TSV as written by ``save_glm_to_bids`` (no index column)."""
+    return pd.read_csv(path, sep="\t")

@@ -1,0 +1,149 @@
+"""Participant level: discover runs, audit every run × variant, write outputs.
+
+This is the Python API behind ``nbdiag BIDS_DIR OUTPUT_DIR participant``::
+
+    from nbdiag import load_config, run_participant
+    result = run_participant("bids", "out", load_config("nbdiag.toml"))
+    result.exit_code  # 0 all runs audited, 1 some runs could not be audited
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from nbdiag.audit import RunAudit, audit_run
+from nbdiag.bids import RunInputs, discover_runs
+from nbdiag.config import Config, check_complete, replace_model
+from nbdiag.outputs import check_output_dir, write_dataset_description, write_run_outputs
+
+
+@dataclass
+class ParticipantResult:
+    """What a participant-level run produced."""
+
+    audits: list[RunAudit]
+    notes: list[str] = field(default_factory=list)
+    reports: list[Path] = field(default_factory=list)
+
+    @property
+    def n_errors(self) -> int:
+        return sum(a.status == "error" for a in self.audits)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every run was audited (findings do not count), else 1."""
+        return 1 if self.n_errors or any(n.startswith("participant label") for n in self.notes) else 0
+
+
+def _audit_and_write(run: RunInputs, config: Config, output_dir: Path) -> list[RunAudit]:
+    audits = []
+    for settings in config.all_variants():
+        audit = audit_run(run, settings)
+        write_run_outputs(output_dir, audit)
+        audits.append(audit)
+    return audits
+
+
+def _progress_line(i: int, n: int, audits: list[RunAudit], seconds: float) -> str:
+    run = audits[0].run
+    parts = [f"{a.variant}: {a.status}" for a in audits]
+    line = f"[{i}/{n}] {run.prefix}  " + ", ".join(parts) + f"  ({seconds:.1f} s)"
+    for a in audits:
+        if a.status == "error":
+            line += f"\n    error: {a.record['error']['message']}"
+            break
+    return line
+
+
+def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config,
+                    participant_labels: Iterable[str] | None = None, n_jobs: int = 1,
+                    reports: bool = True, log: Callable[[str], None] | None = None) -> ParticipantResult:
+    """Audit every run of the selected participants under every variant.
+
+    Parameters
+    ----------
+    bids_dir, output_dir : path
+        BIDS dataset (with fMRIPrep derivatives) and the output folder.
+    config : Config
+        Settings and variants (see :mod:`nbdiag.config`).
+    participant_labels : iterable of str, optional
+        Labels with or without ``sub-``; overrides ``sub_labels``.
+    n_jobs : int
+        Runs audited in parallel (joblib; -1 = all cores).
+    reports : bool
+        Write one HTML report per subject.
+    log : callable, optional
+        Receives one progress line per run (default: print to stderr).
+
+    Raises
+    ------
+    nbdiag.bids.DatasetError
+        When the dataset cannot be read at all (nothing to audit).
+    nbdiag.config.SettingsError
+        For invalid or incomplete settings.
+    """
+    log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    if participant_labels:
+        config = replace_model(config, sub_labels=tuple(str(p).removeprefix("sub-") for p in participant_labels))
+    check_complete(config)
+    base = config.all_variants()[0].model
+    bids_dir = Path(bids_dir)
+    output_dir = check_output_dir(Path(output_dir), bids_dir, bids_dir / base.derivatives_folder)
+    runs, notes = discover_runs(bids_dir, base)
+    for note in notes:
+        log(f"note: {note}")
+    write_dataset_description(output_dir, bids_dir)
+    n = len(runs)
+    log(f"nbdiag: auditing {n} runs x {len(config.all_variants())} variants -> {output_dir}")
+    audits: list[RunAudit] = []
+    start = time.perf_counter()
+    if n_jobs == 1 or n <= 1:
+        for i, run in enumerate(runs, 1):
+            t0 = time.perf_counter()
+            done = _audit_and_write(run, config, output_dir)
+            audits.extend(done)
+            log(_progress_line(i, n, done, time.perf_counter() - t0))
+    else:
+        from joblib import Parallel, delayed
+
+        jobs = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+            delayed(_timed)(run, config, output_dir) for run in runs)
+        for i, (done, seconds) in enumerate(jobs, 1):
+            audits.extend(done)
+            log(_progress_line(i, n, done, seconds))
+    order = {run.key: i for i, run in enumerate(runs)}
+    audits.sort(key=lambda a: (order[a.run.key], a.variant))
+    result = ParticipantResult(audits=audits, notes=notes)
+    if reports:
+        result.reports = write_subject_reports(output_dir, audits, log)
+    log(f"nbdiag: {n} runs in {time.perf_counter() - start:.1f} s; "
+        + ", ".join(f"{s}: {sum(a.status == s for a in audits)}" for s in ("pass", "warn", "fail", "error")))
+    return result
+
+
+def _timed(run: RunInputs, config: Config, output_dir: Path) -> tuple[list[RunAudit], float]:
+    t0 = time.perf_counter()
+    done = _audit_and_write(run, config, output_dir)
+    return done, time.perf_counter() - t0
+
+
+def write_subject_reports(output_dir: Path, audits: list[RunAudit], log: Callable[[str], None]) -> list[Path]:
+    """One self-contained HTML per subject (``OUTPUT_DIR/sub-<label>.html``)."""
+    from nbdiag.report import render_subject_report
+
+    by_subject: dict[str, list[RunAudit]] = {}
+    for audit in audits:
+        by_subject.setdefault(audit.run.subject, []).append(audit)
+    paths = []
+    for subject, items in by_subject.items():
+        records = [a.record for a in items]
+        designs = {(a.run.prefix, a.variant): a.design for a in items if a.design is not None}
+        try:
+            paths.append(render_subject_report(subject, records, designs, Path(output_dir) / f"sub-{subject}.html"))
+        except Exception as exc:  # noqa: BLE001 - a report failure must not lose the audit
+            log(f"warning: report for sub-{subject} failed: {type(exc).__name__}: {exc}")
+    return paths
