@@ -1,0 +1,119 @@
+"""Collinearity: VIF vs statsmodels, correlations, condition number, rank."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.glm.first_level import make_first_level_design_matrix
+from statsmodels.stats.outliers_influence import variance_inflation_factor
+
+from nbdiag.diagnostics.collinearity import assess_collinearity
+from nbdiag.thresholds import Thresholds
+
+FT = np.arange(120) * 2.0
+EVENTS = pd.DataFrame({
+    "onset": [10.0, 40.0, 70.0, 100.0, 130.0, 160.0, 190.0],
+    "duration": [20.0] * 7,
+    "trial_type": ["zero_back", "two_back"] * 3 + ["zero_back"],
+})
+
+
+def _design(add_reg=None, drift_model="cosine"):
+    rng = np.random.default_rng(0)
+    regs = rng.standard_normal((len(FT), 3)).cumsum(axis=0)
+    names = ["conf_a", "conf_b", "conf_c"]
+    if add_reg is not None:
+        regs = np.column_stack([regs, add_reg])
+        names = names + ["conf_task"]
+    X = make_first_level_design_matrix(FT, EVENTS, hrf_model="glover", drift_model=drift_model,
+                                       high_pass=0.01, add_regs=regs, add_reg_names=names)
+    roles = {c: "constant" if c == "constant" else "drift" if c.startswith("drift") else
+             "confound" if c.startswith("conf") else "task" for c in X.columns}
+    return X, roles
+
+
+def test_vif_equals_statsmodels_with_constant():
+    X, roles = _design()
+    res = assess_collinearity(X, roles)
+    exog = X.to_numpy()
+    for j, col in enumerate(X.columns):
+        if roles[col] in ("constant", "drift"):
+            assert col not in res.vif
+            continue
+        assert res.vif[col] == pytest.approx(variance_inflation_factor(exog, j), rel=1e-6)
+
+
+def test_vif_adds_intercept_when_design_has_none():
+    X, roles = _design(drift_model=None)
+    X = X.drop(columns="constant")
+    roles.pop("constant")
+    res = assess_collinearity(X, roles)
+    exog = np.column_stack([X.to_numpy(), np.ones(len(X))])
+    for j, col in enumerate(X.columns):
+        assert res.vif[col] == pytest.approx(variance_inflation_factor(exog, j), rel=1e-6)
+
+
+def test_correlation_condition_number_rank():
+    X, roles = _design()
+    res = assess_collinearity(X, roles)
+    cols = [c for c in X.columns if roles[c] in ("task", "confound")]
+    np.testing.assert_allclose(res.correlation.loc[cols, cols].to_numpy(),
+                               np.corrcoef(X[cols].to_numpy(), rowvar=False), atol=1e-12)
+    s = np.linalg.svd(X.to_numpy() / np.linalg.norm(X.to_numpy(), axis=0), compute_uv=False)
+    assert res.condition_number == pytest.approx(s[0] / s[-1], rel=1e-8)
+    assert res.rank == X.shape[1] == res.n_columns
+    d = res.to_dict()
+    assert d["correlation"]["columns"] == cols and d["rank"] == X.shape[1]
+    assert not any(f.code == "design_rank_deficient" for f in res.findings)
+
+
+def test_task_confound_correlation_flagged_confound_pairs_not():
+    X0, _ = _design()
+    rng = np.random.default_rng(1)
+    X, roles = _design(add_reg=X0["zero_back"].to_numpy() + 0.05 * rng.standard_normal(len(FT)))
+    X["conf_b"] = X["conf_a"] + 1e-3 * rng.standard_normal(len(X))  # confound x confound r ~ 1
+    res = assess_collinearity(X, roles)
+    corr = [f for f in res.findings if f.code == "correlation_high"]
+    pairs = {tuple(f.evidence["columns"]) for f in corr}
+    assert ("zero_back", "conf_task") in pairs
+    assert all("task" in (roles[a], roles[b]) for a, b in pairs)
+    f = next(f for f in corr if f.evidence["columns"] == ["zero_back", "conf_task"])
+    assert f.severity == "warn" and f.evidence["r"] == pytest.approx(np.corrcoef(X["zero_back"], X["conf_task"])[0, 1])
+    vif = [f for f in res.findings if f.code == "vif_high"]
+    assert {f.evidence["column"] for f in vif} <= {"zero_back", "two_back"}
+    assert any(f.evidence["column"] == "zero_back" and f.severity == "fail" for f in vif)
+
+
+def test_vif_thresholds_warn_and_fail():
+    X, roles = _design()
+    res = assess_collinearity(X, roles)
+    v = res.vif["zero_back"]
+    warn = assess_collinearity(X, roles, Thresholds(vif_warn=v * 0.9, vif_fail=v * 2))
+    fail = assess_collinearity(X, roles, Thresholds(vif_warn=v * 0.5, vif_fail=v * 0.9))
+    none = assess_collinearity(X, roles, Thresholds(vif_warn=v * 1.1, vif_fail=v * 2))
+    sev = lambda r: [f.severity for f in r.findings if f.code == "vif_high" and f.evidence["column"] == "zero_back"]
+    assert sev(warn) == ["warn"] and sev(fail) == ["fail"] and sev(none) == []
+    f = next(f for f in warn.findings if f.code == "vif_high" and f.evidence["column"] == "zero_back")
+    assert f.score == pytest.approx(1 / 0.9) and f.evidence["vif"] == pytest.approx(v)
+
+
+def test_rank_deficient_and_regularized():
+    X, roles = _design()
+    X["copy"] = X["zero_back"]
+    roles["copy"] = "task"
+    res = assess_collinearity(X, roles)
+    assert res.rank == X.shape[1] - 1
+    assert np.isinf(res.vif["copy"]) and res.to_dict()["vif"]["copy"] is None
+    codes = {f.code: f.severity for f in res.findings}
+    assert codes["design_rank_deficient"] == "fail"
+    assert codes["design_ill_conditioned"] == "fail"
+    X2, roles2 = _design()
+    res2 = assess_collinearity(X2, roles2, regularized=True)
+    assert [f.severity for f in res2.findings if f.code == "design_rank_deficient"] == ["fail"]
+
+
+def test_errors_name_the_parameter():
+    X, roles = _design()
+    with pytest.raises(TypeError, match="design"):
+        assess_collinearity(X.to_numpy(), roles)
+    with pytest.raises(ValueError, match="roles"):
+        assess_collinearity(X, {"zero_back": "task"})

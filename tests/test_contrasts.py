@@ -1,0 +1,101 @@
+"""Contrast parsing: vectors equal nilearn's, defaults, kinds, invalid contrasts."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.glm.contrasts import expression_to_contrast_vector
+from nilearn.glm.first_level import make_first_level_design_matrix
+
+from nbdiag.contrasts import contrast_kind, default_contrasts, parse_contrasts
+
+EVENTS = pd.DataFrame({
+    "onset": [10.0, 50.0, 90.0, 130.0],
+    "duration": [20.0, 20.0, 20.0, 20.0],
+    "trial_type": ["zero_back", "two_back", "zero_back", "two_back"],
+})
+FT = np.arange(100) * 2.0
+
+
+def _roles(design):
+    roles = {}
+    for c in design.columns:
+        if c == "constant":
+            roles[c] = "constant"
+        elif c.startswith("drift_"):
+            roles[c] = "drift"
+        elif c.startswith("conf"):
+            roles[c] = "confound"
+        else:
+            roles[c] = "task"
+    return roles
+
+
+def test_vectors_match_nilearn_and_kinds():
+    X = make_first_level_design_matrix(FT, EVENTS, hrf_model="glover")
+    roles = _roles(X)
+    exprs = {"zb": "zero_back", "diff": "two_back - zero_back", "sum": "two_back + zero_back",
+             "half": "0.5*two_back - 0.5*zero_back"}
+    cs = parse_contrasts(exprs, X, roles)
+    assert cs.findings == ()
+    for name, expr in exprs.items():
+        np.testing.assert_array_equal(cs.vectors[name], expression_to_contrast_vector(expr, list(X.columns)))
+    assert cs.kinds == {"zb": "single", "diff": "differential", "sum": "other", "half": "differential"}
+    # a weight on the constant makes it "other"
+    assert contrast_kind(expression_to_contrast_vector("zero_back - constant", list(X.columns)), list(X.columns), roles) == "other"
+    rec = cs.to_dict()["diff"]
+    assert rec["vector"]["two_back"] == 1.0 and rec["vector"]["zero_back"] == -1.0
+    assert rec["vector"]["constant"] == 0.0 and rec["kind"] == "differential"
+
+
+def test_sequence_input_names_by_expression():
+    X = make_first_level_design_matrix(FT, EVENTS, hrf_model="glover")
+    cs = parse_contrasts(["zero_back", "two_back - zero_back"], X, _roles(X))
+    assert list(cs.vectors) == ["zero_back", "two_back - zero_back"]
+    assert cs.expressions["two_back - zero_back"] == "two_back - zero_back"
+
+
+def test_invalid_contrast_is_a_finding_and_others_still_work():
+    X = make_first_level_design_matrix(FT, EVENTS, hrf_model="glover")
+    cs = parse_contrasts({"bad": "one_back - zero_back", "good": "two_back"}, X, _roles(X))
+    assert list(cs.vectors) == ["good"]
+    (f,) = cs.findings
+    assert f.code == "contrast_invalid" and f.severity == "error" and f.contrast == "bad"
+    for col in X.columns:
+        assert col in f.message
+    assert "one_back" in f.message
+
+
+def test_bad_contrasts_type_names_parameter():
+    X = make_first_level_design_matrix(FT, EVENTS, hrf_model="glover")
+    with pytest.raises(TypeError, match="contrasts must be"):
+        parse_contrasts(42, X, _roles(X))
+
+
+def test_defaults_exclude_derivatives_and_rtdur():
+    X = make_first_level_design_matrix(FT, EVENTS, hrf_model="glover + derivative + dispersion")
+    X.insert(0, "RTDur", np.linspace(0, 1, len(X)))
+    roles = _roles(X)
+    assert roles["RTDur"] == "task" and roles["zero_back_derivative"] == "task"
+    d = default_contrasts(roles)
+    assert d == {"two_back": "two_back", "zero_back": "zero_back",
+                 "two_back - zero_back": "two_back - zero_back"}
+    cs = parse_contrasts(None, X, roles)
+    assert cs.kinds == {"two_back": "single", "zero_back": "single", "two_back - zero_back": "differential"}
+    # a condition with its derivative is still one condition
+    v = expression_to_contrast_vector("zero_back + zero_back_derivative", list(X.columns))
+    assert contrast_kind(v, list(X.columns), roles) == "single"
+
+
+def test_defaults_group_fir_delays_by_condition():
+    X = make_first_level_design_matrix(FT, EVENTS, hrf_model="fir", fir_delays=[0, 1, 2])
+    roles = _roles(X)
+    cs = parse_contrasts(None, X, roles)
+    assert set(cs.vectors) == {"two_back", "zero_back", "two_back - zero_back"}
+    cols = list(X.columns)
+    expected = np.zeros(len(cols))
+    for k in range(3):
+        expected[cols.index(f"zero_back_delay_{k}")] = 1.0
+    np.testing.assert_array_equal(cs.vectors["zero_back"], expected)
+    assert cs.kinds["zero_back"] == "single"
+    assert cs.kinds["two_back - zero_back"] == "differential"
+    assert cs.vectors["two_back - zero_back"].sum() == 0
