@@ -1,0 +1,100 @@
+"""Shared pytest fixtures: synthetic BIDS + fMRIPrep datasets.
+
+Fixtures
+--------
+make_bids
+    Factory ``make_bids(path, spec=None, *, subdir="bids") -> Path`` that
+    writes a dataset with :func:`nbdiag.demo.synth.write_dataset` and returns
+    its root (``path / subdir``; outputs can go in a sibling folder).
+    ``spec`` defaults to :func:`nbdiag.demo.synth.small_spec`.
+small_spec
+    A fresh :class:`~nbdiag.demo.synth.DatasetSpec` from ``small_spec()``:
+    ``sub-01`` (ses-1 run-01 with 2 non-steady volumes, ses-1 run-02 without
+    INSTRUCTION rows, ses-2 run-01, ses-2 ``acq-VARIANTObliquity`` run-02 with
+    110 scans, 3 non-steady volumes and a motion outlier at volume 50) and
+    ``sub-02`` (no session, run-01, StartTime 1.0 s, motion correlated with
+    the 2BACK blocks).  Tiny real images, TR 2.0 s, 120 scans: nilearn fits
+    take ~0.1 s per subject.
+small_bids
+    That dataset, written once per test session.  Read-only: do not write
+    into it (use ``make_bids(tmp_path)`` for a private copy).
+demo_bids
+    The committed demo dataset (``nbdiag/demo/data``, header-only images).
+
+Examples
+--------
+>>> def test_something(make_bids, tmp_path):  # doctest: +SKIP
+...     from nbdiag.demo.synth import RunSpec, DatasetSpec
+...     spec = DatasetSpec([RunSpec("01", session="1", run=1, n_scans=100,
+...                                 t_r=2.0, n_nonsteady=3)])
+...     root = make_bids(tmp_path, spec)
+...     models, imgs, events, confounds = first_level_from_bids(
+...         root, "nback", space_label=spec.space,
+...         img_filters=[("desc", "preproc")],
+...         derivatives_folder=spec.derivatives)
+
+Specs can be tweaked with :func:`dataclasses.replace` or
+:func:`nbdiag.demo.synth.with_runs` (e.g. ``with_runs(spec, image="header")``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from nbdiag.demo.synth import DatasetSpec, small_spec as _small_spec, write_dataset
+
+MakeBids = Callable[..., Path]
+
+DEMO_DATA = Path(__file__).resolve().parents[1] / "nbdiag" / "demo" / "data"
+
+
+def _make_bids(
+    path: str | Path, spec: DatasetSpec | None = None, *, subdir: str = "bids"
+) -> Path:
+    """Write ``spec`` (default ``small_spec()``) at ``path/subdir``.
+
+    Parameters
+    ----------
+    path : str or Path
+        Parent folder, typically pytest's ``tmp_path``.
+    spec : DatasetSpec, optional
+        Dataset to write; default :func:`nbdiag.demo.synth.small_spec`.
+    subdir : str, default="bids"
+        Name of the dataset root inside ``path`` ("" for ``path`` itself).
+
+    Returns
+    -------
+    Path
+        The absolute dataset root.
+    """
+    root = Path(path) / subdir if subdir else Path(path)
+    return write_dataset(root, spec if spec is not None else _small_spec())
+
+
+@pytest.fixture
+def make_bids() -> MakeBids:
+    """Factory fixture: ``make_bids(tmp_path, spec=None) -> root``."""
+    return _make_bids
+
+
+@pytest.fixture
+def small_spec() -> DatasetSpec:
+    """A fresh ``nbdiag.demo.synth.small_spec()`` (see module docstring)."""
+    return _small_spec()
+
+
+@pytest.fixture(scope="session")
+def small_bids(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``small_spec()`` written once per session; treat as read-only."""
+    return _make_bids(tmp_path_factory.mktemp("small_bids"))
+
+
+@pytest.fixture(scope="session")
+def demo_bids() -> Path:
+    """Root of the committed demo dataset (skips if it is not there)."""
+    if not (DEMO_DATA / "dataset_description.json").is_file():
+        pytest.skip("demo dataset not generated (python -m nbdiag.demo.make_demo)")
+    return DEMO_DATA
