@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from nbdiag.errors import SettingsError
 from nbdiag.thresholds import Thresholds
 
 if sys.version_info >= (3, 11):
@@ -74,10 +75,6 @@ CONFOUNDS_DEFAULTS: dict[str, Any] = {
 
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 _PLUGIN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-
-
-class SettingsError(ValueError):
-    """A setting has a bad value; the message says which, allowed and given."""
 
 
 def _bad(key: str, allowed: str, given: Any, where: str = "") -> SettingsError:

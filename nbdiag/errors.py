@@ -47,3 +47,7 @@ class InputError(Exception):
             "row": self.row, "expected": None if self.expected is None else str(self.expected),
             "found": None if self.found is None else str(self.found),
         }
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message says which, allowed and given."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
+from nbdiag.errors import SettingsError
+
 #: name -> (default, unit/meaning, source)
 THRESHOLD_TABLE: dict[str, tuple[float, str, str]] = {
     "vif_warn": (5.0, "VIF of a task regressor", "Mumford et al. 2015; CANlab diagnostics"),
@@ -94,11 +96,11 @@ class Thresholds:
         clean: dict[str, float] = {}
         for key, value in values.items():
             if key not in allowed:
-                raise ValueError(
+                raise SettingsError(
                     f"{where}: unknown threshold {key!r}; allowed: {', '.join(allowed)}"
                 )
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(
+                raise SettingsError(
                     f"{where}: threshold {key!r} must be a non-negative number; got {value!r}"
                 )
             clean[key] = float(value)
