@@ -1,0 +1,121 @@
+"""Drift diagnostics: cosine periods, R² on drift, cutoff rules, findings."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.glm.first_level import make_first_level_design_matrix
+from scipy.fft import dct
+
+from nbdiag.context import DesignContext
+from nbdiag.diagnostics.drift import assess_drift, fsl_cutoffcalc, fsl_highpass
+
+T_R = 2.0
+N = 150
+FT = np.arange(N) * T_R
+
+
+def _roles(X):
+    return {c: "constant" if c == "constant" else "drift" if c.startswith("drift") else
+            "confound" if c.startswith("cosine") else "task" for c in X.columns}
+
+
+def _blocks(period_s, name="task", start=0.0):
+    on = np.arange(start, N * T_R, period_s)
+    return pd.DataFrame({"onset": on, "duration": period_s / 2, "trial_type": name})
+
+
+def _dct_r2(x, k):
+    """R² of x on the constant + DCT-II cosines 1..k, via scipy's orthonormal DCT."""
+    coef = dct(x, norm="ortho")
+    return float(np.sum(coef[1:k + 1] ** 2) / np.sum(coef[1:] ** 2))
+
+
+def test_periods_and_r2_match_hand_computation_on_pure_block_design():
+    hp = 1 / 128
+    X = make_first_level_design_matrix(FT, _blocks(120.0), hrf_model=None, drift_model="cosine", high_pass=hp)
+    roles = _roles(X)
+    res = assess_drift(X, roles, DesignContext(t_r=T_R, high_pass=hp), {"task": (X.columns == "task").astype(float)})
+    K = len(res.drift_columns)
+    assert K == int(np.floor(2 * N * hp * T_R))
+    for k in range(1, K + 1):
+        period = res.periods_s[f"drift_{k}"]
+        assert period == pytest.approx(2 * N * T_R / k)
+        # the column is a cosine of that period (phase at the middle of a frame)
+        ref = np.cos(2 * np.pi * (FT + T_R / 2) / period)
+        assert abs(np.corrcoef(ref, X[f"drift_{k}"])[0, 1]) == pytest.approx(1.0)
+    x = X["task"].to_numpy()
+    assert res.r2_task["task"] == pytest.approx(_dct_r2(x, K), abs=1e-10)
+    assert res.r2_contrast["task"] == pytest.approx(res.r2_task["task"])
+    assert res.variance_kept["task"] == pytest.approx(1 - _dct_r2(x, K), abs=1e-10)
+    assert res.current_cutoff_s == pytest.approx(128.0)
+    d = res.to_dict()
+    assert len(d["spectra"]["freqs_hz"]) <= 256 and len(d["spectra"]["power"]["task"]) == len(d["spectra"]["freqs_hz"])
+
+
+def test_recommended_cutoff_is_shortest_keeping_90_percent_and_resolves_finding():
+    # slow blocks (150 s cycle) with a 100 s cutoff: the high-pass eats the design
+    hp = 0.01
+    X = make_first_level_design_matrix(FT, _blocks(150.0, start=37.5), hrf_model="glover", drift_model="cosine", high_pass=hp)
+    res = assess_drift(X, _roles(X), DesignContext(t_r=T_R, high_pass=hp), {})
+    cut = [f for f in res.findings if f.code == "highpass_cuts_design"]
+    assert cut and cut[0].severity == "warn"
+    assert cut[0].evidence["recommended_cutoff_s"] == pytest.approx(res.recommended_cutoff_s)
+    x = X["task"].to_numpy()
+    # hand computation: largest number of cosines keeping >= 90 %, period >= 90 s
+    best = 0
+    for k in range(1, N):
+        if 2 * N * T_R / k < 90 or 1 - _dct_r2(x, k) < 0.9:
+            break
+        best = k
+    assert best >= 1
+    assert res.recommended_cutoff_s == pytest.approx(2 * N * T_R / best)
+    assert res.recommended_high_pass_hz == pytest.approx(best / (2 * N * T_R))
+    # applying the recommendation in nilearn keeps exactly `best` cosines and clears the finding
+    X2 = make_first_level_design_matrix(FT, _blocks(150.0, start=37.5), hrf_model="glover", drift_model="cosine",
+                                        high_pass=res.recommended_high_pass_hz)
+    assert sum(c.startswith("drift_") for c in X2.columns) == best
+    res2 = assess_drift(X2, _roles(X2), DesignContext(t_r=T_R, high_pass=res.recommended_high_pass_hz), {})
+    assert not any(f.code == "highpass_cuts_design" for f in res2.findings)
+    assert res2.variance_kept["task"] >= 0.9
+
+
+def test_fsl_cutoffcalc_rule():
+    x = make_first_level_design_matrix(FT, _blocks(200.0), hrf_model="glover", drift_model=None)["task"].to_numpy()
+    # the running-line high-pass removes straight lines exactly
+    line = 3.0 + 0.5 * np.arange(N)
+    np.testing.assert_allclose(fsl_highpass(line, 10.0), np.full(N, line[0]), atol=1e-8)
+    out = fsl_cutoffcalc(x[:, None], T_R)
+    sig = out / (2 * T_R)
+    ratio = lambda s: np.std(fsl_highpass(x - x.mean(), s), ddof=1) / np.std(x, ddof=1)
+    assert out >= 90.0
+    assert ratio(sig) > 0.9 and ratio(sig - 1) <= 0.9  # bisection end point: usig passes, lsig fails
+    fast = make_first_level_design_matrix(FT, _blocks(40.0), hrf_model="glover", drift_model=None)["task"].to_numpy()
+    assert fsl_cutoffcalc(fast[:, None], T_R) == pytest.approx(90.0)  # the 90-s floor
+
+
+def test_drift_overlap_single_vs_difference_and_duplicated_highpass():
+    ev = pd.concat([_blocks(60.0, "two_back"), _blocks(60.0, "zero_back", start=30.0)])
+    ev = ev[ev.onset < 140]  # all task in the first half of the run: slow single-condition regressors
+    X = make_first_level_design_matrix(FT, ev, hrf_model="glover", drift_model="cosine", high_pass=0.01)
+    roles = _roles(X)
+    cols = list(X.columns)
+    vec = lambda **w: np.array([w.get(c, 0.0) for c in cols])
+    con = {"zero_back": vec(zero_back=1), "two_back - zero_back": vec(two_back=1, zero_back=-1)}
+    res = assess_drift(X, roles, DesignContext(t_r=T_R, high_pass=0.01), con)
+    D = X[[c for c in cols if roles[c] in ("drift", "constant")]].to_numpy()
+    for name, c in con.items():
+        y = X.to_numpy() @ c
+        beta = np.linalg.lstsq(D, y, rcond=None)[0]
+        ref = 1 - np.sum((y - D @ beta) ** 2) / np.sum((y - y.mean()) ** 2)
+        assert res.r2_contrast[name] == pytest.approx(ref, abs=1e-10)
+    assert res.r2_contrast["zero_back"] >= 0.2 > res.r2_contrast["two_back - zero_back"]
+    over = {f.contrast: f.severity for f in res.findings if f.code == "drift_overlap" and f.contrast}
+    assert over == {"zero_back": "warn"}
+    strict = assess_drift(X, roles, DesignContext(t_r=T_R, high_pass=0.01), con,
+                          __import__("nbdiag.thresholds").thresholds.Thresholds(drift_r2_fail=0.25))
+    assert {f.contrast: f.severity for f in strict.findings if f.code == "drift_overlap" and f.contrast} == {"zero_back": "fail"}
+    assert not any(f.code == "highpass_duplicated" for f in res.findings)
+    X["cosine00"] = X["drift_1"].to_numpy()[::-1]
+    dup = assess_drift(X, _roles(X), DesignContext(t_r=T_R, high_pass=0.01), {})
+    assert dup.cosine_confounds == ("cosine00",)
+    assert [f.severity for f in dup.findings if f.code == "highpass_duplicated"] == ["warn"]
