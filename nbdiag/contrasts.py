@@ -69,7 +69,8 @@ class ContrastSet:
     vectors : dict of str to ndarray
         One weight per design column, in design order (valid contrasts only).
     expressions : dict of str to str
-        The expression of every valid contrast.
+        The expression of every contrast, invalid ones included (those have no
+        vector and no kind).
     kinds : dict of str to {"single", "differential", "other"}
     findings : tuple of Finding
         ``contrast_invalid`` findings for contrasts that could not be parsed.
@@ -222,8 +223,19 @@ def parse_contrasts(
     if not isinstance(design, pd.DataFrame):
         raise TypeError(f"design must be a pandas DataFrame; got {type(design).__name__}")
     columns = [str(c) for c in design.columns]
+    default_text: dict[str, str] = {}
     if contrasts is None:
-        items = list(default_contrasts(roles).items())
+        # built as vectors, so trial types that are not Python identifiers (0BACK) still work
+        default_text = default_contrasts(roles)
+        groups = default_conditions(roles)
+        items = []
+        for name in default_text:
+            vec = np.zeros(len(columns))
+            parts = name.split(" - ") if name not in groups else [name]
+            for sign, part in zip((1.0, -1.0), parts):
+                for col in groups[part]:
+                    vec[columns.index(col)] = sign
+            items.append((name, vec))
     elif isinstance(contrasts, Mapping):
         items = list(contrasts.items())
     elif isinstance(contrasts, (list, tuple)) and all(isinstance(e, str) for e in contrasts):
@@ -241,6 +253,7 @@ def parse_contrasts(
     for name, expr in items:
         name = str(name)
         if isinstance(expr, str):
+            expressions[name] = expr
             try:
                 vec = np.asarray(expression_to_contrast_vector(expr, columns), dtype=float)
             except ValueError as exc:
@@ -252,6 +265,7 @@ def parse_contrasts(
             text = expr
         else:
             vec = np.asarray(expr, dtype=float).ravel()
+            expressions[name] = str(expr)
             text = " + ".join(f"{w:g}*{c}" for c, w in zip(columns, vec) if w != 0) if vec.size == len(columns) else str(expr)
             if vec.size != len(columns):
                 findings.append(
@@ -265,7 +279,7 @@ def parse_contrasts(
             findings.append(_invalid(name, text, "all weights are zero.", columns))
             continue
         vectors[name] = vec
-        expressions[name] = text
+        expressions[name] = default_text.get(name, text)
         kinds[name] = contrast_kind(vec, columns, roles)
     return ContrastSet(
         vectors=vectors, expressions=expressions, kinds=kinds,

@@ -57,7 +57,8 @@ def test_sequence_input_names_by_expression():
 def test_invalid_contrast_is_a_finding_and_others_still_work():
     X = make_first_level_design_matrix(FT, EVENTS, hrf_model="glover")
     cs = parse_contrasts({"bad": "one_back - zero_back", "good": "two_back"}, X, _roles(X))
-    assert list(cs.vectors) == ["good"]
+    assert list(cs.vectors) == ["good"] and cs.expressions["bad"] == "one_back - zero_back"
+    assert "bad" not in cs.kinds and set(cs.to_dict()) == {"good"}
     (f,) = cs.findings
     assert f.code == "contrast_invalid" and f.severity == "error" and f.contrast == "bad"
     for col in X.columns:
@@ -99,3 +100,14 @@ def test_defaults_group_fir_delays_by_condition():
     assert cs.kinds["zero_back"] == "single"
     assert cs.kinds["two_back - zero_back"] == "differential"
     assert cs.vectors["two_back - zero_back"].sum() == 0
+
+
+def test_defaults_work_for_trial_types_that_are_not_identifiers():
+    ev = EVENTS.replace({"zero_back": "0BACK", "two_back": "2BACK"})
+    X = make_first_level_design_matrix(FT, ev, hrf_model="glover")
+    cs = parse_contrasts(None, X, _roles(X))
+    assert cs.findings == ()
+    cols = list(X.columns)
+    v = cs.vectors["2BACK - 0BACK"] if "2BACK - 0BACK" in cs.vectors else -cs.vectors["0BACK - 2BACK"]
+    assert v[cols.index("2BACK")] == 1 and v[cols.index("0BACK")] == -1 and np.abs(v).sum() == 2
+    assert cs.kinds["0BACK"] == "single"
