@@ -228,14 +228,16 @@ def parse_contrasts(
         # built as vectors, so trial types that are not Python identifiers (0BACK) still work
         default_text = default_contrasts(roles)
         groups = default_conditions(roles)
+        names = list(groups)
+        pairs = [(a, None) for a in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
         items = []
-        for name in default_text:
+        for a, b in pairs:
             vec = np.zeros(len(columns))
-            parts = name.split(" - ") if name not in groups else [name]
-            for sign, part in zip((1.0, -1.0), parts):
-                for col in groups[part]:
-                    vec[columns.index(col)] = sign
-            items.append((name, vec))
+            for col in groups[a]:
+                vec[columns.index(col)] = 1.0
+            for col in groups[b] if b is not None else ():
+                vec[columns.index(col)] = -1.0
+            items.append((a if b is None else f"{a} - {b}", vec))
     elif isinstance(contrasts, Mapping):
         items = list(contrasts.items())
     elif isinstance(contrasts, (list, tuple)) and all(isinstance(e, str) for e in contrasts):

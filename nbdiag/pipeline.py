@@ -54,7 +54,9 @@ def _progress_line(i: int, n: int, audits: list[RunAudit], seconds: float) -> st
     line = f"[{i}/{n}] {run.prefix}  " + ", ".join(parts) + f"  ({seconds:.1f} s)"
     for a in audits:
         if a.status == "error":
-            line += f"\n    error: {a.record['error']['message']}"
+            errors = [f["message"] for f in a.record.get("findings", []) if f["severity"] == "error"]
+            message = a.record["error"]["message"] if a.record.get("error") else "; ".join(errors)
+            line += f"\n    error ({a.variant}): {message}"
             break
     return line
 
