@@ -1,0 +1,263 @@
+"""Design diagnostics and the integrator ``audit_design``.
+
+``audit_design`` runs every diagnostic on one run's design, attaches run-level
+causes to the contrasts they bias (``nbdiag.explain``), and re-audits the
+design after the fixes that can be applied to the design itself ("what-if").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from nbdiag.context import DesignContext
+from nbdiag.findings import Finding, rank_findings, status_from_findings, worst_severity
+from nbdiag.thresholds import Thresholds
+
+
+@dataclass(frozen=True)
+class DesignAudit:
+    """Everything measured on one design (record sections ``diagnostics``,
+    ``contrasts``, ``whatif``, ``findings``, ``status``)."""
+
+    diagnostics: dict[str, Any]
+    contrasts: dict[str, Any]
+    whatif: list[dict[str, Any]]
+    findings: list[Finding] = field(default_factory=list)
+    status: str = "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"diagnostics": self.diagnostics, "contrasts": self.contrasts, "whatif": self.whatif,
+                "findings": [f.to_dict() for f in self.findings], "status": self.status}
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return [_clean(x) for x in v.tolist()]
+    if isinstance(v, (np.floating, float)):
+        return float(v) if np.isfinite(v) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+def _core_signals(design, roles, context, th):
+    from nbdiag.diagnostics.baseline import assess_baseline
+    from nbdiag.diagnostics.sensitivity import signal_library
+    base = assess_baseline(design, roles, context, th)
+    signals = signal_library(design, roles, context, base.scan_classes, base.epochs)
+    return base, signals
+
+
+def _sensitivity_by_contrast(design, vectors: Mapping[str, np.ndarray], signals, th):
+    from nbdiag.diagnostics.sensitivity import assess_sensitivity
+    return {name: assess_sensitivity(design, name, vec, signals, th) for name, vec in vectors.items()}
+
+
+def _remap(vectors: Mapping[str, np.ndarray], old_cols, new_design: pd.DataFrame) -> dict[str, np.ndarray]:
+    out = {}
+    for name, vec in vectors.items():
+        d = {c: float(w) for c, w in zip(old_cols, vec) if abs(w) > 0}
+        if all(c in new_design.columns for c in d):
+            out[name] = np.array([d.get(c, 0.0) for c in new_design.columns])
+    return out
+
+
+def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignContext,
+                 vectors: Mapping[str, np.ndarray], run_findings: list[Finding], th: Thresholds,
+                 before: Mapping[str, Any], recommended_cutoff_s: float | None = None) -> list[dict[str, Any]]:
+    """Apply design-level fixes, re-run weights + sensitivity, report before/after.
+
+    Fixes: ``apply sample mask`` (``design.iloc[keep]`` as nilearn does with
+    ``sample_masks``) and ``add spike regressors`` for unhandled non-steady-state
+    volumes; ``model unmodelled events`` (nilearn ``compute_regressor`` with the
+    run's HRF); ``lower high_pass`` (cosine drift rebuilt with nilearn at the
+    recommended cutoff); ``drop modelled rest condition``.
+    """
+    from nbdiag.diagnostics.sensitivity import _base_hrf
+    from nbdiag.diagnostics.baseline import modeled_rest_conditions, original_index, n_scans_total
+    from nilearn.glm.first_level import compute_regressor
+
+    codes = {f.code for f in run_findings}
+    variants: list[tuple[str, str, pd.DataFrame, dict[str, str], DesignContext]] = []
+    idx = original_index(design, context)
+    flagged = set(int(v) for v in context.nonsteady_volumes)
+    if "nonsteady_unhandled" in codes and flagged & set(idx.tolist()):
+        keep = np.array([i not in flagged for i in idx])
+        d2 = design.iloc[np.flatnonzero(keep)]
+        ctx2 = replace(context, scan_index=tuple(int(i) for i in idx[keep]),
+                       n_scans_total=n_scans_total(design, context), sample_mask_applied=True)
+        variants.append(("apply sample mask", "nonsteady_unhandled", d2, roles, ctx2))
+        d3 = design.copy()
+        roles3 = dict(roles)
+        for v in sorted(flagged):
+            rows = np.flatnonzero(idx == v)
+            if rows.size:
+                col = f"non_steady_state_outlier{v:02d}"
+                d3.insert(0, col, 0.0)
+                d3.iloc[rows[0], 0] = 1.0
+                roles3 = {col: "spike", **roles3}
+        variants.append(("add spike regressors", "nonsteady_unhandled", d3, roles3, context))
+    unmod = context.unmodeled_events
+    if unmod is not None and len(unmod):
+        d4 = design.copy()
+        roles4 = dict(roles)
+        full = context.frame_times(n_scans_total(design, context))
+        for tt in sorted(set(unmod["trial_type"].astype(str))):
+            rows = unmod[unmod["trial_type"].astype(str) == tt]
+            cond = np.vstack([rows["onset"].to_numpy(float), rows["duration"].to_numpy(float), np.ones(len(rows))])
+            reg, _ = compute_regressor(cond, _base_hrf(context), full)
+            d4.insert(0, tt, reg[idx, 0])
+            roles4 = {tt: "task", **roles4}
+        ev = unmod[["onset", "duration", "trial_type"]]
+        ev4 = ev if context.events is None else pd.concat([context.events[["onset", "duration", "trial_type"]], ev])
+        ctx4 = replace(context, events=ev4 if context.events is not None else None,
+                       unmodeled_events=unmod.iloc[0:0])
+        variants.append(("model unmodelled events", "baseline_unmodeled_events", d4, roles4, ctx4))
+    if (context.drift_model or "").lower() == "cosine" and recommended_cutoff_s and \
+            ({"highpass_cuts_design", "drift_overlap"} & codes):
+        from nilearn.signal import create_cosine_drift
+        drift_cols = [c for c in design.columns if roles.get(c) == "drift"]
+        full = context.frame_times(n_scans_total(design, context))
+        basis = create_cosine_drift(1.0 / recommended_cutoff_s, full)[:, :-1][idx]
+        d5 = design.drop(columns=drift_cols)
+        roles5 = {c: r for c, r in roles.items() if c not in drift_cols}
+        pos = len(d5.columns) - 1 if "constant" in d5.columns else len(d5.columns)
+        for k in range(basis.shape[1]):
+            d5.insert(pos + k, f"drift_{k + 1}", basis[:, k])
+            roles5[f"drift_{k + 1}"] = "drift"
+        roles5 = {c: roles5[c] for c in d5.columns}
+        ctx5 = replace(context, high_pass=1.0 / recommended_cutoff_s)
+        variants.append((f"lower high_pass to {1.0 / recommended_cutoff_s:.4g} Hz", "highpass_cuts_design",
+                         d5, roles5, ctx5))
+    if "baseline_modeled_rest" in codes:
+        rest = [c for c in modeled_rest_conditions(design, roles, context) if c in design.columns]
+        if rest:
+            d6 = design.drop(columns=rest)
+            roles6 = {c: r for c, r in roles.items() if c not in rest}
+            ev6 = None if context.events is None else \
+                context.events[~context.events["trial_type"].astype(str).isin(rest)]
+            variants.append((f"drop modelled rest ({', '.join(rest)})", "baseline_modeled_rest", d6, roles6,
+                             replace(context, events=ev6)))
+    out = []
+    for fix, code, d, r, ctx in variants:
+        vecs = _remap(vectors, design.columns, d)
+        _, signals = _core_signals(d, r, ctx, th)
+        sens = _sensitivity_by_contrast(d, vecs, signals, th)
+        res = {}
+        for name, s in sens.items():
+            b = before[name]
+            res[name] = {"max_abs_bias_sd_before": b.max_abs_bias_sd(), "max_abs_bias_sd_after": s.max_abs_bias_sd(),
+                         "variance_before": b.variance, "variance_after": s.variance}
+        out.append({"fix": fix, "code": code, "contrasts": _clean(res)})
+    return out
+
+
+def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: DesignContext,
+                 contrasts: Mapping[str, Any] | None, thresholds: Thresholds | None = None) -> DesignAudit:
+    """Run all diagnostics on one design and explain every contrast.
+
+    Parameters
+    ----------
+    design : DataFrame
+        Design matrix indexed by frame times (nilearn column names).
+    roles : mapping
+        Column -> role.
+    context : DesignContext
+    contrasts : mapping name -> expression (or vector), or None for defaults
+    thresholds : Thresholds, optional
+
+    Returns
+    -------
+    DesignAudit
+    """
+    from nbdiag.contrasts import parse_contrasts
+    from nbdiag.diagnostics.collinearity import assess_collinearity
+    from nbdiag.diagnostics.confounds import assess_confounds
+    from nbdiag.diagnostics.drift import assess_drift
+    from nbdiag.diagnostics.estimability import assess_contrast
+    from nbdiag.diagnostics.rt import assess_rt
+    from nbdiag.diagnostics.weights import baseline_composition, composition_findings, contrast_weights
+    from nbdiag.explain import ContrastInputs, explain_contrasts
+
+    th = thresholds or Thresholds()
+    roles = dict(roles)
+    cset = parse_contrasts(contrasts, design, roles)
+    vectors = dict(cset.vectors)
+    coll = assess_collinearity(design, roles, th, regularized=context.nilearn_regularized)
+    conf = assess_confounds(design, roles, context, th)
+    drift = assess_drift(design, roles, context, vectors, th)
+    base, signals = _core_signals(design, roles, context, th)
+    rt = assess_rt(design, roles, context, vectors, th)
+    sens = _sensitivity_by_contrast(design, vectors, signals, th)
+    all_found: list[Finding] = (list(cset.findings) + list(coll.findings) + list(conf.findings)
+                                + list(drift.findings) + list(base.findings) + list(rt.findings))
+    unmod_types = tuple(sorted(set(context.unmodeled_events["trial_type"].astype(str)))) \
+        if context.unmodeled_events is not None and len(context.unmodeled_events) else ()
+    task_cols = [i for i, c in enumerate(design.columns) if roles.get(c) == "task"]
+    contrast_sec: dict[str, Any] = {}
+    inputs = []
+    weights_by = {}
+    for name, vec in vectors.items():
+        stats = assess_contrast(design, name, vec, cset.kinds[name], th)
+        w = contrast_weights(design, vec)
+        weights_by[name] = w
+        comp = baseline_composition(w, base.scan_classes, edge_fraction=th.edge_fraction)
+        own = list(stats.findings) + composition_findings(name, comp, th, unmod_types) + list(sens[name].findings)
+        own += [f for f in all_found if f.contrast == name]
+        inputs.append(ContrastInputs(name=name, kind=cset.kinds[name], task_sum=float(np.sum(vec[task_cols])),
+                                     composition=comp, sensitivity=list(sens[name].entries), findings=own,
+                                     unmodeled_types=unmod_types,
+                                     n_nonsteady=int(sum(c == "nonsteady" for c in base.scan_classes))))
+        sd = stats.to_dict()
+        contrast_sec[name] = {
+            "expression": cset.expressions[name],
+            "vector": {c: float(x) for c, x in zip(design.columns, vec)},
+            "kind": cset.kinds[name], **{k: v for k, v in sd.items() if k not in ("findings",)},
+            "drift_r2": _clean(getattr(drift, "r2_contrast", {}).get(name)) if hasattr(drift, "r2_contrast") else None,
+            "weights": _clean(w),
+            "baseline_composition": _clean(comp),
+            "sensitivity": sens[name].to_dict(),
+        }
+    run_level = [f for f in all_found if f.contrast is None]
+    # run-level copy of contrast-specific unmodelled-events evidence
+    unmod_f = [f for i in inputs for f in i.findings if f.code == "baseline_unmodeled_events"]
+    if unmod_f:
+        run_level.append(Finding(
+            code="baseline_unmodeled_events", severity=worst_severity(f.severity for f in unmod_f),
+            title="Unmodelled events sit in the baseline",
+            message=f"{', '.join(unmod_types)} listed in events.tsv but not modelled, so they are part of "
+                    f"the implicit baseline of every condition-vs-baseline contrast.",
+            evidence={"event_types": list(unmod_types),
+                      "negative_weight_share": {f.contrast: f.evidence.get("negative_weight_share") for f in unmod_f}},
+            score=max(f.score for f in unmod_f), fix=unmod_f[0].fix))
+    expl = explain_contrasts(inputs, run_level, th, sample_mask_dropped=not context.sample_mask_applied)
+    findings: list[Finding] = rank_findings(run_level)
+    for name in vectors:
+        e = expl[name]
+        contrast_sec[name]["explanation"] = e.explanation
+        contrast_sec[name]["findings"] = e.codes()
+        findings.extend(e.findings)
+    for name in cset.expressions:
+        if name not in contrast_sec:
+            contrast_sec[name] = {"expression": cset.expressions[name], "estimable": False,
+                                  "findings": [f.code for f in cset.findings if f.contrast == name]}
+    seen_ids = {id(f) for f in findings}
+    findings.extend(f for f in cset.findings if f.contrast is not None and id(f) not in seen_ids
+                    and f.contrast not in vectors)
+    whatif = whatif_fixes(design, roles, context, vectors, run_level, th, sens,
+                          recommended_cutoff_s=getattr(drift, "recommended_cutoff_s", None))
+    diagnostics = {"collinearity": _clean(coll.to_dict()), "drift": _clean(drift.to_dict()),
+                   "confounds": _clean(conf.to_dict()), "baseline": _clean(base.to_dict()),
+                   "rt": _clean(rt.to_dict())}
+    return DesignAudit(diagnostics=diagnostics, contrasts=_clean(contrast_sec), whatif=whatif,
+                       findings=findings, status=status_from_findings(findings))

@@ -7,7 +7,11 @@ contrast standard deviations for unit noise (1 % signal noise per scan when the
 data are in percent signal change). Drift and confound columns are part of
 ``X``, so ``w`` already projects them out.
 
-The signal library (one unit each; only signals that exist for the run):
+The signal library, each at a plausible (deliberately modest) size given in its
+label; only signals that exist for the run are built. Sizes below supersede
+the per-source notes: non-steady-state 10 % (``NSS_PCT``), unmodelled events
+0.5 % HRF response, short gaps 0.25 %, run-start settling 1 %, slow drift
+0.25 %, HRF latency/dispersion 0.25 % x derivative, RT activity 0.5 %:
 
 ``nonsteady``
     Excess signal in the flagged non-steady-state volumes still in the
@@ -64,6 +68,10 @@ from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
 
 RUN_START_TAU_S = 20.0
+
+#: Excess signal (%) at the first flagged non-steady-state volume: T1
+#: saturation makes those volumes tens of percent brighter; 10 % is a low guess.
+NSS_PCT = 10.0
 
 #: finding code that owns each source family (the explanation engine's causes)
 CAUSE_OF_SOURCE = {
@@ -131,24 +139,24 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
         pos = {v: i for i, v in enumerate(idx.tolist())}
         for rank, v in enumerate(flagged):
             if v in pos:
-                m[pos[v]] = np.exp(-2.0 * rank / k)
-        out.append(Signal("nonsteady", f"1 % extra signal decaying over the {k} flagged volumes",
-                          "% signal", m, typical=5.0))
+                m[pos[v]] = NSS_PCT * np.exp(-2.0 * rank / k)
+        out.append(Signal("nonsteady", f"{NSS_PCT:g} % extra signal decaying over the {k} flagged volumes",
+                          "% signal", m, typical=1.0))
     unmod = context.unmodeled_events
     if unmod is not None and len(unmod):
         for tt in sorted(set(unmod["trial_type"].astype(str))):
             rows = unmod[unmod["trial_type"].astype(str) == tt]
-            m = _convolved(rows, context, design)
+            m = 0.5 * _convolved(rows, context, design)
             if np.any(m):
-                out.append(Signal(f"unmodeled:{tt}", f"unit HRF response to each unmodelled {tt} event",
+                out.append(Signal(f"unmodeled:{tt}", f"a 0.5 % HRF response to each unmodelled {tt} event",
                                   "% signal", m, typical=1.0))
     if epochs:
         gaps = [e for e in epochs if e["kind"] == "short_gap"]
         if gaps:
             ev = pd.DataFrame({"onset": [g["start"] for g in gaps], "duration": [g["duration"] for g in gaps]})
-            m = _convolved(ev, context, design)
+            m = 0.25 * _convolved(ev, context, design)
             if np.any(m):
-                out.append(Signal("short_gaps", f"unit HRF response during the {len(gaps)} short gaps next to blocks",
+                out.append(Signal("short_gaps", f"a 0.25 % HRF response during the {len(gaps)} short gaps next to blocks",
                                   "% signal", m, typical=0.5))
     t0 = full[idx[0]] if n else 0.0
     times = full[idx]
@@ -157,9 +165,9 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
     n_tot = full.size
     n_drift = sum(1 for c in design.columns if roles.get(c) == "drift")
     k = n_drift + 1 if (context.drift_model or "").lower() in ("cosine", "polynomial") else 1
-    m = np.cos(np.pi * k * (np.arange(n_tot) + 0.5) / n_tot)[idx]
+    m = 0.25 * np.cos(np.pi * k * (np.arange(n_tot) + 0.5) / n_tot)[idx]
     period = 2.0 * n_tot * t_r / k
-    out.append(Signal("slow_drift", f"1 % drift with period {period:.0f} s, just inside the pass band of the drift model",
+    out.append(Signal("slow_drift", f"0.25 % drift with period {period:.0f} s, just inside the pass band of the drift model",
                       "% signal", m, typical=0.5))
     rt_name = _rt_name(design, roles, context)
     if context.events is not None and len(context.events):
@@ -174,11 +182,11 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
                                    else np.ones(len(rows))])
             regs, _ = compute_regressor(full_cond, _base_hrf(context) + " + derivative + dispersion", full)
             if f"{cond}_derivative" not in cols:
-                out.append(Signal(f"hrf_derivative:{cond}", f"{cond} response ~1 s earlier than the canonical HRF",
-                                  "unit response x 1 s", regs[idx, 1], typical=0.5))
+                out.append(Signal(f"hrf_derivative:{cond}", f"a 0.25 % {cond} response 1 s earlier than the canonical HRF",
+                                  "% signal", 0.25 * regs[idx, 1], typical=1.0))
             if f"{cond}_dispersion" not in cols:
-                out.append(Signal(f"hrf_dispersion:{cond}", f"{cond} response wider than the canonical HRF",
-                                  "unit dispersion change", regs[idx, 2], typical=0.5))
+                out.append(Signal(f"hrf_dispersion:{cond}", f"a 0.25 % {cond} response with a wider HRF (unit dispersion derivative)",
+                                  "% signal", 0.25 * regs[idx, 2], typical=1.0))
     rt_ev = context.rt_events
     if rt_ev is None and context.events is not None and rt_name is not None:
         ev = context.events
@@ -191,15 +199,15 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
                                   "trial_type": [lookup.get(round(float(o), 6), rt_name) for o in rt_rows["onset"]]})
     if rt_ev is not None and len(rt_ev):
         if rt_name is None:
-            out.append(Signal("rt", "unit RT-proportional activity (duration = response time)",
-                              "% signal", _convolved(rt_ev, context, design), typical=0.5))
+            out.append(Signal("rt", "0.5 % RT-proportional activity (duration = response time)",
+                              "% signal", 0.5 * _convolved(rt_ev, context, design), typical=1.0))
         else:
             for cond in sorted(set(rt_ev["trial_type"].astype(str))):
                 if cond == rt_name:
                     continue
                 rows = rt_ev[rt_ev["trial_type"].astype(str) == cond]
-                out.append(Signal(f"rt:{cond}", f"unit RT-proportional activity in {cond} trials only",
-                                  "% signal", _convolved(rows, context, design), typical=0.5))
+                out.append(Signal(f"rt:{cond}", f"0.5 % RT-proportional activity in {cond} trials only",
+                                  "% signal", 0.5 * _convolved(rows, context, design), typical=1.0))
     return out
 
 

@@ -1,0 +1,284 @@
+"""Ranked, plain-language explanations per contrast (the sign-flip engine).
+
+Inputs are the numbers the diagnostics already produced: each contrast's
+weights, baseline composition and sensitivity entries, and the run's findings.
+
+Attribution rules
+-----------------
+* A run-level *cause* (``nonsteady_unhandled``, ``scrub_not_applied``,
+  ``baseline_modeled_rest``, ``baseline_scarce``, ``drift_overlap``,
+  ``rt_regressor_overlap``, ``baseline_unmodeled_events``) is copied to a
+  contrast, with the contrast's own numbers, only when those numbers support
+  it: the linked sensitivity signal moves the contrast by at least
+  ``sensitivity_warn`` σ per unit (``baseline_modeled_rest`` /
+  ``baseline_scarce``: the contrast is measured against the implicit
+  baseline, i.e. its task weights do not sum to 0).
+* Each sensitivity source is *claimed* by the most specific cause present for
+  the contrast (``CLAIMS``). A cause's score is the largest claimed
+  ``|bias_sd| × typical`` (plausible size), its severity the worse of its own
+  and its claimed sensitivity severity.
+* Findings of a contrast are grouped: a claimed ``sensitive_unmodeled_signal``
+  or ``contrast_variance_inflated`` follows the cause that explains it. Groups
+  are ranked by the head's severity, then score, so the first finding is the
+  most likely explanation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from nbdiag.findings import Finding, rank_findings, severity_rank, worst_severity
+from nbdiag.thresholds import Thresholds
+
+#: Which cause claims which sensitivity source family, in priority order.
+CLAIMS: dict[str, tuple[str, ...]] = {
+    "nonsteady": ("nonsteady_unhandled",),
+    "unmodeled": ("baseline_unmodeled_events",),
+    "short_gaps": ("baseline_short_gaps", "baseline_modeled_rest"),
+    "run_start": ("baseline_modeled_rest", "baseline_edge_concentrated", "baseline_scarce"),
+    "slow_drift": ("drift_overlap", "highpass_cuts_design", "baseline_modeled_rest"),
+    "hrf_derivative": ("baseline_modeled_rest",),
+    "hrf_dispersion": ("baseline_modeled_rest",),
+    "rt": ("rt_regressor_overlap",),
+}
+
+#: Run-level codes that are copied to the contrasts they bias.
+RUN_CAUSES = ("nonsteady_unhandled", "scrub_not_applied", "baseline_modeled_rest", "baseline_scarce",
+              "rt_regressor_overlap", "highpass_cuts_design", "drift_overlap")
+
+#: Consequences that follow the cause explaining them.
+CONSEQUENCES = ("sensitive_unmodeled_signal", "contrast_variance_inflated")
+
+_CLASS_WORDS = {
+    "nonsteady": "flagged non-steady-state volumes",
+    "unmodeled_event": "unmodelled events",
+    "short_gap": "short gaps next to blocks",
+    "run_edge": "run-edge scans",
+    "fixation": "fixation",
+}
+
+
+@dataclass(frozen=True)
+class ContrastExplanation:
+    """Ranked findings and the paragraph for one contrast."""
+
+    contrast: str
+    findings: tuple[Finding, ...]
+    explanation: str
+
+    def codes(self) -> list[str]:
+        return [f.code for f in self.findings]
+
+
+@dataclass(frozen=True)
+class ContrastInputs:
+    """What ``explain_contrasts`` needs to know about one contrast."""
+
+    name: str
+    kind: str
+    task_sum: float
+    composition: dict[str, Any]
+    sensitivity: list[dict[str, Any]]
+    findings: Sequence[Finding] = field(default_factory=tuple)
+    unmodeled_types: tuple[str, ...] = ()
+    n_nonsteady: int = 0
+
+
+def _fam(source: str) -> str:
+    return source.split(":", 1)[0]
+
+
+def _sev_of_sd(a: float, th: Thresholds) -> str | None:
+    if a >= th.sensitivity_fail:
+        return "fail"
+    if a >= th.sensitivity_warn:
+        return "warn"
+    return None
+
+
+def _sd(entry: dict[str, Any]) -> float:
+    v = entry.get("bias_sd")
+    return float(v) if v is not None and np.isfinite(v) else 0.0
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f} %"
+
+
+def explain_contrasts(contrasts: Sequence[ContrastInputs], run_findings: Sequence[Finding],
+                      thresholds: Thresholds | None = None, sample_mask_dropped: bool = True
+                      ) -> dict[str, ContrastExplanation]:
+    """Attribute causes to every contrast, rank them and write one paragraph each.
+
+    Parameters
+    ----------
+    contrasts : sequence of ContrastInputs
+    run_findings : sequence of Finding
+        Run-level findings (``contrast=None``) of all diagnostics.
+    thresholds : Thresholds, optional
+    sample_mask_dropped : bool
+        The fit drops load_confounds' sample mask (``first_level_from_bids``).
+    """
+    th = thresholds or Thresholds()
+    run_by_code: dict[str, Finding] = {}
+    for f in rank_findings(run_findings):
+        if f.contrast is None:
+            run_by_code.setdefault(f.code, f)
+    out: dict[str, ContrastExplanation] = {}
+    for ci in contrasts:
+        out[ci.name] = _explain_one(ci, contrasts, run_by_code, th, sample_mask_dropped)
+    return out
+
+
+def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_code: dict[str, Finding],
+                 th: Thresholds, mask_dropped: bool) -> ContrastExplanation:
+    name = ci.name
+    comp = ci.composition
+    neg = comp.get("negative", {})
+    entries = ci.sensitivity
+    own = [f for f in ci.findings if f.contrast == name]
+    present: dict[str, Finding] = {}
+    for f in rank_findings(own):
+        if f.code not in CONSEQUENCES:
+            present.setdefault(f.code, f)
+    against_baseline = abs(ci.task_sum) > 1e-8
+
+    def fam_entries(fam: str) -> list[dict[str, Any]]:
+        return [e for e in entries if _fam(e["source"]) == fam]
+
+    def max_sd(fam: str) -> float:
+        return max((abs(_sd(e)) for e in fam_entries(fam)), default=0.0)
+
+    # 1. copy run-level causes where this contrast's numbers support them
+    for code in RUN_CAUSES:
+        f = run_by_code.get(code)
+        if f is None or code in present:
+            continue
+        ev: dict[str, Any] = {"run_level": f.evidence}
+        if code == "nonsteady_unhandled":
+            a = max_sd("nonsteady")
+            if a < th.sensitivity_warn:
+                continue
+            ev.update(negative_weight_share=float(neg.get("nonsteady", 0.0)))
+            msg = (f"{_pct(neg.get('nonsteady', 0.0))} of {name}'s baseline (negative) weight is on the "
+                   f"{ci.n_nonsteady} flagged non-steady-state volume(s) left in the model.")
+        elif code in ("baseline_modeled_rest", "baseline_scarce"):
+            if not against_baseline:
+                continue
+            ev.update(run_start_bias_sd=max_sd("run_start"))
+            msg = (f"{name} is measured against the implicit baseline, which this design leaves scarce"
+                   + (" because a rest-like condition is modelled." if code == "baseline_modeled_rest" else "."))
+        elif code == "rt_regressor_overlap":
+            a = max_sd("rt")
+            if a < th.sensitivity_warn:
+                continue
+            msg = f"Condition-specific RT-scaled activity moves {name} by up to {a:.2f} σ per unit."
+        elif code == "scrub_not_applied":
+            continue  # no per-contrast number yet (no scrub signal in the library)
+        else:
+            continue  # drift codes come per contrast from the drift diagnostics
+        present[code] = f.for_contrast(name, message=msg, evidence=ev, score=0.0)
+
+    # 2. claims: each sensitivity source goes to the most specific cause present
+    claimed_by: dict[str, str] = {}
+    for e in entries:
+        for cause in CLAIMS.get(_fam(e["source"]), ()):
+            if cause in present:
+                claimed_by[e["source"]] = cause
+                break
+    updated: dict[str, Finding] = {}
+    for code, f in present.items():
+        mine = [e for e in entries if claimed_by.get(e["source"]) == code]
+        score = max((abs(_sd(e)) * float(e.get("typical", 1.0)) for e in mine), default=0.0)
+        sev = worst_severity([f.severity] + [_sev_of_sd(abs(_sd(e)), th) for e in mine])
+        ev = dict(f.evidence)
+        if mine:
+            ev["sensitivity"] = [{"source": e["source"], "bias_sd": _sd(e), "bias": e.get("bias"),
+                                  "typical": e.get("typical")} for e in mine]
+        if code in ("baseline_scarce",) and not mine:
+            score = 0.5 * max((abs(_sd(e)) * float(e.get("typical", 1.0)) for e in entries
+                               if _fam(e["source"]) == "run_start"), default=0.0)
+        if not mine and code not in ("baseline_scarce",):
+            score = max(score, float(f.score))
+        updated[code] = replace(f, severity=sev, score=float(score), evidence=ev)
+
+    # 3. consequences follow their cause
+    heads = list(updated.values())
+    followers: dict[str, list[Finding]] = {}
+    for f in own:
+        if f.code in CONSEQUENCES:
+            cause = None
+            if f.code == "sensitive_unmodeled_signal":
+                cause = claimed_by.get(f.evidence.get("source", ""))
+            elif against_baseline:
+                cause = next((c for c in ("baseline_modeled_rest", "baseline_scarce") if c in updated), None)
+            if cause:
+                followers.setdefault(cause, []).append(
+                    replace(f, evidence={**f.evidence, "explained_by": cause}))
+            else:
+                heads.append(f)
+    # a head ranks at least as high as what it explains (keeps order under any global re-sort)
+    heads = [replace(h, severity=worst_severity([h.severity] + [f.severity for f in followers.get(h.code, [])]),
+                     score=max([h.score] + [f.score + 1e-9 for f in followers.get(h.code, [])]))
+             if h.code in followers else h for h in heads]
+    ranked: list[Finding] = []
+    for h in rank_findings(heads):
+        ranked.append(h)
+        ranked.extend(rank_findings(followers.get(h.code, [])))
+    text = _paragraph(ci, all_ci, ranked, th, mask_dropped)
+    return ContrastExplanation(contrast=name, findings=tuple(ranked), explanation=text)
+
+
+def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: list[Finding],
+               th: Thresholds, mask_dropped: bool) -> str:
+    name = ci.name
+    neg = ci.composition.get("negative", {})
+    parts = sorted(((v, k) for k, v in neg.items() if v >= 0.05), reverse=True)[:3]
+
+    def cls_word(k: str) -> str:
+        if k.startswith("condition:"):
+            return f"{k.split(':', 1)[1]} scans"
+        return _CLASS_WORDS.get(k, k)
+
+    comp = ", ".join(f"{_pct(v)} {cls_word(k)}" for v, k in parts)
+    if abs(ci.task_sum) > 1e-8:
+        s1 = f"{name} compares its condition with an implicit baseline whose negative weight is {comp}." if comp \
+            else f"{name} compares its condition with an implicit baseline."
+    else:
+        s1 = f"{name} is a differential contrast; its negative weight is {comp}." if comp \
+            else f"{name} is a differential contrast."
+    serious = [f for f in ranked if severity_rank(f.severity) >= severity_rank("warn")]
+    if not serious:
+        best = max(ci.sensitivity, key=lambda e: abs(_sd(e)), default=None)
+        tail = (f" No design feature explains a sign change: the largest plausible unmodelled signal "
+                f"({best['label']}) moves it by {abs(_sd(best)):.2f} σ." if best else "")
+        return s1 + tail
+    top = serious[0]
+    src = None
+    sens = top.evidence.get("sensitivity") or []
+    if top.code == "sensitive_unmodeled_signal":
+        src = top.evidence.get("source")
+    elif sens:
+        src = max(sens, key=lambda e: abs(e["bias_sd"]))["source"]
+    s2 = f" Most likely explanation: {top.title[0].lower() + top.title[1:]} — {top.message}"
+    if top.code == "nonsteady_unhandled":
+        s2 += (" fMRIPrep flagged them as non-steady-state, but they stay in the model"
+               + (" because first_level_from_bids drops the sample mask." if mask_dropped else "."))
+    s3 = ""
+    if src:
+        entry = next((e for e in ci.sensitivity if e["source"] == src), None)
+        if entry is not None:
+            direction = "lowers" if entry["bias"] < 0 else "raises"
+            others = []
+            for o in all_ci:
+                if o.name == name:
+                    continue
+                oe = next((e for e in o.sensitivity if e["source"] == src), None)
+                if oe is not None:
+                    others.append(f"{o.name} moves by {abs(_sd(oe)):.2f} σ")
+            s3 = (f" {entry['label'][0].upper() + entry['label'][1:]} {direction} {name} by "
+                  f"{abs(_sd(entry)):.2f} σ" + ("; " + "; ".join(others) if others else "") + ".")
+    return s1 + s2 + s3

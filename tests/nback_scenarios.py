@@ -1,0 +1,81 @@
+"""n-back-like scenario designs built with nilearn (TR 0.8 s, six 48-s blocks)."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from nilearn.glm.first_level import FirstLevelModel, make_first_level_design_matrix
+
+from nbdiag.context import DesignContext
+
+T_R = 0.8
+
+
+def layout(n_scans=520, start_fix=8.0, between_fix=10.4, instr=9.6, block=48.0, fix_only_start=None):
+    """Events of an n-back run: [fixation] then 6 x (instruction, block, fixation)."""
+    rows = []
+    t = start_fix if fix_only_start is None else fix_only_start
+    if t > 0:
+        rows.append((0.0, t, "fixation"))
+    for i in range(6):
+        rows.append((t, instr, "INSTRUCTION"))
+        t += instr
+        rows.append((t, block, "zero_back" if i % 2 == 0 else "two_back"))
+        t += block
+        gap = between_fix if fix_only_start is None else 0.0
+        if gap > 0:
+            rows.append((t, gap, "fixation"))
+        t += gap
+    end = n_scans * T_R
+    if end - t > 0:
+        rows.append((t, end - t, "fixation"))
+    ev = pd.DataFrame(rows, columns=["onset", "duration", "trial_type"])
+    rng = np.random.default_rng(1)
+    return ev, rng
+
+
+def build(events_modeled: pd.DataFrame, n_scans: int, high_pass=0.008, confounds: pd.DataFrame | None = None,
+          hrf_model="glover"):
+    ft = np.arange(n_scans) * T_R
+    X = make_first_level_design_matrix(ft, events_modeled, hrf_model=hrf_model, drift_model="cosine",
+                                       high_pass=high_pass, add_regs=confounds)
+    roles = {}
+    for c in X.columns:
+        if c == "constant":
+            roles[c] = "constant"
+        elif c.startswith("drift_"):
+            roles[c] = "drift"
+        elif confounds is not None and c in confounds.columns:
+            roles[c] = "spike" if c.startswith("non_steady") else "confound"
+        else:
+            roles[c] = "task"
+    return X, roles
+
+
+def split(ev: pd.DataFrame, drop=("fixation",)):
+    keep = ev[~ev["trial_type"].isin(drop)].reset_index(drop=True)
+    un = ev[ev["trial_type"].isin(drop) & (ev["trial_type"] != "fixation")]
+    un = un.assign(reason="dropped").reset_index(drop=True)[["onset", "duration", "trial_type", "reason"]]
+    return keep, un
+
+
+def motion(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(rng.normal(scale=0.05, size=(n, 6)).cumsum(0) * 0.1,
+                        columns=["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"])
+
+
+def fit_effects(design: pd.DataFrame, y: np.ndarray, contrasts: list[str]) -> dict[str, float]:
+    """Fit nilearn's FirstLevelModel on a 2x2x2 image of identical voxels ``y``."""
+    data = np.tile(y, (2, 2, 2, 1)).astype(float)
+    img = nib.Nifti1Image(data, np.eye(4))
+    mask = nib.Nifti1Image(np.ones((2, 2, 2), dtype=np.int8), np.eye(4))
+    model = FirstLevelModel(mask_img=mask, signal_scaling=False, noise_model="ols", minimize_memory=False)
+    model.fit(img, design_matrices=[design])
+    return {c: float(model.compute_contrast(c, output_type="effect_size").get_fdata()[0, 0, 0]) for c in contrasts}
+
+
+def truth(design: pd.DataFrame, zero=0.3, two=1.0) -> np.ndarray:
+    """Noise-free data: 0-back slightly, 2-back clearly above rest, + 100 baseline."""
+    return zero * design["zero_back"].to_numpy() + two * design["two_back"].to_numpy() + 100.0
