@@ -335,3 +335,102 @@ def test_first_level_recovers_task_effect(tmp_path: Path) -> None:
         con = _diff_contrast(model.design_matrices_[0])
         z = model.compute_contrast(con, output_type="z_score").get_fdata()
     assert (z > 2).all()
+
+
+# ------------------------------------------------------------- bundled demo
+def test_demo_regenerates_identically(tmp_path: Path, demo_bids: Path) -> None:
+    import gzip
+    import zlib
+
+    from nbdiag.demo.make_demo import main
+
+    assert main([str(tmp_path / "demo")]) == 0
+    fresh, committed = _files(tmp_path / "demo"), _files(demo_bids)
+    assert sorted(fresh) == sorted(committed)
+    for name, data in committed.items():
+        if name.endswith(".gz") and fresh[name] != data:
+            # another zlib build may compress differently: the content must not
+            assert gzip.decompress(fresh[name]) == gzip.decompress(data), name
+            warnings.warn(f"{name}: same content, different gzip bytes "
+                          f"(zlib {zlib.ZLIB_RUNTIME_VERSION})")
+        else:
+            assert fresh[name] == data, name
+
+
+def test_demo_is_small_and_header_only(demo_bids: Path) -> None:
+    from nbdiag.demo.make_demo import demo_spec
+
+    total = sum(f.stat().st_size for f in demo_bids.rglob("*") if f.is_file())
+    assert total < 3_000_000
+    spec = demo_spec()
+    for run in spec.runs:
+        p = run_paths(demo_bids, spec, run)
+        for f in (p.bold, p.raw_bold):
+            img = nib.load(f)
+            assert img.shape == (91, 109, 91, run.n_scans)
+            assert np.isclose(img.header.get_zooms()[3], 0.8)
+        with pytest.raises(ValueError):  # header only: no voxel data
+            nib.load(p.bold).dataobj[0, 0, 0, 0]
+        assert nib.load(p.mask).get_fdata().sum() > 1000
+
+
+def test_demo_subjects_show_their_situation(demo_bids: Path) -> None:
+    from nbdiag.demo.make_demo import demo_spec
+    from nbdiag.demo.synth import _block_indicator
+
+    spec = demo_spec()
+    by = {run.prefix: run_paths(demo_bids, spec, run) for run in spec.runs}
+    conf = {k: pd.read_csv(p.confounds, sep="\t") for k, p in by.items()}
+    ev = {k: pd.read_csv(p.events, sep="\t") for k, p in by.items()}
+    for k in by:
+        n_nss = conf[k].filter(like="non_steady_state_outlier").shape[1]
+        assert n_nss == (4 if k.startswith("sub-01") else 0), k
+        assert ("INSTRUCTION" in set(ev[k]["trial_type"])) == (k != "sub-02_ses-2_task-nback_run-01")
+        assert len(conf[k]) == (500 if "acq-VARIANTObliquity" in k else 520)
+        assert ev[k]["response_time"].notna().sum() > 90
+        assert set(ev[k]["trial_type"]) <= {"0BACK", "2BACK", "INSTRUCTION"}
+    k3 = "sub-03_ses-1_task-nback_run-01"
+    box = _block_indicator(ev[k3], np.arange(520) * 0.8, "2BACK")
+    assert abs(np.corrcoef(conf[k3]["trans_z"], box)[0, 1] - 0.5) < 0.05
+    assert abs(np.corrcoef(conf[k3]["framewise_displacement"][1:], box[1:])[0, 1] - 0.5) < 0.05
+    assert conf[k3].filter(like="motion_outlier").shape[1] == 2
+    for k in by:
+        if k != k3:
+            box = _block_indicator(ev[k], np.arange(len(conf[k])) * 0.8, "2BACK")
+            assert abs(np.corrcoef(conf[k]["trans_z"], box)[0, 1]) < 0.3, k
+    # sub-05: fixation between every pair of blocks (>= 11 s gaps)
+    e5 = ev["sub-05_ses-1_task-nback_run-01"]
+    instr = e5.loc[e5["trial_type"] == "INSTRUCTION", "onset"].to_numpy()
+    assert np.allclose(np.diff(instr), 9.6 + 48.0 + 11.2)
+
+
+def test_demo_with_first_level_from_bids(demo_bids: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        models, imgs, events, confounds = first_level_from_bids(
+            demo_bids, "nback", space_label="MNI152NLin6Asym",
+            img_filters=[("desc", "preproc")],
+            derivatives_folder="derivatives/fmriprep",
+            confounds_strategy=("motion", "non_steady_state"),
+            confounds_motion="basic", drift_model="cosine", high_pass=0.005,
+        )
+    assert [m.subject_label for m in models] == ["01", "02", "03", "04", "05"]
+    assert [len(i) for i in imgs] == [1, 2, 1, 2, 1]
+    assert models[0].t_r == 0.8 and models[0].slice_time_ref == 0.5
+    confs = [c for cs in confounds for c in (cs if isinstance(cs, list) else [cs])]
+    runs = [i for ii in imgs for i in ii]
+    assert [len(c) for c in confs] == [nib.load(i).shape[3] for i in runs]
+
+
+def test_make_demo_refuses_foreign_folder(tmp_path: Path) -> None:
+    from nbdiag.demo.make_demo import main, make_demo
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.txt").write_text("precious")
+    with pytest.raises(FileExistsError):
+        make_demo(tmp_path / "mine")
+    assert main([str(tmp_path / "mine")]) == 2
+    assert (tmp_path / "mine" / "thesis.txt").read_text() == "precious"
+    out = make_demo(tmp_path / "demo")
+    assert make_demo(out) == out  # an earlier demo is replaced
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -639,9 +639,19 @@ def _make_motion(
 ) -> np.ndarray:
     """Six rigid-body parameters (mm, rad): trans_x/y/z, rot_x/y/z."""
     n = run.n_scans
-    walk_sd = np.array([0.004, 0.006, 0.008, 1.0e-4, 6.0e-5, 6.0e-5])
+    # slow linear drift + short-memory AR(1) wobble: no random walk, whose
+    # spurious correlation with slow block regressors would make every run
+    # look task-correlated
+    drift_sd = np.array([0.15, 0.2, 0.3, 2.0e-3, 1.5e-3, 1.5e-3])
+    ar_sd = np.array([0.008, 0.01, 0.012, 1.5e-4, 1.0e-4, 1.0e-4])
     jit_sd = np.array([0.010, 0.012, 0.015, 2.0e-4, 1.2e-4, 1.2e-4])
-    walk = np.cumsum(rng.normal(0.0, 1.0, (n, 6)) * walk_sd, axis=0)
+    ramp = np.linspace(0.0, 1.0, n)[:, None]
+    walk = ramp * rng.normal(0.0, 1.0, 6) * drift_sd
+    innov = rng.normal(0.0, 1.0, (n, 6)) * ar_sd
+    ar = np.zeros((n, 6))
+    for t in range(1, n):
+        ar[t] = 0.5 * ar[t - 1] + innov[t]
+    walk = walk + ar
     noise = rng.normal(0.0, 1.0, (n, 6)) * jit_sd
     steps = np.zeros((n, 6))
     for v in run.motion_outliers:
