@@ -24,7 +24,7 @@ THRESHOLD_TABLE: dict[str, tuple[float, str, str]] = {
     "baseline_fraction_warn": (0.15, "fraction of scans with no modelled event", "nbdiag default (cf. Smith et al. 2007 on implicit baselines)"),
     "baseline_min_epochs": (3.0, "number of baseline epochs >= baseline_epoch_seconds", "nbdiag default"),
     "baseline_epoch_seconds": (10.0, "minimum length (s) of a baseline epoch that counts", "nbdiag default"),
-    "short_gap_seconds": (15.0, "an unmodelled gap shorter than this next to a block is a cue/transition gap", "nbdiag default"),
+    "short_gap_seconds": (6.0, "an unmodelled gap shorter than this next to a block is a cue/transition gap", "nbdiag default: about the canonical HRF's time to peak, so the response to the neighbouring block never settles there"),
     "unmodeled_weight_warn": (0.05, "share of a contrast's negative weight on listed-but-unmodelled events", "nbdiag default"),
     "unmodeled_weight_fail": (0.25, "share of a contrast's negative weight on listed-but-unmodelled events", "nbdiag default (DESIGN §6)"),
     "short_gaps_weight_warn": (0.25, "share of a contrast's negative weight on short gaps", "nbdiag default (DESIGN §6)"),

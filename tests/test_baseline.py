@@ -22,7 +22,10 @@ def _setup(events=EVENTS, **ctx):
 
 def test_epochs_exact():
     X, roles, ctx = _setup(unmodeled_events=UNMOD, nonsteady_volumes=(0, 1))
-    res = assess_baseline(X, roles, ctx)
+    # the 10-s gap between A and B is a transition gap only when short_gap_seconds > 10
+    default = assess_baseline(X, roles, ctx)
+    assert default.epochs[2]["kind"] == "fixation" and Thresholds().short_gap_seconds < 10
+    res = assess_baseline(X, roles, ctx, Thresholds(short_gap_seconds=15.0))
     assert res.epochs == (
         {"start": 0.0, "duration": 4.0, "n_scans": 2, "kind": "nonsteady", "contains": []},
         {"start": 4.0, "duration": 6.0, "n_scans": 3, "kind": "run_edge", "contains": []},
@@ -38,7 +41,7 @@ def test_epochs_exact():
 
 def test_scan_classes_lagged_by_hrf():
     X, roles, ctx = _setup(unmodeled_events=UNMOD, nonsteady_volumes=(0, 1))
-    classes = classify_scans(X, roles, ctx)
+    classes = classify_scans(X, roles, ctx, Thresholds(short_gap_seconds=15.0))
     assert len(classes) == N
     assert classes[:2] == ("nonsteady", "nonsteady")
     # block A: stimulus 10-30 s -> BOLD 14-34 s -> rows 7..16
