@@ -1,0 +1,434 @@
+"""Subject report: one self-contained HTML file per subject (DESIGN §5, §8).
+
+The report renders run records (docs/record.md) and the design TSVs written next to
+them; it computes no statistics. Every name coming from input files is escaped by
+Jinja2's autoescape; figures are inline SVG (text kept as escaped ``<text>``) or
+base64 PNG.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Hashable, Iterable, Mapping, Sequence
+
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from nbdiag.findings import severity_rank
+from nbdiag.thresholds import Thresholds
+
+__all__ = ["render_subject_report", "write_atomic", "get_env", "subject_label"]
+
+_STATUS_ORDER = ("pass", "warn", "fail", "error")
+
+
+# --------------------------------------------------------------------------- helpers
+def get_env() -> Environment:
+    """Jinja2 environment with autoescape on and the report filters."""
+    env = Environment(
+        loader=PackageLoader("nbdiag.report", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = fmt_num
+    env.filters["pct"] = fmt_pct
+    env.filters["sev"] = lambda s: s if s in ("info", "warn", "fail", "error", "pass") else "unknown"
+    env.globals["static"] = _static
+    return env
+
+
+def _static(name: str) -> Markup:
+    """Contents of a shipped CSS/JS file, to be inlined."""
+    text = (Path(__file__).parent / "templates" / name).read_text(encoding="utf-8")
+    # never allow the inlined text to close its element early
+    return Markup(text.replace("</", "<\\/") if name.endswith(".js") else text.replace("</style", ""))
+
+
+def fmt_num(value: Any, digits: int = 3) -> str:
+    """Format a number for tables (``n/a`` for null/NaN)."""
+    if value is None or isinstance(value, str):
+        return "n/a" if value is None else value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(v):
+        return "n/a"
+    if v == 0:
+        return "0"
+    if abs(v) >= 1000 or abs(v) < 10 ** -(digits):
+        return f"{v:.{digits}g}" if abs(v) < 1e6 else f"{v:.2e}"
+    return f"{v:.{digits}g}" if abs(v) < 1 else f"{v:.{max(1, digits - len(str(int(abs(v)))))}f}".rstrip("0").rstrip(".")
+
+
+def fmt_pct(value: Any) -> str:
+    """Format a fraction as a percentage."""
+    if value is None:
+        return "n/a"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return "n/a" if not math.isfinite(v) else f"{v:.0%}"
+
+
+def _get(d: Any, *keys: Any, default: Any = None) -> Any:
+    for k in keys:
+        if isinstance(d, Mapping) and k in d:
+            d = d[k]
+        elif isinstance(d, list) and isinstance(k, int) and -len(d) <= k < len(d):
+            d = d[k]
+        else:
+            return default
+    return default if d is None else d
+
+
+def subject_label(record: Mapping[str, Any]) -> str:
+    """Subject label (without ``sub-``) of a record."""
+    s = _get(record, "run", "subject") or _get(record, "run", "entities", "sub") or "unknown"
+    s = str(s)
+    return s[4:] if s.startswith("sub-") else s
+
+
+def run_prefix(record: Mapping[str, Any]) -> str:
+    """BIDS prefix of the run (``sub-01_task-nback_run-01``)."""
+    p = _get(record, "run", "prefix")
+    if p:
+        return str(p)
+    ent = _get(record, "run", "entities", default={}) or {}
+    return "_".join(f"{k}-{v}" for k, v in ent.items() if v) or "unknown-run"
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and :func:`os.replace`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def thresholds_of(record: Mapping[str, Any]) -> Thresholds:
+    """Thresholds used for the record (defaults + ``settings.thresholds``)."""
+    values = _get(record, "settings", "thresholds", default={}) or {}
+    try:
+        return Thresholds().updated({k: v for k, v in values.items()
+                                     if k in Thresholds().to_dict() and isinstance(v, (int, float))})
+    except ValueError:
+        return Thresholds()
+
+
+def _find_design(record: Mapping[str, Any], designs: Mapping[Hashable, pd.DataFrame] | None) -> pd.DataFrame | None:
+    if not designs:
+        return None
+    prefix, variant = run_prefix(record), record.get("variant")
+    tsv = _get(record, "design", "tsv")
+    for key in ((prefix, variant), f"{prefix}_desc-{variant}", tsv, Path(str(tsv)).name if tsv else None):
+        if key is not None and key in designs:
+            return designs[key]
+    return None
+
+
+# --------------------------------------------------------------------------- figures
+def _figures(record: Mapping[str, Any], design: pd.DataFrame | None) -> dict[str, Any]:
+    """Render the figures of one run × variant (errors become captions, not crashes)."""
+    from nbdiag.report import figures as F
+
+    th = thresholds_of(record)
+    out: dict[str, Any] = {}
+
+    def attempt(name: str, fn: Any, kind: str = "svg") -> None:
+        try:
+            fig = fn()
+            if fig is None:
+                return
+            out[name] = {"kind": kind,
+                         "content": Markup(F.figure_to_svg(fig)) if kind == "svg" else F.figure_to_png_uri(fig)}
+        except Exception as exc:  # a broken figure must not hide the rest of the report
+            import matplotlib.pyplot as plt
+
+            plt.close("all")
+            out[name] = {"kind": "error", "content": f"figure could not be drawn: {type(exc).__name__}: {exc}"}
+
+    if design is not None and not design.empty:
+        attempt("design", lambda: F.plot_design(design), "png")
+    corr = _get(record, "diagnostics", "collinearity", "correlation", default={})
+    if corr.get("columns") and corr.get("matrix"):
+        attempt("correlation", lambda: F.plot_correlation(corr["columns"], corr["matrix"],
+                                                          info=th.corr_info, warn=th.corr_warn))
+    vif = _get(record, "diagnostics", "collinearity", "vif", default={})
+    tasks = [c["name"] for c in _get(record, "design", "columns", default=[]) if c.get("role") == "task"]
+    if vif:
+        attempt("vif", lambda: F.plot_vif(vif, th.vif_warn, th.vif_fail, task=tasks))
+    frame_times = _get(record, "design", "frame_times", default=None)
+    classes = _get(record, "diagnostics", "baseline", "scan_classes", default=None)
+    nss_info = _get(record, "diagnostics", "confounds", "nonsteady", default={})
+    nss = [] if nss_info.get("handled") else list(nss_info.get("volumes") or [])
+    weights: dict[str, Any] = {}
+    shares: dict[str, Any] = {}
+    titles: dict[str, str] = {}
+    for cname, c in (_get(record, "contrasts", default={}) or {}).items():
+        w = c.get("weights")
+        if w:
+            weights[cname] = w
+            shares[cname] = _get(c, "baseline_composition", "negative", default={})
+            expr = str(c.get("expression", cname))
+            titles[cname] = cname if expr == cname else f"{cname}   ({expr})"
+    if weights:
+        n = len(next(iter(weights.values())))
+        ft = frame_times if frame_times and len(frame_times) == n else [float(i) for i in range(n)]
+        attempt("weights", lambda: F.plot_contrast_weights(
+            ft, weights, classes,
+            modeled=_get(record, "events", "modeled", default=[]),
+            unmodeled=_get(record, "events", "unmodeled", default=[]),
+            epochs=_get(record, "diagnostics", "baseline", "epochs", default=[]),
+            nonsteady=nss, negative_share=shares, title=titles))
+    comps = {n: _get(c, "baseline_composition", "negative", default={})
+             for n, c in (_get(record, "contrasts", default={}) or {}).items()
+             if _get(c, "baseline_composition", "negative")}
+    if comps:
+        attempt("composition", lambda: F.plot_baseline_composition(comps))
+    drift = _get(record, "diagnostics", "drift", default={})
+    if drift.get("r2_task"):
+        r2 = dict(drift["r2_task"])
+        for n, c in (_get(record, "contrasts", default={}) or {}).items():
+            if c.get("drift_r2") is not None:
+                r2[f"contrast {n}"] = c["drift_r2"]
+        attempt("drift", lambda: F.plot_drift_overlap(r2, th.drift_r2_warn, th.drift_r2_fail))
+    spectra = drift.get("spectra") or {}
+    if spectra.get("freqs_hz") and spectra.get("power"):
+        attempt("spectra", lambda: F.plot_spectra(spectra["freqs_hz"], spectra["power"],
+                                                  drift.get("current_cutoff_s"),
+                                                  drift.get("recommended_cutoff_s")))
+    cr2 = _get(record, "diagnostics", "confounds", "r2_task", default={})
+    if cr2:
+        attempt("confounds", lambda: F.plot_confound_r2(cr2, th.confound_r2_warn, th.confound_r2_fail))
+    return out
+
+
+# --------------------------------------------------------------------------- view model
+def _findings_for(record: Mapping[str, Any], contrast: str | None) -> list[dict[str, Any]]:
+    allf = [f for f in (record.get("findings") or []) if isinstance(f, Mapping)]
+    if contrast is None:
+        return [f for f in allf if f.get("contrast") is None]
+    mine = [f for f in allf if f.get("contrast") == contrast]
+    order = (_get(record, "contrasts", contrast, "findings", default=[]) or [])
+    pos = {code: i for i, code in enumerate(order)}
+    return sorted(mine, key=lambda f: pos.get(f.get("code"), len(pos)))
+
+
+def _status(record: Mapping[str, Any]) -> str:
+    s = record.get("status")
+    return s if s in _STATUS_ORDER else "error"
+
+
+def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | None,
+                  with_figures: bool) -> dict[str, Any]:
+    contrasts = _get(record, "contrasts", default={}) or {}
+    crow = []
+    for name, c in contrasts.items():
+        neg = _get(c, "baseline_composition", "negative", default={}) or {}
+        top_neg = sorted(((k, v) for k, v in neg.items() if v is not None and not str(k).startswith("condition:")),
+                         key=lambda kv: -kv[1])[:3]
+        sens = [s for s in (c.get("sensitivity") or []) if isinstance(s, Mapping)]
+        bias_sd = [abs(s["bias_sd"]) for s in sens if isinstance(s.get("bias_sd"), (int, float))]
+        fnd = _findings_for(record, name)
+        crow.append({
+            "name": name, "expression": c.get("expression", name), "kind": c.get("kind"),
+            "estimable": c.get("estimable"), "variance": c.get("variance"),
+            "efficiency": c.get("efficiency"), "cvif": c.get("cvif"), "drift_r2": c.get("drift_r2"),
+            "effect_required_pct": c.get("effect_required_pct"),
+            "edge_share": _get(c, "baseline_composition", "edge_share"),
+            "top_negative": [{"label": _class_label(k), "share": v} for k, v in top_neg],
+            "max_bias_sd": max(bias_sd) if bias_sd else None,
+            "explanation": c.get("explanation"),
+            "findings": fnd,
+            "top_finding": fnd[0] if fnd else None,
+            "worst": max((f.get("severity") for f in fnd), key=_sev_rank, default=None),
+            "sensitivity": sens,
+        })
+    settings = record.get("settings") or {}
+    model = settings.get("model") or {}
+    ev = settings.get("events") or {}
+    facts = [
+        ("TR", f"{fmt_num(_get(settings, 't_r', 'value'))} s", _get(settings, "t_r", "source")),
+        ("slice_time_ref", fmt_num(_get(settings, "slice_time_ref", "value")), _get(settings, "slice_time_ref", "source")),
+        ("scans", fmt_num(_get(settings, "n_scans", "value")), _get(settings, "n_scans", "source")),
+    ]
+    for key in ("hrf_model", "drift_model", "high_pass", "drift_order", "confounds_strategy", "confounds_motion"):
+        if key in model:
+            v = model[key]
+            facts.append((key, ", ".join(map(str, v)) if isinstance(v, list) else fmt_num(v), None))
+    if ev.get("drop"):
+        facts.append(("events dropped", ", ".join(map(str, ev["drop"])), None))
+    if ev.get("rename"):
+        facts.append(("events renamed", ", ".join(f"{k}→{v}" for k, v in ev["rename"].items()), None))
+    if ev.get("transform"):
+        facts.append(("events transform", str(ev["transform"]), None))
+    design_info = record.get("design") or {}
+    sm = design_info.get("sample_mask") or {}
+    coll = _get(record, "diagnostics", "collinearity", default={}) or {}
+    base = _get(record, "diagnostics", "baseline", default={}) or {}
+    keynums = [
+        ("design rank / columns", f"{fmt_num(design_info.get('rank'))} / {fmt_num(design_info.get('n_columns'))}"),
+        ("condition number", fmt_num(coll.get("condition_number"))),
+        ("baseline fraction", fmt_pct(base.get("fraction"))),
+        ("baseline epochs", fmt_num(len(base.get("epochs") or [])) if "epochs" in base else "n/a"),
+        ("residual dof", fmt_num(_get(record, "diagnostics", "confounds", "dof"))),
+        ("sample mask applied", "yes" if sm.get("applied") else ("no" if sm else "n/a")),
+    ]
+    figs = _figures(record, design) if with_figures and _status(record) != "error" else {}
+    whatif = []
+    for wi in record.get("whatif") or []:
+        for cname, v in (wi.get("contrasts") or {}).items():
+            whatif.append({"fix": wi.get("fix"), "code": wi.get("code"), "contrast": cname, **v})
+    return {
+        "id": idx,
+        "variant": str(record.get("variant", "default")),
+        "status": _status(record),
+        "error": record.get("error"),
+        "facts": facts,
+        "keynums": keynums,
+        "warnings": design_info.get("nilearn_warnings") or [],
+        "contrasts": crow,
+        "run_findings": _findings_for(record, None),
+        "all_findings": [f for f in (record.get("findings") or []) if isinstance(f, Mapping)],
+        "figs": figs,
+        "whatif": whatif,
+        "versions": (record.get("nbdiag_version"), record.get("nilearn_version")),
+        "files": _get(record, "run", "files", default={}) or {},
+    }
+
+
+def _sev_rank(s: Any) -> int:
+    try:
+        return severity_rank(s)
+    except ValueError:
+        return -1
+
+
+def _class_label(k: str) -> str:
+    from nbdiag.report.figures import class_label
+
+    return class_label(str(k))
+
+
+def _comparison(variants: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per contrast: metric rows × variant columns."""
+    names: list[str] = []
+    for v in variants:
+        for c in v["contrasts"]:
+            if c["name"] not in names:
+                names.append(c["name"])
+    out = []
+    metrics = [
+        ("estimable", "estimable", "num"), ("variance", "variance", "num"),
+        ("efficiency", "efficiency (1/variance)", "num"), ("cvif", "contrast VIF", "num"),
+        ("drift_r2", "R² on drift", "num"), ("edge_share", "negative weight at run edges", "pct"),
+        ("max_bias_sd", "largest |bias| from sensitivity (SD)", "num"),
+    ]
+    for name in names:
+        cells = {v["id"]: next((c for c in v["contrasts"] if c["name"] == name), None) for v in variants}
+        rows = []
+        for key, label, kind in metrics:
+            rows.append({"label": label, "values": [
+                (None if cells[v["id"]] is None else cells[v["id"]].get(key), kind) for v in variants]})
+        rows.append({"label": "main negative weight", "values": [
+            ("; ".join(f"{t['label']} {fmt_pct(t['share'])}" for t in (cells[v['id']] or {}).get("top_negative", [])[:2])
+             or "n/a", "text") for v in variants]})
+        tops = []
+        for v in variants:
+            cell = cells[v["id"]]
+            top = (cell or {}).get("top_finding") or {}
+            tops.append(("n/a" if cell is None else (top.get("code") or "none"), "text"))
+        rows.append({"label": "top finding", "values": tops})
+        out.append({"name": name, "rows": rows})
+    return out
+
+
+def build_subject_context(subject: str, records: Iterable[Mapping[str, Any]],
+                          designs: Mapping[Hashable, pd.DataFrame] | None = None,
+                          with_figures: bool = True) -> dict[str, Any]:
+    """Template context of a subject report (exposed for tests)."""
+    runs: dict[str, list[Mapping[str, Any]]] = {}
+    for r in records:
+        runs.setdefault(run_prefix(r), []).append(r)
+    run_views = []
+    variants_all: list[str] = []
+    for i, (prefix, recs) in enumerate(sorted(runs.items())):
+        recs = sorted(recs, key=lambda r: str(r.get("variant")))
+        views = [_variant_view(r, f"r{i}-v{j}", _find_design(r, designs), with_figures)
+                 for j, r in enumerate(recs)]
+        for v in views:
+            if v["variant"] not in variants_all:
+                variants_all.append(v["variant"])
+        ent = _get(recs[0], "run", "entities", default={}) or {}
+        run_views.append({"id": f"r{i}", "prefix": prefix, "entities": ent, "variants": views,
+                          "comparison": _comparison([v for v in views if v["status"] != "error"]),
+                          "ok_variants": [v for v in views if v["status"] != "error"],
+                          "files": views[0]["files"] if views else {}})
+    counts = {s: 0 for s in _STATUS_ORDER}
+    for rv in run_views:
+        for v in rv["variants"]:
+            counts[v["status"]] += 1
+    versions = next((v["versions"] for rv in run_views for v in rv["variants"]), (None, None))
+    return {
+        "subject": subject, "runs": run_views, "variants": variants_all, "counts": counts,
+        "nbdiag_version": versions[0], "nilearn_version": versions[1],
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+_LABEL_OK = re.compile(r"^[A-Za-z0-9]+$")
+
+
+def render_subject_report(subject: str, records: list[dict], designs: Mapping[Hashable, pd.DataFrame] | None,
+                          output_path: str | os.PathLike) -> Path:
+    """Render one self-contained HTML report for a subject.
+
+    Parameters
+    ----------
+    subject : str
+        Subject label, with or without ``sub-``.
+    records : list of dict
+        Run records (docs/record.md) of this subject, one per run × variant; error
+        records (``status: "error"``) are shown with their error message.
+    designs : mapping, optional
+        Design DataFrames (indexed by frame times), keyed by ``(prefix, variant)``, by
+        ``"<prefix>_desc-<variant>"`` or by the record's ``design.tsv`` name.
+        A run without a design simply has no design-matrix figure.
+    output_path : path
+        HTML file to write, or a directory (then ``<dir>/sub-<label>.html``).
+
+    Returns
+    -------
+    Path
+        The file written (atomically).
+    """
+    label = subject[4:] if str(subject).startswith("sub-") else str(subject)
+    out = Path(output_path)
+    if out.is_dir() or out.suffix.lower() != ".html":
+        if not _LABEL_OK.match(label):
+            raise ValueError(f"subject: BIDS label must be alphanumeric to be used in a file name; got {label!r}")
+        out = out / f"sub-{label}.html"
+    ctx = build_subject_context(label, records, designs)
+    html = get_env().get_template("subject.html.j2").render(**ctx)
+    return write_atomic(out, html)

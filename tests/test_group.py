@@ -1,0 +1,117 @@
+"""Group tables, sign-off and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nbdiag.group import collect_records, run_group, signoff_table, write_group_tables
+from nbdiag.report._example import example_error_record, example_run
+
+
+def _write(out: Path, rec: dict) -> None:
+    ses = rec["run"].get("session")
+    d = out / f"sub-{rec['run']['subject']}" / (f"ses-{ses}" if ses else "") / "func"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{rec['run']['prefix']}_desc-{rec['variant']}_nbdiag.json").write_text(json.dumps(rec))
+
+
+def _set_status(rec: dict, status: str) -> dict:
+    rec["status"] = status
+    if status == "pass":
+        rec["findings"] = []
+    elif status == "warn":
+        rec["findings"] = [f for f in rec["findings"] if f["severity"] != "fail"]
+    return rec
+
+
+@pytest.fixture(scope="module")
+def base_record():
+    rec, _ = example_run("01", "nortdur")
+    return rec
+
+
+def _dataset(tmp_path: Path, base: dict, statuses: dict[str, str]) -> Path:
+    for sub, status in statuses.items():
+        rec = json.loads(json.dumps(base))
+        rec["run"].update(subject=sub, prefix=f"sub-{sub}_ses-1_task-nback_run-01")
+        rec["run"]["entities"]["sub"] = sub
+        if status == "error":
+            rec = example_error_record(sub)
+        else:
+            _set_status(rec, status)
+        _write(tmp_path, rec)
+    return tmp_path
+
+
+def test_all_pass_exit_0(tmp_path, base_record):
+    out = _dataset(tmp_path, base_record, {"01": "pass", "02": "pass"})
+    assert run_group(out, "fail", report=False) == 0
+    inc = pd.read_csv(out / "group" / "include.tsv", sep="\t", dtype=str)
+    assert list(inc["subject"]) == ["01", "02"]
+    assert inc["events"].str.endswith("_events.tsv").all()
+
+
+def test_fail_exit_3_and_tables(tmp_path, base_record):
+    out = _dataset(tmp_path, base_record, {"01": "pass", "02": "fail", "03": "warn", "04": "error"})
+    assert run_group(out, "fail") == 3
+    so = pd.read_csv(out / "group" / "signoff.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert list(so.columns[:6]) == ["subject", "session", "run", "variant", "status", "reasons"]
+    by = dict(zip(so["subject"], so["signoff"]))
+    assert by == {"01": "pass", "02": "fail", "03": "pass", "04": "fail"}
+    reasons = dict(zip(so["subject"], so["reasons"]))
+    assert "nonsteady_unhandled" in reasons["02"]
+    assert reasons["04"].startswith("error: column 'onset' must be numeric")
+    runs = pd.read_csv(out / "group" / "nbdiag_runs.tsv", sep="\t", dtype=str)
+    assert len(runs) == 4
+    for col in ("subject", "session", "task", "acq", "run", "variant", "status", "n_scans", "t_r", "rank",
+                "condition_number", "max_task_vif", "baseline_fraction", "zero_back:estimable",
+                "zero_back:variance", "zero_back:cvif", "zero_back:top_finding", "n_fail", "n_warn"):
+        assert col in runs.columns, col
+    inc = pd.read_csv(out / "group" / "include.tsv", sep="\t", dtype=str)
+    assert sorted(inc["subject"]) == ["01", "03"]
+    html = (out / "group.html").read_text()
+    assert 'href="sub-02.html"' in html and "http://" not in html and "https://" not in html
+
+
+def test_fail_on_warn(tmp_path, base_record):
+    out = _dataset(tmp_path, base_record, {"01": "pass", "03": "warn"})
+    assert run_group(out, "fail", report=False) == 0
+    assert run_group(out, "warn", report=False) == 3
+    so = pd.read_csv(out / "group" / "signoff.tsv", sep="\t", dtype=str)
+    assert dict(zip(so["subject"], so["signoff"])) == {"01": "pass", "03": "fail"}
+    assert "vif_high" in so.loc[so["subject"] == "03", "reasons"].item()
+
+
+def test_bad_fail_on_and_empty_dir(tmp_path, base_record):
+    with pytest.raises(ValueError, match="fail_on must be one of"):
+        run_group(tmp_path, "error")
+    assert run_group(tmp_path, "fail") == 2
+    with pytest.raises(ValueError, match="fail_on"):
+        signoff_table([base_record], "bad")
+
+
+def test_broken_json_is_error_row(tmp_path, base_record):
+    out = _dataset(tmp_path, base_record, {"01": "pass"})
+    bad = out / "sub-02" / "func"
+    bad.mkdir(parents=True)
+    (bad / "sub-02_task-nback_run-01_desc-nortdur_nbdiag.json").write_text("{not json")
+    recs = collect_records(out)
+    assert [r["status"] for r in recs] == ["pass", "error"]
+    assert recs[1]["run"]["subject"] == "02" and recs[1]["variant"] == "nortdur"
+    paths = write_group_tables(recs, out)
+    so = pd.read_csv(paths["signoff"], sep="\t", dtype=str)
+    assert so.loc[1, "signoff"] == "fail" and "could not read" in so.loc[1, "reasons"]
+    assert run_group(out) == 3
+
+
+def test_hostile_names_in_group_html(tmp_path):
+    rec, _ = example_run("05", "nortdur", hostile=True)
+    _write(tmp_path, rec)
+    run_group(tmp_path, "fail")
+    html = (tmp_path / "group.html").read_text()
+    assert "<img src=x" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html

@@ -1,0 +1,139 @@
+"""Subject report rendering from records following docs/record.md."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from nbdiag.report import figures as F
+from nbdiag.report._example import example_error_record, example_run
+from nbdiag.report.subject import fmt_num, render_subject_report
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+EXTERNAL = ("http://", "https://", "//cdn", 'src="http', "src='http", "url(http", "@import")
+
+
+@pytest.fixture(scope="module")
+def subject_inputs():
+    records, designs = [], {}
+    for variant, rtdur in (("nortdur", False), ("rtdur", True)):
+        rec, design = example_run("01", variant, rtdur=rtdur)
+        records.append(rec)
+        designs[(rec["run"]["prefix"], variant)] = design
+    records.append(example_error_record("01"))
+    return records, designs
+
+
+@pytest.fixture(scope="module")
+def rendered(subject_inputs, tmp_path_factory):
+    records, designs = subject_inputs
+    out = tmp_path_factory.mktemp("out")
+    path = render_subject_report("01", records, designs, out)
+    return path, path.read_text(encoding="utf-8")
+
+
+def test_file_name_and_atomic(rendered):
+    path, _ = rendered
+    assert path.name == "sub-01.html"
+    assert [p.name for p in path.parent.iterdir()] == ["sub-01.html"]  # no temp file left
+
+
+def test_sections_present(rendered):
+    _, html = rendered
+    for text in ("Summary", "Why each contrast behaves as it does", "Variants side by side",
+                 "Contrast weight time courses", "Sensitivity to plausible unmodelled signals",
+                 "All findings", "nortdur", "rtdur", "baseline_unmodeled_events",
+                 "Model INSTRUCTION as its own condition", "data:image/png;base64,", "<svg"):
+        assert text in html, text
+    # explanation of each contrast is shown
+    assert "zero_back compares zero_back blocks" in html
+    # the error run is shown with its message and details
+    assert "could not be audited" in html
+    assert "column &#39;onset&#39; must be numeric" in html
+    assert "&#39;n/a&lt;script&gt;&#39;" in html
+
+
+def test_no_external_resources(rendered):
+    _, html = rendered
+    for bad in EXTERNAL:
+        assert bad not in html, bad
+    assert "<link" not in html
+    # svg namespace declarations are the only URLs, and they are not fetched
+    assert not re.search(r"""(src|href)\s*=\s*["']?(?!#|data:|sub-)[a-z]+:""", html)
+
+
+def test_hostile_trial_type_is_text(tmp_path):
+    rec, design = example_run("02", "nortdur", hostile=True)
+    path = render_subject_report("02", [rec], {(rec["run"]["prefix"], "nortdur"): design}, tmp_path)
+    html = path.read_text(encoding="utf-8")
+    assert HOSTILE not in html
+    assert "<img src=x" not in html and "<img src=\"x\"" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    # the only <img> tags are our base64 figures
+    for tag in re.findall(r"<img[^>]*>", html):
+        assert 'src="data:image/png;base64,' in tag
+
+
+def test_render_without_designs_and_minimal_record(tmp_path):
+    rec, _ = example_run("03", "nortdur")
+    for key in ("diagnostics", "events", "whatif"):
+        rec.pop(key)
+    rec["contrasts"]["zero_back"]["variance"] = None
+    path = render_subject_report("sub-03", [rec], None, tmp_path / "x.html")
+    html = path.read_text(encoding="utf-8")
+    assert path.name == "x.html" and "n/a" in html
+
+
+def test_bad_subject_label(tmp_path):
+    with pytest.raises(ValueError, match="alphanumeric"):
+        render_subject_report("../evil", [], None, tmp_path)
+
+
+def test_figures_return_figures(subject_inputs):
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    rec, design = subject_inputs[0][0], subject_inputs[1][(subject_inputs[0][0]["run"]["prefix"], "nortdur")]
+    c = rec["contrasts"]["zero_back"]
+    figs = [
+        F.plot_design(design),
+        F.plot_correlation(**rec["diagnostics"]["collinearity"]["correlation"]),
+        F.plot_vif(rec["diagnostics"]["collinearity"]["vif"]),
+        F.plot_contrast_weights(rec["design"]["frame_times"], c["weights"],
+                                rec["diagnostics"]["baseline"]["scan_classes"], rec["events"]["modeled"],
+                                rec["events"]["unmodeled"], nonsteady=[0, 1, 2, 3],
+                                negative_share=c["baseline_composition"]["negative"], title="zero_back"),
+        F.plot_baseline_composition({"zero_back": c["baseline_composition"]["negative"]}),
+        F.plot_drift_overlap(rec["diagnostics"]["drift"]["r2_task"]),
+        F.plot_spectra(rec["diagnostics"]["drift"]["spectra"]["freqs_hz"],
+                       rec["diagnostics"]["drift"]["spectra"]["power"], 100.0, 128.0),
+        F.plot_confound_r2(rec["diagnostics"]["confounds"]["r2_task"]),
+    ]
+    for fig in figs:
+        assert isinstance(fig, Figure)
+    svg = F.figure_to_svg(figs[3])
+    assert svg.startswith("<svg") and "<!--" not in svg
+    fig, ax = plt.subplots()
+    assert F.plot_vif({"a": 1.0}, ax=ax) is fig
+    plt.close("all")
+
+
+def test_weights_legend_shows_shares(subject_inputs):
+    rec = subject_inputs[0][0]
+    c = rec["contrasts"]["zero_back"]
+    svg = F.figure_to_svg(F.plot_contrast_weights(
+        rec["design"]["frame_times"], c["weights"], rec["diagnostics"]["baseline"]["scan_classes"],
+        rec["events"]["modeled"], rec["events"]["unmodeled"], nonsteady=[0, 1, 2, 3],
+        negative_share=c["baseline_composition"]["negative"]))
+    share = c["baseline_composition"]["negative"]["unmodeled_event"]
+    assert f"{share:.0%}" in svg and "unmodelled events" in svg
+
+
+def test_fmt_num():
+    assert fmt_num(None) == "n/a"
+    assert fmt_num(float("nan")) == "n/a"
+    assert fmt_num(True) == "yes"
+    assert fmt_num(0.012345) == "0.0123"
+    assert fmt_num(12.345) == "12.3"
