@@ -85,7 +85,7 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
     """
     from nbdiag.diagnostics.sensitivity import _base_hrf
     from nbdiag.diagnostics.baseline import modeled_rest_conditions, original_index, n_scans_total
-    from nilearn.glm.first_level import compute_regressor
+    from nbdiag.diagnostics._hrf import compute_regressor_fast
 
     codes = {f.code for f in run_findings}
     variants: list[tuple[str, str, pd.DataFrame, dict[str, str], DesignContext]] = []
@@ -115,7 +115,7 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
         for tt in sorted(set(unmod["trial_type"].astype(str))):
             rows = unmod[unmod["trial_type"].astype(str) == tt]
             cond = np.vstack([rows["onset"].to_numpy(float), rows["duration"].to_numpy(float), np.ones(len(rows))])
-            reg, _ = compute_regressor(cond, _base_hrf(context), full)
+            reg, _ = compute_regressor_fast(cond, _base_hrf(context), full)
             d4.insert(0, tt, reg[idx, 0])
             roles4 = {tt: "task", **roles4}
         ev = unmod[["onset", "duration", "trial_type"]]

@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from nilearn.glm.first_level import compute_regressor
+from nbdiag.diagnostics._hrf import compute_regressor_fast
 
 from nbdiag.context import DesignContext
 from nbdiag.diagnostics.baseline import (
@@ -119,7 +119,7 @@ def _convolved(events: pd.DataFrame, context: DesignContext, design: pd.DataFram
     full, idx = _full_times(design, context)
     cond = np.vstack([events["onset"].to_numpy(float), events["duration"].to_numpy(float),
                       np.ones(len(events))])
-    reg, _ = compute_regressor(cond, hrf or _base_hrf(context), full)
+    reg, _ = compute_regressor_fast(cond, hrf or _base_hrf(context), full)
     return reg[idx, column]
 
 
@@ -180,7 +180,7 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
             full_cond = np.vstack([rows["onset"].to_numpy(float), rows["duration"].to_numpy(float),
                                    rows["modulation"].to_numpy(float) if "modulation" in rows
                                    else np.ones(len(rows))])
-            regs, _ = compute_regressor(full_cond, _base_hrf(context) + " + derivative + dispersion", full)
+            regs, _ = compute_regressor_fast(full_cond, _base_hrf(context) + " + derivative + dispersion", full)
             if f"{cond}_derivative" not in cols:
                 out.append(Signal(f"hrf_derivative:{cond}", f"a 0.25 % {cond} response 1 s earlier than the canonical HRF",
                                   "% signal", 0.25 * regs[idx, 1], typical=1.0))

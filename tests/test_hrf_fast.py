@@ -1,0 +1,142 @@
+"""compute_regressor_fast equals nilearn's compute_regressor."""
+
+import warnings
+
+import numpy as np
+import pytest
+from nilearn.glm.first_level import compute_regressor
+
+from nbdiag.diagnostics import _hrf
+from nbdiag.diagnostics._hrf import clear_cache, compute_regressor_fast
+
+MODELS = ["glover", "glover + derivative", "glover + derivative + dispersion",
+          "spm", "spm + derivative", "spm + derivative + dispersion", None]
+
+
+def _close(a, b, rtol=1e-8):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape
+    scale = max(np.abs(b).max(), 1e-300)
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale)
+
+
+def _random_case(rng, n_events=None):
+    t_r = float(rng.choice([0.5, 0.8, 1.0, 2.0, 2.5, 0.72]))
+    n = int(rng.integers(20, 400))
+    str_ = float(rng.choice([0.0, 0.5, 0.3]))
+    ft = np.linspace(str_ * t_r, (n - 1 + str_) * t_r, n)
+    k = int(rng.integers(1, 40) if n_events is None else n_events)
+    on = np.sort(rng.uniform(-10, n * t_r + 5, k))
+    dur = rng.choice([0.0, 0.5, 1.0, 3.0, 20.0, 30.0], k) * rng.uniform(0.5, 1.5, k)
+    amp = rng.choice([1.0, -0.5, 2.3], k)
+    return np.vstack([on, dur, amp]), ft
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_random_inputs_match_nilearn(model):
+    rng = np.random.default_rng(hash(str(model)) % 2**32)
+    for _ in range(15):
+        clear_cache()
+        cond, ft = _random_case(rng)
+        os_ = int(rng.choice([50, 16, 1]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref, ref_names = compute_regressor(cond, model, ft, con_id="c", oversampling=os_)
+            got, names = compute_regressor_fast(cond, model, ft, con_id="c", oversampling=os_)
+        assert names == ref_names
+        _close(got, ref)
+
+
+@pytest.mark.parametrize("delays", [[0], [0, 1, 2, 5], [3]])
+@pytest.mark.parametrize("os_", [50, 10, 1])
+def test_fir_matches_nilearn(delays, os_):
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        cond, ft = _random_case(rng)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref, rn = compute_regressor(cond, "fir", ft, con_id="x", oversampling=os_, fir_delays=delays)
+            got, gn = compute_regressor_fast(cond, "fir", ft, con_id="x", oversampling=os_, fir_delays=delays)
+        assert gn == rn
+        _close(got, ref)
+
+
+def test_dense_fft_path_matches(monkeypatch):
+    monkeypatch.setattr(_hrf, "_SPARSE_MAX_PRODUCTS", 0)
+    rng = np.random.default_rng(3)
+    for model in ["glover", "spm + derivative + dispersion"]:
+        for _ in range(5):
+            clear_cache()
+            cond, ft = _random_case(rng, n_events=60)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ref, _ = compute_regressor(cond, model, ft)
+                got, _ = compute_regressor_fast(cond, model, ft)
+            _close(got, ref)
+
+
+def test_many_events_chunked(monkeypatch):
+    monkeypatch.setattr(_hrf, "_SPARSE_MAX_PRODUCTS", 5000)  # forces several chunks... and the FFT path
+    rng = np.random.default_rng(11)
+    cond, ft = _random_case(rng, n_events=300)
+    ref, _ = compute_regressor(cond, "glover", ft)
+    _close(compute_regressor_fast(cond, "glover", ft)[0], ref)
+    monkeypatch.setattr(_hrf, "_SPARSE_MAX_PRODUCTS", 10**9)
+    clear_cache()
+    _close(compute_regressor_fast(cond, "glover", ft)[0], ref)
+
+
+def test_exact_zeros_stay_zero():
+    # before the first event and long after a single event nilearn gives exact zeros
+    ft = np.linspace(0, 299 * 0.8, 300)
+    cond = np.array([[100.0], [10.0], [1.0]])
+    ref, _ = compute_regressor(cond, "glover", ft)
+    got, _ = compute_regressor_fast(cond, "glover", ft)
+    assert np.array_equal(ref == 0, got == 0)
+    _close(got, ref)
+
+
+def test_demo_like_block_design_and_modulation():
+    t_r, n = 0.8, 520
+    ft = np.linspace(0, (n - 1) * t_r, n)
+    on = np.arange(10, 400, 37.0)
+    cond = np.vstack([on, np.full(on.size, 27.0), np.linspace(0.2, 1.7, on.size)])
+    for model in MODELS:
+        ref, _ = compute_regressor(cond, model, ft)
+        _close(compute_regressor_fast(cond, model, ft)[0], ref, rtol=1e-10)
+
+
+def test_early_onset_warns_like_nilearn():
+    ft = np.linspace(0, 99 * 2.0, 100)
+    cond = np.array([[-40.0, 10.0], [5.0, 5.0], [1.0, 1.0]])
+    with pytest.warns(UserWarning, match="earlier than"):
+        ref, _ = compute_regressor(cond, "glover", ft)
+    for _ in range(2):  # second call is memoised and still warns
+        with pytest.warns(UserWarning, match="earlier than"):
+            got, _ = compute_regressor_fast(cond, "glover", ft)
+        _close(got, ref)
+
+
+def test_memo_returns_independent_copies():
+    ft = np.linspace(0, 99 * 2.0, 100)
+    cond = np.array([[10.0, 50.0], [5.0, 5.0], [1.0, 1.0]])
+    a, _ = compute_regressor_fast(cond, "glover", ft)
+    a[:] = 0
+    b, _ = compute_regressor_fast(cond, "glover", ft)
+    ref, _ = compute_regressor(cond, "glover", ft)
+    _close(b, ref)
+
+
+def test_custom_models_fall_back_to_nilearn():
+    ft = np.linspace(0, 99 * 2.0, 100)
+    cond = np.array([[10.0, 50.0], [5.0, 5.0], [1.0, 1.0]])
+
+    def my_hrf(t_r, oversampling):
+        return np.hanning(int(10 * oversampling / t_r))
+
+    ref, rn = compute_regressor(cond, my_hrf, ft, con_id="a")
+    got, gn = compute_regressor_fast(cond, my_hrf, ft, con_id="a")
+    assert gn == rn
+    np.testing.assert_array_equal(got, ref)
+    with pytest.raises(ValueError):
+        compute_regressor_fast(cond, "not-a-model", ft)
