@@ -123,6 +123,14 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
                     found=f"{len(raw_columns)} columns",
                 ) from None
         caught = [str(w.message) for w in record if "Non-steady state volumes are always detected" not in str(w.message)]
+    if sample_mask is not None and len(sample_mask) == 0:
+        raise InputError(
+            "load_confounds censors every volume (all marked as motion outliers), so its confounds are all NaN",
+            file=confounds_path, column="framewise_displacement", code="confounds_invalid",
+            expected=f"some volumes under fd_threshold={kwargs.get('fd_threshold')} / "
+                     f"std_dvars_threshold={kwargs.get('std_dvars_threshold')}",
+            found=f"0 of {len(raw)} volumes kept",
+        )
     if len(raw) != n_scans:
         raise InputError(
             "confounds row count differs from the number of volumes (nilearn raises 'Rows in confounds "

@@ -144,3 +144,66 @@ def test_rename_and_rtdur_equal_forum_code(fake_bids):
 def test_events_in_fake_dataset_use_renamed_conditions(fake_bids):
     events = sorted(fake_bids.rglob("*_events.tsv"))[0]
     assert {"c0", "c1"} <= set(pd.read_csv(events, sep="\t")["trial_type"])
+
+
+# --------------------------------------------------------------------------- #
+# Parity on nbdiag's own synthetic fMRIPrep dataset: real fMRIPrep column names,
+# flagged non-steady-state volumes, motion outliers (scrub), an acq- run, a
+# subject without sessions and slice-timing metadata.
+# --------------------------------------------------------------------------- #
+SMALL_BASE = {"task_label": "nback", "space_label": "MNI152NLin6Asym", "derivatives_folder": "derivatives/fmriprep",
+              "img_filters": [["desc", "preproc"]]}
+SMALL_CASES = {
+    "forum_settings": ({"high_pass": 0.005, "confounds_strategy": ["motion", "non_steady_state"],
+                        "confounds_motion": "basic"}, False),
+    "forum_settings_rtdur": ({"high_pass": 0.005, "confounds_strategy": ["motion", "non_steady_state"],
+                              "confounds_motion": "basic"}, True),
+    "scrub_full": ({"confounds_strategy": ["motion", "wm_csf", "scrub"], "confounds_motion": "full",
+                    "confounds_scrub": 0, "confounds_fd_threshold": 0.5}, False),
+    "compcor_highpass": ({"high_pass": 0.008, "confounds_strategy": ["high_pass", "motion", "compcor"],
+                          "confounds_n_compcor": 5, "hrf_model": "spm + derivative"}, False),
+}
+
+
+def _nilearn_small(root: Path, kwargs: dict, rtdur: bool) -> dict:
+    nilearn_kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    first = nib.load(sorted(root.rglob("*_desc-preproc_bold.nii.gz"))[0])
+    mask = nib.Nifti1Image(np.ones(first.shape[:3], dtype="uint8"), first.affine)
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        models, imgs, events, confounds = first_level_from_bids(
+            root, "nback", space_label="MNI152NLin6Asym", img_filters=[("desc", "preproc")],
+            derivatives_folder="derivatives/fmriprep", mask_img=mask, **nilearn_kwargs)
+        for model, run_imgs, run_events, run_confounds in zip(models, imgs, events, confounds):
+            if isinstance(run_confounds, pd.DataFrame):  # nilearn returns a frame, not a list, for one run
+                run_confounds = [run_confounds]
+            updated = []
+            for ev in run_events:
+                ev = ev.copy()
+                ev["trial_type"] = ev["trial_type"].replace({"0BACK": "zero_back", "2BACK": "two_back"})
+                if rtdur:
+                    response_events = ev.loc[~np.isnan(ev["response_time"])].copy()
+                    response_events.loc[:, "duration"] = response_events.loc[:, "response_time"]
+                    response_events.loc[:, "trial_type"] = "RTDur"
+                    ev = pd.concat((ev, response_events)).sort_values(by="onset")
+                updated.append(ev)
+            model.fit(run_imgs, events=updated, confounds=run_confounds)
+            for img, design in zip(run_imgs, model.design_matrices_):
+                out[Path(img).name] = design
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(SMALL_CASES))
+def test_parity_on_fmriprep_like_dataset(small_bids, case):
+    model, rtdur = SMALL_CASES[case]
+    expected = _nilearn_small(small_bids, model, rtdur)
+    table = {"model": {**SMALL_BASE, **model},
+             "events": {"rename": {"0BACK": "zero_back", "2BACK": "two_back"},
+                        **({"transform": ["rtdur"]} if rtdur else {})}}
+    ours = _nbdiag_designs(small_bids, table)
+    assert sorted(ours) == sorted(expected) and len(ours) == 5
+    for name, design in expected.items():
+        assert list(ours[name].columns) == list(design.columns), name
+        np.testing.assert_allclose(ours[name].index.to_numpy(), design.index.to_numpy(), atol=1e-8, rtol=0)
+        np.testing.assert_allclose(ours[name].to_numpy(), design.to_numpy(), atol=1e-8, rtol=0, err_msg=name)
