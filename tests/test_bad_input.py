@@ -250,3 +250,17 @@ def test_bad_settings_exit_2(dataset, tmp_path, capsys):
     assert "task_label" in capsys.readouterr().err
     code = main([str(root), str(tmp_path / "o"), "nonsense"])
     assert code == 2
+
+
+def test_tr_mismatch_flagged_like_nilearn_uses_first_sidecar(dataset, tmp_path, capsys):
+    root, spec = dataset
+    p = _paths(root, spec, 4)  # sub-02: nilearn takes t_r from sub-01's sidecar (sorted first)
+    data = json.loads(p.bold_sidecar.read_text())
+    data["RepetitionTime"] = 1.5
+    p.bold_sidecar.write_text(json.dumps(data))
+    code, _ = _run(root, tmp_path / "out", capsys)
+    assert code == 0
+    record = [r for n, r in _records(tmp_path / "out").items() if n.startswith(spec.runs[4].prefix)][0]
+    assert record["settings"]["t_r"]["value"] == 2.0  # what nilearn would use
+    finding = [f for f in record["findings"] if f["code"] == "tr_mismatch"][0]
+    assert finding["evidence"]["sidecar_t_r"] == 1.5 and finding["evidence"]["model_t_r"] == 2.0
