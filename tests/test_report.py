@@ -137,3 +137,49 @@ def test_fmt_num():
     assert fmt_num(True) == "yes"
     assert fmt_num(0.012345) == "0.0123"
     assert fmt_num(12.345) == "12.3"
+
+
+@pytest.fixture(scope="module")
+def demo_output(tmp_path_factory):
+    """Real records: the bundled demo dataset audited by the real pipeline (sub-01)."""
+    pipeline = pytest.importorskip("nbdiag.pipeline")
+    config_mod = pytest.importorskip("nbdiag.config")
+    demo = pytest.importorskip("nbdiag.demo.run")
+    if not (demo.DATA_DIR / "dataset_description.json").exists():
+        pytest.skip("demo dataset missing")
+    out = tmp_path_factory.mktemp("demo")
+    result = pipeline.run_participant(demo.DATA_DIR, out, config_mod.load_config(demo.CONFIG),
+                                      participant_labels=["01"], log=lambda msg: None)
+    return out, result
+
+
+def test_real_records_subject_report(demo_output):
+    out, result = demo_output
+    html = (out / "sub-01.html").read_text(encoding="utf-8")
+    variants = {a.variant for a in result.audits}
+    assert len(variants) >= 2
+    for v in variants:
+        assert f">{v}<" in html
+    for text in ("Variants side by side", "Contrast weight time courses", "share of negative weight",
+                 "Sensitivity to plausible unmodelled signals", "zero_back"):
+        assert text in html, text
+    assert "figure could not be drawn" not in html
+    for bad in EXTERNAL:
+        assert bad not in html, bad
+    # every finding of every record is in the report
+    for a in result.audits:
+        for f in a.record.get("findings") or []:
+            assert f["code"] in html
+
+
+def test_real_records_group(demo_output):
+    from nbdiag.group import collect_records, run_group
+
+    out, result = demo_output
+    records = collect_records(out)
+    assert len(records) == len(result.audits)
+    code = run_group(out, "warn")
+    statuses = {r["status"] for r in records}
+    assert code == (3 if statuses & {"warn", "fail", "error"} else 0)
+    html = (out / "group.html").read_text(encoding="utf-8")
+    assert 'href="sub-01.html"' in html or code == 0

@@ -72,7 +72,8 @@ CLASS_LABELS = {
     "run_edge": "baseline at run edges",
     "fixation": "fixation / long baseline",
 }
-_CONDITION_COLORS = [OKABE_ITO["blue"], OKABE_ITO["green"], OKABE_ITO["skyblue"], "#332288", "#117733", OKABE_ITO["yellow"]]
+#: Condition colours: Okabe-Ito blue, green, yellow, then Tol's indigo, teal, wine.
+_CONDITION_COLORS = [OKABE_ITO["blue"], OKABE_ITO["green"], "#E5D52E", "#332288", "#44AA99", "#882255"]
 SEVERITY_COLORS = {"pass": "#009E73", "info": "#56B4E9", "warn": "#E69F00", "fail": "#D55E00", "error": "#000000"}
 
 _RC = {
@@ -151,10 +152,10 @@ def figure_to_svg(fig: Figure, close: bool = True, tight: bool = False) -> str:
     return svg
 
 
-def figure_to_png_uri(fig: Figure, dpi: int = 80, close: bool = True) -> str:
+def figure_to_png_uri(fig: Figure, dpi: int = 80, close: bool = True, tight: bool = True) -> str:
     """Return ``fig`` as a ``data:image/png;base64,...`` URI."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     if close:
         plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
@@ -196,7 +197,9 @@ def plot_design(design: pd.DataFrame, ax: Axes | None = None) -> Figure:
     with _style():
         n = design.shape[1]
         if ax is None:
-            fig, ax = plt.subplots(figsize=(min(14, max(5, 0.32 * n + 1.5)), 5.5))
+            top = 0.3 + 0.062 * 0.87 * max((len(_short(c, 24)) for c in design.columns), default=4)
+            fig, ax = plt.subplots(figsize=(min(14, max(5, 0.3 * n + 1.0)), 4.6 + top))
+            _margins(fig, left=0.75, right=0.15, bottom=0.15, top=top)
         shown = design.copy()
         shown.columns = [_short(c, 24) for c in shown.columns]
         plot_design_matrix(shown, axes=ax)
@@ -226,7 +229,7 @@ def plot_correlation(columns: Sequence[str], matrix: Sequence[Sequence[float | N
             for j in range(n):
                 v = m[i, j]
                 if i != j and np.isfinite(v) and abs(v) >= info:
-                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7.5,
                             color="white" if abs(v) >= warn else "black",
                             fontweight="bold" if abs(v) >= warn else "normal")
         ax.spines[:].set_visible(False)
@@ -342,13 +345,30 @@ def _draw_timeline(axt: Axes, rows: list[tuple[str, list, str]]) -> None:
 
 def _draw_weights(ax: Axes, t: np.ndarray, w: np.ndarray, classes: Sequence[str], conds: Sequence[str],
                   share: Mapping[str, float | None], title: str | None) -> None:
-    classes_arr = np.array(classes, dtype=object)
+    from matplotlib.collections import PolyCollection
+
     present = list(dict.fromkeys(classes))
-    for cls in present:
-        mask = classes_arr == cls
-        ax.fill_between(t, 0, np.nan_to_num(np.where(mask, w, 0.0)), where=mask, step="mid",
-                        color=class_color(cls, conds), lw=0)
-    ax.step(t, w, where="mid", color="black", lw=0.4)
+    wz = np.nan_to_num(w)
+    half = (np.median(np.diff(t)) / 2) if len(t) > 1 else 0.5
+    # one step-shaped polygon per run of consecutive scans of the same class, all in a
+    # single collection (fast to draw, small SVG)
+    verts, colors = [], []
+    i, n = 0, len(t)
+    while i < n:
+        j = i
+        while j < n and classes[j] == classes[i]:
+            j += 1
+        xs = np.repeat(t[i:j], 2) + np.tile([-half, half], j - i)
+        ys = np.repeat(wz[i:j], 2)
+        verts.append(np.column_stack([np.r_[xs[0], xs, xs[-1]], np.r_[0.0, ys, 0.0]]))
+        colors.append(class_color(classes[i], conds))
+        i = j
+    ax.add_collection(PolyCollection(verts, facecolors=colors, edgecolors="none", linewidths=0))
+    if n:
+        lo, hi = float(np.nanmin(wz)), float(np.nanmax(wz))
+        pad = 0.06 * max(hi - lo, 1e-12)
+        ax.set_ylim(min(lo, 0) - pad, max(hi, 0) + pad)
+        ax.set_xlim(t[0] - 2 * half, t[-1] + 2 * half)
     ax.axhline(0, color="black", lw=0.8)
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4, symmetric=True))
     ax.set_ylabel("weight")
@@ -486,7 +506,8 @@ def plot_baseline_composition(compositions: Mapping[str, Mapping[str, float | No
             for i, (l, v) in enumerate(zip(left, vals)):
                 if v >= 0.06:
                     ax.text(l + v / 2, i, f"{v:.0%}", ha="center", va="center", fontsize=8,
-                            color="black" if cls in ("fixation", "short_gap") else "white")
+                            color="black" if cls in ("fixation", "short_gap") or class_color(cls, conds) == "#E5D52E"
+                            else "white")
             left += vals
         ax.set_yticks(range(len(names)))
         ax.set_yticklabels([_short(n, 30) for n in names])

@@ -39,6 +39,7 @@ def get_env() -> Environment:
     )
     env.filters["num"] = fmt_num
     env.filters["pct"] = fmt_pct
+    env.filters["short"] = lambda v, n=160: v if len(str(v)) <= n else str(v)[: n - 1] + "…"
     env.filters["sev"] = lambda s: s if s in ("info", "warn", "fail", "error", "pass") else "unknown"
     env.globals["static"] = _static
     return env
@@ -116,6 +117,9 @@ def write_atomic(path: Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; outputs are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -161,7 +165,8 @@ def _figures(record: Mapping[str, Any], design: pd.DataFrame | None) -> dict[str
             if fig is None:
                 return
             out[name] = {"kind": kind,
-                         "content": Markup(F.figure_to_svg(fig)) if kind == "svg" else F.figure_to_png_uri(fig)}
+                         "content": Markup(F.figure_to_svg(fig)) if kind == "svg"
+                         else F.figure_to_png_uri(fig, tight=False)}
         except Exception as exc:  # a broken figure must not hide the rest of the report
             import matplotlib.pyplot as plt
 
@@ -300,9 +305,17 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
     for wi in record.get("whatif") or []:
         for cname, v in (wi.get("contrasts") or {}).items():
             whatif.append({"fix": wi.get("fix"), "code": wi.get("code"), "contrast": cname, **v})
+    # sensitivity: one row per unmodelled signal, one column per contrast
+    sens_rows: dict[str, dict[str, Any]] = {}
+    for c in crow:
+        for srow in c["sensitivity"]:
+            label = str(srow.get("label") or srow.get("source"))
+            entry = sens_rows.setdefault(label, {"label": label, "source": srow.get("source"), "cells": {}})
+            entry["cells"][c["name"]] = srow
     return {
         "id": idx,
         "variant": str(record.get("variant", "default")),
+        "sensitivity": list(sens_rows.values()),
         "status": _status(record),
         "error": record.get("error"),
         "facts": facts,
@@ -374,14 +387,21 @@ def build_subject_context(subject: str, records: Iterable[Mapping[str, Any]],
     run_views = []
     variants_all: list[str] = []
     for i, (prefix, recs) in enumerate(sorted(runs.items())):
-        recs = sorted(recs, key=lambda r: str(r.get("variant")))
         views = [_variant_view(r, f"r{i}-v{j}", _find_design(r, designs), with_figures)
                  for j, r in enumerate(recs)]
         for v in views:
             if v["variant"] not in variants_all:
                 variants_all.append(v["variant"])
         ent = _get(recs[0], "run", "entities", default={}) or {}
-        run_views.append({"id": f"r{i}", "prefix": prefix, "entities": ent, "variants": views,
+        explain: list[dict[str, Any]] = []
+        for v in views:
+            for c in v["contrasts"]:
+                group = next((g for g in explain if g["name"] == c["name"]), None)
+                if group is None:
+                    group = {"name": c["name"], "items": []}
+                    explain.append(group)
+                group["items"].append({"variant": v["variant"], "status": v["status"], "c": c, "id": v["id"]})
+        run_views.append({"id": f"r{i}", "prefix": prefix, "entities": ent, "variants": views, "explain": explain,
                           "comparison": _comparison([v for v in views if v["status"] != "error"]),
                           "ok_variants": [v for v in views if v["status"] != "error"],
                           "files": views[0]["files"] if views else {}})
