@@ -74,7 +74,7 @@ def test_fail_exit_3_and_tables(tmp_path, base_record):
     inc = pd.read_csv(out / "group" / "include.tsv", sep="\t", dtype=str)
     assert sorted(inc["subject"]) == ["01", "03"]
     html = (out / "group.html").read_text()
-    assert 'href="sub-02.html"' in html and "http://" not in html and "https://" not in html
+    assert "href=\"sub-02.html#sub-02_ses-1_task-nback_run-01--nortdur\"" in html and "http://" not in html and "https://" not in html
 
 
 def test_fail_on_warn(tmp_path, base_record):

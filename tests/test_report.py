@@ -49,6 +49,7 @@ def test_sections_present(rendered):
         assert text in html, text
     # explanation of each contrast is shown
     assert "zero_back compares zero_back blocks" in html
+    assert 'id="sub-01_ses-1_task-nback_run-01--nortdur"' in html  # target of group.html links
     # the error run is shown with its message and details
     assert "could not be audited" in html
     assert "column &#39;onset&#39; must be numeric" in html

@@ -122,6 +122,10 @@ def plot_metric_distributions(table: pd.DataFrame, metrics: Sequence[tuple[str, 
                           jitter=0.15)
             if thr is not None:
                 axm.axhline(thr, color=SEVERITY_COLORS["warn"], ls="--", lw=1)
+            vals = d[col].to_numpy(dtype=float)
+            if vals.size and (vals > 0).all() and vals.max() / vals.min() > 100:
+                axm.set_yscale("log")  # e.g. condition numbers spanning decades
+                label += " (log scale)"
             axm.set_title(label, fontsize=10, loc="left")
             axm.set_xlabel("")
             axm.set_ylabel("")
@@ -171,7 +175,8 @@ def _outliers(table: pd.DataFrame, cols: Sequence[str]) -> dict[int, list[str]]:
         q1, q3 = np.nanpercentile(v, [25, 75])
         hi = q3 + 1.5 * (q3 - q1)
         for i in np.where(v > hi)[0]:
-            out.setdefault(int(i), []).append(f"{col} = {v.iloc[i]:.3g} (> {hi:.3g})")
+            label = f"contrast VIF of {col[:-5]}" if col.endswith(":cvif") else col.replace("_", " ")
+            out.setdefault(int(i), []).append(f"{label} = {v.iloc[i]:.3g} (dataset outlier: > {hi:.3g})")
     return out
 
 
@@ -179,6 +184,7 @@ def build_group_context(records: Sequence[Mapping[str, Any]], fail_on: str = "fa
     """Template context of ``group.html`` (exposed for tests)."""
     from nbdiag.group import runs_table, signoff_table
     from nbdiag.report.figures import figure_to_png_uri, figure_to_svg
+    from nbdiag.report.subject import section_id
 
     rt = runs_table(records)
     so = signoff_table(records, fail_on)
@@ -222,7 +228,7 @@ def build_group_context(records: Sequence[Mapping[str, Any]], fail_on: str = "fa
         if not reasons:
             continue
         sub = str(row.get("subject"))
-        link = f"sub-{sub}.html" if _LABEL_OK.match(sub) else None
+        link = f"sub-{sub}.html#{section_id(row.get('prefix'), row.get('variant'))}" if _LABEL_OK.match(sub) else None
         outlier_rows.append({"label": _run_label(row), "status": row["status"], "reasons": reasons, "link": link})
     # variants across the dataset
     variants = []

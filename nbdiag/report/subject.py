@@ -23,7 +23,7 @@ from markupsafe import Markup
 from nbdiag.findings import severity_rank
 from nbdiag.thresholds import Thresholds
 
-__all__ = ["render_subject_report", "write_atomic", "get_env", "subject_label"]
+__all__ = ["render_subject_report", "write_atomic", "get_env", "subject_label", "section_id"]
 
 _STATUS_ORDER = ("pass", "warn", "fail", "error")
 
@@ -387,8 +387,12 @@ def build_subject_context(subject: str, records: Iterable[Mapping[str, Any]],
     run_views = []
     variants_all: list[str] = []
     for i, (prefix, recs) in enumerate(sorted(runs.items())):
-        views = [_variant_view(r, f"r{i}-v{j}", _find_design(r, designs), with_figures)
-                 for j, r in enumerate(recs)]
+        views = []
+        for j, r in enumerate(recs):
+            sid = section_id(prefix, r.get("variant"))
+            if any(v["id"] == sid for v in views):
+                sid = f"{sid}-{j}"
+            views.append(_variant_view(r, sid, _find_design(r, designs), with_figures))
         for v in views:
             if v["variant"] not in variants_all:
                 variants_all.append(v["variant"])
@@ -418,6 +422,14 @@ def build_subject_context(subject: str, records: Iterable[Mapping[str, Any]],
 
 
 _LABEL_OK = re.compile(r"^[A-Za-z0-9]+$")
+
+
+def section_id(prefix: Any, variant: Any) -> str:
+    """HTML id of a run × variant section (``sub-01_task-nback_run-01--nortdur``).
+
+    Characters outside ``[A-Za-z0-9_-]`` become ``_`` so the id is safe in a URL fragment.
+    """
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"{prefix}--{variant}")
 
 
 def render_subject_report(subject: str, records: list[dict], designs: Mapping[Hashable, pd.DataFrame] | None,
