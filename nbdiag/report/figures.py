@@ -199,7 +199,7 @@ def plot_design(design: pd.DataFrame, ax: Axes | None = None) -> Figure:
         if ax is None:
             top = 0.3 + 0.062 * 0.87 * max((len(_short(c, 24)) for c in design.columns), default=4)
             fig, ax = plt.subplots(figsize=(min(14, max(5, 0.3 * n + 1.0)), 4.6 + top))
-            _margins(fig, left=0.75, right=0.15, bottom=0.15, top=top)
+            _margins(fig, left=0.75, right=0.6, bottom=0.15, top=top)
         shown = design.copy()
         shown.columns = [_short(c, 24) for c in shown.columns]
         plot_design_matrix(shown, axes=ax)

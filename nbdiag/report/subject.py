@@ -8,6 +8,7 @@ base64 PNG.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -29,8 +30,10 @@ _STATUS_ORDER = ("pass", "warn", "fail", "error")
 
 
 # --------------------------------------------------------------------------- helpers
+@functools.lru_cache(maxsize=1)
 def get_env() -> Environment:
-    """Jinja2 environment with autoescape on and the report filters."""
+    """Jinja2 environment with autoescape on and the report filters (cached: templates
+    are compiled once per process)."""
     env = Environment(
         loader=PackageLoader("nbdiag.report", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
@@ -45,6 +48,7 @@ def get_env() -> Environment:
     return env
 
 
+@functools.lru_cache(maxsize=None)
 def _static(name: str) -> Markup:
     """Contents of a shipped CSS/JS file, to be inlined."""
     text = (Path(__file__).parent / "templates" / name).read_text(encoding="utf-8")
