@@ -184,3 +184,16 @@ def test_real_records_group(demo_output):
     assert code == (3 if statuses & {"warn", "fail", "error"} else 0)
     html = (out / "group.html").read_text(encoding="utf-8")
     assert 'href="sub-01.html"' in html or code == 0
+
+
+def test_many_confounds_are_summarised(tmp_path):
+    rec, design = example_run("04", "nortdur")
+    names = [f"a_comp_cor_{i:02d}" for i in range(60)]
+    cols = rec["diagnostics"]["collinearity"]["correlation"]["columns"] + names
+    n = len(cols)
+    rec["diagnostics"]["collinearity"]["correlation"] = {
+        "columns": cols, "matrix": [[1.0 if i == j else 0.01 * ((i + j) % 7) for j in range(n)] for i in range(n)]}
+    rec["diagnostics"]["collinearity"]["vif"].update({c: 1.0 + i / 10 for i, c in enumerate(names)})
+    html = render_subject_report("04", [rec], {(rec["run"]["prefix"], "nortdur"): design}, tmp_path).read_text()
+    assert "30 of 68 regressors shown" in html
+    assert "figure could not be drawn" not in html

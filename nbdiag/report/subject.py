@@ -156,6 +156,33 @@ def _find_design(record: Mapping[str, Any], designs: Mapping[Hashable, pd.DataFr
 
 
 # --------------------------------------------------------------------------- figures
+#: Largest correlation matrix / bar chart drawn in full (bigger ones show a selection).
+MAX_MATRIX_COLUMNS = 30
+MAX_BARS = 30
+
+
+def _finite(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _top_correlation(cols: list[str], matrix: Sequence[Sequence[Any]], tasks: Sequence[str],
+                     limit: int) -> tuple[list[str], list[list[Any]]]:
+    """Task columns plus the columns most correlated with them (no new statistics)."""
+    if len(cols) <= limit:
+        return cols, [list(r) for r in matrix]
+    task_idx = [i for i, c in enumerate(cols) if c in tasks] or list(range(min(limit, len(cols))))
+
+    def strength(j: int) -> float:
+        return max((abs(_finite(matrix[i][j]) or 0.0) for i in task_idx if i != j), default=0.0)
+
+    others = sorted((j for j in range(len(cols)) if j not in task_idx), key=lambda j: -strength(j))
+    keep = sorted(task_idx + others[: max(0, limit - len(task_idx))])
+    return [cols[j] for j in keep], [[matrix[i][j] for j in keep] for i in keep]
+
 def _figures(record: Mapping[str, Any], design: pd.DataFrame | None) -> dict[str, Any]:
     """Render the figures of one run × variant (errors become captions, not crashes)."""
     from nbdiag.report import figures as F
@@ -179,14 +206,24 @@ def _figures(record: Mapping[str, Any], design: pd.DataFrame | None) -> dict[str
 
     if design is not None and not design.empty:
         attempt("design", lambda: F.plot_design(design), "png")
+    tasks = [c["name"] for c in _get(record, "design", "columns", default=[]) if c.get("role") == "task"]
     corr = _get(record, "diagnostics", "collinearity", "correlation", default={})
     if corr.get("columns") and corr.get("matrix"):
-        attempt("correlation", lambda: F.plot_correlation(corr["columns"], corr["matrix"],
-                                                          info=th.corr_info, warn=th.corr_warn))
+        cols, mat = _top_correlation(list(corr["columns"]), corr["matrix"], tasks, MAX_MATRIX_COLUMNS)
+        out["correlation_note"] = (f"{len(cols)} of {len(corr['columns'])} regressors shown: the task regressors "
+                                   "and the confounds most correlated with them."
+                                   if len(cols) < len(corr["columns"]) else None)
+        attempt("correlation", lambda: F.plot_correlation(cols, mat, info=th.corr_info, warn=th.corr_warn))
     vif = _get(record, "diagnostics", "collinearity", "vif", default={})
-    tasks = [c["name"] for c in _get(record, "design", "columns", default=[]) if c.get("role") == "task"]
     if vif:
-        attempt("vif", lambda: F.plot_vif(vif, th.vif_warn, th.vif_fail, task=tasks))
+        shown = vif
+        if len(vif) > MAX_BARS:
+            keep = [k for k in vif if k in tasks]
+            rest = sorted((k for k in vif if k not in tasks), key=lambda k: -(_finite(vif[k]) or 0.0))
+            keep += rest[: max(0, MAX_BARS - len(keep))]
+            shown = {k: vif[k] for k in vif if k in keep}
+            out["vif_note"] = f"{len(shown)} of {len(vif)} regressors shown: task regressors and the highest VIFs."
+        attempt("vif", lambda: F.plot_vif(shown, th.vif_warn, th.vif_fail, task=tasks))
     frame_times = _get(record, "design", "frame_times", default=None)
     classes = _get(record, "diagnostics", "baseline", "scan_classes", default=None)
     nss_info = _get(record, "diagnostics", "confounds", "nonsteady", default={})
