@@ -255,7 +255,7 @@ def _hbar(values: Mapping[str, float | None], ax: Axes, xlabel: str,
     y = np.arange(len(names))
     ax.barh(y, np.nan_to_num(vals), color=colors, height=0.7)
     ax.set_yticks(y)
-    ax.set_yticklabels([_short(n, 26) for n in names])
+    ax.set_yticklabels([_short(n, 34) for n in names])
     ax.invert_yaxis()
     finite = vals[np.isfinite(vals)]
     top = max([1e-9, *(finite.tolist()), *(t for t in (warn, fail) if t is not None)]) * 1.15
@@ -286,7 +286,7 @@ def plot_vif(vif: Mapping[str, float | None], warn: float = 5.0, fail: float = 1
         Regressors of interest, drawn in a darker colour.
     """
     with _style():
-        lab = _label_in(vif)
+        lab = _label_in(vif, 34)
         fig, ax = _new(ax, (4.6 + lab, 0.28 * len(vif) + 1.2), left=lab, top=0.4, bottom=0.55, right=0.3)
         _hbar(vif, ax, "VIF (1 = no shared variance)", warn, fail, fmt="{:.1f}", highlight=task)
         return fig
@@ -523,7 +523,7 @@ def plot_drift_overlap(r2: Mapping[str, float | None], warn: float = 0.2, fail: 
                        ax: Axes | None = None) -> Figure:
     """R² of each task regressor (or contrast) on the drift + constant columns."""
     with _style():
-        lab = _label_in(r2)
+        lab = _label_in(r2, 34)
         fig, ax = _new(ax, (4.2 + lab, 0.3 * len(r2) + 1.2), left=lab, top=0.4, bottom=0.55, right=0.3)
         _hbar(r2, ax, "R² on drift + constant", warn, fail, xmax=1.0)
         return fig
@@ -545,7 +545,7 @@ def plot_spectra(freqs_hz: Sequence[float], power: Mapping[str, Sequence[float |
             pv = np.array([np.nan if v is None else v for v in p], dtype=float)[: len(f)]
             tot = np.nansum(pv)
             ax.plot(f[: len(pv)], pv / tot if tot else pv, color=class_color("condition:" + name, names),
-                    lw=1.3, label=_short(name, 26))
+                    lw=1.6, label=_short(name, 26))
         if cutoff_s:
             ax.axvline(1.0 / cutoff_s, color=SEVERITY_COLORS["fail"], ls="--", lw=1.2,
                        label=f"current cut-off ({cutoff_s:.0f} s)")
@@ -565,7 +565,7 @@ def plot_confound_r2(r2: Mapping[str, float | None], warn: float = 0.2, fail: fl
                      ax: Axes | None = None) -> Figure:
     """R² of each task regressor on the confound regressors."""
     with _style():
-        lab = _label_in(r2)
+        lab = _label_in(r2, 34)
         fig, ax = _new(ax, (4.2 + lab, 0.3 * len(r2) + 1.2), left=lab, top=0.4, bottom=0.55, right=0.3)
         _hbar(r2, ax, "R² on confounds", warn, fail, xmax=1.0)
         return fig
