@@ -44,6 +44,17 @@ class RunAudit:
     def status(self) -> str:
         return self.record["status"]
 
+    def slim(self) -> "RunAudit":
+        """A copy without the design and the per-scan arrays (kept in memory for summaries
+        once the outputs are written; the full record is in the ``_nbdiag.json``)."""
+        keep = ("nbdiag_version", "nilearn_version", "run", "variant", "status", "error", "findings", "notes")
+        record = {k: self.record[k] for k in keep if k in self.record}
+        record["contrasts"] = {
+            name: {k: v for k, v in stats.items() if k not in ("weights", "sensitivity", "baseline_composition")}
+            for name, stats in (self.record.get("contrasts") or {}).items()
+        }
+        return RunAudit(self.run, self.variant, record, None)
+
 
 def jsonable(value: Any) -> Any:
     """Convert numpy/pandas values to JSON-safe Python (NaN/inf -> None)."""

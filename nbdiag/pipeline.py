@@ -101,27 +101,40 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     write_dataset_description(output_dir, bids_dir)
     n = len(runs)
     log(f"nbdiag: auditing {n} runs x {len(config.all_variants())} variants -> {output_dir}")
+    variant_order = {s.variant: i for i, s in enumerate(config.all_variants())}
+    remaining = {}
+    for run in runs:
+        remaining[run.subject] = remaining.get(run.subject, 0) + 1
+    pending: dict[str, list[RunAudit]] = {}
     audits: list[RunAudit] = []
+    reports_written: list[Path] = []
+
+    def collect(i: int, done: list[RunAudit], seconds: float) -> None:
+        log(_progress_line(i, n, done, seconds))
+        subject = done[0].run.subject
+        pending.setdefault(subject, []).extend(done)
+        remaining[subject] -= 1
+        if remaining[subject] == 0:  # subject complete: report it, then keep only a slim summary
+            items = sorted(pending.pop(subject), key=lambda a: (order[a.run.key], variant_order[a.variant]))
+            if reports:
+                reports_written.extend(write_subject_reports(output_dir, items, log))
+            audits.extend(a.slim() for a in items)
+
+    order = {run.key: i for i, run in enumerate(runs)}
     start = time.perf_counter()
     if n_jobs == 1 or n <= 1:
         for i, run in enumerate(runs, 1):
             t0 = time.perf_counter()
-            done = _audit_and_write(run, config, output_dir)
-            audits.extend(done)
-            log(_progress_line(i, n, done, time.perf_counter() - t0))
+            collect(i, _audit_and_write(run, config, output_dir), time.perf_counter() - t0)
     else:
         from joblib import Parallel, delayed
 
         jobs = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
             delayed(_timed)(run, config, output_dir) for run in runs)
         for i, (done, seconds) in enumerate(jobs, 1):
-            audits.extend(done)
-            log(_progress_line(i, n, done, seconds))
-    order = {run.key: i for i, run in enumerate(runs)}
-    audits.sort(key=lambda a: (order[a.run.key], a.variant))
-    result = ParticipantResult(audits=audits, notes=notes)
-    if reports:
-        result.reports = write_subject_reports(output_dir, audits, log)
+            collect(i, done, seconds)
+    audits.sort(key=lambda a: (order[a.run.key], variant_order[a.variant]))
+    result = ParticipantResult(audits=audits, notes=notes, reports=reports_written)
     log(f"nbdiag: {n} runs in {time.perf_counter() - start:.1f} s; "
         + ", ".join(f"{s}: {sum(a.status == s for a in audits)}" for s in ("pass", "warn", "fail", "error")))
     return result
