@@ -119,3 +119,100 @@ def test_drift_overlap_single_vs_difference_and_duplicated_highpass():
     dup = assess_drift(X, _roles(X), DesignContext(t_r=T_R, high_pass=0.01), {})
     assert dup.cosine_confounds == ("cosine00",)
     assert [f.severity for f in dup.findings if f.code == "highpass_duplicated"] == ["warn"]
+
+
+def _fsl_highpass_loop(x, sigma):
+    """Literal transcription of FSL newimagefns.h bandpass_temporal_filter (high-pass part)."""
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    if sigma <= 0:
+        return x.copy()
+    half = int(sigma * 3)
+    out = x.copy()
+    c0 = 0.0
+    first = True
+    for t in range(n):
+        A = B = C = D = Nw = 0.0
+        for tt in range(max(t - half, 0), min(t + half, n - 1) + 1):
+            dt = tt - t
+            w = np.exp(-0.5 * dt * dt / sigma**2)
+            A += w * dt
+            B += w * x[tt]
+            C += w * dt * dt
+            D += w * dt * x[tt]
+            Nw += w
+        denom = C * Nw - A * A
+        if denom != 0:
+            c = (B * C - A * D) / denom
+            if first:
+                c0, first = c, False
+            out[t] = c0 + x[t] - c
+    return out
+
+
+def _fsl_highpass_dense(x, sigma):
+    """The previous O(n²) matrix implementation of fsl_highpass (kept as a reference)."""
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    if sigma <= 0:
+        return x.copy()
+    half = int(sigma * 3)
+    t = np.arange(n)
+    dtm = t[None, :] - t[:, None]
+    w = np.where(np.abs(dtm) <= half, np.exp(-0.5 * dtm.astype(float) ** 2 / sigma**2), 0.0)
+    A, C, Nw = (w * dtm).sum(1), (w * dtm**2).sum(1), w.sum(1)
+    B, D = w @ x, (w * dtm) @ x
+    denom = C * Nw - A * A
+    out = x.copy()
+    ok = denom != 0
+    c = np.where(ok, (B * C - A * D) / np.where(ok, denom, 1.0), 0.0)
+    c0 = c[np.argmax(ok)] if ok.any() else 0.0
+    out[ok] = c0 + x[ok] - c[ok]
+    return out
+
+
+def test_vectorised_fsl_highpass_equals_loop_and_dense_reference():
+    rng = np.random.default_rng(0)
+    cases = 0
+    for n in [1, 2, 3, 7, 40, 151, 400]:
+        for sigma in [0.0, 0.2, 0.34, 1.0, 2.5, 10.0, 33.3, 56.25, 3.0 * n, 1e4]:
+            x = rng.normal(size=n).cumsum() + rng.normal() * 5
+            got = fsl_highpass(x, sigma)
+            dense = _fsl_highpass_dense(x, sigma)
+            scale = max(1.0, np.abs(x).max())
+            np.testing.assert_allclose(got, dense, rtol=1e-10, atol=1e-10 * scale)
+            if n <= 151:
+                np.testing.assert_allclose(got, _fsl_highpass_loop(x, sigma), rtol=1e-10, atol=1e-10 * scale)
+            cases += 1
+    assert cases == 70
+
+
+def test_fsl_cutoffcalc_unchanged_on_random_designs():
+    """Vectorised filter + column batching give the same cutoffcalc answers as the reference filter."""
+    rng = np.random.default_rng(5)
+
+    def reference(task, t_r, thresh=0.9, limit=90.0):
+        dm = task - task.mean(axis=0)
+        std0 = dm.std(axis=0, ddof=1)
+        maxstd = std0.max()
+
+        def ratio(s):
+            return min(_fsl_highpass_dense(dm[:, j], s).std(ddof=1) / std0[j] if std0[j] > 1e-12 * maxstd
+                       else 1.0 for j in range(dm.shape[1]))
+        lsig, usig = limit / (2 * t_r), 3.0 * dm.shape[0]
+        if ratio(usig) <= thresh:
+            return usig * 2 * t_r
+        if ratio(lsig) > thresh:
+            return lsig * 2 * t_r
+        while usig - lsig > 1:
+            h = float(np.floor((lsig + usig) / 2 + 0.5))
+            usig, lsig = (h, lsig) if ratio(h) > thresh else (usig, h)
+        return usig * 2 * t_r
+
+    for period in [30.0, 60.0, 120.0, 200.0, 280.0]:
+        X = make_first_level_design_matrix(FT, pd.concat([_blocks(period), _blocks(period * 1.3, "b", 7.0)]),
+                                           hrf_model="glover", drift_model=None)[["task", "b"]].to_numpy()
+        X = np.column_stack([X, np.zeros(N)])  # a flat column counts as ratio 1
+        assert fsl_cutoffcalc(X, T_R) == pytest.approx(reference(X, T_R), rel=1e-12)
+    noise = rng.normal(size=(N, 2))
+    assert fsl_cutoffcalc(noise, T_R) == pytest.approx(reference(noise, T_R), rel=1e-12)

@@ -48,7 +48,7 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
-from scipy.signal import periodogram
+from scipy.signal import fftconvolve, periodogram
 
 from nbdiag.context import DesignContext
 from nbdiag.diagnostics.collinearity import _check_design, _json_float, _json_map, _r2_on, _source
@@ -121,34 +121,70 @@ def recommended_cosine_cutoff(
     return max(2.0 * n * dt / best, min_period_s), best
 
 
+def _fsl_highpass_cols(X: np.ndarray, sigma: float) -> np.ndarray:
+    """:func:`fsl_highpass` of every column of ``X`` (n_scans x n_columns).
+
+    FSL's loop (newimagefns.h ``bandpass_temporal_filter``) computes, for each
+    time point ``t`` and ``dt = tt - t`` over the window
+    ``max(t - h, 0) <= tt <= min(t + h, n - 1)`` (``h = int(3 sigma)``) with
+    ``w = exp(-dt² / (2 sigma²))``::
+
+        N = Σ w, A = Σ w dt, C = Σ w dt², B = Σ w x[tt], D = Σ w dt x[tt]
+        c = (B C - A D) / (C N - A²)
+
+    Here ``B`` and ``D`` are convolutions of ``x`` with the kernels ``w(d)``
+    and ``w(d) d`` (FFT, all columns at once; the window truncation at the run
+    ends is what a 'full' convolution gives), and ``N``, ``A``, ``C`` are
+    differences of cumulative sums of the kernel moments over each window.
+    Cost O(n log n) per sigma instead of O(n²). Equal to the loop to ~1e-13.
+    """
+    X = np.asarray(X, dtype=float)
+    n = X.shape[0]
+    if sigma <= 0 or n == 0:
+        return X.copy()
+    h = min(int(sigma * 3), n - 1)  # weights further than n - 1 volumes never apply
+    d = np.arange(-h, h + 1, dtype=float)
+    k = np.exp(-0.5 * d ** 2 / sigma**2)
+    kd = k * d
+    t = np.arange(n)
+    lo = np.maximum(-h, -t) + h  # window as kernel indices, inclusive
+    hi = np.minimum(h, n - 1 - t) + h
+
+    def window_sum(v: np.ndarray) -> np.ndarray:
+        cs = np.concatenate(([0.0], np.cumsum(v)))
+        return cs[hi + 1] - cs[lo]
+
+    N = window_sum(k)
+    A = window_sum(kd)
+    C = window_sum(kd * d)
+    if h == 0:
+        B, D = X * k[0], np.zeros_like(X)
+    else:
+        # B[t] = Σ_j x[j] w(j - t) = (x * w)[t + h]; D[t] = Σ_j x[j] w(j - t)(j - t) = -(x * (w d))[t + h]
+        B = fftconvolve(X, k[:, None], axes=0)[h:h + n]
+        D = -fftconvolve(X, kd[:, None], axes=0)[h:h + n]
+    denom = C * N - A * A
+    out = X.copy()
+    ok = denom != 0
+    if not ok.any():
+        return out
+    safe = np.where(ok, denom, 1.0)[:, None]
+    c = (B * C[:, None] - A[:, None] * D) / safe
+    c0 = c[np.argmax(ok)]
+    out[ok] = c0 + X[ok] - c[ok]
+    return out
+
+
 def fsl_highpass(x: np.ndarray, sigma: float) -> np.ndarray:
     """FSL ``bandpass_temporal_filter`` high-pass part (hp_sigma in volumes).
 
     Gaussian-weighted local straight-line fit within ``int(3 sigma)`` volumes;
     output ``c0 + x - c`` with ``c`` the local fit at each time point and ``c0``
-    the first one (newimagefns.h).
+    the first one (newimagefns.h). Vectorised as convolutions
+    (:func:`_fsl_highpass_cols`).
     """
     x = np.asarray(x, dtype=float)
-    n = len(x)
-    if sigma <= 0:
-        return x.copy()
-    half = int(sigma * 3)
-    t = np.arange(n)
-    dtm = t[None, :] - t[:, None]  # dt = tt - t
-    inwin = np.abs(dtm) <= half
-    w = np.where(inwin, np.exp(-0.5 * dtm.astype(float) ** 2 / sigma**2), 0.0)
-    A = (w * dtm).sum(1)
-    C = (w * dtm**2).sum(1)
-    N = w.sum(1)
-    B = w @ x
-    D = (w * dtm) @ x
-    denom = C * N - A * A
-    out = x.copy()
-    ok = denom != 0
-    c = np.where(ok, (B * C - A * D) / np.where(ok, denom, 1.0), 0.0)
-    c0 = c[np.argmax(ok)] if ok.any() else 0.0
-    out[ok] = c0 + x[ok] - c[ok]
-    return out
+    return _fsl_highpass_cols(x[:, None], sigma)[:, 0]
 
 
 def fsl_cutoffcalc(task: np.ndarray, t_r: float, thresh: float = 0.9, limit: float = 90.0) -> float:
@@ -157,15 +193,14 @@ def fsl_cutoffcalc(task: np.ndarray, t_r: float, thresh: float = 0.9, limit: flo
     dm = dm - dm.mean(axis=0)
     std0 = dm.std(axis=0, ddof=1)
     maxstd = std0.max() if std0.size else 0.0
+    live = std0 > 1e-12 * maxstd  # flat regressors count as ratio 1
+    dm_live, std_live = dm[:, live], std0[live]
 
     def min_std_ratio(sigma: float) -> float:
-        ratios = []
-        for j in range(dm.shape[1]):
-            if std0[j] > 1e-12 * maxstd:
-                ratios.append(fsl_highpass(dm[:, j], sigma).std(ddof=1) / std0[j])
-            else:
-                ratios.append(1.0)
-        return float(min(ratios)) if ratios else 1.0
+        if not live.any():
+            return 1.0
+        ratios = _fsl_highpass_cols(dm_live, sigma).std(axis=0, ddof=1) / std_live
+        return float(min(1.0, ratios.min())) if not live.all() else float(ratios.min())
 
     sig2sec = t_r * 2.0
     lsig = limit / sig2sec
