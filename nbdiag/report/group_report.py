@@ -16,6 +16,8 @@ __all__ = ["render_group_report", "plot_metric_distributions", "plot_findings_he
 
 _LABEL_OK = re.compile(r"^[A-Za-z0-9]+$")
 _SEV_LEVELS = ["none", "info", "warn", "fail", "error"]
+#: Most rows drawn in the runs × findings heatmap.
+MAX_HEATMAP_ROWS = 120
 
 
 def _run_label(row: Mapping[str, Any]) -> str:
@@ -209,8 +211,18 @@ def build_group_context(records: Sequence[Mapping[str, Any]], fail_on: str = "fa
     check_rows = [{"code": code, **{k: int(v) for k, v in row.items()}} for code, row in counts.iterrows()]
     if len(counts):
         fig("checks", lambda: plot_check_counts(counts))
+    heat_note = None
     if fm.size:
-        fig("heatmap", lambda: plot_findings_heatmap(fm), png=fm.shape[0] > 80)
+        shown = fm
+        if len(fm) > MAX_HEATMAP_ROWS:
+            # large datasets: the problem runs only, worst first
+            worst = fm.max(axis=1)
+            order = fm.assign(_w=worst, _n=(fm >= 3).sum(axis=1)).sort_values(["_w", "_n"], ascending=False)
+            shown = fm.loc[order.index[: MAX_HEATMAP_ROWS]]
+            shown = shown[shown.max(axis=1) >= 3] if (shown.max(axis=1) >= 3).any() else shown
+            heat_note = (f"{len(shown)} of {len(fm)} run × variants shown: those with the most severe findings. "
+                         "All rows are in group/nbdiag_runs.tsv.")
+        fig("heatmap", lambda: plot_findings_heatmap(shown), png=len(shown) > 60)
     contrast_cvif = [c for c in rt.columns if c.endswith(":cvif")]
     metrics = [("condition_number", "condition number", 30.0), ("max_task_vif", "max task VIF", 5.0),
                ("baseline_fraction", "baseline fraction", 0.15)]
@@ -249,7 +261,7 @@ def build_group_context(records: Sequence[Mapping[str, Any]], fail_on: str = "fa
         "fail_on": fail_on,
         "status_counts": {s: int((rt["status"] == s).sum()) for s in ("pass", "warn", "fail", "error")} if len(rt) else {},
         "signoff_pass": int((so["signoff"] == "pass").sum()), "signoff_fail": int((so["signoff"] == "fail").sum()),
-        "checks": check_rows, "figs": figs, "outliers": outlier_rows, "variants": variants,
+        "checks": check_rows, "figs": figs, "heat_note": heat_note, "outliers": outlier_rows, "variants": variants,
         "metric_labels": [m[1] for m in metrics],
         "subjects": [{"label": s, "link": f"sub-{s}.html" if _LABEL_OK.match(s) else None} for s in subjects],
         "signoff": so.to_dict("records"),
