@@ -5,18 +5,38 @@ weights, baseline composition and sensitivity entries, and the run's findings.
 
 Attribution rules
 -----------------
-* A run-level *cause* (``nonsteady_unhandled``, ``scrub_not_applied``,
-  ``baseline_modeled_rest``, ``baseline_scarce``, ``drift_overlap``,
-  ``rt_regressor_overlap``, ``baseline_unmodeled_events``) is copied to a
-  contrast, with the contrast's own numbers, only when those numbers support
-  it: the linked sensitivity signal moves the contrast by at least
-  ``sensitivity_warn`` σ per unit (``baseline_modeled_rest`` /
-  ``baseline_scarce``: the contrast is measured against the implicit
-  baseline, i.e. its task weights do not sum to 0).
+* A run-level *cause* is copied to a contrast, with the contrast's own
+  numbers, only when those numbers support it:
+
+  - ``nonsteady_unhandled``: the flagged volumes carry at least
+    ``unmodeled_weight_warn`` of the contrast's negative weight, or the
+    ``nonsteady`` signal lowers it by at least ``sensitivity_warn`` σ.
+    Severity ``fail`` at ``bias_sd <= -sensitivity_fail`` or a share of at
+    least ``unmodeled_weight_fail``, else ``warn``. (The run-level finding
+    stays ``fail``.)
+  - ``scrub_not_applied``: the ``scrub`` signal moves it by at least
+    ``sensitivity_warn`` σ (same severity rule).
+  - ``baseline_modeled_rest`` / ``baseline_scarce``: the contrast is measured
+    against the implicit baseline (its task weights do not sum to 0).
+  - ``rt_regressor_overlap``: an ``rt:<cond>`` signal whose severity is
+    warn/fail for this contrast (structural for it and lowering it; see
+    ``nbdiag.diagnostics.sensitivity``).
 * Each sensitivity source is *claimed* by the most specific cause present for
   the contrast (``CLAIMS``). A cause's score is the largest claimed
-  ``|bias_sd| × typical`` (plausible size), its severity the worse of its own
-  and its claimed sensitivity severity.
+  ``|bias_sd| × typical`` (plausible size) over claimed entries whose own
+  severity is warn/fail; its severity is the worse of its own and those
+  entries' severities (generic or raising entries never raise it).
+* Causes that can *bias* the estimate (``BIAS_CODES``: the sign-flip
+  families) at warn/fail get ``BIAS_TIER`` added to their score, so at equal
+  severity they rank before findings that only cost precision
+  (``drift_overlap``, ``highpass_cuts_design``, ``contrast_variance_inflated``,
+  ...): a loss of precision cannot by itself turn a positive effect negative.
+  Severity still ranks first (a ``fail`` precision finding stays above a
+  ``warn`` cause), so the per-contrast order equals the run's global
+  severity-then-score order.
+* ``baseline_scarce`` follows ``baseline_modeled_rest`` when both are present:
+  the baseline is scarce *because* rest is modelled, and the fix is to stop
+  modelling it.
 * Findings of a contrast are grouped: a claimed ``sensitive_unmodeled_signal``
   or ``contrast_variance_inflated`` follows the cause that explains it. Groups
   are ranked by the head's severity, then score, so the first finding is the
@@ -38,6 +58,8 @@ CLAIMS: dict[str, tuple[str, ...]] = {
     "nonsteady": ("nonsteady_unhandled",),
     "unmodeled": ("baseline_unmodeled_events",),
     "short_gaps": ("baseline_short_gaps", "baseline_modeled_rest"),
+    "pre_block": ("baseline_short_gaps",),
+    "scrub": ("scrub_not_applied",),
     "run_start": ("baseline_modeled_rest", "baseline_edge_concentrated", "baseline_scarce"),
     "slow_drift": ("drift_overlap", "highpass_cuts_design", "baseline_modeled_rest"),
     "hrf_derivative": ("baseline_modeled_rest",),
@@ -48,6 +70,13 @@ CLAIMS: dict[str, tuple[str, ...]] = {
 #: Run-level codes that are copied to the contrasts they bias.
 RUN_CAUSES = ("nonsteady_unhandled", "scrub_not_applied", "baseline_modeled_rest", "baseline_scarce",
               "rt_regressor_overlap", "highpass_cuts_design", "drift_overlap")
+
+#: Codes of the sign-flip families (causes that bias an estimate, not only its precision).
+BIAS_CODES = ("nonsteady_unhandled", "scrub_not_applied", "baseline_unmodeled_events", "baseline_short_gaps",
+              "baseline_edge_concentrated", "baseline_modeled_rest", "baseline_scarce", "rt_regressor_overlap",
+              "sensitive_unmodeled_signal")
+#: Score offset of a warn/fail bias cause (see the module doc).
+BIAS_TIER = 100.0
 
 #: Consequences that follow the cause explaining them.
 CONSEQUENCES = ("sensitive_unmodeled_signal", "contrast_variance_inflated")
@@ -97,6 +126,13 @@ def _sev_of_sd(a: float, th: Thresholds) -> str | None:
     if a >= th.sensitivity_warn:
         return "warn"
     return None
+
+
+def _entry_sev(entry: dict[str, Any], th: Thresholds) -> str | None:
+    """Severity of one sensitivity entry (recorded by assess_sensitivity; older records: |bias_sd|)."""
+    if "severity" in entry:
+        return entry["severity"]
+    return _sev_of_sd(abs(_sd(entry)), th)
 
 
 def _sd(entry: dict[str, Any]) -> float:
@@ -158,13 +194,27 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
         if f is None or code in present:
             continue
         ev: dict[str, Any] = {"run_level": f.evidence}
-        if code == "nonsteady_unhandled":
-            a = max_sd("nonsteady")
-            if a < th.sensitivity_warn:
+        if code in ("nonsteady_unhandled", "scrub_not_applied"):
+            fam = "nonsteady" if code == "nonsteady_unhandled" else "scrub"
+            fe = fam_entries(fam)
+            if not fe:
                 continue
-            ev.update(negative_weight_share=float(neg.get("nonsteady", 0.0)))
-            msg = (f"{_pct(neg.get('nonsteady', 0.0))} of {name}'s baseline (negative) weight is on the "
-                   f"{ci.n_nonsteady} flagged non-steady-state volume(s) left in the model.")
+            sd = _sd(fe[0])
+            lowering = -sd if fam == "nonsteady" else abs(sd)
+            share = float(neg.get("nonsteady", 0.0)) if fam == "nonsteady" else 0.0
+            if lowering < th.sensitivity_warn and share < th.unmodeled_weight_warn:
+                continue
+            sev = "fail" if (lowering >= th.sensitivity_fail or share >= th.unmodeled_weight_fail) else "warn"
+            ev.update(negative_weight_share=share, bias_sd=sd)
+            if fam == "nonsteady":
+                msg = (f"{_pct(share)} of {name}'s baseline (negative) weight is on the {ci.n_nonsteady} "
+                       f"flagged non-steady-state volume(s) left in the model; "
+                       f"{fe[0]['label']} {'lowers' if sd < 0 else 'raises'} {name} by {abs(sd):.2f} σ.")
+            else:
+                msg = (f"{fe[0]['label'][0].upper() + fe[0]['label'][1:]} "
+                       f"{'lowers' if sd < 0 else 'raises'} {name} by {abs(sd):.2f} σ.")
+            present[code] = f.for_contrast(name, message=msg, evidence=ev, score=0.0, severity=sev)
+            continue
         elif code in ("baseline_modeled_rest", "baseline_scarce"):
             if not against_baseline:
                 continue
@@ -172,12 +222,12 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
             msg = (f"{name} is measured against the implicit baseline, which this design leaves scarce"
                    + (" because a rest-like condition is modelled." if code == "baseline_modeled_rest" else "."))
         elif code == "rt_regressor_overlap":
-            a = max_sd("rt")
-            if a < th.sensitivity_warn:
+            hits = [e for e in fam_entries("rt") if _entry_sev(e, th) in ("warn", "fail")]
+            if not hits:
                 continue
-            msg = f"Condition-specific RT-scaled activity moves {name} by up to {a:.2f} σ per unit."
-        elif code == "scrub_not_applied":
-            continue  # no per-contrast number yet (no scrub signal in the library)
+            e = max(hits, key=lambda x: abs(_sd(x)))
+            msg = (f"{e['label'][0].upper() + e['label'][1:]} lowers {name} by {abs(_sd(e)):.2f} σ "
+                   f"through the shared RT regressor.")
         else:
             continue  # drift codes come per contrast from the drift diagnostics
         present[code] = f.for_contrast(name, message=msg, evidence=ev, score=0.0)
@@ -192,22 +242,28 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
     updated: dict[str, Finding] = {}
     for code, f in present.items():
         mine = [e for e in entries if claimed_by.get(e["source"]) == code]
-        score = max((abs(_sd(e)) * float(e.get("typical", 1.0)) for e in mine), default=0.0)
-        sev = worst_severity([f.severity] + [_sev_of_sd(abs(_sd(e)), th) for e in mine])
+        strong = [e for e in mine if _entry_sev(e, th) in ("warn", "fail")]
+        score = max((abs(_sd(e)) * float(e.get("typical", 1.0)) for e in strong), default=0.0)
+        sev = worst_severity([f.severity] + [_entry_sev(e, th) for e in strong])
         ev = dict(f.evidence)
         if mine:
             ev["sensitivity"] = [{"source": e["source"], "bias_sd": _sd(e), "bias": e.get("bias"),
-                                  "typical": e.get("typical")} for e in mine]
-        if code in ("baseline_scarce",) and not mine:
+                                  "typical": e.get("typical"), "severity": _entry_sev(e, th)} for e in mine]
+        if code in ("baseline_scarce",) and not strong:
             score = 0.5 * max((abs(_sd(e)) * float(e.get("typical", 1.0)) for e in entries
                                if _fam(e["source"]) == "run_start"), default=0.0)
-        if not mine and code not in ("baseline_scarce",):
+        if not strong and code not in ("baseline_scarce",):
             score = max(score, float(f.score))
         updated[code] = replace(f, severity=sev, score=float(score), evidence=ev)
 
     # 3. consequences follow their cause
-    heads = list(updated.values())
+    heads = [f for c, f in updated.items()
+             if not (c == "baseline_scarce" and "baseline_modeled_rest" in updated)]
     followers: dict[str, list[Finding]] = {}
+    if "baseline_scarce" in updated and "baseline_modeled_rest" in updated:
+        f = updated["baseline_scarce"]
+        followers["baseline_modeled_rest"] = [replace(f, evidence={**f.evidence,
+                                                                   "explained_by": "baseline_modeled_rest"})]
     for f in own:
         if f.code in CONSEQUENCES:
             cause = None
@@ -220,6 +276,8 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
                     replace(f, evidence={**f.evidence, "explained_by": cause}))
             else:
                 heads.append(f)
+    heads = [replace(h, score=float(h.score) + BIAS_TIER)
+             if h.code in BIAS_CODES and severity_rank(h.severity) >= severity_rank("warn") else h for h in heads]
     # a head ranks at least as high as what it explains (keeps order under any global re-sort)
     heads = [replace(h, severity=worst_severity([h.severity] + [f.severity for f in followers.get(h.code, [])]),
                      score=max([h.score] + [f.score + 1e-9 for f in followers.get(h.code, [])]))
@@ -253,8 +311,11 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
     serious = [f for f in ranked if severity_rank(f.severity) >= severity_rank("warn")]
     if not serious:
         best = max(ci.sensitivity, key=lambda e: abs(_sd(e)), default=None)
-        tail = (f" No design feature explains a sign change: the largest plausible unmodelled signal "
-                f"({best['label']}) moves it by {abs(_sd(best)):.2f} σ." if best else "")
+        tail = " No design feature of this run explains a sign change."
+        if best is not None and abs(_sd(best)) > 0:
+            tail += (f" The largest bias among the plausible unmodelled signals is {abs(_sd(best)):.2f} σ "
+                     f"({best['label']}"
+                     + ("" if best.get("structural", True) else "; generic, present in every run") + ").")
         return s1 + tail
     top = serious[0]
     src = None

@@ -24,7 +24,9 @@ THRESHOLD_TABLE: dict[str, tuple[float, str, str]] = {
     "baseline_fraction_warn": (0.15, "fraction of scans with no modelled event", "nbdiag default (cf. Smith et al. 2007 on implicit baselines)"),
     "baseline_min_epochs": (3.0, "number of baseline epochs >= baseline_epoch_seconds", "nbdiag default"),
     "baseline_epoch_seconds": (10.0, "minimum length (s) of a baseline epoch that counts", "nbdiag default"),
-    "short_gap_seconds": (6.0, "an unmodelled gap shorter than this next to a block is a cue/transition gap", "nbdiag default: about the canonical HRF's time to peak, so the response to the neighbouring block never settles there"),
+    "short_gap_seconds": (6.0, "a whole unmodelled gap shorter than this between two modelled events is a transition gap (short_gap, position 'transition'); also the largest pause inside a block", "nbdiag default: about the canonical HRF's time to peak, so the response to the neighbouring block never settles there"),
+    "pre_block_seconds": (10.0, "the last this-many seconds of unmodelled time that ends at a block onset (no modelled event in between) are pre-block cue time (short_gap, position 'pre_block')", "nbdiag default: instruction/cue screens in block designs last about 2-10 s (9.6 s in the forum study's n-back)"),
+    "block_min_seconds": (20.0, "consecutive same-condition events spanning at least this long form a block", "nbdiag default: shorter than the usual 20-60 s task blocks, longer than single trials"),
     "unmodeled_weight_warn": (0.05, "share of a contrast's negative weight on listed-but-unmodelled events", "nbdiag default"),
     "unmodeled_weight_fail": (0.25, "share of a contrast's negative weight on listed-but-unmodelled events", "nbdiag default (DESIGN §6)"),
     "short_gaps_weight_warn": (0.25, "share of a contrast's negative weight on short gaps", "nbdiag default (DESIGN §6)"),
@@ -60,6 +62,8 @@ class Thresholds:
     baseline_min_epochs: float = THRESHOLD_TABLE["baseline_min_epochs"][0]
     baseline_epoch_seconds: float = THRESHOLD_TABLE["baseline_epoch_seconds"][0]
     short_gap_seconds: float = THRESHOLD_TABLE["short_gap_seconds"][0]
+    pre_block_seconds: float = THRESHOLD_TABLE["pre_block_seconds"][0]
+    block_min_seconds: float = THRESHOLD_TABLE["block_min_seconds"][0]
     unmodeled_weight_warn: float = THRESHOLD_TABLE["unmodeled_weight_warn"][0]
     unmodeled_weight_fail: float = THRESHOLD_TABLE["unmodeled_weight_fail"][0]
     short_gaps_weight_warn: float = THRESHOLD_TABLE["short_gaps_weight_warn"][0]

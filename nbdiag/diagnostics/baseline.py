@@ -15,12 +15,26 @@ Epochs
     Each baseline gap is cut into pieces at the boundaries of unmodelled
     events (``context.unmodeled_events``) and of the flagged non-steady-state
     volumes still in the design (volume ``v`` spans ``[v t_r, (v+1) t_r)``).
+    A gap that ends at a *block onset* is also cut ``pre_block_seconds``
+    before that onset. A *block* is a run of consecutive modelled events of
+    one condition of interest (not rest-like, not the RT regressor), each
+    starting less than ``short_gap_seconds`` after the previous one ends,
+    spanning at least ``block_min_seconds`` (n-back blocks of trials; a
+    single long event counts too).
     A piece's ``kind`` is, in order of priority: ``nonsteady``;
-    ``unmodeled_event``; ``run_edge`` (the piece touches the start or end of
-    the run); ``short_gap`` (its whole gap is shorter than
-    ``short_gap_seconds`` and borders a modelled event); ``fixation``.
-    Adjacent pieces of the same kind and content are merged. ``n_scans``
-    counts design rows whose frame time falls in ``[start, start+duration)``.
+    ``unmodeled_event``; ``short_gap`` with ``position: "pre_block"`` (the
+    piece lies in the last ``pre_block_seconds`` of a gap that ends at a block
+    onset with no modelled event in between: where a cue/instruction screen
+    sits when it is missing from events.tsv); ``run_edge`` (the piece touches
+    the start or end of the run); ``short_gap`` with ``position:
+    "transition"`` (its whole gap is shorter than ``short_gap_seconds`` and
+    lies between two modelled events); ``fixation``. A gap that ends at a
+    modelled non-block event (e.g. a modelled INSTRUCTION) is fixation.
+    Position, not length, separates a cue gap from fixation: an 11-s
+    fixation before a modelled cue and a missing 9.6-s cue are equally long.
+    Adjacent pieces of the same kind, position and content are merged.
+    ``n_scans`` counts design rows whose frame time falls in
+    ``[start, start+duration)``.
 Scan classes (BOLD time)
     Responses lag the stimulus. A design row at frame time ``t`` is classified
     by the stimulus timeline at ``t - HRF_LAG_S`` (4 s for the canonical
@@ -183,9 +197,16 @@ def _timeline(design: pd.DataFrame, context: DesignContext, thresholds: Threshol
     if with_nonsteady:
         idx = original_index(design, context)[present_nonsteady(design, context)]
         ns_int = _union([(v * t_r, (v + 1) * t_r) for v in idx])
+    onsets = block_onsets(context, thresholds, _rt_name_ctx(context))
+    pre_s = float(thresholds.pre_block_seconds)
     pieces: list[dict[str, Any]] = []
     for g0, g1 in gaps:
         cuts = {g0, g1}
+        pre_lo = g1  # start of the pre-block window in this gap (none when == g1)
+        if pre_s > 0 and any(abs(g1 - o) < 1e-6 for o in onsets):
+            pre_lo = max(g0, g1 - pre_s)
+            if g0 < pre_lo < g1:
+                cuts.add(pre_lo)
         for a, b, _ in unmod:
             cuts.update(x for x in (a, b) if g0 < x < g1)
         for a, b in ns_int:
@@ -201,22 +222,65 @@ def _timeline(design: pd.DataFrame, context: DesignContext, thresholds: Threshol
                 continue
             mid = 0.5 * (a + b)
             contains = sorted({t for u0, u1, t in unmod if u0 <= mid < u1})
+            position = None
             if any(n0 <= mid < n1 for n0, n1 in ns_int):
                 kind = "nonsteady"
             elif contains:
                 kind = "unmodeled_event"
+            elif a >= pre_lo - 1e-9 and pre_lo < g1:
+                kind, position = "short_gap", "pre_block"
             elif b <= zone_lo + 1e-9 or a >= zone_hi - 1e-9:
                 kind = "run_edge"
             elif (g1 - g0) < thresholds.short_gap_seconds and borders_event and not touches_edge:
-                kind = "short_gap"
+                kind, position = "short_gap", "transition"
             else:
                 kind = "fixation"
             if pieces and pieces[-1]["kind"] == kind and pieces[-1]["contains"] == contains \
-                    and abs(pieces[-1]["end"] - a) < 1e-9:
+                    and pieces[-1]["position"] == position and abs(pieces[-1]["end"] - a) < 1e-9:
                 pieces[-1]["end"] = b
             else:
-                pieces.append({"start": a, "end": b, "kind": kind, "contains": contains})
+                pieces.append({"start": a, "end": b, "kind": kind, "contains": contains, "position": position})
     return _Timeline(pieces=pieces, gaps=gaps, modeled=modeled)
+
+
+def _rt_name_ctx(context: DesignContext) -> str | None:
+    if context.rt_regressor:
+        return context.rt_regressor
+    if context.events is None or not len(context.events):
+        return None
+    for tt in sorted(set(context.events["trial_type"].astype(str))):
+        if re.search(r"rt_?dur", tt, re.IGNORECASE):
+            return tt
+    return None
+
+
+def block_onsets(context: DesignContext, thresholds: Thresholds, rt_name: str | None = None) -> list[float]:
+    """Onsets (s) of the blocks of conditions of interest (see the module doc).
+
+    Consecutive modelled events of one condition (sorted by onset, ignoring
+    the RT regressor's events and rest-like conditions) belong to one block
+    while each starts less than ``short_gap_seconds`` after the end of the
+    previous one and no other condition's event starts in between; a block
+    counts when it spans at least ``block_min_seconds``.
+    """
+    if context.events is None or not len(context.events):
+        return []
+    t_r = float(context.t_r)
+    ivs = sorted((a, b, t) for a, b, t in _intervals(context.events, t_r)
+                 if t != rt_name and not _rest_like_by_name(t))
+    out: list[float] = []
+    cur: list[float] | None = None  # [start, end]
+    cur_t = None
+    for a, b, t in ivs:
+        if cur is not None and t == cur_t and a - cur[1] < thresholds.short_gap_seconds:
+            cur[1] = max(cur[1], b)
+            continue
+        if cur is not None and cur[1] - cur[0] >= thresholds.block_min_seconds - 1e-9:
+            out.append(cur[0])
+        cur, cur_t = [a, b], t
+    if cur is not None and cur[1] - cur[0] >= thresholds.block_min_seconds - 1e-9:
+        out.append(cur[0])
+    return out
 
 
 def _active_condition(s: float, modeled: list[tuple[float, float, str]], rt_name: str | None) -> str | None:
@@ -313,6 +377,7 @@ def _classify(design, roles, context, thresholds):
         touches = i == 0 or j == n
         kind = "run_edge" if touches else ("short_gap" if dur < thresholds.short_gap_seconds else "fixation")
         p["kind"] = kind
+        p["position"] = "transition" if kind == "short_gap" else None
         p["contains"] = sorted({tt for a, b, tt in unmod
                                 if _overlap(a + lag, b + lag, p["start"], p["end"]) > 0})
         for r in range(i, j):
@@ -472,7 +537,7 @@ def assess_baseline(design: pd.DataFrame, roles: dict[str, str], context: Design
         start, end = float(p["start"]), float(p["end"])
         n_in = int(np.sum((times >= start - 1e-9) & (times < end - 1e-9)))
         epochs.append({"start": round(start, 6), "duration": round(end - start, 6), "n_scans": n_in,
-                       "kind": p["kind"], "contains": list(p["contains"])})
+                       "kind": p["kind"], "contains": list(p["contains"]), "position": p.get("position")})
     n = len(design)
     n_base = int((~active).sum())
     fraction = n_base / n if n else float("nan")

@@ -9,21 +9,34 @@ data are in percent signal change). Drift and confound columns are part of
 
 The signal library, each at a plausible (deliberately modest) size given in its
 label; only signals that exist for the run are built. Sizes below supersede
-the per-source notes: non-steady-state 10 % (``NSS_PCT``), unmodelled events
+the per-source notes: non-steady-state from the T1 approach to steady state
+(``nss_excess``), unmodelled events
 0.5 % HRF response, short gaps 0.25 %, run-start settling 1 %, slow drift
 0.25 %, HRF latency/dispersion 0.25 % x derivative, RT activity 0.5 %:
 
 ``nonsteady``
     Excess signal in the flagged non-steady-state volumes still in the
-    design: 1 % at the first flagged volume, ``exp(-2 k / K)`` at the k-th of
-    K flagged volumes (decays to ~e^-2 over the flagged ones).
-    Typical size 5 (T1 saturation excess is several %).
+    design, from the longitudinal magnetisation's approach to steady state
+    (``nss_excess``): full magnetisation at the first volume, then
+    ``Mz[k+1] = Mz[k] cos(a) E1 + (1 - E1)``, ``E1 = exp(-t_r / T1)``,
+    grey-matter ``T1 = NSS_T1_S`` (1.4 s at 3 T) and the Ernst angle
+    ``cos(a) = E1``; the excess of volume ``k`` is ``Mz[k] / Mss - 1`` (TR
+    0.8 s: 56, 18, 6, 2 %; TR 2 s: 12, 2 %). fMRIPrep flags a volume only
+    when it stands out, so this is the right order of size. Typical 1.
 ``unmodeled:<type>``
     HRF-convolved (nilearn ``compute_regressor``, the run's HRF) response of
     unit amplitude during each listed-but-unmodelled event type. Typical 1.
+``pre_block``
+    0.5 % HRF-convolved response during the pre-block seconds (``short_gap``
+    epochs with ``position: "pre_block"``: unmodelled time right before a
+    block onset, where a cue/instruction screen sits when it is missing from
+    events.tsv). Typical 1.
 ``short_gaps``
-    HRF-convolved unit response during the short gaps next to blocks
-    (transition/cue activity). Typical 0.5.
+    0.25 % HRF-convolved response during the transition gaps (``short_gap``
+    epochs with ``position: "transition"``). Typical 0.5.
+``scrub``
+    2 % spikes at the volumes scrubbing would censor, when they stay in the
+    design (scrubbing asked for, sample mask dropped). Typical 1.
 ``run_start``
     Slow settling at the run start: ``exp(-(t - t0) / RUN_START_TAU_S)`` with
     ``RUN_START_TAU_S = 20 s``, 1 % at the first acquired scan. Typical 1.
@@ -43,8 +56,39 @@ the per-source notes: non-steady-state 10 % (``NSS_PCT``), unmodelled events
     one condition only, which the shared regressor cannot fit. Typical 0.5.
 
 ``typical`` scales per-unit bias to a plausible size; ``score`` =
-``|bias_sd| * typical`` ranks causes. Severities use per-unit ``|bias_sd|``
-against ``sensitivity_warn`` / ``sensitivity_fail``.
+``|bias_sd| * typical`` ranks causes.
+
+Which sources can raise a warning (the structural-cause rule)
+-------------------------------------------------------------
+Every source's bias is recorded in ``contrasts.<name>.sensitivity``. A
+``sensitive_unmodeled_signal`` finding reaches ``warn`` (``|bias_sd| >=
+sensitivity_warn``) or ``fail`` (``>= sensitivity_fail``) only when the
+source's *structural cause is present in the run* — something in this design
+puts the signal where the contrast reads its baseline:
+
+* ``nonsteady`` — flagged non-steady-state volumes are left in the model;
+* ``unmodeled:<type>`` — events listed in events.tsv are not modelled;
+* ``pre_block`` / ``short_gaps`` — pre-block (cue-like) or transition gaps exist;
+* ``scrub`` — scrubbed volumes are not masked;
+* ``run_start`` — only when the contrast's baseline weight is edge-concentrated
+  (``edge_share >= edge_weight_warn``; share of its negative weight in the
+  first/last ``edge_fraction`` of the rows);
+* ``rt:<cond>`` (RT-duration regressor in the model) — only for contrasts with
+  zero weight on ``<cond>``: the shared RT regressor moves ``<cond>``'s
+  RT-scaled activity into them. A contrast that includes ``<cond>`` is meant
+  to measure that activity.
+
+Every structural signal except ``scrub`` is excess signal (brighter volumes,
+responses, settling from above), so it can only push a contrast *down* where
+the contrast reads it as baseline. A sign-flip finding is about what can make
+an estimate come out below its true value: for these sources warn/fail needs
+``bias_sd <= -sensitivity_warn``; a source that only *raises* a contrast is
+``info`` (its number is kept). ``scrub`` spikes have no known sign (``|bias_sd|``).
+
+Generic sources — ``slow_drift``, ``hrf_derivative:*``, ``hrf_dispersion:*``
+and ``rt`` (RT-proportional activity with no RT regressor in the model) —
+exist in every run and are no design-specific cause: they yield at most an
+``info`` finding and stay in ``contrasts.<name>.sensitivity`` as numbers.
 """
 
 from __future__ import annotations
@@ -71,13 +115,30 @@ RUN_START_TAU_S = 20.0
 
 #: Excess signal (%) at the first flagged non-steady-state volume: T1
 #: saturation makes those volumes tens of percent brighter; 10 % is a low guess.
-NSS_PCT = 10.0
+NSS_PCT = 10.0  # kept for backward compatibility; the library uses ``nss_excess``
+
+#: Grey-matter T1 (s) at 3 T used for the non-steady-state excess.
+NSS_T1_S = 1.4
+
+
+def nss_excess(t_r: float, n: int, t1: float = NSS_T1_S) -> np.ndarray:
+    """Excess signal (%) of the first ``n`` volumes over steady state (Ernst-angle spoiled GRE)."""
+    e1 = float(np.exp(-float(t_r) / t1))
+    cos_a = e1
+    mss = (1.0 - e1) / (1.0 - cos_a * e1)
+    mz, out = 1.0, []
+    for _ in range(int(n)):
+        out.append(100.0 * (mz / mss - 1.0))
+        mz = mz * cos_a * e1 + (1.0 - e1)
+    return np.asarray(out)
 
 #: finding code that owns each source family (the explanation engine's causes)
 CAUSE_OF_SOURCE = {
     "nonsteady": "nonsteady_unhandled",
     "unmodeled": "baseline_unmodeled_events",
     "short_gaps": "baseline_short_gaps",
+    "pre_block": "baseline_short_gaps",
+    "scrub": "scrub_not_applied",
     "run_start": "baseline_edge_concentrated",
     "slow_drift": "drift_overlap",
     "hrf_derivative": "sensitive_unmodeled_signal",
@@ -137,11 +198,12 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
         k = len(flagged)
         m = np.zeros(n)
         pos = {v: i for i, v in enumerate(idx.tolist())}
-        for rank, v in enumerate(flagged):
+        exc = nss_excess(t_r, max(flagged) + 1)
+        for v in flagged:
             if v in pos:
-                m[pos[v]] = NSS_PCT * np.exp(-2.0 * rank / k)
-        out.append(Signal("nonsteady", f"{NSS_PCT:g} % extra signal decaying over the {k} flagged volumes",
-                          "% signal", m, typical=1.0))
+                m[pos[v]] = exc[v]
+        out.append(Signal("nonsteady", f"the T1 excess of the {k} flagged volumes ({exc[flagged[0]]:.0f} % at "
+                          f"volume {flagged[0]}, steady state after that)", "% signal", m, typical=1.0))
     unmod = context.unmodeled_events
     if unmod is not None and len(unmod):
         for tt in sorted(set(unmod["trial_type"].astype(str))):
@@ -151,13 +213,29 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
                 out.append(Signal(f"unmodeled:{tt}", f"a 0.5 % HRF response to each unmodelled {tt} event",
                                   "% signal", m, typical=1.0))
     if epochs:
-        gaps = [e for e in epochs if e["kind"] == "short_gap"]
+        pre = [e for e in epochs if e["kind"] == "short_gap" and e.get("position") == "pre_block"]
+        if pre:
+            ev = pd.DataFrame({"onset": [g["start"] for g in pre], "duration": [g["duration"] for g in pre]})
+            m = 0.5 * _convolved(ev, context, design)
+            if np.any(m):
+                out.append(Signal("pre_block", f"a 0.5 % HRF response during the unmodelled time right before "
+                                  f"each of the {len(pre)} blocks (where a cue would be)", "% signal", m, typical=1.0))
+        gaps = [e for e in epochs if e["kind"] == "short_gap" and e.get("position") != "pre_block"]
         if gaps:
             ev = pd.DataFrame({"onset": [g["start"] for g in gaps], "duration": [g["duration"] for g in gaps]})
             m = 0.25 * _convolved(ev, context, design)
             if np.any(m):
-                out.append(Signal("short_gaps", f"a 0.25 % HRF response during the {len(gaps)} short gaps next to blocks",
-                                  "% signal", m, typical=0.5))
+                out.append(Signal("short_gaps", f"a 0.25 % HRF response during the {len(gaps)} short transition "
+                                  f"gaps between events", "% signal", m, typical=0.5))
+    scrub = [v for v in sorted(int(v) for v in context.scrub_volumes)
+             if not context.sample_mask_applied and v in set(idx.tolist())]
+    if scrub:
+        m = np.zeros(n)
+        pos = {v: i for i, v in enumerate(idx.tolist())}
+        for v in scrub:
+            m[pos[v]] = 2.0
+        out.append(Signal("scrub", f"a 2 % spike at each of the {len(scrub)} volumes scrubbing would censor",
+                          "% signal", m, typical=1.0))
     t0 = full[idx[0]] if n else 0.0
     times = full[idx]
     out.append(Signal("run_start", f"1 % signal settling at the run start (time constant {RUN_START_TAU_S:g} s)",
@@ -237,15 +315,56 @@ class SensitivityResult:
         return None
 
 
+#: Source families whose structural cause is present whenever the signal exists.
+STRUCTURAL = ("nonsteady", "unmodeled", "pre_block", "short_gaps", "scrub")
+#: Structural families whose signal is positive (only a lowering bias is a sign-flip cause).
+SIGNED = ("nonsteady", "unmodeled", "pre_block", "short_gaps", "run_start", "rt")
+#: Source families that exist in every run (at most ``info``).
+GENERIC = ("slow_drift", "hrf_derivative", "hrf_dispersion")
+
+
+def edge_share(weights: np.ndarray, edge_fraction: float) -> float:
+    """Share of the negative weight in the first/last ``ceil(edge_fraction * n)`` rows."""
+    w = np.asarray(weights, float).ravel()
+    n = w.size
+    k = int(np.ceil(edge_fraction * n)) if n else 0
+    neg = np.where(w < 0, -w, 0.0)
+    tot = float(neg.sum())
+    if tot <= 0 or k == 0:
+        return 0.0
+    edge = np.zeros(n, dtype=bool)
+    edge[:k] = True
+    edge[-k:] = True
+    return float(neg[edge].sum() / tot)
+
+
+def is_structural(source: str, design: pd.DataFrame, vector: np.ndarray, weights: np.ndarray,
+                  thresholds: Thresholds) -> bool:
+    """Whether ``source``'s structural cause is present for this contrast (module doc)."""
+    fam = source.split(":", 1)[0]
+    if fam in STRUCTURAL:
+        return True
+    if fam == "run_start":
+        return edge_share(weights, thresholds.edge_fraction) >= thresholds.edge_weight_warn
+    if fam == "rt" and ":" in source:
+        cond = source.split(":", 1)[1]
+        cols = list(design.columns)
+        return cond in cols and abs(float(vector[cols.index(cond)])) == 0.0
+    return False
+
+
 def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, signals: list[Signal],
                        thresholds: Thresholds | None = None, weights: np.ndarray | None = None) -> SensitivityResult:
     """``bias = w @ m`` and ``bias_sd`` for every signal; ``sensitive_unmodeled_signal`` findings.
 
-    A finding (warn at ``|bias_sd| >= sensitivity_warn``, fail at
-    ``sensitivity_fail``) is raised per source; the explanation engine folds it
-    into a more specific cause when one exists.
+    Per source with ``|bias_sd| >= sensitivity_warn``: a ``warn`` finding
+    (``fail`` at ``sensitivity_fail``) when its structural cause is present
+    (``is_structural``), else an ``info`` finding. Each entry records
+    ``structural``. The explanation engine folds a finding into a more
+    specific cause when one exists.
     """
     thresholds = thresholds or Thresholds()
+    vector = np.asarray(vector, float)
     w = contrast_weights(design, vector) if weights is None else np.asarray(weights, float)
     var = contrast_variance(design, vector)
     sd = np.sqrt(var) if var > 0 else np.nan
@@ -257,21 +376,31 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
         bias_sd = float(bias / sd) if np.isfinite(sd) and sd > 0 else float("nan")
         if abs(bias) < 1e-12 * max(1.0, float(np.abs(sig.values).max())):
             bias, bias_sd = 0.0, 0.0
+        structural = is_structural(sig.source, design, vector, w, thresholds)
+        a = abs(bias_sd) if np.isfinite(bias_sd) else 0.0
+        sev = None
+        if a >= thresholds.sensitivity_warn:
+            towards_flip = sig.family not in SIGNED or bias_sd < 0
+            sev = ("fail" if a >= thresholds.sensitivity_fail else "warn") if structural and towards_flip \
+                else "info"
         entries.append({"source": sig.source, "label": sig.label, "bias": bias, "bias_sd": bias_sd,
                         "unit": sig.unit, "typical": sig.typical,
-                        "cause": CAUSE_OF_SOURCE.get(sig.family, "sensitive_unmodeled_signal")})
-        a = abs(bias_sd) if np.isfinite(bias_sd) else 0.0
-        if a >= thresholds.sensitivity_warn:
-            sev = "fail" if a >= thresholds.sensitivity_fail else "warn"
+                        "cause": CAUSE_OF_SOURCE.get(sig.family, "sensitive_unmodeled_signal"),
+                        "structural": structural, "severity": sev})
+        if sev is not None:
             direction = "lowers" if bias < 0 else "raises"
             findings.append(Finding(
                 code="sensitive_unmodeled_signal", severity=sev, contrast=name,
                 title=f"{name} is sensitive to an unmodelled signal ({sig.source})",
                 message=f"{sig.label[0].upper() + sig.label[1:]} {direction} {name} by "
-                        f"{abs(bias_sd):.2f} σ.",
+                        f"{abs(bias_sd):.2f} σ"
+                        + ("." if sev != "info" else
+                           " (a generic signal present in every run, not a cause specific to this design)."
+                           if not structural else " (it raises the contrast, so it cannot explain a negative "
+                           "estimate)."),
                 evidence={"source": sig.source, "label": sig.label, "bias": bias, "bias_sd": bias_sd,
-                          "unit": sig.unit, "typical": sig.typical},
-                score=float(a * sig.typical),
+                          "unit": sig.unit, "typical": sig.typical, "structural": structural},
+                score=float(a * sig.typical) if sev in ("warn", "fail") else 0.0,
                 fix=_fix_for(sig.family),
             ))
     return SensitivityResult(contrast=name, variance=float(var), entries=tuple(entries), findings=tuple(findings))
@@ -283,6 +412,9 @@ def _fix_for(family: str) -> str:
                      "non_steady_state_outlier* columns as confounds.",
         "unmodeled": "Model the unmodelled event type as its own condition.",
         "short_gaps": "Model cue/transition periods, or lengthen fixation between blocks.",
+        "pre_block": "Add the cue/instruction screens to events.tsv (their own condition) so they leave the "
+                     "implicit baseline.",
+        "scrub": "Pass sample_masks from load_confounds to FirstLevelModel.fit.",
         "run_start": "Discard the first volumes (sample mask) and put fixation inside the run.",
         "slow_drift": "Lower high_pass only as far as the task allows; check drift_overlap.",
         "hrf_derivative": "Use hrf_model='glover + derivative' (or '+ derivative + dispersion').",

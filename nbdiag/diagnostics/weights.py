@@ -132,7 +132,8 @@ def composition_findings(contrast: str, composition: dict[str, Any], thresholds:
     ``baseline_unmodeled_events``: warn when listed-but-unmodelled events carry
     at least ``unmodeled_weight_warn`` of the negative weight, fail at
     ``unmodeled_weight_fail``. ``baseline_short_gaps``: warn at
-    ``short_gaps_weight_warn``. ``baseline_edge_concentrated``: warn when
+    ``short_gaps_weight_warn`` (short gaps: pre-block cue time and transition
+gaps, see ``nbdiag.diagnostics.baseline``). ``baseline_edge_concentrated``: warn when
     ``edge_share >= edge_weight_warn``. Scores are the shares (the explanation
     engine rescales them with the sensitivity numbers).
     """
@@ -159,10 +160,13 @@ def composition_findings(contrast: str, composition: dict[str, Any], thresholds:
         out.append(Finding(
             code="baseline_short_gaps", severity="warn", contrast=contrast,
             title="Short gaps next to blocks act as baseline",
-            message=f"{share_g:.0%} of {contrast}'s negative weight falls in unmodelled gaps shorter than "
-                    f"{thresholds.short_gap_seconds:g} s next to blocks (cue/transition periods), "
-                    f"where the response of the previous block has not decayed.",
+            message=f"{share_g:.0%} of {contrast}'s negative weight falls in short unmodelled gaps next to "
+                    f"blocks: the last {thresholds.pre_block_seconds:g} s before a block onset with no "
+                    f"modelled event (where a cue/instruction screen would be) or gaps shorter than "
+                    f"{thresholds.short_gap_seconds:g} s between events. A response there (cue, transition) "
+                    f"is read as baseline and lowers {contrast}.",
             evidence={"negative_weight_share": share_g, "short_gap_seconds": thresholds.short_gap_seconds,
+                      "pre_block_seconds": thresholds.pre_block_seconds,
                       "warn_at": thresholds.short_gaps_weight_warn},
             score=share_g,
             fix="Model the cue/transition periods as a condition, or lengthen fixation between blocks.",
