@@ -43,11 +43,15 @@ TARGET = 1.5
 
 
 def _clear_caches() -> None:
-    try:
-        from nbdiag.diagnostics._hrf import clear_cache
-    except ImportError:  # older trees
-        return
-    clear_cache()
+    """Clear nbdiag's caches (HRF kernels + regressors, SVDs) so each repeat starts cold."""
+    import importlib
+
+    for mod, fn in (("nbdiag.diagnostics._hrf", "clear_cache"),
+                    ("nbdiag.diagnostics.estimability", "clear_svd_cache")):
+        try:
+            getattr(importlib.import_module(mod), fn)()
+        except (ImportError, AttributeError):  # older trees have no caches
+            pass
 
 
 def _design_call(prepared, settings):

@@ -117,3 +117,37 @@ def test_errors_name_the_parameter():
         assess_collinearity(X.to_numpy(), roles)
     with pytest.raises(ValueError, match="roles"):
         assess_collinearity(X, {"zero_back": "task"})
+
+
+def test_vif_one_svd_equals_per_column_r2_definition():
+    """compute_vif (diagonal of the inverse correlation matrix, one SVD) equals the R² definition
+    (least squares of each column on all the others + intercept) column by column."""
+    from nbdiag.diagnostics import collinearity as coll
+
+    rng = np.random.default_rng(1)
+    designs = []
+    for drift_model in ("cosine", None):
+        X, roles = _design(drift_model=drift_model)
+        designs.append((X, roles))
+        designs.append((X.drop(columns="constant"), {c: r for c, r in roles.items() if c != "constant"}))
+    X, roles = _design(add_reg=None)
+    near = X["zero_back"].to_numpy() + 1e-3 * rng.standard_normal(len(X))  # VIF ~ 1e5: fast route
+    nearer = X["two_back"].to_numpy() + 1e-6 * rng.standard_normal(len(X))  # VIF > 1e6: definition
+    exact = X["conf_a"].to_numpy() * 2 - X["conf_b"].to_numpy()  # exactly collinear: inf
+    for name, col in (("near", near), ("nearer", nearer), ("exact", exact)):
+        X2 = X.assign(**{name: col})
+        designs.append((X2, {**roles, name: "confound"}))
+    X3 = X.assign(zero=np.zeros(len(X)))  # no variance: NaN
+    designs.append((X3, {**roles, "zero": "confound"}))
+    for X, roles in designs:
+        got = coll.compute_vif(X, roles)
+        arr = X.to_numpy(dtype=float)
+        for j, col in enumerate(X.columns):
+            if col not in got:
+                continue
+            ref = coll._vif_lstsq(arr, j)
+            if np.isnan(ref) or np.isinf(ref):
+                assert (np.isnan(got[col]) and np.isnan(ref)) or got[col] == ref, col
+            else:
+                assert got[col] == pytest.approx(ref, rel=1e-9), col
+    assert np.isinf(coll.compute_vif(designs[-2][0], designs[-2][1])["exact"])

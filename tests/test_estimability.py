@@ -172,3 +172,36 @@ def test_bad_inputs_name_parameter():
         is_estimable(X, [1, 0])
     with pytest.raises(ValueError, match="kind must be one of"):
         assess_contrast(pd.DataFrame(X), "x", [1, 0, 0, 0], "simple")
+
+
+def test_shared_svd_matches_scipy_pinv_and_numpy_svd_rule():
+    """One cached SVD per matrix gives the same numbers as scipy's pinv / numpy's SVD per call."""
+    import scipy.linalg as spl
+
+    from nbdiag.diagnostics import estimability as est
+
+    rng = np.random.default_rng(4)
+    for trial in range(30):
+        n, p = int(rng.integers(8, 80)), int(rng.integers(2, 7))
+        X = rng.standard_normal((n, p))
+        if trial % 3 == 1:
+            X[:, -1] = X[:, 0] - 2 * X[:, 1]  # rank deficient
+        if trial % 3 == 2:
+            X[:, -1] = X[:, 0] + 1e-9 * rng.standard_normal(n)  # nearly
+        X = np.column_stack([X, np.ones(n)])
+        for _ in range(3):
+            est.clear_svd_cache()
+            c = rng.integers(-1, 2, X.shape[1]).astype(float)
+            w_ref = spl.pinv(X).T @ c
+            np.testing.assert_allclose(est.contrast_weights(X, c), w_ref, rtol=1e-8,
+                                       atol=1e-8 * np.abs(w_ref).max())
+            assert contrast_variance(X, c) == pytest.approx(float(w_ref @ w_ref), rel=1e-8)
+            _, s, vt = np.linalg.svd(X, full_matrices=False)
+            tol = max(X.shape) * s.max() * np.finfo(float).eps
+            v = vt[: int(np.sum(s > tol))].T
+            assert is_estimable(X, c) == bool(np.all(np.abs(v @ (v.T @ c) - c) <= tol))
+    # the cache is keyed on contents: an array changed in place is factorised again
+    X = rng.standard_normal((30, 3))
+    before = contrast_variance(X, [1, 0, 0])
+    X[:, 0] *= 2
+    assert contrast_variance(X, [1, 0, 0]) == pytest.approx(before / 4, rel=1e-10)

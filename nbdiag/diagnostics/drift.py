@@ -48,6 +48,7 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+from scipy.fft import next_fast_len
 from scipy.signal import fftconvolve, periodogram
 
 from nbdiag.context import DesignContext
@@ -110,15 +111,82 @@ def recommended_cosine_cutoff(
     task = np.asarray(task, dtype=float).reshape(task.shape[0], -1)
     n = task.shape[0]
     k_floor = int(np.floor(2 * n * dt / min_period_s))  # most cosines the 90-s floor allows
+    k_max = min(n - 1, k_floor)
     best = 0
-    for k in range(1, min(n - 1, k_floor) + 1):
-        if all(_kept_fraction(task[:, j], k) >= keep for j in range(task.shape[1])):
-            best = k
-        else:
-            break
+    if k_max >= 1 and task.shape[1]:
+        # _kept_fraction(x, k) for every k at once: the cosines are orthonormal, so the removed
+        # variance is the running sum of squared projections
+        tc = task - task.mean(axis=0)
+        tot = np.einsum("ij,ij->j", tc, tc)
+        idx = np.arange(n)
+        C = np.sqrt(2.0 / n) * np.cos(np.pi / n * (idx[:, None] + 0.5) * np.arange(1, k_max + 1)[None, :])
+        removed = np.cumsum((C.T @ tc) ** 2, axis=0)  # (k_max, n_regressors)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kept = np.where(tot > 0, np.maximum(0.0, 1.0 - removed / np.where(tot > 0, tot, 1.0)), 1.0)
+        ok = np.all(kept >= keep, axis=1)
+        best = k_max if ok.all() else int(np.argmin(ok))  # first failing k stops the search
     if best == 0:
         return None, 0
     return max(2.0 * n * dt / best, min_period_s), best
+
+
+def _fsl_kernels(sigma: float, n: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Half width, kernels ``w``, ``w d`` and the window sums N, A, C per time point."""
+    h = min(int(sigma * 3), n - 1)  # weights further than n - 1 volumes never apply
+    d = np.arange(-h, h + 1, dtype=float)
+    k = np.exp(-0.5 * d ** 2 / sigma**2)
+    kd = k * d
+    t = np.arange(n)
+    lo = np.maximum(-h, -t) + h  # window as kernel indices, inclusive
+    hi = np.minimum(h, n - 1 - t) + h
+
+    def window_sum(v: np.ndarray) -> np.ndarray:
+        cs = np.concatenate(([0.0], np.cumsum(v)))
+        return cs[hi + 1] - cs[lo]
+
+    return h, k, kd, window_sum(k), window_sum(kd), window_sum(kd * d)
+
+
+def _fsl_combine(X: np.ndarray, B: np.ndarray, D: np.ndarray, N: np.ndarray, A: np.ndarray,
+                 C: np.ndarray) -> np.ndarray:
+    denom = C * N - A * A
+    out = X.copy()
+    ok = denom != 0
+    if not ok.any():
+        return out
+    safe = np.where(ok, denom, 1.0)[:, None]
+    c = (B * C[:, None] - A[:, None] * D) / safe
+    c0 = c[np.argmax(ok)]
+    out[ok] = c0 + X[ok] - c[ok]
+    return out
+
+
+class _FslHighpassPlan:
+    """:func:`_fsl_highpass_cols` for many sigmas on the same regressors.
+
+    The regressors' real FFT is taken once, at a length (>= 3 n) that holds the
+    full linear convolution with any kernel (half width <= n - 1), so each
+    sigma costs two short kernel FFTs and one inverse FFT.
+    """
+
+    def __init__(self, X: np.ndarray):
+        self.X = np.asarray(X, dtype=float)
+        n = self.X.shape[0]
+        self.L = next_fast_len(3 * n, real=True)
+        self.Xf = np.fft.rfft(self.X, self.L, axis=0)
+
+    def __call__(self, sigma: float) -> np.ndarray:
+        X = self.X
+        n, p = X.shape
+        if sigma <= 0 or n == 0:
+            return X.copy()
+        h, k, kd, N, A, C = _fsl_kernels(sigma, n)
+        if h == 0:
+            return _fsl_combine(X, X * k[0], np.zeros_like(X), N, A, C)
+        kf = np.fft.rfft(np.stack([k, kd], axis=1), self.L, axis=0)  # (L//2+1, 2)
+        prod = np.concatenate([self.Xf * kf[:, :1], self.Xf * kf[:, 1:]], axis=1)
+        full = np.fft.irfft(prod, self.L, axis=0)[h:h + n]
+        return _fsl_combine(X, full[:, :p], -full[:, p:], N, A, C)
 
 
 def _fsl_highpass_cols(X: np.ndarray, sigma: float) -> np.ndarray:
@@ -142,37 +210,13 @@ def _fsl_highpass_cols(X: np.ndarray, sigma: float) -> np.ndarray:
     n = X.shape[0]
     if sigma <= 0 or n == 0:
         return X.copy()
-    h = min(int(sigma * 3), n - 1)  # weights further than n - 1 volumes never apply
-    d = np.arange(-h, h + 1, dtype=float)
-    k = np.exp(-0.5 * d ** 2 / sigma**2)
-    kd = k * d
-    t = np.arange(n)
-    lo = np.maximum(-h, -t) + h  # window as kernel indices, inclusive
-    hi = np.minimum(h, n - 1 - t) + h
-
-    def window_sum(v: np.ndarray) -> np.ndarray:
-        cs = np.concatenate(([0.0], np.cumsum(v)))
-        return cs[hi + 1] - cs[lo]
-
-    N = window_sum(k)
-    A = window_sum(kd)
-    C = window_sum(kd * d)
+    h, k, kd, N, A, C = _fsl_kernels(sigma, n)
     if h == 0:
-        B, D = X * k[0], np.zeros_like(X)
-    else:
-        # B[t] = Σ_j x[j] w(j - t) = (x * w)[t + h]; D[t] = Σ_j x[j] w(j - t)(j - t) = -(x * (w d))[t + h]
-        B = fftconvolve(X, k[:, None], axes=0)[h:h + n]
-        D = -fftconvolve(X, kd[:, None], axes=0)[h:h + n]
-    denom = C * N - A * A
-    out = X.copy()
-    ok = denom != 0
-    if not ok.any():
-        return out
-    safe = np.where(ok, denom, 1.0)[:, None]
-    c = (B * C[:, None] - A[:, None] * D) / safe
-    c0 = c[np.argmax(ok)]
-    out[ok] = c0 + X[ok] - c[ok]
-    return out
+        return _fsl_combine(X, X * k[0], np.zeros_like(X), N, A, C)
+    # B[t] = Σ_j x[j] w(j - t) = (x * w)[t + h]; D[t] = Σ_j x[j] w(j - t)(j - t) = -(x * (w d))[t + h]
+    B = fftconvolve(X, k[:, None], axes=0)[h:h + n]
+    D = -fftconvolve(X, kd[:, None], axes=0)[h:h + n]
+    return _fsl_combine(X, B, D, N, A, C)
 
 
 def fsl_highpass(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -194,12 +238,13 @@ def fsl_cutoffcalc(task: np.ndarray, t_r: float, thresh: float = 0.9, limit: flo
     std0 = dm.std(axis=0, ddof=1)
     maxstd = std0.max() if std0.size else 0.0
     live = std0 > 1e-12 * maxstd  # flat regressors count as ratio 1
-    dm_live, std_live = dm[:, live], std0[live]
+    std_live = std0[live]
+    plan = _FslHighpassPlan(dm[:, live]) if live.any() else None
 
     def min_std_ratio(sigma: float) -> float:
-        if not live.any():
+        if plan is None:
             return 1.0
-        ratios = _fsl_highpass_cols(dm_live, sigma).std(axis=0, ddof=1) / std_live
+        ratios = plan(sigma).std(axis=0, ddof=1) / std_live
         return float(min(1.0, ratios.min())) if not live.all() else float(ratios.min())
 
     sig2sec = t_r * 2.0

@@ -34,6 +34,13 @@ Contrast VIF (cVIF)
     very large cVIF while a difference ``a - b`` (orthogonal to it) does not.
     ``(ZᵀZ)⁻¹`` is taken as a pseudo-inverse; a non-estimable contrast gets
     ``inf``.
+Computation
+    Every quantity above comes from one SVD per matrix (``X`` and the centred,
+    scaled ``Z``), shared by all contrasts of a design: ``scipy.linalg.svd``, the
+    factorisation ``scipy.linalg.pinv`` itself uses, with pinv's cut-off
+    (``s > max(M, N) * eps * s_max``) for the pseudo-inverse and SPM's for the
+    estimability rule. A small cache keyed on the matrix contents holds the
+    last few factorisations.
 FSL "effect required"
     Not computed (``None``): FEAT's value (feat_model) scales the contrast's
     efficiency by a noise level and AR(1) smoothness that FEAT *assumes or
@@ -72,10 +79,49 @@ def _as_contrast(c: Any, n_columns: int) -> np.ndarray:
     return vec
 
 
+_SVD_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+_SVD_CACHE_SIZE = 8
+
+
+def clear_svd_cache() -> None:
+    """Forget cached factorisations (benchmarks use it)."""
+    _SVD_CACHE.clear()
+
+
+def _svd(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin ``scipy.linalg.svd(X)`` (as in ``scipy.linalg.pinv``), cached on X's contents."""
+    X = np.ascontiguousarray(X, dtype=float)
+    key = (X.shape, X.tobytes())
+    hit = _SVD_CACHE.get(key)
+    if hit is not None:
+        return hit[1], hit[2], hit[3]
+    if X.size == 0:
+        u, s, vt = np.zeros((X.shape[0], 0)), np.zeros(0), np.zeros((0, X.shape[1]))
+    else:
+        u, s, vt = spl.svd(X, full_matrices=False)
+    for a in (u, s, vt):
+        a.setflags(write=False)
+    if len(_SVD_CACHE) >= _SVD_CACHE_SIZE:
+        _SVD_CACHE.pop(next(iter(_SVD_CACHE)))
+    _SVD_CACHE[key] = (X, u, s, vt)
+    return u, s, vt
+
+
+def _pinv_t_dot(X: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``scipy.linalg.pinv(X).T @ c`` from the cached SVD (pinv's cut-off)."""
+    u, s, vt = _svd(X)
+    if s.size == 0:
+        return np.zeros(X.shape[0])
+    rank = int(np.sum(s > s.max() * max(X.shape) * np.finfo(float).eps))
+    ur = u[:, :rank] / s[:rank]
+    pinv = (ur @ vt[:rank]).conj().T  # scipy.linalg.pinv's own steps, so ill-conditioned designs agree too
+    return pinv.T @ c
+
+
 def spm_tolerance(X: np.ndarray) -> float:
     """SPM's ``spm_sp('Set')`` tolerance: ``max(size(X)) * max(svd(X)) * eps``."""
     X = _as_design(X)
-    s = np.linalg.svd(X, compute_uv=False)
+    s = _svd(X)[1]
     return float(max(X.shape) * (s.max() if s.size else 0.0) * np.finfo(float).eps)
 
 
@@ -95,7 +141,7 @@ def is_estimable(X: Any, c: Any) -> bool:
     """
     X = _as_design(X)
     c = _as_contrast(c, X.shape[1])
-    _, s, vt = np.linalg.svd(X, full_matrices=False)
+    _, s, vt = _svd(X)
     tol = max(X.shape) * (s.max() if s.size else 0.0) * np.finfo(float).eps
     rk = int(np.sum(s > tol))
     v = vt[:rk].T
@@ -106,19 +152,20 @@ def is_estimable(X: Any, c: Any) -> bool:
 def contrast_variance(X: Any, c: Any) -> float:
     """``c (XᵀX)⁺ cᵀ`` exactly as nilearn's ``OLSModel`` computes it.
 
-    Uses ``scipy.linalg.pinv(X)`` then ``pinv @ pinv.T`` (nilearn's
-    ``normalized_cov_beta``).
+    nilearn uses ``scipy.linalg.pinv(X)`` then ``pinv @ pinv.T`` (its
+    ``normalized_cov_beta``); this is ``w @ w`` with ``w = pinv(X).T @ c`` taken
+    from the same SVD and cut-off pinv uses (module docstring).
     """
     X = _as_design(X)
     c = _as_contrast(c, X.shape[1])
-    w = spl.pinv(X).T @ c  # weight time course: c beta_hat = w . y
+    w = _pinv_t_dot(X, c)  # weight time course: c beta_hat = w . y
     return float(w @ w)
 
 
 def contrast_weights(X: Any, c: Any) -> np.ndarray:
     """Weight time course ``w = pinv(X)ᵀ c`` (so that ``cβ̂ = wᵀy``)."""
     X = _as_design(X)
-    return spl.pinv(X).T @ _as_contrast(c, X.shape[1])
+    return _pinv_t_dot(X, _as_contrast(c, X.shape[1]))
 
 
 def contrast_vif(X: Any, c: Any) -> float:
@@ -148,7 +195,7 @@ def contrast_vif(X: Any, c: Any) -> float:
         return float("nan")
     if not is_estimable(Z, ck):
         return float("inf")
-    w = spl.pinv(Z).T @ ck
+    w = _pinv_t_dot(Z, ck)
     return float(w @ w) / best
 
 
