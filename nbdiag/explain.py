@@ -34,9 +34,14 @@ Attribution rules
   Severity still ranks first (a ``fail`` precision finding stays above a
   ``warn`` cause), so the per-contrast order equals the run's global
   severity-then-score order.
-* ``baseline_scarce`` follows ``baseline_modeled_rest`` when both are present:
-  the baseline is scarce *because* rest is modelled, and the fix is to stop
-  modelling it.
+* ``baseline_scarce`` follows ``baseline_modeled_rest`` (else
+  ``baseline_edge_concentrated``) when present: the baseline is scarce
+  *because* rest is modelled (or what is left of it sits at the run edge),
+  and that is what to fix. ``contrast_variance_inflated`` follows
+  ``rt_regressor_overlap`` when that is present for the contrast (the
+  RT-duration regressor shares the condition's variance), else, for a
+  contrast against the baseline, the same head as ``baseline_scarce``. A head's severity is the worst
+  of its group.
 * Findings of a contrast are grouped: a claimed ``sensitive_unmodeled_signal``
   or ``contrast_variance_inflated`` follows the cause that explains it. Groups
   are ranked by the head's severity, then score, so the first finding is the
@@ -75,6 +80,9 @@ RUN_CAUSES = ("nonsteady_unhandled", "scrub_not_applied", "baseline_modeled_rest
 BIAS_CODES = ("nonsteady_unhandled", "scrub_not_applied", "baseline_unmodeled_events", "baseline_short_gaps",
               "baseline_edge_concentrated", "baseline_modeled_rest", "baseline_scarce", "rt_regressor_overlap",
               "sensitive_unmodeled_signal")
+#: More specific baseline causes that ``baseline_scarce`` follows (first present wins).
+SCARCE_BECAUSE = ("baseline_modeled_rest", "baseline_edge_concentrated")
+
 #: Score offset of a warn/fail bias cause (see the module doc).
 BIAS_TIER = 100.0
 
@@ -257,20 +265,21 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
         updated[code] = replace(f, severity=sev, score=float(score), evidence=ev)
 
     # 3. consequences follow their cause
-    heads = [f for c, f in updated.items()
-             if not (c == "baseline_scarce" and "baseline_modeled_rest" in updated)]
+    scarce_by = next((c for c in SCARCE_BECAUSE if c in updated), None) if "baseline_scarce" in updated else None
+    heads = [f for c, f in updated.items() if not (c == "baseline_scarce" and scarce_by)]
     followers: dict[str, list[Finding]] = {}
-    if "baseline_scarce" in updated and "baseline_modeled_rest" in updated:
+    if scarce_by:
         f = updated["baseline_scarce"]
-        followers["baseline_modeled_rest"] = [replace(f, evidence={**f.evidence,
-                                                                   "explained_by": "baseline_modeled_rest"})]
+        followers[scarce_by] = [replace(f, evidence={**f.evidence, "explained_by": scarce_by})]
     for f in own:
         if f.code in CONSEQUENCES:
             cause = None
             if f.code == "sensitive_unmodeled_signal":
                 cause = claimed_by.get(f.evidence.get("source", ""))
+            elif "rt_regressor_overlap" in updated:
+                cause = "rt_regressor_overlap"   # the RT-duration regressor shares the condition's variance
             elif against_baseline:
-                cause = next((c for c in ("baseline_modeled_rest", "baseline_scarce") if c in updated), None)
+                cause = scarce_by or ("baseline_scarce" if "baseline_scarce" in updated else None)
             if cause:
                 followers.setdefault(cause, []).append(
                     replace(f, evidence={**f.evidence, "explained_by": cause}))

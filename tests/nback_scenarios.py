@@ -79,3 +79,32 @@ def fit_effects(design: pd.DataFrame, y: np.ndarray, contrasts: list[str]) -> di
 def truth(design: pd.DataFrame, zero=0.3, two=1.0) -> np.ndarray:
     """Noise-free data: 0-back slightly, 2-back clearly above rest, + 100 baseline."""
     return zero * design["zero_back"].to_numpy() + two * design["two_back"].to_numpy() + 100.0
+
+
+def trials(ev: pd.DataFrame, trial_s=2.4, seed=3, rt_mean=None):
+    """Split 48-s blocks into 2.4-s trials with a ``response_time`` column (2-back slower)."""
+    rt_mean = rt_mean or {"zero_back": 0.55, "two_back": 0.85}
+    rng = np.random.default_rng(seed)
+    rows = []
+    for o, d, t in zip(ev.onset, ev.duration, ev.trial_type):
+        if t in rt_mean:
+            for k in range(int(round(d / trial_s))):
+                rows.append((o + k * trial_s, trial_s, t, float(np.clip(rng.normal(rt_mean[t], 0.15), 0.2, 2.0))))
+        else:
+            rows.append((o, d, t, np.nan))
+    return pd.DataFrame(rows, columns=["onset", "duration", "trial_type", "response_time"])
+
+
+def rtdur(ev: pd.DataFrame) -> pd.DataFrame:
+    """The forum's ConsDurRTDur transform: add RTDur events of duration = response time."""
+    resp = ev.loc[~np.isnan(ev["response_time"])].copy()
+    resp["duration"] = resp["response_time"]
+    resp["trial_type"] = "RTDur"
+    return pd.concat((ev, resp)).sort_values(by="onset").reset_index(drop=True)
+
+
+def white_motion(n, seed=0, scale=0.02):
+    """Six motion parameters that jitter around the reference volume (a still participant)."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(rng.normal(scale=scale, size=(n, 6)),
+                        columns=["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from nback_scenarios import T_R, build, fit_effects, layout, motion, split, truth  # noqa: E402
+from nback_scenarios import T_R, build, fit_effects, layout, motion, rtdur, split, trials, truth, white_motion  # noqa: E402
 
 from nbdiag.context import DesignContext
 from nbdiag.diagnostics import audit_design
@@ -103,3 +103,117 @@ def test_modeled_fixation_tiling_ranked_first():
     assert e1["two_back - zero_back"] > 0
     assert _first(audit, "zero_back").code == "baseline_modeled_rest"
     assert not _flagged(audit, "two_back - zero_back", "baseline_modeled_rest")
+
+
+def _epoch_signal(design, roles, ctx, source):
+    from nbdiag.diagnostics.baseline import assess_baseline
+    epochs = assess_baseline(design, roles, ctx).epochs
+    return next(s for s in signal_library(design, roles, ctx, epochs=epochs) if s.source == source).values
+
+
+def _sign_flip_flags(audit, name):
+    return [f for f in audit.findings if f.contrast == name and f.severity in ("warn", "fail")
+            and f.code.startswith(SIGN_FLIP + ("rt_",))]
+
+
+# Forum-shaped runs: TR 0.8 s, 522 volumes, six 48-s blocks with 9.6-s instruction screens, 10.4-s
+# fixation between blocks, drift_model cosine, high_pass 0.005, 6 motion parameters (confounds_motion
+# 'basic'); the non_steady_state columns become a sample mask that first_level_from_bids drops.
+NF = 522
+FEV, _ = layout(NF, between_fix=10.4)
+FKEEP = FEV[FEV.trial_type != "fixation"]
+
+
+def test_forum_shaped_nonsteady_first_and_clean_quiet():
+    X, roles = build(FKEEP, NF, high_pass=0.005, confounds=white_motion(NF))
+    nss = DesignContext(t_r=T_R, events=FKEEP, high_pass=0.005, nonsteady_volumes=(0, 1, 2, 3),
+                        raw_confound_columns=tuple(f"non_steady_state_outlier0{i}" for i in range(4)),
+                        confounds_strategy=("motion", "non_steady_state"))
+    audit = audit_design(X, roles, nss, C)
+    m = _signal(X, roles, nss, "nonsteady")          # the T1 excess of the 4 flagged volumes
+    y = truth(X, zero=0.3, two=1.0)
+    e0, e1 = fit_effects(X, y, list(C)), fit_effects(X, y + m, list(C))
+    assert e0["zero_back"] > 0 > e1["zero_back"] and e1["two_back - zero_back"] > 0
+    top = _first(audit, "zero_back")
+    assert top.code == "nonsteady_unhandled" and top.severity == "fail"
+    assert top.evidence["bias_sd"] <= -2.0
+    # the differential is raised, not lowered, by the bright first volumes: not a sign-flip cause for it
+    assert e1["two_back - zero_back"] > e0["two_back - zero_back"]
+    assert _sign_flip_flags(audit, "two_back - zero_back") == []
+    assert "first_level_from_bids drops the sample mask" in audit.contrasts["zero_back"]["explanation"]
+    # clean: same run, nothing flagged -> no warn/fail sign-flip finding at all, none for zero_back
+    clean = audit_design(X, roles, DesignContext(t_r=T_R, events=FKEEP, high_pass=0.005), C)
+    for name in C:
+        assert _sign_flip_flags(clean, name) == []
+    assert [f for f in clean.findings if f.contrast == "zero_back" and f.severity in ("warn", "fail")] == []
+
+
+def test_missing_cue_rows_pre_block_gaps_first():
+    keep = FEV[~FEV.trial_type.isin(["fixation", "INSTRUCTION"])]   # cue rows simply absent
+    X, roles = build(keep, NF, high_pass=0.005, confounds=white_motion(NF))
+    ctx = DesignContext(t_r=T_R, events=keep, high_pass=0.005)
+    audit = audit_design(X, roles, ctx, C)
+    m = 2.0 * _epoch_signal(X, roles, ctx, "pre_block")                 # a 1 % cue response
+    y = truth(X, zero=0.3)
+    e0, e1 = fit_effects(X, y, list(C)), fit_effects(X, y + m, list(C))
+    assert e0["zero_back"] > 0 > e1["zero_back"] and e1["two_back - zero_back"] > 0
+    assert _first(audit, "zero_back").code == "baseline_short_gaps"
+    assert not _flagged(audit, "two_back - zero_back", "baseline_short_gaps")
+    assert _sign_flip_flags(audit, "two_back - zero_back") == []
+    # the pre-block seconds are exactly where the cues were: 9.6 s of each 20-s gap
+    epochs = audit.diagnostics["baseline"]["epochs"]
+    pre = [e for e in epochs if e["position"] == "pre_block"]
+    assert len(pre) == 6 and all(abs(e["duration"] - 10.0) < 1e-6 for e in pre)
+
+
+def test_settling_with_fixation_only_at_start_edge_first():
+    n = 482                                          # 40 s fixation, then 6 x (cue, block), no gaps
+    ev, _ = layout(n, fix_only_start=40.0)
+    keep = ev[ev.trial_type != "fixation"]
+    X, roles = build(keep, n, high_pass=0.005, confounds=white_motion(n))
+    ctx = DesignContext(t_r=T_R, events=keep, high_pass=0.005)
+    audit = audit_design(X, roles, ctx, C)
+    m = 2.0 * _signal(X, roles, ctx, "run_start")    # 2 % settling, time constant 20 s
+    y = truth(X, zero=0.2)
+    e0, e1 = fit_effects(X, y, list(C)), fit_effects(X, y + m, list(C))
+    assert e0["zero_back"] > 0 > e1["zero_back"] and e1["two_back - zero_back"] > 0
+    assert _first(audit, "zero_back").code == "baseline_edge_concentrated"
+    assert audit.contrasts["zero_back"]["baseline_composition"]["edge_share"] >= 0.3
+    assert _sign_flip_flags(audit, "two_back - zero_back") == []
+
+
+def test_rt_duration_regressor_first():
+    tr = trials(FKEEP)
+    ev = rtdur(tr)[["onset", "duration", "trial_type"]]
+    X, roles = build(ev, NF, high_pass=0.005, confounds=white_motion(NF))
+    ctx = DesignContext(t_r=T_R, events=ev, high_pass=0.005, rt_regressor="RTDur")
+    audit = audit_design(X, roles, ctx, C)
+    # RT-scaled activity only in 2-back trials: the shared RTDur regressor takes it and lowers zero_back
+    rt2 = tr[tr.trial_type == "two_back"].assign(duration=lambda d: d.response_time)
+    m = 2.0 * build(rt2[["onset", "duration", "trial_type"]], NF, high_pass=0.005)[0]["two_back"].to_numpy()
+    y = truth(X, zero=0.1)
+    e0, e1 = fit_effects(X, y, list(C)), fit_effects(X, y + m, list(C))
+    assert e0["zero_back"] > 0 > e1["zero_back"] and e1["two_back - zero_back"] > e0["two_back - zero_back"] > 0
+    entry = next(e for e in audit.contrasts["zero_back"]["sensitivity"] if e["source"] == "rt:two_back")
+    assert entry["bias"] < 0 and entry["structural"]
+    assert _first(audit, "zero_back").code == "rt_regressor_overlap"
+    assert not [f for f in audit.findings if f.contrast == "two_back - zero_back"
+                and f.code == "rt_regressor_overlap" and f.severity in ("warn", "fail")]
+    assert _sign_flip_flags(audit, "two_back - zero_back") == []
+
+
+def test_whatif_evaluates_the_same_signals():
+    X, roles = build(FKEEP, NF, high_pass=0.005, confounds=white_motion(NF))
+    ctx = DesignContext(t_r=T_R, events=FKEEP, high_pass=0.005, nonsteady_volumes=(0, 1, 2, 3))
+    audit = audit_design(X, roles, ctx, C)
+    fix = next(w for w in audit.whatif if w["fix"] == "apply sample mask")
+    z = fix["contrasts"]["zero_back"]
+    assert z["max_structural_bias_sd_after"] < 0.5 < z["max_structural_bias_sd_before"]
+    # 'after' of the run-start signal = what nilearn's fit on the masked design moves by (same m)
+    m = _signal(X, roles, ctx, "run_start")
+    Xm = X.iloc[4:]
+    moved = fit_effects(Xm, 100.0 + m[4:], ["zero_back"])["zero_back"] - fit_effects(Xm, np.full(NF - 4, 100.0), ["zero_back"])["zero_back"]
+    from nbdiag.diagnostics.weights import contrast_variance
+    vec = np.array([1.0 if c == "zero_back" else 0.0 for c in Xm.columns])
+    np.testing.assert_allclose(z["by_source"]["run_start"]["after"], moved / np.sqrt(contrast_variance(Xm, vec)),
+                               rtol=1e-6)

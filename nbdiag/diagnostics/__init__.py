@@ -74,8 +74,18 @@ def _remap(vectors: Mapping[str, np.ndarray], old_cols, new_design: pd.DataFrame
 
 def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignContext,
                  vectors: Mapping[str, np.ndarray], run_findings: list[Finding], th: Thresholds,
-                 before: Mapping[str, Any], recommended_cutoff_s: float | None = None) -> list[dict[str, Any]]:
+                 before: Mapping[str, Any], recommended_cutoff_s: float | None = None,
+                 signals: list | None = None) -> list[dict[str, Any]]:
     """Apply design-level fixes, re-run weights + sensitivity, report before/after.
+
+    The signal vectors ``m`` are built once, from the original run, and the
+    same vectors (restricted to the rows the fixed design keeps) are
+    evaluated on the fixed design, so before/after compare the same
+    signals: ``bias_after = w_fixed @ m[rows]``. Each contrast reports
+    ``max_abs_bias_sd_before/after`` (all sources),
+    ``max_structural_bias_sd_before/after`` (sources whose structural cause is
+    present in the original run) and ``by_source`` {source: {"before", "after"}}
+    in contrast SDs.
 
     Fixes: ``apply sample mask`` (``design.iloc[keep]`` as nilearn does with
     ``sample_masks``) and ``add spike regressors`` for unhandled non-steady-state
@@ -88,7 +98,8 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
     from nbdiag.diagnostics._hrf import compute_regressor_fast
 
     codes = {f.code for f in run_findings}
-    variants: list[tuple[str, str, pd.DataFrame, dict[str, str], DesignContext]] = []
+    variants: list[tuple[str, str, pd.DataFrame, dict[str, str], DesignContext, np.ndarray]] = []
+    all_rows = np.arange(len(design))
     idx = original_index(design, context)
     flagged = set(int(v) for v in context.nonsteady_volumes)
     if "nonsteady_unhandled" in codes and flagged & set(idx.tolist()):
@@ -96,7 +107,7 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
         d2 = design.iloc[np.flatnonzero(keep)]
         ctx2 = replace(context, scan_index=tuple(int(i) for i in idx[keep]),
                        n_scans_total=n_scans_total(design, context), sample_mask_applied=True)
-        variants.append(("apply sample mask", "nonsteady_unhandled", d2, roles, ctx2))
+        variants.append(("apply sample mask", "nonsteady_unhandled", d2, roles, ctx2, np.flatnonzero(keep)))
         d3 = design.copy()
         roles3 = dict(roles)
         for v in sorted(flagged):
@@ -106,7 +117,7 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
                 d3.insert(0, col, 0.0)
                 d3.iloc[rows[0], 0] = 1.0
                 roles3 = {col: "spike", **roles3}
-        variants.append(("add spike regressors", "nonsteady_unhandled", d3, roles3, context))
+        variants.append(("add spike regressors", "nonsteady_unhandled", d3, roles3, context, all_rows))
     unmod = context.unmodeled_events
     if unmod is not None and len(unmod):
         d4 = design.copy()
@@ -122,7 +133,7 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
         ev4 = ev if context.events is None else pd.concat([context.events[["onset", "duration", "trial_type"]], ev])
         ctx4 = replace(context, events=ev4 if context.events is not None else None,
                        unmodeled_events=unmod.iloc[0:0])
-        variants.append(("model unmodelled events", "baseline_unmodeled_events", d4, roles4, ctx4))
+        variants.append(("model unmodelled events", "baseline_unmodeled_events", d4, roles4, ctx4, all_rows))
     if (context.drift_model or "").lower() == "cosine" and recommended_cutoff_s and \
             ({"highpass_cuts_design", "drift_overlap"} & codes):
         from nilearn.signal import create_cosine_drift
@@ -138,7 +149,7 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
         roles5 = {c: roles5[c] for c in d5.columns}
         ctx5 = replace(context, high_pass=1.0 / recommended_cutoff_s)
         variants.append((f"lower high_pass to {1.0 / recommended_cutoff_s:.4g} Hz", "highpass_cuts_design",
-                         d5, roles5, ctx5))
+                         d5, roles5, ctx5, all_rows))
     if "baseline_modeled_rest" in codes:
         rest = [c for c in modeled_rest_conditions(design, roles, context) if c in design.columns]
         if rest:
@@ -147,16 +158,29 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
             ev6 = None if context.events is None else \
                 context.events[~context.events["trial_type"].astype(str).isin(rest)]
             variants.append((f"drop modelled rest ({', '.join(rest)})", "baseline_modeled_rest", d6, roles6,
-                             replace(context, events=ev6)))
+                             replace(context, events=ev6), all_rows))
+    from nbdiag.diagnostics.sensitivity import Signal
+    if signals is None:
+        _, signals = _core_signals(design, roles, context, th)
     out = []
-    for fix, code, d, r, ctx in variants:
+    for fix, code, d, r, ctx, rows in variants:
         vecs = _remap(vectors, design.columns, d)
-        _, signals = _core_signals(d, r, ctx, th)
-        sens = _sensitivity_by_contrast(d, vecs, signals, th)
+        same = [Signal(sg.source, sg.label, sg.unit, np.asarray(sg.values)[rows], sg.typical) for sg in signals]
+        sens = _sensitivity_by_contrast(d, vecs, same, th)
         res = {}
         for name, s in sens.items():
             b = before[name]
-            res[name] = {"max_abs_bias_sd_before": b.max_abs_bias_sd(), "max_abs_bias_sd_after": s.max_abs_bias_sd(),
+            bsd = {e["source"]: e["bias_sd"] for e in b.entries}
+            struct = {e["source"] for e in b.entries if e.get("structural")}
+            asd = {e["source"]: e["bias_sd"] for e in s.entries}
+
+            def mx(d_, keys):
+                vals = [abs(v) for k, v in d_.items() if k in keys and v is not None and np.isfinite(v)]
+                return float(max(vals)) if vals else 0.0
+            res[name] = {"max_abs_bias_sd_before": mx(bsd, bsd), "max_abs_bias_sd_after": mx(asd, bsd),
+                         "max_structural_bias_sd_before": mx(bsd, struct),
+                         "max_structural_bias_sd_after": mx(asd, struct),
+                         "by_source": {k: {"before": bsd[k], "after": asd.get(k)} for k in bsd},
                          "variance_before": b.variance, "variance_after": s.variance}
         out.append({"fix": fix, "code": code, "contrasts": _clean(res)})
     return out
@@ -255,7 +279,7 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     findings.extend(f for f in cset.findings if f.contrast is not None and id(f) not in seen_ids
                     and f.contrast not in vectors)
     whatif = whatif_fixes(design, roles, context, vectors, run_level, th, sens,
-                          recommended_cutoff_s=getattr(drift, "recommended_cutoff_s", None))
+                          recommended_cutoff_s=getattr(drift, "recommended_cutoff_s", None), signals=signals)
     diagnostics = {"collinearity": _clean(coll.to_dict()), "drift": _clean(drift.to_dict()),
                    "confounds": _clean(conf.to_dict()), "baseline": _clean(base.to_dict()),
                    "rt": _clean(rt.to_dict())}
