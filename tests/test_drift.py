@@ -216,3 +216,25 @@ def test_fsl_cutoffcalc_unchanged_on_random_designs():
         assert fsl_cutoffcalc(X, T_R) == pytest.approx(reference(X, T_R), rel=1e-12)
     noise = rng.normal(size=(N, 2))
     assert fsl_cutoffcalc(noise, T_R) == pytest.approx(reference(noise, T_R), rel=1e-12)
+
+
+def test_recommended_cosine_cutoff_equals_per_k_loop():
+    """The cumulative-projection search gives the old per-k _kept_fraction loop's answer."""
+    from nbdiag.diagnostics.drift import _kept_fraction, recommended_cosine_cutoff
+
+    def loop(task, dt, keep=0.9, min_period_s=90.0):
+        n = task.shape[0]
+        best = 0
+        for k in range(1, min(n - 1, int(np.floor(2 * n * dt / min_period_s))) + 1):
+            if all(_kept_fraction(task[:, j], k) >= keep for j in range(task.shape[1])):
+                best = k
+            else:
+                break
+        return (None, 0) if best == 0 else (max(2.0 * n * dt / best, min_period_s), best)
+
+    for period in [20.0, 40.0, 90.0, 150.0, 250.0, 400.0]:
+        X = make_first_level_design_matrix(FT, pd.concat([_blocks(period), _blocks(period * 0.7, "b", 3.0)]),
+                                           hrf_model="glover", drift_model=None)[["task", "b"]].to_numpy()
+        X = np.column_stack([X, np.ones(N)])  # a flat column keeps everything
+        for keep in (0.5, 0.8, 0.9, 0.99):
+            assert recommended_cosine_cutoff(X, T_R, keep) == loop(X, T_R, keep)

@@ -121,24 +121,29 @@ def _sample_deltas(exp_condition, frame_times: np.ndarray, oversampling: int, mi
     return delta, regressor, frame_times_high_res
 
 
-def _conv_at(k: np.ndarray, delta: np.ndarray, hr: np.ndarray, H: np.ndarray) -> np.ndarray:
-    """``np.convolve(hr, h)[k]`` for the sample indices ``k`` (module docstring)."""
-    L = H.size
+def _conv_at(k: np.ndarray, delta: np.ndarray, hr: np.ndarray,
+             kernels: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """``np.convolve(hr, h)[k]`` for the sample indices ``k``, one array per kernel (module docstring)."""
     pos = np.flatnonzero(delta)
-    out = np.zeros(k.size)
-    first = k - (L - 1)
-    old = first >= 0
-    if np.any(old):
+    dv = delta[pos]
+    outs = []
+    for _, H in kernels:
+        L = H.size
+        out = np.zeros(k.size)
+        first = k - (L - 1)
+        old = first >= 0
         out[old] = hr[first[old]] * H[-1]
+        outs.append(out)
     if pos.size:
-        dv = delta[pos]
-        step = max(1, _SPARSE_MAX_PRODUCTS // 4 // max(pos.size, 1))
+        step = max(1, _SPARSE_MAX_PRODUCTS // 4 // pos.size)
         for s in range(0, k.size, step):
             m = k[s:s + step, None] - pos[None, :]
-            inwin = (m >= 0) & (m < L - 1)
-            vals = np.where(inwin, H[np.clip(m, 0, L - 1)], 0.0)
-            out[s:s + step] += vals @ dv
-    return out
+            for (_, H), out in zip(kernels, outs):
+                L = H.size
+                inwin = (m >= 0) & (m < L - 1)
+                vals = np.where(inwin, H[np.where(inwin, m, 0)], 0.0)
+                out[s:s + step] += vals @ dv
+    return outs
 
 
 def compute_regressor_fast(
@@ -215,13 +220,15 @@ def compute_regressor_fast(
     n_pos = int(np.count_nonzero(delta))
     sparse = 2 * ft.size * max(n_pos, 1) <= _SPARSE_MAX_PRODUCTS
     cols = []
-    for h, H in kernels:
-        if sparse:
-            y_lo = _conv_at(lo + shift, delta, hr, H)
-            y_hi = _conv_at(hi + shift, delta, hr, H)
-        else:
+    if sparse:
+        both = _conv_at(np.concatenate([lo, hi]) + shift, delta, hr, kernels)
+        pairs = [(b[: lo.size], b[lo.size:]) for b in both]
+    else:
+        pairs = []
+        for h, _ in kernels:
             full = fftconvolve(hr, h)[: hr.size]
-            y_lo, y_hi = full[lo + shift], full[hi + shift]
+            pairs.append((full[lo + shift], full[hi + shift]))
+    for y_lo, y_hi in pairs:
         slope = (y_hi - y_lo) / (x_hi - x_lo)
         cols.append(slope * (ft - x_lo) + y_lo)
     regs = np.column_stack(cols)
