@@ -238,3 +238,37 @@ def test_recommended_cosine_cutoff_equals_per_k_loop():
         X = np.column_stack([X, np.ones(N)])  # a flat column keeps everything
         for keep in (0.5, 0.8, 0.9, 0.99):
             assert recommended_cosine_cutoff(X, T_R, keep) == loop(X, T_R, keep)
+
+
+def test_highpass_cut_by_fmriprep_cosines_is_attributed_to_them():
+    """fMRIPrep cosines (load_confounds 'high_pass') that cut the design: say so, not 'lower high_pass'."""
+    import numpy as np
+    import pandas as pd
+    from nilearn.glm.first_level import make_first_level_design_matrix
+    from nilearn.signal import create_cosine_drift
+
+    from nbdiag.context import DesignContext
+    from nbdiag.diagnostics.drift import assess_drift
+
+    t_r, n = 0.8, 520
+    frame_times = np.arange(n) * t_r
+    onsets = 10.0 + np.arange(3) * 138.0  # one condition every 138 s
+    events = pd.DataFrame({"onset": onsets, "duration": 48.0, "trial_type": "zero_back"})
+    fmriprep = create_cosine_drift(1 / 128.0, frame_times)[:, :-1]  # fMRIPrep's 128-s DCT basis
+    names = [f"cosine{i:02d}" for i in range(fmriprep.shape[1])]
+    design = make_first_level_design_matrix(frame_times, events, drift_model="cosine", high_pass=0.005,
+                                            add_regs=fmriprep, add_reg_names=names)
+    roles = {c: "task" if c == "zero_back" else "constant" if c == "constant" else "drift" for c in design}
+    for strategy, text in ((("motion", "high_pass", "compcor"), "a_comp_cor_"), (("motion", "high_pass"), "Drop 'high_pass'")):
+        context = DesignContext(t_r=t_r, drift_model="cosine", high_pass=0.005, confounds_strategy=strategy)
+        result = assess_drift(design, roles, context)
+        cut = [f for f in result.findings if f.code == "highpass_cuts_design"][0]
+        assert cut.evidence["caused_by_cosine_confounds"] is True
+        assert cut.evidence["variance_lost_drift_model_only"] < 0.1 < cut.evidence["variance_lost"]
+        assert text in cut.fix
+        # the two shares are R² on the two subspaces, recomputed by least squares
+        y = design["zero_back"].to_numpy()
+        D = design[[c for c in design if c.startswith("drift_")] + ["constant"]].to_numpy()
+        resid = y - D @ np.linalg.lstsq(D, y, rcond=None)[0]
+        r2 = 1 - resid @ resid / ((y - y.mean()) @ (y - y.mean()))
+        assert cut.evidence["variance_lost_drift_model_only"] == pytest.approx(r2, rel=1e-8)

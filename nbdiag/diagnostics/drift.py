@@ -440,13 +440,32 @@ def assess_drift(
                 score=r2 / th.drift_r2_warn if th.drift_r2_warn else r2,
                 fix=fix_drift,
             ))
+    # with fMRIPrep cosine confounds, tell their share apart from the drift model's own
+    model_only = [c for c in sub_cols if c not in cos_conf]
+    D_model = design[model_only].to_numpy(dtype=float) if model_only else np.zeros((n, 0))
+    fmriprep_cutoff = 2.0 * n * dt / len(cos_conf) if cos_conf else None
     for c in task:
         k = kept[c]
         if np.isfinite(k) and k < keep:
-            findings.append(Finding(
-                code="highpass_cuts_design", severity="warn",
-                title=f"The high-pass filter removes {1 - k:.0%} of {c}",
-                message=(
+            lost_model = _r2_on(design[c].to_numpy(dtype=float), D_model) if cos_conf else 1 - k
+            by_confounds = bool(cos_conf) and lost_model <= th.highpass_variance_lost
+            if by_confounds:
+                message = (
+                    f"The fMRIPrep cosine confounds ({len(cos_conf)} columns, cutoff about "
+                    f"{fmriprep_cutoff:.0f} s) and the drift model together remove {1 - k:.1%} of the "
+                    f"variance of {c}; the drift model alone removes {lost_model:.1%}. The cosines come "
+                    "from 'high_pass' in confounds_strategy, so changing high_pass does not help."
+                )
+                keep_text = f" with high_pass={rec_hz:.5g} (keeps ≥ {keep:.0%})" if rec_hz else ""
+                if "compcor" in (context.confounds_strategy or ()):
+                    fix = ("load_confounds requires 'high_pass' together with 'compcor', so with this strategy "
+                           "the cosines come along: select the a_comp_cor_* (and motion) columns yourself, pass "
+                           f"that DataFrame as confounds to FirstLevelModel.fit and keep nilearn's drift model{keep_text}.")
+                else:
+                    fix = ("Drop 'high_pass' from confounds_strategy (load_confounds) and let nilearn's drift "
+                           f"model high-pass the data{keep_text}.")
+            else:
+                message = (
                     f"The current drift model removes {1 - k:.1%} of the variance of {c} "
                     f"(more than {th.highpass_variance_lost:.0%}; FSL cutoffcalc keeps 90 %). "
                     + (f"The shortest cutoff keeping ≥ {keep:.0%} of every task regressor is "
@@ -454,16 +473,23 @@ def assess_drift(
                        if rec_s is not None else
                        "Even the first cosine removes too much; use drift_model=None or 'polynomial'")
                     + (f" (current cutoff {current:.1f} s)." if current else ".")
-                ),
+                )
+                fix = (f"Set high_pass={rec_hz:.5g} (cutoff {rec_s:.0f} s) in FirstLevelModel / "
+                       "first_level_from_bids." if rec_hz else
+                       "Use drift_model=None or 'polynomial' with a low drift_order.")
+            findings.append(Finding(
+                code="highpass_cuts_design", severity="warn",
+                title=f"The high-pass filter removes {1 - k:.0%} of {c}",
+                message=message,
                 evidence={"regressor": c, "variance_kept": k, "variance_lost": 1 - k,
+                          "variance_lost_drift_model_only": lost_model,
+                          "cosine_confounds_cutoff_s": fmriprep_cutoff, "caused_by_cosine_confounds": by_confounds,
                           "current_cutoff_s": current, "recommended_cutoff_s": rec_s,
                           "recommended_high_pass_hz": rec_hz, "fsl_cutoffcalc_s": fsl_s,
                           "threshold": th.highpass_variance_lost,
                           "threshold_source": _source("highpass_variance_lost")},
                 score=(1 - k) / th.highpass_variance_lost if th.highpass_variance_lost else 1 - k,
-                fix=(f"Set high_pass={rec_hz:.5g} (cutoff {rec_s:.0f} s) in FirstLevelModel / "
-                     "first_level_from_bids." if rec_hz else
-                     "Use drift_model=None or 'polynomial' with a low drift_order."),
+                fix=fix,
             ))
     if cos_conf and drift_cols:
         findings.append(Finding(
