@@ -163,13 +163,10 @@ def runs_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def _fails_signoff(rec: Mapping[str, Any], fail_on: str) -> tuple[bool, list[str]]:
-    status = _status(rec)
-    if status == "error":
-        msg = _get(rec, "error", "message") or "the run could not be audited"
-        return True, [f"error: {msg}"]
-    limit = severity_rank(fail_on)
-    reasons = []
+def _codes_at_or_above(rec: Mapping[str, Any], severity: str) -> list[str]:
+    """Distinct ``code (contrast)`` of the findings at or above ``severity``, ranked order."""
+    limit = severity_rank(severity)
+    reasons: list[str] = []
     for f in rec.get("findings") or []:
         if not isinstance(f, Mapping):
             continue
@@ -182,6 +179,15 @@ def _fails_signoff(rec: Mapping[str, Any], fail_on: str) -> tuple[bool, list[str
             reason = f"{f.get('code')}{where}"
             if reason not in reasons:
                 reasons.append(reason)
+    return reasons
+
+
+def _fails_signoff(rec: Mapping[str, Any], fail_on: str) -> tuple[bool, list[str]]:
+    status = _status(rec)
+    if status == "error":
+        msg = _get(rec, "error", "message") or "the run could not be audited"
+        return True, [f"error: {msg}"]
+    reasons = _codes_at_or_above(rec, fail_on)
     failed = _STATUS_RANK[status] >= _STATUS_RANK[fail_on]
     if failed and not reasons:
         reasons = [f"status {status}"]
@@ -193,7 +199,8 @@ def signoff_table(records: Iterable[Mapping[str, Any]], fail_on: str = "fail") -
 
     A run fails sign-off when its status is at or above ``fail_on`` (``error`` always
     fails). ``reasons`` lists the finding codes (with their contrast) at or above
-    ``fail_on``, separated by ``; ``.
+    ``fail_on``, separated by ``; ``; ``warnings`` lists the ``warn`` findings of a
+    run that passes, so a reviewer sees what to look at.
     """
     _check_fail_on(fail_on)
     rows = []
@@ -203,11 +210,12 @@ def signoff_table(records: Iterable[Mapping[str, Any]], fail_on: str = "fail") -
         rows.append({
             "subject": ident["subject"], "session": ident["session"], "run": ident["run"],
             "variant": ident["variant"], "status": _status(rec), "reasons": "; ".join(reasons),
+            "warnings": "" if failed or _status(rec) == "error" else "; ".join(_codes_at_or_above(rec, "warn")),
             "signoff": "fail" if failed else "pass", "task": ident["task"], "acq": ident["acq"],
             "prefix": _get(rec, "run", "prefix"), "fail_on": fail_on,
         })
     return pd.DataFrame(rows, columns=["subject", "session", "run", "variant", "status", "reasons",
-                                       "signoff", "task", "acq", "prefix", "fail_on"])
+                                       "warnings", "signoff", "task", "acq", "prefix", "fail_on"])
 
 
 def include_table(records: Iterable[Mapping[str, Any]], fail_on: str = "fail") -> pd.DataFrame:

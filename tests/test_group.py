@@ -139,3 +139,17 @@ def test_large_dataset_group_report(tmp_path, base_record):
     assert elapsed < 30
     so = pd.read_csv(tmp_path / "group" / "signoff.tsv", sep="\t", dtype=str)
     assert (so["signoff"] == "fail").sum() == n // 3
+
+
+def test_signoff_lists_warnings_of_passing_runs():
+    from nbdiag.group import signoff_table
+
+    rec = {"run": {"subject": "01", "session": None, "run": "1", "prefix": "sub-01_task-t_run-1", "entities": {}},
+           "variant": "default", "status": "warn",
+           "findings": [{"code": "baseline_short_gaps", "severity": "warn", "contrast": "zero_back"},
+                        {"code": "correlation_high", "severity": "info", "contrast": None}]}
+    row = signoff_table([rec], fail_on="fail").iloc[0]
+    assert row["signoff"] == "pass" and row["reasons"] == ""
+    assert row["warnings"] == "baseline_short_gaps (zero_back)"
+    row = signoff_table([rec], fail_on="warn").iloc[0]
+    assert row["signoff"] == "fail" and row["reasons"] == "baseline_short_gaps (zero_back)" and row["warnings"] == ""
