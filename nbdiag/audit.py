@@ -7,7 +7,6 @@ It never raises for bad input: a broken run becomes a record with
 
 from __future__ import annotations
 
-import math
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ import nilearn
 import numpy as np
 import pandas as pd
 
+from nbdiag._json import jsonable  # noqa: F401 - re-exported (nbdiag.audit.jsonable)
 from nbdiag._version import __version__
 from nbdiag.bids import RunInputs
 from nbdiag.config import Settings
@@ -54,32 +54,6 @@ class RunAudit:
             for name, stats in (self.record.get("contrasts") or {}).items()
         }
         return RunAudit(self.run, self.variant, record, None)
-
-
-def jsonable(value: Any) -> Any:
-    """Convert numpy/pandas values to JSON-safe Python (NaN/inf -> None)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [jsonable(v) for v in value.tolist()]
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, Finding):
-        return jsonable(value.to_dict())
-    if hasattr(value, "to_dict") and not isinstance(value, pd.DataFrame):
-        return jsonable(value.to_dict())
-    if isinstance(value, pd.DataFrame):
-        return jsonable(value.to_dict(orient="records"))
-    if value is None or isinstance(value, (str, int)):
-        return value
-    return str(value)
 
 
 def _base_record(run: RunInputs, settings: Settings) -> dict[str, Any]:

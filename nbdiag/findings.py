@@ -82,9 +82,22 @@ class Finding:
         return asdict(self)
 
 
+def _rank_key(f: Finding) -> tuple:
+    score = float(f.score)
+    # scores equal up to floating-point noise (last bits) tie; NaN ranks last within its severity
+    s = round(score, 9) if score == score else float("-inf")
+    return (-severity_rank(f.severity), -s, f.code, f.contrast or "")
+
+
 def rank_findings(findings: Iterable[Finding]) -> list[Finding]:
-    """Order findings: worst severity first, then by decreasing score."""
-    return sorted(findings, key=lambda f: (-severity_rank(f.severity), -float(f.score)))
+    """Order findings deterministically.
+
+    Sort key: worst severity first, then decreasing score rounded to 9 decimals
+    (scores that are mathematically equal but differ in the last bits tie), then
+    ``code``, then ``contrast`` (``None`` as ``""``). The sort is stable, so
+    findings equal on the whole key keep their input order.
+    """
+    return sorted(findings, key=_rank_key)
 
 
 def status_from_findings(findings: Iterable[Finding]) -> str:

@@ -108,3 +108,112 @@ def test_block_onsets_runs_of_trials():
     # A: 10 trials = 24 s (a block); B: 5 trials = 12 s (not a block)
     assert block_onsets(DesignContext(t_r=T_R, events=trials), Thresholds()) == [10.0]
     assert block_onsets(DesignContext(t_r=T_R, events=trials), Thresholds(block_min_seconds=10.0)) == [10.0, 50.0]
+
+
+# ---------------------------------------------------------------- vectorised classification
+def _active_condition_reference(s, modeled, rt_name):
+    """The per-scan loop the vectorised ``_active_conditions`` replaced."""
+    best, best_on, rt_hit = None, -np.inf, None
+    for a, b, tt in modeled:
+        if a <= s < b:
+            if rt_name is not None and tt == rt_name:
+                rt_hit = tt
+                continue
+            if a > best_on:
+                best, best_on = tt, a
+    return best if best is not None else rt_hit
+
+
+def _classify_reference(design, roles, context, thresholds):
+    """Events path of ``_classify`` as a plain loop per scan (two timeline builds)."""
+    from nbdiag.diagnostics import baseline as bl
+
+    n = len(design)
+    times = np.asarray(design.index, dtype=float)
+    lag = bl.hrf_lag(context)
+    ns_rows = bl.present_nonsteady(design, context)
+    edge = bl._edge_rows(n, thresholds.edge_fraction)
+    tl = bl._timeline(design, context, thresholds, with_nonsteady=False)
+    rt_name = bl._rt_name(design, roles, context)
+    classes, active = [], np.zeros(n, dtype=bool)
+    for i, t in enumerate(times):
+        s = t - lag
+        cond = _active_condition_reference(s, tl.modeled, rt_name)
+        active[i] = cond is not None
+        if ns_rows[i]:
+            classes.append("nonsteady")
+        elif cond is not None:
+            classes.append(f"condition:{cond}")
+        elif s < 0:
+            classes.append("run_edge")
+        else:
+            kind = "fixation"
+            for p in tl.pieces:
+                if p["start"] <= s < p["end"]:
+                    kind = p["kind"]
+                    break
+            if kind == "fixation" and edge[i]:
+                kind = "run_edge"
+            classes.append(kind)
+    pieces = bl._timeline(design, context, thresholds, with_nonsteady=True).pieces
+    return tuple(classes), active, pieces
+
+
+def _random_layout(rng):
+    t_r = float(rng.choice([0.8, 1.5, 2.0]))
+    n_tot = int(rng.integers(20, 90))
+    run = n_tot * t_r
+    n_ev = int(rng.integers(0, 25))
+    types = ["A", "B", "fixation", "RTDur"]
+    # onsets on a half-TR grid (exact boundary hits), some repeated (ties), durations incl. 0
+    onsets = rng.integers(-4, int(2 * run / t_r), n_ev) * (t_r / 2)
+    if n_ev > 3:
+        onsets[1] = onsets[0]
+    durs = rng.choice([0.0, t_r / 2, t_r, 3.0, 10.0, 25.0], n_ev)
+    tts = rng.choice(types, n_ev)
+    events = pd.DataFrame({"onset": onsets, "duration": durs, "trial_type": tts})
+    n_un = int(rng.integers(0, 4))
+    unmod = pd.DataFrame({"onset": rng.uniform(0, run, n_un), "duration": rng.choice([0.0, 2.0, 6.0], n_un),
+                          "trial_type": rng.choice(["cue", "resp"], n_un), "reason": ["dropped"] * n_un})
+    nonsteady = tuple(range(int(rng.integers(0, 4))))
+    scan_index = None
+    if rng.random() < 0.3 and nonsteady:
+        scan_index = tuple(range(len(nonsteady) - 1, n_tot))  # a sample mask dropping some volumes
+    rows = np.arange(n_tot) if scan_index is None else np.asarray(scan_index)
+    cols = sorted(set(tts) | {"A"}) + ["constant"]
+    design = pd.DataFrame(rng.random((rows.size, len(cols))), columns=cols, index=rows * t_r)
+    roles = {c: ("constant" if c == "constant" else "task") for c in cols}
+    hrf = str(rng.choice(["glover", "spm + derivative", "fir"]))
+    ctx = DesignContext(t_r=t_r, hrf_model=hrf, events=events, unmodeled_events=unmod,
+                        nonsteady_volumes=nonsteady, scan_index=scan_index, n_scans_total=n_tot,
+                        rt_regressor="RTDur" if "RTDur" in cols and rng.random() < 0.5 else None)
+    th = Thresholds(short_gap_seconds=float(rng.choice([4.0, 8.0, 15.0])),
+                    pre_block_seconds=float(rng.choice([0.0, 3.0, 5.0])),
+                    block_min_seconds=float(rng.choice([5.0, 20.0])))
+    return design, roles, ctx, th
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_vectorised_classification_equals_reference_loop(seed):
+    from nbdiag.diagnostics.baseline import _classify
+
+    design, roles, ctx, th = _random_layout(np.random.default_rng(seed))
+    classes, active, pieces = _classify(design, roles, ctx, th)
+    ref_classes, ref_active, ref_pieces = _classify_reference(design, roles, ctx, th)
+    assert classes == ref_classes
+    assert np.array_equal(active, ref_active)
+    assert pieces == ref_pieces
+
+
+def test_active_conditions_ties_and_rt_fallback():
+    from nbdiag.diagnostics.baseline import _active_conditions
+
+    modeled = [(0.0, 10.0, "A"), (0.0, 10.0, "B"), (5.0, 8.0, "RTDur"), (12.0, 14.0, "RTDur"), (6.0, 7.0, "C")]
+    s = np.array([-1.0, 0.0, 5.0, 6.0, 7.0, 9.999, 10.0, 12.0, 14.0])
+    got = _active_conditions(s, modeled, "RTDur")
+    assert got == [_active_condition_reference(x, modeled, "RTDur") for x in s]
+    # equal onsets: the first event wins; latest onset wins; RT only when nothing else is active
+    assert got == [None, "A", "A", "C", "A", "A", None, "RTDur", None]
+    # without an RT regressor the RT-named condition is an ordinary condition
+    assert _active_conditions(s, modeled, None) == [_active_condition_reference(x, modeled, None) for x in s]
+    assert _active_conditions(np.array([1.0]), [], "RTDur") == [None]

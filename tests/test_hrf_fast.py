@@ -140,3 +140,40 @@ def test_custom_models_fall_back_to_nilearn():
     np.testing.assert_array_equal(got, ref)
     with pytest.raises(ValueError):
         compute_regressor_fast(cond, "not-a-model", ft)
+
+
+def test_conv_at_single_gather_equals_masked_reference():
+    """_conv_at's padded-kernel gather gives exactly the mask/where formulation it replaced."""
+    from nbdiag.diagnostics._hrf import _conv_at, _kernels
+
+    def reference(k, delta, hr, kernels):
+        pos = np.flatnonzero(delta)
+        dv = delta[pos]
+        outs = []
+        for _, H in kernels:
+            L = H.size
+            out = np.zeros(k.size)
+            first = k - (L - 1)
+            old = first >= 0
+            out[old] = hr[first[old]] * H[-1]
+            outs.append(out)
+        if pos.size:
+            m = k[:, None] - pos[None, :]
+            for (_, H), out in zip(kernels, outs):
+                L = H.size
+                inwin = (m >= 0) & (m < L - 1)
+                out += np.where(inwin, H[np.where(inwin, m, 0)], 0.0) @ dv
+        return outs
+
+    rng = np.random.default_rng(11)
+    for model in ("glover", "spm + derivative + dispersion"):
+        kernels = _kernels(model, 2.0, 50, None)
+        mixed = kernels + ((np.ones(3), np.cumsum(np.ones(3))),)   # kernels of different lengths
+        for ks in (kernels, mixed):
+            n = 6000
+            delta = np.zeros(n)
+            delta[rng.integers(0, n, 40)] = rng.normal(size=40)
+            hr = np.cumsum(delta)
+            k = np.sort(rng.integers(0, n, 300))
+            for got, want in zip(_conv_at(k, delta, hr, ks), reference(k, delta, hr, ks)):
+                assert np.array_equal(got, want)

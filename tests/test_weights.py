@@ -69,3 +69,32 @@ def test_composition_shares_and_edges():
 def test_bad_vector_length_names_parameter():
     with pytest.raises(ValueError, match="one weight per design column"):
         contrast_weights(_design(), [1.0, 0.0])
+
+
+def test_cached_pinv_is_scipy_pinv_bit_for_bit():
+    """weights reuse the SVD cache shared with estimability: same bits as scipy.linalg.pinv."""
+    import scipy.linalg as spl
+
+    from nbdiag.diagnostics.estimability import clear_svd_cache, pinv_cached, pinv_gram_cached
+
+    rng = np.random.default_rng(3)
+    designs = [_design().to_numpy(), np.asfortranarray(_design().to_numpy()), _design().to_numpy()[::3]]
+    for i in range(40):
+        X = rng.standard_normal((int(rng.integers(4, 200)), int(rng.integers(1, 16))))
+        if i % 3 == 0 and X.shape[1] > 2:
+            X[:, -1] = X[:, 0] - 2 * X[:, 1]          # rank deficient
+        designs.append(X)
+    designs.append(np.zeros((10, 3)))
+    for X in designs:
+        clear_svd_cache()
+        P = spl.pinv(X)
+        for _ in range(2):                            # cold, then from the cache
+            assert np.array_equal(pinv_cached(X), P)
+            assert np.array_equal(pinv_gram_cached(X), P @ P.T)
+        c = rng.standard_normal(X.shape[1])
+        assert np.array_equal(contrast_weights(X, c), P.T @ c)
+        assert contrast_variance(X, c) == float(c @ (P @ P.T) @ c)
+    with pytest.raises(ValueError):
+        pinv_cached(np.ones((3, 3))).__setitem__((0, 0), 1.0)   # cached arrays are read-only
+    w = contrast_weights(designs[0], np.ones(designs[0].shape[1]))
+    w[0] = 1.0                                        # ...but results handed out are not

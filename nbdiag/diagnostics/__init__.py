@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from nbdiag._json import jsonable
 from nbdiag.context import DesignContext
 from nbdiag.findings import Finding, rank_findings, status_from_findings, worst_severity
 from nbdiag.thresholds import Thresholds
@@ -34,20 +35,8 @@ class DesignAudit:
                 "findings": [f.to_dict() for f in self.findings], "status": self.status}
 
 
-def _clean(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return [_clean(x) for x in v.tolist()]
-    if isinstance(v, (np.floating, float)):
-        return float(v) if np.isfinite(v) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
+#: record sections are made JSON-safe by the one shared converter (NaN/inf -> None)
+_clean = jsonable
 
 
 def _core_signals(design, roles, context, th):

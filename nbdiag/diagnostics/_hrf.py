@@ -135,14 +135,27 @@ def _conv_at(k: np.ndarray, delta: np.ndarray, hr: np.ndarray,
         out[old] = hr[first[old]] * H[-1]
         outs.append(out)
     if pos.size:
+        # H with its last entry set to 0: gathering it at index L-1 gives the 0 of an
+        # out-of-window pair, so one gather replaces mask + gather + where (same values)
+        padded = []
+        for _, H in kernels:
+            Hz = np.array(H, dtype=float)
+            Hz[-1] = 0.0
+            padded.append(Hz)
+        lengths = sorted({Hz.size for Hz in padded})
         step = max(1, _SPARSE_MAX_PRODUCTS // 4 // pos.size)
+        k64 = np.asarray(k, dtype=np.int64)
+        pos64 = pos.astype(np.int64)
         for s in range(0, k.size, step):
-            m = k[s:s + step, None] - pos[None, :]
-            for (_, H), out in zip(kernels, outs):
-                L = H.size
-                inwin = (m >= 0) & (m < L - 1)
-                vals = np.where(inwin, H[np.where(inwin, m, 0)], 0.0)
-                out[s:s + step] += vals @ dv
+            # m < 0 wraps to a huge unsigned value, so min(m, L-1) is L-1 outside [0, L-2];
+            # the result (<= L-1) is read back as int64 without a copy
+            mu = (k64[s:s + step, None] - pos64[None, :]).view(np.uint64)
+            idx_by_len = {}
+            for j, L in enumerate(lengths):
+                target = mu if j == len(lengths) - 1 else None
+                idx_by_len[L] = np.minimum(mu, np.uint64(L - 1), out=target).view(np.int64)
+            for Hz, out in zip(padded, outs):
+                out[s:s + step] += Hz.take(idx_by_len[Hz.size]) @ dv
     return outs
 
 

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -130,11 +131,11 @@ def present_nonsteady(design: pd.DataFrame, context: DesignContext) -> np.ndarra
 def _intervals(events: pd.DataFrame | None, t_r: float) -> list[tuple[float, float, str]]:
     if events is None or len(events) == 0:
         return []
-    out = []
-    types = events["trial_type"].astype(str) if "trial_type" in events else pd.Series(["dummy"] * len(events))
-    for onset, dur, tt in zip(events["onset"].astype(float), events["duration"].astype(float), types):
-        out.append((float(onset), float(onset) + max(float(dur), t_r), str(tt)))
-    return out
+    types = events["trial_type"].astype(str).tolist() if "trial_type" in events else ["dummy"] * len(events)
+    onset = events["onset"].to_numpy(dtype=float)
+    # onset + max(duration, t_r), elementwise (np.maximum keeps a NaN duration like max() does)
+    end = onset + np.maximum(events["duration"].to_numpy(dtype=float), float(t_r))
+    return list(zip(onset.tolist(), end.tolist(), types))
 
 
 def _union(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -185,19 +186,37 @@ class _Timeline:
     modeled: list[tuple[float, float, str]]
 
 
-def _timeline(design: pd.DataFrame, context: DesignContext, thresholds: Thresholds,
-              with_nonsteady: bool) -> _Timeline:
+@dataclass(frozen=True)
+class _TimelineInputs:
+    """What both timelines (with and without non-steady cuts) are built from."""
+
+    t_r: float
+    run_end: float
+    modeled: list[tuple[float, float, str]]
+    gaps: list[tuple[float, float]]
+    unmod: list[tuple[float, float, str]]
+    onsets: list[float]
+
+
+def _timeline_inputs(design: pd.DataFrame, context: DesignContext, thresholds: Thresholds) -> _TimelineInputs:
     t_r = float(context.t_r)
     run_end = n_scans_total(design, context) * t_r
     modeled = _intervals(context.events, t_r)
     gaps = _gaps([(a, b) for a, b, _ in modeled], 0.0, run_end)
     unmod = _intervals(context.unmodeled_events, 0.0) if context.unmodeled_events is not None else []
     unmod = [(a, b, t) for a, b, t in unmod if b > a]
+    onsets = block_onsets(context, thresholds, _rt_name_ctx(context))
+    return _TimelineInputs(t_r, run_end, modeled, gaps, unmod, onsets)
+
+
+def _timeline(design: pd.DataFrame, context: DesignContext, thresholds: Thresholds,
+              with_nonsteady: bool, inputs: _TimelineInputs | None = None) -> _Timeline:
+    inp = inputs if inputs is not None else _timeline_inputs(design, context, thresholds)
+    t_r, run_end, modeled, gaps, unmod, onsets = inp.t_r, inp.run_end, inp.modeled, inp.gaps, inp.unmod, inp.onsets
     ns_int: list[tuple[float, float]] = []
     if with_nonsteady:
         idx = original_index(design, context)[present_nonsteady(design, context)]
         ns_int = _union([(v * t_r, (v + 1) * t_r) for v in idx])
-    onsets = block_onsets(context, thresholds, _rt_name_ctx(context))
     pre_s = float(thresholds.pre_block_seconds)
     pieces: list[dict[str, Any]] = []
     for g0, g1 in gaps:
@@ -283,16 +302,43 @@ def block_onsets(context: DesignContext, thresholds: Thresholds, rt_name: str | 
     return out
 
 
-def _active_condition(s: float, modeled: list[tuple[float, float, str]], rt_name: str | None) -> str | None:
-    best, best_on, rt_hit = None, -np.inf, None
-    for a, b, tt in modeled:
-        if a <= s < b:
-            if rt_name is not None and tt == rt_name:
-                rt_hit = tt
-                continue
-            if a > best_on:
-                best, best_on = tt, a
-    return best if best is not None else rt_hit
+def _active_conditions(s: np.ndarray, modeled: list[tuple[float, float, str]],
+                       rt_name: str | None) -> list[str | None]:
+    """Active modelled condition at each stimulus time in ``s`` (None if none).
+
+    Among the events with ``onset <= s < end``: the non-RT event with the
+    largest onset (the first such event in ``modeled`` order on ties); if
+    there is none, ``rt_name`` when an RT-regressor event is active.
+    """
+    s = np.asarray(s, dtype=float)
+    if not modeled or s.size == 0:
+        return [None] * s.size
+    a = np.fromiter((m[0] for m in modeled), dtype=float, count=len(modeled))
+    b = np.fromiter((m[1] for m in modeled), dtype=float, count=len(modeled))
+    tt = [m[2] for m in modeled]
+    is_rt = np.array([rt_name is not None and t == rt_name for t in tt], dtype=bool)
+    col = s[:, None]
+    hit = (a <= col) & (col < b)
+    main = hit & ~is_rt
+    has_main = main.any(axis=1)
+    best = np.where(main, a, -np.inf).argmax(axis=1)  # first maximum = first event with the largest onset
+    has_rt = (hit & is_rt).any(axis=1) if is_rt.any() else np.zeros(s.size, dtype=bool)
+    return [tt[j] if m else (rt_name if r else None)
+            for j, m, r in zip(best.tolist(), has_main.tolist(), has_rt.tolist())]
+
+
+def _piece_kinds(s: np.ndarray, pieces: list[dict[str, Any]]) -> list[str]:
+    """Kind of the first piece with ``start <= s < end`` at each time in ``s`` (``fixation`` if none)."""
+    s = np.asarray(s, dtype=float)
+    if not pieces or s.size == 0:
+        return ["fixation"] * s.size
+    ps = np.fromiter((p["start"] for p in pieces), dtype=float, count=len(pieces))
+    pe = np.fromiter((p["end"] for p in pieces), dtype=float, count=len(pieces))
+    col = s[:, None]
+    hit = (ps <= col) & (col < pe)
+    first = hit.argmax(axis=1)
+    kinds = [p["kind"] for p in pieces]
+    return [kinds[j] if h else "fixation" for j, h in zip(first.tolist(), hit.any(axis=1).tolist())]
 
 
 def _edge_rows(n: int, edge_fraction: float) -> np.ndarray:
@@ -333,28 +379,23 @@ def _classify(design, roles, context, thresholds):
     classes: list[str] = []
     active = np.zeros(n, dtype=bool)
     if context.events is not None:
-        tl = _timeline(design, context, thresholds, with_nonsteady=False)
+        inputs = _timeline_inputs(design, context, thresholds)
+        tl = _timeline(design, context, thresholds, with_nonsteady=False, inputs=inputs)
         rt_name = _rt_name(design, roles, context)
-        for i, t in enumerate(times):
-            s = t - lag
-            cond = _active_condition(s, tl.modeled, rt_name)
-            active[i] = cond is not None
-            if ns_rows[i]:
+        s_all = times - lag
+        conds = _active_conditions(s_all, tl.modeled, rt_name)
+        kinds = _piece_kinds(s_all, tl.pieces)
+        active = np.array([c is not None for c in conds], dtype=bool)
+        for cond, kind, s, ns, ed in zip(conds, kinds, s_all.tolist(), ns_rows.tolist(), edge.tolist()):
+            if ns:
                 classes.append("nonsteady")
             elif cond is not None:
                 classes.append(f"condition:{cond}")
             elif s < 0:
                 classes.append("run_edge")
             else:
-                kind = "fixation"
-                for p in tl.pieces:
-                    if p["start"] <= s < p["end"]:
-                        kind = p["kind"]
-                        break
-                if kind == "fixation" and edge[i]:
-                    kind = "run_edge"
-                classes.append(kind)
-        pieces = _timeline(design, context, thresholds, with_nonsteady=True).pieces
+                classes.append("run_edge" if kind == "fixation" and ed else kind)
+        pieces = _timeline(design, context, thresholds, with_nonsteady=True, inputs=inputs).pieces
         return tuple(classes), active, pieces
     # Fallback: regressors.
     acts = _regressor_activity(design, roles, context)
@@ -424,6 +465,12 @@ def classify_scans(design: pd.DataFrame, roles: dict[str, str], context: DesignC
     return _classify(design, roles, context, thresholds)[0]
 
 
+def clear_cache() -> None:
+    """Forget memoised condition-name checks (benchmarks use it)."""
+    _rest_like_by_name.cache_clear()
+
+
+@lru_cache(maxsize=4096)
 def _rest_like_by_name(name: str) -> bool:
     low = name.lower()
     tokens = [t for t in re.split(r"[^a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()) if t]

@@ -83,15 +83,20 @@ _SVD_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] =
 _SVD_CACHE_SIZE = 8
 
 
+_PINV_CACHE: dict[tuple, list] = {}
+
+
 def clear_svd_cache() -> None:
-    """Forget cached factorisations (benchmarks use it)."""
+    """Forget cached factorisations and pseudo-inverses (benchmarks use it)."""
     _SVD_CACHE.clear()
+    _PINV_CACHE.clear()
 
 
-def _svd(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _svd(X: np.ndarray, key: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Thin ``scipy.linalg.svd(X)`` (as in ``scipy.linalg.pinv``), cached on X's contents."""
     X = np.ascontiguousarray(X, dtype=float)
-    key = (X.shape, X.tobytes())
+    if key is None:
+        key = (X.shape, X.tobytes())
     hit = _SVD_CACHE.get(key)
     if hit is not None:
         return hit[1], hit[2], hit[3]
@@ -116,6 +121,45 @@ def _pinv_t_dot(X: np.ndarray, c: np.ndarray) -> np.ndarray:
     ur = u[:, :rank] / s[:rank]
     pinv = (ur @ vt[:rank]).conj().T  # scipy.linalg.pinv's own steps, so ill-conditioned designs agree too
     return pinv.T @ c
+
+
+def pinv_cached(X: np.ndarray) -> np.ndarray:
+    """``scipy.linalg.pinv(X)`` (default tolerances), bit for bit, from the cached SVD.
+
+    The same steps as scipy's ``pinv`` (``rank = sum(s > max(s) * max(M, N) * eps)``,
+    ``(u[:, :rank] / s[:rank]) @ vh[:rank]``, conjugate transpose) on the same
+    ``scipy.linalg.svd``; cached on X's contents (read-only result), cleared by
+    :func:`clear_svd_cache`. ``tests/test_weights.py`` checks equality with scipy.
+    """
+    return _pinv_entry(X)[1]
+
+
+def pinv_gram_cached(X: np.ndarray) -> np.ndarray:
+    """``P @ P.T`` with ``P = pinv_cached(X)`` (nilearn's ``normalized_cov_beta``), cached."""
+    entry = _pinv_entry(X)
+    if entry[2] is None:
+        gram = entry[1] @ entry[1].T
+        gram.setflags(write=False)
+        entry[2] = gram
+    return entry[2]
+
+
+def _pinv_entry(X: np.ndarray) -> list:
+    X = np.ascontiguousarray(X, dtype=float)
+    key = (X.shape, X.tobytes())
+    hit = _PINV_CACHE.get(key)
+    if hit is not None:
+        return hit
+    u, s, vt = _svd(X, key)
+    max_s = np.max(s, initial=0.0)
+    rank = np.sum(s > 0.0 + max_s * (max(X.shape) * np.finfo(float).eps))
+    pinv = ((u[:, :rank] / s[:rank]) @ vt[:rank]).conj().T
+    pinv.setflags(write=False)
+    if len(_PINV_CACHE) >= _SVD_CACHE_SIZE:
+        _PINV_CACHE.pop(next(iter(_PINV_CACHE)))
+    entry = [X, pinv, None]
+    _PINV_CACHE[key] = entry
+    return entry
 
 
 def spm_tolerance(X: np.ndarray) -> float:

@@ -178,26 +178,45 @@ def _full_times(design: pd.DataFrame, context: DesignContext) -> tuple[np.ndarra
 def _convolved(events: pd.DataFrame, context: DesignContext, design: pd.DataFrame,
                hrf: str | None = None, column: int = 0) -> np.ndarray:
     full, idx = _full_times(design, context)
-    cond = np.vstack([events["onset"].to_numpy(float), events["duration"].to_numpy(float),
-                      np.ones(len(events))])
+    return _convolved_arrays(events["onset"].to_numpy(float), events["duration"].to_numpy(float),
+                             context, full, idx, hrf, column)
+
+
+def _convolved_arrays(onsets: np.ndarray, durations: np.ndarray, context: DesignContext, full: np.ndarray,
+                      idx: np.ndarray, hrf: str | None = None, column: int = 0) -> np.ndarray:
+    """Unit-amplitude HRF response to events (onsets, durations), at the design rows ``idx``."""
+    cond = np.vstack([np.asarray(onsets, dtype=float), np.asarray(durations, dtype=float),
+                      np.ones(len(onsets))])
     reg, _ = compute_regressor_fast(cond, hrf or _base_hrf(context), full)
     return reg[idx, column]
+
+
+def _event_arrays(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """onset, duration (float) and trial_type (str; "dummy" when absent) columns as arrays, read once."""
+    types = events["trial_type"].astype(str).to_numpy() if "trial_type" in events else ["dummy"] * len(events)
+    return (events["onset"].to_numpy(float), events["duration"].to_numpy(float), np.asarray(types, dtype=object))
 
 
 def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignContext,
                    scan_classes: tuple[str, ...] | None = None,
                    epochs: tuple[dict[str, Any], ...] | None = None) -> list[Signal]:
-    """Build the plausible unmodelled signals that exist for this run (see module doc)."""
+    """Build the plausible unmodelled signals that exist for this run (see module doc).
+
+    The event tables are read into arrays once (onset, duration, trial type)
+    and filtered with boolean masks per condition.
+    """
     n = len(design)
     full, idx = _full_times(design, context)
+    idx_list = idx.tolist()
+    idx_set = set(idx_list)
     t_r = float(context.t_r)
     out: list[Signal] = []
     flagged = sorted(int(v) for v in context.nonsteady_volumes)
-    present = [v for v in flagged if v in set(idx.tolist())]
+    present = [v for v in flagged if v in idx_set]
     if present:
         k = len(flagged)
         m = np.zeros(n)
-        pos = {v: i for i, v in enumerate(idx.tolist())}
+        pos = {v: i for i, v in enumerate(idx_list)}
         exc = nss_excess(t_r, max(flagged) + 1)
         for v in flagged:
             if v in pos:
@@ -206,32 +225,33 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
                           f"volume {flagged[0]}, steady state after that)", "% signal", m, typical=1.0))
     unmod = context.unmodeled_events
     if unmod is not None and len(unmod):
-        for tt in sorted(set(unmod["trial_type"].astype(str))):
-            rows = unmod[unmod["trial_type"].astype(str) == tt]
-            m = 0.5 * _convolved(rows, context, design)
+        u_on, u_du, u_tt = _event_arrays(unmod)
+        for tt in sorted(set(u_tt.tolist())):
+            sel = u_tt == tt
+            m = 0.5 * _convolved_arrays(u_on[sel], u_du[sel], context, full, idx)
             if np.any(m):
                 out.append(Signal(f"unmodeled:{tt}", f"a 0.5 % HRF response to each unmodelled {tt} event",
                                   "% signal", m, typical=1.0))
     if epochs:
         pre = [e for e in epochs if e["kind"] == "short_gap" and e.get("position") == "pre_block"]
         if pre:
-            ev = pd.DataFrame({"onset": [g["start"] for g in pre], "duration": [g["duration"] for g in pre]})
-            m = 0.5 * _convolved(ev, context, design)
+            m = 0.5 * _convolved_arrays(np.array([g["start"] for g in pre], dtype=float),
+                                        np.array([g["duration"] for g in pre], dtype=float), context, full, idx)
             if np.any(m):
                 out.append(Signal("pre_block", f"a 0.5 % HRF response during the unmodelled time right before "
                                   f"each of the {len(pre)} blocks (where a cue would be)", "% signal", m, typical=1.0))
         gaps = [e for e in epochs if e["kind"] == "short_gap" and e.get("position") != "pre_block"]
         if gaps:
-            ev = pd.DataFrame({"onset": [g["start"] for g in gaps], "duration": [g["duration"] for g in gaps]})
-            m = 0.25 * _convolved(ev, context, design)
+            m = 0.25 * _convolved_arrays(np.array([g["start"] for g in gaps], dtype=float),
+                                         np.array([g["duration"] for g in gaps], dtype=float), context, full, idx)
             if np.any(m):
                 out.append(Signal("short_gaps", f"a 0.25 % HRF response during the {len(gaps)} short transition "
                                   f"gaps between events", "% signal", m, typical=0.5))
     scrub = [v for v in sorted(int(v) for v in context.scrub_volumes)
-             if not context.sample_mask_applied and v in set(idx.tolist())]
+             if not context.sample_mask_applied and v in idx_set]
     if scrub:
         m = np.zeros(n)
-        pos = {v: i for i, v in enumerate(idx.tolist())}
+        pos = {v: i for i, v in enumerate(idx_list)}
         for v in scrub:
             m[pos[v]] = 2.0
         out.append(Signal("scrub", f"a 2 % spike at each of the {len(scrub)} volumes scrubbing would censor",
@@ -248,44 +268,52 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
     out.append(Signal("slow_drift", f"0.25 % drift with period {period:.0f} s, just inside the pass band of the drift model",
                       "% signal", m, typical=0.5))
     rt_name = _rt_name(design, roles, context)
-    if context.events is not None and len(context.events):
+    ev = context.events
+    has_events = ev is not None and len(ev) > 0
+    if has_events:
+        e_on, e_du, e_tt = _event_arrays(ev)
+        e_mod = ev["modulation"].to_numpy(float) if "modulation" in ev else None
         cols = set(design.columns)
-        ev = context.events
-        for cond in sorted(set(ev["trial_type"].astype(str))):
+        hrf3 = _base_hrf(context) + " + derivative + dispersion"
+        for cond in sorted(set(e_tt.tolist())):
             if cond not in cols or cond == rt_name:
                 continue
-            rows = ev[ev["trial_type"].astype(str) == cond]
-            full_cond = np.vstack([rows["onset"].to_numpy(float), rows["duration"].to_numpy(float),
-                                   rows["modulation"].to_numpy(float) if "modulation" in rows
-                                   else np.ones(len(rows))])
-            regs, _ = compute_regressor_fast(full_cond, _base_hrf(context) + " + derivative + dispersion", full)
+            sel = e_tt == cond
+            full_cond = np.vstack([e_on[sel], e_du[sel], e_mod[sel] if e_mod is not None else np.ones(int(sel.sum()))])
+            regs, _ = compute_regressor_fast(full_cond, hrf3, full)
             if f"{cond}_derivative" not in cols:
                 out.append(Signal(f"hrf_derivative:{cond}", f"a 0.25 % {cond} response 1 s earlier than the canonical HRF",
                                   "% signal", 0.25 * regs[idx, 1], typical=1.0))
             if f"{cond}_dispersion" not in cols:
                 out.append(Signal(f"hrf_dispersion:{cond}", f"a 0.25 % {cond} response with a wider HRF (unit dispersion derivative)",
                                   "% signal", 0.25 * regs[idx, 2], typical=1.0))
-    rt_ev = context.rt_events
-    if rt_ev is None and context.events is not None and rt_name is not None:
-        ev = context.events
-        rt_rows = ev[ev["trial_type"].astype(str) == rt_name]
-        other = ev[ev["trial_type"].astype(str) != rt_name]
-        if len(rt_rows):
-            lookup = {round(float(o), 6): str(t) for o, t in zip(other["onset"], other["trial_type"])}
-            rt_ev = pd.DataFrame({"onset": rt_rows["onset"].to_numpy(float),
-                                  "duration": rt_rows["duration"].to_numpy(float),
-                                  "trial_type": [lookup.get(round(float(o), 6), rt_name) for o in rt_rows["onset"]]})
-    if rt_ev is not None and len(rt_ev):
+    rt_arrays = None  # (onsets, durations, trial types)
+    if context.rt_events is not None:
+        if len(context.rt_events):
+            rt_arrays = _event_arrays(context.rt_events)
+    elif ev is not None and rt_name is not None:
+        if not has_events:
+            e_on, e_du, e_tt = _event_arrays(ev)
+        is_rt = e_tt == rt_name
+        if is_rt.any():
+            other_on, other_tt = e_on[~is_rt].tolist(), e_tt[~is_rt].tolist()
+            lookup = {round(float(o), 6): str(t) for o, t in zip(other_on, other_tt)}
+            rt_on = e_on[is_rt]
+            rt_arrays = (rt_on, e_du[is_rt],
+                         np.array([lookup.get(round(float(o), 6), rt_name) for o in rt_on.tolist()], dtype=object))
+    if rt_arrays is not None:
+        r_on, r_du, r_tt = rt_arrays
         if rt_name is None:
             out.append(Signal("rt", "0.5 % RT-proportional activity (duration = response time)",
-                              "% signal", 0.5 * _convolved(rt_ev, context, design), typical=1.0))
+                              "% signal", 0.5 * _convolved_arrays(r_on, r_du, context, full, idx), typical=1.0))
         else:
-            for cond in sorted(set(rt_ev["trial_type"].astype(str))):
+            for cond in sorted(set(r_tt.tolist())):
                 if cond == rt_name:
                     continue
-                rows = rt_ev[rt_ev["trial_type"].astype(str) == cond]
+                sel = r_tt == cond
                 out.append(Signal(f"rt:{cond}", f"0.5 % RT-proportional activity in {cond} trials only",
-                                  "% signal", 0.5 * _convolved(rows, context, design), typical=1.0))
+                                  "% signal", 0.5 * _convolved_arrays(r_on[sel], r_du[sel], context, full, idx),
+                                  typical=1.0))
     return out
 
 

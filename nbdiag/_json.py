@@ -1,0 +1,86 @@
+"""One converter from numpy/pandas values to JSON-safe Python.
+
+Used by the diagnostics (``nbdiag.diagnostics``, their record sections) and by
+the record writer (``nbdiag.audit``); ``nbdiag.audit.jsonable`` is this function.
+
+Rules: dict keys become ``str``; lists, tuples and numpy arrays become lists
+(nested for n-d arrays); numpy scalars become Python ``bool``/``int``/``float``;
+NaN and ±inf become ``None``; a ``Finding`` or any object with ``to_dict``
+(not a DataFrame) is converted through its dict; a DataFrame becomes a list of
+row dicts (``orient="records"``); ``None``, ``str`` and ``int`` pass unchanged;
+anything else becomes ``str(value)``.
+
+Fast paths (same results): exact Python ``float``/``int``/``str``/``bool``/``None``
+are handled before the ``isinstance`` chain, and a numeric array is converted with
+one ``tolist()`` (the non-finite scan only runs when the array has any).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+_isfinite = math.isfinite
+
+
+def _finite_list(values: list) -> list:
+    """``values`` (nested lists of Python floats) with non-finite floats replaced by None."""
+    return [(_finite_list(v) if type(v) is list else (v if _isfinite(v) else None)) for v in values]
+
+
+def _array(value: np.ndarray) -> Any:
+    kind = value.dtype.kind
+    if kind == "f":
+        out = value.tolist()
+        if np.isfinite(value).all():
+            return out
+        return _finite_list(out)
+    if kind in "iub":
+        return value.tolist()
+    return [jsonable(v) for v in value.tolist()]
+
+
+def jsonable(value: Any) -> Any:
+    """Convert numpy/pandas values to JSON-safe Python (NaN/inf -> None; module doc)."""
+    t = type(value)
+    if t is float:
+        return value if _isfinite(value) else None
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is dict:
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [jsonable(v) for v in value]
+    return _generic(value)
+
+
+def _generic(value: Any) -> Any:
+    from nbdiag.findings import Finding
+
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return jsonable(value.tolist())
+        return _array(value)
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if _isfinite(value) else None
+    if isinstance(value, Finding):
+        return jsonable(value.to_dict())
+    if hasattr(value, "to_dict") and not isinstance(value, pd.DataFrame):
+        return jsonable(value.to_dict())
+    if isinstance(value, pd.DataFrame):
+        return jsonable(value.to_dict(orient="records"))
+    if value is None or isinstance(value, (str, int)):
+        return value
+    return str(value)

@@ -1,0 +1,67 @@
+"""One JSON converter for diagnostics and records (nbdiag._json.jsonable)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from nbdiag import audit
+from nbdiag import diagnostics
+from nbdiag._json import jsonable
+from nbdiag.findings import Finding
+
+
+def _reference(value):
+    """The recursive converter jsonable replaced (audit.jsonable before the move)."""
+    if isinstance(value, dict):
+        return {str(k): _reference(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_reference(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_reference(v) for v in value.tolist()]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, Finding):
+        return _reference(value.to_dict())
+    if hasattr(value, "to_dict") and not isinstance(value, pd.DataFrame):
+        return _reference(value.to_dict())
+    if isinstance(value, pd.DataFrame):
+        return _reference(value.to_dict(orient="records"))
+    if value is None or isinstance(value, (str, int)):
+        return value
+    return str(value)
+
+
+def test_one_implementation_serves_both():
+    assert audit.jsonable is jsonable
+    assert diagnostics._clean is jsonable
+
+
+def test_matches_reference_and_types():
+    f = Finding(code="x", severity="warn", title="t", message="m", evidence={"v": np.float64(np.nan)})
+    value = {
+        1: np.array([1.0, np.nan, np.inf, -np.inf, -0.0]),
+        "m": np.array([[1.5, np.nan], [np.inf, 2.0]]),
+        "ok": np.arange(3, dtype=float),
+        "ints": np.arange(3), "bools": np.array([True, False]), "f32": np.array([0.1, np.nan], dtype=np.float32),
+        "obj": np.array([1, "a", None, np.float64(np.inf)], dtype=object),
+        "scalars": (np.float32(0.5), np.int16(3), np.bool_(True), np.float64(-np.inf), float("nan"), 2, "s", None),
+        "finding": f, "frame": pd.DataFrame({"a": [1.0, np.nan], "b": ["x", "y"]}),
+        "nested": [[np.float64(1.0), [np.nan]], {"k": (np.int64(7),)}],
+        "other": complex(1, 2), "flag": True,
+    }
+    out = jsonable(value)
+    assert out == _reference(value)
+    assert out["1"] == [1.0, None, None, None, -0.0]
+    assert out["m"] == [[1.5, None], [None, 2.0]]
+    assert out["scalars"] == [0.5, 3, True, None, None, 2, "s", None]
+    assert type(out["scalars"][0]) is float and type(out["scalars"][1]) is int and type(out["scalars"][2]) is bool
+    assert out["finding"]["evidence"] == {"v": None}
+    assert out["frame"] == [{"a": 1.0, "b": "x"}, {"a": None, "b": "y"}]
+    assert out["other"] == "(1+2j)"
+    assert all(type(x) is float for x in out["ok"]) and all(type(x) is int for x in out["ints"])
