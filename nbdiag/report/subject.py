@@ -12,7 +12,6 @@ import functools
 import math
 import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Hashable, Iterable, Mapping, Sequence
@@ -22,6 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from nbdiag.findings import severity_rank
+from nbdiag.outputs import atomic_write_text
 from nbdiag.thresholds import Thresholds
 
 __all__ = ["render_subject_report", "write_atomic", "get_env", "subject_label", "section_id"]
@@ -114,24 +114,8 @@ def run_prefix(record: Mapping[str, Any]) -> str:
 
 
 def write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and :func:`os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; outputs are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    """Write ``text`` atomically (see :func:`nbdiag.outputs.atomic_write_text`)."""
+    return atomic_write_text(Path(path), text)
 
 
 def thresholds_of(record: Mapping[str, Any]) -> Thresholds:
