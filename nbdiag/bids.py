@@ -113,8 +113,20 @@ def _filters(task: str, space: str | None, img_filters, supported) -> list[tuple
     return out
 
 
+def bids_entities_of(path: str | Path) -> dict[str, str]:
+    """Entities of a BIDS file name, with nilearn's parser.
+
+    nilearn >= 0.13 returns ``{"entities": {...}, ...}``; 0.12 returns the entities
+    as top-level keys (``legacy=True``) and lists them in ``file_fields``.
+    """
+    parsed = parse_bids_filename(str(path))
+    if "entities" in parsed:
+        return dict(parsed["entities"])
+    return {k: parsed[k] for k in parsed.get("file_fields", []) if k in parsed}
+
+
 def _raw_entities(bold: Path) -> dict[str, str]:
-    ents = parse_bids_filename(str(bold))["entities"]
+    ents = bids_entities_of(bold)
     return {k: ents[k] for k in ENTITY_ORDER if k in ents}
 
 
@@ -239,7 +251,7 @@ def _find_confounds(bold: Path) -> Path | None:
                              expected="one *_desc-confounds_timeseries.tsv", found=str(exc).split(":", 1)[-1].strip()) from None
         return None
     except ImportError:  # pragma: no cover - private helper moved in another nilearn
-        ents = parse_bids_filename(str(bold))["entities"]
+        ents = bids_entities_of(bold)
         stem = "_".join(f"{k}-{v}" for k, v in ents.items() if k in ENTITY_ORDER)
         for suffix in ("_desc-confounds_timeseries.tsv", "_desc-confounds_regressors.tsv"):
             candidate = bold.parent / f"{stem}{suffix}"

@@ -73,6 +73,33 @@ CONFOUNDS_DEFAULTS: dict[str, Any] = {
     "demean": True,
 }
 
+
+
+def nilearn_confounds_defaults() -> dict[str, Any]:
+    """Defaults the *installed* nilearn's ``first_level_from_bids`` uses for ``confounds_*``.
+
+    They change between releases (nilearn 0.12: ``fd_threshold=0.2``,
+    ``std_dvars_threshold=3``; 0.13+: 0.5 and 1.5), so they are read from nilearn's
+    own ``_check_kwargs_load_confounds``; ``CONFOUNDS_DEFAULTS`` (0.14) is the fallback.
+    """
+    try:
+        from nilearn.glm.first_level.first_level import _check_kwargs_load_confounds
+
+        kwargs, _ = _check_kwargs_load_confounds(confounds_strategy=("motion",))
+        return dict(kwargs) if kwargs else dict(CONFOUNDS_DEFAULTS)
+    except (ImportError, TypeError, ValueError):  # pragma: no cover - private helper moved
+        return dict(CONFOUNDS_DEFAULTS)
+
+
+def nilearn_fills_first_row() -> bool:
+    """Whether ``first_level_from_bids`` without ``confounds_strategy`` fills the first
+    row's NaNs with 0 (nilearn >= 0.13) or passes the raw file (0.12)."""
+    from nilearn import __version__ as version
+
+    major, minor = (int(x) for x in re.findall(r"\d+", version)[:2])
+    return (major, minor) >= (0, 13)
+
+
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 _PLUGIN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -123,7 +150,7 @@ class ModelSettings:
             return None
         if self.confounds_strategy == UNSET:
             return {}
-        kwargs = dict(CONFOUNDS_DEFAULTS)
+        kwargs = nilearn_confounds_defaults()
         kwargs.update(self.confounds)
         kwargs["strategy"] = tuple(self.confounds_strategy)
         return kwargs

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbdiag.config import ModelSettings
+from nbdiag.config import ModelSettings, nilearn_fills_first_row
 from nbdiag.errors import InputError
 
 NSS_PATTERN = re.compile(r"^non_steady_state_outlier\d+$")
@@ -104,9 +104,10 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
     if kwargs is None:
         confounds = None
     elif kwargs == {}:
-        # nilearn reads the whole file and fills NaNs of the first row with 0
+        # nilearn reads the whole file; since 0.13 it fills NaNs of the first row with 0
         confounds = raw.copy()
-        confounds.iloc[0] = confounds.iloc[0].fillna(0.0)
+        if nilearn_fills_first_row():
+            confounds.iloc[0] = confounds.iloc[0].fillna(0.0)
     else:
         from nilearn.interfaces.fmriprep import load_confounds
 

@@ -24,7 +24,11 @@ def test_demo_toml_reproduces_the_forum_call():
     kwargs = m.load_confounds_kwargs()
     assert kwargs["strategy"] == ("motion", "non_steady_state")
     assert kwargs["motion"] == "basic"
-    assert kwargs["scrub"] == 5 and kwargs["fd_threshold"] == 0.5 and kwargs["demean"] is True
+    from nilearn.glm.first_level.first_level import _check_kwargs_load_confounds
+
+    expected, _ = _check_kwargs_load_confounds(confounds_strategy=("motion", "non_steady_state"),
+                                               confounds_motion="basic")
+    assert kwargs == {**expected, "strategy": ("motion", "non_steady_state")}  # the installed nilearn's defaults
     assert dict(nortdur.events.rename) == {"0BACK": "zero_back", "2BACK": "two_back"}
     assert nortdur.events.transforms == () and rtdur.events.transforms == ("rtdur",)
     assert list(nortdur.contrasts) == ["two_back - zero_back", "two_back", "zero_back"]
