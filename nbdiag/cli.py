@@ -140,7 +140,7 @@ def _participant(args: argparse.Namespace) -> int:
     config = _load(args)
     log = (lambda text: print(text, file=sys.stderr, flush=True))
     result = run_participant(args.bids_dir, args.output_dir, config, participant_labels=args.participant_label,
-                             n_jobs=args.n_jobs, reports=not args.no_reports, log=log)
+                             n_jobs=args.n_jobs, reports=not args.no_reports, log=log, verbose=args.verbose)
     if result.n_errors:
         print(f"nbdiag: {result.n_errors} run(s) could not be audited (see the messages above)", file=sys.stderr)
     return result.exit_code

@@ -48,6 +48,21 @@ def _audit_and_write(run: RunInputs, config: Config, output_dir: Path) -> list[R
     return audits
 
 
+def _details(audits: list[RunAudit]) -> str:
+    """``-v``: notes, nilearn warnings and the top finding of every variant."""
+    lines = []
+    for note in audits[0].record.get("notes", []):
+        lines.append(f"    note: {note}")
+    for a in audits:
+        for warning in (a.record.get("design") or {}).get("nilearn_warnings", []):
+            lines.append(f"    nilearn ({a.variant}): {warning}")
+        top = next((f for f in a.record.get("findings", []) if f["severity"] in ("warn", "fail", "error")), None)
+        if top:
+            where = f" [{top['contrast']}]" if top.get("contrast") else ""
+            lines.append(f"    {a.variant}: {top['severity']} {top['code']}{where}: {top['title']}")
+    return "\n".join(lines)
+
+
 def _progress_line(i: int, n: int, audits: list[RunAudit], seconds: float) -> str:
     run = audits[0].run
     parts = [f"{a.variant}: {a.status}" for a in audits]
@@ -63,7 +78,8 @@ def _progress_line(i: int, n: int, audits: list[RunAudit], seconds: float) -> st
 
 def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config,
                     participant_labels: Iterable[str] | None = None, n_jobs: int = 1,
-                    reports: bool = True, log: Callable[[str], None] | None = None) -> ParticipantResult:
+                    reports: bool = True, log: Callable[[str], None] | None = None,
+                    verbose: int = 0) -> ParticipantResult:
     """Audit every run of the selected participants under every variant.
 
     Parameters
@@ -80,6 +96,9 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
         Write one HTML report per subject.
     log : callable, optional
         Receives one progress line per run (default: print to stderr).
+    verbose : int
+        With 1 or more, each progress line is followed by the run's notes, nilearn's
+        warnings and the top finding of every variant.
 
     Raises
     ------
@@ -111,6 +130,8 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
 
     def collect(i: int, done: list[RunAudit], seconds: float) -> None:
         log(_progress_line(i, n, done, seconds))
+        if verbose and _details(done):
+            log(_details(done))
         subject = done[0].run.subject
         pending.setdefault(subject, []).extend(done)
         remaining[subject] -= 1

@@ -44,3 +44,16 @@ def test_python_dash_m(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "nbdiag", str(tmp_path), str(tmp_path / "o")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_verbose_prints_notes_and_top_findings(tmp_path, capsys):
+    root = write_dataset(tmp_path / "bids", small_spec())
+    args = [str(root), str(tmp_path / "out"), "participant", "--task", "nback", "--space", "MNI152NLin6Asym",
+            "--derivatives", "derivatives/fmriprep", "--confounds-strategy", "motion", "non_steady_state",
+            "--confounds-motion", "basic", "--participant-label", "01", "--no-reports"]
+    assert main(args) == 0
+    quiet = capsys.readouterr().err
+    assert main(args + ["-v"]) == 0
+    loud = capsys.readouterr().err
+    assert "nonsteady_unhandled" not in quiet
+    assert "default: fail nonsteady_unhandled" in loud  # sub-01 ses-1 run-1 has flagged volumes
