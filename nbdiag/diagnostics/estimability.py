@@ -186,7 +186,7 @@ def is_estimable(X: Any, c: Any) -> bool:
     X = _as_design(X)
     c = _as_contrast(c, X.shape[1])
     _, s, vt = _svd(X)
-    tol = max(X.shape) * (s.max() if s.size else 0.0) * np.finfo(float).eps
+    tol = spm_tolerance(X)
     rk = int(np.sum(s > tol))
     v = vt[:rk].T
     proj = v @ (v.T @ c)
