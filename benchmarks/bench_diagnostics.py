@@ -14,10 +14,10 @@ For every run of the bundled demo dataset (``nbdiag/demo/data``, config
 (a) ``nilearn.glm.first_level.make_first_level_design_matrix`` with exactly the
     arguments ``nbdiag.design.build_design`` gives it (frame times, events,
     hrf/drift settings, confounds);
-(b) ``nbdiag.diagnostics.audit_design`` on the built design: every diagnostic,
+(b) ``nbdiag.explain.audit.audit_design`` on the built design: every diagnostic,
     the explanations and the what-if re-audits (no figures, no files);
 (c) for information, the whole participant level of the run
-    (``nbdiag.audit.audit_run``: reading events + confounds, rebuilding the
+    (``nbdiag.record.audit_run``: reading events + confounds, rebuilding the
     design, (b), the JSON record; no report).
 
 (a) and (b) alternate within each repeat (same system noise); each value is the
@@ -82,7 +82,7 @@ def _design_call(prepared, settings):
 
 
 def _audit_call(prepared, settings):
-    from nbdiag.diagnostics import audit_design
+    from nbdiag.explain.audit import audit_design
 
     built = prepared.built
 
@@ -113,7 +113,7 @@ STAGES = {
     "composition": ("nbdiag.diagnostics.weights", "baseline_composition"),
     "composition findings": ("nbdiag.diagnostics.weights", "composition_findings"),
     "parse contrasts": ("nbdiag.contrasts", "parse_contrasts"),
-    "explanations": ("nbdiag.explain", "explain_contrasts"),
+    "explanations": ("nbdiag.explain.attribution", "explain_contrasts"),
     "what-ifs": ("nbdiag.diagnostics", "whatif_fixes"),
 }
 GROUPS = {
@@ -186,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore")
     import nilearn
 
-    from nbdiag.audit import audit_run, prepare_run
-    from nbdiag.bids import discover_runs
+    from nbdiag.record import audit_run, prepare_run
+    from nbdiag.inputs.bids import discover_runs
     from nbdiag.config import load_config
 
     cfg = load_config(args.config)

@@ -5,9 +5,9 @@ Python API::
     from nbdiag import load_config, run_participant
     result = run_participant("bids", "out", load_config("nbdiag.toml"), participant_labels=["01"])
 
-Lower level: :func:`nbdiag.bids.discover_runs`, :func:`nbdiag.audit.prepare_run`
-(the design nilearn would fit), :func:`nbdiag.audit.audit_run` (the full record),
-:func:`nbdiag.diagnostics.audit_design` (diagnostics of any design DataFrame).
+Lower level: :func:`nbdiag.inputs.bids.discover_runs`, :func:`nbdiag.record.prepare_run`
+(the design nilearn would fit), :func:`nbdiag.record.audit_run` (the full record),
+:func:`nbdiag.explain.audit.audit_design` (diagnostics of any design DataFrame).
 """
 
 from nbdiag._version import __version__

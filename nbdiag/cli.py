@@ -175,17 +175,59 @@ def _design(argv: Sequence[str]) -> int:
     parser.add_argument("--report", type=Path, help="write an HTML report here")
     parser.add_argument("--config", type=Path, help="TOML for [thresholds]")
     args = parser.parse_args(argv)
-    from nbdiag.saved_design import audit_saved_design
+    from nbdiag.errors import InputError
+    from nbdiag.record import audit_saved_design
+    from nbdiag.thresholds import Thresholds
 
-    return audit_saved_design(args.design_tsv, contrasts=args.contrast, t_r=args.t_r,
-                              slice_time_ref=args.slice_time_ref, high_pass=args.high_pass,
-                              hrf_model=args.hrf_model, output=args.output, report=args.report,
-                              config_path=args.config)
+    thresholds = _load_thresholds(args.config) if args.config else Thresholds()
+    try:
+        record, design = audit_saved_design(args.design_tsv, contrasts=args.contrast, t_r=args.t_r,
+                                            slice_time_ref=args.slice_time_ref, high_pass=args.high_pass,
+                                            hrf_model=args.hrf_model, thresholds=thresholds)
+    except InputError as exc:
+        print(f"nbdiag: error: {exc}", file=sys.stderr)
+        return EXIT_RUN_ERRORS
+    if args.output:
+        from nbdiag.outputs import write_json
+
+        write_json(Path(args.output), record)
+    _print_design_summary(args.design_tsv, record)
+    if args.report:
+        from nbdiag.report import render_subject_report
+
+        stem = args.design_tsv.stem
+        render_subject_report(stem, [record], {(stem, "saved"): design}, Path(args.report))
+        print(f"  report: {args.report}")
+    return EXIT_OK
+
+
+def _load_thresholds(path: Path):
+    from nbdiag.config import load_config
+
+    return load_config(path).base.thresholds
+
+
+def _print_design_summary(path: Path, record: dict) -> None:
+    """``nbdiag design``: one screen of text about a saved design's record."""
+    design = record["design"]
+    print(f"{path.name}: {design['n_scans']} scans x {design['n_columns']} columns, status {record['status']}")
+    for role in ("task", "confound", "spike", "drift", "constant"):
+        cols = [c["name"] for c in design["columns"] if c["role"] == role]
+        if cols:
+            print(f"  {role:9s} {', '.join(cols[:12])}{' ...' if len(cols) > 12 else ''}")
+    for name, stats in record["contrasts"].items():
+        cvif, variance = stats.get("cvif"), stats.get("variance")
+        print(f"  contrast {name}: estimable={stats.get('estimable')} "
+              f"variance={'n/a' if variance is None else f'{variance:.4g}'} "
+              f"cvif={'n/a' if cvif is None else f'{cvif:.2f}'}")
+    for finding in record["findings"][:10]:
+        where = f" [{finding['contrast']}]" if finding.get("contrast") else ""
+        print(f"  {finding['severity'].upper():5s} {finding['code']}{where}: {finding['message']}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (never raises for user errors)."""
-    from nbdiag.bids import DatasetError
+    from nbdiag.inputs.bids import DatasetError
     from nbdiag.config import SettingsError
     from nbdiag.errors import InputError
 

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from nbdiag.findings import SEVERITIES, severity_rank
+from nbdiag.outputs import atomic_write_text
 
 __all__ = [
     "FAIL_ON_CHOICES",
@@ -244,9 +245,7 @@ def include_table(records: Iterable[Mapping[str, Any]], fail_on: str = "fail") -
 
 
 def _write_tsv(df: pd.DataFrame, path: Path) -> Path:
-    from nbdiag.report.subject import write_atomic
-
-    return write_atomic(path, df.to_csv(sep="\t", index=False, na_rep="n/a"))
+    return atomic_write_text(Path(path), df.to_csv(sep="\t", index=False, na_rep="n/a"))
 
 
 def write_group_tables(records: list[dict[str, Any]], output_dir: str | Path,
@@ -302,11 +301,11 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
               "run the participant level first.", file=sys.stderr)
         return EXIT_USAGE
     write_group_tables(records, root, fail_on)
+    signoff = signoff_table(records, fail_on)
     if report:
         from nbdiag.report.group_report import render_group_report
 
-        render_group_report(records, root / "group.html", fail_on=fail_on)
-    signoff = signoff_table(records, fail_on)
+        render_group_report(records, runs_table(records), signoff, root / "group.html", fail_on=fail_on)
     failed = signoff[signoff["signoff"] == "fail"]
     if len(failed):
         print(f"nbdiag group: {len(failed)} of {len(signoff)} run × variant(s) fail sign-off "

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from nbdiag.audit import RunAudit, audit_run
-from nbdiag.bids import RunInputs, discover_runs
+from nbdiag.record import RunAudit, audit_run
+from nbdiag.inputs.bids import RunInputs, discover_runs
 from nbdiag.config import Config, check_complete, replace_model
 from nbdiag.outputs import check_output_dir, write_dataset_description, write_run_outputs
 
@@ -102,7 +102,7 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
 
     Raises
     ------
-    nbdiag.bids.DatasetError
+    nbdiag.inputs.bids.DatasetError
         When the dataset cannot be read at all (nothing to audit).
     nbdiag.config.SettingsError
         For invalid or incomplete settings.

@@ -10,8 +10,8 @@ import warnings
 
 import pytest
 
-from nbdiag.audit import audit_run
-from nbdiag.bids import discover_runs
+from nbdiag.record import audit_run
+from nbdiag.inputs.bids import discover_runs
 from nbdiag.config import load_config
 from nbdiag.demo.run import CONFIG, DATA_DIR
 

@@ -13,7 +13,7 @@ from nilearn.interfaces.fmriprep import load_confounds
 
 from nbdiag.config import ModelSettings, update_model
 from nbdiag.design import build_design
-from nbdiag.fmriprep import load_run_confounds
+from nbdiag.inputs.fmriprep import load_run_confounds
 
 DATA = Path(fmriprep_pkg.__file__).parent / "data"
 FILES = {"v1": "test_desc-confounds_regressors", "v21": "test-v21_desc-confounds_timeseries"}

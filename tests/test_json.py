@@ -5,8 +5,6 @@ import math
 import numpy as np
 import pandas as pd
 
-from nbdiag import audit
-from nbdiag import diagnostics
 from nbdiag._json import jsonable
 from nbdiag.findings import Finding
 
@@ -35,11 +33,6 @@ def _reference(value):
     if value is None or isinstance(value, (str, int)):
         return value
     return str(value)
-
-
-def test_one_implementation_serves_both():
-    assert audit.jsonable is jsonable
-    assert diagnostics._clean is jsonable
 
 
 def test_matches_reference_and_types():

@@ -449,3 +449,16 @@ def _fix_for(family: str) -> str:
         "hrf_dispersion": "Use hrf_model='glover + derivative + dispersion'.",
         "rt": "Model RT-proportional activity per condition, or drop the shared RT regressor.",
     }.get(family, "Model the signal or interpret a differential contrast.")
+
+
+def core_signals(design, roles, context, th):
+    """Baseline assessment and the signal library of one design (shared by the audit and the what-ifs)."""
+    from nbdiag.diagnostics.baseline import assess_baseline
+    base = assess_baseline(design, roles, context, th)
+    signals = signal_library(design, roles, context, base.scan_classes, base.epochs)
+    return base, signals
+
+
+def sensitivity_by_contrast(design, vectors, signals, th):
+    """``assess_sensitivity`` for every contrast vector."""
+    return {name: assess_sensitivity(design, name, vec, signals, th) for name, vec in vectors.items()}

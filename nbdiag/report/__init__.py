@@ -3,7 +3,7 @@
 Public API
 ----------
 render_subject_report(subject, records, designs, output_path) -> Path
-render_group_report(records, output_path, fail_on="fail") -> Path
+render_group_report(records, runs, signoff, output_path, fail_on="fail") -> Path
 
 Reports render run records (docs/record.md) and design TSVs; they compute no
 statistics. Imports are lazy so that ``import nbdiag.report`` stays cheap.

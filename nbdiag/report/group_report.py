@@ -29,11 +29,11 @@ def _run_label(row: Mapping[str, Any]) -> str:
     return "_".join(parts) + f" [{row.get('variant')}]"
 
 
-def findings_matrix(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Runs × finding codes: worst severity rank (0 none, 1 info, 2 warn, 3 fail, 4 error)."""
-    from nbdiag.group import runs_table
+def findings_matrix(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame) -> pd.DataFrame:
+    """Runs × finding codes: worst severity rank (0 none, 1 info, 2 warn, 3 fail, 4 error).
 
-    rt = runs_table(records)
+    ``rt`` is the group runs table of the same records, in the same order.
+    """
     labels = [_run_label(r) for r in rt.to_dict("records")]
     codes: list[str] = []
     for rec in records:
@@ -182,14 +182,16 @@ def _outliers(table: pd.DataFrame, cols: Sequence[str]) -> dict[int, list[str]]:
     return out
 
 
-def build_group_context(records: Sequence[Mapping[str, Any]], fail_on: str = "fail") -> dict[str, Any]:
-    """Template context of ``group.html`` (exposed for tests)."""
-    from nbdiag.group import runs_table, signoff_table
+def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, so: pd.DataFrame,
+                        fail_on: str = "fail") -> dict[str, Any]:
+    """Template context of ``group.html`` (exposed for tests).
+
+    ``rt`` and ``so`` are the group runs and sign-off tables of ``records``
+    (:mod:`nbdiag.group`), row for row.
+    """
     from nbdiag.report.figures import figure_to_png_uri, figure_to_svg
     from nbdiag.report.subject import section_id
 
-    rt = runs_table(records)
-    so = signoff_table(records, fail_on)
     figs: dict[str, Any] = {}
 
     def fig(name: str, fn: Any, png: bool = False) -> None:
@@ -204,7 +206,7 @@ def build_group_context(records: Sequence[Mapping[str, Any]], fail_on: str = "fa
             figs[name] = {"kind": "error", "content": f"figure could not be drawn: {type(exc).__name__}: {exc}"}
 
     # per check counts
-    fm = findings_matrix(records)
+    fm = findings_matrix(records, rt)
     counts = pd.DataFrame({sev: (fm == i + 1).sum(axis=0) for i, sev in enumerate(["info", "warn", "fail", "error"])})
     counts["none"] = (fm == 0).sum(axis=0)
     counts = counts.sort_values(["error", "fail", "warn", "info"], ascending=False)
@@ -271,14 +273,16 @@ def build_group_context(records: Sequence[Mapping[str, Any]], fail_on: str = "fa
     }
 
 
-def render_group_report(records: Sequence[Mapping[str, Any]], output_path: str | Path,
-                        fail_on: str = "fail") -> Path:
+def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame, signoff: pd.DataFrame,
+                        output_path: str | Path, fail_on: str = "fail") -> Path:
     """Render ``group.html`` from run records.
 
     Parameters
     ----------
     records : sequence of dict
         Run records (``nbdiag.group.collect_records``).
+    runs, signoff : DataFrame
+        The group runs and sign-off tables of ``records`` (``nbdiag.group``), row for row.
     output_path : path
         HTML file to write (atomically).
     fail_on : {"fail", "warn"}
@@ -288,8 +292,9 @@ def render_group_report(records: Sequence[Mapping[str, Any]], output_path: str |
     -------
     Path
     """
-    from nbdiag.report.subject import get_env, write_atomic
+    from nbdiag.outputs import atomic_write_text
+    from nbdiag.report.subject import get_env
 
-    ctx = build_group_context(records, fail_on)
+    ctx = build_group_context(records, runs, signoff, fail_on)
     html = get_env().get_template("group.html.j2").render(**ctx)
-    return write_atomic(Path(output_path), html)
+    return atomic_write_text(Path(output_path), html)

@@ -24,7 +24,7 @@ from nbdiag.findings import severity_rank
 from nbdiag.outputs import atomic_write_text
 from nbdiag.thresholds import Thresholds
 
-__all__ = ["render_subject_report", "write_atomic", "get_env", "subject_label", "section_id"]
+__all__ = ["render_subject_report", "get_env", "subject_label", "section_id"]
 
 _STATUS_ORDER = ("pass", "warn", "fail", "error")
 
@@ -111,11 +111,6 @@ def run_prefix(record: Mapping[str, Any]) -> str:
         return str(p)
     ent = _get(record, "run", "entities", default={}) or {}
     return "_".join(f"{k}-{v}" for k, v in ent.items() if v) or "unknown-run"
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` atomically (see :func:`nbdiag.outputs.atomic_write_text`)."""
-    return atomic_write_text(Path(path), text)
 
 
 def thresholds_of(record: Mapping[str, Any]) -> Thresholds:
@@ -488,4 +483,4 @@ def render_subject_report(subject: str, records: list[dict], designs: Mapping[Ha
         out = out / f"sub-{label}.html"
     ctx = build_subject_context(label, records, designs)
     html = get_env().get_template("subject.html.j2").render(**ctx)
-    return write_atomic(out, html)
+    return atomic_write_text(Path(out), html)

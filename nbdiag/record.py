@@ -15,16 +15,16 @@ import nilearn
 import numpy as np
 import pandas as pd
 
-from nbdiag._json import jsonable  # noqa: F401 - re-exported (nbdiag.audit.jsonable)
+from nbdiag._json import jsonable
 from nbdiag._version import __version__
-from nbdiag.bids import RunInputs
+from nbdiag.inputs.bids import RunInputs
 from nbdiag.config import Settings
 from nbdiag.context import DesignContext
 from nbdiag.design import DesignResult, build_design, frame_times
 from nbdiag.errors import InputError
-from nbdiag.events import events_outside_run, read_events, transform_events
+from nbdiag.inputs.events import events_outside_run, read_events, transform_events
 from nbdiag.findings import Finding, rank_findings, status_from_findings
-from nbdiag.fmriprep import load_run_confounds
+from nbdiag.inputs.fmriprep import load_run_confounds
 
 
 @dataclass
@@ -189,7 +189,7 @@ def make_context(settings: Settings, events, conf, built: DesignResult, t_r: flo
 def audit_design_into(record: dict[str, Any], built: DesignResult, context: DesignContext, settings: Settings,
                       findings: list[Finding], conf=None) -> dict[str, Any]:
     """Run the diagnostics on a built design and complete ``record``."""
-    from nbdiag.diagnostics import audit_design
+    from nbdiag.explain.audit import audit_design
 
     design = built.design
     record["design"] = {
@@ -223,3 +223,60 @@ def audit_design_into(record: dict[str, Any], built: DesignResult, context: Desi
     record["status"] = status_from_findings(all_findings)
     record["error"] = None
     return record
+
+
+def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_time_ref: float | None = None,
+                       high_pass: float | None = None, hrf_model: str | None = "glover",
+                       thresholds=None) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Record of a saved design matrix (``nbdiag design DESIGN_TSV``).
+
+    Roles are inferred from column names and values; without events the
+    baseline is defined from the task regressors themselves.
+
+    Returns
+    -------
+    record, design
+
+    Raises
+    ------
+    InputError
+        When the design file cannot be read or no t_r is known.
+    """
+    from pathlib import Path
+
+    from nbdiag.design import infer_roles
+    from nbdiag.explain.audit import audit_design
+    from nbdiag.inputs.saved_design import load_saved_design
+
+    path = Path(path)
+    design, t_r, slice_time_ref, source = load_saved_design(path, t_r, slice_time_ref)
+    roles, sources = infer_roles(design)
+    drift_cols = [c for c, r in roles.items() if r == "drift" and c.startswith("drift_")]
+    drift_model = None
+    if drift_cols:
+        n = len(design)
+        cosine_1 = np.sqrt(2.0 / n) * np.cos(np.pi / n * (np.arange(n) + 0.5))
+        drift_model = "cosine" if np.allclose(design[drift_cols[0]].to_numpy(), cosine_1, atol=1e-6) else "polynomial"
+    if drift_model == "cosine" and high_pass is None:
+        # nilearn's cosine basis has floor(2 * n * dt * high_pass) columns: take the middle of that interval
+        high_pass = (len(drift_cols) + 0.5) / (2.0 * len(design) * t_r)
+    built = DesignResult(design=design, roles=roles, sources=sources)
+    context = DesignContext(t_r=t_r, slice_time_ref=slice_time_ref, hrf_model=hrf_model, drift_model=drift_model,
+                            high_pass=high_pass, drift_order=max(len(drift_cols), 1), events=None,
+                            n_scans_total=len(design),
+                            notes=("roles inferred from column names; no events known: baseline from regressors",))
+    contrast_map = {c: c for c in contrasts} if contrasts else None
+    result = audit_design(design, roles, context, contrast_map, thresholds)
+    record = {
+        "nbdiag_version": __version__, "nilearn_version": nilearn.__version__, "source": path.name,
+        "settings": {"t_r": {"value": t_r, "source": source}},
+        "design": {"columns": built.columns_record(), "n_scans": len(design), "n_columns": design.shape[1],
+                   "rank": int(np.linalg.matrix_rank(design.to_numpy())),
+                   "frame_times": [float(t) for t in design.index]},
+        "diagnostics": jsonable(result.diagnostics), "contrasts": jsonable(result.contrasts),
+        "whatif": jsonable(result.whatif), "findings": jsonable(result.findings), "status": result.status,
+        "run": {"subject": path.stem, "session": None, "run": None, "prefix": path.stem, "entities": {},
+                "files": {"design": path.name}},
+        "variant": "saved",
+    }
+    return record, design

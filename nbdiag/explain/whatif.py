@@ -1,0 +1,141 @@
+"""What-if: re-audit a design after the fixes that can be applied to the design itself."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from nbdiag._json import jsonable
+from nbdiag.context import DesignContext
+from nbdiag.findings import Finding
+from nbdiag.thresholds import Thresholds
+
+
+def _remap(vectors: Mapping[str, np.ndarray], old_cols, new_design: pd.DataFrame) -> dict[str, np.ndarray]:
+    out = {}
+    for name, vec in vectors.items():
+        d = {c: float(w) for c, w in zip(old_cols, vec) if abs(w) > 0}
+        if all(c in new_design.columns for c in d):
+            out[name] = np.array([d.get(c, 0.0) for c in new_design.columns])
+    return out
+
+
+def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignContext,
+                 vectors: Mapping[str, np.ndarray], run_findings: list[Finding], th: Thresholds,
+                 before: Mapping[str, Any], recommended_cutoff_s: float | None = None,
+                 signals: list | None = None) -> list[dict[str, Any]]:
+    """Apply design-level fixes, re-run weights + sensitivity, report before/after.
+
+    The signal vectors ``m`` are built once, from the original run, and the
+    same vectors (restricted to the rows the fixed design keeps) are
+    evaluated on the fixed design, so before/after compare the same
+    signals: ``bias_after = w_fixed @ m[rows]``. Each contrast reports
+    ``max_abs_bias_sd_before/after`` (all sources),
+    ``max_structural_bias_sd_before/after`` (sources whose structural cause is
+    present in the original run) and ``by_source`` {source: {"before", "after"}}
+    in contrast SDs.
+
+    Fixes: ``apply sample mask`` (``design.iloc[keep]`` as nilearn does with
+    ``sample_masks``) and ``add spike regressors`` for unhandled non-steady-state
+    volumes; ``model unmodelled events`` (nilearn ``compute_regressor`` with the
+    run's HRF); ``lower high_pass`` (cosine drift rebuilt with nilearn at the
+    recommended cutoff); ``drop modelled rest condition``.
+    """
+    from nbdiag.diagnostics.sensitivity import _base_hrf
+    from nbdiag.diagnostics.baseline import modeled_rest_conditions, original_index, n_scans_total
+    from nbdiag.diagnostics._hrf import compute_regressor_fast
+
+    codes = {f.code for f in run_findings}
+    variants: list[tuple[str, str, pd.DataFrame, dict[str, str], DesignContext, np.ndarray]] = []
+    all_rows = np.arange(len(design))
+    idx = original_index(design, context)
+    flagged = set(int(v) for v in context.nonsteady_volumes)
+    if "nonsteady_unhandled" in codes and flagged & set(idx.tolist()):
+        keep = np.array([i not in flagged for i in idx])
+        d2 = design.iloc[np.flatnonzero(keep)]
+        ctx2 = replace(context, scan_index=tuple(int(i) for i in idx[keep]),
+                       n_scans_total=n_scans_total(design, context), sample_mask_applied=True)
+        variants.append(("apply sample mask", "nonsteady_unhandled", d2, roles, ctx2, np.flatnonzero(keep)))
+        d3 = design.copy()
+        roles3 = dict(roles)
+        for v in sorted(flagged):
+            rows = np.flatnonzero(idx == v)
+            if rows.size:
+                col = f"non_steady_state_outlier{v:02d}"
+                d3.insert(0, col, 0.0)
+                d3.iloc[rows[0], 0] = 1.0
+                roles3 = {col: "spike", **roles3}
+        variants.append(("add spike regressors", "nonsteady_unhandled", d3, roles3, context, all_rows))
+    unmod = context.unmodeled_events
+    if unmod is not None and len(unmod):
+        d4 = design.copy()
+        roles4 = dict(roles)
+        full = context.frame_times(n_scans_total(design, context))
+        for tt in sorted(set(unmod["trial_type"].astype(str))):
+            rows = unmod[unmod["trial_type"].astype(str) == tt]
+            cond = np.vstack([rows["onset"].to_numpy(float), rows["duration"].to_numpy(float), np.ones(len(rows))])
+            reg, _ = compute_regressor_fast(cond, _base_hrf(context), full)
+            d4.insert(0, tt, reg[idx, 0])
+            roles4 = {tt: "task", **roles4}
+        ev = unmod[["onset", "duration", "trial_type"]]
+        ev4 = ev if context.events is None else pd.concat([context.events[["onset", "duration", "trial_type"]], ev])
+        ctx4 = replace(context, events=ev4 if context.events is not None else None,
+                       unmodeled_events=unmod.iloc[0:0])
+        variants.append(("model unmodelled events", "baseline_unmodeled_events", d4, roles4, ctx4, all_rows))
+    if (context.drift_model or "").lower() == "cosine" and recommended_cutoff_s and \
+            ({"highpass_cuts_design", "drift_overlap"} & codes):
+        try:
+            from nilearn.signal import create_cosine_drift
+        except ImportError:  # nilearn < 0.13
+            from nilearn.glm.first_level.design_matrix import create_cosine_drift
+        drift_cols = [c for c in design.columns if roles.get(c) == "drift"]
+        full = context.frame_times(n_scans_total(design, context))
+        basis = create_cosine_drift(1.0 / recommended_cutoff_s, full)[:, :-1][idx]
+        d5 = design.drop(columns=drift_cols)
+        roles5 = {c: r for c, r in roles.items() if c not in drift_cols}
+        pos = len(d5.columns) - 1 if "constant" in d5.columns else len(d5.columns)
+        for k in range(basis.shape[1]):
+            d5.insert(pos + k, f"drift_{k + 1}", basis[:, k])
+            roles5[f"drift_{k + 1}"] = "drift"
+        roles5 = {c: roles5[c] for c in d5.columns}
+        ctx5 = replace(context, high_pass=1.0 / recommended_cutoff_s)
+        variants.append((f"lower high_pass to {1.0 / recommended_cutoff_s:.4g} Hz", "highpass_cuts_design",
+                         d5, roles5, ctx5, all_rows))
+    if "baseline_modeled_rest" in codes:
+        rest = [c for c in modeled_rest_conditions(design, roles, context) if c in design.columns]
+        if rest:
+            d6 = design.drop(columns=rest)
+            roles6 = {c: r for c, r in roles.items() if c not in rest}
+            ev6 = None if context.events is None else \
+                context.events[~context.events["trial_type"].astype(str).isin(rest)]
+            variants.append((f"drop modelled rest ({', '.join(rest)})", "baseline_modeled_rest", d6, roles6,
+                             replace(context, events=ev6), all_rows))
+    from nbdiag.diagnostics.sensitivity import Signal
+    from nbdiag.diagnostics.sensitivity import core_signals, sensitivity_by_contrast
+    if signals is None:
+        _, signals = core_signals(design, roles, context, th)
+    out = []
+    for fix, code, d, r, ctx, rows in variants:
+        vecs = _remap(vectors, design.columns, d)
+        same = [Signal(sg.source, sg.label, sg.unit, np.asarray(sg.values)[rows], sg.typical) for sg in signals]
+        sens = sensitivity_by_contrast(d, vecs, same, th)
+        res = {}
+        for name, s in sens.items():
+            b = before[name]
+            bsd = {e["source"]: e["bias_sd"] for e in b.entries}
+            struct = {e["source"] for e in b.entries if e.get("structural")}
+            asd = {e["source"]: e["bias_sd"] for e in s.entries}
+
+            def mx(d_, keys):
+                vals = [abs(v) for k, v in d_.items() if k in keys and v is not None and np.isfinite(v)]
+                return float(max(vals)) if vals else 0.0
+            res[name] = {"max_abs_bias_sd_before": mx(bsd, bsd), "max_abs_bias_sd_after": mx(asd, bsd),
+                         "max_structural_bias_sd_before": mx(bsd, struct),
+                         "max_structural_bias_sd_after": mx(asd, struct),
+                         "by_source": {k: {"before": bsd[k], "after": asd.get(k)} for k in bsd},
+                         "variance_before": b.variance, "variance_after": s.variance}
+        out.append({"fix": fix, "code": code, "contrasts": jsonable(res)})
+    return out
