@@ -47,6 +47,10 @@ HRF_MODELS = (
     None,
 )
 DRIFT_MODELS = ("cosine", "polynomial", None)
+#: ``--measure``: what nbdiag measures from the run's own files
+#: (``confounds``: the confounds file's global_signal/csf/white_matter; ``bold``: also
+#: the preprocessed BOLD, voxel by voxel; ``none``: nothing, assumed sizes only).
+MEASURE_CHOICES = ("confounds", "bold", "none")
 CONFOUND_STRATEGIES = (
     "motion", "high_pass", "wm_csf", "global_signal", "compcor",
     "ica_aroma", "scrub", "non_steady_state", "tedana",
@@ -139,6 +143,7 @@ class ModelSettings:
     confounds_strategy: Any = UNSET
     confounds: Mapping[str, Any] = field(default_factory=dict)
     apply_sample_masks: bool = False
+    noise_model: str = "ar1"
 
     def load_confounds_kwargs(self) -> dict[str, Any] | None:
         """The kwargs ``first_level_from_bids`` passes to ``load_confounds``.
@@ -200,10 +205,12 @@ class Settings:
     contrasts: Mapping[str, str] | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     variant: str = "default"
+    measure: str = "confounds"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "variant": self.variant,
+            "measure": self.measure,
             "model": self.model.to_dict(),
             "events": self.events.to_dict(),
             "contrasts": dict(self.contrasts) if self.contrasts else None,
@@ -332,6 +339,10 @@ def _model_value(key: str, value: Any, where: str) -> Any:
                 f"nilearn's load_confounds requires 'high_pass' with 'compcor'; got {list(strategy)!r}"
             )
         return strategy
+    if key == "noise_model":
+        if not isinstance(value, str) or not re.match(r"^(ols|ar[1-9]\d*)$", value):
+            raise _bad(key, "'ols' or 'arN' (nilearn's noise_model, e.g. 'ar1')", value, where)
+        return value
     if key == "apply_sample_masks":
         if not isinstance(value, bool):
             raise _bad(key, "true or false", value, where)
@@ -446,6 +457,8 @@ def apply_overrides(settings: Settings, table: Mapping[str, Any], where: str) ->
             contrasts = _contrasts(value, f"{where}.contrasts")
         elif key == "thresholds":
             thresholds = thresholds.updated(value, f"{where}.thresholds")
+        elif key == "measure":
+            settings = replace(settings, measure=_choice(key, value, MEASURE_CHOICES, where))
         elif key in _MODEL_KEYS or key in _CONFOUND_KEYS:
             flat_model[key] = value
         elif key in _EVENT_KEYS:
@@ -464,7 +477,7 @@ def apply_overrides(settings: Settings, table: Mapping[str, Any], where: str) ->
 
 def config_from_mapping(data: Mapping[str, Any], source: str = "config") -> Config:
     """Build a :class:`Config` from a parsed TOML mapping."""
-    allowed = {"model", "events", "contrasts", "thresholds", "variants"}
+    allowed = {"model", "events", "contrasts", "thresholds", "variants", "measure"}
     for key in data:
         if key not in allowed:
             raise SettingsError(f"{source}: unknown table [{key}]; allowed: {', '.join(sorted(allowed))}")
@@ -499,10 +512,13 @@ def load_config(path: str | Path) -> Config:
 
 def override_config(config: Config, model: Mapping[str, Any] | None = None,
                     events: Mapping[str, Any] | None = None,
-                    contrasts: Any = None, where: str = "command line") -> Config:
+                    contrasts: Any = None, where: str = "command line",
+                    measure: str | None = None) -> Config:
     """Apply command-line values to the base settings and every variant."""
     def apply(settings: Settings) -> Settings:
         table: dict[str, Any] = {}
+        if measure is not None:
+            table["measure"] = measure
         if model:
             table["model"] = model
         if events:

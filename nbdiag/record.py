@@ -183,6 +183,8 @@ def make_context(settings: Settings, events, conf, built: DesignResult, t_r: flo
         rt_column=settings.events.rt_column if events.rt_events is not None else None,
         rt_events=events.rt_events, rt_regressor=rt_name if rt_name in built.design.columns else None,
         scan_index=built.scan_index, n_scans_total=n_scans,
+        measured_signals=(dict(conf.signals) if settings.measure != "none" and conf.raw_columns else None),
+        noise_model=model.noise_model,
     )
 
 
@@ -218,11 +220,22 @@ def audit_design_into(record: dict[str, Any], built: DesignResult, context: Desi
     record["diagnostics"] = jsonable(result.diagnostics)
     record["contrasts"] = jsonable(result.contrasts)
     record["whatif"] = jsonable(result.whatif)
+    record["measured"] = _measured_section(settings, context, result.measured)
     all_findings = rank_findings(findings + list(result.findings))
     record["findings"] = jsonable(all_findings)
     record["status"] = status_from_findings(all_findings)
     record["error"] = None
     return record
+
+
+def _measured_section(settings: Settings, context: DesignContext, measured: dict[str, Any] | None) -> dict[str, Any]:
+    """Run-level ``measured`` record section (docs/record.md): what was measured, and from what."""
+    mode = getattr(settings, "measure", "confounds")
+    if measured is None:
+        why = ("--measure none" if mode == "none" else
+               "no global_signal/csf/white_matter column (or no confounds file) for this run")
+        return {"mode": mode, "source": None, "signals": {}, "note": f"nothing measured: {why}; sizes are assumed"}
+    return {"mode": mode, "source": "confounds", **measured}
 
 
 def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_time_ref: float | None = None,

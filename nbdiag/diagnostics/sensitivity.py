@@ -107,6 +107,7 @@ from nbdiag.diagnostics.baseline import (
     n_scans_total,
     original_index,
 )
+from nbdiag.diagnostics.measured import NoiseLevel, measured_nonsteady_excess, noise_level
 from nbdiag.diagnostics.weights import contrast_variance, contrast_weights
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
@@ -156,10 +157,20 @@ class Signal:
     unit: str
     values: np.ndarray
     typical: float = 1.0
+    magnitude_source: str = "assumed"
 
     @property
     def family(self) -> str:
         return self.source.split(":", 1)[0]
+
+
+def _nss_reason(context: DesignContext) -> str:
+    """Why the non-steady-state excess is the T1 model rather than measured."""
+    if context.measured_signals is None:
+        return "nothing measured from the run"
+    if "global_signal" not in context.measured_signals:
+        return "no global_signal column in the confounds file"
+    return "global_signal unusable at the flagged volumes"
 
 
 def _base_hrf(context: DesignContext) -> str:
@@ -217,12 +228,22 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
         k = len(flagged)
         m = np.zeros(n)
         pos = {v: i for i, v in enumerate(idx_list)}
-        exc = nss_excess(t_r, max(flagged) + 1)
+        measured = measured_nonsteady_excess(context, flagged)
+        if measured is not None:
+            exc = dict(zip(flagged, measured.tolist()))
+            label = (f"the measured excess of the {k} flagged volumes (global_signal: {exc[flagged[0]]:.1f} % "
+                     f"at volume {flagged[0]} over its steady-state median)")
+            source = "measured:global_signal"
+        else:
+            t1 = nss_excess(t_r, max(flagged) + 1)
+            exc = {v: float(t1[v]) for v in flagged}
+            label = (f"the T1 excess of the {k} flagged volumes ({exc[flagged[0]]:.0f} % at volume {flagged[0]}, "
+                     f"steady state after that; assumed: {_nss_reason(context)})")
+            source = "assumed"
         for v in flagged:
             if v in pos:
                 m[pos[v]] = exc[v]
-        out.append(Signal("nonsteady", f"the T1 excess of the {k} flagged volumes ({exc[flagged[0]]:.0f} % at "
-                          f"volume {flagged[0]}, steady state after that)", "% signal", m, typical=1.0))
+        out.append(Signal("nonsteady", label, "% signal", m, typical=1.0, magnitude_source=source))
     unmod = context.unmodeled_events
     if unmod is not None and len(unmod):
         u_on, u_du, u_tt = _event_arrays(unmod)
@@ -325,6 +346,7 @@ class SensitivityResult:
     variance: float
     entries: tuple[dict[str, Any], ...]
     findings: tuple[Finding, ...] = field(default_factory=tuple)
+    noise: NoiseLevel = field(default_factory=NoiseLevel)
 
     def to_dict(self) -> list[dict[str, Any]]:
         """``contrasts.<name>.sensitivity`` list (NaN -> None)."""
@@ -382,7 +404,8 @@ def is_structural(source: str, design: pd.DataFrame, vector: np.ndarray, weights
 
 
 def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, signals: list[Signal],
-                       thresholds: Thresholds | None = None, weights: np.ndarray | None = None) -> SensitivityResult:
+                       thresholds: Thresholds | None = None, weights: np.ndarray | None = None,
+                       noise: NoiseLevel | None = None) -> SensitivityResult:
     """``bias = w @ m`` and ``bias_sd`` for every signal; ``sensitive_unmodeled_signal`` findings.
 
     Per source with ``|bias_sd| >= sensitivity_warn``: a ``warn`` finding
@@ -390,12 +413,19 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
     (``is_structural``), else an ``info`` finding. Each entry records
     ``structural``. The explanation engine folds a finding into a more
     specific cause when one exists.
+
+    ``noise`` is the per-scan noise σ in percent (:func:`nbdiag.diagnostics.measured.noise_level`:
+    the residual of ``global_signal`` after the design when measured, else 1 % assumed);
+    ``bias_sd = bias / (σ sqrt(c (X'X)^+ c'))``. Each entry records
+    ``magnitude_source`` (``"measured:<column>"`` or ``"assumed"``), ``noise_sd`` and
+    ``noise_source``.
     """
     thresholds = thresholds or Thresholds()
+    noise = noise or NoiseLevel()
     vector = np.asarray(vector, float)
     w = contrast_weights(design, vector) if weights is None else np.asarray(weights, float)
     var = contrast_variance(design, vector)
-    sd = np.sqrt(var) if var > 0 else np.nan
+    sd = np.sqrt(var) * noise.sd if var > 0 else np.nan
     entries, findings = [], []
     for sig in signals:
         if sig.values.shape[0] != w.shape[0]:
@@ -414,24 +444,36 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
         entries.append({"source": sig.source, "label": sig.label, "bias": bias, "bias_sd": bias_sd,
                         "unit": sig.unit, "typical": sig.typical,
                         "cause": CAUSE_OF_SOURCE.get(sig.family, "sensitive_unmodeled_signal"),
-                        "structural": structural, "severity": sev})
+                        "structural": structural, "severity": sev,
+                        "magnitude_source": sig.magnitude_source, "noise_sd": noise.sd,
+                        "noise_source": noise.source})
         if sev is not None:
             direction = "lowers" if bias < 0 else "raises"
             findings.append(Finding(
                 code="sensitive_unmodeled_signal", severity=sev, contrast=name,
                 title=f"{name} is sensitive to an unmodelled signal ({sig.source})",
                 message=f"{sig.label[0].upper() + sig.label[1:]} {direction} {name} by "
-                        f"{abs(bias_sd):.2f} σ"
+                        f"{abs(bias):.3g} % = {abs(bias_sd):.2f} σ ({_size_words(sig, noise)})"
                         + ("." if sev != "info" else
                            " (a generic signal present in every run, not a cause specific to this design)."
                            if not structural else " (it raises the contrast, so it cannot explain a negative "
                            "estimate)."),
                 evidence={"source": sig.source, "label": sig.label, "bias": bias, "bias_sd": bias_sd,
-                          "unit": sig.unit, "typical": sig.typical, "structural": structural},
+                          "unit": sig.unit, "typical": sig.typical, "structural": structural,
+                          "magnitude_source": sig.magnitude_source, "noise_sd": noise.sd,
+                          "noise_source": noise.source},
                 score=float(a * sig.typical) if sev in ("warn", "fail") else 0.0,
                 fix=_fix_for(sig.family),
             ))
-    return SensitivityResult(contrast=name, variance=float(var), entries=tuple(entries), findings=tuple(findings))
+    return SensitivityResult(contrast=name, variance=float(var), entries=tuple(entries), findings=tuple(findings),
+                             noise=noise)
+
+
+def _size_words(sig: Signal, noise: NoiseLevel) -> str:
+    """Where the two sizes came from: the signal's (measured column or assumed value) and σ."""
+    size = (f"size measured from {sig.magnitude_source.split(':', 1)[1]}"
+            if sig.magnitude_source.startswith("measured:") else "size assumed, as labelled")
+    return f"{size}; {noise.describe()}"
 
 
 def _fix_for(family: str) -> str:
@@ -459,6 +501,6 @@ def core_signals(design, roles, context, th):
     return base, signals
 
 
-def sensitivity_by_contrast(design, vectors, signals, th):
-    """``assess_sensitivity`` for every contrast vector."""
-    return {name: assess_sensitivity(design, name, vec, signals, th) for name, vec in vectors.items()}
+def sensitivity_by_contrast(design, vectors, signals, th, noise: NoiseLevel | None = None):
+    """``assess_sensitivity`` for every contrast vector (``noise``: see ``assess_sensitivity``)."""
+    return {name: assess_sensitivity(design, name, vec, signals, th, noise=noise) for name, vec in vectors.items()}

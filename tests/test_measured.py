@@ -1,0 +1,119 @@
+"""Measured signals: estimates equal nilearn's own fit on a voxel holding the series."""
+
+import sys
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from nback_scenarios import T_R, build, layout, split  # noqa: E402
+
+from nbdiag.context import DesignContext
+from nbdiag.diagnostics.baseline import assess_baseline
+from nbdiag.diagnostics.measured import measure_signals, nilearn_scale, check_noise_model
+from nbdiag.thresholds import Thresholds
+
+N = 300
+NSS = (0, 1, 2)
+NSS_EXCESS = np.array([40.0, 12.0, 4.0])  # % over steady state
+
+
+def _simulated(seed=3):
+    """Global signal with known components: bright first volumes, INSTRUCTION response, noise."""
+    ev, _ = layout(N, between_fix=21.0)
+    ev = ev[ev.onset < N * T_R - 20]
+    keep, un = split(ev, drop=("fixation", "INSTRUCTION"))
+    X, roles = build(keep, N, high_pass=0.008)
+    rng = np.random.default_rng(seed)
+    instr, _r = build(ev[ev.trial_type == "INSTRUCTION"], N)
+    base = 500.0
+    s = base * (1 + 0.004 * instr["INSTRUCTION"].to_numpy() + 0.002 * rng.standard_normal(N))
+    # AR(1) component so the ar1 fit differs from OLS
+    e = np.zeros(N)
+    for i in range(1, N):
+        e[i] = 0.5 * e[i - 1] + rng.standard_normal()
+    s = s + 0.6 * e
+    steady_median = float(np.median(np.delete(s, NSS)))
+    s[list(NSS)] = steady_median * (1 + NSS_EXCESS / 100.0)
+    ctx = DesignContext(t_r=T_R, events=keep, unmodeled_events=un, high_pass=0.008, nonsteady_volumes=NSS)
+    return X, roles, ctx, s
+
+
+def _nilearn_fit(X, y, vectors, noise_model):
+    from nilearn.glm.first_level import FirstLevelModel
+
+    img = nib.Nifti1Image(y.reshape(1, 1, 1, -1).astype(float), np.eye(4))
+    mask = nib.Nifti1Image(np.ones((1, 1, 1), dtype=np.int8), np.eye(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = FirstLevelModel(mask_img=mask, noise_model=noise_model, minimize_memory=False, t_r=T_R)
+        model.fit(img, design_matrices=[X])
+        out = {}
+        for name, vec in vectors.items():
+            maps = model.compute_contrast(vec, output_type="all")
+            out[name] = {k: float(maps[k].get_fdata().ravel()[0]) for k in ("effect_size", "effect_variance", "stat")}
+    return out
+
+
+def _vectors(X):
+    cols = list(X.columns)
+    z = np.array([1.0 if c == "zero_back" else 0.0 for c in cols])
+    d = np.array([1.0 if c == "two_back" else -1.0 if c == "zero_back" else 0.0 for c in cols])
+    return {"zero_back": z, "two_back - zero_back": d}
+
+
+def test_estimates_equal_nilearn_first_level_fit():
+    X, roles, ctx, s = _simulated()
+    classes = assess_baseline(X, roles, ctx, Thresholds()).scan_classes
+    vectors = _vectors(X)
+    res = measure_signals({"global_signal": s}, X, vectors, classes, nonsteady_volumes=NSS, noise_model="ar1")
+    ols = _nilearn_fit(X, s, vectors, "ols")
+    ar1 = _nilearn_fit(X, s, vectors, "ar1")
+    for name in vectors:
+        m = res.contrasts[name]["global_signal"]
+        assert m.estimate_ols == pytest.approx(ols[name]["effect_size"], abs=1e-8)
+        assert m.estimate == pytest.approx(ar1[name]["effect_size"], abs=1e-8)
+        assert m.se == pytest.approx(np.sqrt(ar1[name]["effect_variance"]), abs=1e-8)
+        assert m.t == pytest.approx(ar1[name]["stat"], abs=1e-6)
+        assert m.estimate != pytest.approx(m.estimate_ols, abs=1e-6)  # the ar1 fit is a different number
+        assert sum(m.by_class.values()) == pytest.approx(m.estimate_ols, abs=1e-8)
+        assert sum(m.by_class_estimate.values()) == pytest.approx(m.estimate, abs=1e-8)
+        assert "nonsteady" in m.by_class and "unmodeled_event" in m.by_class
+    # the non-steady-state part is negative for zero_back (bright volumes read as baseline)
+    assert res.contrasts["zero_back"]["global_signal"].by_class["nonsteady"] < 0
+    assert set(res.missing) == {"csf", "white_matter"}
+
+
+def test_measured_nonsteady_excess_equals_simulated():
+    X, roles, ctx, s = _simulated()
+    classes = assess_baseline(X, roles, ctx, Thresholds()).scan_classes
+    res = measure_signals({"global_signal": s}, X, _vectors(X), classes, nonsteady_volumes=NSS, noise_model="ols")
+    summ = res.signals["global_signal"]
+    np.testing.assert_allclose(summ.percent_excess_nonsteady, NSS_EXCESS, atol=1e-9)
+    assert summ.steady_median == pytest.approx(np.median(np.delete(s, NSS)))
+    # residual sd measured on steady rows: the flagged volumes do not inflate it
+    assert 0.1 < summ.residual_sd_percent < 0.6
+
+
+def test_signal_in_the_model_says_so():
+    X, roles, ctx, s = _simulated()
+    X = X.copy()
+    X.insert(0, "global_signal", s - s.mean())
+    roles = {"global_signal": "confound", **roles}
+    classes = assess_baseline(X, roles, ctx, Thresholds()).scan_classes
+    res = measure_signals({"global_signal": s}, X, _vectors(X), classes, nonsteady_volumes=NSS)
+    m = res.contrasts["zero_back"]["global_signal"]
+    assert m.in_model is True and m.estimate is None and m.estimate_ols is None
+    assert "in the model" in m.note
+    assert res.signals["global_signal"].in_model
+
+
+def test_nilearn_scale_and_noise_model_check():
+    np.testing.assert_allclose(nilearn_scale(np.array([1.0, 3.0])), [-50.0, 50.0])
+    np.testing.assert_allclose(nilearn_scale(np.array([0.2, 0.4])), 100 * (np.array([0.2, 0.4]) - 1))  # max(mean, 1)
+    assert check_noise_model("ar2") == "ar2"
+    with pytest.raises(ValueError, match="noise_model must be"):
+        check_noise_model("gls")
