@@ -264,14 +264,18 @@ def write_group_tables(records: list[dict[str, Any]], output_dir: str | Path,
     Returns
     -------
     dict
-        ``{"runs": path, "signoff": path, "include": path}``.
+        ``{"runs": path, "signoff": path, "include": path, "attribution": path}``
+        (``nbdiag_attribution.tsv``: :mod:`nbdiag.group_attribution`).
     """
     _check_fail_on(fail_on)
     group = Path(output_dir) / "group"
+    from nbdiag.group_attribution import attribution_table
+
     return {
         "runs": _write_tsv(runs_table(records), group / "nbdiag_runs.tsv"),
         "signoff": _write_tsv(signoff_table(records, fail_on), group / "signoff.tsv"),
         "include": _write_tsv(include_table(records, fail_on), group / "include.tsv"),
+        "attribution": _write_tsv(attribution_table(records), group / "nbdiag_attribution.tsv"),
     }
 
 
@@ -305,7 +309,10 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
     if report:
         from nbdiag.report.group_report import render_group_report
 
-        render_group_report(records, runs_table(records), signoff, root / "group.html", fail_on=fail_on)
+        from nbdiag.group_attribution import attribution_table
+
+        render_group_report(records, runs_table(records), signoff, root / "group.html", fail_on=fail_on,
+                            attribution=attribution_table(records))
     failed = signoff[signoff["signoff"] == "fail"]
     if len(failed):
         print(f"nbdiag group: {len(failed)} of {len(signoff)} run × variant(s) fail sign-off "

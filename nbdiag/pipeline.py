@@ -41,10 +41,18 @@ class ParticipantResult:
 
 def _audit_and_write(run: RunInputs, config: Config, output_dir: Path) -> list[RunAudit]:
     audits = []
+    bold = []
     for settings in config.all_variants():
         audit = audit_run(run, settings)
-        write_run_outputs(output_dir, audit)
         audits.append(audit)
+        if settings.measure == "bold":
+            bold.append(audit)
+    if bold:  # --measure bold: one pass over the BOLD for every variant, before the records are written
+        from nbdiag.measure_bold import measure_bold_run
+
+        measure_bold_run(bold, output_dir)
+    for audit in audits:
+        write_run_outputs(output_dir, audit)
     return audits
 
 

@@ -117,3 +117,71 @@ def test_nilearn_scale_and_noise_model_check():
     assert check_noise_model("ar2") == "ar2"
     with pytest.raises(ValueError, match="noise_model must be"):
         check_noise_model("gls")
+
+
+def _study_records(n_subjects=20, seed=11):
+    """A simulated study: per subject, a global signal with bright first volumes (varying size) and noise."""
+    from nbdiag.diagnostics.sensitivity import assess_sensitivity, signal_library
+    from dataclasses import replace
+
+    X, roles, ctx, _ = _simulated()
+    classes = assess_baseline(X, roles, ctx, Thresholds()).scan_classes
+    vectors = _vectors(X)
+    w = np.linalg.pinv(X.to_numpy()).T
+    rng = np.random.default_rng(seed)
+    records, true_nss, true_total = [], [], []
+    for i in range(n_subjects):
+        base = 500.0 + 20 * rng.standard_normal()
+        excess = np.array([40.0, 12.0, 4.0]) * (1 + 0.3 * rng.standard_normal())
+        s = base * (1 + 0.003 * rng.standard_normal(N))
+        s[list(NSS)] = base * (1 + excess / 100.0)
+        res = measure_signals({"global_signal": s}, X, vectors, classes, nonsteady_volumes=NSS, noise_model="ols")
+        sigs = signal_library(X, roles, replace(ctx, measured_signals={"global_signal": s}))
+        contrasts = {}
+        for name, vec in vectors.items():
+            contrasts[name] = {"measured": res.contrast_dict(name),
+                               "sensitivity": assess_sensitivity(X, name, vec, sigs).to_dict()}
+        records.append({"run": {"subject": f"{i:02d}"}, "variant": "default", "status": "fail",
+                        "contrasts": contrasts})
+        y = 100 * (s / s.mean() - 1)
+        wz = w @ vectors["zero_back"]
+        nss_rows = np.zeros(N, dtype=bool)
+        nss_rows[list(NSS)] = True
+        # truth: the simulated bright-volume excess (noise-free), in nilearn's scaling
+        true_nss.append(float(wz[nss_rows] @ (100 * base * excess / 100.0 / s.mean())))
+        true_total.append(float(wz @ y))
+    return records, np.array(true_nss), np.array(true_total)
+
+
+def test_group_attribution_recovers_simulated_nonsteady_share():
+    from nbdiag.group_attribution import COLUMNS, attribution_table
+    from nbdiag.report.attribution import attribution_sentences
+
+    records, true_nss, true_total = _study_records()
+    table = attribution_table(records)
+    assert list(table.columns) == COLUMNS
+    z = table[(table.contrast == "zero_back")].set_index("source")
+    row = z.loc["measured:global_signal:nonsteady"]
+    assert row.n_subjects == 20
+    # mean/sem/t are the one-sample statistics of the per-subject parts
+    parts = np.array([r["contrasts"]["zero_back"]["measured"]["global_signal"]["by_class"]["nonsteady"]
+                      for r in records])
+    assert row["mean"] == pytest.approx(parts.mean())
+    assert row["sem"] == pytest.approx(parts.std(ddof=1) / np.sqrt(20))
+    assert row["t"] == pytest.approx(parts.mean() / (parts.std(ddof=1) / np.sqrt(20)))
+    # the non-steady-state share matches the simulated truth within its standard error
+    total = z.loc["measured:global_signal:total"]
+    true_share = true_nss.mean() / true_total.mean()
+    share_se = row["sem"] / abs(total["mean"])
+    assert abs(row["share"] - true_share) <= share_se
+    assert row["share"] > 0.5 and row["mean"] < 0
+    # predicted NSS bias (measured sizes) is in the table next to the measured part
+    assert z.loc["predicted:nonsteady_unhandled", "mean"] == pytest.approx(row["mean"], rel=0.05)
+    # the classes add up to the total, per subject and so in the mean
+    classes = z[z.index.str.startswith("measured:global_signal:") & (z.index != "measured:global_signal:total")]
+    assert classes["mean"].sum() == pytest.approx(total["mean"], abs=1e-9)
+    sentence = attribution_sentences(table)["default"]
+    assert sentence.startswith("Across 20 subjects the global signal's zero_back estimate is −")
+    assert "the non-steady-state volumes contribute" in sentence
+    assert f"{100 * row['share']:.0f} %" in sentence
+    assert "two_back − zero_back:" in sentence

@@ -274,7 +274,8 @@ def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, 
 
 
 def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame, signoff: pd.DataFrame,
-                        output_path: str | Path, fail_on: str = "fail") -> Path:
+                        output_path: str | Path, fail_on: str = "fail",
+                        attribution: pd.DataFrame | None = None) -> Path:
     """Render ``group.html`` from run records.
 
     Parameters
@@ -287,6 +288,9 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
         HTML file to write (atomically).
     fail_on : {"fail", "warn"}
         Sign-off level shown in the report.
+    attribution : DataFrame, optional
+        ``group/nbdiag_attribution.tsv`` (:mod:`nbdiag.group_attribution`); the
+        report opens with the sentence built from it.
 
     Returns
     -------
@@ -295,6 +299,10 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
     from nbdiag.outputs import atomic_write_text
     from nbdiag.report.subject import get_env
 
+    from nbdiag.report.attribution import attribution_sentences
+
     ctx = build_group_context(records, runs, signoff, fail_on)
+    ctx["attribution_sentences"] = attribution_sentences(attribution) if attribution is not None else {}
+    ctx["attribution_rows"] = [] if attribution is None else attribution.to_dict("records")
     html = get_env().get_template("group.html.j2").render(**ctx)
     return atomic_write_text(Path(output_path), html)
