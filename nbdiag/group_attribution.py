@@ -89,8 +89,11 @@ def _order(source: str) -> tuple:
     kind, _, rest = source.partition(":")
     sig, _, cls = rest.partition(":")
     if kind == "measured":
-        return (0, sig != "global_signal", sig, cls != "total", cls)
-    return (1, False, rest, False, "")
+        from nbdiag.diagnostics.measured import CLASS_ORDER
+
+        rank = -1 if cls == "total" else CLASS_ORDER.index(cls) if cls in CLASS_ORDER else len(CLASS_ORDER)
+        return (0, sig != "global_signal", sig, rank, cls)
+    return (1, False, rest, 0, "")
 
 
 def attribution_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
