@@ -150,7 +150,7 @@ VIF_HIGH = _register(Code(
     thresholds=("vif_warn", "vif_fail"), rule="warn ≥ {vif_warn:g}, fail ≥ {vif_fail:g}"))
 CORRELATION_HIGH = _register(Code(
     "correlation_high", "design", "warn", "Two regressors are correlated",
-    "\\|r\\| between two regressors (task×task, task×confound)",
+    "|r| between two regressors (task×task, task×confound)",
     fix="Jitter or reorder conditions in the task design, or, for a task×confound pair, reconsider that "
         "confound in confounds_strategy (task-locked motion removes task signal).",
     thresholds=("corr_info", "corr_warn"), rule="info ≥ {corr_info:g}, warn ≥ {corr_warn:g}"))
@@ -245,13 +245,18 @@ NONSTEADY_UNHANDLED = _register(Code(
     "`first_level_from_bids` drops)",
     fix="pass sample_masks from load_confounds to FirstLevelModel.fit or add the non_steady_state_outlier* "
         "columns as confounds",
-    rule="fail"))
+    thresholds=("unmodeled_weight_warn", "unmodeled_weight_fail", "sensitivity_warn", "sensitivity_fail"),
+    rule="fail for the run; per contrast warn when the flagged volumes carry ≥ {unmodeled_weight_warn:.0%} of "
+         "its negative weight or lower it by ≥ {sensitivity_warn:g} σ, fail at ≥ {unmodeled_weight_fail:.0%} "
+         "or ≥ {sensitivity_fail:g} σ"))
 SCRUB_NOT_APPLIED = _register(Code(
     "scrub_not_applied", "confounds", "fail", "Scrubbing was requested but not applied",
     "scrubbing asked for, but its sample mask is dropped",
     fix="pass sample_masks from load_confounds to FirstLevelModel.fit (fit the runs yourself instead of "
         "relying on first_level_from_bids' confound handling)",
-    rule="fail"))
+    thresholds=("sensitivity_warn", "sensitivity_fail"),
+    rule="fail for the run; per contrast warn when the censored volumes move it by ≥ {sensitivity_warn:g} σ, "
+         "fail at ≥ {sensitivity_fail:g} σ"))
 CONFOUND_TASK_CORRELATED = _register(Code(
     "confound_task_correlated", "confounds", "warn", "Confounds explain part of a task regressor",
     "R² of a task regressor on the confounds",
@@ -278,7 +283,9 @@ RT_REGRESSOR_OVERLAP = _register(Code(
     "rt_regressor_overlap", "rt", "warn", "RT-duration regressor overlaps conditions",
     "the RT-duration regressor vs the condition regressors, and what a single-condition beta then means",
     fix="Compare with the model without the RT-duration regressor and interpret differential contrasts.",
-    thresholds=("rt_corr_warn",), rule="warn \\|r\\| ≥ {rt_corr_warn:g}; info otherwise"))
+    thresholds=("rt_corr_warn", "sensitivity_warn", "sensitivity_fail"),
+    rule="warn |r| ≥ {rt_corr_warn:g}; info for a single-condition contrast; per contrast warn/fail when an "
+         "RT signal lowers it by ≥ {sensitivity_warn:g} / {sensitivity_fail:g} σ"))
 
 # --- input ----------------------------------------------------------------------------------------
 EVENTS_INVALID = _register(Code(
@@ -331,8 +338,18 @@ TABLE_START = "<!-- findings-table:start -->"
 TABLE_END = "<!-- findings-table:end -->"
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def markdown_table() -> str:
-    """The README's findings reference table, generated from :data:`REGISTRY`."""
+    """The README's findings and thresholds reference, generated from the registry.
+
+    Two tables: one row per registered code (family, code, default severity,
+    meaning, default rule with the threshold defaults filled in, threshold
+    keys read), then one row per key of ``THRESHOLD_TABLE`` (default,
+    meaning, source, codes that read it).
+    """
     lines = ["| family | code | default severity | what it means | default rule | thresholds read |",
              "|---|---|---|---|---|---|"]
     for fam in FAMILIES:
@@ -340,7 +357,14 @@ def markdown_table() -> str:
             if e.family != fam:
                 continue
             keys = ", ".join(f"`{k}`" for k in e.thresholds) or "—"
-            lines.append(f"| {e.family} | `{e.code}` | {e.severity} | {e.meaning} | {e.rule_text() or '—'} | {keys} |")
+            lines.append(f"| {e.family} | `{e.code}` | {e.severity} | {_cell(e.meaning)} | "
+                         f"{_cell(e.rule_text()) or '—'} | {keys} |")
+    lines += ["", "Every threshold can be changed in `[thresholds]` (or `[variants.NAME.thresholds]`). These",
+              "are the defaults, where they come from, and the findings they decide:", "",
+              "| threshold | default | meaning | source | read by |", "|---|---|---|---|---|"]
+    for key, (default, meaning, source) in THRESHOLD_TABLE.items():
+        users = ", ".join(f"`{e.code}`" for e in REGISTRY.values() if key in e.thresholds) or "—"
+        lines.append(f"| `{key}` | {default:g} | {_cell(meaning)} | {_cell(source)} | {users} |")
     return "\n".join(lines) + "\n"
 
 
@@ -383,8 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     if new != text:
-        from nbdiag.outputs import write_text_atomic
-        write_text_atomic(readme, new)
+        from nbdiag.outputs import atomic_write_text
+        atomic_write_text(readme, new)
     return 0
 
 

@@ -102,3 +102,38 @@ def test_bad_entries_are_refused():
 def test_rule_text_uses_the_threshold_defaults():
     assert codes.VIF_HIGH.rule_text() == "warn ≥ 5, fail ≥ 10"
     assert codes.BASELINE_UNMODELED_EVENTS.rule_text() == "warn ≥ 5%, fail ≥ 25% of negative weight"
+
+
+README = PACKAGE.parent / "README.md"
+
+
+def test_readme_findings_table_matches_the_registry():
+    text = README.read_text(encoding="utf-8")
+    assert codes.replace_table(text) == text, (
+        "README's findings table differs from nbdiag.codes; run python -m nbdiag.codes --write-readme")
+    block = text[text.index(codes.TABLE_START):text.index(codes.TABLE_END)]
+    for code in codes.REGISTRY:
+        assert f"| `{code}` |" in block
+    for key in THRESHOLD_TABLE:
+        assert f"| `{key}` |" in block
+
+
+def test_write_and_check_readme(tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{codes.TABLE_START}\nstale\n{codes.TABLE_END}\n\nafter\n", encoding="utf-8")
+    assert codes.main(["--check-readme", str(readme)]) == 1
+    assert "--write-readme" in capsys.readouterr().err
+    assert codes.main(["--write-readme", str(readme)]) == 0
+    text = readme.read_text(encoding="utf-8")
+    assert "stale" not in text and text.endswith(f"{codes.TABLE_END}\n\nafter\n")
+    assert codes.markdown_table() in text
+    assert codes.main(["--check-readme", str(readme)]) == 0
+    assert codes.main([]) == 0
+    assert capsys.readouterr().out == codes.markdown_table()
+    with pytest.raises(ValueError, match="findings-table:start"):
+        codes.replace_table("no markers here")
+
+
+def test_table_cells_escape_pipes():
+    row = next(line for line in codes.markdown_table().splitlines() if "`correlation_high`" in line)
+    assert "\\|r\\|" in row and row.count(" | ") == 5
