@@ -8,9 +8,10 @@ filled from the threshold table). Modules never write a code as a bare string:
 they build findings with ``codes.VIF_HIGH.finding(message, ...)`` and compare
 with ``codes.VIF_HIGH.code``.
 
-The README's "Findings and thresholds" table is generated from this registry
-(:func:`markdown_table`); regenerate it with ``python -m nbdiag.codes
---write-readme``. A test fails when the README and the registry differ.
+The README's "Findings and thresholds" tables (:func:`markdown_table`) and the
+code list of ``docs/record.schema.json`` are generated from this registry:
+``python -m nbdiag.codes --write-readme --write-schema`` rewrites both, and tests
+fail when either differs from the registry.
 
 Adding a finding: register a ``Code`` here, emit it from one diagnostic with
 ``codes.NEW_CODE.finding(...)``, add one test (see docs/architecture.md).
@@ -19,6 +20,7 @@ Adding a finding: register a ``Code`` here, emit it from one diagnostic with
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -383,33 +385,67 @@ def replace_table(text: str, table: str | None = None) -> str:
     return text[: start + len(TABLE_START)] + "\n" + table + text[end:]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m nbdiag.codes [--write-readme [PATH]] [--check-readme [PATH]]``."""
-    parser = argparse.ArgumentParser(prog="python -m nbdiag.codes",
-                                     description="Print the findings table generated from the registry.")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--write-readme", nargs="?", const="README.md", metavar="PATH",
-                       help="rewrite the table between the findings-table markers in PATH (default README.md)")
-    group.add_argument("--check-readme", nargs="?", const="README.md", metavar="PATH",
-                       help="exit 1 when the table in PATH differs from the registry")
-    args = parser.parse_args(argv)
-    path = args.write_readme or args.check_readme
-    if path is None:
-        sys.stdout.write(markdown_table())
+SCHEMA_PATH = "docs/record.schema.json"
+
+
+def schema_with_codes(schema: dict[str, Any]) -> dict[str, Any]:
+    """Return ``schema`` (docs/record.schema.json) with its code enum set to the registry's codes."""
+    out = json.loads(json.dumps(schema))
+    out["$defs"]["code"]["enum"] = list(REGISTRY)
+    return out
+
+
+def _dump_schema(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
+def _sync(path: Path, new: str, write: bool, what: str) -> int:
+    old = path.read_text(encoding="utf-8")
+    if new == old:
         return 0
-    readme = Path(path)
-    text = readme.read_text(encoding="utf-8")
-    new = replace_table(text)
-    if args.check_readme:
-        if new != text:
-            print(f"{readme}: findings table differs from nbdiag.codes; run python -m nbdiag.codes --write-readme",
-                  file=sys.stderr)
-            return 1
-        return 0
-    if new != text:
+    if write:
         from nbdiag.outputs import atomic_write_text
-        atomic_write_text(readme, new)
-    return 0
+        atomic_write_text(path, new)
+        return 0
+    print(f"{path}: {what} differs from nbdiag.codes; run python -m nbdiag.codes --write-readme --write-schema",
+          file=sys.stderr)
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m nbdiag.codes [--write-readme|--check-readme [PATH]] [--write-schema|--check-schema [PATH]]``.
+
+    Without options, print the generated tables. ``--write-*`` rewrite the
+    README table (between the findings-table markers) and the code list of
+    the record schema; ``--check-*`` exit 1 when they differ from the registry.
+    """
+    parser = argparse.ArgumentParser(prog="python -m nbdiag.codes",
+                                     description="Findings tables and record-schema codes generated from the registry.")
+    readme = parser.add_mutually_exclusive_group()
+    readme.add_argument("--write-readme", nargs="?", const="README.md", metavar="PATH",
+                        help="rewrite the table between the findings-table markers in PATH (default README.md)")
+    readme.add_argument("--check-readme", nargs="?", const="README.md", metavar="PATH",
+                        help="exit 1 when the table in PATH differs from the registry")
+    schema = parser.add_mutually_exclusive_group()
+    schema.add_argument("--write-schema", nargs="?", const=SCHEMA_PATH, metavar="PATH",
+                        help=f"set the code list of the record schema PATH (default {SCHEMA_PATH})")
+    schema.add_argument("--check-schema", nargs="?", const=SCHEMA_PATH, metavar="PATH",
+                        help="exit 1 when the schema's code list differs from the registry")
+    args = parser.parse_args(argv)
+    status = 0
+    readme_path = args.write_readme or args.check_readme
+    if readme_path:
+        path = Path(readme_path)
+        status |= _sync(path, replace_table(path.read_text(encoding="utf-8")), bool(args.write_readme),
+                        "the findings table")
+    schema_path = args.write_schema or args.check_schema
+    if schema_path:
+        path = Path(schema_path)
+        new = _dump_schema(schema_with_codes(json.loads(path.read_text(encoding="utf-8"))))
+        status |= _sync(path, new, bool(args.write_schema), "the schema's code list")
+    if not readme_path and not schema_path:
+        sys.stdout.write(markdown_table())
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

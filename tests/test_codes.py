@@ -118,16 +118,21 @@ def test_readme_findings_table_matches_the_registry():
         assert f"| `{key}` |" in block
 
 
-def test_write_and_check_readme(tmp_path, capsys):
+def test_write_and_check_readme_and_schema(tmp_path, capsys):
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n{codes.TABLE_START}\nstale\n{codes.TABLE_END}\n\nafter\n", encoding="utf-8")
+    schema = tmp_path / "record.schema.json"
+    schema.write_text(json.dumps({"$defs": {"code": {"enum": ["vif_high", "old_code"]}}}), encoding="utf-8")
     assert codes.main(["--check-readme", str(readme)]) == 1
     assert "--write-readme" in capsys.readouterr().err
-    assert codes.main(["--write-readme", str(readme)]) == 0
+    assert codes.main(["--check-schema", str(schema)]) == 1
+    assert codes.main(["--write-readme", str(readme), "--write-schema", str(schema)]) == 0
     text = readme.read_text(encoding="utf-8")
     assert "stale" not in text and text.endswith(f"{codes.TABLE_END}\n\nafter\n")
     assert codes.markdown_table() in text
-    assert codes.main(["--check-readme", str(readme)]) == 0
+    assert json.loads(schema.read_text(encoding="utf-8"))["$defs"]["code"]["enum"] == list(codes.REGISTRY)
+    assert codes.main(["--check-readme", str(readme), "--check-schema", str(schema)]) == 0
+    capsys.readouterr()
     assert codes.main([]) == 0
     assert capsys.readouterr().out == codes.markdown_table()
     with pytest.raises(ValueError, match="findings-table:start"):
