@@ -65,8 +65,13 @@ def _vectors(X):
     return {"zero_back": z, "two_back - zero_back": d}
 
 
-def test_estimates_equal_nilearn_first_level_fit():
+@pytest.mark.parametrize("rank_deficient", [False, True])
+def test_estimates_equal_nilearn_first_level_fit(rank_deficient):
     X, roles, ctx, s = _simulated()
+    if rank_deficient:  # a duplicated task column: nilearn's pinv route, not the QR shortcut
+        X = X.copy()
+        X.insert(2, "zero_back_copy", X["zero_back"] + X["two_back"])
+        roles = {"zero_back_copy": "task", **roles}
     classes = assess_baseline(X, roles, ctx, Thresholds()).scan_classes
     vectors = _vectors(X)
     res = measure_signals({"global_signal": s}, X, vectors, classes, nonsteady_volumes=NSS, noise_model="ar1")

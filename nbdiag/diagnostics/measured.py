@@ -23,9 +23,12 @@ series ``s`` this module computes, with no file access:
     :mod:`nbdiag.diagnostics.baseline` (``nonsteady``, ``unmodeled_event``,
     ``short_gap``, ``fixation``, ``run_edge``, ``condition:<name>``), which sums
     to ``estimate_ols``,
-  - ``estimate``, ``se``, ``t`` — nilearn's ``run_glm`` on that one series under
-    the run's ``noise_model`` (``"ar1"`` by default, as ``FirstLevelModel``)
-    and ``compute_contrast``; ``by_class_estimate`` decomposes ``estimate`` the
+  - ``estimate``, ``se``, ``t`` — what nilearn's ``run_glm`` + ``compute_contrast``
+    give for that one series under the run's ``noise_model`` (``"ar1"`` by default,
+    as ``FirstLevelModel``). The steps are run_glm's own, with nilearn's Yule-Walker
+    estimator and binning, but reuse the design's cached pseudo-inverse instead of
+    refactoring it (``tests/test_measured.py`` checks equality with
+    ``FirstLevelModel`` to 1e-8); ``by_class_estimate`` decomposes ``estimate`` the
     same way (the AR fit is linear in ``y`` once its coefficient is fixed:
     ``ĉ = cᵀ pinv(W X) W y``).
 
@@ -157,38 +160,112 @@ def summarize_signal(name: str, series: np.ndarray, nonsteady: Sequence[int]) ->
     return med, excess
 
 
-def residual_sd(y: np.ndarray, X: np.ndarray, steady_rows: np.ndarray) -> float | None:
-    """Residual SD of ``y`` after OLS on ``X``, fitted and measured on ``steady_rows`` only."""
-    ys, Xs = y[steady_rows], X[steady_rows]
-    rank = int(np.linalg.matrix_rank(Xs)) if Xs.size else 0
-    dof = ys.size - rank
+def design_rank(X: np.ndarray) -> int:
+    """Rank of ``X`` as nilearn's regression models count it (``matrix_rank(X, |X|.sum() * eps)``),
+    from the cached SVD."""
+    from nbdiag.diagnostics.estimability import _svd
+
+    s = _svd(np.asarray(X, dtype=float))[1]
+    tol = float(np.abs(X).sum()) * np.finfo(np.float64).eps
+    return int(np.sum(s > tol))
+
+
+def residual_sd(y: np.ndarray, X: np.ndarray, steady_rows: np.ndarray, pinv: np.ndarray | None = None) -> float | None:
+    """Residual SD of ``y`` after OLS on ``X``, fitted and measured on ``steady_rows`` only.
+
+    Uses the full-data pseudo-inverse and the row-deletion identity
+    ``e_R(-S) = e_R + H_RS (I - H_SS)⁻¹ e_S`` (``H = X pinv(X)``, ``S`` the removed rows),
+    which equals refitting without those rows; falls back to a refit when
+    ``I - H_SS`` is singular (removing the rows lowers the rank).
+    """
+    from nbdiag.diagnostics.estimability import pinv_cached
+
+    X = np.asarray(X, dtype=float)
+    P = pinv_cached(X) if pinv is None else pinv
+    e = y - X @ (P @ y)
+    removed = np.flatnonzero(~steady_rows)
+    keep = np.flatnonzero(steady_rows)
+    rank = design_rank(X)
+    if removed.size:
+        M = np.eye(removed.size) - X[removed] @ P[:, removed]
+        if np.linalg.cond(M) < 1e8:
+            e_keep = e[keep] + (X[keep] @ P[:, removed]) @ np.linalg.solve(M, e[removed])
+        else:  # the removed rows carry rank: refit on the kept rows
+            Xs = X[keep]
+            beta, *_ = np.linalg.lstsq(Xs, y[keep], rcond=None)
+            e_keep = y[keep] - Xs @ beta
+            rank = int(np.linalg.matrix_rank(Xs))
+    else:
+        e_keep = e
+    dof = keep.size - rank
     if dof <= 0:
         return None
-    beta, *_ = np.linalg.lstsq(Xs, ys, rcond=None)
-    r = ys - Xs @ beta
-    return float(np.sqrt(float(r @ r) / dof))
+    return float(np.sqrt(float(e_keep @ e_keep) / dof))
 
 
-def _glm(y: np.ndarray, X: np.ndarray, vectors: Mapping[str, np.ndarray], noise_model: str,
-         masks: Mapping[str, np.ndarray]) -> dict[str, tuple[float, float, float, dict[str, float]]]:
-    """nilearn ``run_glm`` + ``compute_contrast`` on one series; per contrast (estimate, se, t, by_class)."""
-    from nilearn.glm.contrasts import compute_contrast
-    from nilearn.glm.first_level.first_level import run_glm
+def _whiten(A: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """nilearn ``ARModel.whiten``: ``A[t] - Σ_i rho_i A[t-1-i]`` (first rows kept)."""
+    A = np.asarray(A, np.float64)
+    out = A.copy()
+    for i in range(rho.size):
+        out[(i + 1):] = out[(i + 1):] - rho[i] * A[: -(i + 1)]
+    return out
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        labels, results = run_glm(y[:, None], X, noise_model=noise_model)
-        out = {}
-        res = results[labels[0]]
-        model = res.model
-        for name, vec in vectors.items():
-            con = compute_contrast(labels, results, np.asarray(vec, float), stat_type="t")
-            est = float(np.ravel(con.effect_size())[0])
-            se = float(np.sqrt(np.ravel(con.effect_variance())[0]))
-            t = float(np.ravel(con.stat())[0])
-            row = np.asarray(vec, float) @ model.calc_beta
-            parts = {k: float(row @ model.whiten(np.where(m, y, 0.0))) for k, m in masks.items()}
-            out[name] = (est, se, t, parts)
+
+def _ar_coef(resid: np.ndarray, order: int, bins: int = 100) -> np.ndarray:
+    """AR coefficients of one residual series exactly as nilearn's ``run_glm`` estimates them
+    (``_yule_walker``; AR(1) binned to ``1 / bins``; one series is its own k-means centre)."""
+    from nilearn.glm.first_level.first_level import _yule_walker
+
+    rho = np.asarray(_yule_walker(resid[None, :], order), dtype=np.float64)[0]
+    if order == 1:
+        rho = (rho * bins).astype(int) * 1.0 / bins
+    return rho
+
+
+def _fit_noise_model(y: np.ndarray, X: np.ndarray, P: np.ndarray, rank: int, vectors: Mapping[str, np.ndarray],
+                     noise_model: str, masks: Mapping[str, np.ndarray]) -> dict[str, tuple[float, float, float, dict]]:
+    """Per contrast ``(estimate, se, t, by_class)`` of nilearn's ``run_glm`` + ``compute_contrast``
+    on one series: the same steps (OLS residuals -> Yule-Walker AR coefficient, binned as
+    ``run_glm`` bins it -> ``ARModel`` whitening, ``pinv`` of the whitened design, dispersion
+    ``RSS / (n - n_columns)`` as nilearn's ``OLSModel.fit`` divides, even for a rank-deficient design, t = effect / sqrt(c cov c' dispersion)), reusing the cached
+    pseudo-inverses. ``tests/test_measured.py`` checks them against ``FirstLevelModel``."""
+    from nbdiag.diagnostics.estimability import pinv_cached
+
+    if noise_model == "ols":
+        WX, WP, wy = X, P, y
+        whiten = None
+    else:
+        resid = y - X @ (P @ y)
+        rho = _ar_coef(resid, int(noise_model[2:]))
+        WX = _whiten(X, rho)
+        wy = _whiten(y, rho)
+        whiten = rho
+        if rank == X.shape[1]:
+            # full column rank: pinv(WX) = R⁻¹Qᵀ (thin QR), the same numbers as the SVD route
+            # to rounding, at a fraction of its cost
+            Q, R = np.linalg.qr(WX)
+            WP = None
+        else:
+            WP = pinv_cached(WX)
+    if WP is None:
+        beta = np.linalg.solve(R, Q.T @ wy)
+    else:
+        beta = WP @ wy
+    wres = wy - WX @ beta
+    dof = X.shape[0] - X.shape[1]  # nilearn's OLSModel.fit: n - columns, not n - rank
+    dispersion = float(wres @ wres) / dof if dof > 0 else float("nan")
+    out = {}
+    for name, vec in vectors.items():
+        c = np.asarray(vec, float)
+        row = c @ WP if WP is not None else Q @ np.linalg.solve(R.T, c)
+        est = float(c @ beta)
+        var = float(row @ row) * dispersion
+        se = float(np.sqrt(var)) if var >= 0 else float("nan")
+        t = est / max(se, np.finfo(float).tiny) if np.isfinite(se) else float("nan")
+        parts = {k: float(row @ (np.where(m, y, 0.0) if whiten is None else _whiten(np.where(m, y, 0.0), whiten)))
+                 for k, m in masks.items()}
+        out[name] = (est, se, float(t), parts)
     return out
 
 
@@ -239,7 +316,10 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
     classes = np.asarray(list(scan_classes), dtype=object)
     order = class_order(scan_classes)
     masks = {k: classes == k for k in order}
-    pinv = np.linalg.pinv(X)
+    from nbdiag.diagnostics.estimability import pinv_cached
+
+    pinv = pinv_cached(X)
+    rank = design_rank(X)
     weights = {name: pinv.T @ np.asarray(vec, float) for name, vec in vectors.items()}
     summaries: dict[str, SignalSummary] = {}
     per_contrast: dict[str, dict[str, ContrastMeasure]] = {name: {} for name in vectors}
@@ -255,7 +335,9 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
         own = own_columns(sig, cols)
         y = nilearn_scale(full[rows_arr])
         keep = [i for i, c in enumerate(cols) if c not in own]
-        rsd = residual_sd(y, X[:, keep], steady_rows) if np.isfinite(y).all() else None
+        rsd = None
+        if np.isfinite(y).all():
+            rsd = residual_sd(y, X, steady_rows, pinv) if not own else residual_sd(y, X[:, keep], steady_rows)
         summaries[sig] = SignalSummary(sig, med, tuple(sorted(flagged)), excess, rsd, bool(own))
         if own:
             note = (f"{sig} is in the model ({', '.join(own)}): its estimate is zero by construction, "
@@ -267,7 +349,7 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
             for name in vectors:
                 per_contrast[name][sig] = ContrastMeasure(sig, noise_model, note=f"{sig} has missing values")
             continue
-        fits = _glm(y, X, vectors, noise_model, masks)
+        fits = _fit_noise_model(y, X, pinv, rank, vectors, noise_model, masks)
         for name in vectors:
             w = weights[name]
             by_class = {k: float(w[m] @ y[m]) for k, m in masks.items()}
@@ -318,8 +400,16 @@ def measured_nonsteady_excess(context, volumes: Sequence[int], signal: str = "gl
     return out if np.isfinite(out).all() else None
 
 
-def noise_level(design: pd.DataFrame, context, signal: str = "global_signal") -> NoiseLevel:
-    """Residual SD of ``signal`` after the design (steady rows), or the assumed 1 % with the reason."""
+def noise_level(design: pd.DataFrame, context, signal: str = "global_signal",
+                measured: "MeasuredResult | None" = None) -> NoiseLevel:
+    """Residual SD of ``signal`` after the design (steady rows), or the assumed 1 % with the reason.
+
+    ``measured`` (from :func:`measure_signals` on the same design) is reused when given.
+    """
+    if measured is not None and signal in measured.signals:
+        sd = measured.signals[signal].residual_sd_percent
+        if sd is not None and np.isfinite(sd) and sd > 0:
+            return NoiseLevel(sd=float(sd), source=f"measured:{signal}", reason="")
     signals = context.measured_signals
     if signals is None:
         return NoiseLevel(reason="nothing measured from the run (--measure none or no confounds file)")
@@ -339,7 +429,7 @@ def noise_level(design: pd.DataFrame, context, signal: str = "global_signal") ->
     keep = [i for i, c in enumerate(cols) if c not in own]
     flagged = set(int(v) for v in context.nonsteady_volumes)
     steady = np.array([int(r) not in flagged for r in rows], dtype=bool)
-    sd = residual_sd(y, design.to_numpy(dtype=float)[:, keep], steady)
+    sd = residual_sd(y, np.ascontiguousarray(design.to_numpy(dtype=float)[:, keep]), steady)
     if sd is None or not np.isfinite(sd) or sd <= 0:
         return NoiseLevel(reason=f"the residual of {signal} after the design has no degrees of freedom")
     return NoiseLevel(sd=float(sd), source=f"measured:{signal}", reason="")

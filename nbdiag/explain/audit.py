@@ -77,13 +77,13 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     drift = assess_drift(design, roles, context, vectors, th)
     base, signals = core_signals(design, roles, context, th)
     rt = assess_rt(design, roles, context, vectors, th)
-    noise = noise_level(design, context)
-    sens = sensitivity_by_contrast(design, vectors, signals, th, noise=noise)
     measured = None
     if context.measured_signals is not None:
         measured = measure_signals(context.measured_signals, design, vectors, base.scan_classes,
                                    rows=context.scan_index, nonsteady_volumes=context.nonsteady_volumes,
                                    noise_model=context.noise_model)
+    noise = noise_level(design, context, measured=measured)
+    sens = sensitivity_by_contrast(design, vectors, signals, th, noise=noise)
     all_found: list[Finding] = (list(cset.findings) + list(coll.findings) + list(conf.findings)
                                 + list(drift.findings) + list(base.findings) + list(rt.findings))
     unmod_types = tuple(sorted(set(context.unmodeled_events["trial_type"].astype(str)))) \
