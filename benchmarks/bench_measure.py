@@ -124,7 +124,13 @@ def make_full_size(workdir: Path) -> tuple[Path, Path]:
 
 def bench_bold(workdir: Path) -> dict:
     t0 = time.perf_counter()
-    root, bold = make_full_size(workdir)
+    # generated in a subprocess: a child forked from a process holding the 2.3 GB array would
+    # inherit that resident size in its ru_maxrss
+    out = subprocess.run([sys.executable, __file__, "--make", str(workdir)], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    root, bold = (Path(p) for p in out.stdout.strip().splitlines()[-1].split("\t"))
     made = time.perf_counter() - t0
     args = [str(root), "", "participant", "--task", "nback", "--space", "MNI152NLin6Asym",
             "--derivatives", "derivatives/fmriprep", "--img-filter", "desc", "preproc",
@@ -150,7 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None, help="where the full-size run goes (not the repo)")
     parser.add_argument("--keep", action="store_true", help="keep the generated full-size dataset")
+    parser.add_argument("--make", type=Path, help=argparse.SUPPRESS)  # internal: generate the dataset only
     args = parser.parse_args(argv)
+    if args.make:
+        root, bold = make_full_size(args.make)
+        print(f"{root}\t{bold}")
+        return 0
     if args.only in (None, "confounds"):
         r = bench_confounds(args.repeat)
         print(f"participant --no-reports, demo (7 runs x 3 variants): --measure none {r['none_s']:.2f} s, "

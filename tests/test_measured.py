@@ -190,3 +190,43 @@ def test_group_attribution_recovers_simulated_nonsteady_share():
     assert "the non-steady-state volumes contribute" in sentence
     assert f"{100 * row['share']:.0f} %" in sentence
     assert "two_back − zero_back:" in sentence
+
+
+def test_measure_and_noise_model_settings():
+    from nbdiag.config import SettingsError, config_from_mapping, override_config
+
+    cfg = config_from_mapping({"measure": "bold", "model": {"noise_model": "ols"},
+                               "variants": {"a": {}, "b": {"measure": "none"}}})
+    assert [(v.variant, v.measure, v.model.noise_model) for v in cfg.all_variants()] == \
+        [("a", "bold", "ols"), ("b", "none", "ols")]
+    assert override_config(cfg, measure="confounds").variants["b"].measure == "confounds"
+    with pytest.raises(SettingsError, match="'measure'.*confounds"):
+        config_from_mapping({"measure": "voxels"})
+    with pytest.raises(SettingsError, match="noise_model"):
+        config_from_mapping({"model": {"noise_model": "gls"}})
+
+
+def test_measure_none_uses_assumed_sizes_and_says_so(small_bids, tmp_path):
+    import json
+
+    from nbdiag.cli import main
+
+    out = tmp_path / "out"
+    base = [str(small_bids), str(out), "participant", "--task", "nback", "--space", "MNI152NLin6Asym",
+            "--derivatives", "derivatives/fmriprep", "--img-filter", "desc", "preproc", "--participant-label", "01",
+            "--confounds-strategy", "motion", "--confounds-motion", "basic", "--no-reports"]
+    assert main(base + ["--measure", "none"]) in (0, 1)
+    rec = json.loads(next(out.rglob("*ses-1*run-01*_nbdiag.json")).read_text())
+    assert rec["measured"]["mode"] == "none" and "assumed" in rec["measured"]["note"]
+    entries = [e for c in rec["contrasts"].values() for e in c.get("sensitivity", [])]
+    assert entries and {e["magnitude_source"] for e in entries} == {"assumed"}
+    assert {e["noise_source"] for e in entries} == {"assumed"}
+    nss = [e for e in entries if e["source"] == "nonsteady"]
+    assert nss and "assumed" in nss[0]["label"] and "T1" in nss[0]["label"]
+    out2 = tmp_path / "out2"
+    assert main([a if a != str(out) else str(out2) for a in base]) in (0, 1)
+    rec2 = json.loads(next(out2.rglob("*ses-1*run-01*_nbdiag.json")).read_text())
+    nss2 = [e for c in rec2["contrasts"].values() for e in c["sensitivity"] if e["source"] == "nonsteady"]
+    assert nss2[0]["magnitude_source"] == "measured:global_signal"
+    gs = rec2["measured"]["signals"]["global_signal"]
+    assert len(gs["percent_excess_nonsteady"]) == len(gs["nonsteady_volumes"]) > 0
