@@ -20,7 +20,9 @@ Sources
 Statistics
 ----------
 Runs of one subject (sessions, runs) are averaged first, so ``n_subjects``
-counts subjects. ``mean`` is the mean over subjects, ``sem = sd / sqrt(n)``
+counts subjects. A class with no scans in a run (e.g. no flagged volumes) or a cause
+absent from a run contributes 0 for that run, so every row of a contrast averages over the
+same runs. ``mean`` is the mean over subjects, ``sem = sd / sqrt(n)``
 (``ddof=1``), ``t = mean / sem`` (one-sample t against 0; ``None`` for n < 2
 or sem 0). ``share`` is ``mean`` divided by the mean of
 ``measured:<signal>:total`` for measured rows of that signal, and by the mean
@@ -110,9 +112,12 @@ def attribution_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         Columns ``COLUMNS``; rows sorted by variant, contrast (first-seen
         order), then measured (global signal first, total first) before predicted.
     """
-    # (variant, contrast, source) -> subject -> list of run values
-    values: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    # per run: (variant, subject, {(contrast, source): value}); then every source seen for a
+    # (variant, contrast) is filled with 0 in the runs that measured that signal (or predicted
+    # any cause) without it: a class with no scans, or a cause absent from a run, contributes 0
+    runs = []
     contrast_order: dict[str, int] = {}
+    seen: dict[tuple[str, str], set[str]] = {}
     for rec in records:
         if rec.get("status") == "error":
             continue
@@ -120,9 +125,28 @@ def attribution_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         if subject is None:
             continue
         variant = str(rec.get("variant"))
-        for (cname, source), v in run_values(rec).items():
+        vals = run_values(rec)
+        runs.append((variant, subject, vals))
+        for cname, source in vals:
             contrast_order.setdefault(cname, len(contrast_order))
-            values.setdefault((variant, cname, source), {}).setdefault(subject, []).append(v)
+            seen.setdefault((variant, cname), set()).add(source)
+    values: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    for variant, subject, vals in runs:
+        for (v, cname), sources in seen.items():
+            if v != variant:
+                continue
+            for source in sources:
+                if (cname, source) in vals:
+                    x = vals[(cname, source)]
+                else:
+                    kind, _, rest = source.partition(":")
+                    family = f"measured:{rest.split(':')[0]}:total" if kind == "measured" else None
+                    has = (cname, family) in vals if family else any(
+                        c == cname and s.startswith("predicted:") for c, s in vals)
+                    if not has:
+                        continue
+                    x = 0.0
+                values.setdefault((variant, cname, source), {}).setdefault(subject, []).append(x)
     rows = []
     for (variant, cname, source), by_sub in values.items():
         x = np.array([float(np.mean(v)) for _, v in sorted(by_sub.items())])

@@ -2,10 +2,17 @@
 
 For an unmodelled signal ``m`` (one value per design row), nilearn's OLS
 contrast estimate moves by exactly ``bias = w @ m`` (``w`` from
-``contrast_weights``). ``bias_sd = bias / sqrt(c (X'X)^+ c')`` expresses it in
-contrast standard deviations for unit noise (1 % signal noise per scan when the
-data are in percent signal change). Drift and confound columns are part of
-``X``, so ``w`` already projects them out.
+``contrast_weights``). ``bias_sd = bias / (σ sqrt(c (X'X)^+ c'))`` expresses it in
+contrast standard deviations, with ``σ`` the noise per scan in percent signal:
+the residual SD of the confounds file's ``global_signal`` after the design when
+it is measured (:func:`nbdiag.diagnostics.measured.noise_level`), else 1 %
+(assumed; every entry records ``noise_sd`` and ``noise_source``). Drift and
+confound columns are part of ``X``, so ``w`` already projects them out.
+
+Sizes: the non-steady-state excess is **measured** from ``global_signal``
+(``global_signal[k] / steady-state median - 1``) when the column exists; every
+other size below is **assumed**. Each entry's ``magnitude_source`` says which
+(``"measured:global_signal"`` or ``"assumed"``) and the label gives the value.
 
 The signal library, each at a plausible (deliberately modest) size given in its
 label; only signals that exist for the run are built. Sizes below supersede
@@ -16,7 +23,8 @@ the per-source notes: non-steady-state from the T1 approach to steady state
 
 ``nonsteady``
     Excess signal in the flagged non-steady-state volumes still in the
-    design, from the longitudinal magnetisation's approach to steady state
+    design: measured from ``global_signal`` when present; otherwise (assumed)
+    from the longitudinal magnetisation's approach to steady state
     (``nss_excess``): full magnetisation at the first volume, then
     ``Mz[k+1] = Mz[k] cos(a) E1 + (1 - E1)``, ``E1 = exp(-t_r / T1)``,
     grey-matter ``T1 = NSS_T1_S`` (1.4 s at 3 T) and the Ernst angle
