@@ -52,13 +52,14 @@ def refuse_output(output_dir: str | Path, allow_gallery: bool = False) -> str | 
 
 
 def run_demo(output_dir: str | Path = DEFAULT_OUTPUT, n_jobs: int = 1, log=None, *,
-             allow_gallery: bool = False) -> int:
+             allow_gallery: bool = False, participant_labels: list[str] | None = None) -> int:
     """Audit the demo dataset (participant + group level) and print a summary.
 
     Returns the exit code of the participant level (0 when every run was
     audited), or 2 when ``output_dir`` is refused (:func:`refuse_output`); the group
     sign-off result is printed, not returned, because the demo is meant to contain
-    runs that fail it.
+    runs that fail it. ``participant_labels`` restricts the demo to some subjects
+    (tests).
     """
     from nbdiag.config import load_config
     from nbdiag.group import run_group
@@ -73,7 +74,8 @@ def run_demo(output_dir: str | Path = DEFAULT_OUTPUT, n_jobs: int = 1, log=None,
         return 2
     output_dir = Path(output_dir)
     config = load_config(CONFIG)
-    result = run_participant(DATA_DIR, output_dir, config, n_jobs=n_jobs, log=log)
+    result = run_participant(DATA_DIR, output_dir, config, n_jobs=n_jobs, log=log,
+                             participant_labels=participant_labels)
     signoff = run_group(output_dir, fail_on="fail")
     records = [a.record for a in result.audits]
     print()

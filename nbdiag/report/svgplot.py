@@ -267,7 +267,8 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], colors: Sequence[Sequence[
     lab_w = max((text_width(_short(r, 60), 10) for r in rows), default=40) + 8
     top_h = max((text_width(_short(c, 30), 10) for c in cols), default=20) * 0.72 + 14
     leg_w = (max((text_width(lbl, 10) for _, _, lbl in legend), default=0) + 30) if legend else 0
-    w = lab_w + cell * len(cols) + 12 + leg_w
+    reach = max((cell * (j + 0.5) + 0.72 * text_width(_short(c, 30), 10) for j, c in enumerate(cols)), default=0.0)
+    w = lab_w + max(cell * len(cols) + 12 + leg_w, reach + 8)
     h = max(top_h + cell * len(rows) + 8, 16 * len(legend) + 12)
     svg = Svg(w, h, label)
     for j, c in enumerate(cols):
@@ -484,7 +485,10 @@ def design_image(values: np.ndarray, columns: Sequence[str], roles: Mapping[str,
     n, k = a.shape if a.ndim == 2 else (0, 0)
     top_h = max((text_width(_short(c, 24), 9) for c in columns), default=20) * 0.72 + 12
     left = 40
-    w = left + col_w * k + 10
+    # rotated labels lean right: the last ones may reach past the last column
+    reach = max((col_w * (j + 0.5) + 3 + 0.72 * text_width(_short(c, 24), 9) for j, c in enumerate(columns)),
+                default=0.0)
+    w = left + max(col_w * k + 10, reach + 6)
     svg = Svg(max(w, 120), top_h + height + 20, label)
     if n == 0 or k == 0:
         return str(svg)

@@ -1,0 +1,291 @@
+"""Issue 14: a report a reviewer can act on in two minutes, and a sign-off they can record.
+
+* Chromium (headless) loads every demo report with no console error and no request; at
+  1280×800 the verdict table is fully visible without scrolling, the page with sections
+  collapsed is at most 1.5 screens per run × variant, and no element's text overflows
+  its box (1280 and 1920 px wide, sections open);
+* the same condition has the same colour in every figure of two subjects;
+* two demo runs into two folders give identical files, with no absolute path inside;
+* ratings saved by the report's widget round-trip into signoff.tsv; a rating for an
+  unknown run is refused by name; ``--variant`` changes the exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nbdiag.cli import main
+from nbdiag.demo.run import DATA_DIR, refuse_output, run_demo
+from nbdiag.report.palette import condition_color
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed")
+
+#: Subjects used here: sub-04 has 2 runs (3 variants x 3 contrasts each), sub-01 the forum case.
+LABELS = ["01", "04"]
+
+
+@pytest.fixture(scope="module")
+def demo_dirs(tmp_path_factory):
+    """The demo (sub-01 and sub-04) run twice, into two differently named folders."""
+    if not (DATA_DIR / "dataset_description.json").exists():
+        pytest.skip("demo dataset missing")
+    base = tmp_path_factory.mktemp("demo")
+    outs = []
+    for name in ("first", "second-folder"):
+        out = base / name
+        assert run_demo(out, log=lambda msg: None, participant_labels=LABELS) == 0
+        outs.append(out)
+    return outs
+
+
+# --------------------------------------------------------------------------- reproducibility
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_two_demo_runs_identical_and_without_machine_paths(demo_dirs):
+    a, b = demo_dirs
+    fa, fb = _files(a), _files(b)
+    assert sorted(fa) == sorted(fb)
+    assert any(k.endswith(".html") for k in fa) and any(k.endswith("_nbdiag.json") for k in fa)
+    for name in fa:
+        assert fa[name].replace(str(a).encode(), b"OUT") == fb[name].replace(str(b).encode(), b"OUT"), name
+    machine = [str(a), str(DATA_DIR), str(DATA_DIR.resolve()), str(Path.cwd()), str(Path.home()),
+               str(Path(__file__).resolve().parent.parent)]
+    for name, data in fa.items():
+        text = data.decode("utf-8", errors="replace")
+        for path in machine:
+            assert path not in text, f"{name} holds the absolute path {path}"
+    rec = json.loads(next(v for k, v in fa.items() if k.endswith("_desc-nortdur_nbdiag.json")))
+    assert rec["run"]["files"]["events"].startswith("bids::sub-")
+    assert rec["run"]["files"]["confounds"].startswith("bids::derivatives/fmriprep/sub-")
+
+
+def test_demo_refuses_package_and_gallery(tmp_path):
+    pkg = Path(__file__).resolve().parent.parent / "nbdiag"
+    assert "installed nbdiag package" in refuse_output(pkg / "demo" / "out")
+    checkout = tmp_path / "repo"
+    (checkout / ".git").mkdir(parents=True)
+    assert "reports/" in refuse_output(checkout / "reports" / "demo")
+    assert refuse_output(checkout / "reports" / "demo", allow_gallery=True) is None
+    assert refuse_output(tmp_path / "elsewhere") is None
+    assert main(["demo", str(checkout / "reports" / "demo")]) == 2
+    assert not (checkout / "reports").exists()
+
+
+# --------------------------------------------------------------------------- colours
+_KEYED = re.compile(r'<(rect|path|polyline|circle)\b[^>]*?(?:fill|stroke)="(#[0-9A-Fa-f]{6})"[^>]*?'
+                    r'data-key="condition:([^"]+)"')
+
+
+def _condition_colors(html: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for svg in re.findall(r"<svg\b.*?</svg>", html, flags=re.S):
+        for _, color, name in _KEYED.findall(svg):
+            out.setdefault(name, set()).add(color.upper())
+    return out
+
+
+def test_same_condition_same_colour_in_every_figure_of_two_subjects(demo_dirs):
+    out = demo_dirs[0]
+    seen: dict[str, set[str]] = {}
+    for label in LABELS:
+        for name, colors in _condition_colors((out / f"sub-{label}.html").read_text()).items():
+            seen.setdefault(name, set()).update(colors)
+    assert {"two_back", "zero_back"} <= set(seen)
+    for name, colors in seen.items():
+        assert colors == {condition_color(name).upper()}, (name, colors)
+    assert len({condition_color(n) for n in ("two_back", "zero_back", "INSTRUCTION", "RTDur")}) == 4
+
+
+# --------------------------------------------------------------------------- chromium
+MEASURE = r"""
+<script>
+(function () {
+  function overflowing() {
+    var bad = [];
+    var els = document.querySelectorAll("main *");
+    for (var i = 0; i < els.length; i++) {
+      var el = els[i];
+      if (el.closest("svg")) { continue; }
+      var cs = getComputedStyle(el);
+      if (cs.display === "inline" || cs.display === "none" || el.clientWidth === 0) { continue; }
+      var hasText = false;
+      for (var k = 0; k < el.childNodes.length; k++) {
+        if (el.childNodes[k].nodeType === 3 && el.childNodes[k].textContent.trim()) { hasText = true; }
+      }
+      if (hasText && el.scrollWidth > el.clientWidth + 1) { bad.push(el.tagName + "." + el.className + ": " + el.textContent.slice(0, 60)); }
+    }
+    var svgs = document.querySelectorAll("main svg.fig");
+    for (var s = 0; s < svgs.length; s++) {
+      var box = svgs[s].getBoundingClientRect();
+      if (!box.width) { continue; }
+      var texts = svgs[s].querySelectorAll("text");
+      for (var t = 0; t < texts.length; t++) {
+        var r = texts[t].getBoundingClientRect();
+        if (r.width && (r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1 || r.bottom > box.bottom + 1)) {
+          bad.push("svg text clipped: " + texts[t].textContent.slice(0, 60));
+        }
+      }
+    }
+    if (document.documentElement.scrollWidth > window.innerWidth + 1) { bad.push("page wider than the window"); }
+    return bad;
+  }
+  var out = { width: window.innerWidth, height: window.innerHeight };
+  var v = document.getElementById("verdict");
+  if (v) {
+    var r = v.getBoundingClientRect();
+    out.verdict_bottom = r.bottom + window.scrollY;
+    var first = document.querySelector("main").firstElementChild;
+    out.first_id = first ? first.id : null;
+    out.rows = v.tBodies[0].rows.length;
+  }
+  var secs = document.querySelectorAll("details.sec");
+  out.sections = [];
+  for (var i = 0; i < secs.length; i++) { out.sections.push(secs[i].getBoundingClientRect().height); }
+  out.page_collapsed = document.documentElement.scrollHeight;
+  out.n_rating = document.querySelectorAll(".rating").length;
+  out.ready = document.documentElement.getAttribute("data-nbdiag-ready");
+  var ds = document.querySelectorAll("details");
+  for (var j = 0; j < ds.length; j++) { ds[j].open = true; }
+  out.overflow = overflowing();
+  if (window.nbdiagRatings) {
+    var w = document.querySelector(".rating");
+    w.querySelector("input[value=exclude]").checked = true;
+    w.querySelector("input.comment").value = "cue gaps, see weights";
+    document.querySelector("input[name=reviewer]").value = "AB";
+    out.ratings = window.nbdiagRatings();
+  }
+  var pre = document.createElement("pre");
+  pre.id = "nbdiag-measure";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+})();
+</script>
+"""
+
+
+def _measure(html_path: Path, width: int, height: int) -> tuple[dict, str]:
+    html = html_path.read_text(encoding="utf-8")
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = Path(tmp) / html_path.name
+        probe.write_text(html.replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+        with tempfile.TemporaryDirectory() as profile:
+            proc = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}",
+                                   "--virtual-time-budget=3000", "--dump-dom", probe.as_uri()],
+                                  capture_output=True, text=True, timeout=120)
+    m = re.search(r'<pre id="nbdiag-measure">(.*?)</pre>', proc.stdout, flags=re.S)
+    assert m, proc.stderr[-2000:]
+    import html as _html
+
+    return json.loads(_html.unescape(m.group(1))), proc.stderr
+
+
+def _no_errors(log: str) -> None:
+    assert "Uncaught" not in log, log[-2000:]
+    assert "Refused to" not in log, log[-2000:]  # CSP: something tried to load a resource
+    assert "ERR_" not in log, log[-2000:]
+
+
+@needs_chromium
+def test_subject_report_first_screen_and_layout(demo_dirs):
+    out = demo_dirs[0]
+    m, log = _measure(out / "sub-04.html", 1280, 800)
+    _no_errors(log)
+    assert m["ready"] == "1"
+    assert m["first_id"] == "verdict"
+    # 2 runs x 3 variants x 3 contrasts (plus whole-run rows for run-level failures)
+    assert m["rows"] >= 18
+    assert m["verdict_bottom"] <= 800, m["verdict_bottom"]
+    assert m["n_rating"] == 6
+    assert m["page_collapsed"] <= 1.5 * 800 * 6, m["page_collapsed"]
+    assert m["sections"] and max(m["sections"]) <= 40, m["sections"]  # collapsed: one summary line each
+    assert m["overflow"] == [], m["overflow"][:10]
+    m2, log2 = _measure(out / "sub-04.html", 1920, 1080)
+    _no_errors(log2)
+    assert m2["overflow"] == [], m2["overflow"][:10]
+
+
+@needs_chromium
+@pytest.mark.parametrize("name", ["sub-01.html", "group.html"])
+def test_other_reports_load_clean_without_overflow(demo_dirs, name):
+    m, log = _measure(demo_dirs[0] / name, 1280, 800)
+    _no_errors(log)
+    assert m["ready"] == "1"
+    assert m["overflow"] == [], m["overflow"][:10]
+
+
+@needs_chromium
+def test_ratings_widget_round_trips_into_signoff(demo_dirs, tmp_path):
+    out = demo_dirs[1]
+    m, _ = _measure(out / "sub-04.html", 1280, 800)
+    saved = m["ratings"]
+    assert saved["subject"] == "04" and saved["reviewer"] == "AB"
+    assert saved["ratings"] == [{"run": "sub-04_ses-1_task-nback_run-01", "variant": "nortdur",
+                                 "rating": "exclude", "comment": "cue gaps, see weights"}]
+    path = tmp_path / "sub-04_ratings_AB.json"
+    path.write_text(json.dumps(saved))
+    code = main([str(DATA_DIR), str(out), "group", "--ratings", str(path)])
+    assert code == 3
+    so = pd.read_csv(out / "group" / "signoff.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert list(so.columns[-4:]) == ["reviewer", "rating", "comment", "final"]
+    row = so[(so["prefix"] == "sub-04_ses-1_task-nback_run-01") & (so["variant"] == "nortdur")].iloc[0]
+    assert (row["signoff"], row["reviewer"], row["rating"], row["final"]) == ("pass", "AB", "exclude", "fail")
+    assert row["comment"] == "AB: cue gaps, see weights"
+    others = so.drop(index=row.name)
+    assert (others["final"] == others["signoff"]).all() and (others["rating"] == "").all()
+    inc = pd.read_csv(out / "group" / "include.tsv", sep="\t", dtype=str)
+    assert not ((inc["prefix"] == row["prefix"]) & (inc["variant"] == "nortdur")).any()
+    html = (out / "group.html").read_text()
+    assert "Reviewers disagree with the automatic sign-off (1)" in html
+    # restore the plain group outputs for the other tests
+    assert main([str(DATA_DIR), str(out), "group"]) == 3
+
+
+def test_rating_for_unknown_run_is_refused_by_name(demo_dirs, tmp_path, capsys):
+    out = demo_dirs[1]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"nbdiag_ratings": 1, "subject": "09", "reviewer": "AB", "ratings": [
+        {"run": "sub-09_ses-1_task-nback_run-01", "variant": "nortdur", "rating": "include", "comment": ""}]}))
+    before = (out / "group" / "signoff.tsv").read_bytes()
+    assert main([str(DATA_DIR), str(out), "group", "--ratings", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "sub-09_ses-1_task-nback_run-01 [nortdur]" in err and "not in OUTPUT_DIR" in err
+    assert (out / "group" / "signoff.tsv").read_bytes() == before  # nothing written
+    path.write_text(json.dumps({"ratings": [{"run": "sub-04_ses-1_task-nback_run-01", "variant": "nortdur",
+                                             "rating": "maybe"}]}))
+    assert main([str(DATA_DIR), str(out), "group", "--ratings", str(path)]) == 2
+    assert "must be one of" in capsys.readouterr().err
+
+
+def test_variant_option_decides_exit_code(tmp_path):
+    from nbdiag.report._example import example_run
+
+    for variant, status in (("nortdur", "pass"), ("compcor", "fail")):
+        rec, _ = example_run("01", variant)
+        rec["status"] = status
+        rec["findings"] = [] if status == "pass" else [f for f in rec["findings"] if f["severity"] == "fail"]
+        d = tmp_path / "sub-01" / "ses-1" / "func"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{rec['run']['prefix']}_desc-{variant}_nbdiag.json").write_text(json.dumps(rec))
+    assert main(["bids", str(tmp_path), "group"]) == 3
+    assert main(["bids", str(tmp_path), "group", "--variant", "nortdur"]) == 0
+    so = pd.read_csv(tmp_path / "group" / "signoff.tsv", sep="\t", dtype=str)
+    assert list(so["variant"]) == ["nortdur"]
+    inc = pd.read_csv(tmp_path / "group" / "include.tsv", sep="\t", dtype=str)
+    assert list(inc["variant"]) == ["nortdur"]
+    assert "(not deciding sign-off)" in (tmp_path / "group.html").read_text()
+    assert main(["bids", str(tmp_path), "group", "--variant", "compcor", "--variant", "nortdur"]) == 3
+    assert main(["bids", str(tmp_path), "group", "--variant", "nosuch"]) == 2
