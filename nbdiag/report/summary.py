@@ -363,6 +363,15 @@ def _headline(f: Mapping[str, Any], short: bool = False) -> str:
     return title
 
 
+def _registry_title(code: str) -> str | None:
+    try:
+        from nbdiag import codes
+
+        return codes.get(code).title
+    except Exception:  # noqa: BLE001 - registry absent or code unknown: keep the finding's own title
+        return None
+
+
 def merge_findings(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One entry per finding of a run, across its variants and contrasts.
 
@@ -385,6 +394,7 @@ def merge_findings(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
                 e = merged[key] = {"code": key[0], "about": key[1], "headline": _headline(f),
                                    "message": f.get("message"), "fix": f.get("fix"), "places": [],
                                    "severity": "info", "_best": f}
+            e.setdefault("_titles", set()).add(_headline(f))
             sev = f.get("severity") if f.get("severity") in SEV_ORDER else "info"
             c = f.get("contrast")
             ev = f.get("evidence") or {}
@@ -405,6 +415,8 @@ def merge_findings(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
     out = []
     for e in merged.values():
         best = e.pop("_best")
+        if len(e.pop("_titles", ())) > 1:  # titles carry per-instance numbers: use the registry's title
+            e["headline"] = _registry_title(e["code"]) or e["headline"]
         e["evidence"] = evidence_rows(best.get("evidence"), best.get("severity"))
         e["variants"] = sorted({p["variant"] for p in e["places"]})
         e["contrasts"] = sorted({p["contrast"] for p in e["places"]})
