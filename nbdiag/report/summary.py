@@ -19,6 +19,7 @@ import math
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
+from nbdiag import codes
 from nbdiag.report.svgplot import fmt_value
 
 __all__ = ["verdict_rows", "merge_findings", "evidence_rows", "size_basis", "worst", "SEV_ORDER",
@@ -342,16 +343,16 @@ def _with_run_status(rows: list[dict[str, Any]], records: Sequence[Mapping[str, 
 # --------------------------------------------------------------------------- merged findings
 def _about(f: Mapping[str, Any]) -> str:
     ev = f.get("evidence") or {}
-    if f.get("code") == "sensitive_unmodeled_signal":
+    if f.get("code") == codes.SENSITIVE_UNMODELED_SIGNAL.code:
         return str(ev.get("source") or "")
-    if f.get("code") == "correlation_high":
+    if f.get("code") == codes.CORRELATION_HIGH.code:
         return " × ".join(map(str, ev.get("columns") or []))
     return ""
 
 
 def _headline(f: Mapping[str, Any], short: bool = False) -> str:
     ev = f.get("evidence") or {}
-    if f.get("code") == "sensitive_unmodeled_signal" and ev.get("label"):
+    if f.get("code") == codes.SENSITIVE_UNMODELED_SIGNAL.code and ev.get("label"):
         if short:
             return f"Unmodelled signal ({ev.get('source')})"
         return f"Sensitive to an unmodelled signal: {ev.get('label')}"
@@ -365,8 +366,6 @@ def _headline(f: Mapping[str, Any], short: bool = False) -> str:
 
 def _registry_title(code: str) -> str | None:
     try:
-        from nbdiag import codes
-
         return codes.get(code).title
     except Exception:  # noqa: BLE001 - registry absent or code unknown: keep the finding's own title
         return None
