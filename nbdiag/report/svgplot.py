@@ -269,7 +269,7 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], colors: Sequence[Sequence[
     leg_w = (max((text_width(lbl, 10) for _, _, lbl in legend), default=0) + 30) if legend else 0
     reach = max((cell * (j + 0.5) + 0.72 * text_width(_short(c, 30), 10) for j, c in enumerate(cols)), default=0.0)
     w = lab_w + max(cell * len(cols) + 12 + leg_w, reach + 8)
-    h = max(top_h + cell * len(rows) + 8, 16 * len(legend) + 12)
+    h = max(top_h + cell * len(rows) + 8, top_h + 16 * len(legend) + 12)
     svg = Svg(w, h, label)
     for j, c in enumerate(cols):
         x = lab_w + cell * (j + 0.5)
@@ -288,8 +288,8 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], colors: Sequence[Sequence[
             if annot and annot[i][j]:
                 svg.text(lab_w + cell * (j + 0.5), y + cell / 2, annot[i][j], size=7.5, anchor="middle",
                          color=text_color_on(colors[i][j]))
-    if legend:
-        _legend(svg, lab_w + cell * len(cols) + 18, 12, legend)
+    if legend:  # below the rotated column labels, right of the grid
+        _legend(svg, lab_w + cell * len(cols) + 18, top_h + 6, legend)
     return str(svg)
 
 
@@ -541,7 +541,8 @@ def strip_plot(panels: Sequence[tuple[str, float | None, list[tuple[str, float, 
             return oy + panel_h * (1 - (tr(v) - lo) / (hi - lo))
 
         svg.text(ox, oy - 12, title + (" (log scale)" if log else ""), size=10.5, bold=True)
-        for tv in _ticks(lo, hi, 4):
+        ticks = [float(k) for k in range(math.ceil(lo), math.floor(hi) + 1)] if log else _ticks(lo, hi, 4)
+        for tv in ticks:
             yy = oy + panel_h * (1 - (tv - lo) / (hi - lo))
             svg.line(ox, yy, ox + panel_w, yy, "#eef0f3")
             svg.text(ox - 4, yy, _tick_label(10 ** tv if log else tv), size=9, anchor="end")
