@@ -108,6 +108,43 @@ def test_same_condition_same_colour_in_every_figure_of_two_subjects(demo_dirs):
     for name, colors in seen.items():
         assert colors == {condition_color(name).upper()}, (name, colors)
     assert len({condition_color(n) for n in ("two_back", "zero_back", "INSTRUCTION", "RTDur")}) == 4
+    # the group page: one colour per variant in the figure and the tables
+    group = (out / "group.html").read_text()
+    dots = re.findall(r'<circle [^>]*fill="(#[0-9A-Fa-f]{6})"[^>]*data-key="variant:([^"]+)"', group)
+    by_variant: dict[str, set[str]] = {}
+    for color, variant in dots:
+        by_variant.setdefault(variant, set()).add(color)
+    assert set(by_variant) == {"nortdur", "rtdur", "compcor"}
+    assert all(len(c) == 1 for c in by_variant.values()) and len({min(c) for c in by_variant.values()}) == 3
+
+
+def test_evidence_is_a_table_with_the_threshold_crossed():
+    from nbdiag.report.summary import evidence_rows, merge_findings
+
+    rows = evidence_rows({"negative_weight_share": 0.484, "short_gap_seconds": 6.0, "warn_at": 0.25,
+                          "sensitivity": [{"source": "pre_block", "bias_sd": -3.35}]}, "fail")
+    main = rows[0]
+    assert (main["name"], main["value"], main["threshold"], main["margin"]) == (
+        "negative_weight_share", "48.4 %", "warn_at 25 %", "+23.4 points")
+    assert {"name": "short_gap_seconds", "value": "6 s", "unit": "", "threshold": "", "margin": ""} in rows
+    assert rows[-1]["value"] == "-3.35 σ"
+    # a threshold the evidence does not name comes from the registry and the record's thresholds
+    rows = evidence_rows({"source": "nonsteady", "bias": -0.976, "bias_sd": -7.997, "unit": "% signal"}, "fail",
+                         "sensitive_unmodeled_signal", {"sensitivity_warn": 0.5, "sensitivity_fail": 2.0})
+    sd = next(r for r in rows if r["name"] == "bias_sd")
+    assert (sd["value"], sd["threshold"], sd["margin"]) == ("-8.00 σ", "sensitivity_fail 2 σ", "+6.00 σ (×4)")
+    # one finding, one place: the same finding in two variants and two contrasts is one entry
+    base = {"run": {"prefix": "sub-01_task-t_run-1"}, "settings": {"thresholds": {"vif_warn": 5, "vif_fail": 10}},
+            "contrasts": {}}
+    recs = []
+    for variant, vif in (("a", 6.0), ("b", 12.0)):
+        recs.append({**base, "variant": variant, "findings": [
+            {"code": "vif_high", "severity": "warn" if vif < 10 else "fail", "contrast": None,
+             "title": f"VIF of x is {vif}", "message": "m", "evidence": {"column": "x", "vif": vif}}]})
+    merged = merge_findings(recs)
+    assert len(merged) == 1 and merged[0]["severity"] == "fail"
+    assert [(p["variant"], p["number"]) for p in merged[0]["places"]] == [("a", "vif 6 (vif_warn 5)"),
+                                                                          ("b", "vif 12 (vif_fail 10)")]
 
 
 # --------------------------------------------------------------------------- chromium
@@ -219,9 +256,10 @@ def test_subject_report_first_screen_and_layout(demo_dirs):
 
 
 @needs_chromium
-@pytest.mark.parametrize("name", ["sub-01.html", "group.html"])
-def test_other_reports_load_clean_without_overflow(demo_dirs, name):
-    m, log = _measure(demo_dirs[0] / name, 1280, 800)
+@pytest.mark.parametrize("name,width,height", [("sub-01.html", 1280, 800), ("group.html", 1280, 800),
+                                               ("group.html", 1920, 1080)])
+def test_other_reports_load_clean_without_overflow(demo_dirs, name, width, height):
+    m, log = _measure(demo_dirs[0] / name, width, height)
     _no_errors(log)
     assert m["ready"] == "1"
     assert m["overflow"] == [], m["overflow"][:10]

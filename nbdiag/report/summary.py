@@ -140,17 +140,49 @@ def _threshold_for(evidence: Mapping[str, Any], severity: str | None) -> tuple[s
     return keys[0], float(evidence[keys[0]])
 
 
-def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = None) -> list[dict[str, str]]:
+def _registry_threshold(code: Any, severity: Any, ev: Mapping[str, Any],
+                        thresholds: Mapping[str, Any] | None) -> tuple[str | None, tuple[str, float]] | None:
+    """(main evidence key, (threshold key, value)) from the registry's thresholds of ``code``."""
+    if not code or not thresholds:
+        return None
+    try:
+        keys = list(codes.get(str(code)).thresholds)
+    except Exception:  # noqa: BLE001 - unknown code: no registry threshold
+        return None
+    keys = [k for k in keys if _num(thresholds.get(k)) is not None]
+    if _num(ev.get("bias_sd")) is not None and "sensitivity_warn" in keys:
+        k = "sensitivity_fail" if severity == "fail" and "sensitivity_fail" in keys else "sensitivity_warn"
+        return "bias_sd", (k, float(thresholds[k]))
+    cands = [k for k in keys if severity and str(severity) in k] or [k for k in keys if "warn" in k]
+    generic = {"warn", "fail", "info", "min", "max", "weight"}
+    for k in cands:
+        words = set(k.split("_")) - generic
+        words |= {"r"} if "corr" in words else set()
+        for key, v in ev.items():  # the evidence value the threshold is about (shares a word with it)
+            if _num(v) is not None and not _THRESH.search(str(key)) and words & set(str(key).split("_")):
+                return key, (k, float(thresholds[k]))
+    return None
+
+
+def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = None, code: str | None = None,
+                  thresholds: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
     """A finding's evidence as table rows: ``name``, ``value``, ``unit``, ``threshold``, ``margin``.
 
-    The first number that is not itself a threshold carries the threshold the finding
-    crossed (``warn_at``, ``fraction_warn``, ``threshold`` ...) and the margin by which it
-    crossed it. Nested objects become ``parent.key`` rows; lists of signal entries become
-    one row per signal; other lists are shortened to text.
+    The main number (the first that is not itself a threshold, or the bias in σ) carries
+    the threshold the finding crossed and the margin by which it crossed it: a threshold
+    named in the evidence (``warn_at``, ``fraction_warn``, ``threshold`` ...), else the
+    registry's threshold for ``code`` (:mod:`nbdiag.codes`) with its value from the
+    record's ``settings.thresholds``. Nested objects become ``parent.key`` rows; lists of
+    signal entries become one row per signal; other lists are shortened to text.
     """
     ev = dict(evidence or {})
     rows: list[dict[str, str]] = []
     thr = _threshold_for(ev, severity)
+    main_key = None
+    if thr is None:
+        reg = _registry_threshold(code, severity, ev, thresholds)
+        if reg is not None:
+            main_key, thr = reg
     main_done = False
     for key, v in ev.items():
         if key in _SKIP or (thr and key == thr[0]) or _THRESH.search(str(key)):
@@ -183,7 +215,7 @@ def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = Non
             continue
         unit = _unit(key, ev)
         row = {"name": key, "value": _show(f, unit), "unit": "", "threshold": "", "margin": ""}
-        if thr is not None and not main_done:
+        if thr is not None and not main_done and (main_key is None or key == main_key):
             tk, tv = thr
             row["threshold"] = f"{tk} {_show(tv, unit)}"
             diff = abs(f) - tv if "bias_sd" in key or key == "r" else f - tv
@@ -198,7 +230,7 @@ def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = Non
     return rows
 
 
-def key_number(f: Mapping[str, Any]) -> str:
+def key_number(f: Mapping[str, Any], thresholds: Mapping[str, Any] | None = None) -> str:
     """The one number that best states a finding (bias in σ, else its main evidence value)."""
     ev = f.get("evidence") or {}
     b = _num(ev.get("bias_sd"))
@@ -208,7 +240,7 @@ def key_number(f: Mapping[str, Any]) -> str:
             b = _num(sens[0].get("bias_sd"))
     if b is not None:
         return ("+" if b > 0 else "") + f"{fmt_value(b)} σ"
-    rows = evidence_rows(ev, f.get("severity"))
+    rows = evidence_rows(ev, f.get("severity"), f.get("code"), thresholds)
     main = next((r for r in rows if r["threshold"]), None) or next((r for r in rows if any(ch.isdigit() for ch in r["value"])), None)
     if main is None:
         return ""
@@ -268,7 +300,7 @@ def _cause(record: Mapping[str, Any], name: str, c: Mapping[str, Any]) -> dict[s
             sentence = f"{title}: {verb} it by {fmt_value(abs(b))} σ{size}."
             basis = size_basis(entry)
         else:
-            num = key_number(top)
+            num = key_number(top, (record.get("settings") or {}).get("thresholds"))
             sentence = f"{title}" + (f": {num}." if num else ".")
             basis = {"kind": "exact", "size": "computed from the design", "sigma": ""}
         return {"severity": top.get("severity") or "info", "code": top.get("code"), "sentence": sentence,
@@ -322,7 +354,7 @@ def verdict_rows(records: Sequence[Mapping[str, Any]], section_id: Any) -> list[
         if run_f and SEV_ORDER.get(run_f[0].get("severity"), 0) > max(SEV_ORDER[r["status"]] for r in mine) \
                 and SEV_ORDER.get(run_f[0].get("severity"), 0) >= SEV_ORDER["warn"]:
             top = run_f[0]
-            num = key_number(top)
+            num = key_number(top, (rec.get("settings") or {}).get("thresholds"))
             mine.insert(0, {"prefix": prefix, "variant": variant, "anchor": anchor, "contrast": "whole run",
                             "status": top.get("severity"), "code": top.get("code"),
                             "sentence": f"{_headline(top)}" + (f": {num}." if num else "."),
@@ -406,7 +438,10 @@ def merge_findings(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
             entry = _sensitivity_entry(contrasts.get(c) or {}, src) if c else None
             basis = size_basis(entry or ev) if has_bias else None
             e["places"].append({"variant": variant, "contrast": c if c is not None else "whole run",
-                                "severity": sev, "number": key_number(f), "basis": basis})
+                                "severity": sev, "number": key_number(f, (rec.get("settings") or {}).get("thresholds")),
+                                "basis": basis})
+            if SEV_ORDER[sev] > SEV_ORDER[e["severity"]] or "_thresholds" not in e:
+                e["_thresholds"] = (rec.get("settings") or {}).get("thresholds")
             if SEV_ORDER[sev] > SEV_ORDER[e["severity"]]:
                 e["severity"] = sev
                 e["_best"] = f
@@ -416,7 +451,8 @@ def merge_findings(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
         best = e.pop("_best")
         if len(e.pop("_titles", ())) > 1:  # titles carry per-instance numbers: use the registry's title
             e["headline"] = _registry_title(e["code"]) or e["headline"]
-        e["evidence"] = evidence_rows(best.get("evidence"), best.get("severity"))
+        e["evidence"] = evidence_rows(best.get("evidence"), best.get("severity"), best.get("code"),
+                                      e.pop("_thresholds", None))
         e["variants"] = sorted({p["variant"] for p in e["places"]})
         e["contrasts"] = sorted({p["contrast"] for p in e["places"]})
         out.append(e)
