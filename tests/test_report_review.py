@@ -126,7 +126,7 @@ def test_evidence_is_a_table_with_the_threshold_crossed():
     main = rows[0]
     assert (main["name"], main["value"], main["threshold"], main["margin"]) == (
         "negative_weight_share", "48.4 %", "warn_at 25 %", "+23.4 points")
-    assert {"name": "short_gap_seconds", "value": "6 s", "unit": "", "threshold": "", "margin": ""} in rows
+    assert {"name": "short_gap_seconds", "value": "6.00 s", "unit": "", "threshold": "", "margin": ""} in rows
     assert rows[-1]["value"] == "-3.35 σ"
     # a threshold the evidence does not name comes from the registry and the record's thresholds
     rows = evidence_rows({"source": "nonsteady", "bias": -0.976, "bias_sd": -7.997, "unit": "% signal"}, "fail",
@@ -143,8 +143,8 @@ def test_evidence_is_a_table_with_the_threshold_crossed():
              "title": f"VIF of x is {vif}", "message": "m", "evidence": {"column": "x", "vif": vif}}]})
     merged = merge_findings(recs)
     assert len(merged) == 1 and merged[0]["severity"] == "fail"
-    assert [(p["variant"], p["number"]) for p in merged[0]["places"]] == [("a", "vif 6 (vif_warn 5)"),
-                                                                          ("b", "vif 12 (vif_fail 10)")]
+    assert [(p["variant"], p["number"]) for p in merged[0]["places"]] == [("a", "vif 6.00 (vif_warn 5)"),
+                                                                          ("b", "vif 12.0 (vif_fail 10)")]
 
 
 # --------------------------------------------------------------------------- chromium
@@ -327,3 +327,43 @@ def test_variant_option_decides_exit_code(tmp_path):
     assert "(not deciding sign-off)" in (tmp_path / "group.html").read_text()
     assert main(["bids", str(tmp_path), "group", "--variant", "compcor", "--variant", "nortdur"]) == 3
     assert main(["bids", str(tmp_path), "group", "--variant", "nosuch"]) == 2
+
+
+def test_sizes_and_sigma_say_where_they_come_from():
+    from nbdiag.report.summary import size_basis, verdict_rows
+
+    assumed = size_basis({"source": "pre_block", "label": "a 0.5 % HRF response before each block"})
+    assert assumed["kind"] == "assumed" and assumed["size"] == "assumed 0.5 % signal"
+    assert "1 % white noise per scan (assumed)" in assumed["sigma"]
+    measured = size_basis({"source": "nonsteady", "label": "the excess of the 4 flagged volumes",
+                           "magnitude_source": "measured:global_signal",
+                           "sd_source": "measured:global_signal residual"})
+    assert measured["kind"] == "measured"
+    assert measured["size"] == "measured from the confounds column global_signal"
+    assert measured["sigma"] == "σ measured from the confounds column global_signal residual"
+    rec = {"run": {"prefix": "sub-01_task-t_run-1"}, "variant": "v", "status": "fail", "settings": {},
+           "contrasts": {"zero_back": {"sensitivity": [
+               {"source": "nonsteady", "label": "x", "bias": -0.98, "bias_sd": -8.0, "bias_percent": -0.98,
+                "unit": "% signal", "magnitude_source": "measured:global_signal"}]}},
+           "findings": [{"code": "sensitive_unmodeled_signal", "severity": "fail", "contrast": "zero_back",
+                         "title": "zero_back is sensitive to an unmodelled signal (nonsteady)",
+                         "evidence": {"source": "nonsteady", "bias": -0.98, "bias_sd": -8.0}}]}
+    (row,) = verdict_rows([rec], lambda p, v: f"{p}--{v}")
+    assert row["status"] == "fail" and row["basis"]["kind"] == "measured"
+    assert row["sentence"] == "Unmodelled signal (nonsteady): lowers it by 8.00 σ (0.980 % signal)."
+
+
+def test_recommendation_names_the_cheapest_variant_that_handles_every_failing_cause():
+    from nbdiag.report.group_report import recommend_variant
+
+    def summary(name, codes, eff, n_fail):
+        return {"variant": name, "fail_codes": codes, "final_fail": n_fail, "n": 7,
+                "efficiency": {"zero_back": eff}}
+
+    line = recommend_variant([summary("a", ["nonsteady_unhandled"], 100.0, 2), summary("b", [], 80.0, 0),
+                              summary("c", [], 60.0, 0)], ["zero_back"])
+    assert line.startswith("b handles every failing cause (nonsteady_unhandled) with 0 of 7 runs failing")
+    assert "zero_back 80%" in line
+    line = recommend_variant([summary("a", ["x", "y"], 100.0, 3), summary("b", ["x"], 50.0, 1)], ["zero_back"])
+    assert line.startswith("No variant handles every failing cause (x fails under every variant); b leaves")
+    assert "handles y" in line and "zero_back 50%" in line

@@ -322,7 +322,12 @@ def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, 
                                   "cvif": [row.get(f"{c}:cvif") for c in contrasts],
                                   "reasons": srow.get("reasons", "")})
         variants.append(entry)
-    causes = sorted({c for e in variants for c in e["bias"]})
+    # causes ordered by their largest median |bias| over variants and contrasts (biggest first)
+    size = {}
+    for e in variants:
+        for cause, by_c in e["bias"].items():
+            size[cause] = max([size.get(cause, 0.0), *(abs(b) for b in by_c.values())])
+    causes = sorted(size, key=lambda c: (-size[c], c))
     dec = so[so["variant"].astype(str).isin(deciding)]
     disagreements = []
     for row in dec.to_dict("records"):

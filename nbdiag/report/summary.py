@@ -128,6 +128,13 @@ def _show(v: Any, unit: str) -> str:
     return fmt_value(f) + (f" {unit}" if unit else "")
 
 
+def _show_setting(v: float, unit: str) -> str:
+    """A threshold as configured (exact, no padding zeros)."""
+    if unit == "%" and abs(v) <= 1.5:
+        return f"{v * 100:g} %"
+    return f"{v:g}" + (f" {unit}" if unit else "")
+
+
 def _threshold_for(evidence: Mapping[str, Any], severity: str | None) -> tuple[str, float] | None:
     keys = [k for k, v in evidence.items() if _THRESH.search(str(k)) and _num(v) is not None]
     if not keys:
@@ -217,7 +224,7 @@ def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = Non
         row = {"name": key, "value": _show(f, unit), "unit": "", "threshold": "", "margin": ""}
         if thr is not None and not main_done and (main_key is None or key == main_key):
             tk, tv = thr
-            row["threshold"] = f"{tk} {_show(tv, unit)}"
+            row["threshold"] = f"{tk} {_show_setting(tv, unit)}"
             diff = abs(f) - tv if "bias_sd" in key or key == "r" else f - tv
             if unit == "%" and abs(tv) <= 1.5:
                 row["margin"] = f"{diff * 100:+.3g} points"
@@ -384,9 +391,9 @@ def _about(f: Mapping[str, Any]) -> str:
 
 def _headline(f: Mapping[str, Any], short: bool = False) -> str:
     ev = f.get("evidence") or {}
+    if f.get("code") == codes.SENSITIVE_UNMODELED_SIGNAL.code and short and ev.get("source"):
+        return f"Unmodelled signal ({ev.get('source')})"
     if f.get("code") == codes.SENSITIVE_UNMODELED_SIGNAL.code and ev.get("label"):
-        if short:
-            return f"Unmodelled signal ({ev.get('source')})"
         return f"Sensitive to an unmodelled signal: {ev.get('label')}"
     title = str(f.get("title") or f.get("code"))
     c = f.get("contrast")

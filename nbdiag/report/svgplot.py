@@ -79,11 +79,11 @@ def fmt_value(v: Any, digits: int = 3) -> str:
         return "n/a"
     if f == 0:
         return "0"
-    if f.is_integer() and abs(f) < 1e6:
-        return str(int(f))
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and abs(f) < 1e6:
+        return str(int(v))  # counts stay counts; measured values keep 3 significant digits
     if abs(f) >= 10 ** digits or abs(f) < 1e-3:
         return f"{f:.{digits - 1}e}"
-    return f"{f:.{digits}g}" if abs(f) < 1 else f"{f:#.{digits}g}".rstrip(".")
+    return f"{f:#.{digits}g}".rstrip(".")
 
 
 def _short(name: Any, n: int = 32) -> str:
