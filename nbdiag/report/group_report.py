@@ -229,19 +229,21 @@ def recommend_variant(summaries: Sequence[Mapping[str, Any]], contrasts: Sequenc
 
     ranked = sorted(summaries, key=lambda s: (len(s["fail_codes"]), s["final_fail"], -cost(s), s["variant"]))
     top = ranked[0]
-    eff_txt = ", ".join(f"{c} {(top['efficiency'].get(c) or 0) / best_eff[c]:.0%}" for c in contrasts
-                        if best_eff.get(c) and top["efficiency"].get(c) is not None)
+    ratios = {c: (top["efficiency"].get(c) or 0) / best_eff[c] for c in contrasts
+              if best_eff.get(c) and top["efficiency"].get(c) is not None}
+    eff_txt = ("the best median efficiency for every contrast" if ratios and min(ratios.values()) >= 0.995 else
+               ", ".join(f"{c} {r:.0%}" for c, r in ratios.items()) + " of the best median efficiency per contrast")
     handled = [c for c in causes if c not in top["fail_codes"]]
     if not top["fail_codes"]:
         return (f"{top['variant']} handles every failing cause ({', '.join(causes)}) with 0 of {top['n']} runs "
-                f"failing, at {eff_txt or 'n/a'} of the best median efficiency per contrast.")
+                f"failing, at {eff_txt}.")
     everywhere = [c for c in causes if all(c in s["fail_codes"] for s in summaries)]
     return (f"No variant handles every failing cause"
             + (f" ({', '.join(everywhere)} fails under every variant)" if everywhere else "")
             + f"; {top['variant']} leaves the fewest ({len(top['fail_codes'])}: {', '.join(top['fail_codes'])}; "
             f"{top['final_fail']} of {top['n']} runs fail)"
-            + (f", handles {', '.join(handled)}" if handled else "")
-            + f", at {eff_txt or 'n/a'} of the best median efficiency per contrast.")
+            + (f" and handles {', '.join(handled)}" if handled else "")
+            + f", at {eff_txt}.")
 
 
 def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, so: pd.DataFrame,
