@@ -248,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.analysis_level == "group":
             return _group(args)
+        if args.signoff_variants or args.ratings:
+            raise _UsageError("nbdiag: error: --variant and --ratings apply to the group level "
+                              "('nbdiag BIDS_DIR OUTPUT_DIR group ...'), not to participant")
         return _participant(args)
     except _UsageError as exc:
         print(str(exc), file=sys.stderr)

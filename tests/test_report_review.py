@@ -327,6 +327,7 @@ def test_variant_option_decides_exit_code(tmp_path):
     assert "(not deciding sign-off)" in (tmp_path / "group.html").read_text()
     assert main(["bids", str(tmp_path), "group", "--variant", "compcor", "--variant", "nortdur"]) == 3
     assert main(["bids", str(tmp_path), "group", "--variant", "nosuch"]) == 2
+    assert main(["bids", str(tmp_path / "out"), "participant", "--variant", "nortdur"]) == 2
 
 
 def test_sizes_and_sigma_say_where_they_come_from():

@@ -19,7 +19,6 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from nbdiag.findings import severity_rank
 from nbdiag.outputs import atomic_write_text
 from nbdiag.thresholds import Thresholds
 
@@ -407,13 +406,6 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
         "files": _get(record, "run", "files", default={}) or {},
         "notes": [str(n) for n in record.get("notes") or []],
     }
-
-
-def _sev_rank(s: Any) -> int:
-    try:
-        return severity_rank(s)
-    except ValueError:
-        return -1
 
 
 def _class_label(k: str) -> str:
