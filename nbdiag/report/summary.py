@@ -25,6 +25,8 @@ from nbdiag.report.svgplot import fmt_value
 __all__ = ["verdict_rows", "merge_findings", "evidence_rows", "size_basis", "worst", "SEV_ORDER",
            "contrast_status", "key_number"]
 
+#: Longest cause headline in the verdict table (the number that follows is never cut).
+MAX_HEADLINE = 64
 SEV_ORDER = {"pass": 0, "info": 1, "warn": 2, "fail": 3, "error": 4}
 _NOISE_ASSUMED = "σ: SD of the estimate for 1 % white noise per scan (assumed)"
 
@@ -311,7 +313,7 @@ def _cause(record: Mapping[str, Any], name: str, c: Mapping[str, Any]) -> dict[s
             sentence = f"{title}" + (f": {num}." if num else ".")
             basis = {"kind": "exact", "size": "computed from the design", "sigma": ""}
         return {"severity": top.get("severity") or "info", "code": top.get("code"), "sentence": sentence,
-                "basis": basis, "n_more": len(fnd) - 1}
+                "full": str(top.get("message") or sentence), "basis": basis, "n_more": len(fnd) - 1}
     # no finding: say so, with the largest predicted bias and its basis
     sens = [s for s in (c.get("sensitivity") or []) if isinstance(s, Mapping) and _num(s.get("bias_sd")) is not None]
     if sens:
@@ -400,6 +402,10 @@ def _headline(f: Mapping[str, Any], short: bool = False) -> str:
     if c and title.startswith(f"{c} "):
         title = title[len(c) + 1:]
         title = title[:1].upper() + title[1:]
+    elif short and c and str(c) in title:  # the contrast is already in its column: the generic title
+        title = _registry_title(str(f.get("code"))) or title
+    if short and len(title) > MAX_HEADLINE:
+        title = title[: MAX_HEADLINE - 1].rstrip() + "…"
     return title
 
 
