@@ -7,6 +7,7 @@ It never raises for bad input: a broken run becomes a record with
 
 from __future__ import annotations
 
+import re
 import traceback
 from pathlib import Path
 from dataclasses import dataclass
@@ -161,12 +162,13 @@ def relative_to_dataset(obj: Any, root: Any) -> Any:
     if root is None:
         return obj
     prefixes = sorted({str(root), str(Path(root).absolute()), str(Path(root).resolve())}, key=len, reverse=True)
+    bare = [re.compile(re.escape(p) + r"(?=$|[\s'\"),;:\]]|\.(?:\s|$))") for p in prefixes]  # the folder itself
 
     def fix(v: Any) -> Any:
         if isinstance(v, str):
-            for p in prefixes:
+            for p, pattern in zip(prefixes, bare):
                 if p in v:
-                    v = v.replace(p + "/", "bids::").replace(p, "bids::")
+                    v = pattern.sub("bids::", v.replace(p + "/", "bids::"))
             return v
         if isinstance(v, dict):
             return {k: fix(x) for k, x in v.items()}

@@ -368,3 +368,18 @@ def test_recommendation_names_the_cheapest_variant_that_handles_every_failing_ca
     line = recommend_variant([summary("a", ["x", "y"], 100.0, 3), summary("b", ["x"], 50.0, 1)], ["zero_back"])
     assert line.startswith("No variant handles every failing cause (x fails under every variant); b leaves")
     assert "handles y" in line and "zero_back 50%" in line
+
+
+def test_input_files_named_relative_to_the_dataset(tmp_path):
+    from nbdiag.inputs.bids import bids_uri
+    from nbdiag.record import relative_to_dataset
+
+    root = tmp_path / "bids"
+    assert bids_uri(root / "sub-01" / "func" / "x_events.tsv", root) == "bids::sub-01/func/x_events.tsv"
+    assert bids_uri(tmp_path / "elsewhere" / "c.tsv", root) == "c.tsv"  # outside BIDS_DIR: the name only
+    assert bids_uri(None, root) is None
+    rec = {"settings": {"t_r": {"source": f"RepetitionTime in {root}/derivatives/x_bold.json"}},
+           "notes": [f"read {root}.", f"{root}2/other"], "n": 3}
+    out = relative_to_dataset(rec, root)
+    assert out["settings"]["t_r"]["source"] == "RepetitionTime in bids::derivatives/x_bold.json"
+    assert out["notes"] == ["read bids::.", f"{root}2/other"] and out["n"] == 3
