@@ -220,7 +220,7 @@ def test_measure_none_uses_assumed_sizes_and_says_so(small_bids, tmp_path):
     assert rec["measured"]["mode"] == "none" and "assumed" in rec["measured"]["note"]
     entries = [e for c in rec["contrasts"].values() for e in c.get("sensitivity", [])]
     assert entries and {e["magnitude_source"] for e in entries} == {"assumed"}
-    assert {e["noise_source"] for e in entries} == {"assumed"}
+    assert {e["sd_source"] for e in entries} == {"assumed"}
     nss = [e for e in entries if e["source"] == "nonsteady"]
     assert nss and "assumed" in nss[0]["label"] and "T1" in nss[0]["label"]
     out2 = tmp_path / "out2"

@@ -6,7 +6,7 @@ contrast estimate moves by exactly ``bias = w @ m`` (``w`` from
 contrast standard deviations, with ``σ`` the noise per scan in percent signal:
 the residual SD of the confounds file's ``global_signal`` after the design when
 it is measured (:func:`nbdiag.diagnostics.measured.noise_level`), else 1 %
-(assumed; every entry records ``noise_sd`` and ``noise_source``). Drift and
+(assumed; every entry records ``noise_sd_percent`` and ``sd_source``). Drift and
 confound columns are part of ``X``, so ``w`` already projects them out.
 
 Sizes: the non-steady-state excess is **measured** from ``global_signal``
@@ -426,8 +426,8 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
     ``noise`` is the per-scan noise σ in percent (:func:`nbdiag.diagnostics.measured.noise_level`:
     the residual of ``global_signal`` after the design when measured, else 1 % assumed);
     ``bias_sd = bias / (σ sqrt(c (X'X)^+ c'))``. Each entry records
-    ``magnitude_source`` (``"measured:<column>"`` or ``"assumed"``), ``noise_sd`` and
-    ``noise_source``.
+    ``magnitude_source`` (``"measured:<column>"`` or ``"assumed"``), ``noise_sd_percent`` and
+    ``sd_source``.
     """
     thresholds = thresholds or Thresholds()
     noise = noise or NoiseLevel()
@@ -454,8 +454,8 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
                         "unit": sig.unit, "typical": sig.typical,
                         "cause": CAUSE_OF_SOURCE.get(sig.family, codes.SENSITIVE_UNMODELED_SIGNAL.code),
                         "structural": structural, "severity": sev,
-                        "magnitude_source": sig.magnitude_source, "noise_sd": noise.sd,
-                        "noise_source": noise.source})
+                        "magnitude_source": sig.magnitude_source, "noise_sd_percent": noise.sd,
+                        "sd_source": noise.source})
         if sev is not None:
             direction = "lowers" if bias < 0 else "raises"
             findings.append(codes.SENSITIVE_UNMODELED_SIGNAL.finding(
@@ -469,8 +469,8 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
                            "estimate)."),
                 evidence={"source": sig.source, "label": sig.label, "bias": bias, "bias_sd": bias_sd,
                           "unit": sig.unit, "typical": sig.typical, "structural": structural,
-                          "magnitude_source": sig.magnitude_source, "noise_sd": noise.sd,
-                          "noise_source": noise.source},
+                          "magnitude_source": sig.magnitude_source, "noise_sd_percent": noise.sd,
+                          "sd_source": noise.source},
                 score=float(a * sig.typical) if sev in ("warn", "fail") else 0.0,
                 fix=_fix_for(sig.family),
             ))
