@@ -120,9 +120,9 @@ def test_participant_measure_bold_writes_maps_equal_to_nilearn(make_bids, tmp_pa
     np.testing.assert_allclose(parts.sum(axis=3), eff, atol=1e-5)
     # nilearn's OLS fit of the same image with the rebuilt design
     design = pd.read_csv(rec_path.with_name(rec_path.name.replace("_nbdiag.json", "_design.tsv")), sep="\t")
-    files = record["run"]["files"]
-    bold_path = Path(files["bold"]) if Path(files["bold"]).is_absolute() else root / files["bold"]
-    found = find_inputs(bold_path)
+    from nbdiag.demo.synth import run_paths
+
+    found = find_inputs(run_paths(root, spec, spec.runs[0]).bold)
     vec = np.array([record["contrasts"]["zero_back"]["vector"][c] for c in design.columns])
     ref = _nilearn_effects(nib.load(found.bold), nib.load(found.mask), design, {"zero_back": vec})["zero_back"]
     np.testing.assert_allclose(eff, ref, atol=1e-5)

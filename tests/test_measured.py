@@ -228,5 +228,12 @@ def test_measure_none_uses_assumed_sizes_and_says_so(small_bids, tmp_path):
     rec2 = json.loads(next(out2.rglob("*ses-1*run-01*_nbdiag.json")).read_text())
     nss2 = [e for c in rec2["contrasts"].values() for e in c["sensitivity"] if e["source"] == "nonsteady"]
     assert nss2[0]["magnitude_source"] == "measured:global_signal"
+    # sigma matches the size's scale: measured global noise for the measured size, 1 % for assumed ones
+    gs_sd = rec2["measured"]["signals"]["global_signal"]["residual_sd_percent"]
+    assert nss2[0]["sd_source"] == "measured:global_signal" and nss2[0]["noise_sd_percent"] == gs_sd
+    other = [e for c in rec2["contrasts"].values() for e in c["sensitivity"] if e["source"] == "run_start"]
+    assert other[0]["sd_source"] == "assumed" and other[0]["noise_sd_percent"] == 1.0
+    assert nss2[0]["bias_sd"] == pytest.approx(nss2[0]["bias"] / gs_sd / np.sqrt(
+        rec2["contrasts"][next(iter(rec2["contrasts"]))]["variance"]), rel=1e-9)
     gs = rec2["measured"]["signals"]["global_signal"]
     assert len(gs["percent_excess_nonsteady"]) == len(gs["nonsteady_volumes"]) > 0

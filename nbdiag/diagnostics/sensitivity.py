@@ -3,10 +3,12 @@
 For an unmodelled signal ``m`` (one value per design row), nilearn's OLS
 contrast estimate moves by exactly ``bias = w @ m`` (``w`` from
 ``contrast_weights``). ``bias_sd = bias / (σ sqrt(c (X'X)^+ c'))`` expresses it in
-contrast standard deviations, with ``σ`` the noise per scan in percent signal:
-the residual SD of the confounds file's ``global_signal`` after the design when
-it is measured (:func:`nbdiag.diagnostics.measured.noise_level`), else 1 %
-(assumed; every entry records ``noise_sd_percent`` and ``sd_source``). Drift and
+contrast standard deviations, with ``σ`` the noise per scan in percent signal
+that matches the scale of the signal's size (:func:`noise_for`): for a size
+measured from ``global_signal``, the residual SD of ``global_signal`` after the
+design (:func:`nbdiag.diagnostics.measured.noise_level`); for an assumed
+(voxel-level) size, the assumed voxel noise of 1 %. Every entry records
+``noise_sd_percent`` and ``sd_source``. Drift and
 confound columns are part of ``X``, so ``w`` already projects them out.
 
 Sizes: the non-steady-state excess is **measured** from ``global_signal``
@@ -434,11 +436,12 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
     vector = np.asarray(vector, float)
     w = contrast_weights(design, vector) if weights is None else np.asarray(weights, float)
     var = contrast_variance(design, vector)
-    sd = np.sqrt(var) * noise.sd if var > 0 else np.nan
     entries, findings = [], []
     for sig in signals:
         if sig.values.shape[0] != w.shape[0]:
             raise ValueError(f"signal {sig.source!r} has {sig.values.shape[0]} values; design has {w.shape[0]} rows")
+        nz = noise_for(sig, noise)
+        sd = np.sqrt(var) * nz.sd if var > 0 else np.nan
         bias = float(w @ sig.values)
         bias_sd = float(bias / sd) if np.isfinite(sd) and sd > 0 else float("nan")
         if abs(bias) < 1e-12 * max(1.0, float(np.abs(sig.values).max())):
@@ -454,28 +457,50 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
                         "unit": sig.unit, "typical": sig.typical,
                         "cause": CAUSE_OF_SOURCE.get(sig.family, codes.SENSITIVE_UNMODELED_SIGNAL.code),
                         "structural": structural, "severity": sev,
-                        "magnitude_source": sig.magnitude_source, "noise_sd_percent": noise.sd,
-                        "sd_source": noise.source})
+                        "magnitude_source": sig.magnitude_source, "noise_sd_percent": nz.sd,
+                        "sd_source": nz.source})
         if sev is not None:
             direction = "lowers" if bias < 0 else "raises"
             findings.append(codes.SENSITIVE_UNMODELED_SIGNAL.finding(
                 severity=sev, contrast=name,
                 title=f"{name} is sensitive to an unmodelled signal ({sig.source})",
                 message=f"{sig.label[0].upper() + sig.label[1:]} {direction} {name} by "
-                        f"{abs(bias):.3g} % = {abs(bias_sd):.2f} σ ({_size_words(sig, noise)})"
+                        f"{abs(bias):.3g} % = {abs(bias_sd):.2f} σ ({_size_words(sig, nz)})"
                         + ("." if sev != "info" else
                            " (a generic signal present in every run, not a cause specific to this design)."
                            if not structural else " (it raises the contrast, so it cannot explain a negative "
                            "estimate)."),
                 evidence={"source": sig.source, "label": sig.label, "bias": bias, "bias_sd": bias_sd,
                           "unit": sig.unit, "typical": sig.typical, "structural": structural,
-                          "magnitude_source": sig.magnitude_source, "noise_sd_percent": noise.sd,
-                          "sd_source": noise.source},
+                          "magnitude_source": sig.magnitude_source, "noise_sd_percent": nz.sd,
+                          "sd_source": nz.source},
                 score=float(a * sig.typical) if sev in ("warn", "fail") else 0.0,
                 fix=_fix_for(sig.family),
             ))
     return SensitivityResult(contrast=name, variance=float(var), entries=tuple(entries), findings=tuple(findings),
                              noise=noise)
+
+
+#: σ for a signal whose size is assumed: an assumed voxel-level size is compared with the
+#: assumed voxel-level noise, not with the (much smaller) noise of a whole-brain average.
+ASSUMED_VOXEL_NOISE = NoiseLevel(reason="the signal's size is an assumed voxel-level amplitude, so σ is the "
+                                        "assumed voxel noise of 1 % per scan")
+
+
+def noise_for(sig: Signal, noise: NoiseLevel) -> NoiseLevel:
+    """The σ that matches the scale of ``sig``'s size.
+
+    A size measured from a column (``magnitude_source == "measured:global_signal"``) is
+    compared with that column's own measured noise (``noise``, when it was measured from
+    the same column): both are properties of the whole-brain average. An assumed size is a
+    voxel-level amplitude and is compared with the assumed voxel noise (1 %): the global
+    signal's residual noise (≈ 0.2 %) would overstate a voxel-level bias several-fold.
+    """
+    if noise.source.startswith("measured:") and sig.magnitude_source == noise.source:
+        return noise
+    if noise.source.startswith("measured:"):
+        return ASSUMED_VOXEL_NOISE
+    return noise
 
 
 def _size_words(sig: Signal, noise: NoiseLevel) -> str:
