@@ -8,7 +8,7 @@ It never raises for bad input: a broken run becomes a record with
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import nilearn
@@ -280,3 +280,80 @@ def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_tim
         "variant": "saved",
     }
     return record, design
+
+
+def audit_given_run(given, settings: Settings) -> RunAudit:
+    """Audit one run given as nilearn objects (``nbdiag.audit_model`` / ``audit_models``).
+
+    ``given`` is a :class:`nbdiag.inputs.nilearn_objects.GivenRun`: the events and
+    confounds exactly as they will be passed to ``FirstLevelModel.fit``, the run's
+    resolved t_r / slice_time_ref / n_scans, and the non-steady-state volumes fMRIPrep
+    flagged (read from its confounds file when the image sits in an fMRIPrep folder).
+    The record has the same fields as :func:`audit_run`'s; ``settings.model_object``
+    holds the attributes read from the model. Never raises for bad input.
+    """
+    from nbdiag.inputs.events import EventsResult
+    from nbdiag.inputs.fmriprep import ConfoundsResult
+
+    run = given.run
+    record = _base_record(run, settings)
+    record["settings"]["model"]["confounds_strategy"] = (
+        "given as tables" if given.confounds is not None else None)
+    record["settings"]["model_object"] = dict(given.model_info)
+    record["run"]["files"]["events"] = "events table given to nbdiag"
+    record["run"]["files"]["confounds_given"] = None if given.confounds is None else "confounds table given to nbdiag"
+    record["notes"].extend(given.notes)
+    findings: list[Finding] = _input_findings(run)
+    try:
+        if run.error is not None:
+            raise run.error
+        n_scans = int(run.n_scans.value)
+        t_r, slice_time_ref = float(run.t_r.value), float(run.slice_time_ref.value)
+        table = given.events
+        rt_free = table if not given.rt_regressor else table[table["trial_type"].astype(str) != given.rt_regressor]
+        checked = transform_events(rt_free.reset_index(drop=True), replace(settings.events, transforms=()),
+                                   path=None)
+        # the design is built from the table exactly as given (nilearn's own rules); rows nbdiag
+        # would set aside (trial_type n/a) are modelled by nilearn, so they are not "unmodelled" here
+        kept = [f for f in checked.findings if f.title != "Events without a trial_type"]
+        events = EventsResult(events=table, unmodeled=checked.unmodeled.iloc[0:0], rt_events=checked.rt_events,
+                              findings=tuple(kept))
+        findings += list(events.findings)
+        conf_table = given.confounds
+        if conf_table is not None and len(conf_table) != n_scans:
+            raise InputError("confounds row count differs from the number of volumes (nilearn raises 'Rows in "
+                             "confounds does not match n_scans')", file="confounds table", code="n_scans_mismatch",
+                             expected=f"{n_scans} rows ({run.n_scans.source})", found=f"{len(conf_table)} rows")
+        if conf_table is not None and len(conf_table.columns):
+            values = conf_table.to_numpy(dtype=float)
+            bad = ~np.isfinite(values)
+            if bad.any():
+                row, col = (int(x[0]) for x in np.nonzero(bad))
+                raise InputError("confounds contain NaN/inf: the design would contain NaN", file="confounds table",
+                                 column=str(conf_table.columns[col]), row=row, code="confounds_invalid",
+                                 expected="a finite number", found=str(values[row, col]))
+        mask = given.sample_mask
+        scrub: tuple[int, ...] = ()
+        if mask is not None:
+            kept_scans = set(int(i) for i in mask)
+            scrub = tuple(i for i in range(n_scans) if i not in kept_scans and i not in given.nonsteady_volumes)
+        conf = ConfoundsResult(confounds=conf_table, sample_mask=mask, raw_columns=tuple(given.raw_confound_columns),
+                               nonsteady_volumes=tuple(given.nonsteady_volumes), scrub_volumes=scrub)
+        built = build_design(table, conf_table, n_scans, t_r, slice_time_ref, settings.model, sample_mask=mask)
+        times = frame_times(n_scans, t_r, slice_time_ref)
+        findings += events_outside_run(table, times, t_r, settings.model.min_onset, None)
+        if given.fitted_design is not None:
+            fitted = given.fitted_design
+            same = (list(fitted.columns) == list(built.design.columns) and fitted.shape == built.design.shape
+                    and np.allclose(fitted.to_numpy(dtype=float), built.design.to_numpy(dtype=float), atol=1e-8))
+            record["notes"].append(
+                "the fitted model's design_matrices_ equal the design rebuilt from the given inputs" if same else
+                "the fitted model's design_matrices_ differ from the design rebuilt from the given inputs "
+                "(the model was fitted with other events/confounds/settings): the audit is of the given inputs")
+        context = make_context(settings, events, conf, built, t_r, slice_time_ref, n_scans)
+        audit_design_into(record, built, context, settings, findings, conf=conf)
+        return RunAudit(run, settings.variant, record, built.design)
+    except InputError as exc:
+        return RunAudit(run, settings.variant, _error_record(record, exc, findings))
+    except Exception as exc:  # noqa: BLE001 - one broken run never stops the others
+        return RunAudit(run, settings.variant, _error_record(record, exc, findings))
