@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from nbdiag.config import Settings, _contrasts
+from nbdiag.config import Settings, SettingsError, _contrasts
 from nbdiag.record import RunAudit, audit_given_run
 from nbdiag.thresholds import Thresholds
 
@@ -145,17 +145,44 @@ def _settings(contrasts: Any, thresholds: Thresholds | Mapping[str, Any] | None,
 
 
 def _audit_one(model: Any, run_imgs: Any, events: Any, confounds: Any, sample_masks: Any, base: Settings,
-               model_index: int | None, rt_column: str) -> list[RunAudit]:
+               model_index: int | None, rt_column: str, check: bool = True) -> list[RunAudit]:
     from dataclasses import replace
 
     from nbdiag.inputs.nilearn_objects import event_settings, given_runs, model_settings
 
     model_cfg = model_settings(model)
+    runs = given_runs(model, run_imgs, events, confounds, sample_masks, model_index, rt_column)
+    if check and base.contrasts:
+        _check_contrasts(runs, base, model_cfg, rt_column)
     out = []
-    for given in given_runs(model, run_imgs, events, confounds, sample_masks, model_index, rt_column):
+    for given in runs:
         settings = replace(base, model=model_cfg, events=event_settings(given, rt_column))
         out.append(audit_given_run(given, settings))
     return out
+
+
+def _check_contrasts(runs: list, base: Settings, model_cfg: Any, rt_column: str) -> None:
+    """Refuse contrast typos before any run is audited (against the first run that can be built)."""
+    from dataclasses import replace
+
+    from nbdiag.errors import InputError
+    from nbdiag.inputs.nilearn_objects import event_settings
+    from nbdiag.preflight import check_contrasts
+    from nbdiag.record import prepare_given_run
+
+    for given in runs:
+        if given.run.error is not None:
+            continue
+        settings = replace(base, model=model_cfg, events=event_settings(given, rt_column))
+        try:
+            prepared = prepare_given_run(given, settings)
+        except (InputError, ValueError):
+            continue
+        problems = check_contrasts(base.contrasts, prepared.built.design, prepared.built.roles,
+                                   f" in the design of {given.run.prefix}")
+        if problems:
+            raise SettingsError("contrasts refused before any run was audited:\n  " + "\n  ".join(problems))
+        return
 
 
 def audit_model(model: Any, run_imgs: Any, events: Any = None, confounds: Any = None, sample_masks: Any = None,
@@ -241,5 +268,6 @@ def audit_models(models: Sequence[Any], models_run_imgs: Sequence[Any], models_e
     base = _settings(contrasts, thresholds, variant)
     audits: list[RunAudit] = []
     for i, model in enumerate(models):
-        audits.extend(_audit_one(model, imgs[i], events[i], confounds[i], masks[i], base, i, rt_column))
+        audits.extend(_audit_one(model, imgs[i], events[i], confounds[i], masks[i], base, i, rt_column,
+                                 check=(i == 0)))
     return Audit(audits)

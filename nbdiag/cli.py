@@ -187,6 +187,13 @@ def _design(argv: Sequence[str]) -> int:
     except InputError as exc:
         print(f"nbdiag: error: {exc}", file=sys.stderr)
         return EXIT_RUN_ERRORS
+    from nbdiag.preflight import check_contrasts
+
+    roles = {c["name"]: c["role"] for c in record["design"]["columns"]}
+    problems = check_contrasts(args.contrast, design, roles, f" in {args.design_tsv.name}")
+    if problems:
+        print("nbdiag: error: " + "\n  ".join(problems), file=sys.stderr)
+        return EXIT_USAGE
     if args.output:
         from nbdiag.outputs import write_json
 
@@ -211,6 +218,11 @@ def _print_design_summary(path: Path, record: dict) -> None:
     """``nbdiag design``: one screen of text about a saved design's record."""
     design = record["design"]
     print(f"{path.name}: {design['n_scans']} scans x {design['n_columns']} columns, status {record['status']}")
+    skipped = record.get("skipped_checks") or []
+    if skipped:
+        print("  checks not run or approximated on a saved design (no events, confounds file or image):")
+        for item in skipped:
+            print(f"    {item['effect']}: {', '.join(item['checks'])}: {item['reason']}")
     for role in ("task", "confound", "spike", "drift", "constant"):
         cols = [c["name"] for c in design["columns"] if c["role"] == role]
         if cols:

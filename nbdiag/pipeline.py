@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 from nbdiag.record import RunAudit, audit_run
 from nbdiag.inputs.bids import RunInputs, discover_runs
 from nbdiag.config import Config, check_complete, replace_model
+from nbdiag.preflight import check_before_runs
 from nbdiag.outputs import check_output_dir, write_dataset_description, write_run_outputs
 
 
@@ -117,6 +118,7 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     runs, notes = discover_runs(bids_dir, base)
     for note in notes:
         log(f"note: {note}")
+    check_before_runs(runs, config)  # a contrast/event-setting typo stops here (SettingsError, exit 2)
     write_dataset_description(output_dir, bids_dir)
     n = len(runs)
     log(f"nbdiag: auditing {n} runs x {len(config.all_variants())} variants -> {output_dir}")

@@ -249,6 +249,7 @@ def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_tim
     from nbdiag.inputs.saved_design import load_saved_design
 
     path = Path(path)
+    given_high_pass = high_pass
     design, t_r, slice_time_ref, source = load_saved_design(path, t_r, slice_time_ref)
     roles, sources = infer_roles(design)
     drift_cols = [c for c, r in roles.items() if r == "drift" and c.startswith("drift_")]
@@ -267,6 +268,7 @@ def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_tim
                             notes=("roles inferred from column names; no events known: baseline from regressors",))
     contrast_map = {c: c for c in contrasts} if contrasts else None
     result = audit_design(design, roles, context, contrast_map, thresholds)
+    skipped = saved_design_skipped_checks(source, drift_model, high_pass, given_high_pass, len(drift_cols))
     record = {
         "nbdiag_version": __version__, "nilearn_version": nilearn.__version__, "source": path.name,
         "settings": {"t_r": {"value": t_r, "source": source}},
@@ -274,12 +276,129 @@ def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_tim
                    "rank": int(np.linalg.matrix_rank(design.to_numpy())),
                    "frame_times": [float(t) for t in design.index]},
         "diagnostics": jsonable(result.diagnostics), "contrasts": jsonable(result.contrasts),
-        "whatif": jsonable(result.whatif), "findings": jsonable(result.findings), "status": result.status,
+        "whatif": jsonable(result.whatif), "skipped_checks": skipped,
+        "findings": jsonable(rank_findings(list(result.findings) + [skipped_checks_finding(skipped)])),
+        "status": result.status,
         "run": {"subject": path.stem, "session": None, "run": None, "prefix": path.stem, "entities": {},
                 "files": {"design": path.name}},
         "variant": "saved",
     }
     return record, design
+
+
+#: Checks a saved design alone cannot run, and why (``nbdiag design``; record ``skipped_checks``).
+SAVED_DESIGN_SKIPS = (
+    {"checks": ["baseline_unmodeled_events"], "effect": "not run",
+     "reason": "no events.tsv: events listed in it but left out of the model cannot be known"},
+    {"checks": ["events_outside_run", "events_invalid", "trial_type_not_identifier"], "effect": "not run",
+     "reason": "no events.tsv to check"},
+    {"checks": ["nonsteady_unhandled", "scrub_not_applied"], "effect": "not run",
+     "reason": "no fMRIPrep confounds file: which volumes fMRIPrep flagged as non-steady-state, or scrubbing "
+               "would censor, is unknown (the sample mask first_level_from_bids drops cannot be seen)"},
+    {"checks": ["tr_mismatch", "n_scans_mismatch"], "effect": "not run",
+     "reason": "no image or BOLD sidecar: the repetition time and number of volumes cannot be cross-checked"},
+    {"checks": ["baseline_scarce", "baseline_short_gaps", "baseline_modeled_rest", "baseline_edge_concentrated"],
+     "effect": "approximated",
+     "reason": "no events: the baseline is taken as the scans where no task regressor reaches half its "
+               "maximum, not from the event timing"},
+    {"checks": ["sensitive_unmodeled_signal"], "effect": "partly run",
+     "reason": "no events: the HRF-shape (derivative/dispersion), RT-proportional and unmodelled-event "
+               "signals need event onsets; first-volume, run-start and drift signals are still measured"},
+    {"checks": ["vif_high", "correlation_high", "confound_task_correlated"], "effect": "approximated",
+     "reason": "column roles inferred from names and values: a confound not named like fMRIPrep's "
+               "(trans_x, a_comp_cor_00, ...) counts as a task regressor"},
+)
+
+
+def saved_design_skipped_checks(t_r_source: str, drift_model: str | None, high_pass: float | None,
+                                given_high_pass: float | None, n_drift: int) -> list[dict[str, Any]]:
+    """What ``nbdiag design`` could not check on a saved design, and why."""
+    out = [dict(item) for item in SAVED_DESIGN_SKIPS]
+    if drift_model == "cosine" and given_high_pass is None and high_pass is not None:
+        out.append({"checks": ["highpass_cuts_design", "drift_overlap"], "effect": "approximated",
+                    "reason": f"high_pass not given: taken as {high_pass:.5g} Hz, the middle of the range that "
+                              f"gives {n_drift} cosine columns (give --high-pass for the exact value)"})
+    out.append({"checks": ["(all timing)"], "effect": "input", "reason": f"t_r from {t_r_source}"})
+    return out
+
+
+def skipped_checks_finding(skipped: list[dict[str, Any]]) -> Finding:
+    """One ``info`` finding listing the checks that could not run (so a verdict says what it rests on)."""
+    not_run = sorted({c for s in skipped if s["effect"] == "not run" for c in s["checks"]})
+    approx = sorted({c for s in skipped if s["effect"] in ("approximated", "partly run") for c in s["checks"]})
+    return Finding(
+        code="checks_skipped", severity="info", title="Checks that could not run on this input",
+        message=(f"{len(not_run)} checks could not run ({', '.join(not_run)}) and {len(approx)} are approximated "
+                 f"({', '.join(approx)}): a saved design carries no events, confounds file or image. The status "
+                 "rests on the checks that ran; audit the BIDS dataset (nbdiag BIDS_DIR OUT participant) or the "
+                 "nilearn objects (nbdiag.audit_models) for all of them."),
+        evidence={"skipped": skipped, "not_run": not_run, "approximated": approx},
+        score=0.0,
+        fix="audit the run from its BIDS inputs or from the FirstLevelModel and its events/confounds",
+    )
+
+
+def prepare_given_run(given, settings: Settings) -> PreparedRun:
+    """Events, confounds, design and context of a run given as nilearn objects.
+
+    The design is built from the events and confounds exactly as given (nilearn's own
+    rules), so it equals ``model.design_matrices_`` after ``fit``.
+
+    Raises
+    ------
+    InputError
+        For bad input (run, column, row, expected, found).
+    """
+    from nbdiag.inputs.events import EventsResult
+    from nbdiag.inputs.fmriprep import ConfoundsResult
+
+    run = given.run
+    if run.error is not None:
+        raise run.error
+    n_scans = int(run.n_scans.value)
+    t_r, slice_time_ref = float(run.t_r.value), float(run.slice_time_ref.value)
+    table = given.events
+    rt_free = table if not given.rt_regressor else table[table["trial_type"].astype(str) != given.rt_regressor]
+    checked = transform_events(rt_free.reset_index(drop=True), replace(settings.events, transforms=()), path=None)
+    # rows nbdiag would set aside (trial_type n/a) are modelled by nilearn: not "unmodelled" here
+    kept = [f for f in checked.findings if f.title != "Events without a trial_type"]
+    events = EventsResult(events=table, unmodeled=checked.unmodeled.iloc[0:0], rt_events=checked.rt_events,
+                          findings=tuple(kept))
+    findings = list(events.findings)
+    conf_table = given.confounds
+    if conf_table is not None and len(conf_table) != n_scans:
+        raise InputError("confounds row count differs from the number of volumes (nilearn raises 'Rows in "
+                         "confounds does not match n_scans')", file="confounds table", code="n_scans_mismatch",
+                         expected=f"{n_scans} rows ({run.n_scans.source})", found=f"{len(conf_table)} rows")
+    if conf_table is not None and len(conf_table.columns):
+        values = conf_table.to_numpy(dtype=float)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row, col = (int(x[0]) for x in np.nonzero(bad))
+            raise InputError("confounds contain NaN/inf: the design would contain NaN", file="confounds table",
+                             column=str(conf_table.columns[col]), row=row, code="confounds_invalid",
+                             expected="a finite number", found=str(values[row, col]))
+    mask = given.sample_mask
+    scrub: tuple[int, ...] = ()
+    if mask is not None:
+        kept_scans = set(int(i) for i in mask)
+        scrub = tuple(i for i in range(n_scans) if i not in kept_scans and i not in given.nonsteady_volumes)
+    conf = ConfoundsResult(confounds=conf_table, sample_mask=mask, raw_columns=tuple(given.raw_confound_columns),
+                           nonsteady_volumes=tuple(given.nonsteady_volumes), scrub_volumes=scrub)
+    built = build_design(table, conf_table, n_scans, t_r, slice_time_ref, settings.model, sample_mask=mask)
+    times = frame_times(n_scans, t_r, slice_time_ref)
+    findings += events_outside_run(table, times, t_r, settings.model.min_onset, None)
+    notes = []
+    if given.fitted_design is not None:
+        fitted = given.fitted_design
+        same = (list(fitted.columns) == list(built.design.columns) and fitted.shape == built.design.shape
+                and np.allclose(fitted.to_numpy(dtype=float), built.design.to_numpy(dtype=float), atol=1e-8))
+        notes.append(
+            "the fitted model's design_matrices_ equal the design rebuilt from the given inputs" if same else
+            "the fitted model's design_matrices_ differ from the design rebuilt from the given inputs "
+            "(the model was fitted with other events/confounds/settings): the audit is of the given inputs")
+    context = make_context(settings, events, conf, built, t_r, slice_time_ref, n_scans)
+    return PreparedRun(events, conf, built, context, findings, notes)
 
 
 def audit_given_run(given, settings: Settings) -> RunAudit:
@@ -292,9 +411,6 @@ def audit_given_run(given, settings: Settings) -> RunAudit:
     The record has the same fields as :func:`audit_run`'s; ``settings.model_object``
     holds the attributes read from the model. Never raises for bad input.
     """
-    from nbdiag.inputs.events import EventsResult
-    from nbdiag.inputs.fmriprep import ConfoundsResult
-
     run = given.run
     record = _base_record(run, settings)
     record["settings"]["model"]["confounds_strategy"] = (
@@ -305,54 +421,11 @@ def audit_given_run(given, settings: Settings) -> RunAudit:
     record["notes"].extend(given.notes)
     findings: list[Finding] = _input_findings(run)
     try:
-        if run.error is not None:
-            raise run.error
-        n_scans = int(run.n_scans.value)
-        t_r, slice_time_ref = float(run.t_r.value), float(run.slice_time_ref.value)
-        table = given.events
-        rt_free = table if not given.rt_regressor else table[table["trial_type"].astype(str) != given.rt_regressor]
-        checked = transform_events(rt_free.reset_index(drop=True), replace(settings.events, transforms=()),
-                                   path=None)
-        # the design is built from the table exactly as given (nilearn's own rules); rows nbdiag
-        # would set aside (trial_type n/a) are modelled by nilearn, so they are not "unmodelled" here
-        kept = [f for f in checked.findings if f.title != "Events without a trial_type"]
-        events = EventsResult(events=table, unmodeled=checked.unmodeled.iloc[0:0], rt_events=checked.rt_events,
-                              findings=tuple(kept))
-        findings += list(events.findings)
-        conf_table = given.confounds
-        if conf_table is not None and len(conf_table) != n_scans:
-            raise InputError("confounds row count differs from the number of volumes (nilearn raises 'Rows in "
-                             "confounds does not match n_scans')", file="confounds table", code="n_scans_mismatch",
-                             expected=f"{n_scans} rows ({run.n_scans.source})", found=f"{len(conf_table)} rows")
-        if conf_table is not None and len(conf_table.columns):
-            values = conf_table.to_numpy(dtype=float)
-            bad = ~np.isfinite(values)
-            if bad.any():
-                row, col = (int(x[0]) for x in np.nonzero(bad))
-                raise InputError("confounds contain NaN/inf: the design would contain NaN", file="confounds table",
-                                 column=str(conf_table.columns[col]), row=row, code="confounds_invalid",
-                                 expected="a finite number", found=str(values[row, col]))
-        mask = given.sample_mask
-        scrub: tuple[int, ...] = ()
-        if mask is not None:
-            kept_scans = set(int(i) for i in mask)
-            scrub = tuple(i for i in range(n_scans) if i not in kept_scans and i not in given.nonsteady_volumes)
-        conf = ConfoundsResult(confounds=conf_table, sample_mask=mask, raw_columns=tuple(given.raw_confound_columns),
-                               nonsteady_volumes=tuple(given.nonsteady_volumes), scrub_volumes=scrub)
-        built = build_design(table, conf_table, n_scans, t_r, slice_time_ref, settings.model, sample_mask=mask)
-        times = frame_times(n_scans, t_r, slice_time_ref)
-        findings += events_outside_run(table, times, t_r, settings.model.min_onset, None)
-        if given.fitted_design is not None:
-            fitted = given.fitted_design
-            same = (list(fitted.columns) == list(built.design.columns) and fitted.shape == built.design.shape
-                    and np.allclose(fitted.to_numpy(dtype=float), built.design.to_numpy(dtype=float), atol=1e-8))
-            record["notes"].append(
-                "the fitted model's design_matrices_ equal the design rebuilt from the given inputs" if same else
-                "the fitted model's design_matrices_ differ from the design rebuilt from the given inputs "
-                "(the model was fitted with other events/confounds/settings): the audit is of the given inputs")
-        context = make_context(settings, events, conf, built, t_r, slice_time_ref, n_scans)
-        audit_design_into(record, built, context, settings, findings, conf=conf)
-        return RunAudit(run, settings.variant, record, built.design)
+        prepared = prepare_given_run(given, settings)
+        record["notes"].extend(prepared.notes)
+        audit_design_into(record, prepared.built, prepared.context, settings, findings + prepared.findings,
+                          conf=prepared.confounds)
+        return RunAudit(run, settings.variant, record, prepared.built.design)
     except InputError as exc:
         return RunAudit(run, settings.variant, _error_record(record, exc, findings))
     except Exception as exc:  # noqa: BLE001 - one broken run never stops the others
