@@ -291,23 +291,26 @@ def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_tim
 
 #: Checks a saved design alone cannot run, and why (``nbdiag design``; record ``skipped_checks``).
 SAVED_DESIGN_SKIPS = (
-    {"checks": ["baseline_unmodeled_events"], "effect": "not run",
+    {"checks": [codes.BASELINE_UNMODELED_EVENTS.code], "effect": "not run",
      "reason": "no events.tsv: events listed in it but left out of the model cannot be known"},
-    {"checks": ["events_outside_run", "events_invalid", "trial_type_not_identifier"], "effect": "not run",
+    {"checks": [codes.EVENTS_OUTSIDE_RUN.code, codes.EVENTS_INVALID.code, codes.TRIAL_TYPE_NOT_IDENTIFIER.code],
+     "effect": "not run",
      "reason": "no events.tsv to check"},
-    {"checks": ["nonsteady_unhandled", "scrub_not_applied"], "effect": "not run",
+    {"checks": [codes.NONSTEADY_UNHANDLED.code, codes.SCRUB_NOT_APPLIED.code], "effect": "not run",
      "reason": "no fMRIPrep confounds file: which volumes fMRIPrep flagged as non-steady-state, or scrubbing "
                "would censor, is unknown (the sample mask first_level_from_bids drops cannot be seen)"},
-    {"checks": ["tr_mismatch", "n_scans_mismatch"], "effect": "not run",
+    {"checks": [codes.TR_MISMATCH.code, codes.N_SCANS_MISMATCH.code], "effect": "not run",
      "reason": "no image or BOLD sidecar: the repetition time and number of volumes cannot be cross-checked"},
-    {"checks": ["baseline_scarce", "baseline_short_gaps", "baseline_modeled_rest", "baseline_edge_concentrated"],
+    {"checks": [codes.BASELINE_SCARCE.code, codes.BASELINE_SHORT_GAPS.code, codes.BASELINE_MODELED_REST.code,
+                codes.BASELINE_EDGE_CONCENTRATED.code],
      "effect": "approximated",
      "reason": "no events: the baseline is taken as the scans where no task regressor reaches half its "
                "maximum, not from the event timing"},
-    {"checks": ["sensitive_unmodeled_signal"], "effect": "partly run",
+    {"checks": [codes.SENSITIVE_UNMODELED_SIGNAL.code], "effect": "partly run",
      "reason": "no events: the HRF-shape (derivative/dispersion), RT-proportional and unmodelled-event "
                "signals need event onsets; first-volume, run-start and drift signals are still measured"},
-    {"checks": ["vif_high", "correlation_high", "confound_task_correlated"], "effect": "approximated",
+    {"checks": [codes.VIF_HIGH.code, codes.CORRELATION_HIGH.code, codes.CONFOUND_TASK_CORRELATED.code],
+     "effect": "approximated",
      "reason": "column roles inferred from names and values: a confound not named like fMRIPrep's "
                "(trans_x, a_comp_cor_00, ...) counts as a task regressor"},
 )
@@ -318,7 +321,7 @@ def saved_design_skipped_checks(t_r_source: str, drift_model: str | None, high_p
     """What ``nbdiag design`` could not check on a saved design, and why."""
     out = [dict(item) for item in SAVED_DESIGN_SKIPS]
     if drift_model == "cosine" and given_high_pass is None and high_pass is not None:
-        out.append({"checks": ["highpass_cuts_design", "drift_overlap"], "effect": "approximated",
+        out.append({"checks": [codes.HIGHPASS_CUTS_DESIGN.code, codes.DRIFT_OVERLAP.code], "effect": "approximated",
                     "reason": f"high_pass not given: taken as {high_pass:.5g} Hz, the middle of the range that "
                               f"gives {n_drift} cosine columns (give --high-pass for the exact value)"})
     out.append({"checks": ["(all timing)"], "effect": "input", "reason": f"t_r from {t_r_source}"})
@@ -329,16 +332,13 @@ def skipped_checks_finding(skipped: list[dict[str, Any]]) -> Finding:
     """One ``info`` finding listing the checks that could not run (so a verdict says what it rests on)."""
     not_run = sorted({c for s in skipped if s["effect"] == "not run" for c in s["checks"]})
     approx = sorted({c for s in skipped if s["effect"] in ("approximated", "partly run") for c in s["checks"]})
-    return Finding(
-        code="checks_skipped", severity="info", title="Checks that could not run on this input",
+    return codes.CHECKS_SKIPPED.finding(
         message=(f"{len(not_run)} checks could not run ({', '.join(not_run)}) and {len(approx)} are approximated "
                  f"({', '.join(approx)}): a saved design carries no events, confounds file or image. The status "
                  "rests on the checks that ran; audit the BIDS dataset (nbdiag BIDS_DIR OUT participant) or the "
                  "nilearn objects (nbdiag.audit_models) for all of them."),
         evidence={"skipped": skipped, "not_run": not_run, "approximated": approx},
-        score=0.0,
-        fix="audit the run from its BIDS inputs or from the FirstLevelModel and its events/confounds",
-    )
+        score=0.0)
 
 
 def prepare_given_run(given, settings: Settings) -> PreparedRun:
@@ -371,7 +371,7 @@ def prepare_given_run(given, settings: Settings) -> PreparedRun:
     conf_table = given.confounds
     if conf_table is not None and len(conf_table) != n_scans:
         raise InputError("confounds row count differs from the number of volumes (nilearn raises 'Rows in "
-                         "confounds does not match n_scans')", file="confounds table", code="n_scans_mismatch",
+                         "confounds does not match n_scans')", file="confounds table", code=codes.N_SCANS_MISMATCH.code,
                          expected=f"{n_scans} rows ({run.n_scans.source})", found=f"{len(conf_table)} rows")
     if conf_table is not None and len(conf_table.columns):
         values = conf_table.to_numpy(dtype=float)
@@ -379,7 +379,7 @@ def prepare_given_run(given, settings: Settings) -> PreparedRun:
         if bad.any():
             row, col = (int(x[0]) for x in np.nonzero(bad))
             raise InputError("confounds contain NaN/inf: the design would contain NaN", file="confounds table",
-                             column=str(conf_table.columns[col]), row=row, code="confounds_invalid",
+                             column=str(conf_table.columns[col]), row=row, code=codes.CONFOUNDS_INVALID.code,
                              expected="a finite number", found=str(values[row, col]))
     mask = given.sample_mask
     scrub: tuple[int, ...] = ()

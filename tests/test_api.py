@@ -19,6 +19,7 @@ from nilearn.glm.first_level import FirstLevelModel, first_level_from_bids
 
 import nbdiag
 from nbdiag.cli import main
+from record_schema import validate_record
 
 FORUM_TOML = """
 [model]
@@ -152,6 +153,7 @@ def test_forum_script_plus_audit_models_equals_cli(demo_bids, cli_demo, sub_id):
             theirs = [(f["code"], f["severity"], f["contrast"]) for f in cli["findings"]]
             assert ours == theirs
             assert record["status"] == cli["status"]
+            validate_record(json.loads(json.dumps(record)), record["run"]["prefix"])
             assert record["settings"]["t_r"]["value"] == cli["settings"]["t_r"]["value"]
             assert record["settings"]["n_scans"]["value"] == cli["settings"]["n_scans"]["value"]
     if sub_id == "01":  # the dropped sample mask is found from the fMRIPrep file next to the image
@@ -295,6 +297,7 @@ def test_audit_object_tables_save_and_html(tmp_path):
     assert "sub-01/func/sub-01_run-02_desc-mine_design.tsv" in files
     assert "sub-01.html" in files
     saved = json.loads((out / "sub-01/func/sub-01_run-01_desc-mine_nbdiag.json").read_text())
+    validate_record(saved, "api record")
     assert saved["contrasts"] == json.loads(json.dumps(audit.records[0]["contrasts"]))
 
 
