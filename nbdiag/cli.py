@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--participant-label", "--participant_label", nargs="+", metavar="LABEL",
                         help="labels with or without 'sub-'")
     parser.add_argument("--config", type=Path, metavar="FILE.toml", help="TOML settings with [variants.NAME]")
+    parser.add_argument("--model", type=Path, metavar="MODEL.json",
+                        help="BIDS Stats Model (FitLins/pybids): its run-level node gives X, HRF, transformations, "
+                             "high-pass and contrasts")
     parser.add_argument("--bids-filter-file", type=Path, metavar="FILE",
                         help="fMRIPrep's JSON filter, e.g. {\"bold\": {\"session\": \"1\", \"run\": [1, 2]}}; "
                              "its bold task/space also set --task/--space")
@@ -148,6 +151,15 @@ def _participant(args: argparse.Namespace) -> int:
         bids_filter = load_bids_filter(args.bids_filter_file)
         config = _labels_from_filter(config, bids_filter)
     log = (lambda text: print(text, file=sys.stderr, flush=True))
+    if args.model is not None:
+        from nbdiag.inputs.bids_stats_model import apply_to_config, load_stats_model
+
+        node, values, notes = load_stats_model(args.model)
+        if args.contrast:
+            notes.append("--contrast ignored: the model's Contrasts and DummyContrasts are audited")
+        config = apply_to_config(config, node, values)
+        for note in notes:
+            log(f"note: {args.model.name}: {note}")
     result = run_participant(args.bids_dir, args.output_dir, config, participant_labels=args.participant_label,
                              n_jobs=args.n_jobs, reports=not args.no_reports, log=log, verbose=args.verbose,
                              bids_filter=bids_filter)

@@ -136,10 +136,13 @@ def prepare_run(run: RunInputs, settings: Settings) -> PreparedRun:
     model = settings.model
     n_scans = int(run.n_scans.value)
     table = read_events(run.events)
-    events = transform_events(table, settings.events, path=run.events)
+    if settings.stats_model is not None:
+        events, conf, notes = _stats_model_inputs(run, settings, table, n_scans)
+    else:
+        events = transform_events(table, settings.events, path=run.events)
+        conf = load_run_confounds(run.bold, run.confounds, model, n_scans)
+        notes = [f"nilearn load_confounds: {m}" for m in conf.warnings]
     findings = list(events.findings)
-    conf = load_run_confounds(run.bold, run.confounds, model, n_scans)
-    notes = [f"nilearn load_confounds: {m}" for m in conf.warnings]
     t_r = float(run.t_r.value)
     slice_time_ref = float(run.slice_time_ref.value)
     mask = conf.sample_mask if (model.apply_sample_masks and conf.sample_mask is not None) else None
@@ -148,6 +151,30 @@ def prepare_run(run: RunInputs, settings: Settings) -> PreparedRun:
     findings += events_outside_run(events.events, times, t_r, model.min_onset, run.events)
     context = make_context(settings, events, conf, built, t_r, slice_time_ref, n_scans)
     return PreparedRun(events, conf, built, context, findings, notes)
+
+
+def _stats_model_inputs(run: RunInputs, settings: Settings, table: pd.DataFrame, n_scans: int):
+    """Events and confounds of a run under a BIDS Stats Model's run node (``--model``)."""
+    from nbdiag.inputs.bids_stats_model import design_inputs
+    from nbdiag.inputs.events import EventsResult
+    from nbdiag.inputs.fmriprep import NSS_PATTERN, ConfoundsResult, read_raw_confounds
+
+    raw = read_raw_confounds(run.confounds) if run.confounds is not None else None
+    if raw is not None and len(raw) != n_scans:
+        raise InputError("confounds row count differs from the number of volumes", file=run.confounds,
+                         code=codes.N_SCANS_MISMATCH.code, expected=f"{n_scans} rows", found=f"{len(raw)} rows")
+    events_table, conf_table, unmodeled, notes = design_inputs(settings.stats_model, table, raw, run.events)
+    checked = transform_events(table, replace(settings.events, transforms=()), path=run.events)
+    events = EventsResult(events=events_table, unmodeled=unmodeled, rt_events=checked.rt_events,
+                          findings=tuple(f for f in checked.findings if f.code != codes.TRIAL_TYPE_NOT_IDENTIFIER.code))
+    nss: tuple[int, ...] = ()
+    if raw is not None:
+        cols = [c for c in raw.columns if NSS_PATTERN.match(str(c))]
+        if cols:
+            nss = tuple(int(i) for i in np.flatnonzero((raw[cols].fillna(0).to_numpy() != 0).any(axis=1)))
+    conf = ConfoundsResult(confounds=conf_table, sample_mask=None,
+                           raw_columns=() if raw is None else tuple(map(str, raw.columns)), nonsteady_volumes=nss)
+    return events, conf, [f"BIDS Stats Model {settings.stats_model.to_dict()['file']}: {n}" for n in notes]
 
 
 def audit_run(run: RunInputs, settings: Settings) -> RunAudit:
