@@ -266,7 +266,7 @@ def parse_contrasts(
                 continue
             text = expr
         elif isinstance(expr, Mapping):  # {column: weight}, e.g. a BIDS Stats Model ConditionList + Weights
-            text = " + ".join(f"{float(w):g}*{c}" for c, w in expr.items())
+            text = " + ".join(f"{float(w):g}*{c}" for c, w in expr.items()).replace("+ -", "- ")
             expressions[name] = text
             unknown = [str(c) for c in expr if str(c) not in columns]
             if unknown:

@@ -55,11 +55,15 @@ def check_contrasts(contrasts: Mapping[str, str] | Sequence[str] | None, design:
     parsed = parse_contrasts(contrasts, design, roles)
     columns = [str(c) for c in design.columns]
     conditions = [c for c in columns if roles.get(c) == "task"]
+    given = dict(contrasts) if isinstance(contrasts, Mapping) else {}
     problems = []
     for finding in parsed.findings:
         name = finding.contrast
         expression = str(finding.evidence.get("expression", name))
-        names = expression_names(expression) if expression.strip() else None
+        if isinstance(given.get(name), Mapping):  # {column: weight}: the names are the keys
+            names = [str(k) for k in given[name]]
+        else:
+            names = expression_names(expression) if expression.strip() else None
         unknown = [n for n in (names or []) if n not in columns]
         if unknown:
             parts = []

@@ -164,3 +164,17 @@ def test_shipped_demo_model(demo_bids, tmp_path, capsys):
     assert list(record["contrasts"]) == ["zero_back", "two_back", "twoBackMinusZeroBack"]
     # the non-steady-state outlier columns are in X: the flagged volumes are modelled, not left in the baseline
     assert "nonsteady_unhandled" not in {f["code"] for f in record["findings"]}
+
+
+def test_contrast_typo_in_model_refused_before_any_run(demo_bids, tmp_path, capsys):
+    data = copy.deepcopy(BSM)
+    data["Nodes"][0]["Contrasts"] = [{"Name": "twoVsZero", "ConditionList": ["trial_type.2BACK", "trial_type.0BAK"],
+                                      "Weights": [1, -1], "Test": "t"}]
+    model = tmp_path / "model.json"
+    model.write_text(json.dumps(data))
+    code = main([str(demo_bids), str(tmp_path / "out"), "participant", "--model", str(model), *COMMON])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "'trial_type.0BAK' is not a column of the design (did you mean 'trial_type.0BACK'?)" in err
+    assert "1*trial_type.2BACK - 1*trial_type.0BAK" in err
+    assert not (tmp_path / "out").exists()
