@@ -74,12 +74,17 @@ def test_design_bad_contrast_is_a_clear_error(saved_design, capsys, expr):
 
 def test_design_lists_skipped_checks_at_the_top(saved_design, tmp_path, capsys):
     out_json = tmp_path / "rec.json"
-    code = main(["design", str(saved_design), "--contrast", "zero_back", "--output", str(out_json)])
+    report = tmp_path / "design.html"
+    code = main(["design", str(saved_design), "--contrast", "zero_back", "--output", str(out_json),
+                 "--report", str(report)])
     text = capsys.readouterr().out
     assert code == 0
     lines = text.splitlines()
     assert lines[1].startswith("  checks not run or approximated")
     assert any("nonsteady_unhandled" in ln and "no fMRIPrep confounds file" in ln for ln in lines[2:12])
+    html = report.read_text()
+    assert "Checks not run or approximated on this input" in html
+    assert html.index("Checks not run or approximated") < html.index("checks_skipped")  # a box before the findings
     record = json.loads(out_json.read_text())
     skipped = {c for s in record["skipped_checks"] if s["effect"] == "not run" for c in s["checks"]}
     assert {"baseline_unmodeled_events", "nonsteady_unhandled", "events_outside_run"} <= skipped

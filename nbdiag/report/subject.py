@@ -348,6 +348,7 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
         "whatif": whatif,
         "versions": (record.get("nbdiag_version"), record.get("nilearn_version")),
         "files": _get(record, "run", "files", default={}) or {},
+        "skipped_checks": [c for c in (record.get("skipped_checks") or []) if isinstance(c, Mapping)],
     }
 
 
