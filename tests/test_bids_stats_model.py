@@ -178,3 +178,22 @@ def test_contrast_typo_in_model_refused_before_any_run(demo_bids, tmp_path, caps
     assert "'trial_type.0BAK' is not a column of the design (did you mean 'trial_type.0BACK'?)" in err
     assert "1*trial_type.2BACK - 1*trial_type.0BAK" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_fitlins_style_model_is_read_as_pybids_reads_it():
+    """FitLins' own test model: lower-case Level and Input, no Model.Type, an HRF next to Convolve."""
+    data = {"Name": "test_model", "Description": "", "Input": {"task": "nback"},
+            "Nodes": [{"Level": "run", "Name": "run", "GroupBy": ["run", "session", "subject"],
+                       "Transformations": {"Transformer": "pybids-transforms-v1", "Instructions": [
+                           {"Name": "Factor", "Input": ["trial_type"]},
+                           {"Name": "Convolve", "Input": ["trial_type.0BACK", "trial_type.2BACK"], "Model": "spm"}]},
+                       "Model": {"X": ["trial_type.0BACK", "trial_type.2BACK", "trans_x"],
+                                 "HRF": {"Variables": ["trial_type.0BACK"], "Model": "DoubleGamma",
+                                         "Parameters": {"PeakDelay": 3, "PeakDispersion": 6}}},
+                       "DummyContrasts": {"Contrasts": ["trial_type.0BACK", "trial_type.2BACK"]},
+                       "Contrasts": [{"Name": "two_gt_zero", "ConditionList": ["trial_type.2BACK", "trial_type.0BACK"],
+                                      "Weights": [1, -1]}]}]}
+    node, values, notes = parse_stats_model(data, "fitlins.json")
+    assert values["task_label"] == "nback" and values["hrf_model"] == "spm" and values["drift_model"] is None
+    assert list(node.contrasts) == ["trial_type.0BACK", "trial_type.2BACK", "two_gt_zero"]
+    assert any("Model.Type" in n for n in notes) and any("BIDSModelVersion" in n for n in notes)

@@ -133,6 +133,48 @@ def _validate(data: Any, path: str) -> Any:
         raise SettingsError(f"{path}: not a valid BIDS Stats Model (bsmschema):\n  " + "\n  ".join(lines)) from None
 
 
+def normalise(data: Any) -> tuple[Any, list[str]]:
+    """Fill in what pybids (hence FitLins) accepts but the specification's schema requires.
+
+    pybids reads ``Level`` in any case, defaults ``Model.Type`` to ``glm`` and a missing
+    contrast ``Test`` to none, and takes scalar ``Input`` values; bsmschema does not. The
+    changes are returned as notes so that nothing is changed silently.
+    """
+    import copy
+
+    if not isinstance(data, dict) or not isinstance(data.get("Nodes"), list):
+        return data, []
+    data = copy.deepcopy(data)
+    notes: list[str] = []
+    if "BIDSModelVersion" not in data:
+        data["BIDSModelVersion"] = "1.0.0"
+        notes.append("no BIDSModelVersion: read as 1.0.0")
+    if isinstance(data.get("Input"), dict):
+        for key, value in list(data["Input"].items()):
+            if not isinstance(value, list):
+                data["Input"][key] = [value]
+    levels = {"run": "Run", "session": "Session", "subject": "Subject", "dataset": "Dataset"}
+    for node in data["Nodes"]:
+        if not isinstance(node, dict):
+            continue
+        level = node.get("Level")
+        if isinstance(level, str) and level.lower() in levels and level != levels[level.lower()]:
+            node["Level"] = levels[level.lower()]
+        name = node.get("Name", "?")
+        if isinstance(node.get("Model"), dict) and "Type" not in node["Model"]:
+            node["Model"]["Type"] = "glm"
+            notes.append(f"node {name}: no Model.Type: read as 'glm' (pybids' default)")
+        if "GroupBy" not in node and str(node.get("Level", "")).lower() == "run":
+            node["GroupBy"] = ["run", "subject"]
+        for con in node.get("Contrasts") or []:
+            if isinstance(con, dict) and "Test" not in con:
+                con["Test"] = "t"
+                notes.append(f"node {name}: contrast {con.get('Name')!r} has no Test: read as 't'")
+        if isinstance(node.get("DummyContrasts"), dict) and "Test" not in node["DummyContrasts"]:
+            node["DummyContrasts"]["Test"] = "t"
+    return data, notes
+
+
 def parse_stats_model(data: Any, path: str = "model.json") -> tuple[RunNode, dict[str, Any], list[str]]:
     """Check a BIDS Stats Model and return its run node, model settings and notes.
 
@@ -142,8 +184,8 @@ def parse_stats_model(data: Any, path: str = "model.json") -> tuple[RunNode, dic
         Invalid per bsmschema, no run-level node, an unsupported transformation or HRF
         (named), or contrasts that name nothing in ``Model.X``.
     """
+    data, notes = normalise(data)
     bsm = _validate(data, path)
-    notes: list[str] = []
     runs = [n for n in bsm.Nodes if str(n.Level).lower() == "run"]
     if not runs:
         raise _bad(path, "Nodes", f"no node with Level 'Run' (levels: {[n.Level for n in bsm.Nodes]}); nbdiag "
@@ -194,7 +236,8 @@ def parse_stats_model(data: Any, path: str = "model.json") -> tuple[RunNode, dic
         delays = params.pop("fir_delays", params.pop("FIRDelays", None))
         spm = {"PeakDelay": 6, "PeakDispersion": 1, "UndershootDelay": 16, "UndershootDispersion": 1,
                "PeakUndershootRatio": 6}
-        if params and (not name.startswith("spm") or any(k not in spm or params[k] != spm[k] for k in params)):
+        if hrf_model is None and params and (
+                not name.startswith("spm") or any(k not in spm or params[k] != spm[k] for k in params)):
             raise _bad(path, f"{where}.Model.HRF.Parameters",
                        f"HRF parameters {params} differ from nilearn's {name!r} HRF; nbdiag builds the design "
                        "with nilearn's named HRFs only")
