@@ -82,9 +82,10 @@ def check_contrasts(contrasts: Mapping[str, str] | Sequence[str] | None, design:
     return problems
 
 
-def _trial_types(runs: Sequence) -> set[str]:
-    """Every trial type listed in the runs' events files (unreadable files are skipped)."""
+def _events_facts(runs: Sequence) -> tuple[set[str], set[str]]:
+    """Trial types and column names found in the runs' events files (unreadable files are skipped)."""
     types: set[str] = set()
+    columns: set[str] = set()
     seen = set()
     for run in runs:
         path = getattr(run, "events", None)
@@ -92,12 +93,36 @@ def _trial_types(runs: Sequence) -> set[str]:
             continue
         seen.add(path)
         try:
-            table = pd.read_csv(path, sep="\t", usecols=lambda c: c == "trial_type")
+            table = pd.read_csv(path, sep="\t", nrows=0)
+            columns.update(map(str, table.columns))
+            if "trial_type" in table.columns:
+                table = pd.read_csv(path, sep="\t", usecols=["trial_type"])
+                types.update(str(t) for t in table["trial_type"].dropna().unique())
         except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError):
             continue
-        if "trial_type" in table.columns:
-            types.update(str(t) for t in table["trial_type"].dropna().unique())
-    return types
+    return types, columns
+
+
+def _check_transforms(settings: Settings, columns: set[str]) -> list[str]:
+    """Plugins must import; ``rtdur`` needs its response-time column in the events files."""
+    from nbdiag.inputs.events import load_plugin
+
+    problems = []
+    where = f" (variant {settings.variant})" if settings.variant != "default" else ""
+    for transform in settings.events.transforms:
+        if transform == "rtdur":
+            column = settings.events.rt_column
+            if columns and column not in columns:
+                match = close_match(column, columns)
+                problems.append(f"[events] transform 'rtdur'{where} needs the response-time column {column!r}, "
+                                f"which no events file has" + (f" (did you mean {match!r}?)" if match else "")
+                                + f". Columns: {', '.join(sorted(columns))}; set rt_column / --rt-column")
+        else:
+            try:
+                load_plugin(transform)
+            except InputError as exc:
+                problems.append(f"[events] transform{where}: {exc.message}")
+    return problems
 
 
 def _check_event_settings(settings: Settings, types: set[str]) -> list[str]:
@@ -132,9 +157,11 @@ def check_before_runs(runs: Sequence, config: Config) -> None:
     from nbdiag.record import prepare_run
 
     problems: list[str] = []
-    types = _trial_types(runs)
+    types, columns = _events_facts(runs)
     for settings in config.all_variants():
         problems += _check_event_settings(settings, types)
+        if settings.stats_model is None:
+            problems += _check_transforms(settings, columns)
     first = next((r for r in runs if r.error is None), None)
     if first is not None:
         for settings in config.all_variants():

@@ -39,6 +39,14 @@ def test_event_setting_typo_refused(demo_bids, tmp_path, capsys):
     assert code == 2 and "did you mean '0BACK'?" in err
 
 
+def test_transform_problems_refused(demo_bids, tmp_path, capsys):
+    code, err = _participant(demo_bids, tmp_path / "out", capsys, "--events-transform", "rtdur",
+                             "--rt-column", "reaction_time")
+    assert code == 2 and "'reaction_time'" in err and "did you mean 'response_time'?" in err
+    code, err = _participant(demo_bids, tmp_path / "out2", capsys, "--events-transform", "nosuchpkg.mod:func")
+    assert code == 2 and "cannot import events transform module 'nosuchpkg.mod'" in err
+
+
 def test_valid_settings_pass_the_preflight(demo_bids, tmp_path, capsys):
     code, err = _participant(demo_bids, tmp_path / "out", capsys, "--participant-label", "05",
                              "--contrast", "two_back - zero_back")
