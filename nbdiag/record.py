@@ -492,8 +492,10 @@ def audit_given_run(given, settings: Settings) -> RunAudit:
         record["notes"].extend(prepared.notes)
         audit_design_into(record, prepared.built, prepared.context, settings, findings + prepared.findings,
                           conf=prepared.confounds)
-        return RunAudit(run, settings.variant, record, prepared.built.design)
+        audit = RunAudit(run, settings.variant, record, prepared.built.design)
     except InputError as exc:
-        return RunAudit(run, settings.variant, _error_record(record, exc, findings))
+        audit = RunAudit(run, settings.variant, _error_record(record, exc, findings))
     except Exception as exc:  # noqa: BLE001 - one broken run never stops the others
-        return RunAudit(run, settings.variant, _error_record(record, exc, findings))
+        audit = RunAudit(run, settings.variant, _error_record(record, exc, findings))
+    audit.record = relative_to_dataset(audit.record, run.root)  # no absolute paths, as audit_run
+    return audit

@@ -156,6 +156,8 @@ def test_forum_script_plus_audit_models_equals_cli(demo_bids, cli_demo, sub_id):
             validate_record(json.loads(json.dumps(record)), record["run"]["prefix"])
             assert record["settings"]["t_r"]["value"] == cli["settings"]["t_r"]["value"]
             assert record["settings"]["n_scans"]["value"] == cli["settings"]["n_scans"]["value"]
+            assert record["run"]["files"]["bold"] == cli["run"]["files"]["bold"]  # bids::derivatives/...
+            assert record["run"]["prefix"] == cli["run"]["prefix"]
     if sub_id == "01":  # the dropped sample mask is found from the fMRIPrep file next to the image
         codes = {f["code"] for f in audits["nortdur"].records[0]["findings"]}
         assert "nonsteady_unhandled" in codes
@@ -298,6 +300,7 @@ def test_audit_object_tables_save_and_html(tmp_path):
     assert "sub-01.html" in files
     saved = json.loads((out / "sub-01/func/sub-01_run-01_desc-mine_nbdiag.json").read_text())
     validate_record(saved, "api record")
+    assert str(tmp_path) not in (out / "sub-01/func/sub-01_run-01_desc-mine_nbdiag.json").read_text()
     assert saved["contrasts"] == json.loads(json.dumps(audit.records[0]["contrasts"]))
 
 

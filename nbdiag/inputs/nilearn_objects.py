@@ -238,6 +238,15 @@ def _run_entities(img: Any, model: Any, model_index: int | None, run_index: int)
     return subject, {"sub": subject, "run": f"{run_index + 1:02d}"}, Path(f"in-memory-image-{run_index + 1}")
 
 
+def dataset_root(path: Path) -> Path | None:
+    """The BIDS dataset an image belongs to: the folder above ``derivatives/``, else above ``sub-*``."""
+    parts = Path(path).absolute().parts
+    if "derivatives" in parts:
+        return Path(*parts[:parts.index("derivatives")])
+    subs = [i for i, p in enumerate(parts) if p.startswith("sub-")]
+    return Path(*parts[:subs[0]]) if subs and subs[0] > 0 else None
+
+
 def _n_scans(img: Any, path: Path, confounds: pd.DataFrame | None, where: str) -> Resolved:
     shape = getattr(img, "shape", None) if not isinstance(img, (str, Path)) else None
     if shape is not None:
@@ -321,6 +330,8 @@ def given_runs(model: Any, run_imgs: Any, events: Any, confounds: Any = None, sa
         subject, ents, path = _run_entities(img, model, model_index, j)
         where = f"run {j} of model {model_index}" if model_index is not None else f"run {j}"
         run = RunInputs(subject=subject, entities=ents, bold=path)
+        if isinstance(img, (str, Path)):
+            run.root = dataset_root(path)
         run.t_r = Resolved(float(settings.t_r), "FirstLevelModel.t_r")
         run.slice_time_ref = Resolved(float(settings.slice_time_ref or 0.0), "FirstLevelModel.slice_time_ref")
         given = GivenRun(run=run, events=None, confounds=None, model_info=info)
