@@ -206,9 +206,11 @@ class Settings:
     thresholds: Thresholds = field(default_factory=Thresholds)
     variant: str = "default"
     measure: str = "confounds"
+    #: run node of a BIDS Stats Model (``--model``; nbdiag.inputs.bids_stats_model.RunNode), or None
+    stats_model: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "variant": self.variant,
             "measure": self.measure,
             "model": self.model.to_dict(),
@@ -216,6 +218,9 @@ class Settings:
             "contrasts": dict(self.contrasts) if self.contrasts else None,
             "thresholds": self.thresholds.to_dict(),
         }
+        if self.stats_model is not None:
+            out["stats_model"] = self.stats_model.to_dict()
+        return out
 
 
 @dataclass(frozen=True)

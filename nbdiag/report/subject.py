@@ -406,6 +406,7 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
         "files": _get(record, "run", "files", default={}) or {},
         "measured": _measured_view(record),
         "notes": [str(n) for n in record.get("notes") or []],
+        "skipped_checks": [c for c in (record.get("skipped_checks") or []) if isinstance(c, Mapping)],
     }
 
 
