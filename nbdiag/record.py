@@ -465,7 +465,8 @@ def prepare_given_run(given, settings: Settings) -> PreparedRun:
         kept_scans = set(int(i) for i in mask)
         scrub = tuple(i for i in range(n_scans) if i not in kept_scans and i not in given.nonsteady_volumes)
     conf = ConfoundsResult(confounds=conf_table, sample_mask=mask, raw_columns=tuple(given.raw_confound_columns),
-                           nonsteady_volumes=tuple(given.nonsteady_volumes), scrub_volumes=scrub)
+                           nonsteady_volumes=tuple(given.nonsteady_volumes), scrub_volumes=scrub,
+                           signals=dict(getattr(given, "raw_signals", {}) or {}))
     built = build_design(table, conf_table, n_scans, t_r, slice_time_ref, settings.model, sample_mask=mask)
     times = frame_times(n_scans, t_r, slice_time_ref)
     findings += events_outside_run(table, times, t_r, settings.model.min_onset, None)
