@@ -7,8 +7,16 @@
     nbdiag demo [OUTPUT_DIR]
     nbdiag design DESIGN_TSV --contrast EXPR ... [--t-r 0.8]
 
-Exit codes: 0 all runs audited (findings do not change it); 1 some runs could
-not be audited (each reported); 2 bad usage; 3 group sign-off failed.
+Exit codes (each means one thing):
+
+==  ==========================================================================
+0   pass: every run audited (participant), every expected run signed off (group)
+1   some runs could not be audited: input errors, each named (file, column/row)
+2   usage or configuration error, nothing run (also: ``group`` refusing partial,
+    stale or changed-input records, unless ``--allow-incomplete``)
+3   ``group``: QC sign-off failed (a run at or above ``--fail-on``)
+4   nbdiag's own bug: one line points to the record or crash log with the traceback
+==  ==========================================================================
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from typing import Sequence
 
 from nbdiag._version import __version__
 
-EXIT_OK, EXIT_RUN_ERRORS, EXIT_USAGE, EXIT_SIGNOFF = 0, 1, 2, 3
+EXIT_OK, EXIT_RUN_ERRORS, EXIT_USAGE, EXIT_SIGNOFF, EXIT_BUG = 0, 1, 2, 3, 4
 
 
 class _Parser(argparse.ArgumentParser):
@@ -120,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-reports", action="store_true", help="skip the HTML reports")
     parser.add_argument("--fail-on", choices=["warn", "fail"], default="fail",
                         help="group: the status at which a run fails sign-off (default fail)")
+    parser.add_argument("--allow-incomplete", action="store_true",
+                        help="group: sign off the current records even when some expected runs are missing "
+                             "or refused (partial, other settings, changed inputs); they are listed, exit 1")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     parser.add_argument("--version", action="version", version=f"nbdiag {__version__}")
     _model_options(parser)
@@ -141,6 +152,15 @@ def _participant(args: argparse.Namespace) -> int:
     log = (lambda text: print(text, file=sys.stderr, flush=True))
     result = run_participant(args.bids_dir, args.output_dir, config, participant_labels=args.participant_label,
                              n_jobs=args.n_jobs, reports=not args.no_reports, log=log, verbose=args.verbose)
+    bugs = [a for a in result.audits if (a.record.get("error") or {}).get("code") == "internal_error"]
+    if bugs:
+        from nbdiag.outputs import run_folder
+
+        first = bugs[0]
+        where = run_folder(Path(args.output_dir), first.run.entities) / f"{first.run.prefix}_desc-{first.variant}_nbdiag.json"
+        print(f"nbdiag: internal error (a bug in nbdiag) in {len(bugs)} run × variant(s); the traceback is in "
+              f"'error.traceback' of {where}; please report it", file=sys.stderr)
+        return EXIT_BUG
     if result.n_errors:
         print(f"nbdiag: {result.n_errors} run(s) could not be audited (see the messages above)", file=sys.stderr)
     return result.exit_code
@@ -149,7 +169,8 @@ def _participant(args: argparse.Namespace) -> int:
 def _group(args: argparse.Namespace) -> int:
     from nbdiag.group import run_group
 
-    return run_group(args.output_dir, fail_on=args.fail_on)
+    return run_group(args.output_dir, fail_on=args.fail_on, bids_dir=args.bids_dir,
+                     allow_incomplete=args.allow_incomplete)
 
 
 def _demo(argv: Sequence[str]) -> int:
@@ -244,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
-    except (SettingsError, ValueError) as exc:
+    except (SettingsError, ValueError, PermissionError, NotADirectoryError, FileExistsError) as exc:
         print(f"nbdiag: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (DatasetError, InputError, FileNotFoundError) as exc:
@@ -253,6 +274,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nbdiag: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # noqa: BLE001 - nbdiag's own bug: one line, the traceback in a file
+        return _report_bug(argv)
+
+
+def _report_bug(argv: Sequence[str]) -> int:
+    """Write the traceback of an unexpected failure to a crash log; print one line pointing to it."""
+    import tempfile
+    import traceback
+
+    text = f"nbdiag {__version__}\nargv: {list(argv)}\n\n{traceback.format_exc()}"
+    fd, path = tempfile.mkstemp(prefix="nbdiag-crash-", suffix=".log")
+    with open(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    exc = sys.exc_info()[1]
+    print(f"nbdiag: internal error (a bug in nbdiag: {type(exc).__name__}); traceback written to {path}; "
+          "please report it", file=sys.stderr)
+    return EXIT_BUG
 
 
 if __name__ == "__main__":  # pragma: no cover

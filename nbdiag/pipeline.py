@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from nbdiag.record import RunAudit, audit_run
-from nbdiag.inputs.bids import RunInputs, discover_runs
+from nbdiag.inputs.bids import RunInputs, discover
 from nbdiag.config import Config, check_complete, replace_model
-from nbdiag.outputs import check_output_dir, write_dataset_description, write_run_outputs
+from nbdiag.manifest import make_manifest, new_manifest_path, provenance, settings_hash
+from nbdiag.outputs import (check_output_dir, run_folder, write_dataset_description, write_json,
+                            write_run_outputs)
 
 
 @dataclass
@@ -39,13 +41,43 @@ class ParticipantResult:
         return 1 if self.n_errors or any(n.startswith("participant label") for n in self.notes) else 0
 
 
-def _audit_and_write(run: RunInputs, config: Config, output_dir: Path) -> list[RunAudit]:
+def _audit_and_write(run: RunInputs, config: Config, output_dir: Path,
+                     bids_dir: Path | None = None) -> list[RunAudit]:
     audits = []
     for settings in config.all_variants():
         audit = audit_run(run, settings)
+        # the record is written last and carries the settings hash + input fingerprints:
+        # its presence with a matching hash is the "done" marker the group level trusts
+        audit.record["provenance"] = provenance(settings.to_dict(), run_input_files(run), bids_dir)
         write_run_outputs(output_dir, audit)
         audits.append(audit)
     return audits
+
+
+def run_input_files(run: RunInputs) -> dict[str, Path | None]:
+    """Every input file of a run, by role (what the fingerprints cover)."""
+    return {"bold": run.bold, "bold_sidecar": run.bold_sidecar, "events": run.events,
+            "confounds": run.confounds,
+            "confounds_sidecar": run.confounds.with_suffix(".json") if run.confounds else None}
+
+
+def _write_manifest(output_dir: Path, config: Config, runs: list[RunInputs], discovery,
+                    participant_labels) -> Path:
+    """One new manifest file for this invocation (never shared with a concurrent shard)."""
+    variants = {s.variant: settings_hash(s.to_dict()) for s in config.all_variants()}
+    expected = []
+    for run in runs:
+        folder = run_folder(Path("."), run.entities).as_posix()
+        for variant in variants:
+            expected.append({"prefix": run.prefix, "subject": run.subject, "session": run.session,
+                             "run": run.run, "variant": variant,
+                             "record": f"{folder}/{run.prefix}_desc-{variant}_nbdiag.json"})
+    scope = [str(p).removeprefix("sub-") for p in participant_labels] if participant_labels else None
+    manifest = make_manifest(scope=scope, subjects=list(discovery.subjects) + [s for s, _ in discovery.skipped],
+                             expected=expected,
+                             skipped=[{"subject": s, "reason": r} for s, r in discovery.skipped],
+                             variants=variants)
+    return write_json(new_manifest_path(output_dir), manifest)
 
 
 def _details(audits: list[RunAudit]) -> str:
@@ -114,10 +146,12 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     base = config.all_variants()[0].model
     bids_dir = Path(bids_dir)
     output_dir = check_output_dir(Path(output_dir), bids_dir, bids_dir / base.derivatives_folder)
-    runs, notes = discover_runs(bids_dir, base)
+    discovery = discover(bids_dir, base)
+    runs, notes = discovery.runs, discovery.notes
     for note in notes:
         log(f"note: {note}")
     write_dataset_description(output_dir, bids_dir)
+    _write_manifest(output_dir, config, runs, discovery, participant_labels)
     n = len(runs)
     log(f"nbdiag: auditing {n} runs x {len(config.all_variants())} variants -> {output_dir}")
     variant_order = {s.variant: i for i, s in enumerate(config.all_variants())}
@@ -146,12 +180,12 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     if n_jobs == 1 or n <= 1:
         for i, run in enumerate(runs, 1):
             t0 = time.perf_counter()
-            collect(i, _audit_and_write(run, config, output_dir), time.perf_counter() - t0)
+            collect(i, _audit_and_write(run, config, output_dir, bids_dir), time.perf_counter() - t0)
     else:
         from joblib import Parallel, delayed
 
         jobs = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-            delayed(_timed)(run, config, output_dir) for run in runs)
+            delayed(_timed)(run, config, output_dir, bids_dir) for run in runs)
         for i, (done, seconds) in enumerate(jobs, 1):
             collect(i, done, seconds)
     audits.sort(key=lambda a: (order[a.run.key], variant_order[a.variant]))
@@ -161,9 +195,10 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     return result
 
 
-def _timed(run: RunInputs, config: Config, output_dir: Path) -> tuple[list[RunAudit], float]:
+def _timed(run: RunInputs, config: Config, output_dir: Path,
+           bids_dir: Path | None = None) -> tuple[list[RunAudit], float]:
     t0 = time.perf_counter()
-    done = _audit_and_write(run, config, output_dir)
+    done = _audit_and_write(run, config, output_dir, bids_dir)
     return done, time.perf_counter() - t0
 
 

@@ -98,13 +98,8 @@ def _input_findings(run: RunInputs) -> list[Finding]:
                       "source": run.t_r.source},
             fix="fit runs with different TRs separately: set t_r per model (FirstLevelModel(t_r=...)) or --t-r",
         ))
-    if run.n_scans is not None and not run.n_scans.source.startswith("image header"):
-        findings.append(Finding(
-            code="n_scans_mismatch", severity="info", title="Number of volumes taken from the confounds file",
-            message=f"n_scans = {run.n_scans.value} from {run.n_scans.source}.",
-            evidence={"n_scans": run.n_scans.value, "source": run.n_scans.source},
-            fix="fetch the image (e.g. datalad get) to confirm the number of volumes from its header",
-        ))
+    # n_scans taken from the confounds rows (image not fetched) is a note on the run
+    # (run.notes), not an n_scans_mismatch: nothing mismatches.
     return findings
 
 
@@ -132,10 +127,11 @@ def prepare_run(run: RunInputs, settings: Settings) -> PreparedRun:
         raise run.error
     model = settings.model
     n_scans = int(run.n_scans.value)
-    table = read_events(run.events)
+    check_n_scans(n_scans, run, settings)
+    table = read_events(run.events, limits=settings.limits)
     events = transform_events(table, settings.events, path=run.events)
     findings = list(events.findings)
-    conf = load_run_confounds(run.bold, run.confounds, model, n_scans)
+    conf = load_run_confounds(run.bold, run.confounds, model, n_scans, roots=run.roots, limits=settings.limits)
     notes = [f"nilearn load_confounds: {m}" for m in conf.warnings]
     t_r = float(run.t_r.value)
     slice_time_ref = float(run.slice_time_ref.value)
@@ -145,6 +141,32 @@ def prepare_run(run: RunInputs, settings: Settings) -> PreparedRun:
     findings += events_outside_run(events.events, times, t_r, model.min_onset, run.events)
     context = make_context(settings, events, conf, built, t_r, slice_time_ref, n_scans)
     return PreparedRun(events, conf, built, context, findings, notes)
+
+
+#: fewest volumes a design can be built from (nilearn's cosine drift and HRF sampling fail below)
+MIN_SCANS = 2
+
+
+def check_n_scans(n_scans: int, run: RunInputs, settings: Settings) -> None:
+    """Refuse a run with too few or too many volumes for a design, naming where n_scans came from.
+
+    Raises
+    ------
+    InputError
+        ``n_scans`` < 2 (nilearn fails with an IndexError / empty reduction), or above
+        ``[limits] max_scans``.
+    """
+    source = run.n_scans.source if run.n_scans is not None else "n_scans"
+    if n_scans < MIN_SCANS:
+        raise InputError(f"the run has {n_scans} volume(s) ({source}); a design needs at least {MIN_SCANS}",
+                         file=run.bold, code="n_scans_invalid", expected=f">= {MIN_SCANS} volumes",
+                         found=f"{n_scans}")
+    limit = settings.limits.max_scans
+    if n_scans > limit:
+        from nbdiag.limits import too_large
+
+        raise InputError(too_large(f"volumes ({source})", n_scans, limit, "max_scans"), file=run.bold,
+                         code="input_too_large", expected=f"at most {limit} volumes", found=f"{n_scans}")
 
 
 def audit_run(run: RunInputs, settings: Settings) -> RunAudit:
@@ -172,6 +194,7 @@ def make_context(settings: Settings, events, conf, built: DesignResult, t_r: flo
     rt_name = settings.events.rtdur_name if "rtdur" in settings.events.transforms else None
     task_events = events.events[["onset", "duration", "trial_type"] + (
         ["modulation"] if "modulation" in events.events.columns else [])].copy()
+    task_events["trial_type"] = task_events["trial_type"].astype(str)  # column names are strings
     return DesignContext(
         t_r=t_r, slice_time_ref=slice_time_ref, hrf_model=model.hrf_model, drift_model=model.drift_model,
         high_pass=model.high_pass, drift_order=model.drift_order, events=task_events,

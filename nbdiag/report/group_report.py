@@ -274,7 +274,8 @@ def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, 
 
 
 def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame, signoff: pd.DataFrame,
-                        output_path: str | Path, fail_on: str = "fail") -> Path:
+                        output_path: str | Path, fail_on: str = "fail",
+                        incomplete: pd.DataFrame | None = None) -> Path:
     """Render ``group.html`` from run records.
 
     Parameters
@@ -296,5 +297,7 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
     from nbdiag.report.subject import get_env
 
     ctx = build_group_context(records, runs, signoff, fail_on)
+    # runs the group level could not sign off (missing, refused, stale) and skipped subjects
+    ctx["incomplete"] = [] if incomplete is None else incomplete.fillna("").to_dict("records")
     html = get_env().get_template("group.html.j2").render(**ctx)
     return atomic_write_text(Path(output_path), html)

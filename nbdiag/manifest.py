@@ -1,0 +1,252 @@
+"""What a participant-level invocation was asked to do, and how to tell a record is current.
+
+One implementation of the two keys that say whether a run × variant record is still
+valid (also used by ``--work-dir`` caching):
+
+* :func:`settings_hash` — a hash of one variant's resolved settings (without the
+  subject selection, so shards of one analysis share it) and the nbdiag / nilearn
+  versions;
+* :func:`fingerprint` / :func:`input_fingerprints` — size + modification time of every
+  input file of a run (a broken link records its target instead: an unfetched
+  git-annex file).
+
+Every participant invocation writes one manifest,
+``OUTPUT_DIR/.nbdiag/manifests/<UTC time>-<host>-<pid>-<random>.json``: a new file with a
+unique name, never rewritten by another shard, listing the subjects it covers, the
+run × variant records it will write (with each variant's settings hash) and the subjects it
+skipped. Each record carries ``provenance`` (settings hash + input fingerprints) and is
+written last for its run × variant, atomically: its presence with a matching hash is the
+"done" marker. :func:`verify` is what ``nbdiag ... group`` trusts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+MANIFEST_DIR = Path(".nbdiag") / "manifests"
+MANIFEST_VERSION = 1
+#: model keys that select subjects, not the model: excluded from the settings hash
+_SELECTION_KEYS = ("sub_labels", "exclude_subjects")
+
+
+def _canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str, allow_nan=True)
+
+
+def settings_hash(settings_dict: Mapping[str, Any]) -> str:
+    """SHA-256 (first 16 hex digits) of one variant's settings and the software versions.
+
+    Parameters
+    ----------
+    settings_dict : mapping
+        ``Settings.to_dict()``; the subject selection (``sub_labels``,
+        ``exclude_subjects``) is left out, so shards of one analysis share a hash.
+    """
+    import nilearn
+
+    from nbdiag._version import __version__
+
+    data = json.loads(_canonical(settings_dict))
+    model = data.get("model")
+    if isinstance(model, dict):
+        for key in _SELECTION_KEYS:
+            model.pop(key, None)
+    payload = {"settings": data, "nbdiag": __version__, "nilearn": nilearn.__version__}
+    return hashlib.sha256(_canonical(payload).encode()).hexdigest()[:16]
+
+
+def _rel(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return Path(os.path.abspath(path)).relative_to(Path(os.path.abspath(root))).as_posix()
+        except ValueError:
+            pass
+    return Path(path).name
+
+
+def fingerprint(path: str | Path | None) -> dict[str, Any] | None:
+    """Size and modification time (ns) of a file; ``None`` for no file.
+
+    A missing file gives ``{"exists": False}``; a broken link (e.g. an unfetched
+    git-annex file) also records its target.
+    """
+    if path is None:
+        return None
+    path = Path(path)
+    try:
+        st = path.stat()
+        return {"exists": True, "size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+    except OSError:
+        out: dict[str, Any] = {"exists": False}
+        try:
+            if path.is_symlink():
+                out["link"] = os.readlink(path)
+        except OSError:
+            pass
+        return out
+
+
+def input_fingerprints(files: Mapping[str, str | Path | None], root: Path | None = None) -> dict[str, Any]:
+    """``{role: {"path": relative to root, **fingerprint}}`` for a run's input files."""
+    out: dict[str, Any] = {}
+    for role, path in files.items():
+        if path is None:
+            continue
+        fp = fingerprint(path) or {}
+        out[role] = {"path": _rel(Path(path), root), **fp}
+    return out
+
+
+def provenance(settings_dict: Mapping[str, Any], files: Mapping[str, str | Path | None],
+               root: Path | None) -> dict[str, Any]:
+    """The record's ``provenance`` object: settings hash + input fingerprints."""
+    return {"settings_hash": settings_hash(settings_dict), "inputs": input_fingerprints(files, root)}
+
+
+# --------------------------------------------------------------------------- #
+# manifests
+# --------------------------------------------------------------------------- #
+def new_manifest_path(output_dir: Path) -> Path:
+    """A fresh, unique manifest file name (sortable by creation time)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time_ns() % 1_000_000_000:09d}"
+    host = "".join(ch for ch in socket.gethostname() if ch.isalnum())[:20] or "host"
+    return Path(output_dir) / MANIFEST_DIR / f"{stamp}-{host}-{os.getpid()}-{secrets.token_hex(4)}.json"
+
+
+def make_manifest(*, scope: list[str] | None, subjects: Iterable[str], expected: Iterable[Mapping[str, Any]],
+                  skipped: Iterable[Mapping[str, Any]], variants: Mapping[str, str]) -> dict[str, Any]:
+    """The manifest of one participant invocation.
+
+    Parameters
+    ----------
+    scope : list of str or None
+        Participant labels asked for (``None``: every subject of the dataset).
+    subjects : iterable of str
+        Subjects this invocation covers (audited or skipped).
+    expected : iterable of mapping
+        One ``{"prefix", "subject", "session", "run", "variant", "record"}`` per record to write.
+    skipped : iterable of mapping
+        ``{"subject", "reason"}`` per subject skipped (no run for the task, not found...).
+    variants : mapping
+        Variant name -> settings hash.
+    """
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "created_ns": time.time_ns(),
+        "scope": sorted(scope) if scope is not None else None,
+        "subjects": sorted(set(subjects)),
+        "variants": dict(variants),
+        "expected": list(expected),
+        "skipped": list(skipped),
+    }
+
+
+def read_manifests(output_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every manifest under ``OUTPUT_DIR/.nbdiag/manifests``, oldest first, and problems."""
+    folder = Path(output_dir) / MANIFEST_DIR
+    out, problems = [], []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or not isinstance(data.get("expected"), list) \
+                    or not isinstance(data.get("subjects"), list) or not isinstance(data.get("variants"), dict):
+                raise ValueError("expected a JSON object with 'expected', 'subjects' and 'variants'")
+        except (OSError, ValueError) as exc:
+            problems.append(f"{path.relative_to(output_dir).as_posix()}: unreadable manifest ({type(exc).__name__}); "
+                            "remove it or rerun the participant level")
+            continue
+        data["_path"] = path.relative_to(output_dir).as_posix()
+        out.append(data)
+    out.sort(key=lambda m: (m.get("created_ns") or 0, m["_path"]))
+    return out, problems
+
+
+@dataclass
+class Expectations:
+    """What the latest participant invocations say the output folder should hold."""
+
+    #: (prefix, variant) -> {"subject", "session", "run", "variant", "prefix", "record", "settings_hash", "manifest"}
+    expected: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    #: subject -> reason, for subjects skipped by the latest invocation covering them
+    skipped: dict[str, str] = field(default_factory=dict)
+    subjects: set[str] = field(default_factory=set)
+    problems: list[str] = field(default_factory=list)
+    n_manifests: int = 0
+
+
+def expectations(output_dir: Path) -> Expectations:
+    """Combine the manifests: later invocations replace earlier ones for the subjects they cover.
+
+    A manifest without a participant selection (``scope`` None: the whole dataset) replaces
+    every earlier one; a manifest for some labels replaces those subjects only (concurrent
+    shards cover disjoint subjects, so their order does not matter).
+    """
+    manifests, problems = read_manifests(output_dir)
+    exp = Expectations(problems=problems, n_manifests=len(manifests))
+    for m in manifests:
+        covered = set(map(str, m.get("subjects") or [])) | set(map(str, m.get("scope") or []))
+        if m.get("scope") is None:
+            exp.expected.clear()
+            exp.skipped.clear()
+            exp.subjects.clear()
+        else:
+            exp.expected = {k: v for k, v in exp.expected.items() if v["subject"] not in covered}
+            exp.skipped = {s: r for s, r in exp.skipped.items() if s not in covered}
+            exp.subjects -= covered
+        exp.subjects |= set(map(str, m.get("subjects") or []))
+        hashes = m.get("variants") or {}
+        for item in m.get("expected") or []:
+            if not isinstance(item, dict) or "prefix" not in item or "variant" not in item:
+                exp.problems.append(f"{m['_path']}: malformed entry in 'expected'")
+                continue
+            key = (str(item["prefix"]), str(item["variant"]))
+            exp.expected[key] = {**item, "subject": str(item.get("subject")),
+                                 "settings_hash": hashes.get(item["variant"]), "manifest": m["_path"]}
+        for item in m.get("skipped") or []:
+            if isinstance(item, dict) and item.get("subject"):
+                exp.skipped[str(item["subject"])] = str(item.get("reason") or "skipped")
+    return exp
+
+
+def check_inputs(recorded: Mapping[str, Any], root: Path | None) -> list[str]:
+    """Inputs of a record that changed or vanished since it was written.
+
+    Parameters
+    ----------
+    recorded : mapping
+        The record's ``provenance.inputs``.
+    root : path or None
+        BIDS_DIR the recorded paths are relative to (None: not checked).
+
+    Returns
+    -------
+    list of str
+        One ``"<role> <path>: <what changed>"`` per problem.
+    """
+    if root is None:
+        return []
+    problems = []
+    for role, fp in recorded.items():
+        if not isinstance(fp, Mapping) or not isinstance(fp.get("path"), str):
+            problems.append(f"{role}: malformed fingerprint")
+            continue
+        rel = fp["path"]
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            problems.append(f"{role} {rel}: path outside BIDS_DIR")
+            continue
+        now = fingerprint(Path(root) / rel) or {}
+        if fp.get("exists") and not now.get("exists"):
+            problems.append(f"{role} {rel}: vanished")
+        elif not fp.get("exists") and now.get("exists"):
+            problems.append(f"{role} {rel}: appeared since the audit")
+        elif fp.get("exists") and (now.get("size"), now.get("mtime_ns")) != (fp.get("size"), fp.get("mtime_ns")):
+            problems.append(f"{role} {rel}: changed since the audit (size/modification time)")
+    return problems
