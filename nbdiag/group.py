@@ -364,6 +364,12 @@ def check_records(records: list[dict[str, Any]], output_dir: str | Path,
             refused.append({**ident, "reason": f"from another settings hash ({prov.get('settings_hash')}; the "
                                                f"latest participant run used {expected.get('settings_hash')})"})
             continue
+        latest = exp.latest_hash.get(rec["variant"])
+        if latest is not None and latest != expected.get("settings_hash"):
+            refused.append({**ident, "reason": f"from another settings hash ({expected.get('settings_hash')}): "
+                                               f"a later participant run audited variant '{rec['variant']}' with "
+                                               f"other settings ({latest}); rerun this subject with them"})
+            continue
         changed = check_inputs(prov.get("inputs") or {}, Path(bids_dir) if bids_dir is not None else None)
         if changed:
             refused.append({**ident, "reason": "inputs changed or vanished since the audit: " + "; ".join(changed)})

@@ -180,6 +180,8 @@ class Expectations:
     subjects: set[str] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
     n_manifests: int = 0
+    #: variant -> settings hash of the most recent invocation that audited it
+    latest_hash: dict[str, str] = field(default_factory=dict)
 
 
 def expectations(output_dir: Path) -> Expectations:
@@ -203,6 +205,7 @@ def expectations(output_dir: Path) -> Expectations:
             exp.subjects -= covered
         exp.subjects |= set(map(str, m.get("subjects") or []))
         hashes = m.get("variants") or {}
+        exp.latest_hash.update({str(k): str(v) for k, v in hashes.items()})
         for item in m.get("expected") or []:
             if not isinstance(item, dict) or "prefix" not in item or "variant" not in item:
                 exp.problems.append(f"{m['_path']}: malformed entry in 'expected'")

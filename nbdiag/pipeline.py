@@ -9,6 +9,7 @@ This is the Python API behind ``nbdiag BIDS_DIR OUTPUT_DIR participant``::
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Callable, Iterable
 from nbdiag.record import RunAudit, audit_run
 from nbdiag.inputs.bids import RunInputs, discover
 from nbdiag.config import Config, check_complete, replace_model
+from nbdiag.errors import SettingsError
 from nbdiag.manifest import make_manifest, new_manifest_path, provenance, settings_hash
 from nbdiag.outputs import (check_output_dir, run_folder, write_dataset_description, write_json,
                             write_run_outputs)
@@ -49,9 +51,18 @@ def _audit_and_write(run: RunInputs, config: Config, output_dir: Path,
         # the record is written last and carries the settings hash + input fingerprints:
         # its presence with a matching hash is the "done" marker the group level trusts
         audit.record["provenance"] = provenance(settings.to_dict(), run_input_files(run), bids_dir)
+        _remove_leftover_temp_files(output_dir, run, settings.variant)
         write_run_outputs(output_dir, audit)
         audits.append(audit)
     return audits
+
+
+def _remove_leftover_temp_files(output_dir: Path, run: RunInputs, variant: str) -> None:
+    """Temp files of this run × variant left by a killed earlier invocation (only this run's own)."""
+    folder = run_folder(output_dir, run.entities)
+    if folder.is_dir():
+        for tmp in folder.glob(f".{run.prefix}_desc-{variant}_*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 def run_input_files(run: RunInputs) -> dict[str, Path | None]:
@@ -140,6 +151,10 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
         For invalid or incomplete settings.
     """
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    for label in participant_labels or ():
+        if not re.match(r"^[A-Za-z0-9]+$", str(label).removeprefix("sub-")):
+            raise SettingsError(f"invalid value for 'participant_label': expected BIDS labels (letters and "
+                                f"digits, with or without 'sub-'); got {str(label)!r}")
     if participant_labels:
         config = replace_model(config, sub_labels=tuple(str(p).removeprefix("sub-") for p in participant_labels))
     check_complete(config)

@@ -143,12 +143,17 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
             found="no file")
     check_input_file(confounds_path, "confounds file", _asked_by(kwargs), roots)
     raw = read_raw_confounds(confounds_path, limits)
+    sidecar_note = None
     if kwargs:
         sidecar = confounds_path.with_suffix(".json")
         needs_sidecar = any(s in kwargs["strategy"] for s in ("compcor",))
         if sidecar.exists() or sidecar.is_symlink():
             data, problem = read_json_object(sidecar, roots)
-            if problem is not None:
+            # nilearn json.load()s this file for every strategy (a syntax error stops it) and uses
+            # its content for CompCor only: a valid JSON that is not an object matters only there
+            if problem is not None and not needs_sidecar and "found a JSON" in problem:
+                sidecar_note = f"confounds JSON sidecar not used: {problem}"
+            elif problem is not None:
                 raise InputError(f"confounds JSON sidecar cannot be used by load_confounds: {problem}",
                                  file=display(sidecar), code="confounds_invalid",
                                  expected="a JSON object (fMRIPrep's confounds metadata)", found="see message")
@@ -185,6 +190,8 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
                     found=f"{len(raw_columns)} columns",
                 ) from None
         caught = [str(w.message) for w in record if "Non-steady state volumes are always detected" not in str(w.message)]
+    if sidecar_note:
+        caught.append(sidecar_note)
     if sample_mask is not None and len(sample_mask) == 0:
         raise InputError(
             "load_confounds censors every volume (all marked as motion outliers), so its confounds are all NaN",
