@@ -136,7 +136,13 @@ def prepare_run(run: RunInputs, settings: Settings) -> PreparedRun:
     t_r = float(run.t_r.value)
     slice_time_ref = float(run.slice_time_ref.value)
     mask = conf.sample_mask if (model.apply_sample_masks and conf.sample_mask is not None) else None
-    built = build_design(events.events, conf.confounds, n_scans, t_r, slice_time_ref, model, sample_mask=mask)
+    try:
+        built = build_design(events.events, conf.confounds, n_scans, t_r, slice_time_ref, model, sample_mask=mask)
+    except (ValueError, TypeError) as exc:  # nilearn's own checks of the events it is given
+        raise InputError(f"nilearn cannot build a design from these events: {type(exc).__name__}: {exc}",
+                         file=run.events, code="events_invalid",
+                         expected="events nilearn's make_first_level_design_matrix accepts",
+                         found=type(exc).__name__) from None
     times = frame_times(n_scans, t_r, slice_time_ref)
     findings += events_outside_run(events.events, times, t_r, model.min_onset, run.events)
     context = make_context(settings, events, conf, built, t_r, slice_time_ref, n_scans)

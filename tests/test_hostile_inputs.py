@@ -344,10 +344,15 @@ def test_hostile_labels_and_non_utf8_names(ds, tmp_path, capsys):
     hostile.mkdir()
     func = ds[1][0].bold.parent
     (Path(os.fsdecode(bytes(func) + b"/sub-01_caf\xe9_notes.txt"))).write_bytes(b"x")
+    # a non-UTF-8 name that matches the BOLD pattern: skipped with a note, the subject's report kept
+    odd = bytes(ds[1][0].bold).replace(b"run-01", b"run-0\xe9")
+    shutil.copyfile(ds[1][0].bold, os.fsdecode(odd))
     out = tmp_path / "out"
     code, err = participant(ds, out, capsys, reports=True)
     assert code == 0, err
     assert "not a BIDS subject label" in err
+    assert "are not BIDS labels" in err and "image skipped" in err
+    assert len(records(out)) == 3
     names = [os.fsencode(p.name) for p in out.rglob("*")]
     assert not [n for n in names if b"<" in n or b"svg" in n]
     assert (out / "sub-01.html").is_file() and (out / "sub-02.html").is_file()
