@@ -152,7 +152,9 @@ def _participant(args: argparse.Namespace) -> int:
     log = (lambda text: print(text, file=sys.stderr, flush=True))
     result = run_participant(args.bids_dir, args.output_dir, config, participant_labels=args.participant_label,
                              n_jobs=args.n_jobs, reports=not args.no_reports, log=log, verbose=args.verbose)
-    bugs = [a for a in result.audits if (a.record.get("error") or {}).get("code") == "internal_error"]
+    from nbdiag import codes
+
+    bugs = [a for a in result.audits if (a.record.get("error") or {}).get("code") == codes.INTERNAL_ERROR.code]
     if bugs:
         from nbdiag.outputs import run_folder
 

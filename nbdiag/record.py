@@ -25,6 +25,7 @@ from nbdiag.errors import InputError
 from nbdiag.inputs.events import events_outside_run, read_events, transform_events
 from nbdiag.findings import Finding, rank_findings, status_from_findings
 from nbdiag.inputs.fmriprep import load_run_confounds
+from nbdiag import codes
 
 
 @dataclass
@@ -76,10 +77,12 @@ def _error_record(record: dict[str, Any], error: InputError | Exception, finding
     if isinstance(error, InputError):
         err = error.to_dict()
     else:  # an unexpected failure: still a record, with the traceback summary for a bug report
-        err = {"code": "internal_error", "message": f"{type(error).__name__}: {error}",
+        err = {"code": codes.INTERNAL_ERROR.code, "message": f"{type(error).__name__}: {error}",
                "traceback": traceback.format_exc(limit=5)}
-    code = err.get("code", "input_invalid")
-    findings = findings + [Finding(code=code if code != "internal_error" else "audit_failed", severity="error",
+    code = err.get("code", codes.INPUT_INVALID.code)
+    if code == codes.INTERNAL_ERROR.code:
+        code = codes.AUDIT_FAILED.code
+    findings = findings + [Finding(code=code, severity="error",
                                    title="Run could not be audited", message=err["message"],
                                    evidence={k: v for k, v in err.items() if k not in ("message", "traceback")})]
     record.update({"findings": jsonable(rank_findings(findings)), "status": "error", "error": err})
@@ -89,8 +92,8 @@ def _error_record(record: dict[str, Any], error: InputError | Exception, finding
 def _input_findings(run: RunInputs) -> list[Finding]:
     findings = []
     if run.own_t_r is not None and run.t_r is not None and abs(run.own_t_r - run.t_r.value) > 1e-6:
-        findings.append(Finding(
-            code="tr_mismatch", severity="warn", title="Repetition time differs from the one nilearn uses",
+        findings.append(codes.TR_MISMATCH.finding(
+            severity="warn", title="Repetition time differs from the one nilearn uses",
             message=(f"this run's sidecar says RepetitionTime {run.own_t_r} s, but the model uses t_r "
                      f"{run.t_r.value} s ({run.t_r.source}). first_level_from_bids reads t_r once per dataset, "
                      "so every onset in this run is placed on the wrong time grid."),
@@ -140,7 +143,7 @@ def prepare_run(run: RunInputs, settings: Settings) -> PreparedRun:
         built = build_design(events.events, conf.confounds, n_scans, t_r, slice_time_ref, model, sample_mask=mask)
     except (ValueError, TypeError) as exc:  # nilearn's own checks of the events it is given
         raise InputError(f"nilearn cannot build a design from these events: {type(exc).__name__}: {exc}",
-                         file=run.events, code="events_invalid",
+                         file=run.events, code=codes.EVENTS_INVALID.code,
                          expected="events nilearn's make_first_level_design_matrix accepts",
                          found=type(exc).__name__) from None
     times = frame_times(n_scans, t_r, slice_time_ref)
@@ -165,14 +168,14 @@ def check_n_scans(n_scans: int, run: RunInputs, settings: Settings) -> None:
     source = run.n_scans.source if run.n_scans is not None else "n_scans"
     if n_scans < MIN_SCANS:
         raise InputError(f"the run has {n_scans} volume(s) ({source}); a design needs at least {MIN_SCANS}",
-                         file=run.bold, code="n_scans_invalid", expected=f">= {MIN_SCANS} volumes",
+                         file=run.bold, code=codes.N_SCANS_INVALID.code, expected=f">= {MIN_SCANS} volumes",
                          found=f"{n_scans}")
     limit = settings.limits.max_scans
     if n_scans > limit:
         from nbdiag.limits import too_large
 
         raise InputError(too_large(f"volumes ({source})", n_scans, limit, "max_scans"), file=run.bold,
-                         code="input_too_large", expected=f"at most {limit} volumes", found=f"{n_scans}")
+                         code=codes.INPUT_TOO_LARGE.code, expected=f"at most {limit} volumes", found=f"{n_scans}")
 
 
 def audit_run(run: RunInputs, settings: Settings) -> RunAudit:

@@ -19,6 +19,7 @@ from nbdiag.config import EventSettings
 from nbdiag.errors import InputError
 from nbdiag.findings import Finding
 from nbdiag.limits import Limits, too_large
+from nbdiag import codes
 
 UNMODELED_COLUMNS = ["onset", "duration", "trial_type", "reason"]
 
@@ -62,7 +63,7 @@ def read_events(path: Path, limits: Limits | None = None) -> pd.DataFrame:
         table = pd.read_csv(path, sep="\t", na_values=["n/a", "N/A", ""], keep_default_na=True,
                             nrows=limits.max_event_rows + 1)
     except FileNotFoundError:
-        raise InputError("events file not found", file=path, code="input_missing") from None
+        raise InputError("events file not found", file=path, code=codes.INPUT_MISSING.code) from None
     except pd.errors.EmptyDataError:
         raise InputError("events file is empty", file=path, expected="a header row onset, duration[, trial_type]",
                          found="an empty file") from None
@@ -76,7 +77,7 @@ def read_events(path: Path, limits: Limits | None = None) -> pd.DataFrame:
     if len(table) > limits.max_event_rows:
         raise InputError(too_large("event rows", len(table), limits.max_event_rows, "max_event_rows")
                          .replace(f": {len(table)} is", f": more than {limits.max_event_rows} is"),
-                         file=path, code="input_too_large", expected=f"at most {limits.max_event_rows} rows",
+                         file=path, code=codes.INPUT_TOO_LARGE.code, expected=f"at most {limits.max_event_rows} rows",
                          found=f"more than {limits.max_event_rows} rows")
     if len(table.columns) == 1 and "," in str(table.columns[0]):
         raise InputError(
@@ -183,8 +184,8 @@ def transform_events(table: pd.DataFrame, settings: EventSettings, *, path: Path
     negative = events["onset"] < 0
     if negative.any():
         rows = [int(i) + 2 for i in np.flatnonzero(negative.to_numpy())]
-        findings.append(Finding(
-            code="events_invalid", severity="warn", title="Events with negative onsets",
+        findings.append(codes.EVENTS_INVALID.finding(
+            severity="warn", title="Events with negative onsets",
             message=(f"{path}: {len(rows)} events have a negative onset (first at row {rows[0]}: "
                      f"{float(events['onset'][negative].iloc[0])} s). nilearn models them down to min_onset, "
                      "but onsets should count from the first volume kept in the image."),
@@ -192,8 +193,8 @@ def transform_events(table: pd.DataFrame, settings: EventSettings, *, path: Path
             fix="check the events timing reference (dummy scans removed by the scanner or by you?)",
         ))
     if "trial_type" not in events.columns:
-        findings.append(Finding(
-            code="events_invalid", severity="warn", title="No trial_type column",
+        findings.append(codes.EVENTS_INVALID.finding(
+            severity="warn", title="No trial_type column",
             message=f"{path}: no 'trial_type' column; nilearn models every row as one condition named 'dummy'.",
             evidence={"file": str(path), "columns": list(map(str, events.columns))},
         ))
@@ -203,8 +204,8 @@ def transform_events(table: pd.DataFrame, settings: EventSettings, *, path: Path
         missing = events["trial_type"].isna()
         if missing.any():
             unmodeled.append(_unmodeled(events.loc[missing].assign(trial_type="n/a"), "trial_type is n/a"))
-            findings.append(Finding(
-                code="events_invalid", severity="warn", title="Events without a trial_type",
+            findings.append(codes.EVENTS_INVALID.finding(
+                severity="warn", title="Events without a trial_type",
                 message=(f"{path}: {int(missing.sum())} rows have trial_type 'n/a'; nbdiag leaves them out of the "
                          "model and counts them as unmodelled events (nilearn would make a condition named 'nan')."),
                 evidence={"file": str(path), "rows": [int(i) + 2 for i in np.flatnonzero(missing.to_numpy())][:20]},
@@ -269,8 +270,8 @@ def transform_events(table: pd.DataFrame, settings: EventSettings, *, path: Path
     if "trial_type" in events.columns:
         bad = sorted({t for t in events["trial_type"].astype(str).unique() if not t.isidentifier()})
         if bad:
-            findings.append(Finding(
-                code="trial_type_not_identifier", severity="warn",
+            findings.append(codes.TRIAL_TYPE_NOT_IDENTIFIER.finding(
+                severity="warn",
                 title="Trial types that are not Python identifiers",
                 message=(f"trial types {', '.join(repr(b) for b in bad)} in {path} are not Python identifiers: "
                          "nilearn can fit them, but contrast expressions such as 'a - b' that name them fail. "
@@ -300,8 +301,8 @@ def events_outside_run(events: pd.DataFrame, frame_times: np.ndarray, t_r: float
     long_ = (events["onset"] < end) & (events["onset"] + events["duration"] > end)
     if late.any() or early.any():
         types = sorted(set(events.loc[late | early, "trial_type"].astype(str))) if "trial_type" in events else []
-        findings.append(Finding(
-            code="events_outside_run", severity="warn", title="Events outside the run",
+        findings.append(codes.EVENTS_OUTSIDE_RUN.finding(
+            severity="warn", title="Events outside the run",
             message=(f"{int(late.sum())} events start after the run ends ({end:.1f} s) and {int(early.sum())} "
                      f"before {frame_times[0] + min_onset:.1f} s (min_onset); nilearn does not model them as "
                      f"written. Check the events file and the number of volumes ({len(frame_times)})."),
@@ -314,8 +315,8 @@ def events_outside_run(events: pd.DataFrame, frame_times: np.ndarray, t_r: float
     huge = events["duration"] > 2 * max(run_length, t_r)
     if huge.any():
         row = int(np.flatnonzero(huge.to_numpy())[0])
-        findings.append(Finding(
-            code="events_invalid", severity="warn", title="Event durations longer than the run",
+        findings.append(codes.EVENTS_INVALID.finding(
+            severity="warn", title="Event durations longer than the run",
             message=(f"{int(huge.sum())} events last longer than twice the run ({run_length:.1f} s), e.g. "
                      f"{float(events['duration'].iloc[row]):.6g} s; nilearn cuts them at the run end, so the "
                      "regressor is a step, not a response. Check the unit (ms vs s) of the duration column."),
@@ -324,8 +325,8 @@ def events_outside_run(events: pd.DataFrame, frame_times: np.ndarray, t_r: float
             fix="check the duration column of the events file",
         ))
     if long_.any():
-        findings.append(Finding(
-            code="events_outside_run", severity="info", title="Events that run past the end of the run",
+        findings.append(codes.EVENTS_OUTSIDE_RUN.finding(
+            severity="info", title="Events that run past the end of the run",
             message=f"{int(long_.sum())} events end after the last volume ({end:.1f} s); they are cut at the run end.",
             evidence={"file": str(path), "n_truncated": int(long_.sum()), "run_end_s": end},
         ))

@@ -22,6 +22,7 @@ from nbdiag.config import ModelSettings, nilearn_fills_first_row
 from nbdiag.errors import InputError
 from nbdiag.inputs.safety import check_input_file, display, read_json_object
 from nbdiag.limits import Limits, too_large
+from nbdiag import codes
 
 NSS_PATTERN = re.compile(r"^non_steady_state_outlier\d+$")
 MOTION_OUTLIER_PATTERN = re.compile(r"^motion_outlier\d+$")
@@ -85,24 +86,24 @@ def read_raw_confounds(path: Path, limits: Limits | None = None) -> pd.DataFrame
             header = fh.readline(1_000_000)
     except OSError as exc:
         raise InputError(f"cannot read confounds file ({type(exc).__name__})", file=path,
-                         code="confounds_invalid") from None
+                         code=codes.CONFOUNDS_INVALID.code) from None
     n_columns = header.count(b"\t") + 1 if header.strip() else 0
     if n_columns > limits.max_confound_columns:
         raise InputError(too_large("confounds columns", n_columns, limits.max_confound_columns,
-                                   "max_confound_columns"), file=path, code="input_too_large",
+                                   "max_confound_columns"), file=path, code=codes.INPUT_TOO_LARGE.code,
                          expected=f"at most {limits.max_confound_columns} columns", found=f"{n_columns} columns")
     try:
         raw = pd.read_csv(path, sep="\t", na_values=["n/a"], nrows=limits.max_scans + 1)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"cannot read confounds file as TSV ({type(exc).__name__})", file=path,
-                         code="confounds_invalid", expected="a tab-separated table with a header row",
+                         code=codes.CONFOUNDS_INVALID.code, expected="a tab-separated table with a header row",
                          found="a file pandas cannot parse") from None
     if len(raw) > limits.max_scans:
         raise InputError(too_large("confounds rows", len(raw), limits.max_scans, "max_scans"), file=path,
-                         code="input_too_large", expected=f"at most {limits.max_scans} rows",
+                         code=codes.INPUT_TOO_LARGE.code, expected=f"at most {limits.max_scans} rows",
                          found=f"more than {limits.max_scans} rows")
     if raw.empty:
-        raise InputError("confounds file has no rows", file=path, code="confounds_invalid",
+        raise InputError("confounds file has no rows", file=path, code=codes.CONFOUNDS_INVALID.code,
                          expected="one row per volume", found="0 rows")
     return raw
 
@@ -139,7 +140,7 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
             f"no confounds file for this run, but {_asked_by(kwargs)} asks for one (first_level_from_bids "
             "would silently fit without confounds when a subject has none, or refuse the subject when "
             "only some runs have one); give --confounds-strategy none to audit without confounds",
-            file=display(expected), code="input_missing", expected="an fMRIPrep *_desc-confounds_timeseries.tsv",
+            file=display(expected), code=codes.INPUT_MISSING.code, expected="an fMRIPrep *_desc-confounds_timeseries.tsv",
             found="no file")
     check_input_file(confounds_path, "confounds file", _asked_by(kwargs), roots)
     raw = read_raw_confounds(confounds_path, limits)
@@ -155,13 +156,13 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
                 sidecar_note = f"confounds JSON sidecar not used: {problem}"
             elif problem is not None:
                 raise InputError(f"confounds JSON sidecar cannot be used by load_confounds: {problem}",
-                                 file=display(sidecar), code="confounds_invalid",
+                                 file=display(sidecar), code=codes.CONFOUNDS_INVALID.code,
                                  expected="a JSON object (fMRIPrep's confounds metadata)", found="see message")
         elif needs_sidecar:
             raise InputError(
                 f"confounds JSON sidecar missing: {_asked_by(kwargs)} needs it (CompCor components are "
                 "selected from its metadata; fMRIPrep < 1.4 did not write it)", file=display(sidecar),
-                code="input_missing", expected="the *_desc-confounds_timeseries.json next to the TSV",
+                code=codes.INPUT_MISSING.code, expected="the *_desc-confounds_timeseries.json next to the TSV",
                 found="no file")
     raw_columns = tuple(map(str, raw.columns))
     nss = _flagged(raw, NSS_PATTERN)
@@ -185,7 +186,7 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
                 text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
                 raise InputError(
                     f"nilearn's load_confounds refused this file: {text}", file=confounds_path,
-                    code="confounds_invalid",
+                    code=codes.CONFOUNDS_INVALID.code,
                     expected=f"the columns needed by confounds_strategy {list(kwargs['strategy'])}",
                     found=f"{len(raw_columns)} columns",
                 ) from None
@@ -195,7 +196,7 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
     if sample_mask is not None and len(sample_mask) == 0:
         raise InputError(
             "load_confounds censors every volume (all marked as motion outliers), so its confounds are all NaN",
-            file=confounds_path, column="framewise_displacement", code="confounds_invalid",
+            file=confounds_path, column="framewise_displacement", code=codes.CONFOUNDS_INVALID.code,
             expected=f"some volumes under fd_threshold={kwargs.get('fd_threshold')} / "
                      f"std_dvars_threshold={kwargs.get('std_dvars_threshold')}",
             found=f"0 of {len(raw)} volumes kept",
@@ -203,7 +204,7 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
     if len(raw) != n_scans:
         raise InputError(
             "confounds row count differs from the number of volumes (nilearn raises 'Rows in confounds "
-            "does not match n_scans')", file=confounds_path, code="n_scans_mismatch",
+            "does not match n_scans')", file=confounds_path, code=codes.N_SCANS_MISMATCH.code,
             expected=f"{n_scans} rows", found=f"{len(raw)} rows",
         )
     if confounds is not None and len(confounds.columns):
@@ -214,7 +215,7 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
             raise InputError(
                 "confounds contain NaN/inf beyond what nilearn fills (only the first row is filled); "
                 "the design would contain NaN", file=confounds_path, column=str(confounds.columns[col]),
-                row=row + 2, code="confounds_invalid", expected="a finite number", found=str(values[row, col]),
+                row=row + 2, code=codes.CONFOUNDS_INVALID.code, expected="a finite number", found=str(values[row, col]),
             )
     scrub: tuple[int, ...] = ()
     if sample_mask is not None:

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from nbdiag import codes
 from nbdiag.errors import InputError
 
 
@@ -59,7 +60,7 @@ def display(path: Path | str, root: Path | None = None) -> str:
 
 
 def check_input_file(path: Path, role: str, asked_by: str, roots: tuple[Path, ...] | None,
-                     code: str = "input_missing") -> Path:
+                     code: str | None = None) -> Path:
     """Refuse an input that is missing, unfetched, a loop, not a file or outside the roots.
 
     Parameters
@@ -72,12 +73,15 @@ def check_input_file(path: Path, role: str, asked_by: str, roots: tuple[Path, ..
         What asked for it (``"confounds_strategy ['motion']"``, ``"the run's model"`` ...).
     roots : tuple of Path or None
         Resolved folders the file may live in (None: not checked).
+    code : str, optional
+        Error code (default ``input_missing``).
 
     Raises
     ------
     InputError
         Naming the file, what asked for it, expected and found.
     """
+    code = code or codes.INPUT_MISSING.code
     if is_unfetched_annex(path) and not path.exists():
         raise InputError(
             f"{role} is an unfetched git-annex/DataLad file (asked for by {asked_by}); "
@@ -99,8 +103,8 @@ def check_input_file(path: Path, role: str, asked_by: str, roots: tuple[Path, ..
     if roots is not None and not _within(resolved, roots):
         raise InputError(
             f"{role} is a link to a file outside BIDS_DIR and the derivatives folder; nbdiag reads "
-            f"inputs only inside the dataset (asked for by {asked_by})", file=display(path), code="input_outside",
-            expected="a file inside the dataset", found="a link pointing outside it")
+            f"inputs only inside the dataset (asked for by {asked_by})", file=display(path),
+            code=codes.INPUT_OUTSIDE.code, expected="a file inside the dataset", found="a link pointing outside it")
     if not resolved.is_file():
         raise InputError(f"{role} is not a regular file (asked for by {asked_by})", file=display(path), code=code,
                          expected="a file", found="a folder" if resolved.is_dir() else "not a file")
