@@ -249,12 +249,27 @@ def _print_design_summary(path: Path, record: dict) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (never raises for user errors)."""
+    """Entry point; returns the exit code (never raises; see the exit codes above)."""
+    import warnings
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        return _main(argv)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Library warnings that reach the console: one line naming nbdiag, not a Python source line."""
+    text = " ".join(str(message).split())
+    print(f"nbdiag: warning ({category.__name__}): {text}", file=sys.stderr)
+
+
+def _main(argv: list[str]) -> int:
     from nbdiag.inputs.bids import DatasetError
     from nbdiag.config import SettingsError
     from nbdiag.errors import InputError
 
-    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] == "demo":
             return _demo(argv[1:])

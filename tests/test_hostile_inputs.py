@@ -665,3 +665,37 @@ def test_internal_error_exit_4_points_to_the_record(ds, tmp_path, capsys, monkey
     line = [ln for ln in err.splitlines() if "internal error" in ln][0]
     rec_path = line.split("'error.traceback' of ")[1].split(";")[0]
     assert "ZeroDivisionError" in json.loads(Path(rec_path).read_text())["error"]["traceback"]
+
+
+def test_library_warnings_are_one_line(ds, tmp_path, capsys, monkeypatch):
+    import warnings
+
+    import nbdiag.pipeline as pipeline
+
+    original = pipeline.discover
+
+    def noisy(*a, **k):
+        warnings.warn("something odd\nover two lines", UserWarning)
+        return original(*a, **k)
+
+    monkeypatch.setattr(pipeline, "discover", noisy)
+    code, err = participant(ds, tmp_path / "out", capsys)
+    assert code == 0
+    assert "nbdiag: warning (UserWarning): something odd over two lines" in err
+    assert "warnings.warn(" not in err and ".py:" not in err
+
+
+def test_manifest_keys():
+    """One implementation of the settings hash and input fingerprints (shared with --work-dir)."""
+    from dataclasses import replace as dc_replace
+
+    from nbdiag.config import Settings
+    from nbdiag.manifest import fingerprint, settings_hash
+
+    base = Settings()
+    shard = dc_replace(base, model=dc_replace(base.model, sub_labels=("01",)))
+    other = dc_replace(base, model=dc_replace(base.model, high_pass=0.02))
+    assert settings_hash(base.to_dict()) == settings_hash(shard.to_dict())  # shards share it
+    assert settings_hash(base.to_dict()) != settings_hash(other.to_dict())
+    assert fingerprint(None) is None
+    assert fingerprint(Path("/nonexistent/x")) == {"exists": False}
