@@ -35,11 +35,35 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so ``main`` returns 2 cleanly."""
 
     def error(self, message: str):  # noqa: D102
-        raise _UsageError(f"{self.prog}: error: {message}\n{self.format_usage()}")
+        raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
 
 class _UsageError(Exception):
     pass
+
+
+def _finite(text: str) -> float:
+    """argparse type: a finite number (``nan``/``inf`` are refused with the value named)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number; got {text!r}")
+    return value
+
+
+def _jobs(text: str) -> int:
+    """argparse type for --n-jobs: a non-zero integer (-1: all cores)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a positive number of jobs, or -1 for all cores; got 0")
+    return value
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -53,12 +77,12 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                    help="img_filters entry, repeatable: --img-filter desc preproc")
     g.add_argument("--hrf-model", help="glover, spm, 'spm + derivative', fir, ... or None")
     g.add_argument("--drift-model", help="cosine, polynomial or None")
-    g.add_argument("--high-pass", type=float, metavar="HZ")
+    g.add_argument("--high-pass", type=_finite, metavar="HZ")
     g.add_argument("--drift-order", type=int)
     g.add_argument("--fir-delays", type=int, nargs="+", metavar="N")
-    g.add_argument("--min-onset", type=float, metavar="S")
-    g.add_argument("--slice-time-ref", type=float, metavar="FRACTION")
-    g.add_argument("--t-r", type=float, metavar="S")
+    g.add_argument("--min-onset", type=_finite, metavar="S")
+    g.add_argument("--slice-time-ref", type=_finite, metavar="FRACTION")
+    g.add_argument("--t-r", type=_finite, metavar="S")
     g.add_argument("--confounds-strategy", nargs="*", metavar="STRATEGY",
                    help="e.g. motion non_steady_state; 'none' for no confounds")
     g.add_argument("--confounds-motion")
@@ -67,8 +91,8 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--confounds-compcor")
     g.add_argument("--confounds-n-compcor")
     g.add_argument("--confounds-scrub", type=int)
-    g.add_argument("--confounds-fd-threshold", type=float)
-    g.add_argument("--confounds-std-dvars-threshold", type=float)
+    g.add_argument("--confounds-fd-threshold", type=_finite)
+    g.add_argument("--confounds-std-dvars-threshold", type=_finite)
     g.add_argument("--apply-sample-masks", action="store_true", default=None,
                    help="audit the design with load_confounds' sample mask applied "
                         "(as when you pass sample_masks to FirstLevelModel.fit)")
@@ -124,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--participant-label", "--participant_label", nargs="+", metavar="LABEL",
                         help="labels with or without 'sub-'")
     parser.add_argument("--config", type=Path, metavar="FILE.toml", help="TOML settings with [variants.NAME]")
-    parser.add_argument("--n-jobs", type=int, default=1, help="runs audited in parallel (-1: all cores)")
+    parser.add_argument("--n-jobs", type=_jobs, default=1, help="runs audited in parallel (-1: all cores)")
     parser.add_argument("--no-reports", action="store_true", help="skip the HTML reports")
     parser.add_argument("--fail-on", choices=["warn", "fail"], default="fail",
                         help="group: the status at which a run fails sign-off (default fail)")
@@ -178,7 +202,7 @@ def _group(args: argparse.Namespace) -> int:
 def _demo(argv: Sequence[str]) -> int:
     parser = _Parser(prog="nbdiag demo", description="Run the full audit on the bundled n-back demo dataset.")
     parser.add_argument("output_dir", nargs="?", type=Path, default=Path("reports/demo"))
-    parser.add_argument("--n-jobs", type=int, default=1)
+    parser.add_argument("--n-jobs", type=_jobs, default=1)
     args = parser.parse_args(argv)
     from nbdiag.demo import run_demo
 
@@ -190,9 +214,9 @@ def _design(argv: Sequence[str]) -> int:
                      description="Audit a saved design matrix (e.g. written by nilearn's save_glm_to_bids).")
     parser.add_argument("design_tsv", type=Path)
     parser.add_argument("--contrast", action="append", metavar="EXPR")
-    parser.add_argument("--t-r", type=float, help="repetition time (default: RepetitionTime in the .json sidecar)")
-    parser.add_argument("--slice-time-ref", type=float, default=None)
-    parser.add_argument("--high-pass", type=float, default=None, help="high_pass used (Hz), if a cosine drift")
+    parser.add_argument("--t-r", type=_finite, help="repetition time (default: RepetitionTime in the .json sidecar)")
+    parser.add_argument("--slice-time-ref", type=_finite, default=None)
+    parser.add_argument("--high-pass", type=_finite, default=None, help="high_pass used (Hz), if a cosine drift")
     parser.add_argument("--hrf-model", default="glover")
     parser.add_argument("--output", type=Path, help="write the JSON record here (default: print a summary)")
     parser.add_argument("--report", type=Path, help="write an HTML report here")
