@@ -3,7 +3,7 @@
 ::
 
     nbdiag BIDS_DIR OUTPUT_DIR participant [--participant-label 01 02 ...] [options]
-    nbdiag BIDS_DIR OUTPUT_DIR group [--fail-on warn|fail]
+    nbdiag BIDS_DIR OUTPUT_DIR group [--fail-on warn|fail] [--allow-incomplete]
     nbdiag demo [OUTPUT_DIR]
     nbdiag design DESIGN_TSV --contrast EXPR ... [--t-r 0.8]
 

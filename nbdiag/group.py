@@ -481,7 +481,9 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
         _write_tsv(missing_table(check), group / "nbdiag_missing.tsv")
         _say(f"nbdiag group: refused: {len(check['refused'])} record(s) refused and {len(check['missing'])} "
              f"missing (listed above and in {group / 'nbdiag_missing.tsv'}); rerun the participant level for "
-             "them, or pass --allow-incomplete to sign off the others")
+             "them, or pass --allow-incomplete to sign off the others"
+             + (" (inputs vanished: is BIDS_DIR the dataset the participant level audited?)"
+                if any("vanished" in item["reason"] for item in check["refused"]) else ""))
         return EXIT_USAGE
     trusted = check["trusted"]
     write_group_tables(trusted, root, fail_on)
