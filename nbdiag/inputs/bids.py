@@ -75,6 +75,8 @@ class RunInputs:
     error: InputError | None = None
     #: resolved folders inputs may be read from (BIDS_DIR, derivatives); None: not checked
     roots: tuple[Path, ...] | None = None
+    #: BIDS_DIR: input files are written to records relative to it (``bids::<path>``).
+    root: Path | None = None
 
     @property
     def session(self) -> str | None:
@@ -98,15 +100,34 @@ class RunInputs:
             "subject": self.subject, "session": self.session, "task": self.entities.get("task"),
             "run": self.run, "entities": dict(self.entities), "prefix": self.prefix,
             "files": {
-                "bold": str(self.bold), "events": _str(self.events), "confounds": _str(self.confounds),
-                "bold_sidecar": _str(self.bold_sidecar),
-                "confounds_sidecar": _str(self.confounds.with_suffix(".json")) if self.confounds else None,
+                "bold": bids_uri(self.bold, self.root), "events": bids_uri(self.events, self.root),
+                "confounds": bids_uri(self.confounds, self.root),
+                "bold_sidecar": bids_uri(self.bold_sidecar, self.root),
+                "confounds_sidecar": bids_uri(self.confounds.with_suffix(".json"), self.root)
+                if self.confounds else None,
             },
         }
 
 
 def _str(path: Path | None) -> str | None:
     return None if path is None else str(path)
+
+
+def bids_uri(path: str | Path | None, root: str | Path | None) -> str | None:
+    """Name ``path`` as BIDS derivatives do: ``bids::<path relative to root>``.
+
+    Outputs never hold an absolute path of the machine: a file outside ``root`` (or
+    with no ``root``) is named by its file name only.
+    """
+    if path is None:
+        return None
+    p = Path(path)
+    if root is not None:
+        try:
+            return "bids::" + p.absolute().relative_to(Path(root).absolute()).as_posix()
+        except ValueError:
+            pass
+    return p.name
 
 
 def _filters(task: str, space: str | None, img_filters, supported) -> list[tuple[str, str]]:
@@ -423,7 +444,7 @@ def discover(bids_dir: str | Path, model: ModelSettings) -> Discovery:
                 notes.append(f"{display(bold, bids_dir)}: entity labels {sorted(bad)} are not BIDS labels "
                              "(letters and digits only); image skipped")
                 continue
-            run = RunInputs(subject=subject, entities=entities, bold=bold)
+            run = RunInputs(subject=subject, entities=entities, bold=bold, root=bids_dir)
             runs.append(run)
             sidecar = Path(str(bold).split(".nii")[0] + ".json")
             run.bold_sidecar = sidecar if (sidecar.exists() or sidecar.is_symlink()) else None
