@@ -10,11 +10,11 @@ valid (also used by ``--work-dir`` caching):
   input file of a run (a broken link records its target instead: an unfetched
   git-annex file).
 
-Every participant invocation writes one manifest,
-``OUTPUT_DIR/.nbdiag/manifests/<UTC time>-<host>-<pid>-<random>.json``: a new file with a
-unique name, never rewritten by another shard, listing the subjects it covers, the
-run × variant records it will write (with each variant's settings hash) and the subjects it
-skipped. Each record carries ``provenance`` (settings hash + input fingerprints) and is
+Every participant invocation writes, for each subject it covers, one manifest
+``OUTPUT_DIR/.nbdiag/manifests/sub-<label>.json`` (concurrent ``--participant-label`` shards
+cover disjoint subjects, so no shard rewrites another's file) listing the run × variant records
+it will write, with each variant's settings hash, or why the subject was skipped. An invocation
+over the whole dataset removes the manifests of subjects it no longer finds. Each record carries ``provenance`` (settings hash + input fingerprints) and is
 written last for its run × variant, atomically: its presence with a matching hash is the
 "done" marker. :func:`verify` is what ``nbdiag ... group`` trusts.
 """
@@ -24,9 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
-import socket
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -114,58 +111,57 @@ def provenance(settings_dict: Mapping[str, Any], files: Mapping[str, str | Path 
 # --------------------------------------------------------------------------- #
 # manifests
 # --------------------------------------------------------------------------- #
-def new_manifest_path(output_dir: Path) -> Path:
-    """A fresh, unique manifest file name (sortable by creation time)."""
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time_ns() % 1_000_000_000:09d}"
-    host = "".join(ch for ch in socket.gethostname() if ch.isalnum())[:20] or "host"
-    return Path(output_dir) / MANIFEST_DIR / f"{stamp}-{host}-{os.getpid()}-{secrets.token_hex(4)}.json"
+def manifest_path(output_dir: Path, subject: str) -> Path:
+    """``OUTPUT_DIR/.nbdiag/manifests/sub-<label>.json`` (labels are BIDS labels)."""
+    return Path(output_dir) / MANIFEST_DIR / f"sub-{subject}.json"
 
 
-def make_manifest(*, scope: list[str] | None, subjects: Iterable[str], expected: Iterable[Mapping[str, Any]],
-                  skipped: Iterable[Mapping[str, Any]], variants: Mapping[str, str]) -> dict[str, Any]:
-    """The manifest of one participant invocation.
+def make_manifest(*, subject: str, expected: Iterable[Mapping[str, Any]], skipped: str | None,
+                  variants: Mapping[str, str]) -> dict[str, Any]:
+    """The manifest of one subject, as the latest participant invocation covering it left it.
+
+    One file per subject: concurrent ``--participant-label`` shards cover disjoint subjects,
+    so none rewrites another's file; a rerun of a subject replaces its file. The content has
+    no timestamp (byte-identical on rerun).
 
     Parameters
     ----------
-    scope : list of str or None
-        Participant labels asked for (``None``: every subject of the dataset).
-    subjects : iterable of str
-        Subjects this invocation covers (audited or skipped).
+    subject : str
+        Subject label (without ``sub-``).
     expected : iterable of mapping
         One ``{"prefix", "subject", "session", "run", "variant", "record"}`` per record to write.
-    skipped : iterable of mapping
-        ``{"subject", "reason"}`` per subject skipped (no run for the task, not found...).
+    skipped : str or None
+        Why the subject has no run to audit (no run for the task, label not found...).
     variants : mapping
         Variant name -> settings hash.
     """
     return {
         "manifest_version": MANIFEST_VERSION,
-        "created_ns": time.time_ns(),
-        "scope": sorted(scope) if scope is not None else None,
-        "subjects": sorted(set(subjects)),
+        "subject": subject,
         "variants": dict(variants),
         "expected": list(expected),
-        "skipped": list(skipped),
+        "skipped": skipped,
     }
 
 
 def read_manifests(output_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every manifest under ``OUTPUT_DIR/.nbdiag/manifests``, oldest first, and problems."""
+    """Every subject manifest under ``OUTPUT_DIR/.nbdiag/manifests``, oldest first, and problems."""
     folder = Path(output_dir) / MANIFEST_DIR
     out, problems = [], []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+    for path in sorted(folder.glob("sub-*.json")) if folder.is_dir() else []:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or not isinstance(data.get("expected"), list) \
-                    or not isinstance(data.get("subjects"), list) or not isinstance(data.get("variants"), dict):
-                raise ValueError("expected a JSON object with 'expected', 'subjects' and 'variants'")
+                    or not isinstance(data.get("subject"), str) or not isinstance(data.get("variants"), dict):
+                raise ValueError("expected a JSON object with 'subject', 'expected' and 'variants'")
+            data["_mtime_ns"] = path.stat().st_mtime_ns
         except (OSError, ValueError) as exc:
             problems.append(f"{path.relative_to(output_dir).as_posix()}: unreadable manifest ({type(exc).__name__}); "
-                            "remove it or rerun the participant level")
+                            "remove it or rerun the participant level for that subject")
             continue
         data["_path"] = path.relative_to(output_dir).as_posix()
         out.append(data)
-    out.sort(key=lambda m: (m.get("created_ns") or 0, m["_path"]))
+    out.sort(key=lambda m: (m["_mtime_ns"], m["_path"]))
     return out, problems
 
 
@@ -180,42 +176,29 @@ class Expectations:
     subjects: set[str] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
     n_manifests: int = 0
-    #: variant -> settings hash of the most recent invocation that audited it
+    #: variant -> settings hash of the most recently written manifest that audited it
     latest_hash: dict[str, str] = field(default_factory=dict)
 
 
 def expectations(output_dir: Path) -> Expectations:
-    """Combine the manifests: later invocations replace earlier ones for the subjects they cover.
-
-    A manifest without a participant selection (``scope`` None: the whole dataset) replaces
-    every earlier one; a manifest for some labels replaces those subjects only (concurrent
-    shards cover disjoint subjects, so their order does not matter).
-    """
+    """Combine the subject manifests (the most recently written one decides each variant's hash)."""
     manifests, problems = read_manifests(output_dir)
     exp = Expectations(problems=problems, n_manifests=len(manifests))
     for m in manifests:
-        covered = set(map(str, m.get("subjects") or [])) | set(map(str, m.get("scope") or []))
-        if m.get("scope") is None:
-            exp.expected.clear()
-            exp.skipped.clear()
-            exp.subjects.clear()
-        else:
-            exp.expected = {k: v for k, v in exp.expected.items() if v["subject"] not in covered}
-            exp.skipped = {s: r for s, r in exp.skipped.items() if s not in covered}
-            exp.subjects -= covered
-        exp.subjects |= set(map(str, m.get("subjects") or []))
+        subject = str(m["subject"])
+        exp.subjects.add(subject)
         hashes = m.get("variants") or {}
-        exp.latest_hash.update({str(k): str(v) for k, v in hashes.items()})
+        if m.get("expected"):
+            exp.latest_hash.update({str(k): str(v) for k, v in hashes.items()})
         for item in m.get("expected") or []:
             if not isinstance(item, dict) or "prefix" not in item or "variant" not in item:
                 exp.problems.append(f"{m['_path']}: malformed entry in 'expected'")
                 continue
             key = (str(item["prefix"]), str(item["variant"]))
-            exp.expected[key] = {**item, "subject": str(item.get("subject")),
+            exp.expected[key] = {**item, "subject": subject,
                                  "settings_hash": hashes.get(item["variant"]), "manifest": m["_path"]}
-        for item in m.get("skipped") or []:
-            if isinstance(item, dict) and item.get("subject"):
-                exp.skipped[str(item["subject"])] = str(item.get("reason") or "skipped")
+        if m.get("skipped"):
+            exp.skipped[subject] = str(m["skipped"])
     return exp
 
 

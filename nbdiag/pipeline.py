@@ -20,7 +20,7 @@ from nbdiag.record import RunAudit, audit_run
 from nbdiag.inputs.bids import RunInputs, discover
 from nbdiag.config import Config, check_complete, replace_model
 from nbdiag.errors import SettingsError
-from nbdiag.manifest import make_manifest, new_manifest_path, provenance, settings_hash
+from nbdiag.manifest import MANIFEST_DIR, make_manifest, manifest_path, provenance, settings_hash
 from nbdiag.outputs import (check_output_dir, run_folder, write_dataset_description, write_json,
                             write_run_outputs)
 
@@ -72,23 +72,28 @@ def run_input_files(run: RunInputs) -> dict[str, Path | None]:
             "confounds_sidecar": run.confounds.with_suffix(".json") if run.confounds else None}
 
 
-def _write_manifest(output_dir: Path, config: Config, runs: list[RunInputs], discovery,
-                    participant_labels) -> Path:
-    """One new manifest file for this invocation (never shared with a concurrent shard)."""
+def _write_manifests(output_dir: Path, config: Config, runs: list[RunInputs], discovery,
+                     participant_labels) -> None:
+    """One manifest per subject covered (a shard writes only its own subjects' files)."""
     variants = {s.variant: settings_hash(s.to_dict()) for s in config.all_variants()}
-    expected = []
+    expected: dict[str, list[dict]] = {}
     for run in runs:
         folder = run_folder(Path("."), run.entities).as_posix()
         for variant in variants:
-            expected.append({"prefix": run.prefix, "subject": run.subject, "session": run.session,
-                             "run": run.run, "variant": variant,
-                             "record": f"{folder}/{run.prefix}_desc-{variant}_nbdiag.json"})
-    scope = [str(p).removeprefix("sub-") for p in participant_labels] if participant_labels else None
-    manifest = make_manifest(scope=scope, subjects=list(discovery.subjects) + [s for s, _ in discovery.skipped],
-                             expected=expected,
-                             skipped=[{"subject": s, "reason": r} for s, r in discovery.skipped],
-                             variants=variants)
-    return write_json(new_manifest_path(output_dir), manifest)
+            expected.setdefault(run.subject, []).append({
+                "prefix": run.prefix, "subject": run.subject, "session": run.session, "run": run.run,
+                "variant": variant, "record": f"{folder}/{run.prefix}_desc-{variant}_nbdiag.json"})
+    skipped = dict(discovery.skipped)
+    covered = set(expected) | set(skipped)
+    for subject in sorted(covered):
+        write_json(manifest_path(output_dir, subject),
+                   make_manifest(subject=subject, expected=expected.get(subject, []),
+                                 skipped=skipped.get(subject) if subject not in expected else None,
+                                 variants=variants))
+    if not participant_labels:  # the whole dataset: subjects no longer in it are stale
+        for old in (Path(output_dir) / MANIFEST_DIR).glob("sub-*.json"):
+            if old.stem.removeprefix("sub-") not in covered:
+                old.unlink(missing_ok=True)
 
 
 def _details(audits: list[RunAudit]) -> str:
@@ -166,7 +171,7 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     for note in notes:
         log(f"note: {note}")
     write_dataset_description(output_dir, bids_dir)
-    _write_manifest(output_dir, config, runs, discovery, participant_labels)
+    _write_manifests(output_dir, config, runs, discovery, participant_labels)
     n = len(runs)
     log(f"nbdiag: auditing {n} runs x {len(config.all_variants())} variants -> {output_dir}")
     variant_order = {s.variant: i for i, s in enumerate(config.all_variants())}
