@@ -341,6 +341,13 @@ INPUT_TOO_LARGE = _register(Code(
 N_SCANS_INVALID = _register(Code(
     "n_scans_invalid", "input", "error", "Too few volumes for a design",
     "the run has fewer than 2 volumes (image header or confounds rows)", rule="error"))
+CHECKS_SKIPPED = _register(Code(
+    "checks_skipped", "input", "info", "Checks that could not run on this input",
+    "the input lacks what some checks need (e.g. a saved design has no events, confounds file or image): "
+    "the finding lists those checks, why, and which ones are approximated; `skipped_checks` in the record",
+    fix="audit the run from its BIDS inputs (nbdiag BIDS_DIR OUT participant) or from the FirstLevelModel "
+        "and its events/confounds (nbdiag.audit_models)",
+    rule="info"))
 
 # --- run ------------------------------------------------------------------------------------------
 AUDIT_FAILED = _register(Code(

@@ -203,9 +203,11 @@ class Settings:
     thresholds: Thresholds = field(default_factory=Thresholds)
     variant: str = "default"
     limits: Limits = field(default_factory=Limits)
+    #: run node of a BIDS Stats Model (``--model``; nbdiag.inputs.bids_stats_model.RunNode), or None
+    stats_model: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "variant": self.variant,
             "model": self.model.to_dict(),
             "events": self.events.to_dict(),
@@ -213,6 +215,9 @@ class Settings:
             "thresholds": self.thresholds.to_dict(),
             "limits": self.limits.to_dict(),
         }
+        if self.stats_model is not None:
+            out["stats_model"] = self.stats_model.to_dict()
+        return out
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from nbdiag.errors import SettingsError
 from nbdiag.manifest import MANIFEST_DIR, make_manifest, manifest_path, provenance, settings_hash
 from nbdiag.outputs import (check_output_dir, run_folder, write_dataset_description, write_json,
                             write_run_outputs)
+from nbdiag.preflight import check_before_runs
 
 
 @dataclass
@@ -127,7 +128,7 @@ def _progress_line(i: int, n: int, audits: list[RunAudit], seconds: float) -> st
 def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config,
                     participant_labels: Iterable[str] | None = None, n_jobs: int = 1,
                     reports: bool = True, log: Callable[[str], None] | None = None,
-                    verbose: int = 0) -> ParticipantResult:
+                    verbose: int = 0, bids_filter=None) -> ParticipantResult:
     """Audit every run of the selected participants under every variant.
 
     Parameters
@@ -147,6 +148,8 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     verbose : int
         With 1 or more, each progress line is followed by the run's notes, nilearn's
         warnings and the top finding of every variant.
+    bids_filter : nbdiag.inputs.bids_filter.BidsFilter, optional
+        fMRIPrep-style ``--bids-filter-file``: only the BOLD images it accepts are audited.
 
     Raises
     ------
@@ -166,10 +169,11 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     base = config.all_variants()[0].model
     bids_dir = Path(bids_dir)
     output_dir = check_output_dir(Path(output_dir), bids_dir, bids_dir / base.derivatives_folder)
-    discovery = discover(bids_dir, base)
+    discovery = discover(bids_dir, base, bids_filter=bids_filter)
     runs, notes = discovery.runs, discovery.notes
     for note in notes:
         log(f"note: {note}")
+    check_before_runs(runs, config)  # a contrast/event-setting typo stops here (SettingsError, exit 2)
     write_dataset_description(output_dir, bids_dir)
     _write_manifests(output_dir, config, runs, discovery, participant_labels)
     n = len(runs)

@@ -372,14 +372,17 @@ def check_derivatives_folder(bids_dir: Path, folder: str) -> Path:
     return (Path(bids_dir) / rel).absolute()
 
 
-def discover_runs(bids_dir: str | Path, model: ModelSettings) -> tuple[list[RunInputs], list[str]]:
+def discover_runs(bids_dir: str | Path, model: ModelSettings, bids_filter=None) -> tuple[list[RunInputs], list[str]]:
     """``(runs, notes)`` of :func:`discover`."""
-    found = discover(bids_dir, model)
+    found = discover(bids_dir, model, bids_filter)
     return found.runs, found.notes
 
 
-def discover(bids_dir: str | Path, model: ModelSettings) -> Discovery:
+def discover(bids_dir: str | Path, model: ModelSettings, bids_filter=None) -> Discovery:
     """Runs ``first_level_from_bids`` would model, each with inputs resolved.
+
+    ``bids_filter`` (:class:`nbdiag.inputs.bids_filter.BidsFilter`, from fMRIPrep's
+    ``--bids-filter-file``) keeps only the BOLD images its ``bold`` filter accepts.
 
     Returns
     -------
@@ -427,9 +430,18 @@ def discover(bids_dir: str | Path, model: ModelSettings) -> Discovery:
     supported = bids_entities()["raw"] + bids_entities()["derivatives"]
     filters = _filters(model.task_label, space, model.img_filters, supported)
     runs: list[RunInputs] = []
+    n_filtered = 0
     for subject in subjects:
         images = get_bids_files(derivatives, modality_folder="func", file_tag="bold", file_type="nii*",
                                 sub_label=subject, filters=filters)
+        if bids_filter is not None:
+            kept = [i for i in images if bids_filter.matches(bids_entities_of(i), extension=_extension(i))]
+            n_filtered += len(images) - len(kept)
+            if images and not kept:
+                notes.append(f"sub-{subject}: no BOLD image passes the bids filter file {Path(bids_filter.path).name}")
+                skipped.append((subject, "no BOLD image passes the bids filter file"))
+                continue
+            images = kept
         if not images:
             notes.append(f"sub-{subject}: no BOLD image matches {filters} in {display(derivatives, bids_dir)}")
             skipped.append((subject, f"no BOLD image for task '{model.task_label}' matches {filters}"))
@@ -484,9 +496,20 @@ def discover(bids_dir: str | Path, model: ModelSettings) -> Discovery:
                 run.error = exc
         if len(runs) == n_before:
             skipped.append((subject, "no image with BIDS labels"))
+    if bids_filter is not None:
+        notes.append(f"bids filter file {Path(bids_filter.path).name} (bold: {bids_filter.to_dict()}): "
+                     f"{n_filtered} BOLD image(s) left out, {len(runs)} kept"
+                     + (f"; queries not used by nbdiag: {', '.join(bids_filter.ignored)}" if bids_filter.ignored else ""))
     if not runs:
         raise DatasetError(
             f"no run found for task '{model.task_label}', space '{space}', filters {list(model.img_filters)} in {derivatives}"
+            + (f" that passes the bids filter file {bids_filter.path} (bold: {bids_filter.to_dict()})"
+               if bids_filter is not None else "")
         )
     covered = sorted({r.subject for r in runs})
     return Discovery(runs=runs, notes=notes, subjects=covered, skipped=skipped)
+
+
+def _extension(path: str | Path) -> str:
+    name = Path(path).name
+    return name[name.index("."):] if "." in name else ""
