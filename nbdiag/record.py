@@ -19,8 +19,8 @@ from nbdiag._json import jsonable
 from nbdiag._version import __version__
 from nbdiag.inputs.bids import RunInputs
 from nbdiag.config import Settings
-from nbdiag.context import DesignContext
-from nbdiag.design import DesignResult, build_design, frame_times
+from nbdiag.context import DesignContext, frame_times
+from nbdiag.design import DesignResult, build_design
 from nbdiag.errors import InputError
 from nbdiag.inputs.events import events_outside_run, read_events, transform_events
 from nbdiag.findings import Finding, rank_findings, status_from_findings

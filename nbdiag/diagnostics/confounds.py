@@ -36,7 +36,13 @@ import numpy as np
 import pandas as pd
 
 from nbdiag.context import DesignContext
-from nbdiag.diagnostics.collinearity import _check_design, _json_float, _json_map, _r2_on, _source
+from nbdiag.diagnostics._linalg import (
+    check_design as _check_design,
+    json_float as _json_float,
+    json_map as _json_map,
+    r2_on as _r2_on,
+    threshold_source as _source,
+)
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
 

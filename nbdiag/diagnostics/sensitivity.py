@@ -107,7 +107,7 @@ from nbdiag.diagnostics.baseline import (
     n_scans_total,
     original_index,
 )
-from nbdiag.diagnostics.weights import contrast_variance, contrast_weights
+from nbdiag.diagnostics._linalg import DesignAlgebra
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
 
@@ -382,7 +382,8 @@ def is_structural(source: str, design: pd.DataFrame, vector: np.ndarray, weights
 
 
 def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, signals: list[Signal],
-                       thresholds: Thresholds | None = None, weights: np.ndarray | None = None) -> SensitivityResult:
+                       thresholds: Thresholds | None = None, weights: np.ndarray | None = None,
+                       algebra: DesignAlgebra | None = None) -> SensitivityResult:
     """``bias = w @ m`` and ``bias_sd`` for every signal; ``sensitive_unmodeled_signal`` findings.
 
     Per source with ``|bias_sd| >= sensitivity_warn``: a ``warn`` finding
@@ -393,8 +394,9 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
     """
     thresholds = thresholds or Thresholds()
     vector = np.asarray(vector, float)
-    w = contrast_weights(design, vector) if weights is None else np.asarray(weights, float)
-    var = contrast_variance(design, vector)
+    alg = DesignAlgebra.for_design(design, algebra)
+    w = alg.weights(vector) if weights is None else np.asarray(weights, float)
+    var = alg.variance(vector)
     sd = np.sqrt(var) if var > 0 else np.nan
     entries, findings = [], []
     for sig in signals:
@@ -459,6 +461,7 @@ def core_signals(design, roles, context, th):
     return base, signals
 
 
-def sensitivity_by_contrast(design, vectors, signals, th):
-    """``assess_sensitivity`` for every contrast vector."""
-    return {name: assess_sensitivity(design, name, vec, signals, th) for name, vec in vectors.items()}
+def sensitivity_by_contrast(design, vectors, signals, th, algebra: DesignAlgebra | None = None):
+    """``assess_sensitivity`` for every contrast vector (one factorisation of ``design``)."""
+    alg = DesignAlgebra.for_design(design, algebra)
+    return {name: assess_sensitivity(design, name, vec, signals, th, algebra=alg) for name, vec in vectors.items()}
