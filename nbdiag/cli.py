@@ -1,4 +1,4 @@
-"""BIDS-App command line (DESIGN §4).
+"""BIDS-App command line (README: "Usage").
 
 ::
 

@@ -10,7 +10,7 @@ class InputError(Exception):
     """A bad input file or value for one run.
 
     The message always names what was expected and what was found where
-    known; ``to_dict`` gives the record's ``error`` object (DESIGN §7).
+    known; ``to_dict`` gives the record's ``error`` object (docs/record.md).
     """
 
     def __init__(self, message: str, *, file: str | Path | None = None, column: str | None = None,

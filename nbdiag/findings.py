@@ -1,7 +1,7 @@
 """Findings: the unit of everything nbdiag reports.
 
 A finding is ``{"code", "severity", "contrast", "title", "message",
-"evidence", "score", "fix"}`` (DESIGN §5). ``severity`` is one of
+"evidence", "score", "fix"}`` (docs/record.md). ``severity`` is one of
 ``info < warn < fail < error``. ``score`` is the estimated impact used to rank
 findings inside a contrast (larger = more likely to explain the contrast's
 behaviour); it is comparable only between findings of the same run.
@@ -45,7 +45,7 @@ class Finding:
     Parameters
     ----------
     code : str
-        Stable finding code (DESIGN §6), e.g. ``"vif_high"``.
+        Stable finding code (README findings table), e.g. ``"vif_high"``.
     severity : {"info", "warn", "fail", "error"}
     title : str
         Short heading, no trailing period.

@@ -1,4 +1,4 @@
-"""Group level: collect run records, write group tables, QC sign-off (DESIGN §4, §5).
+"""Group level: collect run records, write group tables, QC sign-off.
 
 ``run_group(output_dir, fail_on)`` is what ``nbdiag BIDS_DIR OUTPUT_DIR group`` calls:
 it reads every ``*_nbdiag.json`` under ``OUTPUT_DIR/sub-*``, writes

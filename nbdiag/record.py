@@ -245,6 +245,7 @@ def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_tim
     from pathlib import Path
 
     from nbdiag.design import infer_roles
+    from nbdiag.diagnostics.drift import dct_cosines
     from nbdiag.explain.audit import audit_design
     from nbdiag.inputs.saved_design import load_saved_design
 
@@ -255,7 +256,7 @@ def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_tim
     drift_model = None
     if drift_cols:
         n = len(design)
-        cosine_1 = np.sqrt(2.0 / n) * np.cos(np.pi / n * (np.arange(n) + 0.5))
+        cosine_1 = dct_cosines(n, 1)[:, 0]
         drift_model = "cosine" if np.allclose(design[drift_cols[0]].to_numpy(), cosine_1, atol=1e-6) else "polynomial"
     if drift_model == "cosine" and high_pass is None:
         # nilearn's cosine basis has floor(2 * n * dt * high_pass) columns: take the middle of that interval

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from nbdiag.group import collect_records, run_group, signoff_table, write_group_tables
-from nbdiag.report._example import example_error_record, example_run
+from report_examples import example_error_record, example_run
 
 
 def _write(out: Path, rec: dict) -> None:

@@ -1,6 +1,6 @@
 """Collinearity of the design: correlations, VIF, condition number, rank.
 
-Definitions (DESIGN §8: "own definitions, documented")
+Definitions (nbdiag's own, documented here)
 -----------------------------------------------------
 VIF
     For every column ``j`` that is neither the constant nor a drift column,
@@ -349,7 +349,7 @@ def assess_collinearity(
             ),
             evidence={"rank": rank, "n_columns": n_cols, "rank_deficit": deficit,
                       "regularized": bool(regularized), "threshold": "rank == n_columns",
-                      "threshold_source": "DESIGN §6 (fail)"},
+                      "threshold_source": "nbdiag rule (fail)"},
             score=float(max(deficit, 1)) * 10.0,
             fix=(
                 "Remove the redundant column(s): a condition that with the others sums to the "

@@ -226,7 +226,7 @@ def assess_confounds(
                       "modeled_volumes": sorted(modelled), "confounds_strategy": strategy,
                       "sample_mask_applied": bool(context.sample_mask_applied),
                       "threshold": "every flagged volume masked or modelled",
-                      "threshold_source": "DESIGN §6 (fail)"},
+                      "threshold_source": "nbdiag rule (fail)"},
             score=10.0 * len(unhandled),
             fix=("pass sample_masks from load_confounds to FirstLevelModel.fit or add the "
                  "non_steady_state_outlier* columns as confounds"),
@@ -248,7 +248,7 @@ def assess_confounds(
             ),
             evidence={"volumes": list(scrub_vols), "unhandled_volumes": s_unhandled,
                       "sample_mask_applied": bool(context.sample_mask_applied),
-                      "threshold": "every scrub volume masked", "threshold_source": "DESIGN §6 (fail)"},
+                      "threshold": "every scrub volume masked", "threshold_source": "nbdiag rule (fail)"},
             score=5.0 * len(s_unhandled),
             fix=("pass sample_masks from load_confounds to FirstLevelModel.fit (fit the runs "
                  "yourself instead of relying on first_level_from_bids' confound handling)"),

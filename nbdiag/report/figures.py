@@ -57,7 +57,7 @@ OKABE_ITO = {
     "grey": "#999999",
 }
 
-#: Colour of each scan class (DESIGN context.SCAN_CLASSES).
+#: Colour of each scan class (``nbdiag.context.SCAN_CLASSES``).
 CLASS_COLORS = {
     "nonsteady": OKABE_ITO["vermillion"],
     "unmodeled_event": OKABE_ITO["purple"],
