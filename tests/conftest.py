@@ -98,3 +98,19 @@ def demo_bids() -> Path:
     if not (DEMO_DATA / "dataset_description.json").is_file():
         pytest.skip("demo dataset not generated (python -m nbdiag.demo.make_demo)")
     return DEMO_DATA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_joblib_workers():
+    """Stop joblib's reusable loky workers when the session ends.
+
+    Coverage measures the workers (``patch = ["subprocess"]`` in pyproject.toml);
+    each writes its data file when it exits. Stopping them here, before
+    pytest-cov combines the data files, is what gets their lines counted.
+    """
+    yield
+    try:
+        from joblib.externals.loky import get_reusable_executor
+    except ImportError:  # pragma: no cover - joblib always ships loky
+        return
+    get_reusable_executor().shutdown(wait=True)
