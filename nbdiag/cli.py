@@ -20,7 +20,7 @@ from typing import Sequence
 
 from nbdiag._version import __version__
 
-EXIT_OK, EXIT_RUN_ERRORS, EXIT_USAGE, EXIT_SIGNOFF = 0, 1, 2, 3
+from nbdiag.errors import EXIT_OK, EXIT_RUN_ERRORS, EXIT_SIGNOFF, EXIT_USAGE  # noqa: F401 (EXIT_SIGNOFF: group)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+#: Exit codes of every ``nbdiag`` command (README "Exit codes"): all runs audited / sign-off
+#: passed; some runs could not be audited or an input is unreadable; bad usage or settings;
+#: the group sign-off failed.
+EXIT_OK, EXIT_RUN_ERRORS, EXIT_USAGE, EXIT_SIGNOFF = 0, 1, 2, 3
+
 
 class InputError(Exception):
     """A bad input file or value for one run.
@@ -15,13 +20,15 @@ class InputError(Exception):
 
     def __init__(self, message: str, *, file: str | Path | None = None, column: str | None = None,
                  row: int | None = None, expected: Any = None, found: Any = None,
-                 code: str = "input_invalid") -> None:
+                 code: str | None = None) -> None:
         self.message = message
         self.file = str(file) if file is not None else None
         self.column = column
         self.row = row
         self.expected = expected
         self.found = found
+        # None = the registry's generic ``input_invalid``, filled in where the record is built
+        # (nbdiag.record): errors sits below the registry (codes -> thresholds -> errors)
         self.code = code
         super().__init__(self.describe())
 

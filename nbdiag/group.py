@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
+from nbdiag.errors import EXIT_OK, EXIT_SIGNOFF, EXIT_USAGE
 from nbdiag.findings import SEVERITIES, severity_rank
 from nbdiag.outputs import atomic_write_text
 
@@ -33,9 +34,6 @@ __all__ = [
 #: Allowed values of ``fail_on``.
 FAIL_ON_CHOICES = ("warn", "fail")
 _STATUS_RANK = {"pass": 0, "warn": 1, "fail": 2, "error": 3}
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_SIGNOFF_FAILED = 3
 
 
 def _get(d: Any, *keys: str, default: Any = None) -> Any:
@@ -310,5 +308,5 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
     if len(failed):
         print(f"nbdiag group: {len(failed)} of {len(signoff)} run × variant(s) fail sign-off "
               f"(--fail-on {fail_on}); see {root / 'group' / 'signoff.tsv'}", file=sys.stderr)
-        return EXIT_SIGNOFF_FAILED
+        return EXIT_SIGNOFF
     return EXIT_OK

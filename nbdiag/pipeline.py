@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 from nbdiag.record import RunAudit, audit_run
 from nbdiag.inputs.bids import RunInputs, discover_runs
 from nbdiag.config import Config, check_complete, replace_model
+from nbdiag.errors import EXIT_OK, EXIT_RUN_ERRORS
 from nbdiag.outputs import check_output_dir, write_dataset_description, write_run_outputs
 
 
@@ -36,7 +37,7 @@ class ParticipantResult:
     @property
     def exit_code(self) -> int:
         """0 when every run was audited (findings do not count), else 1."""
-        return 1 if self.n_errors or any(n.startswith("participant label") for n in self.notes) else 0
+        return EXIT_RUN_ERRORS if self.n_errors or any(n.startswith("participant label") for n in self.notes) else EXIT_OK
 
 
 def _audit_and_write(run: RunInputs, config: Config, output_dir: Path) -> list[RunAudit]:

@@ -114,3 +114,15 @@ def _stop_joblib_workers():
     except ImportError:  # pragma: no cover - joblib always ships loky
         return
     get_reusable_executor().shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def demo_output(demo_bids: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo dataset audited at participant level (no HTML) into a temporary folder; read-only."""
+    from nbdiag.config import load_config
+    from nbdiag.demo.run import CONFIG
+    from nbdiag.pipeline import run_participant
+
+    out = tmp_path_factory.mktemp("demo_output")
+    run_participant(demo_bids, out, load_config(CONFIG), reports=False, log=lambda line: None)
+    return out

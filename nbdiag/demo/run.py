@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from nbdiag.errors import EXIT_RUN_ERRORS
+
 DEMO_DIR = Path(__file__).parent
 DATA_DIR = DEMO_DIR / "data"
 CONFIG = DEMO_DIR / "nbdiag.toml"
@@ -40,7 +42,7 @@ def run_demo(output_dir: str | Path = "reports/demo", n_jobs: int = 1, log=None)
 
     if not (DATA_DIR / "dataset_description.json").exists():
         print(f"nbdiag demo: the bundled dataset is missing from {DATA_DIR}", file=sys.stderr)
-        return 1
+        return EXIT_RUN_ERRORS
     output_dir = Path(output_dir)
     config = load_config(CONFIG)
     result = run_participant(DATA_DIR, output_dir, config, n_jobs=n_jobs, log=log)

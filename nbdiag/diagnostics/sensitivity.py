@@ -110,6 +110,7 @@ from nbdiag.diagnostics.baseline import (
 from nbdiag.diagnostics._linalg import DesignAlgebra
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
+from nbdiag import codes
 
 RUN_START_TAU_S = 20.0
 
@@ -134,16 +135,16 @@ def nss_excess(t_r: float, n: int, t1: float = NSS_T1_S) -> np.ndarray:
 
 #: finding code that owns each source family (the explanation engine's causes)
 CAUSE_OF_SOURCE = {
-    "nonsteady": "nonsteady_unhandled",
-    "unmodeled": "baseline_unmodeled_events",
-    "short_gaps": "baseline_short_gaps",
-    "pre_block": "baseline_short_gaps",
-    "scrub": "scrub_not_applied",
-    "run_start": "baseline_edge_concentrated",
-    "slow_drift": "drift_overlap",
-    "hrf_derivative": "sensitive_unmodeled_signal",
-    "hrf_dispersion": "sensitive_unmodeled_signal",
-    "rt": "rt_regressor_overlap",
+    "nonsteady": codes.NONSTEADY_UNHANDLED.code,
+    "unmodeled": codes.BASELINE_UNMODELED_EVENTS.code,
+    "short_gaps": codes.BASELINE_SHORT_GAPS.code,
+    "pre_block": codes.BASELINE_SHORT_GAPS.code,
+    "scrub": codes.SCRUB_NOT_APPLIED.code,
+    "run_start": codes.BASELINE_EDGE_CONCENTRATED.code,
+    "slow_drift": codes.DRIFT_OVERLAP.code,
+    "hrf_derivative": codes.SENSITIVE_UNMODELED_SIGNAL.code,
+    "hrf_dispersion": codes.SENSITIVE_UNMODELED_SIGNAL.code,
+    "rt": codes.RT_REGRESSOR_OVERLAP.code,
 }
 
 
@@ -233,20 +234,20 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
                 out.append(Signal(f"unmodeled:{tt}", f"a 0.5 % HRF response to each unmodelled {tt} event",
                                   "% signal", m, typical=1.0))
     if epochs:
+        def gap_signal(gaps, height, source, label, typical):
+            if gaps:
+                m = height * _convolved_arrays(np.array([g["start"] for g in gaps], dtype=float),
+                                               np.array([g["duration"] for g in gaps], dtype=float),
+                                               context, full, idx)
+                if np.any(m):
+                    out.append(Signal(source, label, "% signal", m, typical=typical))
+
         pre = [e for e in epochs if e["kind"] == "short_gap" and e.get("position") == "pre_block"]
-        if pre:
-            m = 0.5 * _convolved_arrays(np.array([g["start"] for g in pre], dtype=float),
-                                        np.array([g["duration"] for g in pre], dtype=float), context, full, idx)
-            if np.any(m):
-                out.append(Signal("pre_block", f"a 0.5 % HRF response during the unmodelled time right before "
-                                  f"each of the {len(pre)} blocks (where a cue would be)", "% signal", m, typical=1.0))
+        gap_signal(pre, 0.5, "pre_block", f"a 0.5 % HRF response during the unmodelled time right before "
+                   f"each of the {len(pre)} blocks (where a cue would be)", 1.0)
         gaps = [e for e in epochs if e["kind"] == "short_gap" and e.get("position") != "pre_block"]
-        if gaps:
-            m = 0.25 * _convolved_arrays(np.array([g["start"] for g in gaps], dtype=float),
-                                         np.array([g["duration"] for g in gaps], dtype=float), context, full, idx)
-            if np.any(m):
-                out.append(Signal("short_gaps", f"a 0.25 % HRF response during the {len(gaps)} short transition "
-                                  f"gaps between events", "% signal", m, typical=0.5))
+        gap_signal(gaps, 0.25, "short_gaps", f"a 0.25 % HRF response during the {len(gaps)} short transition "
+                   f"gaps between events", 0.5)
     scrub = [v for v in sorted(int(v) for v in context.scrub_volumes)
              if not context.sample_mask_applied and v in idx_set]
     if scrub:
@@ -415,12 +416,12 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
                 else "info"
         entries.append({"source": sig.source, "label": sig.label, "bias": bias, "bias_sd": bias_sd,
                         "unit": sig.unit, "typical": sig.typical,
-                        "cause": CAUSE_OF_SOURCE.get(sig.family, "sensitive_unmodeled_signal"),
+                        "cause": CAUSE_OF_SOURCE.get(sig.family, codes.SENSITIVE_UNMODELED_SIGNAL.code),
                         "structural": structural, "severity": sev})
         if sev is not None:
             direction = "lowers" if bias < 0 else "raises"
-            findings.append(Finding(
-                code="sensitive_unmodeled_signal", severity=sev, contrast=name,
+            findings.append(codes.SENSITIVE_UNMODELED_SIGNAL.finding(
+                severity=sev, contrast=name,
                 title=f"{name} is sensitive to an unmodelled signal ({sig.source})",
                 message=f"{sig.label[0].upper() + sig.label[1:]} {direction} {name} by "
                         f"{abs(bias_sd):.2f} σ"
