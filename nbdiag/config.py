@@ -232,8 +232,8 @@ _EVENT_KEYS = {f.name for f in fields(EventSettings)} | {"transform"}
 def _as_tuple(value: Any) -> tuple:
     if value is None:
         return ()
-    if isinstance(value, (str, bytes)):
-        return (value,)
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        return (value,)  # one scalar (e.g. fir_delays = 2 in TOML) is a one-item list
     return tuple(value)
 
 
