@@ -16,6 +16,15 @@ SEVERITIES = ("info", "warn", "fail", "error")
 _RANK = {name: i for i, name in enumerate(SEVERITIES)}
 
 STATUS_BY_SEVERITY = {None: "pass", "info": "pass", "warn": "warn", "fail": "fail", "error": "error"}
+#: Run statuses, best to worst (a run's status is its worst finding's, info counting as pass).
+STATUSES = ("pass", "warn", "fail", "error")
+
+
+def status_rank(status: str) -> int:
+    """Order of a run status (``pass`` < ``warn`` < ``fail`` < ``error``)."""
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}; got {status!r}")
+    return STATUSES.index(status)
 
 
 def severity_rank(severity: str | None) -> int:

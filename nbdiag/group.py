@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from nbdiag.errors import EXIT_OK, EXIT_SIGNOFF, EXIT_USAGE
-from nbdiag.findings import SEVERITIES, severity_rank
+from nbdiag.findings import SEVERITIES, STATUSES, severity_rank, status_rank
 from nbdiag.outputs import atomic_write_text
 
 __all__ = [
@@ -34,7 +34,6 @@ __all__ = [
 
 #: Allowed values of ``fail_on``.
 FAIL_ON_CHOICES = ("warn", "fail")
-_STATUS_RANK = {"pass": 0, "warn": 1, "fail": 2, "error": 3}
 
 
 def _get(d: Any, *keys: str, default: Any = None) -> Any:
@@ -100,7 +99,7 @@ def collect_records(output_dir: str | Path) -> list[dict[str, Any]]:
 
 def _status(rec: Mapping[str, Any]) -> str:
     s = rec.get("status")
-    return s if s in _STATUS_RANK else "error"
+    return s if s in STATUSES else "error"
 
 
 def _num(v: Any) -> float | None:
@@ -188,7 +187,7 @@ def _fails_signoff(rec: Mapping[str, Any], fail_on: str) -> tuple[bool, list[str
         msg = _get(rec, "error", "message") or "the run could not be audited"
         return True, [f"error: {msg}"]
     reasons = _codes_at_or_above(rec, fail_on)
-    failed = _STATUS_RANK[status] >= _STATUS_RANK[fail_on]
+    failed = status_rank(status) >= status_rank(fail_on)
     if failed and not reasons:
         reasons = [f"status {status}"]
     return failed, reasons
