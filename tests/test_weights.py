@@ -104,3 +104,25 @@ def test_cached_pinv_is_scipy_pinv_bit_for_bit():
         contrast_weights(np.ones((3, 2)), [1, 0], algebra=DesignAlgebra.of(np.zeros((3, 2))))
     w = contrast_weights(designs[0], np.ones(designs[0].shape[1]))
     w[0] = 1.0                                        # ...but results handed out are not
+
+
+def test_weights_arguments_are_checked_and_dict_contrasts_name_columns():
+    import scipy.linalg as spl
+
+    from nbdiag.diagnostics.weights import baseline_composition, pinv_design
+
+    design = _design()
+    with pytest.raises(ValueError, match="2-D"):
+        contrast_weights(np.ones(5), [1.0])
+    with pytest.raises(TypeError, match="needs design as a DataFrame"):
+        contrast_weights(design.to_numpy(), {"a": 1.0})
+    with pytest.raises(ValueError, match="not in the design"):
+        contrast_weights(design, {"nope": 1.0})
+    col = design.columns[0]
+    vec = np.array([1.0 if c == col else 0.0 for c in design.columns])
+    np.testing.assert_array_equal(contrast_weights(design, {col: 1.0}), contrast_weights(design, vec))
+    P = pinv_design(design)
+    assert np.array_equal(P, spl.pinv(design.to_numpy()))
+    P[0, 0] = 1.0  # a writable copy, the shared factorisation is untouched
+    with pytest.raises(ValueError, match="one entry per weight"):
+        baseline_composition(np.ones(4), ["fixation"] * 3)
