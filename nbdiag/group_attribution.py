@@ -38,6 +38,10 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+#: Scan classes in display order (as ``nbdiag.diagnostics.measured.CLASS_ORDER``; the group
+#: level reads records only, so the order is repeated here); conditions follow, sorted.
+CLASS_ORDER = ("nonsteady", "unmodeled_event", "short_gap", "fixation", "run_edge")
+
 #: Columns of ``nbdiag_attribution.tsv``, in order (DESIGN §9).
 COLUMNS = ["variant", "contrast", "source", "n_subjects", "mean", "sem", "t", "share"]
 
@@ -91,8 +95,6 @@ def _order(source: str) -> tuple:
     kind, _, rest = source.partition(":")
     sig, _, cls = rest.partition(":")
     if kind == "measured":
-        from nbdiag.diagnostics.measured import CLASS_ORDER
-
         rank = -1 if cls == "total" else CLASS_ORDER.index(cls) if cls in CLASS_ORDER else len(CLASS_ORDER)
         return (0, sig != "global_signal", sig, rank, cls)
     return (1, False, rest, 0, "")

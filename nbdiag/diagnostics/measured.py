@@ -163,9 +163,10 @@ def summarize_signal(name: str, series: np.ndarray, nonsteady: Sequence[int]) ->
 def design_rank(X: np.ndarray) -> int:
     """Rank of ``X`` as nilearn's regression models count it (``matrix_rank(X, |X|.sum() * eps)``),
     from the cached SVD."""
-    from nbdiag.diagnostics.estimability import _svd
+    from nbdiag.diagnostics._linalg import DesignAlgebra
 
-    s = _svd(np.asarray(X, dtype=float))[1]
+    X = np.asarray(X, dtype=float)
+    s = DesignAlgebra.of(X).s if not isinstance(X, DesignAlgebra) else X.s
     tol = float(np.abs(X).sum()) * np.finfo(np.float64).eps
     return int(np.sum(s > tol))
 
@@ -178,10 +179,10 @@ def residual_sd(y: np.ndarray, X: np.ndarray, steady_rows: np.ndarray, pinv: np.
     which equals refitting without those rows; falls back to a refit when
     ``I - H_SS`` is singular (removing the rows lowers the rank).
     """
-    from nbdiag.diagnostics.estimability import pinv_cached
+    from nbdiag.diagnostics._linalg import DesignAlgebra
 
     X = np.asarray(X, dtype=float)
-    P = pinv_cached(X) if pinv is None else pinv
+    P = DesignAlgebra.of(X).pinv if pinv is None else pinv
     e = y - X @ (P @ y)
     removed = np.flatnonzero(~steady_rows)
     keep = np.flatnonzero(steady_rows)
@@ -230,7 +231,7 @@ def _fit_noise_model(y: np.ndarray, X: np.ndarray, P: np.ndarray, rank: int, vec
     ``run_glm`` bins it -> ``ARModel`` whitening, ``pinv`` of the whitened design, dispersion
     ``RSS / (n - n_columns)`` as nilearn's ``OLSModel.fit`` divides, even for a rank-deficient design, t = effect / sqrt(c cov c' dispersion)), reusing the cached
     pseudo-inverses. ``tests/test_measured.py`` checks them against ``FirstLevelModel``."""
-    from nbdiag.diagnostics.estimability import pinv_cached
+    from nbdiag.diagnostics._linalg import DesignAlgebra
 
     if noise_model == "ols":
         WX, WP, wy = X, P, y
@@ -247,7 +248,7 @@ def _fit_noise_model(y: np.ndarray, X: np.ndarray, P: np.ndarray, rank: int, vec
             Q, R = np.linalg.qr(WX)
             WP = None
         else:
-            WP = pinv_cached(WX)
+            WP = DesignAlgebra.of(WX).pinv
     if WP is None:
         beta = np.linalg.solve(R, Q.T @ wy)
     else:
@@ -272,7 +273,7 @@ def _fit_noise_model(y: np.ndarray, X: np.ndarray, P: np.ndarray, rank: int, vec
 def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
                     vectors: Mapping[str, np.ndarray], scan_classes: Sequence[str],
                     rows: Sequence[int] | None = None, nonsteady_volumes: Sequence[int] = (),
-                    noise_model: str = "ar1") -> MeasuredResult:
+                    noise_model: str = "ar1", algebra=None) -> MeasuredResult:
     """Measure every signal against every contrast (see the module doc).
 
     Parameters
@@ -292,6 +293,8 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
         Volumes flagged by ``non_steady_state_outlier*`` (original indices).
     noise_model : str
         nilearn's ``noise_model`` for ``estimate`` (``"ar1"`` or ``"ols"``, ``"arN"``).
+    algebra : DesignAlgebra, optional
+        The design's factorisation, when the caller already has it.
 
     Returns
     -------
@@ -316,10 +319,11 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
     classes = np.asarray(list(scan_classes), dtype=object)
     order = class_order(scan_classes)
     masks = {k: classes == k for k in order}
-    from nbdiag.diagnostics.estimability import pinv_cached
+    from nbdiag.diagnostics._linalg import DesignAlgebra
 
-    pinv = pinv_cached(X)
-    rank = design_rank(X)
+    alg = DesignAlgebra.for_design(X, algebra)
+    pinv = alg.pinv
+    rank = int(np.sum(alg.s > float(np.abs(X).sum()) * np.finfo(np.float64).eps))
     weights = {name: pinv.T @ np.asarray(vec, float) for name, vec in vectors.items()}
     summaries: dict[str, SignalSummary] = {}
     per_contrast: dict[str, dict[str, ContrastMeasure]] = {name: {} for name in vectors}
