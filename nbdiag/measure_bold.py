@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -39,17 +38,9 @@ from nbdiag.outputs import atomic_write_bytes, atomic_write_text, run_folder
 def camel_name(contrast: str) -> str:
     """The contrast name as nilearn's ``save_glm_to_bids`` writes it (``two_back - zero_back`` ->
     ``twoBackMinusZeroBack``)."""
-    try:
-        from nilearn.glm._base import _clean_contrast_name
+    from nbdiag.compat import clean_contrast_name
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return _clean_contrast_name(contrast)
-    except ImportError:  # pragma: no cover - private helper moved: same rules
-        name = contrast.replace("-", " Minus ").replace("+", " Plus ").replace(">", " Gt ").replace("<", " Lt ")
-        words = name.replace("_", " ").split(" ")
-        words = [words[0].lower()] + [w.title() for w in words[1:]]
-        return "".join(ch for ch in " ".join(words) if ch.isalnum())
+    return clean_contrast_name(contrast)
 
 
 def _nifti_gz(data: np.ndarray, affine: np.ndarray) -> bytes:

@@ -216,9 +216,9 @@ def _whiten(A: np.ndarray, rho: np.ndarray) -> np.ndarray:
 def _ar_coef(resid: np.ndarray, order: int, bins: int = 100) -> np.ndarray:
     """AR coefficients of one residual series exactly as nilearn's ``run_glm`` estimates them
     (``_yule_walker``; AR(1) binned to ``1 / bins``; one series is its own k-means centre)."""
-    from nilearn.glm.first_level.first_level import _yule_walker
+    from nbdiag.compat import yule_walker
 
-    rho = np.asarray(_yule_walker(resid[None, :], order), dtype=np.float64)[0]
+    rho = np.asarray(yule_walker(resid[None, :], order), dtype=np.float64)[0]
     if order == 1:
         rho = (rho * bins).astype(int) * 1.0 / bins
     return rho
