@@ -103,8 +103,7 @@ def test_participant_measure_bold_writes_maps_equal_to_nilearn(make_bids, tmp_pa
                  "--derivatives", spec.derivatives, "--img-filter", "desc", "preproc",
                  "--events-rename", "0BACK=zero_back", "--events-rename", "2BACK=two_back",
                  "--confounds-strategy", "motion", "non_steady_state", "--confounds-motion", "basic",
-                 "--contrast", "zero_back", "--contrast", "two_back - zero_back", "--measure", "bold",
-                 "--no-reports"])
+                 "--contrast", "zero_back", "--contrast", "two_back - zero_back", "--measure", "bold"])
     assert code == 0
     rec_path = next(out.rglob("*_nbdiag.json"))
     record = json.loads(rec_path.read_text())
@@ -126,6 +125,8 @@ def test_participant_measure_bold_writes_maps_equal_to_nilearn(make_bids, tmp_pa
     vec = np.array([record["contrasts"]["zero_back"]["vector"][c] for c in design.columns])
     ref = _nilearn_effects(nib.load(found.bold), nib.load(found.mask), design, {"zero_back": vec})["zero_back"]
     np.testing.assert_allclose(eff, ref, atol=1e-5)
+    html = (out / "sub-01.html").read_text()
+    assert "Measured from this run" in html and "glass brain of the largest class map" in html
     assert run_group(out) in (0, 3)
     assert (out / "group" / "nbdiag_attribution.tsv").read_text().startswith(
         "variant\tcontrast\tsource\tn_subjects\tmean\tsem\tt\tshare\n")
