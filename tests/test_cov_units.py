@@ -277,3 +277,12 @@ def test_expectations_combines_manifests_and_reports_problems(tmp_path):
         ".nbdiag/manifests/sub-01.json: malformed entry in 'expected'",
     ]
     assert manifest.expectations(tmp_path / "nothing").n_manifests == 0
+
+
+def test_check_input_file_under_a_regular_file(tmp_path):
+    parent = tmp_path / "events.tsv"
+    parent.write_text("onset\n")
+    with pytest.raises(InputError) as exc:
+        safety.check_input_file(parent / "child.json", "JSON sidecar", "the run", None)
+    assert exc.value.found == "NotADirectoryError"
+    assert "JSON sidecar cannot be opened (asked for by the run)" in str(exc.value)
