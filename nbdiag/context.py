@@ -83,6 +83,17 @@ class DesignContext:
         Number of scans in the image (before any sample mask).
     notes : tuple of str
         Free-text notes about how inputs were resolved.
+    other_t_r : tuple of (str, float)
+        Repetition times other sources give for this run that differ from
+        ``t_r`` (source, seconds), e.g. ``("image header (pixdim[4])", 1.5)``;
+        each becomes a ``tr:<value>`` what-if signal (``tr_mismatch``).
+    rest_conditions : tuple of str
+        Conditions the user declares rest-like (setting ``rest_conditions``).
+    noise_sd : float or None
+        Noise standard deviation per scan in % signal used to express biases
+        in contrast standard deviations (σ); ``None``: 1 %, assumed.
+    noise_sd_source : str or None
+        Where ``noise_sd`` comes from (e.g. ``"measured:global_signal residual"``).
     """
 
     t_r: float
@@ -108,6 +119,10 @@ class DesignContext:
     scan_index: tuple[int, ...] | None = None
     n_scans_total: int | None = None
     notes: tuple[str, ...] = ()
+    other_t_r: tuple[tuple[str, float], ...] = ()
+    rest_conditions: tuple[str, ...] = ()
+    noise_sd: float | None = None
+    noise_sd_source: str | None = None
 
     def frame_times(self, n_scans: int) -> np.ndarray:
         """Frame times exactly as nilearn's FirstLevelModel computes them."""

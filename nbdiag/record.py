@@ -214,7 +214,8 @@ def audit_design_into(record: dict[str, Any], built: DesignResult, context: Desi
         "modeled": jsonable(context.events[["onset", "duration", "trial_type"]]) if context.events is not None else None,
         "unmodeled": jsonable(context.unmodeled_events),
     }
-    result = audit_design(design, built.roles, context, settings.contrasts, settings.thresholds)
+    result = audit_design(design, built.roles, context, settings.contrasts, settings.thresholds,
+                          input_findings=[f for f in findings if f.code == "tr_mismatch"])
     record["diagnostics"] = jsonable(result.diagnostics)
     record["contrasts"] = jsonable(result.contrasts)
     record["whatif"] = jsonable(result.whatif)

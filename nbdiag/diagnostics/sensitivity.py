@@ -93,6 +93,7 @@ exist in every run and are no design-specific cause: they yield at most an
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +145,8 @@ CAUSE_OF_SOURCE = {
     "hrf_derivative": "sensitive_unmodeled_signal",
     "hrf_dispersion": "sensitive_unmodeled_signal",
     "rt": "rt_regressor_overlap",
+    "confound": "confound_task_correlated",
+    "tr": "tr_mismatch",
 }
 
 
@@ -156,6 +159,7 @@ class Signal:
     unit: str
     values: np.ndarray
     typical: float = 1.0
+    magnitude_source: str = "assumed"
 
     @property
     def family(self) -> str:
@@ -199,7 +203,8 @@ def _event_arrays(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignContext,
                    scan_classes: tuple[str, ...] | None = None,
-                   epochs: tuple[dict[str, Any], ...] | None = None) -> list[Signal]:
+                   epochs: tuple[dict[str, Any], ...] | None = None,
+                   min_confound_r2: float = 0.2) -> list[Signal]:
     """Build the plausible unmodelled signals that exist for this run (see module doc).
 
     The event tables are read into arrays once (onset, duration, trial type)
@@ -314,6 +319,164 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
                 out.append(Signal(f"rt:{cond}", f"0.5 % RT-proportional activity in {cond} trials only",
                                   "% signal", 0.5 * _convolved_arrays(r_on[sel], r_du[sel], context, full, idx),
                                   typical=1.0))
+    out.extend(confound_signals(design, roles, context, min_r2=min_confound_r2))
+    out.extend(tr_signals(design, roles, context))
+    return out
+
+
+#: Confounds measured in scanner units whose % change a voxel carries one-for-one (mean signals).
+MEAN_SIGNALS = ("global_signal", "csf", "white_matter")
+#: Expansion suffixes of an fMRIPrep confound (its "family" with the base column).
+_EXPANSIONS = ("_derivative1", "_power2", "_derivative1_power2")
+_MOTION = re.compile(r"^(trans|rot)_[xyz]$")
+#: Assumed motion artefact: 1 % signal per mm; rotations at 50 mm (framewise displacement convention).
+MOTION_PCT_PER_MM = 1.0
+ROT_RADIUS_MM = 50.0
+#: Assumed size for other confounds: 0.5 % signal per standard deviation of the column.
+OTHER_PCT_PER_SD = 0.5
+#: Confounds whose R² on the task columns + constant is below this carry no task-locked part worth a signal.
+CONFOUND_TASK_R2_FLOOR = 0.05
+
+
+def _r2(y: np.ndarray, Z: np.ndarray) -> float:
+    yc = y - y.mean()
+    ss = float(yc @ yc)
+    if ss <= 0 or Z.shape[1] == 0:
+        return 0.0
+    beta, *_ = np.linalg.lstsq(Z, y, rcond=None)
+    r = y - Z @ beta
+    return float(max(0.0, 1.0 - (r @ r) / ss))
+
+
+def confound_signals(design: pd.DataFrame, roles: dict[str, str], context: DesignContext,
+                     min_r2: float = 0.2) -> list[Signal]:
+    """``confound:<column>``: what regressing out a task-correlated confound does to a voxel.
+
+    A confound ``z`` in the model that follows the task (``z = t + e``, ``t``
+    its task-locked part, ``e`` the rest) removes ``t`` from every voxel that
+    carries ``e`` (the fluctuation it is meant to remove) with loading ``λ``:
+    nilearn's estimate moves by ``-λ cᵀγ``, ``γ = pinv(X₋)z`` with ``X₋`` the
+    design without ``z``'s family (``z`` and its ``_derivative1`` /
+    ``_power2`` expansions). As a signal: ``m = λ (z - X₋γ)``, so that
+    ``wᵀm = -λ cᵀγ`` on the audited design.
+
+    Sizes: mean signals (``global_signal``, ``csf``, ``white_matter``) in %
+    of their median over the non-flagged rows with ``λ = 1`` (an average
+    voxel carries the global fluctuation one for one; size measured from the
+    column); ``trans_*`` / ``rot_*`` at ``MOTION_PCT_PER_MM`` % per mm
+    (rotations at ``ROT_RADIUS_MM``), assumed; any other confound at
+    ``OTHER_PCT_PER_SD`` % per standard deviation, assumed.
+
+    Which confounds: those with a task-locked part, measured as the partial
+    R² of the column on the task regressors beyond drift + constant — at
+    least ``CONFOUND_TASK_R2_FLOOR`` for mean signals (their task-locked part
+    is the brain's own response), at least ``min_r2`` (``confound_r2_warn``)
+    for the others (below it, chance correlation of slow motion or a step
+    with the blocks would be read as task-locked; a real motion artefact that
+    the voxel carries in full is removed correctly and biases nothing).
+    """
+    cols = list(design.columns)
+    conf = [c for c in cols if roles.get(c) == "confound"]
+    task = [c for c in cols if roles.get(c) == "task"]
+    if not conf or not task:
+        return []
+    X = design.to_numpy(dtype=float)
+    nuis = [c for c in cols if roles.get(c) in ("drift", "constant")]
+    D = np.column_stack([design[nuis].to_numpy(dtype=float), np.ones(len(design))])
+    T = np.column_stack([design[task].to_numpy(dtype=float), D])
+    ns = present_nonsteady_rows(design, context)
+    out: list[Signal] = []
+    for base in conf:
+        if base.endswith(_EXPANSIONS) and base.rsplit("_", 1)[0] in conf:
+            continue
+        z = design[base].to_numpy(dtype=float)
+        if not np.all(np.isfinite(z)) or np.std(z) == 0:
+            continue
+        r2_full, r2_slow = _r2(z, T), _r2(z, D)
+        r2 = (r2_full - r2_slow) / (1.0 - r2_slow) if r2_slow < 1.0 else 0.0
+        floor = CONFOUND_TASK_R2_FLOOR if base in MEAN_SIGNALS else float(min_r2)
+        if r2 < floor:
+            continue
+        family = {base} | {base + e for e in _EXPANSIONS if base + e in conf}
+        keep = [j for j, c in enumerate(cols) if c not in family]
+        Xm = X[:, keep]
+        steady = z[~ns] if (~ns).any() else z
+        if base in MEAN_SIGNALS:
+            med = float(np.median(steady))
+            if abs(med) > 3.0 * float(np.std(steady)) and med != 0:
+                zp = 100.0 * (z / med - 1.0)
+                size = f"a voxel that carries {base} one for one (measured: {base} in % of its median)"
+            else:
+                zp = z
+                size = f"a voxel that carries {base} one for one ({base} is centred: its values read as % signal)"
+            lam, source = 1.0, f"measured:{base}"
+        elif _MOTION.match(base):
+            lam = MOTION_PCT_PER_MM * (ROT_RADIUS_MM if base.startswith("rot") else 1.0)
+            zp, source = z, "assumed"
+            size = (f"a voxel carrying {MOTION_PCT_PER_MM:g} % signal per mm of {base} motion"
+                    + (f" (rotations at {ROT_RADIUS_MM:g} mm)" if base.startswith("rot") else ""))
+        else:
+            sd = float(np.std(z))
+            zp, lam, source = z / sd, OTHER_PCT_PER_SD, "assumed"
+            size = f"a voxel carrying {OTHER_PCT_PER_SD:g} % signal per standard deviation of {base}"
+        gamma = np.linalg.pinv(Xm) @ zp
+        m = lam * (zp - Xm @ gamma)
+        out.append(Signal(f"confound:{base}", f"regressing out {base} (task-locked: partial R² {r2:.2f} on the "
+                          f"task regressors beyond drift) for {size}", "% signal", m, typical=1.0, magnitude_source=source))
+    return out
+
+
+def present_nonsteady_rows(design: pd.DataFrame, context: DesignContext) -> np.ndarray:
+    """Boolean per row: flagged non-steady-state volume."""
+    flagged = set(int(v) for v in context.nonsteady_volumes)
+    return np.array([i in flagged for i in original_index(design, context).tolist()], dtype=bool)
+
+
+#: Size of the unit response used for the TR what-if (% signal in every modelled condition).
+TR_UNIT_PCT = 1.0
+
+
+def tr_signals(design: pd.DataFrame, roles: dict[str, str], context: DesignContext) -> list[Signal]:
+    """``tr:<seconds>``: a unit response acquired at another source's TR, fitted at ``t_r``.
+
+    For each other repetition time ``t'`` in ``context.other_t_r``: a
+    ``TR_UNIT_PCT`` % response in every modelled condition (not the RT
+    regressor), built on the frame times nilearn would use at ``t'``
+    (``linspace(str t', (n-1+str) t', n)``), minus the same response built at
+    ``t_r`` (the audited design's own columns). ``wᵀm`` is then the
+    contrast's estimate for that response on the audited design minus what it
+    should be: the what-if "the data were acquired at ``t'``".
+    """
+    if not context.other_t_r or context.events is None or not len(context.events):
+        return []
+    full_n = n_scans_total(design, context)
+    idx = original_index(design, context)
+    rt_name = _rt_name(design, roles, context)
+    cols = set(design.columns)
+    e_on, e_du, e_tt = _event_arrays(context.events)
+    e_mod = context.events["modulation"].to_numpy(float) if "modulation" in context.events else np.ones(len(e_on))
+    conds = [c for c in sorted(set(e_tt.tolist())) if c in cols and c != rt_name and roles.get(c) == "task"]
+    if not conds:
+        return []
+    here = sum(design[c].to_numpy(dtype=float) for c in conds)
+    out: list[Signal] = []
+    seen: set[float] = set()
+    for src, other in context.other_t_r:
+        other = float(other)
+        if other <= 0 or abs(other - float(context.t_r)) < 1e-6 or round(other, 6) in seen:
+            continue
+        seen.add(round(other, 6))
+        ft = np.linspace(context.slice_time_ref * other, (full_n - 1 + context.slice_time_ref) * other, full_n)
+        there = np.zeros(full_n)
+        for c in conds:
+            sel = e_tt == c
+            cond = np.vstack([e_on[sel], e_du[sel], e_mod[sel]])
+            reg, _ = compute_regressor_fast(cond, _base_hrf(context), ft)
+            there += reg[:, 0]
+        m = TR_UNIT_PCT * (there[idx] - here)
+        out.append(Signal(f"tr:{other:g}", f"a {TR_UNIT_PCT:g} % response to every condition acquired at TR "
+                          f"{other:g} s ({src}) but modelled at TR {float(context.t_r):g} s", "% signal", m,
+                          typical=1.0))
     return out
 
 
@@ -344,11 +507,14 @@ class SensitivityResult:
 
 
 #: Source families whose structural cause is present whenever the signal exists.
-STRUCTURAL = ("nonsteady", "unmodeled", "pre_block", "short_gaps", "scrub")
-#: Structural families whose signal is positive (only a lowering bias is a sign-flip cause).
-SIGNED = ("nonsteady", "unmodeled", "pre_block", "short_gaps", "run_start", "rt")
-#: Source families that exist in every run (at most ``info``).
+STRUCTURAL = ("nonsteady", "unmodeled", "pre_block", "short_gaps", "scrub", "confound", "tr")
+#: Families whose signal is excess signal (its sign is known: brighter volumes, responses, settling).
+SIGNED = ("nonsteady", "unmodeled", "pre_block", "short_gaps", "run_start", "rt", "tr")
+#: Source families that exist in every run (at most ``info`` unless a cause makes them structural).
 GENERIC = ("slow_drift", "hrf_derivative", "hrf_dispersion")
+
+#: σ source when no measured noise level is given.
+ASSUMED_SD_SOURCE = "assumed: 1 % white noise per scan"
 
 
 def edge_share(weights: np.ndarray, edge_fraction: float) -> float:
@@ -367,10 +533,15 @@ def edge_share(weights: np.ndarray, edge_fraction: float) -> float:
 
 
 def is_structural(source: str, design: pd.DataFrame, vector: np.ndarray, weights: np.ndarray,
-                  thresholds: Thresholds) -> bool:
-    """Whether ``source``'s structural cause is present for this contrast (module doc)."""
+                  thresholds: Thresholds, extra_families: tuple[str, ...] = ()) -> bool:
+    """Whether ``source``'s structural cause is present for this contrast (module doc).
+
+    ``extra_families``: families a cause of this run makes structural for
+    this contrast (e.g. ``slow_drift`` when the drift model overlaps it, the
+    generic families when no implicit baseline is left).
+    """
     fam = source.split(":", 1)[0]
-    if fam in STRUCTURAL:
+    if fam in STRUCTURAL or fam in extra_families:
         return True
     if fam == "run_start":
         return edge_share(weights, thresholds.edge_fraction) >= thresholds.edge_weight_warn
@@ -381,53 +552,69 @@ def is_structural(source: str, design: pd.DataFrame, vector: np.ndarray, weights
     return False
 
 
+def direction_word(bias: float) -> str:
+    """``lowers`` / ``inflates`` (what a bias does to the estimate)."""
+    return "lowers" if bias < 0 else "inflates"
+
+
 def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, signals: list[Signal],
-                       thresholds: Thresholds | None = None, weights: np.ndarray | None = None) -> SensitivityResult:
+                       thresholds: Thresholds | None = None, weights: np.ndarray | None = None,
+                       noise_sd: float | None = None, noise_sd_source: str | None = None,
+                       extra_families: tuple[str, ...] = ()) -> SensitivityResult:
     """``bias = w @ m`` and ``bias_sd`` for every signal; ``sensitive_unmodeled_signal`` findings.
+
+    Every entry holds ``bias_percent`` (= ``bias``, % signal, at the size
+    in its label), ``bias_sd`` (``bias / σ``, ``σ = noise_sd · sqrt(c(X'X)⁺c')``),
+    ``sd_percent`` (σ), ``sd_source`` (where the noise level comes from:
+    ``noise_sd_source`` or 1 % assumed), ``magnitude_source``
+    (``measured:<column>`` or ``assumed``) and ``direction``
+    (``lowers``/``inflates``).
 
     Per source with ``|bias_sd| >= sensitivity_warn``: a ``warn`` finding
     (``fail`` at ``sensitivity_fail``) when its structural cause is present
-    (``is_structural``), else an ``info`` finding. Each entry records
-    ``structural``. The explanation engine folds a finding into a more
-    specific cause when one exists.
+    (``is_structural``), in either direction (a bias that inflates a contrast
+    misleads as much as one that lowers it), else an ``info`` finding.
     """
     thresholds = thresholds or Thresholds()
     vector = np.asarray(vector, float)
     w = contrast_weights(design, vector) if weights is None else np.asarray(weights, float)
     var = contrast_variance(design, vector)
-    sd = np.sqrt(var) if var > 0 else np.nan
+    noise = float(noise_sd) if noise_sd is not None and np.isfinite(noise_sd) and noise_sd > 0 else 1.0
+    sd_source = noise_sd_source if noise_sd is not None and noise_sd_source else ASSUMED_SD_SOURCE
+    sd = np.sqrt(var) * noise if var > 0 else np.nan
     entries, findings = [], []
     for sig in signals:
         if sig.values.shape[0] != w.shape[0]:
             raise ValueError(f"signal {sig.source!r} has {sig.values.shape[0]} values; design has {w.shape[0]} rows")
         bias = float(w @ sig.values)
         bias_sd = float(bias / sd) if np.isfinite(sd) and sd > 0 else float("nan")
-        if abs(bias) < 1e-12 * max(1.0, float(np.abs(sig.values).max())):
+        if abs(bias) < 1e-12 * max(1.0, float(np.abs(sig.values).max(initial=0.0))):
             bias, bias_sd = 0.0, 0.0
-        structural = is_structural(sig.source, design, vector, w, thresholds)
+        structural = is_structural(sig.source, design, vector, w, thresholds, extra_families)
         a = abs(bias_sd) if np.isfinite(bias_sd) else 0.0
         sev = None
         if a >= thresholds.sensitivity_warn:
-            towards_flip = sig.family not in SIGNED or bias_sd < 0
-            sev = ("fail" if a >= thresholds.sensitivity_fail else "warn") if structural and towards_flip \
-                else "info"
-        entries.append({"source": sig.source, "label": sig.label, "bias": bias, "bias_sd": bias_sd,
+            sev = ("fail" if a >= thresholds.sensitivity_fail else "warn") if structural else "info"
+        entries.append({"source": sig.source, "label": sig.label, "bias": bias, "bias_percent": bias,
+                        "bias_sd": bias_sd, "sd_percent": float(sd) if np.isfinite(sd) else None,
+                        "sd_source": sd_source, "magnitude_source": sig.magnitude_source,
+                        "direction": direction_word(bias) if bias else None,
                         "unit": sig.unit, "typical": sig.typical,
                         "cause": CAUSE_OF_SOURCE.get(sig.family, "sensitive_unmodeled_signal"),
                         "structural": structural, "severity": sev})
         if sev is not None:
-            direction = "lowers" if bias < 0 else "raises"
+            direction = direction_word(bias)
             findings.append(Finding(
                 code="sensitive_unmodeled_signal", severity=sev, contrast=name,
                 title=f"{name} is sensitive to an unmodelled signal ({sig.source})",
                 message=f"{sig.label[0].upper() + sig.label[1:]} {direction} {name} by "
-                        f"{abs(bias_sd):.2f} σ"
-                        + ("." if sev != "info" else
-                           " (a generic signal present in every run, not a cause specific to this design)."
-                           if not structural else " (it raises the contrast, so it cannot explain a negative "
-                           "estimate)."),
-                evidence={"source": sig.source, "label": sig.label, "bias": bias, "bias_sd": bias_sd,
-                          "unit": sig.unit, "typical": sig.typical, "structural": structural},
+                        f"{abs(bias_sd):.2f} σ ({bias:+.3g} %)"
+                        + ("." if structural else
+                           " (a generic signal present in every run, not a cause specific to this design)."),
+                evidence={"source": sig.source, "label": sig.label, "bias": bias, "bias_percent": bias,
+                          "bias_sd": bias_sd, "sd_source": sd_source, "magnitude_source": sig.magnitude_source,
+                          "direction": direction, "unit": sig.unit, "typical": sig.typical,
+                          "structural": structural},
                 score=float(a * sig.typical) if sev in ("warn", "fail") else 0.0,
                 fix=_fix_for(sig.family),
             ))
@@ -448,6 +635,9 @@ def _fix_for(family: str) -> str:
         "hrf_derivative": "Use hrf_model='glover + derivative' (or '+ derivative + dispersion').",
         "hrf_dispersion": "Use hrf_model='glover + derivative + dispersion'.",
         "rt": "Model RT-proportional activity per condition, or drop the shared RT regressor.",
+        "confound": "Drop the task-locked confound from confounds_strategy (or orthogonalise it to the task "
+                    "regressors), or check whether the task itself drives it.",
+        "tr": "Fit with the repetition time the data were acquired with (FirstLevelModel(t_r=...) or --t-r).",
     }.get(family, "Model the signal or interpret a differential contrast.")
 
 
@@ -455,10 +645,17 @@ def core_signals(design, roles, context, th):
     """Baseline assessment and the signal library of one design (shared by the audit and the what-ifs)."""
     from nbdiag.diagnostics.baseline import assess_baseline
     base = assess_baseline(design, roles, context, th)
-    signals = signal_library(design, roles, context, base.scan_classes, base.epochs)
+    signals = signal_library(design, roles, context, base.scan_classes, base.epochs,
+                             min_confound_r2=th.confound_r2_warn)
     return base, signals
 
 
-def sensitivity_by_contrast(design, vectors, signals, th):
-    """``assess_sensitivity`` for every contrast vector."""
-    return {name: assess_sensitivity(design, name, vec, signals, th) for name, vec in vectors.items()}
+def sensitivity_by_contrast(design, vectors, signals, th, context: DesignContext | None = None,
+                            extra_families: dict[str, tuple[str, ...]] | None = None):
+    """``assess_sensitivity`` for every contrast vector (noise level from ``context``)."""
+    noise = context.noise_sd if context is not None else None
+    src = context.noise_sd_source if context is not None else None
+    extra = extra_families or {}
+    return {name: assess_sensitivity(design, name, vec, signals, th, noise_sd=noise, noise_sd_source=src,
+                                     extra_families=tuple(extra.get(name, ())))
+            for name, vec in vectors.items()}

@@ -5,47 +5,43 @@ weights, baseline composition and sensitivity entries, and the run's findings.
 
 Attribution rules
 -----------------
-* A run-level *cause* is copied to a contrast, with the contrast's own
-  numbers, only when those numbers support it:
-
-  - ``nonsteady_unhandled``: the flagged volumes carry at least
-    ``unmodeled_weight_warn`` of the contrast's negative weight, or the
-    ``nonsteady`` signal lowers it by at least ``sensitivity_warn`` σ.
-    Severity ``fail`` at ``bias_sd <= -sensitivity_fail`` or a share of at
-    least ``unmodeled_weight_fail``, else ``warn``. (The run-level finding
-    stays ``fail``.)
-  - ``scrub_not_applied``: the ``scrub`` signal moves it by at least
-    ``sensitivity_warn`` σ (same severity rule).
-  - ``baseline_modeled_rest`` / ``baseline_scarce``: the contrast is measured
-    against the implicit baseline (its task weights do not sum to 0).
-  - ``rt_regressor_overlap``: an ``rt:<cond>`` signal whose severity is
-    warn/fail for this contrast (structural for it and lowering it; see
-    ``nbdiag.diagnostics.sensitivity``).
-* Each sensitivity source is *claimed* by the most specific cause present for
-  the contrast (``CLAIMS``). A cause's score is the largest claimed
-  ``|bias_sd| × typical`` (plausible size) over claimed entries whose own
-  severity is warn/fail; its severity is the worse of its own and those
-  entries' severities (generic or raising entries never raise it).
-* Causes that can *bias* the estimate (``BIAS_CODES``: the sign-flip
-  families) at warn/fail get ``BIAS_TIER`` added to their score, so at equal
-  severity they rank before findings that only cost precision
-  (``drift_overlap``, ``highpass_cuts_design``, ``contrast_variance_inflated``,
-  ...): a loss of precision cannot by itself turn a positive effect negative.
-  Severity still ranks first (a ``fail`` precision finding stays above a
-  ``warn`` cause), so the per-contrast order equals the run's global
-  severity-then-score order.
-* ``baseline_scarce`` follows ``baseline_modeled_rest`` (else
-  ``baseline_edge_concentrated``) when present: the baseline is scarce
-  *because* rest is modelled (or what is left of it sits at the run edge),
-  and that is what to fix. ``contrast_variance_inflated`` follows
-  ``rt_regressor_overlap`` when that is present for the contrast (the
-  RT-duration regressor shares the condition's variance), else, for a
-  contrast against the baseline, the same head as ``baseline_scarce``. A head's severity is the worst
-  of its group.
-* Findings of a contrast are grouped: a claimed ``sensitive_unmodeled_signal``
-  or ``contrast_variance_inflated`` follows the cause that explains it. Groups
-  are ranked by the head's severity, then score, so the first finding is the
-  most likely explanation.
+* **Every cause carries its bias to every contrast it touches.** Each
+  sensitivity source is *claimed* by the most specific cause present for the
+  contrast (``CLAIMS``: ``nonsteady`` -> ``nonsteady_unhandled``, ``confound:*``
+  -> ``confound_task_correlated``, ``tr:*`` -> ``tr_mismatch``, ``slow_drift``
+  -> ``drift_overlap``, ...). A run-level cause (``RUN_CAUSES``) is copied to
+  every contrast on which one of its claimed sources has a nonzero bias, with
+  that contrast's own ``bias_percent``, ``bias_sd``, ``magnitude_source`` and
+  ``sd_source`` in its evidence and message. ``baseline_modeled_rest`` /
+  ``baseline_scarce`` are copied to contrasts measured against the implicit
+  baseline (task weights that do not sum to 0).
+* **Graded, not cliffs.** A finding that claims to explain a contrast is
+  ``warn`` only when a claimed source whose structural cause is present
+  (``entry["structural"]``) moves the contrast by at least
+  ``sensitivity_warn`` σ, ``fail`` at ``sensitivity_fail`` σ (for
+  ``baseline_unmodeled_events`` a share of at least ``unmodeled_weight_fail``
+  also gives ``fail`` once the bias reaches the warn size). Otherwise it is
+  ``info`` context under the contrast, with its margin ("31 % vs 30 %") and
+  its largest predicted bias. Pure precision properties
+  (``contrast_variance_inflated``, ``drift_overlap`` without a drift bias,
+  ``baseline_edge_concentrated`` without a settling bias) never claim a cause
+  by themselves.
+* **Both directions.** A bias that inflates a contrast counts as much as one
+  that lowers it; the message says which ("inflates two_back - zero_back by
+  1.2 σ").
+* A cause's score is the largest ``|bias_sd| × typical`` over its claimed
+  entries. Warn/fail heads get ``BIAS_TIER`` added, so they rank before
+  ``info`` context. ``baseline_scarce`` follows ``baseline_modeled_rest``
+  (else ``baseline_edge_concentrated``) when present; a claimed
+  ``sensitive_unmodeled_signal`` or a ``contrast_variance_inflated`` follows
+  the cause that explains it (its severity capped at the head's). Groups are
+  ranked by the head's severity, then score, so the first finding is the most
+  likely explanation.
+* **Say when the design does not explain it.** When no cause reaches the warn
+  size, the paragraph says so in one sentence with the largest predicted bias
+  and its number, and, when a measured global-signal estimate of the contrast
+  is given (``ContrastInputs.measured_global``), whether the run's overall
+  signal has the same sign.
 """
 
 from __future__ import annotations
@@ -63,23 +59,25 @@ CLAIMS: dict[str, tuple[str, ...]] = {
     "nonsteady": ("nonsteady_unhandled",),
     "unmodeled": ("baseline_unmodeled_events",),
     "short_gaps": ("baseline_short_gaps", "baseline_modeled_rest"),
-    "pre_block": ("baseline_short_gaps",),
+    "pre_block": ("baseline_short_gaps", "baseline_modeled_rest"),
     "scrub": ("scrub_not_applied",),
     "run_start": ("baseline_modeled_rest", "baseline_edge_concentrated", "baseline_scarce"),
-    "slow_drift": ("drift_overlap", "highpass_cuts_design", "baseline_modeled_rest"),
-    "hrf_derivative": ("baseline_modeled_rest",),
-    "hrf_dispersion": ("baseline_modeled_rest",),
+    "slow_drift": ("drift_overlap", "baseline_modeled_rest", "baseline_scarce", "highpass_cuts_design"),
+    "hrf_derivative": ("baseline_modeled_rest", "baseline_scarce"),
+    "hrf_dispersion": ("baseline_modeled_rest", "baseline_scarce"),
     "rt": ("rt_regressor_overlap",),
+    "confound": ("confound_task_correlated",),
+    "tr": ("tr_mismatch",),
 }
 
 #: Run-level codes that are copied to the contrasts they bias.
 RUN_CAUSES = ("nonsteady_unhandled", "scrub_not_applied", "baseline_modeled_rest", "baseline_scarce",
-              "rt_regressor_overlap", "highpass_cuts_design", "drift_overlap")
+              "rt_regressor_overlap", "confound_task_correlated", "tr_mismatch")
 
-#: Codes of the sign-flip families (causes that bias an estimate, not only its precision).
+#: Codes of causes that bias an estimate (the rest only cost precision).
 BIAS_CODES = ("nonsteady_unhandled", "scrub_not_applied", "baseline_unmodeled_events", "baseline_short_gaps",
               "baseline_edge_concentrated", "baseline_modeled_rest", "baseline_scarce", "rt_regressor_overlap",
-              "sensitive_unmodeled_signal")
+              "sensitive_unmodeled_signal", "confound_task_correlated", "tr_mismatch", "drift_overlap")
 #: More specific baseline causes that ``baseline_scarce`` follows (first present wins).
 SCARCE_BECAUSE = ("baseline_modeled_rest", "baseline_edge_concentrated")
 
@@ -122,6 +120,7 @@ class ContrastInputs:
     findings: Sequence[Finding] = field(default_factory=tuple)
     unmodeled_types: tuple[str, ...] = ()
     n_nonsteady: int = 0
+    measured_global: float | None = None
 
 
 def _fam(source: str) -> str:
@@ -152,6 +151,29 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f} %"
 
 
+def _cap(v: str) -> str:
+    return v[:1].upper() + v[1:]
+
+
+def bias_sentence(entry: Mapping[str, Any], name: str) -> str:
+    """"<Label> lowers|inflates <name> by x σ (+y %; size ..., σ ...)." for one sensitivity entry."""
+    sd = _sd(entry)
+    pct = entry.get("bias_percent", entry.get("bias"))
+    size = entry.get("magnitude_source") or "assumed"
+    sd_src = entry.get("sd_source") or "assumed: 1 % white noise per scan"
+    word = "lowers" if (pct or 0.0) < 0 else "inflates"
+    pct_txt = f"{float(pct):+.3g} %" if pct is not None else "n/a"
+    return (f"{_cap(str(entry.get('label', entry.get('source', 'a signal'))))} {word} {name} by {abs(sd):.2f} σ "
+            f"({pct_txt}; size {size}; σ {sd_src}).")
+
+
+def _entry_evidence(e: Mapping[str, Any], th: Thresholds) -> dict[str, Any]:
+    return {"source": e["source"], "bias_sd": _sd(e), "bias": e.get("bias"),
+            "bias_percent": e.get("bias_percent", e.get("bias")), "magnitude_source": e.get("magnitude_source"),
+            "sd_source": e.get("sd_source"), "typical": e.get("typical"), "structural": e.get("structural"),
+            "severity": _entry_sev(e, th)}
+
+
 def explain_contrasts(contrasts: Sequence[ContrastInputs], run_findings: Sequence[Finding],
                       thresholds: Thresholds | None = None, sample_mask_dropped: bool = True
                       ) -> dict[str, ContrastExplanation]:
@@ -177,6 +199,19 @@ def explain_contrasts(contrasts: Sequence[ContrastInputs], run_findings: Sequenc
     return out
 
 
+#: Per-contrast findings that describe a property of the design (not a bias by themselves),
+#: with the margin words shown when they are only context.
+_MARGINS = {
+    "baseline_edge_concentrated": lambda f: (f"{100 * float(f.evidence.get('edge_share', 0)):.0f} % vs "
+                                             f"{100 * float(f.evidence.get('warn_at', 0)):.0f} %"),
+    "drift_overlap": lambda f: f"R² {float(f.evidence.get('r2', 0)):.3f} vs {float(f.evidence.get('threshold', 0)):g}",
+    "baseline_short_gaps": lambda f: (f"{100 * float(f.evidence.get('negative_weight_share', 0)):.0f} % vs "
+                                      f"{100 * float(f.evidence.get('warn_at', 0)):.0f} %"),
+    "baseline_unmodeled_events": lambda f: (f"{100 * float(f.evidence.get('negative_weight_share', 0)):.0f} % of "
+                                            f"the negative weight"),
+}
+
+
 def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_code: dict[str, Finding],
                  th: Thresholds, mask_dropped: bool) -> ContrastExplanation:
     name = ci.name
@@ -190,55 +225,16 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
             present.setdefault(f.code, f)
     against_baseline = abs(ci.task_sum) > 1e-8
 
-    def fam_entries(fam: str) -> list[dict[str, Any]]:
-        return [e for e in entries if _fam(e["source"]) == fam]
-
-    def max_sd(fam: str) -> float:
-        return max((abs(_sd(e)) for e in fam_entries(fam)), default=0.0)
-
-    # 1. copy run-level causes where this contrast's numbers support them
+    # 1. run-level causes that reach this contrast (copied below with its own numbers)
+    copied_codes: set[str] = set()
     for code in RUN_CAUSES:
         f = run_by_code.get(code)
         if f is None or code in present:
             continue
-        ev: dict[str, Any] = {"run_level": f.evidence}
-        if code in ("nonsteady_unhandled", "scrub_not_applied"):
-            fam = "nonsteady" if code == "nonsteady_unhandled" else "scrub"
-            fe = fam_entries(fam)
-            if not fe:
-                continue
-            sd = _sd(fe[0])
-            lowering = -sd if fam == "nonsteady" else abs(sd)
-            share = float(neg.get("nonsteady", 0.0)) if fam == "nonsteady" else 0.0
-            if lowering < th.sensitivity_warn and share < th.unmodeled_weight_warn:
-                continue
-            sev = "fail" if (lowering >= th.sensitivity_fail or share >= th.unmodeled_weight_fail) else "warn"
-            ev.update(negative_weight_share=share, bias_sd=sd)
-            if fam == "nonsteady":
-                msg = (f"{_pct(share)} of {name}'s baseline (negative) weight is on the {ci.n_nonsteady} "
-                       f"flagged non-steady-state volume(s) left in the model; "
-                       f"{fe[0]['label']} {'lowers' if sd < 0 else 'raises'} {name} by {abs(sd):.2f} σ.")
-            else:
-                msg = (f"{fe[0]['label'][0].upper() + fe[0]['label'][1:]} "
-                       f"{'lowers' if sd < 0 else 'raises'} {name} by {abs(sd):.2f} σ.")
-            present[code] = f.for_contrast(name, message=msg, evidence=ev, score=0.0, severity=sev)
+        if code in ("baseline_modeled_rest", "baseline_scarce") and not against_baseline:
             continue
-        elif code in ("baseline_modeled_rest", "baseline_scarce"):
-            if not against_baseline:
-                continue
-            ev.update(run_start_bias_sd=max_sd("run_start"))
-            msg = (f"{name} is measured against the implicit baseline, which this design leaves scarce"
-                   + (" because a rest-like condition is modelled." if code == "baseline_modeled_rest" else "."))
-        elif code == "rt_regressor_overlap":
-            hits = [e for e in fam_entries("rt") if _entry_sev(e, th) in ("warn", "fail")]
-            if not hits:
-                continue
-            e = max(hits, key=lambda x: abs(_sd(x)))
-            msg = (f"{e['label'][0].upper() + e['label'][1:]} lowers {name} by {abs(_sd(e)):.2f} σ "
-                   f"through the shared RT regressor.")
-        else:
-            continue  # drift codes come per contrast from the drift diagnostics
-        present[code] = f.for_contrast(name, message=msg, evidence=ev, score=0.0)
+        present[code] = f.for_contrast(name, evidence={"run_level": f.evidence}, score=0.0)
+        copied_codes.add(code)
 
     # 2. claims: each sensitivity source goes to the most specific cause present
     claimed_by: dict[str, str] = {}
@@ -250,19 +246,31 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
     updated: dict[str, Finding] = {}
     for code, f in present.items():
         mine = [e for e in entries if claimed_by.get(e["source"]) == code]
-        strong = [e for e in mine if _entry_sev(e, th) in ("warn", "fail")]
-        score = max((abs(_sd(e)) * float(e.get("typical", 1.0)) for e in strong), default=0.0)
-        sev = worst_severity([f.severity] + [_entry_sev(e, th) for e in strong])
+        copied = code in copied_codes
+        if copied and code not in ("baseline_modeled_rest", "baseline_scarce") and \
+                not any(abs(_sd(e)) > 0 for e in mine):
+            continue  # the run-level cause does not touch this contrast
+        strong = [e for e in mine if e.get("structural", True) and abs(_sd(e)) >= th.sensitivity_warn]
+        top = max(mine, key=lambda e: abs(_sd(e)), default=None)
+        score = max((abs(_sd(e)) * float(e.get("typical", 1.0)) for e in mine), default=0.0)
+        bias_sev = worst_severity(_sev_of_sd(abs(_sd(e)), th) for e in strong)
         ev = dict(f.evidence)
         if mine:
-            ev["sensitivity"] = [{"source": e["source"], "bias_sd": _sd(e), "bias": e.get("bias"),
-                                  "typical": e.get("typical"), "severity": _entry_sev(e, th)} for e in mine]
-        if code in ("baseline_scarce",) and not strong:
-            score = 0.5 * max((abs(_sd(e)) * float(e.get("typical", 1.0)) for e in entries
-                               if _fam(e["source"]) == "run_start"), default=0.0)
-        if not strong and code not in ("baseline_scarce",):
-            score = max(score, float(f.score))
-        updated[code] = replace(f, severity=sev, score=float(score), evidence=ev)
+            ev["sensitivity"] = [_entry_evidence(e, th) for e in mine]
+        if top is not None:
+            ev.update(bias_percent=top.get("bias_percent", top.get("bias")), bias_sd=_sd(top),
+                      magnitude_source=top.get("magnitude_source"), sd_source=top.get("sd_source"),
+                      source=top["source"])
+        if bias_sev is None:
+            sev = "info"
+        elif code == "baseline_unmodeled_events":
+            sev = worst_severity([bias_sev, f.severity])
+        else:
+            sev = bias_sev
+        msg = _message(code, f, ci, top, strong, sev, th, copied, neg)
+        if code == "contrast_variance_inflated":
+            sev = "info"
+        updated[code] = replace(f, severity=sev, score=float(score), evidence=ev, message=msg)
 
     # 3. consequences follow their cause
     scarce_by = next((c for c in SCARCE_BECAUSE if c in updated), None) if "baseline_scarce" in updated else None
@@ -276,10 +284,17 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
             cause = None
             if f.code == "sensitive_unmodeled_signal":
                 cause = claimed_by.get(f.evidence.get("source", ""))
+                if cause is not None and cause not in updated:
+                    cause = None
             elif "rt_regressor_overlap" in updated:
                 cause = "rt_regressor_overlap"   # the RT-duration regressor shares the condition's variance
             elif against_baseline:
                 cause = scarce_by or ("baseline_scarce" if "baseline_scarce" in updated else None)
+            if f.code == "contrast_variance_inflated":
+                f = replace(f, severity="info" if cause is None else
+                            min((f.severity, updated[cause].severity), key=severity_rank),
+                            message=f.message + " (a loss of precision: it widens the estimate's spread but "
+                                                "does not move it)")
             if cause:
                 followers.setdefault(cause, []).append(
                     replace(f, evidence={**f.evidence, "explained_by": cause}))
@@ -297,6 +312,42 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
         ranked.extend(rank_findings(followers.get(h.code, [])))
     text = _paragraph(ci, all_ci, ranked, th, mask_dropped)
     return ContrastExplanation(contrast=name, findings=tuple(ranked), explanation=text)
+
+
+def _message(code: str, f: Finding, ci: ContrastInputs, top: Mapping[str, Any] | None,
+             strong: list, sev: str, th: Thresholds, copied: bool, neg: Mapping[str, Any]) -> str:
+    """The contrast's own message for a cause: what it is, its predicted bias, and whether that is material."""
+    name = ci.name
+    bias = bias_sentence(top, name) if top is not None else ""
+    if code == "nonsteady_unhandled":
+        share = float(neg.get("nonsteady", 0.0))
+        head = (f"{_pct(share)} of {name}'s baseline (negative) weight is on the {ci.n_nonsteady} flagged "
+                f"non-steady-state volume(s) left in the model; " if share >= 0.005 else
+                f"the {ci.n_nonsteady} flagged non-steady-state volume(s) stay in the model; ")
+        text = head + (bias[:1].lower() + bias[1:] if bias else "")
+    elif code in ("baseline_modeled_rest", "baseline_scarce") and copied:
+        rl = f.evidence.get("run_level", {})
+        if rl.get("rule") == "conditions_cover_the_run" or rl.get("no_baseline_left"):
+            what = (f"the modelled conditions cover {1 - float(rl.get('fraction', 0)):.0%} of the scans, so no "
+                    f"implicit baseline is left for {name}: it is barely estimable and decided by the few "
+                    f"leftover scans and by slow signal")
+        elif code == "baseline_modeled_rest":
+            what = f"{name} is measured against the implicit baseline, which this design leaves scarce because a " \
+                   f"rest-like condition is modelled ({'; '.join(f'{k}: {v}' for k, v in rl.get('rule', {}).items())})"
+        else:
+            what = f"{name} is measured against the implicit baseline, which this design leaves scarce"
+        text = f"{_cap(what)}. " + bias
+    elif copied:
+        text = bias
+    else:
+        text = f.message + (" " + bias if bias else "")
+    if sev == "info" and code not in ("contrast_variance_inflated",):
+        margin = _MARGINS.get(code)
+        mtxt = f" ({margin(f)})" if margin is not None and not copied else ""
+        largest = f"{abs(_sd(top)):.2f} σ" if top is not None else "no predicted bias"
+        text += (f" Context, not a cause{mtxt}: its largest predicted bias on {name} is {largest}, below the "
+                 f"warn size of {th.sensitivity_warn:g} σ.")
+    return text.strip()
 
 
 def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: list[Finding],
@@ -319,12 +370,29 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
             else f"{name} is a differential contrast."
     serious = [f for f in ranked if severity_rank(f.severity) >= severity_rank("warn")]
     if not serious:
-        best = max(ci.sensitivity, key=lambda e: abs(_sd(e)), default=None)
-        tail = " No design feature of this run explains a sign change."
+        own = [e for e in ci.sensitivity if e.get("structural", True)]
+        generic = [e for e in ci.sensitivity if not e.get("structural", True)]
+        best = max(own, key=lambda e: abs(_sd(e)), default=None)
+        gbest = max(generic, key=lambda e: abs(_sd(e)), default=None)
+
+        def said(e: Mapping[str, Any]) -> str:
+            pct = float(e.get("bias_percent", e.get("bias")) or 0.0)
+            return (f"{abs(_sd(e)):.2f} σ ({pct:+.3g} %, {'lowering' if pct < 0 else 'inflating'} it; size "
+                    f"{e.get('magnitude_source') or 'assumed'}) from {e['label']}")
+        tail = f" No cause in this design moves {name} by the warn size ({th.sensitivity_warn:g} σ)"
         if best is not None and abs(_sd(best)) > 0:
-            tail += (f" The largest bias among the plausible unmodelled signals is {abs(_sd(best)):.2f} σ "
-                     f"({best['label']}"
-                     + ("" if best.get("structural", True) else "; generic, present in every run") + ").")
+            tail += f": the largest predicted bias from this run's own features is {said(best)}."
+        else:
+            tail += "."
+        if gbest is not None and abs(_sd(gbest)) > 0:
+            tail += (f" Signals present in every run, not specific to this design, could move it too "
+                     f"(largest: {said(gbest)}).")
+        g = ci.measured_global
+        if g is not None and np.isfinite(g):
+            tail += (f" The run's global signal gives {name} an estimate of {g:+.3g} % (measured): "
+                     + ("negative, so a negative estimate here is shared by the brain-wide signal rather than "
+                        "produced by the design." if g < 0 else
+                        "positive, so a negative estimate here is not shared by the brain-wide signal."))
         return s1 + tail
     top = serious[0]
     src = None
@@ -341,14 +409,14 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
     if src:
         entry = next((e for e in ci.sensitivity if e["source"] == src), None)
         if entry is not None:
-            direction = "lowers" if entry["bias"] < 0 else "raises"
             others = []
             for o in all_ci:
                 if o.name == name:
                     continue
                 oe = next((e for e in o.sensitivity if e["source"] == src), None)
                 if oe is not None:
-                    others.append(f"{o.name} moves by {abs(_sd(oe)):.2f} σ")
-            s3 = (f" {entry['label'][0].upper() + entry['label'][1:]} {direction} {name} by "
-                  f"{abs(_sd(entry)):.2f} σ" + ("; " + "; ".join(others) if others else "") + ".")
+                    word = "lowers" if _sd(oe) < 0 else "inflates"
+                    others.append(f"it {word} {o.name} by {abs(_sd(oe)):.2f} σ")
+            if others:
+                s3 = " For comparison, " + "; ".join(others) + "."
     return s1 + s2 + s3

@@ -9,7 +9,7 @@ design after the fixes that can be applied to the design itself
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -39,7 +39,9 @@ class DesignAudit:
 
 
 def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: DesignContext,
-                 contrasts: Mapping[str, Any] | None, thresholds: Thresholds | None = None) -> DesignAudit:
+                 contrasts: Mapping[str, Any] | None, thresholds: Thresholds | None = None,
+                 input_findings: Sequence[Finding] = (),
+                 measured_global: Mapping[str, float] | None = None) -> DesignAudit:
     """Run all diagnostics on one design and explain every contrast.
 
     Parameters
@@ -51,6 +53,13 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     context : DesignContext
     contrasts : mapping name -> expression (or vector), or None for defaults
     thresholds : Thresholds, optional
+    input_findings : sequence of Finding, optional
+        Run-level findings about the inputs (e.g. ``tr_mismatch``) to attribute
+        to the contrasts they bias; they are not repeated in the result's
+        run-level findings (the caller holds them).
+    measured_global : mapping contrast -> float, optional
+        The run's measured global-signal estimate of each contrast (% signal),
+        quoted when no cause reaches the warn size.
 
     Returns
     -------
@@ -74,7 +83,8 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     drift = assess_drift(design, roles, context, vectors, th)
     base, signals = core_signals(design, roles, context, th)
     rt = assess_rt(design, roles, context, vectors, th)
-    sens = sensitivity_by_contrast(design, vectors, signals, th)
+    sens = sensitivity_by_contrast(design, vectors, signals, th, context,
+                                   extra_families=_extra_families(design, roles, vectors, drift, base, th))
     all_found: list[Finding] = (list(cset.findings) + list(coll.findings) + list(conf.findings)
                                 + list(drift.findings) + list(base.findings) + list(rt.findings))
     unmod_types = tuple(sorted(set(context.unmodeled_events["trial_type"].astype(str)))) \
@@ -93,7 +103,8 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
         inputs.append(ContrastInputs(name=name, kind=cset.kinds[name], task_sum=float(np.sum(vec[task_cols])),
                                      composition=comp, sensitivity=list(sens[name].entries), findings=own,
                                      unmodeled_types=unmod_types,
-                                     n_nonsteady=int(sum(c == "nonsteady" for c in base.scan_classes))))
+                                     n_nonsteady=int(sum(c == "nonsteady" for c in base.scan_classes)),
+                                     measured_global=(measured_global or {}).get(name)))
         sd = stats.to_dict()
         contrast_sec[name] = {
             "expression": cset.expressions[name],
@@ -116,7 +127,8 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
             evidence={"event_types": list(unmod_types),
                       "negative_weight_share": {f.contrast: f.evidence.get("negative_weight_share") for f in unmod_f}},
             score=max(f.score for f in unmod_f), fix=unmod_f[0].fix))
-    expl = explain_contrasts(inputs, run_level, th, sample_mask_dropped=not context.sample_mask_applied)
+    expl = explain_contrasts(inputs, run_level + [f for f in input_findings if f.contrast is None], th,
+                             sample_mask_dropped=not context.sample_mask_applied)
     findings: list[Finding] = rank_findings(run_level)
     for name in vectors:
         e = expl[name]
@@ -137,3 +149,28 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
                    "rt": jsonable(rt.to_dict())}
     return DesignAudit(diagnostics=diagnostics, contrasts=jsonable(contrast_sec), whatif=whatif,
                        findings=findings, status=status_from_findings(findings))
+
+
+def _extra_families(design: pd.DataFrame, roles: Mapping[str, str], vectors: Mapping[str, np.ndarray],
+                    drift: Any, base: Any, th: Thresholds) -> dict[str, tuple[str, ...]]:
+    """Generic signal families a cause of this run makes structural, per contrast.
+
+    ``slow_drift`` when the drift model overlaps the contrast (its regressor's
+    R² on drift + constant >= ``drift_r2_warn``: ``drift_overlap``); the slow
+    and HRF-shape families and run-start settling for contrasts against the
+    implicit baseline when no implicit baseline is left (baseline fraction <
+    ``baseline_none_fraction``: only slow signal and shape errors decide them).
+    """
+    task_cols = np.array([roles.get(c) == "task" for c in design.columns])
+    r2c = getattr(drift, "r2_contrast", {}) or {}
+    tiled = float(base.fraction) < th.baseline_none_fraction
+    out: dict[str, tuple[str, ...]] = {}
+    for name, vec in vectors.items():
+        fams: list[str] = []
+        r2 = r2c.get(name)
+        if r2 is not None and np.isfinite(r2) and r2 >= th.drift_r2_warn:
+            fams.append("slow_drift")
+        if tiled and abs(float(np.sum(np.asarray(vec)[task_cols]))) > 1e-8:
+            fams += ["slow_drift", "hrf_derivative", "hrf_dispersion", "run_start"]
+        out[name] = tuple(dict.fromkeys(fams))
+    return out

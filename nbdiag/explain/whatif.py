@@ -120,8 +120,8 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
     out = []
     for fix, code, d, r, ctx, rows in variants:
         vecs = _remap(vectors, design.columns, d)
-        same = [Signal(sg.source, sg.label, sg.unit, np.asarray(sg.values)[rows], sg.typical) for sg in signals]
-        sens = sensitivity_by_contrast(d, vecs, same, th)
+        same = [Signal(sg.source, sg.label, sg.unit, np.asarray(sg.values)[rows], sg.typical, sg.magnitude_source) for sg in signals]
+        sens = sensitivity_by_contrast(d, vecs, same, th, context)
         res = {}
         for name, s in sens.items():
             b = before[name]
