@@ -58,7 +58,7 @@ class RunAudit:
 
 def _base_record(run: RunInputs, settings: Settings) -> dict[str, Any]:
     resolved = {
-        "t_r": run.t_r.to_dict() if run.t_r else None,
+        "t_r": {**run.t_r.to_dict(), "sources": list(getattr(run, "t_r_sources", []) or [])} if run.t_r else None,
         "slice_time_ref": run.slice_time_ref.to_dict() if run.slice_time_ref else None,
         "n_scans": run.n_scans.to_dict() if run.n_scans else None,
     }
@@ -86,18 +86,45 @@ def _error_record(record: dict[str, Any], error: InputError | Exception, finding
     return record
 
 
+def tr_mismatch_finding(run: RunInputs) -> Finding | None:
+    """``tr_mismatch`` when the run's TR sources (``run.t_r_sources``) and the model's t_r disagree.
+
+    Each source and its value is named in the message and listed in
+    ``evidence.sources``; the TRs other than the model's become ``tr:<s>``
+    what-if signals (``other_t_r`` of the design context).
+    """
+    from nbdiag.inputs.bids import t_r_disagreement
+
+    sources = list(getattr(run, "t_r_sources", []) or [])
+    if not sources and run.own_t_r is not None:
+        sources = [{"source": "derivative sidecar", "value": run.own_t_r,
+                    "file": str(run.bold_sidecar.name) if run.bold_sidecar else None}]
+    model_t_r = run.t_r.value if run.t_r is not None else None
+    if model_t_r is None or not t_r_disagreement(sources, model_t_r):
+        return None
+    listed = "; ".join(f"{s['source']}{' ' + s['file'] if s.get('file') else ''}: {float(s['value']):g} s"
+                       for s in sources)
+    others = sorted({float(s["value"]) for s in sources if abs(float(s["value"]) - model_t_r) > 1e-3})
+    return Finding(
+        code="tr_mismatch", severity="warn", title="Repetition times disagree between sources",
+        message=(f"The run's repetition time is stated differently by its sources ({listed}); the model uses t_r "
+                 f"{model_t_r:g} s ({run.t_r.source}). first_level_from_bids reads t_r once per dataset, so if the "
+                 f"data were acquired at {' or '.join(f'{v:g} s' for v in others) or 'another TR'}, every "
+                 f"onset is placed on the wrong time grid."),
+        evidence={"sources": sources, "model_t_r": model_t_r, "model_t_r_source": run.t_r.source,
+                  "other_t_r": others, "sidecar_t_r": run.own_t_r,
+                  "sidecar": str(run.bold_sidecar.name) if run.bold_sidecar else None,
+                  "source": run.t_r.source, "threshold": "all sources equal within 1 ms"},
+        fix="Find the true TR (the scanner protocol), fix the wrong file, and fit with that TR "
+            "(FirstLevelModel(t_r=...) or --t-r); fit runs with different TRs separately.",
+    )
+
+
 def _input_findings(run: RunInputs) -> list[Finding]:
     findings = []
-    if run.own_t_r is not None and run.t_r is not None and abs(run.own_t_r - run.t_r.value) > 1e-6:
-        findings.append(Finding(
-            code="tr_mismatch", severity="warn", title="Repetition time differs from the one nilearn uses",
-            message=(f"this run's sidecar says RepetitionTime {run.own_t_r} s, but the model uses t_r "
-                     f"{run.t_r.value} s ({run.t_r.source}). first_level_from_bids reads t_r once per dataset, "
-                     "so every onset in this run is placed on the wrong time grid."),
-            evidence={"sidecar_t_r": run.own_t_r, "model_t_r": run.t_r.value, "sidecar": str(run.bold_sidecar),
-                      "source": run.t_r.source},
-            fix="fit runs with different TRs separately: set t_r per model (FirstLevelModel(t_r=...)) or --t-r",
-        ))
+    tr = tr_mismatch_finding(run)
+    if tr is not None:
+        findings.append(tr)
     if run.n_scans is not None and not run.n_scans.source.startswith("image header"):
         findings.append(Finding(
             code="n_scans_mismatch", severity="info", title="Number of volumes taken from the confounds file",
@@ -144,6 +171,11 @@ def prepare_run(run: RunInputs, settings: Settings) -> PreparedRun:
     times = frame_times(n_scans, t_r, slice_time_ref)
     findings += events_outside_run(events.events, times, t_r, model.min_onset, run.events)
     context = make_context(settings, events, conf, built, t_r, slice_time_ref, n_scans)
+    others = tuple((f"{src['source']}{' ' + src['file'] if src.get('file') else ''}", float(src["value"]))
+                   for src in (getattr(run, "t_r_sources", None) or []) if abs(float(src["value"]) - t_r) > 1e-3)
+    if others:
+        from dataclasses import replace as _replace
+        context = _replace(context, other_t_r=others)
     return PreparedRun(events, conf, built, context, findings, notes)
 
 
@@ -183,6 +215,7 @@ def make_context(settings: Settings, events, conf, built: DesignResult, t_r: flo
         rt_column=settings.events.rt_column if events.rt_events is not None else None,
         rt_events=events.rt_events, rt_regressor=rt_name if rt_name in built.design.columns else None,
         scan_index=built.scan_index, n_scans_total=n_scans,
+        rest_conditions=tuple(getattr(settings.events, "rest_conditions", ())),
     )
 
 
