@@ -25,6 +25,7 @@ from nbdiag.errors import InputError
 from nbdiag.inputs.events import events_outside_run, read_events, transform_events
 from nbdiag.findings import Finding, rank_findings, status_from_findings
 from nbdiag.inputs.fmriprep import load_run_confounds
+from nbdiag import codes
 
 
 @dataclass
@@ -76,10 +77,12 @@ def _error_record(record: dict[str, Any], error: InputError | Exception, finding
     if isinstance(error, InputError):
         err = error.to_dict()
     else:  # an unexpected failure: still a record, with the traceback summary for a bug report
-        err = {"code": "internal_error", "message": f"{type(error).__name__}: {error}",
+        err = {"code": codes.INTERNAL_ERROR.code, "message": f"{type(error).__name__}: {error}",
                "traceback": traceback.format_exc(limit=5)}
-    code = err.get("code", "input_invalid")
-    findings = findings + [Finding(code=code if code != "internal_error" else "audit_failed", severity="error",
+    code = err.get("code", codes.INPUT_INVALID.code)
+    if code == codes.INTERNAL_ERROR.code:
+        code = codes.AUDIT_FAILED.code
+    findings = findings + [Finding(code=code, severity="error",
                                    title="Run could not be audited", message=err["message"],
                                    evidence={k: v for k, v in err.items() if k not in ("message", "traceback")})]
     record.update({"findings": jsonable(rank_findings(findings)), "status": "error", "error": err})
@@ -106,7 +109,7 @@ def tr_mismatch_finding(run: RunInputs) -> Finding | None:
                        for s in sources)
     others = sorted({float(s["value"]) for s in sources if abs(float(s["value"]) - model_t_r) > 1e-3})
     return Finding(
-        code="tr_mismatch", severity="warn", title="Repetition times disagree between sources",
+        code=codes.TR_MISMATCH.code, severity="warn", title="Repetition times disagree between sources",
         message=(f"The run's repetition time is stated differently by its sources ({listed}); the model uses t_r "
                  f"{model_t_r:g} s ({run.t_r.source}). first_level_from_bids reads t_r once per dataset, so if the "
                  f"data were acquired at {' or '.join(f'{v:g} s' for v in others) or 'another TR'}, every "
@@ -126,8 +129,8 @@ def _input_findings(run: RunInputs) -> list[Finding]:
     if tr is not None:
         findings.append(tr)
     if run.n_scans is not None and not run.n_scans.source.startswith("image header"):
-        findings.append(Finding(
-            code="n_scans_mismatch", severity="info", title="Number of volumes taken from the confounds file",
+        findings.append(codes.N_SCANS_MISMATCH.finding(
+            severity="info", title="Number of volumes taken from the confounds file",
             message=f"n_scans = {run.n_scans.value} from {run.n_scans.source}.",
             evidence={"n_scans": run.n_scans.value, "source": run.n_scans.source},
             fix="fetch the image (e.g. datalad get) to confirm the number of volumes from its header",
@@ -248,7 +251,7 @@ def audit_design_into(record: dict[str, Any], built: DesignResult, context: Desi
         "unmodeled": jsonable(context.unmodeled_events),
     }
     result = audit_design(design, built.roles, context, settings.contrasts, settings.thresholds,
-                          input_findings=[f for f in findings if f.code == "tr_mismatch"])
+                          input_findings=[f for f in findings if f.code == codes.TR_MISMATCH.code])
     record["diagnostics"] = jsonable(result.diagnostics)
     record["contrasts"] = jsonable(result.contrasts)
     record["whatif"] = jsonable(result.whatif)

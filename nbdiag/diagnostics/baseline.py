@@ -65,6 +65,7 @@ import pandas as pd
 from nbdiag.context import DesignContext
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
+from nbdiag import codes
 
 #: Seconds between stimulus and BOLD used to classify scans (canonical HRFs).
 HRF_LAG_S = 4.0
@@ -594,7 +595,7 @@ def assess_baseline(design: pd.DataFrame, roles: dict[str, str], context: Design
     if tiled:
         rule = "conditions_cover_the_run"
         findings.append(Finding(
-            code="baseline_scarce", severity="warn", title="No implicit baseline is left",
+            code=codes.BASELINE_SCARCE.code, severity="warn", title="No implicit baseline is left",
             message=(f"The modelled conditions cover {1 - fraction:.0%} of the scans ({n_base} of {n} scans have "
                      f"no modelled event; below {thresholds.baseline_none_fraction:.0%} counts as none): no "
                      f"implicit baseline is left. A single-condition contrast then has almost nothing to be "
@@ -620,8 +621,8 @@ def assess_baseline(design: pd.DataFrame, roles: dict[str, str], context: Design
             rules.append("few_long_epochs")
             parts.append(f"{n_long} unmodelled epoch(s) last at least "
                          f"{thresholds.baseline_epoch_seconds:g} s (need {int(thresholds.baseline_min_epochs)})")
-        findings.append(Finding(
-            code="baseline_scarce", severity="warn", title="Implicit baseline is scarce",
+        findings.append(codes.BASELINE_SCARCE.finding(
+            severity="warn", title="Implicit baseline is scarce",
             message="The implicit baseline is scarce: " + "; ".join(parts)
                     + ". Single-condition contrasts are decided by few scans.",
             evidence={"rule": "+".join(rules), "fraction": fraction, "n_scans": n_base, "n_long_epochs": n_long,
@@ -640,7 +641,7 @@ def assess_baseline(design: pd.DataFrame, roles: dict[str, str], context: Design
                 f"so single-condition contrasts are measured against the {fraction:.0%} of scans left "
                 f"unmodelled, not against {'it' if len(names) == 1 else 'them'}")
         findings.append(Finding(
-            code="baseline_modeled_rest", severity="warn", title="A rest-like condition is modelled",
+            code=codes.BASELINE_MODELED_REST.code, severity="warn", title="A rest-like condition is modelled",
             message=f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} rest-like ({why}) and modelled as "
                     f"condition(s), {left}.",
             evidence={"conditions": names, "reasons": {k: rest[k] for k in names}, "rule": {k: rest[k] for k in names},

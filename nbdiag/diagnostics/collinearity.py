@@ -53,6 +53,7 @@ import pandas as pd
 
 from nbdiag.findings import Finding
 from nbdiag.thresholds import THRESHOLD_TABLE, Thresholds
+from nbdiag import codes
 
 
 # --------------------------------------------------------------------------
@@ -327,8 +328,8 @@ def assess_collinearity(
             continue
         limit = th.vif_fail if sev == "fail" else th.vif_warn
         vtxt = "infinite (exactly collinear)" if np.isinf(v) else f"{v:.2f}"
-        findings.append(Finding(
-            code="vif_high", severity=sev,
+        findings.append(codes.VIF_HIGH.finding(
+            severity=sev,
             title=f"Regressor {col} is largely explained by the other regressors",
             message=(
                 f"The VIF of {col} is {vtxt} (R² on all other columns incl. the constant = "
@@ -367,8 +368,8 @@ def assess_collinearity(
                 continue
             limit = th.corr_warn if sev == "warn" else th.corr_info
             pair = "task×task" if roles[a] == roles[b] == "task" else "task×confound"
-            findings.append(Finding(
-                code="correlation_high", severity=sev,
+            findings.append(codes.CORRELATION_HIGH.finding(
+                severity=sev,
                 title=f"{a} and {b} are correlated (r = {r:.2f})",
                 message=(
                     f"Pearson r between {a} and {b} is {r:.3f} ({pair}); |r| ≥ {limit:g} "
@@ -412,7 +413,7 @@ def assess_collinearity(
                     + (f", including task regressor(s) {', '.join(task_involved)}" if task_involved else "")
                     + ": some contrasts have very large variance")
         findings.append(Finding(
-            code="design_ill_conditioned", severity=sev,
+            code=codes.DESIGN_ILL_CONDITIONED.code, severity=sev,
             title="The design matrix is ill-conditioned",
             message=(
                 f"The scaled condition index of the design (columns scaled to unit length, Belsley) is "
@@ -441,8 +442,8 @@ def assess_collinearity(
             why.append(f"its rank is {rank} for {n_cols} columns")
         if regularized:
             why.append("nilearn's full_rank regularised it (singular at working precision)")
-        findings.append(Finding(
-            code="design_rank_deficient", severity="fail",
+        findings.append(codes.DESIGN_RANK_DEFICIENT.finding(
+            severity="fail",
             title="The design matrix is rank deficient",
             message=(
                 "The design cannot separate all its regressors: " + " and ".join(why) + ". "

@@ -53,39 +53,40 @@ import numpy as np
 
 from nbdiag.findings import Finding, rank_findings, severity_rank, worst_severity
 from nbdiag.thresholds import Thresholds
+from nbdiag import codes
 
 #: Which cause claims which sensitivity source family, in priority order.
 CLAIMS: dict[str, tuple[str, ...]] = {
-    "nonsteady": ("nonsteady_unhandled",),
-    "unmodeled": ("baseline_unmodeled_events",),
-    "short_gaps": ("baseline_short_gaps", "baseline_modeled_rest"),
-    "pre_block": ("baseline_short_gaps", "baseline_modeled_rest"),
-    "scrub": ("scrub_not_applied",),
-    "run_start": ("baseline_modeled_rest", "baseline_edge_concentrated", "baseline_scarce"),
-    "slow_drift": ("drift_overlap", "baseline_modeled_rest", "baseline_scarce", "highpass_cuts_design"),
-    "hrf_derivative": ("baseline_modeled_rest", "baseline_scarce"),
-    "hrf_dispersion": ("baseline_modeled_rest", "baseline_scarce"),
-    "rt": ("rt_regressor_overlap",),
-    "confound": ("confound_task_correlated",),
-    "tr": ("tr_mismatch",),
+    "nonsteady": (codes.NONSTEADY_UNHANDLED.code,),
+    "unmodeled": (codes.BASELINE_UNMODELED_EVENTS.code,),
+    "short_gaps": (codes.BASELINE_SHORT_GAPS.code, codes.BASELINE_MODELED_REST.code),
+    "pre_block": (codes.BASELINE_SHORT_GAPS.code, codes.BASELINE_MODELED_REST.code),
+    "scrub": (codes.SCRUB_NOT_APPLIED.code,),
+    "run_start": (codes.BASELINE_MODELED_REST.code, codes.BASELINE_EDGE_CONCENTRATED.code, codes.BASELINE_SCARCE.code),
+    "slow_drift": (codes.DRIFT_OVERLAP.code, codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code, codes.HIGHPASS_CUTS_DESIGN.code),
+    "hrf_derivative": (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code),
+    "hrf_dispersion": (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code),
+    "rt": (codes.RT_REGRESSOR_OVERLAP.code,),
+    "confound": (codes.CONFOUND_TASK_CORRELATED.code,),
+    "tr": (codes.TR_MISMATCH.code,),
 }
 
 #: Run-level codes that are copied to the contrasts they bias.
-RUN_CAUSES = ("nonsteady_unhandled", "scrub_not_applied", "baseline_modeled_rest", "baseline_scarce",
-              "rt_regressor_overlap", "confound_task_correlated", "tr_mismatch")
+RUN_CAUSES = (codes.NONSTEADY_UNHANDLED.code, codes.SCRUB_NOT_APPLIED.code, codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code,
+              codes.RT_REGRESSOR_OVERLAP.code, codes.CONFOUND_TASK_CORRELATED.code, codes.TR_MISMATCH.code)
 
 #: Codes of causes that bias an estimate (the rest only cost precision).
-BIAS_CODES = ("nonsteady_unhandled", "scrub_not_applied", "baseline_unmodeled_events", "baseline_short_gaps",
-              "baseline_edge_concentrated", "baseline_modeled_rest", "baseline_scarce", "rt_regressor_overlap",
-              "sensitive_unmodeled_signal", "confound_task_correlated", "tr_mismatch", "drift_overlap")
+BIAS_CODES = (codes.NONSTEADY_UNHANDLED.code, codes.SCRUB_NOT_APPLIED.code, codes.BASELINE_UNMODELED_EVENTS.code, codes.BASELINE_SHORT_GAPS.code,
+              codes.BASELINE_EDGE_CONCENTRATED.code, codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code, codes.RT_REGRESSOR_OVERLAP.code,
+              codes.SENSITIVE_UNMODELED_SIGNAL.code, codes.CONFOUND_TASK_CORRELATED.code, codes.TR_MISMATCH.code, codes.DRIFT_OVERLAP.code)
 #: More specific baseline causes that ``baseline_scarce`` follows (first present wins).
-SCARCE_BECAUSE = ("baseline_modeled_rest", "baseline_edge_concentrated")
+SCARCE_BECAUSE = (codes.BASELINE_MODELED_REST.code, codes.BASELINE_EDGE_CONCENTRATED.code)
 
 #: Score offset of a warn/fail bias cause (see the module doc).
 BIAS_TIER = 100.0
 
 #: Consequences that follow the cause explaining them.
-CONSEQUENCES = ("sensitive_unmodeled_signal", "contrast_variance_inflated")
+CONSEQUENCES = (codes.SENSITIVE_UNMODELED_SIGNAL.code, codes.CONTRAST_VARIANCE_INFLATED.code)
 
 _CLASS_WORDS = {
     "nonsteady": "flagged non-steady-state volumes",
@@ -202,12 +203,12 @@ def explain_contrasts(contrasts: Sequence[ContrastInputs], run_findings: Sequenc
 #: Per-contrast findings that describe a property of the design (not a bias by themselves),
 #: with the margin words shown when they are only context.
 _MARGINS = {
-    "baseline_edge_concentrated": lambda f: (f"{100 * float(f.evidence.get('edge_share', 0)):.0f} % vs "
+    codes.BASELINE_EDGE_CONCENTRATED.code: lambda f: (f"{100 * float(f.evidence.get('edge_share', 0)):.0f} % vs "
                                              f"{100 * float(f.evidence.get('warn_at', 0)):.0f} %"),
-    "drift_overlap": lambda f: f"R² {float(f.evidence.get('r2', 0)):.3f} vs {float(f.evidence.get('threshold', 0)):g}",
-    "baseline_short_gaps": lambda f: (f"{100 * float(f.evidence.get('negative_weight_share', 0)):.0f} % vs "
+    codes.DRIFT_OVERLAP.code: lambda f: f"R² {float(f.evidence.get('r2', 0)):.3f} vs {float(f.evidence.get('threshold', 0)):g}",
+    codes.BASELINE_SHORT_GAPS.code: lambda f: (f"{100 * float(f.evidence.get('negative_weight_share', 0)):.0f} % vs "
                                       f"{100 * float(f.evidence.get('warn_at', 0)):.0f} %"),
-    "baseline_unmodeled_events": lambda f: (f"{100 * float(f.evidence.get('negative_weight_share', 0)):.0f} % of "
+    codes.BASELINE_UNMODELED_EVENTS.code: lambda f: (f"{100 * float(f.evidence.get('negative_weight_share', 0)):.0f} % of "
                                             f"the negative weight"),
 }
 
@@ -231,7 +232,7 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
         f = run_by_code.get(code)
         if f is None or code in present:
             continue
-        if code in ("baseline_modeled_rest", "baseline_scarce") and not against_baseline:
+        if code in (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code) and not against_baseline:
             continue
         present[code] = f.for_contrast(name, evidence={"run_level": f.evidence}, score=0.0)
         copied_codes.add(code)
@@ -247,7 +248,7 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
     for code, f in present.items():
         mine = [e for e in entries if claimed_by.get(e["source"]) == code]
         copied = code in copied_codes
-        if copied and code not in ("baseline_modeled_rest", "baseline_scarce") and \
+        if copied and code not in (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code) and \
                 not any(abs(_sd(e)) > 0 for e in mine):
             continue  # the run-level cause does not touch this contrast
         strong = [e for e in mine if e.get("structural", True) and abs(_sd(e)) >= th.sensitivity_warn]
@@ -263,34 +264,34 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
                       source=top["source"])
         if bias_sev is None:
             sev = "info"
-        elif code == "baseline_unmodeled_events":
+        elif code == codes.BASELINE_UNMODELED_EVENTS.code:
             sev = worst_severity([bias_sev, f.severity])
         else:
             sev = bias_sev
         msg = _message(code, f, ci, top, strong, sev, th, copied, neg)
-        if code == "contrast_variance_inflated":
+        if code == codes.CONTRAST_VARIANCE_INFLATED.code:
             sev = "info"
         updated[code] = replace(f, severity=sev, score=float(score), evidence=ev, message=msg)
 
     # 3. consequences follow their cause
-    scarce_by = next((c for c in SCARCE_BECAUSE if c in updated), None) if "baseline_scarce" in updated else None
-    heads = [f for c, f in updated.items() if not (c == "baseline_scarce" and scarce_by)]
+    scarce_by = next((c for c in SCARCE_BECAUSE if c in updated), None) if codes.BASELINE_SCARCE.code in updated else None
+    heads = [f for c, f in updated.items() if not (c == codes.BASELINE_SCARCE.code and scarce_by)]
     followers: dict[str, list[Finding]] = {}
     if scarce_by:
-        f = updated["baseline_scarce"]
+        f = updated[codes.BASELINE_SCARCE.code]
         followers[scarce_by] = [replace(f, evidence={**f.evidence, "explained_by": scarce_by})]
     for f in own:
         if f.code in CONSEQUENCES:
             cause = None
-            if f.code == "sensitive_unmodeled_signal":
+            if f.code == codes.SENSITIVE_UNMODELED_SIGNAL.code:
                 cause = claimed_by.get(f.evidence.get("source", ""))
                 if cause is not None and cause not in updated:
                     cause = None
-            elif "rt_regressor_overlap" in updated:
-                cause = "rt_regressor_overlap"   # the RT-duration regressor shares the condition's variance
+            elif codes.RT_REGRESSOR_OVERLAP.code in updated:
+                cause = codes.RT_REGRESSOR_OVERLAP.code   # the RT-duration regressor shares the condition's variance
             elif against_baseline:
-                cause = scarce_by or ("baseline_scarce" if "baseline_scarce" in updated else None)
-            if f.code == "contrast_variance_inflated":
+                cause = scarce_by or (codes.BASELINE_SCARCE.code if codes.BASELINE_SCARCE.code in updated else None)
+            if f.code == codes.CONTRAST_VARIANCE_INFLATED.code:
                 f = replace(f, severity="info" if cause is None else
                             min((f.severity, updated[cause].severity), key=severity_rank),
                             message=f.message + " (a loss of precision: it widens the estimate's spread but "
@@ -319,19 +320,19 @@ def _message(code: str, f: Finding, ci: ContrastInputs, top: Mapping[str, Any] |
     """The contrast's own message for a cause: what it is, its predicted bias, and whether that is material."""
     name = ci.name
     bias = bias_sentence(top, name) if top is not None else ""
-    if code == "nonsteady_unhandled":
+    if code == codes.NONSTEADY_UNHANDLED.code:
         share = float(neg.get("nonsteady", 0.0))
         head = (f"{_pct(share)} of {name}'s baseline (negative) weight is on the {ci.n_nonsteady} flagged "
                 f"non-steady-state volume(s) left in the model; " if share >= 0.005 else
                 f"the {ci.n_nonsteady} flagged non-steady-state volume(s) stay in the model; ")
         text = head + (bias[:1].lower() + bias[1:] if bias else "")
-    elif code in ("baseline_modeled_rest", "baseline_scarce") and copied:
+    elif code in (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code) and copied:
         rl = f.evidence.get("run_level", {})
         if rl.get("rule") == "conditions_cover_the_run" or rl.get("no_baseline_left"):
             what = (f"the modelled conditions cover {1 - float(rl.get('fraction', 0)):.0%} of the scans, so no "
                     f"implicit baseline is left for {name}: it is barely estimable and decided by the few "
                     f"leftover scans and by slow signal")
-        elif code == "baseline_modeled_rest":
+        elif code == codes.BASELINE_MODELED_REST.code:
             what = f"{name} is measured against the implicit baseline, which this design leaves scarce because a " \
                    f"rest-like condition is modelled ({'; '.join(f'{k}: {v}' for k, v in rl.get('rule', {}).items())})"
         else:
@@ -341,7 +342,7 @@ def _message(code: str, f: Finding, ci: ContrastInputs, top: Mapping[str, Any] |
         text = bias
     else:
         text = f.message + (" " + bias if bias else "")
-    if sev == "info" and code not in ("contrast_variance_inflated",):
+    if sev == "info" and code not in (codes.CONTRAST_VARIANCE_INFLATED.code,):
         margin = _MARGINS.get(code)
         mtxt = f" ({margin(f)})" if margin is not None and not copied else ""
         largest = f"{abs(_sd(top)):.2f} σ" if top is not None else "no predicted bias"
@@ -397,12 +398,12 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
     top = serious[0]
     src = None
     sens = top.evidence.get("sensitivity") or []
-    if top.code == "sensitive_unmodeled_signal":
+    if top.code == codes.SENSITIVE_UNMODELED_SIGNAL.code:
         src = top.evidence.get("source")
     elif sens:
         src = max(sens, key=lambda e: abs(e["bias_sd"]))["source"]
     s2 = f" Most likely explanation: {top.title[0].lower() + top.title[1:]} — {top.message}"
-    if top.code == "nonsteady_unhandled":
+    if top.code == codes.NONSTEADY_UNHANDLED.code:
         s2 += (" fMRIPrep flagged them as non-steady-state, but they stay in the model"
                + (" because first_level_from_bids drops the sample mask." if mask_dropped else "."))
     s3 = ""
