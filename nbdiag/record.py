@@ -174,11 +174,13 @@ def prepare_run(run: RunInputs, settings: Settings) -> PreparedRun:
     times = frame_times(n_scans, t_r, slice_time_ref)
     findings += events_outside_run(events.events, times, t_r, model.min_onset, run.events)
     context = make_context(settings, events, conf, built, t_r, slice_time_ref, n_scans)
-    others = tuple((f"{src['source']}{' ' + src['file'] if src.get('file') else ''}", float(src["value"]))
-                   for src in (getattr(run, "t_r_sources", None) or []) if abs(float(src["value"]) - t_r) > 1e-3)
-    if others:
+    by_value: dict[float, list[str]] = {}
+    for src in getattr(run, "t_r_sources", None) or []:
+        if abs(float(src["value"]) - t_r) > 1e-3:
+            by_value.setdefault(round(float(src["value"]), 6), []).append(str(src["source"]))
+    if by_value:
         from dataclasses import replace as _replace
-        context = _replace(context, other_t_r=others)
+        context = _replace(context, other_t_r=tuple((", ".join(kinds), v) for v, kinds in sorted(by_value.items())))
     return PreparedRun(events, conf, built, context, findings, notes)
 
 

@@ -237,10 +237,21 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
         present[code] = f.for_contrast(name, evidence={"run_level": f.evidence}, score=0.0)
         copied_codes.add(code)
 
-    # 2. claims: each sensitivity source goes to the most specific cause present
+    # 2. claims: each sensitivity source goes to the most specific cause present; when no implicit
+    #    baseline is left, the baseline causes claim the slow and shape signals first (they are why
+    #    those signals decide the contrast; edge concentration and drift overlap follow from it)
+    scarce_run = run_by_code.get(codes.BASELINE_SCARCE.code)
+    rest_run = run_by_code.get(codes.BASELINE_MODELED_REST.code)
+    tiled = against_baseline and (
+        (scarce_run is not None and scarce_run.evidence.get("rule") == "conditions_cover_the_run")
+        or (rest_run is not None and bool(rest_run.evidence.get("no_baseline_left"))))
+    base_first = (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code)
     claimed_by: dict[str, str] = {}
     for e in entries:
-        for cause in CLAIMS.get(_fam(e["source"]), ()):
+        order = CLAIMS.get(_fam(e["source"]), ())
+        if tiled and _fam(e["source"]) in ("run_start", "slow_drift", "hrf_derivative", "hrf_dispersion"):
+            order = base_first + tuple(c for c in order if c not in base_first)
+        for cause in order:
             if cause in present:
                 claimed_by[e["source"]] = cause
                 break
@@ -269,17 +280,28 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
         else:
             sev = bias_sev
         msg = _message(code, f, ci, top, strong, sev, th, copied, neg)
+        if copied and code in _COPY_TITLES:
+            f = replace(f, title=_COPY_TITLES[code].format(name=name))
         if code == codes.CONTRAST_VARIANCE_INFLATED.code:
             sev = "info"
         updated[code] = replace(f, severity=sev, score=float(score), evidence=ev, message=msg)
 
     # 3. consequences follow their cause
     scarce_by = next((c for c in SCARCE_BECAUSE if c in updated), None) if codes.BASELINE_SCARCE.code in updated else None
-    heads = [f for c, f in updated.items() if not (c == codes.BASELINE_SCARCE.code and scarce_by)]
+    if tiled and scarce_by == codes.BASELINE_EDGE_CONCENTRATED.code:
+        scarce_by = None   # no baseline left: the scarcity is the cause, the edge concentration follows from it
     followers: dict[str, list[Finding]] = {}
+    tied_edge = None
+    if tiled and codes.BASELINE_EDGE_CONCENTRATED.code in updated:
+        tied_edge = next((c for c in base_first if c in updated), None)
+    heads = [f for c, f in updated.items() if not (c == codes.BASELINE_SCARCE.code and scarce_by)
+             and not (c == codes.BASELINE_EDGE_CONCENTRATED.code and tied_edge)]
+    if tied_edge:
+        f = updated[codes.BASELINE_EDGE_CONCENTRATED.code]
+        followers[tied_edge] = [replace(f, evidence={**f.evidence, "explained_by": tied_edge})]
     if scarce_by:
         f = updated[codes.BASELINE_SCARCE.code]
-        followers[scarce_by] = [replace(f, evidence={**f.evidence, "explained_by": scarce_by})]
+        followers.setdefault(scarce_by, []).append(replace(f, evidence={**f.evidence, "explained_by": scarce_by}))
     for f in own:
         if f.code in CONSEQUENCES:
             cause = None
@@ -292,8 +314,7 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
             elif against_baseline:
                 cause = scarce_by or (codes.BASELINE_SCARCE.code if codes.BASELINE_SCARCE.code in updated else None)
             if f.code == codes.CONTRAST_VARIANCE_INFLATED.code:
-                f = replace(f, severity="info" if cause is None else
-                            min((f.severity, updated[cause].severity), key=severity_rank),
+                f = replace(f, severity="info", score=0.0, evidence={**f.evidence, "own_severity": f.severity},
                             message=f.message + " (a loss of precision: it widens the estimate's spread but "
                                                 "does not move it)")
             if cause:
@@ -313,6 +334,13 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
         ranked.extend(rank_findings(followers.get(h.code, [])))
     text = _paragraph(ci, all_ci, ranked, th, mask_dropped)
     return ContrastExplanation(contrast=name, findings=tuple(ranked), explanation=text)
+
+
+#: Titles of per-contrast copies whose run-level title names something else (a regressor, a file).
+_COPY_TITLES = {
+    codes.CONFOUND_TASK_CORRELATED.code: "Regressing out task-locked confounds moves {name}",
+    codes.TR_MISMATCH.code: "The repetition time may be wrong for {name}",
+}
 
 
 def _message(code: str, f: Finding, ci: ContrastInputs, top: Mapping[str, Any] | None,
