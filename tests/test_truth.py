@@ -288,3 +288,18 @@ def test_belsley_condition_indices_match_eigen_decomposition():
     # units never decide: rescaling a column leaves the indices unchanged
     X2 = X.assign(trans_z=1000.0 * X["trans_z"])
     np.testing.assert_allclose(condition_indices(X2)[0]["index"], got[0]["index"], rtol=1e-9)
+
+
+def test_rest_conditions_setting_from_toml_and_cli(tmp_path):
+    from nbdiag.cli import _load, build_parser
+    from nbdiag.config import config_from_mapping
+    from nbdiag.errors import SettingsError
+
+    cfg = config_from_mapping({"events": {"rest_conditions": ["neutral", "hold"]}})
+    assert cfg.base.events.rest_conditions == ("neutral", "hold")
+    assert cfg.base.events.to_dict()["rest_conditions"] == ["neutral", "hold"]
+    with pytest.raises(SettingsError, match="rest_conditions"):
+        config_from_mapping({"events": {"rest_conditions": [3]}})
+    args = build_parser().parse_args([str(tmp_path), str(tmp_path / "o"), "participant", "--task", "x",
+                                      "--rest-conditions", "neutral"])
+    assert _load(args).all_variants()[0].events.rest_conditions == ("neutral",)

@@ -54,9 +54,20 @@ the per-source notes: non-steady-state from the T1 approach to steady state
 ``rt:<cond>``
     With an RT-duration regressor in the design: RT-proportional activity in
     one condition only, which the shared regressor cannot fit. Typical 0.5.
+``confound:<column>``
+    A task-locked confound in the model (``confound_signals``): what
+    regressing it out removes from a voxel that carries its non-task
+    fluctuation. ``global_signal`` / ``csf`` / ``white_matter``: size measured
+    from the column (``magnitude_source: "measured:<column>"``); motion 1 %
+    per mm and others 0.5 % per sd, assumed. Typical 1.
+``tr:<seconds>``
+    A 1 % response to every condition acquired at another TR a source of the
+    run states (``tr_signals``), fitted at the model's t_r. Typical 1.
 
 ``typical`` scales per-unit bias to a plausible size; ``score`` =
-``|bias_sd| * typical`` ranks causes.
+``|bias_sd| * typical`` ranks causes. Every entry also says where the sizes
+come from: ``magnitude_source`` (the signal) and ``sd_source`` (σ: the noise
+level, 1 % per scan assumed unless ``DesignContext.noise_sd`` is measured).
 
 Which sources can raise a warning (the structural-cause rule)
 -------------------------------------------------------------
@@ -64,26 +75,29 @@ Every source's bias is recorded in ``contrasts.<name>.sensitivity``. A
 ``sensitive_unmodeled_signal`` finding reaches ``warn`` (``|bias_sd| >=
 sensitivity_warn``) or ``fail`` (``>= sensitivity_fail``) only when the
 source's *structural cause is present in the run* — something in this design
-puts the signal where the contrast reads its baseline:
+puts the signal where the contrast reads it:
 
 * ``nonsteady`` — flagged non-steady-state volumes are left in the model;
 * ``unmodeled:<type>`` — events listed in events.tsv are not modelled;
 * ``pre_block`` / ``short_gaps`` — pre-block (cue-like) or transition gaps exist;
 * ``scrub`` — scrubbed volumes are not masked;
+* ``confound:<column>`` — a task-locked confound is in the model;
+* ``tr:<seconds>`` — a source of the run states another TR;
 * ``run_start`` — only when the contrast's baseline weight is edge-concentrated
   (``edge_share >= edge_weight_warn``; share of its negative weight in the
   first/last ``edge_fraction`` of the rows);
 * ``rt:<cond>`` (RT-duration regressor in the model) — only for contrasts with
   zero weight on ``<cond>``: the shared RT regressor moves ``<cond>``'s
   RT-scaled activity into them. A contrast that includes ``<cond>`` is meant
-  to measure that activity.
+  to measure that activity;
+* families a cause of the run makes structural for the contrast
+  (``extra_families``): ``slow_drift`` when the drift model overlaps it
+  (``drift_overlap``), slow drift, HRF shape and settling for contrasts
+  against the implicit baseline when no implicit baseline is left.
 
-Every structural signal except ``scrub`` is excess signal (brighter volumes,
-responses, settling from above), so it can only push a contrast *down* where
-the contrast reads it as baseline. A sign-flip finding is about what can make
-an estimate come out below its true value: for these sources warn/fail needs
-``bias_sd <= -sensitivity_warn``; a source that only *raises* a contrast is
-``info`` (its number is kept). ``scrub`` spikes have no known sign (``|bias_sd|``).
+Both directions count: a bias that inflates a contrast misleads a reader as
+much as one that lowers it, so warn/fail applies to ``|bias_sd|`` and the
+message says "lowers" or "inflates".
 
 Generic sources — ``slow_drift``, ``hrf_derivative:*``, ``hrf_dispersion:*``
 and ``rt`` (RT-proportional activity with no RT regressor in the model) —

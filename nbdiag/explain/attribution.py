@@ -376,7 +376,7 @@ def _message(code: str, f: Finding, ci: ContrastInputs, top: Mapping[str, Any] |
         largest = f"{abs(_sd(top)):.2f} σ" if top is not None else "no predicted bias"
         text += (f" Context, not a cause{mtxt}: its largest predicted bias on {name} is {largest}, below the "
                  f"warn size of {th.sensitivity_warn:g} σ.")
-    return text.strip()
+    return _cap(text.strip())
 
 
 def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: list[Finding],
