@@ -353,14 +353,13 @@ OTHER_PCT_PER_SD = 0.5
 CONFOUND_TASK_R2_FLOOR = 0.05
 
 
-def _r2(y: np.ndarray, Z: np.ndarray) -> float:
-    yc = y - y.mean()
-    ss = float(yc @ yc)
-    if ss <= 0 or Z.shape[1] == 0:
-        return 0.0
-    beta, *_ = np.linalg.lstsq(Z, y, rcond=None)
-    r = y - Z @ beta
-    return float(max(0.0, 1.0 - (r @ r) / ss))
+def _resid_ss(Y: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """Residual sum of squares of every column of ``Y`` after least squares on ``Z`` (rank-safe basis)."""
+    U, sv, _ = np.linalg.svd(Z, full_matrices=False)
+    tol = sv.max(initial=0.0) * max(Z.shape) * np.finfo(float).eps
+    U = U[:, sv > tol]
+    R = Y - U @ (U.T @ Y)
+    return (R ** 2).sum(axis=0)
 
 
 def confound_signals(design: pd.DataFrame, roles: dict[str, str], context: DesignContext,
@@ -399,23 +398,29 @@ def confound_signals(design: pd.DataFrame, roles: dict[str, str], context: Desig
     nuis = [c for c in cols if roles.get(c) in ("drift", "constant")]
     D = np.column_stack([design[nuis].to_numpy(dtype=float), np.ones(len(design))])
     T = np.column_stack([design[task].to_numpy(dtype=float), D])
+    Cm = design[conf].to_numpy(dtype=float)
+    finite = np.all(np.isfinite(Cm), axis=0)
+    Cm = np.where(np.isfinite(Cm), Cm, 0.0)
+    ss = ((Cm - Cm.mean(axis=0)) ** 2).sum(axis=0)
+    # partial R² of every confound on the task regressors beyond drift + constant, from two orthonormal bases
+    r2_full = 1.0 - _resid_ss(Cm, T) / np.where(ss > 0, ss, 1.0)
+    r2_slow = 1.0 - _resid_ss(Cm, D) / np.where(ss > 0, ss, 1.0)
+    partial = np.where(r2_slow < 1.0 - 1e-12, (r2_full - r2_slow) / np.maximum(1.0 - r2_slow, 1e-12), 0.0)
     ns = present_nonsteady_rows(design, context)
     out: list[Signal] = []
-    for base in conf:
+    for j, base in enumerate(conf):
         if base.endswith(_EXPANSIONS) and base.rsplit("_", 1)[0] in conf:
             continue
-        z = design[base].to_numpy(dtype=float)
-        if not np.all(np.isfinite(z)) or np.std(z) == 0:
+        if not finite[j] or ss[j] <= 0:
             continue
-        r2_full, r2_slow = _r2(z, T), _r2(z, D)
-        r2 = (r2_full - r2_slow) / (1.0 - r2_slow) if r2_slow < 1.0 else 0.0
+        r2 = float(partial[j])
         floor = CONFOUND_TASK_R2_FLOOR if base in MEAN_SIGNALS else float(min_r2)
         if r2 < floor:
             continue
-        family = {base} | {base + e for e in _EXPANSIONS if base + e in conf}
-        keep = [j for j, c in enumerate(cols) if c not in family]
-        Xm = X[:, keep]
+        z = Cm[:, j]
         steady = z[~ns] if (~ns).any() else z
+        family = {base} | {base + e for e in _EXPANSIONS if base + e in conf}
+        Xm = X[:, [k for k, c in enumerate(cols) if c not in family]]
         if base in MEAN_SIGNALS:
             med = float(np.median(steady))
             if abs(med) > 3.0 * float(np.std(steady)) and med != 0:
