@@ -303,3 +303,34 @@ def test_rest_conditions_setting_from_toml_and_cli(tmp_path):
     args = build_parser().parse_args([str(tmp_path), str(tmp_path / "o"), "participant", "--task", "x",
                                       "--rest-conditions", "neutral"])
     assert _load(args).all_variants()[0].events.rest_conditions == ("neutral",)
+
+
+def test_drift_overlap_carries_the_bias_of_a_drift_beyond_the_cutoff():
+    """high_pass 0.008 Hz cuts the block cycle: drift_overlap explains zero_back only with a predicted bias."""
+    X, roles = build(FKEEP, NF, high_pass=0.008, confounds=white_motion(NF))
+    ctx = DesignContext(t_r=T_R, events=FKEEP, high_pass=0.008)
+    audit = audit_design(X, roles, ctx, C)
+    drift = next(s for s in signal_library(X, roles, ctx) if s.source == "slow_drift").values
+    y = truth(X, zero=0.3)
+    e0, e1 = fit_effects(X, y, list(C)), fit_effects(X, y + drift, list(C))
+    for name in C:
+        top = _first_flag(audit, name)
+        assert top.code == "drift_overlap" and abs(top.evidence["bias_sd"]) >= 0.5
+        assert "gives" not in top.message and "threshold ≥" in top.message   # severity comes from the bias
+        _close(top.evidence["bias_percent"], e1[name] - e0[name])
+
+
+def test_scrub_signal_matches_nilearn_and_small_spikes_stay_context():
+    X, roles = build(FKEEP, NF, high_pass=HP, confounds=white_motion(NF))
+    ctx = DesignContext(t_r=T_R, events=FKEEP, high_pass=HP, scrub_volumes=(100, 101, 250, 400),
+                        scrub_requested=True, confounds_strategy=("motion", "scrub"))
+    audit = audit_design(X, roles, ctx, C)
+    m = next(s for s in signal_library(X, roles, ctx) if s.source == "scrub").values
+    y = truth(X)
+    e0, e1 = fit_effects(X, y, list(C)), fit_effects(X, y + m, list(C))
+    for name in C:
+        entry = _entry(audit, name, "scrub")
+        np.testing.assert_allclose(entry["bias_percent"], e1[name] - e0[name], rtol=1e-6)
+        copy = next(f for f in audit.findings if f.contrast == name and f.code == "scrub_not_applied")
+        assert copy.severity == "info" and "below the warn size" in copy.message   # 4 spikes of 2 %: < 0.5 σ
+    assert any(f.code == "scrub_not_applied" and f.contrast is None and f.severity == "fail" for f in audit.findings)

@@ -46,6 +46,7 @@ Attribution rules
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
@@ -154,6 +155,14 @@ def _pct(x: float) -> str:
 
 def _cap(v: str) -> str:
     return v[:1].upper() + v[1:]
+
+
+_GIVES = re.compile(r"\(([≥>]) ?([^()]*?) gives (?:info|warn|fail)\)")
+
+
+def _neutral_threshold(message: str) -> str:
+    """"(≥ 0.5 gives fail)" -> "(threshold ≥ 0.5)": the contrast's severity is set by its predicted bias."""
+    return _GIVES.sub(lambda m: f"(threshold {m.group(1)} {m.group(2)})", message)
 
 
 def bias_sentence(entry: Mapping[str, Any], name: str) -> str:
@@ -279,7 +288,7 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
             sev = worst_severity([bias_sev, f.severity])
         else:
             sev = bias_sev
-        msg = _message(code, f, ci, top, strong, sev, th, copied, neg)
+        msg = _message(code, replace(f, message=_neutral_threshold(f.message)), ci, top, strong, sev, th, copied, neg)
         if copied and code in _COPY_TITLES:
             f = replace(f, title=_COPY_TITLES[code].format(name=name))
         if code == codes.CONTRAST_VARIANCE_INFLATED.code:
@@ -315,7 +324,7 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
                 cause = scarce_by or (codes.BASELINE_SCARCE.code if codes.BASELINE_SCARCE.code in updated else None)
             if f.code == codes.CONTRAST_VARIANCE_INFLATED.code:
                 f = replace(f, severity="info", score=0.0, evidence={**f.evidence, "own_severity": f.severity},
-                            message=f.message + " (a loss of precision: it widens the estimate's spread but "
+                            message=_neutral_threshold(f.message) + " (a loss of precision: it widens the estimate's spread but "
                                                 "does not move it)")
             if cause:
                 followers.setdefault(cause, []).append(
