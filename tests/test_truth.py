@@ -173,6 +173,15 @@ def test_tr_sources_units_and_inheritance(tmp_path):
     assert kinds["image header (pixdim[4], msec)"][0] == 2.5
     assert kinds["raw sidecar (BIDS inheritance)"] == (2.5, "sub-01/sub-01_task-x_bold.json")  # subject level wins
     assert not t_r_disagreement(out, 2.5) and t_r_disagreement(out, 2.0)
+    # a header in ms labelled 'sec' is read as ms (and says so); an unset header (1, units unknown) is no source
+    img.header.set_xyzt_units("mm", "sec")
+    nib.save(img, bold)
+    head = next(s for s in collect_t_r_sources(bold, root, ents, None, None) if s["source"].startswith("image"))
+    assert head["value"] == 2.5 and "read as ms" in head["source"]
+    img.header.set_xyzt_units("mm", "unknown")
+    img.header["pixdim"][4] = 1.0
+    nib.save(img, bold)
+    assert not [s for s in collect_t_r_sources(bold, root, ents, None, None) if s["source"].startswith("image")]
 
 
 def test_conditions_tile_the_run_under_a_non_rest_name_plus_slow_drift():

@@ -465,7 +465,8 @@ def tr_signals(design: pd.DataFrame, roles: dict[str, str], context: DesignConte
     (``linspace(str t', (n-1+str) t', n)``), minus the same response built at
     ``t_r`` (the audited design's own columns). ``wᵀm`` is then the
     contrast's estimate for that response on the audited design minus what it
-    should be: the what-if "the data were acquired at ``t'``".
+    should be: the what-if "the data were acquired at ``t'``". Values outside
+    0.05-30 s are no acquisition TR and give no signal (the finding still names them).
     """
     if not context.other_t_r or context.events is None or not len(context.events):
         return []
@@ -483,7 +484,7 @@ def tr_signals(design: pd.DataFrame, roles: dict[str, str], context: DesignConte
     seen: set[float] = set()
     for src, other in context.other_t_r:
         other = float(other)
-        if other <= 0 or abs(other - float(context.t_r)) < 1e-6 or round(other, 6) in seen:
+        if not 0.05 <= other <= 30.0 or abs(other - float(context.t_r)) < 1e-6 or round(other, 6) in seen:
             continue
         seen.add(round(other, 6))
         ft = np.linspace(context.slice_time_ref * other, (full_n - 1 + context.slice_time_ref) * other, full_n)

@@ -233,7 +233,12 @@ def read_sidecar_t_r(sidecar: Path) -> float | None:
 
 
 def _header_t_r(image: Path) -> tuple[float, str] | None:
-    """(TR in s, unit note) from a NIfTI header's ``pixdim[4]`` and ``xyzt_units``; None if not 4D/unset."""
+    """(TR in s, how it was read) from a NIfTI header's ``pixdim[4]`` and ``xyzt_units``; None if not 4D/unset.
+
+    ``msec``/``usec`` are converted to seconds. A value above 100 with units
+    ``sec`` or ``unknown`` is read as milliseconds (a common mislabel) and the
+    label says so; ``unknown`` units with the placeholder value 1 give no source.
+    """
     try:
         hdr = nib.load(str(image)).header
         zooms = hdr.get_zooms()
@@ -243,10 +248,15 @@ def _header_t_r(image: Path) -> tuple[float, str] | None:
         unit = hdr.get_xyzt_units()[1]
     except Exception:  # noqa: BLE001 - an unreadable header gives no TR source
         return None
-    if not value > 0:
+    if not value > 0 or (unit == "unknown" and value == 1.0):
         return None
     scale = {"msec": 1e-3, "usec": 1e-6}.get(unit, 1.0)
-    return round(value * scale, 6), unit
+    how = unit if unit != "sec" else ""
+    if unit in ("sec", "unknown") and value > 100:
+        scale, how = 1e-3, f"{value:g} with units '{unit}': read as ms"
+    elif unit == "unknown":
+        how = "units unknown: read as s"
+    return round(value * scale, 6), how
 
 
 def _raw_sidecar_chain(bids_dir: Path, entities: dict[str, str]) -> list[Path]:
@@ -307,7 +317,7 @@ def collect_t_r_sources(bold: Path, bids_dir: Path | None, entities: dict[str, s
     out: list[dict[str, Any]] = []
     head = _header_t_r(bold) if bold is not None and Path(bold).exists() else None
     if head is not None:
-        out.append({"source": "image header (pixdim[4]" + (f", {head[1]}" if head[1] != "sec" else "") + ")",
+        out.append({"source": "image header (pixdim[4]" + (f", {head[1]}" if head[1] else "") + ")",
                     "value": head[0], "file": rel(bold)})
     prefix = "_".join(f"{k}-{entities[k]}" for k in ENTITY_ORDER if k in entities)
     if bids_dir is not None:
@@ -318,7 +328,7 @@ def collect_t_r_sources(bold: Path, bids_dir: Path | None, entities: dict[str, s
             if raw_img.exists():
                 h = _header_t_r(raw_img)
                 if h is not None:
-                    out.append({"source": "raw image header (pixdim[4]" + (f", {h[1]}" if h[1] != "sec" else "")
+                    out.append({"source": "raw image header (pixdim[4]" + (f", {h[1]}" if h[1] else "")
                                 + ")", "value": h[0], "file": rel(raw_img)})
                 break
         value, where = None, None
