@@ -94,6 +94,11 @@ class DesignContext:
         in contrast standard deviations (σ); ``None``: 1 %, assumed.
     noise_sd_source : str or None
         Where ``noise_sd`` comes from (e.g. ``"measured:global_signal residual"``).
+    confound_medians : tuple of (str, float)
+        Steady-state median (scanner units, volumes not flagged non-steady) of
+        mean-signal confounds (``global_signal``, ``csf``, ``white_matter``)
+        read from the raw confounds file: the scale that turns their (possibly
+        demeaned) design columns into % signal.
     """
 
     t_r: float
@@ -123,6 +128,7 @@ class DesignContext:
     rest_conditions: tuple[str, ...] = ()
     noise_sd: float | None = None
     noise_sd_source: str | None = None
+    confound_medians: tuple[tuple[str, float], ...] = ()
 
     def frame_times(self, n_scans: int) -> np.ndarray:
         """Frame times exactly as nilearn's FirstLevelModel computes them."""

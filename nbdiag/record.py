@@ -89,6 +89,31 @@ def _error_record(record: dict[str, Any], error: InputError | Exception, finding
     return record
 
 
+def _mean_signal_medians(path, columns, nonsteady) -> tuple[tuple[str, float], ...]:
+    """Steady-state medians (scanner units) of the mean-signal confounds in the design, from the raw file.
+
+    load_confounds demeans its columns, so the design alone cannot say what 1 % of
+    ``global_signal`` is; the raw file can. Empty when none is in the design.
+    """
+    from nbdiag.diagnostics.sensitivity import MEAN_SIGNALS
+    from nbdiag.inputs.fmriprep import read_raw_confounds
+
+    wanted = [c for c in MEAN_SIGNALS if c in set(map(str, columns))]
+    if not wanted or path is None:
+        return ()
+    raw = read_raw_confounds(path)
+    flagged = set(int(v) for v in nonsteady)
+    keep = np.array([i not in flagged for i in range(len(raw))], dtype=bool)
+    out = []
+    for col in wanted:
+        if col in raw.columns:
+            values = pd.to_numeric(raw[col], errors="coerce").to_numpy(dtype=float)[keep]
+            values = values[np.isfinite(values)]
+            if values.size and np.median(values) != 0:
+                out.append((col, float(np.median(values))))
+    return tuple(out)
+
+
 def tr_mismatch_finding(run: RunInputs) -> Finding | None:
     """``tr_mismatch`` when the run's TR sources (``run.t_r_sources``) and the model's t_r disagree.
 
@@ -174,6 +199,10 @@ def prepare_run(run: RunInputs, settings: Settings) -> PreparedRun:
     times = frame_times(n_scans, t_r, slice_time_ref)
     findings += events_outside_run(events.events, times, t_r, model.min_onset, run.events)
     context = make_context(settings, events, conf, built, t_r, slice_time_ref, n_scans)
+    medians = _mean_signal_medians(run.confounds, built.design.columns, conf.nonsteady_volumes)
+    if medians:
+        from dataclasses import replace as _replace
+        context = _replace(context, confound_medians=medians)
     by_value: dict[float, list[str]] = {}
     for src in getattr(run, "t_r_sources", None) or []:
         if abs(float(src["value"]) - t_r) > 1e-3:

@@ -343,3 +343,44 @@ def test_scrub_signal_matches_nilearn_and_small_spikes_stay_context():
         copy = next(f for f in audit.findings if f.contrast == name and f.code == "scrub_not_applied")
         assert copy.severity == "info" and "below the warn size" in copy.message   # 4 spikes of 2 %: < 0.5 σ
     assert any(f.code == "scrub_not_applied" and f.contrast is None and f.severity == "fail" for f in audit.findings)
+
+
+def test_global_signal_regression_through_the_pipeline(tmp_path):
+    """first_level_from_bids-style settings with global_signal in confounds_strategy: load_confounds demeans
+    the column, so its % scale comes from the raw file's steady-state median."""
+    import pandas as pd
+
+    from nbdiag.config import load_config, override_config
+    from nbdiag.demo.run import CONFIG
+    from nbdiag.demo.synth import DatasetSpec, RunSpec, run_paths, write_dataset
+    from nbdiag.inputs.bids import discover_runs
+    from nbdiag.record import audit_run, prepare_run
+
+    spec = DatasetSpec([RunSpec("01", session="1", run=1, n_scans=300, t_r=1.5, image="header")])
+    root = write_dataset(tmp_path / "bids", spec)
+    config = override_config(load_config(CONFIG), model={"confounds_strategy": ["motion", "global_signal"],
+                                                         "confounds_global_signal": "basic"})
+    settings = {s.variant: s for s in config.all_variants()}["nortdur"]
+    run = discover_runs(root, settings.model)[0][0]
+    X0 = prepare_run(run, settings).built.design
+    rng = np.random.default_rng(3)
+    noise = 0.3 * rng.normal(size=len(X0))
+    gtask = 0.5 * X0["zero_back"].to_numpy() + 0.8 * X0["two_back"].to_numpy()
+    path = run_paths(root, spec, spec.runs[0]).confounds
+    table = pd.read_csv(path, sep="\t")
+    table["global_signal"] = 520.0 * (1 + 0.01 * (gtask + noise))
+    table.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    record = audit_run(run, settings).record
+    X = prepare_run(run, settings).built.design
+    assert abs(X["global_signal"].mean()) < 1e-6                    # demeaned by load_confounds
+    fixed_gs = 520.0 * (1 + 0.01 * noise)
+    Xfix = X.assign(global_signal=fixed_gs - fixed_gs.mean())
+    y = 0.3 * X["zero_back"].to_numpy() + 1.0 * X["two_back"].to_numpy() + 100.0 + noise
+    flaw, fixed = fit_effects(X, y, list(C)), fit_effects(Xfix, y, list(C))
+    for name in C:
+        entry = next(e for e in record["contrasts"][name]["sensitivity"] if e["source"] == "confound:global_signal")
+        assert entry["magnitude_source"] == "measured:global_signal"
+        assert "median in the confounds file" in entry["label"]
+        _close(entry["bias_percent"], flaw[name] - fixed[name])
+    top = [f for f in record["findings"] if f["contrast"] == "zero_back" and f["severity"] in ("warn", "fail")][0]
+    assert top["code"] == "confound_task_correlated"

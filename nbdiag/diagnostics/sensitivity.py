@@ -422,13 +422,14 @@ def confound_signals(design: pd.DataFrame, roles: dict[str, str], context: Desig
         family = {base} | {base + e for e in _EXPANSIONS if base + e in conf}
         Xm = X[:, [k for k, c in enumerate(cols) if c not in family]]
         if base in MEAN_SIGNALS:
-            med = float(np.median(steady))
-            if abs(med) > 3.0 * float(np.std(steady)) and med != 0:
-                zp = 100.0 * (z / med - 1.0)
-                size = f"a voxel that carries {base} one for one (measured: {base} in % of its median)"
+            med, where = _mean_signal_median(base, context, steady)
+            if med is not None:
+                zp = 100.0 * z / med          # the constant in the design absorbs any offset (demeaned columns)
+                size = f"a voxel that carries {base} one for one (measured: {base} in % of its {where})"
             else:
                 zp = z
-                size = f"a voxel that carries {base} one for one ({base} is centred: its values read as % signal)"
+                size = (f"a voxel that carries {base} one for one ({base} is centred and its raw median unknown: "
+                        f"its values read as % signal)")
             lam, source = 1.0, f"measured:{base}"
         elif _MOTION.match(base):
             lam = MOTION_PCT_PER_MM * (ROT_RADIUS_MM if base.startswith("rot") else 1.0)
@@ -444,6 +445,32 @@ def confound_signals(design: pd.DataFrame, roles: dict[str, str], context: Desig
         out.append(Signal(f"confound:{base}", f"regressing out {base} (task-locked: partial R² {r2:.2f} on the "
                           f"task regressors beyond drift) for {size}", "% signal", m, typical=1.0, magnitude_source=source))
     return out
+
+
+def _mean_signal_median(base: str, context: DesignContext, steady_column: np.ndarray) -> tuple[float | None, str]:
+    """Steady-state median of a mean-signal confound in scanner units, and where it came from.
+
+    First the raw series (``context.measured_signals``, when the measured
+    diagnostics provide it, or ``context.confound_medians`` from the raw
+    confounds file), then the design column itself when it is not centred
+    (``|median| > 3 sd``); None when only a centred column is known.
+    """
+    raw = (getattr(context, "measured_signals", None) or {}).get(base)
+    if raw is not None:
+        raw = np.asarray(raw, dtype=float)
+        flagged = set(int(v) for v in context.nonsteady_volumes)
+        keep = np.array([i not in flagged for i in range(raw.size)]) & np.isfinite(raw)
+        if keep.any():
+            med = float(np.median(raw[keep]))
+            if med != 0:
+                return med, "steady-state median in the confounds file"
+    given = dict(getattr(context, "confound_medians", ()) or ())
+    if base in given and given[base]:
+        return float(given[base]), "steady-state median in the confounds file"
+    med = float(np.median(steady_column))
+    if med != 0 and abs(med) > 3.0 * float(np.std(steady_column)):
+        return med, "median"
+    return None, ""
 
 
 def present_nonsteady_rows(design: pd.DataFrame, context: DesignContext) -> np.ndarray:
