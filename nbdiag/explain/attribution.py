@@ -272,8 +272,10 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
                 not any(abs(_sd(e)) > 0 for e in mine):
             continue  # the run-level cause does not touch this contrast
         strong = [e for e in mine if e.get("structural", True) and abs(_sd(e)) >= th.sensitivity_warn]
-        top = max(mine, key=lambda e: abs(_sd(e)), default=None)
-        score = max((abs(_sd(e)) * float(e.get("typical", 1.0)) for e in mine), default=0.0)
+        specific = [e for e in mine if e.get("structural", True)]
+        top = max(specific, key=lambda e: abs(_sd(e)), default=None)
+        generic_top = max((e for e in mine if not e.get("structural", True)), key=lambda e: abs(_sd(e)), default=None)
+        score = max((abs(_sd(e)) * float(e.get("typical", 1.0)) for e in specific), default=0.0)
         bias_sev = worst_severity(_sev_of_sd(abs(_sd(e)), th) for e in strong)
         ev = dict(f.evidence)
         if mine:
@@ -288,7 +290,8 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
             sev = worst_severity([bias_sev, f.severity])
         else:
             sev = bias_sev
-        msg = _message(code, replace(f, message=_neutral_threshold(f.message)), ci, top, strong, sev, th, copied, neg)
+        msg = _message(code, replace(f, message=_neutral_threshold(f.message)), ci, top, strong, sev, th, copied, neg,
+                       generic_top)
         if copied and code in _COPY_TITLES:
             f = replace(f, title=_COPY_TITLES[code].format(name=name))
         if code == codes.CONTRAST_VARIANCE_INFLATED.code:
@@ -353,7 +356,8 @@ _COPY_TITLES = {
 
 
 def _message(code: str, f: Finding, ci: ContrastInputs, top: Mapping[str, Any] | None,
-             strong: list, sev: str, th: Thresholds, copied: bool, neg: Mapping[str, Any]) -> str:
+             strong: list, sev: str, th: Thresholds, copied: bool, neg: Mapping[str, Any],
+             generic_top: Mapping[str, Any] | None = None) -> str:
     """The contrast's own message for a cause: what it is, its predicted bias, and whether that is material."""
     name = ci.name
     bias = bias_sentence(top, name) if top is not None else ""
@@ -374,7 +378,7 @@ def _message(code: str, f: Finding, ci: ContrastInputs, top: Mapping[str, Any] |
                    f"rest-like condition is modelled ({'; '.join(f'{k}: {v}' for k, v in rl.get('rule', {}).items())})"
         else:
             what = f"{name} is measured against the implicit baseline, which this design leaves scarce"
-        text = f"{_cap(what)}. " + bias
+        text = f"{what if what.startswith(name) else _cap(what)}. " + bias
     elif copied:
         text = bias
     else:
@@ -382,10 +386,17 @@ def _message(code: str, f: Finding, ci: ContrastInputs, top: Mapping[str, Any] |
     if sev == "info" and code not in (codes.CONTRAST_VARIANCE_INFLATED.code,):
         margin = _MARGINS.get(code)
         mtxt = f" ({margin(f)})" if margin is not None and not copied else ""
-        largest = f"{abs(_sd(top)):.2f} σ" if top is not None else "no predicted bias"
-        text += (f" Context, not a cause{mtxt}: its largest predicted bias on {name} is {largest}, below the "
-                 f"warn size of {th.sensitivity_warn:g} σ.")
-    return _cap(text.strip())
+        if top is not None:
+            text += (f" Context, not a cause{mtxt}: its largest predicted bias on {name} is {abs(_sd(top)):.2f} σ, "
+                     f"below the warn size of {th.sensitivity_warn:g} σ.")
+        else:
+            text += f" Context, not a cause{mtxt}: it predicts no bias specific to this design on {name}"
+            if generic_top is not None and abs(_sd(generic_top)) > 0:
+                text += (f" (signals present in every run, e.g. {generic_top['label']}, move it by "
+                         f"{abs(_sd(generic_top)):.2f} σ whatever the design)")
+            text += "."
+    text = " ".join(text.split())
+    return text if text.startswith(name) else _cap(text)
 
 
 def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: list[Finding],
