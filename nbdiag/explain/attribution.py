@@ -246,6 +246,28 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
         present[code] = f.for_contrast(name, evidence={"run_level": f.evidence}, score=0.0)
         copied_codes.add(code)
 
+    # 1b. no cliffs: a baseline cause whose share of negative weight is below its threshold still explains
+    #     the contrast when its signal moves it by the warn size (the share is shown with its threshold)
+    for fam, code, share_key, warn_key in (("unmodeled", codes.BASELINE_UNMODELED_EVENTS, "unmodeled_event",
+                                            "unmodeled_weight_warn"),
+                                           ("short_gaps", codes.BASELINE_SHORT_GAPS, "short_gap", "short_gaps_weight_warn"),
+                                           ("pre_block", codes.BASELINE_SHORT_GAPS, "short_gap", "short_gaps_weight_warn")):
+        if code.code in present:
+            continue
+        hits = [e for e in entries if _fam(e["source"]) == fam and e.get("structural", True)
+                and abs(_sd(e)) >= th.sensitivity_warn]
+        if not hits:
+            continue
+        share, limit = float(neg.get(share_key, 0.0)), float(getattr(th, warn_key))
+        what = (f"unmodelled events ({', '.join(ci.unmodeled_types)})" if fam == "unmodeled" and ci.unmodeled_types
+                else "unmodelled events" if fam == "unmodeled" else "short unmodelled gaps next to blocks")
+        present[code.code] = code.finding(
+            contrast=name, severity="warn", score=0.0,
+            message=(f"{100 * share:.1f} % of {name}'s negative weight falls in {what} ({100 * share:.1f} % vs the "
+                     f"{_pct(limit)} share threshold), but a response there is large enough to move it."),
+            evidence={"negative_weight_share": share, "warn_at": limit, "rule": "bias at the warn size below the "
+                      "share threshold"})
+
     # 2. claims: each sensitivity source goes to the most specific cause present; when no implicit
     #    baseline is left, the baseline causes claim the slow and shape signals first (they are why
     #    those signals decide the contrast; edge concentration and drift overlap follow from it)
