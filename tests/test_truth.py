@@ -384,3 +384,16 @@ def test_global_signal_regression_through_the_pipeline(tmp_path):
         _close(entry["bias_percent"], flaw[name] - fixed[name])
     top = [f for f in record["findings"] if f["contrast"] == "zero_back" and f["severity"] in ("warn", "fail")][0]
     assert top["code"] == "confound_task_correlated"
+
+
+def test_share_just_below_its_threshold_still_names_the_cause():
+    from nbdiag.explain.attribution import ContrastInputs, explain_contrasts
+
+    sens = [{"source": "short_gaps", "label": "a 0.25 % HRF response during the 4 short transition gaps",
+             "bias": -0.107, "bias_percent": -0.107, "bias_sd": -0.87, "structural": True, "typical": 0.5,
+             "magnitude_source": "assumed", "sd_source": "assumed"}]
+    ci = ContrastInputs(name="zero_back", kind="t", task_sum=1.0,
+                        composition={"negative": {"short_gap": 0.246}}, sensitivity=sens, findings=[])
+    top = explain_contrasts([ci], [])["zero_back"].findings[0]
+    assert top.code == "baseline_short_gaps" and top.severity == "warn"
+    assert "24.6 % vs the 25 % share threshold" in top.message and "lowers zero_back by 0.87 σ" in top.message
