@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-reports", action="store_true", help="skip the HTML reports")
     parser.add_argument("--fail-on", choices=["warn", "fail"], default="fail",
                         help="group: the status at which a run fails sign-off (default fail)")
+    parser.add_argument("--variant", dest="signoff_variants", action="append", metavar="NAME",
+                        help="group: only this variant decides sign-off, include.tsv and the exit code "
+                             "(repeatable; default every variant)")
+    parser.add_argument("--ratings", nargs="+", type=Path, metavar="PATH",
+                        help="group: reviewer rating files saved by the subject reports; "
+                             "merged into signoff.tsv (reviewer, rating, comment, final)")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     parser.add_argument("--version", action="version", version=f"nbdiag {__version__}")
     _model_options(parser)
@@ -154,12 +160,14 @@ def _participant(args: argparse.Namespace) -> int:
 def _group(args: argparse.Namespace) -> int:
     from nbdiag.group import run_group
 
-    return run_group(args.output_dir, fail_on=args.fail_on)
+    return run_group(args.output_dir, fail_on=args.fail_on, variants=args.signoff_variants, ratings=args.ratings)
 
 
 def _demo(argv: Sequence[str]) -> int:
     parser = _Parser(prog="nbdiag demo", description="Run the full audit on the bundled n-back demo dataset.")
-    parser.add_argument("output_dir", nargs="?", type=Path, default=Path("reports/demo"))
+    parser.add_argument("output_dir", nargs="?", type=Path, default=Path("nbdiag-demo"),
+                        help="where to write (default ./nbdiag-demo; never inside the package or a checkout's "
+                             "reports/)")
     parser.add_argument("--n-jobs", type=int, default=1)
     args = parser.parse_args(argv)
     from nbdiag.demo import run_demo
@@ -245,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.analysis_level == "group":
             return _group(args)
+        if args.signoff_variants or args.ratings:
+            raise _UsageError("nbdiag: error: --variant and --ratings apply to the group level "
+                              "('nbdiag BIDS_DIR OUTPUT_DIR group ...'), not to participant")
         return _participant(args)
     except _UsageError as exc:
         print(str(exc), file=sys.stderr)

@@ -7,7 +7,9 @@ It never raises for bad input: a broken run becomes a record with
 
 from __future__ import annotations
 
+import re
 import traceback
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,8 +215,43 @@ def prepare_run(run: RunInputs, settings: Settings) -> PreparedRun:
     return PreparedRun(events, conf, built, context, findings, notes)
 
 
+def relative_to_dataset(obj: Any, root: Any) -> Any:
+    """``obj`` with every path under ``root`` (BIDS_DIR) written as a BIDS URI ``bids::<path>``.
+
+    Records never hold an absolute path of the machine where they were made (messages,
+    setting sources and evidence included), so outputs are identical wherever the
+    dataset sits.
+    """
+    if root is None:
+        return obj
+    prefixes = sorted({str(root), str(Path(root).absolute()), str(Path(root).resolve())}, key=len, reverse=True)
+    bare = [re.compile(re.escape(p) + r"(?=$|[\s'\"),;:\]]|\.(?:\s|$))") for p in prefixes]  # the folder itself
+
+    def fix(v: Any) -> Any:
+        if isinstance(v, str):
+            for p, pattern in zip(prefixes, bare):
+                if p in v:
+                    v = pattern.sub("bids::", v.replace(p + "/", "bids::"))
+            return v
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        if isinstance(v, tuple):
+            return tuple(fix(x) for x in v)
+        return v
+
+    return fix(obj)
+
+
 def audit_run(run: RunInputs, settings: Settings) -> RunAudit:
     """Audit one run under one variant; never raises for bad input."""
+    audit = _audit_run(run, settings)
+    audit.record = relative_to_dataset(audit.record, getattr(run, "root", None))
+    return audit
+
+
+def _audit_run(run: RunInputs, settings: Settings) -> RunAudit:
     record = _base_record(run, settings)
     findings: list[Finding] = _input_findings(run)
     try:

@@ -71,6 +71,8 @@ class RunInputs:
     t_r_sources: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: InputError | None = None
+    #: BIDS_DIR: input files are written to records relative to it (``bids::<path>``).
+    root: Path | None = None
 
     @property
     def session(self) -> str | None:
@@ -94,15 +96,34 @@ class RunInputs:
             "subject": self.subject, "session": self.session, "task": self.entities.get("task"),
             "run": self.run, "entities": dict(self.entities), "prefix": self.prefix,
             "files": {
-                "bold": str(self.bold), "events": _str(self.events), "confounds": _str(self.confounds),
-                "bold_sidecar": _str(self.bold_sidecar),
-                "confounds_sidecar": _str(self.confounds.with_suffix(".json")) if self.confounds else None,
+                "bold": bids_uri(self.bold, self.root), "events": bids_uri(self.events, self.root),
+                "confounds": bids_uri(self.confounds, self.root),
+                "bold_sidecar": bids_uri(self.bold_sidecar, self.root),
+                "confounds_sidecar": bids_uri(self.confounds.with_suffix(".json"), self.root)
+                if self.confounds else None,
             },
         }
 
 
 def _str(path: Path | None) -> str | None:
     return None if path is None else str(path)
+
+
+def bids_uri(path: str | Path | None, root: str | Path | None) -> str | None:
+    """Name ``path`` as BIDS derivatives do: ``bids::<path relative to root>``.
+
+    Outputs never hold an absolute path of the machine: a file outside ``root`` (or
+    with no ``root``) is named by its file name only.
+    """
+    if path is None:
+        return None
+    p = Path(path)
+    if root is not None:
+        try:
+            return "bids::" + p.absolute().relative_to(Path(root).absolute()).as_posix()
+        except ValueError:
+            pass
+    return p.name
 
 
 def _filters(task: str, space: str | None, img_filters, supported) -> list[tuple[str, str]]:
@@ -442,7 +463,7 @@ def discover_runs(bids_dir: str | Path, model: ModelSettings) -> tuple[list[RunI
         seen: dict[tuple, Path] = {}
         for image in images:
             bold = Path(image)
-            run = RunInputs(subject=subject, entities=_raw_entities(bold), bold=bold)
+            run = RunInputs(subject=subject, entities=_raw_entities(bold), bold=bold, root=bids_dir)
             runs.append(run)
             sidecar = Path(str(bold).split(".nii")[0] + ".json")
             run.bold_sidecar = sidecar if sidecar.exists() else None
