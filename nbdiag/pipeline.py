@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 from nbdiag.record import RunAudit, audit_run
 from nbdiag.inputs.bids import RunInputs, discover_runs
 from nbdiag.config import Config, check_complete, replace_model
+from nbdiag.preflight import check_before_runs
 from nbdiag.outputs import check_output_dir, write_dataset_description, write_run_outputs
 
 
@@ -79,7 +80,7 @@ def _progress_line(i: int, n: int, audits: list[RunAudit], seconds: float) -> st
 def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config,
                     participant_labels: Iterable[str] | None = None, n_jobs: int = 1,
                     reports: bool = True, log: Callable[[str], None] | None = None,
-                    verbose: int = 0) -> ParticipantResult:
+                    verbose: int = 0, bids_filter=None) -> ParticipantResult:
     """Audit every run of the selected participants under every variant.
 
     Parameters
@@ -99,6 +100,8 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     verbose : int
         With 1 or more, each progress line is followed by the run's notes, nilearn's
         warnings and the top finding of every variant.
+    bids_filter : nbdiag.inputs.bids_filter.BidsFilter, optional
+        fMRIPrep-style ``--bids-filter-file``: only the BOLD images it accepts are audited.
 
     Raises
     ------
@@ -114,9 +117,10 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     base = config.all_variants()[0].model
     bids_dir = Path(bids_dir)
     output_dir = check_output_dir(Path(output_dir), bids_dir, bids_dir / base.derivatives_folder)
-    runs, notes = discover_runs(bids_dir, base)
+    runs, notes = discover_runs(bids_dir, base, bids_filter=bids_filter)
     for note in notes:
         log(f"note: {note}")
+    check_before_runs(runs, config)  # a contrast/event-setting typo stops here (SettingsError, exit 2)
     write_dataset_description(output_dir, bids_dir)
     n = len(runs)
     log(f"nbdiag: auditing {n} runs x {len(config.all_variants())} variants -> {output_dir}")

@@ -412,8 +412,11 @@ def _find_confounds(bold: Path) -> Path | None:
         return None
 
 
-def discover_runs(bids_dir: str | Path, model: ModelSettings) -> tuple[list[RunInputs], list[str]]:
+def discover_runs(bids_dir: str | Path, model: ModelSettings, bids_filter=None) -> tuple[list[RunInputs], list[str]]:
     """Runs ``first_level_from_bids`` would model, each with inputs resolved.
+
+    ``bids_filter`` (:class:`nbdiag.inputs.bids_filter.BidsFilter`, from fMRIPrep's
+    ``--bids-filter-file``) keeps only the BOLD images its ``bold`` filter accepts.
 
     Returns
     -------
@@ -454,9 +457,17 @@ def discover_runs(bids_dir: str | Path, model: ModelSettings) -> tuple[list[RunI
     supported = bids_entities()["raw"] + bids_entities()["derivatives"]
     filters = _filters(model.task_label, space, model.img_filters, supported)
     runs: list[RunInputs] = []
+    n_filtered = 0
     for subject in subjects:
         images = get_bids_files(derivatives, modality_folder="func", file_tag="bold", file_type="nii*",
                                 sub_label=subject, filters=filters)
+        if bids_filter is not None:
+            kept = [i for i in images if bids_filter.matches(bids_entities_of(i), extension=_extension(i))]
+            n_filtered += len(images) - len(kept)
+            if images and not kept:
+                notes.append(f"sub-{subject}: no BOLD image passes the bids filter file {Path(bids_filter.path).name}")
+                continue
+            images = kept
         if not images:
             notes.append(f"sub-{subject}: no BOLD image matches {filters} in {derivatives}")
             continue
@@ -495,8 +506,19 @@ def discover_runs(bids_dir: str | Path, model: ModelSettings) -> tuple[list[RunI
                     run.notes.append(f"n_scans {run.n_scans.value} from {run.n_scans.source}")
             except InputError as exc:
                 run.error = exc
+    if bids_filter is not None:
+        notes.append(f"bids filter file {Path(bids_filter.path).name} (bold: {bids_filter.to_dict()}): "
+                     f"{n_filtered} BOLD image(s) left out, {len(runs)} kept"
+                     + (f"; queries not used by nbdiag: {', '.join(bids_filter.ignored)}" if bids_filter.ignored else ""))
     if not runs:
         raise DatasetError(
             f"no run found for task '{model.task_label}', space '{space}', filters {list(model.img_filters)} in {derivatives}"
+            + (f" that passes the bids filter file {bids_filter.path} (bold: {bids_filter.to_dict()})"
+               if bids_filter is not None else "")
         )
     return runs, notes
+
+
+def _extension(path: str | Path) -> str:
+    name = Path(path).name
+    return name[name.index("."):] if "." in name else ""

@@ -405,6 +405,7 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
         "versions": (record.get("nbdiag_version"), record.get("nilearn_version")),
         "files": _get(record, "run", "files", default={}) or {},
         "notes": [str(n) for n in record.get("notes") or []],
+        "skipped_checks": [c for c in (record.get("skipped_checks") or []) if isinstance(c, Mapping)],
     }
 
 
