@@ -397,3 +397,11 @@ def test_share_just_below_its_threshold_still_names_the_cause():
     top = explain_contrasts([ci], [])["zero_back"].findings[0]
     assert top.code == "baseline_short_gaps" and top.severity == "warn"
     assert "24.6 % vs the 25 % share threshold" in top.message and "lowers zero_back by 0.87 σ" in top.message
+
+
+def test_measured_global_estimate_is_read_from_the_contrast_section():
+    from nbdiag.explain.audit import _measured_global
+
+    assert _measured_global({"measured": {"global_signal": {"estimate": -0.31, "in_model": False}}}) == -0.31
+    assert _measured_global({"measured": {"global_signal": {"estimate": 0.0, "in_model": True}}}) is None
+    assert _measured_global({}) is None

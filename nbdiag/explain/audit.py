@@ -128,6 +128,10 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
             evidence={"event_types": list(unmod_types),
                       "negative_weight_share": {f.contrast: f.evidence.get("negative_weight_share") for f in unmod_f}},
             score=max(f.score for f in unmod_f), fix=unmod_f[0].fix))
+    # the run's measured global-signal estimate of each contrast (contrasts.<c>.measured.global_signal, issue 12),
+    # quoted by the explanation when no cause reaches the warn size
+    inputs = [replace(ci, measured_global=_measured_global(contrast_sec.get(ci.name, {})))
+              if ci.measured_global is None else ci for ci in inputs]
     expl = explain_contrasts(inputs, run_level + [f for f in input_findings if f.contrast is None], th,
                              sample_mask_dropped=not context.sample_mask_applied)
     findings: list[Finding] = rank_findings(run_level)
@@ -150,6 +154,19 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
                    "rt": jsonable(rt.to_dict())}
     return DesignAudit(diagnostics=diagnostics, contrasts=jsonable(contrast_sec), whatif=whatif,
                        findings=findings, status=status_from_findings(findings))
+
+
+def _measured_global(section: Mapping[str, Any]) -> float | None:
+    """``measured.global_signal.estimate`` of a contrast section (None when absent or the signal is in the model)."""
+    gs = ((section or {}).get("measured") or {}).get("global_signal") or {}
+    if not isinstance(gs, Mapping) or gs.get("in_model"):
+        return None
+    value = gs.get("estimate")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None
 
 
 def _extra_families(design: pd.DataFrame, roles: Mapping[str, str], vectors: Mapping[str, np.ndarray],
