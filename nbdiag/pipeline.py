@@ -9,6 +9,7 @@ This is the Python API behind ``nbdiag BIDS_DIR OUTPUT_DIR participant``::
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -16,10 +17,14 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from nbdiag.record import RunAudit, audit_run
-from nbdiag.inputs.bids import RunInputs, discover_runs
+from nbdiag.inputs.bids import RunInputs, discover
 from nbdiag.config import Config, check_complete, replace_model
+from nbdiag.errors import SettingsError
+from nbdiag.manifest import MANIFEST_DIR, make_manifest, manifest_path, provenance, settings_hash
+from nbdiag.outputs import (check_output_dir, run_folder, write_dataset_description, write_json,
+                            write_run_outputs)
+from nbdiag.errors import EXIT_OK, EXIT_RUN_ERRORS
 from nbdiag.preflight import check_before_runs
-from nbdiag.outputs import check_output_dir, write_dataset_description, write_run_outputs
 
 
 @dataclass
@@ -37,16 +42,60 @@ class ParticipantResult:
     @property
     def exit_code(self) -> int:
         """0 when every run was audited (findings do not count), else 1."""
-        return 1 if self.n_errors or any(n.startswith("participant label") for n in self.notes) else 0
+        return EXIT_RUN_ERRORS if self.n_errors or any(n.startswith("participant label") for n in self.notes) else EXIT_OK
 
 
-def _audit_and_write(run: RunInputs, config: Config, output_dir: Path) -> list[RunAudit]:
+def _audit_and_write(run: RunInputs, config: Config, output_dir: Path,
+                     bids_dir: Path | None = None) -> list[RunAudit]:
     audits = []
     for settings in config.all_variants():
         audit = audit_run(run, settings)
+        # the record is written last and carries the settings hash + input fingerprints:
+        # its presence with a matching hash is the "done" marker the group level trusts
+        audit.record["provenance"] = provenance(settings.to_dict(), run_input_files(run), bids_dir)
+        _remove_leftover_temp_files(output_dir, run, settings.variant)
         write_run_outputs(output_dir, audit)
         audits.append(audit)
     return audits
+
+
+def _remove_leftover_temp_files(output_dir: Path, run: RunInputs, variant: str) -> None:
+    """Temp files of this run × variant left by a killed earlier invocation (only this run's own)."""
+    folder = run_folder(output_dir, run.entities)
+    if folder.is_dir():
+        for tmp in folder.glob(f".{run.prefix}_desc-{variant}_*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def run_input_files(run: RunInputs) -> dict[str, Path | None]:
+    """Every input file of a run, by role (what the fingerprints cover)."""
+    return {"bold": run.bold, "bold_sidecar": run.bold_sidecar, "events": run.events,
+            "confounds": run.confounds,
+            "confounds_sidecar": run.confounds.with_suffix(".json") if run.confounds else None}
+
+
+def _write_manifests(output_dir: Path, config: Config, runs: list[RunInputs], discovery,
+                     participant_labels) -> None:
+    """One manifest per subject covered (a shard writes only its own subjects' files)."""
+    variants = {s.variant: settings_hash(s.to_dict()) for s in config.all_variants()}
+    expected: dict[str, list[dict]] = {}
+    for run in runs:
+        folder = run_folder(Path("."), run.entities).as_posix()
+        for variant in variants:
+            expected.setdefault(run.subject, []).append({
+                "prefix": run.prefix, "subject": run.subject, "session": run.session, "run": run.run,
+                "variant": variant, "record": f"{folder}/{run.prefix}_desc-{variant}_nbdiag.json"})
+    skipped = dict(discovery.skipped)
+    covered = set(expected) | set(skipped)
+    for subject in sorted(covered):
+        write_json(manifest_path(output_dir, subject),
+                   make_manifest(subject=subject, expected=expected.get(subject, []),
+                                 skipped=skipped.get(subject) if subject not in expected else None,
+                                 variants=variants))
+    if not participant_labels:  # the whole dataset: subjects no longer in it are stale
+        for old in (Path(output_dir) / MANIFEST_DIR).glob("sub-*.json"):
+            if old.stem.removeprefix("sub-") not in covered:
+                old.unlink(missing_ok=True)
 
 
 def _details(audits: list[RunAudit]) -> str:
@@ -111,17 +160,23 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
         For invalid or incomplete settings.
     """
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    for label in participant_labels or ():
+        if not re.match(r"^[A-Za-z0-9]+$", str(label).removeprefix("sub-")):
+            raise SettingsError(f"invalid value for 'participant_label': expected BIDS labels (letters and "
+                                f"digits, with or without 'sub-'); got {str(label)!r}")
     if participant_labels:
         config = replace_model(config, sub_labels=tuple(str(p).removeprefix("sub-") for p in participant_labels))
     check_complete(config)
     base = config.all_variants()[0].model
     bids_dir = Path(bids_dir)
     output_dir = check_output_dir(Path(output_dir), bids_dir, bids_dir / base.derivatives_folder)
-    runs, notes = discover_runs(bids_dir, base, bids_filter=bids_filter)
+    discovery = discover(bids_dir, base, bids_filter=bids_filter)
+    runs, notes = discovery.runs, discovery.notes
     for note in notes:
         log(f"note: {note}")
     check_before_runs(runs, config)  # a contrast/event-setting typo stops here (SettingsError, exit 2)
     write_dataset_description(output_dir, bids_dir)
+    _write_manifests(output_dir, config, runs, discovery, participant_labels)
     n = len(runs)
     log(f"nbdiag: auditing {n} runs x {len(config.all_variants())} variants -> {output_dir}")
     variant_order = {s.variant: i for i, s in enumerate(config.all_variants())}
@@ -150,12 +205,12 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     if n_jobs == 1 or n <= 1:
         for i, run in enumerate(runs, 1):
             t0 = time.perf_counter()
-            collect(i, _audit_and_write(run, config, output_dir), time.perf_counter() - t0)
+            collect(i, _audit_and_write(run, config, output_dir, bids_dir), time.perf_counter() - t0)
     else:
         from joblib import Parallel, delayed
 
         jobs = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-            delayed(_timed)(run, config, output_dir) for run in runs)
+            delayed(_timed)(run, config, output_dir, bids_dir) for run in runs)
         for i, (done, seconds) in enumerate(jobs, 1):
             collect(i, done, seconds)
     audits.sort(key=lambda a: (order[a.run.key], variant_order[a.variant]))
@@ -165,9 +220,10 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     return result
 
 
-def _timed(run: RunInputs, config: Config, output_dir: Path) -> tuple[list[RunAudit], float]:
+def _timed(run: RunInputs, config: Config, output_dir: Path,
+           bids_dir: Path | None = None) -> tuple[list[RunAudit], float]:
     t0 = time.perf_counter()
-    done = _audit_and_write(run, config, output_dir)
+    done = _audit_and_write(run, config, output_dir, bids_dir)
     return done, time.perf_counter() - t0
 
 

@@ -21,8 +21,8 @@ from nbdiag._json import jsonable
 from nbdiag._version import __version__
 from nbdiag.inputs.bids import RunInputs
 from nbdiag.config import Settings
-from nbdiag.context import DesignContext
-from nbdiag.design import DesignResult, build_design, frame_times
+from nbdiag.context import DesignContext, frame_times
+from nbdiag.design import DesignResult, build_design
 from nbdiag.errors import InputError
 from nbdiag.inputs.events import events_outside_run, read_events, transform_events
 from nbdiag.findings import Finding, rank_findings, status_from_findings
@@ -78,6 +78,8 @@ def _base_record(run: RunInputs, settings: Settings) -> dict[str, Any]:
 def _error_record(record: dict[str, Any], error: InputError | Exception, findings: list[Finding]) -> dict[str, Any]:
     if isinstance(error, InputError):
         err = error.to_dict()
+        if err["code"] is None:
+            err["code"] = codes.INPUT_INVALID.code
     else:  # an unexpected failure: still a record, with the traceback summary for a bug report
         err = {"code": codes.INTERNAL_ERROR.code, "message": f"{type(error).__name__}: {error}",
                "traceback": traceback.format_exc(limit=5)}
@@ -155,13 +157,8 @@ def _input_findings(run: RunInputs) -> list[Finding]:
     tr = tr_mismatch_finding(run)
     if tr is not None:
         findings.append(tr)
-    if run.n_scans is not None and not run.n_scans.source.startswith("image header"):
-        findings.append(codes.N_SCANS_MISMATCH.finding(
-            severity="info", title="Number of volumes taken from the confounds file",
-            message=f"n_scans = {run.n_scans.value} from {run.n_scans.source}.",
-            evidence={"n_scans": run.n_scans.value, "source": run.n_scans.source},
-            fix="fetch the image (e.g. datalad get) to confirm the number of volumes from its header",
-        ))
+    # n_scans taken from the confounds rows (image not fetched) is a note on the run
+    # (run.notes), not an n_scans_mismatch: nothing mismatches.
     return findings
 
 
@@ -189,18 +186,25 @@ def prepare_run(run: RunInputs, settings: Settings) -> PreparedRun:
         raise run.error
     model = settings.model
     n_scans = int(run.n_scans.value)
-    table = read_events(run.events)
+    check_n_scans(n_scans, run, settings)
+    table = read_events(run.events, limits=settings.limits)
     if settings.stats_model is not None:
         events, conf, notes = _stats_model_inputs(run, settings, table, n_scans)
     else:
         events = transform_events(table, settings.events, path=run.events)
-        conf = load_run_confounds(run.bold, run.confounds, model, n_scans)
+        conf = load_run_confounds(run.bold, run.confounds, model, n_scans, roots=run.roots, limits=settings.limits)
         notes = [f"nilearn load_confounds: {m}" for m in conf.warnings]
     findings = list(events.findings)
     t_r = float(run.t_r.value)
     slice_time_ref = float(run.slice_time_ref.value)
     mask = conf.sample_mask if (model.apply_sample_masks and conf.sample_mask is not None) else None
-    built = build_design(events.events, conf.confounds, n_scans, t_r, slice_time_ref, model, sample_mask=mask)
+    try:
+        built = build_design(events.events, conf.confounds, n_scans, t_r, slice_time_ref, model, sample_mask=mask)
+    except (ValueError, TypeError) as exc:  # nilearn's own checks of the events it is given
+        raise InputError(f"nilearn cannot build a design from these events: {type(exc).__name__}: {exc}",
+                         file=run.events, code=codes.EVENTS_INVALID.code,
+                         expected="events nilearn's make_first_level_design_matrix accepts",
+                         found=type(exc).__name__) from None
     times = frame_times(n_scans, t_r, slice_time_ref)
     findings += events_outside_run(events.events, times, t_r, model.min_onset, run.events)
     context = make_context(settings, events, conf, built, t_r, slice_time_ref, n_scans)
@@ -216,6 +220,32 @@ def prepare_run(run: RunInputs, settings: Settings) -> PreparedRun:
         from dataclasses import replace as _replace
         context = _replace(context, other_t_r=tuple((", ".join(kinds), v) for v, kinds in sorted(by_value.items())))
     return PreparedRun(events, conf, built, context, findings, notes)
+
+
+#: fewest volumes a design can be built from (nilearn's cosine drift and HRF sampling fail below)
+MIN_SCANS = 2
+
+
+def check_n_scans(n_scans: int, run: RunInputs, settings: Settings) -> None:
+    """Refuse a run with too few or too many volumes for a design, naming where n_scans came from.
+
+    Raises
+    ------
+    InputError
+        ``n_scans`` < 2 (nilearn fails with an IndexError / empty reduction), or above
+        ``[limits] max_scans``.
+    """
+    source = run.n_scans.source if run.n_scans is not None else "n_scans"
+    if n_scans < MIN_SCANS:
+        raise InputError(f"the run has {n_scans} volume(s) ({source}); a design needs at least {MIN_SCANS}",
+                         file=run.bold, code=codes.N_SCANS_INVALID.code, expected=f">= {MIN_SCANS} volumes",
+                         found=f"{n_scans}")
+    limit = settings.limits.max_scans
+    if n_scans > limit:
+        from nbdiag.limits import too_large
+
+        raise InputError(too_large(f"volumes ({source})", n_scans, limit, "max_scans"), file=run.bold,
+                         code=codes.INPUT_TOO_LARGE.code, expected=f"at most {limit} volumes", found=f"{n_scans}")
 
 
 def _stats_model_inputs(run: RunInputs, settings: Settings, table: pd.DataFrame, n_scans: int):
@@ -302,6 +332,7 @@ def make_context(settings: Settings, events, conf, built: DesignResult, t_r: flo
     rt_name = settings.events.rtdur_name if "rtdur" in settings.events.transforms else None
     task_events = events.events[["onset", "duration", "trial_type"] + (
         ["modulation"] if "modulation" in events.events.columns else [])].copy()
+    task_events["trial_type"] = task_events["trial_type"].astype(str)  # column names are strings
     return DesignContext(
         t_r=t_r, slice_time_ref=slice_time_ref, hrf_model=model.hrf_model, drift_model=model.drift_model,
         high_pass=model.high_pass, drift_order=model.drift_order, events=task_events,
@@ -377,6 +408,7 @@ def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_tim
     from pathlib import Path
 
     from nbdiag.design import infer_roles
+    from nbdiag.diagnostics.drift import dct_cosines
     from nbdiag.explain.audit import audit_design
     from nbdiag.inputs.saved_design import load_saved_design
 
@@ -388,7 +420,7 @@ def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_tim
     drift_model = None
     if drift_cols:
         n = len(design)
-        cosine_1 = np.sqrt(2.0 / n) * np.cos(np.pi / n * (np.arange(n) + 0.5))
+        cosine_1 = dct_cosines(n, 1)[:, 0]
         drift_model = "cosine" if np.allclose(design[drift_cols[0]].to_numpy(), cosine_1, atol=1e-6) else "polynomial"
     if drift_model == "cosine" and high_pass is None:
         # nilearn's cosine basis has floor(2 * n * dt * high_pass) columns: take the middle of that interval

@@ -29,10 +29,10 @@ THRESHOLD_TABLE: dict[str, tuple[float, str, str]] = {
     "pre_block_seconds": (10.0, "the last this-many seconds of unmodelled time that ends at a block onset (no modelled event in between) are pre-block cue time (short_gap, position 'pre_block')", "nbdiag default: instruction/cue screens in block designs last about 2-10 s (9.6 s in the forum study's n-back)"),
     "block_min_seconds": (20.0, "consecutive same-condition events spanning at least this long form a block", "nbdiag default: shorter than the usual 20-60 s task blocks, longer than single trials"),
     "unmodeled_weight_warn": (0.05, "share of a contrast's negative weight on listed-but-unmodelled events", "nbdiag default"),
-    "unmodeled_weight_fail": (0.25, "share of a contrast's negative weight on listed-but-unmodelled events", "nbdiag default (DESIGN §6)"),
-    "short_gaps_weight_warn": (0.25, "share of a contrast's negative weight on short gaps", "nbdiag default (DESIGN §6)"),
-    "edge_fraction": (0.10, "first/last fraction of the run counted as the run edge", "nbdiag default (DESIGN §6)"),
-    "edge_weight_warn": (0.30, "share of baseline weight in the run edges", "nbdiag default (DESIGN §6)"),
+    "unmodeled_weight_fail": (0.25, "share of a contrast's negative weight on listed-but-unmodelled events", "nbdiag default"),
+    "short_gaps_weight_warn": (0.25, "share of a contrast's negative weight on short gaps", "nbdiag default"),
+    "edge_fraction": (0.10, "first/last fraction of the run counted as the run edge", "nbdiag default"),
+    "edge_weight_warn": (0.30, "share of baseline weight in the run edges", "nbdiag default"),
     "highpass_variance_lost": (0.10, "fraction of a task regressor's variance the high-pass may remove", "FSL cutoffcalc (keep 90 %)"),
     "highpass_min_cutoff_s": (90.0, "floor of the recommended high-pass period (s)", "FSL cutoffcalc"),
     "drift_r2_warn": (0.2, "R² of a task regressor/contrast on drift + constant", "nbdiag default"),
@@ -105,9 +105,10 @@ class Thresholds:
                 raise SettingsError(
                     f"{where}: unknown threshold {key!r}; allowed: {', '.join(allowed)}"
                 )
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
+                    or value == float("inf"):
                 raise SettingsError(
-                    f"{where}: threshold {key!r} must be a non-negative number; got {value!r}"
+                    f"{where}: threshold {key!r} must be a finite non-negative number; got {value!r}"
                 )
             clean[key] = float(value)
         return replace(self, **clean)

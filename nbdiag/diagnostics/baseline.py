@@ -473,7 +473,10 @@ def clear_cache() -> None:
 
 @lru_cache(maxsize=4096)
 def _rest_word(name: str) -> str | None:
-    """The rest word of ``name`` (a token in ``REST_WORDS`` or a rest-like prefix), or None."""
+    """The rest word of ``name`` (a token in ``REST_WORDS`` or a rest-like prefix), or None.
+
+    Memoised (pure function of the string: the cache changes speed, never the answer).
+    """
     low = name.lower()
     tokens = [t for t in re.split(r"[^a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()) if t]
     for t in tokens:

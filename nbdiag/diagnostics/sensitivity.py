@@ -122,7 +122,7 @@ from nbdiag.diagnostics.baseline import (
     n_scans_total,
     original_index,
 )
-from nbdiag.diagnostics.weights import contrast_variance, contrast_weights
+from nbdiag.diagnostics._linalg import DesignAlgebra
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
 from nbdiag import codes
@@ -253,20 +253,20 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
                 out.append(Signal(f"unmodeled:{tt}", f"a 0.5 % HRF response to each unmodelled {tt} event",
                                   "% signal", m, typical=1.0))
     if epochs:
+        def gap_signal(gaps, height, source, label, typical):
+            if gaps:
+                m = height * _convolved_arrays(np.array([g["start"] for g in gaps], dtype=float),
+                                               np.array([g["duration"] for g in gaps], dtype=float),
+                                               context, full, idx)
+                if np.any(m):
+                    out.append(Signal(source, label, "% signal", m, typical=typical))
+
         pre = [e for e in epochs if e["kind"] == "short_gap" and e.get("position") == "pre_block"]
-        if pre:
-            m = 0.5 * _convolved_arrays(np.array([g["start"] for g in pre], dtype=float),
-                                        np.array([g["duration"] for g in pre], dtype=float), context, full, idx)
-            if np.any(m):
-                out.append(Signal("pre_block", f"a 0.5 % HRF response during the unmodelled time right before "
-                                  f"each of the {len(pre)} blocks (where a cue would be)", "% signal", m, typical=1.0))
+        gap_signal(pre, 0.5, "pre_block", f"a 0.5 % HRF response during the unmodelled time right before "
+                   f"each of the {len(pre)} blocks (where a cue would be)", 1.0)
         gaps = [e for e in epochs if e["kind"] == "short_gap" and e.get("position") != "pre_block"]
-        if gaps:
-            m = 0.25 * _convolved_arrays(np.array([g["start"] for g in gaps], dtype=float),
-                                         np.array([g["duration"] for g in gaps], dtype=float), context, full, idx)
-            if np.any(m):
-                out.append(Signal("short_gaps", f"a 0.25 % HRF response during the {len(gaps)} short transition "
-                                  f"gaps between events", "% signal", m, typical=0.5))
+        gap_signal(gaps, 0.25, "short_gaps", f"a 0.25 % HRF response during the {len(gaps)} short transition "
+                   f"gaps between events", 0.5)
     scrub = [v for v in sorted(int(v) for v in context.scrub_volumes)
              if not context.sample_mask_applied and v in idx_set]
     if scrub:
@@ -608,7 +608,7 @@ def direction_word(bias: float) -> str:
 def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, signals: list[Signal],
                        thresholds: Thresholds | None = None, weights: np.ndarray | None = None,
                        noise_sd: float | None = None, noise_sd_source: str | None = None,
-                       extra_families: tuple[str, ...] = ()) -> SensitivityResult:
+                       extra_families: tuple[str, ...] = (), algebra: DesignAlgebra | None = None) -> SensitivityResult:
     """``bias = w @ m`` and ``bias_sd`` for every signal; ``sensitive_unmodeled_signal`` findings.
 
     Every entry holds ``bias_percent`` (= ``bias``, % signal, at the size
@@ -625,8 +625,9 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
     """
     thresholds = thresholds or Thresholds()
     vector = np.asarray(vector, float)
-    w = contrast_weights(design, vector) if weights is None else np.asarray(weights, float)
-    var = contrast_variance(design, vector)
+    alg = DesignAlgebra.for_design(design, algebra)
+    w = alg.weights(vector) if weights is None else np.asarray(weights, float)
+    var = alg.variance(vector)
     noise = float(noise_sd) if noise_sd is not None and np.isfinite(noise_sd) and noise_sd > 0 else 1.0
     sd_source = noise_sd_source if noise_sd is not None and noise_sd_source else ASSUMED_SD_SOURCE
     sd = np.sqrt(var) * noise if var > 0 else np.nan
@@ -699,11 +700,14 @@ def core_signals(design, roles, context, th):
 
 
 def sensitivity_by_contrast(design, vectors, signals, th, context: DesignContext | None = None,
-                            extra_families: dict[str, tuple[str, ...]] | None = None):
-    """``assess_sensitivity`` for every contrast vector (noise level from ``context``)."""
+                            extra_families: dict[str, tuple[str, ...]] | None = None,
+                            algebra: DesignAlgebra | None = None):
+    """``assess_sensitivity`` for every contrast vector (one factorisation of ``design``; noise level from
+    ``context``)."""
+    alg = DesignAlgebra.for_design(design, algebra)
     noise = context.noise_sd if context is not None else None
     src = context.noise_sd_source if context is not None else None
     extra = extra_families or {}
     return {name: assess_sensitivity(design, name, vec, signals, th, noise_sd=noise, noise_sd_source=src,
-                                     extra_families=tuple(extra.get(name, ())))
+                                     extra_families=tuple(extra.get(name, ())), algebra=alg)
             for name, vec in vectors.items()}
