@@ -135,3 +135,21 @@ def test_load_config_file_problems(tmp_path):
     good = tmp_path / "good.toml"
     good.write_text('[model]\nt_r = 1.5\n[variants.x]\n')
     assert load_config(good).variants["x"].model.t_r == 1.5
+
+
+@pytest.mark.parametrize("value, expected", [
+    ({"vif_wrn": 5}, "cfg.toml.thresholds: unknown threshold 'vif_wrn'; allowed: vif_warn, vif_fail"),
+    ({"vif_warn": -1}, "cfg.toml.thresholds: threshold 'vif_warn' must be a finite non-negative number; got -1"),
+    ({"vif_warn": float("inf")}, "threshold 'vif_warn' must be a finite non-negative number; got inf"),
+    ({"vif_warn": "5"}, "threshold 'vif_warn' must be a finite non-negative number; got '5'"),
+])
+def test_thresholds_refused(value, expected):
+    assert expected in _err({"thresholds": value})
+
+
+def test_thresholds_applied():
+    cfg = config_from_mapping({"thresholds": {"vif_warn": 4, "vif_fail": 8.5}}, "cfg.toml")
+    assert (cfg.base.thresholds.vif_warn, cfg.base.thresholds.vif_fail) == (4.0, 8.5)
+    from nbdiag.thresholds import Thresholds
+
+    assert config_from_mapping({"thresholds": {}}, "cfg.toml").base.thresholds == Thresholds()
