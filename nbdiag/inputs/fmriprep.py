@@ -71,10 +71,10 @@ def _flagged(raw: pd.DataFrame, pattern: re.Pattern) -> tuple[int, ...]:
     return tuple(int(i) for i in np.flatnonzero(hit))
 
 
-def read_raw_confounds(path: Path) -> pd.DataFrame:
-    """Read an fMRIPrep confounds TSV with a clear error if it cannot be read."""
+def read_raw_confounds(path: Path, usecols: list[str] | None = None) -> pd.DataFrame:
+    """Read an fMRIPrep confounds TSV (all columns or ``usecols``) with a clear error if it cannot be read."""
     try:
-        raw = pd.read_csv(path, sep="\t", na_values=["n/a"])
+        raw = pd.read_csv(path, sep="\t", na_values=["n/a"], usecols=usecols)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read confounds file: {exc}", file=path, code="confounds_invalid") from None
     if raw.empty:
@@ -83,8 +83,175 @@ def read_raw_confounds(path: Path) -> pd.DataFrame:
     return raw
 
 
-def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSettings, n_scans: int) -> ConfoundsResult:
+def _read_header(path: Path) -> list[str]:
+    """Column names of a TSV (first line only), as pandas would name them."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            first = fh.readline()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read confounds file: {exc}", file=path, code="confounds_invalid") from None
+    return first.rstrip("\r\n").split("\t")
+
+
+_NEEDED_CACHE: dict[tuple, list[str] | None] = {}
+
+
+def _columns_needed(header: list[str], kwargs: dict[str, Any], json_path: str) -> list[str] | None:
+    """The columns of the file nilearn's ``load_confounds`` can use under ``kwargs``.
+
+    Runs nilearn's own column selection on a zero-row table with the file's header,
+    then adds the columns it reads values from (``framewise_displacement``,
+    ``std_dvars``, outlier one-hot columns). ``None`` when the selection cannot be
+    made this way (then the whole file is read). Memoised on the header, the
+    strategy and (for CompCor, which reads it) the JSON sidecar's text.
+    """
+    uses_json = "compcor" in kwargs["strategy"]
+    json_text = None
+    if uses_json:
+        try:
+            json_text = Path(json_path).read_text(encoding="utf-8")
+        except OSError:
+            json_text = ""
+    key = (tuple(header), repr(sorted(kwargs.items())), json_text)
+    if key not in _NEEDED_CACHE:
+        if len(_NEEDED_CACHE) > 256:
+            _NEEDED_CACHE.clear()
+        _NEEDED_CACHE[key] = _select_columns(header, kwargs, json_path)
+    keep = _NEEDED_CACHE[key]
+    return None if keep is None else list(keep)
+
+
+def _select_columns(header: list[str], kwargs: dict[str, Any], json_path: str) -> list[str] | None:
+    try:
+        from nilearn.interfaces.fmriprep.load_confounds import _load_noise_component
+        from nilearn.interfaces.fmriprep.load_confounds_utils import load_confounds_json
+
+        empty = pd.DataFrame(np.empty((0, len(header))), columns=header)
+        flag_acompcor = "compcor" in kwargs["strategy"] and "anat" in kwargs.get("compcor", "anat_combined")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            meta = load_confounds_json(json_path, flag_acompcor=flag_acompcor)
+            params = {k: v for k, v in kwargs.items() if k not in ("strategy", "demean")}
+            used: set[str] = set()
+            for component in ("non_steady_state", *kwargs["strategy"]):
+                if component in ("scrub", "tedana"):
+                    continue
+                missing = {"confounds": [], "keywords": []}
+                loaded, missing = _load_noise_component(empty, component, missing, meta_json=meta, **params)
+                if missing["confounds"] or missing["keywords"]:
+                    return None  # nilearn will refuse the file: let it see every column for its message
+                used.update(map(str, loaded.columns))
+    except Exception:  # noqa: BLE001 - private nilearn API changed, or a sidecar problem: read everything
+        return None
+    extra = {"framewise_displacement", "std_dvars"}
+    return [c for c in header if c in used or c in extra or OUTLIER_PATTERN.search(c)]
+
+
+#: one-hot outlier columns nilearn turns into the sample mask (any it may select)
+OUTLIER_PATTERN = re.compile(r"motion_outlier|non_steady_state")  # nilearn's _get_outlier_cols rule
+
+
+def _nilearn_load_selected(raw: pd.DataFrame, kwargs: dict[str, Any], json_path: str):
+    """``load_confounds`` for one file, on an already read (column-subset) table.
+
+    Mirrors ``nilearn.interfaces.fmriprep.load_confounds._load_single_confounds_file``
+    step by step with nilearn's own helpers, so the result is nilearn's.
+    """
+    from nilearn._utils.param_validation import check_parameter_in_allowed
+    from nilearn.interfaces.fmriprep.load_confounds import (
+        COMPCOR_TYPES,
+        CONFOUND_MODEL,
+        _check_error,
+        _check_strategy,
+        _load_noise_component,
+    )
+    from nilearn.interfaces.fmriprep.load_confounds_utils import load_confounds_json, prepare_output
+
+    strategy = list(kwargs["strategy"])
+    params = {k: v for k, v in kwargs.items() if k not in ("strategy", "demean")}
+    _check_strategy(strategy)  # the checks load_confounds makes before reading
+    for name in ("motion", "wm_csf", "global_signal"):
+        if name in strategy:
+            check_parameter_in_allowed(params.get(name), CONFOUND_MODEL, name)
+    if "compcor" in strategy:
+        check_parameter_in_allowed(params.get("compcor"), COMPCOR_TYPES, "compcor")
+    flag_acompcor = "compcor" in strategy and "anat" in params.get("compcor", "anat_combined")
+    meta = load_confounds_json(json_path, flag_acompcor=flag_acompcor)
+    missing = {"confounds": [], "keywords": []}
+    selected, missing = _load_noise_component(raw, "non_steady_state", missing, meta_json=meta, **params)
+    for component in strategy:
+        loaded, missing = _load_noise_component(raw, component, missing, meta_json=meta, **params)
+        selected = pd.concat([selected, loaded], axis=1)
+    _check_error(missing)
+    sample_mask, confounds = _prepare_output(selected, kwargs.get("demean", True), prepare_output)
+    return confounds, sample_mask
+
+
+def _prepare_output(confounds: pd.DataFrame, demean: bool, nilearn_prepare_output):
+    """nilearn's ``prepare_output`` without its ``outliers.T.drop_duplicates()``.
+
+    The de-duplication only feeds the sample mask, ``where(sum of one-hot columns
+    == 0)``, which duplicate 0/1 columns do not change; on a 500-volume run it costs
+    ~50 ms (a transpose to 500 columns, hashed one by one). Other outlier values
+    (not 0/1) go through nilearn's own function.
+    """
+    try:
+        from nilearn.interfaces.fmriprep.load_confounds_scrub import _get_outlier_cols, _outlier_to_sample_mask
+        from nilearn.interfaces.fmriprep.load_confounds_utils import _demean_confounds
+    except ImportError:
+        return nilearn_prepare_output(confounds, demean)
+    outlier_cols, confounds_cols = _get_outlier_cols(confounds.columns)
+    if outlier_cols:
+        values = confounds.loc[:, outlier_cols].to_numpy()
+        if not np.isin(values, (0.0, 1.0)).all():
+            return nilearn_prepare_output(confounds, demean)
+        outliers = pd.DataFrame(values)  # duplicate names (non_steady_state loaded twice) are fine here
+    else:
+        outliers = pd.DataFrame()
+    confounds = confounds.loc[:, confounds_cols]
+    sample_mask = _outlier_to_sample_mask(outliers)
+    if sample_mask is not None and sample_mask.size == 0:
+        warnings.warn("All volumes were marked as motion outliers. This would lead to all volumes in the "
+                      "time series to be scrubbed.", RuntimeWarning, stacklevel=2)
+    if confounds.size != 0:
+        mask_nan = np.isnan(confounds.to_numpy()[0, :])
+        confounds.iloc[0, mask_nan] = confounds.iloc[1, mask_nan]
+        if demean:
+            confounds = _demean_confounds(confounds, sample_mask)
+    return sample_mask, confounds
+
+
+def _fast_path_ok(kwargs: dict[str, Any], header: list[str]) -> bool:
+    """Strategies the column-subset path reproduces (everything but ICA-AROMA full / tedana)."""
+    strategy = tuple(kwargs.get("strategy", ()))
+    if not strategy or "tedana" in strategy or ("ica_aroma" in strategy and kwargs.get("ica_aroma") == "full"):
+        return False
+    try:
+        from nilearn._utils.fmriprep_confounds import is_camel_case
+        from nilearn.interfaces.fmriprep.load_confounds import (  # noqa: F401 - the helpers the fast path uses
+            COMPCOR_TYPES, CONFOUND_MODEL, _check_error, _check_strategy, _load_noise_component)
+        from nilearn.interfaces.fmriprep.load_confounds_utils import load_confounds_json, prepare_output  # noqa: F401
+    except ImportError:  # another nilearn layout: the public function
+        return False
+    if not header or any(is_camel_case(c) for c in header):
+        return False  # camelCase headers (fMRIPrep < 1.2): let nilearn raise its own message
+    try:
+        float(header[0])
+        return False  # no header: nilearn's own message
+    except ValueError:
+        return True
+
+
+def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSettings, n_scans: int,
+                       fast: bool = True) -> ConfoundsResult:
     """Confounds for one run, as ``first_level_from_bids`` builds them.
+
+    With ``fast`` (default), only the columns the strategy can use are parsed
+    (nilearn's own column selection, run on the header), and nilearn's own
+    steps build the result from them: equal to ``load_confounds``' output
+    (tests/test_fmriprep_confounds.py), several times faster on fMRIPrep's
+    ~300-column files. ``fast=False`` reads the file twice as before (whole
+    table + ``load_confounds``).
 
     Raises
     ------
@@ -96,8 +263,16 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
     if confounds_path is None:
         # nilearn: no confounds file found -> no confounds
         return ConfoundsResult(confounds=None, sample_mask=None)
-    raw = read_raw_confounds(confounds_path)
-    raw_columns = tuple(map(str, raw.columns))
+    header = _read_header(confounds_path) if fast else []
+    keep = None
+    if fast and kwargs and _fast_path_ok(kwargs, header):
+        keep = _columns_needed(header, kwargs, str(confounds_path).replace("tsv", "json"))
+    if keep is not None:
+        raw = read_raw_confounds(confounds_path, usecols=keep)
+        raw_columns = tuple(header)
+    else:
+        raw = read_raw_confounds(confounds_path)
+        raw_columns = tuple(map(str, raw.columns))
     nss = _flagged(raw, NSS_PATTERN)
     caught: list[str] = []
     sample_mask = None
@@ -114,7 +289,11 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
         with warnings.catch_warnings(record=True) as record:
             warnings.simplefilter("always")
             try:
-                confounds, sample_mask = load_confounds(img_files=str(bold), **kwargs)
+                if keep is not None:
+                    confounds, sample_mask = _nilearn_load_selected(
+                        raw, kwargs, str(confounds_path).replace("tsv", "json"))
+                else:
+                    confounds, sample_mask = load_confounds(img_files=str(bold), **kwargs)
             except ValueError as exc:
                 text = str(exc)
                 raise InputError(

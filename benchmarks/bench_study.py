@@ -1,0 +1,205 @@
+"""Benchmark (issue 16): the participant level on a whole study vs nilearn's floor.
+
+Usage::
+
+    python benchmarks/bench_study.py --runs 100                 # forum-post model, one variant
+    python benchmarks/bench_study.py --runs 1000 --resume       # + an unchanged rerun with --work-dir
+    python benchmarks/bench_study.py --runs 100 --config demo   # the demo's 3 variants
+    python benchmarks/bench_study.py --runs 100 --reports       # + subject reports (2 runs x variants)
+    python benchmarks/bench_study.py --quick                    # 20 runs, for a smoke test
+    python benchmarks/bench_study.py --runs 100 --profile 30    # cProfile of the participant level
+
+The study (``benchmarks/study.py``: 522 volumes, ~300 confound columns,
+per-trial events, header-only images) is built on the fly in ``/tmp``.
+In ONE process, for the same runs:
+
+floor
+    what nilearn itself spends to build the designs: for every run and every
+    variant, read the events (``pandas.read_csv``), ``load_confounds`` with the
+    variant's strategy, and ``make_first_level_design_matrix`` (the events
+    transforms nilearn's users apply themselves are included).
+nbdiag
+    ``run_participant(..., reports=False)``: discovery, reading, designs, every
+    diagnostic, the records and design TSVs written to disk.
+
+Floor and nbdiag alternate in ``--repeats`` rounds (same system noise); the
+figure is the median per-run time of each and their ratio. Peak memory is
+``ru_maxrss`` of the process (and, with ``--tracemalloc``, the Python heap
+peak during the participant level).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def floor_once(runs, config) -> float:
+    """Seconds nilearn needs to read events, load confounds and build every design."""
+    import pandas as pd
+    from nilearn.glm.first_level import make_first_level_design_matrix
+    from nilearn.interfaces.fmriprep import load_confounds
+
+    from nbdiag.design import frame_times
+    from nbdiag.inputs.events import transform_events
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for run in runs:
+            for settings in config.all_variants():
+                model = settings.model
+                events = pd.read_csv(run.events, sep="\t")
+                events = transform_events(events, settings.events, path=run.events).events
+                kwargs = model.load_confounds_kwargs()
+                confounds = None
+                if kwargs:
+                    confounds, _ = load_confounds(img_files=str(run.bold), **kwargs)
+                times = frame_times(int(run.n_scans.value), run.t_r.value, run.slice_time_ref.value)
+                make_first_level_design_matrix(
+                    times, events, model.hrf_model, model.drift_model, model.high_pass, model.drift_order,
+                    [0] if model.fir_delays is None else list(model.fir_delays),
+                    None if confounds is None else confounds.to_numpy(),
+                    None if confounds is None else confounds.columns.tolist(), model.min_onset)
+    return time.perf_counter() - t0
+
+
+def participant_once(bids, out: Path, config, reports: bool = False, work_dir: Path | None = None,
+                     n_jobs: int = 1) -> float:
+    from nbdiag.pipeline import run_participant
+
+    t0 = time.perf_counter()
+    extra = {} if work_dir is None else {"work_dir": work_dir}
+    run_participant(bids, out, config, reports=reports, log=lambda s: None, n_jobs=n_jobs, **extra)
+    return time.perf_counter() - t0
+
+
+def load_bench_config(name: str, bids: Path):
+    from nbdiag.config import load_config
+
+    if name == "demo":
+        return load_config(ROOT / "nbdiag" / "demo" / "nbdiag.toml")
+    if name == "forum":
+        return load_config(bids / "nbdiag.toml")
+    return load_config(Path(name))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="20 runs, 1 repeat")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--config", default="forum", help="forum (1 variant), demo (3 variants) or a TOML")
+    parser.add_argument("--reports", action="store_true", help="also time the participant level with reports")
+    parser.add_argument("--resume", action="store_true", help="also time an unchanged rerun with --work-dir")
+    parser.add_argument("--no-floor", action="store_true", help="skip the nilearn floor (large studies)")
+    parser.add_argument("--tracemalloc", action="store_true", help="Python heap peak of the participant level")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the top N of a cProfile")
+    parser.add_argument("--keep", type=Path, help="build the study here and keep it")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.repeats = 20, 1
+
+    from study import FORUM_TOML, make_study
+
+    from nbdiag.config import replace_model
+    from nbdiag.inputs.bids import discover_runs
+
+    tmp = Path(tempfile.mkdtemp(prefix="nbdiag-bench-"))
+    try:
+        bids = args.keep or tmp / "bids"
+        t0 = time.perf_counter()
+        if not (bids / "nbdiag.toml").exists():
+            make_study(bids, args.runs)
+            (bids / "nbdiag.toml").write_text(FORUM_TOML)
+        built = time.perf_counter() - t0
+        config = load_bench_config(args.config, bids)
+        runs, _ = discover_runs(bids, config.all_variants()[0].model)
+        n_variants = len(config.all_variants())
+        print(f"study: {len(runs)} runs x {n_variants} variant(s), built in {built:.1f} s ({bids})")
+
+        if args.profile:
+            import cProfile
+            import pstats
+
+            prof = cProfile.Profile()
+            prof.enable()
+            participant_once(bids, tmp / "prof", config)
+            prof.disable()
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(args.profile)
+            pstats.Stats(prof).sort_stats("tottime").print_stats(args.profile)
+            return 0
+
+        # warm-up (imports, nilearn's first-call costs) on a few runs, not counted
+        floor_once(runs[:2], config)
+        participant_once(bids, tmp / "warm", replace_model(config, sub_labels=(runs[0].subject,)))
+
+        floors, ours = [], []
+        rss_before = _maxrss_mb()
+        for r in range(args.repeats):
+            if not args.no_floor:
+                floors.append(floor_once(runs, config))
+            out = tmp / f"out{r}"
+            gc.collect()
+            if args.tracemalloc and r == 0:
+                import tracemalloc
+
+                tracemalloc.start()
+                ours.append(participant_once(bids, out, config))
+                heap_peak = tracemalloc.get_traced_memory()[1] / 2**20
+                tracemalloc.stop()
+            else:
+                ours.append(participant_once(bids, out, config))
+            if r < args.repeats - 1:
+                shutil.rmtree(out)
+        n = len(runs)
+        ours_ms = statistics.median(ours) / n * 1e3
+        print(f"nbdiag participant --no-reports: {ours_ms:.1f} ms/run ({statistics.median(ours):.1f} s total; "
+              f"rounds {', '.join(f'{x:.1f}' for x in ours)} s)")
+        if floors:
+            floor_ms = statistics.median(floors) / n * 1e3
+            ratios = [o / f for o, f in zip(ours, floors)]
+            print(f"floor (nilearn read events + load_confounds + design): {floor_ms:.1f} ms/run "
+                  f"(rounds {', '.join(f'{x:.1f}' for x in floors)} s)")
+            print(f"ratio to the floor: {statistics.median(ratios):.2f}x "
+                  f"(rounds {', '.join(f'{x:.2f}' for x in ratios)})")
+        print(f"peak memory (ru_maxrss): {_maxrss_mb():.0f} MB (before the timed rounds {rss_before:.0f} MB)")
+        if args.tracemalloc:
+            print(f"Python heap peak during one participant level: {heap_peak:.1f} MB")
+
+        if args.resume:
+            work = tmp / "work"
+            out = tmp / "resume"
+            first = participant_once(bids, out, config, work_dir=work)
+            again = participant_once(bids, out, config, work_dir=work)
+            print(f"--work-dir: first run {first:.1f} s, unchanged rerun {again:.2f} s "
+                  f"({100 * again / first:.1f} % of the first)")
+        if args.reports:
+            n_subjects = len({r.subject for r in runs})
+            t = participant_once(bids, tmp / "reports", config, reports=True)
+            per_subject = (t - statistics.median(ours)) / n_subjects
+            print(f"with reports: {t:.1f} s total; reports {per_subject:.2f} s per subject "
+                  f"({n // n_subjects} runs x {n_variants} variants)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
