@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, metavar="FILE.toml", help="TOML settings with [variants.NAME]")
     parser.add_argument("--n-jobs", type=int, default=1, help="runs audited in parallel (-1: all cores)")
     parser.add_argument("--no-reports", action="store_true", help="skip the HTML reports")
+    parser.add_argument("--work-dir", type=Path, metavar="DIR",
+                        help="resume cache: rerunning skips runs whose inputs, settings and outputs are unchanged")
+    parser.add_argument("--dask-scheduler", metavar="ADDRESS",
+                        help="audit the runs on a running Dask cluster, e.g. tcp://10.0.0.5:8786 "
+                             "(pip install 'nbdiag[dask]')")
     parser.add_argument("--fail-on", choices=["warn", "fail"], default="fail",
                         help="group: the status at which a run fails sign-off (default fail)")
     parser.add_argument("-v", "--verbose", action="count", default=0)
@@ -136,11 +141,14 @@ def _load(args: argparse.Namespace):
 
 def _participant(args: argparse.Namespace) -> int:
     from nbdiag.pipeline import run_participant
+    from nbdiag.runner import wants_live_progress
 
     config = _load(args)
     log = (lambda text: print(text, file=sys.stderr, flush=True))
     result = run_participant(args.bids_dir, args.output_dir, config, participant_labels=args.participant_label,
-                             n_jobs=args.n_jobs, reports=not args.no_reports, log=log, verbose=args.verbose)
+                             n_jobs=args.n_jobs, reports=not args.no_reports, log=log, verbose=args.verbose,
+                             work_dir=args.work_dir, dask_scheduler=args.dask_scheduler, keep_audits=False,
+                             progress=wants_live_progress())
     if result.n_errors:
         print(f"nbdiag: {result.n_errors} run(s) could not be audited (see the messages above)", file=sys.stderr)
     return result.exit_code
@@ -149,7 +157,7 @@ def _participant(args: argparse.Namespace) -> int:
 def _group(args: argparse.Namespace) -> int:
     from nbdiag.group import run_group
 
-    return run_group(args.output_dir, fail_on=args.fail_on)
+    return run_group(args.output_dir, fail_on=args.fail_on, bids_dir=args.bids_dir)
 
 
 def _demo(argv: Sequence[str]) -> int:

@@ -275,7 +275,19 @@ def write_group_tables(records: list[dict[str, Any]], output_dir: str | Path,
     }
 
 
-def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = True) -> int:
+def subjects_without_output(bids_dir: str | Path, records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Subjects of BIDS_DIR (``sub-*`` folders) with no record in OUTPUT_DIR, sorted.
+
+    After sharded participant runs (``--participant-label``), these are the shards
+    that did not run or did not finish any run.
+    """
+    have = {str(_get(r, "run", "subject")) for r in records}
+    present = sorted(p.name[4:] for p in Path(bids_dir).glob("sub-*") if p.is_dir())
+    return [s for s in present if s not in have]
+
+
+def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = True,
+              bids_dir: str | Path | None = None) -> int:
     """Group level of ``nbdiag``: tables, ``group.html`` and the sign-off exit code.
 
     Parameters
@@ -286,6 +298,8 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
         Lowest run status that fails sign-off (``error`` always fails).
     report : bool
         Also write ``group.html``.
+    bids_dir : path, optional
+        BIDS_DIR: subjects there with no record are listed on stderr.
 
     Returns
     -------
@@ -300,6 +314,12 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
         print(f"nbdiag group: no *_nbdiag.json found under {root}/sub-*; "
               "run the participant level first.", file=sys.stderr)
         return EXIT_USAGE
+    if bids_dir is not None:
+        absent = subjects_without_output(bids_dir, records)
+        if absent:
+            shown = ", ".join(f"sub-{s}" for s in absent[:50]) + (" ..." if len(absent) > 50 else "")
+            print(f"nbdiag group: {len(absent)} subject(s) of {bids_dir} have no output in {root} "
+                  f"(shard not run or not finished?): {shown}", file=sys.stderr)
     write_group_tables(records, root, fail_on)
     signoff = signoff_table(records, fail_on)
     if report:
