@@ -49,6 +49,7 @@ import pandas as pd
 from nilearn.glm.contrasts import expression_to_contrast_vector
 
 from nbdiag.findings import Finding
+from nbdiag import codes
 
 #: Task columns with these names (case-insensitive) are RT-duration regressors,
 #: never default conditions.
@@ -177,8 +178,7 @@ def contrast_kind(vector: np.ndarray, columns: Sequence[str], roles: Mapping[str
 
 
 def _invalid(name: str, expression: str, reason: str, columns: Sequence[str]) -> Finding:
-    return Finding(
-        code="contrast_invalid",
+    return codes.CONTRAST_INVALID.finding(
         severity="error",
         contrast=name,
         title=f"Contrast {name!r} cannot be computed",

@@ -15,13 +15,16 @@ class InputError(Exception):
 
     def __init__(self, message: str, *, file: str | Path | None = None, column: str | None = None,
                  row: int | None = None, expected: Any = None, found: Any = None,
-                 code: str = "input_invalid") -> None:
+                 code: str | None = None) -> None:
         self.message = message
         self.file = str(file) if file is not None else None
         self.column = column
         self.row = row
         self.expected = expected
         self.found = found
+        if code is None:  # imported here: nbdiag.codes -> thresholds -> errors
+            from nbdiag import codes
+            code = codes.INPUT_INVALID.code
         self.code = code
         super().__init__(self.describe())
 

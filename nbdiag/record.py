@@ -25,6 +25,7 @@ from nbdiag.errors import InputError
 from nbdiag.inputs.events import events_outside_run, read_events, transform_events
 from nbdiag.findings import Finding, rank_findings, status_from_findings
 from nbdiag.inputs.fmriprep import load_run_confounds
+from nbdiag import codes
 
 
 @dataclass
@@ -82,10 +83,12 @@ def _error_record(record: dict[str, Any], error: InputError | Exception, finding
     if isinstance(error, InputError):
         err = error.to_dict()
     else:  # an unexpected failure: still a record, with the traceback summary for a bug report
-        err = {"code": "internal_error", "message": f"{type(error).__name__}: {error}",
+        err = {"code": codes.INTERNAL_ERROR.code, "message": f"{type(error).__name__}: {error}",
                "traceback": traceback.format_exc(limit=5)}
-    code = err.get("code", "input_invalid")
-    findings = findings + [Finding(code=code if code != "internal_error" else "audit_failed", severity="error",
+    code = err.get("code", codes.INPUT_INVALID.code)
+    if code == codes.INTERNAL_ERROR.code:
+        code = codes.AUDIT_FAILED.code
+    findings = findings + [Finding(code=code, severity="error",
                                    title="Run could not be audited", message=err["message"],
                                    evidence={k: v for k, v in err.items() if k not in ("message", "traceback")})]
     record.update({"findings": jsonable(rank_findings(findings)), "status": "error", "error": err})
@@ -95,8 +98,8 @@ def _error_record(record: dict[str, Any], error: InputError | Exception, finding
 def _input_findings(run: RunInputs) -> list[Finding]:
     findings = []
     if run.own_t_r is not None and run.t_r is not None and abs(run.own_t_r - run.t_r.value) > 1e-6:
-        findings.append(Finding(
-            code="tr_mismatch", severity="warn", title="Repetition time differs from the one nilearn uses",
+        findings.append(codes.TR_MISMATCH.finding(
+            severity="warn", title="Repetition time differs from the one nilearn uses",
             message=(f"this run's sidecar says RepetitionTime {run.own_t_r} s, but the model uses t_r "
                      f"{run.t_r.value} s ({run.t_r.source}). first_level_from_bids reads t_r once per dataset, "
                      "so every onset in this run is placed on the wrong time grid."),
@@ -105,8 +108,8 @@ def _input_findings(run: RunInputs) -> list[Finding]:
             fix="fit runs with different TRs separately: set t_r per model (FirstLevelModel(t_r=...)) or --t-r",
         ))
     if run.n_scans is not None and not run.n_scans.source.startswith("image header"):
-        findings.append(Finding(
-            code="n_scans_mismatch", severity="info", title="Number of volumes taken from the confounds file",
+        findings.append(codes.N_SCANS_MISMATCH.finding(
+            severity="info", title="Number of volumes taken from the confounds file",
             message=f"n_scans = {run.n_scans.value} from {run.n_scans.source}.",
             evidence={"n_scans": run.n_scans.value, "source": run.n_scans.source},
             fix="fetch the image (e.g. datalad get) to confirm the number of volumes from its header",

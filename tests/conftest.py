@@ -98,3 +98,15 @@ def demo_bids() -> Path:
     if not (DEMO_DATA / "dataset_description.json").is_file():
         pytest.skip("demo dataset not generated (python -m nbdiag.demo.make_demo)")
     return DEMO_DATA
+
+
+@pytest.fixture(scope="session")
+def demo_output(demo_bids: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo dataset audited at participant level (no HTML) into a temporary folder; read-only."""
+    from nbdiag.config import load_config
+    from nbdiag.demo.run import CONFIG
+    from nbdiag.pipeline import run_participant
+
+    out = tmp_path_factory.mktemp("demo_output")
+    run_participant(demo_bids, out, load_config(CONFIG), reports=False, log=lambda line: None)
+    return out

@@ -12,6 +12,7 @@ import pytest
 
 from nbdiag.cli import main
 from nbdiag.demo.synth import run_paths, small_spec, write_dataset
+from record_schema import validate_record
 
 FORUM = ["--task", "nback", "--space", "MNI152NLin6Asym", "--derivatives", "derivatives/fmriprep",
          "--img-filter", "desc", "preproc", "--high-pass", "0.005",
@@ -40,7 +41,8 @@ def _paths(root, spec, index):
 
 
 def _records(out: Path) -> dict[str, dict]:
-    return {p.name: json.loads(p.read_text()) for p in out.rglob("*_nbdiag.json")}
+    """Every record written, each checked against docs/record.schema.json (error records included)."""
+    return {p.name: validate_record(json.loads(p.read_text()), p.name) for p in out.rglob("*_nbdiag.json")}
 
 
 def _run(root, out, capsys, *extra):

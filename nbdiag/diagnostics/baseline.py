@@ -65,6 +65,7 @@ import pandas as pd
 from nbdiag.context import DesignContext
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
+from nbdiag import codes
 
 #: Seconds between stimulus and BOLD used to classify scans (canonical HRFs).
 HRF_LAG_S = 4.0
@@ -600,8 +601,8 @@ def assess_baseline(design: pd.DataFrame, roles: dict[str, str], context: Design
         if n_long < thresholds.baseline_min_epochs:
             parts.append(f"{n_long} unmodelled epoch(s) last at least "
                          f"{thresholds.baseline_epoch_seconds:g} s (need {int(thresholds.baseline_min_epochs)})")
-        findings.append(Finding(
-            code="baseline_scarce", severity="warn", title="Implicit baseline is scarce",
+        findings.append(codes.BASELINE_SCARCE.finding(
+            severity="warn", title="Implicit baseline is scarce",
             message="The implicit baseline is scarce: " + "; ".join(parts)
                     + ". Single-condition contrasts are decided by few scans.",
             evidence={"fraction": fraction, "n_scans": n_base, "n_long_epochs": n_long,
@@ -615,8 +616,8 @@ def assess_baseline(design: pd.DataFrame, roles: dict[str, str], context: Design
         ))
     if rest:
         names = sorted(rest)
-        findings.append(Finding(
-            code="baseline_modeled_rest", severity="warn", title="A rest-like condition is modelled",
+        findings.append(codes.BASELINE_MODELED_REST.finding(
+            severity="warn", title="A rest-like condition is modelled",
             message=f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} modelled as "
                     f"condition(s), so single-condition contrasts are measured against the "
                     f"{fraction:.0%} of scans left unmodelled, not against rest.",

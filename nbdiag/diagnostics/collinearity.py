@@ -43,6 +43,7 @@ import pandas as pd
 
 from nbdiag.findings import Finding
 from nbdiag.thresholds import THRESHOLD_TABLE, Thresholds
+from nbdiag import codes
 
 
 # --------------------------------------------------------------------------
@@ -287,8 +288,8 @@ def assess_collinearity(
             continue
         limit = th.vif_fail if sev == "fail" else th.vif_warn
         vtxt = "infinite (exactly collinear)" if np.isinf(v) else f"{v:.2f}"
-        findings.append(Finding(
-            code="vif_high", severity=sev,
+        findings.append(codes.VIF_HIGH.finding(
+            severity=sev,
             title=f"Regressor {col} is largely explained by the other regressors",
             message=(
                 f"The VIF of {col} is {vtxt} (R² on all other columns incl. the constant = "
@@ -327,8 +328,8 @@ def assess_collinearity(
                 continue
             limit = th.corr_warn if sev == "warn" else th.corr_info
             pair = "task×task" if roles[a] == roles[b] == "task" else "task×confound"
-            findings.append(Finding(
-                code="correlation_high", severity=sev,
+            findings.append(codes.CORRELATION_HIGH.finding(
+                severity=sev,
                 title=f"{a} and {b} are correlated (r = {r:.2f})",
                 message=(
                     f"Pearson r between {a} and {b} is {r:.3f} ({pair}); |r| ≥ {limit:g} "
@@ -356,8 +357,8 @@ def assess_collinearity(
         sev = "fail"
     if sev is not None:
         limit = th.cond_fail if sev == "fail" else th.cond_warn
-        findings.append(Finding(
-            code="design_ill_conditioned", severity=sev,
+        findings.append(codes.DESIGN_ILL_CONDITIONED.finding(
+            severity=sev,
             title="The design matrix is ill-conditioned",
             message=(
                 f"The condition number of the design (columns scaled to unit norm) is "
@@ -384,8 +385,8 @@ def assess_collinearity(
             why.append(f"its rank is {rank} for {n_cols} columns")
         if regularized:
             why.append("nilearn's full_rank regularised it (singular at working precision)")
-        findings.append(Finding(
-            code="design_rank_deficient", severity="fail",
+        findings.append(codes.DESIGN_RANK_DEFICIENT.finding(
+            severity="fail",
             title="The design matrix is rank deficient",
             message=(
                 "The design cannot separate all its regressors: " + " and ".join(why) + ". "

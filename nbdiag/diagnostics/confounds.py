@@ -39,6 +39,7 @@ from nbdiag.context import DesignContext
 from nbdiag.diagnostics.collinearity import _check_design, _json_float, _json_map, _r2_on, _source
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
+from nbdiag import codes
 
 _NSS = re.compile(r"^non_steady_state_outlier\d+$")
 
@@ -179,8 +180,8 @@ def assess_confounds(
             rs = (Cc.T @ yc) / (np.linalg.norm(Cc, axis=0) * np.linalg.norm(yc))
         rs = np.nan_to_num(rs)
         top = [conf[i] for i in np.argsort(-np.abs(rs))[:3]]
-        findings.append(Finding(
-            code="confound_task_correlated", severity=sev,
+        findings.append(codes.CONFOUND_TASK_CORRELATED.finding(
+            severity=sev,
             title=f"Confounds explain {v:.0%} of {c}",
             message=(f"R² of task regressor {c} on the {len(conf)} confound/spike columns + "
                      f"constant is {v:.3f} (≥ {limit:g} gives {sev}); most related: "
@@ -203,8 +204,8 @@ def assess_confounds(
     handled = not unhandled
     if unhandled:
         strategy = list(context.confounds_strategy) if context.confounds_strategy else None
-        findings.append(Finding(
-            code="nonsteady_unhandled", severity="fail",
+        findings.append(codes.NONSTEADY_UNHANDLED.finding(
+            severity="fail",
             title="Non-steady-state volumes stay in the model",
             message=(
                 f"fMRIPrep flagged {len(nss_vols)} non-steady-state volume(s) {list(nss_vols)}; "
@@ -231,8 +232,8 @@ def assess_confounds(
     s_unhandled = [v for v in scrub_vols if v not in s_masked and v not in s_modelled]
     scrub_applied = bool(scrub_vols) and not s_unhandled
     if context.scrub_requested and s_unhandled:
-        findings.append(Finding(
-            code="scrub_not_applied", severity="fail",
+        findings.append(codes.SCRUB_NOT_APPLIED.finding(
+            severity="fail",
             title="Scrubbing was requested but not applied",
             message=(
                 f"confounds_strategy asks for scrubbing and load_confounds marks "
@@ -252,8 +253,8 @@ def assess_confounds(
     sev = "fail" if dof < th.dof_fail else "warn" if dof < th.dof_warn else None
     if sev:
         limit = th.dof_fail if sev == "fail" else th.dof_warn
-        findings.append(Finding(
-            code="dof_low", severity=sev,
+        findings.append(codes.DOF_LOW.finding(
+            severity=sev,
             title=f"Only {dof} residual degrees of freedom",
             message=(f"{n} scans minus a design rank of {n - dof} leaves {dof} residual degrees "
                      f"of freedom (< {limit:g} gives {sev}): noise and autocorrelation estimates "

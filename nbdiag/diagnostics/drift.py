@@ -55,6 +55,7 @@ from nbdiag.context import DesignContext
 from nbdiag.diagnostics.collinearity import _check_design, _json_float, _json_map, _r2_on, _source
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
+from nbdiag import codes
 
 _COSINE_CONFOUND = re.compile(r"^cosine\d+$")
 MAX_SPECTRUM_POINTS = 256
@@ -413,8 +414,8 @@ def assess_drift(
         sev = _r2_severity(r2, th)
         if sev:
             limit = th.drift_r2_fail if sev == "fail" else th.drift_r2_warn
-            findings.append(Finding(
-                code="drift_overlap", severity=sev,
+            findings.append(codes.DRIFT_OVERLAP.finding(
+                severity=sev,
                 title=f"The drift model explains {r2:.0%} of {c}",
                 message=(f"R² of task regressor {c} on the drift columns + constant is {r2:.3f} "
                          f"(≥ {limit:g} gives {sev}): that part of its signal is removed with the drifts."),
@@ -428,8 +429,8 @@ def assess_drift(
         sev = _r2_severity(r2, th)
         if sev:
             limit = th.drift_r2_fail if sev == "fail" else th.drift_r2_warn
-            findings.append(Finding(
-                code="drift_overlap", severity=sev, contrast=name,
+            findings.append(codes.DRIFT_OVERLAP.finding(
+                severity=sev, contrast=name,
                 title=f"The drift model explains {r2:.0%} of contrast {name}'s regressor",
                 message=(f"R² of the effective regressor of {name} (X·c) on the drift columns + "
                          f"constant is {r2:.3f} (≥ {limit:g} gives {sev}): slow signal changes and "
@@ -477,8 +478,8 @@ def assess_drift(
                 fix = (f"Set high_pass={rec_hz:.5g} (cutoff {rec_s:.0f} s) in FirstLevelModel / "
                        "first_level_from_bids." if rec_hz else
                        "Use drift_model=None or 'polynomial' with a low drift_order.")
-            findings.append(Finding(
-                code="highpass_cuts_design", severity="warn",
+            findings.append(codes.HIGHPASS_CUTS_DESIGN.finding(
+                severity="warn",
                 title=f"The high-pass filter removes {1 - k:.0%} of {c}",
                 message=message,
                 evidence={"regressor": c, "variance_kept": k, "variance_lost": 1 - k,
@@ -492,8 +493,8 @@ def assess_drift(
                 fix=fix,
             ))
     if cos_conf and drift_cols:
-        findings.append(Finding(
-            code="highpass_duplicated", severity="warn",
+        findings.append(codes.HIGHPASS_DUPLICATED.finding(
+            severity="warn",
             title="High-pass filtering is applied twice",
             message=(f"The design has fMRIPrep cosine confounds ({', '.join(cos_conf)}) and a "
                      f"{context.drift_model} drift model ({len(drift_cols)} columns): both remove "

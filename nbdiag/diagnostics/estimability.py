@@ -61,6 +61,7 @@ import scipy.linalg as spl
 from nbdiag.diagnostics.collinearity import _is_constant_column, _json_float, _source
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
+from nbdiag import codes
 
 
 def _as_design(X: Any, name: str = "X") -> np.ndarray:
@@ -320,8 +321,8 @@ def assess_contrast(
     weighted = [col for col, w in zip(columns, c) if w != 0]
     findings: list[Finding] = []
     if not est:
-        findings.append(Finding(
-            code="contrast_not_estimable", severity="fail", contrast=name,
+        findings.append(codes.CONTRAST_NOT_ESTIMABLE.finding(
+            severity="fail", contrast=name,
             title=f"Contrast {name} is not estimable",
             message=(
                 f"Contrast {name} (weights on {', '.join(weighted)}) does not lie in the row "
@@ -350,8 +351,8 @@ def assess_contrast(
                 "condition-vs-baseline difference rests on few scans."
                 if kind == "single" else ""
             )
-            findings.append(Finding(
-                code="contrast_variance_inflated", severity=sev, contrast=name,
+            findings.append(codes.CONTRAST_VARIANCE_INFLATED.finding(
+                severity=sev, contrast=name,
                 title=f"The variance of contrast {name} is inflated {ctext}-fold",
                 message=(
                     f"The contrast VIF of {name} is {ctext}: its variance is {ctext} times what it "

@@ -19,6 +19,7 @@ from nbdiag.context import DesignContext
 from nbdiag.diagnostics.baseline import _condition_columns, _rt_name
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
+from nbdiag import codes
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,8 @@ def assess_rt(design: pd.DataFrame, roles: Mapping[str, str], context: DesignCon
     high = {c: r for c, r in corr.items() if np.isfinite(r) and abs(r) >= th.rt_corr_warn}
     if high:
         worst = max(high, key=lambda c: abs(high[c]))
-        findings.append(Finding(
-            code="rt_regressor_overlap", severity="warn", title="RT-duration regressor overlaps conditions",
+        findings.append(codes.RT_REGRESSOR_OVERLAP.finding(
+            severity="warn", title="RT-duration regressor overlaps conditions",
             message=f"The RT-duration regressor {rt} correlates with "
                     + ", ".join(f"{c} (r = {r:.2f})" for c, r in high.items())
                     + f"; each condition beta is what remains after RT-scaled activity, and its variance grows.",
@@ -78,8 +79,8 @@ def assess_rt(design: pd.DataFrame, roles: Mapping[str, str], context: DesignCon
         used = [c for c in conds if abs(vec[col_index[c]]) > 0]
         if len(used) == 1 and abs(vec[col_index[rt]]) == 0 and abs(vec.sum()) > 0:
             c = used[0]
-            findings.append(Finding(
-                code="rt_regressor_overlap", severity="info", contrast=name,
+            findings.append(codes.RT_REGRESSOR_OVERLAP.finding(
+                severity="info", contrast=name,
                 title=f"{name} now excludes RT-scaled activity",
                 message=f"With {rt} in the model, {name} is the {c} response that is not explained by "
                         f"activity proportional to response time (r = {corr[c]:.2f} between {c} and {rt}), "

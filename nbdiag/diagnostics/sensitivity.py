@@ -110,6 +110,7 @@ from nbdiag.diagnostics.baseline import (
 from nbdiag.diagnostics.weights import contrast_variance, contrast_weights
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
+from nbdiag import codes
 
 RUN_START_TAU_S = 20.0
 
@@ -134,16 +135,16 @@ def nss_excess(t_r: float, n: int, t1: float = NSS_T1_S) -> np.ndarray:
 
 #: finding code that owns each source family (the explanation engine's causes)
 CAUSE_OF_SOURCE = {
-    "nonsteady": "nonsteady_unhandled",
-    "unmodeled": "baseline_unmodeled_events",
-    "short_gaps": "baseline_short_gaps",
-    "pre_block": "baseline_short_gaps",
-    "scrub": "scrub_not_applied",
-    "run_start": "baseline_edge_concentrated",
-    "slow_drift": "drift_overlap",
-    "hrf_derivative": "sensitive_unmodeled_signal",
-    "hrf_dispersion": "sensitive_unmodeled_signal",
-    "rt": "rt_regressor_overlap",
+    "nonsteady": codes.NONSTEADY_UNHANDLED.code,
+    "unmodeled": codes.BASELINE_UNMODELED_EVENTS.code,
+    "short_gaps": codes.BASELINE_SHORT_GAPS.code,
+    "pre_block": codes.BASELINE_SHORT_GAPS.code,
+    "scrub": codes.SCRUB_NOT_APPLIED.code,
+    "run_start": codes.BASELINE_EDGE_CONCENTRATED.code,
+    "slow_drift": codes.DRIFT_OVERLAP.code,
+    "hrf_derivative": codes.SENSITIVE_UNMODELED_SIGNAL.code,
+    "hrf_dispersion": codes.SENSITIVE_UNMODELED_SIGNAL.code,
+    "rt": codes.RT_REGRESSOR_OVERLAP.code,
 }
 
 
@@ -413,12 +414,12 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
                 else "info"
         entries.append({"source": sig.source, "label": sig.label, "bias": bias, "bias_sd": bias_sd,
                         "unit": sig.unit, "typical": sig.typical,
-                        "cause": CAUSE_OF_SOURCE.get(sig.family, "sensitive_unmodeled_signal"),
+                        "cause": CAUSE_OF_SOURCE.get(sig.family, codes.SENSITIVE_UNMODELED_SIGNAL.code),
                         "structural": structural, "severity": sev})
         if sev is not None:
             direction = "lowers" if bias < 0 else "raises"
-            findings.append(Finding(
-                code="sensitive_unmodeled_signal", severity=sev, contrast=name,
+            findings.append(codes.SENSITIVE_UNMODELED_SIGNAL.finding(
+                severity=sev, contrast=name,
                 title=f"{name} is sensitive to an unmodelled signal ({sig.source})",
                 message=f"{sig.label[0].upper() + sig.label[1:]} {direction} {name} by "
                         f"{abs(bias_sd):.2f} σ"

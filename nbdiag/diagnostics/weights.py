@@ -20,6 +20,7 @@ import pandas as pd
 from nbdiag.diagnostics.estimability import pinv_cached, pinv_gram_cached
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
+from nbdiag import codes
 
 #: Baseline classes that always appear in a composition (even at 0).
 BASE_CLASSES = ("nonsteady", "unmodeled_event", "short_gap", "run_edge", "fixation")
@@ -148,8 +149,8 @@ gaps, see ``nbdiag.diagnostics.baseline``). ``baseline_edge_concentrated``: warn
     if share_u >= thresholds.unmodeled_weight_warn and share_u > 0:
         sev = "fail" if share_u >= thresholds.unmodeled_weight_fail else "warn"
         types = ", ".join(unmodeled_types) or "unmodelled events"
-        out.append(Finding(
-            code="baseline_unmodeled_events", severity=sev, contrast=contrast,
+        out.append(codes.BASELINE_UNMODELED_EVENTS.finding(
+            severity=sev, contrast=contrast,
             title="Unmodelled events sit in the baseline",
             message=f"{share_u:.0%} of {contrast}'s baseline (negative) weight falls on scans during "
                     f"{types}, which are listed in events.tsv but not modelled; any response to them "
@@ -162,8 +163,8 @@ gaps, see ``nbdiag.diagnostics.baseline``). ``baseline_edge_concentrated``: warn
         ))
     share_g = float(neg.get("short_gap", 0.0))
     if share_g >= thresholds.short_gaps_weight_warn and share_g > 0:
-        out.append(Finding(
-            code="baseline_short_gaps", severity="warn", contrast=contrast,
+        out.append(codes.BASELINE_SHORT_GAPS.finding(
+            severity="warn", contrast=contrast,
             title="Short gaps next to blocks act as baseline",
             message=f"{share_g:.0%} of {contrast}'s negative weight falls in short unmodelled gaps next to "
                     f"blocks: the last {thresholds.pre_block_seconds:g} s before a block onset with no "
@@ -178,8 +179,8 @@ gaps, see ``nbdiag.diagnostics.baseline``). ``baseline_edge_concentrated``: warn
         ))
     edge = float(composition.get("edge_share", 0.0))
     if edge >= thresholds.edge_weight_warn:
-        out.append(Finding(
-            code="baseline_edge_concentrated", severity="warn", contrast=contrast,
+        out.append(codes.BASELINE_EDGE_CONCENTRATED.finding(
+            severity="warn", contrast=contrast,
             title="Baseline weight concentrated at the run edges",
             message=f"{edge:.0%} of {contrast}'s negative weight falls in the first/last "
                     f"{thresholds.edge_fraction:.0%} of the run, where signal settling and drift are "

@@ -57,37 +57,40 @@ import numpy as np
 
 from nbdiag.findings import Finding, rank_findings, severity_rank, worst_severity
 from nbdiag.thresholds import Thresholds
+from nbdiag import codes
 
 #: Which cause claims which sensitivity source family, in priority order.
 CLAIMS: dict[str, tuple[str, ...]] = {
-    "nonsteady": ("nonsteady_unhandled",),
-    "unmodeled": ("baseline_unmodeled_events",),
-    "short_gaps": ("baseline_short_gaps", "baseline_modeled_rest"),
-    "pre_block": ("baseline_short_gaps",),
-    "scrub": ("scrub_not_applied",),
-    "run_start": ("baseline_modeled_rest", "baseline_edge_concentrated", "baseline_scarce"),
-    "slow_drift": ("drift_overlap", "highpass_cuts_design", "baseline_modeled_rest"),
-    "hrf_derivative": ("baseline_modeled_rest",),
-    "hrf_dispersion": ("baseline_modeled_rest",),
-    "rt": ("rt_regressor_overlap",),
+    "nonsteady": (codes.NONSTEADY_UNHANDLED.code,),
+    "unmodeled": (codes.BASELINE_UNMODELED_EVENTS.code,),
+    "short_gaps": (codes.BASELINE_SHORT_GAPS.code, codes.BASELINE_MODELED_REST.code),
+    "pre_block": (codes.BASELINE_SHORT_GAPS.code,),
+    "scrub": (codes.SCRUB_NOT_APPLIED.code,),
+    "run_start": (codes.BASELINE_MODELED_REST.code, codes.BASELINE_EDGE_CONCENTRATED.code,
+                  codes.BASELINE_SCARCE.code),
+    "slow_drift": (codes.DRIFT_OVERLAP.code, codes.HIGHPASS_CUTS_DESIGN.code, codes.BASELINE_MODELED_REST.code),
+    "hrf_derivative": (codes.BASELINE_MODELED_REST.code,),
+    "hrf_dispersion": (codes.BASELINE_MODELED_REST.code,),
+    "rt": (codes.RT_REGRESSOR_OVERLAP.code,),
 }
 
 #: Run-level codes that are copied to the contrasts they bias.
-RUN_CAUSES = ("nonsteady_unhandled", "scrub_not_applied", "baseline_modeled_rest", "baseline_scarce",
-              "rt_regressor_overlap", "highpass_cuts_design", "drift_overlap")
+RUN_CAUSES = (codes.NONSTEADY_UNHANDLED.code, codes.SCRUB_NOT_APPLIED.code, codes.BASELINE_MODELED_REST.code,
+              codes.BASELINE_SCARCE.code, codes.RT_REGRESSOR_OVERLAP.code, codes.HIGHPASS_CUTS_DESIGN.code,
+              codes.DRIFT_OVERLAP.code)
 
 #: Codes of the sign-flip families (causes that bias an estimate, not only its precision).
-BIAS_CODES = ("nonsteady_unhandled", "scrub_not_applied", "baseline_unmodeled_events", "baseline_short_gaps",
-              "baseline_edge_concentrated", "baseline_modeled_rest", "baseline_scarce", "rt_regressor_overlap",
-              "sensitive_unmodeled_signal")
+BIAS_CODES = (codes.NONSTEADY_UNHANDLED.code, codes.SCRUB_NOT_APPLIED.code, codes.BASELINE_UNMODELED_EVENTS.code,
+              codes.BASELINE_SHORT_GAPS.code, codes.BASELINE_EDGE_CONCENTRATED.code, codes.BASELINE_MODELED_REST.code,
+              codes.BASELINE_SCARCE.code, codes.RT_REGRESSOR_OVERLAP.code, codes.SENSITIVE_UNMODELED_SIGNAL.code)
 #: More specific baseline causes that ``baseline_scarce`` follows (first present wins).
-SCARCE_BECAUSE = ("baseline_modeled_rest", "baseline_edge_concentrated")
+SCARCE_BECAUSE = (codes.BASELINE_MODELED_REST.code, codes.BASELINE_EDGE_CONCENTRATED.code)
 
 #: Score offset of a warn/fail bias cause (see the module doc).
 BIAS_TIER = 100.0
 
 #: Consequences that follow the cause explaining them.
-CONSEQUENCES = ("sensitive_unmodeled_signal", "contrast_variance_inflated")
+CONSEQUENCES = (codes.SENSITIVE_UNMODELED_SIGNAL.code, codes.CONTRAST_VARIANCE_INFLATED.code)
 
 _CLASS_WORDS = {
     "nonsteady": "flagged non-steady-state volumes",
@@ -202,8 +205,8 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
         if f is None or code in present:
             continue
         ev: dict[str, Any] = {"run_level": f.evidence}
-        if code in ("nonsteady_unhandled", "scrub_not_applied"):
-            fam = "nonsteady" if code == "nonsteady_unhandled" else "scrub"
+        if code in (codes.NONSTEADY_UNHANDLED.code, codes.SCRUB_NOT_APPLIED.code):
+            fam = "nonsteady" if code == codes.NONSTEADY_UNHANDLED.code else "scrub"
             fe = fam_entries(fam)
             if not fe:
                 continue
@@ -223,13 +226,13 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
                        f"{'lowers' if sd < 0 else 'raises'} {name} by {abs(sd):.2f} σ.")
             present[code] = f.for_contrast(name, message=msg, evidence=ev, score=0.0, severity=sev)
             continue
-        elif code in ("baseline_modeled_rest", "baseline_scarce"):
+        elif code in (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code):
             if not against_baseline:
                 continue
             ev.update(run_start_bias_sd=max_sd("run_start"))
             msg = (f"{name} is measured against the implicit baseline, which this design leaves scarce"
-                   + (" because a rest-like condition is modelled." if code == "baseline_modeled_rest" else "."))
-        elif code == "rt_regressor_overlap":
+                   + (" because a rest-like condition is modelled." if code == codes.BASELINE_MODELED_REST.code else "."))
+        elif code == codes.RT_REGRESSOR_OVERLAP.code:
             hits = [e for e in fam_entries("rt") if _entry_sev(e, th) in ("warn", "fail")]
             if not hits:
                 continue
@@ -257,29 +260,29 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
         if mine:
             ev["sensitivity"] = [{"source": e["source"], "bias_sd": _sd(e), "bias": e.get("bias"),
                                   "typical": e.get("typical"), "severity": _entry_sev(e, th)} for e in mine]
-        if code in ("baseline_scarce",) and not strong:
+        if code in (codes.BASELINE_SCARCE.code,) and not strong:
             score = 0.5 * max((abs(_sd(e)) * float(e.get("typical", 1.0)) for e in entries
                                if _fam(e["source"]) == "run_start"), default=0.0)
-        if not strong and code not in ("baseline_scarce",):
+        if not strong and code not in (codes.BASELINE_SCARCE.code,):
             score = max(score, float(f.score))
         updated[code] = replace(f, severity=sev, score=float(score), evidence=ev)
 
     # 3. consequences follow their cause
-    scarce_by = next((c for c in SCARCE_BECAUSE if c in updated), None) if "baseline_scarce" in updated else None
-    heads = [f for c, f in updated.items() if not (c == "baseline_scarce" and scarce_by)]
+    scarce_by = next((c for c in SCARCE_BECAUSE if c in updated), None) if codes.BASELINE_SCARCE.code in updated else None
+    heads = [f for c, f in updated.items() if not (c == codes.BASELINE_SCARCE.code and scarce_by)]
     followers: dict[str, list[Finding]] = {}
     if scarce_by:
-        f = updated["baseline_scarce"]
+        f = updated[codes.BASELINE_SCARCE.code]
         followers[scarce_by] = [replace(f, evidence={**f.evidence, "explained_by": scarce_by})]
     for f in own:
         if f.code in CONSEQUENCES:
             cause = None
-            if f.code == "sensitive_unmodeled_signal":
+            if f.code == codes.SENSITIVE_UNMODELED_SIGNAL.code:
                 cause = claimed_by.get(f.evidence.get("source", ""))
-            elif "rt_regressor_overlap" in updated:
-                cause = "rt_regressor_overlap"   # the RT-duration regressor shares the condition's variance
+            elif codes.RT_REGRESSOR_OVERLAP.code in updated:
+                cause = codes.RT_REGRESSOR_OVERLAP.code   # the RT-duration regressor shares the condition's variance
             elif against_baseline:
-                cause = scarce_by or ("baseline_scarce" if "baseline_scarce" in updated else None)
+                cause = scarce_by or (codes.BASELINE_SCARCE.code if codes.BASELINE_SCARCE.code in updated else None)
             if cause:
                 followers.setdefault(cause, []).append(
                     replace(f, evidence={**f.evidence, "explained_by": cause}))
@@ -329,12 +332,12 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
     top = serious[0]
     src = None
     sens = top.evidence.get("sensitivity") or []
-    if top.code == "sensitive_unmodeled_signal":
+    if top.code == codes.SENSITIVE_UNMODELED_SIGNAL.code:
         src = top.evidence.get("source")
     elif sens:
         src = max(sens, key=lambda e: abs(e["bias_sd"]))["source"]
     s2 = f" Most likely explanation: {top.title[0].lower() + top.title[1:]} — {top.message}"
-    if top.code == "nonsteady_unhandled":
+    if top.code == codes.NONSTEADY_UNHANDLED.code:
         s2 += (" fMRIPrep flagged them as non-steady-state, but they stay in the model"
                + (" because first_level_from_bids drops the sample mask." if mask_dropped else "."))
     s3 = ""

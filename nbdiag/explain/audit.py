@@ -20,6 +20,7 @@ from nbdiag.findings import Finding, rank_findings, status_from_findings, worst_
 from nbdiag.thresholds import Thresholds
 from nbdiag.diagnostics.sensitivity import core_signals, sensitivity_by_contrast
 from nbdiag.explain.whatif import whatif_fixes
+from nbdiag import codes
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,10 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
         }
     run_level = [f for f in all_found if f.contrast is None]
     # run-level copy of contrast-specific unmodelled-events evidence
-    unmod_f = [f for i in inputs for f in i.findings if f.code == "baseline_unmodeled_events"]
+    unmod_f = [f for i in inputs for f in i.findings if f.code == codes.BASELINE_UNMODELED_EVENTS.code]
     if unmod_f:
-        run_level.append(Finding(
-            code="baseline_unmodeled_events", severity=worst_severity(f.severity for f in unmod_f),
+        run_level.append(codes.BASELINE_UNMODELED_EVENTS.finding(
+            severity=worst_severity(f.severity for f in unmod_f),
             title="Unmodelled events sit in the baseline",
             message=f"{', '.join(unmod_types)} listed in events.tsv but not modelled, so they are part of "
                     f"the implicit baseline of every condition-vs-baseline contrast.",

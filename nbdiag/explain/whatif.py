@@ -12,6 +12,7 @@ from nbdiag._json import jsonable
 from nbdiag.context import DesignContext
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
+from nbdiag import codes
 
 
 def _remap(vectors: Mapping[str, np.ndarray], old_cols, new_design: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -48,17 +49,17 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
     from nbdiag.diagnostics.baseline import modeled_rest_conditions, original_index, n_scans_total
     from nbdiag.diagnostics._hrf import compute_regressor_fast
 
-    codes = {f.code for f in run_findings}
+    found = {f.code for f in run_findings}
     variants: list[tuple[str, str, pd.DataFrame, dict[str, str], DesignContext, np.ndarray]] = []
     all_rows = np.arange(len(design))
     idx = original_index(design, context)
     flagged = set(int(v) for v in context.nonsteady_volumes)
-    if "nonsteady_unhandled" in codes and flagged & set(idx.tolist()):
+    if codes.NONSTEADY_UNHANDLED.code in found and flagged & set(idx.tolist()):
         keep = np.array([i not in flagged for i in idx])
         d2 = design.iloc[np.flatnonzero(keep)]
         ctx2 = replace(context, scan_index=tuple(int(i) for i in idx[keep]),
                        n_scans_total=n_scans_total(design, context), sample_mask_applied=True)
-        variants.append(("apply sample mask", "nonsteady_unhandled", d2, roles, ctx2, np.flatnonzero(keep)))
+        variants.append(("apply sample mask", codes.NONSTEADY_UNHANDLED.code, d2, roles, ctx2, np.flatnonzero(keep)))
         d3 = design.copy()
         roles3 = dict(roles)
         for v in sorted(flagged):
@@ -68,7 +69,7 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
                 d3.insert(0, col, 0.0)
                 d3.iloc[rows[0], 0] = 1.0
                 roles3 = {col: "spike", **roles3}
-        variants.append(("add spike regressors", "nonsteady_unhandled", d3, roles3, context, all_rows))
+        variants.append(("add spike regressors", codes.NONSTEADY_UNHANDLED.code, d3, roles3, context, all_rows))
     unmod = context.unmodeled_events
     if unmod is not None and len(unmod):
         d4 = design.copy()
@@ -84,9 +85,9 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
         ev4 = ev if context.events is None else pd.concat([context.events[["onset", "duration", "trial_type"]], ev])
         ctx4 = replace(context, events=ev4 if context.events is not None else None,
                        unmodeled_events=unmod.iloc[0:0])
-        variants.append(("model unmodelled events", "baseline_unmodeled_events", d4, roles4, ctx4, all_rows))
+        variants.append(("model unmodelled events", codes.BASELINE_UNMODELED_EVENTS.code, d4, roles4, ctx4, all_rows))
     if (context.drift_model or "").lower() == "cosine" and recommended_cutoff_s and \
-            ({"highpass_cuts_design", "drift_overlap"} & codes):
+            ({codes.HIGHPASS_CUTS_DESIGN.code, codes.DRIFT_OVERLAP.code} & found):
         try:
             from nilearn.signal import create_cosine_drift
         except ImportError:  # nilearn < 0.13
@@ -102,16 +103,16 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
             roles5[f"drift_{k + 1}"] = "drift"
         roles5 = {c: roles5[c] for c in d5.columns}
         ctx5 = replace(context, high_pass=1.0 / recommended_cutoff_s)
-        variants.append((f"lower high_pass to {1.0 / recommended_cutoff_s:.4g} Hz", "highpass_cuts_design",
+        variants.append((f"lower high_pass to {1.0 / recommended_cutoff_s:.4g} Hz", codes.HIGHPASS_CUTS_DESIGN.code,
                          d5, roles5, ctx5, all_rows))
-    if "baseline_modeled_rest" in codes:
+    if codes.BASELINE_MODELED_REST.code in found:
         rest = [c for c in modeled_rest_conditions(design, roles, context) if c in design.columns]
         if rest:
             d6 = design.drop(columns=rest)
             roles6 = {c: r for c, r in roles.items() if c not in rest}
             ev6 = None if context.events is None else \
                 context.events[~context.events["trial_type"].astype(str).isin(rest)]
-            variants.append((f"drop modelled rest ({', '.join(rest)})", "baseline_modeled_rest", d6, roles6,
+            variants.append((f"drop modelled rest ({', '.join(rest)})", codes.BASELINE_MODELED_REST.code, d6, roles6,
                              replace(context, events=ev6), all_rows))
     from nbdiag.diagnostics.sensitivity import Signal
     from nbdiag.diagnostics.sensitivity import core_signals, sensitivity_by_contrast

@@ -18,6 +18,7 @@ import pandas as pd
 from nbdiag.config import EventSettings
 from nbdiag.errors import InputError
 from nbdiag.findings import Finding
+from nbdiag import codes
 
 UNMODELED_COLUMNS = ["onset", "duration", "trial_type", "reason"]
 
@@ -159,8 +160,8 @@ def transform_events(table: pd.DataFrame, settings: EventSettings, *, path: Path
     negative = events["onset"] < 0
     if negative.any():
         rows = [int(i) + 2 for i in np.flatnonzero(negative.to_numpy())]
-        findings.append(Finding(
-            code="events_invalid", severity="warn", title="Events with negative onsets",
+        findings.append(codes.EVENTS_INVALID.finding(
+            severity="warn", title="Events with negative onsets",
             message=(f"{path}: {len(rows)} events have a negative onset (first at row {rows[0]}: "
                      f"{float(events['onset'][negative].iloc[0])} s). nilearn models them down to min_onset, "
                      "but onsets should count from the first volume kept in the image."),
@@ -168,8 +169,8 @@ def transform_events(table: pd.DataFrame, settings: EventSettings, *, path: Path
             fix="check the events timing reference (dummy scans removed by the scanner or by you?)",
         ))
     if "trial_type" not in events.columns:
-        findings.append(Finding(
-            code="events_invalid", severity="warn", title="No trial_type column",
+        findings.append(codes.EVENTS_INVALID.finding(
+            severity="warn", title="No trial_type column",
             message=f"{path}: no 'trial_type' column; nilearn models every row as one condition named 'dummy'.",
             evidence={"file": str(path), "columns": list(map(str, events.columns))},
         ))
@@ -177,8 +178,8 @@ def transform_events(table: pd.DataFrame, settings: EventSettings, *, path: Path
         missing = events["trial_type"].isna()
         if missing.any():
             unmodeled.append(_unmodeled(events.loc[missing].assign(trial_type="n/a"), "trial_type is n/a"))
-            findings.append(Finding(
-                code="events_invalid", severity="warn", title="Events without a trial_type",
+            findings.append(codes.EVENTS_INVALID.finding(
+                severity="warn", title="Events without a trial_type",
                 message=(f"{path}: {int(missing.sum())} rows have trial_type 'n/a'; nbdiag leaves them out of the "
                          "model and counts them as unmodelled events (nilearn would make a condition named 'nan')."),
                 evidence={"file": str(path), "rows": [int(i) + 2 for i in np.flatnonzero(missing.to_numpy())][:20]},
@@ -237,8 +238,8 @@ def transform_events(table: pd.DataFrame, settings: EventSettings, *, path: Path
     if "trial_type" in events.columns:
         bad = sorted({t for t in events["trial_type"].astype(str).unique() if not t.isidentifier()})
         if bad:
-            findings.append(Finding(
-                code="trial_type_not_identifier", severity="warn",
+            findings.append(codes.TRIAL_TYPE_NOT_IDENTIFIER.finding(
+                severity="warn",
                 title="Trial types that are not Python identifiers",
                 message=(f"trial types {', '.join(repr(b) for b in bad)} in {path} are not Python identifiers: "
                          "nilearn can fit them, but contrast expressions such as 'a - b' that name them fail. "
@@ -268,8 +269,8 @@ def events_outside_run(events: pd.DataFrame, frame_times: np.ndarray, t_r: float
     long_ = (events["onset"] < end) & (events["onset"] + events["duration"] > end)
     if late.any() or early.any():
         types = sorted(set(events.loc[late | early, "trial_type"].astype(str))) if "trial_type" in events else []
-        findings.append(Finding(
-            code="events_outside_run", severity="warn", title="Events outside the run",
+        findings.append(codes.EVENTS_OUTSIDE_RUN.finding(
+            severity="warn", title="Events outside the run",
             message=(f"{int(late.sum())} events start after the run ends ({end:.1f} s) and {int(early.sum())} "
                      f"before {frame_times[0] + min_onset:.1f} s (min_onset); nilearn does not model them as "
                      f"written. Check the events file and the number of volumes ({len(frame_times)})."),
@@ -279,8 +280,8 @@ def events_outside_run(events: pd.DataFrame, frame_times: np.ndarray, t_r: float
             fix="check that events.tsv belongs to this run and that onsets are in seconds from the first volume",
         ))
     if long_.any():
-        findings.append(Finding(
-            code="events_outside_run", severity="info", title="Events that run past the end of the run",
+        findings.append(codes.EVENTS_OUTSIDE_RUN.finding(
+            severity="info", title="Events that run past the end of the run",
             message=f"{int(long_.sum())} events end after the last volume ({end:.1f} s); they are cut at the run end.",
             evidence={"file": str(path), "n_truncated": int(long_.sum()), "run_end_s": end},
         ))

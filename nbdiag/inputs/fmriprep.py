@@ -20,6 +20,7 @@ import pandas as pd
 
 from nbdiag.config import ModelSettings, nilearn_fills_first_row
 from nbdiag.errors import InputError
+from nbdiag import codes
 
 NSS_PATTERN = re.compile(r"^non_steady_state_outlier\d+$")
 MOTION_OUTLIER_PATTERN = re.compile(r"^motion_outlier\d+$")
@@ -76,9 +77,9 @@ def read_raw_confounds(path: Path, usecols: list[str] | None = None) -> pd.DataF
     try:
         raw = pd.read_csv(path, sep="\t", na_values=["n/a"], usecols=usecols)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read confounds file: {exc}", file=path, code="confounds_invalid") from None
+        raise InputError(f"cannot read confounds file: {exc}", file=path, code=codes.CONFOUNDS_INVALID.code) from None
     if raw.empty:
-        raise InputError("confounds file has no rows", file=path, code="confounds_invalid",
+        raise InputError("confounds file has no rows", file=path, code=codes.CONFOUNDS_INVALID.code,
                          expected="one row per volume", found="0 rows")
     return raw
 
@@ -298,7 +299,7 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
                 text = str(exc)
                 raise InputError(
                     f"nilearn's load_confounds refused this file: {text}", file=confounds_path,
-                    code="confounds_invalid",
+                    code=codes.CONFOUNDS_INVALID.code,
                     expected=f"the columns needed by confounds_strategy {list(kwargs['strategy'])}",
                     found=f"{len(raw_columns)} columns",
                 ) from None
@@ -306,7 +307,7 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
     if sample_mask is not None and len(sample_mask) == 0:
         raise InputError(
             "load_confounds censors every volume (all marked as motion outliers), so its confounds are all NaN",
-            file=confounds_path, column="framewise_displacement", code="confounds_invalid",
+            file=confounds_path, column="framewise_displacement", code=codes.CONFOUNDS_INVALID.code,
             expected=f"some volumes under fd_threshold={kwargs.get('fd_threshold')} / "
                      f"std_dvars_threshold={kwargs.get('std_dvars_threshold')}",
             found=f"0 of {len(raw)} volumes kept",
@@ -314,7 +315,7 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
     if len(raw) != n_scans:
         raise InputError(
             "confounds row count differs from the number of volumes (nilearn raises 'Rows in confounds "
-            "does not match n_scans')", file=confounds_path, code="n_scans_mismatch",
+            "does not match n_scans')", file=confounds_path, code=codes.N_SCANS_MISMATCH.code,
             expected=f"{n_scans} rows", found=f"{len(raw)} rows",
         )
     if confounds is not None and len(confounds.columns):
@@ -325,7 +326,7 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
             raise InputError(
                 "confounds contain NaN/inf beyond what nilearn fills (only the first row is filled); "
                 "the design would contain NaN", file=confounds_path, column=str(confounds.columns[col]),
-                row=row + 2, code="confounds_invalid", expected="a finite number", found=str(values[row, col]),
+                row=row + 2, code=codes.CONFOUNDS_INVALID.code, expected="a finite number", found=str(values[row, col]),
             )
     scrub: tuple[int, ...] = ()
     if sample_mask is not None:
