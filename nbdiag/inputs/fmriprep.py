@@ -90,7 +90,7 @@ def _read_header(path: Path) -> list[str]:
         with open(path, encoding="utf-8") as fh:
             first = fh.readline()
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read confounds file: {exc}", file=path, code="confounds_invalid") from None
+        raise InputError(f"cannot read confounds file: {exc}", file=path, code=codes.CONFOUNDS_INVALID.code) from None
     return first.rstrip("\r\n").split("\t")
 
 
