@@ -89,7 +89,9 @@ def make_study(root: str | os.PathLike, n_runs: int, runs_per_subject: int = 2, 
             t = i % n_templates
             run = replace(spec.runs[t], subject=subject, run=i % runs_per_subject + 1)
             paths = run_paths(root, spec, run)
-            events = nback_events(seed=int(rng.integers(2**31)), first_onset=round(float(rng.uniform(0, 8)), 1))
+            events = nback_events(seed=int(rng.integers(2**31)), first_onset=round(float(rng.uniform(0, 8)), 3))
+            # per-trial jitter (ms): every run has its own timing, nothing is shared between runs
+            events["onset"] = (events["onset"] + np.round(rng.uniform(0, 0.2, len(events)), 3)).round(3)
             paths.events.parent.mkdir(parents=True, exist_ok=True)
             events.to_csv(paths.events, sep="\t", index=False, na_rep="n/a", float_format="%.6g")
             for field in ("bold", "bold_sidecar", "confounds", "confounds_sidecar"):

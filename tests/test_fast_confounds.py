@@ -82,3 +82,15 @@ def test_fast_confounds_missing_column_same_error(files, tmp_path):
             load_run_confounds(tmp_path / bold.name, broken, model, len(table), fast=fast)
         messages.append(str(info.value))
     assert messages[0] == messages[1] and "trans_x" in messages[0]
+
+
+def test_design_tsv_text_equals_pandas():
+    from nbdiag.outputs import design_tsv_text
+
+    rng = np.random.default_rng(3)
+    design = pd.DataFrame(rng.normal(size=(50, 4)) * 10.0 ** rng.integers(-20, 20, (50, 4)),
+                          columns=["a", "b_c", "drift_1", "constant"])
+    design.iloc[0] = [0.0, -0.0, 1e16, 1e-5]
+    assert design_tsv_text(design) == design.to_csv(sep="\t", index=False)
+    odd = design.rename(columns={"a": 'we"ird'})
+    assert design_tsv_text(odd) == odd.to_csv(sep="\t", index=False)
