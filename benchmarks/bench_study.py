@@ -50,8 +50,8 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def floor_once(runs, config) -> float:
-    """Seconds nilearn needs to read events, load confounds and build every design."""
+def floor_once(runs, config) -> tuple[float, float]:
+    """(wall, CPU) seconds nilearn needs to read events, load confounds and build every design."""
     import pandas as pd
     from nilearn.glm.first_level import make_first_level_design_matrix
     from nilearn.interfaces.fmriprep import load_confounds
@@ -59,7 +59,7 @@ def floor_once(runs, config) -> float:
     from nbdiag.design import frame_times
     from nbdiag.inputs.events import transform_events
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for run in runs:
@@ -77,17 +77,19 @@ def floor_once(runs, config) -> float:
                     [0] if model.fir_delays is None else list(model.fir_delays),
                     None if confounds is None else confounds.to_numpy(),
                     None if confounds is None else confounds.columns.tolist(), model.min_onset)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def participant_once(bids, out: Path, config, reports: bool = False, work_dir: Path | None = None,
-                     n_jobs: int = 1) -> float:
+                     n_jobs: int = 1) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``run_participant`` (CPU: this process only, i.e. n_jobs=1)."""
     from nbdiag.pipeline import run_participant
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     extra = {} if work_dir is None else {"work_dir": work_dir}
-    run_participant(bids, out, config, reports=reports, log=lambda s: None, n_jobs=n_jobs, **extra)
-    return time.perf_counter() - t0
+    run_participant(bids, out, config, reports=reports, log=lambda s: None, n_jobs=n_jobs, keep_audits=False,
+                    **extra)
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def load_bench_config(name: str, bids: Path):
@@ -157,43 +159,43 @@ def main(argv=None) -> int:
                 floors.append(floor_once(runs, config))
             out = tmp / f"out{r}"
             gc.collect()
-            if args.tracemalloc and r == 0:
-                import tracemalloc
-
-                tracemalloc.start()
-                ours.append(participant_once(bids, out, config))
-                heap_peak = tracemalloc.get_traced_memory()[1] / 2**20
-                tracemalloc.stop()
-            else:
-                ours.append(participant_once(bids, out, config))
-            if r < args.repeats - 1:
-                shutil.rmtree(out)
+            ours.append(participant_once(bids, out, config))
+            shutil.rmtree(out)
         n = len(runs)
-        ours_ms = statistics.median(ours) / n * 1e3
-        print(f"nbdiag participant --no-reports: {ours_ms:.1f} ms/run ({statistics.median(ours):.1f} s total; "
-              f"rounds {', '.join(f'{x:.1f}' for x in ours)} s)")
+
+        def ms(values, k):
+            return statistics.median(v[k] for v in values) / n * 1e3
+
+        print(f"nbdiag participant --no-reports: {ms(ours, 0):.1f} ms/run wall, {ms(ours, 1):.1f} ms/run CPU "
+              f"(rounds {', '.join(f'{w:.1f}' for w, _ in ours)} s wall)")
         if floors:
-            floor_ms = statistics.median(floors) / n * 1e3
-            ratios = [o / f for o, f in zip(ours, floors)]
-            print(f"floor (nilearn read events + load_confounds + design): {floor_ms:.1f} ms/run "
-                  f"(rounds {', '.join(f'{x:.1f}' for x in floors)} s)")
-            print(f"ratio to the floor: {statistics.median(ratios):.2f}x "
-                  f"(rounds {', '.join(f'{x:.2f}' for x in ratios)})")
+            print(f"floor (nilearn read events + load_confounds + design): {ms(floors, 0):.1f} ms/run wall, "
+                  f"{ms(floors, 1):.1f} ms/run CPU (rounds {', '.join(f'{w:.1f}' for w, _ in floors)} s wall)")
+            for k, what in ((0, "wall"), (1, "CPU")):
+                ratios = [o[k] / f[k] for o, f in zip(ours, floors)]
+                print(f"ratio to the floor ({what} time): {statistics.median(ratios):.2f}x "
+                      f"(rounds {', '.join(f'{x:.2f}' for x in ratios)})")
         print(f"peak memory (ru_maxrss): {_maxrss_mb():.0f} MB (before the timed rounds {rss_before:.0f} MB)")
         if args.tracemalloc:
-            print(f"Python heap peak during one participant level: {heap_peak:.1f} MB")
+            import tracemalloc
+
+            tracemalloc.start()
+            participant_once(bids, tmp / "traced", config)
+            heap_peak = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+            print(f"Python heap peak during one participant level (tracemalloc, not timed): {heap_peak:.1f} MB")
 
         if args.resume:
             work = tmp / "work"
             out = tmp / "resume"
-            first = participant_once(bids, out, config, work_dir=work)
-            again = participant_once(bids, out, config, work_dir=work)
+            first = participant_once(bids, out, config, work_dir=work)[0]
+            again = participant_once(bids, out, config, work_dir=work)[0]
             print(f"--work-dir: first run {first:.1f} s, unchanged rerun {again:.2f} s "
                   f"({100 * again / first:.1f} % of the first)")
         if args.reports:
             n_subjects = len({r.subject for r in runs})
-            t = participant_once(bids, tmp / "reports", config, reports=True)
-            per_subject = (t - statistics.median(ours)) / n_subjects
+            t = participant_once(bids, tmp / "reports", config, reports=True)[0]
+            per_subject = (t - statistics.median(w for w, _ in ours)) / n_subjects
             print(f"with reports: {t:.1f} s total; reports {per_subject:.2f} s per subject "
                   f"({n // n_subjects} runs x {n_variants} variants)")
     finally:

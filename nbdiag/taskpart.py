@@ -29,11 +29,14 @@ import pandas as pd
 
 _CACHE: "OrderedDict[str, tuple[np.ndarray | None, list[str], list[tuple[type, str]]]]" = OrderedDict()
 _CACHE_SIZE = 16
+#: HRF kernels per (model, t_r, oversampling, FIR delays): pure functions of these
+_KERNELS: dict[tuple, list[np.ndarray]] = {}
 
 
 def clear_cache() -> None:
-    """Forget every memoised task part."""
+    """Forget every memoised task part and kernel."""
     _CACHE.clear()
+    _KERNELS.clear()
 
 
 def _key(events: pd.DataFrame, hrf_model: str, frame_times: np.ndarray, fir_delays: Sequence[int],
@@ -129,15 +132,28 @@ def _regressor(exp_condition, hrf_model, frame_times, con_id, oversampling, fir_
     oversampling = int(oversampling)
     t_r = _calculate_tr(frame_times)
     hr_regressor, frame_times_high_res = _sample_condition(exp_condition, frame_times, oversampling, min_onset)
-    hkernel = _hrf_kernel(hrf_model, t_r, oversampling, fir_delays)
+    kernel_key = (hrf_model, float(t_r), oversampling, None if fir_delays is None else tuple(fir_delays))
+    if kernel_key not in _KERNELS:
+        _KERNELS[kernel_key] = [np.asarray(h, dtype=float) for h in _hrf_kernel(hrf_model, t_r, oversampling,
+                                                                               fir_delays)]
+    hkernel = _KERNELS[kernel_key]
     n = hr_regressor.size
     conv_reg = np.array([fftconvolve(hr_regressor, h)[:n] for h in hkernel])
     # where no non-zero sample meets the kernel's support, the direct sum is exactly 0: keep it exact
     # (FFT leaves ~1e-16 there), e.g. before the first event and in long gaps
-    active = (hr_regressor != 0).astype(float)
+    counts = np.concatenate(([0], np.cumsum(hr_regressor != 0)))
     for row, h in zip(conv_reg, hkernel):
-        overlap = fftconvolve(active, (np.asarray(h) != 0).astype(float))[:n]
-        row[overlap < 0.5] = 0.0
+        support = np.flatnonzero(h)
+        if support.size == 0:
+            row[:] = 0.0
+        elif support[-1] - support[0] + 1 == support.size:  # contiguous: a window count from the cumsum
+            t = np.arange(n)
+            hi = np.clip(t - support[0] + 1, 0, n)
+            lo = np.clip(t - support[-1], 0, n)
+            row[counts[hi] - counts[lo] == 0] = 0.0
+        else:
+            overlap = fftconvolve((hr_regressor != 0).astype(float), (h != 0).astype(float))[:n]
+            row[overlap < 0.5] = 0.0
     if hrf_model == "fir" and oversampling > 1:
         computed = _resample_regressor(conv_reg[:, oversampling - 1:], frame_times_high_res[: 1 - oversampling],
                                        frame_times)
