@@ -280,3 +280,18 @@ def test_plain_lines_when_stderr_is_not_a_terminal(study, tmp_path, capsys):
                  "--participant-label", "01"]) == 0
     err = capsys.readouterr().err
     assert "[1/1] sub-01_task-nback_run-01  nortdur:" in err
+
+
+def test_resume_rewrites_a_missing_subject_report_from_the_records_on_disk(study, tmp_path):
+    root, config, _ = study
+    out, work = tmp_path / "out", tmp_path / "work"
+    lines: list[str] = []
+    kwargs = dict(participant_labels=["01", "02"], log=lines.append, work_dir=work)
+    first = run_participant(root, out, load_config(config), **kwargs)
+    assert len(first.reports) == 2
+    (out / "sub-01.html").unlink()
+    again = run_participant(root, out, load_config(config), **kwargs)
+    assert again.n_unchanged == 2
+    assert [p.name for p in again.reports] == ["sub-01.html"]
+    html = (out / "sub-01.html").read_text()
+    assert "nortdur" in html and "rtdur" in html
