@@ -180,8 +180,14 @@ class WorkDir:
             "run": run.to_dict(), "resolved": resolved, "own_t_r": run.own_t_r, "notes": list(run.notes),
             "error": None if run.error is None else str(run.error),
             "inputs": input_fingerprints(run_input_files(run), self.bids_dir),
-            "variants": {s.variant: settings_hash(s.to_dict()) for s in config.all_variants()},
+            "variants": self._variant_hashes(config),
         })
+
+    def _variant_hashes(self, config: Config) -> dict[str, str]:
+        cached = getattr(self, "_hashes", None)
+        if cached is None or cached[0] is not config:
+            self._hashes = (config, {s.variant: settings_hash(s.to_dict()) for s in config.all_variants()})
+        return self._hashes[1]
 
     def _run_path(self, run: RunInputs) -> Path:
         return self.root / "runs" / f"sub-{run.subject}" / f"{run.prefix}.json"
