@@ -1,6 +1,13 @@
 """nbdiag: audit nilearn first-level GLM designs before fitting them.
 
-Python API::
+Python API, from inside your own nilearn script::
+
+    import nbdiag
+    audit = nbdiag.audit_models(models, models_run_imgs, models_events, models_confounds,
+                                contrasts=["two_back - zero_back", "zero_back"])
+    audit.findings; audit.to_frame(); audit.save("nbdiag_out")
+
+or for a BIDS dataset, as the command line does::
 
     from nbdiag import load_config, run_participant
     result = run_participant("bids", "out", load_config("nbdiag.toml"), participant_labels=["01"])
@@ -21,5 +28,27 @@ def run_participant(*args, **kwargs):
     return _run(*args, **kwargs)
 
 
-__all__ = ["__version__", "Config", "EventSettings", "ModelSettings", "Settings", "SettingsError",
+def audit_models(*args, **kwargs):
+    """See :func:`nbdiag.api.audit_models`."""
+    from nbdiag.api import audit_models as _audit
+
+    return _audit(*args, **kwargs)
+
+
+def audit_model(*args, **kwargs):
+    """See :func:`nbdiag.api.audit_model`."""
+    from nbdiag.api import audit_model as _audit
+
+    return _audit(*args, **kwargs)
+
+
+__all__ = ["__version__", "Audit", "audit_model", "audit_models", "Config", "EventSettings", "ModelSettings", "Settings", "SettingsError",
            "load_config", "run_participant"]
+
+
+def __getattr__(name: str):
+    if name == "Audit":
+        from nbdiag.api import Audit
+
+        return Audit
+    raise AttributeError(f"module 'nbdiag' has no attribute {name!r}")

@@ -116,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--participant-label", "--participant_label", nargs="+", metavar="LABEL",
                         help="labels with or without 'sub-'")
     parser.add_argument("--config", type=Path, metavar="FILE.toml", help="TOML settings with [variants.NAME]")
+    parser.add_argument("--model", type=Path, metavar="MODEL.json",
+                        help="BIDS Stats Model (FitLins/pybids): its run-level node gives X, HRF, transformations, "
+                             "high-pass and contrasts")
+    parser.add_argument("--bids-filter-file", type=Path, metavar="FILE",
+                        help="fMRIPrep's JSON filter, e.g. {\"bold\": {\"session\": \"1\", \"run\": [1, 2]}}; "
+                             "its bold task/space also set --task/--space")
     parser.add_argument("--n-jobs", type=int, default=1, help="runs audited in parallel (-1: all cores)")
     parser.add_argument("--no-reports", action="store_true", help="skip the HTML reports")
     parser.add_argument("--work-dir", type=Path, metavar="DIR",
@@ -125,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "(pip install 'nbdiag[dask]')")
     parser.add_argument("--fail-on", choices=["warn", "fail"], default="fail",
                         help="group: the status at which a run fails sign-off (default fail)")
+    parser.add_argument("--variant", dest="signoff_variants", action="append", metavar="NAME",
+                        help="group: only this variant decides sign-off, include.tsv and the exit code "
+                             "(repeatable; default every variant)")
+    parser.add_argument("--ratings", nargs="+", type=Path, metavar="PATH",
+                        help="group: reviewer rating files saved by the subject reports; "
+                             "merged into signoff.tsv (reviewer, rating, comment, final)")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     parser.add_argument("--version", action="version", version=f"nbdiag {__version__}")
     _model_options(parser)
@@ -144,25 +156,63 @@ def _participant(args: argparse.Namespace) -> int:
     from nbdiag.runner import wants_live_progress
 
     config = _load(args)
+    bids_filter = None
+    if args.bids_filter_file is not None:
+        from nbdiag.inputs.bids_filter import load_bids_filter
+
+        bids_filter = load_bids_filter(args.bids_filter_file)
+        config = _labels_from_filter(config, bids_filter)
     log = (lambda text: print(text, file=sys.stderr, flush=True))
+    if args.model is not None:
+        from nbdiag.inputs.bids_stats_model import apply_to_config, load_stats_model
+
+        node, values, notes = load_stats_model(args.model)
+        if args.contrast:
+            notes.append("--contrast ignored: the model's Contrasts and DummyContrasts are audited")
+        config = apply_to_config(config, node, values)
+        for note in notes:
+            log(f"note: {args.model.name}: {note}")
     result = run_participant(args.bids_dir, args.output_dir, config, participant_labels=args.participant_label,
                              n_jobs=args.n_jobs, reports=not args.no_reports, log=log, verbose=args.verbose,
-                             work_dir=args.work_dir, dask_scheduler=args.dask_scheduler, keep_audits=False,
-                             progress=wants_live_progress())
+                             bids_filter=bids_filter, work_dir=args.work_dir, dask_scheduler=args.dask_scheduler,
+                             keep_audits=False, progress=wants_live_progress())
     if result.n_errors:
         print(f"nbdiag: {result.n_errors} run(s) could not be audited (see the messages above)", file=sys.stderr)
     return result.exit_code
 
 
+def _labels_from_filter(config, bids_filter):
+    """``task_label`` / ``space_label`` from the filter's ``bold`` entry, when it names exactly one."""
+    from nbdiag.config import SettingsError, replace_model
+
+    for key, setting in (("task", "task_label"), ("space", "space_label")):
+        value = bids_filter.single(key)
+        wanted = bids_filter.bold.get(key)
+        if value is None:
+            if isinstance(wanted, tuple) and not any(getattr(s.model, setting) for s in config.all_variants()):
+                raise SettingsError(f"{bids_filter.path}: bold.{key} lists {list(wanted)}; nbdiag audits one "
+                                    f"{setting} at a time: give --{key} LABEL")
+            continue
+        current = {getattr(s.model, setting) for s in config.all_variants()} - {None, ""}
+        if current and current != {value}:
+            raise SettingsError(f"{bids_filter.path}: bold.{key} is {value!r} but {setting} is "
+                                f"{', '.join(map(repr, sorted(current)))} (--{key} / config); make them agree")
+        config = replace_model(config, **{setting: value})
+    return config
+
+
 def _group(args: argparse.Namespace) -> int:
     from nbdiag.group import run_group
 
-    return run_group(args.output_dir, fail_on=args.fail_on, bids_dir=args.bids_dir)
+    return run_group(args.output_dir, fail_on=args.fail_on, variants=args.signoff_variants, ratings=args.ratings,
+                     bids_dir=args.bids_dir)
 
 
 def _demo(argv: Sequence[str]) -> int:
     parser = _Parser(prog="nbdiag demo", description="Run the full audit on the bundled n-back demo dataset.")
-    parser.add_argument("output_dir", nargs="?", type=Path, default=Path("reports/demo"))
+    parser.add_argument("output_dir", nargs="?", type=Path, default=Path("nbdiag-demo"),
+                        help="where to write (default ./nbdiag-demo; never inside the package or a checkout's "
+                             "reports/)")
     parser.add_argument("--n-jobs", type=int, default=1)
     args = parser.parse_args(argv)
     from nbdiag.demo import run_demo
@@ -195,6 +245,13 @@ def _design(argv: Sequence[str]) -> int:
     except InputError as exc:
         print(f"nbdiag: error: {exc}", file=sys.stderr)
         return EXIT_RUN_ERRORS
+    from nbdiag.preflight import check_contrasts
+
+    roles = {c["name"]: c["role"] for c in record["design"]["columns"]}
+    problems = check_contrasts(args.contrast, design, roles, f" in {args.design_tsv.name}")
+    if problems:
+        print("nbdiag: error: " + "\n  ".join(problems), file=sys.stderr)
+        return EXIT_USAGE
     if args.output:
         from nbdiag.outputs import write_json
 
@@ -219,6 +276,11 @@ def _print_design_summary(path: Path, record: dict) -> None:
     """``nbdiag design``: one screen of text about a saved design's record."""
     design = record["design"]
     print(f"{path.name}: {design['n_scans']} scans x {design['n_columns']} columns, status {record['status']}")
+    skipped = record.get("skipped_checks") or []
+    if skipped:
+        print("  checks not run or approximated on a saved design (no events, confounds file or image):")
+        for item in skipped:
+            print(f"    {item['effect']}: {', '.join(item['checks'])}: {item['reason']}")
     for role in ("task", "confound", "spike", "drift", "constant"):
         cols = [c["name"] for c in design["columns"] if c["role"] == role]
         if cols:
@@ -248,6 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.analysis_level == "group":
             return _group(args)
+        if args.signoff_variants or args.ratings:
+            raise _UsageError("nbdiag: error: --variant and --ratings apply to the group level "
+                              "('nbdiag BIDS_DIR OUTPUT_DIR group ...'), not to participant")
         return _participant(args)
     except _UsageError as exc:
         print(str(exc), file=sys.stderr)

@@ -323,6 +323,13 @@ INPUT_INVALID = _register(Code(
     "input_invalid", "input", "error", "Run could not be audited",
     "any other bad input for the run (missing or unreadable file, missing RepetitionTime, bad setting)",
     rule="error"))
+CHECKS_SKIPPED = _register(Code(
+    "checks_skipped", "input", "info", "Checks that could not run on this input",
+    "the input lacks what some checks need (e.g. a saved design has no events, confounds file or image): "
+    "the finding lists those checks, why, and which ones are approximated; `skipped_checks` in the record",
+    fix="audit the run from its BIDS inputs (nbdiag BIDS_DIR OUT participant) or from the FirstLevelModel "
+        "and its events/confounds (nbdiag.audit_models)",
+    rule="info"))
 
 # --- run ------------------------------------------------------------------------------------------
 AUDIT_FAILED = _register(Code(

@@ -200,15 +200,20 @@ class Settings:
     contrasts: Mapping[str, str] | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     variant: str = "default"
+    #: run node of a BIDS Stats Model (``--model``; nbdiag.inputs.bids_stats_model.RunNode), or None
+    stats_model: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "variant": self.variant,
             "model": self.model.to_dict(),
             "events": self.events.to_dict(),
             "contrasts": dict(self.contrasts) if self.contrasts else None,
             "thresholds": self.thresholds.to_dict(),
         }
+        if self.stats_model is not None:
+            out["stats_model"] = self.stats_model.to_dict()
+        return out
 
 
 @dataclass(frozen=True)

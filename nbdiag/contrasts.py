@@ -265,6 +265,16 @@ def parse_contrasts(
                 findings.append(_invalid(name, expr, reason, columns))
                 continue
             text = expr
+        elif isinstance(expr, Mapping):  # {column: weight}, e.g. a BIDS Stats Model ConditionList + Weights
+            text = " + ".join(f"{float(w):g}*{c}" for c, w in expr.items()).replace("+ -", "- ")
+            expressions[name] = text
+            unknown = [str(c) for c in expr if str(c) not in columns]
+            if unknown:
+                findings.append(_invalid(name, text, f"{', '.join(map(repr, unknown))} not in the design.", columns))
+                continue
+            vec = np.zeros(len(columns))
+            for col, weight in expr.items():
+                vec[columns.index(str(col))] = float(weight)
         else:
             vec = np.asarray(expr, dtype=float).ravel()
             expressions[name] = str(expr)

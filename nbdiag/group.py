@@ -27,6 +27,7 @@ __all__ = [
     "signoff_table",
     "include_table",
     "write_group_tables",
+    "select_variants",
     "run_group",
 ]
 
@@ -195,41 +196,62 @@ def _fails_signoff(rec: Mapping[str, Any], fail_on: str) -> tuple[bool, list[str
     return failed, reasons
 
 
-def signoff_table(records: Iterable[Mapping[str, Any]], fail_on: str = "fail") -> pd.DataFrame:
+SIGNOFF_COLUMNS = ["subject", "session", "run", "variant", "status", "reasons", "warnings", "signoff", "task",
+                   "acq", "prefix", "fail_on", "reviewer", "rating", "comment", "final"]
+
+
+def signoff_table(records: Iterable[Mapping[str, Any]], fail_on: str = "fail",
+                  ratings: Mapping[tuple[str, str], Mapping[str, str]] | None = None) -> pd.DataFrame:
     """Sign-off per run × variant (``signoff.tsv``).
 
     A run fails sign-off when its status is at or above ``fail_on`` (``error`` always
     fails). ``reasons`` lists the finding codes (with their contrast) at or above
     ``fail_on``, separated by ``; ``; ``warnings`` lists the ``warn`` findings of a
-    run that passes, so a reviewer sees what to look at.
+    run that passes, so a reviewer sees what to look at. ``reviewer``, ``rating`` and
+    ``comment`` come from ``ratings`` (:func:`nbdiag.ratings.load_ratings`); ``final``
+    is the reviewer's rating where there is one (``include`` -> pass, ``exclude`` ->
+    fail), else ``signoff``.
     """
+    from nbdiag.ratings import final_signoff
+
     _check_fail_on(fail_on)
+    ratings = ratings or {}
     rows = []
     for rec in records:
         ident = _ident(rec)
         failed, reasons = _fails_signoff(rec, fail_on)
+        prefix = _get(rec, "run", "prefix")
+        rated = ratings.get((str(prefix), str(ident["variant"]))) or {}
+        signoff = "fail" if failed else "pass"
         rows.append({
             "subject": ident["subject"], "session": ident["session"], "run": ident["run"],
             "variant": ident["variant"], "status": _status(rec), "reasons": "; ".join(reasons),
             "warnings": "" if failed or _status(rec) == "error" else "; ".join(_codes_at_or_above(rec, "warn")),
-            "signoff": "fail" if failed else "pass", "task": ident["task"], "acq": ident["acq"],
-            "prefix": _get(rec, "run", "prefix"), "fail_on": fail_on,
+            "signoff": signoff, "task": ident["task"], "acq": ident["acq"],
+            "prefix": prefix, "fail_on": fail_on,
+            "reviewer": rated.get("reviewer", ""), "rating": rated.get("rating", ""),
+            "comment": rated.get("comment", ""), "final": final_signoff(signoff, rated.get("rating")),
         })
-    return pd.DataFrame(rows, columns=["subject", "session", "run", "variant", "status", "reasons",
-                                       "warnings", "signoff", "task", "acq", "prefix", "fail_on"])
+    return pd.DataFrame(rows, columns=SIGNOFF_COLUMNS)
 
 
-def include_table(records: Iterable[Mapping[str, Any]], fail_on: str = "fail") -> pd.DataFrame:
-    """Runs that pass sign-off, with their input files (``include.tsv``).
+def include_table(records: Iterable[Mapping[str, Any]], fail_on: str = "fail",
+                  ratings: Mapping[tuple[str, str], Mapping[str, str]] | None = None) -> pd.DataFrame:
+    """Runs whose final sign-off passes, with their input files (``include.tsv``).
 
-    One row per run × variant that passes; filter on ``variant`` to build a second
-    level with one model.
+    One row per run × variant that passes (a reviewer's ``include`` / ``exclude`` rating
+    overrides the automatic sign-off); filter on ``variant`` to build a second level
+    with one model. Input files are named as in the records (``bids::`` URIs).
     """
+    from nbdiag.ratings import final_signoff
+
     _check_fail_on(fail_on)
+    ratings = ratings or {}
     rows = []
     for rec in records:
         failed, _ = _fails_signoff(rec, fail_on)
-        if failed:
+        rated = ratings.get((str(_get(rec, "run", "prefix")), str(rec.get("variant")))) or {}
+        if final_signoff("fail" if failed else "pass", rated.get("rating")) == "fail":
             continue
         files = _get(rec, "run", "files", default={}) or {}
         rec_path = rec.get("_path", "")
@@ -249,7 +271,8 @@ def _write_tsv(df: pd.DataFrame, path: Path) -> Path:
 
 
 def write_group_tables(records: list[dict[str, Any]], output_dir: str | Path,
-                       fail_on: str = "fail") -> dict[str, Path]:
+                       fail_on: str = "fail", variants: Iterable[str] | None = None,
+                       ratings: Mapping[tuple[str, str], Mapping[str, str]] | None = None) -> dict[str, Path]:
     """Write ``group/nbdiag_runs.tsv``, ``group/signoff.tsv`` and ``group/include.tsv``.
 
     Parameters
@@ -260,6 +283,11 @@ def write_group_tables(records: list[dict[str, Any]], output_dir: str | Path,
         The nbdiag OUTPUT_DIR; files go to ``output_dir/group/``.
     fail_on : {"fail", "warn"}
         Lowest run status that fails sign-off (``error`` always fails).
+    variants : iterable of str, optional
+        Variants that decide the sign-off: ``signoff.tsv`` and ``include.tsv`` hold
+        their run × variants only (``nbdiag_runs.tsv`` keeps every variant).
+    ratings : mapping, optional
+        Reviewer ratings (:func:`nbdiag.ratings.load_ratings`).
 
     Returns
     -------
@@ -268,10 +296,11 @@ def write_group_tables(records: list[dict[str, Any]], output_dir: str | Path,
     """
     _check_fail_on(fail_on)
     group = Path(output_dir) / "group"
+    chosen = select_variants(records, variants)
     return {
         "runs": _write_tsv(runs_table(records), group / "nbdiag_runs.tsv"),
-        "signoff": _write_tsv(signoff_table(records, fail_on), group / "signoff.tsv"),
-        "include": _write_tsv(include_table(records, fail_on), group / "include.tsv"),
+        "signoff": _write_tsv(signoff_table(chosen, fail_on, ratings), group / "signoff.tsv"),
+        "include": _write_tsv(include_table(chosen, fail_on, ratings), group / "include.tsv"),
     }
 
 
@@ -286,7 +315,27 @@ def subjects_without_output(bids_dir: str | Path, records: Iterable[Mapping[str,
     return [s for s in present if s not in have]
 
 
+def select_variants(records: list[dict[str, Any]], variants: Iterable[str] | None) -> list[dict[str, Any]]:
+    """Records of the variants that decide the sign-off (all when ``variants`` is empty).
+
+    Raises
+    ------
+    ValueError
+        A requested variant that no record has (named, with the variants found).
+    """
+    wanted = list(dict.fromkeys(str(v) for v in variants or []))
+    if not wanted:
+        return list(records)
+    found = list(dict.fromkeys(str(r.get("variant")) for r in records))
+    missing = [v for v in wanted if v not in found]
+    if missing:
+        raise ValueError(f"--variant: no record of variant(s) {', '.join(map(repr, missing))} in OUTPUT_DIR; "
+                         f"variants found: {', '.join(found) or 'none'}")
+    return [r for r in records if str(r.get("variant")) in wanted]
+
+
 def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = True,
+              variants: Iterable[str] | None = None, ratings: Iterable[str | Path] | None = None,
               bids_dir: str | Path | None = None) -> int:
     """Group level of ``nbdiag``: tables, ``group.html`` and the sign-off exit code.
 
@@ -298,15 +347,25 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
         Lowest run status that fails sign-off (``error`` always fails).
     report : bool
         Also write ``group.html``.
+    variants : iterable of str, optional
+        ``--variant``: only these variants decide the sign-off, ``include.tsv`` and the
+        exit code (default: every variant). The group page still compares all variants.
+    ratings : iterable of path, optional
+        ``--ratings``: rating files saved by the subject reports; a reviewer's
+        ``include`` / ``exclude`` overrides the automatic sign-off (``final``).
     bids_dir : path, optional
         BIDS_DIR: subjects there with no record are listed on stderr.
 
     Returns
     -------
     int
-        0 when every run × variant passes sign-off, 3 when one fails, 2 when
-        ``output_dir`` holds no record (bad usage). Problems are printed to stderr.
+        0 when every selected run × variant passes its final sign-off, 3 when one
+        fails, 2 for bad usage (no record in ``output_dir``, an unknown ``--variant``,
+        a ratings file that cannot be used or rates an unknown run). Problems are
+        printed to stderr.
     """
+    from nbdiag.ratings import RatingsError, load_ratings
+
     _check_fail_on(fail_on)
     root = Path(output_dir)
     records = collect_records(root)
@@ -320,15 +379,25 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
             shown = ", ".join(f"sub-{s}" for s in absent[:50]) + (" ..." if len(absent) > 50 else "")
             print(f"nbdiag group: {len(absent)} subject(s) of {bids_dir} have no output in {root} "
                   f"(shard not run or not finished?): {shown}", file=sys.stderr)
-    write_group_tables(records, root, fail_on)
-    signoff = signoff_table(records, fail_on)
+    try:
+        chosen = select_variants(records, variants)
+        known = [(str(_get(r, "run", "prefix")), str(r.get("variant"))) for r in records]
+        rated = load_ratings(ratings, known) if ratings else {}
+    except (ValueError, RatingsError) as exc:
+        print(f"nbdiag group: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    write_group_tables(records, root, fail_on, variants=variants, ratings=rated)
+    signoff = signoff_table(chosen, fail_on, rated)
     if report:
         from nbdiag.report.group_report import render_group_report
 
-        render_group_report(records, runs_table(records), signoff, root / "group.html", fail_on=fail_on)
-    failed = signoff[signoff["signoff"] == "fail"]
+        render_group_report(records, runs_table(records), signoff_table(records, fail_on, rated),
+                            root / "group.html", fail_on=fail_on,
+                            deciding=sorted({str(r.get("variant")) for r in chosen}))
+    failed = signoff[signoff["final"] == "fail"]
     if len(failed):
-        print(f"nbdiag group: {len(failed)} of {len(signoff)} run × variant(s) fail sign-off "
+        which = f" of variant(s) {', '.join(dict.fromkeys(map(str, signoff['variant'])))}"
+        print(f"nbdiag group: {len(failed)} of {len(signoff)} run × variant(s){which} fail sign-off "
               f"(--fail-on {fail_on}); see {root / 'group' / 'signoff.tsv'}", file=sys.stderr)
         return EXIT_SIGNOFF_FAILED
     return EXIT_OK

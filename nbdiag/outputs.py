@@ -112,8 +112,27 @@ def write_dataset_description(output_dir: Path, bids_dir: Path | None = None) ->
         }],
     }
     if bids_dir is not None:
-        data["SourceDatasets"] = [{"URL": Path(bids_dir).absolute().as_uri()}]
+        # no machine path in any output: name the source by its DOI / version when it has them
+        source = _source_dataset(Path(bids_dir))
+        if source:
+            data["SourceDatasets"] = [source]
     return write_json(Path(output_dir) / "dataset_description.json", data)
+
+
+def _source_dataset(bids_dir: Path) -> dict[str, str]:
+    """``SourceDatasets`` entry of the input dataset: its DOI and version, never its path."""
+    try:
+        desc = json.loads((bids_dir / "dataset_description.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(desc, dict):
+        return {}
+    out = {}
+    if isinstance(desc.get("DatasetDOI"), str):
+        out["DOI"] = desc["DatasetDOI"]
+    if isinstance(desc.get("DatasetVersion"), str):
+        out["Version"] = desc["DatasetVersion"]
+    return out
 
 
 def run_folder(output_dir: Path, entities: dict[str, str]) -> Path:

@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 from nbdiag.record import RunAudit, audit_run
 from nbdiag.inputs.bids import RunInputs, discover_runs
 from nbdiag.config import Config, check_complete, replace_model
+from nbdiag.preflight import check_before_runs
 from nbdiag.outputs import check_output_dir, write_dataset_description, write_run_outputs
 
 
@@ -90,7 +91,7 @@ def _progress_line(i: int, n: int, audits: list[RunAudit], seconds: float) -> st
 def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config,
                     participant_labels: Iterable[str] | None = None, n_jobs: int = 1,
                     reports: bool = True, log: Callable[[str], None] | None = None,
-                    verbose: int = 0, work_dir: str | Path | None = None,
+                    verbose: int = 0, bids_filter=None, work_dir: str | Path | None = None,
                     dask_scheduler: str | None = None, keep_audits: bool = True,
                     progress: bool | None = None) -> ParticipantResult:
     """Audit every run of the selected participants under every variant.
@@ -112,6 +113,8 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     verbose : int
         With 1 or more, each progress line is followed by the run's notes, nilearn's
         warnings and the top finding of every variant.
+    bids_filter : nbdiag.inputs.bids_filter.BidsFilter, optional
+        fMRIPrep-style ``--bids-filter-file``: only the BOLD images it accepts are audited.
     work_dir : path, optional
         Resume cache (:mod:`nbdiag.workdir`): runs whose inputs, settings and outputs
         are unchanged since they were audited are skipped.
@@ -147,11 +150,12 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
 
         work_dir = check_work_dir(Path(work_dir), bids_dir, bids_dir / base.derivatives_folder)
         cache = WorkDir(work_dir, bids_dir, output_dir)
-        runs, notes, n_cached = cache.discover(base)
+        runs, notes, n_cached = cache.discover(base, bids_filter=bids_filter)
     else:
-        runs, notes = discover_runs(bids_dir, base)
+        runs, notes = discover_runs(bids_dir, base, bids_filter=bids_filter)
     for note in notes:
         log(f"note: {note}")
+    check_before_runs(runs, config)  # a contrast/event-setting typo stops here (SettingsError, exit 2)
     write_dataset_description(output_dir, bids_dir)
     n = len(runs)
     variants = [s.variant for s in config.all_variants()]

@@ -7,8 +7,10 @@ It never raises for bad input: a broken run becomes a record with
 
 from __future__ import annotations
 
+import re
 import traceback
-from dataclasses import dataclass
+from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 import nilearn
@@ -142,10 +144,13 @@ def prepare_run(run: RunInputs, settings: Settings) -> PreparedRun:
     model = settings.model
     n_scans = int(run.n_scans.value)
     table = read_events(run.events)
-    events = transform_events(table, settings.events, path=run.events)
+    if settings.stats_model is not None:
+        events, conf, notes = _stats_model_inputs(run, settings, table, n_scans)
+    else:
+        events = transform_events(table, settings.events, path=run.events)
+        conf = load_run_confounds(run.bold, run.confounds, model, n_scans)
+        notes = [f"nilearn load_confounds: {m}" for m in conf.warnings]
     findings = list(events.findings)
-    conf = load_run_confounds(run.bold, run.confounds, model, n_scans)
-    notes = [f"nilearn load_confounds: {m}" for m in conf.warnings]
     t_r = float(run.t_r.value)
     slice_time_ref = float(run.slice_time_ref.value)
     mask = conf.sample_mask if (model.apply_sample_masks and conf.sample_mask is not None) else None
@@ -156,8 +161,67 @@ def prepare_run(run: RunInputs, settings: Settings) -> PreparedRun:
     return PreparedRun(events, conf, built, context, findings, notes)
 
 
+def _stats_model_inputs(run: RunInputs, settings: Settings, table: pd.DataFrame, n_scans: int):
+    """Events and confounds of a run under a BIDS Stats Model's run node (``--model``)."""
+    from nbdiag.inputs.bids_stats_model import design_inputs
+    from nbdiag.inputs.events import EventsResult
+    from nbdiag.inputs.fmriprep import NSS_PATTERN, ConfoundsResult, read_raw_confounds
+
+    raw = read_raw_confounds(run.confounds) if run.confounds is not None else None
+    if raw is not None and len(raw) != n_scans:
+        raise InputError("confounds row count differs from the number of volumes", file=run.confounds,
+                         code=codes.N_SCANS_MISMATCH.code, expected=f"{n_scans} rows", found=f"{len(raw)} rows")
+    events_table, conf_table, unmodeled, notes = design_inputs(settings.stats_model, table, raw, run.events)
+    checked = transform_events(table, replace(settings.events, transforms=()), path=run.events)
+    events = EventsResult(events=events_table, unmodeled=unmodeled, rt_events=checked.rt_events,
+                          findings=tuple(f for f in checked.findings if f.code != codes.TRIAL_TYPE_NOT_IDENTIFIER.code))
+    nss: tuple[int, ...] = ()
+    if raw is not None:
+        cols = [c for c in raw.columns if NSS_PATTERN.match(str(c))]
+        if cols:
+            nss = tuple(int(i) for i in np.flatnonzero((raw[cols].fillna(0).to_numpy() != 0).any(axis=1)))
+    conf = ConfoundsResult(confounds=conf_table, sample_mask=None,
+                           raw_columns=() if raw is None else tuple(map(str, raw.columns)), nonsteady_volumes=nss)
+    return events, conf, [f"BIDS Stats Model {settings.stats_model.to_dict()['file']}: {n}" for n in notes]
+
+
+def relative_to_dataset(obj: Any, root: Any) -> Any:
+    """``obj`` with every path under ``root`` (BIDS_DIR) written as a BIDS URI ``bids::<path>``.
+
+    Records never hold an absolute path of the machine where they were made (messages,
+    setting sources and evidence included), so outputs are identical wherever the
+    dataset sits.
+    """
+    if root is None:
+        return obj
+    prefixes = sorted({str(root), str(Path(root).absolute()), str(Path(root).resolve())}, key=len, reverse=True)
+    bare = [re.compile(re.escape(p) + r"(?=$|[\s'\"),;:\]]|\.(?:\s|$))") for p in prefixes]  # the folder itself
+
+    def fix(v: Any) -> Any:
+        if isinstance(v, str):
+            for p, pattern in zip(prefixes, bare):
+                if p in v:
+                    v = pattern.sub("bids::", v.replace(p + "/", "bids::"))
+            return v
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        if isinstance(v, tuple):
+            return tuple(fix(x) for x in v)
+        return v
+
+    return fix(obj)
+
+
 def audit_run(run: RunInputs, settings: Settings) -> RunAudit:
     """Audit one run under one variant; never raises for bad input."""
+    audit = _audit_run(run, settings)
+    audit.record = relative_to_dataset(audit.record, getattr(run, "root", None))
+    return audit
+
+
+def _audit_run(run: RunInputs, settings: Settings) -> RunAudit:
     record = _base_record(run, settings)
     findings: list[Finding] = _input_findings(run)
     try:
@@ -258,6 +322,7 @@ def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_tim
     from nbdiag.inputs.saved_design import load_saved_design
 
     path = Path(path)
+    given_high_pass = high_pass
     design, t_r, slice_time_ref, source = load_saved_design(path, t_r, slice_time_ref)
     roles, sources = infer_roles(design)
     drift_cols = [c for c, r in roles.items() if r == "drift" and c.startswith("drift_")]
@@ -276,6 +341,7 @@ def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_tim
                             notes=("roles inferred from column names; no events known: baseline from regressors",))
     contrast_map = {c: c for c in contrasts} if contrasts else None
     result = audit_design(design, roles, context, contrast_map, thresholds)
+    skipped = saved_design_skipped_checks(source, drift_model, high_pass, given_high_pass, len(drift_cols))
     record = {
         "nbdiag_version": __version__, "nilearn_version": nilearn.__version__, "source": path.name,
         "settings": {"t_r": {"value": t_r, "source": source}},
@@ -283,9 +349,159 @@ def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_tim
                    "rank": int(np.linalg.matrix_rank(design.to_numpy())),
                    "frame_times": [float(t) for t in design.index]},
         "diagnostics": jsonable(result.diagnostics), "contrasts": jsonable(result.contrasts),
-        "whatif": jsonable(result.whatif), "findings": jsonable(result.findings), "status": result.status,
+        "whatif": jsonable(result.whatif), "skipped_checks": skipped,
+        "findings": jsonable(rank_findings(list(result.findings) + [skipped_checks_finding(skipped)])),
+        "status": result.status,
         "run": {"subject": path.stem, "session": None, "run": None, "prefix": path.stem, "entities": {},
                 "files": {"design": path.name}},
         "variant": "saved",
     }
     return record, design
+
+
+#: Checks a saved design alone cannot run, and why (``nbdiag design``; record ``skipped_checks``).
+SAVED_DESIGN_SKIPS = (
+    {"checks": [codes.BASELINE_UNMODELED_EVENTS.code], "effect": "not run",
+     "reason": "no events.tsv: events listed in it but left out of the model cannot be known"},
+    {"checks": [codes.EVENTS_OUTSIDE_RUN.code, codes.EVENTS_INVALID.code, codes.TRIAL_TYPE_NOT_IDENTIFIER.code],
+     "effect": "not run",
+     "reason": "no events.tsv to check"},
+    {"checks": [codes.NONSTEADY_UNHANDLED.code, codes.SCRUB_NOT_APPLIED.code], "effect": "not run",
+     "reason": "no fMRIPrep confounds file: which volumes fMRIPrep flagged as non-steady-state, or scrubbing "
+               "would censor, is unknown (the sample mask first_level_from_bids drops cannot be seen)"},
+    {"checks": [codes.TR_MISMATCH.code, codes.N_SCANS_MISMATCH.code], "effect": "not run",
+     "reason": "no image or BOLD sidecar: the repetition time and number of volumes cannot be cross-checked"},
+    {"checks": [codes.BASELINE_SCARCE.code, codes.BASELINE_SHORT_GAPS.code, codes.BASELINE_MODELED_REST.code,
+                codes.BASELINE_EDGE_CONCENTRATED.code],
+     "effect": "approximated",
+     "reason": "no events: the baseline is taken as the scans where no task regressor reaches half its "
+               "maximum, not from the event timing"},
+    {"checks": [codes.SENSITIVE_UNMODELED_SIGNAL.code], "effect": "partly run",
+     "reason": "no events: the HRF-shape (derivative/dispersion), RT-proportional and unmodelled-event "
+               "signals need event onsets; first-volume, run-start and drift signals are still measured"},
+    {"checks": [codes.VIF_HIGH.code, codes.CORRELATION_HIGH.code, codes.CONFOUND_TASK_CORRELATED.code],
+     "effect": "approximated",
+     "reason": "column roles inferred from names and values: a confound not named like fMRIPrep's "
+               "(trans_x, a_comp_cor_00, ...) counts as a task regressor"},
+)
+
+
+def saved_design_skipped_checks(t_r_source: str, drift_model: str | None, high_pass: float | None,
+                                given_high_pass: float | None, n_drift: int) -> list[dict[str, Any]]:
+    """What ``nbdiag design`` could not check on a saved design, and why."""
+    out = [dict(item) for item in SAVED_DESIGN_SKIPS]
+    if drift_model == "cosine" and given_high_pass is None and high_pass is not None:
+        out.append({"checks": [codes.HIGHPASS_CUTS_DESIGN.code, codes.DRIFT_OVERLAP.code], "effect": "approximated",
+                    "reason": f"high_pass not given: taken as {high_pass:.5g} Hz, the middle of the range that "
+                              f"gives {n_drift} cosine columns (give --high-pass for the exact value)"})
+    out.append({"checks": ["(all timing)"], "effect": "input", "reason": f"t_r from {t_r_source}"})
+    return out
+
+
+def skipped_checks_finding(skipped: list[dict[str, Any]]) -> Finding:
+    """One ``info`` finding listing the checks that could not run (so a verdict says what it rests on)."""
+    not_run = sorted({c for s in skipped if s["effect"] == "not run" for c in s["checks"]})
+    approx = sorted({c for s in skipped if s["effect"] in ("approximated", "partly run") for c in s["checks"]})
+    return codes.CHECKS_SKIPPED.finding(
+        message=(f"{len(not_run)} checks could not run ({', '.join(not_run)}) and {len(approx)} are approximated "
+                 f"({', '.join(approx)}): a saved design carries no events, confounds file or image. The status "
+                 "rests on the checks that ran; audit the BIDS dataset (nbdiag BIDS_DIR OUT participant) or the "
+                 "nilearn objects (nbdiag.audit_models) for all of them."),
+        evidence={"skipped": skipped, "not_run": not_run, "approximated": approx},
+        score=0.0)
+
+
+def prepare_given_run(given, settings: Settings) -> PreparedRun:
+    """Events, confounds, design and context of a run given as nilearn objects.
+
+    The design is built from the events and confounds exactly as given (nilearn's own
+    rules), so it equals ``model.design_matrices_`` after ``fit``.
+
+    Raises
+    ------
+    InputError
+        For bad input (run, column, row, expected, found).
+    """
+    from nbdiag.inputs.events import EventsResult
+    from nbdiag.inputs.fmriprep import ConfoundsResult
+
+    run = given.run
+    if run.error is not None:
+        raise run.error
+    n_scans = int(run.n_scans.value)
+    t_r, slice_time_ref = float(run.t_r.value), float(run.slice_time_ref.value)
+    table = given.events
+    rt_free = table if not given.rt_regressor else table[table["trial_type"].astype(str) != given.rt_regressor]
+    checked = transform_events(rt_free.reset_index(drop=True), replace(settings.events, transforms=()), path=None)
+    # rows nbdiag would set aside (trial_type n/a) are modelled by nilearn: not "unmodelled" here
+    kept = [f for f in checked.findings if f.title != "Events without a trial_type"]
+    events = EventsResult(events=table, unmodeled=checked.unmodeled.iloc[0:0], rt_events=checked.rt_events,
+                          findings=tuple(kept))
+    findings = list(events.findings)
+    conf_table = given.confounds
+    if conf_table is not None and len(conf_table) != n_scans:
+        raise InputError("confounds row count differs from the number of volumes (nilearn raises 'Rows in "
+                         "confounds does not match n_scans')", file="confounds table", code=codes.N_SCANS_MISMATCH.code,
+                         expected=f"{n_scans} rows ({run.n_scans.source})", found=f"{len(conf_table)} rows")
+    if conf_table is not None and len(conf_table.columns):
+        values = conf_table.to_numpy(dtype=float)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row, col = (int(x[0]) for x in np.nonzero(bad))
+            raise InputError("confounds contain NaN/inf: the design would contain NaN", file="confounds table",
+                             column=str(conf_table.columns[col]), row=row, code=codes.CONFOUNDS_INVALID.code,
+                             expected="a finite number", found=str(values[row, col]))
+    mask = given.sample_mask
+    scrub: tuple[int, ...] = ()
+    if mask is not None:
+        kept_scans = set(int(i) for i in mask)
+        scrub = tuple(i for i in range(n_scans) if i not in kept_scans and i not in given.nonsteady_volumes)
+    conf = ConfoundsResult(confounds=conf_table, sample_mask=mask, raw_columns=tuple(given.raw_confound_columns),
+                           nonsteady_volumes=tuple(given.nonsteady_volumes), scrub_volumes=scrub)
+    built = build_design(table, conf_table, n_scans, t_r, slice_time_ref, settings.model, sample_mask=mask)
+    times = frame_times(n_scans, t_r, slice_time_ref)
+    findings += events_outside_run(table, times, t_r, settings.model.min_onset, None)
+    notes = []
+    if given.fitted_design is not None:
+        fitted = given.fitted_design
+        same = (list(fitted.columns) == list(built.design.columns) and fitted.shape == built.design.shape
+                and np.allclose(fitted.to_numpy(dtype=float), built.design.to_numpy(dtype=float), atol=1e-8))
+        notes.append(
+            "the fitted model's design_matrices_ equal the design rebuilt from the given inputs" if same else
+            "the fitted model's design_matrices_ differ from the design rebuilt from the given inputs "
+            "(the model was fitted with other events/confounds/settings): the audit is of the given inputs")
+    context = make_context(settings, events, conf, built, t_r, slice_time_ref, n_scans)
+    return PreparedRun(events, conf, built, context, findings, notes)
+
+
+def audit_given_run(given, settings: Settings) -> RunAudit:
+    """Audit one run given as nilearn objects (``nbdiag.audit_model`` / ``audit_models``).
+
+    ``given`` is a :class:`nbdiag.inputs.nilearn_objects.GivenRun`: the events and
+    confounds exactly as they will be passed to ``FirstLevelModel.fit``, the run's
+    resolved t_r / slice_time_ref / n_scans, and the non-steady-state volumes fMRIPrep
+    flagged (read from its confounds file when the image sits in an fMRIPrep folder).
+    The record has the same fields as :func:`audit_run`'s; ``settings.model_object``
+    holds the attributes read from the model. Never raises for bad input.
+    """
+    run = given.run
+    record = _base_record(run, settings)
+    record["settings"]["model"]["confounds_strategy"] = (
+        "given as tables" if given.confounds is not None else None)
+    record["settings"]["model_object"] = dict(given.model_info)
+    record["run"]["files"]["events"] = "events table given to nbdiag"
+    record["run"]["files"]["confounds_given"] = None if given.confounds is None else "confounds table given to nbdiag"
+    record["notes"].extend(given.notes)
+    findings: list[Finding] = _input_findings(run)
+    try:
+        prepared = prepare_given_run(given, settings)
+        record["notes"].extend(prepared.notes)
+        audit_design_into(record, prepared.built, prepared.context, settings, findings + prepared.findings,
+                          conf=prepared.confounds)
+        audit = RunAudit(run, settings.variant, record, prepared.built.design)
+    except InputError as exc:
+        audit = RunAudit(run, settings.variant, _error_record(record, exc, findings))
+    except Exception as exc:  # noqa: BLE001 - one broken run never stops the others
+        audit = RunAudit(run, settings.variant, _error_record(record, exc, findings))
+    audit.record = relative_to_dataset(audit.record, run.root)  # no absolute paths, as audit_run
+    return audit

@@ -95,7 +95,7 @@ class WorkDir:
         self.root.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ discovery
-    def discover(self, model: ModelSettings) -> tuple[list[RunInputs], list[str], int]:
+    def discover(self, model: ModelSettings, bids_filter: Any = None) -> tuple[list[RunInputs], list[str], int]:
         """``discover_runs`` with per-subject reuse.
 
         Returns
@@ -107,7 +107,7 @@ class WorkDir:
         """
         derivatives = (self.bids_dir / model.derivatives_folder).absolute()
         if not self.bids_dir.is_dir() or not derivatives.is_dir():
-            runs, notes = discover_runs(self.bids_dir, model)  # raises the usual DatasetError
+            runs, notes = discover_runs(self.bids_dir, model, bids_filter=bids_filter)  # the usual DatasetError
             return runs, notes, 0
         subjects, missing = list_subjects(derivatives, model.sub_labels, model.exclude_subjects)
         notes = [f"participant label '{label}' not found: no folder sub-{label} in {derivatives}"
@@ -116,7 +116,8 @@ class WorkDir:
         t_r, slice_time_ref = resolve_dataset_timing(self.bids_dir, derivatives, model, space)
         model_key = {k: v for k, v in model.to_dict().items() if k not in ("sub_labels", "exclude_subjects")}
         common = {"version": WORK_VERSION, "nbdiag": __version__, "nilearn": nilearn.__version__,
-                  "model": model_key, "t_r": t_r and t_r.to_dict(), "str": slice_time_ref.to_dict()}
+                  "model": model_key, "t_r": t_r and t_r.to_dict(), "str": slice_time_ref.to_dict(),
+                  "bids_filter": repr(bids_filter)}
         by_subject: dict[str, list[RunInputs]] = {}
         subject_notes: dict[str, list[str]] = {}
         keys: dict[str, str] = {}
@@ -132,7 +133,8 @@ class WorkDir:
                 by_subject[subject], subject_notes[subject] = cached
         if stale:
             try:
-                fresh, fresh_notes = discover_runs(self.bids_dir, replace(model, sub_labels=tuple(stale), exclude_subjects=()))
+                fresh, fresh_notes = discover_runs(self.bids_dir, replace(model, sub_labels=tuple(stale), exclude_subjects=()),
+                                                   bids_filter=bids_filter)
             except DatasetError as exc:
                 fresh, fresh_notes = [], [str(exc)]
             for subject in stale:

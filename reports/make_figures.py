@@ -1,7 +1,9 @@
 """Export the tutorial figures of README.md from a demo output folder.
 
-    nbdiag demo reports/demo
-    python reports/make_figures.py reports/demo
+    nbdiag demo /tmp/demo
+    python reports/make_figures.py /tmp/demo
+
+(``python reports/make_gallery.py`` does both and refreshes the whole gallery.)
 
 Uses the report's own plot functions on the records nbdiag wrote; computes nothing.
 """
@@ -36,12 +38,12 @@ def _weights_figure(record: dict, path: Path, contrasts=("zero_back", "two_back 
         epochs=record["diagnostics"]["baseline"]["epochs"],
         nonsteady=[] if nss_info.get("handled") else nss_info.get("volumes", []),
         negative_share=shares, title={c: c for c in contrasts})
-    fig.savefig(path, dpi=90, bbox_inches="tight")
+    fig.savefig(path, dpi=90, bbox_inches="tight", metadata={"Software": None})
 
 
 def _composition_figure(record: dict, path: Path) -> None:
     comps = {n: c["baseline_composition"]["negative"] for n, c in record["contrasts"].items()}
-    F.plot_baseline_composition(comps).savefig(path, dpi=90, bbox_inches="tight")
+    F.plot_baseline_composition(comps).savefig(path, dpi=90, bbox_inches="tight", metadata={"Software": None})
 
 
 def main(out_dir: str) -> None:
@@ -56,4 +58,4 @@ def main(out_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "reports/demo")
+    main(sys.argv[1] if len(sys.argv) > 1 else "nbdiag-demo")

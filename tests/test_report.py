@@ -42,11 +42,13 @@ def test_file_name_and_atomic(rendered):
 
 def test_sections_present(rendered):
     _, html = rendered
-    for text in ("Summary", "Why each contrast behaves as it does", "Variants side by side",
-                 "Contrast weight time courses", "Sensitivity to plausible unmodelled signals",
-                 "All findings", "nortdur", "rtdur", "baseline_unmodeled_events",
+    for text in ('<table id="verdict"', "Findings", "Contrast weights", "Sensitivity to unmodelled signals",
+                 "Contrasts and variants compared", "Design matrix, correlation and VIF", "Drift and confounds",
+                 "Settings, notes and input files", "nortdur", "rtdur", "baseline_unmodeled_events",
                  "Model INSTRUCTION as its own condition", "data:image/png;base64,", "<svg"):
         assert text in html, text
+    # the verdict table is the first element of substance
+    assert html.index('<table id="verdict"') < html.index("<details")
     # explanation of each contrast is shown
     assert "zero_back compares zero_back blocks" in html
     assert 'id="sub-01_ses-1_task-nback_run-01--nortdur"' in html  # target of group.html links
@@ -54,6 +56,16 @@ def test_sections_present(rendered):
     assert "could not be audited" in html
     assert "column &#39;onset&#39; must be numeric" in html
     assert "&#39;n/a&lt;script&gt;&#39;" in html
+    # evidence is a table, never raw JSON
+    assert '{&#34;' not in html and "{&quot;" not in html
+
+
+def test_reports_have_no_timestamp_and_are_reproducible(subject_inputs, tmp_path):
+    records, designs = subject_inputs
+    a = render_subject_report("01", records, designs, tmp_path / "a.html").read_bytes()
+    b = render_subject_report("01", records, designs, tmp_path / "b.html").read_bytes()
+    assert a == b
+    assert b"generated" not in a and b"UTC" not in a
 
 
 def test_no_external_resources(rendered):
@@ -161,8 +173,8 @@ def test_real_records_subject_report(demo_output):
     assert len(variants) >= 2
     for v in variants:
         assert f">{v}<" in html
-    for text in ("Variants side by side", "Contrast weight time courses", "share of negative weight",
-                 "Sensitivity to plausible unmodelled signals", "zero_back"):
+    for text in ("Contrasts and variants compared", "Contrast weights", "share of negative weight",
+                 "Sensitivity to unmodelled signals", "zero_back"):
         assert text in html, text
     assert "figure could not be drawn" not in html
     for bad in EXTERNAL:

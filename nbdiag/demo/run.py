@@ -27,12 +27,39 @@ def _top_zero_back(records: list[dict]) -> list[str]:
     return lines
 
 
-def run_demo(output_dir: str | Path = "reports/demo", n_jobs: int = 1, log=None) -> int:
+#: Default output folder of ``nbdiag demo`` (relative to the current directory).
+DEFAULT_OUTPUT = Path("nbdiag-demo")
+
+
+def refuse_output(output_dir: str | Path, allow_gallery: bool = False) -> str | None:
+    """Why ``output_dir`` must not receive the demo, or ``None`` when it may.
+
+    The demo never writes inside the installed nbdiag package, nor into the
+    ``reports/`` folder of a git checkout (the committed gallery, regenerated only by
+    ``python reports/make_gallery.py``, which passes ``allow_gallery=True``).
+    """
+    out = Path(output_dir).absolute().resolve()
+    package = Path(__file__).resolve().parent.parent
+    if out == package or package in out.parents:
+        return f"{output_dir} is inside the installed nbdiag package ({package.name}/); choose another folder"
+    if allow_gallery:
+        return None
+    for folder in (out, *out.parents):
+        if folder.name == "reports" and (folder.parent / ".git").exists():
+            return (f"{output_dir} is inside the git checkout's reports/ folder (the committed gallery); "
+                    "regenerate the gallery with 'python reports/make_gallery.py' or choose another folder")
+    return None
+
+
+def run_demo(output_dir: str | Path = DEFAULT_OUTPUT, n_jobs: int = 1, log=None, *,
+             allow_gallery: bool = False, participant_labels: list[str] | None = None) -> int:
     """Audit the demo dataset (participant + group level) and print a summary.
 
     Returns the exit code of the participant level (0 when every run was
-    audited); the group sign-off result is printed, not returned, because the
-    demo is meant to contain runs that fail it.
+    audited), or 2 when ``output_dir`` is refused (:func:`refuse_output`); the group
+    sign-off result is printed, not returned, because the demo is meant to contain
+    runs that fail it. ``participant_labels`` restricts the demo to some subjects
+    (tests).
     """
     from nbdiag.config import load_config
     from nbdiag.group import run_group
@@ -41,9 +68,14 @@ def run_demo(output_dir: str | Path = "reports/demo", n_jobs: int = 1, log=None)
     if not (DATA_DIR / "dataset_description.json").exists():
         print(f"nbdiag demo: the bundled dataset is missing from {DATA_DIR}", file=sys.stderr)
         return 1
+    why = refuse_output(output_dir, allow_gallery)
+    if why:
+        print(f"nbdiag demo: error: {why}", file=sys.stderr)
+        return 2
     output_dir = Path(output_dir)
     config = load_config(CONFIG)
-    result = run_participant(DATA_DIR, output_dir, config, n_jobs=n_jobs, log=log)
+    result = run_participant(DATA_DIR, output_dir, config, n_jobs=n_jobs, log=log,
+                             participant_labels=participant_labels)
     signoff = run_group(output_dir, fail_on="fail")
     records = [a.record for a in result.audits]
     print()

@@ -70,6 +70,8 @@ class RunInputs:
     own_t_r: float | None = None
     notes: list[str] = field(default_factory=list)
     error: InputError | None = None
+    #: BIDS_DIR: input files are written to records relative to it (``bids::<path>``).
+    root: Path | None = None
 
     @property
     def session(self) -> str | None:
@@ -93,15 +95,34 @@ class RunInputs:
             "subject": self.subject, "session": self.session, "task": self.entities.get("task"),
             "run": self.run, "entities": dict(self.entities), "prefix": self.prefix,
             "files": {
-                "bold": str(self.bold), "events": _str(self.events), "confounds": _str(self.confounds),
-                "bold_sidecar": _str(self.bold_sidecar),
-                "confounds_sidecar": _str(self.confounds.with_suffix(".json")) if self.confounds else None,
+                "bold": bids_uri(self.bold, self.root), "events": bids_uri(self.events, self.root),
+                "confounds": bids_uri(self.confounds, self.root),
+                "bold_sidecar": bids_uri(self.bold_sidecar, self.root),
+                "confounds_sidecar": bids_uri(self.confounds.with_suffix(".json"), self.root)
+                if self.confounds else None,
             },
         }
 
 
 def _str(path: Path | None) -> str | None:
     return None if path is None else str(path)
+
+
+def bids_uri(path: str | Path | None, root: str | Path | None) -> str | None:
+    """Name ``path`` as BIDS derivatives do: ``bids::<path relative to root>``.
+
+    Outputs never hold an absolute path of the machine: a file outside ``root`` (or
+    with no ``root``) is named by its file name only.
+    """
+    if path is None:
+        return None
+    p = Path(path)
+    if root is not None:
+        try:
+            return "bids::" + p.absolute().relative_to(Path(root).absolute()).as_posix()
+        except ValueError:
+            pass
+    return p.name
 
 
 def _filters(task: str, space: str | None, img_filters, supported) -> list[tuple[str, str]]:
@@ -260,8 +281,11 @@ def _find_confounds(bold: Path) -> Path | None:
         return None
 
 
-def discover_runs(bids_dir: str | Path, model: ModelSettings) -> tuple[list[RunInputs], list[str]]:
+def discover_runs(bids_dir: str | Path, model: ModelSettings, bids_filter=None) -> tuple[list[RunInputs], list[str]]:
     """Runs ``first_level_from_bids`` would model, each with inputs resolved.
+
+    ``bids_filter`` (:class:`nbdiag.inputs.bids_filter.BidsFilter`, from fMRIPrep's
+    ``--bids-filter-file``) keeps only the BOLD images its ``bold`` filter accepts.
 
     Returns
     -------
@@ -302,16 +326,24 @@ def discover_runs(bids_dir: str | Path, model: ModelSettings) -> tuple[list[RunI
     supported = bids_entities()["raw"] + bids_entities()["derivatives"]
     filters = _filters(model.task_label, space, model.img_filters, supported)
     runs: list[RunInputs] = []
+    n_filtered = 0
     for subject in subjects:
         images = get_bids_files(derivatives, modality_folder="func", file_tag="bold", file_type="nii*",
                                 sub_label=subject, filters=filters)
+        if bids_filter is not None:
+            kept = [i for i in images if bids_filter.matches(bids_entities_of(i), extension=_extension(i))]
+            n_filtered += len(images) - len(kept)
+            if images and not kept:
+                notes.append(f"sub-{subject}: no BOLD image passes the bids filter file {Path(bids_filter.path).name}")
+                continue
+            images = kept
         if not images:
             notes.append(f"sub-{subject}: no BOLD image matches {filters} in {derivatives}")
             continue
         seen: dict[tuple, Path] = {}
         for image in images:
             bold = Path(image)
-            run = RunInputs(subject=subject, entities=_raw_entities(bold), bold=bold)
+            run = RunInputs(subject=subject, entities=_raw_entities(bold), bold=bold, root=bids_dir)
             runs.append(run)
             sidecar = Path(str(bold).split(".nii")[0] + ".json")
             run.bold_sidecar = sidecar if sidecar.exists() else None
@@ -342,8 +374,19 @@ def discover_runs(bids_dir: str | Path, model: ModelSettings) -> tuple[list[RunI
                     run.notes.append(f"n_scans {run.n_scans.value} from {run.n_scans.source}")
             except InputError as exc:
                 run.error = exc
+    if bids_filter is not None:
+        notes.append(f"bids filter file {Path(bids_filter.path).name} (bold: {bids_filter.to_dict()}): "
+                     f"{n_filtered} BOLD image(s) left out, {len(runs)} kept"
+                     + (f"; queries not used by nbdiag: {', '.join(bids_filter.ignored)}" if bids_filter.ignored else ""))
     if not runs:
         raise DatasetError(
             f"no run found for task '{model.task_label}', space '{space}', filters {list(model.img_filters)} in {derivatives}"
+            + (f" that passes the bids filter file {bids_filter.path} (bold: {bids_filter.to_dict()})"
+               if bids_filter is not None else "")
         )
     return runs, notes
+
+
+def _extension(path: str | Path) -> str:
+    name = Path(path).name
+    return name[name.index("."):] if "." in name else ""

@@ -57,24 +57,8 @@ OKABE_ITO = {
     "grey": "#999999",
 }
 
-#: Colour of each scan class (DESIGN context.SCAN_CLASSES).
-CLASS_COLORS = {
-    "nonsteady": OKABE_ITO["vermillion"],
-    "unmodeled_event": OKABE_ITO["purple"],
-    "short_gap": OKABE_ITO["orange"],
-    "run_edge": "#666666",
-    "fixation": "#BBBBBB",
-}
-CLASS_LABELS = {
-    "nonsteady": "non-steady-state volumes",
-    "unmodeled_event": "unmodelled events",
-    "short_gap": "short gaps next to blocks",
-    "run_edge": "baseline at run edges",
-    "fixation": "fixation / long baseline",
-}
-#: Condition colours: Okabe-Ito blue, green, yellow, then Tol's indigo, teal, wine.
-_CONDITION_COLORS = [OKABE_ITO["blue"], OKABE_ITO["green"], "#E5D52E", "#332288", "#44AA99", "#882255"]
-SEVERITY_COLORS = {"pass": "#009E73", "info": "#56B4E9", "warn": "#E69F00", "fail": "#D55E00", "error": "#000000"}
+from nbdiag.report.palette import CLASS_COLORS, CLASS_LABELS, SEVERITY_COLORS  # noqa: E402
+from nbdiag.report.palette import class_color as _palette_class_color  # noqa: E402
 
 _RC = {
     "font.size": 10,
@@ -102,12 +86,10 @@ def _condition_names(classes: Iterable[str]) -> list[str]:
 
 
 def class_color(cls: str, conditions: Sequence[str] = ()) -> str:
-    """Colour of a scan class; ``condition:<name>`` get the condition palette."""
-    if cls.startswith("condition:"):
-        name = cls[len("condition:"):]
-        idx = list(conditions).index(name) if name in conditions else abs(hash(name))
-        return _CONDITION_COLORS[idx % len(_CONDITION_COLORS)]
-    return CLASS_COLORS.get(cls, OKABE_ITO["grey"])
+    """Colour of a scan class; ``condition:<name>`` get the report palette's colour of that
+    name (:func:`nbdiag.report.palette.condition_color`), the same in every figure.
+    ``conditions`` is accepted for backward compatibility and ignored."""
+    return _palette_class_color(cls)
 
 
 def class_label(cls: str) -> str:
@@ -507,7 +489,7 @@ def plot_baseline_composition(compositions: Mapping[str, Mapping[str, float | No
             for i, (l, v) in enumerate(zip(left, vals)):
                 if v >= 0.06:
                     ax.text(l + v / 2, i, f"{v:.0%}", ha="center", va="center", fontsize=8,
-                            color="black" if cls in ("fixation", "short_gap") or class_color(cls, conds) == "#E5D52E"
+                            color="black" if cls in ("fixation", "short_gap") or class_color(cls, conds) in ("#DDCC77", "#999933")
                             else "white")
             left += vals
         ax.set_yticks(range(len(names)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -54,41 +53,29 @@ def findings_matrix(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame) -> p
     return pd.DataFrame(m, index=labels, columns=codes)
 
 
-def plot_findings_heatmap(matrix: pd.DataFrame, ax: Any = None) -> Any:
-    """Heatmap of runs × finding codes coloured by the worst severity."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-    from matplotlib.colors import BoundaryNorm, ListedColormap
+def plot_findings_heatmap(matrix: pd.DataFrame, links: Sequence[str | None] | None = None) -> str:
+    """Inline SVG: runs × finding codes coloured by the worst severity (tooltip per cell)."""
+    from nbdiag.report.palette import SEVERITY_COLORS
+    from nbdiag.report.svgplot import heatmap
 
-    from nbdiag.report.figures import SEVERITY_COLORS, _RC, _label_in, _margins
-
-    cmap = ListedColormap(["#f2f2f2", SEVERITY_COLORS["info"], SEVERITY_COLORS["warn"],
-                           SEVERITY_COLORS["fail"], "#222222"])
-    norm = BoundaryNorm(np.arange(-0.5, 5.5), cmap.N)
-    with plt.rc_context(_RC):
-        nr, nc = matrix.shape
-        lab = _label_in(matrix.index, 60, 0.062)
-        bottom = _label_in(matrix.columns, 30, 0.062)
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(lab + 0.35 * nc + 2.0, bottom + 0.22 * nr + 0.4))
-            _margins(fig, left=lab, bottom=bottom, right=1.6, top=0.15)
-        else:
-            fig = ax.figure
-        sns.heatmap(matrix, cmap=cmap, norm=norm, ax=ax, cbar=True, linewidths=0.5, linecolor="white",
-                    cbar_kws={"ticks": range(5), "shrink": 0.5 if nr > 6 else 1.0})
-        ax.collections[0].colorbar.set_ticklabels(_SEV_LEVELS)
-        ax.set_xticks(np.arange(nc) + 0.5)
-        ax.set_xticklabels(matrix.columns, rotation=55, ha="right", fontsize=8)
-        ax.set_yticks(np.arange(nr) + 0.5)
-        ax.set_yticklabels(matrix.index, fontsize=8)
-        ax.set_xlabel("")
-        ax.set_ylabel("")
-        return fig
+    fill = {0: "#f2f2f2", 1: SEVERITY_COLORS["info"], 2: SEVERITY_COLORS["warn"], 3: SEVERITY_COLORS["fail"],
+            4: SEVERITY_COLORS["error"]}
+    rows, cols = [str(i) for i in matrix.index], [str(c) for c in matrix.columns]
+    vals = matrix.to_numpy()
+    return heatmap(rows, cols, [[fill[int(v)] for v in row] for row in vals],
+                   titles=[[f"{r}: {c} = {_SEV_LEVELS[int(v)]}" for c, v in zip(cols, row)] for r, row in zip(rows, vals)],
+                   legend=[(lvl, fill[i], lvl) for i, lvl in enumerate(_SEV_LEVELS)], label="runs × findings",
+                   row_links=links)
 
 
-def plot_metric_distributions(table: pd.DataFrame, metrics: Sequence[tuple[str, str, float | None]],
-                              ax: Any = None) -> Any:
-    """Strip + box plots of key metrics across runs, one panel per metric, by variant.
+def _tip(row: Mapping[str, Any], value: Any, label: str) -> str:
+    from nbdiag.report.svgplot import fmt_value
+
+    return f"{_run_label(row)}: {label} = {fmt_value(value)}"
+
+
+def plot_metric_distributions(table: pd.DataFrame, metrics: Sequence[tuple[str, str, float | None]]) -> str:
+    """Inline SVG small multiples: each metric across runs, one column per variant, a tooltip per dot.
 
     Parameters
     ----------
@@ -97,72 +84,51 @@ def plot_metric_distributions(table: pd.DataFrame, metrics: Sequence[tuple[str, 
     metrics : sequence of (column, label, threshold)
         Threshold, when given, is drawn as a dashed line.
     """
-    import matplotlib.pyplot as plt
-    import seaborn as sns
+    from nbdiag.report.palette import variant_color
+    from nbdiag.report.svgplot import strip_plot
 
-    from nbdiag.report.figures import SEVERITY_COLORS, _RC
-
-    metrics = [m for m in metrics if m[0] in table and table[m[0]].notna().any()]
-    with plt.rc_context(_RC):
-        n = max(1, len(metrics))
-        ncol = min(3, n)
-        nrow = int(np.ceil(n / ncol))
-        fig, axes = plt.subplots(nrow, ncol, figsize=(3.9 * ncol, 2.9 * nrow), squeeze=False)
-        fig.subplots_adjust(left=0.08, right=0.98, bottom=0.12 / nrow, top=1 - 0.1 / nrow,
-                            wspace=0.35, hspace=0.65)
-        palette = sns.color_palette("colorblind")
-        variants = sorted(table["variant"].astype(str).unique())
-        for axm, (col, label, thr) in zip(axes.flat, metrics):
-            d = table[["variant", col]].copy()
-            d["variant"] = d["variant"].astype(str)
-            d[col] = pd.to_numeric(d[col], errors="coerce")
-            d = d.dropna()
-            sns.boxplot(data=d, x="variant", y=col, order=variants, ax=axm, color="#eeeeee",
-                        fliersize=0, width=0.5, linewidth=0.8)
-            sns.stripplot(data=d, x="variant", y=col, order=variants, ax=axm, hue="variant",
-                          hue_order=variants, palette=palette[: len(variants)], legend=False, size=4,
-                          jitter=0.15)
-            if thr is not None:
-                axm.axhline(thr, color=SEVERITY_COLORS["warn"], ls="--", lw=1)
-            vals = d[col].to_numpy(dtype=float)
-            if vals.size and (vals > 0).all() and vals.max() / vals.min() > 100:
-                axm.set_yscale("log")  # e.g. condition numbers spanning decades
-                label += " (log scale)"
-            axm.set_title(label, fontsize=10, loc="left")
-            axm.set_xlabel("")
-            axm.set_ylabel("")
-            axm.tick_params(axis="x", labelrotation=20)
-        for axm in list(axes.flat)[len(metrics):]:
-            axm.set_visible(False)
-        return fig
+    metrics = [m for m in metrics if m[0] in table and pd.to_numeric(table[m[0]], errors="coerce").notna().any()]
+    variants = sorted(table["variant"].astype(str).unique())
+    records = table.to_dict("records")
+    panels = []
+    for col, label, thr in metrics:
+        pts = []
+        for row in records:
+            v = pd.to_numeric(pd.Series([row.get(col)]), errors="coerce").iloc[0]
+            if pd.notna(v):
+                pts.append((str(row.get("variant")), float(v), _tip(row, v, label)))
+        panels.append((label, thr, pts))
+    return strip_plot(panels, variants, {v: variant_color(v) for v in variants}, label="key metrics across runs")
 
 
-def plot_check_counts(counts: pd.DataFrame, ax: Any = None) -> Any:
-    """Stacked bars: number of run × variants per finding code by worst severity."""
-    import matplotlib.pyplot as plt
+def plot_check_counts(counts: pd.DataFrame) -> str:
+    """Inline SVG: stacked bars of run × variants per finding code by worst severity."""
+    from nbdiag.report.palette import SEVERITY_COLORS
+    from nbdiag.report.svgplot import Svg, text_width
 
-    from nbdiag.report.figures import SEVERITY_COLORS, _RC, _label_in, _margins
-
-    with plt.rc_context(_RC):
-        lab = _label_in(counts.index, 30)
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(lab + 6.0, 0.3 * len(counts) + 1.0))
-            _margins(fig, left=lab, right=1.3, bottom=0.5, top=0.1)
-        else:
-            fig = ax.figure
-        left = np.zeros(len(counts))
+    names = [str(i) for i in counts.index]
+    lab = max((text_width(n, 10) for n in names), default=40) + 8
+    total = max(1, int(counts[[c for c in ("info", "warn", "fail", "error") if c in counts]].sum(axis=1).max()))
+    plot_w, row = 420.0, 18
+    svg = Svg(lab + plot_w + 120, 20 + row * len(names) + 24, "checks")
+    for i, n in enumerate(names):
+        y = 10 + i * row
+        svg.text(lab - 6, y + row / 2, n, size=10, anchor="end")
+        left = 0.0
         for sev in ("info", "warn", "fail", "error"):
             if sev not in counts:
                 continue
-            v = counts[sev].to_numpy(dtype=float)
-            ax.barh(range(len(counts)), v, left=left, color=SEVERITY_COLORS[sev], label=sev, height=0.7)
+            v = float(counts.iloc[i][sev])
+            if v:
+                svg.rect(lab + plot_w * left / total, y + 3, plot_w * v / total, row - 6, SEVERITY_COLORS[sev],
+                         title=f"{n}: {int(v)} run × variant(s) {sev}", key=sev)
             left += v
-        ax.set_yticks(range(len(counts)))
-        ax.set_yticklabels(counts.index, fontsize=8)
-        ax.invert_yaxis()
-        ax.set_xlabel("run × variants")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-        return fig
+    for k, sev in enumerate(("info", "warn", "fail", "error")):
+        svg.rect(lab + plot_w + 16, 10 + k * 16, 10, 10, SEVERITY_COLORS[sev], key=sev)
+        svg.text(lab + plot_w + 31, 15 + k * 16, sev, size=10)
+    svg.text(lab + plot_w / 2, 20 + row * len(names) + 14, f"run × variants (of {int(counts.iloc[0].sum())})"
+             if len(counts) else "run × variants", size=10, anchor="middle")
+    return str(svg)
 
 
 def _outliers(table: pd.DataFrame, cols: Sequence[str]) -> dict[int, list[str]]:
@@ -182,99 +148,218 @@ def _outliers(table: pd.DataFrame, cols: Sequence[str]) -> dict[int, list[str]]:
     return out
 
 
+def _median(values: Sequence[Any]) -> float | None:
+    v = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").dropna()
+    return float(v.median()) if len(v) else None
+
+
+def _reason_codes(reasons: str) -> list[str]:
+    """``code (contrast); code`` -> distinct codes."""
+    out: list[str] = []
+    for part in str(reasons or "").split("; "):
+        code = part.split(" (")[0].strip()
+        if code.startswith("error:"):
+            code = "error"
+        if code and code not in out:
+            out.append(code)
+    return out
+
+
+def _collapse(items: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """(reason, run label) pairs -> one entry per reason with its runs (repeated reasons collapsed)."""
+    by: dict[str, list[str]] = {}
+    for reason, label in items:
+        by.setdefault(reason, [])
+        if label not in by[reason]:
+            by[reason].append(label)
+    return [{"reason": r, "n": len(v), "runs": v} for r, v in sorted(by.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
+
+
+def _variant_summary(v: str, recs: Sequence[Mapping[str, Any]], d: pd.DataFrame, vso: pd.DataFrame,
+                     contrasts: Sequence[str]) -> dict[str, Any]:
+    """Per variant, across runs: medians, DoF on confounds, failures and why, predicted bias per cause."""
+    eff = {c: _median([(r.get("contrasts") or {}).get(c, {}).get("efficiency") for r in recs]) for c in contrasts}
+    cvif = {c: _median([(r.get("contrasts") or {}).get(c, {}).get("cvif") for r in recs]) for c in contrasts}
+    nconf = [sum(1 for col in (r.get("design") or {}).get("columns") or [] if col.get("role") in ("confound", "spike"))
+             for r in recs if r.get("status") != "error"]
+    dof = _median(d["dof"]) if "dof" in d else None
+    failing = vso[vso["final"] == "fail"] if len(vso) else vso
+    reasons = []
+    for row in failing.to_dict("records"):
+        label = _run_label(row)
+        for code in _reason_codes(row.get("reasons")) or ["reviewer: exclude" if row.get("rating") == "exclude"
+                                                           else "status"]:
+            reasons.append((code, label))
+    # predicted bias per cause: median over runs of each cause's largest |bias| over contrasts (σ)
+    per_cause: dict[str, dict[str, list[float]]] = {}
+    for r in recs:
+        for cname, c in (r.get("contrasts") or {}).items():
+            for e in c.get("sensitivity") or []:
+                b = e.get("bias_sd") if isinstance(e, Mapping) else None
+                if isinstance(b, (int, float)) and np.isfinite(b):
+                    cause = str(e.get("source") or "?")
+                    per_cause.setdefault(cause, {}).setdefault(cname, []).append(float(b))
+    bias = {cause: {c: float(np.median(vals)) for c, vals in by_c.items()} for cause, by_c in per_cause.items()}
+    return {"variant": v, "n": len(d),
+            **{s: int((d["status"] == s).sum()) for s in ("pass", "warn", "fail", "error")},
+            "signoff_pass": int((vso["signoff"] == "pass").sum()) if len(vso) else 0,
+            "final_fail": int((vso["final"] == "fail").sum()) if len(vso) else 0,
+            "efficiency": eff, "cvif": cvif, "n_confounds": _median(nconf), "dof": dof,
+            "fail_reasons": _collapse(reasons), "fail_codes": sorted({c for c, _ in reasons}),
+            "bias": bias}
+
+
+def recommend_variant(summaries: Sequence[Mapping[str, Any]], contrasts: Sequence[str]) -> str | None:
+    """One line naming the variant that handles every failing cause at the least cost in efficiency.
+
+    A cause is *failing* when it fails sign-off for some run under some variant; a variant
+    *handles* it when no run fails for it under that variant. Cost: the variant's median
+    efficiency per contrast as a share of the best variant's (higher is cheaper).
+    """
+    if len(summaries) < 2:
+        return None
+    causes = sorted({c for s in summaries for c in s["fail_codes"]})
+    if not causes:
+        return "No run fails sign-off under any variant; compare efficiencies below."
+    best_eff = {c: max((s["efficiency"].get(c) or 0.0) for s in summaries) for c in contrasts}
+
+    def cost(s: Mapping[str, Any]) -> float:
+        ratios = [(s["efficiency"].get(c) or 0.0) / best_eff[c] for c in contrasts if best_eff.get(c)]
+        return float(np.mean(ratios)) if ratios else 0.0
+
+    ranked = sorted(summaries, key=lambda s: (len(s["fail_codes"]), s["final_fail"], -cost(s), s["variant"]))
+    top = ranked[0]
+    ratios = {c: (top["efficiency"].get(c) or 0) / best_eff[c] for c in contrasts
+              if best_eff.get(c) and top["efficiency"].get(c) is not None}
+    eff_txt = ("the best median efficiency for every contrast" if ratios and min(ratios.values()) >= 0.995 else
+               ", ".join(f"{c} {r:.0%}" for c, r in ratios.items()) + " of the best median efficiency per contrast")
+    handled = [c for c in causes if c not in top["fail_codes"]]
+    if not top["fail_codes"]:
+        return (f"{top['variant']} handles every failing cause ({', '.join(causes)}) with 0 of {top['n']} runs "
+                f"failing, at {eff_txt}.")
+    everywhere = [c for c in causes if all(c in s["fail_codes"] for s in summaries)]
+    return (f"No variant handles every failing cause"
+            + (f" ({', '.join(everywhere)} fails under every variant)" if everywhere else "")
+            + f"; {top['variant']} leaves the fewest ({len(top['fail_codes'])}: {', '.join(top['fail_codes'])}; "
+            f"{top['final_fail']} of {top['n']} runs fail)"
+            + (f" and handles {', '.join(handled)}" if handled else "")
+            + f", at {eff_txt}.")
+
+
 def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, so: pd.DataFrame,
-                        fail_on: str = "fail") -> dict[str, Any]:
+                        fail_on: str = "fail", deciding: Sequence[str] | None = None) -> dict[str, Any]:
     """Template context of ``group.html`` (exposed for tests).
 
     ``rt`` and ``so`` are the group runs and sign-off tables of ``records``
-    (:mod:`nbdiag.group`), row for row.
+    (:mod:`nbdiag.group`), row for row; ``deciding`` the variants that decide sign-off.
     """
-    from nbdiag.report.figures import figure_to_png_uri, figure_to_svg
+    from markupsafe import Markup
+
+    from nbdiag.report.palette import variant_color
     from nbdiag.report.subject import section_id
 
     figs: dict[str, Any] = {}
 
-    def fig(name: str, fn: Any, png: bool = False) -> None:
+    def fig(name: str, fn: Any) -> None:
         try:
-            f = fn()
-            figs[name] = {"kind": "png", "content": figure_to_png_uri(f, dpi=90)} if png else \
-                {"kind": "svg", "content": __import__("markupsafe").Markup(figure_to_svg(f))}
+            figs[name] = {"kind": "svg", "content": Markup(fn())}
         except Exception as exc:  # noqa: BLE001 - a figure must not break the report
-            import matplotlib.pyplot as plt
-
-            plt.close("all")
             figs[name] = {"kind": "error", "content": f"figure could not be drawn: {type(exc).__name__}: {exc}"}
 
+    all_variants = sorted({str(v) for v in rt.get("variant", pd.Series(dtype=str))}) if len(rt) else []
+    deciding = list(deciding) if deciding else all_variants
+    links = []
+    for row in rt.to_dict("records"):
+        sub = str(row.get("subject"))
+        links.append(f"sub-{sub}.html#{section_id(row.get('prefix'), row.get('variant'))}"
+                     if _LABEL_OK.match(sub) else None)
     # per check counts
     fm = findings_matrix(records, rt)
     counts = pd.DataFrame({sev: (fm == i + 1).sum(axis=0) for i, sev in enumerate(["info", "warn", "fail", "error"])})
     counts["none"] = (fm == 0).sum(axis=0)
-    counts = counts.sort_values(["error", "fail", "warn", "info"], ascending=False)
+    counts = counts.sort_values(["error", "fail", "warn", "info"], ascending=False, kind="stable")
     check_rows = [{"code": code, **{k: int(v) for k, v in row.items()}} for code, row in counts.iterrows()]
     if len(counts):
         fig("checks", lambda: plot_check_counts(counts))
     heat_note = None
     if fm.size:
-        shown = fm
+        shown, shown_links = fm, links
         if len(fm) > MAX_HEATMAP_ROWS:
-            # large datasets: the problem runs only, worst first
             worst = fm.max(axis=1)
-            order = fm.assign(_w=worst, _n=(fm >= 3).sum(axis=1)).sort_values(["_w", "_n"], ascending=False)
-            shown = fm.loc[order.index[: MAX_HEATMAP_ROWS]]
-            shown = shown[shown.max(axis=1) >= 3] if (shown.max(axis=1) >= 3).any() else shown
+            order = fm.assign(_w=worst.to_numpy(), _n=(fm >= 3).sum(axis=1).to_numpy(), _i=np.arange(len(fm)))
+            order = order.sort_values(["_w", "_n", "_i"], ascending=[False, False, True])
+            keep = order["_i"].to_numpy()[: MAX_HEATMAP_ROWS]
+            keep = [i for i in keep if fm.iloc[i].max() >= 3] or list(keep)
+            shown, shown_links = fm.iloc[keep], [links[i] for i in keep]
             heat_note = (f"{len(shown)} of {len(fm)} run × variants shown: those with the most severe findings. "
                          "All rows are in group/nbdiag_runs.tsv.")
-        fig("heatmap", lambda: plot_findings_heatmap(shown), png=len(shown) > 60)
+        fig("heatmap", lambda: plot_findings_heatmap(shown, shown_links))
     contrast_cvif = [c for c in rt.columns if c.endswith(":cvif")]
+    contrasts = [c[:-5] for c in contrast_cvif]
     metrics = [("condition_number", "condition number", 30.0), ("max_task_vif", "max task VIF", 5.0),
                ("baseline_fraction", "baseline fraction", 0.15)]
     metrics += [(c, f"contrast VIF: {c[:-5]}", 5.0) for c in contrast_cvif]
     if len(rt) and "variant" in rt:
         fig("metrics", lambda: plot_metric_distributions(rt, metrics))
-    # outliers
+    # outliers (dataset-wide), reasons collapsed
     out = _outliers(rt, ["condition_number", "max_task_vif"] + contrast_cvif)
-    outlier_rows = []
+    outlier_items = []
     for i, row in enumerate(rt.to_dict("records")):
-        reasons = list(out.get(i, []))
-        srow = so.iloc[i]
-        if srow["signoff"] == "fail":
-            reasons.insert(0, f"fails sign-off: {srow['reasons']}")
-        if not reasons:
-            continue
-        sub = str(row.get("subject"))
-        link = f"sub-{sub}.html#{section_id(row.get('prefix'), row.get('variant'))}" if _LABEL_OK.match(sub) else None
-        outlier_rows.append({"label": _run_label(row), "status": row["status"], "reasons": reasons, "link": link})
-    # variants across the dataset
+        for r in out.get(i, []):
+            outlier_items.append((r.split(" = ")[0], _run_label(row)))
+    # per variant sections
     variants = []
-    for v, d in rt.groupby(rt["variant"].astype(str), sort=True):
+    for v in all_variants:
+        d = rt[rt["variant"].astype(str) == v]
         vso = so[so["variant"].astype(str) == v]
-        entry = {"variant": v, "n": len(d),
-                 **{s: int((d["status"] == s).sum()) for s in ("pass", "warn", "fail", "error")},
-                 "signoff_pass": int((vso["signoff"] == "pass").sum()),
-                 "medians": []}
-        for col, label, _ in metrics:
-            if col in d:
-                vals = pd.to_numeric(d[col], errors="coerce")
-                entry["medians"].append((label, float(vals.median()) if vals.notna().any() else None))
+        recs = [r for r in records if str(r.get("variant")) == v]
+        entry = _variant_summary(v, recs, d, vso, contrasts)
+        entry["color"] = variant_color(v)
+        entry["deciding"] = v in deciding
+        entry["runs"] = []
+        for (i, row), srow in zip(d.iterrows(), vso.to_dict("records")):
+            entry["runs"].append({"label": _run_label(row).rsplit(" [", 1)[0], "link": links[i], "status": row["status"],
+                                  "signoff": srow["signoff"], "final": srow["final"], "rating": srow.get("rating", ""),
+                                  "cond": row.get("condition_number"), "vif": row.get("max_task_vif"),
+                                  "cvif": [row.get(f"{c}:cvif") for c in contrasts],
+                                  "reasons": srow.get("reasons", "")})
         variants.append(entry)
+    # causes ordered by their largest median |bias| over variants and contrasts (biggest first)
+    size = {}
+    for e in variants:
+        for cause, by_c in e["bias"].items():
+            size[cause] = max([size.get(cause, 0.0), *(abs(b) for b in by_c.values())])
+    causes = sorted(size, key=lambda c: (-size[c], c))
+    dec = so[so["variant"].astype(str).isin(deciding)]
+    disagreements = []
+    for row in dec.to_dict("records"):
+        if row.get("rating") in ("include", "exclude") and row["final"] != row["signoff"]:
+            disagreements.append({"label": _run_label(row), "signoff": row["signoff"], "rating": row["rating"],
+                                  "reviewer": row.get("reviewer", ""), "comment": row.get("comment", ""),
+                                  "reasons": row.get("reasons", "")})
     subjects = sorted({str(s) for s in rt.get("subject", pd.Series(dtype=str)) if s is not None})
     return {
         "n_records": len(rt),
         "fail_on": fail_on,
+        "deciding": deciding,
+        "all_variants": all_variants,
         "status_counts": {s: int((rt["status"] == s).sum()) for s in ("pass", "warn", "fail", "error")} if len(rt) else {},
-        "signoff_pass": int((so["signoff"] == "pass").sum()), "signoff_fail": int((so["signoff"] == "fail").sum()),
-        "checks": check_rows, "figs": figs, "heat_note": heat_note, "outliers": outlier_rows, "variants": variants,
+        "signoff_pass": int((dec["final"] == "pass").sum()), "signoff_fail": int((dec["final"] == "fail").sum()),
+        "n_rated": int((dec["rating"].astype(str) != "").sum()) if "rating" in dec else 0,
+        "disagreements": disagreements,
+        "checks": check_rows, "figs": figs, "heat_note": heat_note, "outliers": _collapse(outlier_items),
+        "variants": variants, "contrasts": contrasts, "causes": causes,
+        "recommendation": recommend_variant(variants, contrasts),
         "metric_labels": [m[1] for m in metrics],
         "subjects": [{"label": s, "link": f"sub-{s}.html" if _LABEL_OK.match(s) else None} for s in subjects],
         "signoff": so.to_dict("records"),
         "versions": next(((r.get("nbdiag_version"), r.get("nilearn_version")) for r in records
                           if r.get("nbdiag_version")), (None, None)),
-        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
 def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame, signoff: pd.DataFrame,
-                        output_path: str | Path, fail_on: str = "fail") -> Path:
+                        output_path: str | Path, fail_on: str = "fail", deciding: Sequence[str] | None = None) -> Path:
     """Render ``group.html`` from run records.
 
     Parameters
@@ -287,6 +372,8 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
         HTML file to write (atomically).
     fail_on : {"fail", "warn"}
         Sign-off level shown in the report.
+    deciding : sequence of str, optional
+        Variants that decide the sign-off (``--variant``; default all).
 
     Returns
     -------
@@ -295,6 +382,6 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
     from nbdiag.outputs import atomic_write_text
     from nbdiag.report.subject import get_env
 
-    ctx = build_group_context(records, runs, signoff, fail_on)
+    ctx = build_group_context(records, runs, signoff, fail_on, deciding)
     html = get_env().get_template("group.html.j2").render(**ctx)
     return atomic_write_text(Path(output_path), html)

@@ -12,7 +12,6 @@ import functools
 import math
 import os
 import re
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 
@@ -20,7 +19,6 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from nbdiag.findings import severity_rank
 from nbdiag.outputs import atomic_write_text
 from nbdiag.thresholds import Thresholds
 
@@ -162,37 +160,81 @@ def _top_correlation(cols: list[str], matrix: Sequence[Sequence[Any]], tasks: Se
     keep = sorted(task_idx + others[: max(0, limit - len(task_idx))])
     return [cols[j] for j in keep], [[matrix[i][j] for j in keep] for i in keep]
 
+
+def _corr_color(v: float | None) -> str:
+    """RdBu_r-like diverging colour for r in [-1, 1]."""
+    if v is None:
+        return "#eeeeee"
+    v = max(-1.0, min(1.0, v))
+    hot, cold, mid = (178, 24, 43), (33, 102, 172), (247, 247, 247)
+    end = hot if v > 0 else cold
+    a = abs(v)
+    r, g, b = (round(m + (e - m) * a) for m, e in zip(mid, end))
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _timeline(record: Mapping[str, Any], conds: Sequence[str], t_r: float, n: int,
+              frame_times: Sequence[float], nss: Sequence[int]) -> list[tuple[str, str, str, list]]:
+    from nbdiag.report.palette import CLASS_COLORS, condition_color
+
+    rows: list[tuple[str, str, str, list]] = []
+    modeled = _get(record, "events", "modeled", default=[]) or []
+    unmodeled = _get(record, "events", "unmodeled", default=[]) or []
+    for c in conds:
+        spans = [(float(e["onset"]), float(e.get("duration") or 0) or t_r / 2) for e in modeled
+                 if str(e.get("trial_type")) == c and _finite(e.get("onset")) is not None]
+        if spans:
+            rows.append((f"condition:{c}", condition_color(c), c, spans))
+    types = list(dict.fromkeys(str(e.get("trial_type")) for e in unmodeled))
+    for u in types:
+        spans = [(float(e["onset"]), max(float(e.get("duration") or 0), t_r / 2)) for e in unmodeled
+                 if str(e.get("trial_type")) == u and _finite(e.get("onset")) is not None]
+        rows.append(("unmodeled_event", CLASS_COLORS["unmodeled_event"], f"{u} (unmodelled)", spans))
+    idx = [int(i) for i in nss if 0 <= int(i) < n]
+    if idx:
+        rows.append(("nonsteady", CLASS_COLORS["nonsteady"], "non-steady volumes",
+                     [(float(frame_times[i]) - t_r / 2, t_r) for i in idx]))
+    return rows
+
+
 def _figures(record: Mapping[str, Any], design: pd.DataFrame | None) -> dict[str, Any]:
-    """Render the figures of one run × variant (errors become captions, not crashes)."""
-    from nbdiag.report import figures as F
+    """Inline-SVG figures of one run × variant (errors become captions, not crashes)."""
+    from nbdiag.report import svgplot as S
 
     th = thresholds_of(record)
     out: dict[str, Any] = {}
 
-    def attempt(name: str, fn: Any, kind: str = "svg") -> None:
+    def attempt(name: str, fn: Any) -> None:
         try:
-            fig = fn()
-            if fig is None:
-                return
-            out[name] = {"kind": kind,
-                         "content": Markup(F.figure_to_svg(fig)) if kind == "svg"
-                         else F.figure_to_png_uri(fig, tight=False)}
+            svg = fn()
+            if svg:
+                out[name] = {"kind": "svg", "content": Markup(svg)}
         except Exception as exc:  # a broken figure must not hide the rest of the report
-            import matplotlib.pyplot as plt
-
-            plt.close("all")
             out[name] = {"kind": "error", "content": f"figure could not be drawn: {type(exc).__name__}: {exc}"}
 
+    roles = {c.get("name"): c.get("role") for c in _get(record, "design", "columns", default=[]) or []}
+    tasks = [k for k, r in roles.items() if r == "task"]
     if design is not None and not design.empty:
-        attempt("design", lambda: F.plot_design(design), "png")
-    tasks = [c["name"] for c in _get(record, "design", "columns", default=[]) if c.get("role") == "task"]
+        attempt("design", lambda: S.design_image(design.to_numpy(dtype=float), [str(c) for c in design.columns],
+                                                 roles))
     corr = _get(record, "diagnostics", "collinearity", "correlation", default={})
     if corr.get("columns") and corr.get("matrix"):
         cols, mat = _top_correlation(list(corr["columns"]), corr["matrix"], tasks, MAX_MATRIX_COLUMNS)
         out["correlation_note"] = (f"{len(cols)} of {len(corr['columns'])} regressors shown: the task regressors "
                                    "and the confounds most correlated with them."
                                    if len(cols) < len(corr["columns"]) else None)
-        attempt("correlation", lambda: F.plot_correlation(cols, mat, info=th.corr_info, warn=th.corr_warn))
+
+        def corr_fig() -> str:
+            vals = [[_finite(v) for v in row] for row in mat]
+            return S.heatmap(cols, cols, [[_corr_color(v) for v in row] for row in vals],
+                             titles=[[f"{a} × {b}: r = {S.fmt_value(v)}" for b, v in zip(cols, row)]
+                                     for a, row in zip(cols, vals)],
+                             annot=[[f"{v:.2f}" if v is not None and i != j and abs(v) >= th.corr_info else ""
+                                     for j, v in enumerate(row)] for i, row in enumerate(vals)],
+                             cell=22 if len(cols) <= 16 else 16,
+                             legend=[("r+", _corr_color(1.0), "r = +1"), ("r0", _corr_color(0.0), "r = 0"),
+                                     ("r-", _corr_color(-1.0), "r = −1")], label="correlation")
+        attempt("correlation", corr_fig)
     vif = _get(record, "diagnostics", "collinearity", "vif", default={})
     if vif:
         shown = vif
@@ -202,7 +244,8 @@ def _figures(record: Mapping[str, Any], design: pd.DataFrame | None) -> dict[str
             keep += rest[: max(0, MAX_BARS - len(keep))]
             shown = {k: vif[k] for k in vif if k in keep}
             out["vif_note"] = f"{len(shown)} of {len(vif)} regressors shown: task regressors and the highest VIFs."
-        attempt("vif", lambda: F.plot_vif(shown, th.vif_warn, th.vif_fail, task=tasks))
+        attempt("vif", lambda: S.hbars(shown, "VIF (1 = no shared variance)", th.vif_warn, th.vif_fail,
+                                       highlight=tasks, width=480))
     frame_times = _get(record, "design", "frame_times", default=None)
     classes = _get(record, "diagnostics", "baseline", "scan_classes", default=None)
     nss_info = _get(record, "diagnostics", "confounds", "nonsteady", default={})
@@ -220,32 +263,40 @@ def _figures(record: Mapping[str, Any], design: pd.DataFrame | None) -> dict[str
     if weights:
         n = len(next(iter(weights.values())))
         ft = frame_times if frame_times and len(frame_times) == n else [float(i) for i in range(n)]
-        attempt("weights", lambda: F.plot_contrast_weights(
-            ft, weights, classes,
-            modeled=_get(record, "events", "modeled", default=[]),
-            unmodeled=_get(record, "events", "unmodeled", default=[]),
-            epochs=_get(record, "diagnostics", "baseline", "epochs", default=[]),
-            nonsteady=nss, negative_share=shares, title=titles))
-    comps = {n: _get(c, "baseline_composition", "negative", default={})
-             for n, c in (_get(record, "contrasts", default={}) or {}).items()
-             if _get(c, "baseline_composition", "negative")}
-    if comps:
-        attempt("composition", lambda: F.plot_baseline_composition(comps))
+        t_r = float(pd.Series(ft).diff().median()) if n > 1 else 1.0
+        conds = sorted({str(e.get("trial_type")) for e in _get(record, "events", "modeled", default=[]) or []}
+                       | {str(k)[len("condition:"):] for k in (classes or []) if str(k).startswith("condition:")})
+        attempt("weights", lambda: S.weights_figure(ft, weights, classes, _timeline(record, conds, t_r, n, ft, nss),
+                                                    shares, titles))
     drift = _get(record, "diagnostics", "drift", default={})
     if drift.get("r2_task"):
         r2 = dict(drift["r2_task"])
-        for n, c in (_get(record, "contrasts", default={}) or {}).items():
+        for n_, c in (_get(record, "contrasts", default={}) or {}).items():
             if c.get("drift_r2") is not None:
-                r2[f"contrast {n}"] = c["drift_r2"]
-        attempt("drift", lambda: F.plot_drift_overlap(r2, th.drift_r2_warn, th.drift_r2_fail))
+                r2[f"contrast {n_}"] = c["drift_r2"]
+        attempt("drift", lambda: S.hbars(r2, "R² on drift + constant", th.drift_r2_warn, th.drift_r2_fail,
+                                         xmax=1.0, width=480))
     spectra = drift.get("spectra") or {}
     if spectra.get("freqs_hz") and spectra.get("power"):
-        attempt("spectra", lambda: F.plot_spectra(spectra["freqs_hz"], spectra["power"],
-                                                  drift.get("current_cutoff_s"),
-                                                  drift.get("recommended_cutoff_s")))
+        def spectra_fig() -> str:
+            power = {}
+            for name in sorted(spectra["power"]):
+                p = [(_finite(v) or 0.0) for v in spectra["power"][name]]
+                tot = sum(p) or 1.0
+                power[name] = [v / tot for v in p]
+            cut, rec = drift.get("current_cutoff_s"), drift.get("recommended_cutoff_s")
+            marks = []
+            if cut:
+                marks.append((1.0 / cut, "#D55E00", f"current cut-off ({cut:.0f} s)", "4 3"))
+            if rec:
+                marks.append((1.0 / rec, "#009E73", f"keeps 90 % ({rec:.0f} s)", "2 2"))
+            return S.lines(spectra["freqs_hz"], power, "frequency (Hz)", "share of power", marks, xmax=0.1,
+                           width=480, label="regressor spectra")
+        attempt("spectra", spectra_fig)
     cr2 = _get(record, "diagnostics", "confounds", "r2_task", default={})
     if cr2:
-        attempt("confounds", lambda: F.plot_confound_r2(cr2, th.confound_r2_warn, th.confound_r2_fail))
+        attempt("confounds", lambda: S.hbars(cr2, "R² on confounds", th.confound_r2_warn, th.confound_r2_fail,
+                                             xmax=1.0, width=480))
     return out
 
 
@@ -267,6 +318,8 @@ def _status(record: Mapping[str, Any]) -> str:
 
 def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | None,
                   with_figures: bool) -> dict[str, Any]:
+    from nbdiag.report.summary import contrast_status, size_basis
+
     contrasts = _get(record, "contrasts", default={}) or {}
     crow = []
     for name, c in contrasts.items():
@@ -287,7 +340,7 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
             "explanation": c.get("explanation"),
             "findings": fnd,
             "top_finding": fnd[0] if fnd else None,
-            "worst": max((f.get("severity") for f in fnd), key=_sev_rank, default=None),
+            "worst": contrast_status(record, name),
             "sensitivity": sens,
         })
     settings = record.get("settings") or {}
@@ -298,7 +351,8 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
         ("slice_time_ref", fmt_num(_get(settings, "slice_time_ref", "value")), _get(settings, "slice_time_ref", "source")),
         ("scans", fmt_num(_get(settings, "n_scans", "value")), _get(settings, "n_scans", "source")),
     ]
-    for key in ("hrf_model", "drift_model", "high_pass", "drift_order", "confounds_strategy", "confounds_motion"):
+    for key in ("hrf_model", "drift_model", "high_pass", "drift_order", "confounds_strategy", "confounds_motion",
+                "noise_model"):
         if key in model:
             v = model[key]
             facts.append((key, ", ".join(map(str, v)) if isinstance(v, list) else fmt_num(v), None))
@@ -312,8 +366,10 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
     sm = design_info.get("sample_mask") or {}
     coll = _get(record, "diagnostics", "collinearity", default={}) or {}
     base = _get(record, "diagnostics", "baseline", default={}) or {}
+    roles = [c.get("role") for c in design_info.get("columns") or []]
     keynums = [
         ("design rank / columns", f"{fmt_num(design_info.get('rank'))} / {fmt_num(design_info.get('n_columns'))}"),
+        ("confound + spike columns", fmt_num(sum(r in ("confound", "spike") for r in roles)) if roles else "n/a"),
         ("condition number", fmt_num(coll.get("condition_number"))),
         ("baseline fraction", fmt_pct(base.get("fraction"))),
         ("baseline epochs", fmt_num(len(base.get("epochs") or [])) if "epochs" in base else "n/a"),
@@ -325,12 +381,13 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
     for wi in record.get("whatif") or []:
         for cname, v in (wi.get("contrasts") or {}).items():
             whatif.append({"fix": wi.get("fix"), "code": wi.get("code"), "contrast": cname, **v})
-    # sensitivity: one row per unmodelled signal, one column per contrast
+    # sensitivity: one row per unmodelled signal, one column per contrast, with where its size comes from
     sens_rows: dict[str, dict[str, Any]] = {}
     for c in crow:
         for srow in c["sensitivity"]:
-            label = str(srow.get("label") or srow.get("source"))
-            entry = sens_rows.setdefault(label, {"label": label, "source": srow.get("source"), "cells": {}})
+            key = str(srow.get("source") or srow.get("label"))
+            entry = sens_rows.setdefault(key, {"label": str(srow.get("label") or key), "source": srow.get("source"),
+                                               "basis": size_basis(srow), "cells": {}})
             entry["cells"][c["name"]] = srow
     return {
         "id": idx,
@@ -342,24 +399,18 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
         "keynums": keynums,
         "warnings": design_info.get("nilearn_warnings") or [],
         "contrasts": crow,
-        "run_findings": _findings_for(record, None),
         "all_findings": [f for f in (record.get("findings") or []) if isinstance(f, Mapping)],
         "figs": figs,
         "whatif": whatif,
         "versions": (record.get("nbdiag_version"), record.get("nilearn_version")),
         "files": _get(record, "run", "files", default={}) or {},
+        "notes": [str(n) for n in record.get("notes") or []],
+        "skipped_checks": [c for c in (record.get("skipped_checks") or []) if isinstance(c, Mapping)],
     }
 
 
-def _sev_rank(s: Any) -> int:
-    try:
-        return severity_rank(s)
-    except ValueError:
-        return -1
-
-
 def _class_label(k: str) -> str:
-    from nbdiag.report.figures import class_label
+    from nbdiag.report.palette import class_label
 
     return class_label(str(k))
 
@@ -373,10 +424,10 @@ def _comparison(variants: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 names.append(c["name"])
     out = []
     metrics = [
-        ("estimable", "estimable", "num"), ("variance", "variance", "num"),
+        ("estimable", "estimable", "num"), ("variance", "variance (noise variance units)", "num"),
         ("efficiency", "efficiency (1/variance)", "num"), ("cvif", "contrast VIF", "num"),
         ("drift_r2", "R² on drift", "num"), ("edge_share", "negative weight at run edges", "pct"),
-        ("max_bias_sd", "largest |bias| from sensitivity (SD)", "num"),
+        ("max_bias_sd", "largest |predicted bias| (σ)", "num"),
     ]
     for name in names:
         cells = {v["id"]: next((c for c in v["contrasts"] if c["name"] == name), None) for v in variants}
@@ -397,16 +448,28 @@ def _comparison(variants: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _short_run(prefix: str, subject: str) -> str:
+    """Run prefix without the subject (the page is about one subject)."""
+    p = str(prefix)
+    head = f"sub-{subject}_"
+    return p[len(head):] if p.startswith(head) else p
+
+
 def build_subject_context(subject: str, records: Iterable[Mapping[str, Any]],
                           designs: Mapping[Hashable, pd.DataFrame] | None = None,
                           with_figures: bool = True) -> dict[str, Any]:
     """Template context of a subject report (exposed for tests)."""
+    from nbdiag.report.summary import merge_findings, verdict_rows
+
+    records = list(records)
     runs: dict[str, list[Mapping[str, Any]]] = {}
     for r in records:
         runs.setdefault(run_prefix(r), []).append(r)
     run_views = []
     variants_all: list[str] = []
+    ordered: list[Mapping[str, Any]] = []
     for i, (prefix, recs) in enumerate(sorted(runs.items())):
+        ordered.extend(recs)
         views = []
         for j, r in enumerate(recs):
             sid = section_id(prefix, r.get("variant"))
@@ -417,27 +480,29 @@ def build_subject_context(subject: str, records: Iterable[Mapping[str, Any]],
             if v["variant"] not in variants_all:
                 variants_all.append(v["variant"])
         ent = _get(recs[0], "run", "entities", default={}) or {}
-        explain: list[dict[str, Any]] = []
-        for v in views:
-            for c in v["contrasts"]:
-                group = next((g for g in explain if g["name"] == c["name"]), None)
-                if group is None:
-                    group = {"name": c["name"], "items": []}
-                    explain.append(group)
-                group["items"].append({"variant": v["variant"], "status": v["status"], "c": c, "id": v["id"]})
-        run_views.append({"id": f"r{i}", "prefix": prefix, "entities": ent, "variants": views, "explain": explain,
-                          "comparison": _comparison([v for v in views if v["status"] != "error"]),
-                          "ok_variants": [v for v in views if v["status"] != "error"],
+        ok = [v for v in views if v["status"] != "error"]
+        notes = list(dict.fromkeys(n for v in views for n in v["notes"]))
+        run_views.append({"id": f"r{i}", "prefix": prefix, "short": _short_run(prefix, subject), "entities": ent,
+                          "variants": views, "findings": merge_findings(recs),
+                          "comparison": _comparison(ok), "ok_variants": ok, "notes": notes,
                           "files": views[0]["files"] if views else {}})
     counts = {s: 0 for s in _STATUS_ORDER}
     for rv in run_views:
         for v in rv["variants"]:
             counts[v["status"]] += 1
     versions = next((v["versions"] for rv in run_views for v in rv["variants"]), (None, None))
+    verdict = verdict_rows(ordered, section_id)
+    # rowspans: run and run × variant cells span their contrast rows
+    for k, row in enumerate(verdict):
+        row["short"] = _short_run(row["prefix"], subject)
+        first_run = k == 0 or verdict[k - 1]["prefix"] != row["prefix"]
+        first_var = first_run or verdict[k - 1]["variant"] != row["variant"]
+        row["run_span"] = sum(1 for r in verdict if r["prefix"] == row["prefix"]) if first_run else 0
+        row["var_span"] = sum(1 for r in verdict if r["prefix"] == row["prefix"] and r["variant"] == row["variant"]) \
+            if first_var else 0
     return {
-        "subject": subject, "runs": run_views, "variants": variants_all, "counts": counts,
+        "subject": subject, "runs": run_views, "variants": variants_all, "counts": counts, "verdict": verdict,
         "nbdiag_version": versions[0], "nilearn_version": versions[1],
-        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 

@@ -1,0 +1,184 @@
+"""Refuse early: check contrasts and event settings before any run is audited.
+
+A typo in ``--contrast`` or ``--events-rename`` would otherwise surface once per run
+(every record ``error``, or a silently unchanged condition). Here every variant's
+contrasts are parsed against the design of the first run that can be built, and the
+trial types named by ``[events]`` ``rename`` / ``drop`` are looked up in the runs'
+events files. A problem raises :class:`~nbdiag.errors.SettingsError` (exit code 2)
+naming the setting, what is known and the closest match.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+from typing import Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from nbdiag.config import Config, Settings
+from nbdiag.errors import InputError, SettingsError
+
+__all__ = ["check_contrasts", "check_before_runs", "close_match", "expression_names"]
+
+
+def close_match(name: str, known: Iterable[str]) -> str | None:
+    """The closest of ``known`` to ``name`` (difflib, ratio >= 0.6), or None."""
+    found = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
+    if not found:  # case-only differences score low on short names
+        lower = {str(k).lower(): str(k) for k in known}
+        return lower.get(str(name).lower())
+    return found[0]
+
+
+def expression_names(expression: str) -> list[str] | None:
+    """Names used in a contrast expression, in order (None if it is not a Python expression)."""
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError:
+        return None
+    found = sorted((node.col_offset, node.id) for node in ast.walk(tree) if isinstance(node, ast.Name))
+    return list(dict.fromkeys(name for _, name in found))
+
+
+def check_contrasts(contrasts: Mapping[str, str] | Sequence[str] | None, design: pd.DataFrame,
+                    roles: Mapping[str, str], where: str = "") -> list[str]:
+    """Problems of ``contrasts`` against ``design``, one readable line each (empty: all fine).
+
+    Each line names the contrast, the unknown name and its closest design column, or
+    nilearn's reason when the expression is not a linear combination of columns.
+    """
+    from nbdiag.contrasts import parse_contrasts
+
+    if not contrasts:
+        return []
+    parsed = parse_contrasts(contrasts, design, roles)
+    columns = [str(c) for c in design.columns]
+    conditions = [c for c in columns if roles.get(c) == "task"]
+    given = dict(contrasts) if isinstance(contrasts, Mapping) else {}
+    problems = []
+    for finding in parsed.findings:
+        name = finding.contrast
+        expression = str(finding.evidence.get("expression", name))
+        if isinstance(given.get(name), Mapping):  # {column: weight}: the names are the keys
+            names = [str(k) for k in given[name]]
+        else:
+            names = expression_names(expression) if expression.strip() else None
+        unknown = [n for n in (names or []) if n not in columns]
+        if unknown:
+            parts = []
+            for item in unknown:
+                match = close_match(item, columns)
+                parts.append(f"{item!r} is not a column of the design" + (f" (did you mean {match!r}?)" if match else ""))
+            problems.append(f"contrast {name!r} = {expression!r}: {'; '.join(parts)}{where}. "
+                            f"Known conditions: {', '.join(conditions) or 'none'}")
+        else:
+            reason = str(finding.evidence.get("reason", "")).strip().rstrip(".") or \
+                "not a linear combination of design columns"
+            if names is None:
+                reason = "not a valid expression (write e.g. 'two_back - zero_back')"
+            problems.append(f"contrast {name!r} = {expression!r}: {reason}{where}. "
+                            f"Known conditions: {', '.join(conditions) or 'none'}")
+    return problems
+
+
+def _events_facts(runs: Sequence) -> tuple[set[str], set[str]]:
+    """Trial types and column names found in the runs' events files (unreadable files are skipped)."""
+    types: set[str] = set()
+    columns: set[str] = set()
+    seen = set()
+    for run in runs:
+        path = getattr(run, "events", None)
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        try:
+            table = pd.read_csv(path, sep="\t", nrows=0)
+            columns.update(map(str, table.columns))
+            if "trial_type" in table.columns:
+                table = pd.read_csv(path, sep="\t", usecols=["trial_type"])
+                types.update(str(t) for t in table["trial_type"].dropna().unique())
+        except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError):
+            continue
+    return types, columns
+
+
+def _check_transforms(settings: Settings, columns: set[str]) -> list[str]:
+    """Plugins must import; ``rtdur`` needs its response-time column in the events files."""
+    from nbdiag.inputs.events import load_plugin
+
+    problems = []
+    where = f" (variant {settings.variant})" if settings.variant != "default" else ""
+    for transform in settings.events.transforms:
+        if transform == "rtdur":
+            column = settings.events.rt_column
+            if columns and column not in columns:
+                match = close_match(column, columns)
+                problems.append(f"[events] transform 'rtdur'{where} needs the response-time column {column!r}, "
+                                f"which no events file has" + (f" (did you mean {match!r}?)" if match else "")
+                                + f". Columns: {', '.join(sorted(columns))}; set rt_column / --rt-column")
+        else:
+            try:
+                load_plugin(transform)
+            except InputError as exc:
+                problems.append(f"[events] transform{where}: {exc.message}")
+    return problems
+
+
+def _check_event_settings(settings: Settings, types: set[str]) -> list[str]:
+    problems = []
+    if not types:
+        return problems
+    where = f" (variant {settings.variant})" if settings.variant != "default" else ""
+    for key, names in (("rename", list(settings.events.rename)), ("drop", list(settings.events.drop))):
+        for name in names:
+            if name not in types:
+                match = close_match(name, types)
+                problems.append(
+                    f"[events] {key}: trial type {name!r} is in no events file{where}"
+                    + (f" (did you mean {match!r}?)" if match else "")
+                    + f". Trial types in the events files: {', '.join(sorted(types))}")
+    return problems
+
+
+def check_before_runs(runs: Sequence, config: Config) -> None:
+    """Validate every variant's contrasts and event settings before any run is audited.
+
+    Contrasts are parsed against the design of the first run whose inputs can be read
+    (built exactly as for its audit); ``rename`` / ``drop`` trial types must appear in at
+    least one events file. Runs with broken inputs are left to the audit (they get
+    ``status: error`` there).
+
+    Raises
+    ------
+    SettingsError
+        Listing every problem found, each with the known names and a close match.
+    """
+    from nbdiag.record import prepare_run
+
+    problems: list[str] = []
+    types, columns = _events_facts(runs)
+    for settings in config.all_variants():
+        problems += _check_event_settings(settings, types)
+        if settings.stats_model is None:
+            problems += _check_transforms(settings, columns)
+    first = next((r for r in runs if r.error is None), None)
+    if first is not None:
+        for settings in config.all_variants():
+            if not settings.contrasts:
+                continue
+            try:
+                prepared = prepare_run(first, settings)
+            except InputError as exc:
+                if exc.column is not None and exc.column == settings.events.rt_column:
+                    problems.append(f"[events] rt_column {exc.column!r}{' (variant ' + settings.variant + ')' if settings.variant != 'default' else ''}: "
+                                    f"{exc.message} in {first.events}")
+                continue  # a broken first run: reported by its own audit
+            except Exception:  # noqa: BLE001 - the audit reports its own failures
+                continue
+            where = f" in the design of {first.prefix}" + (
+                f" (variant {settings.variant})" if settings.variant != "default" else "")
+            problems += check_contrasts(settings.contrasts, prepared.built.design, prepared.built.roles, where)
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        raise SettingsError("settings refused before any run was audited:\n  " + "\n  ".join(unique))

@@ -1,0 +1,473 @@
+"""What a reviewer reads first: verdict rows, merged findings, evidence tables, stated sizes.
+
+Everything here rearranges numbers already in the run records (docs/record.md); nothing
+is computed from data. Functions return plain dicts and lists for the templates.
+
+* :func:`verdict_rows` — one row per run × variant × contrast: status, the top cause in
+  one sentence with its number and unit, and whether that number rests on a measured or
+  an assumed size.
+* :func:`merge_findings` — one entry per finding (code + what it is about), listing every
+  variant and contrast it holds for with their own numbers.
+* :func:`evidence_rows` — a finding's evidence as a small table (name, value to 3
+  significant digits, unit, threshold crossed and by how much), never raw JSON.
+* :func:`size_basis` — where the size and the σ of a predicted bias come from.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Iterable, Mapping, Sequence
+
+from nbdiag import codes
+from nbdiag.report.svgplot import fmt_value
+
+__all__ = ["verdict_rows", "merge_findings", "evidence_rows", "size_basis", "worst", "SEV_ORDER",
+           "contrast_status", "key_number"]
+
+#: Longest cause headline in the verdict table (the number that follows is never cut).
+MAX_HEADLINE = 64
+SEV_ORDER = {"pass": 0, "info": 1, "warn": 2, "fail": 3, "error": 4}
+_NOISE_ASSUMED = "σ: SD of the estimate for 1 % white noise per scan (assumed)"
+
+
+def worst(severities: Iterable[Any]) -> str:
+    """Worst of ``severities`` on the one scale (``pass`` when empty)."""
+    out = "pass"
+    for s in severities:
+        if s in SEV_ORDER and SEV_ORDER[s] > SEV_ORDER[out]:
+            out = s
+    return out
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+# --------------------------------------------------------------------------- sizes and σ
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s?%")
+
+
+def _source_text(src: Any) -> str | None:
+    if not src:
+        return None
+    s = str(src)
+    if s.startswith("measured:"):
+        return f"measured from the confounds column {s[len('measured:'):]}"
+    if s == "assumed":
+        return None
+    return s
+
+
+def size_basis(entry: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Where a predicted bias's size and σ come from.
+
+    Reads ``magnitude_source`` (``measured:<column>`` | ``assumed``) and ``sd_source`` when
+    the record has them; otherwise the size is the assumed one in the signal's label and σ
+    is the contrast SD for 1 % noise per scan (docs/record.md, sensitivity).
+
+    Returns
+    -------
+    dict
+        ``kind`` (``"measured"`` | ``"assumed"``), ``size`` (text), ``sigma`` (text).
+    """
+    entry = entry or {}
+    label = str(entry.get("label") or "")
+    m = _SIZE.search(label)
+    measured = _source_text(entry.get("magnitude_source"))
+    if measured:
+        size = measured
+        kind = "measured"
+    else:
+        size = f"assumed {m.group(1)} % signal" if m else "assumed size (see the signal's description)"
+        if entry.get("source") == "nonsteady":
+            size = "assumed T1 model" + (f" ({m.group(1)} % at the first volume)" if m else "")
+        kind = "assumed"
+    sd = _source_text(entry.get("sd_source"))
+    if sd:
+        sigma = f"σ {sd}"
+    elif _num(entry.get("noise_sd_percent")) is not None:
+        sigma = f"σ for {fmt_value(entry['noise_sd_percent'])} % noise per scan"
+    else:
+        sigma = _NOISE_ASSUMED
+    return {"kind": kind, "size": size, "sigma": sigma}
+
+
+# --------------------------------------------------------------------------- evidence
+_THRESH = re.compile(r"(^|_)(warn|fail|info|threshold|min|max)(_|$)|_at$|^corr_")
+_SKIP = {"label", "source", "unit", "structural", "explained_by", "threshold_source", "typical", "pair"}
+
+
+def _unit(key: str, evidence: Mapping[str, Any]) -> str:
+    k = key.lower()
+    if k.endswith("bias_sd") or k.endswith("_sd") and "bias" in k:
+        return "σ"
+    if k == "bias" or k.endswith(".bias"):
+        return str(evidence.get("unit") or "")
+    if "share" in k or "fraction" in k:
+        return "%"
+    if "seconds" in k or k.endswith("_s"):
+        return "s"
+    if k.endswith("_hz"):
+        return "Hz"
+    if "percent" in k or k.endswith("_pct"):
+        return "%"
+    return ""
+
+
+def _show(v: Any, unit: str) -> str:
+    f = _num(v)
+    if f is None:
+        return str(v)
+    if unit == "%" and abs(f) <= 1.5:
+        return fmt_value(f * 100) + " %"
+    return fmt_value(f) + (f" {unit}" if unit else "")
+
+
+def _show_setting(v: float, unit: str) -> str:
+    """A threshold as configured (exact, no padding zeros)."""
+    if unit == "%" and abs(v) <= 1.5:
+        return f"{v * 100:g} %"
+    return f"{v:g}" + (f" {unit}" if unit else "")
+
+
+def _threshold_for(evidence: Mapping[str, Any], severity: str | None) -> tuple[str, float] | None:
+    keys = [k for k, v in evidence.items() if _THRESH.search(str(k)) and _num(v) is not None]
+    if not keys:
+        return None
+    for word in ([severity] if severity in ("fail", "warn", "info") else []) + ["threshold", "warn", "fail", "info",
+                                                                               "min", "max"]:
+        for k in keys:
+            if word and word in str(k):
+                return k, float(evidence[k])
+    return keys[0], float(evidence[keys[0]])
+
+
+def _registry_threshold(code: Any, severity: Any, ev: Mapping[str, Any],
+                        thresholds: Mapping[str, Any] | None) -> tuple[str | None, tuple[str, float]] | None:
+    """(main evidence key, (threshold key, value)) from the registry's thresholds of ``code``."""
+    if not code or not thresholds:
+        return None
+    try:
+        keys = list(codes.get(str(code)).thresholds)
+    except Exception:  # noqa: BLE001 - unknown code: no registry threshold
+        return None
+    keys = [k for k in keys if _num(thresholds.get(k)) is not None]
+    if _num(ev.get("bias_sd")) is not None and "sensitivity_warn" in keys:
+        k = "sensitivity_fail" if severity == "fail" and "sensitivity_fail" in keys else "sensitivity_warn"
+        return "bias_sd", (k, float(thresholds[k]))
+    cands = [k for k in keys if severity and str(severity) in k] or [k for k in keys if "warn" in k]
+    generic = {"warn", "fail", "info", "min", "max", "weight"}
+    for k in cands:
+        words = set(k.split("_")) - generic
+        words |= {"r"} if "corr" in words else set()
+        for key, v in ev.items():  # the evidence value the threshold is about (shares a word with it)
+            if _num(v) is not None and not _THRESH.search(str(key)) and words & set(str(key).split("_")):
+                return key, (k, float(thresholds[k]))
+    return None
+
+
+def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = None, code: str | None = None,
+                  thresholds: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
+    """A finding's evidence as table rows: ``name``, ``value``, ``unit``, ``threshold``, ``margin``.
+
+    The main number (the first that is not itself a threshold, or the bias in σ) carries
+    the threshold the finding crossed and the margin by which it crossed it: a threshold
+    named in the evidence (``warn_at``, ``fraction_warn``, ``threshold`` ...), else the
+    registry's threshold for ``code`` (:mod:`nbdiag.codes`) with its value from the
+    record's ``settings.thresholds``. Nested objects become ``parent.key`` rows; lists of
+    signal entries become one row per signal; other lists are shortened to text.
+    """
+    ev = dict(evidence or {})
+    rows: list[dict[str, str]] = []
+    thr = _threshold_for(ev, severity)
+    main_key = None
+    if thr is None:
+        reg = _registry_threshold(code, severity, ev, thresholds)
+        if reg is not None:
+            main_key, thr = reg
+    main_done = False
+    for key, v in ev.items():
+        if key in _SKIP or (thr and key == thr[0]) or _THRESH.search(str(key)):
+            continue
+        if isinstance(v, Mapping):
+            for k2, v2 in v.items():
+                if _num(v2) is not None and not _THRESH.search(str(k2)):
+                    u = _unit(k2, v)
+                    rows.append({"name": f"{key}.{k2}", "value": _show(v2, u), "unit": "", "threshold": "",
+                                 "margin": ""})
+            continue
+        if isinstance(v, list):
+            if v and all(isinstance(x, Mapping) for x in v):
+                for x in v[:6]:
+                    b = x.get("bias_sd")
+                    if _num(b) is not None:
+                        rows.append({"name": f"{key}: {x.get('source', '')}", "value": _show(b, "σ"),
+                                     "unit": "", "threshold": "", "margin": ""})
+                continue
+            text = ", ".join(str(x) for x in v[:12]) + (" …" if len(v) > 12 else "")
+            rows.append({"name": key, "value": text or "none", "unit": "", "threshold": "", "margin": ""})
+            continue
+        if isinstance(v, bool) or v is None:
+            rows.append({"name": key, "value": "yes" if v else ("no" if v is False else "n/a"), "unit": "",
+                         "threshold": "", "margin": ""})
+            continue
+        f = _num(v)
+        if f is None:
+            rows.append({"name": key, "value": str(v)[:120], "unit": "", "threshold": "", "margin": ""})
+            continue
+        unit = _unit(key, ev)
+        row = {"name": key, "value": _show(f, unit), "unit": "", "threshold": "", "margin": ""}
+        if thr is not None and not main_done and (main_key is None or key == main_key):
+            tk, tv = thr
+            row["threshold"] = f"{tk} {_show_setting(tv, unit)}"
+            diff = abs(f) - tv if "bias_sd" in key or key == "r" else f - tv
+            if unit == "%" and abs(tv) <= 1.5:
+                row["margin"] = f"{diff * 100:+.3g} points"
+            else:
+                row["margin"] = f"{fmt_value(diff) if diff < 0 else '+' + fmt_value(diff)}{(' ' + unit) if unit else ''}"
+                if tv:
+                    row["margin"] += f" (×{abs(f) / abs(tv):.2g})"
+            main_done = True
+        rows.append(row)
+    return rows
+
+
+def key_number(f: Mapping[str, Any], thresholds: Mapping[str, Any] | None = None) -> str:
+    """The one number that best states a finding (bias in σ, else its main evidence value)."""
+    ev = f.get("evidence") or {}
+    b = _num(ev.get("bias_sd"))
+    if b is None:
+        sens = ev.get("sensitivity")
+        if isinstance(sens, list) and sens and isinstance(sens[0], Mapping):
+            b = _num(sens[0].get("bias_sd"))
+    if b is not None:
+        return ("+" if b > 0 else "") + f"{fmt_value(b)} σ"
+    rows = evidence_rows(ev, f.get("severity"), f.get("code"), thresholds)
+    main = next((r for r in rows if r["threshold"]), None) or next((r for r in rows if any(ch.isdigit() for ch in r["value"])), None)
+    if main is None:
+        return ""
+    return f"{main['name']} {main['value']}" + (f" ({main['threshold']})" if main["threshold"] else "")
+
+
+# --------------------------------------------------------------------------- verdict
+def _findings(record: Mapping[str, Any], contrast: str | None) -> list[Mapping[str, Any]]:
+    allf = [f for f in (record.get("findings") or []) if isinstance(f, Mapping)]
+    mine = [f for f in allf if f.get("contrast") == contrast]
+    order = ((record.get("contrasts") or {}).get(contrast) or {}).get("findings") or [] if contrast else []
+    pos = {code: i for i, code in enumerate(order)}
+    return sorted(mine, key=lambda f: (pos.get(f.get("code"), len(pos)), -SEV_ORDER.get(f.get("severity"), 0)))
+
+
+def contrast_status(record: Mapping[str, Any], contrast: str) -> str:
+    """Worst severity of the findings about ``contrast`` (``pass`` when none)."""
+    return worst(f.get("severity") for f in _findings(record, contrast))
+
+
+def _sensitivity_entry(c: Mapping[str, Any], source: Any) -> Mapping[str, Any] | None:
+    for s in c.get("sensitivity") or []:
+        if isinstance(s, Mapping) and s.get("source") == source:
+            return s
+    return None
+
+
+def _cause(record: Mapping[str, Any], name: str, c: Mapping[str, Any]) -> dict[str, Any]:
+    fnd = _findings(record, name)
+    ranked = [f for f in fnd if SEV_ORDER.get(f.get("severity"), 0) >= SEV_ORDER["warn"]] or fnd
+    if ranked:
+        top = ranked[0]
+        ev = top.get("evidence") or {}
+        entry = None
+        b = _num(ev.get("bias_sd"))
+        bias, unit = _num(ev.get("bias")), ev.get("unit") or ""
+        if b is not None:
+            src, sens = ev.get("source"), ev.get("sensitivity")
+            if src is None and isinstance(sens, list) and sens and isinstance(sens[0], Mapping):
+                src = sens[0].get("source")
+                bias = bias if bias is not None else _num(sens[0].get("bias"))
+            entry = _sensitivity_entry(c, src) or ev
+            unit = unit or (entry or {}).get("unit") or ""
+        else:
+            sens = ev.get("sensitivity")
+            if isinstance(sens, list) and sens and isinstance(sens[0], Mapping):
+                b = _num(sens[0].get("bias_sd"))
+                bias = _num(sens[0].get("bias"))
+                entry = _sensitivity_entry(c, sens[0].get("source")) or sens[0]
+                unit = (entry or {}).get("unit") or unit
+        title = _headline(top, short=True)
+        if b is not None:
+            verb = "lowers" if b < 0 else "raises"
+            pct = _num((entry or {}).get("bias_percent"))
+            size = f" ({fmt_value(abs(pct))} % signal)" if pct is not None else (
+                f" ({fmt_value(abs(bias))} {unit})" if bias is not None and unit else "")
+            sentence = f"{title}: {verb} it by {fmt_value(abs(b))} σ{size}."
+            basis = size_basis(entry)
+        else:
+            num = key_number(top, (record.get("settings") or {}).get("thresholds"))
+            sentence = f"{title}" + (f": {num}." if num else ".")
+            basis = {"kind": "exact", "size": "computed from the design", "sigma": ""}
+        return {"severity": top.get("severity") or "info", "code": top.get("code"), "sentence": sentence,
+                "full": str(top.get("message") or sentence), "basis": basis, "n_more": len(fnd) - 1}
+    # no finding: say so, with the largest predicted bias and its basis
+    sens = [s for s in (c.get("sensitivity") or []) if isinstance(s, Mapping) and _num(s.get("bias_sd")) is not None]
+    if sens:
+        s = max(sens, key=lambda s: abs(float(s["bias_sd"])))
+        return {"severity": "pass", "code": None,
+                "sentence": f"No cause found; the largest predicted bias ({s.get('source')}) is "
+                            f"{float(s['bias_sd']):+.3g} σ.",
+                "basis": size_basis(s), "n_more": 0}
+    return {"severity": "pass", "code": None, "sentence": "No finding.",
+            "basis": {"kind": "exact", "size": "", "sigma": ""}, "n_more": 0}
+
+
+def verdict_rows(records: Sequence[Mapping[str, Any]], section_id: Any) -> list[dict[str, Any]]:
+    """One row per run × variant × contrast (records in report order).
+
+    ``section_id(prefix, variant)`` gives the anchor of the run × variant's details.
+    Error records give one row with the error message.
+    """
+    rows = []
+    for rec in records:
+        prefix = str(((rec.get("run") or {}).get("prefix")) or "unknown-run")
+        variant = str(rec.get("variant", "default"))
+        anchor = section_id(prefix, variant)
+        status = rec.get("status") if rec.get("status") in SEV_ORDER else "error"
+        if status == "error":
+            msg = ((rec.get("error") or {}).get("message")) or "the run could not be audited"
+            rows.append({"prefix": prefix, "variant": variant, "anchor": anchor, "contrast": "—",
+                         "status": "error", "sentence": f"Could not be audited: {msg}",
+                         "basis": {"kind": "error", "size": "", "sigma": ""}, "code": None, "n_more": 0})
+            continue
+        contrasts = rec.get("contrasts") or {}
+        if not contrasts:
+            run_f = _findings(rec, None)
+            top = next((f for f in run_f if SEV_ORDER.get(f.get("severity"), 0) >= 2), run_f[0] if run_f else None)
+            rows.append({"prefix": prefix, "variant": variant, "anchor": anchor, "contrast": "—",
+                         "status": status, "sentence": (str(top.get("title")) + ": " + key_number(top)) if top
+                         else "No contrast requested.", "basis": {"kind": "exact", "size": "", "sigma": ""},
+                         "code": top.get("code") if top else None, "n_more": 0})
+            continue
+        mine = []
+        for name, c in contrasts.items():
+            cause = _cause(rec, name, c)
+            mine.append({"prefix": prefix, "variant": variant, "anchor": anchor, "contrast": name,
+                         "status": cause["severity"] if cause["code"] else "pass", **cause})
+        # a run-level finding worse than every contrast's (e.g. an ill-conditioned design) gets its own row
+        run_f = sorted(_findings(rec, None), key=lambda f: -SEV_ORDER.get(f.get("severity"), 0))
+        if run_f and SEV_ORDER.get(run_f[0].get("severity"), 0) > max(SEV_ORDER[r["status"]] for r in mine) \
+                and SEV_ORDER.get(run_f[0].get("severity"), 0) >= SEV_ORDER["warn"]:
+            top = run_f[0]
+            num = key_number(top, (rec.get("settings") or {}).get("thresholds"))
+            mine.insert(0, {"prefix": prefix, "variant": variant, "anchor": anchor, "contrast": "whole run",
+                            "status": top.get("severity"), "code": top.get("code"),
+                            "sentence": f"{_headline(top)}" + (f": {num}." if num else "."),
+                            "basis": {"kind": "exact", "size": "computed from the design", "sigma": ""},
+                            "n_more": sum(1 for f in run_f if SEV_ORDER.get(f.get("severity"), 0) >= 2) - 1})
+        rows.extend(mine)
+    return _with_run_status(rows, records)
+
+
+def _with_run_status(rows: list[dict[str, Any]], records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    status = {(str(((r.get("run") or {}).get("prefix")) or "unknown-run"), str(r.get("variant", "default"))):
+              (r.get("status") if r.get("status") in SEV_ORDER else "error") for r in records}
+    for row in rows:
+        row["run_status"] = status.get((row["prefix"], row["variant"]), "error")
+    return rows
+
+
+# --------------------------------------------------------------------------- merged findings
+def _about(f: Mapping[str, Any]) -> str:
+    ev = f.get("evidence") or {}
+    if f.get("code") == codes.SENSITIVE_UNMODELED_SIGNAL.code:
+        return str(ev.get("source") or "")
+    if f.get("code") == codes.CORRELATION_HIGH.code:
+        return " × ".join(map(str, ev.get("columns") or []))
+    return ""
+
+
+def _headline(f: Mapping[str, Any], short: bool = False) -> str:
+    ev = f.get("evidence") or {}
+    if f.get("code") == codes.SENSITIVE_UNMODELED_SIGNAL.code and short and ev.get("source"):
+        return f"Unmodelled signal ({ev.get('source')})"
+    if f.get("code") == codes.SENSITIVE_UNMODELED_SIGNAL.code and ev.get("label"):
+        return f"Sensitive to an unmodelled signal: {ev.get('label')}"
+    title = str(f.get("title") or f.get("code"))
+    c = f.get("contrast")
+    if c and title.startswith(f"{c} "):
+        title = title[len(c) + 1:]
+        title = title[:1].upper() + title[1:]
+    elif short and c and str(c) in title:  # the contrast is already in its column: the generic title
+        title = _registry_title(str(f.get("code"))) or title
+    if short and len(title) > MAX_HEADLINE:
+        title = title[: MAX_HEADLINE - 1].rstrip() + "…"
+    return title
+
+
+def _registry_title(code: str) -> str | None:
+    try:
+        return codes.get(code).title
+    except Exception:  # noqa: BLE001 - registry absent or code unknown: keep the finding's own title
+        return None
+
+
+def merge_findings(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per finding of a run, across its variants and contrasts.
+
+    Findings are the same finding when their code and what they are about (the signal
+    source, the column pair) agree. Each entry lists where it holds (variant, contrast or
+    ``whole run``, severity, key number, basis) and shows the evidence of its worst
+    instance as a table. Entries are ordered worst first, then by how many places they
+    hold.
+    """
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for rec in records:
+        variant = str(rec.get("variant", "default"))
+        contrasts = rec.get("contrasts") or {}
+        for f in rec.get("findings") or []:
+            if not isinstance(f, Mapping):
+                continue
+            key = (str(f.get("code")), _about(f))
+            e = merged.get(key)
+            if e is None:
+                e = merged[key] = {"code": key[0], "about": key[1], "headline": _headline(f),
+                                   "message": f.get("message"), "fix": f.get("fix"), "places": [],
+                                   "severity": "info", "_best": f}
+            e.setdefault("_titles", set()).add(_headline(f))
+            sev = f.get("severity") if f.get("severity") in SEV_ORDER else "info"
+            c = f.get("contrast")
+            ev = f.get("evidence") or {}
+            src = ev.get("source")
+            sens = ev.get("sensitivity")
+            has_bias = _num(ev.get("bias_sd")) is not None
+            if isinstance(sens, list) and sens and isinstance(sens[0], Mapping):
+                src = src or sens[0].get("source")
+                has_bias = has_bias or _num(sens[0].get("bias_sd")) is not None
+            entry = _sensitivity_entry(contrasts.get(c) or {}, src) if c else None
+            basis = size_basis(entry or ev) if has_bias else None
+            e["places"].append({"variant": variant, "contrast": c if c is not None else "whole run",
+                                "severity": sev, "number": key_number(f, (rec.get("settings") or {}).get("thresholds")),
+                                "basis": basis})
+            if SEV_ORDER[sev] > SEV_ORDER[e["severity"]] or "_thresholds" not in e:
+                e["_thresholds"] = (rec.get("settings") or {}).get("thresholds")
+            if SEV_ORDER[sev] > SEV_ORDER[e["severity"]]:
+                e["severity"] = sev
+                e["_best"] = f
+                e["message"], e["fix"] = f.get("message"), f.get("fix") or e["fix"]
+    out = []
+    for e in merged.values():
+        best = e.pop("_best")
+        if len(e.pop("_titles", ())) > 1:  # titles carry per-instance numbers: use the registry's title
+            e["headline"] = _registry_title(e["code"]) or e["headline"]
+        e["evidence"] = evidence_rows(best.get("evidence"), best.get("severity"), best.get("code"),
+                                      e.pop("_thresholds", None))
+        e["variants"] = sorted({p["variant"] for p in e["places"]})
+        e["contrasts"] = sorted({p["contrast"] for p in e["places"]})
+        out.append(e)
+    out.sort(key=lambda e: (-SEV_ORDER[e["severity"]], -len(e["places"]), e["code"], e["about"]))
+    return out
