@@ -92,6 +92,48 @@ def participant_once(bids, out: Path, config, reports: bool = False, work_dir: P
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+def phases(runs, config, out: Path) -> None:
+    """CPU ms per run spent in each phase of ``_audit_and_write`` (wrappers around the module functions)."""
+    import collections
+
+    import nbdiag.explain.audit as audit_mod
+    import nbdiag.outputs as outputs_mod
+    import nbdiag.pipeline as pipeline_mod
+    import nbdiag.record as record_mod
+
+    acc: collections.Counter = collections.Counter()
+
+    def wrap(mod, name, label):
+        original = getattr(mod, name)
+
+        def timed(*a, **k):
+            c0 = time.process_time()
+            try:
+                return original(*a, **k)
+            finally:
+                acc[label] += time.process_time() - c0
+        setattr(mod, name, timed)
+
+    wrap(record_mod, "read_events", "events (read)")
+    wrap(record_mod, "transform_events", "events (transforms)")
+    wrap(record_mod, "load_run_confounds", "confounds")
+    wrap(record_mod, "build_design", "design")
+    wrap(record_mod, "make_context", "context")
+    wrap(audit_mod, "audit_design", "diagnostics (audit_design)")
+    wrap(pipeline_mod, "write_run_outputs", "writing (TSV + JSON)")
+    for run in runs[:3]:  # warm-up
+        pipeline_mod._audit_and_write(run, config, out)
+    acc.clear()
+    c0 = time.process_time()
+    for run in runs:
+        pipeline_mod._audit_and_write(run, config, out)
+    total = time.process_time() - c0
+    for label, seconds in acc.most_common():
+        print(f"{label:28s} {seconds / len(runs) * 1e3:6.1f} ms/run CPU")
+    print(f"{'other (record, roles...)':28s} {(total - sum(acc.values())) / len(runs) * 1e3:6.1f} ms/run CPU")
+    print(f"{'total':28s} {total / len(runs) * 1e3:6.1f} ms/run CPU")
+
+
 def load_bench_config(name: str, bids: Path):
     from nbdiag.config import load_config
 
@@ -113,6 +155,9 @@ def main(argv=None) -> int:
     parser.add_argument("--no-floor", action="store_true", help="skip the nilearn floor (large studies)")
     parser.add_argument("--tracemalloc", action="store_true", help="Python heap peak of the participant level")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the top N of a cProfile")
+    parser.add_argument("--phases", type=int, default=0, metavar="N",
+                        help="CPU time per phase of one run (events, confounds, design, diagnostics, writing) "
+                             "over N runs")
     parser.add_argument("--keep", type=Path, help="build the study here and keep it")
     args = parser.parse_args(argv)
     if args.quick:
@@ -135,6 +180,10 @@ def main(argv=None) -> int:
         runs, _ = discover_runs(bids, config.all_variants()[0].model)
         n_variants = len(config.all_variants())
         print(f"study: {len(runs)} runs x {n_variants} variant(s), built in {built:.1f} s ({bids})")
+
+        if args.phases:
+            phases(runs[: args.phases], config, tmp / "phases")
+            return 0
 
         if args.profile:
             import cProfile

@@ -151,6 +151,8 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
         work_dir = check_work_dir(Path(work_dir), bids_dir, bids_dir / base.derivatives_folder)
         cache = WorkDir(work_dir, bids_dir, output_dir)
         runs, notes, n_cached = cache.discover(base, bids_filter=bids_filter)
+        if n_cached:
+            log(f"nbdiag: --work-dir: runs of {n_cached} unchanged subject(s) taken from {work_dir}")
     else:
         runs, notes = discover_runs(bids_dir, base, bids_filter=bids_filter)
     for note in notes:
@@ -231,6 +233,8 @@ class _Stub:
     def audit(run: RunInputs, variant: str, status: str) -> RunAudit:
         record = {"run": run.to_dict(), "variant": variant, "status": status, "findings": [], "contrasts": {},
                   "_on_disk": True}
+        if status == "error":
+            record["error"] = {"message": "unchanged since the previous run (--work-dir); see its _nbdiag.json"}
         return RunAudit(run, variant, record, None)
 
 
