@@ -172,7 +172,7 @@ def write_run_outputs(output_dir: Path, audit) -> dict[str, Path]:
         sidecar = {"RepetitionTime": record["settings"]["t_r"]["value"],
                    "SliceTimingRef": record["settings"]["slice_time_ref"]["value"],
                    "FrameTimes": record["design"]["frame_times"]}
-        write_json(tsv.with_suffix(".json"), sidecar)
+        write_record_json(tsv.with_suffix(".json"), sidecar)
         record.setdefault("design", {})["tsv"] = tsv.name
         paths["design"] = tsv
     paths["json"] = write_record_json(folder / f"{stem}_nbdiag.json", record)
