@@ -3,12 +3,20 @@
 ::
 
     nbdiag BIDS_DIR OUTPUT_DIR participant [--participant-label 01 02 ...] [options]
-    nbdiag BIDS_DIR OUTPUT_DIR group [--fail-on warn|fail]
+    nbdiag BIDS_DIR OUTPUT_DIR group [--fail-on warn|fail] [--allow-incomplete]
     nbdiag demo [OUTPUT_DIR]
     nbdiag design DESIGN_TSV --contrast EXPR ... [--t-r 0.8]
 
-Exit codes: 0 all runs audited (findings do not change it); 1 some runs could
-not be audited (each reported); 2 bad usage; 3 group sign-off failed.
+Exit codes (each means one thing):
+
+==  ==========================================================================
+0   pass: every run audited (participant), every expected run signed off (group)
+1   some runs could not be audited: input errors, each named (file, column/row)
+2   usage or configuration error, nothing run (also: ``group`` refusing partial,
+    stale or changed-input records, unless ``--allow-incomplete``)
+3   ``group``: QC sign-off failed (a run at or above ``--fail-on``)
+4   nbdiag's own bug: one line points to the record or crash log with the traceback
+==  ==========================================================================
 """
 
 from __future__ import annotations
@@ -20,18 +28,42 @@ from typing import Sequence
 
 from nbdiag._version import __version__
 
-EXIT_OK, EXIT_RUN_ERRORS, EXIT_USAGE, EXIT_SIGNOFF = 0, 1, 2, 3
+EXIT_OK, EXIT_RUN_ERRORS, EXIT_USAGE, EXIT_SIGNOFF, EXIT_BUG = 0, 1, 2, 3, 4
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so ``main`` returns 2 cleanly."""
 
     def error(self, message: str):  # noqa: D102
-        raise _UsageError(f"{self.prog}: error: {message}\n{self.format_usage()}")
+        raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
 
 class _UsageError(Exception):
     pass
+
+
+def _finite(text: str) -> float:
+    """argparse type: a finite number (``nan``/``inf`` are refused with the value named)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number; got {text!r}")
+    return value
+
+
+def _jobs(text: str) -> int:
+    """argparse type for --n-jobs: a non-zero integer (-1: all cores)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a positive number of jobs, or -1 for all cores; got 0")
+    return value
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -45,12 +77,12 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                    help="img_filters entry, repeatable: --img-filter desc preproc")
     g.add_argument("--hrf-model", help="glover, spm, 'spm + derivative', fir, ... or None")
     g.add_argument("--drift-model", help="cosine, polynomial or None")
-    g.add_argument("--high-pass", type=float, metavar="HZ")
+    g.add_argument("--high-pass", type=_finite, metavar="HZ")
     g.add_argument("--drift-order", type=int)
     g.add_argument("--fir-delays", type=int, nargs="+", metavar="N")
-    g.add_argument("--min-onset", type=float, metavar="S")
-    g.add_argument("--slice-time-ref", type=float, metavar="FRACTION")
-    g.add_argument("--t-r", type=float, metavar="S")
+    g.add_argument("--min-onset", type=_finite, metavar="S")
+    g.add_argument("--slice-time-ref", type=_finite, metavar="FRACTION")
+    g.add_argument("--t-r", type=_finite, metavar="S")
     g.add_argument("--confounds-strategy", nargs="*", metavar="STRATEGY",
                    help="e.g. motion non_steady_state; 'none' for no confounds")
     g.add_argument("--confounds-motion")
@@ -59,8 +91,8 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--confounds-compcor")
     g.add_argument("--confounds-n-compcor")
     g.add_argument("--confounds-scrub", type=int)
-    g.add_argument("--confounds-fd-threshold", type=float)
-    g.add_argument("--confounds-std-dvars-threshold", type=float)
+    g.add_argument("--confounds-fd-threshold", type=_finite)
+    g.add_argument("--confounds-std-dvars-threshold", type=_finite)
     g.add_argument("--apply-sample-masks", action="store_true", default=None,
                    help="audit the design with load_confounds' sample mask applied "
                         "(as when you pass sample_masks to FirstLevelModel.fit)")
@@ -122,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bids-filter-file", type=Path, metavar="FILE",
                         help="fMRIPrep's JSON filter, e.g. {\"bold\": {\"session\": \"1\", \"run\": [1, 2]}}; "
                              "its bold task/space also set --task/--space")
-    parser.add_argument("--n-jobs", type=int, default=1, help="runs audited in parallel (-1: all cores)")
+    parser.add_argument("--n-jobs", type=_jobs, default=1, help="runs audited in parallel (-1: all cores)")
     parser.add_argument("--no-reports", action="store_true", help="skip the HTML reports")
     parser.add_argument("--work-dir", type=Path, metavar="DIR",
                         help="resume cache: rerunning skips runs whose inputs, settings and outputs are unchanged")
@@ -131,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(pip install 'nbdiag[dask]')")
     parser.add_argument("--fail-on", choices=["warn", "fail"], default="fail",
                         help="group: the status at which a run fails sign-off (default fail)")
+    parser.add_argument("--allow-incomplete", action="store_true",
+                        help="group: sign off the current records even when some expected runs are missing "
+                             "or refused (partial, other settings, changed inputs); they are listed, exit 1")
     parser.add_argument("--variant", dest="signoff_variants", action="append", metavar="NAME",
                         help="group: only this variant decides sign-off, include.tsv and the exit code "
                              "(repeatable; default every variant)")
@@ -176,6 +211,17 @@ def _participant(args: argparse.Namespace) -> int:
                              n_jobs=args.n_jobs, reports=not args.no_reports, log=log, verbose=args.verbose,
                              bids_filter=bids_filter, work_dir=args.work_dir, dask_scheduler=args.dask_scheduler,
                              keep_audits=False, progress=wants_live_progress())
+    from nbdiag import codes
+
+    bugs = [a for a in result.internal_errors if (a.record.get("error") or {}).get("code") == codes.INTERNAL_ERROR.code]
+    if bugs:
+        from nbdiag.outputs import run_folder
+
+        first = bugs[0]
+        where = run_folder(Path(args.output_dir), first.run.entities) / f"{first.run.prefix}_desc-{first.variant}_nbdiag.json"
+        print(f"nbdiag: internal error (a bug in nbdiag) in {len(bugs)} run × variant(s); the traceback is in "
+              f"'error.traceback' of {where}; please report it", file=sys.stderr)
+        return EXIT_BUG
     if result.n_errors:
         print(f"nbdiag: {result.n_errors} run(s) could not be audited (see the messages above)", file=sys.stderr)
     return result.exit_code
@@ -205,7 +251,7 @@ def _group(args: argparse.Namespace) -> int:
     from nbdiag.group import run_group
 
     return run_group(args.output_dir, fail_on=args.fail_on, variants=args.signoff_variants, ratings=args.ratings,
-                     bids_dir=args.bids_dir)
+                     bids_dir=args.bids_dir, allow_incomplete=args.allow_incomplete)
 
 
 def _demo(argv: Sequence[str]) -> int:
@@ -213,7 +259,7 @@ def _demo(argv: Sequence[str]) -> int:
     parser.add_argument("output_dir", nargs="?", type=Path, default=Path("nbdiag-demo"),
                         help="where to write (default ./nbdiag-demo; never inside the package or a checkout's "
                              "reports/)")
-    parser.add_argument("--n-jobs", type=int, default=1)
+    parser.add_argument("--n-jobs", type=_jobs, default=1)
     args = parser.parse_args(argv)
     from nbdiag.demo import run_demo
 
@@ -225,9 +271,9 @@ def _design(argv: Sequence[str]) -> int:
                      description="Audit a saved design matrix (e.g. written by nilearn's save_glm_to_bids).")
     parser.add_argument("design_tsv", type=Path)
     parser.add_argument("--contrast", action="append", metavar="EXPR")
-    parser.add_argument("--t-r", type=float, help="repetition time (default: RepetitionTime in the .json sidecar)")
-    parser.add_argument("--slice-time-ref", type=float, default=None)
-    parser.add_argument("--high-pass", type=float, default=None, help="high_pass used (Hz), if a cosine drift")
+    parser.add_argument("--t-r", type=_finite, help="repetition time (default: RepetitionTime in the .json sidecar)")
+    parser.add_argument("--slice-time-ref", type=_finite, default=None)
+    parser.add_argument("--high-pass", type=_finite, default=None, help="high_pass used (Hz), if a cosine drift")
     parser.add_argument("--hrf-model", default="glover")
     parser.add_argument("--output", type=Path, help="write the JSON record here (default: print a summary)")
     parser.add_argument("--report", type=Path, help="write an HTML report here")
@@ -296,12 +342,27 @@ def _print_design_summary(path: Path, record: dict) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (never raises for user errors)."""
+    """Entry point; returns the exit code (never raises; see the exit codes above)."""
+    import warnings
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        return _main(argv)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Library warnings that reach the console: one line naming nbdiag, not a Python source line."""
+    text = " ".join(str(message).split())
+    print(f"nbdiag: warning ({category.__name__}): {text}", file=sys.stderr)
+
+
+def _main(argv: list[str]) -> int:
     from nbdiag.inputs.bids import DatasetError
     from nbdiag.config import SettingsError
     from nbdiag.errors import InputError
 
-    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] == "demo":
             return _demo(argv[1:])
@@ -317,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
-    except (SettingsError, ValueError) as exc:
+    except (SettingsError, ValueError, PermissionError, NotADirectoryError, FileExistsError) as exc:
         print(f"nbdiag: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (DatasetError, InputError, FileNotFoundError) as exc:
@@ -326,6 +387,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nbdiag: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # noqa: BLE001 - nbdiag's own bug: one line, the traceback in a file
+        return _report_bug(argv)
+
+
+def _report_bug(argv: Sequence[str]) -> int:
+    """Write the traceback of an unexpected failure to a crash log; print one line pointing to it."""
+    import tempfile
+    import traceback
+
+    text = f"nbdiag {__version__}\nargv: {list(argv)}\n\n{traceback.format_exc()}"
+    fd, path = tempfile.mkstemp(prefix="nbdiag-crash-", suffix=".log")
+    with open(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    exc = sys.exc_info()[1]
+    print(f"nbdiag: internal error (a bug in nbdiag: {type(exc).__name__}); traceback written to {path}; "
+          "please report it", file=sys.stderr)
+    return EXIT_BUG
 
 
 if __name__ == "__main__":  # pragma: no cover

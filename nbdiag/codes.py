@@ -310,9 +310,10 @@ TR_MISMATCH = _register(Code(
     "tr_mismatch", "input", "warn", "Repetition time differs from the one nilearn uses",
     "the run's sidecar RepetitionTime differs from the t_r the model uses", rule="warn"))
 N_SCANS_MISMATCH = _register(Code(
-    "n_scans_mismatch", "input", "info", "Number of volumes taken from the confounds file",
-    "n_scans comes from the confounds file (no image header), or the confounds rows differ from n_scans",
-    rule="info; error when they differ"))
+    "n_scans_mismatch", "input", "error", "Confounds rows differ from the number of volumes",
+    "the confounds file has a different number of rows than the image has volumes (nilearn refuses it); "
+    "n_scans read from the confounds rows because the image is not fetched is a note, not this finding",
+    rule="error"))
 CONTRAST_INVALID = _register(Code(
     "contrast_invalid", "input", "error", "A contrast cannot be computed",
     "a contrast expression names no design column or is not a valid expression",
@@ -323,6 +324,23 @@ INPUT_INVALID = _register(Code(
     "input_invalid", "input", "error", "Run could not be audited",
     "any other bad input for the run (missing or unreadable file, missing RepetitionTime, bad setting)",
     rule="error"))
+INPUT_MISSING = _register(Code(
+    "input_missing", "input", "error", "A requested input is missing",
+    "a file the settings ask for (events, confounds, a sidecar CompCor needs) is missing, unreadable, a "
+    "folder, a symlink loop or an unfetched git-annex/DataLad link; the message names it and what asked for it",
+    fix="fetch the file (datalad get PATH) or change the setting that asks for it (e.g. --confounds-strategy none)",
+    rule="error"))
+INPUT_OUTSIDE = _register(Code(
+    "input_outside", "input", "error", "An input links outside the dataset",
+    "an input file is a symlink resolving outside BIDS_DIR and the derivatives folder; nbdiag does not read it",
+    fix="copy the file into the dataset or fix the link", rule="error"))
+INPUT_TOO_LARGE = _register(Code(
+    "input_too_large", "input", "error", "An input is above a size limit",
+    "confound columns, event rows or volumes above `[limits]` (max_confound_columns, max_event_rows, max_scans)",
+    fix="raise the limit in the config's [limits] table if the size is intended", rule="error"))
+N_SCANS_INVALID = _register(Code(
+    "n_scans_invalid", "input", "error", "Too few volumes for a design",
+    "the run has fewer than 2 volumes (image header or confounds rows)", rule="error"))
 CHECKS_SKIPPED = _register(Code(
     "checks_skipped", "input", "info", "Checks that could not run on this input",
     "the input lacks what some checks need (e.g. a saved design has no events, confounds file or image): "

@@ -18,6 +18,7 @@ allowed values and what was given.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from nbdiag.errors import SettingsError
+from nbdiag.limits import Limits
 from nbdiag.thresholds import Thresholds
 
 if sys.version_info >= (3, 11):
@@ -200,6 +202,7 @@ class Settings:
     contrasts: Mapping[str, str] | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     variant: str = "default"
+    limits: Limits = field(default_factory=Limits)
     #: run node of a BIDS Stats Model (``--model``; nbdiag.inputs.bids_stats_model.RunNode), or None
     stats_model: Any = None
 
@@ -210,6 +213,7 @@ class Settings:
             "events": self.events.to_dict(),
             "contrasts": dict(self.contrasts) if self.contrasts else None,
             "thresholds": self.thresholds.to_dict(),
+            "limits": self.limits.to_dict(),
         }
         if self.stats_model is not None:
             out["stats_model"] = self.stats_model.to_dict()
@@ -243,7 +247,9 @@ def _as_tuple(value: Any) -> tuple:
         return ()
     if isinstance(value, (str, bytes)):
         return (value,)
-    return tuple(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    return (value,)
 
 
 def _number(key: str, value: Any, where: str, *, positive: bool = False,
@@ -251,6 +257,8 @@ def _number(key: str, value: Any, where: str, *, positive: bool = False,
             integer: bool = False) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _bad(key, "an integer" if integer else "a number", value, where)
+    if not math.isfinite(value):
+        raise _bad(key, "a finite number", value, where)
     if integer and not float(value).is_integer():
         raise _bad(key, "an integer", value, where)
     if positive and value <= 0:
@@ -327,9 +335,11 @@ def _model_value(key: str, value: Any, where: str) -> Any:
             return None
         if value == UNSET:
             return UNSET
+        if not isinstance(value, (str, list, tuple)):
+            raise _bad(key, f"a list of items from {', '.join(CONFOUND_STRATEGIES)}, or 'none'", value, where)
         strategy = _as_tuple(value)
         for item in strategy:
-            if item not in CONFOUND_STRATEGIES:
+            if not isinstance(item, str) or item not in CONFOUND_STRATEGIES:
                 raise _bad(key, f"items from {', '.join(CONFOUND_STRATEGIES)}", item, where)
         if "compcor" in strategy and "high_pass" not in strategy:
             raise SettingsError(
@@ -395,16 +405,27 @@ def update_events(events: EventSettings, values: Mapping[str, Any], where: str =
     for key, value in values.items():
         if key == "rename":
             if isinstance(value, Mapping):
-                mapping = {str(k): str(v) for k, v in value.items()}
+                for k, v in value.items():
+                    if not isinstance(v, str) or not v.strip():
+                        raise _bad(f"{key} {k!r}", "a new trial_type name (a non-empty string, e.g. 'zero_back')",
+                                   v, where)
+                mapping = {str(k): v for k, v in value.items()}
             else:
                 mapping = {}
                 for item in _as_tuple(value):
                     if "=" not in str(item):
                         raise _bad(key, "OLD=NEW pairs or a table {OLD = NEW}", item, where)
+                    if not isinstance(item, str):
+                        raise _bad(key, "OLD=NEW strings", item, where)
                     old, new = str(item).split("=", 1)
+                    if not old or not new.strip():
+                        raise _bad(key, "OLD=NEW with both names non-empty", item, where)
                     mapping[old] = new
             clean["rename"] = {**events.rename, **mapping}
         elif key == "drop":
+            for v in _as_tuple(value):
+                if not isinstance(v, (str, int)) or isinstance(v, bool):
+                    raise _bad(key, "trial_type names (strings)", v, where)
             clean["drop"] = tuple(str(v) for v in _as_tuple(value))
         elif key in ("transform", "transforms"):
             clean["transforms"] = tuple(_validate_transform(str(v), where) for v in _as_tuple(value))
@@ -443,6 +464,8 @@ def apply_overrides(settings: Settings, table: Mapping[str, Any], where: str) ->
     flat_model: dict[str, Any] = {}
     flat_events: dict[str, Any] = {}
     for key, value in table.items():
+        if key in ("model", "events") and not isinstance(value, Mapping):
+            raise _bad(key, "a table", value, where)
         if key == "model":
             model = update_model(model, value, f"{where}.model")
         elif key == "events":
@@ -450,7 +473,11 @@ def apply_overrides(settings: Settings, table: Mapping[str, Any], where: str) ->
         elif key == "contrasts":
             contrasts = _contrasts(value, f"{where}.contrasts")
         elif key == "thresholds":
+            if not isinstance(value, Mapping):
+                raise _bad("thresholds", "a table", value, where)
             thresholds = thresholds.updated(value, f"{where}.thresholds")
+        elif key == "limits":
+            settings = replace(settings, limits=settings.limits.updated(value, f"{where}.limits"))
         elif key in _MODEL_KEYS or key in _CONFOUND_KEYS:
             flat_model[key] = value
         elif key in _EVENT_KEYS:
@@ -469,7 +496,7 @@ def apply_overrides(settings: Settings, table: Mapping[str, Any], where: str) ->
 
 def config_from_mapping(data: Mapping[str, Any], source: str = "config") -> Config:
     """Build a :class:`Config` from a parsed TOML mapping."""
-    allowed = {"model", "events", "contrasts", "thresholds", "variants"}
+    allowed = {"model", "events", "contrasts", "thresholds", "variants", "limits"}
     for key in data:
         if key not in allowed:
             raise SettingsError(f"{source}: unknown table [{key}]; allowed: {', '.join(sorted(allowed))}")
@@ -493,10 +520,23 @@ def load_config(path: str | Path) -> Config:
     """
     path = Path(path)
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise SettingsError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise SettingsError(f"--config {path}: expected a TOML file, found a folder") from None
+    except OSError as exc:
+        raise SettingsError(f"--config {path}: cannot read the file ({type(exc).__name__})") from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise SettingsError(f"{path}: starts with a UTF-8 byte-order mark (BOM); TOML files must be UTF-8 "
+                            "without BOM (save it again without the BOM)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files must be UTF-8 "
+                            "(latin-1? convert it with iconv -f latin1 -t utf-8)") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None
     return config_from_mapping(data, str(path))

@@ -184,6 +184,9 @@ def build_design(events: pd.DataFrame, confounds: pd.DataFrame | None, n_scans: 
         if text not in messages:
             messages.append(text)
     regularized = any(REGULARISED_WARNING in m for m in messages)
+    if any(not isinstance(c, str) for c in design.columns):
+        # non-string trial types (e.g. 1..12): keep nilearn's column order, name them as text
+        design.columns = [str(c) for c in design.columns]
     roles, sources = label_roles(design, [], add_names or [])
     scan_index = None
     if sample_mask is not None:

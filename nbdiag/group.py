@@ -35,8 +35,11 @@ __all__ = [
 FAIL_ON_CHOICES = ("warn", "fail")
 _STATUS_RANK = {"pass": 0, "warn": 1, "fail": 2, "error": 3}
 EXIT_OK = 0
+EXIT_RUN_ERRORS = 1
 EXIT_USAGE = 2
 EXIT_SIGNOFF_FAILED = 3
+#: columns of ``group/nbdiag_missing.tsv``
+MISSING_COLUMNS = ["kind", "subject", "session", "run", "variant", "prefix", "record", "reason"]
 
 
 def _get(d: Any, *keys: str, default: Any = None) -> Any:
@@ -82,6 +85,7 @@ def collect_records(output_dir: str | Path) -> list[dict[str, Any]]:
             if not isinstance(rec, dict):
                 raise ValueError(f"expected a JSON object, found {type(rec).__name__}")
         except (OSError, ValueError) as exc:
+            unreadable = f"cannot be read as a JSON object ({type(exc).__name__})"
             name = path.name[: -len("_nbdiag.json")]
             ents = dict(p.split("-", 1) for p in name.split("_") if "-" in p)
             rec = {
@@ -93,6 +97,7 @@ def collect_records(output_dir: str | Path) -> list[dict[str, Any]]:
                 "error": {"message": f"could not read the record: {exc}", "file": rel,
                           "expected": "a JSON object following docs/record.md", "found": type(exc).__name__},
                 "findings": [],
+                "_unreadable": unreadable,
             }
         rec["_path"] = rel
         records.append(rec)
@@ -313,6 +318,142 @@ def subjects_without_output(bids_dir: str | Path, records: Iterable[Mapping[str,
     have = {str(_get(r, "run", "subject")) for r in records}
     present = sorted(p.name[4:] for p in Path(bids_dir).glob("sub-*") if p.is_dir())
     return [s for s in present if s not in have]
+def record_shape_problem(rec: Mapping[str, Any]) -> str | None:
+    """What is wrong with a record's shape (docs/record.md), or None.
+
+    Checked before the group level uses a record: ``run`` an object with a string
+    ``prefix``, ``variant`` a string, ``status`` one of pass/warn/fail/error,
+    ``findings`` a list of objects, ``contrasts`` (if present) an object of objects.
+    """
+    if rec.get("_unreadable"):
+        return str(rec["_unreadable"])
+    run = rec.get("run")
+    if not isinstance(run, Mapping) or not isinstance(run.get("prefix"), str):
+        return "'run' must be an object with a string 'prefix'"
+    if not isinstance(rec.get("variant"), str):
+        return f"'variant' must be a string; found {type(rec.get('variant')).__name__}"
+    if rec.get("status") not in _STATUS_RANK:
+        return "'status' must be one of pass, warn, fail, error"
+    findings = rec.get("findings")
+    if not isinstance(findings, list) or not all(isinstance(f, Mapping) for f in findings):
+        return "'findings' must be a list of objects"
+    contrasts = rec.get("contrasts")
+    if contrasts is not None and (not isinstance(contrasts, Mapping)
+                                  or not all(isinstance(c, Mapping) for c in contrasts.values())):
+        return "'contrasts' must be an object of objects"
+    for key in ("design", "settings", "diagnostics"):
+        if rec.get(key) is not None and not isinstance(rec.get(key), Mapping):
+            return f"'{key}' must be an object"
+    return None
+
+
+def check_records(records: list[dict[str, Any]], output_dir: str | Path,
+                  bids_dir: str | Path | None = None) -> dict[str, Any]:
+    """Sort records into trusted, refused and stale against the participant manifests.
+
+    Parameters
+    ----------
+    records : list of dict
+        ``collect_records(output_dir)``.
+    output_dir : path
+    bids_dir : path, optional
+        BIDS_DIR, to check each record's input fingerprints (None: not checked).
+
+    Returns
+    -------
+    dict
+        ``trusted`` (records to sign off), ``refused`` and ``stale`` (lists of
+        ``{"record", "subject", "variant", "prefix", "reason"}``), ``missing`` (expected
+        run × variants without a record), ``skipped`` (``{subject: reason}``),
+        ``problems`` (manifest problems) and ``verified`` (manifests were found).
+    """
+    from nbdiag.manifest import check_inputs, expectations
+
+    root = Path(output_dir)
+    exp = expectations(root)
+    trusted, refused, stale = [], [], []
+    seen: set[tuple[str, str]] = set()
+    for rec in records:
+        ident = {"record": rec.get("_path", ""), "subject": _get(rec, "run", "subject"),
+                 "variant": rec.get("variant"), "prefix": _get(rec, "run", "prefix"),
+                 "session": _get(rec, "run", "session"), "run": _get(rec, "run", "run")}
+        problem = record_shape_problem(rec)
+        if problem:
+            refused.append({**ident, "reason": f"partial or malformed record: {problem}"})
+            key = (str(ident["prefix"]), str(ident["variant"]))
+            seen.add(key)
+            continue
+        key = (rec["run"]["prefix"], rec["variant"])
+        if not exp.n_manifests:
+            trusted.append(rec)
+            continue
+        expected = exp.expected.get(key)
+        if expected is None:
+            stale.append({**ident, "reason": "not in the latest participant run for this subject "
+                                             "(fewer variants, a deleted subject or another selection)"})
+            continue
+        seen.add(key)
+        prov = rec.get("provenance")
+        if not isinstance(prov, Mapping):
+            refused.append({**ident, "reason": "record has no provenance (settings hash, input fingerprints): "
+                                               "written by an older nbdiag or not by the participant level"})
+            continue
+        if prov.get("settings_hash") != expected.get("settings_hash"):
+            refused.append({**ident, "reason": f"from another settings hash ({prov.get('settings_hash')}; the "
+                                               f"latest participant run used {expected.get('settings_hash')})"})
+            continue
+        latest = exp.latest_hash.get(rec["variant"])
+        if latest is not None and latest != expected.get("settings_hash"):
+            refused.append({**ident, "reason": f"from another settings hash ({expected.get('settings_hash')}): "
+                                               f"a later participant run audited variant '{rec['variant']}' with "
+                                               f"other settings ({latest}); rerun this subject with them"})
+            continue
+        changed = check_inputs(prov.get("inputs") or {}, Path(bids_dir) if bids_dir is not None else None)
+        if changed:
+            refused.append({**ident, "reason": "inputs changed or vanished since the audit: " + "; ".join(changed)})
+            continue
+        trusted.append(rec)
+    missing = [{"record": v.get("record", ""), "subject": v.get("subject"), "variant": v.get("variant"),
+                "prefix": v.get("prefix"), "session": v.get("session"), "run": v.get("run"),
+                "reason": f"expected by {v.get('manifest')}, no record (participant level killed, still "
+                          "running or failed before writing it)"}
+               for k, v in sorted(exp.expected.items()) if k not in seen]
+    return {"trusted": trusted, "refused": refused, "stale": stale, "missing": missing,
+            "skipped": dict(exp.skipped), "problems": list(exp.problems), "verified": bool(exp.n_manifests)}
+
+
+def missing_table(check: Mapping[str, Any]) -> pd.DataFrame:
+    """``group/nbdiag_missing.tsv``: runs not signed off and why (missing, refused, stale, skipped)."""
+    rows = []
+    for kind in ("missing", "refused", "stale"):
+        for item in check[kind]:
+            rows.append({"kind": kind, **{c: item.get(c) for c in MISSING_COLUMNS if c not in ("kind",)}})
+    for subject, reason in sorted(check["skipped"].items()):
+        rows.append({"kind": "skipped_subject", "subject": subject, "reason": reason})
+    return pd.DataFrame(rows, columns=MISSING_COLUMNS)
+
+
+def _extra_rows(check: Mapping[str, Any], fail_on: str) -> tuple[list[dict], list[dict]]:
+    """Rows of the runs and sign-off tables for expected-but-missing runs and skipped subjects."""
+    runs, signoff = [], []
+    for item in check["missing"] + check["refused"]:
+        status = "missing" if item in check["missing"] else "refused"
+        runs.append({"subject": item.get("subject"), "session": item.get("session"), "run": item.get("run"),
+                     "variant": item.get("variant"), "prefix": item.get("prefix"), "status": status,
+                     "error": item["reason"], "record": item.get("record", "")})
+        signoff.append({"subject": item.get("subject"), "session": item.get("session"), "run": item.get("run"),
+                        "variant": item.get("variant"), "status": status, "reasons": item["reason"],
+                        "warnings": "", "signoff": "fail", "prefix": item.get("prefix"), "fail_on": fail_on,
+                        "final": "fail"})
+    for subject, reason in sorted(check["skipped"].items()):
+        runs.append({"subject": subject, "status": "skipped", "error": reason})
+        signoff.append({"subject": subject, "status": "skipped", "reasons": reason, "warnings": "",
+                        "signoff": "excluded", "fail_on": fail_on, "final": "excluded"})
+    return runs, signoff
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 def select_variants(records: list[dict[str, Any]], variants: Iterable[str] | None) -> list[dict[str, Any]]:
@@ -336,8 +477,14 @@ def select_variants(records: list[dict[str, Any]], variants: Iterable[str] | Non
 
 def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = True,
               variants: Iterable[str] | None = None, ratings: Iterable[str | Path] | None = None,
-              bids_dir: str | Path | None = None) -> int:
-    """Group level of ``nbdiag``: tables, ``group.html`` and the sign-off exit code.
+              bids_dir: str | Path | None = None, allow_incomplete: bool = False) -> int:
+    """Group level of ``nbdiag``: tables, ``group.html`` and the exit code.
+
+    Only records the participant level finished for the settings and inputs of its latest
+    invocation (``OUTPUT_DIR/.nbdiag/manifests``) are signed off. Records that are partial or
+    malformed, from another settings hash, or whose inputs changed or vanished are refused;
+    expected run × variants without a record are missing; records the latest invocation did
+    not ask for (fewer variants, a deleted subject) are stale and left out.
 
     Parameters
     ----------
@@ -354,50 +501,101 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
         ``--ratings``: rating files saved by the subject reports; a reviewer's
         ``include`` / ``exclude`` overrides the automatic sign-off (``final``).
     bids_dir : path, optional
-        BIDS_DIR: subjects there with no record are listed on stderr.
+        BIDS_DIR, to check that each record's inputs are unchanged; its subjects with no
+        record are listed on stderr (shards that did not run).
+    allow_incomplete : bool
+        Sign off the trusted records even when some are refused or missing (they are
+        listed in ``group/nbdiag_missing.tsv``, the tables and the page).
 
     Returns
     -------
     int
-        0 when every selected run × variant passes its final sign-off, 3 when one
-        fails, 2 for bad usage (no record in ``output_dir``, an unknown ``--variant``,
-        a ratings file that cannot be used or rates an unknown run). Problems are
+        0 every expected run × variant audited and passing its final sign-off; 1 some runs
+        could not be audited (error records, or missing/refused with ``allow_incomplete``);
+        2 bad usage (no record in ``output_dir``, an unknown ``--variant``, a ratings file
+        that cannot be used or rates an unknown run) or refused / missing records without
+        ``allow_incomplete`` (nothing signed off); 3 sign-off failed (QC only). Problems are
         printed to stderr.
     """
     from nbdiag.ratings import RatingsError, load_ratings
 
     _check_fail_on(fail_on)
     root = Path(output_dir)
-    records = collect_records(root)
-    if not records:
-        print(f"nbdiag group: no *_nbdiag.json found under {root}/sub-*; "
-              "run the participant level first.", file=sys.stderr)
+    if root.exists() and not root.is_dir():
+        _say(f"nbdiag group: OUTPUT_DIR {root} is a file, expected the participant level's output folder")
         return EXIT_USAGE
+    records = collect_records(root)
+    check = check_records(records, root, bids_dir)
     if bids_dir is not None:
         absent = subjects_without_output(bids_dir, records)
         if absent:
             shown = ", ".join(f"sub-{s}" for s in absent[:50]) + (" ..." if len(absent) > 50 else "")
-            print(f"nbdiag group: {len(absent)} subject(s) of {bids_dir} have no output in {root} "
-                  f"(shard not run or not finished?): {shown}", file=sys.stderr)
+            _say(f"nbdiag group: {len(absent)} subject(s) of {bids_dir} have no output in {root} "
+                 f"(shard not run or not finished?): {shown}")
+    group = root / "group"
+    for problem in check["problems"]:
+        _say(f"nbdiag group: {problem}")
+    if not records and not check["missing"]:
+        _say(f"nbdiag group: no *_nbdiag.json found under {root}/sub-*; run the participant level first.")
+        return EXIT_USAGE
+    if not check["verified"]:
+        _say("nbdiag group: note: no participant manifest in OUTPUT_DIR/.nbdiag/manifests; completeness and "
+             "input changes cannot be checked (records written by an older nbdiag?)")
+    for item in check["stale"]:
+        _say(f"nbdiag group: stale record left out: {item['record']}: {item['reason']}")
+    bad = check["refused"] + check["missing"]
+    for item in check["refused"]:
+        _say(f"nbdiag group: refused {item['record']}: {item['reason']}")
+    for item in check["missing"]:
+        _say(f"nbdiag group: missing {item['record']}: {item['reason']}")
+    if bad and not allow_incomplete:
+        # nothing signed off: remove sign-off outputs of an earlier group run so none survives stale
+        for stale_output in (group / "signoff.tsv", group / "include.tsv", group / "nbdiag_runs.tsv",
+                             root / "group.html"):
+            if stale_output.is_file():
+                stale_output.unlink()
+        _write_tsv(missing_table(check), group / "nbdiag_missing.tsv")
+        _say(f"nbdiag group: refused: {len(check['refused'])} record(s) refused and {len(check['missing'])} "
+             f"missing (listed above and in {group / 'nbdiag_missing.tsv'}); rerun the participant level for "
+             "them, or pass --allow-incomplete to sign off the others"
+             + (" (inputs vanished: is BIDS_DIR the dataset the participant level audited?)"
+                if any("vanished" in item["reason"] for item in check["refused"]) else ""))
+        return EXIT_USAGE
+    trusted = check["trusted"]
     try:
-        chosen = select_variants(records, variants)
-        known = [(str(_get(r, "run", "prefix")), str(r.get("variant"))) for r in records]
+        chosen = select_variants(trusted, variants)
+        known = [(str(_get(r, "run", "prefix")), str(r.get("variant"))) for r in trusted]
         rated = load_ratings(ratings, known) if ratings else {}
     except (ValueError, RatingsError) as exc:
-        print(f"nbdiag group: error: {exc}", file=sys.stderr)
+        _say(f"nbdiag group: error: {exc}")
         return EXIT_USAGE
-    write_group_tables(records, root, fail_on, variants=variants, ratings=rated)
-    signoff = signoff_table(chosen, fail_on, rated)
+    write_group_tables(trusted, root, fail_on, variants=variants, ratings=rated)
+    runs_df, signoff = runs_table(trusted), signoff_table(chosen, fail_on, rated)
+    extra_runs, extra_signoff = _extra_rows(check, fail_on)
+    if variants:
+        wanted = {str(v) for v in variants}
+        extra_signoff = [r for r in extra_signoff if r.get("variant") is None or str(r["variant"]) in wanted]
+    if extra_runs:
+        _write_tsv(pd.concat([runs_df, pd.DataFrame(extra_runs)], ignore_index=True), group / "nbdiag_runs.tsv")
+        _write_tsv(pd.concat([signoff, pd.DataFrame(extra_signoff, columns=signoff.columns)], ignore_index=True),
+                   group / "signoff.tsv")
+    _write_tsv(missing_table(check), group / "nbdiag_missing.tsv")
     if report:
         from nbdiag.report.group_report import render_group_report
 
-        render_group_report(records, runs_table(records), signoff_table(records, fail_on, rated),
-                            root / "group.html", fail_on=fail_on,
-                            deciding=sorted({str(r.get("variant")) for r in chosen}))
+        render_group_report(trusted, runs_df, signoff_table(trusted, fail_on, rated), root / "group.html",
+                            fail_on=fail_on, deciding=sorted({str(r.get("variant")) for r in chosen}),
+                            incomplete=missing_table(check))
+    n_error = int((signoff["status"] == "error").sum()) if len(signoff) else 0
+    if n_error or bad:
+        _say(f"nbdiag group: {n_error} run × variant(s) could not be audited"
+             + (f", {len(bad)} missing or refused (--allow-incomplete)" if bad else "")
+             + f"; see {group / 'signoff.tsv'}")
+        return EXIT_RUN_ERRORS
     failed = signoff[signoff["final"] == "fail"]
     if len(failed):
         which = f" of variant(s) {', '.join(dict.fromkeys(map(str, signoff['variant'])))}"
-        print(f"nbdiag group: {len(failed)} of {len(signoff)} run × variant(s){which} fail sign-off "
-              f"(--fail-on {fail_on}); see {root / 'group' / 'signoff.tsv'}", file=sys.stderr)
+        _say(f"nbdiag group: {len(failed)} of {len(signoff)} run × variant(s){which} fail sign-off "
+             f"(--fail-on {fail_on}); see {group / 'signoff.tsv'}")
         return EXIT_SIGNOFF_FAILED
     return EXIT_OK

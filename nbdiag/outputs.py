@@ -80,6 +80,10 @@ def check_output_dir(output_dir: Path, bids_dir: Path | None = None, derivatives
         Naming both folders.
     """
     output_dir = Path(output_dir).absolute()
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"OUTPUT_DIR {output_dir} is an existing file; expected a folder (new or nbdiag's own)")
+    if output_dir.is_dir() and not os.access(output_dir, os.W_OK | os.X_OK):
+        raise ValueError(f"OUTPUT_DIR {output_dir} is not writable")
     if bids_dir is None:
         return output_dir
     out, src = output_dir.resolve(), Path(bids_dir).absolute().resolve()

@@ -9,17 +9,22 @@ This is the Python API behind ``nbdiag BIDS_DIR OUTPUT_DIR participant``::
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from nbdiag import codes
 from nbdiag.record import RunAudit, audit_run
-from nbdiag.inputs.bids import RunInputs, discover_runs
+from nbdiag.inputs.bids import RunInputs, discover
 from nbdiag.config import Config, check_complete, replace_model
+from nbdiag.errors import SettingsError
+from nbdiag.manifest import MANIFEST_DIR, make_manifest, manifest_path, provenance, settings_hash
+from nbdiag.outputs import (check_output_dir, run_folder, write_dataset_description, write_json,
+                            write_run_outputs)
 from nbdiag.preflight import check_before_runs
-from nbdiag.outputs import check_output_dir, write_dataset_description, write_run_outputs
 
 
 @dataclass
@@ -38,6 +43,8 @@ class ParticipantResult:
     counts: dict[str, int] = field(default_factory=dict)
     #: runs skipped by ``--work-dir`` because their key and outputs were unchanged
     n_unchanged: int = 0
+    #: run × variants that failed with an internal error (a bug in nbdiag), kept even without ``audits``
+    internal_errors: list[RunAudit] = field(default_factory=list)
 
     @property
     def n_errors(self) -> int:
@@ -51,13 +58,57 @@ class ParticipantResult:
         return 1 if self.n_errors or any(n.startswith("participant label") for n in self.notes) else 0
 
 
-def _audit_and_write(run: RunInputs, config: Config, output_dir: Path) -> list[RunAudit]:
+def _audit_and_write(run: RunInputs, config: Config, output_dir: Path,
+                     bids_dir: Path | None = None) -> list[RunAudit]:
     audits = []
     for settings in config.all_variants():
         audit = audit_run(run, settings)
+        # the record is written last and carries the settings hash + input fingerprints:
+        # its presence with a matching hash is the "done" marker the group level trusts
+        audit.record["provenance"] = provenance(settings.to_dict(), run_input_files(run), bids_dir)
+        _remove_leftover_temp_files(output_dir, run, settings.variant)
         write_run_outputs(output_dir, audit)
         audits.append(audit)
     return audits
+
+
+def _remove_leftover_temp_files(output_dir: Path, run: RunInputs, variant: str) -> None:
+    """Temp files of this run × variant left by a killed earlier invocation (only this run's own)."""
+    folder = run_folder(output_dir, run.entities)
+    if folder.is_dir():
+        for tmp in folder.glob(f".{run.prefix}_desc-{variant}_*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def run_input_files(run: RunInputs) -> dict[str, Path | None]:
+    """Every input file of a run, by role (what the fingerprints cover)."""
+    return {"bold": run.bold, "bold_sidecar": run.bold_sidecar, "events": run.events,
+            "confounds": run.confounds,
+            "confounds_sidecar": run.confounds.with_suffix(".json") if run.confounds else None}
+
+
+def _write_manifests(output_dir: Path, config: Config, runs: list[RunInputs], discovery,
+                     participant_labels) -> None:
+    """One manifest per subject covered (a shard writes only its own subjects' files)."""
+    variants = {s.variant: settings_hash(s.to_dict()) for s in config.all_variants()}
+    expected: dict[str, list[dict]] = {}
+    for run in runs:
+        folder = run_folder(Path("."), run.entities).as_posix()
+        for variant in variants:
+            expected.setdefault(run.subject, []).append({
+                "prefix": run.prefix, "subject": run.subject, "session": run.session, "run": run.run,
+                "variant": variant, "record": f"{folder}/{run.prefix}_desc-{variant}_nbdiag.json"})
+    skipped = dict(discovery.skipped)
+    covered = set(expected) | set(skipped)
+    for subject in sorted(covered):
+        write_json(manifest_path(output_dir, subject),
+                   make_manifest(subject=subject, expected=expected.get(subject, []),
+                                 skipped=skipped.get(subject) if subject not in expected else None,
+                                 variants=variants))
+    if not participant_labels:  # the whole dataset: subjects no longer in it are stale
+        for old in (Path(output_dir) / MANIFEST_DIR).glob("sub-*.json"):
+            if old.stem.removeprefix("sub-") not in covered:
+                old.unlink(missing_ok=True)
 
 
 def _details(audits: list[RunAudit]) -> str:
@@ -138,6 +189,10 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
 
     live = (log is None and wants_live_progress()) if progress is None else progress
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    for label in participant_labels or ():
+        if not re.match(r"^[A-Za-z0-9]+$", str(label).removeprefix("sub-")):
+            raise SettingsError(f"invalid value for 'participant_label': expected BIDS labels (letters and "
+                                f"digits, with or without 'sub-'); got {str(label)!r}")
     if participant_labels:
         config = replace_model(config, sub_labels=tuple(str(p).removeprefix("sub-") for p in participant_labels))
     check_complete(config)
@@ -150,15 +205,17 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
 
         work_dir = check_work_dir(Path(work_dir), bids_dir, bids_dir / base.derivatives_folder)
         cache = WorkDir(work_dir, bids_dir, output_dir)
-        runs, notes, n_cached = cache.discover(base, bids_filter=bids_filter)
+        discovery, n_cached = cache.discover(base, bids_filter=bids_filter)
         if n_cached:
             log(f"nbdiag: --work-dir: runs of {n_cached} unchanged subject(s) taken from {work_dir}")
     else:
-        runs, notes = discover_runs(bids_dir, base, bids_filter=bids_filter)
+        discovery = discover(bids_dir, base, bids_filter=bids_filter)
+    runs, notes = discovery.runs, discovery.notes
     for note in notes:
         log(f"note: {note}")
     check_before_runs(runs, config)  # a contrast/event-setting typo stops here (SettingsError, exit 2)
     write_dataset_description(output_dir, bids_dir)
+    _write_manifests(output_dir, config, runs, discovery, participant_labels)
     n = len(runs)
     variants = [s.variant for s in config.all_variants()]
     log(f"nbdiag: auditing {n} runs x {len(variants)} variants -> {output_dir}")
@@ -169,6 +226,7 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
         remaining[run.subject] = remaining.get(run.subject, 0) + 1
     pending: dict[str, list[RunAudit]] = {}
     redone: set[str] = set()
+    bugs: list[RunAudit] = []
     audits: list[RunAudit] = []
     reports_written: list[Path] = []
     bar = Progress(n, log, live=live)
@@ -185,6 +243,7 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
         line = _progress_line(bar.done + 1, n, done, seconds)
         if skipped:
             line = line.replace(f"  ({seconds:.1f} s)", "  (unchanged, skipped)")
+        bugs.extend(a for a in done if (a.record.get("error") or {}).get("code") == codes.INTERNAL_ERROR.code)
         bar.update(line, [a.status for a in done], skipped=skipped,
                    details=_details(done) if verbose and not skipped else "")
         if (reports or keep_audits) and done:
@@ -208,7 +267,7 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
                 cache.forget(run)
             redone.add(run.subject)
             todo.append((run, key))
-        tasks = [(run, config, output_dir, not (reports or keep_audits)) for run, _ in todo]
+        tasks = [(run, config, output_dir, not (reports or keep_audits), bids_dir) for run, _ in todo]
         for i, (done, seconds) in execute(_timed, tasks, n_jobs=n_jobs, dask_scheduler=dask_scheduler):
             run, key = todo[i]
             if cache is not None:
@@ -219,7 +278,7 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     audits.sort(key=lambda a: (order[a.run.key], variant_order[a.variant]))
     counts = dict(bar.counts)
     result = ParticipantResult(audits=audits, notes=notes, reports=reports_written, counts=counts,
-                               n_unchanged=bar.skipped)
+                               n_unchanged=bar.skipped, internal_errors=bugs)
     log(f"nbdiag: {n} runs in {time.perf_counter() - start:.1f} s; "
         + ", ".join(f"{s}: {counts[s]}" for s in ("pass", "warn", "fail", "error"))
         + (f"; {bar.skipped} unchanged runs skipped (--work-dir)" if bar.skipped else ""))
@@ -257,10 +316,11 @@ def _reload(output_dir: Path, audit: RunAudit) -> RunAudit:
     return RunAudit(audit.run, audit.variant, record, design)
 
 
-def _timed(run: RunInputs, config: Config, output_dir: Path, slim: bool = False) -> tuple[list[RunAudit], float]:
+def _timed(run: RunInputs, config: Config, output_dir: Path, slim: bool = False,
+           bids_dir: Path | None = None) -> tuple[list[RunAudit], float]:
     """Audit and write one run (in a worker); ``slim`` returns summaries only (less to send back)."""
     t0 = time.perf_counter()
-    done = _audit_and_write(run, config, output_dir)
+    done = _audit_and_write(run, config, output_dir, bids_dir)
     if slim:
         done = [_summary(a) for a in done]
     return done, time.perf_counter() - t0

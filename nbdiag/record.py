@@ -109,13 +109,8 @@ def _input_findings(run: RunInputs) -> list[Finding]:
                       "source": run.t_r.source},
             fix="fit runs with different TRs separately: set t_r per model (FirstLevelModel(t_r=...)) or --t-r",
         ))
-    if run.n_scans is not None and not run.n_scans.source.startswith("image header"):
-        findings.append(codes.N_SCANS_MISMATCH.finding(
-            severity="info", title="Number of volumes taken from the confounds file",
-            message=f"n_scans = {run.n_scans.value} from {run.n_scans.source}.",
-            evidence={"n_scans": run.n_scans.value, "source": run.n_scans.source},
-            fix="fetch the image (e.g. datalad get) to confirm the number of volumes from its header",
-        ))
+    # n_scans taken from the confounds rows (image not fetched) is a note on the run
+    # (run.notes), not an n_scans_mismatch: nothing mismatches.
     return findings
 
 
@@ -143,22 +138,55 @@ def prepare_run(run: RunInputs, settings: Settings) -> PreparedRun:
         raise run.error
     model = settings.model
     n_scans = int(run.n_scans.value)
-    table = read_events(run.events)
+    check_n_scans(n_scans, run, settings)
+    table = read_events(run.events, limits=settings.limits)
     if settings.stats_model is not None:
         events, conf, notes = _stats_model_inputs(run, settings, table, n_scans)
     else:
         events = transform_events(table, settings.events, path=run.events)
-        conf = load_run_confounds(run.bold, run.confounds, model, n_scans)
+        conf = load_run_confounds(run.bold, run.confounds, model, n_scans, roots=run.roots, limits=settings.limits)
         notes = [f"nilearn load_confounds: {m}" for m in conf.warnings]
     findings = list(events.findings)
     t_r = float(run.t_r.value)
     slice_time_ref = float(run.slice_time_ref.value)
     mask = conf.sample_mask if (model.apply_sample_masks and conf.sample_mask is not None) else None
-    built = build_design(events.events, conf.confounds, n_scans, t_r, slice_time_ref, model, sample_mask=mask)
+    try:
+        built = build_design(events.events, conf.confounds, n_scans, t_r, slice_time_ref, model, sample_mask=mask)
+    except (ValueError, TypeError) as exc:  # nilearn's own checks of the events it is given
+        raise InputError(f"nilearn cannot build a design from these events: {type(exc).__name__}: {exc}",
+                         file=run.events, code=codes.EVENTS_INVALID.code,
+                         expected="events nilearn's make_first_level_design_matrix accepts",
+                         found=type(exc).__name__) from None
     times = frame_times(n_scans, t_r, slice_time_ref)
     findings += events_outside_run(events.events, times, t_r, model.min_onset, run.events)
     context = make_context(settings, events, conf, built, t_r, slice_time_ref, n_scans)
     return PreparedRun(events, conf, built, context, findings, notes)
+
+
+#: fewest volumes a design can be built from (nilearn's cosine drift and HRF sampling fail below)
+MIN_SCANS = 2
+
+
+def check_n_scans(n_scans: int, run: RunInputs, settings: Settings) -> None:
+    """Refuse a run with too few or too many volumes for a design, naming where n_scans came from.
+
+    Raises
+    ------
+    InputError
+        ``n_scans`` < 2 (nilearn fails with an IndexError / empty reduction), or above
+        ``[limits] max_scans``.
+    """
+    source = run.n_scans.source if run.n_scans is not None else "n_scans"
+    if n_scans < MIN_SCANS:
+        raise InputError(f"the run has {n_scans} volume(s) ({source}); a design needs at least {MIN_SCANS}",
+                         file=run.bold, code=codes.N_SCANS_INVALID.code, expected=f">= {MIN_SCANS} volumes",
+                         found=f"{n_scans}")
+    limit = settings.limits.max_scans
+    if n_scans > limit:
+        from nbdiag.limits import too_large
+
+        raise InputError(too_large(f"volumes ({source})", n_scans, limit, "max_scans"), file=run.bold,
+                         code=codes.INPUT_TOO_LARGE.code, expected=f"at most {limit} volumes", found=f"{n_scans}")
 
 
 def _stats_model_inputs(run: RunInputs, settings: Settings, table: pd.DataFrame, n_scans: int):
@@ -245,6 +273,7 @@ def make_context(settings: Settings, events, conf, built: DesignResult, t_r: flo
     rt_name = settings.events.rtdur_name if "rtdur" in settings.events.transforms else None
     task_events = events.events[["onset", "duration", "trial_type"] + (
         ["modulation"] if "modulation" in events.events.columns else [])].copy()
+    task_events["trial_type"] = task_events["trial_type"].astype(str)  # column names are strings
     return DesignContext(
         t_r=t_r, slice_time_ref=slice_time_ref, hrf_model=model.hrf_model, drift_model=model.drift_model,
         high_pass=model.high_pass, drift_order=model.drift_order, events=task_events,

@@ -103,9 +103,10 @@ class Thresholds:
                 raise SettingsError(
                     f"{where}: unknown threshold {key!r}; allowed: {', '.join(allowed)}"
                 )
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
+                    or value == float("inf"):
                 raise SettingsError(
-                    f"{where}: threshold {key!r} must be a non-negative number; got {value!r}"
+                    f"{where}: threshold {key!r} must be a finite non-negative number; got {value!r}"
                 )
             clean[key] = float(value)
         return replace(self, **clean)

@@ -35,8 +35,9 @@ from nbdiag.config import Config, ModelSettings
 from nbdiag.inputs.bids import (
     NILEARN_DEFAULT_SPACE,
     DatasetError,
+    Discovery,
     RunInputs,
-    discover_runs,
+    discover,
     list_subjects,
     resolve_dataset_timing,
 )
@@ -95,61 +96,67 @@ class WorkDir:
         self.root.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ discovery
-    def discover(self, model: ModelSettings, bids_filter: Any = None) -> tuple[list[RunInputs], list[str], int]:
-        """``discover_runs`` with per-subject reuse.
+    def discover(self, model: ModelSettings, bids_filter: Any = None) -> tuple[Discovery, int]:
+        """:func:`nbdiag.inputs.bids.discover` with per-subject reuse.
 
         Returns
         -------
-        runs, notes
-            As :func:`nbdiag.inputs.bids.discover_runs`.
+        discovery : Discovery
+            As :func:`nbdiag.inputs.bids.discover`.
         n_cached : int
             Subjects whose discovery was reused.
         """
         derivatives = (self.bids_dir / model.derivatives_folder).absolute()
         if not self.bids_dir.is_dir() or not derivatives.is_dir():
-            runs, notes = discover_runs(self.bids_dir, model, bids_filter=bids_filter)  # the usual DatasetError
-            return runs, notes, 0
+            return discover(self.bids_dir, model, bids_filter=bids_filter), 0  # the usual DatasetError
         subjects, missing = list_subjects(derivatives, model.sub_labels, model.exclude_subjects)
-        notes = [f"participant label '{label}' not found: no folder sub-{label} in {derivatives}"
-                 for label in missing]
         space = model.space_label if model.space_label is not None else NILEARN_DEFAULT_SPACE
         t_r, slice_time_ref = resolve_dataset_timing(self.bids_dir, derivatives, model, space)
         model_key = {k: v for k, v in model.to_dict().items() if k not in ("sub_labels", "exclude_subjects")}
         common = {"version": WORK_VERSION, "nbdiag": __version__, "nilearn": nilearn.__version__,
                   "model": model_key, "t_r": t_r and t_r.to_dict(), "str": slice_time_ref.to_dict(),
                   "bids_filter": repr(bids_filter)}
-        by_subject: dict[str, list[RunInputs]] = {}
-        subject_notes: dict[str, list[str]] = {}
+        cached: dict[str, tuple] = {}
         keys: dict[str, str] = {}
-        stale = []
         for subject in subjects:
-            key = _sha({**common, "raw": _tree_signature(self.bids_dir / f"sub-{subject}"),
-                        "derivatives": _tree_signature(derivatives / f"sub-{subject}")})
-            keys[subject] = key
-            cached = self._load_discovery(subject, key)
-            if cached is None:
-                stale.append(subject)
-            else:
-                by_subject[subject], subject_notes[subject] = cached
-        if stale:
+            keys[subject] = _sha({**common, "raw": _tree_signature(self.bids_dir / f"sub-{subject}"),
+                                  "derivatives": _tree_signature(derivatives / f"sub-{subject}")})
+            hit = self._load_discovery(subject, keys[subject])
+            if hit is not None:
+                cached[subject] = hit
+        stale = [s for s in subjects if s not in cached]
+        if not cached:  # nothing to reuse: exactly discover()
+            found = discover(self.bids_dir, model, bids_filter=bids_filter)
+            self._store(found, keys)
+            return found, 0
+        fresh = Discovery(runs=[], notes=[])
+        if stale or missing:
+            sub = replace(model, sub_labels=tuple(stale) + tuple(missing), exclude_subjects=())
             try:
-                fresh, fresh_notes = discover_runs(self.bids_dir, replace(model, sub_labels=tuple(stale), exclude_subjects=()),
-                                                   bids_filter=bids_filter)
+                fresh = discover(self.bids_dir, sub, bids_filter=bids_filter)
             except DatasetError as exc:
-                fresh, fresh_notes = [], [str(exc)]
-            for subject in stale:
-                by_subject[subject] = [r for r in fresh if r.subject == subject]
-                subject_notes[subject] = [n for n in fresh_notes if n.startswith(f"sub-{subject}:")]
-                self._save_discovery(subject, keys[subject], by_subject[subject], subject_notes[subject])
-            notes += [n for n in fresh_notes if not any(n.startswith(f"sub-{s}:") for s in stale)
-                      and not n.startswith("participant label")]
-        runs = [r for s in subjects for r in by_subject.get(s, [])]
-        for s in subjects:
-            notes += subject_notes.get(s, [])
+                fresh = Discovery(runs=[], notes=[str(exc)], subjects=[], skipped=[(s, str(exc)) for s in stale])
+            self._store(fresh, {s: keys[s] for s in stale})
+        runs, notes, skipped, covered = [], list(fresh.notes), list(fresh.skipped), list(fresh.subjects)
+        for subject in subjects:
+            if subject in cached:
+                c_runs, c_notes, c_skipped = cached[subject]
+                runs += c_runs
+                notes += c_notes
+                skipped += c_skipped
+                covered.append(subject)
+            else:
+                runs += [r for r in fresh.runs if r.subject == subject]
         if not runs:
             raise DatasetError(f"no run found for task '{model.task_label}', space '{space}', filters "
                                f"{list(model.img_filters)} in {derivatives}")
-        return runs, notes, len(subjects) - len(stale)
+        return Discovery(runs=runs, notes=notes, subjects=sorted(set(covered)), skipped=skipped), len(cached)
+
+    def _store(self, found: Discovery, keys: dict[str, str]) -> None:
+        for subject, key in keys.items():
+            self._save_discovery(subject, key, [r for r in found.runs if r.subject == subject],
+                                 [n for n in found.notes if n.startswith(f"sub-{subject}:")],
+                                 [x for x in found.skipped if x[0] == subject])
 
     def _discovery_path(self, subject: str) -> Path:
         return self.root / "discovery" / f"sub-{subject}.pkl"
@@ -159,17 +166,19 @@ class WorkDir:
             with open(self._discovery_path(subject), "rb") as fh:
                 data = pickle.load(fh)
             if data.get("key") == key:
-                return data["runs"], data["notes"]
+                return data["runs"], data["notes"], data.get("skipped", [])
         except Exception:  # noqa: BLE001 - absent, truncated or from another version: rediscover
             pass
         return None
 
-    def _save_discovery(self, subject: str, key: str, runs: list[RunInputs], notes: list[str]) -> None:
+    def _save_discovery(self, subject: str, key: str, runs: list[RunInputs], notes: list[str],
+                        skipped: list | None = None) -> None:
         path = self._discovery_path(subject)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as fh:
-            pickle.dump({"key": key, "runs": runs, "notes": notes}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump({"key": key, "runs": runs, "notes": notes, "skipped": skipped or []}, fh,
+                        protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
 
     # ------------------------------------------------------------------ runs

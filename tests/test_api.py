@@ -271,7 +271,8 @@ def test_audit_model_unreadable_image_uses_confounds_or_refuses(tmp_path):
     assert record["status"] != "error"
     assert record["settings"]["n_scans"]["value"] == len(confounds)
     assert "confounds row count" in record["settings"]["n_scans"]["source"]
-    assert any(f["code"] == "n_scans_mismatch" and f["severity"] == "info" for f in record["findings"])
+    # nothing mismatches: where n_scans came from is in settings.n_scans.source, not an n_scans_mismatch (issue 13)
+    assert not any(f["code"] == "n_scans_mismatch" for f in record["findings"])
     refused = nbdiag.audit_model(model, missing, events=events).records[0]
     assert refused["status"] == "error"
     assert "no confounds were given" in refused["error"]["message"]

@@ -57,7 +57,8 @@ def test_all_pass_exit_0(tmp_path, base_record):
 
 def test_fail_exit_3_and_tables(tmp_path, base_record):
     out = _dataset(tmp_path, base_record, {"01": "pass", "02": "fail", "03": "warn", "04": "error"})
-    assert run_group(out, "fail") == 3
+    # a run that could not be audited: exit 1, not 3 (3 is for QC only)
+    assert run_group(out, "fail") == 1
     so = pd.read_csv(out / "group" / "signoff.tsv", sep="\t", dtype=str, keep_default_na=False)
     assert list(so.columns[:6]) == ["subject", "session", "run", "variant", "status", "reasons"]
     by = dict(zip(so["subject"], so["signoff"]))
@@ -105,7 +106,9 @@ def test_broken_json_is_error_row(tmp_path, base_record):
     paths = write_group_tables(recs, out)
     so = pd.read_csv(paths["signoff"], sep="\t", dtype=str)
     assert so.loc[1, "signoff"] == "fail" and "could not read" in so.loc[1, "reasons"]
-    assert run_group(out) == 3
+    assert run_group(out) == 2  # a partial record is refused, nothing signed off
+    assert not (out / "group" / "signoff.tsv").exists()
+    assert run_group(out, allow_incomplete=True) == 1
 
 
 def test_hostile_names_in_group_html(tmp_path):

@@ -76,7 +76,7 @@ def run_demo(output_dir: str | Path = DEFAULT_OUTPUT, n_jobs: int = 1, log=None,
     config = load_config(CONFIG)
     result = run_participant(DATA_DIR, output_dir, config, n_jobs=n_jobs, log=log,
                              participant_labels=participant_labels)
-    signoff = run_group(output_dir, fail_on="fail")
+    signoff = run_group(output_dir, fail_on="fail", bids_dir=DATA_DIR)
     records = [a.record for a in result.audits]
     print()
     print(f"nbdiag demo: {len({a.run.key for a in result.audits})} runs x {len(config.all_variants())} variants "

@@ -17,7 +17,8 @@ nilearn are deliberate and recorded:
 
 from __future__ import annotations
 
-import json
+import math
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,16 +27,18 @@ from typing import Any
 import nibabel as nib
 from nilearn.interfaces.bids.query import (
     get_bids_files,
-    infer_repetition_time_from_dataset,
-    infer_slice_timing_start_time_from_dataset,
     parse_bids_filename,
 )
 from nilearn.interfaces.bids.utils import bids_entities
 
 from nbdiag.config import ModelSettings
 from nbdiag.errors import InputError
+from nbdiag.inputs.safety import (allowed_roots, check_input_file, display, is_unfetched_annex,
+                                  read_json_object, repetition_time)
 
 NILEARN_DEFAULT_SPACE = "MNI152NLin2009cAsym"
+#: a BIDS label: letters and digits only (checked before a label becomes part of a file name)
+_BIDS_LABEL = re.compile(r"^[A-Za-z0-9]+$")
 ENTITY_ORDER = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo", "part")
 
 
@@ -70,6 +73,8 @@ class RunInputs:
     own_t_r: float | None = None
     notes: list[str] = field(default_factory=list)
     error: InputError | None = None
+    #: resolved folders inputs may be read from (BIDS_DIR, derivatives); None: not checked
+    roots: tuple[Path, ...] | None = None
     #: BIDS_DIR: input files are written to records relative to it (``bids::<path>``).
     root: Path | None = None
 
@@ -156,31 +161,71 @@ def list_subjects(derivatives: Path, sub_labels: tuple[str, ...], exclude: tuple
     if sub_labels:
         wanted = list(sub_labels)
     else:
-        wanted = [p.name.split("-", 1)[1] for p in derivatives.glob("sub-*") if p.is_dir()]
+        wanted = [p.name.split("-", 1)[1] for p in derivatives.glob("sub-*")
+                  if p.is_dir() and _BIDS_LABEL.match(p.name.split("-", 1)[1])]
     present = [s for s in wanted if (derivatives / f"sub-{s}").is_dir()]
     missing = [s for s in wanted if s not in present]
     return sorted(set(present) - set(exclude)), missing
 
 
-def resolve_dataset_timing(bids_dir: Path, derivatives: Path, model: ModelSettings, space: str) -> tuple[Resolved | None, Resolved]:
-    """Dataset-level ``t_r`` and ``slice_time_ref``, as ``first_level_from_bids`` infers them."""
+def _first_sidecar_value(files: list, key: str, notes: list[str] | None,
+                         roots: tuple[Path, ...] | None) -> tuple[Any, str | None]:
+    """nilearn's ``_get_metadata_from_bids``: ``key`` of the *first* sidecar, checked.
+
+    nilearn's ``json.load`` fails on an empty, BOM-prefixed or non-object first sidecar (a
+    traceback that names no file). nbdiag notes the file and what is wrong with it, and takes
+    the value from the next readable sidecar instead, saying so in the source.
+    """
+    skipped: list[str] = []
+    for i, name in enumerate(files):
+        data, problem = read_json_object(Path(name), roots)
+        value = None
+        if data is not None:
+            if key == "RepetitionTime":
+                value, problem = repetition_time(data, display(name))
+            else:
+                value = data.get(key)
+                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                          or not math.isfinite(value) or value < 0):
+                    value, problem = None, f"{display(name)}: {key} must be a finite number >= 0; found {value!r}"
+        if problem is not None:
+            if notes is not None:
+                notes.append(f"sidecar unreadable for {key}: {problem}"
+                             + (" (nilearn's first_level_from_bids reads this file first and would stop here)"
+                                if i == 0 else ""))
+            skipped.append(display(name))
+            continue
+        if value is None and not skipped:
+            return None, None  # nilearn: the first sidecar has no such key -> not found
+        if value is None:
+            continue
+        note = f" (the first sidecar(s) {', '.join(skipped)} could not be used)" if skipped else ""
+        return value, f"{key} in {name}{note}"
+    return None, None
+
+
+def resolve_dataset_timing(bids_dir: Path, derivatives: Path, model: ModelSettings, space: str,
+                           notes: list[str] | None = None) -> tuple[Resolved | None, Resolved]:
+    """Dataset-level ``t_r`` and ``slice_time_ref``, as ``first_level_from_bids`` infers them.
+
+    Sidecars that cannot be read (empty, BOM, not an object, a RepetitionTime that is not a
+    finite number > 0) are appended to ``notes``, naming the file.
+    """
     supported = bids_entities()["raw"] + bids_entities()["derivatives"]
     filters = _filters(model.task_label, space, model.img_filters, supported)
+    roots = allowed_roots(bids_dir, derivatives)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         deriv_json = get_bids_files(derivatives, modality_folder="func", file_tag="bold", file_type="json",
                                     filters=filters)
-        inferred = infer_repetition_time_from_dataset(bids_path=derivatives, filters=filters)
-        source = f"RepetitionTime in {deriv_json[0]}" if inferred is not None and deriv_json else None
+        inferred, source = _first_sidecar_value(deriv_json, "RepetitionTime", notes, roots)
         if inferred is None:
             raw_filters = _filters(model.task_label, None, [f for f in model.img_filters if f[0] != "desc"],
                                    bids_entities()["raw"])
             raw_json = get_bids_files(bids_dir, modality_folder="func", file_tag="bold", file_type="json",
                                       filters=raw_filters)
-            inferred = infer_repetition_time_from_dataset(bids_path=bids_dir, filters=raw_filters)
-            if inferred is not None:
-                source = f"RepetitionTime in {raw_json[0] if raw_json else 'raw dataset sidecar'}"
-        start_time = infer_slice_timing_start_time_from_dataset(bids_path=derivatives, filters=filters)
+            inferred, source = _first_sidecar_value(raw_json, "RepetitionTime", notes, roots)
+        start_time, start_source = _first_sidecar_value(deriv_json, "StartTime", notes, roots)
 
     if model.t_r is not None:
         note = "" if inferred is None or float(inferred) == model.t_r else f" (the dataset says {inferred}: {source})"
@@ -192,7 +237,7 @@ def resolve_dataset_timing(bids_dir: Path, derivatives: Path, model: ModelSettin
 
     if start_time is not None and t_r is not None:
         inferred_str = float(start_time) / t_r.value
-        str_source = f"StartTime {start_time} s / t_r in {deriv_json[0] if deriv_json else 'derivatives sidecar'}"
+        str_source = f"StartTime {start_time} s / t_r ({start_source})"
     else:
         inferred_str = 0.0
         str_source = "nilearn default 0.0 (no StartTime in the derivatives sidecars)"
@@ -223,24 +268,32 @@ def read_n_scans(bold: Path, confounds: Path | None) -> Resolved:
         except Exception as exc:  # noqa: BLE001 - any unreadable image
             problem = f"image unreadable: {type(exc).__name__}: {exc}"
     else:
-        problem = ("image not present (broken link: a DataLad annex file not fetched?)"
-                   if bold.is_symlink() else "image not present")
-    if confounds is not None and confounds.exists():
-        with confounds.open() as fh:
-            n_rows = sum(1 for line in fh if line.strip()) - 1
+        problem = ("image not present (an unfetched git-annex/DataLad file)" if is_unfetched_annex(bold)
+                   else "image not present (broken link)" if bold.is_symlink() else "image not present")
+    if confounds is not None and confounds.is_file():
+        try:
+            with confounds.open("rb") as fh:
+                n_rows = sum(1 for line in fh if line.strip()) - 1
+        except OSError as exc:
+            raise InputError(f"cannot tell the number of volumes: {problem}, and the confounds file cannot be "
+                             f"read ({type(exc).__name__})", file=bold, found=problem) from None
         return Resolved(n_rows, f"confounds row count ({confounds.name}); {problem}")
     raise InputError(f"cannot tell the number of volumes: {problem}, and no confounds file to count rows",
                      file=bold, expected="a readable 4D image header or a confounds file", found=problem)
 
 
-def _own_t_r(sidecar: Path | None) -> float | None:
-    if sidecar is None or not sidecar.exists():
+def _own_t_r(sidecar: Path | None, roots: tuple[Path, ...] | None = None,
+             notes: list[str] | None = None) -> float | None:
+    """The run's own ``RepetitionTime``; an unreadable or invalid sidecar is a note naming it."""
+    if sidecar is None or not (sidecar.exists() or sidecar.is_symlink()):
         return None
-    try:
-        value = json.loads(sidecar.read_text()).get("RepetitionTime")
-        return None if value is None else float(value)
-    except (ValueError, OSError):
-        return None
+    data, problem = read_json_object(sidecar, roots)
+    value = None
+    if data is not None:
+        value, problem = repetition_time(data, display(sidecar))
+    if problem is not None and notes is not None:
+        notes.append(f"bold sidecar not used: {problem}")
+    return value
 
 
 def _find_events(bids_dir: Path, run: RunInputs, task: str) -> Path | None:
@@ -270,7 +323,8 @@ def _find_confounds(bold: Path) -> Path | None:
         if "more than one" in str(exc).lower():
             raise InputError("more than one confounds file matches this image", file=bold,
                              expected="one *_desc-confounds_timeseries.tsv", found=str(exc).split(":", 1)[-1].strip()) from None
-        return None
+        candidate = expected_confounds(bold)
+        return candidate if candidate.is_symlink() else None
     except ImportError:  # pragma: no cover - private helper moved in another nilearn
         ents = bids_entities_of(bold)
         stem = "_".join(f"{k}-{v}" for k, v in ents.items() if k in ENTITY_ORDER)
@@ -281,7 +335,50 @@ def _find_confounds(bold: Path) -> Path | None:
         return None
 
 
+def expected_confounds(bold: Path) -> Path:
+    """The fMRIPrep confounds file name ``load_confounds`` looks for next to ``bold``."""
+    name = bold.name.split(".nii")[0]
+    stem = re.split(r"_(?:space|res|den|desc)-", name)[0]
+    stem = stem[: -len("_bold")] if stem.endswith("_bold") else stem
+    return bold.parent / f"{stem}_desc-confounds_timeseries.tsv"
+
+
+@dataclass
+class Discovery:
+    """What :func:`discover` found: runs, notes, and the subjects it covered or skipped."""
+
+    runs: list[RunInputs]
+    notes: list[str]
+    subjects: list[str] = field(default_factory=list)
+    #: (subject, reason) for subjects with no run to audit
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def check_derivatives_folder(bids_dir: Path, folder: str) -> Path:
+    """``derivatives_folder`` must be a relative path that stays inside BIDS_DIR.
+
+    Raises
+    ------
+    nbdiag.errors.SettingsError
+        For an absolute path or one that climbs out of BIDS_DIR (e.g. ``../../etc``).
+    """
+    from nbdiag.errors import SettingsError
+
+    rel = Path(folder)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise SettingsError(
+            f"invalid value for 'derivatives_folder': expected a folder path inside BIDS_DIR, relative to it "
+            f"(e.g. derivatives/fmriprep); got {folder!r}")
+    return (Path(bids_dir) / rel).absolute()
+
+
 def discover_runs(bids_dir: str | Path, model: ModelSettings, bids_filter=None) -> tuple[list[RunInputs], list[str]]:
+    """``(runs, notes)`` of :func:`discover`."""
+    found = discover(bids_dir, model, bids_filter)
+    return found.runs, found.notes
+
+
+def discover(bids_dir: str | Path, model: ModelSettings, bids_filter=None) -> Discovery:
     """Runs ``first_level_from_bids`` would model, each with inputs resolved.
 
     ``bids_filter`` (:class:`nbdiag.inputs.bids_filter.BidsFilter`, from fMRIPrep's
@@ -303,7 +400,7 @@ def discover_runs(bids_dir: str | Path, model: ModelSettings, bids_filter=None) 
     bids_dir = Path(bids_dir).absolute()
     if not bids_dir.is_dir():
         raise DatasetError(f"BIDS_DIR does not exist or is not a folder: {bids_dir}")
-    derivatives = (bids_dir / model.derivatives_folder).absolute()
+    derivatives = check_derivatives_folder(bids_dir, model.derivatives_folder)
     if not derivatives.is_dir():
         raise DatasetError(
             f"derivatives folder not found: {derivatives} (set --derivatives / derivatives_folder, "
@@ -312,14 +409,21 @@ def discover_runs(bids_dir: str | Path, model: ModelSettings, bids_filter=None) 
     space = model.space_label if model.space_label is not None else NILEARN_DEFAULT_SPACE
     notes: list[str] = []
     subjects, missing = list_subjects(derivatives, model.sub_labels, model.exclude_subjects)
+    skipped: list[tuple[str, str]] = []
     for label in missing:
         notes.append(f"participant label '{label}' not found: no folder sub-{label} in {derivatives}")
+        skipped.append((label, "participant label not found"))
+    for folder in sorted(derivatives.glob("sub-*")):
+        label = folder.name.split("-", 1)[1]
+        if folder.is_dir() and not _BIDS_LABEL.match(label):
+            notes.append(f"{display(folder, bids_dir)}: not a BIDS subject label (letters and digits only); skipped")
     if not subjects:
         raise DatasetError(
             f"no subject to audit in {derivatives}"
             + (f" (requested: {', '.join(model.sub_labels)})" if model.sub_labels else " (no sub-* folders)")
         )
-    t_r, slice_time_ref = resolve_dataset_timing(bids_dir, derivatives, model, space)
+    roots = allowed_roots(bids_dir, derivatives)
+    t_r, slice_time_ref = resolve_dataset_timing(bids_dir, derivatives, model, space, notes)
     if t_r is None:
         notes.append("t_r not given and no RepetitionTime found in any bold.json sidecar")
 
@@ -335,20 +439,30 @@ def discover_runs(bids_dir: str | Path, model: ModelSettings, bids_filter=None) 
             n_filtered += len(images) - len(kept)
             if images and not kept:
                 notes.append(f"sub-{subject}: no BOLD image passes the bids filter file {Path(bids_filter.path).name}")
+                skipped.append((subject, "no BOLD image passes the bids filter file"))
                 continue
             images = kept
         if not images:
-            notes.append(f"sub-{subject}: no BOLD image matches {filters} in {derivatives}")
+            notes.append(f"sub-{subject}: no BOLD image matches {filters} in {display(derivatives, bids_dir)}")
+            skipped.append((subject, f"no BOLD image for task '{model.task_label}' matches {filters}"))
             continue
         seen: dict[tuple, Path] = {}
+        n_before = len(runs)
         for image in images:
             bold = Path(image)
-            run = RunInputs(subject=subject, entities=_raw_entities(bold), bold=bold, root=bids_dir)
+            entities = _raw_entities(bold)
+            bad = {k: v for k, v in entities.items() if not _BIDS_LABEL.match(str(v))}
+            if bad:
+                notes.append(f"{display(bold, bids_dir)}: entity labels {sorted(bad)} are not BIDS labels "
+                             "(letters and digits only); image skipped")
+                continue
+            run = RunInputs(subject=subject, entities=entities, bold=bold, root=bids_dir)
             runs.append(run)
             sidecar = Path(str(bold).split(".nii")[0] + ".json")
-            run.bold_sidecar = sidecar if sidecar.exists() else None
-            run.own_t_r = _own_t_r(run.bold_sidecar)
+            run.bold_sidecar = sidecar if (sidecar.exists() or sidecar.is_symlink()) else None
+            run.own_t_r = _own_t_r(run.bold_sidecar, roots, run.notes)
             run.t_r, run.slice_time_ref = t_r, slice_time_ref
+            run.roots = roots
             try:
                 # nilearn's _check_bids_image_list: one image per (session, run), whatever other entities say
                 nilearn_key = (run.session, run.run)
@@ -360,20 +474,28 @@ def discover_runs(bids_dir: str | Path, model: ModelSettings, bids_filter=None) 
                         expected="one image per session/run", found=f"{seen[nilearn_key].name} and {bold.name}",
                     )
                 seen[nilearn_key] = bold
+                if bold.is_symlink() and bold.exists():
+                    check_input_file(bold, "BOLD image", "the task and filters", roots)
                 if t_r is None:
                     raise InputError("no repetition time: give --t-r or add RepetitionTime to the bold.json sidecars",
                                      file=run.bold_sidecar or bold, column="RepetitionTime",
                                      expected="a number of seconds", found="nothing")
                 run.confounds = _find_confounds(bold)
+                if run.confounds is not None and (run.confounds.exists() or run.confounds.is_symlink()):
+                    if not is_unfetched_annex(run.confounds):
+                        check_input_file(run.confounds, "confounds file", "the BOLD image it belongs to", roots)
                 run.events = _find_events(bids_dir, run, model.task_label)
                 if run.events is None:
                     raise InputError(f"no events.tsv for this run in {bids_dir}", file=bold,
                                      expected=f"{run.prefix}_events.tsv", found="no file")
-                run.n_scans = read_n_scans(bold, run.confounds)
+                check_input_file(run.events, "events file", f"task '{model.task_label}'", roots)
+                run.n_scans = read_n_scans(bold, run.confounds if run.confounds and run.confounds.exists() else None)
                 if not run.n_scans.source.startswith("image header"):
                     run.notes.append(f"n_scans {run.n_scans.value} from {run.n_scans.source}")
             except InputError as exc:
                 run.error = exc
+        if len(runs) == n_before:
+            skipped.append((subject, "no image with BIDS labels"))
     if bids_filter is not None:
         notes.append(f"bids filter file {Path(bids_filter.path).name} (bold: {bids_filter.to_dict()}): "
                      f"{n_filtered} BOLD image(s) left out, {len(runs)} kept"
@@ -384,7 +506,8 @@ def discover_runs(bids_dir: str | Path, model: ModelSettings, bids_filter=None) 
             + (f" that passes the bids filter file {bids_filter.path} (bold: {bids_filter.to_dict()})"
                if bids_filter is not None else "")
         )
-    return runs, notes
+    covered = sorted({r.subject for r in runs})
+    return Discovery(runs=runs, notes=notes, subjects=covered, skipped=skipped)
 
 
 def _extension(path: str | Path) -> str:

@@ -18,6 +18,7 @@ import pandas as pd
 from nbdiag.config import EventSettings
 from nbdiag.errors import InputError
 from nbdiag.findings import Finding
+from nbdiag.limits import Limits, too_large
 from nbdiag import codes
 
 UNMODELED_COLUMNS = ["onset", "duration", "trial_type", "reason"]
@@ -46,7 +47,7 @@ class EventsResult:
     findings: tuple[Finding, ...] = field(default_factory=tuple)
 
 
-def read_events(path: Path) -> pd.DataFrame:
+def read_events(path: Path, limits: Limits | None = None) -> pd.DataFrame:
     """Read an events.tsv and check what nilearn requires of it.
 
     Raises
@@ -54,18 +55,34 @@ def read_events(path: Path) -> pd.DataFrame:
     InputError
         Naming the file, column, row, expected and found value, for: missing
         ``onset``/``duration`` columns, non-numeric or NaN values, negative
-        durations, an empty table.
+        durations, an empty table, infinite onsets or durations, more rows than
+        ``limits.max_event_rows`` (read up to the limit + 1 rows only).
     """
+    limits = limits or Limits()
     try:
-        table = pd.read_csv(path, sep="\t", na_values=["n/a", "N/A", ""], keep_default_na=True)
+        table = pd.read_csv(path, sep="\t", na_values=["n/a", "N/A", ""], keep_default_na=True,
+                            nrows=limits.max_event_rows + 1)
     except FileNotFoundError:
-        raise InputError("events file not found", file=path) from None
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"cannot read events file as TSV: {exc}", file=path) from None
+        raise InputError("events file not found", file=path, code=codes.INPUT_MISSING.code) from None
+    except pd.errors.EmptyDataError:
+        raise InputError("events file is empty", file=path, expected="a header row onset, duration[, trial_type]",
+                         found="an empty file") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"events file is not UTF-8 text (byte {exc.start})", file=path,
+                         expected="a UTF-8 tab-separated table", found="undecodable bytes") from None
+    except (pd.errors.ParserError, OSError, ValueError) as exc:
+        where = str(exc).split(".")[0] if isinstance(exc, pd.errors.ParserError) else type(exc).__name__
+        raise InputError(f"cannot read events file as TSV ({where})", file=path,
+                         expected="a tab-separated table", found="a file pandas cannot parse") from None
+    if len(table) > limits.max_event_rows:
+        raise InputError(too_large("event rows", len(table), limits.max_event_rows, "max_event_rows")
+                         .replace(f": {len(table)} is", f": more than {limits.max_event_rows} is"),
+                         file=path, code=codes.INPUT_TOO_LARGE.code, expected=f"at most {limits.max_event_rows} rows",
+                         found=f"more than {limits.max_event_rows} rows")
     if len(table.columns) == 1 and "," in str(table.columns[0]):
         raise InputError(
-            "events file is not tab-separated", file=path,
-            expected="tab-separated columns onset, duration, trial_type", found=str(table.columns[0]),
+            "events file is not tab-separated (its header holds commas, no tabs)", file=path,
+            expected="tab-separated columns onset, duration, trial_type", found="one comma-separated column",
         )
     for column in ("onset", "duration"):
         if column not in table.columns:
@@ -83,6 +100,13 @@ def read_events(path: Path) -> pd.DataFrame:
                 found=repr(table[column].iloc[row]),
             )
         table[column] = numeric.astype(float)
+        infinite = ~np.isfinite(table[column].to_numpy())
+        if infinite.any():
+            row = int(np.flatnonzero(infinite)[0])
+            raise InputError(
+                f"events file has an infinite '{column}'", file=path, column=column, row=row + 2,
+                expected="a finite number of seconds", found=str(table[column].iloc[row]),
+            )
     negative = table["duration"] < 0
     if negative.any():
         row = int(np.flatnonzero(negative.to_numpy())[0])
@@ -174,6 +198,8 @@ def transform_events(table: pd.DataFrame, settings: EventSettings, *, path: Path
             message=f"{path}: no 'trial_type' column; nilearn models every row as one condition named 'dummy'.",
             evidence={"file": str(path), "columns": list(map(str, events.columns))},
         ))
+        # nilearn's check_events: warns and sets trial_type = "dummy" for every row
+        events["trial_type"] = "dummy"
     else:
         missing = events["trial_type"].isna()
         if missing.any():
@@ -185,14 +211,20 @@ def transform_events(table: pd.DataFrame, settings: EventSettings, *, path: Path
                 evidence={"file": str(path), "rows": [int(i) + 2 for i in np.flatnonzero(missing.to_numpy())][:20]},
             ))
             events = events.loc[~missing]
-        events["trial_type"] = events["trial_type"].astype(str)
+        # non-string trial types (e.g. integers 1..12) keep their type: nilearn orders the
+        # conditions by value (1, 2, ..., 12), not as strings (1, 10, 11, 12, 2, ...)
+        numeric = pd.api.types.is_numeric_dtype(events["trial_type"]) and not pd.api.types.is_bool_dtype(
+            events["trial_type"])
+        as_str = events["trial_type"].astype(str)
+        if not numeric or settings.transforms:  # transforms add string types (e.g. RTDur)
+            events["trial_type"] = as_str
         if settings.drop:
-            dropped = events["trial_type"].isin(settings.drop)
+            dropped = as_str.isin(settings.drop)
             if dropped.any():
                 unmodeled.append(_unmodeled(events.loc[dropped], "dropped by events drop setting"))
-            events = events.loc[~dropped]
-        if settings.rename:
-            events["trial_type"] = events["trial_type"].replace(dict(settings.rename))
+            events, as_str = events.loc[~dropped], as_str.loc[~dropped]
+        if settings.rename and as_str.isin(list(settings.rename)).any():
+            events["trial_type"] = as_str.replace(dict(settings.rename))
 
     rt_events = None
     rt_col = settings.rt_column
@@ -278,6 +310,19 @@ def events_outside_run(events: pd.DataFrame, frame_times: np.ndarray, t_r: float
                       "run_end_s": end, "first_late_onset": float(events.loc[late, "onset"].min()) if late.any() else None,
                       "trial_types": types},
             fix="check that events.tsv belongs to this run and that onsets are in seconds from the first volume",
+        ))
+    run_length = end - float(frame_times[0])
+    huge = events["duration"] > 2 * max(run_length, t_r)
+    if huge.any():
+        row = int(np.flatnonzero(huge.to_numpy())[0])
+        findings.append(codes.EVENTS_INVALID.finding(
+            severity="warn", title="Event durations longer than the run",
+            message=(f"{int(huge.sum())} events last longer than twice the run ({run_length:.1f} s), e.g. "
+                     f"{float(events['duration'].iloc[row]):.6g} s; nilearn cuts them at the run end, so the "
+                     "regressor is a step, not a response. Check the unit (ms vs s) of the duration column."),
+            evidence={"file": str(path), "column": "duration", "n_events": int(huge.sum()),
+                      "max_duration_s": float(events["duration"].max()), "run_length_s": run_length},
+            fix="check the duration column of the events file",
         ))
     if long_.any():
         findings.append(codes.EVENTS_OUTSIDE_RUN.finding(

@@ -20,6 +20,8 @@ import pandas as pd
 
 from nbdiag.config import ModelSettings, nilearn_fills_first_row
 from nbdiag.errors import InputError
+from nbdiag.inputs.safety import check_input_file, display, read_json_object
+from nbdiag.limits import Limits, too_large
 from nbdiag import codes
 
 NSS_PATTERN = re.compile(r"^non_steady_state_outlier\d+$")
@@ -72,12 +74,35 @@ def _flagged(raw: pd.DataFrame, pattern: re.Pattern) -> tuple[int, ...]:
     return tuple(int(i) for i in np.flatnonzero(hit))
 
 
-def read_raw_confounds(path: Path, usecols: list[str] | None = None) -> pd.DataFrame:
-    """Read an fMRIPrep confounds TSV (all columns or ``usecols``) with a clear error if it cannot be read."""
+def read_raw_confounds(path: Path, limits: Limits | None = None, usecols: list[str] | None = None) -> pd.DataFrame:
+    """Read an fMRIPrep confounds TSV with a clear error if it cannot be read.
+
+    The header is read first: a file with more columns than ``limits.max_confound_columns``
+    is refused before its body is parsed (memory bounded by the limit, not the file).
+    ``usecols``: parse only these columns (the others are tokenised, not converted).
+    """
+    limits = limits or Limits()
     try:
-        raw = pd.read_csv(path, sep="\t", na_values=["n/a"], usecols=usecols)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read confounds file: {exc}", file=path, code=codes.CONFOUNDS_INVALID.code) from None
+        with open(path, "rb") as fh:
+            header = fh.readline(1_000_000)
+    except OSError as exc:
+        raise InputError(f"cannot read confounds file ({type(exc).__name__})", file=path,
+                         code=codes.CONFOUNDS_INVALID.code) from None
+    n_columns = header.count(b"\t") + 1 if header.strip() else 0
+    if n_columns > limits.max_confound_columns:
+        raise InputError(too_large("confounds columns", n_columns, limits.max_confound_columns,
+                                   "max_confound_columns"), file=path, code=codes.INPUT_TOO_LARGE.code,
+                         expected=f"at most {limits.max_confound_columns} columns", found=f"{n_columns} columns")
+    try:
+        raw = pd.read_csv(path, sep="\t", na_values=["n/a"], nrows=limits.max_scans + 1, usecols=usecols)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"cannot read confounds file as TSV ({type(exc).__name__})", file=path,
+                         code=codes.CONFOUNDS_INVALID.code, expected="a tab-separated table with a header row",
+                         found="a file pandas cannot parse") from None
+    if len(raw) > limits.max_scans:
+        raise InputError(too_large("confounds rows", len(raw), limits.max_scans, "max_scans"), file=path,
+                         code=codes.INPUT_TOO_LARGE.code, expected=f"at most {limits.max_scans} rows",
+                         found=f"more than {limits.max_scans} rows")
     if raw.empty:
         raise InputError("confounds file has no rows", file=path, code=codes.CONFOUNDS_INVALID.code,
                          expected="one row per volume", found="0 rows")
@@ -85,13 +110,14 @@ def read_raw_confounds(path: Path, usecols: list[str] | None = None) -> pd.DataF
 
 
 def _read_header(path: Path) -> list[str]:
-    """Column names of a TSV (first line only), as pandas would name them."""
+    """Column names of a TSV (first line only), as pandas would name them; [] when unreadable
+    (the whole-file reader then reports the problem)."""
     try:
         with open(path, encoding="utf-8") as fh:
-            first = fh.readline()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read confounds file: {exc}", file=path, code=codes.CONFOUNDS_INVALID.code) from None
-    return first.rstrip("\r\n").split("\t")
+            first = fh.readline(1_000_000)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return []
+    return first.rstrip("\r\n").split("\t") if first.strip() else []
 
 
 _NEEDED_CACHE: dict[tuple, list[str] | None] = {}
@@ -243,37 +269,74 @@ def _fast_path_ok(kwargs: dict[str, Any], header: list[str]) -> bool:
         return True
 
 
+def _asked_by(kwargs: dict | None) -> str:
+    if kwargs == {}:
+        return "the model (confounds_strategy not given: nilearn uses every column of the file)"
+    return f"confounds_strategy {list(kwargs['strategy'])}"
+
+
 def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSettings, n_scans: int,
+                       roots: tuple[Path, ...] | None = None, limits: Limits | None = None,
                        fast: bool = True) -> ConfoundsResult:
     """Confounds for one run, as ``first_level_from_bids`` builds them.
 
+    A confounds file the settings ask for (any ``confounds_strategy`` other than
+    ``None``) that is missing, an unfetched annex link or outside the dataset is an error
+    naming it: a model silently without confounds would look *better* than the one asked for.
+
     With ``fast`` (default), only the columns the strategy can use are parsed
     (nilearn's own column selection, run on the header), and nilearn's own
-    steps build the result from them: equal to ``load_confounds``' output
-    (tests/test_fmriprep_confounds.py), several times faster on fMRIPrep's
-    ~300-column files. ``fast=False`` reads the file twice as before (whole
-    table + ``load_confounds``).
+    steps build the result from them: equal to ``load_confounds``' output bit for
+    bit (tests/test_fast_confounds.py), several times faster on fMRIPrep's
+    ~300-column files. ``fast=False`` calls ``load_confounds`` itself.
 
     Raises
     ------
     InputError
-        With the file, column and row, for: a strategy whose columns are
-        missing, row count != n_scans, NaN values beyond the first row.
+        With the file, column and row, for: a missing or unreadable confounds file or
+        JSON sidecar the strategy needs, a strategy whose columns are missing, row count !=
+        n_scans, NaN values beyond the first row, more columns than the limit.
     """
     kwargs = model.load_confounds_kwargs()
-    if confounds_path is None:
-        # nilearn: no confounds file found -> no confounds
+    if kwargs is None:
         return ConfoundsResult(confounds=None, sample_mask=None)
+    if confounds_path is None:
+        from nbdiag.inputs.bids import expected_confounds
+
+        expected = expected_confounds(bold)
+        raise InputError(
+            f"no confounds file for this run, but {_asked_by(kwargs)} asks for one (first_level_from_bids "
+            "would silently fit without confounds when a subject has none, or refuse the subject when "
+            "only some runs have one); give --confounds-strategy none to audit without confounds",
+            file=display(expected), code=codes.INPUT_MISSING.code, expected="an fMRIPrep *_desc-confounds_timeseries.tsv",
+            found="no file")
+    check_input_file(confounds_path, "confounds file", _asked_by(kwargs), roots)
     header = _read_header(confounds_path) if fast else []
     keep = None
     if fast and kwargs and _fast_path_ok(kwargs, header):
         keep = _columns_needed(header, kwargs, str(confounds_path).replace("tsv", "json"))
-    if keep is not None:
-        raw = read_raw_confounds(confounds_path, usecols=keep)
-        raw_columns = tuple(header)
-    else:
-        raw = read_raw_confounds(confounds_path)
-        raw_columns = tuple(map(str, raw.columns))
+    raw = read_raw_confounds(confounds_path, limits, usecols=keep)
+    sidecar_note = None
+    if kwargs:
+        sidecar = confounds_path.with_suffix(".json")
+        needs_sidecar = any(s in kwargs["strategy"] for s in ("compcor",))
+        if sidecar.exists() or sidecar.is_symlink():
+            data, problem = read_json_object(sidecar, roots)
+            # nilearn json.load()s this file for every strategy (a syntax error stops it) and uses
+            # its content for CompCor only: a valid JSON that is not an object matters only there
+            if problem is not None and not needs_sidecar and "found a JSON" in problem:
+                sidecar_note = f"confounds JSON sidecar not used: {problem}"
+            elif problem is not None:
+                raise InputError(f"confounds JSON sidecar cannot be used by load_confounds: {problem}",
+                                 file=display(sidecar), code=codes.CONFOUNDS_INVALID.code,
+                                 expected="a JSON object (fMRIPrep's confounds metadata)", found="see message")
+        elif needs_sidecar:
+            raise InputError(
+                f"confounds JSON sidecar missing: {_asked_by(kwargs)} needs it (CompCor components are "
+                "selected from its metadata; fMRIPrep < 1.4 did not write it)", file=display(sidecar),
+                code=codes.INPUT_MISSING.code, expected="the *_desc-confounds_timeseries.json next to the TSV",
+                found="no file")
+    raw_columns = tuple(header) if keep is not None else tuple(map(str, raw.columns))
     nss = _flagged(raw, NSS_PATTERN)
     caught: list[str] = []
     sample_mask = None
@@ -295,8 +358,8 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
                         raw, kwargs, str(confounds_path).replace("tsv", "json"))
                 else:
                     confounds, sample_mask = load_confounds(img_files=str(bold), **kwargs)
-            except ValueError as exc:
-                text = str(exc)
+            except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
+                text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
                 raise InputError(
                     f"nilearn's load_confounds refused this file: {text}", file=confounds_path,
                     code=codes.CONFOUNDS_INVALID.code,
@@ -304,6 +367,8 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
                     found=f"{len(raw_columns)} columns",
                 ) from None
         caught = [str(w.message) for w in record if "Non-steady state volumes are always detected" not in str(w.message)]
+    if sidecar_note:
+        caught.append(sidecar_note)
     if sample_mask is not None and len(sample_mask) == 0:
         raise InputError(
             "load_confounds censors every volume (all marked as motion outliers), so its confounds are all NaN",

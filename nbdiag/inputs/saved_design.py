@@ -36,7 +36,9 @@ def load_saved_design(path: Path, t_r: float | None = None,
         design = pd.read_csv(path, sep="\t")
     except FileNotFoundError:
         raise InputError("design file not found", file=path) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except IsADirectoryError:
+        raise InputError("expected a design TSV file, found a folder", file=path) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as exc:
         raise InputError(f"cannot read design TSV: {exc}", file=path) from None
     if design.empty or design.shape[1] == 0:
         raise InputError("design file is empty", file=path, expected="one column per regressor", found="nothing")

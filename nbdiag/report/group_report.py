@@ -359,7 +359,8 @@ def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, 
 
 
 def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame, signoff: pd.DataFrame,
-                        output_path: str | Path, fail_on: str = "fail", deciding: Sequence[str] | None = None) -> Path:
+                        output_path: str | Path, fail_on: str = "fail", deciding: Sequence[str] | None = None,
+                        incomplete: pd.DataFrame | None = None) -> Path:
     """Render ``group.html`` from run records.
 
     Parameters
@@ -374,6 +375,9 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
         Sign-off level shown in the report.
     deciding : sequence of str, optional
         Variants that decide the sign-off (``--variant``; default all).
+    incomplete : DataFrame, optional
+        ``group/nbdiag_missing.tsv``: missing, refused and stale runs and skipped subjects,
+        listed in their own section.
 
     Returns
     -------
@@ -383,5 +387,7 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
     from nbdiag.report.subject import get_env
 
     ctx = build_group_context(records, runs, signoff, fail_on, deciding)
+    # runs the group level could not sign off (missing, refused, stale) and skipped subjects
+    ctx["incomplete"] = [] if incomplete is None else incomplete.fillna("").to_dict("records")
     html = get_env().get_template("group.html.j2").render(**ctx)
     return atomic_write_text(Path(output_path), html)
