@@ -44,8 +44,8 @@ TARGET = 1.5
 
 
 def _clear_caches() -> None:
-    """Clear nbdiag's caches (HRF kernels + regressors, SVDs + pseudo-inverses, condition-name
-    checks) so each repeat starts cold."""
+    """Clear nbdiag's memoisation (HRF kernels + regressors, condition-name checks; older
+    trees also SVDs + pseudo-inverses) so each repeat starts cold."""
     import importlib
 
     for mod, fn in (("nbdiag.diagnostics._hrf", "clear_cache"),

@@ -1,4 +1,4 @@
-"""BIDS-App command line (DESIGN §4).
+"""BIDS-App command line (README: "Usage").
 
 ::
 
@@ -28,7 +28,7 @@ from typing import Sequence
 
 from nbdiag._version import __version__
 
-EXIT_OK, EXIT_RUN_ERRORS, EXIT_USAGE, EXIT_SIGNOFF, EXIT_BUG = 0, 1, 2, 3, 4
+from nbdiag.errors import EXIT_BUG, EXIT_OK, EXIT_RUN_ERRORS, EXIT_SIGNOFF, EXIT_USAGE  # noqa: F401 (EXIT_SIGNOFF: group)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,6 +1,6 @@
 """The finding registry: every finding code nbdiag emits, defined once.
 
-Each :class:`Code` holds the stable ``code`` (DESIGN §6), its ``family``, the
+Each :class:`Code` holds the stable ``code`` (README findings table), its ``family``, the
 default ``severity``, a default ``title``, what it ``meaning``\\s, the ``fix``
 template, the keys of :data:`nbdiag.thresholds.THRESHOLD_TABLE` it reads and a
 ``rule`` (the default decision rule, with ``{threshold_key}`` placeholders
@@ -51,7 +51,7 @@ class Code:
     Parameters
     ----------
     code : str
-        Stable snake_case code written to records (DESIGN §6).
+        Stable snake_case code written to records.
     family : str
         One of :data:`FAMILIES`.
     severity : {"info", "warn", "fail", "error"}

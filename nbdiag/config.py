@@ -82,24 +82,20 @@ def nilearn_confounds_defaults() -> dict[str, Any]:
 
     They change between releases (nilearn 0.12: ``fd_threshold=0.2``,
     ``std_dvars_threshold=3``; 0.13+: 0.5 and 1.5), so they are read from nilearn's
-    own ``_check_kwargs_load_confounds``; ``CONFOUNDS_DEFAULTS`` (0.14) is the fallback.
+    own ``_check_kwargs_load_confounds`` (:func:`nbdiag.compat.load_confounds_defaults`);
+    ``CONFOUNDS_DEFAULTS`` (0.14) is the fallback.
     """
-    try:
-        from nilearn.glm.first_level.first_level import _check_kwargs_load_confounds
+    from nbdiag.compat import load_confounds_defaults
 
-        kwargs, _ = _check_kwargs_load_confounds(confounds_strategy=("motion",))
-        return dict(kwargs) if kwargs else dict(CONFOUNDS_DEFAULTS)
-    except (ImportError, TypeError, ValueError):  # pragma: no cover - private helper moved
-        return dict(CONFOUNDS_DEFAULTS)
+    return load_confounds_defaults(CONFOUNDS_DEFAULTS)
 
 
 def nilearn_fills_first_row() -> bool:
     """Whether ``first_level_from_bids`` without ``confounds_strategy`` fills the first
     row's NaNs with 0 (nilearn >= 0.13) or passes the raw file (0.12)."""
-    from nilearn import __version__ as version
+    from nbdiag.compat import nilearn_version
 
-    major, minor = (int(x) for x in re.findall(r"\d+", version)[:2])
-    return (major, minor) >= (0, 13)
+    return nilearn_version() >= (0, 13)
 
 
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")

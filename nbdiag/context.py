@@ -110,10 +110,16 @@ class DesignContext:
     notes: tuple[str, ...] = ()
 
     def frame_times(self, n_scans: int) -> np.ndarray:
-        """Frame times exactly as nilearn's FirstLevelModel computes them."""
-        start = self.slice_time_ref * self.t_r
-        end = (n_scans - 1 + self.slice_time_ref) * self.t_r
-        return np.linspace(start, end, n_scans)
+        """Frame times exactly as nilearn's FirstLevelModel computes them (:func:`frame_times`)."""
+        return frame_times(n_scans, self.t_r, self.slice_time_ref)
+
+
+def frame_times(n_scans: int, t_r: float, slice_time_ref: float) -> np.ndarray:
+    """Frame times exactly as ``FirstLevelModel`` computes them.
+
+    ``linspace(slice_time_ref * t_r, (n_scans - 1 + slice_time_ref) * t_r, n_scans)``.
+    """
+    return np.linspace(slice_time_ref * t_r, (n_scans - 1 + slice_time_ref) * t_r, n_scans)
 
 
 def columns_with_role(roles: dict[str, str], *wanted: str) -> list[str]:

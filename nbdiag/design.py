@@ -21,6 +21,7 @@ import pandas as pd
 from nilearn.glm.first_level import make_first_level_design_matrix
 
 from nbdiag.config import ModelSettings
+from nbdiag.context import frame_times  # noqa: F401 (re-exported: nbdiag.design.frame_times)
 
 _DRIFT = re.compile(r"^drift_\d+$")
 _COSINE_CONFOUND = re.compile(r"^cosine\d+$")
@@ -64,11 +65,6 @@ class DesignResult:
 
     def columns_record(self) -> list[dict[str, str]]:
         return [{"name": c, "role": self.roles[c], "source": self.sources[c]} for c in self.design.columns]
-
-
-def frame_times(n_scans: int, t_r: float, slice_time_ref: float) -> np.ndarray:
-    """Frame times exactly as ``FirstLevelModel`` computes them."""
-    return np.linspace(slice_time_ref * t_r, (n_scans - 1 + slice_time_ref) * t_r, n_scans)
 
 
 def _is_spike(values: np.ndarray) -> bool:

@@ -5,12 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+#: Exit codes of every ``nbdiag`` command (README "Exit codes"), one meaning each: all runs
+#: audited / sign-off passed; some runs could not be audited (input errors, named); bad usage
+#: or settings, nothing run (also: group refusing partial or stale records); the QC sign-off
+#: failed; nbdiag's own bug (the record or crash log holds the traceback).
+EXIT_OK, EXIT_RUN_ERRORS, EXIT_USAGE, EXIT_SIGNOFF, EXIT_BUG = 0, 1, 2, 3, 4
+
 
 class InputError(Exception):
     """A bad input file or value for one run.
 
     The message always names what was expected and what was found where
-    known; ``to_dict`` gives the record's ``error`` object (DESIGN §7).
+    known; ``to_dict`` gives the record's ``error`` object (docs/record.md).
     """
 
     def __init__(self, message: str, *, file: str | Path | None = None, column: str | None = None,
@@ -22,9 +28,8 @@ class InputError(Exception):
         self.row = row
         self.expected = expected
         self.found = found
-        if code is None:  # imported here: nbdiag.codes -> thresholds -> errors
-            from nbdiag import codes
-            code = codes.INPUT_INVALID.code
+        # None = the registry's generic ``input_invalid``, filled in where the record is built
+        # (nbdiag.record): errors sits below the registry (codes -> thresholds -> errors)
         self.code = code
         super().__init__(self.describe())
 

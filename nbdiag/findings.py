@@ -1,7 +1,7 @@
 """Findings: the unit of everything nbdiag reports.
 
 A finding is ``{"code", "severity", "contrast", "title", "message",
-"evidence", "score", "fix"}`` (DESIGN §5). ``severity`` is one of
+"evidence", "score", "fix"}`` (docs/record.md). ``severity`` is one of
 ``info < warn < fail < error``. ``score`` is the estimated impact used to rank
 findings inside a contrast (larger = more likely to explain the contrast's
 behaviour); it is comparable only between findings of the same run.
@@ -16,6 +16,15 @@ SEVERITIES = ("info", "warn", "fail", "error")
 _RANK = {name: i for i, name in enumerate(SEVERITIES)}
 
 STATUS_BY_SEVERITY = {None: "pass", "info": "pass", "warn": "warn", "fail": "fail", "error": "error"}
+#: Run statuses, best to worst (a run's status is its worst finding's, info counting as pass).
+STATUSES = ("pass", "warn", "fail", "error")
+
+
+def status_rank(status: str) -> int:
+    """Order of a run status (``pass`` < ``warn`` < ``fail`` < ``error``)."""
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}; got {status!r}")
+    return STATUSES.index(status)
 
 
 def severity_rank(severity: str | None) -> int:
@@ -45,7 +54,7 @@ class Finding:
     Parameters
     ----------
     code : str
-        Stable finding code (DESIGN §6), e.g. ``"vif_high"``.
+        Stable finding code (README findings table), e.g. ``"vif_high"``.
     severity : {"info", "warn", "fail", "error"}
     title : str
         Short heading, no trailing period.

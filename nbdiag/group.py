@@ -1,4 +1,4 @@
-"""Group level: collect run records, write group tables, QC sign-off (DESIGN §4, §5).
+"""Group level: collect run records, write group tables, QC sign-off.
 
 ``run_group(output_dir, fail_on)`` is what ``nbdiag BIDS_DIR OUTPUT_DIR group`` calls:
 it reads every ``*_nbdiag.json`` under ``OUTPUT_DIR/sub-*``, writes
@@ -17,7 +17,8 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from nbdiag.findings import SEVERITIES, severity_rank
+from nbdiag.errors import EXIT_OK, EXIT_RUN_ERRORS, EXIT_SIGNOFF, EXIT_USAGE
+from nbdiag.findings import SEVERITIES, STATUSES, severity_rank, status_rank
 from nbdiag.outputs import atomic_write_text
 
 __all__ = [
@@ -33,11 +34,6 @@ __all__ = [
 
 #: Allowed values of ``fail_on``.
 FAIL_ON_CHOICES = ("warn", "fail")
-_STATUS_RANK = {"pass": 0, "warn": 1, "fail": 2, "error": 3}
-EXIT_OK = 0
-EXIT_RUN_ERRORS = 1
-EXIT_USAGE = 2
-EXIT_SIGNOFF_FAILED = 3
 #: columns of ``group/nbdiag_missing.tsv``
 MISSING_COLUMNS = ["kind", "subject", "session", "run", "variant", "prefix", "record", "reason"]
 
@@ -107,7 +103,7 @@ def collect_records(output_dir: str | Path) -> list[dict[str, Any]]:
 
 def _status(rec: Mapping[str, Any]) -> str:
     s = rec.get("status")
-    return s if s in _STATUS_RANK else "error"
+    return s if s in STATUSES else "error"
 
 
 def _num(v: Any) -> float | None:
@@ -195,7 +191,7 @@ def _fails_signoff(rec: Mapping[str, Any], fail_on: str) -> tuple[bool, list[str
         msg = _get(rec, "error", "message") or "the run could not be audited"
         return True, [f"error: {msg}"]
     reasons = _codes_at_or_above(rec, fail_on)
-    failed = _STATUS_RANK[status] >= _STATUS_RANK[fail_on]
+    failed = status_rank(status) >= status_rank(fail_on)
     if failed and not reasons:
         reasons = [f"status {status}"]
     return failed, reasons
@@ -332,7 +328,7 @@ def record_shape_problem(rec: Mapping[str, Any]) -> str | None:
         return "'run' must be an object with a string 'prefix'"
     if not isinstance(rec.get("variant"), str):
         return f"'variant' must be a string; found {type(rec.get('variant')).__name__}"
-    if rec.get("status") not in _STATUS_RANK:
+    if rec.get("status") not in STATUSES:
         return "'status' must be one of pass, warn, fail, error"
     findings = rec.get("findings")
     if not isinstance(findings, list) or not all(isinstance(f, Mapping) for f in findings):
@@ -597,5 +593,5 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
         which = f" of variant(s) {', '.join(dict.fromkeys(map(str, signoff['variant'])))}"
         _say(f"nbdiag group: {len(failed)} of {len(signoff)} run × variant(s){which} fail sign-off "
              f"(--fail-on {fail_on}); see {group / 'signoff.tsv'}")
-        return EXIT_SIGNOFF_FAILED
+        return EXIT_SIGNOFF
     return EXIT_OK

@@ -24,6 +24,7 @@ from nbdiag.errors import SettingsError
 from nbdiag.manifest import MANIFEST_DIR, make_manifest, manifest_path, provenance, settings_hash
 from nbdiag.outputs import (check_output_dir, run_folder, write_dataset_description, write_json,
                             write_run_outputs)
+from nbdiag.errors import EXIT_OK, EXIT_RUN_ERRORS
 from nbdiag.preflight import check_before_runs
 
 
@@ -55,7 +56,7 @@ class ParticipantResult:
     @property
     def exit_code(self) -> int:
         """0 when every run was audited (findings do not count), else 1."""
-        return 1 if self.n_errors or any(n.startswith("participant label") for n in self.notes) else 0
+        return EXIT_RUN_ERRORS if self.n_errors or any(n.startswith("participant label") for n in self.notes) else EXIT_OK
 
 
 def _audit_and_write(run: RunInputs, config: Config, output_dir: Path,

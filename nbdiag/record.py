@@ -21,8 +21,8 @@ from nbdiag._json import jsonable
 from nbdiag._version import __version__
 from nbdiag.inputs.bids import RunInputs
 from nbdiag.config import Settings
-from nbdiag.context import DesignContext
-from nbdiag.design import DesignResult, build_design, frame_times
+from nbdiag.context import DesignContext, frame_times
+from nbdiag.design import DesignResult, build_design
 from nbdiag.errors import InputError
 from nbdiag.inputs.events import events_outside_run, read_events, transform_events
 from nbdiag.findings import Finding, rank_findings, status_from_findings
@@ -84,6 +84,8 @@ def _base_record(run: RunInputs, settings: Settings) -> dict[str, Any]:
 def _error_record(record: dict[str, Any], error: InputError | Exception, findings: list[Finding]) -> dict[str, Any]:
     if isinstance(error, InputError):
         err = error.to_dict()
+        if err["code"] is None:
+            err["code"] = codes.INPUT_INVALID.code
     else:  # an unexpected failure: still a record, with the traceback summary for a bug report
         err = {"code": codes.INTERNAL_ERROR.code, "message": f"{type(error).__name__}: {error}",
                "traceback": traceback.format_exc(limit=5)}
@@ -347,6 +349,7 @@ def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_tim
     from pathlib import Path
 
     from nbdiag.design import infer_roles
+    from nbdiag.diagnostics.drift import dct_cosines
     from nbdiag.explain.audit import audit_design
     from nbdiag.inputs.saved_design import load_saved_design
 
@@ -358,7 +361,7 @@ def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_tim
     drift_model = None
     if drift_cols:
         n = len(design)
-        cosine_1 = np.sqrt(2.0 / n) * np.cos(np.pi / n * (np.arange(n) + 0.5))
+        cosine_1 = dct_cosines(n, 1)[:, 0]
         drift_model = "cosine" if np.allclose(design[drift_cols[0]].to_numpy(), cosine_1, atol=1e-6) else "polynomial"
     if drift_model == "cosine" and high_pass is None:
         # nilearn's cosine basis has floor(2 * n * dt * high_pass) columns: take the middle of that interval

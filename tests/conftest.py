@@ -100,6 +100,22 @@ def demo_bids() -> Path:
     return DEMO_DATA
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_joblib_workers():
+    """Stop joblib's reusable loky workers when the session ends.
+
+    Coverage measures the workers (``patch = ["subprocess"]`` in pyproject.toml);
+    each writes its data file when it exits. Stopping them here, before
+    pytest-cov combines the data files, is what gets their lines counted.
+    """
+    yield
+    try:
+        from joblib.externals.loky import get_reusable_executor
+    except ImportError:  # pragma: no cover - joblib always ships loky
+        return
+    get_reusable_executor().shutdown(wait=True)
+
+
 @pytest.fixture(scope="session")
 def demo_output(demo_bids: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo dataset audited at participant level (no HTML) into a temporary folder; read-only."""

@@ -1,4 +1,4 @@
-"""Bad input (DESIGN §7): clear messages, other runs still audited, exit codes, inputs untouched."""
+"""Bad input: clear messages, other runs still audited, exit codes, inputs untouched."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from nbdiag.group import run_group
-from nbdiag.report._example import example_error_record, example_run
+from report_examples import example_error_record, example_run
 from nbdiag.report.subject import render_subject_report
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)

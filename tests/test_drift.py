@@ -245,10 +245,7 @@ def test_highpass_cut_by_fmriprep_cosines_is_attributed_to_them():
     import numpy as np
     import pandas as pd
     from nilearn.glm.first_level import make_first_level_design_matrix
-    try:
-        from nilearn.signal import create_cosine_drift
-    except ImportError:  # nilearn < 0.13
-        from nilearn.glm.first_level.design_matrix import create_cosine_drift
+    from nbdiag.compat import create_cosine_drift
 
     from nbdiag.context import DesignContext
     from nbdiag.diagnostics.drift import assess_drift

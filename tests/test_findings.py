@@ -48,3 +48,14 @@ def test_real_score_gap_above_rounding_still_orders():
     # explain.py makes a cause outrank its consequence by +1e-9
     fs = [_f("consequence", score=0.75), _f("zz_cause", score=0.75 + 1e-9)]
     assert [f.code for f in rank_findings(fs)] == ["zz_cause", "consequence"]
+
+
+def test_status_rank_orders_statuses_and_rejects_others():
+    import pytest
+
+    from nbdiag.findings import STATUS_BY_SEVERITY, STATUSES, status_rank
+
+    assert sorted(STATUSES, key=status_rank) == ["pass", "warn", "fail", "error"]
+    assert set(STATUS_BY_SEVERITY.values()) == set(STATUSES)
+    with pytest.raises(ValueError, match="status must be one of"):
+        status_rank("info")

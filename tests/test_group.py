@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from nbdiag.group import collect_records, run_group, signoff_table, write_group_tables
-from nbdiag.report._example import example_error_record, example_run
+from report_examples import example_error_record, example_run
 
 
 def _write(out: Path, rec: dict) -> None:
@@ -121,8 +121,6 @@ def test_hostile_names_in_group_html(tmp_path):
 
 
 def test_large_dataset_group_report(tmp_path, base_record):
-    import time
-
     n = 150
     for i in range(n):
         rec = json.loads(json.dumps(base_record))
@@ -133,13 +131,10 @@ def test_large_dataset_group_report(tmp_path, base_record):
                 c.pop(key, None)
         _set_status(rec, ["pass", "warn", "fail"][i % 3])
         _write(tmp_path, rec)
-    t0 = time.perf_counter()
-    assert run_group(tmp_path, "fail") == 3
-    elapsed = time.perf_counter() - t0
+    assert run_group(tmp_path, "fail") == 3  # timing: benchmarks/, not tests
     html = (tmp_path / "group.html").read_text()
     assert "run × variants shown" in html
     assert len(html) < 3e6
-    assert elapsed < 30
     so = pd.read_csv(tmp_path / "group" / "signoff.tsv", sep="\t", dtype=str)
     assert (so["signoff"] == "fail").sum() == n // 3
 

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from nbdiag._json import jsonable
@@ -58,3 +59,15 @@ def test_matches_reference_and_types():
     assert out["frame"] == [{"a": 1.0, "b": "x"}, {"a": None, "b": "y"}]
     assert out["other"] == "(1+2j)"
     assert all(type(x) is float for x in out["ok"]) and all(type(x) is int for x in out["ints"])
+
+
+def test_zero_d_arrays_subclasses_and_the_report_namespace():
+    from collections import OrderedDict
+
+    import nbdiag.report as report
+
+    assert jsonable(np.array(2.5)) == 2.5 and jsonable(np.array(np.nan)) is None
+    assert jsonable(OrderedDict(a=np.float32(1.5))) == {"a": 1.5}
+    assert callable(report.render_subject_report) and callable(report.render_group_report)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        report.nope  # noqa: B018

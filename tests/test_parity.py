@@ -18,6 +18,7 @@ import pytest
 from nilearn._utils.data_gen import create_fake_bids_dataset
 from nilearn.glm.first_level import first_level_from_bids
 
+from nbdiag import compat
 from nbdiag.record import prepare_run
 from nbdiag.inputs.bids import discover_runs
 from nbdiag.config import Settings, apply_overrides
@@ -111,8 +112,19 @@ CASES = {
 }
 
 
+#: Cases nilearn 0.12 itself cannot fit (README "nilearn versions"); CI runs this file on 0.12.1 too.
+NILEARN_012_CANNOT = {
+    "cosine_default": "nilearn 0.12 passes the confounds file's first-row NaNs to the fit, which fails",
+    "whole_confounds_file": "nilearn 0.12 passes the confounds file's first-row NaNs to the fit, which fails",
+    "no_drift_no_confounds": "nilearn 0.12's first_level_from_bids refuses confounds_strategy=None",
+}
+OLD_NILEARN = compat.nilearn_version() < (0, 13)
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_design_equals_nilearn_fit(fake_bids, case):
+    if OLD_NILEARN and case in NILEARN_012_CANNOT:
+        pytest.skip(NILEARN_012_CANNOT[case])
     ours_table, nilearn_kwargs = CASES[case]
     expected = _nilearn_designs(fake_bids, nilearn_kwargs)
     ours = _nbdiag_designs(fake_bids, {"model": {**BASE, **ours_table}})
@@ -196,6 +208,9 @@ def _nilearn_small(root: Path, kwargs: dict, rtdur: bool) -> dict:
 
 @pytest.mark.parametrize("case", sorted(SMALL_CASES))
 def test_parity_on_fmriprep_like_dataset(small_bids, case):
+    if OLD_NILEARN:
+        pytest.skip("mixed sessions (sub-02 has no ses- folder, sub-01 has): nilearn 0.12's get_bids_files "
+                    "does not see sub-02, so first_level_from_bids itself fails (README 'nilearn versions')")
     model, rtdur = SMALL_CASES[case]
     expected = _nilearn_small(small_bids, model, rtdur)
     table = {"model": {**SMALL_BASE, **model},

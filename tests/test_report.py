@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nbdiag.report import figures as F
-from nbdiag.report._example import example_error_record, example_run
+from report_examples import example_error_record, example_run
 from nbdiag.report.subject import fmt_num, render_subject_report
 
 HOSTILE = "<img src=x onerror=alert(1)>"

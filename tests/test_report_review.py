@@ -309,7 +309,7 @@ def test_rating_for_unknown_run_is_refused_by_name(demo_dirs, tmp_path, capsys):
 
 
 def test_variant_option_decides_exit_code(tmp_path):
-    from nbdiag.report._example import example_run
+    from report_examples import example_run
 
     for variant, status in (("nortdur", "pass"), ("compcor", "fail")):
         rec, _ = example_run("01", variant)

@@ -5,13 +5,14 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from nilearn.glm.regression import OLSModel
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from nback_scenarios import T_R, build, fit_effects, layout, split  # noqa: E402
 
 from nbdiag.context import DesignContext
 from nbdiag.diagnostics.sensitivity import assess_sensitivity, signal_library
-from nbdiag.diagnostics.weights import contrast_variance
 
 
 def test_bias_matches_nilearn_fit_for_every_signal():
@@ -28,7 +29,8 @@ def test_bias_matches_nilearn_fit_for_every_signal():
     for name, c in {"zero_back": {"zero_back": 1.0}, "two_back - zero_back": {"two_back": 1.0, "zero_back": -1.0}}.items():
         vec = np.array([c.get(col, 0.0) for col in X.columns])
         res = assess_sensitivity(X, name, vec, sigs)
-        assert res.variance == contrast_variance(X, vec)
+        ols = OLSModel(X.to_numpy())  # nilearn's own c (X'X)^+ c'
+        assert res.variance == pytest.approx(float(vec @ ols.normalized_cov_beta @ vec), rel=1e-10)
         for s in sigs[:4]:
             moved = fit_effects(X, y + s.values, [name])[name] - base[name]
             np.testing.assert_allclose(moved, res.entry(s.source)["bias"], rtol=1e-6, atol=1e-9)

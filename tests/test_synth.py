@@ -180,7 +180,7 @@ def test_load_confounds_sample_masks(small_bids: Path, small_spec: DatasetSpec) 
 
 
 def test_task_correlated_motion(small_bids: Path, small_spec: DatasetSpec) -> None:
-    from nbdiag.demo.synth import _block_indicator
+    from nbdiag.demo.synth.confounds import _block_indicator
 
     for run, expected in ((small_spec.runs[4], 0.5), (small_spec.runs[2], 0.0)):
         p = run_paths(small_bids, small_spec, run)
@@ -376,7 +376,7 @@ def test_demo_is_small_and_header_only(demo_bids: Path) -> None:
 
 def test_demo_subjects_show_their_situation(demo_bids: Path) -> None:
     from nbdiag.demo.make_demo import demo_spec
-    from nbdiag.demo.synth import _block_indicator
+    from nbdiag.demo.synth.confounds import _block_indicator
 
     spec = demo_spec()
     by = {run.prefix: run_paths(demo_bids, spec, run) for run in spec.runs}

@@ -72,10 +72,10 @@ def test_bad_vector_length_names_parameter():
 
 
 def test_cached_pinv_is_scipy_pinv_bit_for_bit():
-    """weights reuse the SVD cache shared with estimability: same bits as scipy.linalg.pinv."""
+    """One DesignAlgebra per design (shared with estimability): same bits as scipy.linalg.pinv."""
     import scipy.linalg as spl
 
-    from nbdiag.diagnostics.estimability import clear_svd_cache, pinv_cached, pinv_gram_cached
+    from nbdiag.diagnostics._linalg import DesignAlgebra
 
     rng = np.random.default_rng(3)
     designs = [_design().to_numpy(), np.asfortranarray(_design().to_numpy()), _design().to_numpy()[::3]]
@@ -86,15 +86,43 @@ def test_cached_pinv_is_scipy_pinv_bit_for_bit():
         designs.append(X)
     designs.append(np.zeros((10, 3)))
     for X in designs:
-        clear_svd_cache()
         P = spl.pinv(X)
-        for _ in range(2):                            # cold, then from the cache
-            assert np.array_equal(pinv_cached(X), P)
-            assert np.array_equal(pinv_gram_cached(X), P @ P.T)
+        alg = DesignAlgebra.of(X)
+        for _ in range(2):                            # computed, then kept on the object
+            assert np.array_equal(alg.pinv, P)
         c = rng.standard_normal(X.shape[1])
         assert np.array_equal(contrast_weights(X, c), P.T @ c)
-        assert contrast_variance(X, c) == float(c @ (P @ P.T) @ c)
+        assert np.array_equal(contrast_weights(X, c, algebra=alg), P.T @ c)
+        w = P.T @ c
+        assert contrast_variance(X, c) == float(w @ w)
+        assert contrast_variance(X, c, algebra=alg) == float(w @ w)
+        gram = float(c @ (P @ P.T) @ c)               # nilearn's normalized_cov_beta product
+        assert contrast_variance(X, c) == pytest.approx(gram, rel=1e-9, abs=1e-12 * max(1.0, abs(gram)))
     with pytest.raises(ValueError):
-        pinv_cached(np.ones((3, 3))).__setitem__((0, 0), 1.0)   # cached arrays are read-only
+        DesignAlgebra.of(np.ones((3, 3))).pinv.__setitem__((0, 0), 1.0)   # shared arrays are read-only
+    with pytest.raises(ValueError, match="another design"):
+        contrast_weights(np.ones((3, 2)), [1, 0], algebra=DesignAlgebra.of(np.zeros((3, 2))))
     w = contrast_weights(designs[0], np.ones(designs[0].shape[1]))
     w[0] = 1.0                                        # ...but results handed out are not
+
+
+def test_weights_arguments_are_checked_and_dict_contrasts_name_columns():
+    import scipy.linalg as spl
+
+    from nbdiag.diagnostics.weights import baseline_composition, pinv_design
+
+    design = _design()
+    with pytest.raises(ValueError, match="2-D"):
+        contrast_weights(np.ones(5), [1.0])
+    with pytest.raises(TypeError, match="needs design as a DataFrame"):
+        contrast_weights(design.to_numpy(), {"a": 1.0})
+    with pytest.raises(ValueError, match="not in the design"):
+        contrast_weights(design, {"nope": 1.0})
+    col = design.columns[0]
+    vec = np.array([1.0 if c == col else 0.0 for c in design.columns])
+    np.testing.assert_array_equal(contrast_weights(design, {col: 1.0}), contrast_weights(design, vec))
+    P = pinv_design(design)
+    assert np.array_equal(P, spl.pinv(design.to_numpy()))
+    P[0, 0] = 1.0  # a writable copy, the shared factorisation is untouched
+    with pytest.raises(ValueError, match="one entry per weight"):
+        baseline_composition(np.ones(4), ["fixation"] * 3)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from nbdiag.errors import EXIT_RUN_ERRORS, EXIT_USAGE
+
 DEMO_DIR = Path(__file__).parent
 DATA_DIR = DEMO_DIR / "data"
 CONFIG = DEMO_DIR / "nbdiag.toml"
@@ -67,11 +69,11 @@ def run_demo(output_dir: str | Path = DEFAULT_OUTPUT, n_jobs: int = 1, log=None,
 
     if not (DATA_DIR / "dataset_description.json").exists():
         print(f"nbdiag demo: the bundled dataset is missing from {DATA_DIR}", file=sys.stderr)
-        return 1
+        return EXIT_RUN_ERRORS
     why = refuse_output(output_dir, allow_gallery)
     if why:
         print(f"nbdiag demo: error: {why}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     output_dir = Path(output_dir)
     config = load_config(CONFIG)
     result = run_participant(DATA_DIR, output_dir, config, n_jobs=n_jobs, log=log,

@@ -21,9 +21,17 @@ would exceed a dense FFT (many events), the full convolution is done with
 ``scipy.signal.fftconvolve`` instead. Everything else (the high-res grid, the
 onset/offset indices and the min_onset warning, the kernels, the
 interpolation formula, ``orthogonalize``, the names) is nilearn's own code or
-an exact transcription of it. Kernels are cached per
-``(hrf_model, t_r, oversampling, fir_delays)``; results are memoised per input
-(a small LRU), because the what-if re-audits rebuild the same signals.
+an exact transcription of it.
+
+Memoisation (the only module-level state in ``diagnostics``): kernels are
+memoised per ``(hrf_model, t_r, oversampling, fir_delays)`` and results per
+complete input (a 128-entry LRU keyed by the *values* of every argument: frame
+times and condition bytes, model, delays, min_onset), because the what-if
+re-audits rebuild the same signals. Both functions are pure, the key holds
+every input and the stored arrays are read-only or copied on the way out, so
+a hit returns exactly what a fresh call would: the cache changes the speed,
+never a result (``tests/test_hrf_fast.py`` compares cold and warm calls).
+:func:`clear_cache` empties both (the benchmark starts every repeat cold).
 
 Supported ``hrf_model``: ``glover``, ``spm`` (``+ derivative``,
 ``+ derivative + dispersion``), ``fir`` and ``None``. Anything else (custom
@@ -41,16 +49,10 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.signal import fftconvolve
 
-try:  # nilearn internals reused so the numbers are nilearn's own
-    from nilearn.glm.first_level.hemodynamic_models import (
-        _compute_n_frames_high_res,
-        _hrf_kernel,
-        _regressor_names,
-        orthogonalize,
-    )
-    _FAST_OK = True
-except ImportError:  # pragma: no cover - other nilearn layouts: always fall back
-    _FAST_OK = False
+from nbdiag.compat import hrf_internals
+
+_NILEARN = hrf_internals()  # nilearn internals reused so the numbers are nilearn's own
+_FAST_OK = _NILEARN is not None
 
 SUPPORTED_HRF_MODELS = (
     "glover", "glover + derivative", "glover + derivative + dispersion",
@@ -74,7 +76,7 @@ def _kernels(hrf_model: str | None, t_r: float, oversampling: int,
              fir_delays: tuple[int, ...] | None) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     """nilearn's kernels and their cumulative sums (read-only)."""
     out = []
-    for h in _hrf_kernel(hrf_model, t_r, oversampling, None if fir_delays is None else list(fir_delays)):
+    for h in _NILEARN.hrf_kernel(hrf_model, t_r, oversampling, None if fir_delays is None else list(fir_delays)):
         h = np.asarray(h, dtype=float)
         H = np.cumsum(h)
         h.setflags(write=False)
@@ -92,7 +94,7 @@ def _sample_deltas(exp_condition, frame_times: np.ndarray, oversampling: int, mi
     """nilearn ``_sample_condition``, returning the delta array as well (same code)."""
     n_frames = frame_times.size
     min_onset = float(min_onset)
-    n_frames_high_res = _compute_n_frames_high_res(frame_times, min_onset, oversampling)
+    n_frames_high_res = _NILEARN.n_frames_high_res(frame_times, min_onset, oversampling)
     frame_times_high_res = np.linspace(
         frame_times.min() + min_onset,
         frame_times.max() * (1 + 1.0 / (n_frames - 1)),
@@ -246,8 +248,8 @@ def compute_regressor_fast(
         cols.append(slope * (ft - x_lo) + y_lo)
     regs = np.column_stack(cols)
     if hrf_model != "fir":
-        regs = orthogonalize(regs)
-    names = _regressor_names(con_id, hrf_model, fir_delays=None if delays is None else list(delays))
+        regs = _NILEARN.orthogonalize(regs)
+    names = _NILEARN.regressor_names(con_id, hrf_model, fir_delays=None if delays is None else list(delays))
     _memo[key] = (regs.copy(), list(names))
     if len(_memo) > _MEMO_SIZE:
         _memo.popitem(last=False)

@@ -473,6 +473,10 @@ def clear_cache() -> None:
 
 @lru_cache(maxsize=4096)
 def _rest_like_by_name(name: str) -> bool:
+    """Whether a condition name reads as rest/fixation/baseline.
+
+    Memoised (pure function of the string: the cache changes speed, never the answer).
+    """
     low = name.lower()
     tokens = [t for t in re.split(r"[^a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()) if t]
     if any(t in REST_WORDS for t in tokens):

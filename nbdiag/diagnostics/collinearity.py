@@ -1,6 +1,6 @@
 """Collinearity of the design: correlations, VIF, condition number, rank.
 
-Definitions (DESIGN §8: "own definitions, documented")
+Definitions (nbdiag's own, documented here)
 -----------------------------------------------------
 VIF
     For every column ``j`` that is neither the constant nor a drift column,
@@ -41,67 +41,18 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from nbdiag.diagnostics._linalg import (
+    DesignAlgebra,
+    check_design as _check_design,
+    is_constant_column as _is_constant_column,
+    json_float as _json_float,
+    json_map as _json_map,
+    r2_on as _r2_on,
+    threshold_source as _source,
+)
 from nbdiag.findings import Finding
 from nbdiag.thresholds import THRESHOLD_TABLE, Thresholds
 from nbdiag import codes
-
-
-# --------------------------------------------------------------------------
-# small shared helpers (also used by the other diagnostics modules)
-# --------------------------------------------------------------------------
-def _json_float(value: Any) -> float | None:
-    """Plain float, or None for NaN/inf/None."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if np.isfinite(value) else None
-
-
-def _json_map(values: Mapping[str, Any]) -> dict[str, float | None]:
-    return {str(k): _json_float(v) for k, v in values.items()}
-
-
-def _source(name: str) -> str:
-    return THRESHOLD_TABLE[name][2]
-
-
-def _check_design(design: Any, roles: Any) -> None:
-    if not isinstance(design, pd.DataFrame):
-        raise TypeError(f"design must be a pandas DataFrame; got {type(design).__name__}")
-    if not isinstance(roles, Mapping):
-        raise TypeError(f"roles must be a mapping column -> role; got {type(roles).__name__}")
-    missing = [c for c in design.columns if c not in roles]
-    if missing:
-        raise ValueError(
-            f"roles must give a role for every design column; missing: {missing}"
-        )
-
-
-def _is_constant_column(x: np.ndarray) -> bool:
-    return bool(np.ptp(x) <= 1e-12 * max(1.0, float(np.abs(x).max())) and np.abs(x).max() > 0)
-
-
-def _with_intercept(Z: np.ndarray) -> np.ndarray:
-    """``Z`` with a column of ones appended unless it already has a constant column."""
-    if Z.size and any(_is_constant_column(Z[:, k]) for k in range(Z.shape[1])):
-        return Z
-    return np.column_stack([Z, np.ones(Z.shape[0])]) if Z.size else np.ones((Z.shape[0], 1))
-
-
-def _r2_on(y: np.ndarray, Z: np.ndarray) -> float:
-    """Centred R² of the least-squares fit of ``y`` on ``Z`` plus an intercept.
-
-    Returns NaN when ``y`` has no variance.
-    """
-    y = np.asarray(y, dtype=float)
-    yc = y - y.mean()
-    sst = float(yc @ yc)
-    if sst <= 1e-24 * max(1.0, float(y @ y)):
-        return float("nan")
-    Z1 = _with_intercept(np.asarray(Z, dtype=float).reshape(len(y), -1))
-    beta, *_ = np.linalg.lstsq(Z1, y, rcond=None)
-    resid = y - Z1 @ beta
-    return float(min(1.0, max(0.0, 1.0 - float(resid @ resid) / sst)))
 
 
 def _severity(value: float, warn: float, fail: float, strict: bool = False) -> str | None:
@@ -165,48 +116,49 @@ def _vif_lstsq(X: np.ndarray, j: int) -> float:
     return 1.0 / (1.0 - r2)
 
 
-def _vif_inverse_correlation(X: np.ndarray, constant: np.ndarray) -> np.ndarray | None:
+def _vif_inverse_correlation(X: np.ndarray, constant: np.ndarray,
+                             algebra: DesignAlgebra | None = None) -> np.ndarray | None:
     """``diag((ZᵀZ)⁻¹)`` for the centred, unit-norm non-constant columns (NaN elsewhere).
 
-    ``Z`` is built exactly as :func:`nbdiag.diagnostics.estimability.contrast_vif`
-    builds it and its SVD is shared with it (cached), so the VIF of a column
-    equals, to the last bit, the cVIF of the contrast weighting that column
-    alone (mathematically they are the same number; equal scores keep the
-    findings' order stable). ``None`` when a near-constant (but not exactly
+    ``Z`` is :attr:`DesignAlgebra.centred`, the matrix
+    :func:`nbdiag.diagnostics.estimability.contrast_vif` uses, so the VIF of a
+    column equals, to the last bit, the cVIF of the contrast weighting that
+    column alone (mathematically they are the same number; equal scores keep
+    the findings' order stable). ``None`` when a near-constant (but not exactly
     constant) column would act as the intercept: then only the definition
     reproduces the reference.
     """
-    from nbdiag.diagnostics.estimability import _pinv_t_dot, _svd  # lazy: estimability imports this module
-
     vif = np.full(X.shape[1], np.nan)
     if not np.all(np.isfinite(X)):
         return None
     for j in np.flatnonzero(constant):
         if np.ptp(X[:, j]) != 0:
             return None
-    keep = np.array([not constant[j] and np.ptp(X[:, j]) > 0 for j in range(X.shape[1])], dtype=bool)
-    if not keep.any():
+    keep, za = DesignAlgebra.for_design(X, algebra).centred
+    if za is None:
         return vif
-    Z = X[:, keep] - X[:, keep].mean(axis=0)
-    Z = Z / np.linalg.norm(Z, axis=0)
-    s = _svd(Z)[1]
+    s = za.s
     if s[-1] <= s[0] * 1e-7:  # near-singular: the definition decides (inf / huge values)
         vif[keep] = np.inf
         return vif
     for k, j in enumerate(np.flatnonzero(keep)):
-        e = np.zeros(Z.shape[1])
+        e = np.zeros(za.shape[1])
         e[k] = 1.0
-        w = _pinv_t_dot(Z, e)
+        w = za.weights(e)
         vif[j] = float(w @ w)
     return vif
 
 
-def compute_vif(design: pd.DataFrame, roles: Mapping[str, str]) -> dict[str, float]:
-    """VIF of every non-constant, non-drift column (module docstring for the policy)."""
+def compute_vif(design: pd.DataFrame, roles: Mapping[str, str],
+                algebra: DesignAlgebra | None = None) -> dict[str, float]:
+    """VIF of every non-constant, non-drift column (module docstring for the policy).
+
+    ``algebra`` is the design's factorisation when the caller already has it.
+    """
     X = design.to_numpy(dtype=float)
     cols = list(design.columns)
     constant = np.array([_is_constant_column(X[:, j]) for j in range(X.shape[1])], dtype=bool)
-    fast = _vif_inverse_correlation(X, constant) if X.shape[1] else None
+    fast = _vif_inverse_correlation(X, constant, algebra) if X.shape[1] else None
     out: dict[str, float] = {}
     for j, col in enumerate(cols):
         if roles.get(col) in ("constant", "drift") or constant[j]:
@@ -244,6 +196,7 @@ def assess_collinearity(
     roles: Mapping[str, str],
     thresholds: Thresholds | None = None,
     regularized: bool = False,
+    algebra: DesignAlgebra | None = None,
 ) -> CollinearityResult:
     """Measure collinearity of ``design`` and raise the design findings.
 
@@ -258,6 +211,8 @@ def assess_collinearity(
     regularized : bool
         Whether nilearn's ``full_rank`` regularised the design (its
         "Matrix is singular at working precision" warning).
+    algebra : DesignAlgebra, optional
+        The design's factorisation (built here when not given).
 
     Returns
     -------
@@ -272,7 +227,7 @@ def assess_collinearity(
     task = [c for c in cols if roles[c] == "task"]
     confound = [c for c in cols if roles[c] == "confound"]
     X = design.to_numpy(dtype=float)
-    vif = compute_vif(design, roles)
+    vif = compute_vif(design, roles, algebra)
     corr = _pearson(design, task + confound)
     cond = condition_number(design)
     rank = int(np.linalg.matrix_rank(X))
@@ -395,7 +350,7 @@ def assess_collinearity(
             ),
             evidence={"rank": rank, "n_columns": n_cols, "rank_deficit": deficit,
                       "regularized": bool(regularized), "threshold": "rank == n_columns",
-                      "threshold_source": "DESIGN §6 (fail)"},
+                      "threshold_source": "nbdiag rule (fail)"},
             score=float(max(deficit, 1)) * 10.0,
             fix=(
                 "Remove the redundant column(s): a condition that with the others sums to the "

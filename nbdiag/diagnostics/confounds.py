@@ -36,7 +36,13 @@ import numpy as np
 import pandas as pd
 
 from nbdiag.context import DesignContext
-from nbdiag.diagnostics.collinearity import _check_design, _json_float, _json_map, _r2_on, _source
+from nbdiag.diagnostics._linalg import (
+    check_design as _check_design,
+    json_float as _json_float,
+    json_map as _json_map,
+    r2_on as _r2_on,
+    threshold_source as _source,
+)
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
 from nbdiag import codes
@@ -221,7 +227,7 @@ def assess_confounds(
                       "modeled_volumes": sorted(modelled), "confounds_strategy": strategy,
                       "sample_mask_applied": bool(context.sample_mask_applied),
                       "threshold": "every flagged volume masked or modelled",
-                      "threshold_source": "DESIGN §6 (fail)"},
+                      "threshold_source": "nbdiag rule (fail)"},
             score=10.0 * len(unhandled),
             fix=("pass sample_masks from load_confounds to FirstLevelModel.fit or add the "
                  "non_steady_state_outlier* columns as confounds"),
@@ -243,7 +249,7 @@ def assess_confounds(
             ),
             evidence={"volumes": list(scrub_vols), "unhandled_volumes": s_unhandled,
                       "sample_mask_applied": bool(context.sample_mask_applied),
-                      "threshold": "every scrub volume masked", "threshold_source": "DESIGN §6 (fail)"},
+                      "threshold": "every scrub volume masked", "threshold_source": "nbdiag rule (fail)"},
             score=5.0 * len(s_unhandled),
             fix=("pass sample_masks from load_confounds to FirstLevelModel.fit (fit the runs "
                  "yourself instead of relying on first_level_from_bids' confound handling)"),

@@ -52,7 +52,13 @@ from scipy.fft import next_fast_len
 from scipy.signal import fftconvolve, periodogram
 
 from nbdiag.context import DesignContext
-from nbdiag.diagnostics.collinearity import _check_design, _json_float, _json_map, _r2_on, _source
+from nbdiag.diagnostics._linalg import (
+    check_design as _check_design,
+    json_float as _json_float,
+    json_map as _json_map,
+    r2_on as _r2_on,
+    threshold_source as _source,
+)
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
 from nbdiag import codes
@@ -74,12 +80,21 @@ def cosine_periods(n_scans: int, dt: float, n_cosines: int) -> list[float]:
     return [2.0 * n_scans * dt / k for k in range(1, n_cosines + 1)]
 
 
+def dct_cosines(n_scans: int, n_cosines: int) -> np.ndarray:
+    """nilearn's drift_1..drift_K: ``sqrt(2/N) cos(pi / N * (n + 0.5) * k)``, k = 1..K.
+
+    The DCT-II basis (orthonormal, orthogonal to the constant), computed with
+    nilearn's own operation order so the columns equal ``create_cosine_drift``'s
+    bit for bit. Shape (n_scans, n_cosines).
+    """
+    n = np.arange(n_scans)
+    cols = [np.sqrt(2.0 / n_scans) * np.cos(np.pi / n_scans * (n + 0.5) * k) for k in range(1, n_cosines + 1)]
+    return np.column_stack(cols) if cols else np.zeros((n_scans, 0))
+
+
 def nilearn_cosine_basis(n_scans: int, dt: float, high_pass: float) -> np.ndarray:
     """nilearn's cosine drift columns (without the constant) for ``high_pass`` Hz."""
-    order = int(min(n_scans - 1, np.floor(2 * n_scans * high_pass * dt)))
-    n = np.arange(n_scans)
-    cols = [np.sqrt(2.0 / n_scans) * np.cos(np.pi / n_scans * (n + 0.5) * k) for k in range(1, order + 1)]
-    return np.column_stack(cols) if cols else np.zeros((n_scans, 0))
+    return dct_cosines(n_scans, int(min(n_scans - 1, np.floor(2 * n_scans * high_pass * dt))))
 
 
 def _kept_fraction(x: np.ndarray, n_cos: int) -> float:
@@ -91,8 +106,7 @@ def _kept_fraction(x: np.ndarray, n_cos: int) -> float:
         return 1.0
     if n_cos == 0:
         return 1.0
-    idx = np.arange(n)
-    C = np.column_stack([np.sqrt(2.0 / n) * np.cos(np.pi / n * (idx + 0.5) * k) for k in range(1, n_cos + 1)])
+    C = dct_cosines(n, n_cos)
     proj = C.T @ xc  # DCT-II cosines are orthonormal and orthogonal to the constant
     return float(max(0.0, 1.0 - float(proj @ proj) / tot))
 
@@ -119,8 +133,7 @@ def recommended_cosine_cutoff(
         # variance is the running sum of squared projections
         tc = task - task.mean(axis=0)
         tot = np.einsum("ij,ij->j", tc, tc)
-        idx = np.arange(n)
-        C = np.sqrt(2.0 / n) * np.cos(np.pi / n * (idx[:, None] + 0.5) * np.arange(1, k_max + 1)[None, :])
+        C = dct_cosines(n, k_max)
         removed = np.cumsum((C.T @ tc) ** 2, axis=0)  # (k_max, n_regressors)
         with np.errstate(divide="ignore", invalid="ignore"):
             kept = np.where(tot > 0, np.maximum(0.0, 1.0 - removed / np.where(tot > 0, tot, 1.0)), 1.0)
@@ -502,7 +515,7 @@ def assess_drift(
                      f"nearly rank deficient."),
             evidence={"cosine_confounds": list(cos_conf), "drift_columns": list(drift_cols),
                       "drift_model": context.drift_model, "high_pass": context.high_pass,
-                      "threshold": "both present", "threshold_source": "DESIGN §6"},
+                      "threshold": "both present", "threshold_source": "nbdiag rule"},
             score=1.0,
             fix=("Keep one: drop 'high_pass' from confounds_strategy (load_confounds) or set "
                  "drift_model=None in FirstLevelModel."),

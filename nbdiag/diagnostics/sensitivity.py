@@ -107,7 +107,7 @@ from nbdiag.diagnostics.baseline import (
     n_scans_total,
     original_index,
 )
-from nbdiag.diagnostics.weights import contrast_variance, contrast_weights
+from nbdiag.diagnostics._linalg import DesignAlgebra
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
 from nbdiag import codes
@@ -234,20 +234,20 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
                 out.append(Signal(f"unmodeled:{tt}", f"a 0.5 % HRF response to each unmodelled {tt} event",
                                   "% signal", m, typical=1.0))
     if epochs:
+        def gap_signal(gaps, height, source, label, typical):
+            if gaps:
+                m = height * _convolved_arrays(np.array([g["start"] for g in gaps], dtype=float),
+                                               np.array([g["duration"] for g in gaps], dtype=float),
+                                               context, full, idx)
+                if np.any(m):
+                    out.append(Signal(source, label, "% signal", m, typical=typical))
+
         pre = [e for e in epochs if e["kind"] == "short_gap" and e.get("position") == "pre_block"]
-        if pre:
-            m = 0.5 * _convolved_arrays(np.array([g["start"] for g in pre], dtype=float),
-                                        np.array([g["duration"] for g in pre], dtype=float), context, full, idx)
-            if np.any(m):
-                out.append(Signal("pre_block", f"a 0.5 % HRF response during the unmodelled time right before "
-                                  f"each of the {len(pre)} blocks (where a cue would be)", "% signal", m, typical=1.0))
+        gap_signal(pre, 0.5, "pre_block", f"a 0.5 % HRF response during the unmodelled time right before "
+                   f"each of the {len(pre)} blocks (where a cue would be)", 1.0)
         gaps = [e for e in epochs if e["kind"] == "short_gap" and e.get("position") != "pre_block"]
-        if gaps:
-            m = 0.25 * _convolved_arrays(np.array([g["start"] for g in gaps], dtype=float),
-                                         np.array([g["duration"] for g in gaps], dtype=float), context, full, idx)
-            if np.any(m):
-                out.append(Signal("short_gaps", f"a 0.25 % HRF response during the {len(gaps)} short transition "
-                                  f"gaps between events", "% signal", m, typical=0.5))
+        gap_signal(gaps, 0.25, "short_gaps", f"a 0.25 % HRF response during the {len(gaps)} short transition "
+                   f"gaps between events", 0.5)
     scrub = [v for v in sorted(int(v) for v in context.scrub_volumes)
              if not context.sample_mask_applied and v in idx_set]
     if scrub:
@@ -383,7 +383,8 @@ def is_structural(source: str, design: pd.DataFrame, vector: np.ndarray, weights
 
 
 def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, signals: list[Signal],
-                       thresholds: Thresholds | None = None, weights: np.ndarray | None = None) -> SensitivityResult:
+                       thresholds: Thresholds | None = None, weights: np.ndarray | None = None,
+                       algebra: DesignAlgebra | None = None) -> SensitivityResult:
     """``bias = w @ m`` and ``bias_sd`` for every signal; ``sensitive_unmodeled_signal`` findings.
 
     Per source with ``|bias_sd| >= sensitivity_warn``: a ``warn`` finding
@@ -394,8 +395,9 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
     """
     thresholds = thresholds or Thresholds()
     vector = np.asarray(vector, float)
-    w = contrast_weights(design, vector) if weights is None else np.asarray(weights, float)
-    var = contrast_variance(design, vector)
+    alg = DesignAlgebra.for_design(design, algebra)
+    w = alg.weights(vector) if weights is None else np.asarray(weights, float)
+    var = alg.variance(vector)
     sd = np.sqrt(var) if var > 0 else np.nan
     entries, findings = [], []
     for sig in signals:
@@ -460,6 +462,7 @@ def core_signals(design, roles, context, th):
     return base, signals
 
 
-def sensitivity_by_contrast(design, vectors, signals, th):
-    """``assess_sensitivity`` for every contrast vector."""
-    return {name: assess_sensitivity(design, name, vec, signals, th) for name, vec in vectors.items()}
+def sensitivity_by_contrast(design, vectors, signals, th, algebra: DesignAlgebra | None = None):
+    """``assess_sensitivity`` for every contrast vector (one factorisation of ``design``)."""
+    alg = DesignAlgebra.for_design(design, algebra)
+    return {name: assess_sensitivity(design, name, vec, signals, th, algebra=alg) for name, vec in vectors.items()}

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from nbdiag.diagnostics.estimability import pinv_cached, pinv_gram_cached
+from nbdiag.diagnostics._linalg import DesignAlgebra
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
 from nbdiag import codes
@@ -50,22 +50,23 @@ def _vector(design: pd.DataFrame | np.ndarray, c: Any, X: np.ndarray | None = No
     return vec
 
 
-def pinv_design(design: pd.DataFrame | np.ndarray) -> np.ndarray:
-    """``scipy.linalg.pinv(X)``, the pseudo-inverse nilearn's OLSModel uses.
-
-    Taken bit for bit from the SVD cache shared with ``estimability``
-    (``pinv_cached``), so the ~30 calls of an audit factorise each design once.
-    """
-    return np.array(pinv_cached(_matrix(design)))
+def pinv_design(design: pd.DataFrame | np.ndarray, algebra: DesignAlgebra | None = None) -> np.ndarray:
+    """``scipy.linalg.pinv(X)``, the pseudo-inverse nilearn's OLSModel uses (bit for bit)."""
+    X = _matrix(design)
+    return np.array(DesignAlgebra.for_design(X, algebra).pinv)
 
 
-def contrast_weights(design: pd.DataFrame | np.ndarray, c: Any) -> np.ndarray:
+def contrast_weights(design: pd.DataFrame | np.ndarray, c: Any,
+                     algebra: DesignAlgebra | None = None) -> np.ndarray:
     """Weight of every scan in the contrast estimate, ``w = pinv(X).T @ c``.
 
     Parameters
     ----------
     design : DataFrame or ndarray, shape (n_scans, n_columns)
     c : array-like of length n_columns, or dict column -> weight
+    algebra : DesignAlgebra, optional
+        The design's factorisation when the caller already has it (one SVD
+        per design instead of one per call).
 
     Returns
     -------
@@ -73,15 +74,18 @@ def contrast_weights(design: pd.DataFrame | np.ndarray, c: Any) -> np.ndarray:
         ``w`` such that nilearn's OLS contrast estimate equals ``w @ y``.
     """
     X = _matrix(design)
-    vec = _vector(design, c, X)
-    return pinv_cached(X).T @ vec
+    return DesignAlgebra.for_design(X, algebra).weights(_vector(design, c, X))
 
 
-def contrast_variance(design: pd.DataFrame | np.ndarray, c: Any) -> float:
-    """``c (X'X)^+ c'`` computed as nilearn does (``pinv(X) pinv(X)'``), unit noise."""
+def contrast_variance(design: pd.DataFrame | np.ndarray, c: Any,
+                      algebra: DesignAlgebra | None = None) -> float:
+    """``c (X'X)^+ c'`` per unit noise variance, as ``w @ w`` with ``w = pinv(X).T @ c``.
+
+    Equals nilearn's ``c @ normalized_cov_beta @ c`` (``pinv(X) pinv(X)'``) to
+    rounding, and stays non-negative for nearly singular designs.
+    """
     X = _matrix(design)
-    vec = _vector(design, c, X)
-    return float(vec @ pinv_gram_cached(X) @ vec)
+    return DesignAlgebra.for_design(X, algebra).variance(_vector(design, c, X))
 
 
 def baseline_composition(weights: np.ndarray, scan_classes: Sequence[str],

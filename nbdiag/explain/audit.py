@@ -18,6 +18,7 @@ from nbdiag._json import jsonable
 from nbdiag.context import DesignContext
 from nbdiag.findings import Finding, rank_findings, status_from_findings, worst_severity
 from nbdiag.thresholds import Thresholds
+from nbdiag.diagnostics._linalg import DesignAlgebra
 from nbdiag.diagnostics.sensitivity import core_signals, sensitivity_by_contrast
 from nbdiag.explain.whatif import whatif_fixes
 from nbdiag import codes
@@ -70,12 +71,13 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     roles = dict(roles)
     cset = parse_contrasts(contrasts, design, roles)
     vectors = dict(cset.vectors)
-    coll = assess_collinearity(design, roles, th, regularized=context.nilearn_regularized)
+    alg = DesignAlgebra.of(design)  # one factorisation of the design, shared by every diagnostic
+    coll = assess_collinearity(design, roles, th, regularized=context.nilearn_regularized, algebra=alg)
     conf = assess_confounds(design, roles, context, th)
     drift = assess_drift(design, roles, context, vectors, th)
     base, signals = core_signals(design, roles, context, th)
     rt = assess_rt(design, roles, context, vectors, th)
-    sens = sensitivity_by_contrast(design, vectors, signals, th)
+    sens = sensitivity_by_contrast(design, vectors, signals, th, algebra=alg)
     all_found: list[Finding] = (list(cset.findings) + list(coll.findings) + list(conf.findings)
                                 + list(drift.findings) + list(base.findings) + list(rt.findings))
     unmod_types = tuple(sorted(set(context.unmodeled_events["trial_type"].astype(str)))) \
@@ -85,8 +87,8 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     inputs = []
     weights_by = {}
     for name, vec in vectors.items():
-        stats = assess_contrast(design, name, vec, cset.kinds[name], th)
-        w = contrast_weights(design, vec)
+        stats = assess_contrast(design, name, vec, cset.kinds[name], th, algebra=alg)
+        w = contrast_weights(design, vec, algebra=alg)
         weights_by[name] = w
         comp = baseline_composition(w, base.scan_classes, edge_fraction=th.edge_fraction)
         own = list(stats.findings) + composition_findings(name, comp, th, unmod_types) + list(sens[name].findings)

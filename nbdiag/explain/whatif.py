@@ -88,10 +88,7 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
         variants.append(("model unmodelled events", codes.BASELINE_UNMODELED_EVENTS.code, d4, roles4, ctx4, all_rows))
     if (context.drift_model or "").lower() == "cosine" and recommended_cutoff_s and \
             ({codes.HIGHPASS_CUTS_DESIGN.code, codes.DRIFT_OVERLAP.code} & found):
-        try:
-            from nilearn.signal import create_cosine_drift
-        except ImportError:  # nilearn < 0.13
-            from nilearn.glm.first_level.design_matrix import create_cosine_drift
+        from nbdiag.compat import create_cosine_drift
         drift_cols = [c for c in design.columns if roles.get(c) == "drift"]
         full = context.frame_times(n_scans_total(design, context))
         basis = create_cosine_drift(1.0 / recommended_cutoff_s, full)[:, :-1][idx]

@@ -31,6 +31,7 @@ from nilearn.interfaces.bids.query import (
 )
 from nilearn.interfaces.bids.utils import bids_entities
 
+from nbdiag.compat import confounds_file_for
 from nbdiag.config import ModelSettings
 from nbdiag.errors import InputError
 from nbdiag.inputs.safety import (allowed_roots, check_input_file, display, is_unfetched_annex,
@@ -315,24 +316,16 @@ def _find_events(bids_dir: Path, run: RunInputs, task: str) -> Path | None:
 
 def _find_confounds(bold: Path) -> Path | None:
     """The confounds file ``load_confounds`` would pick for this image."""
+    ents = bids_entities_of(bold)
+    stem = "_".join(f"{k}-{v}" for k, v in ents.items() if k in ENTITY_ORDER)
     try:
-        from nilearn.interfaces.fmriprep.load_confounds_utils import _get_file_name
-
-        return Path(_get_file_name(str(bold)))
+        return confounds_file_for(bold, fallback_stem=stem)
     except ValueError as exc:
         if "more than one" in str(exc).lower():
             raise InputError("more than one confounds file matches this image", file=bold,
                              expected="one *_desc-confounds_timeseries.tsv", found=str(exc).split(":", 1)[-1].strip()) from None
         candidate = expected_confounds(bold)
         return candidate if candidate.is_symlink() else None
-    except ImportError:  # pragma: no cover - private helper moved in another nilearn
-        ents = bids_entities_of(bold)
-        stem = "_".join(f"{k}-{v}" for k, v in ents.items() if k in ENTITY_ORDER)
-        for suffix in ("_desc-confounds_timeseries.tsv", "_desc-confounds_regressors.tsv"):
-            candidate = bold.parent / f"{stem}{suffix}"
-            if candidate.exists():
-                return candidate
-        return None
 
 
 def expected_confounds(bold: Path) -> Path:

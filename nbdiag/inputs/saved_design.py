@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nbdiag.design import frame_times
+from nbdiag.context import frame_times
 from nbdiag.errors import InputError
 
 

@@ -502,14 +502,20 @@ def plot_baseline_composition(compositions: Mapping[str, Mapping[str, float | No
         return fig
 
 
-def plot_drift_overlap(r2: Mapping[str, float | None], warn: float = 0.2, fail: float = 0.5,
-                       ax: Axes | None = None) -> Figure:
-    """R² of each task regressor (or contrast) on the drift + constant columns."""
+def _r2_bars(r2: Mapping[str, float | None], xlabel: str, warn: float, fail: float,
+             ax: Axes | None) -> Figure:
+    """Horizontal R² bars (0-1) with the warn/fail lines."""
     with _style():
         lab = _label_in(r2, 34)
         fig, ax = _new(ax, (4.2 + lab, 0.3 * len(r2) + 1.2), left=lab, top=0.4, bottom=0.55, right=0.3)
-        _hbar(r2, ax, "R² on drift + constant", warn, fail, xmax=1.0)
+        _hbar(r2, ax, xlabel, warn, fail, xmax=1.0)
         return fig
+
+
+def plot_drift_overlap(r2: Mapping[str, float | None], warn: float = 0.2, fail: float = 0.5,
+                       ax: Axes | None = None) -> Figure:
+    """R² of each task regressor (or contrast) on the drift + constant columns."""
+    return _r2_bars(r2, "R² on drift + constant", warn, fail, ax)
 
 
 def plot_spectra(freqs_hz: Sequence[float], power: Mapping[str, Sequence[float | None]],
@@ -547,8 +553,4 @@ def plot_spectra(freqs_hz: Sequence[float], power: Mapping[str, Sequence[float |
 def plot_confound_r2(r2: Mapping[str, float | None], warn: float = 0.2, fail: float = 0.5,
                      ax: Axes | None = None) -> Figure:
     """R² of each task regressor on the confound regressors."""
-    with _style():
-        lab = _label_in(r2, 34)
-        fig, ax = _new(ax, (4.2 + lab, 0.3 * len(r2) + 1.2), left=lab, top=0.4, bottom=0.55, right=0.3)
-        _hbar(r2, ax, "R² on confounds", warn, fail, xmax=1.0)
-        return fig
+    return _r2_bars(r2, "R² on confounds", warn, fail, ax)

@@ -1,4 +1,4 @@
-"""Group report ``OUTPUT_DIR/group.html`` (DESIGN §5): renders the group tables only."""
+"""Group report ``OUTPUT_DIR/group.html``: renders the group tables only."""
 
 from __future__ import annotations
 

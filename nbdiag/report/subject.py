@@ -1,4 +1,4 @@
-"""Subject report: one self-contained HTML file per subject (DESIGN §5, §8).
+"""Subject report: one self-contained HTML file per subject (README: "Outputs").
 
 The report renders run records (docs/record.md) and the design TSVs written next to
 them; it computes no statistics. Every name coming from input files is escaped by

@@ -1,0 +1,132 @@
+"""The one place nbdiag touches nilearn's private or moving APIs.
+
+Supported nilearn: ``>=0.12.1,<0.15`` (``pyproject.toml``; CI runs the parity and
+record tests on 0.12.1 and on the newest release). Everything here either calls
+a private nilearn helper, so that nbdiag makes exactly the choice nilearn makes,
+or hides a function that moved between releases. Each wrapper has a fallback
+that reproduces the documented public behaviour when the private helper is
+gone, and a test in ``tests/test_compat.py`` that compares it with nilearn.
+
+=====================================  ==========================================================
+wrapper                                nilearn source
+=====================================  ==========================================================
+:func:`load_confounds_defaults`        ``glm.first_level.first_level._check_kwargs_load_confounds``
+:func:`confounds_file_for`             ``interfaces.fmriprep.load_confounds_utils._get_file_name``
+:func:`create_cosine_drift`            ``signal`` (>= 0.13) or ``glm.first_level.design_matrix``
+:func:`hrf_internals`                  ``glm.first_level.hemodynamic_models._hrf_kernel``,
+                                       ``_compute_n_frames_high_res``, ``_regressor_names``
+:func:`nilearn_version`                ``nilearn.__version__``
+=====================================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+#: The range of nilearn releases nbdiag is tested with (also in pyproject.toml).
+SUPPORTED_NILEARN = ">=0.12.1,<0.15"
+
+
+def nilearn_version() -> tuple[int, int]:
+    """``(major, minor)`` of the installed nilearn."""
+    from nilearn import __version__ as version
+
+    major, minor = (int(x) for x in re.findall(r"\d+", version)[:2])
+    return major, minor
+
+
+def load_confounds_defaults(fallback: dict[str, Any]) -> dict[str, Any]:
+    """``load_confounds`` keyword defaults the installed ``first_level_from_bids`` passes.
+
+    They change between releases (0.12: ``fd_threshold=0.2``, ``std_dvars_threshold=3``;
+    0.13+: 0.5 and 1.5); nilearn computes them in the private
+    ``_check_kwargs_load_confounds``. ``fallback`` is returned (copied) when that
+    helper is missing or its signature changed.
+    """
+    try:
+        from nilearn.glm.first_level.first_level import _check_kwargs_load_confounds
+
+        kwargs, _ = _check_kwargs_load_confounds(confounds_strategy=("motion",))
+    except (ImportError, TypeError, ValueError):
+        return dict(fallback)
+    return dict(kwargs) if kwargs else dict(fallback)
+
+
+def confounds_file_for(bold: Path, fallback_stem: str) -> Path | None:
+    """The fMRIPrep confounds TSV ``load_confounds`` would read for image ``bold``.
+
+    Parameters
+    ----------
+    bold : Path
+        Preprocessed BOLD image.
+    fallback_stem : str
+        ``sub-..._ses-..._task-..._run-...`` part of the confounds file name, used
+        (with ``_desc-confounds_timeseries.tsv`` then ``_regressors.tsv``) only
+        when nilearn's private helper is missing.
+
+    Returns
+    -------
+    Path or None
+        None when no confounds file matches.
+
+    Raises
+    ------
+    ValueError
+        From nilearn, when more than one confounds file matches (message says so).
+    """
+    try:
+        from nilearn.interfaces.fmriprep.load_confounds_utils import _get_file_name
+    except ImportError:
+        for suffix in ("_desc-confounds_timeseries.tsv", "_desc-confounds_regressors.tsv"):
+            candidate = Path(bold).parent / f"{fallback_stem}{suffix}"
+            if candidate.exists():
+                return candidate
+        return None
+    try:
+        return Path(_get_file_name(str(bold)))
+    except ValueError as exc:
+        if "more than one" in str(exc).lower():
+            raise
+        return None
+
+
+def create_cosine_drift(high_pass: float, frame_times: np.ndarray) -> np.ndarray:
+    """nilearn's cosine drift basis (last column the constant), wherever the release keeps it."""
+    try:
+        from nilearn.signal import create_cosine_drift as impl
+    except ImportError:  # nilearn < 0.13
+        from nilearn.glm.first_level.design_matrix import create_cosine_drift as impl
+    return impl(high_pass, frame_times)
+
+
+@dataclass(frozen=True)
+class HrfInternals:
+    """The pieces nilearn's ``compute_regressor`` is made of (see ``diagnostics/_hrf.py``)."""
+
+    hrf_kernel: Callable[..., list]
+    n_frames_high_res: Callable[..., int]
+    regressor_names: Callable[..., list]
+    orthogonalize: Callable[..., Any]
+
+
+def hrf_internals() -> HrfInternals | None:
+    """nilearn's private HRF helpers, or None when this release lays them out differently.
+
+    With None, :func:`nbdiag.diagnostics._hrf.compute_regressor_fast` always calls
+    nilearn's public ``compute_regressor`` (same numbers, slower).
+    """
+    try:
+        from nilearn.glm.first_level.hemodynamic_models import (
+            _compute_n_frames_high_res,
+            _hrf_kernel,
+            _regressor_names,
+            orthogonalize,
+        )
+    except ImportError:
+        return None
+    return HrfInternals(_hrf_kernel, _compute_n_frames_high_res, _regressor_names, orthogonalize)
