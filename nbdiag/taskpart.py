@@ -58,14 +58,21 @@ def supported(hrf_model: Any) -> bool:
     """Whether :func:`task_regressors` handles this HRF model (else use nilearn's function)."""
     if not isinstance(hrf_model, str):
         return False
-    try:
-        from nilearn.glm.first_level.experimental_paradigm import (  # noqa: F401
-            check_events, handle_modulation_of_duplicate_events)
-        from nilearn.glm.first_level.hemodynamic_models import (  # noqa: F401
-            _calculate_tr, _hrf_kernel, _regressor_names, _resample_regressor, _sample_condition, orthogonalize)
-    except ImportError:  # another nilearn layout
-        return False
-    return True
+    return _helpers() is not None
+
+
+_HRF_NAMES = ("_calculate_tr", "_hrf_kernel", "_regressor_names", "_resample_regressor", "_sample_condition",
+              "orthogonalize")
+
+
+def _helpers():
+    """nilearn's pieces of ``_convolve_regressors`` / ``compute_regressor`` (None if laid out differently)."""
+    from nbdiag import compat
+
+    events = compat.private("nilearn.glm.first_level.experimental_paradigm", "check_events",
+                            "handle_modulation_of_duplicate_events")
+    hrf = compat.private("nilearn.glm.first_level.hemodynamic_models", *_HRF_NAMES)
+    return None if events is None or hrf is None else (events, hrf)
 
 
 def task_regressors(events: pd.DataFrame, hrf_model: str, frame_times: np.ndarray, fir_delays: Sequence[int],
@@ -98,8 +105,7 @@ def task_regressors(events: pd.DataFrame, hrf_model: str, frame_times: np.ndarra
 
 
 def _compute(events, hrf_model, frame_times, fir_delays, min_onset, oversampling):
-    from nilearn.glm.first_level.experimental_paradigm import check_events, handle_modulation_of_duplicate_events
-
+    (check_events, handle_modulation_of_duplicate_events), _ = _helpers()
     cleaned = handle_modulation_of_duplicate_events(check_events(events))
     trial_type = cleaned["trial_type"].to_numpy()
     onset = cleaned["onset"].to_numpy()
@@ -117,14 +123,8 @@ def _compute(events, hrf_model, frame_times, fir_delays, min_onset, oversampling
 
 def _regressor(exp_condition, hrf_model, frame_times, con_id, oversampling, fir_delays, min_onset):
     """nilearn's ``compute_regressor`` with an FFT convolution."""
-    from nilearn.glm.first_level.hemodynamic_models import (
-        _calculate_tr,
-        _hrf_kernel,
-        _regressor_names,
-        _resample_regressor,
-        _sample_condition,
-        orthogonalize,
-    )
+    _calculate_tr, _hrf_kernel, _regressor_names, _resample_regressor, _sample_condition, orthogonalize = \
+        _helpers()[1]
     from scipy.signal import fftconvolve
 
     if fir_delays is not None:

@@ -319,13 +319,15 @@ def _find_confounds(bold: Path) -> Path | None:
     ents = bids_entities_of(bold)
     stem = "_".join(f"{k}-{v}" for k, v in ents.items() if k in ENTITY_ORDER)
     try:
-        return confounds_file_for(bold, fallback_stem=stem)
-    except ValueError as exc:
-        if "more than one" in str(exc).lower():
-            raise InputError("more than one confounds file matches this image", file=bold,
-                             expected="one *_desc-confounds_timeseries.tsv", found=str(exc).split(":", 1)[-1].strip()) from None
-        candidate = expected_confounds(bold)
-        return candidate if candidate.is_symlink() else None
+        found = confounds_file_for(bold, fallback_stem=stem)
+    except ValueError as exc:  # nilearn: more than one file matches
+        raise InputError("more than one confounds file matches this image", file=bold,
+                         expected="one *_desc-confounds_timeseries.tsv", found=str(exc).split(":", 1)[-1].strip()) from None
+    if found is not None:
+        return found
+    # nilearn does not see a broken (unfetched git-annex) link; name it so the run says why
+    candidate = expected_confounds(bold)
+    return candidate if candidate.is_symlink() else None
 
 
 def expected_confounds(bold: Path) -> Path:

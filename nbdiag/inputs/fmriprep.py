@@ -148,11 +148,32 @@ def _columns_needed(header: list[str], kwargs: dict[str, Any], json_path: str) -
     return None if keep is None else list(keep)
 
 
+def _nl():
+    """nilearn's load_confounds pieces the fast path uses, by name (None if laid out differently)."""
+    from nbdiag import compat
+
+    lc = compat.private("nilearn.interfaces.fmriprep.load_confounds", "COMPCOR_TYPES", "CONFOUND_MODEL",
+                        "_check_error", "_check_strategy", "_load_noise_component")
+    utils = compat.private("nilearn.interfaces.fmriprep.load_confounds_utils", "load_confounds_json",
+                           "prepare_output", "_demean_confounds")
+    scrub = compat.private("nilearn.interfaces.fmriprep.load_confounds_scrub", "_get_outlier_cols",
+                           "_outlier_to_sample_mask")
+    other = compat.private("nilearn._utils.fmriprep_confounds", "is_camel_case")
+    check = compat.private("nilearn._utils.param_validation", "check_parameter_in_allowed")
+    if None in (lc, utils, scrub, other, check):
+        return None
+    names = ("COMPCOR_TYPES", "CONFOUND_MODEL", "check_error", "check_strategy", "load_noise_component",
+             "load_confounds_json", "prepare_output", "demean_confounds", "get_outlier_cols",
+             "outlier_to_sample_mask", "is_camel_case", "check_parameter_in_allowed")
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**dict(zip(names, lc + utils + scrub + other + check)))
+
+
 def _select_columns(header: list[str], kwargs: dict[str, Any], json_path: str) -> list[str] | None:
     try:
-        from nilearn.interfaces.fmriprep.load_confounds import _load_noise_component
-        from nilearn.interfaces.fmriprep.load_confounds_utils import load_confounds_json
-
+        nl = _nl()
+        _load_noise_component, load_confounds_json = nl.load_noise_component, nl.load_confounds_json
         empty = pd.DataFrame(np.empty((0, len(header))), columns=header)
         flag_acompcor = "compcor" in kwargs["strategy"] and "anat" in kwargs.get("compcor", "anat_combined")
         with warnings.catch_warnings():
@@ -184,15 +205,11 @@ def _nilearn_load_selected(raw: pd.DataFrame, kwargs: dict[str, Any], json_path:
     Mirrors ``nilearn.interfaces.fmriprep.load_confounds._load_single_confounds_file``
     step by step with nilearn's own helpers, so the result is nilearn's.
     """
-    from nilearn._utils.param_validation import check_parameter_in_allowed
-    from nilearn.interfaces.fmriprep.load_confounds import (
-        COMPCOR_TYPES,
-        CONFOUND_MODEL,
-        _check_error,
-        _check_strategy,
-        _load_noise_component,
-    )
-    from nilearn.interfaces.fmriprep.load_confounds_utils import load_confounds_json, prepare_output
+    nl = _nl()
+    check_parameter_in_allowed, COMPCOR_TYPES, CONFOUND_MODEL = (nl.check_parameter_in_allowed, nl.COMPCOR_TYPES,
+                                                                 nl.CONFOUND_MODEL)
+    _check_error, _check_strategy, _load_noise_component = nl.check_error, nl.check_strategy, nl.load_noise_component
+    load_confounds_json, prepare_output = nl.load_confounds_json, nl.prepare_output
 
     strategy = list(kwargs["strategy"])
     params = {k: v for k, v in kwargs.items() if k not in ("strategy", "demean")}
@@ -222,11 +239,9 @@ def _prepare_output(confounds: pd.DataFrame, demean: bool, nilearn_prepare_outpu
     ~50 ms (a transpose to 500 columns, hashed one by one). Other outlier values
     (not 0/1) go through nilearn's own function.
     """
-    try:
-        from nilearn.interfaces.fmriprep.load_confounds_scrub import _get_outlier_cols, _outlier_to_sample_mask
-        from nilearn.interfaces.fmriprep.load_confounds_utils import _demean_confounds
-    except ImportError:
-        return nilearn_prepare_output(confounds, demean)
+    nl = _nl()
+    _get_outlier_cols, _outlier_to_sample_mask = nl.get_outlier_cols, nl.outlier_to_sample_mask
+    _demean_confounds = nl.demean_confounds
     outlier_cols, confounds_cols = _get_outlier_cols(confounds.columns)
     if outlier_cols:
         values = confounds.loc[:, outlier_cols].to_numpy()
@@ -253,14 +268,10 @@ def _fast_path_ok(kwargs: dict[str, Any], header: list[str]) -> bool:
     strategy = tuple(kwargs.get("strategy", ()))
     if not strategy or "tedana" in strategy or ("ica_aroma" in strategy and kwargs.get("ica_aroma") == "full"):
         return False
-    try:
-        from nilearn._utils.fmriprep_confounds import is_camel_case
-        from nilearn.interfaces.fmriprep.load_confounds import (  # noqa: F401 - the helpers the fast path uses
-            COMPCOR_TYPES, CONFOUND_MODEL, _check_error, _check_strategy, _load_noise_component)
-        from nilearn.interfaces.fmriprep.load_confounds_utils import load_confounds_json, prepare_output  # noqa: F401
-    except ImportError:  # another nilearn layout: the public function
+    nl = _nl()
+    if nl is None:  # another nilearn layout: the public function
         return False
-    if not header or any(is_camel_case(c) for c in header):
+    if not header or any(nl.is_camel_case(c) for c in header):
         return False  # camelCase headers (fMRIPrep < 1.2): let nilearn raise its own message
     try:
         float(header[0])
