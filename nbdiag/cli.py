@@ -93,6 +93,8 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--confounds-scrub", type=int)
     g.add_argument("--confounds-fd-threshold", type=_finite)
     g.add_argument("--confounds-std-dvars-threshold", type=_finite)
+    g.add_argument("--noise-model", metavar="MODEL", help="FirstLevelModel noise_model for the measured "
+                   "estimates: ar1 (default) or ols")
     g.add_argument("--apply-sample-masks", action="store_true", default=None,
                    help="audit the design with load_confounds' sample mask applied "
                         "(as when you pass sample_masks to FirstLevelModel.fit)")
@@ -107,7 +109,7 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 def _model_values(args: argparse.Namespace) -> dict:
     keys = ("task_label", "space_label", "derivatives_folder", "img_filters", "hrf_model", "drift_model",
             "high_pass", "drift_order", "fir_delays", "min_onset", "slice_time_ref", "t_r",
-            "apply_sample_masks")
+            "apply_sample_masks", "noise_model")
     values = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if args.confounds_strategy is not None:
         strategy = args.confounds_strategy
@@ -161,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dask-scheduler", metavar="ADDRESS",
                         help="audit the runs on a running Dask cluster, e.g. tcp://10.0.0.5:8786 "
                              "(pip install 'nbdiag[dask]')")
+    parser.add_argument("--measure", choices=["confounds", "bold", "none"], default=None,
+                        help="sizes measured from the run's own files: 'confounds' (default; global_signal, csf, "
+                             "white_matter of the confounds file), 'bold' (also the preprocessed BOLD: effect "
+                             "maps by scan class), 'none' (assumed sizes only)")
     parser.add_argument("--fail-on", choices=["warn", "fail"], default="fail",
                         help="group: the status at which a run fails sign-off (default fail)")
     parser.add_argument("--allow-incomplete", action="store_true",
@@ -183,7 +189,7 @@ def _load(args: argparse.Namespace):
 
     config = load_config(args.config) if args.config else Config()
     return override_config(config, model=_model_values(args), events=_event_values(args),
-                           contrasts=args.contrast)
+                           contrasts=args.contrast, measure=getattr(args, "measure", None))
 
 
 def _participant(args: argparse.Namespace) -> int:

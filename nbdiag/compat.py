@@ -145,3 +145,28 @@ def private(module: str, *names: str) -> tuple | None:
         return tuple(getattr(mod, name) for name in names)
     except (ImportError, AttributeError):
         return None
+
+
+def yule_walker(x: np.ndarray, order: int) -> np.ndarray:
+    """nilearn's ``run_glm`` AR-coefficient estimator (private ``_yule_walker``), along the last axis."""
+    from nilearn.glm.first_level.first_level import _yule_walker
+
+    return _yule_walker(x, order)
+
+
+def clean_contrast_name(contrast: str) -> str:
+    """The contrast name as nilearn's ``save_glm_to_bids`` writes it (private
+    ``_clean_contrast_name``; the same rules when it moves): ``two_back - zero_back`` ->
+    ``twoBackMinusZeroBack``."""
+    import warnings
+
+    try:
+        from nilearn.glm._base import _clean_contrast_name
+    except ImportError:  # pragma: no cover - private helper moved: same rules
+        name = contrast.replace("-", " Minus ").replace("+", " Plus ").replace(">", " Gt ").replace("<", " Lt ")
+        words = name.replace("_", " ").split(" ")
+        words = [words[0].lower()] + [w.title() for w in words[1:]]
+        return "".join(ch for ch in " ".join(words) if ch.isalnum())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _clean_contrast_name(contrast)

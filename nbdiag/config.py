@@ -49,6 +49,10 @@ HRF_MODELS = (
     None,
 )
 DRIFT_MODELS = ("cosine", "polynomial", None)
+#: ``--measure``: what nbdiag measures from the run's own files
+#: (``confounds``: the confounds file's global_signal/csf/white_matter; ``bold``: also
+#: the preprocessed BOLD, voxel by voxel; ``none``: nothing, assumed sizes only).
+MEASURE_CHOICES = ("confounds", "bold", "none")
 CONFOUND_STRATEGIES = (
     "motion", "high_pass", "wm_csf", "global_signal", "compcor",
     "ica_aroma", "scrub", "non_steady_state", "tedana",
@@ -137,6 +141,7 @@ class ModelSettings:
     confounds_strategy: Any = UNSET
     confounds: Mapping[str, Any] = field(default_factory=dict)
     apply_sample_masks: bool = False
+    noise_model: str = "ar1"
 
     def load_confounds_kwargs(self) -> dict[str, Any] | None:
         """The kwargs ``first_level_from_bids`` passes to ``load_confounds``.
@@ -198,6 +203,7 @@ class Settings:
     contrasts: Mapping[str, str] | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     variant: str = "default"
+    measure: str = "confounds"
     limits: Limits = field(default_factory=Limits)
     #: run node of a BIDS Stats Model (``--model``; nbdiag.inputs.bids_stats_model.RunNode), or None
     stats_model: Any = None
@@ -205,6 +211,7 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         out = {
             "variant": self.variant,
+            "measure": self.measure,
             "model": self.model.to_dict(),
             "events": self.events.to_dict(),
             "contrasts": dict(self.contrasts) if self.contrasts else None,
@@ -343,6 +350,10 @@ def _model_value(key: str, value: Any, where: str) -> Any:
                 f"nilearn's load_confounds requires 'high_pass' with 'compcor'; got {list(strategy)!r}"
             )
         return strategy
+    if key == "noise_model":
+        if not isinstance(value, str) or not re.match(r"^(ols|ar[1-9]\d*)$", value):
+            raise _bad(key, "'ols' or 'arN' (nilearn's noise_model, e.g. 'ar1')", value, where)
+        return value
     if key == "apply_sample_masks":
         if not isinstance(value, bool):
             raise _bad(key, "true or false", value, where)
@@ -472,6 +483,8 @@ def apply_overrides(settings: Settings, table: Mapping[str, Any], where: str) ->
             if not isinstance(value, Mapping):
                 raise _bad("thresholds", "a table", value, where)
             thresholds = thresholds.updated(value, f"{where}.thresholds")
+        elif key == "measure":
+            settings = replace(settings, measure=_choice(key, value, MEASURE_CHOICES, where))
         elif key == "limits":
             settings = replace(settings, limits=settings.limits.updated(value, f"{where}.limits"))
         elif key in _MODEL_KEYS or key in _CONFOUND_KEYS:
@@ -492,7 +505,7 @@ def apply_overrides(settings: Settings, table: Mapping[str, Any], where: str) ->
 
 def config_from_mapping(data: Mapping[str, Any], source: str = "config") -> Config:
     """Build a :class:`Config` from a parsed TOML mapping."""
-    allowed = {"model", "events", "contrasts", "thresholds", "variants", "limits"}
+    allowed = {"model", "events", "contrasts", "thresholds", "variants", "limits", "measure"}
     for key in data:
         if key not in allowed:
             raise SettingsError(f"{source}: unknown table [{key}]; allowed: {', '.join(sorted(allowed))}")
@@ -540,10 +553,13 @@ def load_config(path: str | Path) -> Config:
 
 def override_config(config: Config, model: Mapping[str, Any] | None = None,
                     events: Mapping[str, Any] | None = None,
-                    contrasts: Any = None, where: str = "command line") -> Config:
+                    contrasts: Any = None, where: str = "command line",
+                    measure: str | None = None) -> Config:
     """Apply command-line values to the base settings and every variant."""
     def apply(settings: Settings) -> Settings:
         table: dict[str, Any] = {}
+        if measure is not None:
+            table["measure"] = measure
         if model:
             table["model"] = model
         if events:

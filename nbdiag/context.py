@@ -12,6 +12,7 @@ Column roles are one of ``ROLES``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -83,6 +84,12 @@ class DesignContext:
         Number of scans in the image (before any sample mask).
     notes : tuple of str
         Free-text notes about how inputs were resolved.
+    measured_signals : mapping or None
+        Full-length measured series (one value per acquired volume, scanner
+        units) by name, e.g. the confounds file's ``global_signal``; ``None`` when
+        nothing is measured (``--measure none`` or no confounds file).
+    noise_model : str
+        nilearn's ``noise_model`` for the measured estimates (``"ar1"``, ``"ols"``).
     """
 
     t_r: float
@@ -108,6 +115,8 @@ class DesignContext:
     scan_index: tuple[int, ...] | None = None
     n_scans_total: int | None = None
     notes: tuple[str, ...] = ()
+    measured_signals: Mapping[str, np.ndarray] | None = None
+    noise_model: str = "ar1"
 
     def frame_times(self, n_scans: int) -> np.ndarray:
         """Frame times exactly as nilearn's FirstLevelModel computes them (:func:`frame_times`)."""

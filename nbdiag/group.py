@@ -293,15 +293,19 @@ def write_group_tables(records: list[dict[str, Any]], output_dir: str | Path,
     Returns
     -------
     dict
-        ``{"runs": path, "signoff": path, "include": path}``.
+        ``{"runs": path, "signoff": path, "include": path, "attribution": path}``
+        (``nbdiag_attribution.tsv``: :mod:`nbdiag.group_attribution`).
     """
     _check_fail_on(fail_on)
     group = Path(output_dir) / "group"
+    from nbdiag.group_attribution import attribution_table
+
     chosen = select_variants(records, variants)
     return {
         "runs": _write_tsv(runs_table(records), group / "nbdiag_runs.tsv"),
         "signoff": _write_tsv(signoff_table(chosen, fail_on, ratings), group / "signoff.tsv"),
         "include": _write_tsv(include_table(chosen, fail_on, ratings), group / "include.tsv"),
+        "attribution": _write_tsv(attribution_table(records), group / "nbdiag_attribution.tsv"),
     }
 
 
@@ -579,9 +583,11 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
     if report:
         from nbdiag.report.group_report import render_group_report
 
+        from nbdiag.group_attribution import attribution_table
+
         render_group_report(trusted, runs_df, signoff_table(trusted, fail_on, rated), root / "group.html",
                             fail_on=fail_on, deciding=sorted({str(r.get("variant")) for r in chosen}),
-                            incomplete=missing_table(check))
+                            incomplete=missing_table(check), attribution=attribution_table(trusted))
     n_error = int((signoff["status"] == "error").sum()) if len(signoff) else 0
     if n_error or bad:
         _say(f"nbdiag group: {n_error} run × variant(s) could not be audited"

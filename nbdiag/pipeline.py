@@ -62,14 +62,22 @@ class ParticipantResult:
 def _audit_and_write(run: RunInputs, config: Config, output_dir: Path,
                      bids_dir: Path | None = None) -> list[RunAudit]:
     audits = []
+    bold = []
     for settings in config.all_variants():
         audit = audit_run(run, settings)
         # the record is written last and carries the settings hash + input fingerprints:
         # its presence with a matching hash is the "done" marker the group level trusts
         audit.record["provenance"] = provenance(settings.to_dict(), run_input_files(run), bids_dir)
         _remove_leftover_temp_files(output_dir, run, settings.variant)
-        write_run_outputs(output_dir, audit)
         audits.append(audit)
+        if settings.measure == "bold":
+            bold.append(audit)
+    if bold:  # --measure bold: one pass over the BOLD for every variant, before the records are written
+        from nbdiag.measure_bold import measure_bold_run
+
+        measure_bold_run(bold, output_dir)
+    for audit in audits:
+        write_run_outputs(output_dir, audit)
     return audits
 
 

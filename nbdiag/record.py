@@ -195,7 +195,7 @@ def _stats_model_inputs(run: RunInputs, settings: Settings, table: pd.DataFrame,
     """Events and confounds of a run under a BIDS Stats Model's run node (``--model``)."""
     from nbdiag.inputs.bids_stats_model import design_inputs
     from nbdiag.inputs.events import EventsResult
-    from nbdiag.inputs.fmriprep import NSS_PATTERN, ConfoundsResult, read_raw_confounds
+    from nbdiag.inputs.fmriprep import NSS_PATTERN, ConfoundsResult, raw_signals, read_raw_confounds
 
     raw = read_raw_confounds(run.confounds) if run.confounds is not None else None
     if raw is not None and len(raw) != n_scans:
@@ -211,7 +211,8 @@ def _stats_model_inputs(run: RunInputs, settings: Settings, table: pd.DataFrame,
         if cols:
             nss = tuple(int(i) for i in np.flatnonzero((raw[cols].fillna(0).to_numpy() != 0).any(axis=1)))
     conf = ConfoundsResult(confounds=conf_table, sample_mask=None,
-                           raw_columns=() if raw is None else tuple(map(str, raw.columns)), nonsteady_volumes=nss)
+                           raw_columns=() if raw is None else tuple(map(str, raw.columns)), nonsteady_volumes=nss,
+                           signals={} if raw is None else raw_signals(raw))
     return events, conf, [f"BIDS Stats Model {settings.stats_model.to_dict()['file']}: {n}" for n in notes]
 
 
@@ -287,6 +288,8 @@ def make_context(settings: Settings, events, conf, built: DesignResult, t_r: flo
         rt_column=settings.events.rt_column if events.rt_events is not None else None,
         rt_events=events.rt_events, rt_regressor=rt_name if rt_name in built.design.columns else None,
         scan_index=built.scan_index, n_scans_total=n_scans,
+        measured_signals=(dict(conf.signals) if settings.measure != "none" and conf.raw_columns else None),
+        noise_model=model.noise_model,
     )
 
 
@@ -322,11 +325,22 @@ def audit_design_into(record: dict[str, Any], built: DesignResult, context: Desi
     record["diagnostics"] = jsonable(result.diagnostics)
     record["contrasts"] = jsonable(result.contrasts)
     record["whatif"] = jsonable(result.whatif)
+    record["measured"] = _measured_section(settings, context, result.measured)
     all_findings = rank_findings(findings + list(result.findings))
     record["findings"] = jsonable(all_findings)
     record["status"] = status_from_findings(all_findings)
     record["error"] = None
     return record
+
+
+def _measured_section(settings: Settings, context: DesignContext, measured: dict[str, Any] | None) -> dict[str, Any]:
+    """Run-level ``measured`` record section (docs/record.md): what was measured, and from what."""
+    mode = getattr(settings, "measure", "confounds")
+    if measured is None:
+        why = ("--measure none" if mode == "none" else
+               "no global_signal/csf/white_matter column (or no confounds file) for this run")
+        return {"mode": mode, "source": None, "signals": {}, "note": f"nothing measured: {why}; sizes are assumed"}
+    return {"mode": mode, "source": "confounds", **measured}
 
 
 def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_time_ref: float | None = None,
@@ -489,7 +503,8 @@ def prepare_given_run(given, settings: Settings) -> PreparedRun:
         kept_scans = set(int(i) for i in mask)
         scrub = tuple(i for i in range(n_scans) if i not in kept_scans and i not in given.nonsteady_volumes)
     conf = ConfoundsResult(confounds=conf_table, sample_mask=mask, raw_columns=tuple(given.raw_confound_columns),
-                           nonsteady_volumes=tuple(given.nonsteady_volumes), scrub_volumes=scrub)
+                           nonsteady_volumes=tuple(given.nonsteady_volumes), scrub_volumes=scrub,
+                           signals=dict(getattr(given, "raw_signals", {}) or {}))
     built = build_design(table, conf_table, n_scans, t_r, slice_time_ref, settings.model, sample_mask=mask)
     times = frame_times(n_scans, t_r, slice_time_ref)
     findings += events_outside_run(table, times, t_r, settings.model.min_onset, None)

@@ -2,10 +2,19 @@
 
 For an unmodelled signal ``m`` (one value per design row), nilearn's OLS
 contrast estimate moves by exactly ``bias = w @ m`` (``w`` from
-``contrast_weights``). ``bias_sd = bias / sqrt(c (X'X)^+ c')`` expresses it in
-contrast standard deviations for unit noise (1 % signal noise per scan when the
-data are in percent signal change). Drift and confound columns are part of
-``X``, so ``w`` already projects them out.
+``contrast_weights``). ``bias_sd = bias / (σ sqrt(c (X'X)^+ c'))`` expresses it in
+contrast standard deviations, with ``σ`` the noise per scan in percent signal
+that matches the scale of the signal's size (:func:`noise_for`): for a size
+measured from ``global_signal``, the residual SD of ``global_signal`` after the
+design (:func:`nbdiag.diagnostics.measured.noise_level`); for an assumed
+(voxel-level) size, the assumed voxel noise of 1 %. Every entry records
+``noise_sd_percent`` and ``sd_source``. Drift and
+confound columns are part of ``X``, so ``w`` already projects them out.
+
+Sizes: the non-steady-state excess is **measured** from ``global_signal``
+(``global_signal[k] / steady-state median - 1``) when the column exists; every
+other size below is **assumed**. Each entry's ``magnitude_source`` says which
+(``"measured:global_signal"`` or ``"assumed"``) and the label gives the value.
 
 The signal library, each at a plausible (deliberately modest) size given in its
 label; only signals that exist for the run are built. Sizes below supersede
@@ -16,7 +25,8 @@ the per-source notes: non-steady-state from the T1 approach to steady state
 
 ``nonsteady``
     Excess signal in the flagged non-steady-state volumes still in the
-    design, from the longitudinal magnetisation's approach to steady state
+    design: measured from ``global_signal`` when present; otherwise (assumed)
+    from the longitudinal magnetisation's approach to steady state
     (``nss_excess``): full magnetisation at the first volume, then
     ``Mz[k+1] = Mz[k] cos(a) E1 + (1 - E1)``, ``E1 = exp(-t_r / T1)``,
     grey-matter ``T1 = NSS_T1_S`` (1.4 s at 3 T) and the Ernst angle
@@ -108,6 +118,7 @@ from nbdiag.diagnostics.baseline import (
     original_index,
 )
 from nbdiag.diagnostics._linalg import DesignAlgebra
+from nbdiag.diagnostics.measured import NoiseLevel, measured_nonsteady_excess, noise_level
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
 from nbdiag import codes
@@ -157,10 +168,20 @@ class Signal:
     unit: str
     values: np.ndarray
     typical: float = 1.0
+    magnitude_source: str = "assumed"
 
     @property
     def family(self) -> str:
         return self.source.split(":", 1)[0]
+
+
+def _nss_reason(context: DesignContext) -> str:
+    """Why the non-steady-state excess is the T1 model rather than measured."""
+    if context.measured_signals is None:
+        return "nothing measured from the run"
+    if "global_signal" not in context.measured_signals:
+        return "no global_signal column in the confounds file"
+    return "global_signal unusable at the flagged volumes"
 
 
 def _base_hrf(context: DesignContext) -> str:
@@ -218,12 +239,22 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
         k = len(flagged)
         m = np.zeros(n)
         pos = {v: i for i, v in enumerate(idx_list)}
-        exc = nss_excess(t_r, max(flagged) + 1)
+        measured = measured_nonsteady_excess(context, flagged)
+        if measured is not None:
+            exc = dict(zip(flagged, measured.tolist()))
+            label = (f"the measured excess of the {k} flagged volumes (global_signal: {exc[flagged[0]]:.1f} % "
+                     f"at volume {flagged[0]} over its steady-state median)")
+            source = "measured:global_signal"
+        else:
+            t1 = nss_excess(t_r, max(flagged) + 1)
+            exc = {v: float(t1[v]) for v in flagged}
+            label = (f"the T1 excess of the {k} flagged volumes ({exc[flagged[0]]:.0f} % at volume {flagged[0]}, "
+                     f"steady state after that; assumed: {_nss_reason(context)})")
+            source = "assumed"
         for v in flagged:
             if v in pos:
                 m[pos[v]] = exc[v]
-        out.append(Signal("nonsteady", f"the T1 excess of the {k} flagged volumes ({exc[flagged[0]]:.0f} % at "
-                          f"volume {flagged[0]}, steady state after that)", "% signal", m, typical=1.0))
+        out.append(Signal("nonsteady", label, "% signal", m, typical=1.0, magnitude_source=source))
     unmod = context.unmodeled_events
     if unmod is not None and len(unmod):
         u_on, u_du, u_tt = _event_arrays(unmod)
@@ -326,6 +357,7 @@ class SensitivityResult:
     variance: float
     entries: tuple[dict[str, Any], ...]
     findings: tuple[Finding, ...] = field(default_factory=tuple)
+    noise: NoiseLevel = field(default_factory=NoiseLevel)
 
     def to_dict(self) -> list[dict[str, Any]]:
         """``contrasts.<name>.sensitivity`` list (NaN -> None)."""
@@ -384,7 +416,7 @@ def is_structural(source: str, design: pd.DataFrame, vector: np.ndarray, weights
 
 def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, signals: list[Signal],
                        thresholds: Thresholds | None = None, weights: np.ndarray | None = None,
-                       algebra: DesignAlgebra | None = None) -> SensitivityResult:
+                       algebra: DesignAlgebra | None = None, noise: NoiseLevel | None = None) -> SensitivityResult:
     """``bias = w @ m`` and ``bias_sd`` for every signal; ``sensitive_unmodeled_signal`` findings.
 
     Per source with ``|bias_sd| >= sensitivity_warn``: a ``warn`` finding
@@ -392,17 +424,25 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
     (``is_structural``), else an ``info`` finding. Each entry records
     ``structural``. The explanation engine folds a finding into a more
     specific cause when one exists.
+
+    ``noise`` is the per-scan noise σ in percent (:func:`nbdiag.diagnostics.measured.noise_level`:
+    the residual of ``global_signal`` after the design when measured, else 1 % assumed);
+    ``bias_sd = bias / (σ sqrt(c (X'X)^+ c'))``. Each entry records
+    ``magnitude_source`` (``"measured:<column>"`` or ``"assumed"``), ``noise_sd_percent`` and
+    ``sd_source``.
     """
     thresholds = thresholds or Thresholds()
+    noise = noise or NoiseLevel()
     vector = np.asarray(vector, float)
     alg = DesignAlgebra.for_design(design, algebra)
     w = alg.weights(vector) if weights is None else np.asarray(weights, float)
     var = alg.variance(vector)
-    sd = np.sqrt(var) if var > 0 else np.nan
     entries, findings = [], []
     for sig in signals:
         if sig.values.shape[0] != w.shape[0]:
             raise ValueError(f"signal {sig.source!r} has {sig.values.shape[0]} values; design has {w.shape[0]} rows")
+        nz = noise_for(sig, noise)
+        sd = np.sqrt(var) * nz.sd if var > 0 else np.nan
         bias = float(w @ sig.values)
         bias_sd = float(bias / sd) if np.isfinite(sd) and sd > 0 else float("nan")
         if abs(bias) < 1e-12 * max(1.0, float(np.abs(sig.values).max())):
@@ -417,24 +457,58 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
         entries.append({"source": sig.source, "label": sig.label, "bias": bias, "bias_sd": bias_sd,
                         "unit": sig.unit, "typical": sig.typical,
                         "cause": CAUSE_OF_SOURCE.get(sig.family, codes.SENSITIVE_UNMODELED_SIGNAL.code),
-                        "structural": structural, "severity": sev})
+                        "structural": structural, "severity": sev,
+                        "magnitude_source": sig.magnitude_source, "noise_sd_percent": nz.sd,
+                        "sd_source": nz.source})
         if sev is not None:
             direction = "lowers" if bias < 0 else "raises"
             findings.append(codes.SENSITIVE_UNMODELED_SIGNAL.finding(
                 severity=sev, contrast=name,
                 title=f"{name} is sensitive to an unmodelled signal ({sig.source})",
                 message=f"{sig.label[0].upper() + sig.label[1:]} {direction} {name} by "
-                        f"{abs(bias_sd):.2f} σ"
+                        f"{abs(bias):.3g} % = {abs(bias_sd):.2f} σ ({_size_words(sig, nz)})"
                         + ("." if sev != "info" else
                            " (a generic signal present in every run, not a cause specific to this design)."
                            if not structural else " (it raises the contrast, so it cannot explain a negative "
                            "estimate)."),
                 evidence={"source": sig.source, "label": sig.label, "bias": bias, "bias_sd": bias_sd,
-                          "unit": sig.unit, "typical": sig.typical, "structural": structural},
+                          "unit": sig.unit, "typical": sig.typical, "structural": structural,
+                          "magnitude_source": sig.magnitude_source, "noise_sd_percent": nz.sd,
+                          "sd_source": nz.source},
                 score=float(a * sig.typical) if sev in ("warn", "fail") else 0.0,
                 fix=_fix_for(sig.family),
             ))
-    return SensitivityResult(contrast=name, variance=float(var), entries=tuple(entries), findings=tuple(findings))
+    return SensitivityResult(contrast=name, variance=float(var), entries=tuple(entries), findings=tuple(findings),
+                             noise=noise)
+
+
+#: σ for a signal whose size is assumed: an assumed voxel-level size is compared with the
+#: assumed voxel-level noise, not with the (much smaller) noise of a whole-brain average.
+ASSUMED_VOXEL_NOISE = NoiseLevel(reason="the signal's size is an assumed voxel-level amplitude, so σ is the "
+                                        "assumed voxel noise of 1 % per scan")
+
+
+def noise_for(sig: Signal, noise: NoiseLevel) -> NoiseLevel:
+    """The σ that matches the scale of ``sig``'s size.
+
+    A size measured from a column (``magnitude_source == "measured:global_signal"``) is
+    compared with that column's own measured noise (``noise``, when it was measured from
+    the same column): both are properties of the whole-brain average. An assumed size is a
+    voxel-level amplitude and is compared with the assumed voxel noise (1 %): the global
+    signal's residual noise (≈ 0.2 %) would overstate a voxel-level bias several-fold.
+    """
+    if noise.source.startswith("measured:") and sig.magnitude_source == noise.source:
+        return noise
+    if noise.source.startswith("measured:"):
+        return ASSUMED_VOXEL_NOISE
+    return noise
+
+
+def _size_words(sig: Signal, noise: NoiseLevel) -> str:
+    """Where the two sizes came from: the signal's (measured column or assumed value) and σ."""
+    size = (f"size measured from {sig.magnitude_source.split(':', 1)[1]}"
+            if sig.magnitude_source.startswith("measured:") else "size assumed, as labelled")
+    return f"{size}; {noise.describe()}"
 
 
 def _fix_for(family: str) -> str:
@@ -462,7 +536,10 @@ def core_signals(design, roles, context, th):
     return base, signals
 
 
-def sensitivity_by_contrast(design, vectors, signals, th, algebra: DesignAlgebra | None = None):
-    """``assess_sensitivity`` for every contrast vector (one factorisation of ``design``)."""
+def sensitivity_by_contrast(design, vectors, signals, th, algebra: DesignAlgebra | None = None,
+                            noise: NoiseLevel | None = None):
+    """``assess_sensitivity`` for every contrast vector (one factorisation of ``design``; ``noise``:
+    see ``assess_sensitivity``)."""
     alg = DesignAlgebra.for_design(design, algebra)
-    return {name: assess_sensitivity(design, name, vec, signals, th, algebra=alg) for name, vec in vectors.items()}
+    return {name: assess_sensitivity(design, name, vec, signals, th, algebra=alg, noise=noise)
+            for name, vec in vectors.items()}

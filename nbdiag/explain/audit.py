@@ -19,6 +19,7 @@ from nbdiag.context import DesignContext
 from nbdiag.findings import Finding, rank_findings, status_from_findings, worst_severity
 from nbdiag.thresholds import Thresholds
 from nbdiag.diagnostics._linalg import DesignAlgebra
+from nbdiag.diagnostics.measured import measure_signals, noise_level
 from nbdiag.diagnostics.sensitivity import core_signals, sensitivity_by_contrast
 from nbdiag.explain.whatif import whatif_fixes
 from nbdiag import codes
@@ -34,6 +35,7 @@ class DesignAudit:
     whatif: list[dict[str, Any]]
     findings: list[Finding] = field(default_factory=list)
     status: str = "pass"
+    measured: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"diagnostics": self.diagnostics, "contrasts": self.contrasts, "whatif": self.whatif,
@@ -77,7 +79,13 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     drift = assess_drift(design, roles, context, vectors, th)
     base, signals = core_signals(design, roles, context, th)
     rt = assess_rt(design, roles, context, vectors, th)
-    sens = sensitivity_by_contrast(design, vectors, signals, th, algebra=alg)
+    measured = None
+    if context.measured_signals is not None:
+        measured = measure_signals(context.measured_signals, design, vectors, base.scan_classes,
+                                   rows=context.scan_index, nonsteady_volumes=context.nonsteady_volumes,
+                                   noise_model=context.noise_model, algebra=alg)
+    noise = noise_level(design, context, measured=measured)
+    sens = sensitivity_by_contrast(design, vectors, signals, th, algebra=alg, noise=noise)
     all_found: list[Finding] = (list(cset.findings) + list(coll.findings) + list(conf.findings)
                                 + list(drift.findings) + list(base.findings) + list(rt.findings))
     unmod_types = tuple(sorted(set(context.unmodeled_events["trial_type"].astype(str)))) \
@@ -107,6 +115,8 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
             "baseline_composition": jsonable(comp),
             "sensitivity": sens[name].to_dict(),
         }
+        if measured is not None:
+            contrast_sec[name]["measured"] = jsonable(measured.contrast_dict(name))
     run_level = [f for f in all_found if f.contrast is None]
     # run-level copy of contrast-specific unmodelled-events evidence
     unmod_f = [f for i in inputs for f in i.findings if f.code == codes.BASELINE_UNMODELED_EVENTS.code]
@@ -138,5 +148,10 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     diagnostics = {"collinearity": jsonable(coll.to_dict()), "drift": jsonable(drift.to_dict()),
                    "confounds": jsonable(conf.to_dict()), "baseline": jsonable(base.to_dict()),
                    "rt": jsonable(rt.to_dict())}
+    measured_sec = None
+    if measured is not None:
+        measured_sec = jsonable({**measured.signals_dict(), "noise_model": context.noise_model,
+                                 "noise": {"sd_percent": noise.sd, "source": noise.source,
+                                           "reason": noise.reason or None}})
     return DesignAudit(diagnostics=diagnostics, contrasts=jsonable(contrast_sec), whatif=whatif,
-                       findings=findings, status=status_from_findings(findings))
+                       findings=findings, status=status_from_findings(findings), measured=measured_sec)

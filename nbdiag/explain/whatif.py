@@ -111,15 +111,15 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
                 context.events[~context.events["trial_type"].astype(str).isin(rest)]
             variants.append((f"drop modelled rest ({', '.join(rest)})", codes.BASELINE_MODELED_REST.code, d6, roles6,
                              replace(context, events=ev6), all_rows))
-    from nbdiag.diagnostics.sensitivity import Signal
     from nbdiag.diagnostics.sensitivity import core_signals, sensitivity_by_contrast
     if signals is None:
         _, signals = core_signals(design, roles, context, th)
     out = []
     for fix, code, d, r, ctx, rows in variants:
         vecs = _remap(vectors, design.columns, d)
-        same = [Signal(sg.source, sg.label, sg.unit, np.asarray(sg.values)[rows], sg.typical) for sg in signals]
-        sens = sensitivity_by_contrast(d, vecs, same, th)
+        same = [replace(sg, values=np.asarray(sg.values)[rows]) for sg in signals]
+        noise = next(iter(before.values())).noise if before else None
+        sens = sensitivity_by_contrast(d, vecs, same, th, noise=noise)
         res = {}
         for name, s in sens.items():
             b = before[name]

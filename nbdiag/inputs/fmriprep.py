@@ -46,6 +46,10 @@ class ConfoundsResult:
         Other volumes the sample mask removes (scrubbing / motion outliers).
     warnings : tuple of str
         nilearn warnings raised while loading.
+    signals : mapping
+        The raw ``global_signal``, ``csf`` and ``white_matter`` columns (one
+        value per volume, scanner units) when present, for the measured
+        diagnostics (:mod:`nbdiag.diagnostics.measured`).
     """
 
     confounds: pd.DataFrame | None
@@ -54,6 +58,7 @@ class ConfoundsResult:
     nonsteady_volumes: tuple[int, ...] = ()
     scrub_volumes: tuple[int, ...] = ()
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    signals: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +77,20 @@ def _flagged(raw: pd.DataFrame, pattern: re.Pattern) -> tuple[int, ...]:
         return ()
     hit = (raw[cols].fillna(0).to_numpy() != 0).any(axis=1)
     return tuple(int(i) for i in np.flatnonzero(hit))
+
+
+#: Raw confound columns kept for the measured diagnostics.
+SIGNAL_COLUMNS = ("global_signal", "csf", "white_matter")
+
+
+def raw_signals(raw: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The measured-signal columns of a confounds table (numeric, scanner units)."""
+    out = {}
+    for col in SIGNAL_COLUMNS:
+        if col in raw.columns:
+            values = pd.to_numeric(raw[col], errors="coerce").to_numpy(dtype=float)
+            out[col] = values
+    return out
 
 
 def read_raw_confounds(path: Path, limits: Limits | None = None, usecols: list[str] | None = None) -> pd.DataFrame:
@@ -191,7 +210,7 @@ def _select_columns(header: list[str], kwargs: dict[str, Any], json_path: str) -
                 used.update(map(str, loaded.columns))
     except Exception:  # noqa: BLE001 - private nilearn API changed, or a sidecar problem: read everything
         return None
-    extra = {"framewise_displacement", "std_dvars"}
+    extra = {"framewise_displacement", "std_dvars", *SIGNAL_COLUMNS}  # + the measured signals (raw_signals)
     return [c for c in header if c in used or c in extra or OUTLIER_PATTERN.search(c)]
 
 
@@ -412,4 +431,4 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
         scrub = ()
     return ConfoundsResult(confounds=confounds, sample_mask=None if sample_mask is None else np.asarray(sample_mask),
                            raw_columns=raw_columns, nonsteady_volumes=nss, scrub_volumes=scrub,
-                           warnings=tuple(caught))
+                           warnings=tuple(caught), signals=raw_signals(raw))

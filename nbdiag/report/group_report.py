@@ -360,7 +360,7 @@ def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, 
 
 def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame, signoff: pd.DataFrame,
                         output_path: str | Path, fail_on: str = "fail", deciding: Sequence[str] | None = None,
-                        incomplete: pd.DataFrame | None = None) -> Path:
+                        incomplete: pd.DataFrame | None = None, attribution: pd.DataFrame | None = None) -> Path:
     """Render ``group.html`` from run records.
 
     Parameters
@@ -378,6 +378,9 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
     incomplete : DataFrame, optional
         ``group/nbdiag_missing.tsv``: missing, refused and stale runs and skipped subjects,
         listed in their own section.
+    attribution : DataFrame, optional
+        ``group/nbdiag_attribution.tsv`` (:mod:`nbdiag.group_attribution`); the
+        report opens with the sentence built from it.
 
     Returns
     -------
@@ -386,8 +389,12 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
     from nbdiag.outputs import atomic_write_text
     from nbdiag.report.subject import get_env
 
+    from nbdiag.report.attribution import attribution_sentences
+
     ctx = build_group_context(records, runs, signoff, fail_on, deciding)
     # runs the group level could not sign off (missing, refused, stale) and skipped subjects
     ctx["incomplete"] = [] if incomplete is None else incomplete.fillna("").to_dict("records")
+    ctx["attribution_sentences"] = attribution_sentences(attribution) if attribution is not None else {}
+    ctx["attribution_rows"] = [] if attribution is None else attribution.to_dict("records")
     html = get_env().get_template("group.html.j2").render(**ctx)
     return atomic_write_text(Path(output_path), html)

@@ -404,6 +404,7 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
         "whatif": whatif,
         "versions": (record.get("nbdiag_version"), record.get("nilearn_version")),
         "files": _get(record, "run", "files", default={}) or {},
+        "measured": _measured_view(record),
         "notes": [str(n) for n in record.get("notes") or []],
         "skipped_checks": [c for c in (record.get("skipped_checks") or []) if isinstance(c, Mapping)],
     }
@@ -509,6 +510,16 @@ def build_subject_context(subject: str, records: Iterable[Mapping[str, Any]],
 _LABEL_OK = re.compile(r"^[A-Za-z0-9]+$")
 
 
+#: OUTPUT_DIR of the report being rendered (class maps are read from there for the glass brain).
+_BASE_DIR: list[Path] = []
+
+
+def _measured_view(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    from nbdiag.report.measured import measured_view
+
+    return measured_view(record, _BASE_DIR[-1] if _BASE_DIR else None)
+
+
 def section_id(prefix: Any, variant: Any) -> str:
     """HTML id of a run × variant section (``sub-01_task-nback_run-01--nortdur``).
 
@@ -546,6 +557,10 @@ def render_subject_report(subject: str, records: list[dict], designs: Mapping[Ha
         if not _LABEL_OK.match(label):
             raise ValueError(f"subject: BIDS label must be alphanumeric to be used in a file name; got {label!r}")
         out = out / f"sub-{label}.html"
-    ctx = build_subject_context(label, records, designs)
+    _BASE_DIR.append(out.parent)
+    try:
+        ctx = build_subject_context(label, records, designs)
+    finally:
+        _BASE_DIR.pop()
     html = get_env().get_template("subject.html.j2").render(**ctx)
     return atomic_write_text(Path(out), html)

@@ -1,0 +1,439 @@
+"""Measured, not assumed: what the run's own signals say about each contrast.
+
+fMRIPrep writes ``global_signal``, ``csf`` and ``white_matter`` for every
+volume (mean signal inside each mask, scanner units). For each of these
+series ``s`` this module computes, with no file access:
+
+* ``steady_median`` — median of ``s`` over the volumes *not* flagged as
+  non-steady-state, and ``percent_excess_nonsteady`` — ``100 (s[k] /
+  steady_median - 1)`` for each flagged volume ``k`` (what the sensitivity
+  library uses instead of the T1 model);
+* ``residual_sd_percent`` — standard deviation of the residual of the scaled
+  series (below) after an OLS fit of the design, on the steady-state rows only
+  (``sqrt(RSS / (n_steady - rank))``; flagged volumes would otherwise inflate it),
+  with the signal's own columns (``<signal>``, ``<signal>_derivative1``, …)
+  left out of the design;
+* per contrast: what nilearn's ``FirstLevelModel`` (``signal_scaling=0``)
+  would estimate for a voxel with that time course. The series is scaled
+  exactly as nilearn's ``mean_scaling`` does (``y = 100 (s / max(mean(s), 1) -
+  1)``, the mean over the design rows), then
+
+  - ``estimate_ols = wᵀy`` with ``w = pinv(X)ᵀc``,
+  - ``by_class`` — ``Σ_{k in class} w_k y_k`` per scan class of
+    :mod:`nbdiag.diagnostics.baseline` (``nonsteady``, ``unmodeled_event``,
+    ``short_gap``, ``fixation``, ``run_edge``, ``condition:<name>``), which sums
+    to ``estimate_ols``,
+  - ``estimate``, ``se``, ``t`` — what nilearn's ``run_glm`` + ``compute_contrast``
+    give for that one series under the run's ``noise_model`` (``"ar1"`` by default,
+    as ``FirstLevelModel``). The steps are run_glm's own, with nilearn's Yule-Walker
+    estimator and binning, but reuse the design's cached pseudo-inverse instead of
+    refactoring it (``tests/test_measured.py`` checks equality with
+    ``FirstLevelModel`` to 1e-8); ``by_class_estimate`` decomposes ``estimate`` the
+    same way (the AR fit is linear in ``y`` once its coefficient is fixed:
+    ``ĉ = cᵀ pinv(W X) W y``).
+
+When the signal is itself a design column (e.g. ``global_signal`` in
+``confounds_strategy``), ``wᵀy`` is zero by construction: the entry says
+``in_model: true`` and its estimates are ``None`` rather than a misleading 0.
+All values are in percent signal change.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+#: fMRIPrep confound columns measured by default (in this order).
+MEASURED_SIGNALS = ("global_signal", "csf", "white_matter")
+
+#: Scan-class order used in ``by_class`` (conditions follow, sorted).
+CLASS_ORDER = ("nonsteady", "unmodeled_event", "short_gap", "fixation", "run_edge")
+
+_NOISE = re.compile(r"^(ols|ar[1-9]\d*)$")
+
+
+def check_noise_model(noise_model: str) -> str:
+    """Validate a nilearn ``noise_model`` (``"ols"`` or ``"arN"``, e.g. ``"ar1"``).
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter, the allowed values and what was given.
+    """
+    if not isinstance(noise_model, str) or not _NOISE.match(noise_model):
+        raise ValueError(f"noise_model must be 'ols' or 'arN' (e.g. 'ar1'); got {noise_model!r}")
+    return noise_model
+
+
+def nilearn_scale(series: np.ndarray) -> np.ndarray:
+    """Percent signal change as nilearn's ``mean_scaling`` (``signal_scaling=0``) computes it."""
+    s = np.asarray(series, dtype=float)
+    mean = max(float(s.mean()), 1.0) if s.size else 1.0
+    return 100.0 * (s / mean - 1.0)
+
+
+def class_order(scan_classes: Sequence[str]) -> list[str]:
+    """Classes present in ``scan_classes``, fixed ones first, then conditions (sorted)."""
+    present = set(scan_classes)
+    fixed = [c for c in CLASS_ORDER if c in present]
+    return fixed + sorted(present - set(fixed))
+
+
+def own_columns(signal: str, columns: Sequence[str]) -> list[str]:
+    """Design columns that are the signal itself or its fMRIPrep expansions."""
+    pat = re.compile(rf"^{re.escape(signal)}(_derivative1)?(_power2)?$")
+    return [c for c in columns if pat.match(str(c))]
+
+
+@dataclass(frozen=True)
+class SignalSummary:
+    """Run-level summary of one measured signal (``measured.signals.<name>``)."""
+
+    name: str
+    steady_median: float
+    nonsteady_volumes: tuple[int, ...]
+    percent_excess_nonsteady: tuple[float, ...]
+    residual_sd_percent: float | None
+    in_model: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"steady_median": self.steady_median, "nonsteady_volumes": list(self.nonsteady_volumes),
+                "percent_excess_nonsteady": list(self.percent_excess_nonsteady),
+                "residual_sd_percent": self.residual_sd_percent, "in_model": self.in_model}
+
+
+@dataclass(frozen=True)
+class ContrastMeasure:
+    """One contrast's estimate for one measured signal (``contrasts.<c>.measured.<signal>``)."""
+
+    signal: str
+    noise_model: str
+    in_model: bool = False
+    estimate_ols: float | None = None
+    estimate: float | None = None
+    se: float | None = None
+    t: float | None = None
+    by_class: Mapping[str, float] | None = None
+    by_class_estimate: Mapping[str, float] | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"estimate_ols": self.estimate_ols, "estimate": self.estimate, "se": self.se, "t": self.t,
+                "noise_model": self.noise_model, "in_model": self.in_model,
+                "by_class": None if self.by_class is None else dict(self.by_class),
+                "by_class_estimate": None if self.by_class_estimate is None else dict(self.by_class_estimate),
+                "note": self.note}
+
+
+@dataclass(frozen=True)
+class MeasuredResult:
+    """Everything measured from the confound signals of one run."""
+
+    signals: Mapping[str, SignalSummary] = field(default_factory=dict)
+    contrasts: Mapping[str, Mapping[str, ContrastMeasure]] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+
+    def signals_dict(self) -> dict[str, Any]:
+        return {"signals": {k: v.to_dict() for k, v in self.signals.items()}, "missing": list(self.missing)}
+
+    def contrast_dict(self, name: str) -> dict[str, Any]:
+        return {k: v.to_dict() for k, v in (self.contrasts.get(name) or {}).items()}
+
+
+def summarize_signal(name: str, series: np.ndarray, nonsteady: Sequence[int]) -> tuple[float, tuple[float, ...]]:
+    """``steady_median`` and the percent excess of each flagged volume over it."""
+    s = np.asarray(series, dtype=float)
+    flagged = sorted(int(v) for v in nonsteady if 0 <= int(v) < s.size)
+    steady = np.ones(s.size, dtype=bool)
+    steady[flagged] = False
+    vals = s[steady & np.isfinite(s)]
+    if vals.size == 0:
+        raise ValueError(f"signal {name!r}: no finite steady-state value")
+    med = float(np.median(vals))
+    excess = tuple(float(100.0 * (s[k] / med - 1.0)) if med != 0 and np.isfinite(s[k]) else float("nan")
+                   for k in flagged)
+    return med, excess
+
+
+def design_rank(X: np.ndarray) -> int:
+    """Rank of ``X`` as nilearn's regression models count it (``matrix_rank(X, |X|.sum() * eps)``),
+    from the cached SVD."""
+    from nbdiag.diagnostics._linalg import DesignAlgebra
+
+    X = np.asarray(X, dtype=float)
+    s = DesignAlgebra.of(X).s if not isinstance(X, DesignAlgebra) else X.s
+    tol = float(np.abs(X).sum()) * np.finfo(np.float64).eps
+    return int(np.sum(s > tol))
+
+
+def residual_sd(y: np.ndarray, X: np.ndarray, steady_rows: np.ndarray, pinv: np.ndarray | None = None) -> float | None:
+    """Residual SD of ``y`` after OLS on ``X``, fitted and measured on ``steady_rows`` only.
+
+    Uses the full-data pseudo-inverse and the row-deletion identity
+    ``e_R(-S) = e_R + H_RS (I - H_SS)⁻¹ e_S`` (``H = X pinv(X)``, ``S`` the removed rows),
+    which equals refitting without those rows; falls back to a refit when
+    ``I - H_SS`` is singular (removing the rows lowers the rank).
+    """
+    from nbdiag.diagnostics._linalg import DesignAlgebra
+
+    X = np.asarray(X, dtype=float)
+    P = DesignAlgebra.of(X).pinv if pinv is None else pinv
+    e = y - X @ (P @ y)
+    removed = np.flatnonzero(~steady_rows)
+    keep = np.flatnonzero(steady_rows)
+    rank = design_rank(X)
+    if removed.size:
+        M = np.eye(removed.size) - X[removed] @ P[:, removed]
+        if np.linalg.cond(M) < 1e8:
+            e_keep = e[keep] + (X[keep] @ P[:, removed]) @ np.linalg.solve(M, e[removed])
+        else:  # the removed rows carry rank: refit on the kept rows
+            Xs = X[keep]
+            beta, *_ = np.linalg.lstsq(Xs, y[keep], rcond=None)
+            e_keep = y[keep] - Xs @ beta
+            rank = int(np.linalg.matrix_rank(Xs))
+    else:
+        e_keep = e
+    dof = keep.size - rank
+    if dof <= 0:
+        return None
+    return float(np.sqrt(float(e_keep @ e_keep) / dof))
+
+
+def _whiten(A: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """nilearn ``ARModel.whiten``: ``A[t] - Σ_i rho_i A[t-1-i]`` (first rows kept)."""
+    A = np.asarray(A, np.float64)
+    out = A.copy()
+    for i in range(rho.size):
+        out[(i + 1):] = out[(i + 1):] - rho[i] * A[: -(i + 1)]
+    return out
+
+
+def _ar_coef(resid: np.ndarray, order: int, bins: int = 100) -> np.ndarray:
+    """AR coefficients of one residual series exactly as nilearn's ``run_glm`` estimates them
+    (``_yule_walker``; AR(1) binned to ``1 / bins``; one series is its own k-means centre)."""
+    from nbdiag.compat import yule_walker
+
+    rho = np.asarray(yule_walker(resid[None, :], order), dtype=np.float64)[0]
+    if order == 1:
+        rho = (rho * bins).astype(int) * 1.0 / bins
+    return rho
+
+
+def _fit_noise_model(y: np.ndarray, X: np.ndarray, P: np.ndarray, rank: int, vectors: Mapping[str, np.ndarray],
+                     noise_model: str, masks: Mapping[str, np.ndarray]) -> dict[str, tuple[float, float, float, dict]]:
+    """Per contrast ``(estimate, se, t, by_class)`` of nilearn's ``run_glm`` + ``compute_contrast``
+    on one series: the same steps (OLS residuals -> Yule-Walker AR coefficient, binned as
+    ``run_glm`` bins it -> ``ARModel`` whitening, ``pinv`` of the whitened design, dispersion
+    ``RSS / (n - n_columns)`` as nilearn's ``OLSModel.fit`` divides, even for a rank-deficient design, t = effect / sqrt(c cov c' dispersion)), reusing the cached
+    pseudo-inverses. ``tests/test_measured.py`` checks them against ``FirstLevelModel``."""
+    from nbdiag.diagnostics._linalg import DesignAlgebra
+
+    if noise_model == "ols":
+        WX, WP, wy = X, P, y
+        whiten = None
+    else:
+        resid = y - X @ (P @ y)
+        rho = _ar_coef(resid, int(noise_model[2:]))
+        WX = _whiten(X, rho)
+        wy = _whiten(y, rho)
+        whiten = rho
+        if rank == X.shape[1]:
+            # full column rank: pinv(WX) = R⁻¹Qᵀ (thin QR), the same numbers as the SVD route
+            # to rounding, at a fraction of its cost
+            Q, R = np.linalg.qr(WX)
+            WP = None
+        else:
+            WP = DesignAlgebra.of(WX).pinv
+    if WP is None:
+        beta = np.linalg.solve(R, Q.T @ wy)
+    else:
+        beta = WP @ wy
+    wres = wy - WX @ beta
+    dof = X.shape[0] - X.shape[1]  # nilearn's OLSModel.fit: n - columns, not n - rank
+    dispersion = float(wres @ wres) / dof if dof > 0 else float("nan")
+    out = {}
+    for name, vec in vectors.items():
+        c = np.asarray(vec, float)
+        row = c @ WP if WP is not None else Q @ np.linalg.solve(R.T, c)
+        est = float(c @ beta)
+        var = float(row @ row) * dispersion
+        se = float(np.sqrt(var)) if var >= 0 else float("nan")
+        t = est / max(se, np.finfo(float).tiny) if np.isfinite(se) else float("nan")
+        parts = {k: float(row @ (np.where(m, y, 0.0) if whiten is None else _whiten(np.where(m, y, 0.0), whiten)))
+                 for k, m in masks.items()}
+        out[name] = (est, se, float(t), parts)
+    return out
+
+
+def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
+                    vectors: Mapping[str, np.ndarray], scan_classes: Sequence[str],
+                    rows: Sequence[int] | None = None, nonsteady_volumes: Sequence[int] = (),
+                    noise_model: str = "ar1", algebra=None) -> MeasuredResult:
+    """Measure every signal against every contrast (see the module doc).
+
+    Parameters
+    ----------
+    signals : mapping name -> array
+        Full-length series (one value per acquired volume), e.g. from the
+        confounds file. Names not present are listed in ``missing``.
+    design : DataFrame
+        The design matrix (rows = modelled volumes).
+    vectors : mapping contrast name -> vector
+        Contrast vectors over the design columns.
+    scan_classes : sequence of str
+        One class per design row (:func:`nbdiag.diagnostics.baseline.classify_scans`).
+    rows : sequence of int, optional
+        Original volume index of each design row (default ``0..n-1``).
+    nonsteady_volumes : sequence of int
+        Volumes flagged by ``non_steady_state_outlier*`` (original indices).
+    noise_model : str
+        nilearn's ``noise_model`` for ``estimate`` (``"ar1"`` or ``"ols"``, ``"arN"``).
+    algebra : DesignAlgebra, optional
+        The design's factorisation, when the caller already has it.
+
+    Returns
+    -------
+    MeasuredResult
+
+    Raises
+    ------
+    ValueError
+        For a bad ``noise_model``, or lengths that do not match.
+    """
+    check_noise_model(noise_model)
+    n = len(design)
+    rows_arr = np.arange(n) if rows is None else np.asarray(rows, dtype=int)
+    if rows_arr.size != n:
+        raise ValueError(f"rows must have one entry per design row ({n}); got {rows_arr.size}")
+    if len(scan_classes) != n:
+        raise ValueError(f"scan_classes must have one entry per design row ({n}); got {len(scan_classes)}")
+    X = design.to_numpy(dtype=float)
+    cols = [str(c) for c in design.columns]
+    flagged = set(int(v) for v in nonsteady_volumes)
+    steady_rows = np.array([int(r) not in flagged for r in rows_arr], dtype=bool)
+    classes = np.asarray(list(scan_classes), dtype=object)
+    order = class_order(scan_classes)
+    masks = {k: classes == k for k in order}
+    from nbdiag.diagnostics._linalg import DesignAlgebra
+
+    alg = DesignAlgebra.for_design(X, algebra)
+    pinv = alg.pinv
+    rank = int(np.sum(alg.s > float(np.abs(X).sum()) * np.finfo(np.float64).eps))
+    weights = {name: pinv.T @ np.asarray(vec, float) for name, vec in vectors.items()}
+    summaries: dict[str, SignalSummary] = {}
+    per_contrast: dict[str, dict[str, ContrastMeasure]] = {name: {} for name in vectors}
+    missing = []
+    for sig in MEASURED_SIGNALS:
+        if sig not in signals or signals[sig] is None:
+            missing.append(sig)
+            continue
+        full = np.asarray(signals[sig], dtype=float)
+        if rows_arr.size and int(rows_arr.max()) >= full.size:
+            raise ValueError(f"signal {sig!r} has {full.size} values; the design needs volume {int(rows_arr.max())}")
+        med, excess = summarize_signal(sig, full, sorted(flagged))
+        own = own_columns(sig, cols)
+        y = nilearn_scale(full[rows_arr])
+        keep = [i for i, c in enumerate(cols) if c not in own]
+        rsd = None
+        if np.isfinite(y).all():
+            rsd = residual_sd(y, X, steady_rows, pinv) if not own else residual_sd(y, X[:, keep], steady_rows)
+        summaries[sig] = SignalSummary(sig, med, tuple(sorted(flagged)), excess, rsd, bool(own))
+        if own:
+            note = (f"{sig} is in the model ({', '.join(own)}): its estimate is zero by construction, "
+                    "so it says nothing about the contrast")
+            for name in vectors:
+                per_contrast[name][sig] = ContrastMeasure(sig, noise_model, in_model=True, note=note)
+            continue
+        if not np.isfinite(y).all():
+            for name in vectors:
+                per_contrast[name][sig] = ContrastMeasure(sig, noise_model, note=f"{sig} has missing values")
+            continue
+        fits = _fit_noise_model(y, X, pinv, rank, vectors, noise_model, masks)
+        for name in vectors:
+            w = weights[name]
+            by_class = {k: float(w[m] @ y[m]) for k, m in masks.items()}
+            est, se, t, parts = fits[name]
+            per_contrast[name][sig] = ContrastMeasure(
+                sig, noise_model, estimate_ols=float(w @ y), estimate=est, se=se, t=t,
+                by_class=by_class, by_class_estimate=parts)
+    return MeasuredResult(signals=summaries, contrasts=per_contrast, missing=tuple(missing))
+
+
+#: Noise level (percent signal per scan) assumed when none can be measured.
+ASSUMED_NOISE_PERCENT = 1.0
+
+
+@dataclass(frozen=True)
+class NoiseLevel:
+    """The noise σ (percent signal per scan) that turns a bias into contrast standard deviations.
+
+    ``source`` is ``"measured:global_signal"`` or ``"assumed"``; ``reason`` says
+    why an assumed value was used.
+    """
+
+    sd: float = ASSUMED_NOISE_PERCENT
+    source: str = "assumed"
+    reason: str = "nothing measured"
+
+    def describe(self) -> str:
+        """``σ = 0.23 % (measured: residual of global_signal)`` / ``σ = 1 % (assumed: …)``."""
+        if self.source.startswith("measured:"):
+            return f"σ = {self.sd:.3g} % (measured: residual of {self.source.split(':', 1)[1]} after the design)"
+        return f"σ = {self.sd:.3g} % (assumed: {self.reason})"
+
+
+def measured_nonsteady_excess(context, volumes: Sequence[int], signal: str = "global_signal") -> np.ndarray | None:
+    """Percent excess ``100 (s[k] / steady median - 1)`` of ``volumes``, or None if ``signal`` is not measured."""
+    series = (context.measured_signals or {}).get(signal)
+    if series is None:
+        return None
+    s = np.asarray(series, dtype=float)
+    if s.size <= max(volumes, default=-1) or not np.isfinite(s[list(volumes)]).all():
+        return None
+    try:
+        med, excess = summarize_signal(signal, s, context.nonsteady_volumes)
+    except ValueError:
+        return None
+    by_vol = dict(zip(sorted(int(v) for v in context.nonsteady_volumes if 0 <= int(v) < s.size), excess))
+    out = np.array([by_vol.get(int(v), 100.0 * (s[int(v)] / med - 1.0)) for v in volumes], dtype=float)
+    return out if np.isfinite(out).all() else None
+
+
+def noise_level(design: pd.DataFrame, context, signal: str = "global_signal",
+                measured: "MeasuredResult | None" = None) -> NoiseLevel:
+    """Residual SD of ``signal`` after the design (steady rows), or the assumed 1 % with the reason.
+
+    ``measured`` (from :func:`measure_signals` on the same design) is reused when given.
+    """
+    if measured is not None and signal in measured.signals:
+        sd = measured.signals[signal].residual_sd_percent
+        if sd is not None and np.isfinite(sd) and sd > 0:
+            return NoiseLevel(sd=float(sd), source=f"measured:{signal}", reason="")
+    signals = context.measured_signals
+    if signals is None:
+        return NoiseLevel(reason="nothing measured from the run (--measure none or no confounds file)")
+    series = signals.get(signal)
+    if series is None:
+        return NoiseLevel(reason=f"no {signal} column in the confounds file")
+    s = np.asarray(series, dtype=float)
+    n = len(design)
+    rows = np.arange(n) if context.scan_index is None else np.asarray(context.scan_index, dtype=int)
+    if rows.size != n or s.size <= int(rows.max(initial=0)):
+        return NoiseLevel(reason=f"{signal} has {s.size} values, the design needs {int(rows.max(initial=0)) + 1}")
+    y = nilearn_scale(s[rows])
+    if not np.isfinite(y).all():
+        return NoiseLevel(reason=f"{signal} has missing values")
+    cols = [str(c) for c in design.columns]
+    own = own_columns(signal, cols)
+    keep = [i for i, c in enumerate(cols) if c not in own]
+    flagged = set(int(v) for v in context.nonsteady_volumes)
+    steady = np.array([int(r) not in flagged for r in rows], dtype=bool)
+    sd = residual_sd(y, np.ascontiguousarray(design.to_numpy(dtype=float)[:, keep]), steady)
+    if sd is None or not np.isfinite(sd) or sd <= 0:
+        return NoiseLevel(reason=f"the residual of {signal} after the design has no degrees of freedom")
+    return NoiseLevel(sd=float(sd), source=f"measured:{signal}", reason="")

@@ -1,0 +1,177 @@
+"""Group attribution: how much of each contrast comes from what, across subjects.
+
+``attribution_table(records)`` reads run records only (no files, no fitting)
+and returns ``group/nbdiag_attribution.tsv``: one row per variant × contrast
+× source, with columns ``variant, contrast, source, n_subjects, mean, sem, t,
+share``.
+
+Sources
+-------
+``measured:<signal>:total``
+    The signal's OLS estimate for the contrast (``contrasts.<c>.measured.<signal>.estimate_ols``,
+    percent), i.e. what nilearn estimates for a voxel with that time course.
+``measured:<signal>:<class>``
+    Its part from one scan class (``by_class``; the classes sum to the total).
+``predicted:<cause>``
+    The sum of the contrast's sensitivity biases (``bias``, percent) whose
+    ``cause`` is ``<cause>`` (e.g. ``nonsteady_unhandled``), i.e. nbdiag's
+    prediction from the design and the measured or assumed sizes.
+
+Statistics
+----------
+Runs of one subject (sessions, runs) are averaged first, so ``n_subjects``
+counts subjects. A class with no scans in a run (e.g. no flagged volumes) or a cause
+absent from a run contributes 0 for that run, so every row of a contrast averages over the
+same runs. ``mean`` is the mean over subjects, ``sem = sd / sqrt(n)``
+(``ddof=1``), ``t = mean / sem`` (one-sample t against 0; ``None`` for n < 2
+or sem 0). ``share`` is ``mean`` divided by the mean of
+``measured:<signal>:total`` for measured rows of that signal, and by the mean
+of ``measured:global_signal:total`` for predicted rows (``None`` when that
+total is absent or 0).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+#: Scan classes in display order (as ``nbdiag.diagnostics.measured.CLASS_ORDER``; the group
+#: level reads records only, so the order is repeated here); conditions follow, sorted.
+CLASS_ORDER = ("nonsteady", "unmodeled_event", "short_gap", "fixation", "run_edge")
+
+#: Columns of ``nbdiag_attribution.tsv``, in order (DESIGN §9).
+COLUMNS = ["variant", "contrast", "source", "n_subjects", "mean", "sem", "t", "share"]
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _subject(rec: Mapping[str, Any]) -> str | None:
+    run = rec.get("run") or {}
+    return run.get("subject") or (run.get("entities") or {}).get("sub")
+
+
+def run_values(rec: Mapping[str, Any]) -> dict[tuple[str, str], float]:
+    """``{(contrast, source): value}`` for one run record (percent)."""
+    out: dict[tuple[str, str], float] = {}
+    for cname, c in (rec.get("contrasts") or {}).items():
+        if not isinstance(c, Mapping):
+            continue
+        for signal, m in (c.get("measured") or {}).items():
+            if not isinstance(m, Mapping) or m.get("in_model"):
+                continue
+            total = _num(m.get("estimate_ols"))
+            if total is None:
+                continue
+            out[(cname, f"measured:{signal}:total")] = total
+            for cls, v in (m.get("by_class") or {}).items():
+                if _num(v) is not None:
+                    out[(cname, f"measured:{signal}:{cls}")] = float(v)
+        causes: dict[str, float] = {}
+        for e in c.get("sensitivity") or []:
+            if not isinstance(e, Mapping):
+                continue
+            b = _num(e.get("bias"))
+            if b is None:
+                continue
+            cause = str(e.get("cause") or e.get("source"))
+            causes[cause] = causes.get(cause, 0.0) + b
+        for cause, b in causes.items():
+            out[(cname, f"predicted:{cause}")] = b
+    return out
+
+
+def _order(source: str) -> tuple:
+    kind, _, rest = source.partition(":")
+    sig, _, cls = rest.partition(":")
+    if kind == "measured":
+        rank = -1 if cls == "total" else CLASS_ORDER.index(cls) if cls in CLASS_ORDER else len(CLASS_ORDER)
+        return (0, sig != "global_signal", sig, rank, cls)
+    return (1, False, rest, 0, "")
+
+
+def attribution_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """The group attribution table (see the module doc); records with status ``error`` are skipped.
+
+    Parameters
+    ----------
+    records : iterable of dict
+        Run records (``nbdiag.group.collect_records``).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``COLUMNS``; rows sorted by variant, contrast (first-seen
+        order), then measured (global signal first, total first) before predicted.
+    """
+    # per run: (variant, subject, {(contrast, source): value}); then every source seen for a
+    # (variant, contrast) is filled with 0 in the runs that measured that signal (or predicted
+    # any cause) without it: a class with no scans, or a cause absent from a run, contributes 0
+    runs = []
+    contrast_order: dict[str, int] = {}
+    seen: dict[tuple[str, str], set[str]] = {}
+    for rec in records:
+        if rec.get("status") == "error":
+            continue
+        subject = _subject(rec)
+        if subject is None:
+            continue
+        variant = str(rec.get("variant"))
+        vals = run_values(rec)
+        runs.append((variant, subject, vals))
+        for cname, source in vals:
+            contrast_order.setdefault(cname, len(contrast_order))
+            seen.setdefault((variant, cname), set()).add(source)
+    values: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    for variant, subject, vals in runs:
+        for (v, cname), sources in seen.items():
+            if v != variant:
+                continue
+            for source in sources:
+                if (cname, source) in vals:
+                    x = vals[(cname, source)]
+                else:
+                    kind, _, rest = source.partition(":")
+                    family = f"measured:{rest.split(':')[0]}:total" if kind == "measured" else None
+                    has = (cname, family) in vals if family else any(
+                        c == cname and s.startswith("predicted:") for c, s in vals)
+                    if not has:
+                        continue
+                    x = 0.0
+                values.setdefault((variant, cname, source), {}).setdefault(subject, []).append(x)
+    rows = []
+    for (variant, cname, source), by_sub in values.items():
+        x = np.array([float(np.mean(v)) for _, v in sorted(by_sub.items())])
+        n = int(x.size)
+        mean = float(x.mean())
+        sem = float(x.std(ddof=1) / math.sqrt(n)) if n >= 2 else None
+        t = float(mean / sem) if sem else None
+        rows.append({"variant": variant, "contrast": cname, "source": source, "n_subjects": n,
+                     "mean": mean, "sem": sem, "t": t, "share": None})
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    if df.empty:
+        return df
+    totals = {(r.variant, r.contrast, r.source): r.mean for r in df.itertuples()}
+    shares = []
+    for r in df.itertuples():
+        if r.source.startswith("measured:"):
+            sig = r.source.split(":")[1]
+            tot = totals.get((r.variant, r.contrast, f"measured:{sig}:total"))
+        else:
+            tot = totals.get((r.variant, r.contrast, "measured:global_signal:total"))
+        shares.append(float(r.mean / tot) if tot else None)
+    df["share"] = shares
+    keys = [(v, contrast_order[c], _order(s)) for v, c, s in zip(df.variant, df.contrast, df.source)]
+    df = df.iloc[sorted(range(len(df)), key=keys.__getitem__)].reset_index(drop=True)
+    df["n_subjects"] = df["n_subjects"].astype(int)
+    return df

@@ -1,0 +1,159 @@
+"""BOLD mode (``--measure bold``): effect maps by scan class for every variant and contrast.
+
+For one run, every audited variant's contrast weights and scan classes (from
+the records) are turned into one weight matrix
+(:func:`nbdiag.diagnostics.effect_maps.make_plan`); the preprocessed BOLD is read
+once, in blocks of volumes, inside fMRIPrep's brain mask
+(:mod:`nbdiag.inputs.bold`); then, per variant and contrast, two files are
+written next to the run's record, named as nilearn's ``save_glm_to_bids`` names
+statistical maps:
+
+* ``<prefix>_desc-<variant>_contrast-<camelName>_stat-effect_statmap.nii.gz`` —
+  the OLS effect map ``wᵀy`` in percent signal change (nilearn's
+  ``signal_scaling=0``), equal to ``FirstLevelModel(noise_model="ols")
+  .compute_contrast(..., output_type="effect_size")``;
+* ``..._stat-effect_classes.nii.gz`` — 4D, one volume per scan class, summing to
+  the effect map; its JSON sidecar lists the classes in order under ``"Classes"``.
+
+The record gains ``measured.bold`` (files and, per contrast, the share of each
+class in the brain-mask mean and in the most negative 5 % of voxels). A BOLD
+that cannot be read (missing, broken annex link, no mask, other grid) is a note
+in the record, never an error.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from nbdiag.diagnostics.effect_maps import accumulate, finish, make_plan, summarize_parts
+from nbdiag.inputs.bold import find_inputs, load_mask, stream_masked
+from nbdiag.outputs import atomic_write_bytes, atomic_write_text, run_folder
+
+
+def camel_name(contrast: str) -> str:
+    """The contrast name as nilearn's ``save_glm_to_bids`` writes it (``two_back - zero_back`` ->
+    ``twoBackMinusZeroBack``)."""
+    from nbdiag.compat import clean_contrast_name
+
+    return clean_contrast_name(contrast)
+
+
+def _nifti_gz(data: np.ndarray, affine: np.ndarray) -> bytes:
+    """A .nii.gz byte string with no timestamp (byte-identical on rerun)."""
+    import nibabel as nib
+
+    img = nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine)
+    img.header.set_xyzt_units("mm", "sec")
+    return gzip.compress(img.to_bytes(), compresslevel=6, mtime=0)
+
+
+def _rows(record: dict[str, Any]) -> list[int]:
+    design = record.get("design") or {}
+    n_rows = int(design.get("n_scans") or 0)
+    mask = design.get("sample_mask") or {}
+    if mask.get("applied"):
+        n_total = int((record.get("settings") or {}).get("n_scans", {}).get("value") or n_rows)
+        removed = set(int(v) for v in mask.get("removed_volumes") or [])
+        return [i for i in range(n_total) if i not in removed]
+    return list(range(n_rows))
+
+
+def _spec(record: dict[str, Any]) -> dict[str, Any] | None:
+    classes = ((record.get("diagnostics") or {}).get("baseline") or {}).get("scan_classes")
+    contrasts = {name: c["weights"] for name, c in (record.get("contrasts") or {}).items()
+                 if isinstance(c, dict) and c.get("weights") is not None}
+    if not classes or not contrasts:
+        return None
+    return {"weights": contrasts, "scan_classes": classes, "rows": _rows(record)}
+
+
+def _note(audits: Sequence[Any], text: str) -> None:
+    for a in audits:
+        a.record.setdefault("notes", []).append(text)
+        a.record.setdefault("measured", {})["bold"] = {"status": "not measured", "note": text}
+
+
+def measure_bold_run(audits: Sequence[Any], output_dir: str | Path,
+                     log: Callable[[str], None] | None = None) -> list[Path]:
+    """Write the effect and class maps of one run's audits and add ``measured.bold`` to their records.
+
+    Parameters
+    ----------
+    audits : sequence of RunAudit
+        The variants of ONE run (same BOLD); errored audits are skipped.
+    output_dir : path
+        nbdiag OUTPUT_DIR.
+    log : callable, optional
+        Receives a line when the BOLD cannot be measured.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    ok = [a for a in audits if a.record.get("status") != "error"]
+    if not ok:
+        return []
+    run = ok[0].run
+    found = find_inputs(Path(run.bold))
+    if found.note:
+        _note(ok, found.note)
+        if log:
+            log(f"    note: {found.note}")
+        return []
+    try:
+        mask, affine, shape = load_mask(found.mask, found.bold)
+    except (ValueError, OSError, EOFError) as exc:
+        _note(ok, f"BOLD not measured: {exc}")
+        return []
+    specs = {a.variant: s for a in ok if (s := _spec(a.record)) is not None}
+    if not specs:
+        return []
+    try:
+        plan = make_plan(shape[3], specs)
+        acc = None
+        for t0, Y in stream_masked(found.bold, mask):
+            acc = accumulate(acc, Y, plan.weights[t0:t0 + Y.shape[0]])
+    except (ValueError, OSError, EOFError) as exc:
+        _note(ok, f"BOLD not measured: {found.bold.name} could not be read ({type(exc).__name__}: {exc})")
+        return []
+    parts = finish(acc, plan)
+    folder = run_folder(Path(output_dir), run.entities)
+    written: list[Path] = []
+    root = Path(output_dir)
+    mask_idx = np.flatnonzero(mask.ravel())  # C order, as block[mask] in stream_masked
+    for a in ok:
+        if a.variant not in specs:
+            continue
+        section: dict[str, Any] = {"status": "measured", "bold": found.bold.name, "mask": found.mask.name,
+                                   "n_voxels": int(mask.sum()), "units": "percent signal change (OLS)",
+                                   "contrasts": {}}
+        for contrast in specs[a.variant]["weights"]:
+            key = (a.variant, contrast)
+            p, classes = parts[key], plan.classes[key]
+            stem = f"{run.prefix}_desc-{a.variant}_contrast-{camel_name(contrast)}_stat-effect"
+            effect = np.zeros(int(np.prod(shape[:3])))
+            effect[mask_idx] = p.sum(axis=1)
+            vol = effect.reshape(shape[:3])
+            four = np.zeros((int(np.prod(shape[:3])), len(classes)))
+            four[mask_idx] = p
+            four = four.reshape(shape[:3] + (len(classes),))
+            f_eff = atomic_write_bytes(folder / f"{stem}_statmap.nii.gz", _nifti_gz(vol, affine))
+            f_cls = atomic_write_bytes(folder / f"{stem}_classes.nii.gz", _nifti_gz(four, affine))
+            sidecar = {"Classes": list(classes), "Contrast": contrast, "Variant": a.variant,
+                       "Units": "percent signal change", "Sum": f"the volumes sum to {f_eff.name}",
+                       "Sources": [found.bold.name, found.mask.name]}
+            atomic_write_text(f_cls.with_name(f_cls.name.replace(".nii.gz", ".json")),
+                              json.dumps(sidecar, indent=2) + "\n")
+            written += [f_eff, f_cls]
+            summary = summarize_parts(p, classes)
+            summary["statmap"] = f_eff.relative_to(root).as_posix()
+            summary["classes_map"] = f_cls.relative_to(root).as_posix()
+            section["contrasts"][contrast] = summary
+        a.record.setdefault("measured", {})["bold"] = section
+    return written

@@ -1,0 +1,87 @@
+"""The subject report's "Measured from this run" section (issue 12): numbers from the record only.
+
+``measured_view(record, base_dir)`` turns ``measured`` and ``contrasts.<c>.measured``
+into table rows, and, when BOLD mode wrote class maps, draws a nilearn glass
+brain of the largest class map (read from ``base_dir``; drawing only, no statistics).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+_CLASS_WORDS = {"nonsteady": "non-steady-state volumes", "unmodeled_event": "unmodelled events",
+                "short_gap": "short gaps", "fixation": "fixation", "run_edge": "run edges"}
+
+
+def class_label(k: str) -> str:
+    """Plain label of a scan class (``condition:x`` -> ``x scans``)."""
+    return f"{k.split(':', 1)[1]} scans" if k.startswith("condition:") else _CLASS_WORDS.get(k, k)
+
+
+def _glass_brain(path: Path, index: int, title: str) -> str | None:
+    """PNG data URI of a glass brain of volume ``index`` of a 4D class map, or None if unreadable."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from nilearn import image, plotting
+
+        from nbdiag.report.figures import figure_to_png_uri
+
+        vol = image.index_img(str(path), index)
+        fig = plt.figure(figsize=(6.4, 2.4))
+        plotting.plot_glass_brain(vol, figure=fig, colorbar=True, plot_abs=False, cmap="RdBu_r",
+                                  symmetric_cbar=True, title=title)
+        return figure_to_png_uri(fig, dpi=70)
+    except Exception:  # noqa: BLE001 - a figure failure never loses the report
+        return None
+
+
+def measured_view(record: Mapping[str, Any], base_dir: str | Path | None = None) -> dict[str, Any] | None:
+    """Rows for the measured section of one run × variant, or None when nothing was measured."""
+    measured = record.get("measured") or {}
+    signals = measured.get("signals") or {}
+    contrasts = record.get("contrasts") or {}
+    rows = []
+    for name, c in contrasts.items():
+        gs = ((c or {}).get("measured") or {}).get("global_signal") if isinstance(c, Mapping) else None
+        if not gs:
+            continue
+        if gs.get("in_model"):
+            rows.append({"contrast": name, "in_model": True, "note": gs.get("note")})
+            continue
+        parts = gs.get("by_class") or {}
+        top = max(parts.items(), key=lambda kv: abs(kv[1]), default=(None, None))
+        rows.append({"contrast": name, "in_model": False, "estimate_ols": gs.get("estimate_ols"),
+                     "estimate": gs.get("estimate"), "se": gs.get("se"), "t": gs.get("t"),
+                     "noise_model": gs.get("noise_model"),
+                     "top_class": class_label(top[0]) if top[0] else None, "top_value": top[1]})
+    gsum = signals.get("global_signal") or {}
+    noise = measured.get("noise") or {}
+    bold = measured.get("bold") or {}
+    bold_rows, figure = [], None
+    if bold.get("status") == "measured":
+        best = None
+        for name, s in (bold.get("contrasts") or {}).items():
+            by = s.get("by_class") or {}
+            top = sorted(by.items(), key=lambda kv: -abs(kv[1].get("mask_mean") or 0))[:3]
+            bold_rows.append({"contrast": name, "mask_mean": s.get("mask_mean"),
+                              "tail_mean": (s.get("negative_tail") or {}).get("mean"),
+                              "top": [{"label": class_label(k), "mask_share": v.get("mask_share"),
+                                       "tail_share": v.get("tail_share")} for k, v in top]})
+            if top and (best is None or abs(top[0][1].get("mask_mean") or 0) > best[0]):
+                classes = list(by)
+                best = (abs(top[0][1].get("mask_mean") or 0), name, top[0][0], classes.index(top[0][0]),
+                        s.get("classes_map"))
+        if best and best[4] and base_dir is not None:
+            figure = _glass_brain(Path(base_dir) / best[4], best[3],
+                                  f"{best[1]}: part from {class_label(best[2])} (%)")
+            figure = {"uri": figure, "contrast": best[1], "class": class_label(best[2])} if figure else None
+    if not rows and not gsum and not bold:
+        return None
+    return {"rows": rows, "excess": gsum.get("percent_excess_nonsteady") or [],
+            "nss_volumes": gsum.get("nonsteady_volumes") or [], "steady_median": gsum.get("steady_median"),
+            "noise": noise, "bold": bold, "bold_rows": bold_rows, "figure": figure,
+            "note": measured.get("note")}
