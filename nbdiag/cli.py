@@ -103,6 +103,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--events-drop", action="append", metavar="TYPE")
     e.add_argument("--events-transform", action="append", metavar="rtdur|pkg.mod:func")
     e.add_argument("--rt-column", metavar="NAME", help="response-time column (default response_time)")
+    e.add_argument("--rest-conditions", nargs="+", metavar="NAME",
+                   help="modelled conditions that are rest-like (fixation/control under any name); "
+                        "config [events] rest_conditions")
     e.add_argument("--contrast", action="append", metavar="EXPR", help="nilearn expression, repeatable")
 
 
@@ -135,6 +138,8 @@ def _event_values(args: argparse.Namespace) -> dict:
         values["transform"] = args.events_transform
     if args.rt_column:
         values["rt_column"] = args.rt_column
+    if getattr(args, "rest_conditions", None):
+        values["rest_conditions"] = args.rest_conditions
     return values
 
 

@@ -162,10 +162,13 @@ DESIGN_RANK_DEFICIENT = _register(Code(
     fix="Remove the redundant column(s).", rule="fail"))
 DESIGN_ILL_CONDITIONED = _register(Code(
     "design_ill_conditioned", "design", "warn", "The design matrix is ill-conditioned",
-    "condition number of the design with unit-norm columns",
-    fix="Look at the VIFs to find the redundant columns: typically conditions that tile the run together "
-        "with the constant, many drift cosines (raise 1/high_pass), or overlapping confounds.",
-    thresholds=("cond_warn", "cond_fail"), rule="warn > {cond_warn:g}, fail > {cond_fail:g}"))
+    "scaled condition index of the design (unit-length columns, Belsley) and the columns whose "
+    "variance-decomposition proportions exceed 0.5 in that near-dependency",
+    fix="Look at the columns involved: typically conditions that tile the run together "
+        "with the constant, many drift cosines (raise 1/high_pass), or a slowly drifting confound.",
+    thresholds=("cond_warn", "cond_fail"),
+    rule="warn > {cond_warn:g}, fail > {cond_fail:g} when a task regressor takes part in the near-dependency; "
+         "info otherwise"))
 
 # --- estimability ---------------------------------------------------------------------------------
 CONTRAST_NOT_ESTIMABLE = _register(Code(
@@ -190,11 +193,15 @@ BASELINE_SCARCE = _register(Code(
     "`baseline_epoch_seconds`",
     fix="Interpret differential contrasts (e.g. two_back - zero_back) or add fixation epochs of >= 10 s "
         "between blocks in the task design.",
-    thresholds=("baseline_fraction_warn", "baseline_min_epochs", "baseline_epoch_seconds"),
-    rule="warn < {baseline_fraction_warn:.0%} or < {baseline_min_epochs:g} epochs ≥ {baseline_epoch_seconds:g} s"))
+    thresholds=("baseline_fraction_warn", "baseline_min_epochs", "baseline_epoch_seconds",
+                "baseline_none_fraction", "sensitivity_warn"),
+    rule="warn < {baseline_fraction_warn:.0%} or < {baseline_min_epochs:g} epochs ≥ {baseline_epoch_seconds:g} s; "
+         "'no implicit baseline is left' < {baseline_none_fraction:.0%}; per contrast warn only when a signal it "
+         "explains moves the contrast by ≥ {sensitivity_warn:g} σ, else info"))
 BASELINE_MODELED_REST = _register(Code(
     "baseline_modeled_rest", "baseline", "warn", "A rest-like condition is modelled",
-    "a rest-like condition (fixation, rest, baseline, iti, ... or one that fills the gaps) is modelled",
+    "a condition that is rest-like by its name (fixation, fix, cross, control, baseline, rest, null, blank, iti, "
+    "isi, off, pause, ...) or by the `rest_conditions` setting is modelled (never by elimination)",
     fix="Drop the rest-like condition from the events passed to FirstLevelModel.fit (so it becomes the "
         "implicit baseline), or use contrasts against it.",
     rule="warn"))
@@ -202,21 +209,25 @@ BASELINE_UNMODELED_EVENTS = _register(Code(
     "baseline_unmodeled_events", "baseline", "warn", "Unmodelled events sit in the baseline",
     "events listed in events.tsv but left out of the model carry the contrast's negative weight",
     fix="Model the unmodelled events as their own condition so they leave the implicit baseline.",
-    thresholds=("unmodeled_weight_warn", "unmodeled_weight_fail"),
-    rule="warn ≥ {unmodeled_weight_warn:.0%}, fail ≥ {unmodeled_weight_fail:.0%} of negative weight"))
+    thresholds=("unmodeled_weight_warn", "unmodeled_weight_fail", "sensitivity_warn", "sensitivity_fail"),
+    rule="≥ {unmodeled_weight_warn:.0%} of negative weight; per contrast warn when the events' response moves it by "
+         "≥ {sensitivity_warn:g} σ (fail ≥ {sensitivity_fail:g} σ or ≥ {unmodeled_weight_fail:.0%}), else info"))
 BASELINE_SHORT_GAPS = _register(Code(
     "baseline_short_gaps", "baseline", "warn", "Short gaps next to blocks act as baseline",
     "unmodelled cue/transition time next to blocks carries the contrast's negative weight",
     fix="Model the cue/transition periods as a condition, or lengthen fixation between blocks.",
-    thresholds=("short_gaps_weight_warn", "short_gap_seconds", "pre_block_seconds", "block_min_seconds"),
-    rule="warn ≥ {short_gaps_weight_warn:.0%} of negative weight"))
+    thresholds=("short_gaps_weight_warn", "short_gap_seconds", "pre_block_seconds", "block_min_seconds",
+                "sensitivity_warn"),
+    rule="≥ {short_gaps_weight_warn:.0%} of negative weight; warn when a response there moves the contrast by "
+         "≥ {sensitivity_warn:g} σ, else info with the margin"))
 BASELINE_EDGE_CONCENTRATED = _register(Code(
     "baseline_edge_concentrated", "baseline", "warn", "Baseline weight concentrated at the run edges",
     "the contrast's baseline weight sits in the first/last `edge_fraction` of the run",
     fix="Add fixation epochs inside the run (not only at its start/end), discard the first volumes with a "
         "sample mask, or interpret differential contrasts.",
-    thresholds=("edge_fraction", "edge_weight_warn"),
-    rule="warn ≥ {edge_weight_warn:.0%} in the first/last {edge_fraction:.0%}"))
+    thresholds=("edge_fraction", "edge_weight_warn", "sensitivity_warn"),
+    rule="≥ {edge_weight_warn:.0%} in the first/last {edge_fraction:.0%}; warn when run-start settling moves the "
+         "contrast by ≥ {sensitivity_warn:g} σ, else info with the margin"))
 
 # --- drift ----------------------------------------------------------------------------------------
 HIGHPASS_CUTS_DESIGN = _register(Code(
@@ -232,7 +243,9 @@ DRIFT_OVERLAP = _register(Code(
     "R² of a task regressor, or of a contrast's regressor, on drift + constant",
     fix="Lower high_pass (longer cutoff period) so the drift cosines stay below the block frequency; or "
         "shorten/interleave blocks so conditions alternate faster than the cutoff.",
-    thresholds=("drift_r2_warn", "drift_r2_fail"), rule="warn ≥ {drift_r2_warn:g}, fail ≥ {drift_r2_fail:g}"))
+    thresholds=("drift_r2_warn", "drift_r2_fail", "sensitivity_warn"),
+    rule="warn ≥ {drift_r2_warn:g}, fail ≥ {drift_r2_fail:g} for a task regressor; per contrast warn only when a "
+         "drift just beyond the cut-off moves it by ≥ {sensitivity_warn:g} σ, else info with the margin"))
 HIGHPASS_DUPLICATED = _register(Code(
     "highpass_duplicated", "drift", "warn", "High-pass filtering is applied twice",
     "fMRIPrep cosine confounds plus a drift model",
@@ -248,9 +261,9 @@ NONSTEADY_UNHANDLED = _register(Code(
     fix="pass sample_masks from load_confounds to FirstLevelModel.fit or add the non_steady_state_outlier* "
         "columns as confounds",
     thresholds=("unmodeled_weight_warn", "unmodeled_weight_fail", "sensitivity_warn", "sensitivity_fail"),
-    rule="fail for the run; per contrast warn when the flagged volumes carry ≥ {unmodeled_weight_warn:.0%} of "
-         "its negative weight or lower it by ≥ {sensitivity_warn:g} σ, fail at ≥ {unmodeled_weight_fail:.0%} "
-         "or ≥ {sensitivity_fail:g} σ"))
+    rule="fail for the run; per contrast warn when the flagged volumes' excess moves it (either direction) by "
+         "≥ {sensitivity_warn:g} σ, fail at ≥ {sensitivity_fail:g} σ; info below, with the share of negative "
+         "weight (≥ {unmodeled_weight_warn:.0%} is noted)"))
 SCRUB_NOT_APPLIED = _register(Code(
     "scrub_not_applied", "confounds", "fail", "Scrubbing was requested but not applied",
     "scrubbing asked for, but its sample mask is dropped",
@@ -264,8 +277,9 @@ CONFOUND_TASK_CORRELATED = _register(Code(
     "R² of a task regressor on the confounds",
     fix="Use a smaller confounds_strategy (e.g. motion='basic' instead of 'full'), drop task-locked "
         "confounds, or check whether the task causes the motion.",
-    thresholds=("confound_r2_warn", "confound_r2_fail"),
-    rule="warn ≥ {confound_r2_warn:g}, fail ≥ {confound_r2_fail:g}"))
+    thresholds=("confound_r2_warn", "confound_r2_fail", "sensitivity_warn", "sensitivity_fail"),
+    rule="warn ≥ {confound_r2_warn:g}, fail ≥ {confound_r2_fail:g}; per contrast warn/fail when regressing out the "
+         "task-locked confound moves it by ≥ {sensitivity_warn:g} / {sensitivity_fail:g} σ, else info"))
 DOF_LOW = _register(Code(
     "dof_low", "confounds", "warn", "Few residual degrees of freedom",
     "residual degrees of freedom (n − rank, as nilearn counts them)",
@@ -278,7 +292,8 @@ SENSITIVE_UNMODELED_SIGNAL = _register(Code(
     "sensitive_unmodeled_signal", "sensitivity", "warn", "A contrast is sensitive to an unmodelled signal",
     "bias wᵀm of a plausible unmodelled signal m, in contrast standard deviations; `evidence.source` names m",
     thresholds=("sensitivity_warn", "sensitivity_fail"),
-    rule="warn ≥ {sensitivity_warn:g} σ, fail ≥ {sensitivity_fail:g} σ"))
+    rule="warn ≥ {sensitivity_warn:g} σ, fail ≥ {sensitivity_fail:g} σ in either direction when the source's "
+         "structural cause is present; info for generic sources"))
 
 # --- rt -------------------------------------------------------------------------------------------
 RT_REGRESSOR_OVERLAP = _register(Code(
@@ -307,8 +322,12 @@ CONFOUNDS_INVALID = _register(Code(
     "the confounds file cannot be read, lacks columns the strategy needs, or has non-finite values",
     rule="error"))
 TR_MISMATCH = _register(Code(
-    "tr_mismatch", "input", "warn", "Repetition time differs from the one nilearn uses",
-    "the run's sidecar RepetitionTime differs from the t_r the model uses", rule="warn"))
+    "tr_mismatch", "input", "warn", "Repetition times disagree between sources",
+    "the TRs stated by the image header (pixdim[4]), the raw sidecar (BIDS inheritance), the derivative "
+    "sidecar, --t-r and the model's t_r are not all equal; each source is named",
+    thresholds=("sensitivity_warn", "sensitivity_fail"),
+    rule="warn; per contrast warn/fail when a unit response acquired at the other TR moves it by "
+         "≥ {sensitivity_warn:g} / {sensitivity_fail:g} σ, else info"))
 N_SCANS_MISMATCH = _register(Code(
     "n_scans_mismatch", "input", "error", "Confounds rows differ from the number of volumes",
     "the confounds file has a different number of rows than the image has volumes (nilearn refuses it); "

@@ -185,12 +185,14 @@ class EventSettings:
     transforms: tuple[str, ...] = ()
     rt_column: str = "response_time"
     rtdur_name: str = "RTDur"
+    #: conditions the user declares rest-like (fixation/control modelled under any name)
+    rest_conditions: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "rename": dict(self.rename), "drop": list(self.drop),
             "transforms": list(self.transforms), "rt_column": self.rt_column,
-            "rtdur_name": self.rtdur_name,
+            "rtdur_name": self.rtdur_name, "rest_conditions": list(self.rest_conditions),
         }
 
 
@@ -440,9 +442,15 @@ def update_events(events: EventSettings, values: Mapping[str, Any], where: str =
             if not isinstance(value, str) or not value:
                 raise _bad(key, "a non-empty string", value, where)
             clean[key] = value
+        elif key == "rest_conditions":
+            items = _as_tuple(value)
+            if not all(isinstance(v, str) and v for v in items):
+                raise _bad(key, "a list of condition names (non-empty strings)", value, where)
+            clean["rest_conditions"] = tuple(items)
         else:
             raise SettingsError(
-                f"{where}: unknown key {key!r}; allowed keys: rename, drop, transform, rt_column, rtdur_name"
+                f"{where}: unknown key {key!r}; allowed keys: rename, drop, transform, rt_column, rtdur_name, "
+                "rest_conditions"
             )
     return replace(events, **clean)
 

@@ -90,6 +90,17 @@ class DesignContext:
         nothing is measured (``--measure none`` or no confounds file).
     noise_model : str
         nilearn's ``noise_model`` for the measured estimates (``"ar1"``, ``"ols"``).
+    other_t_r : tuple of (str, float)
+        Repetition times other sources give for this run that differ from
+        ``t_r`` (source, seconds), e.g. ``("image header (pixdim[4])", 1.5)``;
+        each becomes a ``tr:<value>`` what-if signal (``tr_mismatch``).
+    rest_conditions : tuple of str
+        Conditions the user declares rest-like (setting ``rest_conditions``).
+    confound_medians : tuple of (str, float)
+        Steady-state median (scanner units, volumes not flagged non-steady) of
+        mean-signal confounds (``global_signal``, ``csf``, ``white_matter``)
+        read from the raw confounds file: the scale that turns their (possibly
+        demeaned) design columns into % signal.
     """
 
     t_r: float
@@ -117,6 +128,9 @@ class DesignContext:
     notes: tuple[str, ...] = ()
     measured_signals: Mapping[str, np.ndarray] | None = None
     noise_model: str = "ar1"
+    other_t_r: tuple[tuple[str, float], ...] = ()
+    rest_conditions: tuple[str, ...] = ()
+    confound_medians: tuple[tuple[str, float], ...] = ()
 
     def frame_times(self, n_scans: int) -> np.ndarray:
         """Frame times exactly as nilearn's FirstLevelModel computes them (:func:`frame_times`)."""

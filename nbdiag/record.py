@@ -61,7 +61,7 @@ class RunAudit:
 
 def _base_record(run: RunInputs, settings: Settings) -> dict[str, Any]:
     resolved = {
-        "t_r": run.t_r.to_dict() if run.t_r else None,
+        "t_r": {**run.t_r.to_dict(), "sources": list(getattr(run, "t_r_sources", []) or [])} if run.t_r else None,
         "slice_time_ref": run.slice_time_ref.to_dict() if run.slice_time_ref else None,
         "n_scans": run.n_scans.to_dict() if run.n_scans else None,
     }
@@ -99,18 +99,70 @@ def _error_record(record: dict[str, Any], error: InputError | Exception, finding
     return record
 
 
+def _mean_signal_medians(path, columns, nonsteady) -> tuple[tuple[str, float], ...]:
+    """Steady-state medians (scanner units) of the mean-signal confounds in the design, from the raw file.
+
+    load_confounds demeans its columns, so the design alone cannot say what 1 % of
+    ``global_signal`` is; the raw file can. Empty when none is in the design.
+    """
+    from nbdiag.diagnostics.sensitivity import MEAN_SIGNALS
+    from nbdiag.inputs.fmriprep import read_raw_confounds
+
+    wanted = [c for c in MEAN_SIGNALS if c in set(map(str, columns))]
+    if not wanted or path is None:
+        return ()
+    raw = read_raw_confounds(path)
+    flagged = set(int(v) for v in nonsteady)
+    keep = np.array([i not in flagged for i in range(len(raw))], dtype=bool)
+    out = []
+    for col in wanted:
+        if col in raw.columns:
+            values = pd.to_numeric(raw[col], errors="coerce").to_numpy(dtype=float)[keep]
+            values = values[np.isfinite(values)]
+            if values.size and np.median(values) != 0:
+                out.append((col, float(np.median(values))))
+    return tuple(out)
+
+
+def tr_mismatch_finding(run: RunInputs) -> Finding | None:
+    """``tr_mismatch`` when the run's TR sources (``run.t_r_sources``) and the model's t_r disagree.
+
+    Each source and its value is named in the message and listed in
+    ``evidence.sources``; the TRs other than the model's become ``tr:<s>``
+    what-if signals (``other_t_r`` of the design context).
+    """
+    from nbdiag.inputs.bids import t_r_disagreement
+
+    sources = list(getattr(run, "t_r_sources", []) or [])
+    if not sources and run.own_t_r is not None:
+        sources = [{"source": "derivative sidecar", "value": run.own_t_r,
+                    "file": str(run.bold_sidecar.name) if run.bold_sidecar else None}]
+    model_t_r = run.t_r.value if run.t_r is not None else None
+    if model_t_r is None or not t_r_disagreement(sources, model_t_r):
+        return None
+    listed = "; ".join(f"{s['source']}{' ' + s['file'] if s.get('file') else ''}: {float(s['value']):g} s"
+                       for s in sources)
+    others = sorted({float(s["value"]) for s in sources if abs(float(s["value"]) - model_t_r) > 1e-3})
+    return Finding(
+        code=codes.TR_MISMATCH.code, severity="warn", title="Repetition times disagree between sources",
+        message=(f"The run's repetition time is stated differently by its sources ({listed}); the model uses t_r "
+                 f"{model_t_r:g} s ({run.t_r.source}). first_level_from_bids reads t_r once per dataset, so if the "
+                 f"data were acquired at {' or '.join(f'{v:g} s' for v in others) or 'another TR'}, every "
+                 f"onset is placed on the wrong time grid."),
+        evidence={"sources": sources, "model_t_r": model_t_r, "model_t_r_source": run.t_r.source,
+                  "other_t_r": others, "sidecar_t_r": run.own_t_r,
+                  "sidecar": str(run.bold_sidecar.name) if run.bold_sidecar else None,
+                  "source": run.t_r.source, "threshold": "all sources equal within 1 ms"},
+        fix="Find the true TR (the scanner protocol), fix the wrong file, and fit with that TR "
+            "(FirstLevelModel(t_r=...) or --t-r); fit runs with different TRs separately.",
+    )
+
+
 def _input_findings(run: RunInputs) -> list[Finding]:
     findings = []
-    if run.own_t_r is not None and run.t_r is not None and abs(run.own_t_r - run.t_r.value) > 1e-6:
-        findings.append(codes.TR_MISMATCH.finding(
-            severity="warn", title="Repetition time differs from the one nilearn uses",
-            message=(f"this run's sidecar says RepetitionTime {run.own_t_r} s, but the model uses t_r "
-                     f"{run.t_r.value} s ({run.t_r.source}). first_level_from_bids reads t_r once per dataset, "
-                     "so every onset in this run is placed on the wrong time grid."),
-            evidence={"sidecar_t_r": run.own_t_r, "model_t_r": run.t_r.value, "sidecar": str(run.bold_sidecar),
-                      "source": run.t_r.source},
-            fix="fit runs with different TRs separately: set t_r per model (FirstLevelModel(t_r=...)) or --t-r",
-        ))
+    tr = tr_mismatch_finding(run)
+    if tr is not None:
+        findings.append(tr)
     # n_scans taken from the confounds rows (image not fetched) is a note on the run
     # (run.notes), not an n_scans_mismatch: nothing mismatches.
     return findings
@@ -162,6 +214,17 @@ def prepare_run(run: RunInputs, settings: Settings) -> PreparedRun:
     times = frame_times(n_scans, t_r, slice_time_ref)
     findings += events_outside_run(events.events, times, t_r, model.min_onset, run.events)
     context = make_context(settings, events, conf, built, t_r, slice_time_ref, n_scans)
+    medians = _mean_signal_medians(run.confounds, built.design.columns, conf.nonsteady_volumes)
+    if medians:
+        from dataclasses import replace as _replace
+        context = _replace(context, confound_medians=medians)
+    by_value: dict[float, list[str]] = {}
+    for src in getattr(run, "t_r_sources", None) or []:
+        if abs(float(src["value"]) - t_r) > 1e-3:
+            by_value.setdefault(round(float(src["value"]), 6), []).append(str(src["source"]))
+    if by_value:
+        from dataclasses import replace as _replace
+        context = _replace(context, other_t_r=tuple((", ".join(kinds), v) for v, kinds in sorted(by_value.items())))
     return PreparedRun(events, conf, built, context, findings, notes)
 
 
@@ -290,6 +353,7 @@ def make_context(settings: Settings, events, conf, built: DesignResult, t_r: flo
         scan_index=built.scan_index, n_scans_total=n_scans,
         measured_signals=(dict(conf.signals) if settings.measure != "none" and conf.raw_columns else None),
         noise_model=model.noise_model,
+        rest_conditions=tuple(getattr(settings.events, "rest_conditions", ())),
     )
 
 
@@ -321,7 +385,8 @@ def audit_design_into(record: dict[str, Any], built: DesignResult, context: Desi
         "modeled": jsonable(context.events[["onset", "duration", "trial_type"]]) if context.events is not None else None,
         "unmodeled": jsonable(context.unmodeled_events),
     }
-    result = audit_design(design, built.roles, context, settings.contrasts, settings.thresholds)
+    result = audit_design(design, built.roles, context, settings.contrasts, settings.thresholds,
+                          input_findings=[f for f in findings if f.code == codes.TR_MISMATCH.code])
     record["diagnostics"] = jsonable(result.diagnostics)
     record["contrasts"] = jsonable(result.contrasts)
     record["whatif"] = jsonable(result.whatif)

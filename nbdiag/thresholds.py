@@ -22,6 +22,7 @@ THRESHOLD_TABLE: dict[str, tuple[float, str, str]] = {
     "cvif_warn": (5.0, "contrast VIF", "Smith et al. 2007; Mumford et al. 2025"),
     "cvif_fail": (10.0, "contrast VIF", "Smith et al. 2007; Mumford et al. 2025"),
     "baseline_fraction_warn": (0.15, "fraction of scans with no modelled event", "nbdiag default (cf. Smith et al. 2007 on implicit baselines)"),
+    "baseline_none_fraction": (0.05, "below this fraction of scans with no modelled event, conditions cover the run: no implicit baseline is left", "nbdiag default (one scan in twenty)"),
     "baseline_min_epochs": (3.0, "number of baseline epochs >= baseline_epoch_seconds", "nbdiag default"),
     "baseline_epoch_seconds": (10.0, "minimum length (s) of a baseline epoch that counts", "nbdiag default"),
     "short_gap_seconds": (6.0, "a whole unmodelled gap shorter than this between two modelled events is a transition gap (short_gap, position 'transition'); also the largest pause inside a block", "nbdiag default: about the canonical HRF's time to peak, so the response to the neighbouring block never settles there"),
@@ -59,6 +60,7 @@ class Thresholds:
     cvif_warn: float = THRESHOLD_TABLE["cvif_warn"][0]
     cvif_fail: float = THRESHOLD_TABLE["cvif_fail"][0]
     baseline_fraction_warn: float = THRESHOLD_TABLE["baseline_fraction_warn"][0]
+    baseline_none_fraction: float = THRESHOLD_TABLE["baseline_none_fraction"][0]
     baseline_min_epochs: float = THRESHOLD_TABLE["baseline_min_epochs"][0]
     baseline_epoch_seconds: float = THRESHOLD_TABLE["baseline_epoch_seconds"][0]
     short_gap_seconds: float = THRESHOLD_TABLE["short_gap_seconds"][0]

@@ -264,5 +264,10 @@ def test_tr_mismatch_flagged_like_nilearn_uses_first_sidecar(dataset, tmp_path, 
     assert code == 0
     record = [r for n, r in _records(tmp_path / "out").items() if n.startswith(spec.runs[4].prefix)][0]
     assert record["settings"]["t_r"]["value"] == 2.0  # what nilearn would use
-    finding = [f for f in record["findings"] if f["code"] == "tr_mismatch"][0]
+    finding = [f for f in record["findings"] if f["code"] == "tr_mismatch" and f["contrast"] is None][0]
     assert finding["evidence"]["sidecar_t_r"] == 1.5 and finding["evidence"]["model_t_r"] == 2.0
+    # issue 11: every source is named, and the cause is carried to the contrasts with its what-if bias
+    by_source = {s["source"]: s["value"] for s in finding["evidence"]["sources"]}
+    assert by_source["derivative sidecar"] == 1.5 and "derivative sidecar" in finding["message"]
+    copies = [f for f in record["findings"] if f["code"] == "tr_mismatch" and f["contrast"] is not None]
+    assert copies and all(f["evidence"]["source"] == "tr:1.5" for f in copies)

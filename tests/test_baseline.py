@@ -68,9 +68,29 @@ def test_modeled_rest_by_name_and_by_tiling():
     res = assess_baseline(X, roles, ctx)
     assert res.modeled_rest == ("FixCross",)
     assert {f.code for f in res.findings} == {"baseline_modeled_rest", "baseline_scarce"}
+    assert res.findings[-1].evidence["rule"] == {"FixCross": "name token 'fix'"}
+    # never by elimination (issue 11): a tiling condition without a rest-like name is not called rest,
+    # the run is said to have no implicit baseline left; the user can declare it rest-like
     ev2 = ev.replace({"FixCross": "Other"})
     X, roles, ctx = _setup(events=ev2)
-    assert assess_baseline(X, roles, ctx).modeled_rest == ("Other",)
+    res2 = assess_baseline(X, roles, ctx)
+    assert res2.modeled_rest == ()
+    scarce = next(f for f in res2.findings if f.code == "baseline_scarce")
+    assert res2.fraction < 0.05 and scarce.evidence["rule"] == "conditions_cover_the_run"
+    assert "no implicit baseline is left" in scarce.message
+    from dataclasses import replace
+    res3 = assess_baseline(X, roles, replace(ctx, rest_conditions=("Other",)))
+    assert res3.modeled_rest == ("Other",)
+    rest = next(f for f in res3.findings if f.code == "baseline_modeled_rest")
+    assert rest.evidence["rule"] == {"Other": "setting rest_conditions"}
+    assert "setting rest_conditions" in rest.message
+
+
+@pytest.mark.parametrize("name", ["control", "Baseline", "ITI", "null_event", "blank2", "cross", "Pause", "isi"])
+def test_rest_words(name):
+    from nbdiag.diagnostics.baseline import _rest_like_by_name
+    assert _rest_like_by_name(name)
+    assert not _rest_like_by_name("zero_back") and not _rest_like_by_name("INSTRUCTION")
 
 
 def test_scan_index_must_match_rows():

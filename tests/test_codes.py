@@ -101,7 +101,10 @@ def test_bad_entries_are_refused():
 
 def test_rule_text_uses_the_threshold_defaults():
     assert codes.VIF_HIGH.rule_text() == "warn ≥ 5, fail ≥ 10"
-    assert codes.BASELINE_UNMODELED_EVENTS.rule_text() == "warn ≥ 5%, fail ≥ 25% of negative weight"
+    # issue 11: per-contrast severity follows the predicted bias (graded, not cliffs)
+    assert codes.BASELINE_UNMODELED_EVENTS.rule_text() == (
+        "≥ 5% of negative weight; per contrast warn when the events' response moves it by ≥ 0.5 σ "
+        "(fail ≥ 2 σ or ≥ 25%), else info")
 
 
 README = PACKAGE.parent / "README.md"

@@ -70,15 +70,14 @@ from nbdiag import codes
 #: Seconds between stimulus and BOLD used to classify scans (canonical HRFs).
 HRF_LAG_S = 4.0
 
-#: Name tokens that mark a rest-like condition (case-insensitive).
+#: Name tokens that mark a rest-like condition (case-insensitive). A condition
+#: is rest-like only by its name or by the user's ``rest_conditions`` setting,
+#: never by elimination (e.g. "the longest condition").
 REST_WORDS = (
-    "fixation", "fix", "fixate", "rest", "baseline", "iti", "isi", "null", "blank",
-    "cross", "crosshair", "fixcross", "pause", "off", "jitter", "intertrial", "idle",
+    "fixation", "fix", "fixate", "fixcross", "cross", "crosshair", "rest", "resting", "baseline", "control",
+    "ctrl", "iti", "isi", "null", "blank", "pause", "off", "jitter", "intertrial", "interstimulus", "idle",
+    "wait", "break", "interval", "gap", "empty",
 )
-
-#: A condition whose events cover at least this share of the gaps between the
-#: other conditions is rest-like.
-GAP_FILL_SHARE = 0.8
 
 _DERIV_SUFFIXES = ("_derivative", "_dispersion")
 
@@ -286,8 +285,9 @@ def block_onsets(context: DesignContext, thresholds: Thresholds, rt_name: str | 
     if context.events is None or not len(context.events):
         return []
     t_r = float(context.t_r)
+    user_rest = set(context.rest_conditions)
     ivs = sorted((a, b, t) for a, b, t in _intervals(context.events, t_r)
-                 if t != rt_name and not _rest_like_by_name(t))
+                 if t != rt_name and not _rest_like_by_name(t) and t not in user_rest)
     out: list[float] = []
     cur: list[float] | None = None  # [start, end]
     cur_t = None
@@ -468,32 +468,43 @@ def classify_scans(design: pd.DataFrame, roles: dict[str, str], context: DesignC
 
 def clear_cache() -> None:
     """Forget memoised condition-name checks (benchmarks use it)."""
-    _rest_like_by_name.cache_clear()
+    _rest_word.cache_clear()
 
 
 @lru_cache(maxsize=4096)
-def _rest_like_by_name(name: str) -> bool:
-    """Whether a condition name reads as rest/fixation/baseline.
+def _rest_word(name: str) -> str | None:
+    """The rest word of ``name`` (a token in ``REST_WORDS`` or a rest-like prefix), or None.
 
     Memoised (pure function of the string: the cache changes speed, never the answer).
     """
     low = name.lower()
     tokens = [t for t in re.split(r"[^a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()) if t]
-    if any(t in REST_WORDS for t in tokens):
-        return True
-    return low.startswith(("fixation", "rest", "baseline"))
+    for t in tokens:
+        if t in REST_WORDS:
+            return t
+        stripped = t.rstrip("0123456789")
+        if stripped in REST_WORDS:
+            return stripped
+    for prefix in ("fixation", "rest", "baseline", "control"):
+        if low.startswith(prefix):
+            return prefix
+    return None
+
+
+def _rest_like_by_name(name: str) -> bool:
+    return _rest_word(name) is not None
 
 
 def modeled_rest_conditions(design: pd.DataFrame, roles: dict[str, str], context: DesignContext) -> dict[str, str]:
-    """Modelled conditions that look like rest, with the reason.
+    """Modelled conditions that are rest-like, with the rule that fired.
 
-    A condition is rest-like if a token of its name is in ``REST_WORDS``
-    (case-insensitive; ``FixCross``, ``fixation_1``, ``ITI``), or if its events
-    cover at least ``GAP_FILL_SHARE`` of the gaps left between the other
-    conditions' events (so that conditions tile the run). The gap rule is only
-    used when no name matches, and then names the single candidate with the
-    longest total event duration (when conditions tile the run, each fills
-    the others' gaps; rest is the one occupying most of the time).
+    A condition is rest-like when a token of its name is in ``REST_WORDS``
+    (case-insensitive; ``FixCross``, ``fixation_1``, ``ITI``, ``control``):
+    reason ``"name token '<word>'"``; or when the user lists it in the
+    ``rest_conditions`` setting (``context.rest_conditions``): reason
+    ``"setting rest_conditions"``. Never by elimination: conditions that
+    tile the run are reported as "no implicit baseline left"
+    (``baseline_scarce``), not by guessing which of them is rest.
     """
     rt_name = _rt_name(design, roles, context)
     out: dict[str, str] = {}
@@ -502,28 +513,14 @@ def modeled_rest_conditions(design: pd.DataFrame, roles: dict[str, str], context
     else:
         names = _condition_columns(design, roles)
     names = [n for n in names if n != rt_name]
+    user = set(context.rest_conditions)
     for name in names:
-        if _rest_like_by_name(name):
-            out[name] = "name"
-    if not out and context.events is not None and len(names) >= 2:
-        t_r = float(context.t_r)
-        cands: list[tuple[float, str]] = []
-        run_end = n_scans_total(design, context) * t_r
-        ivs = _intervals(context.events, t_r)
-        for name in names:
-            if name in out:
-                continue
-            others = [(a, b) for a, b, t in ivs if t != name and t != rt_name]
-            mine = _union([(a, b) for a, b, t in ivs if t == name])
-            gaps = _gaps(others, 0.0, run_end)
-            total = sum(b - a for a, b in gaps)
-            if total < 0.1 * run_end:
-                continue
-            covered = sum(_overlap(a, b, c, d) for a, b in gaps for c, d in mine)
-            if covered / total >= GAP_FILL_SHARE:
-                cands.append((sum(b - a for a, b in mine), name))
-        if cands:
-            out[max(cands)[1]] = "fills_gaps"
+        if name in user:
+            out[name] = "setting rest_conditions"
+        else:
+            word = _rest_word(name)
+            if word is not None:
+                out[name] = f"name token '{word}'"
     return out
 
 
@@ -597,19 +594,41 @@ def assess_baseline(design: pd.DataFrame, roles: dict[str, str], context: Design
                  and e["duration"] >= thresholds.baseline_epoch_seconds - 1e-9)
     rest = modeled_rest_conditions(design, roles, context)
     findings: list[Finding] = []
-    if fraction < thresholds.baseline_fraction_warn or n_long < thresholds.baseline_min_epochs:
+    tiled = fraction < thresholds.baseline_none_fraction
+    if tiled:
+        rule = "conditions_cover_the_run"
+        findings.append(Finding(
+            code=codes.BASELINE_SCARCE.code, severity="warn", title="No implicit baseline is left",
+            message=(f"The modelled conditions cover {1 - fraction:.0%} of the scans ({n_base} of {n} scans have "
+                     f"no modelled event; below {thresholds.baseline_none_fraction:.0%} counts as none): no "
+                     f"implicit baseline is left. A single-condition contrast then has almost nothing to be "
+                     f"measured against: the constant is nearly the sum of the condition regressors, so the "
+                     f"contrast is barely estimable and is decided by the few leftover scans and by slow "
+                     f"signal (drift, settling) that the model cannot tell apart from the conditions."),
+            evidence={"rule": rule, "fraction": fraction, "n_scans": n_base, "n_rows": n,
+                      "n_long_epochs": n_long, "none_fraction": thresholds.baseline_none_fraction,
+                      "fraction_warn": thresholds.baseline_fraction_warn},
+            score=float(max(0.0, thresholds.baseline_fraction_warn - fraction) * 10
+                        + max(0.0, thresholds.baseline_min_epochs - n_long)),
+            fix="Interpret differential contrasts between the modelled conditions (e.g. two_back - zero_back), "
+                "or leave the rest/fixation periods unmodelled so they form the implicit baseline.",
+        ))
+    elif fraction < thresholds.baseline_fraction_warn or n_long < thresholds.baseline_min_epochs:
         parts = []
+        rules = []
         if fraction < thresholds.baseline_fraction_warn:
+            rules.append("fraction_below_warn")
             parts.append(f"only {fraction:.0%} of the scans have no modelled event "
                          f"(threshold {thresholds.baseline_fraction_warn:.0%})")
         if n_long < thresholds.baseline_min_epochs:
+            rules.append("few_long_epochs")
             parts.append(f"{n_long} unmodelled epoch(s) last at least "
                          f"{thresholds.baseline_epoch_seconds:g} s (need {int(thresholds.baseline_min_epochs)})")
         findings.append(codes.BASELINE_SCARCE.finding(
             severity="warn", title="Implicit baseline is scarce",
             message="The implicit baseline is scarce: " + "; ".join(parts)
                     + ". Single-condition contrasts are decided by few scans.",
-            evidence={"fraction": fraction, "n_scans": n_base, "n_long_epochs": n_long,
+            evidence={"rule": "+".join(rules), "fraction": fraction, "n_scans": n_base, "n_long_epochs": n_long,
                       "fraction_warn": thresholds.baseline_fraction_warn,
                       "min_epochs": thresholds.baseline_min_epochs,
                       "epoch_seconds": thresholds.baseline_epoch_seconds},
@@ -620,13 +639,16 @@ def assess_baseline(design: pd.DataFrame, roles: dict[str, str], context: Design
         ))
     if rest:
         names = sorted(rest)
-        findings.append(codes.BASELINE_MODELED_REST.finding(
-            severity="warn", title="A rest-like condition is modelled",
-            message=f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} modelled as "
-                    f"condition(s), so single-condition contrasts are measured against the "
-                    f"{fraction:.0%} of scans left unmodelled, not against rest.",
-            evidence={"conditions": names, "reasons": {k: rest[k] for k in names},
-                      "fraction": fraction},
+        why = "; ".join(f"{k}: {rest[k]}" for k in names)
+        left = ("so no implicit baseline is left" if tiled else
+                f"so single-condition contrasts are measured against the {fraction:.0%} of scans left "
+                f"unmodelled, not against {'it' if len(names) == 1 else 'them'}")
+        findings.append(Finding(
+            code=codes.BASELINE_MODELED_REST.code, severity="warn", title="A rest-like condition is modelled",
+            message=f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} rest-like ({why}) and modelled as "
+                    f"condition(s), {left}.",
+            evidence={"conditions": names, "reasons": {k: rest[k] for k in names}, "rule": {k: rest[k] for k in names},
+                      "fraction": fraction, "no_baseline_left": bool(tiled)},
             score=float(1.0 + max(0.0, thresholds.baseline_fraction_warn - fraction) * 10),
             fix=f"Drop {', '.join(names)} from the events passed to FirstLevelModel.fit (so it "
                 f"becomes the implicit baseline), or use contrasts against it, e.g. "

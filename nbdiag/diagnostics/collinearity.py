@@ -27,7 +27,17 @@ Correlation
 Condition number
     ``numpy.linalg.cond`` (ratio of largest to smallest singular value) of the
     full design with every column scaled to unit Euclidean norm, not centred
-    (Belsley, Kuh & Welsch 1980 scaling).
+    (Belsley, Kuh & Welsch 1980 scaling), so column units never decide it.
+Scaled condition indices (Belsley, Kuh & Welsch 1980, ch. 3)
+    With ``Z = X / ||X||`` columnwise and ``Z = U S Vᵀ``: index
+    ``η_k = s_max / s_k`` and variance-decomposition proportions
+    ``π_jk = (v_jk² / s_k²) / Σ_k (v_jk² / s_k²)`` (the share of coefficient
+    ``j``'s variance that near-dependency ``k`` causes). A near-dependency
+    matters when ``η_k`` exceeds the threshold *and* at least two columns
+    have ``π_jk > 0.5`` (Belsley's rule); ``design_ill_conditioned`` is
+    ``warn``/``fail`` only when one of those columns is a task regressor
+    (a near-dependency among drifts, motion and the constant leaves every
+    task contrast unaffected: ``info``, with the columns named).
 Rank
     ``numpy.linalg.matrix_rank`` with its default tolerance
     (``S.max() * max(M, N) * eps``).
@@ -179,6 +189,36 @@ def condition_number(design: pd.DataFrame) -> float:
     return float(np.linalg.cond(X / norms))
 
 
+#: Belsley's variance-decomposition proportion above which a column takes part in a near-dependency.
+VDP_CUT = 0.5
+
+
+def condition_indices(design: pd.DataFrame) -> list[dict[str, Any]]:
+    """Belsley scaled condition indices with the columns involved (module docstring).
+
+    Returns
+    -------
+    list of dict
+        ``{"index": η_k, "columns": {column: π_jk for π_jk > VDP_CUT}}``,
+        largest index first; ``[]`` when a column is all zeros.
+    """
+    X = design.to_numpy(dtype=float)
+    norms = np.linalg.norm(X, axis=0)
+    if X.size == 0 or np.any(norms == 0):
+        return []
+    _, S, Vt = np.linalg.svd(X / norms, full_matrices=False)
+    if S[-1] <= 0:
+        S = np.where(S > 0, S, np.finfo(float).tiny)
+    phi = (Vt.T ** 2) / S ** 2
+    pi = phi / phi.sum(axis=1, keepdims=True)
+    cols = [str(c) for c in design.columns]
+    out = []
+    for k in np.argsort(-(S.max() / S)):
+        involved = {cols[j]: float(pi[j, k]) for j in range(len(cols)) if pi[j, k] > VDP_CUT}
+        out.append({"index": float(S.max() / S[k]), "columns": involved})
+    return out
+
+
 def _pearson(design: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     X = design[cols].to_numpy(dtype=float)
     Xc = X - X.mean(axis=0)
@@ -312,24 +352,41 @@ def assess_collinearity(
         sev = "fail"
     if sev is not None:
         limit = th.cond_fail if sev == "fail" else th.cond_warn
-        findings.append(codes.DESIGN_ILL_CONDITIONED.finding(
-            severity=sev,
+        indices = condition_indices(design) if np.isfinite(cond) else []
+        high = [d for d in indices if d["index"] > th.cond_warn and len(d["columns"]) >= 2]
+        involved = sorted({c for d in high for c in d["columns"]}, key=cols.index)
+        task_involved = [c for c in involved if roles[c] == "task"]
+        if np.isfinite(cond) and not task_involved:
+            sev = "info"
+        if not high and np.isfinite(cond):
+            what = "no near-dependency involves two or more columns (Belsley's rule), so no coefficient is affected"
+        elif not task_involved and np.isfinite(cond):
+            what = (f"the near-dependency involves only {', '.join(involved)} (variance-decomposition proportions "
+                    f"> {VDP_CUT:g}), none of them a task regressor, so no task contrast is affected")
+        else:
+            what = (f"the near-dependency involves {', '.join(involved) or 'all columns'}"
+                    + (f", including task regressor(s) {', '.join(task_involved)}" if task_involved else "")
+                    + ": some contrasts have very large variance")
+        findings.append(Finding(
+            code=codes.DESIGN_ILL_CONDITIONED.code, severity=sev,
             title="The design matrix is ill-conditioned",
             message=(
-                f"The condition number of the design (columns scaled to unit norm) is "
-                f"{cond:.1f}; > {limit:g} gives {sev}. Some combinations of regressors are "
-                f"nearly redundant, so some contrasts have very large variance."
+                f"The scaled condition index of the design (columns scaled to unit length, Belsley) is "
+                f"{cond:.1f} (> {limit:g}); {what}."
             ),
             evidence={
                 "condition_number": _json_float(cond), "threshold": limit,
                 "cond_warn": th.cond_warn, "cond_fail": th.cond_fail,
+                "condition_indices": [{"index": _json_float(d["index"]), "columns": d["columns"]} for d in high],
+                "columns_involved": involved, "task_columns_involved": task_involved,
+                "vdp_cut": VDP_CUT,
                 "threshold_source": _source("cond_warn"),
             },
             score=float(cond / th.cond_warn) if np.isfinite(cond) else 1e6,
             fix=(
-                "Look at the VIFs to find the redundant columns: typically conditions that tile "
+                "Look at the columns involved: typically conditions that tile "
                 "the run together with the constant, many drift cosines (raise 1/high_pass), "
-                "or overlapping confounds."
+                "or a slowly drifting confound that duplicates a drift cosine."
             ),
         ))
 

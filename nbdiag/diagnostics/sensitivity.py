@@ -64,9 +64,20 @@ the per-source notes: non-steady-state from the T1 approach to steady state
 ``rt:<cond>``
     With an RT-duration regressor in the design: RT-proportional activity in
     one condition only, which the shared regressor cannot fit. Typical 0.5.
+``confound:<column>``
+    A task-locked confound in the model (``confound_signals``): what
+    regressing it out removes from a voxel that carries its non-task
+    fluctuation. ``global_signal`` / ``csf`` / ``white_matter``: size measured
+    from the column (``magnitude_source: "measured:<column>"``); motion 1 %
+    per mm and others 0.5 % per sd, assumed. Typical 1.
+``tr:<seconds>``
+    A 1 % response to every condition acquired at another TR a source of the
+    run states (``tr_signals``), fitted at the model's t_r. Typical 1.
 
 ``typical`` scales per-unit bias to a plausible size; ``score`` =
-``|bias_sd| * typical`` ranks causes.
+``|bias_sd| * typical`` ranks causes. Every entry also says where the sizes
+come from: ``magnitude_source`` (the signal) and ``sd_source`` (σ: the noise
+level: the residual of ``global_signal`` when measured, else 1 % per scan assumed).
 
 Which sources can raise a warning (the structural-cause rule)
 -------------------------------------------------------------
@@ -74,26 +85,29 @@ Every source's bias is recorded in ``contrasts.<name>.sensitivity``. A
 ``sensitive_unmodeled_signal`` finding reaches ``warn`` (``|bias_sd| >=
 sensitivity_warn``) or ``fail`` (``>= sensitivity_fail``) only when the
 source's *structural cause is present in the run* — something in this design
-puts the signal where the contrast reads its baseline:
+puts the signal where the contrast reads it:
 
 * ``nonsteady`` — flagged non-steady-state volumes are left in the model;
 * ``unmodeled:<type>`` — events listed in events.tsv are not modelled;
 * ``pre_block`` / ``short_gaps`` — pre-block (cue-like) or transition gaps exist;
 * ``scrub`` — scrubbed volumes are not masked;
+* ``confound:<column>`` — a task-locked confound is in the model;
+* ``tr:<seconds>`` — a source of the run states another TR;
 * ``run_start`` — only when the contrast's baseline weight is edge-concentrated
   (``edge_share >= edge_weight_warn``; share of its negative weight in the
   first/last ``edge_fraction`` of the rows);
 * ``rt:<cond>`` (RT-duration regressor in the model) — only for contrasts with
   zero weight on ``<cond>``: the shared RT regressor moves ``<cond>``'s
   RT-scaled activity into them. A contrast that includes ``<cond>`` is meant
-  to measure that activity.
+  to measure that activity;
+* families a cause of the run makes structural for the contrast
+  (``extra_families``): ``slow_drift`` when the drift model overlaps it
+  (``drift_overlap``), slow drift, HRF shape and settling for contrasts
+  against the implicit baseline when no implicit baseline is left.
 
-Every structural signal except ``scrub`` is excess signal (brighter volumes,
-responses, settling from above), so it can only push a contrast *down* where
-the contrast reads it as baseline. A sign-flip finding is about what can make
-an estimate come out below its true value: for these sources warn/fail needs
-``bias_sd <= -sensitivity_warn``; a source that only *raises* a contrast is
-``info`` (its number is kept). ``scrub`` spikes have no known sign (``|bias_sd|``).
+Both directions count: a bias that inflates a contrast misleads a reader as
+much as one that lowers it, so warn/fail applies to ``|bias_sd|`` and the
+message says "lowers" or "inflates".
 
 Generic sources — ``slow_drift``, ``hrf_derivative:*``, ``hrf_dispersion:*``
 and ``rt`` (RT-proportional activity with no RT regressor in the model) —
@@ -103,6 +117,7 @@ exist in every run and are no design-specific cause: they yield at most an
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +171,8 @@ CAUSE_OF_SOURCE = {
     "hrf_derivative": codes.SENSITIVE_UNMODELED_SIGNAL.code,
     "hrf_dispersion": codes.SENSITIVE_UNMODELED_SIGNAL.code,
     "rt": codes.RT_REGRESSOR_OVERLAP.code,
+    "confound": codes.CONFOUND_TASK_CORRELATED.code,
+    "tr": codes.TR_MISMATCH.code,
 }
 
 
@@ -221,7 +238,8 @@ def _event_arrays(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignContext,
                    scan_classes: tuple[str, ...] | None = None,
-                   epochs: tuple[dict[str, Any], ...] | None = None) -> list[Signal]:
+                   epochs: tuple[dict[str, Any], ...] | None = None,
+                   min_confound_r2: float = 0.2) -> list[Signal]:
     """Build the plausible unmodelled signals that exist for this run (see module doc).
 
     The event tables are read into arrays once (onset, duration, trial type)
@@ -346,6 +364,197 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
                 out.append(Signal(f"rt:{cond}", f"0.5 % RT-proportional activity in {cond} trials only",
                                   "% signal", 0.5 * _convolved_arrays(r_on[sel], r_du[sel], context, full, idx),
                                   typical=1.0))
+    out.extend(confound_signals(design, roles, context, min_r2=min_confound_r2))
+    out.extend(tr_signals(design, roles, context))
+    return out
+
+
+#: Confounds measured in scanner units whose % change a voxel carries one-for-one (mean signals).
+MEAN_SIGNALS = ("global_signal", "csf", "white_matter")
+#: Expansion suffixes of an fMRIPrep confound (its "family" with the base column).
+_EXPANSIONS = ("_derivative1", "_power2", "_derivative1_power2")
+_MOTION = re.compile(r"^(trans|rot)_[xyz]$")
+#: Assumed motion artefact: 1 % signal per mm; rotations at 50 mm (framewise displacement convention).
+MOTION_PCT_PER_MM = 1.0
+ROT_RADIUS_MM = 50.0
+#: Assumed size for other confounds: 0.5 % signal per standard deviation of the column.
+OTHER_PCT_PER_SD = 0.5
+#: Confounds whose R² on the task columns + constant is below this carry no task-locked part worth a signal.
+CONFOUND_TASK_R2_FLOOR = 0.05
+
+
+def _resid_ss(Y: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """Residual sum of squares of every column of ``Y`` after least squares on ``Z`` (rank-safe basis)."""
+    U, sv, _ = np.linalg.svd(Z, full_matrices=False)
+    tol = sv.max(initial=0.0) * max(Z.shape) * np.finfo(float).eps
+    U = U[:, sv > tol]
+    R = Y - U @ (U.T @ Y)
+    return (R ** 2).sum(axis=0)
+
+
+def confound_signals(design: pd.DataFrame, roles: dict[str, str], context: DesignContext,
+                     min_r2: float = 0.2) -> list[Signal]:
+    """``confound:<column>``: what regressing out a task-correlated confound does to a voxel.
+
+    A confound ``z`` in the model that follows the task (``z = t + e``, ``t``
+    its task-locked part, ``e`` the rest) removes ``t`` from every voxel that
+    carries ``e`` (the fluctuation it is meant to remove) with loading ``λ``:
+    nilearn's estimate moves by ``-λ cᵀγ``, ``γ = pinv(X₋)z`` with ``X₋`` the
+    design without ``z``'s family (``z`` and its ``_derivative1`` /
+    ``_power2`` expansions). As a signal: ``m = λ (z - X₋γ)``, so that
+    ``wᵀm = -λ cᵀγ`` on the audited design.
+
+    Sizes: mean signals (``global_signal``, ``csf``, ``white_matter``) in %
+    of their median over the non-flagged rows with ``λ = 1`` (an average
+    voxel carries the global fluctuation one for one; size measured from the
+    column); ``trans_*`` / ``rot_*`` at ``MOTION_PCT_PER_MM`` % per mm
+    (rotations at ``ROT_RADIUS_MM``), assumed; any other confound at
+    ``OTHER_PCT_PER_SD`` % per standard deviation, assumed.
+
+    Which confounds: those with a task-locked part, measured as the partial
+    R² of the column on the task regressors beyond drift + constant — at
+    least ``CONFOUND_TASK_R2_FLOOR`` for mean signals (their task-locked part
+    is the brain's own response), at least ``min_r2`` (``confound_r2_warn``)
+    for the others (below it, chance correlation of slow motion or a step
+    with the blocks would be read as task-locked; a real motion artefact that
+    the voxel carries in full is removed correctly and biases nothing).
+    """
+    cols = list(design.columns)
+    conf = [c for c in cols if roles.get(c) == "confound"]
+    task = [c for c in cols if roles.get(c) == "task"]
+    if not conf or not task:
+        return []
+    X = design.to_numpy(dtype=float)
+    nuis = [c for c in cols if roles.get(c) in ("drift", "constant")]
+    D = np.column_stack([design[nuis].to_numpy(dtype=float), np.ones(len(design))])
+    T = np.column_stack([design[task].to_numpy(dtype=float), D])
+    Cm = design[conf].to_numpy(dtype=float)
+    finite = np.all(np.isfinite(Cm), axis=0)
+    Cm = np.where(np.isfinite(Cm), Cm, 0.0)
+    ss = ((Cm - Cm.mean(axis=0)) ** 2).sum(axis=0)
+    # partial R² of every confound on the task regressors beyond drift + constant, from two orthonormal bases
+    r2_full = 1.0 - _resid_ss(Cm, T) / np.where(ss > 0, ss, 1.0)
+    r2_slow = 1.0 - _resid_ss(Cm, D) / np.where(ss > 0, ss, 1.0)
+    partial = np.where(r2_slow < 1.0 - 1e-12, (r2_full - r2_slow) / np.maximum(1.0 - r2_slow, 1e-12), 0.0)
+    ns = present_nonsteady_rows(design, context)
+    out: list[Signal] = []
+    for j, base in enumerate(conf):
+        if base.endswith(_EXPANSIONS) and base.rsplit("_", 1)[0] in conf:
+            continue
+        if not finite[j] or ss[j] <= 0:
+            continue
+        r2 = float(partial[j])
+        floor = CONFOUND_TASK_R2_FLOOR if base in MEAN_SIGNALS else float(min_r2)
+        if r2 < floor:
+            continue
+        z = Cm[:, j]
+        steady = z[~ns] if (~ns).any() else z
+        family = {base} | {base + e for e in _EXPANSIONS if base + e in conf}
+        Xm = X[:, [k for k, c in enumerate(cols) if c not in family]]
+        if base in MEAN_SIGNALS:
+            med, where = _mean_signal_median(base, context, steady)
+            if med is not None:
+                zp = 100.0 * z / med          # the constant in the design absorbs any offset (demeaned columns)
+                size = f"a voxel that carries {base} one for one (measured: {base} in % of its {where})"
+            else:
+                zp = z
+                size = (f"a voxel that carries {base} one for one ({base} is centred and its raw median unknown: "
+                        f"its values read as % signal)")
+            lam, source = 1.0, f"measured:{base}"
+        elif _MOTION.match(base):
+            lam = MOTION_PCT_PER_MM * (ROT_RADIUS_MM if base.startswith("rot") else 1.0)
+            zp, source = z, "assumed"
+            size = (f"a voxel carrying {MOTION_PCT_PER_MM:g} % signal per mm of {base} motion"
+                    + (f" (rotations at {ROT_RADIUS_MM:g} mm)" if base.startswith("rot") else ""))
+        else:
+            sd = float(np.std(z))
+            zp, lam, source = z / sd, OTHER_PCT_PER_SD, "assumed"
+            size = f"a voxel carrying {OTHER_PCT_PER_SD:g} % signal per standard deviation of {base}"
+        gamma = np.linalg.pinv(Xm) @ zp
+        m = lam * (zp - Xm @ gamma)
+        out.append(Signal(f"confound:{base}", f"regressing out {base} (task-locked: partial R² {r2:.2f} on the "
+                          f"task regressors beyond drift) for {size}", "% signal", m, typical=1.0, magnitude_source=source))
+    return out
+
+
+def _mean_signal_median(base: str, context: DesignContext, steady_column: np.ndarray) -> tuple[float | None, str]:
+    """Steady-state median of a mean-signal confound in scanner units, and where it came from.
+
+    First the raw series (``context.measured_signals``, when the measured
+    diagnostics provide it, or ``context.confound_medians`` from the raw
+    confounds file), then the design column itself when it is not centred
+    (``|median| > 3 sd``); None when only a centred column is known.
+    """
+    raw = (getattr(context, "measured_signals", None) or {}).get(base)
+    if raw is not None:
+        raw = np.asarray(raw, dtype=float)
+        flagged = set(int(v) for v in context.nonsteady_volumes)
+        keep = np.array([i not in flagged for i in range(raw.size)]) & np.isfinite(raw)
+        if keep.any():
+            med = float(np.median(raw[keep]))
+            if med != 0:
+                return med, "steady-state median in the confounds file"
+    given = dict(getattr(context, "confound_medians", ()) or ())
+    if base in given and given[base]:
+        return float(given[base]), "steady-state median in the confounds file"
+    med = float(np.median(steady_column))
+    if med != 0 and abs(med) > 3.0 * float(np.std(steady_column)):
+        return med, "median"
+    return None, ""
+
+
+def present_nonsteady_rows(design: pd.DataFrame, context: DesignContext) -> np.ndarray:
+    """Boolean per row: flagged non-steady-state volume."""
+    flagged = set(int(v) for v in context.nonsteady_volumes)
+    return np.array([i in flagged for i in original_index(design, context).tolist()], dtype=bool)
+
+
+#: Size of the unit response used for the TR what-if (% signal in every modelled condition).
+TR_UNIT_PCT = 1.0
+
+
+def tr_signals(design: pd.DataFrame, roles: dict[str, str], context: DesignContext) -> list[Signal]:
+    """``tr:<seconds>``: a unit response acquired at another source's TR, fitted at ``t_r``.
+
+    For each other repetition time ``t'`` in ``context.other_t_r``: a
+    ``TR_UNIT_PCT`` % response in every modelled condition (not the RT
+    regressor), built on the frame times nilearn would use at ``t'``
+    (``linspace(str t', (n-1+str) t', n)``), minus the same response built at
+    ``t_r`` (the audited design's own columns). ``wᵀm`` is then the
+    contrast's estimate for that response on the audited design minus what it
+    should be: the what-if "the data were acquired at ``t'``". Values outside
+    0.05-30 s are no acquisition TR and give no signal (the finding still names them).
+    """
+    if not context.other_t_r or context.events is None or not len(context.events):
+        return []
+    full_n = n_scans_total(design, context)
+    idx = original_index(design, context)
+    rt_name = _rt_name(design, roles, context)
+    cols = set(design.columns)
+    e_on, e_du, e_tt = _event_arrays(context.events)
+    e_mod = context.events["modulation"].to_numpy(float) if "modulation" in context.events else np.ones(len(e_on))
+    conds = [c for c in sorted(set(e_tt.tolist())) if c in cols and c != rt_name and roles.get(c) == "task"]
+    if not conds:
+        return []
+    here = sum(design[c].to_numpy(dtype=float) for c in conds)
+    out: list[Signal] = []
+    seen: set[float] = set()
+    for src, other in context.other_t_r:
+        other = float(other)
+        if not 0.05 <= other <= 30.0 or abs(other - float(context.t_r)) < 1e-6 or round(other, 6) in seen:
+            continue
+        seen.add(round(other, 6))
+        ft = np.linspace(context.slice_time_ref * other, (full_n - 1 + context.slice_time_ref) * other, full_n)
+        there = np.zeros(full_n)
+        for c in conds:
+            sel = e_tt == c
+            cond = np.vstack([e_on[sel], e_du[sel], e_mod[sel]])
+            reg, _ = compute_regressor_fast(cond, _base_hrf(context), ft)
+            there += reg[:, 0]
+        m = TR_UNIT_PCT * (there[idx] - here)
+        out.append(Signal(f"tr:{other:g}", f"a {TR_UNIT_PCT:g} % response to every condition acquired at TR "
+                          f"{other:g} s ({src}) but modelled at TR {float(context.t_r):g} s", "% signal", m,
+                          typical=1.0))
     return out
 
 
@@ -377,11 +586,14 @@ class SensitivityResult:
 
 
 #: Source families whose structural cause is present whenever the signal exists.
-STRUCTURAL = ("nonsteady", "unmodeled", "pre_block", "short_gaps", "scrub")
-#: Structural families whose signal is positive (only a lowering bias is a sign-flip cause).
-SIGNED = ("nonsteady", "unmodeled", "pre_block", "short_gaps", "run_start", "rt")
-#: Source families that exist in every run (at most ``info``).
+STRUCTURAL = ("nonsteady", "unmodeled", "pre_block", "short_gaps", "scrub", "confound", "tr")
+#: Families whose signal is excess signal (its sign is known: brighter volumes, responses, settling).
+SIGNED = ("nonsteady", "unmodeled", "pre_block", "short_gaps", "run_start", "rt", "tr")
+#: Source families that exist in every run (at most ``info`` unless a cause makes them structural).
 GENERIC = ("slow_drift", "hrf_derivative", "hrf_dispersion")
+
+#: σ source when no measured noise level is given.
+ASSUMED_SD_SOURCE = "assumed: 1 % white noise per scan"
 
 
 def edge_share(weights: np.ndarray, edge_fraction: float) -> float:
@@ -400,10 +612,15 @@ def edge_share(weights: np.ndarray, edge_fraction: float) -> float:
 
 
 def is_structural(source: str, design: pd.DataFrame, vector: np.ndarray, weights: np.ndarray,
-                  thresholds: Thresholds) -> bool:
-    """Whether ``source``'s structural cause is present for this contrast (module doc)."""
+                  thresholds: Thresholds, extra_families: tuple[str, ...] = ()) -> bool:
+    """Whether ``source``'s structural cause is present for this contrast (module doc).
+
+    ``extra_families``: families a cause of this run makes structural for
+    this contrast (e.g. ``slow_drift`` when the drift model overlaps it, the
+    generic families when no implicit baseline is left).
+    """
     fam = source.split(":", 1)[0]
-    if fam in STRUCTURAL:
+    if fam in STRUCTURAL or fam in extra_families:
         return True
     if fam == "run_start":
         return edge_share(weights, thresholds.edge_fraction) >= thresholds.edge_weight_warn
@@ -414,22 +631,33 @@ def is_structural(source: str, design: pd.DataFrame, vector: np.ndarray, weights
     return False
 
 
+def direction_word(bias: float) -> str:
+    """``lowers`` / ``inflates`` (what a bias does to the estimate)."""
+    return "lowers" if bias < 0 else "inflates"
+
+
 def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, signals: list[Signal],
                        thresholds: Thresholds | None = None, weights: np.ndarray | None = None,
-                       algebra: DesignAlgebra | None = None, noise: NoiseLevel | None = None) -> SensitivityResult:
+                       noise: NoiseLevel | None = None, extra_families: tuple[str, ...] = (),
+                       algebra: DesignAlgebra | None = None) -> SensitivityResult:
     """``bias = w @ m`` and ``bias_sd`` for every signal; ``sensitive_unmodeled_signal`` findings.
+
+    Every entry holds ``bias_percent`` (= ``bias``, % signal, at the size
+    in its label), ``bias_sd`` (``bias / σ``, ``σ = noise_sd · sqrt(c(X'X)⁺c')``),
+    ``sd_percent`` (σ), ``sd_source`` (where the noise level comes from:
+    ``measured:global_signal`` or ``assumed``), ``magnitude_source``
+    (``measured:<column>`` or ``assumed``) and ``direction``
+    (``lowers``/``inflates``).
 
     Per source with ``|bias_sd| >= sensitivity_warn``: a ``warn`` finding
     (``fail`` at ``sensitivity_fail``) when its structural cause is present
-    (``is_structural``), else an ``info`` finding. Each entry records
-    ``structural``. The explanation engine folds a finding into a more
-    specific cause when one exists.
+    (``is_structural``), in either direction (a bias that inflates a contrast
+    misleads as much as one that lowers it), else an ``info`` finding.
 
     ``noise`` is the per-scan noise σ in percent (:func:`nbdiag.diagnostics.measured.noise_level`:
     the residual of ``global_signal`` after the design when measured, else 1 % assumed);
-    ``bias_sd = bias / (σ sqrt(c (X'X)^+ c'))``. Each entry records
-    ``magnitude_source`` (``"measured:<column>"`` or ``"assumed"``), ``noise_sd_percent`` and
-    ``sd_source``.
+    :func:`noise_for` picks, per signal, the σ on the same scale as its size. Each entry also
+    records ``noise_sd_percent``.
     """
     thresholds = thresholds or Thresholds()
     noise = noise or NoiseLevel()
@@ -445,36 +673,34 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
         sd = np.sqrt(var) * nz.sd if var > 0 else np.nan
         bias = float(w @ sig.values)
         bias_sd = float(bias / sd) if np.isfinite(sd) and sd > 0 else float("nan")
-        if abs(bias) < 1e-12 * max(1.0, float(np.abs(sig.values).max())):
+        if abs(bias) < 1e-12 * max(1.0, float(np.abs(sig.values).max(initial=0.0))):
             bias, bias_sd = 0.0, 0.0
-        structural = is_structural(sig.source, design, vector, w, thresholds)
+        structural = is_structural(sig.source, design, vector, w, thresholds, extra_families)
         a = abs(bias_sd) if np.isfinite(bias_sd) else 0.0
         sev = None
         if a >= thresholds.sensitivity_warn:
-            towards_flip = sig.family not in SIGNED or bias_sd < 0
-            sev = ("fail" if a >= thresholds.sensitivity_fail else "warn") if structural and towards_flip \
-                else "info"
-        entries.append({"source": sig.source, "label": sig.label, "bias": bias, "bias_sd": bias_sd,
+            sev = ("fail" if a >= thresholds.sensitivity_fail else "warn") if structural else "info"
+        entries.append({"source": sig.source, "label": sig.label, "bias": bias, "bias_percent": bias,
+                        "bias_sd": bias_sd, "sd_percent": float(sd) if np.isfinite(sd) else None,
+                        "sd_source": nz.source, "noise_sd_percent": nz.sd,
+                        "magnitude_source": sig.magnitude_source,
+                        "direction": direction_word(bias) if bias else None,
                         "unit": sig.unit, "typical": sig.typical,
                         "cause": CAUSE_OF_SOURCE.get(sig.family, codes.SENSITIVE_UNMODELED_SIGNAL.code),
-                        "structural": structural, "severity": sev,
-                        "magnitude_source": sig.magnitude_source, "noise_sd_percent": nz.sd,
-                        "sd_source": nz.source})
+                        "structural": structural, "severity": sev})
         if sev is not None:
-            direction = "lowers" if bias < 0 else "raises"
+            direction = direction_word(bias)
             findings.append(codes.SENSITIVE_UNMODELED_SIGNAL.finding(
                 severity=sev, contrast=name,
                 title=f"{name} is sensitive to an unmodelled signal ({sig.source})",
                 message=f"{sig.label[0].upper() + sig.label[1:]} {direction} {name} by "
-                        f"{abs(bias):.3g} % = {abs(bias_sd):.2f} σ ({_size_words(sig, nz)})"
-                        + ("." if sev != "info" else
-                           " (a generic signal present in every run, not a cause specific to this design)."
-                           if not structural else " (it raises the contrast, so it cannot explain a negative "
-                           "estimate)."),
-                evidence={"source": sig.source, "label": sig.label, "bias": bias, "bias_sd": bias_sd,
-                          "unit": sig.unit, "typical": sig.typical, "structural": structural,
-                          "magnitude_source": sig.magnitude_source, "noise_sd_percent": nz.sd,
-                          "sd_source": nz.source},
+                        f"{abs(bias_sd):.2f} σ ({bias:+.3g} %; {_size_words(sig, nz)})"
+                        + ("." if structural else
+                           " (a generic signal present in every run, not a cause specific to this design)."),
+                evidence={"source": sig.source, "label": sig.label, "bias": bias, "bias_percent": bias,
+                          "bias_sd": bias_sd, "sd_source": nz.source, "magnitude_source": sig.magnitude_source,
+                          "noise_sd_percent": nz.sd, "direction": direction, "unit": sig.unit,
+                          "typical": sig.typical, "structural": structural},
                 score=float(a * sig.typical) if sev in ("warn", "fail") else 0.0,
                 fix=_fix_for(sig.family),
             ))
@@ -525,6 +751,9 @@ def _fix_for(family: str) -> str:
         "hrf_derivative": "Use hrf_model='glover + derivative' (or '+ derivative + dispersion').",
         "hrf_dispersion": "Use hrf_model='glover + derivative + dispersion'.",
         "rt": "Model RT-proportional activity per condition, or drop the shared RT regressor.",
+        "confound": "Drop the task-locked confound from confounds_strategy (or orthogonalise it to the task "
+                    "regressors), or check whether the task itself drives it.",
+        "tr": "Fit with the repetition time the data were acquired with (FirstLevelModel(t_r=...) or --t-r).",
     }.get(family, "Model the signal or interpret a differential contrast.")
 
 
@@ -532,14 +761,19 @@ def core_signals(design, roles, context, th):
     """Baseline assessment and the signal library of one design (shared by the audit and the what-ifs)."""
     from nbdiag.diagnostics.baseline import assess_baseline
     base = assess_baseline(design, roles, context, th)
-    signals = signal_library(design, roles, context, base.scan_classes, base.epochs)
+    signals = signal_library(design, roles, context, base.scan_classes, base.epochs,
+                             min_confound_r2=th.confound_r2_warn)
     return base, signals
 
 
-def sensitivity_by_contrast(design, vectors, signals, th, algebra: DesignAlgebra | None = None,
-                            noise: NoiseLevel | None = None):
+def sensitivity_by_contrast(design, vectors, signals, th, context: DesignContext | None = None,
+                            extra_families: dict[str, tuple[str, ...]] | None = None,
+                            algebra: DesignAlgebra | None = None, noise: NoiseLevel | None = None):
     """``assess_sensitivity`` for every contrast vector (one factorisation of ``design``; ``noise``:
-    see ``assess_sensitivity``)."""
+    see ``assess_sensitivity``; ``extra_families``: per contrast, generic families a cause of this
+    run makes structural)."""
     alg = DesignAlgebra.for_design(design, algebra)
-    return {name: assess_sensitivity(design, name, vec, signals, th, algebra=alg, noise=noise)
+    extra = extra_families or {}
+    return {name: assess_sensitivity(design, name, vec, signals, th, noise=noise,
+                                     extra_families=tuple(extra.get(name, ())), algebra=alg)
             for name, vec in vectors.items()}

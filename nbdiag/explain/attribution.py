@@ -5,51 +5,48 @@ weights, baseline composition and sensitivity entries, and the run's findings.
 
 Attribution rules
 -----------------
-* A run-level *cause* is copied to a contrast, with the contrast's own
-  numbers, only when those numbers support it:
-
-  - ``nonsteady_unhandled``: the flagged volumes carry at least
-    ``unmodeled_weight_warn`` of the contrast's negative weight, or the
-    ``nonsteady`` signal lowers it by at least ``sensitivity_warn`` σ.
-    Severity ``fail`` at ``bias_sd <= -sensitivity_fail`` or a share of at
-    least ``unmodeled_weight_fail``, else ``warn``. (The run-level finding
-    stays ``fail``.)
-  - ``scrub_not_applied``: the ``scrub`` signal moves it by at least
-    ``sensitivity_warn`` σ (same severity rule).
-  - ``baseline_modeled_rest`` / ``baseline_scarce``: the contrast is measured
-    against the implicit baseline (its task weights do not sum to 0).
-  - ``rt_regressor_overlap``: an ``rt:<cond>`` signal whose severity is
-    warn/fail for this contrast (structural for it and lowering it; see
-    ``nbdiag.diagnostics.sensitivity``).
-* Each sensitivity source is *claimed* by the most specific cause present for
-  the contrast (``CLAIMS``). A cause's score is the largest claimed
-  ``|bias_sd| × typical`` (plausible size) over claimed entries whose own
-  severity is warn/fail; its severity is the worse of its own and those
-  entries' severities (generic or raising entries never raise it).
-* Causes that can *bias* the estimate (``BIAS_CODES``: the sign-flip
-  families) at warn/fail get ``BIAS_TIER`` added to their score, so at equal
-  severity they rank before findings that only cost precision
-  (``drift_overlap``, ``highpass_cuts_design``, ``contrast_variance_inflated``,
-  ...): a loss of precision cannot by itself turn a positive effect negative.
-  Severity still ranks first (a ``fail`` precision finding stays above a
-  ``warn`` cause), so the per-contrast order equals the run's global
-  severity-then-score order.
-* ``baseline_scarce`` follows ``baseline_modeled_rest`` (else
-  ``baseline_edge_concentrated``) when present: the baseline is scarce
-  *because* rest is modelled (or what is left of it sits at the run edge),
-  and that is what to fix. ``contrast_variance_inflated`` follows
-  ``rt_regressor_overlap`` when that is present for the contrast (the
-  RT-duration regressor shares the condition's variance), else, for a
-  contrast against the baseline, the same head as ``baseline_scarce``. A head's severity is the worst
-  of its group.
-* Findings of a contrast are grouped: a claimed ``sensitive_unmodeled_signal``
-  or ``contrast_variance_inflated`` follows the cause that explains it. Groups
-  are ranked by the head's severity, then score, so the first finding is the
-  most likely explanation.
+* **Every cause carries its bias to every contrast it touches.** Each
+  sensitivity source is *claimed* by the most specific cause present for the
+  contrast (``CLAIMS``: ``nonsteady`` -> ``nonsteady_unhandled``, ``confound:*``
+  -> ``confound_task_correlated``, ``tr:*`` -> ``tr_mismatch``, ``slow_drift``
+  -> ``drift_overlap``, ...). A run-level cause (``RUN_CAUSES``) is copied to
+  every contrast on which one of its claimed sources has a nonzero bias, with
+  that contrast's own ``bias_percent``, ``bias_sd``, ``magnitude_source`` and
+  ``sd_source`` in its evidence and message. ``baseline_modeled_rest`` /
+  ``baseline_scarce`` are copied to contrasts measured against the implicit
+  baseline (task weights that do not sum to 0).
+* **Graded, not cliffs.** A finding that claims to explain a contrast is
+  ``warn`` only when a claimed source whose structural cause is present
+  (``entry["structural"]``) moves the contrast by at least
+  ``sensitivity_warn`` σ, ``fail`` at ``sensitivity_fail`` σ (for
+  ``baseline_unmodeled_events`` a share of at least ``unmodeled_weight_fail``
+  also gives ``fail`` once the bias reaches the warn size). Otherwise it is
+  ``info`` context under the contrast, with its margin ("31 % vs 30 %") and
+  its largest predicted bias. Pure precision properties
+  (``contrast_variance_inflated``, ``drift_overlap`` without a drift bias,
+  ``baseline_edge_concentrated`` without a settling bias) never claim a cause
+  by themselves.
+* **Both directions.** A bias that inflates a contrast counts as much as one
+  that lowers it; the message says which ("inflates two_back - zero_back by
+  1.2 σ").
+* A cause's score is the largest ``|bias_sd| × typical`` over its claimed
+  entries. Warn/fail heads get ``BIAS_TIER`` added, so they rank before
+  ``info`` context. ``baseline_scarce`` follows ``baseline_modeled_rest``
+  (else ``baseline_edge_concentrated``) when present; a claimed
+  ``sensitive_unmodeled_signal`` or a ``contrast_variance_inflated`` follows
+  the cause that explains it (its severity capped at the head's). Groups are
+  ranked by the head's severity, then score, so the first finding is the most
+  likely explanation.
+* **Say when the design does not explain it.** When no cause reaches the warn
+  size, the paragraph says so in one sentence with the largest predicted bias
+  and its number, and, when a measured global-signal estimate of the contrast
+  is given (``ContrastInputs.measured_global``), whether the run's overall
+  signal has the same sign.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
@@ -64,25 +61,25 @@ CLAIMS: dict[str, tuple[str, ...]] = {
     "nonsteady": (codes.NONSTEADY_UNHANDLED.code,),
     "unmodeled": (codes.BASELINE_UNMODELED_EVENTS.code,),
     "short_gaps": (codes.BASELINE_SHORT_GAPS.code, codes.BASELINE_MODELED_REST.code),
-    "pre_block": (codes.BASELINE_SHORT_GAPS.code,),
+    "pre_block": (codes.BASELINE_SHORT_GAPS.code, codes.BASELINE_MODELED_REST.code),
     "scrub": (codes.SCRUB_NOT_APPLIED.code,),
-    "run_start": (codes.BASELINE_MODELED_REST.code, codes.BASELINE_EDGE_CONCENTRATED.code,
-                  codes.BASELINE_SCARCE.code),
-    "slow_drift": (codes.DRIFT_OVERLAP.code, codes.HIGHPASS_CUTS_DESIGN.code, codes.BASELINE_MODELED_REST.code),
-    "hrf_derivative": (codes.BASELINE_MODELED_REST.code,),
-    "hrf_dispersion": (codes.BASELINE_MODELED_REST.code,),
+    "run_start": (codes.BASELINE_MODELED_REST.code, codes.BASELINE_EDGE_CONCENTRATED.code, codes.BASELINE_SCARCE.code),
+    "slow_drift": (codes.DRIFT_OVERLAP.code, codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code, codes.HIGHPASS_CUTS_DESIGN.code),
+    "hrf_derivative": (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code),
+    "hrf_dispersion": (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code),
     "rt": (codes.RT_REGRESSOR_OVERLAP.code,),
+    "confound": (codes.CONFOUND_TASK_CORRELATED.code,),
+    "tr": (codes.TR_MISMATCH.code,),
 }
 
 #: Run-level codes that are copied to the contrasts they bias.
-RUN_CAUSES = (codes.NONSTEADY_UNHANDLED.code, codes.SCRUB_NOT_APPLIED.code, codes.BASELINE_MODELED_REST.code,
-              codes.BASELINE_SCARCE.code, codes.RT_REGRESSOR_OVERLAP.code, codes.HIGHPASS_CUTS_DESIGN.code,
-              codes.DRIFT_OVERLAP.code)
+RUN_CAUSES = (codes.NONSTEADY_UNHANDLED.code, codes.SCRUB_NOT_APPLIED.code, codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code,
+              codes.RT_REGRESSOR_OVERLAP.code, codes.CONFOUND_TASK_CORRELATED.code, codes.TR_MISMATCH.code)
 
-#: Codes of the sign-flip families (causes that bias an estimate, not only its precision).
-BIAS_CODES = (codes.NONSTEADY_UNHANDLED.code, codes.SCRUB_NOT_APPLIED.code, codes.BASELINE_UNMODELED_EVENTS.code,
-              codes.BASELINE_SHORT_GAPS.code, codes.BASELINE_EDGE_CONCENTRATED.code, codes.BASELINE_MODELED_REST.code,
-              codes.BASELINE_SCARCE.code, codes.RT_REGRESSOR_OVERLAP.code, codes.SENSITIVE_UNMODELED_SIGNAL.code)
+#: Codes of causes that bias an estimate (the rest only cost precision).
+BIAS_CODES = (codes.NONSTEADY_UNHANDLED.code, codes.SCRUB_NOT_APPLIED.code, codes.BASELINE_UNMODELED_EVENTS.code, codes.BASELINE_SHORT_GAPS.code,
+              codes.BASELINE_EDGE_CONCENTRATED.code, codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code, codes.RT_REGRESSOR_OVERLAP.code,
+              codes.SENSITIVE_UNMODELED_SIGNAL.code, codes.CONFOUND_TASK_CORRELATED.code, codes.TR_MISMATCH.code, codes.DRIFT_OVERLAP.code)
 #: More specific baseline causes that ``baseline_scarce`` follows (first present wins).
 SCARCE_BECAUSE = (codes.BASELINE_MODELED_REST.code, codes.BASELINE_EDGE_CONCENTRATED.code)
 
@@ -125,6 +122,7 @@ class ContrastInputs:
     findings: Sequence[Finding] = field(default_factory=tuple)
     unmodeled_types: tuple[str, ...] = ()
     n_nonsteady: int = 0
+    measured_global: float | None = None
 
 
 def _fam(source: str) -> str:
@@ -155,6 +153,37 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f} %"
 
 
+def _cap(v: str) -> str:
+    return v[:1].upper() + v[1:]
+
+
+_GIVES = re.compile(r"\(([≥>]) ?([^()]*?) gives (?:info|warn|fail)\)")
+
+
+def _neutral_threshold(message: str) -> str:
+    """"(≥ 0.5 gives fail)" -> "(threshold ≥ 0.5)": the contrast's severity is set by its predicted bias."""
+    return _GIVES.sub(lambda m: f"(threshold {m.group(1)} {m.group(2)})", message)
+
+
+def bias_sentence(entry: Mapping[str, Any], name: str) -> str:
+    """"<Label> lowers|inflates <name> by x σ (+y %; size ..., σ ...)." for one sensitivity entry."""
+    sd = _sd(entry)
+    pct = entry.get("bias_percent", entry.get("bias"))
+    size = entry.get("magnitude_source") or "assumed"
+    sd_src = entry.get("sd_source") or "assumed: 1 % white noise per scan"
+    word = "lowers" if (pct or 0.0) < 0 else "inflates"
+    pct_txt = f"{float(pct):+.3g} %" if pct is not None else "n/a"
+    return (f"{_cap(str(entry.get('label', entry.get('source', 'a signal'))))} {word} {name} by {abs(sd):.2f} σ "
+            f"({pct_txt}; size {size}; σ {sd_src}).")
+
+
+def _entry_evidence(e: Mapping[str, Any], th: Thresholds) -> dict[str, Any]:
+    return {"source": e["source"], "bias_sd": _sd(e), "bias": e.get("bias"),
+            "bias_percent": e.get("bias_percent", e.get("bias")), "magnitude_source": e.get("magnitude_source"),
+            "sd_source": e.get("sd_source"), "typical": e.get("typical"), "structural": e.get("structural"),
+            "severity": _entry_sev(e, th)}
+
+
 def explain_contrasts(contrasts: Sequence[ContrastInputs], run_findings: Sequence[Finding],
                       thresholds: Thresholds | None = None, sample_mask_dropped: bool = True
                       ) -> dict[str, ContrastExplanation]:
@@ -180,6 +209,19 @@ def explain_contrasts(contrasts: Sequence[ContrastInputs], run_findings: Sequenc
     return out
 
 
+#: Per-contrast findings that describe a property of the design (not a bias by themselves),
+#: with the margin words shown when they are only context.
+_MARGINS = {
+    codes.BASELINE_EDGE_CONCENTRATED.code: lambda f: (f"{100 * float(f.evidence.get('edge_share', 0)):.0f} % vs "
+                                             f"{100 * float(f.evidence.get('warn_at', 0)):.0f} %"),
+    codes.DRIFT_OVERLAP.code: lambda f: f"R² {float(f.evidence.get('r2', 0)):.3f} vs {float(f.evidence.get('threshold', 0)):g}",
+    codes.BASELINE_SHORT_GAPS.code: lambda f: (f"{100 * float(f.evidence.get('negative_weight_share', 0)):.0f} % vs "
+                                      f"{100 * float(f.evidence.get('warn_at', 0)):.0f} %"),
+    codes.BASELINE_UNMODELED_EVENTS.code: lambda f: (f"{100 * float(f.evidence.get('negative_weight_share', 0)):.0f} % of "
+                                            f"the negative weight"),
+}
+
+
 def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_code: dict[str, Finding],
                  th: Thresholds, mask_dropped: bool) -> ContrastExplanation:
     name = ci.name
@@ -193,96 +235,122 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
             present.setdefault(f.code, f)
     against_baseline = abs(ci.task_sum) > 1e-8
 
-    def fam_entries(fam: str) -> list[dict[str, Any]]:
-        return [e for e in entries if _fam(e["source"]) == fam]
-
-    def max_sd(fam: str) -> float:
-        return max((abs(_sd(e)) for e in fam_entries(fam)), default=0.0)
-
-    # 1. copy run-level causes where this contrast's numbers support them
+    # 1. run-level causes that reach this contrast (copied below with its own numbers)
+    copied_codes: set[str] = set()
     for code in RUN_CAUSES:
         f = run_by_code.get(code)
         if f is None or code in present:
             continue
-        ev: dict[str, Any] = {"run_level": f.evidence}
-        if code in (codes.NONSTEADY_UNHANDLED.code, codes.SCRUB_NOT_APPLIED.code):
-            fam = "nonsteady" if code == codes.NONSTEADY_UNHANDLED.code else "scrub"
-            fe = fam_entries(fam)
-            if not fe:
-                continue
-            sd = _sd(fe[0])
-            lowering = -sd if fam == "nonsteady" else abs(sd)
-            share = float(neg.get("nonsteady", 0.0)) if fam == "nonsteady" else 0.0
-            if lowering < th.sensitivity_warn and share < th.unmodeled_weight_warn:
-                continue
-            sev = "fail" if (lowering >= th.sensitivity_fail or share >= th.unmodeled_weight_fail) else "warn"
-            ev.update(negative_weight_share=share, bias_sd=sd)
-            if fam == "nonsteady":
-                msg = (f"{_pct(share)} of {name}'s baseline (negative) weight is on the {ci.n_nonsteady} "
-                       f"flagged non-steady-state volume(s) left in the model; "
-                       f"{fe[0]['label']} {'lowers' if sd < 0 else 'raises'} {name} by {abs(sd):.2f} σ.")
-            else:
-                msg = (f"{fe[0]['label'][0].upper() + fe[0]['label'][1:]} "
-                       f"{'lowers' if sd < 0 else 'raises'} {name} by {abs(sd):.2f} σ.")
-            present[code] = f.for_contrast(name, message=msg, evidence=ev, score=0.0, severity=sev)
+        if code in (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code) and not against_baseline:
             continue
-        elif code in (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code):
-            if not against_baseline:
-                continue
-            ev.update(run_start_bias_sd=max_sd("run_start"))
-            msg = (f"{name} is measured against the implicit baseline, which this design leaves scarce"
-                   + (" because a rest-like condition is modelled." if code == codes.BASELINE_MODELED_REST.code else "."))
-        elif code == codes.RT_REGRESSOR_OVERLAP.code:
-            hits = [e for e in fam_entries("rt") if _entry_sev(e, th) in ("warn", "fail")]
-            if not hits:
-                continue
-            e = max(hits, key=lambda x: abs(_sd(x)))
-            msg = (f"{e['label'][0].upper() + e['label'][1:]} lowers {name} by {abs(_sd(e)):.2f} σ "
-                   f"through the shared RT regressor.")
-        else:
-            continue  # drift codes come per contrast from the drift diagnostics
-        present[code] = f.for_contrast(name, message=msg, evidence=ev, score=0.0)
+        present[code] = f.for_contrast(name, evidence={"run_level": f.evidence}, score=0.0)
+        copied_codes.add(code)
 
-    # 2. claims: each sensitivity source goes to the most specific cause present
+    # 1b. no cliffs: a baseline cause whose share of negative weight is below its threshold still explains
+    #     the contrast when its signal moves it by the warn size (the share is shown with its threshold)
+    for fam, code, share_key, warn_key in (("unmodeled", codes.BASELINE_UNMODELED_EVENTS, "unmodeled_event",
+                                            "unmodeled_weight_warn"),
+                                           ("short_gaps", codes.BASELINE_SHORT_GAPS, "short_gap", "short_gaps_weight_warn"),
+                                           ("pre_block", codes.BASELINE_SHORT_GAPS, "short_gap", "short_gaps_weight_warn")):
+        if code.code in present:
+            continue
+        hits = [e for e in entries if _fam(e["source"]) == fam and e.get("structural", True)
+                and abs(_sd(e)) >= th.sensitivity_warn]
+        if not hits:
+            continue
+        share, limit = float(neg.get(share_key, 0.0)), float(getattr(th, warn_key))
+        what = (f"unmodelled events ({', '.join(ci.unmodeled_types)})" if fam == "unmodeled" and ci.unmodeled_types
+                else "unmodelled events" if fam == "unmodeled" else "short unmodelled gaps next to blocks")
+        present[code.code] = code.finding(
+            contrast=name, severity="warn", score=0.0,
+            message=(f"{100 * share:.1f} % of {name}'s negative weight falls in {what} ({100 * share:.1f} % vs the "
+                     f"{_pct(limit)} share threshold), but a response there is large enough to move it."),
+            evidence={"negative_weight_share": share, "warn_at": limit, "rule": "bias at the warn size below the "
+                      "share threshold"})
+
+    # 2. claims: each sensitivity source goes to the most specific cause present; when no implicit
+    #    baseline is left, the baseline causes claim the slow and shape signals first (they are why
+    #    those signals decide the contrast; edge concentration and drift overlap follow from it)
+    scarce_run = run_by_code.get(codes.BASELINE_SCARCE.code)
+    rest_run = run_by_code.get(codes.BASELINE_MODELED_REST.code)
+    tiled = against_baseline and (
+        (scarce_run is not None and scarce_run.evidence.get("rule") == "conditions_cover_the_run")
+        or (rest_run is not None and bool(rest_run.evidence.get("no_baseline_left"))))
+    base_first = (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code)
     claimed_by: dict[str, str] = {}
     for e in entries:
-        for cause in CLAIMS.get(_fam(e["source"]), ()):
+        order = CLAIMS.get(_fam(e["source"]), ())
+        if tiled and _fam(e["source"]) in ("run_start", "slow_drift", "hrf_derivative", "hrf_dispersion"):
+            order = base_first + tuple(c for c in order if c not in base_first)
+        for cause in order:
             if cause in present:
                 claimed_by[e["source"]] = cause
                 break
     updated: dict[str, Finding] = {}
     for code, f in present.items():
         mine = [e for e in entries if claimed_by.get(e["source"]) == code]
-        strong = [e for e in mine if _entry_sev(e, th) in ("warn", "fail")]
-        score = max((abs(_sd(e)) * float(e.get("typical", 1.0)) for e in strong), default=0.0)
-        sev = worst_severity([f.severity] + [_entry_sev(e, th) for e in strong])
+        copied = code in copied_codes
+        if copied and code not in (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code) and \
+                not any(abs(_sd(e)) > 0 for e in mine):
+            continue  # the run-level cause does not touch this contrast
+        strong = [e for e in mine if e.get("structural", True) and abs(_sd(e)) >= th.sensitivity_warn]
+        specific = [e for e in mine if e.get("structural", True)]
+        top = max(specific, key=lambda e: abs(_sd(e)), default=None)
+        generic_top = max((e for e in mine if not e.get("structural", True)), key=lambda e: abs(_sd(e)), default=None)
+        score = max((abs(_sd(e)) * float(e.get("typical", 1.0)) for e in specific), default=0.0)
+        bias_sev = worst_severity(_sev_of_sd(abs(_sd(e)), th) for e in strong)
         ev = dict(f.evidence)
         if mine:
-            ev["sensitivity"] = [{"source": e["source"], "bias_sd": _sd(e), "bias": e.get("bias"),
-                                  "typical": e.get("typical"), "severity": _entry_sev(e, th)} for e in mine]
-        if code in (codes.BASELINE_SCARCE.code,) and not strong:
-            score = 0.5 * max((abs(_sd(e)) * float(e.get("typical", 1.0)) for e in entries
-                               if _fam(e["source"]) == "run_start"), default=0.0)
-        if not strong and code not in (codes.BASELINE_SCARCE.code,):
-            score = max(score, float(f.score))
-        updated[code] = replace(f, severity=sev, score=float(score), evidence=ev)
+            ev["sensitivity"] = [_entry_evidence(e, th) for e in mine]
+        if top is not None:
+            ev.update(bias_percent=top.get("bias_percent", top.get("bias")), bias_sd=_sd(top),
+                      magnitude_source=top.get("magnitude_source"), sd_source=top.get("sd_source"),
+                      source=top["source"])
+        if bias_sev is None:
+            sev = "info"
+        elif code == codes.BASELINE_UNMODELED_EVENTS.code:
+            sev = worst_severity([bias_sev, f.severity])
+        else:
+            sev = bias_sev
+        msg = _message(code, replace(f, message=_neutral_threshold(f.message)), ci, top, strong, sev, th, copied, neg,
+                       generic_top)
+        if copied and code in _COPY_TITLES:
+            f = replace(f, title=_COPY_TITLES[code].format(name=name))
+        if code == codes.CONTRAST_VARIANCE_INFLATED.code:
+            sev = "info"
+        updated[code] = replace(f, severity=sev, score=float(score), evidence=ev, message=msg)
 
     # 3. consequences follow their cause
     scarce_by = next((c for c in SCARCE_BECAUSE if c in updated), None) if codes.BASELINE_SCARCE.code in updated else None
-    heads = [f for c, f in updated.items() if not (c == codes.BASELINE_SCARCE.code and scarce_by)]
+    if tiled and scarce_by == codes.BASELINE_EDGE_CONCENTRATED.code:
+        scarce_by = None   # no baseline left: the scarcity is the cause, the edge concentration follows from it
     followers: dict[str, list[Finding]] = {}
+    tied_edge = None
+    if tiled and codes.BASELINE_EDGE_CONCENTRATED.code in updated:
+        tied_edge = next((c for c in base_first if c in updated), None)
+    heads = [f for c, f in updated.items() if not (c == codes.BASELINE_SCARCE.code and scarce_by)
+             and not (c == codes.BASELINE_EDGE_CONCENTRATED.code and tied_edge)]
+    if tied_edge:
+        f = updated[codes.BASELINE_EDGE_CONCENTRATED.code]
+        followers[tied_edge] = [replace(f, evidence={**f.evidence, "explained_by": tied_edge})]
     if scarce_by:
         f = updated[codes.BASELINE_SCARCE.code]
-        followers[scarce_by] = [replace(f, evidence={**f.evidence, "explained_by": scarce_by})]
+        followers.setdefault(scarce_by, []).append(replace(f, evidence={**f.evidence, "explained_by": scarce_by}))
     for f in own:
         if f.code in CONSEQUENCES:
             cause = None
             if f.code == codes.SENSITIVE_UNMODELED_SIGNAL.code:
                 cause = claimed_by.get(f.evidence.get("source", ""))
+                if cause is not None and cause not in updated:
+                    cause = None
             elif codes.RT_REGRESSOR_OVERLAP.code in updated:
                 cause = codes.RT_REGRESSOR_OVERLAP.code   # the RT-duration regressor shares the condition's variance
             elif against_baseline:
                 cause = scarce_by or (codes.BASELINE_SCARCE.code if codes.BASELINE_SCARCE.code in updated else None)
+            if f.code == codes.CONTRAST_VARIANCE_INFLATED.code:
+                f = replace(f, severity="info", score=0.0, evidence={**f.evidence, "own_severity": f.severity},
+                            message=_neutral_threshold(f.message) + " (a loss of precision: it widens the estimate's spread but "
+                                                "does not move it)")
             if cause:
                 followers.setdefault(cause, []).append(
                     replace(f, evidence={**f.evidence, "explained_by": cause}))
@@ -300,6 +368,57 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
         ranked.extend(rank_findings(followers.get(h.code, [])))
     text = _paragraph(ci, all_ci, ranked, th, mask_dropped)
     return ContrastExplanation(contrast=name, findings=tuple(ranked), explanation=text)
+
+
+#: Titles of per-contrast copies whose run-level title names something else (a regressor, a file).
+_COPY_TITLES = {
+    codes.CONFOUND_TASK_CORRELATED.code: "Regressing out task-locked confounds moves {name}",
+    codes.TR_MISMATCH.code: "The repetition time may be wrong for {name}",
+}
+
+
+def _message(code: str, f: Finding, ci: ContrastInputs, top: Mapping[str, Any] | None,
+             strong: list, sev: str, th: Thresholds, copied: bool, neg: Mapping[str, Any],
+             generic_top: Mapping[str, Any] | None = None) -> str:
+    """The contrast's own message for a cause: what it is, its predicted bias, and whether that is material."""
+    name = ci.name
+    bias = bias_sentence(top, name) if top is not None else ""
+    if code == codes.NONSTEADY_UNHANDLED.code:
+        share = float(neg.get("nonsteady", 0.0))
+        head = (f"{_pct(share)} of {name}'s baseline (negative) weight is on the {ci.n_nonsteady} flagged "
+                f"non-steady-state volume(s) left in the model; " if share >= 0.005 else
+                f"the {ci.n_nonsteady} flagged non-steady-state volume(s) stay in the model; ")
+        text = head + (bias[:1].lower() + bias[1:] if bias else "")
+    elif code in (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code) and copied:
+        rl = f.evidence.get("run_level", {})
+        if rl.get("rule") == "conditions_cover_the_run" or rl.get("no_baseline_left"):
+            what = (f"the modelled conditions cover {1 - float(rl.get('fraction', 0)):.0%} of the scans, so no "
+                    f"implicit baseline is left for {name}: it is barely estimable and decided by the few "
+                    f"leftover scans and by slow signal")
+        elif code == codes.BASELINE_MODELED_REST.code:
+            what = f"{name} is measured against the implicit baseline, which this design leaves scarce because a " \
+                   f"rest-like condition is modelled ({'; '.join(f'{k}: {v}' for k, v in rl.get('rule', {}).items())})"
+        else:
+            what = f"{name} is measured against the implicit baseline, which this design leaves scarce"
+        text = f"{what if what.startswith(name) else _cap(what)}. " + bias
+    elif copied:
+        text = bias
+    else:
+        text = f.message + (" " + bias if bias else "")
+    if sev == "info" and code not in (codes.CONTRAST_VARIANCE_INFLATED.code,):
+        margin = _MARGINS.get(code)
+        mtxt = f" ({margin(f)})" if margin is not None and not copied else ""
+        if top is not None:
+            text += (f" Context, not a cause{mtxt}: its largest predicted bias on {name} is {abs(_sd(top)):.2f} σ, "
+                     f"below the warn size of {th.sensitivity_warn:g} σ.")
+        else:
+            text += f" Context, not a cause{mtxt}: it predicts no bias specific to this design on {name}"
+            if generic_top is not None and abs(_sd(generic_top)) > 0:
+                text += (f" (signals present in every run, e.g. {generic_top['label']}, move it by "
+                         f"{abs(_sd(generic_top)):.2f} σ whatever the design)")
+            text += "."
+    text = " ".join(text.split())
+    return text if text.startswith(name) else _cap(text)
 
 
 def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: list[Finding],
@@ -322,12 +441,29 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
             else f"{name} is a differential contrast."
     serious = [f for f in ranked if severity_rank(f.severity) >= severity_rank("warn")]
     if not serious:
-        best = max(ci.sensitivity, key=lambda e: abs(_sd(e)), default=None)
-        tail = " No design feature of this run explains a sign change."
+        own = [e for e in ci.sensitivity if e.get("structural", True)]
+        generic = [e for e in ci.sensitivity if not e.get("structural", True)]
+        best = max(own, key=lambda e: abs(_sd(e)), default=None)
+        gbest = max(generic, key=lambda e: abs(_sd(e)), default=None)
+
+        def said(e: Mapping[str, Any]) -> str:
+            pct = float(e.get("bias_percent", e.get("bias")) or 0.0)
+            return (f"{abs(_sd(e)):.2f} σ ({pct:+.3g} %, {'lowering' if pct < 0 else 'inflating'} it; size "
+                    f"{e.get('magnitude_source') or 'assumed'}) from {e['label']}")
+        tail = f" No cause in this design moves {name} by the warn size ({th.sensitivity_warn:g} σ)"
         if best is not None and abs(_sd(best)) > 0:
-            tail += (f" The largest bias among the plausible unmodelled signals is {abs(_sd(best)):.2f} σ "
-                     f"({best['label']}"
-                     + ("" if best.get("structural", True) else "; generic, present in every run") + ").")
+            tail += f": the largest predicted bias from this run's own features is {said(best)}."
+        else:
+            tail += "."
+        if gbest is not None and abs(_sd(gbest)) > 0:
+            tail += (f" Signals present in every run, not specific to this design, could move it too "
+                     f"(largest: {said(gbest)}).")
+        g = ci.measured_global
+        if g is not None and np.isfinite(g):
+            tail += (f" The run's global signal gives {name} an estimate of {g:+.3g} % (measured): "
+                     + ("negative, so a negative estimate here is shared by the brain-wide signal rather than "
+                        "produced by the design." if g < 0 else
+                        "positive, so a negative estimate here is not shared by the brain-wide signal."))
         return s1 + tail
     top = serious[0]
     src = None
@@ -344,14 +480,14 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
     if src:
         entry = next((e for e in ci.sensitivity if e["source"] == src), None)
         if entry is not None:
-            direction = "lowers" if entry["bias"] < 0 else "raises"
             others = []
             for o in all_ci:
                 if o.name == name:
                     continue
                 oe = next((e for e in o.sensitivity if e["source"] == src), None)
                 if oe is not None:
-                    others.append(f"{o.name} moves by {abs(_sd(oe)):.2f} σ")
-            s3 = (f" {entry['label'][0].upper() + entry['label'][1:]} {direction} {name} by "
-                  f"{abs(_sd(entry)):.2f} σ" + ("; " + "; ".join(others) if others else "") + ".")
+                    word = "lowers" if _sd(oe) < 0 else "inflates"
+                    others.append(f"it {word} {o.name} by {abs(_sd(oe)):.2f} σ")
+            if others:
+                s3 = " For comparison, " + "; ".join(others) + "."
     return s1 + s2 + s3

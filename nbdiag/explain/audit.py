@@ -9,7 +9,7 @@ design after the fixes that can be applied to the design itself
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,7 +43,9 @@ class DesignAudit:
 
 
 def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: DesignContext,
-                 contrasts: Mapping[str, Any] | None, thresholds: Thresholds | None = None) -> DesignAudit:
+                 contrasts: Mapping[str, Any] | None, thresholds: Thresholds | None = None,
+                 input_findings: Sequence[Finding] = (),
+                 measured_global: Mapping[str, float] | None = None) -> DesignAudit:
     """Run all diagnostics on one design and explain every contrast.
 
     Parameters
@@ -55,6 +57,13 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     context : DesignContext
     contrasts : mapping name -> expression (or vector), or None for defaults
     thresholds : Thresholds, optional
+    input_findings : sequence of Finding, optional
+        Run-level findings about the inputs (e.g. ``tr_mismatch``) to attribute
+        to the contrasts they bias; they are not repeated in the result's
+        run-level findings (the caller holds them).
+    measured_global : mapping contrast -> float, optional
+        The run's measured global-signal estimate of each contrast (% signal),
+        quoted when no cause reaches the warn size.
 
     Returns
     -------
@@ -85,7 +94,9 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
                                    rows=context.scan_index, nonsteady_volumes=context.nonsteady_volumes,
                                    noise_model=context.noise_model, algebra=alg)
     noise = noise_level(design, context, measured=measured)
-    sens = sensitivity_by_contrast(design, vectors, signals, th, algebra=alg, noise=noise)
+    sens = sensitivity_by_contrast(design, vectors, signals, th, context,
+                                   extra_families=_extra_families(design, roles, vectors, drift, base, th),
+                                   algebra=alg, noise=noise)
     all_found: list[Finding] = (list(cset.findings) + list(coll.findings) + list(conf.findings)
                                 + list(drift.findings) + list(base.findings) + list(rt.findings))
     unmod_types = tuple(sorted(set(context.unmodeled_events["trial_type"].astype(str)))) \
@@ -104,7 +115,8 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
         inputs.append(ContrastInputs(name=name, kind=cset.kinds[name], task_sum=float(np.sum(vec[task_cols])),
                                      composition=comp, sensitivity=list(sens[name].entries), findings=own,
                                      unmodeled_types=unmod_types,
-                                     n_nonsteady=int(sum(c == "nonsteady" for c in base.scan_classes))))
+                                     n_nonsteady=int(sum(c == "nonsteady" for c in base.scan_classes)),
+                                     measured_global=(measured_global or {}).get(name)))
         sd = stats.to_dict()
         contrast_sec[name] = {
             "expression": cset.expressions[name],
@@ -129,7 +141,12 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
             evidence={"event_types": list(unmod_types),
                       "negative_weight_share": {f.contrast: f.evidence.get("negative_weight_share") for f in unmod_f}},
             score=max(f.score for f in unmod_f), fix=unmod_f[0].fix))
-    expl = explain_contrasts(inputs, run_level, th, sample_mask_dropped=not context.sample_mask_applied)
+    # the run's measured global-signal estimate of each contrast (contrasts.<c>.measured.global_signal, issue 12),
+    # quoted by the explanation when no cause reaches the warn size
+    inputs = [replace(ci, measured_global=_measured_global(contrast_sec.get(ci.name, {})))
+              if ci.measured_global is None else ci for ci in inputs]
+    expl = explain_contrasts(inputs, run_level + [f for f in input_findings if f.contrast is None], th,
+                             sample_mask_dropped=not context.sample_mask_applied)
     findings: list[Finding] = rank_findings(run_level)
     for name in vectors:
         e = expl[name]
@@ -155,3 +172,41 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
                                            "reason": noise.reason or None}})
     return DesignAudit(diagnostics=diagnostics, contrasts=jsonable(contrast_sec), whatif=whatif,
                        findings=findings, status=status_from_findings(findings), measured=measured_sec)
+
+
+def _measured_global(section: Mapping[str, Any]) -> float | None:
+    """``measured.global_signal.estimate`` of a contrast section (None when absent or the signal is in the model)."""
+    gs = ((section or {}).get("measured") or {}).get("global_signal") or {}
+    if not isinstance(gs, Mapping) or gs.get("in_model"):
+        return None
+    value = gs.get("estimate")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None
+
+
+def _extra_families(design: pd.DataFrame, roles: Mapping[str, str], vectors: Mapping[str, np.ndarray],
+                    drift: Any, base: Any, th: Thresholds) -> dict[str, tuple[str, ...]]:
+    """Generic signal families a cause of this run makes structural, per contrast.
+
+    ``slow_drift`` when the drift model overlaps the contrast (its regressor's
+    R² on drift + constant >= ``drift_r2_warn``: ``drift_overlap``); the slow
+    and HRF-shape families and run-start settling for contrasts against the
+    implicit baseline when no implicit baseline is left (baseline fraction <
+    ``baseline_none_fraction``: only slow signal and shape errors decide them).
+    """
+    task_cols = np.array([roles.get(c) == "task" for c in design.columns])
+    r2c = getattr(drift, "r2_contrast", {}) or {}
+    tiled = float(base.fraction) < th.baseline_none_fraction
+    out: dict[str, tuple[str, ...]] = {}
+    for name, vec in vectors.items():
+        fams: list[str] = []
+        r2 = r2c.get(name)
+        if r2 is not None and np.isfinite(r2) and r2 >= th.drift_r2_warn:
+            fams.append("slow_drift")
+        if tiled and abs(float(np.sum(np.asarray(vec)[task_cols]))) > 1e-8:
+            fams += ["slow_drift", "hrf_derivative", "hrf_dispersion", "run_start"]
+        out[name] = tuple(dict.fromkeys(fams))
+    return out

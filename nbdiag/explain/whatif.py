@@ -119,7 +119,7 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
         vecs = _remap(vectors, design.columns, d)
         same = [replace(sg, values=np.asarray(sg.values)[rows]) for sg in signals]
         noise = next(iter(before.values())).noise if before else None
-        sens = sensitivity_by_contrast(d, vecs, same, th, noise=noise)
+        sens = sensitivity_by_contrast(d, vecs, same, th, context, noise=noise)
         res = {}
         for name, s in sens.items():
             b = before[name]

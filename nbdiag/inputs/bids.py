@@ -72,6 +72,7 @@ class RunInputs:
     slice_time_ref: Resolved | None = None
     n_scans: Resolved | None = None
     own_t_r: float | None = None
+    t_r_sources: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: InputError | None = None
     #: resolved folders inputs may be read from (BIDS_DIR, derivatives); None: not checked
@@ -297,6 +298,136 @@ def _own_t_r(sidecar: Path | None, roots: tuple[Path, ...] | None = None,
     return value
 
 
+def read_sidecar_t_r(sidecar: Path) -> float | None:
+    """``RepetitionTime`` (s) of one JSON sidecar, or None when absent/unreadable.
+
+    (Sidecar hardening — empty files, BOM, values such as ``"0.8s"`` — is
+    done by ``_own_t_r``'s callers; this helper only reads a number.)
+    """
+    return _own_t_r(sidecar)
+
+
+def _header_t_r(image: Path) -> tuple[float, str] | None:
+    """(TR in s, how it was read) from a NIfTI header's ``pixdim[4]`` and ``xyzt_units``; None if not 4D/unset.
+
+    ``msec``/``usec`` are converted to seconds. A value above 100 with units
+    ``sec`` or ``unknown`` is read as milliseconds (a common mislabel) and the
+    label says so; ``unknown`` units with the placeholder value 1 give no source.
+    """
+    try:
+        hdr = nib.load(str(image)).header
+        zooms = hdr.get_zooms()
+        if len(zooms) < 4:
+            return None
+        value = float(zooms[3])
+        unit = hdr.get_xyzt_units()[1]
+    except Exception:  # noqa: BLE001 - an unreadable header gives no TR source
+        return None
+    if not value > 0 or (unit == "unknown" and value == 1.0):
+        return None
+    scale = {"msec": 1e-3, "usec": 1e-6}.get(unit, 1.0)
+    how = unit if unit != "sec" else ""
+    if unit in ("sec", "unknown") and value > 100:
+        scale, how = 1e-3, f"{value:g} with units '{unit}': read as ms"
+    elif unit == "unknown":
+        how = "units unknown: read as s"
+    return round(value * scale, 6), how
+
+
+def _raw_sidecar_chain(bids_dir: Path, entities: dict[str, str]) -> list[Path]:
+    """Raw ``*_bold.json`` files that apply to a run by BIDS inheritance, least specific first.
+
+    A sidecar at the dataset root, subject or session level (or in ``func/``)
+    applies when all of its entities are entities of the run.
+    """
+    sub = entities.get("sub")
+    ses = entities.get("ses")
+    folders = [bids_dir]
+    if sub:
+        folders.append(bids_dir / f"sub-{sub}")
+        if ses:
+            folders.append(bids_dir / f"sub-{sub}" / f"ses-{ses}")
+        folders.append((bids_dir / f"sub-{sub}" / f"ses-{ses}" / "func") if ses else (bids_dir / f"sub-{sub}" / "func"))
+    chain: list[Path] = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        found = []
+        for path in sorted(folder.glob("*_bold.json")):
+            try:
+                ents = bids_entities_of(path)
+            except Exception:  # noqa: BLE001 - a file name nilearn cannot parse does not apply
+                continue
+            if ents and all(entities.get(k) == v for k, v in ents.items() if k in ENTITY_ORDER) \
+                    and all(k in entities for k in ents if k in ENTITY_ORDER):
+                found.append((sum(1 for k in ents if k in ENTITY_ORDER), path))
+        chain += [p for _, p in sorted(found)]
+    return chain
+
+
+def collect_t_r_sources(bold: Path, bids_dir: Path | None, entities: dict[str, str],
+                        derivative_sidecar: Path | None, settings_t_r: float | None,
+                        root: Path | None = None) -> list[dict[str, Any]]:
+    """Every repetition time a run's files and settings state, each with its source.
+
+    Sources, in order: the image header (``pixdim[4]`` with its
+    ``xyzt_units``: ``msec``/``usec`` converted to s), the raw image header
+    when the raw image exists, the raw sidecar resolved by BIDS inheritance
+    (dataset root ``task-*_bold.json``, subject and session levels, ``func/``;
+    the most specific file that states ``RepetitionTime`` wins), the
+    derivative sidecar next to the image, and the ``t_r`` setting
+    (``--t-r``). Paths are relative to ``root`` (default ``bids_dir``).
+
+    Returns
+    -------
+    list of dict
+        ``{"source": kind, "value": seconds, "file": relative path or None}``.
+    """
+    def rel(path: Path) -> str:
+        base = root or bids_dir
+        try:
+            return str(Path(path).absolute().relative_to(Path(base).absolute())) if base else Path(path).name
+        except ValueError:
+            return Path(path).name
+    out: list[dict[str, Any]] = []
+    head = _header_t_r(bold) if bold is not None and Path(bold).exists() else None
+    if head is not None:
+        out.append({"source": "image header (pixdim[4]" + (f", {head[1]}" if head[1] else "") + ")",
+                    "value": head[0], "file": rel(bold)})
+    prefix = "_".join(f"{k}-{entities[k]}" for k in ENTITY_ORDER if k in entities)
+    if bids_dir is not None:
+        sub, ses = entities.get("sub"), entities.get("ses")
+        func = Path(bids_dir) / f"sub-{sub}" / (f"ses-{ses}" if ses else "") / "func"
+        for ext in (".nii.gz", ".nii"):
+            raw_img = func / f"{prefix}_bold{ext}"
+            if raw_img.exists():
+                h = _header_t_r(raw_img)
+                if h is not None:
+                    out.append({"source": "raw image header (pixdim[4]" + (f", {h[1]}" if h[1] else "")
+                                + ")", "value": h[0], "file": rel(raw_img)})
+                break
+        value, where = None, None
+        for path in _raw_sidecar_chain(Path(bids_dir), entities):
+            v = read_sidecar_t_r(path)
+            if v is not None:
+                value, where = v, path
+        if value is not None:
+            out.append({"source": "raw sidecar (BIDS inheritance)", "value": value, "file": rel(where)})
+    if derivative_sidecar is not None:
+        v = read_sidecar_t_r(derivative_sidecar)
+        if v is not None:
+            out.append({"source": "derivative sidecar", "value": v, "file": rel(derivative_sidecar)})
+    if settings_t_r is not None:
+        out.append({"source": "setting t_r (--t-r)", "value": float(settings_t_r), "file": None})
+    return out
+
+
+def t_r_disagreement(sources: list[dict[str, Any]], model_t_r: float | None, tol: float = 1e-3) -> bool:
+    """Whether the stated repetition times (and the model's) are not all the same (within ``tol`` s)."""
+    values = [float(s["value"]) for s in sources] + ([float(model_t_r)] if model_t_r is not None else [])
+    return bool(values) and (max(values) - min(values)) > tol
+
+
 def _find_events(bids_dir: Path, run: RunInputs, task: str) -> Path | None:
     """events.tsv for a run: matching raw entities (nilearn's check), else root-level."""
     filters = [("task", task)] + [(k, v) for k, v in run.entities.items() if k not in ("sub", "task")]
@@ -457,6 +588,7 @@ def discover(bids_dir: str | Path, model: ModelSettings, bids_filter=None) -> Di
             run.bold_sidecar = sidecar if (sidecar.exists() or sidecar.is_symlink()) else None
             run.own_t_r = _own_t_r(run.bold_sidecar, roots, run.notes)
             run.t_r, run.slice_time_ref = t_r, slice_time_ref
+            run.t_r_sources = collect_t_r_sources(bold, bids_dir, run.entities, run.bold_sidecar, model.t_r)
             run.roots = roots
             try:
                 # nilearn's _check_bids_image_list: one image per (session, run), whatever other entities say

@@ -302,7 +302,7 @@ def _cause(record: Mapping[str, Any], name: str, c: Mapping[str, Any]) -> dict[s
                 unit = (entry or {}).get("unit") or unit
         title = _headline(top, short=True)
         if b is not None:
-            verb = "lowers" if b < 0 else "raises"
+            verb = "lowers" if b < 0 else "inflates"
             pct = _num((entry or {}).get("bias_percent"))
             size = f" ({fmt_value(abs(pct))} % signal)" if pct is not None else (
                 f" ({fmt_value(abs(bias))} {unit})" if bias is not None and unit else "")
