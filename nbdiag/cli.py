@@ -163,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "its bold task/space also set --task/--space")
     parser.add_argument("--n-jobs", type=_jobs, default=1, help="runs audited in parallel (-1: all cores)")
     parser.add_argument("--no-reports", action="store_true", help="skip the HTML reports")
+    parser.add_argument("--work-dir", type=Path, metavar="DIR",
+                        help="resume cache: rerunning skips runs whose inputs, settings and outputs are unchanged")
+    parser.add_argument("--dask-scheduler", metavar="ADDRESS",
+                        help="audit the runs on a running Dask cluster, e.g. tcp://10.0.0.5:8786 "
+                             "(pip install 'nbdiag[dask]')")
     parser.add_argument("--measure", choices=["confounds", "bold", "none"], default=None,
                         help="sizes measured from the run's own files: 'confounds' (default; global_signal, csf, "
                              "white_matter of the confounds file), 'bold' (also the preprocessed BOLD: effect "
@@ -194,6 +199,7 @@ def _load(args: argparse.Namespace):
 
 def _participant(args: argparse.Namespace) -> int:
     from nbdiag.pipeline import run_participant
+    from nbdiag.runner import wants_live_progress
 
     config = _load(args)
     bids_filter = None
@@ -214,10 +220,11 @@ def _participant(args: argparse.Namespace) -> int:
             log(f"note: {args.model.name}: {note}")
     result = run_participant(args.bids_dir, args.output_dir, config, participant_labels=args.participant_label,
                              n_jobs=args.n_jobs, reports=not args.no_reports, log=log, verbose=args.verbose,
-                             bids_filter=bids_filter)
+                             bids_filter=bids_filter, work_dir=args.work_dir, dask_scheduler=args.dask_scheduler,
+                             keep_audits=False, progress=wants_live_progress())
     from nbdiag import codes
 
-    bugs = [a for a in result.audits if (a.record.get("error") or {}).get("code") == codes.INTERNAL_ERROR.code]
+    bugs = [a for a in result.internal_errors if (a.record.get("error") or {}).get("code") == codes.INTERNAL_ERROR.code]
     if bugs:
         from nbdiag.outputs import run_folder
 

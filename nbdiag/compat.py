@@ -132,6 +132,21 @@ def hrf_internals() -> HrfInternals | None:
     return HrfInternals(_hrf_kernel, _compute_n_frames_high_res, _regressor_names, orthogonalize)
 
 
+def private(module: str, *names: str) -> tuple | None:
+    """nilearn's private helpers ``names`` from ``module``, or None when this release lacks them.
+
+    Used by nbdiag's fast paths (:mod:`nbdiag.taskpart`, the column-subset confounds reader in
+    :mod:`nbdiag.inputs.fmriprep`), which then fall back to nilearn's public functions.
+    """
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+        return tuple(getattr(mod, name) for name in names)
+    except (ImportError, AttributeError):
+        return None
+
+
 def yule_walker(x: np.ndarray, order: int) -> np.ndarray:
     """nilearn's ``run_glm`` AR-coefficient estimator (private ``_yule_walker``), along the last axis."""
     from nilearn.glm.first_level.first_level import _yule_walker

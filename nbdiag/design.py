@@ -123,6 +123,31 @@ def infer_roles(design: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
     return roles, sources
 
 
+def _make_design(times: np.ndarray, events: pd.DataFrame | None, model: ModelSettings, fir_delays: list[int],
+                 add_regs: np.ndarray | None, add_names: list[str] | None) -> pd.DataFrame:
+    """``make_first_level_design_matrix`` with the task part from :mod:`nbdiag.taskpart`.
+
+    The task columns are computed (FFT, memoised) as nilearn computes them and handed
+    to nilearn as the first additional regressors: nilearn then adds the confounds and
+    drift and applies ``full_rank`` exactly as with ``events``; columns come out in
+    nilearn's order (task, confounds, drift).
+    """
+    from nbdiag import taskpart
+
+    if events is None or not taskpart.supported(model.hrf_model):
+        return make_first_level_design_matrix(times, events, model.hrf_model, model.drift_model, model.high_pass,
+                                              model.drift_order, fir_delays, add_regs, add_names, model.min_onset)
+    task, task_names = taskpart.task_regressors(events, model.hrf_model, times, fir_delays, model.min_onset)
+    if task is None:
+        regs, names = add_regs, add_names
+    elif add_regs is None:
+        regs, names = task, task_names
+    else:
+        regs, names = np.hstack((task, np.asarray(add_regs, dtype=float))), task_names + list(add_names or [])
+    return make_first_level_design_matrix(times, None, model.hrf_model, model.drift_model, model.high_pass,
+                                          model.drift_order, fir_delays, regs, names, model.min_onset)
+
+
 def build_design(events: pd.DataFrame, confounds: pd.DataFrame | None, n_scans: int, t_r: float,
                  slice_time_ref: float, model: ModelSettings,
                  sample_mask: Sequence[int] | None = None) -> DesignResult:
@@ -148,10 +173,7 @@ def build_design(events: pd.DataFrame, confounds: pd.DataFrame | None, n_scans: 
     fir_delays = [0] if model.fir_delays is None else list(model.fir_delays)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        design = make_first_level_design_matrix(
-            times, events, model.hrf_model, model.drift_model, model.high_pass, model.drift_order,
-            fir_delays, add_regs, add_names, model.min_onset,
-        )
+        design = _make_design(times, events, model, fir_delays, add_regs, add_names)
     messages = []
     for w in record:
         text = str(w.message).strip()

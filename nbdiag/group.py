@@ -309,6 +309,15 @@ def write_group_tables(records: list[dict[str, Any]], output_dir: str | Path,
     }
 
 
+def subjects_without_output(bids_dir: str | Path, records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Subjects of BIDS_DIR (``sub-*`` folders) with no record in OUTPUT_DIR, sorted.
+
+    After sharded participant runs (``--participant-label``), these are the shards
+    that did not run or did not finish any run.
+    """
+    have = {str(_get(r, "run", "subject")) for r in records}
+    present = sorted(p.name[4:] for p in Path(bids_dir).glob("sub-*") if p.is_dir())
+    return [s for s in present if s not in have]
 def record_shape_problem(rec: Mapping[str, Any]) -> str | None:
     """What is wrong with a record's shape (docs/record.md), or None.
 
@@ -492,7 +501,8 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
         ``--ratings``: rating files saved by the subject reports; a reviewer's
         ``include`` / ``exclude`` overrides the automatic sign-off (``final``).
     bids_dir : path, optional
-        BIDS_DIR, to check that each record's inputs are unchanged.
+        BIDS_DIR, to check that each record's inputs are unchanged; its subjects with no
+        record are listed on stderr (shards that did not run).
     allow_incomplete : bool
         Sign off the trusted records even when some are refused or missing (they are
         listed in ``group/nbdiag_missing.tsv``, the tables and the page).
@@ -516,6 +526,12 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
         return EXIT_USAGE
     records = collect_records(root)
     check = check_records(records, root, bids_dir)
+    if bids_dir is not None:
+        absent = subjects_without_output(bids_dir, records)
+        if absent:
+            shown = ", ".join(f"sub-{s}" for s in absent[:50]) + (" ..." if len(absent) > 50 else "")
+            _say(f"nbdiag group: {len(absent)} subject(s) of {bids_dir} have no output in {root} "
+                 f"(shard not run or not finished?): {shown}")
     group = root / "group"
     for problem in check["problems"]:
         _say(f"nbdiag group: {problem}")

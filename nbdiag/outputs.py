@@ -56,6 +56,33 @@ def write_json(path: Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
+def dumps_record(data: Any, depth: int = 2) -> str:
+    """JSON text of a run record: keys indented down to ``depth`` levels, the rest on one line.
+
+    Lists of numbers (frame times, per-scan series) stay on one line; values below
+    ``depth`` are encoded by the C encoder, ~10× faster than ``indent=2`` (which
+    runs Python's pure encoder over every value). ``json.loads`` gives the same data.
+    """
+    compact = json.JSONEncoder(allow_nan=False, separators=(", ", ": "))
+
+    def encode(value: Any, level: int, pad: str) -> str:
+        if level < depth and isinstance(value, dict) and value:
+            inner = pad + "  "
+            items = [f"{inner}{json.dumps(str(k))}: {encode(v, level + 1, inner)}" for k, v in value.items()]
+            return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+        if level < depth and isinstance(value, list) and value and any(isinstance(v, (dict, list)) for v in value):
+            inner = pad + "  "
+            return "[\n" + ",\n".join(inner + encode(v, level + 1, inner) for v in value) + f"\n{pad}]"
+        return compact.encode(value)
+
+    return encode(data, 0, "") + "\n"
+
+
+def write_record_json(path: Path, data: Any) -> Path:
+    """Write a run record (``*_nbdiag.json``) atomically with :func:`dumps_record`."""
+    return atomic_write_text(path, dumps_record(data))
+
+
 def check_output_dir(output_dir: Path, bids_dir: Path | None = None, derivatives: Path | None = None) -> Path:
     """Resolve OUTPUT_DIR and refuse a location among the inputs.
 
@@ -136,6 +163,23 @@ def run_folder(output_dir: Path, entities: dict[str, str]) -> Path:
     return folder / "func"
 
 
+def design_tsv_text(design: pd.DataFrame) -> str:
+    """``design.to_csv(sep="\\t", index=False)``, written directly for a finite float design.
+
+    Same bytes as pandas (shortest round-trip ``repr`` of every float, names as they
+    are); several times faster. Anything else (non-float columns, NaN, names pandas
+    would quote) goes through pandas.
+    """
+    import numpy as np
+
+    names = [str(c) for c in design.columns]
+    values = design.to_numpy()
+    if (values.dtype != np.float64 or not np.isfinite(values).all()
+            or any(ch in name for name in names for ch in '\t\n\r"')):
+        return design.to_csv(sep="\t", index=False)
+    return "\t".join(names) + "\n" + "".join("\t".join(map(repr, row)) + "\n" for row in values.tolist())
+
+
 def write_run_outputs(output_dir: Path, audit) -> dict[str, Path]:
     """Write ``*_desc-<variant>_design.tsv`` (+ sidecar) and ``*_nbdiag.json`` for one run audit."""
     folder = run_folder(output_dir, audit.run.entities)
@@ -144,14 +188,14 @@ def write_run_outputs(output_dir: Path, audit) -> dict[str, Path]:
     record = audit.record
     if audit.design is not None:
         tsv = folder / f"{stem}_design.tsv"
-        atomic_write_text(tsv, audit.design.to_csv(sep="\t", index=False))
+        atomic_write_text(tsv, design_tsv_text(audit.design))
         sidecar = {"RepetitionTime": record["settings"]["t_r"]["value"],
                    "SliceTimingRef": record["settings"]["slice_time_ref"]["value"],
                    "FrameTimes": record["design"]["frame_times"]}
-        write_json(tsv.with_suffix(".json"), sidecar)
+        write_record_json(tsv.with_suffix(".json"), sidecar)
         record.setdefault("design", {})["tsv"] = tsv.name
         paths["design"] = tsv
-    paths["json"] = write_json(folder / f"{stem}_nbdiag.json", record)
+    paths["json"] = write_record_json(folder / f"{stem}_nbdiag.json", record)
     return paths
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from nbdiag import codes
 from nbdiag.record import RunAudit, audit_run
 from nbdiag.inputs.bids import RunInputs, discover
 from nbdiag.config import Config, check_complete, replace_model
@@ -29,14 +30,27 @@ from nbdiag.preflight import check_before_runs
 
 @dataclass
 class ParticipantResult:
-    """What a participant-level run produced."""
+    """What a participant-level run produced.
+
+    ``audits`` holds slim summaries of every run × variant only with
+    ``run_participant(..., keep_audits=True)`` (the Python default); the command
+    line keeps counts only, so memory does not grow with the number of runs.
+    """
 
     audits: list[RunAudit]
     notes: list[str] = field(default_factory=list)
     reports: list[Path] = field(default_factory=list)
+    #: run × variant count per status (pass / warn / fail / error)
+    counts: dict[str, int] = field(default_factory=dict)
+    #: runs skipped by ``--work-dir`` because their key and outputs were unchanged
+    n_unchanged: int = 0
+    #: run × variants that failed with an internal error (a bug in nbdiag), kept even without ``audits``
+    internal_errors: list[RunAudit] = field(default_factory=list)
 
     @property
     def n_errors(self) -> int:
+        if self.counts:
+            return self.counts.get("error", 0)
         return sum(a.status == "error" for a in self.audits)
 
     @property
@@ -137,7 +151,9 @@ def _progress_line(i: int, n: int, audits: list[RunAudit], seconds: float) -> st
 def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config,
                     participant_labels: Iterable[str] | None = None, n_jobs: int = 1,
                     reports: bool = True, log: Callable[[str], None] | None = None,
-                    verbose: int = 0, bids_filter=None) -> ParticipantResult:
+                    verbose: int = 0, bids_filter=None, work_dir: str | Path | None = None,
+                    dask_scheduler: str | None = None, keep_audits: bool = True,
+                    progress: bool | None = None) -> ParticipantResult:
     """Audit every run of the selected participants under every variant.
 
     Parameters
@@ -159,6 +175,17 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
         warnings and the top finding of every variant.
     bids_filter : nbdiag.inputs.bids_filter.BidsFilter, optional
         fMRIPrep-style ``--bids-filter-file``: only the BOLD images it accepts are audited.
+    work_dir : path, optional
+        Resume cache (:mod:`nbdiag.workdir`): runs whose inputs, settings and outputs
+        are unchanged since they were audited are skipped.
+    dask_scheduler : str, optional
+        Audit the runs on this running Dask cluster (:mod:`nbdiag.runner`).
+    keep_audits : bool
+        Keep a slim summary of every run × variant in ``result.audits`` (memory grows
+        with the number of runs; the CLI passes False).
+    progress : bool, optional
+        Live progress bar on stderr instead of one line per run; default: when
+        ``log`` is not given and stderr is a terminal.
 
     Raises
     ------
@@ -167,6 +194,9 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     nbdiag.config.SettingsError
         For invalid or incomplete settings.
     """
+    from nbdiag.runner import Progress, execute, wants_live_progress
+
+    live = (log is None and wants_live_progress()) if progress is None else progress
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     for label in participant_labels or ():
         if not re.match(r"^[A-Za-z0-9]+$", str(label).removeprefix("sub-")):
@@ -178,7 +208,17 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     base = config.all_variants()[0].model
     bids_dir = Path(bids_dir)
     output_dir = check_output_dir(Path(output_dir), bids_dir, bids_dir / base.derivatives_folder)
-    discovery = discover(bids_dir, base, bids_filter=bids_filter)
+    cache = None
+    if work_dir is not None:
+        from nbdiag.workdir import WorkDir, check_work_dir
+
+        work_dir = check_work_dir(Path(work_dir), bids_dir, bids_dir / base.derivatives_folder)
+        cache = WorkDir(work_dir, bids_dir, output_dir)
+        discovery, n_cached = cache.discover(base, bids_filter=bids_filter)
+        if n_cached:
+            log(f"nbdiag: --work-dir: runs of {n_cached} unchanged subject(s) taken from {work_dir}")
+    else:
+        discovery = discover(bids_dir, base, bids_filter=bids_filter)
     runs, notes = discovery.runs, discovery.notes
     for note in notes:
         log(f"note: {note}")
@@ -186,53 +226,122 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     write_dataset_description(output_dir, bids_dir)
     _write_manifests(output_dir, config, runs, discovery, participant_labels)
     n = len(runs)
-    log(f"nbdiag: auditing {n} runs x {len(config.all_variants())} variants -> {output_dir}")
-    variant_order = {s.variant: i for i, s in enumerate(config.all_variants())}
-    remaining = {}
+    variants = [s.variant for s in config.all_variants()]
+    log(f"nbdiag: auditing {n} runs x {len(variants)} variants -> {output_dir}")
+    variant_order = {v: i for i, v in enumerate(variants)}
+    order = {run.key: i for i, run in enumerate(runs)}
+    remaining: dict[str, int] = {}
     for run in runs:
         remaining[run.subject] = remaining.get(run.subject, 0) + 1
     pending: dict[str, list[RunAudit]] = {}
+    redone: set[str] = set()
+    bugs: list[RunAudit] = []
     audits: list[RunAudit] = []
     reports_written: list[Path] = []
+    bar = Progress(n, log, live=live)
 
-    def collect(i: int, done: list[RunAudit], seconds: float) -> None:
-        log(_progress_line(i, n, done, seconds))
-        if verbose and _details(done):
-            log(_details(done))
-        subject = done[0].run.subject
-        pending.setdefault(subject, []).extend(done)
-        remaining[subject] -= 1
-        if remaining[subject] == 0:  # subject complete: report it, then keep only a slim summary
-            items = sorted(pending.pop(subject), key=lambda a: (order[a.run.key], variant_order[a.variant]))
-            if reports:
-                reports_written.extend(write_subject_reports(output_dir, items, log))
+    def subject_done(subject: str) -> None:
+        items = sorted(pending.pop(subject, []), key=lambda a: (order[a.run.key], variant_order[a.variant]))
+        if reports and (subject in redone or not (output_dir / f"sub-{subject}.html").exists()):
+            items = [a if a.design is not None or a.status == "error" else _reload(output_dir, a) for a in items]
+            reports_written.extend(write_subject_reports(output_dir, items, log))
+        if keep_audits:
             audits.extend(a.slim() for a in items)
 
-    order = {run.key: i for i, run in enumerate(runs)}
-    start = time.perf_counter()
-    if n_jobs == 1 or n <= 1:
-        for i, run in enumerate(runs, 1):
-            t0 = time.perf_counter()
-            collect(i, _audit_and_write(run, config, output_dir, bids_dir), time.perf_counter() - t0)
-    else:
-        from joblib import Parallel, delayed
+    def collect(run: RunInputs, done: list[RunAudit], seconds: float, skipped: bool = False) -> None:
+        line = _progress_line(bar.done + 1, n, done, seconds)
+        if skipped:
+            line = line.replace(f"  ({seconds:.1f} s)", "  (unchanged, skipped)")
+        bugs.extend(a for a in done if (a.record.get("error") or {}).get("code") == codes.INTERNAL_ERROR.code)
+        bar.update(line, [a.status for a in done], skipped=skipped,
+                   details=_details(done) if verbose and not skipped else "")
+        if (reports or keep_audits) and done:
+            pending.setdefault(run.subject, []).extend(done if reports else [a.slim() if a.design is not None
+                                                                            else a for a in done])
+        remaining[run.subject] -= 1
+        if remaining[run.subject] == 0:  # subject complete: report it, then keep only a slim summary
+            subject_done(run.subject)
 
-        jobs = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-            delayed(_timed)(run, config, output_dir, bids_dir) for run in runs)
-        for i, (done, seconds) in enumerate(jobs, 1):
-            collect(i, done, seconds)
+    start = time.perf_counter()
+    todo: list[tuple[RunInputs, str | None]] = []
+    try:
+        for run in runs:
+            key = None
+            if cache is not None:
+                key = cache.run_key(run, config)
+                statuses = cache.done(run, key, variants)
+                if statuses is not None:
+                    collect(run, [_Stub.audit(run, v, statuses[v]) for v in variants], 0.0, skipped=True)
+                    continue
+                cache.forget(run)
+            redone.add(run.subject)
+            todo.append((run, key))
+        tasks = [(run, config, output_dir, not (reports or keep_audits), bids_dir) for run, _ in todo]
+        for i, (done, seconds) in execute(_timed, tasks, n_jobs=n_jobs, dask_scheduler=dask_scheduler):
+            run, key = todo[i]
+            if cache is not None:
+                cache.mark_done(run, key, {a.variant: a.status for a in done})
+            collect(run, done, seconds)
+    finally:
+        bar.close()
     audits.sort(key=lambda a: (order[a.run.key], variant_order[a.variant]))
-    result = ParticipantResult(audits=audits, notes=notes, reports=reports_written)
+    counts = dict(bar.counts)
+    result = ParticipantResult(audits=audits, notes=notes, reports=reports_written, counts=counts,
+                               n_unchanged=bar.skipped, internal_errors=bugs)
     log(f"nbdiag: {n} runs in {time.perf_counter() - start:.1f} s; "
-        + ", ".join(f"{s}: {sum(a.status == s for a in audits)}" for s in ("pass", "warn", "fail", "error")))
+        + ", ".join(f"{s}: {counts[s]}" for s in ("pass", "warn", "fail", "error"))
+        + (f"; {bar.skipped} unchanged runs skipped (--work-dir)" if bar.skipped else ""))
     return result
 
 
-def _timed(run: RunInputs, config: Config, output_dir: Path,
+class _Stub:
+    """A run × variant skipped by ``--work-dir``: its record is on disk."""
+
+    @staticmethod
+    def audit(run: RunInputs, variant: str, status: str) -> RunAudit:
+        record = {"run": run.to_dict(), "variant": variant, "status": status, "findings": [], "contrasts": {},
+                  "_on_disk": True}
+        if status == "error":
+            record["error"] = {"message": "unchanged since the previous run (--work-dir); see its _nbdiag.json"}
+        return RunAudit(run, variant, record, None)
+
+
+def _reload(output_dir: Path, audit: RunAudit) -> RunAudit:
+    """The full record and design of a run × variant from its output files (for a report)."""
+    import json
+
+    from nbdiag.outputs import read_design_tsv, run_folder
+
+    folder = run_folder(output_dir, audit.run.entities)
+    stem = f"{audit.run.prefix}_desc-{audit.variant}"
+    record = json.loads((folder / f"{stem}_nbdiag.json").read_text(encoding="utf-8"))
+    design = None
+    tsv = folder / f"{stem}_design.tsv"
+    if tsv.exists():
+        design = read_design_tsv(tsv)
+        times = (record.get("design") or {}).get("frame_times") or []
+        if len(times) == len(design):
+            design.index = times
+    return RunAudit(audit.run, audit.variant, record, design)
+
+
+def _timed(run: RunInputs, config: Config, output_dir: Path, slim: bool = False,
            bids_dir: Path | None = None) -> tuple[list[RunAudit], float]:
+    """Audit and write one run (in a worker); ``slim`` returns summaries only (less to send back)."""
     t0 = time.perf_counter()
     done = _audit_and_write(run, config, output_dir, bids_dir)
+    if slim:
+        done = [_summary(a) for a in done]
     return done, time.perf_counter() - t0
+
+
+def _summary(audit: RunAudit) -> RunAudit:
+    """What the progress line and ``-v`` need of a written run × variant (no arrays, no design)."""
+    record = {k: audit.record[k] for k in ("run", "variant", "status", "error", "notes") if k in audit.record}
+    record["findings"] = [f for f in audit.record.get("findings", []) if f.get("severity") in ("warn", "fail", "error")][:5]
+    record["design"] = {"nilearn_warnings": (audit.record.get("design") or {}).get("nilearn_warnings", [])}
+    record["contrasts"] = {}
+    return RunAudit(audit.run, audit.variant, record, None)
 
 
 def write_subject_reports(output_dir: Path, audits: list[RunAudit], log: Callable[[str], None]) -> list[Path]:

@@ -65,12 +65,18 @@ def _base_record(run: RunInputs, settings: Settings) -> dict[str, Any]:
         "slice_time_ref": run.slice_time_ref.to_dict() if run.slice_time_ref else None,
         "n_scans": run.n_scans.to_dict() if run.n_scans else None,
     }
+    settings_dict = settings.to_dict()
+    if isinstance(settings_dict.get("model"), dict):
+        # which subjects were selected is not a setting of this run's model: a run audited in a
+        # --participant-label shard gets the same record as in a whole-dataset run
+        settings_dict["model"] = {k: v for k, v in settings_dict["model"].items()
+                                  if k not in ("sub_labels", "exclude_subjects")}
     return {
         "nbdiag_version": __version__,
         "nilearn_version": nilearn.__version__,
         "run": run.to_dict(),
         "variant": settings.variant,
-        "settings": {**resolved, **settings.to_dict()},
+        "settings": {**resolved, **settings_dict},
         "notes": list(run.notes),
     }
 

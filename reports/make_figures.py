@@ -1,7 +1,7 @@
 """Export the tutorial figures of README.md from a demo output folder.
 
-    nbdiag demo /tmp/demo
-    python reports/make_figures.py /tmp/demo
+    nbdiag demo nbdiag-demo
+    python reports/make_figures.py nbdiag-demo
 
 (``python reports/make_gallery.py`` does both and refreshes the whole gallery.)
 
