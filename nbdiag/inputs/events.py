@@ -97,7 +97,7 @@ def read_events(path: Path, limits: Limits | None = None) -> pd.DataFrame:
             raise InputError(
                 f"events file has a missing or non-numeric '{column}' (nilearn refuses NaN {column}s)",
                 file=path, column=column, row=row + 2, expected="a number",
-                found=repr(table[column].iloc[row]),
+                found=repr(table[column].tolist()[row]),
             )
         table[column] = numeric.astype(float)
         infinite = ~np.isfinite(table[column].to_numpy())

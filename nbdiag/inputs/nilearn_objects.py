@@ -198,7 +198,7 @@ def check_events_frame(events: pd.DataFrame, where: str) -> None:
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise InputError(f"events have a missing or non-numeric '{column}'", file=where, column=column,
-                             row=row, expected="a number", found=repr(events[column].iloc[row]))
+                             row=row, expected="a number", found=repr(_plain(events[column].iloc[row])))
     if len(events) == 0:
         raise InputError("events have no rows", file=where, expected="at least one event", found="0 rows")
 

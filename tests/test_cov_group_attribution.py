@@ -1,0 +1,47 @@
+"""Group attribution table from hand-built records: means, SEM, t, shares, zero fill, skipped records."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from nbdiag.group_attribution import COLUMNS, attribution_table
+
+
+def _rec(sub, gs_total, by_class, bias, status="pass"):
+    return {"status": status, "variant": "v", "run": {"entities": {"sub": sub}},
+            "contrasts": {
+                "c": {"measured": {"global_signal": {"estimate_ols": gs_total, "by_class": by_class},
+                                   "csf": {"in_model": True, "estimate_ols": 9.0},
+                                   "wm": "junk"},
+                      "sensitivity": [{"cause": "drift", "bias": bias}, {"cause": "drift", "bias": None}, "x"]},
+                "bad": 3}}
+
+
+def test_attribution_table_by_hand():
+    recs = [_rec("01", 2.0, {"fixation": 1.0}, 0.5),
+            _rec("02", 4.0, {}, 1.5),                       # no fixation scans: counts as 0
+            _rec("03", 100.0, {"fixation": 50.0}, 9.0, status="error"),   # skipped
+            {"status": "pass", "variant": "v", "run": {}, "contrasts": {}}]  # no subject: skipped
+    df = attribution_table(recs)
+    assert list(df.columns) == COLUMNS
+    assert df["source"].tolist() == ["measured:global_signal:total", "measured:global_signal:fixation",
+                                     "predicted:drift"]
+    rows = {r.source: r for r in df.itertuples()}
+    total = rows["measured:global_signal:total"]
+    assert (total.n_subjects, total.mean) == (2, 3.0)
+    assert total.sem == pytest.approx(math.sqrt(2.0) / math.sqrt(2))  # std(ddof=1) of [2, 4] = sqrt(2)
+    assert total.t == pytest.approx(3.0) and total.share == pytest.approx(1.0)
+    fix = rows["measured:global_signal:fixation"]
+    assert fix.mean == 0.5 and fix.share == pytest.approx(0.5 / 3.0)
+    drift = rows["predicted:drift"]
+    assert drift.mean == 1.0 and drift.share == pytest.approx(1.0 / 3.0)
+
+
+def test_attribution_table_single_subject_and_empty():
+    df = attribution_table([_rec("01", 2.0, {}, 0.0)])
+    total = df.iloc[0]
+    assert total["n_subjects"] == 1 and pd.isna(total["sem"]) and pd.isna(total["t"])
+    assert attribution_table([]).empty
