@@ -84,3 +84,18 @@ def _generic(value: Any) -> Any:
     if value is None or isinstance(value, (str, int)):
         return value
     return str(value)
+
+
+def finite_number(v: Any) -> float | None:
+    """``v`` as a finite float, or ``None`` (booleans, missing, non-numeric, NaN or inf).
+
+    Readers of records (group tables, reports) use it for values that may be
+    absent or null in a record.
+    """
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None

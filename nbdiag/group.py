@@ -10,7 +10,6 @@ No statistics are computed here: every number comes from the records.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -20,6 +19,7 @@ import pandas as pd
 from nbdiag.errors import EXIT_OK, EXIT_RUN_ERRORS, EXIT_SIGNOFF, EXIT_USAGE
 from nbdiag.findings import SEVERITIES, STATUSES, severity_rank, status_rank
 from nbdiag.outputs import atomic_write_text
+from nbdiag._json import finite_number as _num
 
 __all__ = [
     "FAIL_ON_CHOICES",
@@ -104,16 +104,6 @@ def collect_records(output_dir: str | Path) -> list[dict[str, Any]]:
 def _status(rec: Mapping[str, Any]) -> str:
     s = rec.get("status")
     return s if s in STATUSES else "error"
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _ident(rec: Mapping[str, Any]) -> dict[str, Any]:

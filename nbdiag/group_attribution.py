@@ -37,6 +37,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+from nbdiag._json import finite_number as _num
 
 #: Scan classes in display order (as ``nbdiag.diagnostics.measured.CLASS_ORDER``; the group
 #: level reads records only, so the order is repeated here); conditions follow, sorted.
@@ -44,16 +45,6 @@ CLASS_ORDER = ("nonsteady", "unmodeled_event", "short_gap", "fixation", "run_edg
 
 #: Columns of ``nbdiag_attribution.tsv``, in order (DESIGN §9).
 COLUMNS = ["variant", "contrast", "source", "n_subjects", "mean", "sem", "t", "share"]
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _subject(rec: Mapping[str, Any]) -> str | None:

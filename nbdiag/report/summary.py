@@ -15,12 +15,12 @@ is computed from data. Functions return plain dicts and lists for the templates.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
 from nbdiag import codes
 from nbdiag.report.svgplot import fmt_value
+from nbdiag._json import finite_number as _num
 
 __all__ = ["verdict_rows", "merge_findings", "evidence_rows", "size_basis", "worst", "SEV_ORDER",
            "contrast_status", "key_number"]
@@ -38,16 +38,6 @@ def worst(severities: Iterable[Any]) -> str:
         if s in SEV_ORDER and SEV_ORDER[s] > SEV_ORDER[out]:
             out = s
     return out
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 # --------------------------------------------------------------------------- sizes and σ

@@ -26,6 +26,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from nbdiag.report.palette import SEVERITY_COLORS, class_color, class_label, condition_color, text_color_on
+from nbdiag._json import finite_number as _num
 
 __all__ = [
     "text_width",
@@ -246,16 +247,6 @@ def stacked_hbars(rows: Mapping[str, Mapping[str, Any]], order: Sequence[str], x
     _legend(svg, lab_w + plot_w + 14, 14, [(c, class_color(c), class_label(c)) for c in order])
     svg.text(lab_w + plot_w / 2, h - 8, xlabel, size=10, anchor="middle")
     return str(svg)
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 # --------------------------------------------------------------------------- heatmap
