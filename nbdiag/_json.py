@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 _isfinite = math.isfinite
+_PLAIN = frozenset({str, int, bool, type(None)})  # element types a list keeps unchanged
 
 
 def _finite_list(values: list) -> list:
@@ -53,13 +54,21 @@ def jsonable(value: Any) -> Any:
     if t is dict:
         return {str(k): jsonable(v) for k, v in value.items()}
     if t is list or t is tuple:
-        return [jsonable(v) for v in value]
+        return _sequence(value)
     return _generic(value)
 
 
-def _generic(value: Any) -> Any:
-    from nbdiag.findings import Finding
+def _sequence(value: list | tuple) -> list:
+    """A list or tuple; lists of plain numbers/strings (per-scan series) are converted without recursion."""
+    types = set(map(type, value))
+    if types <= _PLAIN:
+        return list(value)
+    if types == {float}:
+        return list(value) if all(map(_isfinite, value)) else [v if _isfinite(v) else None for v in value]
+    return [jsonable(v) for v in value]
 
+
+def _generic(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -75,15 +84,20 @@ def _generic(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         value = float(value)
         return value if _isfinite(value) else None
-    if isinstance(value, Finding):
-        return jsonable(value.to_dict())
     if hasattr(value, "to_dict") and not isinstance(value, pd.DataFrame):
         return jsonable(value.to_dict())
     if isinstance(value, pd.DataFrame):
-        return jsonable(value.to_dict(orient="records"))
+        return _records(value)
     if value is None or isinstance(value, (str, int)):
         return value
     return str(value)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """``frame.to_dict(orient="records")`` made JSON-safe, built column by column (no per-row pandas)."""
+    names = [str(c) for c in frame.columns]
+    columns = [jsonable(frame.iloc[:, i].tolist()) for i in range(frame.shape[1])]
+    return [dict(zip(names, row)) for row in zip(*columns)] if names else [{} for _ in range(len(frame))]
 
 
 def finite_number(v: Any) -> float | None:

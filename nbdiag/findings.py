@@ -9,8 +9,10 @@ behaviour); it is comparable only between findings of the same run.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
+
+from nbdiag._json import jsonable
 
 SEVERITIES = ("info", "warn", "fail", "error")
 _RANK = {name: i for i, name in enumerate(SEVERITIES)}
@@ -87,8 +89,10 @@ class Finding:
         return replace(self, contrast=contrast, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict with the contract's keys."""
-        return asdict(self)
+        """JSON-ready dict with the contract's keys (a new dict; ``evidence`` converted by ``jsonable``)."""
+        return {"code": self.code, "severity": self.severity, "title": self.title, "message": self.message,
+                "evidence": jsonable(self.evidence), "contrast": self.contrast, "score": jsonable(self.score),
+                "fix": self.fix}
 
 
 def _rank_key(f: Finding) -> tuple:

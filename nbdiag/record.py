@@ -279,6 +279,9 @@ def _stats_model_inputs(run: RunInputs, settings: Settings, table: pd.DataFrame,
     return events, conf, [f"BIDS Stats Model {settings.stats_model.to_dict()['file']}: {n}" for n in notes]
 
 
+_NO_TEXT = frozenset({float, int, bool, type(None)})  # element types that cannot hold a path
+
+
 def relative_to_dataset(obj: Any, root: Any) -> Any:
     """``obj`` with every path under ``root`` (BIDS_DIR) written as a BIDS URI ``bids::<path>``.
 
@@ -292,6 +295,9 @@ def relative_to_dataset(obj: Any, root: Any) -> Any:
     bare = [re.compile(re.escape(p) + r"(?=$|[\s'\"),;:\]]|\.(?:\s|$))") for p in prefixes]  # the folder itself
 
     def fix(v: Any) -> Any:
+        t = type(v)
+        if t is float or t is int or t is bool or v is None:
+            return v
         if isinstance(v, str):
             for p, pattern in zip(prefixes, bare):
                 if p in v:
@@ -299,10 +305,10 @@ def relative_to_dataset(obj: Any, root: Any) -> Any:
             return v
         if isinstance(v, dict):
             return {k: fix(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [fix(x) for x in v]
-        if isinstance(v, tuple):
-            return tuple(fix(x) for x in v)
+        if isinstance(v, (list, tuple)):
+            if _NO_TEXT.issuperset(map(type, v)):  # per-scan series: nothing to rewrite
+                return v
+            return [fix(x) for x in v] if isinstance(v, list) else tuple(fix(x) for x in v)
         return v
 
     return fix(obj)
@@ -387,8 +393,8 @@ def audit_design_into(record: dict[str, Any], built: DesignResult, context: Desi
     }
     result = audit_design(design, built.roles, context, settings.contrasts, settings.thresholds,
                           input_findings=[f for f in findings if f.code == codes.TR_MISMATCH.code])
-    record["diagnostics"] = jsonable(result.diagnostics)
-    record["contrasts"] = jsonable(result.contrasts)
+    record["diagnostics"] = result.diagnostics  # audit_design returns these sections JSON-ready
+    record["contrasts"] = result.contrasts
     record["whatif"] = jsonable(result.whatif)
     record["measured"] = _measured_section(settings, context, result.measured)
     all_findings = rank_findings(findings + list(result.findings))

@@ -122,9 +122,9 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
             "expression": cset.expressions[name],
             "vector": {c: float(x) for c, x in zip(design.columns, vec)},
             "kind": cset.kinds[name], **{k: v for k, v in sd.items() if k not in ("findings",)},
-            "drift_r2": jsonable(getattr(drift, "r2_contrast", {}).get(name)) if hasattr(drift, "r2_contrast") else None,
-            "weights": jsonable(w),
-            "baseline_composition": jsonable(comp),
+            "drift_r2": getattr(drift, "r2_contrast", {}).get(name) if hasattr(drift, "r2_contrast") else None,
+            "weights": w,
+            "baseline_composition": comp,
             "sensitivity": sens[name].to_dict(),
         }
         if measured is not None:
