@@ -106,7 +106,8 @@ def task_regressors(events: pd.DataFrame, hrf_model: str, frame_times: np.ndarra
 
 def _compute(events, hrf_model, frame_times, fir_delays, min_onset, oversampling):
     (check_events, handle_modulation_of_duplicate_events), _ = _helpers()
-    cleaned = handle_modulation_of_duplicate_events(check_events(events))
+    checked = check_events(events)
+    cleaned = checked if _no_duplicates(checked) else handle_modulation_of_duplicate_events(checked)
     trial_type = cleaned["trial_type"].to_numpy()
     onset = cleaned["onset"].to_numpy()
     duration = cleaned["duration"].to_numpy()
@@ -119,6 +120,20 @@ def _compute(events, hrf_model, frame_times, fir_delays, min_onset, oversampling
         names += reg_names
         matrix = reg if matrix is None else np.hstack((matrix, reg))
     return matrix, names
+
+
+def _no_duplicates(events: pd.DataFrame) -> bool:
+    """No two events share (trial_type, onset, duration) and no trial_type is missing.
+
+    Then nilearn's ``handle_modulation_of_duplicate_events`` (a groupby with
+    ``sort=False`` summing ``modulation``) returns the same events in the same order,
+    and is skipped.
+    """
+    trial_type = events["trial_type"]
+    if trial_type.isna().any():
+        return False  # the groupby drops these rows
+    keys = list(zip(trial_type.tolist(), events["onset"].tolist(), events["duration"].tolist()))
+    return len(set(keys)) == len(keys)
 
 
 def _regressor(exp_condition, hrf_model, frame_times, con_id, oversampling, fir_delays, min_onset):

@@ -472,6 +472,7 @@ def clear_cache() -> None:
 
 
 @lru_cache(maxsize=4096)
+@lru_cache(maxsize=4096)
 def _rest_word(name: str) -> str | None:
     """The rest word of ``name`` (a token in ``REST_WORDS`` or a rest-like prefix), or None.
 
@@ -509,7 +510,7 @@ def modeled_rest_conditions(design: pd.DataFrame, roles: dict[str, str], context
     rt_name = _rt_name(design, roles, context)
     out: dict[str, str] = {}
     if context.events is not None and len(context.events):
-        names = sorted(set(context.events["trial_type"].astype(str)))
+        names = sorted(set(map(str, context.events["trial_type"].tolist())))
     else:
         names = _condition_columns(design, roles)
     names = [n for n in names if n != rt_name]

@@ -307,15 +307,17 @@ def assess_collinearity(
             ),
         ))
 
+    in_corr = {c: j for j, c in enumerate(corr.columns)}
+    R = corr.to_numpy()
     for i, a in enumerate(cols):
-        if a not in corr.columns:
+        if a not in in_corr:
             continue
         for b in cols[i + 1:]:
-            if b not in corr.columns:
+            if b not in in_corr:
                 continue
             if roles[a] != "task" and roles[b] != "task":
                 continue  # confound x confound pairs are never flagged
-            r = float(corr.loc[a, b])
+            r = float(R[in_corr[a], in_corr[b]])
             if not np.isfinite(r):
                 continue
             sev = "warn" if abs(r) >= th.corr_warn else "info" if abs(r) >= th.corr_info else None

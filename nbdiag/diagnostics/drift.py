@@ -374,7 +374,12 @@ def assess_drift(
     cos_conf = tuple(c for c in cols if _COSINE_CONFOUND.match(c) and roles[c] in ("drift", "confound"))
     task = [c for c in cols if roles[c] == "task"]
     sub_cols = list(drift_cols) + list(cos_conf) + [c for c in cols if roles[c] == "constant"]
-    D = design[sub_cols].to_numpy(dtype=float) if sub_cols else np.zeros((n, 0))
+    at = {c: j for j, c in enumerate(cols)}
+
+    def columns(names) -> np.ndarray:
+        return X[:, [at[c] for c in names]]
+
+    D = columns(sub_cols)
 
     periods: dict[str, float] = {}
     cosine_model = (context.drift_model or "").lower() == "cosine"
@@ -383,7 +388,7 @@ def assess_drift(
         if cosine_model and m:
             periods[c] = 2.0 * n * dt / int(m.group(1))
 
-    r2_task = {c: _r2_on(design[c].to_numpy(dtype=float), D) for c in task}
+    r2_task = {c: _r2_on(X[:, at[c]], D) for c in task}
     kept = {c: (1.0 - r if np.isfinite(r) else float("nan")) for c, r in r2_task.items()}
     r2_con: dict[str, float] = {}
     for name, vec in contrasts.items():
@@ -396,7 +401,7 @@ def assess_drift(
 
     current = 1.0 / context.high_pass if cosine_model and context.high_pass else None
     keep = 1.0 - th.highpass_variance_lost
-    T = design[task].to_numpy(dtype=float) if task else np.zeros((n, 0))
+    T = columns(task)
     rec_s, rec_k = (None, 0)
     fsl_s = None
     if task:
@@ -456,12 +461,12 @@ def assess_drift(
             ))
     # with fMRIPrep cosine confounds, tell their share apart from the drift model's own
     model_only = [c for c in sub_cols if c not in cos_conf]
-    D_model = design[model_only].to_numpy(dtype=float) if model_only else np.zeros((n, 0))
+    D_model = columns(model_only)
     fmriprep_cutoff = 2.0 * n * dt / len(cos_conf) if cos_conf else None
     for c in task:
         k = kept[c]
         if np.isfinite(k) and k < keep:
-            lost_model = _r2_on(design[c].to_numpy(dtype=float), D_model) if cos_conf else 1 - k
+            lost_model = _r2_on(X[:, at[c]], D_model) if cos_conf else 1 - k
             by_confounds = bool(cos_conf) and lost_model <= th.highpass_variance_lost
             if by_confounds:
                 message = (

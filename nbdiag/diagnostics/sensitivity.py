@@ -425,10 +425,11 @@ def confound_signals(design: pd.DataFrame, roles: dict[str, str], context: Desig
     if not conf or not task:
         return []
     X = design.to_numpy(dtype=float)
+    at = {c: j for j, c in enumerate(cols)}
     nuis = [c for c in cols if roles.get(c) in ("drift", "constant")]
-    D = np.column_stack([design[nuis].to_numpy(dtype=float), np.ones(len(design))])
-    T = np.column_stack([design[task].to_numpy(dtype=float), D])
-    Cm = design[conf].to_numpy(dtype=float)
+    D = np.column_stack([X[:, [at[c] for c in nuis]], np.ones(len(design))])
+    T = np.column_stack([X[:, [at[c] for c in task]], D])
+    Cm = X[:, [at[c] for c in conf]]
     finite = np.all(np.isfinite(Cm), axis=0)
     Cm = np.where(np.isfinite(Cm), Cm, 0.0)
     ss = ((Cm - Cm.mean(axis=0)) ** 2).sum(axis=0)

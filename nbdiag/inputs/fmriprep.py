@@ -218,11 +218,14 @@ def _select_columns(header: list[str], kwargs: dict[str, Any], json_path: str) -
 OUTLIER_PATTERN = re.compile(r"motion_outlier|non_steady_state")  # nilearn's _get_outlier_cols rule
 
 
-def _nilearn_load_selected(raw: pd.DataFrame, kwargs: dict[str, Any], json_path: str):
+def _nilearn_load_selected(raw: pd.DataFrame, kwargs: dict[str, Any], json_path: str,
+                           meta: dict[str, Any] | None = None):
     """``load_confounds`` for one file, on an already read (column-subset) table.
 
     Mirrors ``nilearn.interfaces.fmriprep.load_confounds._load_single_confounds_file``
-    step by step with nilearn's own helpers, so the result is nilearn's.
+    step by step with nilearn's own helpers, so the result is nilearn's. ``meta``: the
+    JSON sidecar at ``json_path`` already parsed (``json.loads`` of its bytes, what
+    nilearn's ``load_confounds_json`` returns for it); read by nilearn's helper when None.
     """
     nl = _nl()
     check_parameter_in_allowed, COMPCOR_TYPES, CONFOUND_MODEL = (nl.check_parameter_in_allowed, nl.COMPCOR_TYPES,
@@ -239,7 +242,8 @@ def _nilearn_load_selected(raw: pd.DataFrame, kwargs: dict[str, Any], json_path:
     if "compcor" in strategy:
         check_parameter_in_allowed(params.get("compcor"), COMPCOR_TYPES, "compcor")
     flag_acompcor = "compcor" in strategy and "anat" in params.get("compcor", "anat_combined")
-    meta = load_confounds_json(json_path, flag_acompcor=flag_acompcor)
+    if meta is None:
+        meta = load_confounds_json(json_path, flag_acompcor=flag_acompcor)
     missing = {"confounds": [], "keywords": []}
     selected, missing = _load_noise_component(raw, "non_steady_state", missing, meta_json=meta, **params)
     for component in strategy:
@@ -347,11 +351,14 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
         keep = _columns_needed(header, kwargs, str(confounds_path).replace("tsv", "json"))
     raw = read_raw_confounds(confounds_path, limits, usecols=keep)
     sidecar_note = None
+    sidecar_data = None
     if kwargs:
         sidecar = confounds_path.with_suffix(".json")
         needs_sidecar = any(s in kwargs["strategy"] for s in ("compcor",))
         if sidecar.exists() or sidecar.is_symlink():
             data, problem = read_json_object(sidecar, roots)
+            if problem is None and str(sidecar) == str(confounds_path).replace("tsv", "json"):
+                sidecar_data = data  # the file nilearn would json.load: parsed once
             # nilearn json.load()s this file for every strategy (a syntax error stops it) and uses
             # its content for CompCor only: a valid JSON that is not an object matters only there
             if problem is not None and not needs_sidecar and "found a JSON" in problem:
@@ -385,7 +392,7 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
             try:
                 if keep is not None:
                     confounds, sample_mask = _nilearn_load_selected(
-                        raw, kwargs, str(confounds_path).replace("tsv", "json"))
+                        raw, kwargs, str(confounds_path).replace("tsv", "json"), meta=sidecar_data)
                 else:
                     confounds, sample_mask = load_confounds(img_files=str(bold), **kwargs)
             except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
