@@ -48,7 +48,7 @@ def _clear_caches() -> None:
     trees also SVDs + pseudo-inverses) so each repeat starts cold."""
     import importlib
 
-    for mod, fn in (("nbdiag.diagnostics._hrf", "clear_cache"),
+    for mod, fn in (("nbdiag.hrf", "clear_cache"),
                     ("nbdiag.diagnostics.estimability", "clear_svd_cache"),
                     ("nbdiag.diagnostics.baseline", "clear_cache")):
         try:

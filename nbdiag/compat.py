@@ -106,7 +106,7 @@ def create_cosine_drift(high_pass: float, frame_times: np.ndarray) -> np.ndarray
 
 @dataclass(frozen=True)
 class HrfInternals:
-    """The pieces nilearn's ``compute_regressor`` is made of (see ``diagnostics/_hrf.py``)."""
+    """The pieces nilearn's ``compute_regressor`` is made of (see ``hrf.py``)."""
 
     hrf_kernel: Callable[..., list]
     n_frames_high_res: Callable[..., int]
@@ -117,7 +117,7 @@ class HrfInternals:
 def hrf_internals() -> HrfInternals | None:
     """nilearn's private HRF helpers, or None when this release lays them out differently.
 
-    With None, :func:`nbdiag.diagnostics._hrf.compute_regressor_fast` always calls
+    With None, :func:`nbdiag.hrf.compute_regressor_fast` always calls
     nilearn's public ``compute_regressor`` (same numbers, slower).
     """
     try:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -193,6 +194,19 @@ def _invalid(name: str, expression: str, reason: str, columns: Sequence[str]) ->
     )
 
 
+@lru_cache(maxsize=1024)
+def _expression_vector(expression: str, columns: tuple[str, ...]) -> np.ndarray:
+    """nilearn's ``expression_to_contrast_vector(expression, columns)`` as floats (read-only).
+
+    Memoised: a pure function of the expression and the column names (nilearn evaluates
+    the expression on an identity matrix with ``DataFrame.eval``, ~1 ms), and the runs of
+    a study share both. Errors are not cached.
+    """
+    vec = np.asarray(expression_to_contrast_vector(expression, list(columns)), dtype=float)
+    vec.setflags(write=False)
+    return vec
+
+
 def parse_contrasts(
     contrasts: Mapping[str, Any] | Sequence[str] | None,
     design: pd.DataFrame,
@@ -257,7 +271,7 @@ def parse_contrasts(
         if isinstance(expr, str):
             expressions[name] = expr
             try:
-                vec = np.asarray(expression_to_contrast_vector(expr, columns), dtype=float)
+                vec = _expression_vector(expr, tuple(columns)).copy()
             except ValueError as exc:
                 lines = [ln.strip() for ln in str(exc).splitlines()
                          if ln.strip() and not ln.startswith("Available matrix columns")]

@@ -2,11 +2,13 @@
 
 ``make_first_level_design_matrix`` spends most of its time convolving each
 condition's 50×-oversampled boxcar with the HRF (``numpy.convolve``, direct
-summation). :func:`task_regressors` follows nilearn's ``_convolve_regressors`` /
-``compute_regressor`` step by step with nilearn's own helpers (event checks,
-sampling, kernels, resampling, orthogonalisation, names) but convolves by FFT
-(``scipy.signal.fftconvolve``: the same sum, equal to ~1e-15 relative), and
-memoises the result per (events, HRF model, frame times, FIR delays, min_onset):
+summation). :func:`task_regressors` follows nilearn's ``_convolve_regressors``
+step by step with nilearn's own event checks, and computes each condition's
+regressor with :func:`nbdiag.hrf.compute_regressor_fast` (nilearn's sampling,
+kernels, interpolation and orthogonalisation, with the convolution evaluated only
+at the high-resolution samples the interpolation reads: equal to nilearn to
+~1e-12, exact zeros kept exact). nilearn's duplicate-event groupby runs only when
+two events share trial type, onset and duration. The result is memoised per (events, HRF model, frame times, FIR delays, min_onset):
 variants that share a timing file and an HRF (e.g. the same events under
 different confound strategies) build it once. nilearn's warnings raised while
 building it are replayed on every use, so each run's record lists them.
@@ -29,14 +31,14 @@ import pandas as pd
 
 _CACHE: "OrderedDict[str, tuple[np.ndarray | None, list[str], list[tuple[type, str]]]]" = OrderedDict()
 _CACHE_SIZE = 16
-#: HRF kernels per (model, t_r, oversampling, FIR delays): pure functions of these
-_KERNELS: dict[tuple, list[np.ndarray]] = {}
 
 
 def clear_cache() -> None:
-    """Forget every memoised task part and kernel."""
+    """Forget every memoised task part, kernel and regressor."""
+    from nbdiag import hrf
+
     _CACHE.clear()
-    _KERNELS.clear()
+    hrf.clear_cache()
 
 
 def _key(events: pd.DataFrame, hrf_model: str, frame_times: np.ndarray, fir_delays: Sequence[int],
@@ -61,18 +63,12 @@ def supported(hrf_model: Any) -> bool:
     return _helpers() is not None
 
 
-_HRF_NAMES = ("_calculate_tr", "_hrf_kernel", "_regressor_names", "_resample_regressor", "_sample_condition",
-              "orthogonalize")
-
-
 def _helpers():
-    """nilearn's pieces of ``_convolve_regressors`` / ``compute_regressor`` (None if laid out differently)."""
+    """nilearn's event checks of ``_convolve_regressors`` (None if laid out differently)."""
     from nbdiag import compat
 
-    events = compat.private("nilearn.glm.first_level.experimental_paradigm", "check_events",
-                            "handle_modulation_of_duplicate_events")
-    hrf = compat.private("nilearn.glm.first_level.hemodynamic_models", *_HRF_NAMES)
-    return None if events is None or hrf is None else (events, hrf)
+    return compat.private("nilearn.glm.first_level.experimental_paradigm", "check_events",
+                          "handle_modulation_of_duplicate_events")
 
 
 def task_regressors(events: pd.DataFrame, hrf_model: str, frame_times: np.ndarray, fir_delays: Sequence[int],
@@ -105,7 +101,7 @@ def task_regressors(events: pd.DataFrame, hrf_model: str, frame_times: np.ndarra
 
 
 def _compute(events, hrf_model, frame_times, fir_delays, min_onset, oversampling):
-    (check_events, handle_modulation_of_duplicate_events), _ = _helpers()
+    check_events, handle_modulation_of_duplicate_events = _helpers()
     checked = check_events(events)
     cleaned = checked if _no_duplicates(checked) else handle_modulation_of_duplicate_events(checked)
     trial_type = cleaned["trial_type"].to_numpy()
@@ -137,43 +133,13 @@ def _no_duplicates(events: pd.DataFrame) -> bool:
 
 
 def _regressor(exp_condition, hrf_model, frame_times, con_id, oversampling, fir_delays, min_onset):
-    """nilearn's ``compute_regressor`` with an FFT convolution."""
-    _calculate_tr, _hrf_kernel, _regressor_names, _resample_regressor, _sample_condition, orthogonalize = \
-        _helpers()[1]
-    from scipy.signal import fftconvolve
+    """nilearn's ``compute_regressor``, evaluated where its interpolation reads the convolution
+    (:func:`nbdiag.hrf.compute_regressor_fast`: nilearn's sampling, kernels, interpolation formula and
+    orthogonalisation; equal to nilearn to ~1e-12, exact zeros kept exact)."""
+    from nbdiag.hrf import compute_regressor_fast
 
     if fir_delays is not None:
         fir_delays = [int(x) for x in fir_delays]
-    oversampling = int(oversampling)
-    t_r = _calculate_tr(frame_times)
-    hr_regressor, frame_times_high_res = _sample_condition(exp_condition, frame_times, oversampling, min_onset)
-    kernel_key = (hrf_model, float(t_r), oversampling, None if fir_delays is None else tuple(fir_delays))
-    if kernel_key not in _KERNELS:
-        _KERNELS[kernel_key] = [np.asarray(h, dtype=float) for h in _hrf_kernel(hrf_model, t_r, oversampling,
-                                                                               fir_delays)]
-    hkernel = _KERNELS[kernel_key]
-    n = hr_regressor.size
-    conv_reg = np.array([fftconvolve(hr_regressor, h)[:n] for h in hkernel])
-    # where no non-zero sample meets the kernel's support, the direct sum is exactly 0: keep it exact
-    # (FFT leaves ~1e-16 there), e.g. before the first event and in long gaps
-    counts = np.concatenate(([0], np.cumsum(hr_regressor != 0)))
-    for row, h in zip(conv_reg, hkernel):
-        support = np.flatnonzero(h)
-        if support.size == 0:
-            row[:] = 0.0
-        elif support[-1] - support[0] + 1 == support.size:  # contiguous: a window count from the cumsum
-            t = np.arange(n)
-            hi = np.clip(t - support[0] + 1, 0, n)
-            lo = np.clip(t - support[-1], 0, n)
-            row[counts[hi] - counts[lo] == 0] = 0.0
-        else:
-            overlap = fftconvolve((hr_regressor != 0).astype(float), (h != 0).astype(float))[:n]
-            row[overlap < 0.5] = 0.0
-    if hrf_model == "fir" and oversampling > 1:
-        computed = _resample_regressor(conv_reg[:, oversampling - 1:], frame_times_high_res[: 1 - oversampling],
-                                       frame_times)
-    else:
-        computed = _resample_regressor(conv_reg, frame_times_high_res, frame_times)
-    if hrf_model != "fir":
-        computed = orthogonalize(computed)
-    return computed, _regressor_names(con_id, hrf_model, fir_delays=fir_delays)
+    condition = np.vstack([np.asarray(v, dtype=float) for v in exp_condition])
+    return compute_regressor_fast(condition, hrf_model, frame_times, con_id=str(con_id),
+                                  oversampling=int(oversampling), fir_delays=fir_delays, min_onset=min_onset)

@@ -171,13 +171,15 @@ def design_rank(X: np.ndarray) -> int:
     return int(np.sum(s > tol))
 
 
-def residual_sd(y: np.ndarray, X: np.ndarray, steady_rows: np.ndarray, pinv: np.ndarray | None = None) -> float | None:
+def residual_sd(y: np.ndarray, X: np.ndarray, steady_rows: np.ndarray, pinv: np.ndarray | None = None,
+                rank: int | None = None) -> float | None:
     """Residual SD of ``y`` after OLS on ``X``, fitted and measured on ``steady_rows`` only.
 
     Uses the full-data pseudo-inverse and the row-deletion identity
     ``e_R(-S) = e_R + H_RS (I - H_SS)⁻¹ e_S`` (``H = X pinv(X)``, ``S`` the removed rows),
     which equals refitting without those rows; falls back to a refit when
-    ``I - H_SS`` is singular (removing the rows lowers the rank).
+    ``I - H_SS`` is singular (removing the rows lowers the rank). ``pinv`` and ``rank``
+    (:func:`design_rank`) of ``X`` when the caller already has them.
     """
     from nbdiag.diagnostics._linalg import DesignAlgebra
 
@@ -186,7 +188,7 @@ def residual_sd(y: np.ndarray, X: np.ndarray, steady_rows: np.ndarray, pinv: np.
     e = y - X @ (P @ y)
     removed = np.flatnonzero(~steady_rows)
     keep = np.flatnonzero(steady_rows)
-    rank = design_rank(X)
+    rank = design_rank(X) if rank is None else int(rank)
     if removed.size:
         M = np.eye(removed.size) - X[removed] @ P[:, removed]
         if np.linalg.cond(M) < 1e8:
@@ -341,7 +343,7 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
         keep = [i for i, c in enumerate(cols) if c not in own]
         rsd = None
         if np.isfinite(y).all():
-            rsd = residual_sd(y, X, steady_rows, pinv) if not own else residual_sd(y, X[:, keep], steady_rows)
+            rsd = residual_sd(y, X, steady_rows, pinv, rank) if not own else residual_sd(y, X[:, keep], steady_rows)
         summaries[sig] = SignalSummary(sig, med, tuple(sorted(flagged)), excess, rsd, bool(own))
         if own:
             note = (f"{sig} is in the model ({', '.join(own)}): its estimate is zero by construction, "

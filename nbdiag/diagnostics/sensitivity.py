@@ -118,12 +118,13 @@ exist in every run and are no design-specific cause: they yield at most an
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from nbdiag.diagnostics._hrf import compute_regressor_fast
+from nbdiag.hrf import compute_regressor_fast
 
 from nbdiag.context import DesignContext
 from nbdiag.diagnostics.baseline import (
@@ -190,6 +191,11 @@ class Signal:
     @property
     def family(self) -> str:
         return self.source.split(":", 1)[0]
+
+    @cached_property
+    def max_abs(self) -> float:
+        """Largest ``|value|`` (the scale below which a bias is a rounding zero)."""
+        return float(np.abs(self.values).max(initial=0.0))
 
 
 def _nss_reason(context: DesignContext) -> str:
@@ -670,11 +676,12 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
     for sig in signals:
         if sig.values.shape[0] != w.shape[0]:
             raise ValueError(f"signal {sig.source!r} has {sig.values.shape[0]} values; design has {w.shape[0]} rows")
+    biases = (np.vstack([sig.values for sig in signals]) @ w).tolist() if signals else []
+    for sig, bias in zip(signals, biases):
         nz = noise_for(sig, noise)
         sd = np.sqrt(var) * nz.sd if var > 0 else np.nan
-        bias = float(w @ sig.values)
         bias_sd = float(bias / sd) if np.isfinite(sd) and sd > 0 else float("nan")
-        if abs(bias) < 1e-12 * max(1.0, float(np.abs(sig.values).max(initial=0.0))):
+        if abs(bias) < 1e-12 * max(1.0, sig.max_abs):
             bias, bias_sd = 0.0, 0.0
         structural = is_structural(sig.source, design, vector, w, thresholds, extra_families)
         a = abs(bias_sd) if np.isfinite(bias_sd) else 0.0

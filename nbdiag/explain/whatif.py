@@ -47,7 +47,7 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
     """
     from nbdiag.diagnostics.sensitivity import _base_hrf
     from nbdiag.diagnostics.baseline import modeled_rest_conditions, original_index, n_scans_total
-    from nbdiag.diagnostics._hrf import compute_regressor_fast
+    from nbdiag.hrf import compute_regressor_fast
 
     found = {f.code for f in run_findings}
     variants: list[tuple[str, str, pd.DataFrame, dict[str, str], DesignContext, np.ndarray]] = []

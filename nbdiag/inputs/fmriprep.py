@@ -280,7 +280,8 @@ def _prepare_output(confounds: pd.DataFrame, demean: bool, nilearn_prepare_outpu
                       "time series to be scrubbed.", RuntimeWarning, stacklevel=2)
     if confounds.size != 0:
         mask_nan = np.isnan(confounds.to_numpy()[0, :])
-        confounds.iloc[0, mask_nan] = confounds.iloc[1, mask_nan]
+        if mask_nan.any():  # nilearn's assignment, skipped when it would copy nothing
+            confounds.iloc[0, mask_nan] = confounds.iloc[1, mask_nan]
         if demean:
             confounds = _demean_confounds(confounds, sample_mask)
     return sample_mask, confounds

@@ -23,7 +23,7 @@ onset/offset indices and the min_onset warning, the kernels, the
 interpolation formula, ``orthogonalize``, the names) is nilearn's own code or
 an exact transcription of it.
 
-Memoisation (the only module-level state in ``diagnostics``): kernels are
+Memoisation (module-level state, used by the design build and the diagnostics): kernels are
 memoised per ``(hrf_model, t_r, oversampling, fir_delays)`` and results per
 complete input (a 128-entry LRU keyed by the *values* of every argument: frame
 times and condition bytes, model, delays, min_onset), because the what-if
@@ -91,7 +91,13 @@ def _nilearn_compute_regressor(*args, **kwargs):
 
 
 def _sample_deltas(exp_condition, frame_times: np.ndarray, oversampling: int, min_onset: float):
-    """nilearn ``_sample_condition``, returning the delta array as well (same code)."""
+    """nilearn ``_sample_condition`` before its ``cumsum``: the edge deltas and the high-res grid.
+
+    Same steps as nilearn (grid, min_onset warning, onset/offset indices, zero-duration
+    offsets moved one sample on); nilearn's two accumulation loops are ``np.add.at`` /
+    ``np.subtract.at`` (unbuffered, in the same order). Returns ``(pos, dv, grid)``: the
+    sorted grid indices with a non-zero delta and their values.
+    """
     n_frames = frame_times.size
     min_onset = float(min_onset)
     n_frames_high_res = _NILEARN.n_frames_high_res(frame_times, min_onset, oversampling)
@@ -109,44 +115,51 @@ def _sample_deltas(exp_condition, frame_times: np.ndarray, oversampling: int, mi
             UserWarning, stacklevel=3,
         )
     tmax = len(frame_times_high_res)
-    delta = np.zeros_like(frame_times_high_res).astype(np.float64)
+    delta = np.zeros(tmax, dtype=np.float64)
     t_onset = np.minimum(np.searchsorted(frame_times_high_res, onsets), tmax - 1)
-    for t, v in zip(t_onset, values):
-        delta[t] += v
+    np.add.at(delta, t_onset, values)
     t_offset = np.minimum(np.searchsorted(frame_times_high_res, onsets + durations), tmax - 1)
-    for i, t in enumerate(t_offset):
-        if t < (tmax - 1) and t == t_onset[i]:
-            t_offset[i] += 1
-    for t, v in zip(t_offset, values):
-        delta[t] -= v
-    regressor = np.cumsum(delta)
-    return delta, regressor, frame_times_high_res
+    t_offset[(t_offset < tmax - 1) & (t_offset == t_onset)] += 1
+    np.subtract.at(delta, t_offset, values)
+    pos = np.unique(np.concatenate([t_onset, t_offset]).astype(np.int64))
+    pos = pos[delta[pos] != 0]
+    return pos, delta[pos], frame_times_high_res
 
 
-def _conv_at(k: np.ndarray, delta: np.ndarray, hr: np.ndarray,
+def _full_regressor(pos: np.ndarray, dv: np.ndarray, size: int) -> np.ndarray:
+    """nilearn's high-res regressor ``cumsum(delta)`` from the non-zero deltas."""
+    delta = np.zeros(size)
+    delta[pos] = dv
+    return np.cumsum(delta)
+
+
+def _conv_at(k: np.ndarray, pos: np.ndarray, dv: np.ndarray,
              kernels: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
     """``np.convolve(hr, h)[k]`` for the sample indices ``k``, one array per kernel (module docstring).
 
-    Only the event edges inside each sample's kernel window (``k - L + 1 < i <= k``)
-    are gathered: edges are sorted, so the window is a slice found by
-    ``searchsorted``, padded to the widest window (padding reads the kernel's
-    ``L - 1`` entry, set to 0). Cost O(len(k) x edges per window) instead of
-    O(len(k) x all edges); the terms left out are exact zeros.
+    ``pos``/``dv``: sorted indices and values of the non-zero deltas (``hr = cumsum(delta)``).
+    ``hr[k - L + 1]`` is the running sum of the deltas up to that index (``cumsum(dv)``: the
+    same sequential additions as the full ``cumsum``, whose other terms are zeros). Only the
+    event edges inside each sample's kernel window (``k - L + 1 < i <= k``) are gathered:
+    the window is a slice of the sorted edges found by ``searchsorted``, padded to the
+    widest window (padding reads the kernel's ``L - 1`` entry, set to 0). Cost O(len(k) x
+    edges per window); the terms left out are exact zeros.
     """
-    pos = np.flatnonzero(delta)
-    dv = delta[pos]
     k64 = np.asarray(k, dtype=np.int64)
+    pos64 = np.asarray(pos, dtype=np.int64)
+    dv = np.asarray(dv, dtype=float)
+    running = np.concatenate(([0.0], np.cumsum(dv)))  # running[j] = sum of the first j deltas
     outs = []
     for _, H in kernels:
         L = H.size
         out = np.zeros(k.size)
         first = k64 - (L - 1)
         old = first >= 0
-        out[old] = hr[first[old]] * H[-1]
+        if pos64.size:
+            out[old] = running[np.searchsorted(pos64, first[old], side="right")] * H[-1]
         outs.append(out)
-    if not pos.size:
+    if not pos64.size:
         return outs
-    pos64 = pos.astype(np.int64)
     for L in sorted({H.size for _, H in kernels}):
         same = [j for j, (_, H) in enumerate(kernels) if H.size == L]
         padded = []
@@ -232,7 +245,7 @@ def compute_regressor_fast(
                           UserWarning, stacklevel=2)
         return hit[0].copy(), list(hit[1])
 
-    delta, hr, fths = _sample_deltas(cond, ft, os_, mo)
+    pos, dv, fths = _sample_deltas(cond, ft, os_, mo)
     kernels = _kernels(hrf_model, t_r, os_, delays)
     if hrf_model == "fir" and os_ > 1:
         grid, shift = fths[: 1 - os_], os_ - 1
@@ -244,14 +257,15 @@ def compute_regressor_fast(
     hi = np.clip(np.searchsorted(grid, ft), 1, len(grid) - 1).astype(int)
     lo = hi - 1
     x_lo, x_hi = grid[lo], grid[hi]
-    n_pos = int(np.count_nonzero(delta))
+    n_pos = int(pos.size)
     sparse = 2 * ft.size * max(n_pos, 1) <= _SPARSE_MAX_PRODUCTS
     cols = []
     if sparse:
-        both = _conv_at(np.concatenate([lo, hi]) + shift, delta, hr, kernels)
+        both = _conv_at(np.concatenate([lo, hi]) + shift, pos, dv, kernels)
         pairs = [(b[: lo.size], b[lo.size:]) for b in both]
     else:
         pairs = []
+        hr = _full_regressor(pos, dv, fths.size)
         for h, _ in kernels:
             full = fftconvolve(hr, h)[: hr.size]
             pairs.append((full[lo + shift], full[hi + shift]))
