@@ -82,8 +82,11 @@ def check_contrasts(contrasts: Mapping[str, str] | Sequence[str] | None, design:
     return problems
 
 
-def _events_facts(runs: Sequence) -> tuple[set[str], set[str]]:
-    """Trial types and column names found in the runs' events files (unreadable files are skipped)."""
+def _events_facts(runs: Sequence, want_types: bool = True) -> tuple[set[str], set[str]]:
+    """Trial types and column names found in the runs' events files (unreadable files are skipped).
+
+    ``want_types=False`` reads only the header lines (the trial types stay empty).
+    """
     types: set[str] = set()
     columns: set[str] = set()
     seen = set()
@@ -93,11 +96,14 @@ def _events_facts(runs: Sequence) -> tuple[set[str], set[str]]:
             continue
         seen.add(path)
         try:
-            table = pd.read_csv(path, sep="\t", nrows=0)
-            columns.update(map(str, table.columns))
-            if "trial_type" in table.columns:
-                table = pd.read_csv(path, sep="\t", usecols=["trial_type"])
-                types.update(str(t) for t in table["trial_type"].dropna().unique())
+            if want_types:  # one read: every column name seen by usecols, the trial_type column parsed
+                names: list[str] = []
+                table = pd.read_csv(path, sep="\t", usecols=lambda c: names.append(str(c)) or c == "trial_type")
+                columns.update(names)
+                if "trial_type" in table.columns:
+                    types.update(str(t) for t in table["trial_type"].dropna().unique())
+            else:
+                columns.update(map(str, pd.read_csv(path, sep="\t", nrows=0).columns))
         except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError):
             continue
     return types, columns
@@ -157,8 +163,12 @@ def check_before_runs(runs: Sequence, config: Config) -> None:
     from nbdiag.record import prepare_run
 
     problems: list[str] = []
-    types, columns = _events_facts(runs)
-    for settings in config.all_variants():
+    variants = config.all_variants()
+    # the events files are read here only for the settings that name trial types or columns
+    want_types = any(s.events.rename or s.events.drop for s in variants)
+    want_columns = any(s.stats_model is None and "rtdur" in s.events.transforms for s in variants)
+    types, columns = _events_facts(runs, want_types) if (want_types or want_columns) else (set(), set())
+    for settings in variants:
         problems += _check_event_settings(settings, types)
         if settings.stats_model is None:
             problems += _check_transforms(settings, columns)

@@ -169,6 +169,87 @@ def test_killed_run_partial_record_is_refused_by_group_and_named(study, tmp_path
     assert main([str(root), str(out), "group", "--fail-on", "fail"]) in (0, 3)
 
 
+_KILL_HARNESS = """\
+import os, sys, tempfile, time
+from pathlib import Path
+
+import nbdiag.outputs as outputs
+from nbdiag.cli import main
+
+marker, target = Path(sys.argv[1]), sys.argv[2]
+atomic_write_bytes = outputs.atomic_write_bytes
+
+
+def halfway(path, data):
+    # atomic_write_bytes' own first step, stopped half way through the data: the process is
+    # killed here by the test, with the temporary file half written and the record not renamed
+    if path.name == target:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.write(fd, data[: len(data) // 2])
+        os.fsync(fd)
+        marker.write_text(tmp)
+        time.sleep(600)
+    return atomic_write_bytes(path, data)
+
+
+outputs.atomic_write_bytes = halfway
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def test_sigkill_mid_write_leaves_nothing_group_or_resume_trusts(study, reference, tmp_path):
+    """A participant process killed (SIGKILL) while writing a record: the group level refuses to sign off
+    and names the missing runs; a rerun with --work-dir redoes only what is missing and ends equal to one
+    uninterrupted run, byte for byte."""
+    import signal
+
+    root, config, _ = study
+    out, work = tmp_path / "out", tmp_path / "work"
+    harness, marker = tmp_path / "harness.py", tmp_path / "writing"
+    harness.write_text(_KILL_HARNESS)
+    target = "sub-03_task-nback_run-01_desc-rtdur_nbdiag.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, str(harness), str(marker), target, str(root), str(out), "participant",
+           "--config", str(config), "--no-reports", "--work-dir", str(work)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the participant process never reached the record write"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+    temp = Path(marker.read_text())
+    assert temp.exists() and 0 < temp.stat().st_size  # the half-written temporary file is left behind
+    assert not (temp.parent / target).exists()  # and the record was never renamed into place
+    for path in out.glob("sub-*/**/*_nbdiag.json"):  # every record present is whole
+        import json
+        json.loads(path.read_text())
+
+    group = subprocess.run([sys.executable, "-m", "nbdiag", str(root), str(out), "group", "--fail-on", "fail"],
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert group.returncode == 2, group.stderr  # nothing signed off from a killed run
+    assert "Traceback" not in group.stderr
+    missing = pd.read_csv(out / "group" / "nbdiag_missing.tsv", sep="\t").to_string()
+    assert "sub-03" in missing and "sub-08" in missing
+    assert ".tmp" not in missing + group.stderr
+    assert not (out / "group" / "signoff.tsv").exists()
+
+    result, _ = _run(study, out, work_dir=work)
+    assert result.n_unchanged == 2  # sub-01 and sub-02 had finished; sub-03 (half written) is redone
+    assert result.n_errors == 0
+    assert not temp.exists()  # the leftover temporary file is cleaned up by the rerun
+    assert main([str(root), str(out), "group", "--fail-on", "fail"]) in (0, 3)
+    got = _outputs(out)
+    assert sorted(got) == sorted(reference)
+    assert not [k for k in reference if got[k] != reference[k]]
+
+
 # --------------------------------------------------------------------------- shards
 def test_four_concurrent_shards_equal_one_process_byte_for_byte(study, reference, tmp_path):
     """The README's SLURM array: 4 shards at once into one OUTPUT_DIR, then group."""

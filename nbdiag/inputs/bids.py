@@ -17,10 +17,12 @@ nilearn are deliberate and recorded:
 
 from __future__ import annotations
 
+import gzip
 import math
 import re
 import warnings
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -261,8 +263,7 @@ def read_n_scans(bold: Path, confounds: Path | None) -> Resolved:
     problem = None
     if bold.exists():
         try:
-            img = nib.load(str(bold))  # reads the header only; data stays on disk
-            shape = img.shape
+            shape = _load_header(bold).get_data_shape()
             if len(shape) != 4:
                 problem = f"image is {len(shape)}D, expected 4D (shape {shape})"
             else:
@@ -282,6 +283,31 @@ def read_n_scans(bold: Path, confounds: Path | None) -> Resolved:
         return Resolved(n_rows, f"confounds row count ({confounds.name}); {problem}")
     raise InputError(f"cannot tell the number of volumes: {problem}, and no confounds file to count rows",
                      file=bold, expected="a readable 4D image header or a confounds file", found=problem)
+
+
+def _load_header(image: Path):
+    """The image header (``nib.load(image).header``; the data stay on disk), read once per file version.
+
+    Discovery asks for the volume count and the header TR of the same image: the header is
+    memoised on (path, size, modification time), so a file changed on disk is read again.
+    """
+    st = Path(image).stat()
+    return _cached_header(str(image), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _cached_header(path: str, size: int, mtime_ns: int):
+    if path.endswith((".nii", ".nii.gz")):
+        # a single-file NIfTI-1: its 348-byte header read directly (what nib.load parses first,
+        # without trying every image class on the file name); anything else goes to nib.load
+        try:
+            with (gzip.open if path.endswith(".gz") else open)(path, "rb") as fh:
+                raw = nib.Nifti1Header.from_fileobj(fh, check=False)
+            if int(raw["sizeof_hdr"]) == 348 and bytes(raw["magic"]) == b"n+1":
+                return nib.Nifti1Header(raw.binaryblock, raw.endianness, check=True)  # nib.load's checks
+        except Exception:  # noqa: BLE001 - NIfTI-2, damaged or not NIfTI: nib.load says what it is
+            pass
+    return nib.load(path).header
 
 
 def _own_t_r(sidecar: Path | None, roots: tuple[Path, ...] | None = None,
@@ -315,7 +341,7 @@ def _header_t_r(image: Path) -> tuple[float, str] | None:
     label says so; ``unknown`` units with the placeholder value 1 give no source.
     """
     try:
-        hdr = nib.load(str(image)).header
+        hdr = _load_header(image)
         zooms = hdr.get_zooms()
         if len(zooms) < 4:
             return None
