@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +14,30 @@ import pandas as pd
 from nbdiag._version import __version__
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` via a temporary file in the same folder."""
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder."""
+    """Write ``data`` to ``path`` via a temporary file in the same folder, then rename it into place.
+
+    The temporary file ``.<name>.<pid>-<thread>.tmp`` is created with ``O_EXCL`` and mode
+    0666 minus the umask (outputs are shared like any file the user writes). A killed
+    process leaves only that file, never a partial ``path``; one left by a dead process
+    with the same pid and thread id is replaced.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(tmp, flags, 0o666)
+    except FileExistsError:  # left by a killed process that had our pid and thread id
+        os.unlink(tmp)
+        fd = os.open(tmp, flags, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared like any file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -166,7 +171,26 @@ def design_tsv_text(design: pd.DataFrame) -> str:
     if (values.dtype != np.float64 or not np.isfinite(values).all()
             or any(ch in name for name in names for ch in '\t\n\r"')):
         return design.to_csv(sep="\t", index=False)
-    return "\t".join(names) + "\n" + "".join("\t".join(map(repr, row)) + "\n" for row in values.tolist())
+    columns = [_column_text(values[:, j]) for j in range(values.shape[1])]
+    return "\t".join(names) + "\n" + "".join("\t".join(row) + "\n" for row in zip(*columns))
+
+
+_COLUMN_TEXT: dict[bytes, list[str]] = {}
+
+
+def _column_text(values) -> list[str]:
+    """``repr`` of every value of one design column, memoised on the column's bytes.
+
+    The drift and constant columns of runs with the same frame times are the same numbers:
+    their text is made once. Bounded (cleared at 64 columns); a pure function of the bytes.
+    """
+    key = values.tobytes()
+    text = _COLUMN_TEXT.get(key)
+    if text is None:
+        if len(_COLUMN_TEXT) >= 64:
+            _COLUMN_TEXT.clear()
+        text = _COLUMN_TEXT[key] = list(map(repr, values.tolist()))
+    return text
 
 
 def write_run_outputs(output_dir: Path, audit) -> dict[str, Path]:

@@ -100,3 +100,24 @@ def test_memoised_contrast_vectors_equal_nilearn_and_are_not_shared():
     np.testing.assert_array_equal(again.vectors["ab"], [1.0, -1.0, 0.0, 0.0, 0.0])
     bad = parse_contrasts({"x": "a - nope"}, design, roles)
     assert not bad.vectors and bad.findings[0].code == "contrast_invalid"
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e15])
+def test_demean_equals_nilearn_demean_confounds(offset):
+    """nilearn's _demean_confounds(confounds, None) (scikit-learn's scale): same bits, same warning."""
+    from nilearn.interfaces.fmriprep.load_confounds_utils import _demean_confounds
+
+    from nbdiag.inputs.fmriprep import _demean_all
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(size=(200, 4)) * [1.0, 1e-3, 50.0, 1.0] + offset, columns=list("abcd"))
+    frame.iloc[0, 1] = np.nan  # a NaN the means ignore
+    frame["e"] = np.arange(200)  # an integer column
+    with warnings.catch_warnings(record=True) as ours:
+        warnings.simplefilter("always")
+        got = _demean_all(frame.copy())
+    with warnings.catch_warnings(record=True) as theirs:
+        warnings.simplefilter("always")
+        expected = _demean_confounds(frame.copy(), None)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]

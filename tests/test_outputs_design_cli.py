@@ -30,6 +30,25 @@ def test_write_json_is_atomic_and_readable_by_group(tmp_path):
     assert not (tmp_path / "nan.json").exists()
 
 
+def test_atomic_write_replaces_a_dead_process_temp_file_and_cleans_up_on_error(tmp_path, monkeypatch):
+    import threading
+
+    from nbdiag import outputs
+
+    target = tmp_path / "r.json"
+    stale = tmp_path / f".r.json.{os.getpid()}-{threading.get_ident()}.tmp"
+    stale.write_bytes(b"half a record from a killed process with our pid")
+    outputs.atomic_write_bytes(target, b"{}")
+    assert target.read_bytes() == b"{}" and sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+    def refuse(src, dst):
+        raise OSError("disk full")
+    monkeypatch.setattr(outputs.os, "replace", refuse)
+    with pytest.raises(OSError, match="disk full"):
+        outputs.atomic_write_bytes(target, b'{"new": 1}')
+    assert target.read_bytes() == b"{}" and sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+
 def test_output_dir_checks(tmp_path):
     bids = tmp_path / "bids"
     (bids / "derivatives" / "fmriprep").mkdir(parents=True)

@@ -29,7 +29,8 @@ estimability, drift and confounds families.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Mapping
 
@@ -79,10 +80,14 @@ class DesignAlgebra:
     u: np.ndarray
     s: np.ndarray
     vt: np.ndarray
+    #: weak reference to the object it was built from (DataFrame or array): passing that same
+    #: object to :meth:`for_design` skips the value comparison
+    source: Any = field(default=None, repr=False)
 
     @classmethod
     def of(cls, X: Any) -> "DesignAlgebra":
         """Factorise ``X`` (array or DataFrame, shape (n_scans, n_columns))."""
+        X_in = X
         X = np.array(as_design(X), dtype=float, order="C")
         if X.size == 0:
             u, s, vt = np.zeros((X.shape[0], 0)), np.zeros(0), np.zeros((0, X.shape[1]))
@@ -90,7 +95,11 @@ class DesignAlgebra:
             u, s, vt = spl.svd(X, full_matrices=False)
         for a in (X, u, s, vt):
             a.setflags(write=False)
-        return cls(X, u, s, vt)
+        try:
+            source = weakref.ref(X_in)
+        except TypeError:  # lists and other inputs that take no weak reference
+            source = None
+        return cls(X, u, s, vt, source)
 
     @classmethod
     def for_design(cls, X: Any, algebra: "DesignAlgebra | None" = None) -> "DesignAlgebra":
@@ -103,6 +112,8 @@ class DesignAlgebra:
         """
         if algebra is None:
             return cls.of(X)
+        if algebra.source is not None and algebra.source() is X:
+            return algebra  # the object it was built from (diagnostics never modify a design)
         arr = as_design(X)
         if arr.shape != algebra.X.shape or not np.array_equal(arr, algebra.X, equal_nan=True):
             raise ValueError(f"algebra was built for another design (shape {algebra.X.shape}); "

@@ -43,6 +43,7 @@ FSL cutoffcalc (faithful)
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -144,8 +145,13 @@ def recommended_cosine_cutoff(
     return max(2.0 * n * dt / best, min_period_s), best
 
 
+@lru_cache(maxsize=128)  # ~25 kB per entry at 522 volumes: bounded at a few MB
 def _fsl_kernels(sigma: float, n: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Half width, kernels ``w``, ``w d`` and the window sums N, A, C per time point."""
+    """Half width, kernels ``w``, ``w d`` and the window sums N, A, C per time point.
+
+    Memoised (a pure function of ``sigma`` and ``n``; the arrays are read-only): the
+    bisection of :func:`fsl_cutoffcalc` visits the same sigmas in runs of the same length.
+    """
     h = min(int(sigma * 3), n - 1)  # weights further than n - 1 volumes never apply
     d = np.arange(-h, h + 1, dtype=float)
     k = np.exp(-0.5 * d ** 2 / sigma**2)
@@ -158,7 +164,19 @@ def _fsl_kernels(sigma: float, n: int) -> tuple[int, np.ndarray, np.ndarray, np.
         cs = np.concatenate(([0.0], np.cumsum(v)))
         return cs[hi + 1] - cs[lo]
 
-    return h, k, kd, window_sum(k), window_sum(kd), window_sum(kd * d)
+    out = (k, kd, window_sum(k), window_sum(kd), window_sum(kd * d))
+    for a in out:
+        a.setflags(write=False)
+    return (h, *out)
+
+
+@lru_cache(maxsize=128)
+def _fsl_kernel_spectrum(sigma: float, n: int, length: int) -> np.ndarray:
+    """``rfft`` of the kernels ``w`` and ``w d`` (columns) at ``length`` (memoised like :func:`_fsl_kernels`)."""
+    _, k, kd, _, _, _ = _fsl_kernels(sigma, n)
+    kf = np.fft.rfft(np.stack([k, kd], axis=1), length, axis=0)
+    kf.setflags(write=False)
+    return kf
 
 
 def _fsl_combine(X: np.ndarray, B: np.ndarray, D: np.ndarray, N: np.ndarray, A: np.ndarray,
@@ -197,7 +215,7 @@ class _FslHighpassPlan:
         h, k, kd, N, A, C = _fsl_kernels(sigma, n)
         if h == 0:
             return _fsl_combine(X, X * k[0], np.zeros_like(X), N, A, C)
-        kf = np.fft.rfft(np.stack([k, kd], axis=1), self.L, axis=0)  # (L//2+1, 2)
+        kf = _fsl_kernel_spectrum(float(sigma), n, self.L)  # (L//2+1, 2)
         prod = np.concatenate([self.Xf * kf[:, :1], self.Xf * kf[:, 1:]], axis=1)
         full = np.fft.irfft(prod, self.L, axis=0)[h:h + n]
         return _fsl_combine(X, full[:, :p], -full[:, p:], N, A, C)
@@ -323,10 +341,20 @@ class DriftResult:
             "current_cutoff_s": _json_float(self.current_cutoff_s),
             "variance_kept": _json_map(self.variance_kept),
             "spectra": {
-                "freqs_hz": [_json_float(f) for f in self.freqs_hz],
-                "power": {k: [_json_float(p) for p in v] for k, v in self.power.items()},
+                "freqs_hz": _json_floats(self.freqs_hz),
+                "power": {k: _json_floats(v) for k, v in self.power.items()},
             },
         }
+
+
+def _json_floats(values: Any) -> list[float | None]:
+    """``[_json_float(v) for v in values]`` for a numeric series, in one conversion."""
+    arr = np.asarray(values, dtype=float).ravel()
+    finite = np.isfinite(arr)
+    out = arr.tolist()
+    if not finite.all():
+        out = [v if ok else None for v, ok in zip(out, finite.tolist())]
+    return out
 
 
 def _r2_severity(r2: float, th: Thresholds) -> str | None:

@@ -90,16 +90,18 @@ def read_events(path: Path, limits: Limits | None = None) -> pd.DataFrame:
                 f"events file has no '{column}' column", file=path, column=column,
                 expected="columns onset, duration[, trial_type]", found=", ".join(map(str, table.columns)),
             )
-        numeric = pd.to_numeric(table[column], errors="coerce")
-        bad = numeric.isna()
+        parsed = table[column].dtype == np.float64  # parsed as numbers already (the usual case)
+        numeric = table[column] if parsed else pd.to_numeric(table[column], errors="coerce")
+        bad = np.isnan(numeric.to_numpy(dtype=float))
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
+            row = int(np.flatnonzero(bad)[0])
             raise InputError(
                 f"events file has a missing or non-numeric '{column}' (nilearn refuses NaN {column}s)",
                 file=path, column=column, row=row + 2, expected="a number",
                 found=repr(table[column].tolist()[row]),
             )
-        table[column] = numeric.astype(float)
+        if not parsed:
+            table[column] = numeric.astype(float)
         infinite = ~np.isfinite(table[column].to_numpy())
         if infinite.any():
             row = int(np.flatnonzero(infinite)[0])

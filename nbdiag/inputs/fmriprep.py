@@ -283,8 +283,29 @@ def _prepare_output(confounds: pd.DataFrame, demean: bool, nilearn_prepare_outpu
         if mask_nan.any():  # nilearn's assignment, skipped when it would copy nothing
             confounds.iloc[0, mask_nan] = confounds.iloc[1, mask_nan]
         if demean:
-            confounds = _demean_confounds(confounds, sample_mask)
+            confounds = (_demean_all(confounds) if sample_mask is None
+                         else _demean_confounds(confounds, sample_mask))
     return sample_mask, confounds
+
+
+def _demean_all(confounds: pd.DataFrame) -> pd.DataFrame:
+    """nilearn's ``_demean_confounds(confounds, None)``: ``sklearn.preprocessing.scale(confounds,
+    axis=0, with_std=False)`` as a DataFrame, without scikit-learn's input validation.
+
+    The same numpy steps as ``scale`` on a dense float array: subtract the NaN-ignoring column
+    means, and subtract the means of the result again when they are not close to 0 (with
+    scikit-learn's warning). ``tests/test_fast_confounds.py`` compares the result with
+    ``load_confounds`` bit for bit.
+    """
+    X = confounds.to_numpy(dtype=np.float64, copy=True)
+    X -= np.nanmean(X, axis=0)
+    mean_1 = np.nanmean(X, axis=0)
+    if not np.allclose(mean_1, 0):
+        warnings.warn("Numerical issues were encountered when centering the data and might not be solved. "
+                      "Dataset may contain too large values. You may need to prescale your features.",
+                      UserWarning, stacklevel=2)
+        X -= mean_1
+    return pd.DataFrame(X, columns=confounds.columns)
 
 
 def _fast_path_ok(kwargs: dict[str, Any], header: list[str]) -> bool:
