@@ -21,6 +21,7 @@ wrapper                                nilearn source
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,12 +88,43 @@ def confounds_file_for(bold: Path, fallback_stem: str) -> Path | None:
             if candidate.exists():
                 return candidate
         return None
+    helpers = private("nilearn.interfaces.fmriprep.load_confounds_utils", "_generate_confounds_file_candidates")
+    if helpers is None:
+        try:
+            return Path(_get_file_name(str(bold)))
+        except ValueError as exc:
+            if "more than one" in str(exc).lower():
+                raise
+            return None
+    return _confounds_file_listed(Path(bold), helpers[0])
+
+
+def _confounds_file_listed(bold: Path, generate_candidates) -> Path | None:
+    """nilearn's ``_get_file_name(bold)`` with one folder listing instead of a ``stat`` per candidate.
+
+    nilearn tries every subset of the image's entities (with ``desc-confounds``) and both
+    suffixes, longest name first, and keeps the candidates that are files: 2^k ``stat`` calls
+    for k entities. A candidate can only be a file if the folder lists its name, so only
+    listed candidates are checked with ``is_file``; the order, the choice and the "more than
+    one" error are nilearn's.
+    """
+    base_dir = bold.parent
+    filenames = generate_candidates(str(bold), flag_tedana=False)
+    candidates = []
+    for suffix in ("_timeseries.tsv", "_regressors.tsv"):
+        candidates += [f + suffix for f in filenames]
+    candidates = sorted(candidates, key=len)[::-1]
     try:
-        return Path(_get_file_name(str(bold)))
-    except ValueError as exc:
-        if "more than one" in str(exc).lower():
-            raise
+        listed = set(os.listdir(base_dir))
+    except OSError:
         return None
+    found = [str(base_dir / c) for c in candidates if c in listed and (base_dir / c).is_file()]
+    if not found:
+        return None
+    if len(found) != 1:
+        found_str = "\n\t".join(found)
+        raise ValueError(f"Found more than one confound file:\n\t{found_str}")
+    return Path(found[0])
 
 
 def create_cosine_drift(high_pass: float, frame_times: np.ndarray) -> np.ndarray:

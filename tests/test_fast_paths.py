@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -34,9 +35,14 @@ def _save(cls, path, n_vols=7, tr=1.5, units=("mm", "sec")):
 
 @pytest.mark.parametrize("cls, name", [(nib.Nifti1Image, "a.nii.gz"), (nib.Nifti1Image, "b.nii"),
                                        (nib.Nifti2Image, "c.nii.gz"), (nib.Nifti1Pair, "d.img")])
-def test_image_header_equals_nib_load(tmp_path, cls, name):
+def test_image_header_equals_nib_load(tmp_path, cls, name, monkeypatch):
     path = _save(cls, tmp_path / name, units=("mm", "msec"))
-    got, ref = _load_header(path), nib.load(str(path)).header
+    ref = nib.load(str(path)).header
+    if cls is nib.Nifti1Image:  # a single-file NIfTI-1 is read without nib.load
+        import nbdiag.inputs.bids as bids_mod
+
+        monkeypatch.setattr(bids_mod.nib, "load", lambda *a, **k: pytest.fail("nib.load was called"))
+    got = _load_header(path)
     assert type(got) is type(ref)
     assert got.get_data_shape() == ref.get_data_shape() == (2, 2, 2, 7)
     assert got.get_zooms() == ref.get_zooms()
@@ -121,3 +127,71 @@ def test_demean_equals_nilearn_demean_confounds(offset):
         expected = _demean_confounds(frame.copy(), None)
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
     assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
+
+
+@pytest.mark.parametrize("sessions", [False, True])
+def test_bids_file_query_equals_nilearn(tmp_path, sessions):
+    """The discovery's file query (dataset-wide globs once per discovery) lists what nilearn's
+    get_bids_files lists, for subject, session, subject-level and root-level files."""
+    from nilearn.interfaces.bids.query import get_bids_files
+
+    from nbdiag.inputs.bids import _bids_files
+
+    names = []
+    for sub in ("01", "02", "10"):
+        for ses in (("a", "b") if sessions else (None,)):
+            for run in ("1", "2"):
+                folder = tmp_path / f"sub-{sub}" / (f"ses-{ses}" if ses else "") / "func"
+                stem = f"sub-{sub}" + (f"_ses-{ses}" if ses else "") + f"_task-nback_run-{run}"
+                names += [folder / f"{stem}_events.tsv", folder / f"{stem}_bold.json"]
+        names.append(tmp_path / f"sub-{sub}" / "func" / f"sub-{sub}_task-nback_events.tsv")  # subject level
+    names += [tmp_path / "task-nback_events.tsv", tmp_path / "task-other_events.tsv"]
+    for name in names:
+        name.parent.mkdir(parents=True, exist_ok=True)
+        name.write_text("onset\tduration\n")
+    memo: dict = {}
+    queries = [dict(modality_folder="func", file_tag="events", file_type="tsv", sub_label="01",
+                    filters=[("task", "nback"), ("run", "2")]),
+               dict(modality_folder="func", file_tag="events", file_type="tsv", sub_label="10", filters=None),
+               dict(modality_folder="func", file_tag="bold", file_type="json", filters=[("task", "nback")]),
+               dict(file_tag="events", file_type="tsv", filters=[("task", "nback")], sub_folder=False),
+               dict(file_tag="events", file_type="tsv", sub_folder=False)]
+    for _ in range(2):  # the second round is answered from the memo
+        for query in queries:
+            expected = get_bids_files(tmp_path, **query)
+            assert expected, query
+            assert _bids_files(tmp_path, memo=memo, **query) == expected, query
+    assert any(k[0] == "sessions" for k in memo) and any(k[0] == "root" for k in memo)
+
+
+@pytest.mark.parametrize("present", [["timeseries"], ["regressors"], [], ["timeseries", "short"], ["dir"]])
+def test_confounds_file_lookup_equals_nilearn(tmp_path, present):
+    """One folder listing instead of a stat per candidate: the file nilearn's _get_file_name picks,
+    its "more than one" error, and nothing when it finds nothing."""
+    from nilearn.interfaces.fmriprep.load_confounds_utils import _get_file_name
+
+    from nbdiag.compat import confounds_file_for
+
+    bold = tmp_path / "sub-01_ses-a_task-nback_run-1_space-MNI_res-2_desc-preproc_bold.nii.gz"
+    bold.write_bytes(b"")
+    names = {"timeseries": "sub-01_ses-a_task-nback_run-1_desc-confounds_timeseries.tsv",
+             "regressors": "sub-01_ses-a_task-nback_run-1_desc-confounds_regressors.tsv",
+             "short": "sub-01_task-nback_desc-confounds_timeseries.tsv",
+             "dir": "sub-01_ses-a_task-nback_run-1_desc-confounds_timeseries.tsv"}
+    for key in present:
+        if key == "dir":
+            (tmp_path / names[key]).mkdir()  # a folder with the name is not a file
+        else:
+            (tmp_path / names[key]).write_text("a\n1\n")
+    try:
+        expected = Path(_get_file_name(str(bold)))
+    except ValueError as exc:
+        expected = exc
+    if isinstance(expected, ValueError) and "more than one" in str(expected).lower():
+        with pytest.raises(ValueError, match="more than one") as got:
+            confounds_file_for(bold, "unused")
+        assert str(got.value) == str(expected)
+    elif isinstance(expected, ValueError):
+        assert confounds_file_for(bold, "unused") is None
+    else:
+        assert confounds_file_for(bold, "unused") == expected

@@ -17,6 +17,7 @@ nilearn are deliberate and recorded:
 
 from __future__ import annotations
 
+import glob
 import gzip
 import math
 import re
@@ -303,7 +304,7 @@ def _cached_header(path: str, size: int, mtime_ns: int):
         try:
             with (gzip.open if path.endswith(".gz") else open)(path, "rb") as fh:
                 raw = nib.Nifti1Header.from_fileobj(fh, check=False)
-            if int(raw["sizeof_hdr"]) == 348 and bytes(raw["magic"]) == b"n+1":
+            if int(raw["sizeof_hdr"]) == 348 and raw["magic"].item() == b"n+1":
                 return nib.Nifti1Header(raw.binaryblock, raw.endianness, check=True)  # nib.load's checks
         except Exception:  # noqa: BLE001 - NIfTI-2, damaged or not NIfTI: nib.load says what it is
             pass
@@ -360,11 +361,12 @@ def _header_t_r(image: Path) -> tuple[float, str] | None:
     return round(value * scale, 6), how
 
 
-def _raw_sidecar_chain(bids_dir: Path, entities: dict[str, str]) -> list[Path]:
+def _raw_sidecar_chain(bids_dir: Path, entities: dict[str, str], memo: dict | None = None) -> list[Path]:
     """Raw ``*_bold.json`` files that apply to a run by BIDS inheritance, least specific first.
 
     A sidecar at the dataset root, subject or session level (or in ``func/``)
-    applies when all of its entities are entities of the run.
+    applies when all of its entities are entities of the run. ``memo`` (one dict per
+    discovery) keeps the listing of the dataset root, which every run would list again.
     """
     sub = entities.get("sub")
     ses = entities.get("ses")
@@ -379,7 +381,14 @@ def _raw_sidecar_chain(bids_dir: Path, entities: dict[str, str]) -> list[Path]:
         if not folder.is_dir():
             continue
         found = []
-        for path in sorted(folder.glob("*_bold.json")):
+        if memo is not None and folder == bids_dir:
+            key = ("root sidecars", str(bids_dir))
+            if key not in memo:
+                memo[key] = sorted(folder.glob("*_bold.json"))
+            candidates = memo[key]
+        else:
+            candidates = sorted(folder.glob("*_bold.json"))
+        for path in candidates:
             try:
                 ents = bids_entities_of(path)
             except Exception:  # noqa: BLE001 - a file name nilearn cannot parse does not apply
@@ -393,7 +402,7 @@ def _raw_sidecar_chain(bids_dir: Path, entities: dict[str, str]) -> list[Path]:
 
 def collect_t_r_sources(bold: Path, bids_dir: Path | None, entities: dict[str, str],
                         derivative_sidecar: Path | None, settings_t_r: float | None,
-                        root: Path | None = None) -> list[dict[str, Any]]:
+                        root: Path | None = None, memo: dict | None = None) -> list[dict[str, Any]]:
     """Every repetition time a run's files and settings state, each with its source.
 
     Sources, in order: the image header (``pixdim[4]`` with its
@@ -433,7 +442,7 @@ def collect_t_r_sources(bold: Path, bids_dir: Path | None, entities: dict[str, s
                                 + ")", "value": h[0], "file": rel(raw_img)})
                 break
         value, where = None, None
-        for path in _raw_sidecar_chain(Path(bids_dir), entities):
+        for path in _raw_sidecar_chain(Path(bids_dir), entities, memo):
             v = read_sidecar_t_r(path)
             if v is not None:
                 value, where = v, path
@@ -454,18 +463,66 @@ def t_r_disagreement(sources: list[dict[str, Any]], model_t_r: float | None, tol
     return bool(values) and (max(values) - min(values)) > tol
 
 
-def _find_events(bids_dir: Path, run: RunInputs, task: str) -> Path | None:
+def _bids_files(main_path: Path, file_tag: str, file_type: str, sub_label: str = "*", modality_folder: str = "*",
+                filters: list | None = None, sub_folder: bool = True,
+                memo: dict | None = None) -> list[str]:
+    """nilearn's ``get_bids_files`` with its dataset-wide globs done once per discovery.
+
+    nilearn globs ``sub-*/ses-*`` over the whole dataset on every call (to know whether
+    sessions exist) and lists the dataset root for root-level files: per run, that is work
+    in proportion to the number of subjects (quadratic over a study). Here both are kept in
+    ``memo`` (one dict per discovery); the per-subject glob, the filter (nilearn's
+    ``_filter_bids_files``) and the ordering are nilearn's. Without ``memo``, or when nilearn
+    lays its helpers out differently, nilearn's function is called.
+    """
+    from nbdiag import compat
+
+    helpers = compat.private("nilearn.interfaces.bids.query", "_filter_bids_files")
+    if memo is None or helpers is None:
+        return get_bids_files(main_path, file_tag=file_tag, file_type=file_type, sub_label=sub_label,
+                              modality_folder=modality_folder, filters=filters, sub_folder=sub_folder)
+    (filter_bids_files,) = helpers
+    main_path = Path(main_path)
+    subject_level_files: list[str] = []
+    if sub_folder:
+        key = ("sessions", str(main_path))
+        if key not in memo:
+            memo[key] = bool(glob.glob(str(main_path / "sub-*" / "ses-*")))
+        session_folder_exists = memo[key]
+        files = str(main_path / f"sub-{sub_label}" / ("ses-*" if session_folder_exists else "") / modality_folder
+                    / f"sub-{sub_label}*_{file_tag}.{file_type}")
+        if modality_folder in ["anat", "func"] and session_folder_exists:
+            subject_level_files = glob.glob(str(main_path / f"sub-{sub_label}" / modality_folder
+                                                / f"sub-{sub_label}*_{file_tag}.{file_type}"))
+        found = glob.glob(files)
+    else:
+        key = ("root", str(main_path), file_tag, file_type)
+        if key not in memo:
+            memo[key] = glob.glob(str(main_path / f"*{file_tag}.{file_type}"))
+        found = list(memo[key])
+    found.sort()
+    filters = filters or []
+    if filters or subject_level_files:
+        filtered = filter_bids_files(found, filters)
+        if subject_level_files:
+            filtered.extend(filter_bids_files(subject_level_files, filters))
+            filtered.sort(key=lambda file_: str(file_["file_path"]))
+        return [ref["file_path"] for ref in filtered]
+    return found
+
+
+def _find_events(bids_dir: Path, run: RunInputs, task: str, memo: dict | None = None) -> Path | None:
     """events.tsv for a run: matching raw entities (nilearn's check), else root-level."""
     filters = [("task", task)] + [(k, v) for k, v in run.entities.items() if k not in ("sub", "task")]
-    found = get_bids_files(bids_dir, modality_folder="func", file_tag="events", file_type="tsv",
-                           sub_label=run.subject, filters=filters)
+    found = _bids_files(bids_dir, modality_folder="func", file_tag="events", file_type="tsv",
+                        sub_label=run.subject, filters=filters, memo=memo)
     if len(found) == 1:
         return Path(found[0])
     if len(found) > 1:
         raise InputError("more than one events.tsv matches this run", file=run.bold,
                          expected="exactly one events file", found=", ".join(found))
-    root = get_bids_files(bids_dir, file_tag="events", file_type="tsv", filters=[("task", task)],
-                          sub_folder=False)
+    root = _bids_files(bids_dir, file_tag="events", file_type="tsv", filters=[("task", task)],
+                       sub_folder=False, memo=memo)
     if len(root) == 1:
         return Path(root[0])
     return None
@@ -583,9 +640,10 @@ def discover(bids_dir: str | Path, model: ModelSettings, bids_filter=None) -> Di
     filters = _filters(model.task_label, space, model.img_filters, supported)
     runs: list[RunInputs] = []
     n_filtered = 0
+    memo: dict = {}  # dataset-wide globs, done once for this discovery (_bids_files)
     for subject in subjects:
-        images = get_bids_files(derivatives, modality_folder="func", file_tag="bold", file_type="nii*",
-                                sub_label=subject, filters=filters)
+        images = _bids_files(derivatives, modality_folder="func", file_tag="bold", file_type="nii*",
+                             sub_label=subject, filters=filters, memo=memo)
         if bids_filter is not None:
             kept = [i for i in images if bids_filter.matches(bids_entities_of(i), extension=_extension(i))]
             n_filtered += len(images) - len(kept)
@@ -614,7 +672,8 @@ def discover(bids_dir: str | Path, model: ModelSettings, bids_filter=None) -> Di
             run.bold_sidecar = sidecar if (sidecar.exists() or sidecar.is_symlink()) else None
             run.own_t_r = _own_t_r(run.bold_sidecar, roots, run.notes)
             run.t_r, run.slice_time_ref = t_r, slice_time_ref
-            run.t_r_sources = collect_t_r_sources(bold, bids_dir, run.entities, run.bold_sidecar, model.t_r)
+            run.t_r_sources = collect_t_r_sources(bold, bids_dir, run.entities, run.bold_sidecar, model.t_r,
+                                                  memo=memo)
             run.roots = roots
             try:
                 # nilearn's _check_bids_image_list: one image per (session, run), whatever other entities say
@@ -637,7 +696,7 @@ def discover(bids_dir: str | Path, model: ModelSettings, bids_filter=None) -> Di
                 if run.confounds is not None and (run.confounds.exists() or run.confounds.is_symlink()):
                     if not is_unfetched_annex(run.confounds):
                         check_input_file(run.confounds, "confounds file", "the BOLD image it belongs to", roots)
-                run.events = _find_events(bids_dir, run, model.task_label)
+                run.events = _find_events(bids_dir, run, model.task_label, memo)
                 if run.events is None:
                     raise InputError(f"no events.tsv for this run in {bids_dir}", file=bold,
                                      expected=f"{run.prefix}_events.tsv", found="no file")
