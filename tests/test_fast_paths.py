@@ -195,3 +195,13 @@ def test_confounds_file_lookup_equals_nilearn(tmp_path, present):
         assert confounds_file_for(bold, "unused") is None
     else:
         assert confounds_file_for(bold, "unused") == expected
+
+
+@pytest.mark.parametrize("path, roots, inside", [
+    ("/a/b/c", ["/a/b"], True), ("/a/bc", ["/a/b"], False), ("/a/b", ["/a/b"], True),
+    ("/x/y", ["/"], True), ("/a/z", ["/b", "/a"], True), ("/ab", ["/a"], False)])
+def test_within_roots_prefix_test_equals_parents_test(path, roots, inside):
+    from nbdiag.inputs.safety import _within
+
+    by_parents = any(Path(path) == Path(r) or Path(r) in Path(path).parents for r in roots)
+    assert _within(Path(path), [Path(r) for r in roots]) is inside is by_parents

@@ -34,7 +34,13 @@ def allowed_roots(bids_dir: Path, derivatives: Path | None = None) -> tuple[Path
 
 
 def _within(path: Path, roots: Iterable[Path]) -> bool:
-    return any(path == r or r in path.parents for r in roots)
+    """``path`` is one of ``roots`` or below one (all resolved): a prefix test on the path text."""
+    text = str(path)
+    for root in roots:
+        base = str(root)
+        if text == base or text.startswith(base if base.endswith(os.sep) else base + os.sep):
+            return True
+    return False
 
 
 def is_unfetched_annex(path: Path) -> bool:
