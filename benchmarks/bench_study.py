@@ -222,8 +222,9 @@ def main(argv=None) -> int:
                   f"{ms(floors, 1):.1f} ms/run CPU (rounds {', '.join(f'{w:.1f}' for w, _ in floors)} s wall)")
             for k, what in ((0, "wall"), (1, "CPU")):
                 ratios = [o[k] / f[k] for o, f in zip(ours, floors)]
-                print(f"ratio to the floor ({what} time): {statistics.median(ratios):.2f}x "
-                      f"(rounds {', '.join(f'{x:.2f}' for x in ratios)})")
+                total = sum(o[k] for o in ours) / sum(f[k] for f in floors)
+                print(f"ratio to the floor ({what} time): {statistics.median(ratios):.2f}x median of rounds "
+                      f"(rounds {', '.join(f'{x:.2f}' for x in ratios)}); {total:.2f}x summed over the rounds")
         print(f"peak memory (ru_maxrss): {_maxrss_mb():.0f} MB (before the timed rounds {rss_before:.0f} MB)")
         if args.tracemalloc:
             import tracemalloc

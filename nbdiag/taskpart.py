@@ -8,7 +8,8 @@ regressor with :func:`nbdiag.hrf.compute_regressor_fast` (nilearn's sampling,
 kernels, interpolation and orthogonalisation, with the convolution evaluated only
 at the high-resolution samples the interpolation reads: equal to nilearn to
 ~1e-12, exact zeros kept exact). nilearn's duplicate-event groupby runs only when
-two events share trial type, onset and duration. The result is memoised per (events, HRF model, frame times, FIR delays, min_onset):
+two events share trial type, onset and duration. The result is memoised per
+(events, HRF model, frame times, FIR delays, min_onset):
 variants that share a timing file and an HRF (e.g. the same events under
 different confound strategies) build it once. nilearn's warnings raised while
 building it are replayed on every use, so each run's record lists them.

@@ -205,3 +205,25 @@ def test_within_roots_prefix_test_equals_parents_test(path, roots, inside):
 
     by_parents = any(Path(path) == Path(r) or Path(r) in Path(path).parents for r in roots)
     assert _within(Path(path), [Path(r) for r in roots]) is inside is by_parents
+
+
+def test_pre_run_checks_stop_reading_events_once_every_named_type_is_seen(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import nbdiag.preflight as preflight
+
+    runs = []
+    for i, types in enumerate((["0BACK", "2BACK"], ["0BACK", "2BACK"], ["0BACK", "cue"])):
+        path = tmp_path / f"run{i}_events.tsv"
+        pd.DataFrame({"onset": [0.0, 5.0], "duration": [1.0, 1.0], "trial_type": types}).to_csv(
+            path, sep="\t", index=False)
+        runs.append(SimpleNamespace(events=path))
+    reads = []
+    original = preflight.pd.read_csv
+    monkeypatch.setattr(preflight.pd, "read_csv", lambda p, *a, **k: reads.append(p) or original(p, *a, **k))
+    types, _ = preflight._events_facts(runs, True, {"0BACK", "2BACK"}, set())
+    assert reads == [runs[0].events] and types == {"0BACK", "2BACK"}
+    reads.clear()
+    types, columns = preflight._events_facts(runs, True, {"0BACK", "fixation"}, {"response_time"})
+    assert reads == [r.events for r in runs]  # a name no file has: every file is read for the message
+    assert types == {"0BACK", "2BACK", "cue"} and columns == {"onset", "duration", "trial_type"}

@@ -46,7 +46,7 @@ Rank
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -61,7 +61,7 @@ from nbdiag.diagnostics._linalg import (
     threshold_source as _source,
 )
 from nbdiag.findings import Finding
-from nbdiag.thresholds import THRESHOLD_TABLE, Thresholds
+from nbdiag.thresholds import Thresholds
 from nbdiag import codes
 
 

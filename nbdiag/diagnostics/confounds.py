@@ -38,7 +38,6 @@ import pandas as pd
 from nbdiag.context import DesignContext
 from nbdiag.diagnostics._linalg import (
     check_design as _check_design,
-    json_float as _json_float,
     json_map as _json_map,
     r2_on as _r2_on,
     threshold_source as _source,

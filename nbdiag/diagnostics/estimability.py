@@ -55,11 +55,10 @@ FSL "effect required"
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as spl
 
 from nbdiag.diagnostics._linalg import DesignAlgebra, as_contrast, as_design, json_float, threshold_source
 from nbdiag.diagnostics.weights import contrast_variance, contrast_weights  # noqa: F401 (public here too)

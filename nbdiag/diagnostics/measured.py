@@ -41,7 +41,6 @@ All values are in percent signal change.
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 

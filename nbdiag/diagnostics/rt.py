@@ -67,7 +67,7 @@ def assess_rt(design: pd.DataFrame, roles: Mapping[str, str], context: DesignCon
             severity="warn", title="RT-duration regressor overlaps conditions",
             message=f"The RT-duration regressor {rt} correlates with "
                     + ", ".join(f"{c} (r = {r:.2f})" for c, r in high.items())
-                    + f"; each condition beta is what remains after RT-scaled activity, and its variance grows.",
+                    + "; each condition beta is what remains after RT-scaled activity, and its variance grows.",
             evidence={"regressor": rt, "correlation": corr, "warn_at": th.rt_corr_warn},
             score=float(abs(high[worst])),
             fix=f"Report {rt} alongside the condition betas, compare with the model without {rt} "

@@ -124,18 +124,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from nbdiag.hrf import compute_regressor_fast
 
 from nbdiag.context import DesignContext
 from nbdiag.diagnostics.baseline import (
-    _condition_columns,
     _rt_name,
     n_scans_total,
     original_index,
 )
 from nbdiag.diagnostics._linalg import DesignAlgebra
-from nbdiag.diagnostics.measured import NoiseLevel, measured_nonsteady_excess, noise_level
+from nbdiag.diagnostics.measured import NoiseLevel, measured_nonsteady_excess
 from nbdiag.findings import Finding
+from nbdiag.hrf import compute_regressor_fast
 from nbdiag.thresholds import Thresholds
 from nbdiag import codes
 

@@ -238,7 +238,7 @@ def recommend_variant(summaries: Sequence[Mapping[str, Any]], contrasts: Sequenc
         return (f"{top['variant']} handles every failing cause ({', '.join(causes)}) with 0 of {top['n']} runs "
                 f"failing, at {eff_txt}.")
     everywhere = [c for c in causes if all(c in s["fail_codes"] for s in summaries)]
-    return (f"No variant handles every failing cause"
+    return ("No variant handles every failing cause"
             + (f" ({', '.join(everywhere)} fails under every variant)" if everywhere else "")
             + f"; {top['variant']} leaves the fewest ({len(top['fail_codes'])}: {', '.join(top['fail_codes'])}; "
             f"{top['final_fail']} of {top['n']} runs fail)"
