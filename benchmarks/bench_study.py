@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_study.py --runs 100                 # forum-post model, one variant
     python benchmarks/bench_study.py --runs 1000 --resume       # + an unchanged rerun with --work-dir
+    python benchmarks/bench_study.py --runs 10000 --repeats 1   # 5,000 subjects (~25 min here)
     python benchmarks/bench_study.py --runs 100 --config demo   # the demo's 3 variants
     python benchmarks/bench_study.py --runs 100 --reports       # + subject reports (2 runs x variants)
     python benchmarks/bench_study.py --quick                    # 20 runs, for a smoke test
