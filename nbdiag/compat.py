@@ -109,7 +109,7 @@ def _confounds_file_listed(bold: Path, generate_candidates) -> Path | None:
     one" error are nilearn's.
     """
     base_dir = bold.parent
-    filenames = generate_candidates(str(bold), flag_tedana=False)
+    filenames = generate_candidates(str(bold))  # flag_tedana (nilearn >= 0.13) defaults to False
     candidates = []
     for suffix in ("_timeseries.tsv", "_regressors.tsv"):
         candidates += [f + suffix for f in filenames]
