@@ -82,21 +82,20 @@ def check_contrasts(contrasts: Mapping[str, str] | Sequence[str] | None, design:
     return problems
 
 
-def _events_facts(runs: Sequence, want_types: bool = True, needed_types: set[str] | None = None,
-                  needed_columns: set[str] | None = None) -> tuple[set[str], set[str]]:
+def _events_facts(runs: Sequence, needed_types: set[str], needed_columns: set[str]) -> tuple[set[str], set[str]]:
     """Trial types and column names found in the runs' events files (unreadable files are skipped).
 
-    ``want_types=False`` reads only the header lines (the trial types stay empty). With
-    ``needed_types`` / ``needed_columns`` (the names the settings refer to), reading stops
-    as soon as every one of them has been seen: the checks only ask whether each exists in
-    some file, and when one is missing every file is read, so the refusal lists them all.
+    ``needed_types`` / ``needed_columns``: the names the settings refer to. Without needed
+    types only the header lines are read (the trial types stay empty). Reading stops as soon
+    as every needed name has been seen: the checks only ask whether each exists in some file,
+    and when one is missing every file is read, so the refusal lists them all.
     """
+    want_types = bool(needed_types)
     types: set[str] = set()
     columns: set[str] = set()
     seen = set()
     for run in runs:
-        if needed_types is not None and needed_columns is not None \
-                and needed_types <= types and needed_columns <= columns:
+        if needed_types <= types and needed_columns <= columns:
             break
         path = getattr(run, "events", None)
         if path is None or path in seen:
@@ -172,13 +171,10 @@ def check_before_runs(runs: Sequence, config: Config) -> None:
     problems: list[str] = []
     variants = config.all_variants()
     # the events files are read here only for the settings that name trial types or columns
-    want_types = any(s.events.rename or s.events.drop for s in variants)
-    want_columns = any(s.stats_model is None and "rtdur" in s.events.transforms for s in variants)
     needed_types = {str(n) for s in variants for n in (*s.events.rename, *s.events.drop)}
     needed_columns = {s.events.rt_column for s in variants
                       if s.stats_model is None and "rtdur" in s.events.transforms}
-    types, columns = (_events_facts(runs, want_types, needed_types, needed_columns) if (want_types or want_columns)
-                      else (set(), set()))
+    types, columns = _events_facts(runs, needed_types, needed_columns)
     for settings in variants:
         problems += _check_event_settings(settings, types)
         if settings.stats_model is None:

@@ -322,17 +322,24 @@ def audit_run(run: RunInputs, settings: Settings) -> RunAudit:
 
 
 def _audit_run(run: RunInputs, settings: Settings) -> RunAudit:
-    record = _base_record(run, settings)
+    return _audit_prepared(run, settings, _base_record(run, settings), lambda: prepare_run(run, settings))
+
+
+def _audit_prepared(run: RunInputs, settings: Settings, record: dict[str, Any], prepare) -> RunAudit:
+    """Complete ``record`` from ``prepare()`` (a :class:`PreparedRun`), or make it an error record.
+
+    Shared by BIDS runs and runs given as nilearn objects; any failure (an ``InputError``
+    naming the file, or anything else) becomes an error record: one broken run never
+    stops the others.
+    """
     findings: list[Finding] = _input_findings(run)
     try:
-        prepared = prepare_run(run, settings)
+        prepared = prepare()
         record["notes"].extend(prepared.notes)
         audit_design_into(record, prepared.built, prepared.context, settings, findings + prepared.findings,
                           conf=prepared.confounds)
         return RunAudit(run, settings.variant, record, prepared.built.design)
-    except InputError as exc:
-        return RunAudit(run, settings.variant, _error_record(record, exc, findings))
-    except Exception as exc:  # noqa: BLE001 - one broken run never stops the others
+    except Exception as exc:  # noqa: BLE001 - InputError included; one broken run never stops the others
         return RunAudit(run, settings.variant, _error_record(record, exc, findings))
 
 
@@ -610,16 +617,6 @@ def audit_given_run(given, settings: Settings) -> RunAudit:
     record["run"]["files"]["events"] = "events table given to nbdiag"
     record["run"]["files"]["confounds_given"] = None if given.confounds is None else "confounds table given to nbdiag"
     record["notes"].extend(given.notes)
-    findings: list[Finding] = _input_findings(run)
-    try:
-        prepared = prepare_given_run(given, settings)
-        record["notes"].extend(prepared.notes)
-        audit_design_into(record, prepared.built, prepared.context, settings, findings + prepared.findings,
-                          conf=prepared.confounds)
-        audit = RunAudit(run, settings.variant, record, prepared.built.design)
-    except InputError as exc:
-        audit = RunAudit(run, settings.variant, _error_record(record, exc, findings))
-    except Exception as exc:  # noqa: BLE001 - one broken run never stops the others
-        audit = RunAudit(run, settings.variant, _error_record(record, exc, findings))
+    audit = _audit_prepared(run, settings, record, lambda: prepare_given_run(given, settings))
     audit.record = relative_to_dataset(audit.record, run.root)  # no absolute paths, as audit_run
     return audit

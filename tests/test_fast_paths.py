@@ -221,9 +221,9 @@ def test_pre_run_checks_stop_reading_events_once_every_named_type_is_seen(tmp_pa
     reads = []
     original = preflight.pd.read_csv
     monkeypatch.setattr(preflight.pd, "read_csv", lambda p, *a, **k: reads.append(p) or original(p, *a, **k))
-    types, _ = preflight._events_facts(runs, True, {"0BACK", "2BACK"}, set())
+    types, _ = preflight._events_facts(runs, {"0BACK", "2BACK"}, set())
     assert reads == [runs[0].events] and types == {"0BACK", "2BACK"}
     reads.clear()
-    types, columns = preflight._events_facts(runs, True, {"0BACK", "fixation"}, {"response_time"})
+    types, columns = preflight._events_facts(runs, {"0BACK", "fixation"}, {"response_time"})
     assert reads == [r.events for r in runs]  # a name no file has: every file is read for the message
     assert types == {"0BACK", "2BACK", "cue"} and columns == {"onset", "duration", "trial_type"}

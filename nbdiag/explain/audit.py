@@ -104,11 +104,9 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     task_cols = [i for i, c in enumerate(design.columns) if roles.get(c) == "task"]
     contrast_sec: dict[str, Any] = {}
     inputs = []
-    weights_by = {}
     for name, vec in vectors.items():
         stats = assess_contrast(design, name, vec, cset.kinds[name], th, algebra=alg)
         w = contrast_weights(design, vec, algebra=alg)
-        weights_by[name] = w
         comp = baseline_composition(w, base.scan_classes, edge_fraction=th.edge_fraction)
         own = list(stats.findings) + composition_findings(name, comp, th, unmod_types) + list(sens[name].findings)
         own += [f for f in all_found if f.contrast == name]
