@@ -82,3 +82,47 @@ def test_contrast_typo_reported_once_with_the_rename(demo_bids, tmp_path, capsys
     assert "'0BACK' is renamed to 'zero_back' by [events] rename" in zero
     assert "(variants nortdur, rtdur, compcor)" in zero
     assert "did you mean 'zero_back'?" in next(line for line in lines if "zero_bak" in line)
+
+
+def _outside_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_outside", ROOT / ".ci" / "readme_outside.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_marks_quick_start_tutorial_and_signoff_for_the_outside_run():
+    """.ci/run runs these blocks after ``pip install .`` from a temporary folder (no PYTHONPATH)."""
+    script = _outside_script()
+    found = script.blocks((ROOT / "README.md").read_text(encoding="utf-8"))
+    codes = [code for _, _, _, code in found]
+    assert any(code.strip() == "nbdiag demo" for code in codes)  # the quick start
+    assert any("nbdiag.demo.data_path()" in code and "print(" in code for code in codes)  # tutorial snippet
+    signoff = next(code for what, arg, _, code in found if arg == "exit 3")
+    assert "group --ratings sub-01_ratings_AB.json" in signoff
+    assert ("file", "sub-01_ratings_AB.json") in {(what, arg) for what, arg, _, _ in found}
+    assert "nbdiag/demo/data" not in "".join(codes)  # no checkout path
+    assert "readme_outside.py" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_outside_script_tolerates_only_the_stated_exit_code(tmp_path):
+    script = _outside_script()
+    ok = subprocess.run(["bash", "-c", script.tolerant("X=1\n(exit 3)\n(exit 0)\n", 3)])
+    bad = subprocess.run(["bash", "-c", script.tolerant("(exit 3)\n(exit 1)\ntouch never\n", 3)], cwd=tmp_path)
+    assert ok.returncode == 0 and bad.returncode == 1 and not (tmp_path / "never").exists()
+
+
+def test_demo_names_its_data_and_the_next_commands(tmp_path):
+    import nbdiag.demo
+    from nbdiag.demo.run import next_steps
+
+    data = nbdiag.demo.data_path()
+    assert data.is_absolute() and (data / "dataset_description.json").is_file()
+    assert (nbdiag.demo.config_path()).is_file()
+    (tmp_path / "sub-02.html").write_text("")
+    lines = "\n".join(next_steps(data, tmp_path))
+    assert f"Data audited: {data}" in lines
+    assert f"nbdiag {data} {tmp_path} group --ratings sub-02_ratings_AB.json" in lines
+    assert str(tmp_path / "group.html") in lines
