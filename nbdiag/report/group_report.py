@@ -396,5 +396,12 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
     ctx["incomplete"] = [] if incomplete is None else incomplete.fillna("").to_dict("records")
     ctx["attribution_sentences"] = attribution_sentences(attribution) if attribution is not None else {}
     ctx["attribution_rows"] = [] if attribution is None else attribution.to_dict("records")
-    html = get_env().get_template("group.html.j2").render(**ctx)
+    from nbdiag.report.group_verdict import verdict_rows
+    from nbdiag.report.words import term
+
+    ctx["verdict_rows"] = verdict_rows(records, attribution)
+    ctx["attribution_has_distinct"] = attribution is not None and "distinct" in attribution.columns
+    env = get_env()
+    env.filters["term"] = term
+    html = env.get_template("group.html.j2").render(**ctx)
     return atomic_write_text(Path(output_path), html)
