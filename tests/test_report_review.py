@@ -363,11 +363,34 @@ def test_recommendation_names_the_cheapest_variant_that_handles_every_failing_ca
 
     line = recommend_variant([summary("a", ["nonsteady_unhandled"], 100.0, 2), summary("b", [], 80.0, 0),
                               summary("c", [], 60.0, 0)], ["zero_back"])
-    assert line.startswith("b handles every failing cause (nonsteady_unhandled) with 0 of 7 runs failing")
+    assert line.startswith("b handles every failing cause (Non-steady-state volumes stay in the model) with 0 of 7 "
+                           "runs failing")  # words, not codes
     assert "zero_back 80%" in line
     line = recommend_variant([summary("a", ["x", "y"], 100.0, 3), summary("b", ["x"], 50.0, 1)], ["zero_back"])
-    assert line.startswith("No variant handles every failing cause (x fails under every variant); b leaves")
+    assert line.startswith("No variant handles every failing cause (x fail under every variant); b leaves")
     assert "handles y" in line and "zero_back 50%" in line
+
+
+def test_an_error_message_is_one_reason_whole():
+    """DMCC55B: a CompCor variant erroring on fMRIPrep 1.3.2 outputs; the message holds '; ' and ')'."""
+    from nbdiag.report.group_report import _collapse, _error_message, _reason_codes, recommend_variant
+
+    message = ("compcor needs fMRIPrep's CompCor columns (fMRIPrep < 1.4 did not write it); "
+               "a_comp_cor_00 (found no file), scrub_not_applied")
+    reasons = f"error: {message}"
+    assert _reason_codes(reasons) == ["error"]
+    assert _error_message(reasons) == message
+    assert _reason_codes("nonsteady_unhandled (zero_back); baseline_scarce") == ["nonsteady_unhandled",
+                                                                                 "baseline_scarce"]
+    items = _collapse([("error", f"sub-{i:02d}") for i in range(10)], {"error": [message]})
+    assert items == [{"reason": "error", "n": 10, "runs": [f"sub-{i:02d}" for i in range(10)],
+                      "words": "could not be audited (error)", "messages": [message]}]
+    line = recommend_variant([{"variant": "compcor", "fail_codes": ["error"], "final_fail": 10, "n": 10,
+                               "efficiency": {"c": 1.0}},
+                              {"variant": "plain", "fail_codes": [], "final_fail": 0, "n": 10,
+                               "efficiency": {"c": 1.0}}], ["c"])
+    assert "runs that could not be audited (error)" in line
+    assert "did not write it)" not in line and "found no file)" not in line
 
 
 def test_input_files_named_relative_to_the_dataset(tmp_path):
