@@ -190,6 +190,7 @@ MEASURE = r"""
     out.rows = v.tBodies[0].rows.length;
   }
   var secs = document.querySelectorAll("details.sec");
+  if (secs.length) { out.first_sec_top = secs[0].getBoundingClientRect().top + window.scrollY; }
   out.sections = [];
   for (var i = 0; i < secs.length; i++) { out.sections.push(secs[i].getBoundingClientRect().height); }
   out.page_collapsed = document.documentElement.scrollHeight;
@@ -263,6 +264,83 @@ def test_other_reports_load_clean_without_overflow(demo_dirs, name, width, heigh
     _no_errors(log)
     assert m["ready"] == "1"
     assert m["overflow"] == [], m["overflow"][:10]
+
+
+@needs_chromium
+@pytest.mark.parametrize("width,height", [(1280, 800), (1920, 1080)])
+def test_group_report_first_screen_is_the_verdict(demo_dirs, width, height):
+    """The group page opens with #verdict (variant x contrast), fully visible on the first screen;
+    at most 1.5 screens before the first collapsed section; nothing overflows."""
+    m, log = _measure(demo_dirs[0] / "group.html", width, height)
+    _no_errors(log)
+    assert m["first_id"] == "verdict"
+    assert m["rows"] == 3 * 3  # 3 variants x 3 contrasts
+    assert m["verdict_bottom"] <= height, m["verdict_bottom"]
+    assert m["first_sec_top"] <= 1.5 * height, m["first_sec_top"]
+    assert m["sections"] and max(m["sections"]) <= 40, m["sections"]
+    assert m["overflow"] == [], m["overflow"][:10]
+
+
+@needs_chromium
+@pytest.mark.parametrize("label", LABELS)
+def test_each_subject_verdict_is_on_the_first_screen(demo_dirs, label):
+    m, log = _measure(demo_dirs[0] / f"sub-{label}.html", 1280, 800)
+    _no_errors(log)
+    assert m["first_id"] == "verdict"
+    assert m["verdict_bottom"] <= 800, m["verdict_bottom"]
+    assert m["overflow"] == [], m["overflow"][:10]
+
+
+def test_group_page_agrees_with_its_tables(demo_dirs):
+    """Page consistency: status counts match the runs table, every run counted as failing has status
+    fail, every 'n = N' / 'k of N subjects' / 'across N subjects' counts subjects that contribute."""
+    import html as _html
+
+    import pandas as pd
+
+    from nbdiag.group import collect_records
+
+    out = demo_dirs[0]
+    page = (out / "group.html").read_text(encoding="utf-8")
+    runs = pd.read_csv(out / "group" / "nbdiag_runs.tsv", sep="\t", dtype=str)
+    records = collect_records(out)
+    subjects = {str(r["run"]["subject"]) for r in records if r.get("status") != "error"}
+    verdict = page[page.index('<table id="verdict"'):page.index("</table>", page.index('<table id="verdict"'))]
+    # estimates: n is the number of subjects with the measured global signal (independent count)
+    measured = {}
+    for rec in records:
+        for cname, c in (rec.get("contrasts") or {}).items():
+            if (c.get("measured") or {}).get("global_signal", {}).get("estimate_ols") is not None:
+                measured.setdefault((rec["variant"], cname), set()).add(rec["run"]["subject"])
+    ns = re.findall(r"t = [^,<]+, n = (\d+)", verdict)
+    assert len(ns) == 9
+    for n in ns:
+        assert int(n) in {len(v) for v in measured.values()}
+    # causes: "k of N subjects", k counted here from by_class (non-zero part in a subject's runs)
+    for words, k, n in re.findall(r'title="([^"]+)">[^<]+</span>: <b>[^<]+</b> <span class="more">[^,]+, (\d+) of (\d+) '
+                                  r"subjects", verdict):
+        cls = _html.unescape(words).split(":", 2)[2]
+        hits = {rec["run"]["subject"] for rec in records for c in (rec.get("contrasts") or {}).values()
+                if abs(((c.get("measured") or {}).get("global_signal", {}).get("by_class") or {}).get(cls, 0.0))
+                > 1e-12}
+        assert int(k) <= len(hits) and int(n) == len(subjects)
+    # across N subjects anywhere on the page: N subjects were audited
+    for n in re.findall(r"[Aa]cross (\d+) subjects?", _html.unescape(re.sub(r"<[^>]+>", "", page))):
+        assert int(n) <= len(subjects)
+    # runs failing: every run named as failing has status fail in the runs table
+    status = {(r["prefix"], r["variant"]): r["status"] for r in runs.to_dict("records")}
+    failing = re.findall(r'<td class="variant">([^<]+)</td>(?:(?!<tr).)*?<span class="badge fail" title="([^"]+)"',
+                         verdict, flags=re.S)
+    assert failing  # sub-01 fails (non-steady-state volumes) under every variant
+    for variant, title in failing:
+        for prefix in _html.unescape(title).split(", "):
+            assert status[(prefix, variant)] == "fail", (prefix, variant)
+    # the status badges of each variant section equal the runs table's counts
+    for variant in sorted(runs["variant"].unique()):
+        section = page[page.index(f"</span> {variant} "):]
+        for sev in ("pass", "warn", "fail", "error"):
+            shown = re.search(rf'<span class="badge {sev}">{sev}</span> (\d+)', section)
+            assert int(shown.group(1)) == int((runs[runs["variant"] == variant]["status"] == sev).sum())
 
 
 @needs_chromium
