@@ -484,3 +484,19 @@ def test_input_files_named_relative_to_the_dataset(tmp_path):
     out = relative_to_dataset(rec, root)
     assert out["settings"]["t_r"]["source"] == "RepetitionTime in bids::derivatives/x_bold.json"
     assert out["notes"] == ["read bids::.", f"{root}2/other"] and out["n"] == 3
+
+
+def test_subject_first_screen_names_the_fix_of_each_failing_run(demo_dirs):
+    """sub-01 fails under every variant (non-steady-state volumes): one fix line per run × variant,
+    in nilearn terms, right under the verdict table (before the first collapsed section)."""
+    page = (demo_dirs[0] / "sub-01.html").read_text(encoding="utf-8")
+    block = page[page.index('<ul class="fixes" id="fixes">'):]
+    block = block[:block.index("</ul>")]
+    assert page.index('id="fixes"') < page.index('<details class="sec"')
+    assert page.index('<table id="verdict"') < page.index('id="fixes"')
+    lines = block.split("<li>")[1:]
+    assert len(lines) == 3  # compcor, nortdur, rtdur
+    for line in lines:
+        assert "sample_masks" in line and "FirstLevelModel.fit" in line
+        assert 'title="nonsteady_unhandled"' in line  # the code in a tooltip
+    assert 'id="fixes"' not in (demo_dirs[0] / "sub-04.html").read_text(encoding="utf-8")  # nothing fails there
