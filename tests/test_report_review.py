@@ -500,3 +500,20 @@ def test_subject_first_screen_names_the_fix_of_each_failing_run(demo_dirs):
         assert "sample_masks" in line and "FirstLevelModel.fit" in line
         assert 'title="nonsteady_unhandled"' in line  # the code in a tooltip
     assert 'id="fixes"' not in (demo_dirs[0] / "sub-04.html").read_text(encoding="utf-8")  # nothing fails there
+
+
+def test_design_facts_and_findings_count_baseline_epochs_alike(demo_dirs):
+    """The design section's count is the one baseline_scarce uses (epochs >= baseline_epoch_seconds)."""
+    import html as _html
+
+    from nbdiag.group import collect_records
+
+    page = _html.unescape((demo_dirs[0] / "sub-01.html").read_text(encoding="utf-8"))
+    rec = next(r for r in collect_records(demo_dirs[0]) if r["run"]["subject"] == "01" and r["variant"] == "nortdur")
+    base = rec["diagnostics"]["baseline"]
+    long_ = sum(1 for e in base["epochs"] if e["kind"] in ("fixation", "run_edge") and e["duration"] >= 10.0)
+    assert long_ == base["n_long_epochs"]
+    assert f"baseline epochs ≥ 10 s" in page
+    assert f"{long_} (of {len(base['epochs'])} unmodelled)" in page
+    scarce = next(f for f in rec["findings"] if f["code"] == "baseline_scarce")
+    assert f"{long_} unmodelled epoch(s) last at least 10 s" in scarce["message"]
