@@ -517,3 +517,29 @@ def test_design_facts_and_findings_count_baseline_epochs_alike(demo_dirs):
     assert f"{long_} (of {len(base['epochs'])} unmodelled)" in page
     scarce = next(f for f in rec["findings"] if f["code"] == "baseline_scarce")
     assert f"{long_} unmodelled epoch(s) last at least 10 s" in scarce["message"]
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_subject_statuses_agree_with_their_rows(demo_dirs, label):
+    """An info row whose bias reaches the warn size says why it does not count (capped at info);
+    a warn/fail row below it never happens; the run badge is the worst row of its variant."""
+    import html as _html
+
+    page = _html.unescape((demo_dirs[0] / f"sub-{label}.html").read_text(encoding="utf-8"))
+    places = re.findall(r'<td><span class="badge (\w+)">\w+</span>( <span class="more capped"[^>]*>capped at info'
+                        r'</span>)?</td><td class="n">([+\-−]?[0-9.]+) σ', page)
+    assert places
+    for sev, capped, number in places:
+        big = abs(float(number.replace("−", "-"))) >= 0.5
+        if sev == "info" and big:
+            assert capped, number
+        if capped:
+            assert sev == "info" and big
+    cells = re.findall(r'<td class="n ?(sev-\w+)?" title="bias [^"]*?(?:; (\w+))?">([+\-−]?[0-9.]+) σ'
+                       r'( <span class="more capped")?', page)
+    assert cells
+    for shade, sev, number, capped in cells:
+        if sev in ("warn", "fail"):
+            assert shade == f"sev-{sev}"
+        if sev == "info":
+            assert shade == "" and bool(capped) == (abs(float(number.replace("−", "-"))) >= 0.5)
