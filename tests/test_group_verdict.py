@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from nbdiag.group_attribution import attribution_table
-from nbdiag.report.group_verdict import contrast_kind, pm, tstat, verdict_rows
+from nbdiag.group_summary import bias_across_subjects, contributing_subjects, summarise
+from nbdiag.report.group_verdict import contrast_kind, pm, tstat
+from nbdiag.report.group_verdict import verdict_rows as _verdict_rows
+
+
+def verdict_rows(records, table):
+    return _verdict_rows(records, table, contributing_subjects(records))
 
 
 def _record(subject, by_class, status="pass", findings=(), variant="v", error=None):
@@ -111,6 +117,27 @@ def test_i20_columns_decide_when_present(records):
 
 
 def test_without_attribution_rows_still_list_failing_runs(records):
-    rows = verdict_rows(records, None)
+    rows = _verdict_rows(records, None)
     assert rows[0]["estimate"] is None and rows[0]["failing"] == ["sub-01_task-x_run-01"]
-    assert verdict_rows([], pd.DataFrame()) == []
+    assert _verdict_rows([], pd.DataFrame()) == []
+    # without contributing counts, a row's subjects all count
+    table = attribution_table(records)
+    table["distinct"] = table["source"].str.endswith(":nonsteady")
+    assert _verdict_rows(records, table)[0]["causes"][0]["n"] == 4
+
+
+def test_bias_across_subjects_is_mean_and_sem_over_subjects():
+    def rec(subject, run, biases):
+        return {"run": {"subject": subject, "prefix": f"sub-{subject}_run-{run}"}, "variant": "v", "status": "warn",
+                "contrasts": {"c": {"sensitivity": [{"source": s, "bias_sd": b} for s, b in biases.items()]}}}
+
+    recs = [rec("01", 1, {"slow_drift": 1.0, "nonsteady": -25.0}), rec("01", 2, {"slow_drift": 3.0}),
+            rec("02", 1, {"slow_drift": 4.0}), rec("03", 1, {"slow_drift": 6.0}),
+            {"run": {"subject": "04"}, "variant": "v", "status": "error"}]
+    out = bias_across_subjects(recs)
+    x = np.array([2.0, 4.0, 6.0])  # sub-01's two runs averaged first
+    assert out["slow_drift"]["c"]["n"] == 3
+    assert math.isclose(out["slow_drift"]["c"]["mean"], x.mean())
+    assert math.isclose(out["slow_drift"]["c"]["sem"], x.std(ddof=1) / math.sqrt(3))
+    assert out["nonsteady"]["c"] == {"mean": -25.0, "sem": None, "n": 1}  # one subject: said so, no SEM
+    assert summarise(recs)["bias"]["v"] == out

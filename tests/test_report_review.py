@@ -330,7 +330,7 @@ def test_group_page_agrees_with_its_tables(demo_dirs):
     # runs failing: every run named as failing has status fail in the runs table
     status = {(r["prefix"], r["variant"]): r["status"] for r in runs.to_dict("records")}
     failing = re.findall(r'<td class="variant">([^<]+)</td>(?:(?!<tr).)*?<span class="badge fail" title="([^"]+)"',
-                         verdict, flags=re.S)
+                         verdict, flags=re.DOTALL)
     assert failing  # sub-01 fails (non-steady-state volumes) under every variant
     for variant, title in failing:
         for prefix in _html.unescape(title).split(", "):
@@ -451,7 +451,12 @@ def test_recommendation_names_the_cheapest_variant_that_handles_every_failing_ca
 
 def test_an_error_message_is_one_reason_whole():
     """DMCC55B: a CompCor variant erroring on fMRIPrep 1.3.2 outputs; the message holds '; ' and ')'."""
-    from nbdiag.report.group_report import _collapse, _error_message, _reason_codes, recommend_variant
+    from nbdiag.report.group_report import (
+        _collapse,
+        _error_message,
+        _reason_codes,
+        recommend_variant,
+    )
 
     message = ("compcor needs fMRIPrep's CompCor columns (fMRIPrep < 1.4 did not write it); "
                "a_comp_cor_00 (found no file), scrub_not_applied")
@@ -513,7 +518,7 @@ def test_design_facts_and_findings_count_baseline_epochs_alike(demo_dirs):
     base = rec["diagnostics"]["baseline"]
     long_ = sum(1 for e in base["epochs"] if e["kind"] in ("fixation", "run_edge") and e["duration"] >= 10.0)
     assert long_ == base["n_long_epochs"]
-    assert f"baseline epochs ≥ 10 s" in page
+    assert "baseline epochs ≥ 10 s" in page
     assert f"{long_} (of {len(base['epochs'])} unmodelled)" in page
     scarce = next(f for f in rec["findings"] if f["code"] == "baseline_scarce")
     assert f"{long_} unmodelled epoch(s) last at least 10 s" in scarce["message"]

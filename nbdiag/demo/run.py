@@ -110,10 +110,10 @@ def next_steps(data_dir: Path, output_dir: Path) -> list[str]:
         "  (the demo dataset installed with nbdiag; in Python: nbdiag.demo.data_path())",
         f"Settings: {config}",
         "Next:",
-        f"  1. open {Path(output_dir) / 'group.html'} (one verdict per variant x contrast), then "
-        f"{Path(output_dir) / subject}",
-        "  2. in a subject page, rate each run (include / exclude / unsure), type your initials (e.g. AB) and click "
-        f"'Download ratings (JSON)': it saves {tag}_ratings_AB.json",
+        (f"  1. open {Path(output_dir) / 'group.html'} (one verdict per variant x contrast), then "
+         f"{Path(output_dir) / subject}"),
+        ("  2. in a subject page, rate each run (include / exclude / unsure), type your initials (e.g. AB) and "
+         f"click 'Download ratings (JSON)': it saves {tag}_ratings_AB.json"),
         "  3. merge the ratings into the sign-off (group/signoff.tsv, group/include.tsv):",
         f"     nbdiag {data} {out} group --ratings {tag}_ratings_AB.json",
         "  4. audit your own data with the same settings:",

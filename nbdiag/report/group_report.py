@@ -60,10 +60,14 @@ def plot_findings_heatmap(matrix: pd.DataFrame, links: Sequence[str | None] | No
 
     fill = {0: "#f2f2f2", 1: SEVERITY_COLORS["info"], 2: SEVERITY_COLORS["warn"], 3: SEVERITY_COLORS["fail"],
             4: SEVERITY_COLORS["error"]}
+    from nbdiag.report.words import code_words
+
     rows, cols = [str(i) for i in matrix.index], [str(c) for c in matrix.columns]
+    words = {c: code_words(c) for c in cols}
     vals = matrix.to_numpy()
     return heatmap(rows, cols, [[fill[int(v)] for v in row] for row in vals],
-                   titles=[[f"{r}: {c} = {_SEV_LEVELS[int(v)]}" for c, v in zip(cols, row)] for r, row in zip(rows, vals)],
+                   titles=[[f"{r}: {words[c]} ({c}) = {_SEV_LEVELS[int(v)]}" for c, v in zip(cols, row)]
+                           for r, row in zip(rows, vals)],
                    legend=[(lvl, fill[i], lvl) for i, lvl in enumerate(_SEV_LEVELS)], label="runs × findings",
                    row_links=links, label_chars=max([60, *(len(r) for r in rows)]))
 
@@ -194,7 +198,7 @@ def _error_message(reasons: str) -> str | None:
 
 
 def _variant_summary(v: str, recs: Sequence[Mapping[str, Any]], d: pd.DataFrame, vso: pd.DataFrame,
-                     contrasts: Sequence[str]) -> dict[str, Any]:
+                     contrasts: Sequence[str], bias: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Per variant, across runs: medians, DoF on confounds, failures and why, predicted bias per cause."""
     eff = {c: _median([(r.get("contrasts") or {}).get(c, {}).get("efficiency") for r in recs]) for c in contrasts}
     cvif = {c: _median([(r.get("contrasts") or {}).get(c, {}).get("cvif") for r in recs]) for c in contrasts}
@@ -212,7 +216,7 @@ def _variant_summary(v: str, recs: Sequence[Mapping[str, Any]], d: pd.DataFrame,
         message = _error_message(row.get("reasons"))
         if message and message not in messages.setdefault("error", []):
             messages["error"].append(message)
-    bias = bias_across_subjects(recs)
+    bias = dict(bias or {})
     return {"variant": v, "n": len(d),
             **{s: int((d["status"] == s).sum()) for s in ("pass", "warn", "fail", "error")},
             "signoff_pass": int((vso["signoff"] == "pass").sum()) if len(vso) else 0,
@@ -220,35 +224,6 @@ def _variant_summary(v: str, recs: Sequence[Mapping[str, Any]], d: pd.DataFrame,
             "efficiency": eff, "cvif": cvif, "n_confounds": _median(nconf), "dof": dof,
             "fail_reasons": _collapse(reasons, messages), "fail_codes": sorted({c for c, _ in reasons}),
             "bias": bias}
-
-
-def bias_across_subjects(recs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Predicted bias (σ) per unmodelled signal and contrast, across subjects.
-
-    Each run's bias of a source on a contrast (``sensitivity[].bias_sd``); a subject's runs are
-    averaged; then ``{source: {contrast: {"mean", "sem", "n"}}}`` over the ``n`` subjects in
-    which the source was predicted (``sem`` None for n < 2). Never one run's value alone
-    unless n says 1.
-    """
-    per: dict[str, dict[str, dict[str, list[float]]]] = {}
-    for r in recs:
-        if r.get("status") == "error":
-            continue
-        run = r.get("run") or {}
-        subject = str(run.get("subject") or (run.get("entities") or {}).get("sub") or run.get("prefix"))
-        for cname, c in (r.get("contrasts") or {}).items():
-            for e in (c.get("sensitivity") or []) if isinstance(c, Mapping) else []:
-                b = e.get("bias_sd") if isinstance(e, Mapping) else None
-                if isinstance(b, (int, float)) and np.isfinite(b):
-                    cause = str(e.get("source") or "?")
-                    per.setdefault(cause, {}).setdefault(cname, {}).setdefault(subject, []).append(float(b))
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for cause, by_c in per.items():
-        for cname, by_s in by_c.items():
-            x = np.array([float(np.mean(v)) for _, v in sorted(by_s.items())])
-            sem = float(x.std(ddof=1) / np.sqrt(x.size)) if x.size >= 2 else None
-            out.setdefault(cause, {})[cname] = {"mean": float(x.mean()), "sem": sem, "n": int(x.size)}
-    return out
 
 
 def _named(codes_: Sequence[str]) -> str:
@@ -297,11 +272,13 @@ def recommend_variant(summaries: Sequence[Mapping[str, Any]], contrasts: Sequenc
 
 
 def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, so: pd.DataFrame,
-                        fail_on: str = "fail", deciding: Sequence[str] | None = None) -> dict[str, Any]:
+                        fail_on: str = "fail", deciding: Sequence[str] | None = None,
+                        summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Template context of ``group.html`` (exposed for tests).
 
     ``rt`` and ``so`` are the group runs and sign-off tables of ``records``
-    (:mod:`nbdiag.group`), row for row; ``deciding`` the variants that decide sign-off.
+    (:mod:`nbdiag.group`), row for row; ``deciding`` the variants that decide sign-off;
+    ``summary`` the across-subject numbers (:func:`nbdiag.group_summary.summarise`).
     """
     from markupsafe import Markup
 
@@ -363,7 +340,7 @@ def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, 
         d = rt[rt["variant"].astype(str) == v]
         vso = so[so["variant"].astype(str) == v]
         recs = [r for r in records if str(r.get("variant")) == v]
-        entry = _variant_summary(v, recs, d, vso, contrasts)
+        entry = _variant_summary(v, recs, d, vso, contrasts, ((summary or {}).get("bias") or {}).get(v))
         entry["color"] = variant_color(v)
         entry["deciding"] = v in deciding
         entry["runs"] = []
@@ -410,7 +387,8 @@ def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, 
 
 def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame, signoff: pd.DataFrame,
                         output_path: str | Path, fail_on: str = "fail", deciding: Sequence[str] | None = None,
-                        incomplete: pd.DataFrame | None = None, attribution: pd.DataFrame | None = None) -> Path:
+                        incomplete: pd.DataFrame | None = None, attribution: pd.DataFrame | None = None,
+                        summary: Mapping[str, Any] | None = None) -> Path:
     """Render ``group.html`` from run records.
 
     Parameters
@@ -430,7 +408,10 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
         listed in their own section.
     attribution : DataFrame, optional
         ``group/nbdiag_attribution.tsv`` (:mod:`nbdiag.group_attribution`); the
-        report opens with the sentence built from it.
+        report opens with the verdict table and the sentence built from it.
+    summary : dict, optional
+        Across-subject numbers (:func:`nbdiag.group_summary.summarise` of ``records``): the
+        subjects contributing to each part and the predicted bias per unmodelled signal.
 
     Returns
     -------
@@ -441,7 +422,7 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
 
     from nbdiag.report.attribution import attribution_sentences
 
-    ctx = build_group_context(records, runs, signoff, fail_on, deciding)
+    ctx = build_group_context(records, runs, signoff, fail_on, deciding, summary)
     # runs the group level could not sign off (missing, refused, stale) and skipped subjects
     ctx["incomplete"] = [] if incomplete is None else incomplete.fillna("").to_dict("records")
     ctx["attribution_sentences"] = attribution_sentences(attribution) if attribution is not None else {}
@@ -449,7 +430,7 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
     from nbdiag.report.group_verdict import verdict_rows
     from nbdiag.report.words import code_words, source_words, term
 
-    ctx["verdict_rows"] = verdict_rows(records, attribution)
+    ctx["verdict_rows"] = verdict_rows(records, attribution, (summary or {}).get("contributing"))
     ctx["attribution_has_distinct"] = attribution is not None and "distinct" in attribution.columns
     env = get_env()
     env.filters["term"] = term

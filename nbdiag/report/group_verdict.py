@@ -41,7 +41,6 @@ TERM_CLASSES = ("fixation",)
 CODE_OF_CLASS = {"nonsteady": "nonsteady_unhandled", "unmodeled_event": "baseline_unmodeled_events",
                  "short_gap": "baseline_short_gaps", "run_edge": "baseline_edge_concentrated",
                  "high_motion": "scrub_not_applied"}
-_TINY = 1e-12
 
 
 def _num(v: Any) -> float | None:
@@ -76,32 +75,6 @@ def contrast_kind(stats: Mapping[str, Any]) -> str:
 
 def _label(rec: Mapping[str, Any]) -> str:
     return str(((rec.get("run") or {}).get("prefix")) or "unknown-run")
-
-
-def _contributing(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], tuple[int, int]]:
-    """(variant, contrast, source) -> (subjects whose part is non-zero, subjects with the signal)."""
-    from nbdiag.group_attribution import run_values
-
-    per: dict[tuple[str, str, str], dict[str, list[float]]] = {}
-    families: dict[tuple[str, str, str], set[str]] = {}
-    for rec in records:
-        if rec.get("status") == "error":
-            continue
-        run = rec.get("run") or {}
-        subject = run.get("subject") or (run.get("entities") or {}).get("sub")
-        if subject is None:
-            continue
-        variant = str(rec.get("variant"))
-        for (contrast, source), value in run_values(rec).items():
-            per.setdefault((variant, contrast, source), {}).setdefault(str(subject), []).append(float(value))
-            if source.startswith("measured:") and source.endswith(":total"):
-                families.setdefault((variant, contrast, source.rsplit(":", 1)[0]), set()).add(str(subject))
-    out = {}
-    for key, by_subject in per.items():
-        n_nonzero = sum(abs(sum(v) / len(v)) > _TINY for v in by_subject.values())
-        family = families.get((key[0], key[1], key[2].rsplit(":", 1)[0]), set())
-        out[key] = (n_nonzero, max(len(family), len(by_subject)))
-    return out
 
 
 def _is_cause(row: Mapping[str, Any], has_kind: bool) -> bool:
@@ -154,8 +127,8 @@ def _main_fix(hits: Sequence[Mapping[str, Any]]) -> tuple[str | None, str | None
     for f in hits:
         by_code.setdefault(str(f.get("code")), []).append(f)
     specific = {c: v for c, v in by_code.items() if c != _UMBRELLA} or by_code
-    code = sorted(specific, key=lambda c: (-len({f["_run"] for f in specific[c]}),
-                                            -max(_size(f) for f in specific[c]), c))[0]
+    code = min(specific, key=lambda c: (-len({f["_run"] for f in specific[c]}),
+                                         -max(_size(f) for f in specific[c]), c))
     return code, _fix_of(code, specific[code])
 
 
@@ -173,14 +146,19 @@ def _fix_of(code: str, findings: Sequence[Mapping[str, Any]]) -> str | None:
 
 
 def verdict_rows(records: Sequence[Mapping[str, Any]], attribution: pd.DataFrame | None,
+                 contributing: Mapping[tuple[str, str, str], tuple[int, int]] | None = None,
                  signal: str = "global_signal") -> list[dict[str, Any]]:
-    """The rows of the group verdict table (see the module doc), in display order."""
+    """The rows of the group verdict table (see the module doc), in display order.
+
+    ``contributing``: :func:`nbdiag.group_summary.contributing_subjects` of ``records``; without it
+    every subject of a row counts as contributing.
+    """
     from nbdiag.report.words import code_words, source_words
 
     table = attribution if attribution is not None else pd.DataFrame()
     has_kind = "kind" in table.columns
     has_distinct = "distinct" in table.columns
-    counts = _contributing(records)
+    counts = contributing or {}
     kinds: dict[str, str] = {}
     order: dict[str, int] = {}
     for rec in records:
