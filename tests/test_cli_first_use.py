@@ -36,10 +36,13 @@ def test_help_and_version_import_neither_nilearn_nor_matplotlib(flag):
 
 
 def test_help_is_fast():
+    # without the coverage measurement the suite may add to subprocesses (it is not what users run)
+    env = {k: v for k, v in _env().items() if not k.startswith(("COV_CORE", "COVERAGE"))}
     best = 1e9
-    for _ in range(3):  # best of three: the machine is shared
+    for _ in range(5):  # best of five: the machine is shared
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "nbdiag", "--help"], capture_output=True, env=_env(), timeout=60, check=False)
+        done = subprocess.run([sys.executable, "-m", "nbdiag", "--help"], capture_output=True, env=env, timeout=60,
+                              check=False)
         best = min(best, time.perf_counter() - start)
         assert done.returncode == 0
     assert best <= 0.3, f"nbdiag --help took {best:.2f} s"

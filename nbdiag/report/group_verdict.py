@@ -29,6 +29,8 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from nbdiag import codes
+
 __all__ = ["DISTINCT_T", "contrast_kind", "pm", "tstat", "verdict_rows"]
 
 #: Fallback rule when the attribution table has no ``distinct`` column: |t| at least this ...
@@ -38,9 +40,9 @@ DISTINCT_MIN_SUBJECTS = 2
 #: Measured scan classes that are model terms, not causes (DESIGN §10), besides ``condition:*``.
 TERM_CLASSES = ("fixation",)
 #: Finding code that owns each measured cause class (its fix is the row's fix).
-CODE_OF_CLASS = {"nonsteady": "nonsteady_unhandled", "unmodeled_event": "baseline_unmodeled_events",
-                 "short_gap": "baseline_short_gaps", "run_edge": "baseline_edge_concentrated",
-                 "high_motion": "scrub_not_applied"}
+CODE_OF_CLASS = {"nonsteady": codes.NONSTEADY_UNHANDLED.code, "unmodeled_event": codes.BASELINE_UNMODELED_EVENTS.code,
+                 "short_gap": codes.BASELINE_SHORT_GAPS.code, "run_edge": codes.BASELINE_EDGE_CONCENTRATED.code,
+                 "high_motion": codes.SCRUB_NOT_APPLIED.code}
 
 
 def _num(v: Any) -> float | None:
@@ -98,7 +100,7 @@ def _distinct(row: Mapping[str, Any], has_distinct: bool, contributing: int) -> 
 
 
 #: The umbrella code of the sensitivity check: its fix is the cause's own, so a specific code is preferred.
-_UMBRELLA = "sensitive_unmodeled_signal"
+_UMBRELLA = codes.SENSITIVE_UNMODELED_SIGNAL.code
 
 
 def _failing(recs: Sequence[Mapping[str, Any]], contrast: str) -> tuple[list[str], list[Mapping[str, Any]]]:
@@ -137,8 +139,6 @@ def _fix_of(code: str, findings: Sequence[Mapping[str, Any]]) -> str | None:
                     if isinstance(f, Mapping) and f.get("code") == code and f.get("fix"))
     if texts:
         return texts.most_common(1)[0][0]
-    from nbdiag import codes
-
     try:
         return codes.get(code).fix
     except (KeyError, ValueError):
