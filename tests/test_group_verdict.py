@@ -141,3 +141,13 @@ def test_bias_across_subjects_is_mean_and_sem_over_subjects():
     assert math.isclose(out["slow_drift"]["c"]["sem"], x.std(ddof=1) / math.sqrt(3))
     assert out["nonsteady"]["c"] == {"mean": -25.0, "sem": None, "n": 1}  # one subject: said so, no SEM
     assert summarise(recs)["bias"]["v"] == out
+
+
+def test_heatmap_keeps_long_run_names_whole():
+    from nbdiag.report.group_report import plot_findings_heatmap
+
+    label = "sub-04_ses-2_task-nback_acq-VARIANTObliquityLongerName_run-01 [compcor]"
+    assert len(label) > 60
+    svg = plot_findings_heatmap(pd.DataFrame([[3, 0]], index=[label], columns=["nonsteady_unhandled", "vif_high"]))
+    assert f">{label}</text>" in svg
+    assert "Non-steady-state volumes stay in the model (nonsteady_unhandled) = fail" in svg  # words + code
