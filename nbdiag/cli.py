@@ -12,7 +12,7 @@ Exit codes (each means one thing):
 ==  ==========================================================================
 0   pass: every run audited (participant), every expected run signed off (group)
 1   some runs could not be audited: input errors, each named (file, column/row)
-2   usage or configuration error, nothing run (also: ``group`` refusing partial,
+2   usage or configuration error, or nothing matched: nothing run (also: ``group`` refusing partial,
     stale or changed-input records, unless ``--allow-incomplete``)
 3   ``group``: QC sign-off failed (a run at or above ``--fail-on``)
 4   nbdiag's own bug: one line points to the record or crash log with the traceback
@@ -370,7 +370,6 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def _main(argv: list[str]) -> int:
-    from nbdiag.inputs.bids import DatasetError
     from nbdiag.config import SettingsError
     from nbdiag.errors import InputError
 
@@ -386,13 +385,18 @@ def _main(argv: list[str]) -> int:
             raise _UsageError("nbdiag: error: --variant and --ratings apply to the group level "
                               "('nbdiag BIDS_DIR OUTPUT_DIR group ...'), not to participant")
         return _participant(args)
+    except SystemExit:  # --help, --version: printed by argparse (nothing heavy imported)
+        raise
     except _UsageError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
     except (SettingsError, ValueError, PermissionError, NotADirectoryError, FileExistsError) as exc:
         print(f"nbdiag: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (DatasetError, InputError, FileNotFoundError) as exc:
+    except _dataset_error() as exc:  # nothing matched: nothing was audited
+        print(f"nbdiag: error: {exc}{_what_was_found(argv)}", file=sys.stderr)
+        return EXIT_USAGE
+    except (InputError, FileNotFoundError) as exc:
         print(f"nbdiag: error: {exc}", file=sys.stderr)
         return EXIT_RUN_ERRORS
     except KeyboardInterrupt:
@@ -400,6 +404,64 @@ def _main(argv: list[str]) -> int:
         return 130
     except Exception:  # noqa: BLE001 - nbdiag's own bug: one line, the traceback in a file
         return _report_bug(argv)
+
+
+def _dataset_error() -> type:
+    """:class:`~nbdiag.inputs.bids.DatasetError`, imported only once an exception is being matched."""
+    from nbdiag.inputs.bids import DatasetError
+
+    return DatasetError
+
+
+def _what_was_found(argv: Sequence[str]) -> str:
+    """After "no run found" / "no subject to audit": the tasks, spaces and derivative folders present."""
+    try:
+        args = build_parser().parse_args(list(argv))
+        config = _load(args)
+    except Exception:  # noqa: BLE001 - only a hint: the error itself is printed anyway
+        return ""
+    model = config.base.model
+    return survey_dataset(args.bids_dir, model.derivatives_folder or "derivatives")
+
+
+def survey_dataset(bids_dir: Path, derivatives_folder: str) -> str:
+    """Lines naming what ``bids_dir`` holds: derivative folders with ``sub-*``, tasks and spaces of BOLD files.
+
+    Cheap (file names only); empty when ``bids_dir`` is not a folder.
+    """
+    import re
+
+    bids_dir = Path(bids_dir)
+    if not bids_dir.is_dir():
+        return ""
+    root = bids_dir / "derivatives"
+    folders = []
+    for candidate in [root, *sorted(p for p in root.glob("*") if p.is_dir()), *sorted(root.glob("*/*"))]:
+        if candidate.is_dir() and any(candidate.glob("sub-*")):
+            folders.append(candidate)
+    lines = []
+    if folders:
+        names = [p.relative_to(bids_dir).as_posix() for p in folders]
+        lines.append(f"derivative folders with sub-* folders: {', '.join(names)}")
+        current = (bids_dir / derivatives_folder)
+        if current not in folders:
+            lines.append(f"try --derivatives {names[0]} (derivatives_folder, relative to BIDS_DIR)")
+    tasks: set[str] = set()
+    spaces: set[str] = set()
+    for folder in folders or [bids_dir]:
+        for bold in folder.glob("sub-*/**/func/*_bold.nii*"):
+            name = bold.name
+            task = re.search(r"_task-([A-Za-z0-9]+)", name)
+            space = re.search(r"_space-([A-Za-z0-9]+)", name)
+            if task:
+                tasks.add(task.group(1))
+            if space:
+                spaces.add(space.group(1))
+    if tasks:
+        lines.append(f"tasks found (--task): {', '.join(sorted(tasks))}")
+    if spaces:
+        lines.append(f"spaces found (--space): {', '.join(sorted(spaces))}")
+    return "".join(f"\n  {line}" for line in lines)
 
 
 def _report_bug(argv: Sequence[str]) -> int:

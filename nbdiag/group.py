@@ -574,10 +574,12 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
         from nbdiag.report.group_report import render_group_report
 
         from nbdiag.group_attribution import attribution_table
+        from nbdiag.group_summary import summarise
 
         render_group_report(trusted, runs_df, signoff_table(trusted, fail_on, rated), root / "group.html",
                             fail_on=fail_on, deciding=sorted({str(r.get("variant")) for r in chosen}),
-                            incomplete=missing_table(check), attribution=attribution_table(trusted))
+                            incomplete=missing_table(check), attribution=attribution_table(trusted),
+                            summary=summarise(trusted))
     n_error = int((signoff["status"] == "error").sum()) if len(signoff) else 0
     if n_error or bad:
         _say(f"nbdiag group: {n_error} run × variant(s) could not be audited"

@@ -153,6 +153,17 @@ def _check_event_settings(settings: Settings, types: set[str]) -> list[str]:
     return problems
 
 
+def _rename_note(problem: str, rename: Mapping[str, str]) -> str:
+    """Words naming the ``[events] rename`` entries whose old name a contrast problem quotes."""
+    import re
+
+    expression = problem.split(" = ", 1)[1] if " = " in problem else problem
+    tokens = set(re.findall(r"[A-Za-z0-9_]+", expression.split(": ", 1)[0]))
+    hits = [f"{old!r} is renamed to {new!r} by [events] rename (contrasts use the new name)"
+            for old, new in rename.items() if str(old) in tokens]
+    return ("; " + "; ".join(hits)) if hits else ""
+
+
 def check_before_runs(runs: Sequence, config: Config) -> None:
     """Validate every variant's contrasts and event settings before any run is audited.
 
@@ -180,6 +191,7 @@ def check_before_runs(runs: Sequence, config: Config) -> None:
         if settings.stats_model is None:
             problems += _check_transforms(settings, columns)
     first = next((r for r in runs if r.error is None), None)
+    contrast_problems: dict[str, tuple[list[str], str]] = {}  # problem -> (variants, known conditions)
     if first is not None:
         for settings in config.all_variants():
             if not settings.contrasts:
@@ -193,9 +205,16 @@ def check_before_runs(runs: Sequence, config: Config) -> None:
                 continue  # a broken first run: reported by its own audit
             except Exception:  # noqa: BLE001 - the audit reports its own failures
                 continue
-            where = f" in the design of {first.prefix}" + (
-                f" (variant {settings.variant})" if settings.variant != "default" else "")
-            problems += check_contrasts(settings.contrasts, prepared.built.design, prepared.built.roles, where)
+            where = f" in the design of {first.prefix}"
+            for line in check_contrasts(settings.contrasts, prepared.built.design, prepared.built.roles, where):
+                text, _, known = line.partition(". Known conditions: ")
+                text += _rename_note(text, settings.events.rename)
+                entry = contrast_problems.setdefault(text, ([], known))
+                if settings.variant != "default":
+                    entry[0].append(settings.variant)
+    for text, (names, known) in contrast_problems.items():  # one line per typo, whatever the variants
+        problems.append(text + (f" (variant{'s' if len(names) > 1 else ''} {', '.join(names)})" if names else "")
+                        + f". Known conditions: {known}")
     if problems:
         unique = list(dict.fromkeys(problems))
         raise SettingsError("settings refused before any run was audited:\n  " + "\n  ".join(unique))

@@ -213,7 +213,7 @@ def test_empty_dataset(tmp_path, capsys):
     root = tmp_path / "empty"
     (root / "derivatives" / "fmriprep").mkdir(parents=True)
     code, err = _run(root, tmp_path / "out", capsys)
-    assert code == 1
+    assert code == 2  # nothing matched: nothing audited
     assert "no subject to audit" in err
     assert "Traceback" not in err
 
@@ -225,7 +225,7 @@ def test_unknown_participant_label(dataset, tmp_path, capsys):
     assert "participant label '99' not found" in err
     assert len(_records(tmp_path / "out")) == 1  # sub-02 still audited
     code, err = _run(root, tmp_path / "out2", capsys, "--participant-label", "99")
-    assert code == 1
+    assert code == 2
     assert "no subject to audit" in err
 
 

@@ -190,6 +190,7 @@ MEASURE = r"""
     out.rows = v.tBodies[0].rows.length;
   }
   var secs = document.querySelectorAll("details.sec");
+  if (secs.length) { out.first_sec_top = secs[0].getBoundingClientRect().top + window.scrollY; }
   out.sections = [];
   for (var i = 0; i < secs.length; i++) { out.sections.push(secs[i].getBoundingClientRect().height); }
   out.page_collapsed = document.documentElement.scrollHeight;
@@ -263,6 +264,83 @@ def test_other_reports_load_clean_without_overflow(demo_dirs, name, width, heigh
     _no_errors(log)
     assert m["ready"] == "1"
     assert m["overflow"] == [], m["overflow"][:10]
+
+
+@needs_chromium
+@pytest.mark.parametrize("width,height", [(1280, 800), (1920, 1080)])
+def test_group_report_first_screen_is_the_verdict(demo_dirs, width, height):
+    """The group page opens with #verdict (variant x contrast), fully visible on the first screen;
+    at most 1.5 screens before the first collapsed section; nothing overflows."""
+    m, log = _measure(demo_dirs[0] / "group.html", width, height)
+    _no_errors(log)
+    assert m["first_id"] == "verdict"
+    assert m["rows"] == 3 * 3  # 3 variants x 3 contrasts
+    assert m["verdict_bottom"] <= height, m["verdict_bottom"]
+    assert m["first_sec_top"] <= 1.5 * height, m["first_sec_top"]
+    assert m["sections"] and max(m["sections"]) <= 40, m["sections"]
+    assert m["overflow"] == [], m["overflow"][:10]
+
+
+@needs_chromium
+@pytest.mark.parametrize("label", LABELS)
+def test_each_subject_verdict_is_on_the_first_screen(demo_dirs, label):
+    m, log = _measure(demo_dirs[0] / f"sub-{label}.html", 1280, 800)
+    _no_errors(log)
+    assert m["first_id"] == "verdict"
+    assert m["verdict_bottom"] <= 800, m["verdict_bottom"]
+    assert m["overflow"] == [], m["overflow"][:10]
+
+
+def test_group_page_agrees_with_its_tables(demo_dirs):
+    """Page consistency: status counts match the runs table, every run counted as failing has status
+    fail, every 'n = N' / 'k of N subjects' / 'across N subjects' counts subjects that contribute."""
+    import html as _html
+
+    import pandas as pd
+
+    from nbdiag.group import collect_records
+
+    out = demo_dirs[0]
+    page = (out / "group.html").read_text(encoding="utf-8")
+    runs = pd.read_csv(out / "group" / "nbdiag_runs.tsv", sep="\t", dtype=str)
+    records = collect_records(out)
+    subjects = {str(r["run"]["subject"]) for r in records if r.get("status") != "error"}
+    verdict = page[page.index('<table id="verdict"'):page.index("</table>", page.index('<table id="verdict"'))]
+    # estimates: n is the number of subjects with the measured global signal (independent count)
+    measured = {}
+    for rec in records:
+        for cname, c in (rec.get("contrasts") or {}).items():
+            if (c.get("measured") or {}).get("global_signal", {}).get("estimate_ols") is not None:
+                measured.setdefault((rec["variant"], cname), set()).add(rec["run"]["subject"])
+    ns = re.findall(r"t = [^,<]+, n = (\d+)", verdict)
+    assert len(ns) == 9
+    for n in ns:
+        assert int(n) in {len(v) for v in measured.values()}
+    # causes: "k of N subjects", k counted here from by_class (non-zero part in a subject's runs)
+    for words, k, n in re.findall(r'title="([^"]+)">[^<]+</span>: <b>[^<]+</b> <span class="more">[^,]+, (\d+) of (\d+) '
+                                  r"subjects", verdict):
+        cls = _html.unescape(words).split(":", 2)[2]
+        hits = {rec["run"]["subject"] for rec in records for c in (rec.get("contrasts") or {}).values()
+                if abs(((c.get("measured") or {}).get("global_signal", {}).get("by_class") or {}).get(cls, 0.0))
+                > 1e-12}
+        assert int(k) <= len(hits) and int(n) == len(subjects)
+    # across N subjects anywhere on the page: N subjects were audited
+    for n in re.findall(r"[Aa]cross (\d+) subjects?", _html.unescape(re.sub(r"<[^>]+>", "", page))):
+        assert int(n) <= len(subjects)
+    # runs failing: every run named as failing has status fail in the runs table
+    status = {(r["prefix"], r["variant"]): r["status"] for r in runs.to_dict("records")}
+    failing = re.findall(r'<td class="variant">([^<]+)</td>(?:(?!<tr).)*?<span class="badge fail" title="([^"]+)"',
+                         verdict, flags=re.DOTALL)
+    assert failing  # sub-01 fails (non-steady-state volumes) under every variant
+    for variant, title in failing:
+        for prefix in _html.unescape(title).split(", "):
+            assert status[(prefix, variant)] == "fail", (prefix, variant)
+    # the status badges of each variant section equal the runs table's counts
+    for variant in sorted(runs["variant"].unique()):
+        section = page[page.index(f"</span> {variant} "):]
+        for sev in ("pass", "warn", "fail", "error"):
+            shown = re.search(rf'<span class="badge {sev}">{sev}</span> (\d+)', section)
+            assert int(shown.group(1)) == int((runs[runs["variant"] == variant]["status"] == sev).sum())
 
 
 @needs_chromium
@@ -363,11 +441,39 @@ def test_recommendation_names_the_cheapest_variant_that_handles_every_failing_ca
 
     line = recommend_variant([summary("a", ["nonsteady_unhandled"], 100.0, 2), summary("b", [], 80.0, 0),
                               summary("c", [], 60.0, 0)], ["zero_back"])
-    assert line.startswith("b handles every failing cause (nonsteady_unhandled) with 0 of 7 runs failing")
+    assert line.startswith("b handles every failing cause (Non-steady-state volumes stay in the model) with 0 of 7 "
+                           "runs failing")  # words, not codes
     assert "zero_back 80%" in line
     line = recommend_variant([summary("a", ["x", "y"], 100.0, 3), summary("b", ["x"], 50.0, 1)], ["zero_back"])
-    assert line.startswith("No variant handles every failing cause (x fails under every variant); b leaves")
+    assert line.startswith("No variant handles every failing cause (x fail under every variant); b leaves")
     assert "handles y" in line and "zero_back 50%" in line
+
+
+def test_an_error_message_is_one_reason_whole():
+    """DMCC55B: a CompCor variant erroring on fMRIPrep 1.3.2 outputs; the message holds '; ' and ')'."""
+    from nbdiag.report.group_report import (
+        _collapse,
+        _error_message,
+        _reason_codes,
+        recommend_variant,
+    )
+
+    message = ("compcor needs fMRIPrep's CompCor columns (fMRIPrep < 1.4 did not write it); "
+               "a_comp_cor_00 (found no file), scrub_not_applied")
+    reasons = f"error: {message}"
+    assert _reason_codes(reasons) == ["error"]
+    assert _error_message(reasons) == message
+    assert _reason_codes("nonsteady_unhandled (zero_back); baseline_scarce") == ["nonsteady_unhandled",
+                                                                                 "baseline_scarce"]
+    items = _collapse([("error", f"sub-{i:02d}") for i in range(10)], {"error": [message]})
+    assert items == [{"reason": "error", "n": 10, "runs": [f"sub-{i:02d}" for i in range(10)],
+                      "words": "could not be audited (error)", "messages": [message]}]
+    line = recommend_variant([{"variant": "compcor", "fail_codes": ["error"], "final_fail": 10, "n": 10,
+                               "efficiency": {"c": 1.0}},
+                              {"variant": "plain", "fail_codes": [], "final_fail": 0, "n": 10,
+                               "efficiency": {"c": 1.0}}], ["c"])
+    assert "runs that could not be audited (error)" in line
+    assert "did not write it)" not in line and "found no file)" not in line
 
 
 def test_input_files_named_relative_to_the_dataset(tmp_path):
@@ -383,3 +489,62 @@ def test_input_files_named_relative_to_the_dataset(tmp_path):
     out = relative_to_dataset(rec, root)
     assert out["settings"]["t_r"]["source"] == "RepetitionTime in bids::derivatives/x_bold.json"
     assert out["notes"] == ["read bids::.", f"{root}2/other"] and out["n"] == 3
+
+
+def test_subject_first_screen_names_the_fix_of_each_failing_run(demo_dirs):
+    """sub-01 fails under every variant (non-steady-state volumes): one fix line per run × variant,
+    in nilearn terms, right under the verdict table (before the first collapsed section)."""
+    page = (demo_dirs[0] / "sub-01.html").read_text(encoding="utf-8")
+    block = page[page.index('<ul class="fixes" id="fixes">'):]
+    block = block[:block.index("</ul>")]
+    assert page.index('id="fixes"') < page.index('<details class="sec"')
+    assert page.index('<table id="verdict"') < page.index('id="fixes"')
+    lines = block.split("<li>")[1:]
+    assert len(lines) == 3  # compcor, nortdur, rtdur
+    for line in lines:
+        assert "sample_masks" in line and "FirstLevelModel.fit" in line
+        assert 'title="nonsteady_unhandled"' in line  # the code in a tooltip
+    assert 'id="fixes"' not in (demo_dirs[0] / "sub-04.html").read_text(encoding="utf-8")  # nothing fails there
+
+
+def test_design_facts_and_findings_count_baseline_epochs_alike(demo_dirs):
+    """The design section's count is the one baseline_scarce uses (epochs >= baseline_epoch_seconds)."""
+    import html as _html
+
+    from nbdiag.group import collect_records
+
+    page = _html.unescape((demo_dirs[0] / "sub-01.html").read_text(encoding="utf-8"))
+    rec = next(r for r in collect_records(demo_dirs[0]) if r["run"]["subject"] == "01" and r["variant"] == "nortdur")
+    base = rec["diagnostics"]["baseline"]
+    long_ = sum(1 for e in base["epochs"] if e["kind"] in ("fixation", "run_edge") and e["duration"] >= 10.0)
+    assert long_ == base["n_long_epochs"]
+    assert "baseline epochs ≥ 10 s" in page
+    assert f"{long_} (of {len(base['epochs'])} unmodelled)" in page
+    scarce = next(f for f in rec["findings"] if f["code"] == "baseline_scarce")
+    assert f"{long_} unmodelled epoch(s) last at least 10 s" in scarce["message"]
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_subject_statuses_agree_with_their_rows(demo_dirs, label):
+    """An info row whose bias reaches the warn size says why it does not count (capped at info);
+    a warn/fail row below it never happens; the run badge is the worst row of its variant."""
+    import html as _html
+
+    page = _html.unescape((demo_dirs[0] / f"sub-{label}.html").read_text(encoding="utf-8"))
+    places = re.findall(r'<td><span class="badge (\w+)">\w+</span>( <span class="more capped"[^>]*>capped at info'
+                        r'</span>)?</td><td class="n">([+\-−]?[0-9.]+) σ', page)
+    assert places
+    for sev, capped, number in places:
+        big = abs(float(number.replace("−", "-"))) >= 0.5
+        if sev == "info" and big:
+            assert capped, number
+        if capped:
+            assert sev == "info" and big
+    cells = re.findall(r'<td class="n ?(sev-\w+)?" title="bias [^"]*?(?:; (\w+))?">([+\-−]?[0-9.]+) σ'
+                       r'( <span class="more capped")?', page)
+    assert cells
+    for shade, sev, number, capped in cells:
+        if sev in ("warn", "fail"):
+            assert shade == f"sev-{sev}"
+        if sev == "info":
+            assert shade == "" and bool(capped) == (abs(float(number.replace("−", "-"))) >= 0.5)

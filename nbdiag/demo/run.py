@@ -89,5 +89,33 @@ def run_demo(output_dir: str | Path = DEFAULT_OUTPUT, n_jobs: int = 1, log=None,
     for line in _top_zero_back(records):
         print(line)
     print(f"Group sign-off: {'passed' if signoff == 0 else 'some runs fail (see group/signoff.tsv)'}")
-    print(f"Open {(output_dir / 'group.html').absolute()}")
+    for line in next_steps(DATA_DIR, output_dir):
+        print(line)
     return result.exit_code
+
+
+def next_steps(data_dir: Path, output_dir: Path) -> list[str]:
+    """What ``nbdiag demo`` prints last: where the audited data live and the exact next commands."""
+    import shlex
+
+    data = shlex.quote(str(Path(data_dir).resolve()))
+    out = shlex.quote(str(output_dir))
+    config = shlex.quote(str(CONFIG.resolve()))
+    first = sorted(p.name for p in Path(output_dir).glob("sub-*.html"))
+    subject = first[0] if first else "sub-01.html"
+    tag = subject[: -len(".html")]
+    return [
+        "",
+        f"Data audited: {data}",
+        "  (the demo dataset installed with nbdiag; in Python: nbdiag.demo.data_path())",
+        f"Settings: {config}",
+        "Next:",
+        (f"  1. open {Path(output_dir) / 'group.html'} (one verdict per variant x contrast), then "
+         f"{Path(output_dir) / subject}"),
+        ("  2. in a subject page, rate each run (include / exclude / unsure), type your initials (e.g. AB) and "
+         f"click 'Download ratings (JSON)': it saves {tag}_ratings_AB.json"),
+        "  3. merge the ratings into the sign-off (group/signoff.tsv, group/include.tsv):",
+        f"     nbdiag {data} {out} group --ratings {tag}_ratings_AB.json",
+        "  4. audit your own data with the same settings:",
+        f"     nbdiag BIDS_DIR OUTPUT_DIR participant --config {config}",
+    ]

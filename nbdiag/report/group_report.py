@@ -60,12 +60,16 @@ def plot_findings_heatmap(matrix: pd.DataFrame, links: Sequence[str | None] | No
 
     fill = {0: "#f2f2f2", 1: SEVERITY_COLORS["info"], 2: SEVERITY_COLORS["warn"], 3: SEVERITY_COLORS["fail"],
             4: SEVERITY_COLORS["error"]}
+    from nbdiag.report.words import code_words
+
     rows, cols = [str(i) for i in matrix.index], [str(c) for c in matrix.columns]
+    words = {c: code_words(c) for c in cols}
     vals = matrix.to_numpy()
     return heatmap(rows, cols, [[fill[int(v)] for v in row] for row in vals],
-                   titles=[[f"{r}: {c} = {_SEV_LEVELS[int(v)]}" for c, v in zip(cols, row)] for r, row in zip(rows, vals)],
+                   titles=[[f"{r}: {words[c]} ({c}) = {_SEV_LEVELS[int(v)]}" for c, v in zip(cols, row)]
+                           for r, row in zip(rows, vals)],
                    legend=[(lvl, fill[i], lvl) for i, lvl in enumerate(_SEV_LEVELS)], label="runs × findings",
-                   row_links=links)
+                   row_links=links, label_chars=max([60, *(len(r) for r in rows)]))
 
 
 def _tip(row: Mapping[str, Any], value: Any, label: str) -> str:
@@ -154,9 +158,13 @@ def _median(values: Sequence[Any]) -> float | None:
 
 
 def _reason_codes(reasons: str) -> list[str]:
-    """``code (contrast); code`` -> distinct codes."""
+    """``code (contrast); code`` -> distinct codes; ``error: <message>`` -> ``["error"]`` (the message
+    is one reason, whatever commas, semicolons or parentheses it holds)."""
+    text = str(reasons or "")
+    if text.startswith("error:"):
+        return ["error"]
     out: list[str] = []
-    for part in str(reasons or "").split("; "):
+    for part in text.split("; "):
         code = part.split(" (")[0].strip()
         if code.startswith("error:"):
             code = "error"
@@ -165,18 +173,32 @@ def _reason_codes(reasons: str) -> list[str]:
     return out
 
 
-def _collapse(items: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
-    """(reason, run label) pairs -> one entry per reason with its runs (repeated reasons collapsed)."""
+def _collapse(items: Sequence[tuple[str, str]], messages: Mapping[str, Sequence[str]] | None = None
+              ) -> list[dict[str, Any]]:
+    """(reason, run label) pairs -> one entry per reason with its runs (repeated reasons collapsed),
+    its words and, for ``error``, the distinct error messages, each whole."""
+    from nbdiag.report.words import code_words
+
     by: dict[str, list[str]] = {}
     for reason, label in items:
         by.setdefault(reason, [])
         if label not in by[reason]:
             by[reason].append(label)
-    return [{"reason": r, "n": len(v), "runs": v} for r, v in sorted(by.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
+    out = []
+    for r, v in sorted(by.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        words = "could not be audited (error)" if r == "error" else code_words(r) if r.isidentifier() else r
+        out.append({"reason": r, "n": len(v), "runs": v, "words": words,
+                    "messages": list((messages or {}).get(r, []))})
+    return out
+
+
+def _error_message(reasons: str) -> str | None:
+    text = str(reasons or "")
+    return text[len("error:"):].strip() if text.startswith("error:") else None
 
 
 def _variant_summary(v: str, recs: Sequence[Mapping[str, Any]], d: pd.DataFrame, vso: pd.DataFrame,
-                     contrasts: Sequence[str]) -> dict[str, Any]:
+                     contrasts: Sequence[str], bias: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Per variant, across runs: medians, DoF on confounds, failures and why, predicted bias per cause."""
     eff = {c: _median([(r.get("contrasts") or {}).get(c, {}).get("efficiency") for r in recs]) for c in contrasts}
     cvif = {c: _median([(r.get("contrasts") or {}).get(c, {}).get("cvif") for r in recs]) for c in contrasts}
@@ -185,28 +207,31 @@ def _variant_summary(v: str, recs: Sequence[Mapping[str, Any]], d: pd.DataFrame,
     dof = _median(d["dof"]) if "dof" in d else None
     failing = vso[vso["final"] == "fail"] if len(vso) else vso
     reasons = []
+    messages: dict[str, list[str]] = {}
     for row in failing.to_dict("records"):
         label = _run_label(row)
         for code in _reason_codes(row.get("reasons")) or ["reviewer: exclude" if row.get("rating") == "exclude"
                                                            else "status"]:
             reasons.append((code, label))
-    # predicted bias per cause: median over runs of each cause's largest |bias| over contrasts (σ)
-    per_cause: dict[str, dict[str, list[float]]] = {}
-    for r in recs:
-        for cname, c in (r.get("contrasts") or {}).items():
-            for e in c.get("sensitivity") or []:
-                b = e.get("bias_sd") if isinstance(e, Mapping) else None
-                if isinstance(b, (int, float)) and np.isfinite(b):
-                    cause = str(e.get("source") or "?")
-                    per_cause.setdefault(cause, {}).setdefault(cname, []).append(float(b))
-    bias = {cause: {c: float(np.median(vals)) for c, vals in by_c.items()} for cause, by_c in per_cause.items()}
+        message = _error_message(row.get("reasons"))
+        if message and message not in messages.setdefault("error", []):
+            messages["error"].append(message)
+    bias = dict(bias or {})
     return {"variant": v, "n": len(d),
             **{s: int((d["status"] == s).sum()) for s in ("pass", "warn", "fail", "error")},
             "signoff_pass": int((vso["signoff"] == "pass").sum()) if len(vso) else 0,
             "final_fail": int((vso["final"] == "fail").sum()) if len(vso) else 0,
             "efficiency": eff, "cvif": cvif, "n_confounds": _median(nconf), "dof": dof,
-            "fail_reasons": _collapse(reasons), "fail_codes": sorted({c for c, _ in reasons}),
+            "fail_reasons": _collapse(reasons, messages), "fail_codes": sorted({c for c, _ in reasons}),
             "bias": bias}
+
+
+def _named(codes_: Sequence[str]) -> str:
+    """Finding codes in words (their titles), ``"; "``-separated; ``error`` as runs not audited."""
+    from nbdiag.report.words import code_words
+
+    return "; ".join("runs that could not be audited (error)" if c == "error" else
+                     code_words(c).rstrip(".") if c.isidentifier() else c for c in codes_)
 
 
 def recommend_variant(summaries: Sequence[Mapping[str, Any]], contrasts: Sequence[str]) -> str | None:
@@ -235,23 +260,25 @@ def recommend_variant(summaries: Sequence[Mapping[str, Any]], contrasts: Sequenc
                ", ".join(f"{c} {r:.0%}" for c, r in ratios.items()) + " of the best median efficiency per contrast")
     handled = [c for c in causes if c not in top["fail_codes"]]
     if not top["fail_codes"]:
-        return (f"{top['variant']} handles every failing cause ({', '.join(causes)}) with 0 of {top['n']} runs "
+        return (f"{top['variant']} handles every failing cause ({_named(causes)}) with 0 of {top['n']} runs "
                 f"failing, at {eff_txt}.")
     everywhere = [c for c in causes if all(c in s["fail_codes"] for s in summaries)]
     return ("No variant handles every failing cause"
-            + (f" ({', '.join(everywhere)} fails under every variant)" if everywhere else "")
-            + f"; {top['variant']} leaves the fewest ({len(top['fail_codes'])}: {', '.join(top['fail_codes'])}; "
+            + (f" ({_named(everywhere)} fail under every variant)" if everywhere else "")
+            + f"; {top['variant']} leaves the fewest ({len(top['fail_codes'])}: {_named(top['fail_codes'])}; "
             f"{top['final_fail']} of {top['n']} runs fail)"
-            + (f" and handles {', '.join(handled)}" if handled else "")
+            + (f" and handles {_named(handled)}" if handled else "")
             + f", at {eff_txt}.")
 
 
 def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, so: pd.DataFrame,
-                        fail_on: str = "fail", deciding: Sequence[str] | None = None) -> dict[str, Any]:
+                        fail_on: str = "fail", deciding: Sequence[str] | None = None,
+                        summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Template context of ``group.html`` (exposed for tests).
 
     ``rt`` and ``so`` are the group runs and sign-off tables of ``records``
-    (:mod:`nbdiag.group`), row for row; ``deciding`` the variants that decide sign-off.
+    (:mod:`nbdiag.group`), row for row; ``deciding`` the variants that decide sign-off;
+    ``summary`` the across-subject numbers (:func:`nbdiag.group_summary.summarise`).
     """
     from markupsafe import Markup
 
@@ -313,7 +340,7 @@ def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, 
         d = rt[rt["variant"].astype(str) == v]
         vso = so[so["variant"].astype(str) == v]
         recs = [r for r in records if str(r.get("variant")) == v]
-        entry = _variant_summary(v, recs, d, vso, contrasts)
+        entry = _variant_summary(v, recs, d, vso, contrasts, ((summary or {}).get("bias") or {}).get(v))
         entry["color"] = variant_color(v)
         entry["deciding"] = v in deciding
         entry["runs"] = []
@@ -328,7 +355,7 @@ def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, 
     size = {}
     for e in variants:
         for cause, by_c in e["bias"].items():
-            size[cause] = max([size.get(cause, 0.0), *(abs(b) for b in by_c.values())])
+            size[cause] = max([size.get(cause, 0.0), *(abs(b["mean"]) for b in by_c.values())])
     causes = sorted(size, key=lambda c: (-size[c], c))
     dec = so[so["variant"].astype(str).isin(deciding)]
     disagreements = []
@@ -360,7 +387,8 @@ def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, 
 
 def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame, signoff: pd.DataFrame,
                         output_path: str | Path, fail_on: str = "fail", deciding: Sequence[str] | None = None,
-                        incomplete: pd.DataFrame | None = None, attribution: pd.DataFrame | None = None) -> Path:
+                        incomplete: pd.DataFrame | None = None, attribution: pd.DataFrame | None = None,
+                        summary: Mapping[str, Any] | None = None) -> Path:
     """Render ``group.html`` from run records.
 
     Parameters
@@ -380,7 +408,10 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
         listed in their own section.
     attribution : DataFrame, optional
         ``group/nbdiag_attribution.tsv`` (:mod:`nbdiag.group_attribution`); the
-        report opens with the sentence built from it.
+        report opens with the verdict table and the sentence built from it.
+    summary : dict, optional
+        Across-subject numbers (:func:`nbdiag.group_summary.summarise` of ``records``): the
+        subjects contributing to each part and the predicted bias per unmodelled signal.
 
     Returns
     -------
@@ -391,10 +422,19 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
 
     from nbdiag.report.attribution import attribution_sentences
 
-    ctx = build_group_context(records, runs, signoff, fail_on, deciding)
+    ctx = build_group_context(records, runs, signoff, fail_on, deciding, summary)
     # runs the group level could not sign off (missing, refused, stale) and skipped subjects
     ctx["incomplete"] = [] if incomplete is None else incomplete.fillna("").to_dict("records")
     ctx["attribution_sentences"] = attribution_sentences(attribution) if attribution is not None else {}
     ctx["attribution_rows"] = [] if attribution is None else attribution.to_dict("records")
-    html = get_env().get_template("group.html.j2").render(**ctx)
+    from nbdiag.report.group_verdict import verdict_rows
+    from nbdiag.report.words import code_words, source_words, term
+
+    ctx["verdict_rows"] = verdict_rows(records, attribution, (summary or {}).get("contributing"))
+    ctx["attribution_has_distinct"] = attribution is not None and "distinct" in attribution.columns
+    env = get_env()
+    env.filters["term"] = term
+    env.filters["source_words"] = source_words
+    env.filters["code_words"] = code_words
+    html = env.get_template("group.html.j2").render(**ctx)
     return atomic_write_text(Path(output_path), html)

@@ -54,6 +54,19 @@ def _static(name: str) -> Markup:
     return Markup(text.replace("</", "<\\/") if name.endswith(".js") else text.replace("</style", ""))
 
 
+def _baseline_epochs(record: Mapping[str, Any], base: Mapping[str, Any]) -> tuple[str, str]:
+    """The design facts' baseline-epoch count, with the definition the ``baseline_scarce`` finding uses:
+    fixation or run-edge epochs of at least ``baseline_epoch_seconds`` (all unmodelled epochs in brackets)."""
+    from nbdiag.thresholds import Thresholds
+
+    seconds = _get(record, "settings", "thresholds", "baseline_epoch_seconds", default=None)
+    seconds = Thresholds().baseline_epoch_seconds if not isinstance(seconds, (int, float)) else seconds
+    label = f"baseline epochs ≥ {seconds:g} s"
+    if "n_long_epochs" not in base:
+        return label, "n/a"
+    return label, f"{fmt_num(base.get('n_long_epochs'))} (of {fmt_num(len(base.get('epochs') or []))} unmodelled)"
+
+
 def fmt_num(value: Any, digits: int = 3) -> str:
     """Format a number for tables (``n/a`` for null/NaN)."""
     if value is None or isinstance(value, str):
@@ -372,7 +385,7 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
         ("confound + spike columns", fmt_num(sum(r in ("confound", "spike") for r in roles)) if roles else "n/a"),
         ("condition number", fmt_num(coll.get("condition_number"))),
         ("baseline fraction", fmt_pct(base.get("fraction"))),
-        ("baseline epochs", fmt_num(len(base.get("epochs") or [])) if "epochs" in base else "n/a"),
+        _baseline_epochs(record, base),
         ("residual dof", fmt_num(_get(record, "diagnostics", "confounds", "dof"))),
         ("sample mask applied", "yes" if sm.get("applied") else ("no" if sm else "n/a")),
     ]

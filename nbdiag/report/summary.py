@@ -406,6 +406,16 @@ def _registry_title(code: str) -> str | None:
         return None
 
 
+def _capped(entry: Mapping[str, Any] | None, severity: str, rec: Mapping[str, Any]) -> bool:
+    """An ``info`` place whose bias reaches the warn size only because its cause is not structural
+    (a signal present in every run): the page says so beside it, so status and number agree."""
+    if not entry or severity != "info" or entry.get("structural") is not False:
+        return False
+    b = _num(entry.get("bias_sd"))
+    warn = _num(((rec.get("settings") or {}).get("thresholds") or {}).get("sensitivity_warn"))
+    return b is not None and abs(b) >= (warn if warn is not None else 0.5)
+
+
 def merge_findings(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One entry per finding of a run, across its variants and contrasts.
 
@@ -442,7 +452,7 @@ def merge_findings(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
             basis = size_basis(entry or ev) if has_bias else None
             e["places"].append({"variant": variant, "contrast": c if c is not None else "whole run",
                                 "severity": sev, "number": key_number(f, (rec.get("settings") or {}).get("thresholds")),
-                                "basis": basis})
+                                "basis": basis, "capped": _capped(entry, sev, rec)})
             if SEV_ORDER[sev] > SEV_ORDER[e["severity"]] or "_thresholds" not in e:
                 e["_thresholds"] = (rec.get("settings") or {}).get("thresholds")
             if SEV_ORDER[sev] > SEV_ORDER[e["severity"]]:

@@ -253,9 +253,10 @@ def stacked_hbars(rows: Mapping[str, Mapping[str, Any]], order: Sequence[str], x
 def heatmap(rows: Sequence[str], cols: Sequence[str], colors: Sequence[Sequence[str]],
             titles: Sequence[Sequence[str]] | None = None, annot: Sequence[Sequence[str]] | None = None,
             cell: float = 16, legend: Sequence[tuple[str, str, str]] = (), label: str = "",
-            row_links: Sequence[str | None] | None = None) -> str:
-    """Grid of coloured cells with row labels left, column labels rotated on top."""
-    lab_w = max((text_width(_short(r, 60), 10) for r in rows), default=40) + 8
+            row_links: Sequence[str | None] | None = None, label_chars: int = 60) -> str:
+    """Grid of coloured cells with row labels left (up to ``label_chars`` characters), column labels
+    rotated on top."""
+    lab_w = max((text_width(_short(r, label_chars), 10) for r in rows), default=40) + 8
     top_h = max((text_width(_short(c, 30), 10) for c in cols), default=20) * 0.72 + 14
     leg_w = (max((text_width(lbl, 10) for _, _, lbl in legend), default=0) + 30) if legend else 0
     reach = max((cell * (j + 0.5) + 0.72 * text_width(_short(c, 30), 10) for j, c in enumerate(cols)), default=0.0)
@@ -270,7 +271,7 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], colors: Sequence[Sequence[
         link = row_links[i] if row_links else None
         if link:
             svg.add(f'<a href="{_e(link)}">')
-        svg.text(lab_w - 6, y + cell / 2, _short(r, 60), size=10, anchor="end", color="#0072B2" if link else "#1d2330")
+        svg.text(lab_w - 6, y + cell / 2, _short(r, label_chars), size=10, anchor="end", color="#0072B2" if link else "#1d2330")
         if link:
             svg.add("</a>")
         for j in range(len(cols)):

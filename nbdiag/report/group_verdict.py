@@ -1,0 +1,221 @@
+"""The group page's first screen: ``<table id="verdict">``, one row per variant × contrast.
+
+Each row answers from the group attribution table (``group/nbdiag_attribution.tsv``) and
+the run records, with no new statistics:
+
+* **group estimate**: the measured global-signal estimate of the contrast, mean ± SEM
+  across subjects with its one-sample t and n (the ``measured:<signal>:total`` row);
+* **causes**: the parts that are causes (not model terms) and distinguishable from zero,
+  in words, with mean ± SEM, t and the number of subjects in which the part is non-zero
+  (``contributing``). The table's ``kind`` (``cause`` | ``term`` | ``total``) and
+  ``distinct`` columns decide when present; without them a measured class is a cause
+  unless it is a condition or the implicit baseline (fixation), and it is distinguishable
+  when ``|t| >= 2`` with at least 2 contributing subjects;
+* **runs failing**: runs of the variant whose status is ``fail`` with a failing finding
+  on that contrast or on the whole run; runs that could not be audited are counted
+  apart, as errors;
+* **fix**: the nilearn-terms fix of the largest distinguishable cause, else of the
+  finding that fails the most runs.
+
+Contrasts are ordered single-condition first (weights summing to a non-zero value: the
+condition against the implicit baseline), then differential ones (weights summing to 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from nbdiag import codes
+
+__all__ = ["DISTINCT_T", "contrast_kind", "pm", "tstat", "verdict_rows"]
+
+#: Fallback rule when the attribution table has no ``distinct`` column: |t| at least this ...
+DISTINCT_T = 2.0
+#: ... with at least this many contributing subjects.
+DISTINCT_MIN_SUBJECTS = 2
+#: Measured scan classes that are model terms, not causes (DESIGN §10), besides ``condition:*``.
+TERM_CLASSES = ("fixation",)
+#: Finding code that owns each measured cause class (its fix is the row's fix).
+CODE_OF_CLASS = {"nonsteady": codes.NONSTEADY_UNHANDLED.code, "unmodeled_event": codes.BASELINE_UNMODELED_EVENTS.code,
+                 "short_gap": codes.BASELINE_SHORT_GAPS.code, "run_edge": codes.BASELINE_EDGE_CONCENTRATED.code,
+                 "high_motion": codes.SCRUB_NOT_APPLIED.code}
+
+
+def _num(v: Any) -> float | None:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def pm(mean: float | None, sem: float | None, unit: str = " %") -> str:
+    """``−0.67 ± 0.13 %`` (``n/a`` without a mean; no ``±`` without a SEM), with a true minus sign."""
+    if mean is None:
+        return "n/a"
+    text = f"{mean:+.2f}" + (f" ± {sem:.2f}" if sem is not None else "") + unit
+    return text.replace("-", "−")
+
+
+def tstat(t: float | None) -> str:
+    """``t = −1.0`` (``t n/a`` when there is no SEM: fewer than 2 subjects or no spread)."""
+    return "t n/a" if t is None else f"t = {t:.1f}".replace("-", "−")
+
+
+def contrast_kind(stats: Mapping[str, Any]) -> str:
+    """``single`` (weights sum to a non-zero value) or ``differential`` (they sum to 0)."""
+    if stats.get("kind") in ("single", "differential"):
+        return str(stats["kind"])
+    vector = stats.get("vector") or {}
+    total = sum(float(w) for w in vector.values() if _num(w) is not None) if isinstance(vector, Mapping) else 0.0
+    return "differential" if abs(total) < 1e-9 else "single"
+
+
+def _label(rec: Mapping[str, Any]) -> str:
+    return str(((rec.get("run") or {}).get("prefix")) or "unknown-run")
+
+
+def _is_cause(row: Mapping[str, Any], has_kind: bool) -> bool:
+    if has_kind:
+        return str(row.get("kind")) == "cause"
+    source = str(row["source"])
+    if source.endswith(":total"):
+        return False
+    if source.startswith("measured:"):
+        cls = source.split(":", 2)[2]
+        return not (cls.startswith("condition:") or cls in TERM_CLASSES)
+    return True
+
+
+def _distinct(row: Mapping[str, Any], has_distinct: bool, contributing: int) -> bool:
+    if has_distinct:
+        value = row.get("distinct")
+        return bool(value) and str(value).lower() not in ("false", "0", "nan", "")
+    t = _num(row.get("t"))
+    return t is not None and abs(t) >= DISTINCT_T and contributing >= DISTINCT_MIN_SUBJECTS
+
+
+#: The umbrella code of the sensitivity check: its fix is the cause's own, so a specific code is preferred.
+_UMBRELLA = codes.SENSITIVE_UNMODELED_SIGNAL.code
+
+
+def _failing(recs: Sequence[Mapping[str, Any]], contrast: str) -> tuple[list[str], list[Mapping[str, Any]]]:
+    """Runs failing on ``contrast`` (status fail, a failing finding on it or on the whole run) and those findings."""
+    labels, hits = [], []
+    for rec in recs:
+        if rec.get("status") != "fail":
+            continue
+        mine = [f for f in rec.get("findings") or [] if isinstance(f, Mapping) and f.get("severity") == "fail"
+                and f.get("contrast") in (contrast, None)]
+        if mine:
+            labels.append(_label(rec))
+            hits += [dict(f, _run=_label(rec)) for f in mine]
+    return labels, hits
+
+
+def _size(f: Mapping[str, Any]) -> float:
+    ev = f.get("evidence") or {}
+    v = _num(ev.get("bias_sd")) if isinstance(ev, Mapping) else None
+    return abs(v) if v is not None else 0.0
+
+
+def _main_fix(hits: Sequence[Mapping[str, Any]]) -> tuple[str | None, str | None]:
+    """The code whose fix would remove most: the most failing runs, then the largest |bias| (σ)."""
+    by_code: dict[str, list[Mapping[str, Any]]] = {}
+    for f in hits:
+        by_code.setdefault(str(f.get("code")), []).append(f)
+    specific = {c: v for c, v in by_code.items() if c != _UMBRELLA} or by_code
+    code = min(specific, key=lambda c: (-len({f["_run"] for f in specific[c]}),
+                                         -max(_size(f) for f in specific[c]), c))
+    return code, _fix_of(code, specific[code])
+
+
+def _fix_of(code: str, findings: Sequence[Mapping[str, Any]]) -> str | None:
+    texts = Counter(str(f.get("fix")) for f in findings
+                    if isinstance(f, Mapping) and f.get("code") == code and f.get("fix"))
+    if texts:
+        return texts.most_common(1)[0][0]
+    try:
+        return codes.get(code).fix
+    except (KeyError, ValueError):
+        return None
+
+
+def verdict_rows(records: Sequence[Mapping[str, Any]], attribution: pd.DataFrame | None,
+                 contributing: Mapping[tuple[str, str, str], tuple[int, int]] | None = None,
+                 signal: str = "global_signal") -> list[dict[str, Any]]:
+    """The rows of the group verdict table (see the module doc), in display order.
+
+    ``contributing``: :func:`nbdiag.group_summary.contributing_subjects` of ``records``; without it
+    every subject of a row counts as contributing.
+    """
+    from nbdiag.report.words import code_words, source_words
+
+    table = attribution if attribution is not None else pd.DataFrame()
+    has_kind = "kind" in table.columns
+    has_distinct = "distinct" in table.columns
+    counts = contributing or {}
+    kinds: dict[str, str] = {}
+    order: dict[str, int] = {}
+    for rec in records:
+        for name, stats in (rec.get("contrasts") or {}).items():
+            if isinstance(stats, Mapping):
+                kinds.setdefault(name, contrast_kind(stats))
+                order.setdefault(name, len(order))
+    contrasts = sorted(order, key=lambda c: (kinds[c] != "single", order[c]))
+    variants = sorted({str(r.get("variant")) for r in records})
+    rows: list[dict[str, Any]] = []
+    for variant in variants:
+        recs = [r for r in records if str(r.get("variant")) == variant]
+        errors = [r for r in recs if r.get("status") == "error"]
+        part = table[(table["variant"].astype(str) == variant)] if len(table) else table
+        for contrast in contrasts:
+            sub = part[part["contrast"].astype(str) == contrast] if len(part) else part
+            total_rows = sub[sub["source"] == f"measured:{signal}:total"] if len(sub) else sub
+            estimate = None
+            if len(total_rows):
+                tr = total_rows.iloc[0]
+                n = int(tr["n_subjects"])
+                total_distinct = _distinct(tr, has_distinct, n)
+                estimate = {"mean": _num(tr["mean"]), "sem": _num(tr["sem"]), "t": _num(tr["t"]), "n": n,
+                            "distinct": total_distinct, "signal": signal}
+                estimate["text"] = pm(estimate["mean"], estimate["sem"])
+                estimate["stat"] = f"{tstat(estimate['t'])}, n = {n}"
+            causes = []
+            measured = sub[sub["source"].astype(str).str.startswith(f"measured:{signal}:")] if len(sub) else sub
+            pool = measured if len(measured) else (
+                sub[sub["source"].astype(str).str.startswith("predicted:")] if len(sub) else sub)
+            for row in pool.to_dict("records"):
+                if not _is_cause(row, has_kind):
+                    continue
+                contributing, of = counts.get((variant, contrast, str(row["source"])), (int(row["n_subjects"]),
+                                                                                        int(row["n_subjects"])))
+                if not _distinct(row, has_distinct, contributing):
+                    continue
+                source = str(row["source"])
+                share = _num(row.get("share")) if estimate and estimate["distinct"] else None
+                causes.append({"words": source_words(source), "source": source, "mean": _num(row["mean"]),
+                               "sem": _num(row["sem"]), "t": _num(row["t"]), "n": contributing, "of": of,
+                               "share": share,
+                               "text": pm(_num(row["mean"]), _num(row["sem"])), "stat": tstat(_num(row["t"]))})
+            causes.sort(key=lambda c: -abs(c["mean"] or 0.0))
+            failing, hits = _failing(recs, contrast)
+            fix = fix_code = None
+            if causes:
+                src = causes[0]["source"]
+                fix_code = (CODE_OF_CLASS.get(src.split(":", 2)[2]) if src.startswith("measured:")
+                            else src.split(":", 1)[1])
+                if fix_code:
+                    fix = _fix_of(fix_code, [f for f in hits if f.get("code") == fix_code] or
+                                  [f for r in recs for f in r.get("findings") or [] if isinstance(f, Mapping)])
+            elif hits:
+                fix_code, fix = _main_fix(hits)
+            rows.append({"variant": variant, "contrast": contrast, "kind": kinds[contrast], "estimate": estimate,
+                         "causes": causes, "failing": failing, "n_runs": len(recs),
+                         "errors": [(_label(r), str((r.get("error") or {}).get("message") or "")) for r in errors],
+                         "fix": fix, "fix_code": fix_code, "fix_words": code_words(fix_code) if fix_code else None})
+    return rows
