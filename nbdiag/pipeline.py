@@ -26,6 +26,7 @@ from nbdiag.outputs import (check_output_dir, run_folder, write_dataset_descript
                             write_run_outputs)
 from nbdiag.errors import EXIT_OK, EXIT_RUN_ERRORS
 from nbdiag.preflight import check_before_runs
+from nbdiag.workdir import run_input_files
 
 
 @dataclass
@@ -87,13 +88,6 @@ def _remove_leftover_temp_files(output_dir: Path, run: RunInputs, variant: str) 
     if folder.is_dir():
         for tmp in folder.glob(f".{run.prefix}_desc-{variant}_*.tmp"):
             tmp.unlink(missing_ok=True)
-
-
-def run_input_files(run: RunInputs) -> dict[str, Path | None]:
-    """Every input file of a run, by role (what the fingerprints cover)."""
-    return {"bold": run.bold, "bold_sidecar": run.bold_sidecar, "events": run.events,
-            "confounds": run.confounds,
-            "confounds_sidecar": run.confounds.with_suffix(".json") if run.confounds else None}
 
 
 def _write_manifests(output_dir: Path, config: Config, runs: list[RunInputs], discovery,

@@ -216,39 +216,6 @@ def test_settings_hash_ignores_subject_selection_only():
     assert manifest.settings_hash(other_model) != h
 
 
-def test_fingerprints_and_check_inputs(tmp_path):
-    assert manifest.fingerprint(None) is None
-    f = tmp_path / "sub-01" / "events.tsv"
-    f.parent.mkdir()
-    f.write_text("onset\n1\n")
-    link = tmp_path / "annexed.tsv"
-    link.symlink_to(".git/annex/objects/x")
-    fps = manifest.input_fingerprints({"events": f, "confounds": None, "annex": link,
-                                       "outside": Path("/definitely/not/here.tsv")}, tmp_path)
-    assert fps["events"] == {"path": "sub-01/events.tsv", "exists": True, "size": 8,
-                             "mtime_ns": f.stat().st_mtime_ns}
-    assert fps["annex"] == {"path": "annexed.tsv", "exists": False, "link": ".git/annex/objects/x"}
-    assert fps["outside"] == {"path": "here.tsv", "exists": False}  # outside root: name only
-    assert "confounds" not in fps
-
-    assert manifest.check_inputs(fps, None) == []
-    assert manifest.check_inputs({"events": fps["events"]}, tmp_path) == []
-    f.write_text("onset\n1\n2\n")
-    later = tmp_path / "later.tsv"
-    recorded = {"events": fps["events"], "bad": "x", "abs": {"path": "/etc/passwd"},
-                "up": {"path": "../x.tsv"}, "new": {"path": "later.tsv", "exists": False},
-                "gone": {"path": "gone.tsv", "exists": True, "size": 1, "mtime_ns": 1}}
-    later.write_text("x")
-    assert manifest.check_inputs(recorded, tmp_path) == [
-        "events sub-01/events.tsv: changed since the audit (size/modification time)",
-        "bad: malformed fingerprint",
-        "abs /etc/passwd: path outside BIDS_DIR",
-        "up ../x.tsv: path outside BIDS_DIR",
-        "new later.tsv: appeared since the audit",
-        "gone gone.tsv: vanished",
-    ]
-
-
 def test_expectations_combines_manifests_and_reports_problems(tmp_path):
     folder = tmp_path / manifest.MANIFEST_DIR
     folder.mkdir(parents=True)

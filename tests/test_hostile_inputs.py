@@ -569,9 +569,11 @@ def test_rerun_with_fewer_variants_leaves_no_stale_rows(ds, tmp_path, capsys):
 def test_deleted_subject_refused_then_dropped(ds, audited, capsys):
     shutil.rmtree(ds[0] / "sub-02")
     shutil.rmtree(ds[0] / "derivatives" / "fmriprep" / "sub-02")
+    before = {p: p.read_bytes() for p in audited.rglob("*") if p.is_file()}
     code, err = group(ds, audited, capsys)
     assert code == 2
-    assert "vanished" in err and "sub-02" in err
+    assert "not found under BIDS_DIR" in err and "sub-02" in err and "Nothing in OUTPUT_DIR was changed" in err
+    assert {p: p.read_bytes() for p in audited.rglob("*") if p.is_file()} == before
     assert participant(ds, audited, capsys)[0] == 0  # rerun on the dataset as it is now
     code, err = group(ds, audited, capsys)
     assert code == 0, err
