@@ -9,7 +9,6 @@ This is the Python API behind ``nbdiag BIDS_DIR OUTPUT_DIR participant``::
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,8 +18,7 @@ from typing import Callable, Iterable
 from nbdiag import codes
 from nbdiag.record import RunAudit, audit_run
 from nbdiag.inputs.bids import RunInputs, discover
-from nbdiag.config import Config, check_complete, replace_model
-from nbdiag.errors import SettingsError
+from nbdiag.config import Config, resolve_settings
 from nbdiag.manifest import MANIFEST_DIR, make_manifest, manifest_path, provenance, settings_hash
 from nbdiag.outputs import (check_output_dir, run_folder, write_dataset_description, write_json,
                             write_run_outputs)
@@ -192,13 +190,8 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
 
     live = (log is None and wants_live_progress()) if progress is None else progress
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
-    for label in participant_labels or ():
-        if not re.match(r"^[A-Za-z0-9]+$", str(label).removeprefix("sub-")):
-            raise SettingsError(f"invalid value for 'participant_label': expected BIDS labels (letters and "
-                                f"digits, with or without 'sub-'); got {str(label)!r}")
-    if participant_labels:
-        config = replace_model(config, sub_labels=tuple(str(p).removeprefix("sub-") for p in participant_labels))
-    check_complete(config)
+    # the one resolver (idempotent on settings it already resolved): labels validated, task required
+    config = resolve_settings(config, participant_labels=participant_labels)
     base = config.all_variants()[0].model
     bids_dir = Path(bids_dir)
     output_dir = check_output_dir(Path(output_dir), bids_dir, bids_dir / base.derivatives_folder)

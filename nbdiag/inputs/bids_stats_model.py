@@ -40,7 +40,6 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from nbdiag.config import Config, Settings
 from nbdiag.errors import InputError, SettingsError
 
 #: Transformations nbdiag applies at run level (pybids-transforms-v1 names).
@@ -328,20 +327,23 @@ def load_stats_model(path: str | Path) -> tuple[RunNode, dict[str, Any], list[st
     return parse_stats_model(data, str(path))
 
 
-def apply_to_config(config: Config, node: RunNode, model_values: Mapping[str, Any]) -> Config:
-    """Settings of every variant with the model's run node (its contrasts replace any others)."""
-    from nbdiag.config import update_model
+def to_config_values(node: RunNode, model_values: Mapping[str, Any]) -> dict[str, Any]:
+    """What a run node says about the settings, as config values (a translation: no settings are built).
 
-    def one(settings: Settings) -> Settings:
-        values = {k: v for k, v in model_values.items() if k not in ("confounds_strategy",)}
-        keep_task = settings.model.task_label and "task_label" not in model_values
-        model = update_model(settings.model, {k: v for k, v in values.items() if v is not None or k in (
-            "hrf_model", "drift_model", "fir_delays")}, where=f"{Path(node.path).name} (run node {node.name})")
-        model = replace(model, confounds_strategy=None,
-                        task_label=settings.model.task_label if keep_task else model.task_label)
-        return replace(settings, model=model, contrasts=dict(node.contrasts), stats_model=node)
+    :func:`nbdiag.config.resolve_settings` (``stats_model=``) applies them to every variant.
 
-    return Config(base=one(config.base), variants={k: one(v) for k, v in config.variants.items()})
+    Returns
+    -------
+    dict
+        ``{"model": nilearn-named model values (no confounds: ``confounds_strategy`` None),
+        "contrasts": the node's contrasts (name -> {column: weight}), "node": the node,
+        "where": how messages name the node}``.
+    """
+    model = {k: v for k, v in model_values.items()
+             if k != "confounds_strategy" and (v is not None or k in ("hrf_model", "drift_model", "fir_delays"))}
+    model["confounds_strategy"] = None
+    return {"model": model, "contrasts": dict(node.contrasts), "node": node,
+            "where": f"{Path(node.path).name} (run node {node.name})"}
 
 
 # --------------------------------------------------------------------------- #
