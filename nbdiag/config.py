@@ -289,7 +289,7 @@ def _label(key: str, value: Any, where: str) -> str:
     return value
 
 
-def _model_value(key: str, value: Any, where: str) -> Any:
+def _model_value(key: str, value: Any, where: str) -> Any:  # noqa: C901
     """Validate one ``[model]`` key (nilearn name) and return its clean value."""
     if key == "task_label":
         return _label(key, value, where)
@@ -408,7 +408,7 @@ def _validate_transform(value: str, where: str) -> str:
     raise _bad("transform", "'rtdur' or a plugin 'package.module:function'", value, where)
 
 
-def update_events(events: EventSettings, values: Mapping[str, Any], where: str = "[events]") -> EventSettings:
+def update_events(events: EventSettings, values: Mapping[str, Any], where: str = "[events]") -> EventSettings:  # noqa: C901
     """Return ``events`` with ``values`` validated and applied."""
     clean: dict[str, Any] = {}
     for key, value in values.items():

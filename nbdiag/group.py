@@ -514,7 +514,7 @@ def select_variants(records: list[dict[str, Any]], variants: Iterable[str] | Non
     return [r for r in records if str(r.get("variant")) in wanted]
 
 
-def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = True,
+def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = True,  # noqa: C901
               variants: Iterable[str] | None = None, ratings: Iterable[str | Path] | None = None,
               bids_dir: str | Path | None = None, allow_incomplete: bool = False) -> int:
     """Group level of ``nbdiag``: tables, ``group.html`` and the exit code.

@@ -140,7 +140,7 @@ def _progress_line(i: int, n: int, audits: list[RunAudit], seconds: float) -> st
     return line
 
 
-def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config,
+def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config,  # noqa: C901
                     participant_labels: Iterable[str] | None = None, n_jobs: int = 1,
                     reports: bool = True, log: Callable[[str], None] | None = None,
                     verbose: int = 0, bids_filter=None, work_dir: str | Path | None = None,

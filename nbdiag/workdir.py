@@ -260,7 +260,7 @@ class WorkDir:
         return [folder / f"{run.prefix}_desc-{v}{suffix}" for v in variants for suffix in OUTPUT_SUFFIXES]
 
     def _outputs_state(self, run: RunInputs, variants: Iterable[str]) -> dict[str, list[int] | None]:
-        state = {}
+        state: dict[str, list[int] | None] = {}
         for path in self.output_files(run, variants):
             try:
                 st = path.stat()
@@ -280,7 +280,8 @@ class WorkDir:
         outputs = entry.get("outputs") or {}
         now = self._outputs_state(run, variants)
         for rel, recorded in outputs.items():
-            if now.get(rel) is None or list(now[rel]) != list(recorded or []):
+            current = now.get(rel)
+            if current is None or list(current) != list(recorded or []):
                 return None
         statuses = entry.get("status") or {}
         if set(statuses) != set(variants) or not all(

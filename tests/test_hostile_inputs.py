@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import threading
-from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -76,7 +75,7 @@ def assert_outputs_valid(out: Path) -> None:
     if not out.exists():
         return
     for p in out.rglob("*.json"):
-        json.loads(p.read_text(encoding="utf-8"), parse_constant=lambda c: pytest.fail(f"{p}: {c}"))
+        json.loads(p.read_text(encoding="utf-8"), parse_constant=lambda c: pytest.fail(f"{p}: {c}"))  # noqa: B023
     for p in out.rglob("*.html"):
         text = p.read_text(encoding="utf-8")
         _Strict().feed(text)
@@ -627,6 +626,7 @@ def test_subject_without_task_listed_in_group(ds, tmp_path, capsys):
     assert "skipped_subject" in (out / "group.html").read_text()
 
 
+@pytest.mark.slow
 def test_concurrent_shards_then_group(ds, tmp_path, capsys):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}

@@ -363,7 +363,7 @@ def _r2_severity(r2: float, th: Thresholds) -> str | None:
     return "fail" if r2 >= th.drift_r2_fail else "warn" if r2 >= th.drift_r2_warn else None
 
 
-def assess_drift(
+def assess_drift(  # noqa: C901
     design: pd.DataFrame,
     roles: Mapping[str, str],
     context: DesignContext,

@@ -587,7 +587,7 @@ def discover_runs(bids_dir: str | Path, model: ModelSettings, bids_filter=None) 
     return found.runs, found.notes
 
 
-def discover(bids_dir: str | Path, model: ModelSettings, bids_filter=None) -> Discovery:
+def discover(bids_dir: str | Path, model: ModelSettings, bids_filter=None) -> Discovery:  # noqa: C901
     """Runs ``first_level_from_bids`` would model, each with inputs resolved.
 
     ``bids_filter`` (:class:`nbdiag.inputs.bids_filter.BidsFilter`, from fMRIPrep's

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
@@ -174,7 +174,7 @@ def normalise(data: Any) -> tuple[Any, list[str]]:
     return data, notes
 
 
-def parse_stats_model(data: Any, path: str = "model.json") -> tuple[RunNode, dict[str, Any], list[str]]:
+def parse_stats_model(data: Any, path: str = "model.json") -> tuple[RunNode, dict[str, Any], list[str]]:  # noqa: C901
     """Check a BIDS Stats Model and return its run node, model settings and notes.
 
     Raises
@@ -395,7 +395,7 @@ def _numeric(series: pd.Series, name: str, step: str, path: Any) -> pd.Series:
     return out
 
 
-def design_inputs(node: RunNode, events: pd.DataFrame, confounds: pd.DataFrame | None,
+def design_inputs(node: RunNode, events: pd.DataFrame, confounds: pd.DataFrame | None,  # noqa: C901
                   events_path: Any = None) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame, list[str]]:
     """Apply the run node to one run's events and raw confounds.
 
@@ -565,4 +565,4 @@ def design_inputs(node: RunNode, events: pd.DataFrame, confounds: pd.DataFrame |
     return table, conf, unmodeled, notes
 
 
-__all__ = ["RunNode", "SUPPORTED", "apply_to_config", "design_inputs", "load_stats_model", "parse_stats_model"]
+__all__ = ["RunNode", "SUPPORTED", "design_inputs", "load_stats_model", "parse_stats_model", "to_config_values"]

@@ -331,7 +331,7 @@ def _asked_by(kwargs: dict | None) -> str:
     return f"confounds_strategy {list(kwargs['strategy'])}"
 
 
-def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSettings, n_scans: int,
+def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSettings, n_scans: int,  # noqa: C901
                        roots: tuple[Path, ...] | None = None, limits: Limits | None = None,
                        fast: bool = True) -> ConfoundsResult:
     """Confounds for one run, as ``first_level_from_bids`` builds them.

@@ -176,7 +176,7 @@ def _registry_threshold(code: Any, severity: Any, ev: Mapping[str, Any],
     return None
 
 
-def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = None, code: str | None = None,
+def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = None, code: str | None = None,  # noqa: C901
                   thresholds: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
     """A finding's evidence as table rows: ``name``, ``value``, ``unit``, ``threshold``, ``margin``.
 
