@@ -76,11 +76,6 @@ def _dt(design: pd.DataFrame, context: DesignContext) -> float:
     return float(context.t_r)
 
 
-def cosine_periods(n_scans: int, dt: float, n_cosines: int) -> list[float]:
-    """Period (s) covered by nilearn's drift_1..drift_K: ``2 N dt / k``."""
-    return [2.0 * n_scans * dt / k for k in range(1, n_cosines + 1)]
-
-
 def dct_cosines(n_scans: int, n_cosines: int) -> np.ndarray:
     """nilearn's drift_1..drift_K: ``sqrt(2/N) cos(pi / N * (n + 0.5) * k)``, k = 1..K.
 

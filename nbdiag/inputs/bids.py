@@ -114,10 +114,6 @@ class RunInputs:
         }
 
 
-def _str(path: Path | None) -> str | None:
-    return None if path is None else str(path)
-
-
 def bids_uri(path: str | Path | None, root: str | Path | None) -> str | None:
     """Name ``path`` as BIDS derivatives do: ``bids::<path relative to root>``.
 

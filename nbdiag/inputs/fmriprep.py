@@ -25,7 +25,6 @@ from nbdiag.limits import Limits, too_large
 from nbdiag import codes
 
 NSS_PATTERN = re.compile(r"^non_steady_state_outlier\d+$")
-MOTION_OUTLIER_PATTERN = re.compile(r"^motion_outlier\d+$")
 
 
 @dataclass(frozen=True)
