@@ -174,7 +174,7 @@ def normalise(data: Any) -> tuple[Any, list[str]]:
     return data, notes
 
 
-def parse_stats_model(data: Any, path: str = "model.json") -> tuple[RunNode, dict[str, Any], list[str]]:  # noqa: C901
+def parse_stats_model(data: Any, path: str = "model.json") -> tuple[RunNode, dict[str, Any], list[str]]:
     """Check a BIDS Stats Model and return its run node, model settings and notes.
 
     Raises
@@ -201,22 +201,43 @@ def parse_stats_model(data: Any, path: str = "model.json") -> tuple[RunNode, dic
     if str(model.Type).lower() != "glm":
         raise _bad(path, f"{where}.Model.Type", f"nbdiag audits 'glm' run models; got {model.Type!r}")
     x = tuple(model.X)
+    instructions = _instructions(node, path, where)
+    hrf_model, fir_delays, convolved = _hrf(instructions, model, path, where, notes)
+    model_values = _model_values(bsm, model, hrf_model, fir_delays, path, where, notes)
+    contrasts = _contrasts(node, raw, x, path, where)
+    run_node = RunNode(name=node.Name, x=x, instructions=tuple(instructions), hrf_model=hrf_model,
+                       fir_delays=fir_delays, convolved=tuple(convolved), contrasts=contrasts, path=path,
+                       notes=tuple(notes))
+    return run_node, model_values, notes
+
+
+def _instructions(node: Any, path: str, where: str) -> list[dict[str, Any]]:
+    """The node's transformations, checked, with lower-cased keys."""
     instructions: list[dict[str, Any]] = []
-    if node.Transformations is not None:
-        for i, item in enumerate(node.Transformations.Instructions):
-            if not isinstance(item, Mapping) or "Name" not in item:
-                raise _bad(path, f"{where}.Transformations.Instructions[{i}]",
-                           f"expected an object with 'Name' and 'Input'; got {item!r}")
-            if item["Name"] not in SUPPORTED:
-                raise _bad(path, f"{where}.Transformations.Instructions[{i}]",
-                           f"transformation {item['Name']!r} is not supported by nbdiag at run level "
-                           f"(supported: {', '.join(SUPPORTED)})")
-            clean = _lower_keys(item)
-            clean["input"] = list(clean.get("input") or [])
-            if not clean["input"]:
-                raise _bad(path, f"{where}.Transformations.Instructions[{i}] ({item['Name']})", "no 'Input' given")
-            instructions.append(clean)
-    hrf_model, fir_delays, convolved = None, None, []
+    if node.Transformations is None:
+        return instructions
+    for i, item in enumerate(node.Transformations.Instructions):
+        if not isinstance(item, Mapping) or "Name" not in item:
+            raise _bad(path, f"{where}.Transformations.Instructions[{i}]",
+                       f"expected an object with 'Name' and 'Input'; got {item!r}")
+        if item["Name"] not in SUPPORTED:
+            raise _bad(path, f"{where}.Transformations.Instructions[{i}]",
+                       f"transformation {item['Name']!r} is not supported by nbdiag at run level "
+                       f"(supported: {', '.join(SUPPORTED)})")
+        clean = _lower_keys(item)
+        clean["input"] = list(clean.get("input") or [])
+        if not clean["input"]:
+            raise _bad(path, f"{where}.Transformations.Instructions[{i}] ({item['Name']})", "no 'Input' given")
+        instructions.append(clean)
+    return instructions
+
+
+def _hrf(instructions: list[dict[str, Any]], model: Any, path: str, where: str,
+         notes: list[str]) -> tuple[str | None, tuple[int, ...] | None, list[str]]:
+    """nilearn's ``hrf_model``, ``fir_delays`` and the convolved variables (Convolve, else Model.HRF)."""
+    hrf_model: str | None = None
+    fir_delays: tuple[int, ...] | None = None
+    convolved: list[str] = []
     for i, step in enumerate(instructions):
         if step["name"] == "Convolve":
             name = _hrf_name(step.get("model", "spm"), bool(step.get("derivative")), bool(step.get("dispersion")),
@@ -250,6 +271,12 @@ def parse_stats_model(data: Any, path: str = "model.json") -> tuple[RunNode, dic
                          "the Convolve transformation is what pybids/FitLins apply")
     if hrf_model == "fir" and not fir_delays:
         raise _bad(path, f"{where}", "the fir HRF needs fir_delays (Convolve FIRDelays or Model.HRF.Parameters)")
+    return hrf_model, fir_delays, convolved
+
+
+def _model_values(bsm: Any, model: Any, hrf_model: str | None, fir_delays: tuple[int, ...] | None, path: str,
+                  where: str, notes: list[str]) -> dict[str, Any]:
+    """The nilearn-named model settings a run node states (HRF, drift, high-pass, Input selection)."""
     options = model.Options
     high_pass = options.HighPassFilterCutoffHz if options is not None else None
     if options is not None and options.LowPassFilterCutoffHz is not None:
@@ -263,25 +290,20 @@ def parse_stats_model(data: Any, path: str = "model.json") -> tuple[RunNode, dic
         model_values["high_pass"] = float(high_pass)
     else:
         notes.append("no Model.Options.HighPassFilterCutoffHz: no drift model (FitLins' default --drift-model None)")
-    if bsm.Input:
-        for key, values in bsm.Input.items():
-            values = [str(v) for v in values]
-            if key.lower() == "task":
-                if len(values) != 1:
-                    raise _bad(path, "Input.Task", f"nbdiag audits one task at a time; got {values}")
-                model_values["task_label"] = values[0]
-            elif key.lower() == "space":
-                model_values["space_label"] = values[0] if len(values) == 1 else None
-            elif key.lower() == "subject":
-                model_values["sub_labels"] = values
-            else:
-                raise _bad(path, f"Input.{key}", "nbdiag reads Task, Space and Subject from Input; select other "
-                                                 "entities with --bids-filter-file")
-    contrasts = _contrasts(node, raw, x, path, where)
-    run_node = RunNode(name=node.Name, x=x, instructions=tuple(instructions), hrf_model=hrf_model,
-                       fir_delays=fir_delays, convolved=tuple(convolved), contrasts=contrasts, path=path,
-                       notes=tuple(notes))
-    return run_node, model_values, notes
+    for key, values in (bsm.Input or {}).items():
+        values = [str(v) for v in values]
+        if key.lower() == "task":
+            if len(values) != 1:
+                raise _bad(path, "Input.Task", f"nbdiag audits one task at a time; got {values}")
+            model_values["task_label"] = values[0]
+        elif key.lower() == "space":
+            model_values["space_label"] = values[0] if len(values) == 1 else None
+        elif key.lower() == "subject":
+            model_values["sub_labels"] = values
+        else:
+            raise _bad(path, f"Input.{key}", "nbdiag reads Task, Space and Subject from Input; select other "
+                                             "entities with --bids-filter-file")
+    return model_values
 
 
 def _column(name: Any) -> str:
