@@ -417,7 +417,7 @@ def _numeric(series: pd.Series, name: str, step: str, path: Any) -> pd.Series:
     return out
 
 
-def design_inputs(node: RunNode, events: pd.DataFrame, confounds: pd.DataFrame | None,  # noqa: C901
+def design_inputs(node: RunNode, events: pd.DataFrame, confounds: pd.DataFrame | None,
                   events_path: Any = None) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame, list[str]]:
     """Apply the run node to one run's events and raw confounds.
 
@@ -439,96 +439,133 @@ def design_inputs(node: RunNode, events: pd.DataFrame, confounds: pd.DataFrame |
     variables, order = _variables(events, confounds)
     notes: list[str] = []
     for step in node.instructions:
-        name, inputs = step["name"], step["input"]
-        outputs = list(step.get("output") or [])
-        targets = _expand(inputs, list(variables))
-        if not targets:
-            raise InputError(f"{name} transformation: no variable matches Input {inputs}", file=events_path,
-                             expected=f"one of {', '.join(variables)}", found=", ".join(map(str, inputs)))
-        if name == "Factor":
-            sep = step.get("sep", ".")
-            if step.get("constraint", "none") != "none":
-                raise InputError(f"Factor constraint {step.get('constraint')!r} is not supported (only 'none')",
+        variables, order = _apply_step(step, variables, order, events_path)
+    table, dense = _x_variables(node, variables, events_path)
+    used = set(int(r) for r in table["row"])
+    unused = [i for i in range(len(events)) if i not in used]
+    unmodeled = pd.DataFrame({
+        "onset": events["onset"].to_numpy(float)[unused], "duration": events["duration"].to_numpy(float)[unused],
+        "trial_type": (events["trial_type"].astype(str).to_numpy()[unused] if "trial_type" in events
+                       else "n/a"),
+        "reason": "not in the model's X"})
+    table = table.drop(columns="row").sort_values("onset", kind="stable").reset_index(drop=True)
+    if len(table) and np.all(table["modulation"].to_numpy(dtype=float) == 1.0):
+        table = table.drop(columns="modulation")  # nilearn's default amplitude; same design
+    return table, _dense_confounds(dense, notes), unmodeled, notes
+
+
+def _apply_step(step: Mapping[str, Any], variables: dict[str, Any], order: list[str],
+                events_path: Any) -> tuple[dict[str, Any], list[str]]:
+    """One transformation (pybids' semantics) on the run's variables; returns them and their order."""
+    name, inputs = step["name"], step["input"]
+    outputs = list(step.get("output") or [])
+    targets = _expand(inputs, list(variables))
+    if not targets:
+        raise InputError(f"{name} transformation: no variable matches Input {inputs}", file=events_path,
+                         expected=f"one of {', '.join(variables)}", found=", ".join(map(str, inputs)))
+    if name == "Factor":
+        _factor(step, targets, variables, order, events_path)
+    elif name == "Select":
+        variables = {v: variables[v] for v in targets}
+        order = [v for v in order if v in variables]
+    elif name == "Rename":
+        if len(outputs) != len(inputs):
+            raise InputError(f"Rename: {len(inputs)} inputs but {len(outputs)} outputs", file=events_path)
+        for old, new in zip(inputs, outputs):
+            if old not in variables:
+                raise InputError(f"Rename: variable {old!r} does not exist in this run (pybids/FitLins stop "
+                                 "here too)", file=events_path, expected=f"one of {', '.join(variables)}",
+                                 found=str(old))
+            variables[new] = variables.pop(old)
+            order[order.index(old)] = new
+    elif name == "Replace":
+        _replace_values(step, targets, variables, events_path)
+    elif name in ("Scale", "Threshold"):
+        for k, var in enumerate(targets):
+            target = outputs[k] if k < len(outputs) else var
+            variables[target] = _scaled(step, var, variables[var], events_path)
+            if target not in order:
+                order.append(target)
+    # Convolve: applied when the design is built (nilearn's HRF on the events)
+    return variables, order
+
+
+def _factor(step: Mapping[str, Any], targets: list[str], variables: dict[str, Any], order: list[str],
+            events_path: Any) -> None:
+    """Factor: one 0/1 event variable per level of each target (in place)."""
+    sep = step.get("sep", ".")
+    if step.get("constraint", "none") != "none":
+        raise InputError(f"Factor constraint {step.get('constraint')!r} is not supported (only 'none')",
+                         file=events_path)
+    for var in targets:
+        sparse = variables.pop(var)
+        idx = order.index(var)
+        order.remove(var)
+        if not isinstance(sparse, _Sparse):
+            raise InputError(f"Factor applies to events.tsv columns; {var!r} is a confound", file=events_path)
+        new = []
+        for level in np.sort(sparse.rows["amplitude"].astype(str).unique()):
+            rows = sparse.rows[sparse.rows["amplitude"].astype(str) == level].copy()
+            rows["amplitude"] = 1.0
+            variables[f"{var}{sep}{level}"] = _Sparse(rows)
+            new.append(f"{var}{sep}{level}")
+        order[idx:idx] = new
+
+
+def _replace_values(step: Mapping[str, Any], targets: list[str], variables: dict[str, Any], events_path: Any) -> None:
+    """Replace: map values (or onsets / durations) of each target (in place)."""
+    mapping = step.get("replace") or {}
+    attribute = step.get("attribute", "value")
+    for var in targets:
+        value = variables[var]
+        if isinstance(value, _Sparse):
+            column = {"value": "amplitude", "onset": "onset", "duration": "duration"}.get(attribute)
+            if column is None:
+                raise InputError(f"Replace attribute {attribute!r}: expected value, onset or duration",
                                  file=events_path)
-            for var in targets:
-                sparse = variables.pop(var)
-                idx = order.index(var)
-                order.remove(var)
-                if not isinstance(sparse, _Sparse):
-                    raise InputError(f"Factor applies to events.tsv columns; {var!r} is a confound", file=events_path)
-                new = []
-                for level in np.sort(sparse.rows["amplitude"].astype(str).unique()):
-                    rows = sparse.rows[sparse.rows["amplitude"].astype(str) == level].copy()
-                    rows["amplitude"] = 1.0
-                    variables[f"{var}{sep}{level}"] = _Sparse(rows)
-                    new.append(f"{var}{sep}{level}")
-                order[idx:idx] = new
-        elif name == "Select":
-            variables = {v: variables[v] for v in targets}
-            order = [v for v in order if v in variables]
-        elif name == "Rename":
-            if len(outputs) != len(inputs):
-                raise InputError(f"Rename: {len(inputs)} inputs but {len(outputs)} outputs", file=events_path)
-            for old, new in zip(inputs, outputs):
-                if old not in variables:
-                    raise InputError(f"Rename: variable {old!r} does not exist in this run (pybids/FitLins stop "
-                                     "here too)", file=events_path, expected=f"one of {', '.join(variables)}",
-                                     found=str(old))
-                variables[new] = variables.pop(old)
-                order[order.index(old)] = new
-        elif name == "Replace":
-            mapping = step.get("replace") or {}
-            attribute = step.get("attribute", "value")
-            for var in targets:
-                value = variables[var]
-                if isinstance(value, _Sparse):
-                    column = {"value": "amplitude", "onset": "onset", "duration": "duration"}.get(attribute)
-                    if column is None:
-                        raise InputError(f"Replace attribute {attribute!r}: expected value, onset or duration",
-                                         file=events_path)
-                    rows = value.rows.copy()
-                    rows[column] = rows[column].replace(mapping)
-                    variables[var] = _Sparse(rows)
-                else:
-                    variables[var] = value.replace(mapping)
-        elif name in ("Scale", "Threshold"):
-            for k, var in enumerate(targets):
-                value = variables[var]
-                data = _numeric(value.rows["amplitude"] if isinstance(value, _Sparse) else value, var, name,
-                                events_path).astype(float)
-                if name == "Scale":
-                    demean, rescale = step.get("demean", True), step.get("rescale", True)
-                    replace_na = step.get("replaceNa", step.get("replace_na"))
-                    if data.nunique() == 1 and replace_na in (None, "before"):
-                        raise InputError(f"Scale: variable {var!r} is constant ({data.iloc[0]}); pybids refuses "
-                                         "to scale it", file=events_path)
-                    if replace_na == "before":
-                        data = data.fillna(0.0)
-                    if demean:
-                        data = data - data.mean()
-                    if rescale:
-                        data = data / data.std()
-                    if replace_na == "after":
-                        data = data.fillna(0.0)
-                else:
-                    threshold = float(step.get("threshold", 0.0))
-                    if not step.get("signed", True):
-                        threshold, data = abs(threshold), data.abs()
-                    keep = data >= threshold if step.get("above", True) else data <= threshold
-                    data = data.where(keep, 0.0)
-                    if step.get("binarize", False):
-                        data = data.where(~keep, 1.0)
-                target = outputs[k] if k < len(outputs) else var
-                if isinstance(value, _Sparse):
-                    rows = value.rows.copy()
-                    rows["amplitude"] = data.to_numpy()
-                    variables[target] = _Sparse(rows)
-                else:
-                    variables[target] = data
-                if target not in order:
-                    order.append(target)
-        elif name == "Convolve":
-            pass  # applied when the design is built (nilearn's HRF on the events)
+            rows = value.rows.copy()
+            rows[column] = rows[column].replace(mapping)
+            variables[var] = _Sparse(rows)
+        else:
+            variables[var] = value.replace(mapping)
+
+
+def _scaled(step: Mapping[str, Any], var: str, value: Any, events_path: Any) -> Any:
+    """Scale or Threshold of one variable, as a new variable of the same kind (sparse or dense)."""
+    name = step["name"]
+    data = _numeric(value.rows["amplitude"] if isinstance(value, _Sparse) else value, var, name,
+                    events_path).astype(float)
+    if name == "Scale":
+        demean, rescale = step.get("demean", True), step.get("rescale", True)
+        replace_na = step.get("replaceNa", step.get("replace_na"))
+        if data.nunique() == 1 and replace_na in (None, "before"):
+            raise InputError(f"Scale: variable {var!r} is constant ({data.iloc[0]}); pybids refuses "
+                             "to scale it", file=events_path)
+        if replace_na == "before":
+            data = data.fillna(0.0)
+        if demean:
+            data = data - data.mean()
+        if rescale:
+            data = data / data.std()
+        if replace_na == "after":
+            data = data.fillna(0.0)
+    else:
+        threshold = float(step.get("threshold", 0.0))
+        if not step.get("signed", True):
+            threshold, data = abs(threshold), data.abs()
+        keep = data >= threshold if step.get("above", True) else data <= threshold
+        data = data.where(keep, 0.0)
+        if step.get("binarize", False):
+            data = data.where(~keep, 1.0)
+    if isinstance(value, _Sparse):
+        rows = value.rows.copy()
+        rows["amplitude"] = data.to_numpy()
+        return _Sparse(rows)
+    return data
+
+
+def _x_variables(node: RunNode, variables: dict[str, Any], events_path: Any) -> tuple[pd.DataFrame, dict]:
+    """The events table (with the events.tsv ``row`` of each event) and dense columns of ``Model.X``."""
     names = list(variables)
     x_names = _expand(list(node.x), names)
     missing = [str(v) for v in node.x if v != 1 and not any(c in str(v) for c in "*?[") and not _expand([v], names)]
@@ -558,33 +595,28 @@ def design_inputs(node: RunNode, events: pd.DataFrame, confounds: pd.DataFrame |
             dense[var] = value.to_numpy(dtype=float)
     table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
         columns=["onset", "duration", "trial_type", "modulation", "row"])
-    used = set(int(r) for r in table["row"])
-    unused = [i for i in range(len(events)) if i not in used]
-    unmodeled = pd.DataFrame({
-        "onset": events["onset"].to_numpy(float)[unused], "duration": events["duration"].to_numpy(float)[unused],
-        "trial_type": (events["trial_type"].astype(str).to_numpy()[unused] if "trial_type" in events
-                       else "n/a"),
-        "reason": "not in the model's X"})
-    table = table.drop(columns="row").sort_values("onset", kind="stable").reset_index(drop=True)
-    if len(table) and np.all(table["modulation"].to_numpy(dtype=float) == 1.0):
-        table = table.drop(columns="modulation")  # nilearn's default amplitude; same design
-    conf = None
-    if dense:
-        conf = pd.DataFrame(dense)
-        for col in conf.columns:
-            first = conf[col].iloc[0]
-            if np.isnan(first):
-                if col in MEAN_IMPUTED:
-                    vals = conf[col].to_numpy()
-                    conf.loc[0, col] = float(np.nanmean(vals[vals != 0]))
-                    notes.append(f"{col}: first value imputed with the mean non-zero value (as FitLins)")
-                elif "derivative1" in col:
-                    conf.loc[0, col] = 0.0
-        if conf.isna().any().any():
-            bad = [c for c in conf.columns if conf[c].isna().any()]
-            notes.append(f"NaNs in {', '.join(bad)} replaced with 0 (as pybids does)")
-            conf = conf.fillna(0.0)
-    return table, conf, unmodeled, notes
+    return table, dense
+
+
+def _dense_confounds(dense: Mapping[str, np.ndarray], notes: list[str]) -> pd.DataFrame | None:
+    """The dense X variables as confounds, first-row NaNs and other NaNs imputed as FitLins/pybids do."""
+    if not dense:
+        return None
+    conf = pd.DataFrame(dense)
+    for col in conf.columns:
+        first = conf[col].iloc[0]
+        if np.isnan(first):
+            if col in MEAN_IMPUTED:
+                vals = conf[col].to_numpy()
+                conf.loc[0, col] = float(np.nanmean(vals[vals != 0]))
+                notes.append(f"{col}: first value imputed with the mean non-zero value (as FitLins)")
+            elif "derivative1" in col:
+                conf.loc[0, col] = 0.0
+    if conf.isna().any().any():
+        bad = [c for c in conf.columns if conf[c].isna().any()]
+        notes.append(f"NaNs in {', '.join(bad)} replaced with 0 (as pybids does)")
+        conf = conf.fillna(0.0)
+    return conf
 
 
 __all__ = ["RunNode", "SUPPORTED", "design_inputs", "load_stats_model", "parse_stats_model", "to_config_values"]
