@@ -80,6 +80,21 @@ def test_images_are_fingerprinted_by_header_and_size_never_voxels(tmp_path, name
     assert manifest.fingerprint(path)["header_sha256"] != first["header_sha256"]
 
 
+@pytest.mark.parametrize("kind", ["nifti2", "big-endian"])
+def test_nifti2_and_big_endian_headers_are_read_to_vox_offset(tmp_path, kind):
+    data = np.zeros((2, 2, 2, 3), dtype=np.int16)
+    if kind == "nifti2":
+        img = nib.Nifti2Image(data, np.eye(4))
+    else:
+        img = nib.Nifti1Image(data, np.eye(4), header=nib.Nifti1Header(endianness=">"))
+    path = tmp_path / "bold.nii"
+    nib.save(img, path)
+    raw = path.read_bytes()
+    offset = int(type(img.header).from_fileobj(io.BytesIO(raw))["vox_offset"])
+    assert offset == (544 if kind == "nifti2" else 352)
+    assert manifest.fingerprint(path)["header_sha256"] == hashlib.sha256(raw[:offset]).hexdigest()
+
+
 def test_images_without_a_nifti_header_and_unreadable_files(tmp_path):
     gii = tmp_path / "bold.func.gii"
     gii.write_bytes(b"<?xml" + b"x" * 10000)
@@ -90,11 +105,10 @@ def test_images_without_a_nifti_header_and_unreadable_files(tmp_path):
     short = tmp_path / "short.nii"
     short.write_bytes(b"\x5c\x01\x00\x00" + b"\x00" * 10)  # says 348 bytes, has 14
     assert manifest.fingerprint(short)["header_sha256"] == hashlib.sha256(short.read_bytes()).hexdigest()
-    if os.geteuid() != 0:  # root reads anything
-        locked = tmp_path / "locked.tsv"
-        locked.write_text("x")
-        locked.chmod(0)
-        assert manifest.fingerprint(locked) == {"exists": True, "size": 1, "unreadable": "PermissionError"}
+    folder = tmp_path / "a-folder.tsv"  # exists, cannot be read as a file: said, not raised
+    folder.mkdir()
+    assert manifest.fingerprint(folder) == {"exists": True, "size": folder.stat().st_size,
+                                            "unreadable": "IsADirectoryError"}
 
 
 def test_input_changes_say_which_input_and_how(tmp_path):
