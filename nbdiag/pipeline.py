@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 
 from nbdiag import codes
 from nbdiag.record import RunAudit, audit_run
+from nbdiag.record_types import RunSummary
 from nbdiag.inputs.bids import RunInputs, discover
 from nbdiag.config import Config, resolve_settings
 from nbdiag.manifest import MANIFEST_DIR, make_manifest, manifest_path, provenance, settings_hash
@@ -258,7 +259,7 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
                 key = cache.run_key(run, config)
                 statuses = cache.done(run, key, variants)
                 if statuses is not None:
-                    collect(run, [_Stub.audit(run, v, statuses[v]) for v in variants], 0.0, skipped=True)
+                    collect(run, [_stub(run, v, statuses[v]) for v in variants], 0.0, skipped=True)
                     continue
                 cache.forget(run)
             redone.add(run.subject)
@@ -281,16 +282,9 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     return result
 
 
-class _Stub:
-    """A run × variant skipped by ``--work-dir``: its record is on disk."""
-
-    @staticmethod
-    def audit(run: RunInputs, variant: str, status: str) -> RunAudit:
-        record = {"run": run.to_dict(), "variant": variant, "status": status, "findings": [], "contrasts": {},
-                  "_on_disk": True}
-        if status == "error":
-            record["error"] = {"message": "unchanged since the previous run (--work-dir); see its _nbdiag.json"}
-        return RunAudit(run, variant, record, None)
+def _stub(run: RunInputs, variant: str, status: str) -> RunAudit:
+    """A run × variant skipped by ``--work-dir``: its record is on disk (:meth:`RunSummary.stub`)."""
+    return RunAudit(run, variant, RunSummary.stub(run.to_dict(), variant, status).to_json(), None)
 
 
 def _reload(output_dir: Path, audit: RunAudit) -> RunAudit:
@@ -314,21 +308,12 @@ def _reload(output_dir: Path, audit: RunAudit) -> RunAudit:
 
 def _timed(run: RunInputs, config: Config, output_dir: Path, slim: bool = False,
            bids_dir: Path | None = None) -> tuple[list[RunAudit], float]:
-    """Audit and write one run (in a worker); ``slim`` returns summaries only (less to send back)."""
+    """Audit and write one run (in a worker); ``slim`` returns summaries only (:class:`RunSummary`: less to send back)."""
     t0 = time.perf_counter()
     done = _audit_and_write(run, config, output_dir, bids_dir)
     if slim:
-        done = [_summary(a) for a in done]
+        done = [a.slim() for a in done]
     return done, time.perf_counter() - t0
-
-
-def _summary(audit: RunAudit) -> RunAudit:
-    """What the progress line and ``-v`` need of a written run × variant (no arrays, no design)."""
-    record = {k: audit.record[k] for k in ("run", "variant", "status", "error", "notes") if k in audit.record}
-    record["findings"] = [f for f in audit.record.get("findings", []) if f.get("severity") in ("warn", "fail", "error")][:5]
-    record["design"] = {"nilearn_warnings": (audit.record.get("design") or {}).get("nilearn_warnings", [])}
-    record["contrasts"] = {}
-    return RunAudit(audit.run, audit.variant, record, None)
 
 
 def write_subject_reports(output_dir: Path, audits: list[RunAudit], log: Callable[[str], None]) -> list[Path]:
