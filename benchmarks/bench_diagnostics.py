@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.repeats):
                 a.append(_timed(design_fn))
                 b.append(_timed(audit_fn))
-            c = [_timed(lambda: audit_run(run, settings)) for _ in range(args.run_repeats)]
+            c = [_timed(lambda run=run, settings=settings: audit_run(run, settings)) for _ in range(args.run_repeats)]
             ma, mb, mc = (statistics.median(x) * 1e3 for x in (a, b, c))
             rows.append({"run": run.prefix, "variant": vname, "scans": prepared.built.design.shape[0],
                          "cols": prepared.built.design.shape[1], "design_ms": ma, "audit_ms": mb,

@@ -98,7 +98,6 @@ def phases(runs, config, out: Path) -> None:
     import collections
 
     import nbdiag.explain.audit as audit_mod
-    import nbdiag.outputs as outputs_mod
     import nbdiag.pipeline as pipeline_mod
     import nbdiag.record as record_mod
 

@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from nbdiag.config import Settings, SettingsError, _contrasts
+from nbdiag.config import Settings, SettingsError, resolve_settings
 from nbdiag.record import RunAudit, audit_given_run
 from nbdiag.thresholds import Thresholds
 
@@ -138,10 +138,9 @@ class Audit:
 
 
 def _settings(contrasts: Any, thresholds: Thresholds | Mapping[str, Any] | None, variant: str) -> Settings:
-    if isinstance(thresholds, Mapping):
-        thresholds = Thresholds().updated(thresholds, "thresholds")
-    clean = None if contrasts is None else _contrasts(contrasts, "contrasts")
-    return Settings(contrasts=clean, thresholds=thresholds or Thresholds(), variant=variant)
+    """The API's settings, through the one resolver (the model settings come from each model object)."""
+    return resolve_settings(contrasts=contrasts, thresholds=thresholds, variant=variant, where="audit_model",
+                            require_task=False).base
 
 
 def _audit_one(model: Any, run_imgs: Any, events: Any, confounds: Any, sample_masks: Any, base: Settings,

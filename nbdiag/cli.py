@@ -190,34 +190,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace):
-    from nbdiag.config import Config, load_config, override_config
+    """The resolved settings of the command line (:func:`nbdiag.config.resolve_settings`).
 
-    config = load_config(args.config) if args.config else Config()
-    return override_config(config, model=_model_values(args), events=_event_values(args),
-                           contrasts=args.contrast, measure=getattr(args, "measure", None))
+    Returns
+    -------
+    config, bids_filter, notes
+        The settings of every variant, the ``--bids-filter-file`` (or None) and the notes of
+        the ``--model`` file.
+    """
+    from nbdiag.config import resolve_settings
+
+    bids_filter = None
+    if getattr(args, "bids_filter_file", None) is not None:
+        from nbdiag.inputs.bids_filter import load_bids_filter
+
+        bids_filter = load_bids_filter(args.bids_filter_file)
+    stats_model, notes = None, []
+    if getattr(args, "model", None) is not None:
+        from nbdiag.inputs.bids_stats_model import load_stats_model, to_config_values
+
+        node, values, notes = load_stats_model(args.model)
+        if args.contrast:
+            notes.append("--contrast ignored: the model's Contrasts and DummyContrasts are audited")
+        stats_model = to_config_values(node, values)
+    config = resolve_settings(args.config, model=_model_values(args), events=_event_values(args),
+                              contrasts=args.contrast, measure=getattr(args, "measure", None),
+                              bids_filter=bids_filter, stats_model=stats_model,
+                              participant_labels=getattr(args, "participant_label", None))
+    return config, bids_filter, [f"{args.model.name}: {note}" for note in notes]
 
 
 def _participant(args: argparse.Namespace) -> int:
     from nbdiag.pipeline import run_participant
     from nbdiag.runner import wants_live_progress
 
-    config = _load(args)
-    bids_filter = None
-    if args.bids_filter_file is not None:
-        from nbdiag.inputs.bids_filter import load_bids_filter
-
-        bids_filter = load_bids_filter(args.bids_filter_file)
-        config = _labels_from_filter(config, bids_filter)
     log = (lambda text: print(text, file=sys.stderr, flush=True))
-    if args.model is not None:
-        from nbdiag.inputs.bids_stats_model import apply_to_config, load_stats_model
-
-        node, values, notes = load_stats_model(args.model)
-        if args.contrast:
-            notes.append("--contrast ignored: the model's Contrasts and DummyContrasts are audited")
-        config = apply_to_config(config, node, values)
-        for note in notes:
-            log(f"note: {args.model.name}: {note}")
+    config, bids_filter, notes = _load(args)
+    for note in notes:
+        log(f"note: {note}")
     result = run_participant(args.bids_dir, args.output_dir, config, participant_labels=args.participant_label,
                              n_jobs=args.n_jobs, reports=not args.no_reports, log=log, verbose=args.verbose,
                              bids_filter=bids_filter, work_dir=args.work_dir, dask_scheduler=args.dask_scheduler,
@@ -236,26 +246,6 @@ def _participant(args: argparse.Namespace) -> int:
     if result.n_errors:
         print(f"nbdiag: {result.n_errors} run(s) could not be audited (see the messages above)", file=sys.stderr)
     return result.exit_code
-
-
-def _labels_from_filter(config, bids_filter):
-    """``task_label`` / ``space_label`` from the filter's ``bold`` entry, when it names exactly one."""
-    from nbdiag.config import SettingsError, replace_model
-
-    for key, setting in (("task", "task_label"), ("space", "space_label")):
-        value = bids_filter.single(key)
-        wanted = bids_filter.bold.get(key)
-        if value is None:
-            if isinstance(wanted, tuple) and not any(getattr(s.model, setting) for s in config.all_variants()):
-                raise SettingsError(f"{bids_filter.path}: bold.{key} lists {list(wanted)}; nbdiag audits one "
-                                    f"{setting} at a time: give --{key} LABEL")
-            continue
-        current = {getattr(s.model, setting) for s in config.all_variants()} - {None, ""}
-        if current and current != {value}:
-            raise SettingsError(f"{bids_filter.path}: bold.{key} is {value!r} but {setting} is "
-                                f"{', '.join(map(repr, sorted(current)))} (--{key} / config); make them agree")
-        config = replace_model(config, **{setting: value})
-    return config
 
 
 def _group(args: argparse.Namespace) -> int:
@@ -417,7 +407,7 @@ def _what_was_found(argv: Sequence[str]) -> str:
     """After "no run found" / "no subject to audit": the tasks, spaces and derivative folders present."""
     try:
         args = build_parser().parse_args(list(argv))
-        config = _load(args)
+        config, _, _ = _load(args)
     except Exception:  # noqa: BLE001 - only a hint: the error itself is printed anyway
         return ""
     model = config.base.model

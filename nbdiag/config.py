@@ -235,7 +235,7 @@ class Config:
     def all_variants(self) -> list[Settings]:
         """Every variant to audit (``[base named "default"]`` if none)."""
         if not self.variants:
-            return [replace(self.base, variant="default")]
+            return [self.base]
         return list(self.variants.values())
 
 
@@ -289,7 +289,7 @@ def _label(key: str, value: Any, where: str) -> str:
     return value
 
 
-def _model_value(key: str, value: Any, where: str) -> Any:
+def _model_value(key: str, value: Any, where: str) -> Any:  # noqa: C901
     """Validate one ``[model]`` key (nilearn name) and return its clean value."""
     if key == "task_label":
         return _label(key, value, where)
@@ -408,7 +408,7 @@ def _validate_transform(value: str, where: str) -> str:
     raise _bad("transform", "'rtdur' or a plugin 'package.module:function'", value, where)
 
 
-def update_events(events: EventSettings, values: Mapping[str, Any], where: str = "[events]") -> EventSettings:
+def update_events(events: EventSettings, values: Mapping[str, Any], where: str = "[events]") -> EventSettings:  # noqa: C901
     """Return ``events`` with ``values`` validated and applied."""
     clean: dict[str, Any] = {}
     for key, value in values.items():
@@ -597,3 +597,114 @@ def replace_model(config: Config, **values: Any) -> Config:
         base=replace(config.base, model=replace(config.base.model, **values)),
         variants={name: replace(s, model=replace(s.model, **values)) for name, s in config.variants.items()},
     )
+
+
+# --------------------------------------------------------------------------- #
+# the one way in
+# --------------------------------------------------------------------------- #
+def _labels_from_filter(config: Config, bids_filter: Any) -> Config:
+    """``task_label`` / ``space_label`` from a filter file's ``bold`` entry, when it names exactly one."""
+    for key, setting in (("task", "task_label"), ("space", "space_label")):
+        value = bids_filter.single(key)
+        wanted = bids_filter.bold.get(key)
+        if value is None:
+            if isinstance(wanted, tuple) and not any(getattr(s.model, setting) for s in config.all_variants()):
+                raise SettingsError(f"{bids_filter.path}: bold.{key} lists {list(wanted)}; nbdiag audits one "
+                                    f"{setting} at a time: give --{key} LABEL")
+            continue
+        current = {getattr(s.model, setting) for s in config.all_variants()} - {None, ""}
+        if current and current != {value}:
+            raise SettingsError(f"{bids_filter.path}: bold.{key} is {value!r} but {setting} is "
+                                f"{', '.join(map(repr, sorted(current)))} (--{key} / config); make them agree")
+        config = replace_model(config, **{setting: value})
+    return config
+
+
+def _with_stats_model(config: Config, values: Mapping[str, Any]) -> Config:
+    """Every variant with a BIDS Stats Model's run node (its contrasts replace any others)."""
+    def one(settings: Settings) -> Settings:
+        model = update_model(settings.model, values["model"], where=str(values.get("where") or "--model"))
+        return replace(settings, model=model, contrasts=dict(values["contrasts"]), stats_model=values["node"])
+
+    return Config(base=one(config.base), variants={k: one(v) for k, v in config.variants.items()})
+
+
+def _participant_labels(config: Config, labels: Any) -> Config:
+    clean = []
+    for label in labels:
+        text = str(label).removeprefix("sub-")
+        if not _LABEL.match(text):
+            raise SettingsError(f"invalid value for 'participant_label': expected BIDS labels (letters and "
+                                f"digits, with or without 'sub-'); got {str(label)!r}")
+        clean.append(text)
+    return replace_model(config, sub_labels=tuple(clean))
+
+
+def resolve_settings(config: Config | str | Path | Mapping[str, Any] | None = None, *,
+                     model: Mapping[str, Any] | None = None, events: Mapping[str, Any] | None = None,
+                     contrasts: Any = None, thresholds: Thresholds | Mapping[str, Any] | None = None,
+                     measure: str | None = None, bids_filter: Any = None,
+                     stats_model: Mapping[str, Any] | None = None, participant_labels: Any = None,
+                     variant: str | None = None, where: str = "command line",
+                     require_task: bool = True) -> Config:
+    """The resolved settings of every variant, from every way in, validated once.
+
+    The command line, a TOML config file, a BIDS Stats Model, a ``--bids-filter-file`` and
+    the Python API all end here, applied in this order (a later source overrides an
+    earlier one); :func:`nbdiag.pipeline.run_participant` and :mod:`nbdiag.api` consume
+    the result and never patch it.
+
+    Parameters
+    ----------
+    config : Config, path, mapping or None
+        A :class:`Config`, a TOML file (:func:`load_config`), a parsed TOML mapping
+        (:func:`config_from_mapping`) or nothing (nilearn's defaults).
+    model, events, contrasts, measure
+        Command-line values (nilearn names), applied to the base settings and every variant.
+    thresholds : Thresholds or mapping, optional
+        A complete :class:`Thresholds` or ``[thresholds]`` keys to override.
+    bids_filter : nbdiag.inputs.bids_filter.BidsFilter, optional
+        Sets ``task_label`` / ``space_label`` when its ``bold`` entry names exactly one.
+    stats_model : mapping, optional
+        :func:`nbdiag.inputs.bids_stats_model.to_config_values` of a ``--model`` file: its run
+        node's model values, contrasts and node (its contrasts replace any others).
+    participant_labels : iterable of str, optional
+        ``--participant-label``, with or without ``sub-``; replaces ``sub_labels``.
+    variant : str, optional
+        Name of the (single) variant when the config defines none (the Python API).
+    where : str
+        How messages name the command-line values.
+    require_task : bool
+        Refuse settings without ``task_label`` (BIDS discovery needs it; the Python API does not).
+
+    Raises
+    ------
+    SettingsError
+        For an invalid or incomplete setting, naming the key, the allowed values and the value.
+    """
+    if config is None:
+        config = Config()
+    elif isinstance(config, (str, Path)):
+        config = load_config(config)
+    elif isinstance(config, Mapping):
+        config = config_from_mapping(config)
+    config = override_config(config, model=model, events=events, contrasts=contrasts, where=where, measure=measure)
+    if thresholds is not None:
+        def with_thresholds(s: Settings) -> Settings:
+            if isinstance(thresholds, Thresholds):
+                return replace(s, thresholds=thresholds)
+            return replace(s, thresholds=s.thresholds.updated(thresholds, "thresholds"))
+
+        config = Config(base=with_thresholds(config.base),
+                        variants={k: with_thresholds(v) for k, v in config.variants.items()})
+    if bids_filter is not None:
+        config = _labels_from_filter(config, bids_filter)
+    if stats_model is not None:
+        config = _with_stats_model(config, stats_model)
+    if participant_labels:
+        config = _participant_labels(config, participant_labels)
+    if variant is not None and not config.variants:
+        config = Config(base=replace(config.base, variant=_label("variant", variant, where)))
+    if require_task:
+        check_complete(config)
+    return config

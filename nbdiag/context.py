@@ -143,8 +143,3 @@ def frame_times(n_scans: int, t_r: float, slice_time_ref: float) -> np.ndarray:
     ``linspace(slice_time_ref * t_r, (n_scans - 1 + slice_time_ref) * t_r, n_scans)``.
     """
     return np.linspace(slice_time_ref * t_r, (n_scans - 1 + slice_time_ref) * t_r, n_scans)
-
-
-def columns_with_role(roles: dict[str, str], *wanted: str) -> list[str]:
-    """Columns whose role is one of ``wanted``, in design order."""
-    return [col for col, role in roles.items() if role in wanted]

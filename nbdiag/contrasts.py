@@ -207,7 +207,7 @@ def _expression_vector(expression: str, columns: tuple[str, ...]) -> np.ndarray:
     return vec
 
 
-def parse_contrasts(
+def parse_contrasts(  # noqa: C901
     contrasts: Mapping[str, Any] | Sequence[str] | None,
     design: pd.DataFrame,
     roles: Mapping[str, str],

@@ -353,11 +353,13 @@ def check_records(records: list[dict[str, Any]], output_dir: str | Path,
     -------
     dict
         ``trusted`` (records to sign off), ``refused`` and ``stale`` (lists of
-        ``{"record", "subject", "variant", "prefix", "reason"}``), ``missing`` (expected
+        ``{"record", "subject", "variant", "prefix", "reason"}``; a record refused for its inputs
+        also has ``inputs``, the list of :func:`nbdiag.manifest.input_changes`, and ``not_found``,
+        True when every one of them is an input not found: nothing to compare with), ``missing`` (expected
         run × variants without a record), ``skipped`` (``{subject: reason}``),
         ``problems`` (manifest problems) and ``verified`` (manifests were found).
     """
-    from nbdiag.manifest import check_inputs, expectations
+    from nbdiag.manifest import NOT_FOUND_KINDS, expectations, input_changes
 
     root = Path(output_dir)
     exp = expectations(root)
@@ -398,9 +400,12 @@ def check_records(records: list[dict[str, Any]], output_dir: str | Path,
                                                f"a later participant run audited variant '{rec['variant']}' with "
                                                f"other settings ({latest}); rerun this subject with them"})
             continue
-        changed = check_inputs(prov.get("inputs") or {}, Path(bids_dir) if bids_dir is not None else None)
-        if changed:
-            refused.append({**ident, "reason": "inputs changed or vanished since the audit: " + "; ".join(changed)})
+        changes = input_changes(prov.get("inputs") or {}, Path(bids_dir) if bids_dir is not None else None)
+        if changes:
+            not_found = all(c["kind"] in NOT_FOUND_KINDS for c in changes)
+            what = "inputs not found under BIDS_DIR" if not_found else "inputs changed since the audit"
+            refused.append({**ident, "reason": f"{what}: " + "; ".join(c["message"] for c in changes),
+                            "inputs": changes, "not_found": not_found})
             continue
         trusted.append(rec)
     missing = [{"record": v.get("record", ""), "subject": v.get("subject"), "variant": v.get("variant"),
@@ -442,6 +447,50 @@ def _extra_rows(check: Mapping[str, Any], fail_on: str) -> tuple[list[dict], lis
     return runs, signoff
 
 
+#: outputs of a group run that sign off records; moved to ``group/stale/`` once those are not current
+GROUP_OUTPUTS = ("group/signoff.tsv", "group/include.tsv", "group/nbdiag_runs.tsv",
+                 "group/nbdiag_attribution.tsv", "group/nbdiag_outliers.tsv", "group.html")
+STALE_DIR = "stale"
+STALE_NOTE = "README.txt"
+
+
+def move_stale_outputs(root: Path, reasons: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Move an earlier group run's outputs to ``group/stale/``, with a note saying why.
+
+    Nothing is deleted: the files keep their content under ``group/stale/`` (replacing an older
+    stale copy), where no tool reading ``group/signoff.tsv`` or ``group/include.tsv`` finds them,
+    and ``group/stale/README.txt`` lists the records that made them stale.
+
+    Parameters
+    ----------
+    root : path
+        OUTPUT_DIR.
+    reasons : iterable of mapping
+        The refused and missing items of :func:`check_records` (``record``, ``reason``).
+
+    Returns
+    -------
+    list of str
+        The files moved, relative to OUTPUT_DIR (empty: nothing to move, the note is not written).
+    """
+    import os
+
+    present = [rel for rel in GROUP_OUTPUTS if (root / rel).is_file()]
+    if not present:
+        return []
+    stale = root / "group" / STALE_DIR
+    stale.mkdir(parents=True, exist_ok=True)
+    lines = ["These files were written by an earlier `nbdiag ... group` run. A later group run found that",
+             "the records they sign off are no longer current, so they were moved here: they are NOT a",
+             "valid sign-off. Rerun the participant level for the runs below, then the group level.", "",
+             "Moved: " + ", ".join(present), "", "Why:"]
+    lines += [f"- {item.get('record', '')}: {item.get('reason', '')}" for item in reasons]
+    atomic_write_text(stale / STALE_NOTE, "\n".join(lines) + "\n")
+    for rel in present:
+        os.replace(root / rel, stale / Path(rel).name)
+    return present
+
+
 def _say(text: str) -> None:
     print(text, file=sys.stderr)
 
@@ -465,16 +514,24 @@ def select_variants(records: list[dict[str, Any]], variants: Iterable[str] | Non
     return [r for r in records if str(r.get("variant")) in wanted]
 
 
-def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = True,
+def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = True,  # noqa: C901
               variants: Iterable[str] | None = None, ratings: Iterable[str | Path] | None = None,
               bids_dir: str | Path | None = None, allow_incomplete: bool = False) -> int:
     """Group level of ``nbdiag``: tables, ``group.html`` and the exit code.
 
     Only records the participant level finished for the settings and inputs of its latest
     invocation (``OUTPUT_DIR/.nbdiag/manifests``) are signed off. Records that are partial or
-    malformed, from another settings hash, or whose inputs changed or vanished are refused;
-    expected run × variants without a record are missing; records the latest invocation did
-    not ask for (fewer variants, a deleted subject) are stale and left out.
+    malformed, from another settings hash, or whose inputs changed (by content:
+    :func:`nbdiag.manifest.input_changes`) are refused; expected run × variants without a
+    record are missing; records the latest invocation did not ask for (fewer variants, a
+    deleted subject) are stale and left out.
+
+    When some record's inputs are not found under ``bids_dir`` at all (a wrong BIDS_DIR, a
+    DataLad copy not fetched), nothing can be judged: OUTPUT_DIR is left unchanged (exit 2;
+    with ``allow_incomplete`` those records are refused like the others). When records are
+    refused or missing otherwise, the outputs of an earlier group run are moved to
+    ``group/stale/`` with a ``README.txt`` saying why (:func:`move_stale_outputs`): nothing
+    is deleted, and no sign-off that looks valid is left.
 
     Parameters
     ----------
@@ -534,22 +591,32 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
     for item in check["stale"]:
         _say(f"nbdiag group: stale record left out: {item['record']}: {item['reason']}")
     bad = check["refused"] + check["missing"]
+    unfound = [item for item in check["refused"] if item.get("not_found")]
     for item in check["refused"]:
-        _say(f"nbdiag group: refused {item['record']}: {item['reason']}")
+        if allow_incomplete or not item.get("not_found"):
+            _say(f"nbdiag group: refused {item['record']}: {item['reason']}")
     for item in check["missing"]:
         _say(f"nbdiag group: missing {item['record']}: {item['reason']}")
+    if unfound and not allow_incomplete:
+        # nothing to compare with (a wrong BIDS_DIR, a copy not fetched): no ground to judge the
+        # earlier sign-off, so OUTPUT_DIR is left exactly as it was
+        examples = list(dict.fromkeys(c["message"] for item in unfound for c in item["inputs"]))
+        _say(f"nbdiag group: the inputs of {len(unfound)} of {len(records)} record(s) are not found under "
+             f"BIDS_DIR {bids_dir}: " + "; ".join(examples[:3]) + (" ..." if len(examples) > 3 else "")
+             + ". Is BIDS_DIR the dataset the participant level audited, and is it fetched (`datalad get`)? "
+             "Nothing in OUTPUT_DIR was changed.")
+        return EXIT_USAGE
     if bad and not allow_incomplete:
-        # nothing signed off: remove sign-off outputs of an earlier group run so none survives stale
-        for stale_output in (group / "signoff.tsv", group / "include.tsv", group / "nbdiag_runs.tsv",
-                             root / "group.html"):
-            if stale_output.is_file():
-                stale_output.unlink()
+        # nothing signed off: an earlier group run's outputs no longer match the records; they are
+        # moved to group/stale/ with a note saying why, so no sign-off that looks valid survives
+        moved = move_stale_outputs(root, bad)
+        if moved:
+            _say(f"nbdiag group: the earlier group outputs ({', '.join(moved)}) no longer match the records: "
+                 f"moved to {group / STALE_DIR} (see {STALE_NOTE} there)")
         _write_tsv(missing_table(check), group / "nbdiag_missing.tsv")
         _say(f"nbdiag group: refused: {len(check['refused'])} record(s) refused and {len(check['missing'])} "
              f"missing (listed above and in {group / 'nbdiag_missing.tsv'}); rerun the participant level for "
-             "them, or pass --allow-incomplete to sign off the others"
-             + (" (inputs vanished: is BIDS_DIR the dataset the participant level audited?)"
-                if any("vanished" in item["reason"] for item in check["refused"]) else ""))
+             "them, or pass --allow-incomplete to sign off the others")
         return EXIT_USAGE
     trusted = check["trusted"]
     try:

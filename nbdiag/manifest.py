@@ -6,25 +6,30 @@ valid (also used by ``--work-dir`` caching):
 * :func:`settings_hash` — a hash of one variant's resolved settings (without the
   subject selection, so shards of one analysis share it) and the nbdiag / nilearn
   versions;
-* :func:`fingerprint` / :func:`input_fingerprints` — size + modification time of every
-  input file of a run (a broken link records its target instead: an unfetched
-  git-annex file).
+* :func:`fingerprint` / :func:`input_fingerprints` — every input file of a run by
+  content: size + SHA-256 of events, confounds and sidecars, size + SHA-256 of the header
+  of images (no voxel read); never the modification time or the location, so a copy of
+  the dataset (``cp -r``, a checkout, a sync to scratch) gives the same fingerprints.
+  A broken link records its target instead (an unfetched git-annex file: ``"fetched":
+  false``).
 
 Every participant invocation writes, for each subject it covers, one manifest
 ``OUTPUT_DIR/.nbdiag/manifests/sub-<label>.json`` (concurrent ``--participant-label`` shards
 cover disjoint subjects, so no shard rewrites another's file) listing the run × variant records
 it will write, with each variant's settings hash, or why the subject was skipped. An invocation
-over the whole dataset removes the manifests of subjects it no longer finds. Each record carries ``provenance`` (settings hash + input fingerprints) and is
-written last for its run × variant, atomically: its presence with a matching hash is the
-"done" marker. :func:`verify` is what ``nbdiag ... group`` trusts.
+over the whole dataset removes the manifests of subjects it no longer finds. Each record
+carries ``provenance`` (settings hash + input fingerprints) and is written last for its run × variant, atomically: its presence with a matching hash is the
+"done" marker. :func:`expectations` and :func:`input_changes` are what ``nbdiag ... group`` trusts.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -69,26 +74,100 @@ def _rel(path: Path, root: Path | None) -> str:
     return Path(path).name
 
 
-def fingerprint(path: str | Path | None) -> dict[str, Any] | None:
-    """Size and modification time (ns) of a file; ``None`` for no file.
+#: file names fingerprinted by their header (+ size) only: their voxel data are never read
+IMAGE_SUFFIXES = (".nii", ".nii.gz", ".gii", ".gii.gz", ".mgh", ".mgz", ".hdr", ".img", ".img.gz")
+#: bytes hashed of an image that is not a readable NIfTI header (GIfTI, MGH, damaged files)
+_IMAGE_PREFIX_BYTES = 4096
+#: at most this much of a NIfTI header + its extensions is hashed
+_MAX_HEADER_BYTES = 1 << 20
 
-    A missing file gives ``{"exists": False}``; a broken link (e.g. an unfetched
-    git-annex file) also records its target.
+
+def _nifti_header_bytes(path: Path) -> bytes | None:
+    """A NIfTI-1/2 file's header and header extensions (the bytes before ``vox_offset``), or None.
+
+    A ``.nii.gz`` is decompressed only as far as the header: no voxel is read.
+    """
+    import struct
+
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(540)
+            for endian in ("<", ">"):
+                size = struct.unpack(endian + "i", head[:4])[0] if len(head) >= 4 else 0
+                if size == 348 and len(head) >= 348:
+                    offset = int(struct.unpack(endian + "f", head[108:112])[0])
+                    break
+                if size == 540 and len(head) >= 540:
+                    offset = int(struct.unpack(endian + "q", head[168:176])[0])
+                    break
+            else:
+                return None
+            offset = min(max(offset, size), _MAX_HEADER_BYTES)
+            return (head + fh.read(max(offset - len(head), 0)))[:offset]
+    except (OSError, EOFError, ValueError, struct.error, gzip.BadGzipFile):
+        return None
+
+
+def _is_image(path: Path) -> bool:
+    return path.name.lower().endswith(IMAGE_SUFFIXES)
+
+
+@lru_cache(maxsize=4096)
+def _content_fingerprint(path: str, size: int, mtime_ns: int, inode: int) -> tuple[tuple[str, Any], ...]:
+    """The content part of :func:`fingerprint`, memoised per file version (path, size, mtime, inode).
+
+    The cache key uses the modification time only to know when to hash again: the
+    fingerprint itself holds the size and content hash, never the time.
+    """
+    p = Path(path)
+    try:
+        if _is_image(p):
+            header = _nifti_header_bytes(p)
+            if header is None:
+                with open(p, "rb") as fh:
+                    header = fh.read(_IMAGE_PREFIX_BYTES)
+            return (("size", size), ("header_sha256", hashlib.sha256(header).hexdigest()))
+        digest = hashlib.sha256()
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        return (("size", size), ("sha256", digest.hexdigest()))
+    except OSError as exc:
+        return (("size", size), ("unreadable", type(exc).__name__))
+
+
+def fingerprint(path: str | Path | None) -> dict[str, Any] | None:
+    """What a file holds, by content: ``{"exists", "size", "sha256" | "header_sha256"}``.
+
+    Text inputs (events, confounds, JSON sidecars) are hashed whole (SHA-256 of their
+    bytes); images (:data:`IMAGE_SUFFIXES`) by their header only — for NIfTI the header
+    and its extensions, up to ``vox_offset``, decompressed as far as that — together with
+    their size, so no voxel is read. Never the modification time or the location: the
+    same bytes anywhere give the same fingerprint.
+
+    ``None`` for no file. A missing file gives ``{"exists": False}``; a broken link
+    also records its target, and a link into git-annex whose content is absent
+    (DataLad, not fetched) says ``"fetched": False``.
     """
     if path is None:
         return None
     path = Path(path)
     try:
         st = path.stat()
-        return {"exists": True, "size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
     except OSError:
         out: dict[str, Any] = {"exists": False}
         try:
             if path.is_symlink():
-                out["link"] = os.readlink(path)
+                target = os.readlink(path)
+                out["link"] = target.replace("\\", "/")
+                if "/annex/objects/" in out["link"]:
+                    out["fetched"] = False
         except OSError:
             pass
         return out
+    return {"exists": True, **dict(_content_fingerprint(str(path.absolute()), int(st.st_size),
+                                                        int(st.st_mtime_ns), int(st.st_ino)))}
 
 
 def input_fingerprints(files: Mapping[str, str | Path | None], root: Path | None = None) -> dict[str, Any]:
@@ -202,8 +281,21 @@ def expectations(output_dir: Path) -> Expectations:
     return exp
 
 
-def check_inputs(recorded: Mapping[str, Any], root: Path | None) -> list[str]:
-    """Inputs of a record that changed or vanished since it was written.
+#: kinds of :func:`input_changes` that mean "the input is not there to check" (wrong BIDS_DIR,
+#: a copy not fetched yet), as opposed to an input whose content changed
+NOT_FOUND_KINDS = ("vanished", "not_fetched")
+_CONTENT_KEYS = ("sha256", "header_sha256")
+
+
+def _short(fp: Mapping[str, Any]) -> str:
+    for key in _CONTENT_KEYS:
+        if fp.get(key):
+            return f"{key} {str(fp[key])[:12]}, {fp.get('size')} bytes"
+    return f"{fp.get('size')} bytes"
+
+
+def input_changes(recorded: Mapping[str, Any], root: Path | None) -> list[dict[str, str]]:
+    """Inputs of a record that changed, vanished or cannot be checked since it was written.
 
     Parameters
     ----------
@@ -214,25 +306,52 @@ def check_inputs(recorded: Mapping[str, Any], root: Path | None) -> list[str]:
 
     Returns
     -------
-    list of str
-        One ``"<role> <path>: <what changed>"`` per problem.
+    list of dict
+        ``{"role", "path", "kind", "message"}`` per problem; ``kind`` is ``vanished`` or
+        ``not_fetched`` (:data:`NOT_FOUND_KINDS`: nothing to compare with), ``changed``
+        (other content: the message gives the old and new hash and size), ``appeared``,
+        ``unverifiable`` (a fingerprint without a content hash, from an older nbdiag),
+        ``outside`` or ``malformed``.
     """
     if root is None:
         return []
     problems = []
+
+    def add(role: str, rel: str, kind: str, what: str) -> None:
+        problems.append({"role": role, "path": rel, "kind": kind, "message": f"{role} {rel}: {what}".replace(" : ", ": ")})
+
     for role, fp in recorded.items():
         if not isinstance(fp, Mapping) or not isinstance(fp.get("path"), str):
-            problems.append(f"{role}: malformed fingerprint")
+            add(role, "", "malformed", "malformed fingerprint")
             continue
         rel = fp["path"]
         if Path(rel).is_absolute() or ".." in Path(rel).parts:
-            problems.append(f"{role} {rel}: path outside BIDS_DIR")
+            add(role, rel, "outside", "path outside BIDS_DIR")
+            continue
+        if not fp.get("exists"):
+            now = fingerprint(Path(root) / rel) or {}
+            if now.get("exists"):
+                add(role, rel, "appeared", "appeared (or was fetched) since the audit")
+            continue
+        if not any(fp.get(k) for k in _CONTENT_KEYS):
+            add(role, rel, "unverifiable", "fingerprint without a content hash (written by an older nbdiag); "
+                                           "rerun the participant level")
             continue
         now = fingerprint(Path(root) / rel) or {}
-        if fp.get("exists") and not now.get("exists"):
-            problems.append(f"{role} {rel}: vanished")
-        elif not fp.get("exists") and now.get("exists"):
-            problems.append(f"{role} {rel}: appeared since the audit")
-        elif fp.get("exists") and (now.get("size"), now.get("mtime_ns")) != (fp.get("size"), fp.get("mtime_ns")):
-            problems.append(f"{role} {rel}: changed since the audit (size/modification time)")
+        if not now.get("exists"):
+            if now.get("fetched") is False:
+                add(role, rel, "not_fetched", "not fetched (a git-annex/DataLad link without its content; "
+                                              "`datalad get` it)")
+            else:
+                add(role, rel, "vanished", "not found")
+            continue
+        old = {k: fp.get(k) for k in ("size", *_CONTENT_KEYS) if fp.get(k) is not None}
+        new = {k: now.get(k) for k in old}
+        if old != new:
+            add(role, rel, "changed", f"content changed since the audit ({_short(fp)} -> {_short(now)})")
     return problems
+
+
+def check_inputs(recorded: Mapping[str, Any], root: Path | None) -> list[str]:
+    """The messages of :func:`input_changes` (``"<role> <path>: <what changed>"``)."""
+    return [p["message"] for p in input_changes(recorded, root)]

@@ -101,7 +101,7 @@ def check_output_dir(output_dir: Path, bids_dir: Path | None = None, derivatives
     def within(child: Path, parent: Path) -> bool:
         return child == parent or parent in child.parents
 
-    if within(out, src) and not (src / "derivatives") in out.parents:
+    if within(out, src) and (src / "derivatives") not in out.parents:
         raise ValueError(
             f"OUTPUT_DIR {output_dir} is inside BIDS_DIR {bids_dir}; nbdiag never writes into its inputs. "
             f"Choose a folder outside it, or e.g. {Path(bids_dir) / 'derivatives' / 'nbdiag'}"

@@ -9,7 +9,6 @@ This is the Python API behind ``nbdiag BIDS_DIR OUTPUT_DIR participant``::
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,14 +17,15 @@ from typing import Callable, Iterable
 
 from nbdiag import codes
 from nbdiag.record import RunAudit, audit_run
+from nbdiag.record_types import RunSummary
 from nbdiag.inputs.bids import RunInputs, discover
-from nbdiag.config import Config, check_complete, replace_model
-from nbdiag.errors import SettingsError
+from nbdiag.config import Config, resolve_settings
 from nbdiag.manifest import MANIFEST_DIR, make_manifest, manifest_path, provenance, settings_hash
 from nbdiag.outputs import (check_output_dir, run_folder, write_dataset_description, write_json,
                             write_run_outputs)
 from nbdiag.errors import EXIT_OK, EXIT_RUN_ERRORS
 from nbdiag.preflight import check_before_runs
+from nbdiag.workdir import run_input_files
 
 
 @dataclass
@@ -89,13 +89,6 @@ def _remove_leftover_temp_files(output_dir: Path, run: RunInputs, variant: str) 
             tmp.unlink(missing_ok=True)
 
 
-def run_input_files(run: RunInputs) -> dict[str, Path | None]:
-    """Every input file of a run, by role (what the fingerprints cover)."""
-    return {"bold": run.bold, "bold_sidecar": run.bold_sidecar, "events": run.events,
-            "confounds": run.confounds,
-            "confounds_sidecar": run.confounds.with_suffix(".json") if run.confounds else None}
-
-
 def _write_manifests(output_dir: Path, config: Config, runs: list[RunInputs], discovery,
                      participant_labels) -> None:
     """One manifest per subject covered (a shard writes only its own subjects' files)."""
@@ -148,7 +141,7 @@ def _progress_line(i: int, n: int, audits: list[RunAudit], seconds: float) -> st
     return line
 
 
-def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config,
+def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config,  # noqa: C901
                     participant_labels: Iterable[str] | None = None, n_jobs: int = 1,
                     reports: bool = True, log: Callable[[str], None] | None = None,
                     verbose: int = 0, bids_filter=None, work_dir: str | Path | None = None,
@@ -198,13 +191,8 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
 
     live = (log is None and wants_live_progress()) if progress is None else progress
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
-    for label in participant_labels or ():
-        if not re.match(r"^[A-Za-z0-9]+$", str(label).removeprefix("sub-")):
-            raise SettingsError(f"invalid value for 'participant_label': expected BIDS labels (letters and "
-                                f"digits, with or without 'sub-'); got {str(label)!r}")
-    if participant_labels:
-        config = replace_model(config, sub_labels=tuple(str(p).removeprefix("sub-") for p in participant_labels))
-    check_complete(config)
+    # the one resolver (idempotent on settings it already resolved): labels validated, task required
+    config = resolve_settings(config, participant_labels=participant_labels)
     base = config.all_variants()[0].model
     bids_dir = Path(bids_dir)
     output_dir = check_output_dir(Path(output_dir), bids_dir, bids_dir / base.derivatives_folder)
@@ -271,7 +259,7 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
                 key = cache.run_key(run, config)
                 statuses = cache.done(run, key, variants)
                 if statuses is not None:
-                    collect(run, [_Stub.audit(run, v, statuses[v]) for v in variants], 0.0, skipped=True)
+                    collect(run, [_stub(run, v, statuses[v]) for v in variants], 0.0, skipped=True)
                     continue
                 cache.forget(run)
             redone.add(run.subject)
@@ -294,16 +282,9 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     return result
 
 
-class _Stub:
-    """A run × variant skipped by ``--work-dir``: its record is on disk."""
-
-    @staticmethod
-    def audit(run: RunInputs, variant: str, status: str) -> RunAudit:
-        record = {"run": run.to_dict(), "variant": variant, "status": status, "findings": [], "contrasts": {},
-                  "_on_disk": True}
-        if status == "error":
-            record["error"] = {"message": "unchanged since the previous run (--work-dir); see its _nbdiag.json"}
-        return RunAudit(run, variant, record, None)
+def _stub(run: RunInputs, variant: str, status: str) -> RunAudit:
+    """A run × variant skipped by ``--work-dir``: its record is on disk (:meth:`RunSummary.stub`)."""
+    return RunAudit(run, variant, RunSummary.stub(run.to_dict(), variant, status).to_json(), None)
 
 
 def _reload(output_dir: Path, audit: RunAudit) -> RunAudit:
@@ -327,21 +308,12 @@ def _reload(output_dir: Path, audit: RunAudit) -> RunAudit:
 
 def _timed(run: RunInputs, config: Config, output_dir: Path, slim: bool = False,
            bids_dir: Path | None = None) -> tuple[list[RunAudit], float]:
-    """Audit and write one run (in a worker); ``slim`` returns summaries only (less to send back)."""
+    """Audit and write one run (in a worker); ``slim`` returns summaries only (:class:`RunSummary`: less to send back)."""
     t0 = time.perf_counter()
     done = _audit_and_write(run, config, output_dir, bids_dir)
     if slim:
-        done = [_summary(a) for a in done]
+        done = [a.slim() for a in done]
     return done, time.perf_counter() - t0
-
-
-def _summary(audit: RunAudit) -> RunAudit:
-    """What the progress line and ``-v`` need of a written run × variant (no arrays, no design)."""
-    record = {k: audit.record[k] for k in ("run", "variant", "status", "error", "notes") if k in audit.record}
-    record["findings"] = [f for f in audit.record.get("findings", []) if f.get("severity") in ("warn", "fail", "error")][:5]
-    record["design"] = {"nilearn_warnings": (audit.record.get("design") or {}).get("nilearn_warnings", [])}
-    record["contrasts"] = {}
-    return RunAudit(audit.run, audit.variant, record, None)
 
 
 def write_subject_reports(output_dir: Path, audits: list[RunAudit], log: Callable[[str], None]) -> list[Path]:

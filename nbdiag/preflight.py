@@ -104,7 +104,7 @@ def _events_facts(runs: Sequence, needed_types: set[str], needed_columns: set[st
         try:
             if want_types:  # one read: every column name seen by usecols, the trial_type column parsed
                 names: list[str] = []
-                table = pd.read_csv(path, sep="\t", usecols=lambda c: names.append(str(c)) or c == "trial_type")
+                table = pd.read_csv(path, sep="\t", usecols=lambda c: names.append(str(c)) or c == "trial_type")  # noqa: B023 - called within the iteration
                 columns.update(names)
                 if "trial_type" in table.columns:
                     types.update(str(t) for t in table["trial_type"].dropna().unique())

@@ -26,6 +26,7 @@ from nbdiag.design import DesignResult, build_design
 from nbdiag.errors import InputError
 from nbdiag.inputs.events import events_outside_run, read_events, transform_events
 from nbdiag.findings import Finding, rank_findings, status_from_findings
+from nbdiag.record_types import RunSummary
 from nbdiag.inputs.fmriprep import load_run_confounds
 from nbdiag import codes
 
@@ -48,15 +49,9 @@ class RunAudit:
         return self.record["status"]
 
     def slim(self) -> "RunAudit":
-        """A copy without the design and the per-scan arrays (kept in memory for summaries
-        once the outputs are written; the full record is in the ``_nbdiag.json``)."""
-        keep = ("nbdiag_version", "nilearn_version", "run", "variant", "status", "error", "findings", "notes")
-        record = {k: self.record[k] for k in keep if k in self.record}
-        record["contrasts"] = {
-            name: {k: v for k, v in stats.items() if k not in ("weights", "sensitivity", "baseline_composition")}
-            for name, stats in (self.record.get("contrasts") or {}).items()
-        }
-        return RunAudit(self.run, self.variant, record, None)
+        """A copy holding only :class:`nbdiag.record_types.RunSummary` of the record (kept in
+        memory once the outputs are written; the full record is in the ``_nbdiag.json``)."""
+        return RunAudit(self.run, self.variant, RunSummary.from_json(self.record).to_json(), None)
 
 
 def _base_record(run: RunInputs, settings: Settings) -> dict[str, Any]:

@@ -115,11 +115,3 @@ class Thresholds:
 
     def to_dict(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-def threshold_rows() -> list[dict[str, Any]]:
-    """Rows for the README/report reference table."""
-    return [
-        {"name": name, "default": default, "meaning": meaning, "source": source}
-        for name, (default, meaning, source) in THRESHOLD_TABLE.items()
-    ]

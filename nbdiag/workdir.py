@@ -3,7 +3,9 @@
 Two caches, both private to nbdiag and safe to delete at any time:
 
 * **run keys** (``DIR/nbdiag/runs/sub-<s>/<prefix>.json``): per run, a key hashing the
-  input files' size + modification time (:func:`nbdiag.manifest.input_fingerprints`),
+  input files' content fingerprints (:func:`nbdiag.manifest.input_fingerprints`; a file
+  whose size, modification time and inode are those stored with the entry keeps its stored
+  fingerprint, any other is hashed again),
   what discovery resolved (t_r, slice_time_ref, n_scans and their sources, notes,
   input errors), every variant's settings hash (:func:`nbdiag.manifest.settings_hash`,
   which includes the nbdiag and nilearn versions), and the size + modification time
@@ -49,10 +51,19 @@ OUTPUT_SUFFIXES = ("_design.tsv", "_design.json", "_nbdiag.json")
 
 
 def run_input_files(run: RunInputs) -> dict[str, Path | None]:
-    """Every input file of a run, by role (what the fingerprints cover)."""
-    return {"bold": run.bold, "bold_sidecar": run.bold_sidecar, "events": run.events,
-            "confounds": run.confounds,
-            "confounds_sidecar": run.confounds.with_suffix(".json") if run.confounds else None}
+    """Every input file of a run, by role (what the fingerprints cover).
+
+    The image, its sidecar, the events, the confounds and their sidecar, and the raw
+    sidecar that BIDS inheritance took the repetition time from (``raw_sidecar``).
+    """
+    files = {"bold": run.bold, "bold_sidecar": run.bold_sidecar, "events": run.events,
+             "confounds": run.confounds,
+             "confounds_sidecar": run.confounds.with_suffix(".json") if run.confounds else None}
+    raw = next((s.get("file") for s in run.t_r_sources
+                if s.get("source", "").startswith("raw sidecar") and s.get("file")), None)
+    if raw and run.root is not None:
+        files["raw_sidecar"] = Path(run.root) / raw
+    return files
 
 
 def _sha(data: Any) -> str:
@@ -75,6 +86,15 @@ def _tree_signature(folder: Path) -> list[tuple[str, int, int]]:
                 except OSError:
                     out.append((os.path.relpath(path, folder), -1, -1))
     return out
+
+
+def _stat(path: Path) -> list[int] | None:
+    """[size, modification time (ns), inode] of a file, or None (absent, broken link)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [int(st.st_size), int(st.st_mtime_ns), int(st.st_ino)]
 
 
 class WorkDir:
@@ -190,9 +210,41 @@ class WorkDir:
             "version": WORK_VERSION,
             "run": run.to_dict(), "resolved": resolved, "own_t_r": run.own_t_r, "notes": list(run.notes),
             "error": None if run.error is None else str(run.error),
-            "inputs": input_fingerprints(run_input_files(run), self.bids_dir),
+            "inputs": self._input_fingerprints(run),
             "variants": self._variant_hashes(config),
         })
+
+    def _input_fingerprints(self, run: RunInputs) -> dict[str, Any]:
+        """:func:`nbdiag.manifest.input_fingerprints` of a run, reusing the stored ones when allowed.
+
+        The shortcut: a file whose (size, modification time, inode) is what the run's
+        entry stored keeps its stored content fingerprint; any other file (touched,
+        copied, replaced) is hashed again, so the key always depends on content.
+        """
+        try:
+            entry = json.loads(self._run_path(run).read_text(encoding="utf-8"))
+            stored = entry.get("inputs") if isinstance(entry, dict) else None
+        except (OSError, ValueError):
+            stored = None
+        stored = stored if isinstance(stored, dict) else {}
+        out: dict[str, Any] = {}
+        stats: dict[str, Any] = {}
+        for role, path in run_input_files(run).items():
+            if path is None:
+                continue
+            stat = _stat(path)
+            old = stored.get(role)
+            if stat is not None and isinstance(old, dict) and old.get("stat") == [str(path), *stat] \
+                    and isinstance(old.get("fingerprint"), dict):
+                fp = old["fingerprint"]
+            else:
+                fp = input_fingerprints({role: path}, self.bids_dir)[role]
+            out[role] = fp
+            if stat is not None:
+                stats[role] = {"stat": [str(path), *stat], "fingerprint": fp}
+        self._stats = getattr(self, "_stats", {})
+        self._stats[run.key] = stats
+        return out
 
     def _variant_hashes(self, config: Config) -> dict[str, str]:
         cached = getattr(self, "_hashes", None)
@@ -208,7 +260,7 @@ class WorkDir:
         return [folder / f"{run.prefix}_desc-{v}{suffix}" for v in variants for suffix in OUTPUT_SUFFIXES]
 
     def _outputs_state(self, run: RunInputs, variants: Iterable[str]) -> dict[str, list[int] | None]:
-        state = {}
+        state: dict[str, list[int] | None] = {}
         for path in self.output_files(run, variants):
             try:
                 st = path.stat()
@@ -228,7 +280,8 @@ class WorkDir:
         outputs = entry.get("outputs") or {}
         now = self._outputs_state(run, variants)
         for rel, recorded in outputs.items():
-            if now.get(rel) is None or list(now[rel]) != list(recorded or []):
+            current = now.get(rel)
+            if current is None or list(current) != list(recorded or []):
                 return None
         statuses = entry.get("status") or {}
         if set(statuses) != set(variants) or not all(
@@ -241,7 +294,8 @@ class WorkDir:
         """Record that ``run`` is done under ``key`` (after its outputs are written)."""
         outputs = {rel: st for rel, st in self._outputs_state(run, statuses).items() if st is not None}
         path = self._run_path(run)
-        atomic_write_text(path, json.dumps({"key": key, "status": statuses, "outputs": outputs},
+        inputs = getattr(self, "_stats", {}).pop(run.key, {})
+        atomic_write_text(path, json.dumps({"key": key, "status": statuses, "outputs": outputs, "inputs": inputs},
                                            sort_keys=True) + "\n")
 
     def forget(self, run: RunInputs) -> None:

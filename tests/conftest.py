@@ -126,3 +126,14 @@ def demo_output(demo_bids: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     out = tmp_path_factory.mktemp("demo_output")
     run_participant(demo_bids, out, load_config(CONFIG), reports=False, log=lambda line: None)
     return out
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every browser test ``slow``: those skipped without headless Chromium.
+
+    The other slow tests (subprocesses, SIGKILL, Dask, the README's shell blocks) carry
+    ``@pytest.mark.slow`` themselves; ``pytest -m "not slow"`` leaves all of them out.
+    """
+    for item in items:
+        if any("chromium" in str(m.kwargs.get("reason", "")).lower() for m in item.iter_markers("skipif")):
+            item.add_marker(pytest.mark.slow)

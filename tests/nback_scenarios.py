@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 from nilearn.glm.first_level import FirstLevelModel, make_first_level_design_matrix
 
-from nbdiag.context import DesignContext
 
 T_R = 0.8
 

@@ -35,7 +35,7 @@ def _events(n_scans: int, t_r: float, zero_name: str) -> tuple[pd.DataFrame, pd.
     return pd.DataFrame(modeled), pd.DataFrame(unmodeled)
 
 
-def example_run(
+def example_run(  # noqa: C901
     subject: str = "01",
     variant: str = "nortdur",
     run: str = "01",

@@ -6,6 +6,8 @@ import csv
 import subprocess
 import sys
 
+import pytest
+
 from nbdiag.cli import main
 from nbdiag.demo.run import CONFIG
 from nbdiag.demo.synth import small_spec, write_dataset
@@ -38,6 +40,7 @@ def test_participant_then_group(tmp_path, capsys):
     assert (out / "group.html").exists()
 
 
+@pytest.mark.slow
 def test_python_dash_m(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "nbdiag", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and "nbdiag" in proc.stdout

@@ -109,6 +109,8 @@ def _env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # a block may run `nbdiag demo` (its own subprocess timeout is 900 s)
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
 def test_doc_block_runs(block: Block, workdir: Path):
     if block.skip:

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import threading
-from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -76,7 +75,7 @@ def assert_outputs_valid(out: Path) -> None:
     if not out.exists():
         return
     for p in out.rglob("*.json"):
-        json.loads(p.read_text(encoding="utf-8"), parse_constant=lambda c: pytest.fail(f"{p}: {c}"))
+        json.loads(p.read_text(encoding="utf-8"), parse_constant=lambda c: pytest.fail(f"{p}: {c}"))  # noqa: B023
     for p in out.rglob("*.html"):
         text = p.read_text(encoding="utf-8")
         _Strict().feed(text)
@@ -569,9 +568,11 @@ def test_rerun_with_fewer_variants_leaves_no_stale_rows(ds, tmp_path, capsys):
 def test_deleted_subject_refused_then_dropped(ds, audited, capsys):
     shutil.rmtree(ds[0] / "sub-02")
     shutil.rmtree(ds[0] / "derivatives" / "fmriprep" / "sub-02")
+    before = {p: p.read_bytes() for p in audited.rglob("*") if p.is_file()}
     code, err = group(ds, audited, capsys)
     assert code == 2
-    assert "vanished" in err and "sub-02" in err
+    assert "not found under BIDS_DIR" in err and "sub-02" in err and "Nothing in OUTPUT_DIR was changed" in err
+    assert {p: p.read_bytes() for p in audited.rglob("*") if p.is_file()} == before
     assert participant(ds, audited, capsys)[0] == 0  # rerun on the dataset as it is now
     code, err = group(ds, audited, capsys)
     assert code == 0, err
@@ -625,6 +626,7 @@ def test_subject_without_task_listed_in_group(ds, tmp_path, capsys):
     assert "skipped_subject" in (out / "group.html").read_text()
 
 
+@pytest.mark.slow
 def test_concurrent_shards_then_group(ds, tmp_path, capsys):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}

@@ -197,6 +197,8 @@ sys.exit(main(sys.argv[3:]))
 """
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_sigkill_mid_write_leaves_nothing_group_or_resume_trusts(study, reference, tmp_path):
     """A participant process killed (SIGKILL) while writing a record: the group level refuses to sign off
     and names the missing runs; a rerun with --work-dir redoes only what is missing and ends equal to one
@@ -251,6 +253,8 @@ def test_sigkill_mid_write_leaves_nothing_group_or_resume_trusts(study, referenc
 
 
 # --------------------------------------------------------------------------- shards
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_four_concurrent_shards_equal_one_process_byte_for_byte(study, reference, tmp_path):
     """The README's SLURM array: 4 shards at once into one OUTPUT_DIR, then group."""
     root, config, _ = study
@@ -288,6 +292,8 @@ def test_group_lists_subjects_with_no_output(study, tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- parallel backends
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_joblib_n_jobs_equals_serial(study, reference, tmp_path):
     out = tmp_path / "out"
     result, _ = _run(study, out, n_jobs=2)
@@ -296,6 +302,8 @@ def test_joblib_n_jobs_equals_serial(study, reference, tmp_path):
     assert got == reference
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_dask_local_cluster_equals_local_run(study, reference, tmp_path):
     distributed = pytest.importorskip("distributed")
     out = tmp_path / "out"
@@ -309,6 +317,8 @@ def test_dask_local_cluster_equals_local_run(study, reference, tmp_path):
     assert [k for k in reference if got[k] != reference[k]] == []
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_dask_scheduler_via_cli_threads_worker(study, reference, tmp_path):
     """A threaded worker (several runs per process) gives the same bytes too."""
     distributed = pytest.importorskip("distributed")

@@ -311,7 +311,7 @@ def test_rest_conditions_setting_from_toml_and_cli(tmp_path):
         config_from_mapping({"events": {"rest_conditions": [3]}})
     args = build_parser().parse_args([str(tmp_path), str(tmp_path / "o"), "participant", "--task", "x",
                                       "--rest-conditions", "neutral"])
-    assert _load(args).all_variants()[0].events.rest_conditions == ("neutral",)
+    assert _load(args)[0].all_variants()[0].events.rest_conditions == ("neutral",)
 
 
 def test_drift_overlap_carries_the_bias_of_a_drift_beyond_the_cutoff():

@@ -367,7 +367,7 @@ def _regressor_activity(design: pd.DataFrame, roles: dict[str, str], context: De
     return out
 
 
-def _classify(design, roles, context, thresholds):
+def _classify(design, roles, context, thresholds):  # noqa: C901
     """Return (classes, active_mask, pieces, gaps) — shared by the public functions."""
     _validate(design, roles)
     n = len(design)

@@ -231,7 +231,7 @@ def _pearson(design: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     return pd.DataFrame(np.clip(R, -1, 1), index=cols, columns=cols)
 
 
-def assess_collinearity(
+def assess_collinearity(  # noqa: C901
     design: pd.DataFrame,
     roles: Mapping[str, str],
     thresholds: Thresholds | None = None,

@@ -76,11 +76,6 @@ def _dt(design: pd.DataFrame, context: DesignContext) -> float:
     return float(context.t_r)
 
 
-def cosine_periods(n_scans: int, dt: float, n_cosines: int) -> list[float]:
-    """Period (s) covered by nilearn's drift_1..drift_K: ``2 N dt / k``."""
-    return [2.0 * n_scans * dt / k for k in range(1, n_cosines + 1)]
-
-
 def dct_cosines(n_scans: int, n_cosines: int) -> np.ndarray:
     """nilearn's drift_1..drift_K: ``sqrt(2/N) cos(pi / N * (n + 0.5) * k)``, k = 1..K.
 
@@ -363,6 +358,135 @@ def _r2_severity(r2: float, th: Thresholds) -> str | None:
     return "fail" if r2 >= th.drift_r2_fail else "warn" if r2 >= th.drift_r2_warn else None
 
 
+@dataclass(frozen=True)
+class _Cutoffs:
+    """The cutoffs a high-pass finding states (s, Hz) and the variance it must keep."""
+
+    keep: float
+    current: float | None
+    rec_s: float | None
+    rec_hz: float | None
+    fsl_s: float | None
+    fmriprep_cutoff: float | None
+    n_cos_conf: int
+
+
+def _task_spectrum(T: np.ndarray, task: list[str], dt: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Periodogram of each task regressor, at most ``MAX_SPECTRUM_POINTS`` frequencies."""
+    if not task or T.shape[0] <= 1:
+        return np.zeros(0), {}
+    f, P = periodogram(T, fs=1.0 / dt, axis=0, detrend="constant")
+    if len(f) > MAX_SPECTRUM_POINTS:
+        idx = np.unique(np.linspace(0, len(f) - 1, MAX_SPECTRUM_POINTS).round().astype(int))
+        f, P = f[idx], P[idx]
+    return f, {c: P[:, j] for j, c in enumerate(task)}
+
+
+def _overlap_findings(r2_task: Mapping[str, float], r2_con: Mapping[str, float], drift_columns: list[str],
+                      th: Thresholds, fix: str) -> list[Finding]:
+    """``drift_overlap`` per task regressor and per contrast whose R² on the drifts crosses a threshold."""
+    findings: list[Finding] = []
+    for c, r2 in r2_task.items():
+        sev = _r2_severity(r2, th)
+        if sev:
+            limit = th.drift_r2_fail if sev == "fail" else th.drift_r2_warn
+            findings.append(codes.DRIFT_OVERLAP.finding(
+                severity=sev,
+                title=f"The drift model explains {r2:.0%} of {c}",
+                message=(f"R² of task regressor {c} on the drift columns + constant is {r2:.3f} "
+                         f"(≥ {limit:g} gives {sev}): that part of its signal is removed with the drifts."),
+                evidence={"regressor": c, "r2": r2, "drift_columns": list(drift_columns),
+                          "threshold": limit, "drift_r2_warn": th.drift_r2_warn,
+                          "drift_r2_fail": th.drift_r2_fail, "threshold_source": _source("drift_r2_warn")},
+                score=r2 / th.drift_r2_warn if th.drift_r2_warn else r2,
+                fix=fix,
+            ))
+    for name, r2 in r2_con.items():
+        sev = _r2_severity(r2, th)
+        if sev:
+            limit = th.drift_r2_fail if sev == "fail" else th.drift_r2_warn
+            findings.append(codes.DRIFT_OVERLAP.finding(
+                severity=sev, contrast=name,
+                title=f"The drift model explains {r2:.0%} of contrast {name}'s regressor",
+                message=(f"R² of the effective regressor of {name} (X·c) on the drift columns + "
+                         f"constant is {r2:.3f} (≥ {limit:g} gives {sev}): slow signal changes and "
+                         f"this contrast are hard to tell apart."),
+                evidence={"contrast": name, "r2": r2, "threshold": limit,
+                          "drift_r2_warn": th.drift_r2_warn, "drift_r2_fail": th.drift_r2_fail,
+                          "threshold_source": _source("drift_r2_warn")},
+                score=r2 / th.drift_r2_warn if th.drift_r2_warn else r2,
+                fix=fix,
+            ))
+    return findings
+
+
+def _highpass_finding(c: str, k: float, lost_model: float, cut: _Cutoffs, context: DesignContext,
+                      th: Thresholds) -> Finding:
+    """``highpass_cuts_design`` for task regressor ``c`` keeping only ``k`` of its variance."""
+    by_confounds = bool(cut.n_cos_conf) and lost_model <= th.highpass_variance_lost
+    keep, rec_s, rec_hz, current = cut.keep, cut.rec_s, cut.rec_hz, cut.current
+    if by_confounds:
+        message = (
+            f"The fMRIPrep cosine confounds ({cut.n_cos_conf} columns, cutoff about "
+            f"{cut.fmriprep_cutoff:.0f} s) and the drift model together remove {1 - k:.1%} of the "
+            f"variance of {c}; the drift model alone removes {lost_model:.1%}. The cosines come "
+            "from 'high_pass' in confounds_strategy, so changing high_pass does not help."
+        )
+        keep_text = f" with high_pass={rec_hz:.5g} (keeps ≥ {keep:.0%})" if rec_hz else ""
+        if "compcor" in (context.confounds_strategy or ()):
+            fix = ("load_confounds requires 'high_pass' together with 'compcor', so with this strategy "
+                   "the cosines come along: select the a_comp_cor_* (and motion) columns yourself, pass "
+                   f"that DataFrame as confounds to FirstLevelModel.fit and keep nilearn's drift model{keep_text}.")
+        else:
+            fix = ("Drop 'high_pass' from confounds_strategy (load_confounds) and let nilearn's drift "
+                   f"model high-pass the data{keep_text}.")
+    else:
+        message = (
+            f"The current drift model removes {1 - k:.1%} of the variance of {c} "
+            f"(more than {th.highpass_variance_lost:.0%}; FSL cutoffcalc keeps 90 %). "
+            + (f"The shortest cutoff keeping ≥ {keep:.0%} of every task regressor is "
+               f"{rec_s:.1f} s, i.e. high_pass={rec_hz:.5g} Hz"
+               if rec_s is not None else
+               "Even the first cosine removes too much; use drift_model=None or 'polynomial'")
+            + (f" (current cutoff {current:.1f} s)." if current else ".")
+        )
+        fix = (f"Set high_pass={rec_hz:.5g} (cutoff {rec_s:.0f} s) in FirstLevelModel / "
+               "first_level_from_bids." if rec_hz else
+               "Use drift_model=None or 'polynomial' with a low drift_order.")
+    return codes.HIGHPASS_CUTS_DESIGN.finding(
+        severity="warn",
+        title=f"The high-pass filter removes {1 - k:.0%} of {c}",
+        message=message,
+        evidence={"regressor": c, "variance_kept": k, "variance_lost": 1 - k,
+                  "variance_lost_drift_model_only": lost_model,
+                  "cosine_confounds_cutoff_s": cut.fmriprep_cutoff, "caused_by_cosine_confounds": by_confounds,
+                  "current_cutoff_s": current, "recommended_cutoff_s": rec_s,
+                  "recommended_high_pass_hz": rec_hz, "fsl_cutoffcalc_s": cut.fsl_s,
+                  "threshold": th.highpass_variance_lost,
+                  "threshold_source": _source("highpass_variance_lost")},
+        score=(1 - k) / th.highpass_variance_lost if th.highpass_variance_lost else 1 - k,
+        fix=fix,
+    )
+
+
+def _duplicated_finding(cos_conf: tuple[str, ...], drift_cols: tuple[str, ...], context: DesignContext) -> Finding:
+    """``highpass_duplicated``: fMRIPrep cosine confounds and a drift model in one design."""
+    return codes.HIGHPASS_DUPLICATED.finding(
+        severity="warn",
+        title="High-pass filtering is applied twice",
+        message=(f"The design has fMRIPrep cosine confounds ({', '.join(cos_conf)}) and a "
+                 f"{context.drift_model} drift model ({len(drift_cols)} columns): both remove "
+                 f"low frequencies, the duplicates cost degrees of freedom and make the design "
+                 f"nearly rank deficient."),
+        evidence={"cosine_confounds": list(cos_conf), "drift_columns": list(drift_cols),
+                  "drift_model": context.drift_model, "high_pass": context.high_pass,
+                  "threshold": "both present", "threshold_source": "nbdiag rule"},
+        score=1.0,
+        fix=("Keep one: drop 'high_pass' from confounds_strategy (load_confounds) or set "
+             "drift_model=None in FirstLevelModel."),
+    )
+
+
 def assess_drift(
     design: pd.DataFrame,
     roles: Mapping[str, str],
@@ -438,121 +562,25 @@ def assess_drift(
     # K / (2 N dt) Hz makes nilearn keep exactly K cosines (tiny nudge against floor() rounding)
     rec_hz = (rec_k / (2.0 * n * dt)) * (1 + 1e-9) if rec_s is not None else None
 
-    freqs = np.zeros(0)
-    power: dict[str, np.ndarray] = {}
-    if task and n > 1:
-        f, P = periodogram(T, fs=1.0 / dt, axis=0, detrend="constant")
-        if len(f) > MAX_SPECTRUM_POINTS:
-            idx = np.unique(np.linspace(0, len(f) - 1, MAX_SPECTRUM_POINTS).round().astype(int))
-            f, P = f[idx], P[idx]
-        freqs = f
-        power = {c: P[:, j] for j, c in enumerate(task)}
-
-    findings: list[Finding] = []
+    freqs, power = _task_spectrum(T, task, dt)
     fix_drift = (
         "Lower high_pass (longer cutoff period) so the drift cosines stay below the block "
         "frequency"
         + (f" (e.g. high_pass={rec_hz:.4g} Hz, cutoff {rec_s:.0f} s)" if rec_hz else "")
         + "; or shorten/interleave blocks so conditions alternate faster than the cutoff."
     )
-    for c in task:
-        r2 = r2_task[c]
-        sev = _r2_severity(r2, th)
-        if sev:
-            limit = th.drift_r2_fail if sev == "fail" else th.drift_r2_warn
-            findings.append(codes.DRIFT_OVERLAP.finding(
-                severity=sev,
-                title=f"The drift model explains {r2:.0%} of {c}",
-                message=(f"R² of task regressor {c} on the drift columns + constant is {r2:.3f} "
-                         f"(≥ {limit:g} gives {sev}): that part of its signal is removed with the drifts."),
-                evidence={"regressor": c, "r2": r2, "drift_columns": list(drift_cols) + list(cos_conf),
-                          "threshold": limit, "drift_r2_warn": th.drift_r2_warn,
-                          "drift_r2_fail": th.drift_r2_fail, "threshold_source": _source("drift_r2_warn")},
-                score=r2 / th.drift_r2_warn if th.drift_r2_warn else r2,
-                fix=fix_drift,
-            ))
-    for name, r2 in r2_con.items():
-        sev = _r2_severity(r2, th)
-        if sev:
-            limit = th.drift_r2_fail if sev == "fail" else th.drift_r2_warn
-            findings.append(codes.DRIFT_OVERLAP.finding(
-                severity=sev, contrast=name,
-                title=f"The drift model explains {r2:.0%} of contrast {name}'s regressor",
-                message=(f"R² of the effective regressor of {name} (X·c) on the drift columns + "
-                         f"constant is {r2:.3f} (≥ {limit:g} gives {sev}): slow signal changes and "
-                         f"this contrast are hard to tell apart."),
-                evidence={"contrast": name, "r2": r2, "threshold": limit,
-                          "drift_r2_warn": th.drift_r2_warn, "drift_r2_fail": th.drift_r2_fail,
-                          "threshold_source": _source("drift_r2_warn")},
-                score=r2 / th.drift_r2_warn if th.drift_r2_warn else r2,
-                fix=fix_drift,
-            ))
+    findings = _overlap_findings(r2_task, r2_con, list(drift_cols) + list(cos_conf), th, fix_drift)
     # with fMRIPrep cosine confounds, tell their share apart from the drift model's own
-    model_only = [c for c in sub_cols if c not in cos_conf]
-    D_model = columns(model_only)
-    fmriprep_cutoff = 2.0 * n * dt / len(cos_conf) if cos_conf else None
+    D_model = columns([c for c in sub_cols if c not in cos_conf])
+    cut = _Cutoffs(keep=keep, current=current, rec_s=rec_s, rec_hz=rec_hz, fsl_s=fsl_s,
+                   fmriprep_cutoff=2.0 * n * dt / len(cos_conf) if cos_conf else None, n_cos_conf=len(cos_conf))
     for c in task:
         k = kept[c]
         if np.isfinite(k) and k < keep:
             lost_model = _r2_on(X[:, at[c]], D_model) if cos_conf else 1 - k
-            by_confounds = bool(cos_conf) and lost_model <= th.highpass_variance_lost
-            if by_confounds:
-                message = (
-                    f"The fMRIPrep cosine confounds ({len(cos_conf)} columns, cutoff about "
-                    f"{fmriprep_cutoff:.0f} s) and the drift model together remove {1 - k:.1%} of the "
-                    f"variance of {c}; the drift model alone removes {lost_model:.1%}. The cosines come "
-                    "from 'high_pass' in confounds_strategy, so changing high_pass does not help."
-                )
-                keep_text = f" with high_pass={rec_hz:.5g} (keeps ≥ {keep:.0%})" if rec_hz else ""
-                if "compcor" in (context.confounds_strategy or ()):
-                    fix = ("load_confounds requires 'high_pass' together with 'compcor', so with this strategy "
-                           "the cosines come along: select the a_comp_cor_* (and motion) columns yourself, pass "
-                           f"that DataFrame as confounds to FirstLevelModel.fit and keep nilearn's drift model{keep_text}.")
-                else:
-                    fix = ("Drop 'high_pass' from confounds_strategy (load_confounds) and let nilearn's drift "
-                           f"model high-pass the data{keep_text}.")
-            else:
-                message = (
-                    f"The current drift model removes {1 - k:.1%} of the variance of {c} "
-                    f"(more than {th.highpass_variance_lost:.0%}; FSL cutoffcalc keeps 90 %). "
-                    + (f"The shortest cutoff keeping ≥ {keep:.0%} of every task regressor is "
-                       f"{rec_s:.1f} s, i.e. high_pass={rec_hz:.5g} Hz"
-                       if rec_s is not None else
-                       "Even the first cosine removes too much; use drift_model=None or 'polynomial'")
-                    + (f" (current cutoff {current:.1f} s)." if current else ".")
-                )
-                fix = (f"Set high_pass={rec_hz:.5g} (cutoff {rec_s:.0f} s) in FirstLevelModel / "
-                       "first_level_from_bids." if rec_hz else
-                       "Use drift_model=None or 'polynomial' with a low drift_order.")
-            findings.append(codes.HIGHPASS_CUTS_DESIGN.finding(
-                severity="warn",
-                title=f"The high-pass filter removes {1 - k:.0%} of {c}",
-                message=message,
-                evidence={"regressor": c, "variance_kept": k, "variance_lost": 1 - k,
-                          "variance_lost_drift_model_only": lost_model,
-                          "cosine_confounds_cutoff_s": fmriprep_cutoff, "caused_by_cosine_confounds": by_confounds,
-                          "current_cutoff_s": current, "recommended_cutoff_s": rec_s,
-                          "recommended_high_pass_hz": rec_hz, "fsl_cutoffcalc_s": fsl_s,
-                          "threshold": th.highpass_variance_lost,
-                          "threshold_source": _source("highpass_variance_lost")},
-                score=(1 - k) / th.highpass_variance_lost if th.highpass_variance_lost else 1 - k,
-                fix=fix,
-            ))
+            findings.append(_highpass_finding(c, k, lost_model, cut, context, th))
     if cos_conf and drift_cols:
-        findings.append(codes.HIGHPASS_DUPLICATED.finding(
-            severity="warn",
-            title="High-pass filtering is applied twice",
-            message=(f"The design has fMRIPrep cosine confounds ({', '.join(cos_conf)}) and a "
-                     f"{context.drift_model} drift model ({len(drift_cols)} columns): both remove "
-                     f"low frequencies, the duplicates cost degrees of freedom and make the design "
-                     f"nearly rank deficient."),
-            evidence={"cosine_confounds": list(cos_conf), "drift_columns": list(drift_cols),
-                      "drift_model": context.drift_model, "high_pass": context.high_pass,
-                      "threshold": "both present", "threshold_source": "nbdiag rule"},
-            score=1.0,
-            fix=("Keep one: drop 'high_pass' from confounds_strategy (load_confounds) or set "
-                 "drift_model=None in FirstLevelModel."),
-        ))
+        findings.append(_duplicated_finding(cos_conf, drift_cols, context))
     return DriftResult(
         drift_columns=drift_cols, cosine_confounds=cos_conf, periods_s=periods,
         r2_task=r2_task, r2_contrast=r2_con, variance_kept=kept,

@@ -241,7 +241,7 @@ def _event_arrays(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
     return (events["onset"].to_numpy(float), events["duration"].to_numpy(float), np.asarray(types, dtype=object))
 
 
-def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignContext,
+def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignContext,  # noqa: C901
                    scan_classes: tuple[str, ...] | None = None,
                    epochs: tuple[dict[str, Any], ...] | None = None,
                    min_confound_r2: float = 0.2) -> list[Signal]:

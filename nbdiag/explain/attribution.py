@@ -222,7 +222,7 @@ _MARGINS = {
 }
 
 
-def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_code: dict[str, Finding],
+def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_code: dict[str, Finding],  # noqa: C901
                  th: Thresholds, mask_dropped: bool) -> ContrastExplanation:
     name = ci.name
     comp = ci.composition
@@ -421,7 +421,7 @@ def _message(code: str, f: Finding, ci: ContrastInputs, top: Mapping[str, Any] |
     return text if text.startswith(name) else _cap(text)
 
 
-def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: list[Finding],
+def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: list[Finding],  # noqa: C901
                th: Thresholds, mask_dropped: bool) -> str:
     name = ci.name
     neg = ci.composition.get("negative", {})

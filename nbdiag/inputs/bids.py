@@ -114,10 +114,6 @@ class RunInputs:
         }
 
 
-def _str(path: Path | None) -> str | None:
-    return None if path is None else str(path)
-
-
 def bids_uri(path: str | Path | None, root: str | Path | None) -> str | None:
     """Name ``path`` as BIDS derivatives do: ``bids::<path relative to root>``.
 
@@ -607,14 +603,7 @@ def discover(bids_dir: str | Path, model: ModelSettings, bids_filter=None) -> Di
         If the dataset or derivatives folder is missing or no run matches.
     """
     bids_dir = Path(bids_dir).absolute()
-    if not bids_dir.is_dir():
-        raise DatasetError(f"BIDS_DIR does not exist or is not a folder: {bids_dir}")
-    derivatives = check_derivatives_folder(bids_dir, model.derivatives_folder)
-    if not derivatives.is_dir():
-        raise DatasetError(
-            f"derivatives folder not found: {derivatives} (set --derivatives / derivatives_folder, "
-            "relative to BIDS_DIR, e.g. derivatives/fmriprep)"
-        )
+    derivatives = _derivatives(bids_dir, model)
     space = model.space_label if model.space_label is not None else NILEARN_DEFAULT_SPACE
     notes: list[str] = []
     subjects, missing = list_subjects(derivatives, model.sub_labels, model.exclude_subjects)
@@ -641,6 +630,7 @@ def discover(bids_dir: str | Path, model: ModelSettings, bids_filter=None) -> Di
     runs: list[RunInputs] = []
     n_filtered = 0
     memo: dict = {}  # dataset-wide globs, done once for this discovery (_bids_files)
+    timing = (t_r, slice_time_ref)
     for subject in subjects:
         images = _bids_files(derivatives, modality_folder="func", file_tag="bold", file_type="nii*",
                              sub_label=subject, filters=filters, memo=memo)
@@ -656,58 +646,10 @@ def discover(bids_dir: str | Path, model: ModelSettings, bids_filter=None) -> Di
             notes.append(f"sub-{subject}: no BOLD image matches {filters} in {display(derivatives, bids_dir)}")
             skipped.append((subject, f"no BOLD image for task '{model.task_label}' matches {filters}"))
             continue
-        seen: dict[tuple, Path] = {}
-        n_before = len(runs)
-        for image in images:
-            bold = Path(image)
-            entities = _raw_entities(bold)
-            bad = {k: v for k, v in entities.items() if not _BIDS_LABEL.match(str(v))}
-            if bad:
-                notes.append(f"{display(bold, bids_dir)}: entity labels {sorted(bad)} are not BIDS labels "
-                             "(letters and digits only); image skipped")
-                continue
-            run = RunInputs(subject=subject, entities=entities, bold=bold, root=bids_dir)
-            runs.append(run)
-            sidecar = Path(str(bold).split(".nii")[0] + ".json")
-            run.bold_sidecar = sidecar if (sidecar.exists() or sidecar.is_symlink()) else None
-            run.own_t_r = _own_t_r(run.bold_sidecar, roots, run.notes)
-            run.t_r, run.slice_time_ref = t_r, slice_time_ref
-            run.t_r_sources = collect_t_r_sources(bold, bids_dir, run.entities, run.bold_sidecar, model.t_r,
-                                                  memo=memo)
-            run.roots = roots
-            try:
-                # nilearn's _check_bids_image_list: one image per (session, run), whatever other entities say
-                nilearn_key = (run.session, run.run)
-                if (run.session or run.run) and nilearn_key in seen:
-                    raise InputError(
-                        "more than one image for the same session/run: first_level_from_bids refuses this "
-                        "subject ('Too many images found'); narrow the selection with img_filters, e.g. "
-                        "--img-filter acq LABEL", file=bold,
-                        expected="one image per session/run", found=f"{seen[nilearn_key].name} and {bold.name}",
-                    )
-                seen[nilearn_key] = bold
-                if bold.is_symlink() and bold.exists():
-                    check_input_file(bold, "BOLD image", "the task and filters", roots)
-                if t_r is None:
-                    raise InputError("no repetition time: give --t-r or add RepetitionTime to the bold.json sidecars",
-                                     file=run.bold_sidecar or bold, column="RepetitionTime",
-                                     expected="a number of seconds", found="nothing")
-                run.confounds = _find_confounds(bold)
-                if run.confounds is not None and (run.confounds.exists() or run.confounds.is_symlink()):
-                    if not is_unfetched_annex(run.confounds):
-                        check_input_file(run.confounds, "confounds file", "the BOLD image it belongs to", roots)
-                run.events = _find_events(bids_dir, run, model.task_label, memo)
-                if run.events is None:
-                    raise InputError(f"no events.tsv for this run in {bids_dir}", file=bold,
-                                     expected=f"{run.prefix}_events.tsv", found="no file")
-                check_input_file(run.events, "events file", f"task '{model.task_label}'", roots)
-                run.n_scans = read_n_scans(bold, run.confounds if run.confounds and run.confounds.exists() else None)
-                if not run.n_scans.source.startswith("image header"):
-                    run.notes.append(f"n_scans {run.n_scans.value} from {run.n_scans.source}")
-            except InputError as exc:
-                run.error = exc
-        if len(runs) == n_before:
+        found = _subject_runs(subject, images, bids_dir, model, timing, roots, memo, notes)
+        if not found:
             skipped.append((subject, "no image with BIDS labels"))
+        runs += found
     if bids_filter is not None:
         notes.append(f"bids filter file {Path(bids_filter.path).name} (bold: {bids_filter.to_dict()}): "
                      f"{n_filtered} BOLD image(s) left out, {len(runs)} kept"
@@ -720,6 +662,83 @@ def discover(bids_dir: str | Path, model: ModelSettings, bids_filter=None) -> Di
         )
     covered = sorted({r.subject for r in runs})
     return Discovery(runs=runs, notes=notes, subjects=covered, skipped=skipped)
+
+
+def _derivatives(bids_dir: Path, model: ModelSettings) -> Path:
+    """The derivatives folder of an existing BIDS_DIR (DatasetError otherwise)."""
+    if not bids_dir.is_dir():
+        raise DatasetError(f"BIDS_DIR does not exist or is not a folder: {bids_dir}")
+    derivatives = check_derivatives_folder(bids_dir, model.derivatives_folder)
+    if not derivatives.is_dir():
+        raise DatasetError(
+            f"derivatives folder not found: {derivatives} (set --derivatives / derivatives_folder, "
+            "relative to BIDS_DIR, e.g. derivatives/fmriprep)"
+        )
+    return derivatives
+
+
+def _subject_runs(subject: str, images: list, bids_dir: Path, model: ModelSettings, timing: tuple,
+                  roots: tuple[Path, ...], memo: dict, notes: list[str]) -> list[RunInputs]:
+    """One subject's runs, in image order; a run whose inputs are broken has ``error`` set."""
+    t_r, slice_time_ref = timing
+    runs: list[RunInputs] = []
+    seen: dict[tuple, Path] = {}
+    for image in images:
+        bold = Path(image)
+        entities = _raw_entities(bold)
+        bad = {k: v for k, v in entities.items() if not _BIDS_LABEL.match(str(v))}
+        if bad:
+            notes.append(f"{display(bold, bids_dir)}: entity labels {sorted(bad)} are not BIDS labels "
+                         "(letters and digits only); image skipped")
+            continue
+        run = RunInputs(subject=subject, entities=entities, bold=bold, root=bids_dir)
+        runs.append(run)
+        sidecar = Path(str(bold).split(".nii")[0] + ".json")
+        run.bold_sidecar = sidecar if (sidecar.exists() or sidecar.is_symlink()) else None
+        run.own_t_r = _own_t_r(run.bold_sidecar, roots, run.notes)
+        run.t_r, run.slice_time_ref = t_r, slice_time_ref
+        run.t_r_sources = collect_t_r_sources(bold, bids_dir, run.entities, run.bold_sidecar, model.t_r,
+                                              memo=memo)
+        run.roots = roots
+        try:
+            _resolve_run_files(run, seen, bids_dir, model, roots, memo)
+        except InputError as exc:
+            run.error = exc
+    return runs
+
+
+def _resolve_run_files(run: RunInputs, seen: dict[tuple, Path], bids_dir: Path, model: ModelSettings,
+                       roots: tuple[Path, ...], memo: dict) -> None:
+    """A run's confounds, events and volume count, checked (InputError names what is wrong)."""
+    bold = run.bold
+    # nilearn's _check_bids_image_list: one image per (session, run), whatever other entities say
+    nilearn_key = (run.session, run.run)
+    if (run.session or run.run) and nilearn_key in seen:
+        raise InputError(
+            "more than one image for the same session/run: first_level_from_bids refuses this "
+            "subject ('Too many images found'); narrow the selection with img_filters, e.g. "
+            "--img-filter acq LABEL", file=bold,
+            expected="one image per session/run", found=f"{seen[nilearn_key].name} and {bold.name}",
+        )
+    seen[nilearn_key] = bold
+    if bold.is_symlink() and bold.exists():
+        check_input_file(bold, "BOLD image", "the task and filters", roots)
+    if run.t_r is None:
+        raise InputError("no repetition time: give --t-r or add RepetitionTime to the bold.json sidecars",
+                         file=run.bold_sidecar or bold, column="RepetitionTime",
+                         expected="a number of seconds", found="nothing")
+    run.confounds = _find_confounds(bold)
+    if run.confounds is not None and (run.confounds.exists() or run.confounds.is_symlink()):
+        if not is_unfetched_annex(run.confounds):
+            check_input_file(run.confounds, "confounds file", "the BOLD image it belongs to", roots)
+    run.events = _find_events(bids_dir, run, model.task_label, memo)
+    if run.events is None:
+        raise InputError(f"no events.tsv for this run in {bids_dir}", file=bold,
+                         expected=f"{run.prefix}_events.tsv", found="no file")
+    check_input_file(run.events, "events file", f"task '{model.task_label}'", roots)
+    run.n_scans = read_n_scans(bold, run.confounds if run.confounds and run.confounds.exists() else None)
+    if not run.n_scans.source.startswith("image header"):
+        run.notes.append(f"n_scans {run.n_scans.value} from {run.n_scans.source}")
 
 
 def _extension(path: str | Path) -> str:

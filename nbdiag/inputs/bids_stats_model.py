@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
@@ -40,7 +40,6 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from nbdiag.config import Config, Settings
 from nbdiag.errors import InputError, SettingsError
 
 #: Transformations nbdiag applies at run level (pybids-transforms-v1 names).
@@ -202,22 +201,43 @@ def parse_stats_model(data: Any, path: str = "model.json") -> tuple[RunNode, dic
     if str(model.Type).lower() != "glm":
         raise _bad(path, f"{where}.Model.Type", f"nbdiag audits 'glm' run models; got {model.Type!r}")
     x = tuple(model.X)
+    instructions = _instructions(node, path, where)
+    hrf_model, fir_delays, convolved = _hrf(instructions, model, path, where, notes)
+    model_values = _model_values(bsm, model, hrf_model, fir_delays, path, where, notes)
+    contrasts = _contrasts(node, raw, x, path, where)
+    run_node = RunNode(name=node.Name, x=x, instructions=tuple(instructions), hrf_model=hrf_model,
+                       fir_delays=fir_delays, convolved=tuple(convolved), contrasts=contrasts, path=path,
+                       notes=tuple(notes))
+    return run_node, model_values, notes
+
+
+def _instructions(node: Any, path: str, where: str) -> list[dict[str, Any]]:
+    """The node's transformations, checked, with lower-cased keys."""
     instructions: list[dict[str, Any]] = []
-    if node.Transformations is not None:
-        for i, item in enumerate(node.Transformations.Instructions):
-            if not isinstance(item, Mapping) or "Name" not in item:
-                raise _bad(path, f"{where}.Transformations.Instructions[{i}]",
-                           f"expected an object with 'Name' and 'Input'; got {item!r}")
-            if item["Name"] not in SUPPORTED:
-                raise _bad(path, f"{where}.Transformations.Instructions[{i}]",
-                           f"transformation {item['Name']!r} is not supported by nbdiag at run level "
-                           f"(supported: {', '.join(SUPPORTED)})")
-            clean = _lower_keys(item)
-            clean["input"] = list(clean.get("input") or [])
-            if not clean["input"]:
-                raise _bad(path, f"{where}.Transformations.Instructions[{i}] ({item['Name']})", "no 'Input' given")
-            instructions.append(clean)
-    hrf_model, fir_delays, convolved = None, None, []
+    if node.Transformations is None:
+        return instructions
+    for i, item in enumerate(node.Transformations.Instructions):
+        if not isinstance(item, Mapping) or "Name" not in item:
+            raise _bad(path, f"{where}.Transformations.Instructions[{i}]",
+                       f"expected an object with 'Name' and 'Input'; got {item!r}")
+        if item["Name"] not in SUPPORTED:
+            raise _bad(path, f"{where}.Transformations.Instructions[{i}]",
+                       f"transformation {item['Name']!r} is not supported by nbdiag at run level "
+                       f"(supported: {', '.join(SUPPORTED)})")
+        clean = _lower_keys(item)
+        clean["input"] = list(clean.get("input") or [])
+        if not clean["input"]:
+            raise _bad(path, f"{where}.Transformations.Instructions[{i}] ({item['Name']})", "no 'Input' given")
+        instructions.append(clean)
+    return instructions
+
+
+def _hrf(instructions: list[dict[str, Any]], model: Any, path: str, where: str,
+         notes: list[str]) -> tuple[str | None, tuple[int, ...] | None, list[str]]:
+    """nilearn's ``hrf_model``, ``fir_delays`` and the convolved variables (Convolve, else Model.HRF)."""
+    hrf_model: str | None = None
+    fir_delays: tuple[int, ...] | None = None
+    convolved: list[str] = []
     for i, step in enumerate(instructions):
         if step["name"] == "Convolve":
             name = _hrf_name(step.get("model", "spm"), bool(step.get("derivative")), bool(step.get("dispersion")),
@@ -251,6 +271,12 @@ def parse_stats_model(data: Any, path: str = "model.json") -> tuple[RunNode, dic
                          "the Convolve transformation is what pybids/FitLins apply")
     if hrf_model == "fir" and not fir_delays:
         raise _bad(path, f"{where}", "the fir HRF needs fir_delays (Convolve FIRDelays or Model.HRF.Parameters)")
+    return hrf_model, fir_delays, convolved
+
+
+def _model_values(bsm: Any, model: Any, hrf_model: str | None, fir_delays: tuple[int, ...] | None, path: str,
+                  where: str, notes: list[str]) -> dict[str, Any]:
+    """The nilearn-named model settings a run node states (HRF, drift, high-pass, Input selection)."""
     options = model.Options
     high_pass = options.HighPassFilterCutoffHz if options is not None else None
     if options is not None and options.LowPassFilterCutoffHz is not None:
@@ -264,25 +290,20 @@ def parse_stats_model(data: Any, path: str = "model.json") -> tuple[RunNode, dic
         model_values["high_pass"] = float(high_pass)
     else:
         notes.append("no Model.Options.HighPassFilterCutoffHz: no drift model (FitLins' default --drift-model None)")
-    if bsm.Input:
-        for key, values in bsm.Input.items():
-            values = [str(v) for v in values]
-            if key.lower() == "task":
-                if len(values) != 1:
-                    raise _bad(path, "Input.Task", f"nbdiag audits one task at a time; got {values}")
-                model_values["task_label"] = values[0]
-            elif key.lower() == "space":
-                model_values["space_label"] = values[0] if len(values) == 1 else None
-            elif key.lower() == "subject":
-                model_values["sub_labels"] = values
-            else:
-                raise _bad(path, f"Input.{key}", "nbdiag reads Task, Space and Subject from Input; select other "
-                                                 "entities with --bids-filter-file")
-    contrasts = _contrasts(node, raw, x, path, where)
-    run_node = RunNode(name=node.Name, x=x, instructions=tuple(instructions), hrf_model=hrf_model,
-                       fir_delays=fir_delays, convolved=tuple(convolved), contrasts=contrasts, path=path,
-                       notes=tuple(notes))
-    return run_node, model_values, notes
+    for key, values in (bsm.Input or {}).items():
+        values = [str(v) for v in values]
+        if key.lower() == "task":
+            if len(values) != 1:
+                raise _bad(path, "Input.Task", f"nbdiag audits one task at a time; got {values}")
+            model_values["task_label"] = values[0]
+        elif key.lower() == "space":
+            model_values["space_label"] = values[0] if len(values) == 1 else None
+        elif key.lower() == "subject":
+            model_values["sub_labels"] = values
+        else:
+            raise _bad(path, f"Input.{key}", "nbdiag reads Task, Space and Subject from Input; select other "
+                                             "entities with --bids-filter-file")
+    return model_values
 
 
 def _column(name: Any) -> str:
@@ -328,20 +349,23 @@ def load_stats_model(path: str | Path) -> tuple[RunNode, dict[str, Any], list[st
     return parse_stats_model(data, str(path))
 
 
-def apply_to_config(config: Config, node: RunNode, model_values: Mapping[str, Any]) -> Config:
-    """Settings of every variant with the model's run node (its contrasts replace any others)."""
-    from nbdiag.config import update_model
+def to_config_values(node: RunNode, model_values: Mapping[str, Any]) -> dict[str, Any]:
+    """What a run node says about the settings, as config values (a translation: no settings are built).
 
-    def one(settings: Settings) -> Settings:
-        values = {k: v for k, v in model_values.items() if k not in ("confounds_strategy",)}
-        keep_task = settings.model.task_label and "task_label" not in model_values
-        model = update_model(settings.model, {k: v for k, v in values.items() if v is not None or k in (
-            "hrf_model", "drift_model", "fir_delays")}, where=f"{Path(node.path).name} (run node {node.name})")
-        model = replace(model, confounds_strategy=None,
-                        task_label=settings.model.task_label if keep_task else model.task_label)
-        return replace(settings, model=model, contrasts=dict(node.contrasts), stats_model=node)
+    :func:`nbdiag.config.resolve_settings` (``stats_model=``) applies them to every variant.
 
-    return Config(base=one(config.base), variants={k: one(v) for k, v in config.variants.items()})
+    Returns
+    -------
+    dict
+        ``{"model": nilearn-named model values (no confounds: ``confounds_strategy`` None),
+        "contrasts": the node's contrasts (name -> {column: weight}), "node": the node,
+        "where": how messages name the node}``.
+    """
+    model = {k: v for k, v in model_values.items()
+             if k != "confounds_strategy" and (v is not None or k in ("hrf_model", "drift_model", "fir_delays"))}
+    model["confounds_strategy"] = None
+    return {"model": model, "contrasts": dict(node.contrasts), "node": node,
+            "where": f"{Path(node.path).name} (run node {node.name})"}
 
 
 # --------------------------------------------------------------------------- #
@@ -415,96 +439,133 @@ def design_inputs(node: RunNode, events: pd.DataFrame, confounds: pd.DataFrame |
     variables, order = _variables(events, confounds)
     notes: list[str] = []
     for step in node.instructions:
-        name, inputs = step["name"], step["input"]
-        outputs = list(step.get("output") or [])
-        targets = _expand(inputs, list(variables))
-        if not targets:
-            raise InputError(f"{name} transformation: no variable matches Input {inputs}", file=events_path,
-                             expected=f"one of {', '.join(variables)}", found=", ".join(map(str, inputs)))
-        if name == "Factor":
-            sep = step.get("sep", ".")
-            if step.get("constraint", "none") != "none":
-                raise InputError(f"Factor constraint {step.get('constraint')!r} is not supported (only 'none')",
+        variables, order = _apply_step(step, variables, order, events_path)
+    table, dense = _x_variables(node, variables, events_path)
+    used = set(int(r) for r in table["row"])
+    unused = [i for i in range(len(events)) if i not in used]
+    unmodeled = pd.DataFrame({
+        "onset": events["onset"].to_numpy(float)[unused], "duration": events["duration"].to_numpy(float)[unused],
+        "trial_type": (events["trial_type"].astype(str).to_numpy()[unused] if "trial_type" in events
+                       else "n/a"),
+        "reason": "not in the model's X"})
+    table = table.drop(columns="row").sort_values("onset", kind="stable").reset_index(drop=True)
+    if len(table) and np.all(table["modulation"].to_numpy(dtype=float) == 1.0):
+        table = table.drop(columns="modulation")  # nilearn's default amplitude; same design
+    return table, _dense_confounds(dense, notes), unmodeled, notes
+
+
+def _apply_step(step: Mapping[str, Any], variables: dict[str, Any], order: list[str],
+                events_path: Any) -> tuple[dict[str, Any], list[str]]:
+    """One transformation (pybids' semantics) on the run's variables; returns them and their order."""
+    name, inputs = step["name"], step["input"]
+    outputs = list(step.get("output") or [])
+    targets = _expand(inputs, list(variables))
+    if not targets:
+        raise InputError(f"{name} transformation: no variable matches Input {inputs}", file=events_path,
+                         expected=f"one of {', '.join(variables)}", found=", ".join(map(str, inputs)))
+    if name == "Factor":
+        _factor(step, targets, variables, order, events_path)
+    elif name == "Select":
+        variables = {v: variables[v] for v in targets}
+        order = [v for v in order if v in variables]
+    elif name == "Rename":
+        if len(outputs) != len(inputs):
+            raise InputError(f"Rename: {len(inputs)} inputs but {len(outputs)} outputs", file=events_path)
+        for old, new in zip(inputs, outputs):
+            if old not in variables:
+                raise InputError(f"Rename: variable {old!r} does not exist in this run (pybids/FitLins stop "
+                                 "here too)", file=events_path, expected=f"one of {', '.join(variables)}",
+                                 found=str(old))
+            variables[new] = variables.pop(old)
+            order[order.index(old)] = new
+    elif name == "Replace":
+        _replace_values(step, targets, variables, events_path)
+    elif name in ("Scale", "Threshold"):
+        for k, var in enumerate(targets):
+            target = outputs[k] if k < len(outputs) else var
+            variables[target] = _scaled(step, var, variables[var], events_path)
+            if target not in order:
+                order.append(target)
+    # Convolve: applied when the design is built (nilearn's HRF on the events)
+    return variables, order
+
+
+def _factor(step: Mapping[str, Any], targets: list[str], variables: dict[str, Any], order: list[str],
+            events_path: Any) -> None:
+    """Factor: one 0/1 event variable per level of each target (in place)."""
+    sep = step.get("sep", ".")
+    if step.get("constraint", "none") != "none":
+        raise InputError(f"Factor constraint {step.get('constraint')!r} is not supported (only 'none')",
+                         file=events_path)
+    for var in targets:
+        sparse = variables.pop(var)
+        idx = order.index(var)
+        order.remove(var)
+        if not isinstance(sparse, _Sparse):
+            raise InputError(f"Factor applies to events.tsv columns; {var!r} is a confound", file=events_path)
+        new = []
+        for level in np.sort(sparse.rows["amplitude"].astype(str).unique()):
+            rows = sparse.rows[sparse.rows["amplitude"].astype(str) == level].copy()
+            rows["amplitude"] = 1.0
+            variables[f"{var}{sep}{level}"] = _Sparse(rows)
+            new.append(f"{var}{sep}{level}")
+        order[idx:idx] = new
+
+
+def _replace_values(step: Mapping[str, Any], targets: list[str], variables: dict[str, Any], events_path: Any) -> None:
+    """Replace: map values (or onsets / durations) of each target (in place)."""
+    mapping = step.get("replace") or {}
+    attribute = step.get("attribute", "value")
+    for var in targets:
+        value = variables[var]
+        if isinstance(value, _Sparse):
+            column = {"value": "amplitude", "onset": "onset", "duration": "duration"}.get(attribute)
+            if column is None:
+                raise InputError(f"Replace attribute {attribute!r}: expected value, onset or duration",
                                  file=events_path)
-            for var in targets:
-                sparse = variables.pop(var)
-                idx = order.index(var)
-                order.remove(var)
-                if not isinstance(sparse, _Sparse):
-                    raise InputError(f"Factor applies to events.tsv columns; {var!r} is a confound", file=events_path)
-                new = []
-                for level in np.sort(sparse.rows["amplitude"].astype(str).unique()):
-                    rows = sparse.rows[sparse.rows["amplitude"].astype(str) == level].copy()
-                    rows["amplitude"] = 1.0
-                    variables[f"{var}{sep}{level}"] = _Sparse(rows)
-                    new.append(f"{var}{sep}{level}")
-                order[idx:idx] = new
-        elif name == "Select":
-            variables = {v: variables[v] for v in targets}
-            order = [v for v in order if v in variables]
-        elif name == "Rename":
-            if len(outputs) != len(inputs):
-                raise InputError(f"Rename: {len(inputs)} inputs but {len(outputs)} outputs", file=events_path)
-            for old, new in zip(inputs, outputs):
-                if old not in variables:
-                    raise InputError(f"Rename: variable {old!r} does not exist in this run (pybids/FitLins stop "
-                                     "here too)", file=events_path, expected=f"one of {', '.join(variables)}",
-                                     found=str(old))
-                variables[new] = variables.pop(old)
-                order[order.index(old)] = new
-        elif name == "Replace":
-            mapping = step.get("replace") or {}
-            attribute = step.get("attribute", "value")
-            for var in targets:
-                value = variables[var]
-                if isinstance(value, _Sparse):
-                    column = {"value": "amplitude", "onset": "onset", "duration": "duration"}.get(attribute)
-                    if column is None:
-                        raise InputError(f"Replace attribute {attribute!r}: expected value, onset or duration",
-                                         file=events_path)
-                    rows = value.rows.copy()
-                    rows[column] = rows[column].replace(mapping)
-                    variables[var] = _Sparse(rows)
-                else:
-                    variables[var] = value.replace(mapping)
-        elif name in ("Scale", "Threshold"):
-            for k, var in enumerate(targets):
-                value = variables[var]
-                data = _numeric(value.rows["amplitude"] if isinstance(value, _Sparse) else value, var, name,
-                                events_path).astype(float)
-                if name == "Scale":
-                    demean, rescale = step.get("demean", True), step.get("rescale", True)
-                    replace_na = step.get("replaceNa", step.get("replace_na"))
-                    if data.nunique() == 1 and replace_na in (None, "before"):
-                        raise InputError(f"Scale: variable {var!r} is constant ({data.iloc[0]}); pybids refuses "
-                                         "to scale it", file=events_path)
-                    if replace_na == "before":
-                        data = data.fillna(0.0)
-                    if demean:
-                        data = data - data.mean()
-                    if rescale:
-                        data = data / data.std()
-                    if replace_na == "after":
-                        data = data.fillna(0.0)
-                else:
-                    threshold = float(step.get("threshold", 0.0))
-                    if not step.get("signed", True):
-                        threshold, data = abs(threshold), data.abs()
-                    keep = data >= threshold if step.get("above", True) else data <= threshold
-                    data = data.where(keep, 0.0)
-                    if step.get("binarize", False):
-                        data = data.where(~keep, 1.0)
-                target = outputs[k] if k < len(outputs) else var
-                if isinstance(value, _Sparse):
-                    rows = value.rows.copy()
-                    rows["amplitude"] = data.to_numpy()
-                    variables[target] = _Sparse(rows)
-                else:
-                    variables[target] = data
-                if target not in order:
-                    order.append(target)
-        elif name == "Convolve":
-            pass  # applied when the design is built (nilearn's HRF on the events)
+            rows = value.rows.copy()
+            rows[column] = rows[column].replace(mapping)
+            variables[var] = _Sparse(rows)
+        else:
+            variables[var] = value.replace(mapping)
+
+
+def _scaled(step: Mapping[str, Any], var: str, value: Any, events_path: Any) -> Any:
+    """Scale or Threshold of one variable, as a new variable of the same kind (sparse or dense)."""
+    name = step["name"]
+    data = _numeric(value.rows["amplitude"] if isinstance(value, _Sparse) else value, var, name,
+                    events_path).astype(float)
+    if name == "Scale":
+        demean, rescale = step.get("demean", True), step.get("rescale", True)
+        replace_na = step.get("replaceNa", step.get("replace_na"))
+        if data.nunique() == 1 and replace_na in (None, "before"):
+            raise InputError(f"Scale: variable {var!r} is constant ({data.iloc[0]}); pybids refuses "
+                             "to scale it", file=events_path)
+        if replace_na == "before":
+            data = data.fillna(0.0)
+        if demean:
+            data = data - data.mean()
+        if rescale:
+            data = data / data.std()
+        if replace_na == "after":
+            data = data.fillna(0.0)
+    else:
+        threshold = float(step.get("threshold", 0.0))
+        if not step.get("signed", True):
+            threshold, data = abs(threshold), data.abs()
+        keep = data >= threshold if step.get("above", True) else data <= threshold
+        data = data.where(keep, 0.0)
+        if step.get("binarize", False):
+            data = data.where(~keep, 1.0)
+    if isinstance(value, _Sparse):
+        rows = value.rows.copy()
+        rows["amplitude"] = data.to_numpy()
+        return _Sparse(rows)
+    return data
+
+
+def _x_variables(node: RunNode, variables: dict[str, Any], events_path: Any) -> tuple[pd.DataFrame, dict]:
+    """The events table (with the events.tsv ``row`` of each event) and dense columns of ``Model.X``."""
     names = list(variables)
     x_names = _expand(list(node.x), names)
     missing = [str(v) for v in node.x if v != 1 and not any(c in str(v) for c in "*?[") and not _expand([v], names)]
@@ -534,33 +595,28 @@ def design_inputs(node: RunNode, events: pd.DataFrame, confounds: pd.DataFrame |
             dense[var] = value.to_numpy(dtype=float)
     table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
         columns=["onset", "duration", "trial_type", "modulation", "row"])
-    used = set(int(r) for r in table["row"])
-    unused = [i for i in range(len(events)) if i not in used]
-    unmodeled = pd.DataFrame({
-        "onset": events["onset"].to_numpy(float)[unused], "duration": events["duration"].to_numpy(float)[unused],
-        "trial_type": (events["trial_type"].astype(str).to_numpy()[unused] if "trial_type" in events
-                       else "n/a"),
-        "reason": "not in the model's X"})
-    table = table.drop(columns="row").sort_values("onset", kind="stable").reset_index(drop=True)
-    if len(table) and np.all(table["modulation"].to_numpy(dtype=float) == 1.0):
-        table = table.drop(columns="modulation")  # nilearn's default amplitude; same design
-    conf = None
-    if dense:
-        conf = pd.DataFrame(dense)
-        for col in conf.columns:
-            first = conf[col].iloc[0]
-            if np.isnan(first):
-                if col in MEAN_IMPUTED:
-                    vals = conf[col].to_numpy()
-                    conf.loc[0, col] = float(np.nanmean(vals[vals != 0]))
-                    notes.append(f"{col}: first value imputed with the mean non-zero value (as FitLins)")
-                elif "derivative1" in col:
-                    conf.loc[0, col] = 0.0
-        if conf.isna().any().any():
-            bad = [c for c in conf.columns if conf[c].isna().any()]
-            notes.append(f"NaNs in {', '.join(bad)} replaced with 0 (as pybids does)")
-            conf = conf.fillna(0.0)
-    return table, conf, unmodeled, notes
+    return table, dense
 
 
-__all__ = ["RunNode", "SUPPORTED", "apply_to_config", "design_inputs", "load_stats_model", "parse_stats_model"]
+def _dense_confounds(dense: Mapping[str, np.ndarray], notes: list[str]) -> pd.DataFrame | None:
+    """The dense X variables as confounds, first-row NaNs and other NaNs imputed as FitLins/pybids do."""
+    if not dense:
+        return None
+    conf = pd.DataFrame(dense)
+    for col in conf.columns:
+        first = conf[col].iloc[0]
+        if np.isnan(first):
+            if col in MEAN_IMPUTED:
+                vals = conf[col].to_numpy()
+                conf.loc[0, col] = float(np.nanmean(vals[vals != 0]))
+                notes.append(f"{col}: first value imputed with the mean non-zero value (as FitLins)")
+            elif "derivative1" in col:
+                conf.loc[0, col] = 0.0
+    if conf.isna().any().any():
+        bad = [c for c in conf.columns if conf[c].isna().any()]
+        notes.append(f"NaNs in {', '.join(bad)} replaced with 0 (as pybids does)")
+        conf = conf.fillna(0.0)
+    return conf
+
+
+__all__ = ["RunNode", "SUPPORTED", "design_inputs", "load_stats_model", "parse_stats_model", "to_config_values"]

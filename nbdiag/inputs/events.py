@@ -169,7 +169,7 @@ def load_plugin(spec: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
     return func
 
 
-def transform_events(table: pd.DataFrame, settings: EventSettings, *, path: Path | None = None) -> EventsResult:
+def transform_events(table: pd.DataFrame, settings: EventSettings, *, path: Path | None = None) -> EventsResult:  # noqa: C901
     """Apply drop, rename and transforms; record what leaves the model.
 
     Parameters

@@ -25,7 +25,6 @@ from nbdiag.limits import Limits, too_large
 from nbdiag import codes
 
 NSS_PATTERN = re.compile(r"^non_steady_state_outlier\d+$")
-MOTION_OUTLIER_PATTERN = re.compile(r"^motion_outlier\d+$")
 
 
 @dataclass(frozen=True)
@@ -331,7 +330,7 @@ def _asked_by(kwargs: dict | None) -> str:
     return f"confounds_strategy {list(kwargs['strategy'])}"
 
 
-def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSettings, n_scans: int,
+def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSettings, n_scans: int,  # noqa: C901
                        roots: tuple[Path, ...] | None = None, limits: Limits | None = None,
                        fast: bool = True) -> ConfoundsResult:
     """Confounds for one run, as ``first_level_from_bids`` builds them.

@@ -290,7 +290,7 @@ def _fmriprep_confounds(path: Path) -> tuple[tuple[str, ...], tuple[int, ...], s
     return tuple(map(str, raw.columns)), nss, str(found)
 
 
-def given_runs(model: Any, run_imgs: Any, events: Any, confounds: Any = None, sample_masks: Any = None,
+def given_runs(model: Any, run_imgs: Any, events: Any, confounds: Any = None, sample_masks: Any = None,  # noqa: C901
                model_index: int | None = None, rt_column: str = "response_time") -> list[GivenRun]:
     """One :class:`GivenRun` per image of one model, as ``model.fit(run_imgs, events, confounds,
     sample_masks)`` would see them.

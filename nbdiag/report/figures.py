@@ -486,7 +486,7 @@ def plot_baseline_composition(compositions: Mapping[str, Mapping[str, float | No
             vals = np.array([float(compositions[n].get(cls) or 0.0) for n in names])
             ax.barh(range(len(names)), vals, left=left, color=class_color(cls, conds),
                     label=class_label(cls), height=0.65, edgecolor="white", lw=0.5)
-            for i, (l, v) in enumerate(zip(left, vals)):
+            for i, (l, v) in enumerate(zip(left, vals)):  # noqa: E741
                 if v >= 0.06:
                     ax.text(l + v / 2, i, f"{v:.0%}", ha="center", va="center", fontsize=8,
                             color="black" if cls in ("fixation", "short_gap") or class_color(cls, conds) in ("#DDCC77", "#999933")

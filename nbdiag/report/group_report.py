@@ -271,7 +271,7 @@ def recommend_variant(summaries: Sequence[Mapping[str, Any]], contrasts: Sequenc
             + f", at {eff_txt}.")
 
 
-def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, so: pd.DataFrame,
+def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, so: pd.DataFrame,  # noqa: C901
                         fail_on: str = "fail", deciding: Sequence[str] | None = None,
                         summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Template context of ``group.html`` (exposed for tests).

@@ -65,8 +65,6 @@ CLASS_LABELS = {
 #: One severity scale for badges, shading, tables and figures.
 SEVERITIES = ("pass", "info", "warn", "fail", "error")
 SEVERITY_COLORS = {"pass": "#009E73", "info": "#56B4E9", "warn": "#E69F00", "fail": "#D55E00", "error": "#000000"}
-#: Light shading of the same hues (table cells).
-SEVERITY_SHADES = {"pass": "#dcf2ea", "info": "#e3f2fb", "warn": "#fdf0cf", "fail": "#fbe3d7", "error": "#dddddd"}
 
 
 #: Salt of the colour hash (fixed: changing it recolours every report).

@@ -210,7 +210,7 @@ def _timeline(record: Mapping[str, Any], conds: Sequence[str], t_r: float, n: in
     return rows
 
 
-def _figures(record: Mapping[str, Any], design: pd.DataFrame | None) -> dict[str, Any]:
+def _figures(record: Mapping[str, Any], design: pd.DataFrame | None) -> dict[str, Any]:  # noqa: C901
     """Inline-SVG figures of one run × variant (errors become captions, not crashes)."""
     from nbdiag.report import svgplot as S
 

@@ -94,35 +94,48 @@ _THRESH = re.compile(r"(^|_)(warn|fail|info|threshold|min|max)(_|$)|_at$|^corr_"
 _SKIP = {"label", "source", "unit", "structural", "explained_by", "threshold_source", "typical", "pair"}
 
 
+#: the unit of a number that is a fraction (0.25): shown ×100 with "%"
+FRACTION = "fraction"
+
+
 def _unit(key: str, evidence: Mapping[str, Any]) -> str:
-    k = key.lower()
-    if k.endswith("bias_sd") or k.endswith("_sd") and "bias" in k:
+    """The unit of evidence field ``key``, from its name only (never from its value).
+
+    ``*_percent``, ``*_pct``, ``percent_*``: already in percent (``"%"``); ``*_fraction``,
+    ``*_share``, ``fraction``, ``share``: a fraction of 1 (:data:`FRACTION`, shown ×100 as
+    %); ``*_sd`` and ``*bias_sd*``: standard deviations (``"σ"``); ``bias``: the evidence's own
+    ``unit``; ``*_s``, ``*seconds*``: s; ``*_hz``: Hz; anything else: no unit.
+    """
+    k = key.lower().rsplit(".", 1)[-1]
+    words = k.split("_")
+    if words[-1] in ("percent", "pct") or words[0] in ("percent", "pct"):
+        return "%"
+    if words[-1] in ("fraction", "share"):
+        return FRACTION
+    if words[-1] == "sd" or "bias_sd" in k:
         return "σ"
-    if k == "bias" or k.endswith(".bias"):
+    if k == "bias":
         return str(evidence.get("unit") or "")
-    if "share" in k or "fraction" in k:
-        return "%"
-    if "seconds" in k or k.endswith("_s"):
+    if words[-1] in ("s", "seconds") or "seconds" in words:
         return "s"
-    if k.endswith("_hz"):
+    if words[-1] == "hz":
         return "Hz"
-    if "percent" in k or k.endswith("_pct"):
-        return "%"
     return ""
 
 
 def _show(v: Any, unit: str) -> str:
+    """A number in its unit: a :data:`FRACTION` ×100 with "%", anything else as it is."""
     f = _num(v)
     if f is None:
         return str(v)
-    if unit == "%" and abs(f) <= 1.5:
+    if unit == FRACTION:
         return fmt_value(f * 100) + " %"
     return fmt_value(f) + (f" {unit}" if unit else "")
 
 
 def _show_setting(v: float, unit: str) -> str:
-    """A threshold as configured (exact, no padding zeros)."""
-    if unit == "%" and abs(v) <= 1.5:
+    """A threshold as configured (exact, no padding zeros), in the unit of the value it bounds."""
+    if unit == FRACTION:
         return f"{v * 100:g} %"
     return f"{v:g}" + (f" {unit}" if unit else "")
 
@@ -163,7 +176,7 @@ def _registry_threshold(code: Any, severity: Any, ev: Mapping[str, Any],
     return None
 
 
-def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = None, code: str | None = None,
+def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = None, code: str | None = None,  # noqa: C901
                   thresholds: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
     """A finding's evidence as table rows: ``name``, ``value``, ``unit``, ``threshold``, ``margin``.
 
@@ -218,8 +231,8 @@ def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = Non
             tk, tv = thr
             row["threshold"] = f"{tk} {_show_setting(tv, unit)}"
             diff = abs(f) - tv if "bias_sd" in key or key == "r" else f - tv
-            if unit == "%" and abs(tv) <= 1.5:
-                row["margin"] = f"{diff * 100:+.3g} points"
+            if unit in (FRACTION, "%"):
+                row["margin"] = f"{diff * (100 if unit == FRACTION else 1):+.3g} points"
             else:
                 row["margin"] = f"{fmt_value(diff) if diff < 0 else '+' + fmt_value(diff)}{(' ' + unit) if unit else ''}"
                 if tv:

@@ -530,7 +530,7 @@ def strip_plot(panels: Sequence[tuple[str, float | None, list[tuple[str, float, 
         lo, hi = lo - (pad if log or lo < 0 else 0), hi + pad
 
         def Y(v: float, oy: float = oy, lo: float = lo, hi: float = hi) -> float:
-            return oy + panel_h * (1 - (tr(v) - lo) / (hi - lo))
+            return oy + panel_h * (1 - (tr(v) - lo) / (hi - lo))  # noqa: B023 - used within the iteration
 
         svg.text(ox, oy - 12, title + (" (log scale)" if log else ""), size=10.5, bold=True)
         ticks = [float(k) for k in range(math.ceil(lo), math.floor(hi) + 1)] if log else _ticks(lo, hi, 4)

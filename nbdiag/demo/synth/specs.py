@@ -100,7 +100,7 @@ class RunSpec:
     betas: Mapping[str, float] | None = None
     seed: int | None = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # noqa: C901
         for name in ("subject", "session", "acq", "task"):
             value = getattr(self, name)
             if value is None and name in ("session", "acq"):

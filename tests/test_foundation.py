@@ -1,4 +1,4 @@
-"""Error branches and edge cases of small foundation modules (limits, ratings, safety, manifest).
+"""Small foundation modules: limits, ratings, safety, manifest, JSON conversion, output folder, package.
 
 Each test checks a value or a message (naming file / key / expected / found) computed by hand.
 """
@@ -9,12 +9,17 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
+import nbdiag
 from nbdiag import manifest
+from nbdiag._json import jsonable
 from nbdiag.errors import InputError, SettingsError
 from nbdiag.inputs import safety
 from nbdiag.limits import Limits, too_large
+from nbdiag.outputs import atomic_write_text, check_output_dir
 from nbdiag.ratings import RatingsError, final_signoff, load_ratings
 
 
@@ -216,39 +221,6 @@ def test_settings_hash_ignores_subject_selection_only():
     assert manifest.settings_hash(other_model) != h
 
 
-def test_fingerprints_and_check_inputs(tmp_path):
-    assert manifest.fingerprint(None) is None
-    f = tmp_path / "sub-01" / "events.tsv"
-    f.parent.mkdir()
-    f.write_text("onset\n1\n")
-    link = tmp_path / "annexed.tsv"
-    link.symlink_to(".git/annex/objects/x")
-    fps = manifest.input_fingerprints({"events": f, "confounds": None, "annex": link,
-                                       "outside": Path("/definitely/not/here.tsv")}, tmp_path)
-    assert fps["events"] == {"path": "sub-01/events.tsv", "exists": True, "size": 8,
-                             "mtime_ns": f.stat().st_mtime_ns}
-    assert fps["annex"] == {"path": "annexed.tsv", "exists": False, "link": ".git/annex/objects/x"}
-    assert fps["outside"] == {"path": "here.tsv", "exists": False}  # outside root: name only
-    assert "confounds" not in fps
-
-    assert manifest.check_inputs(fps, None) == []
-    assert manifest.check_inputs({"events": fps["events"]}, tmp_path) == []
-    f.write_text("onset\n1\n2\n")
-    later = tmp_path / "later.tsv"
-    recorded = {"events": fps["events"], "bad": "x", "abs": {"path": "/etc/passwd"},
-                "up": {"path": "../x.tsv"}, "new": {"path": "later.tsv", "exists": False},
-                "gone": {"path": "gone.tsv", "exists": True, "size": 1, "mtime_ns": 1}}
-    later.write_text("x")
-    assert manifest.check_inputs(recorded, tmp_path) == [
-        "events sub-01/events.tsv: changed since the audit (size/modification time)",
-        "bad: malformed fingerprint",
-        "abs /etc/passwd: path outside BIDS_DIR",
-        "up ../x.tsv: path outside BIDS_DIR",
-        "new later.tsv: appeared since the audit",
-        "gone gone.tsv: vanished",
-    ]
-
-
 def test_expectations_combines_manifests_and_reports_problems(tmp_path):
     folder = tmp_path / manifest.MANIFEST_DIR
     folder.mkdir(parents=True)
@@ -286,3 +258,59 @@ def test_check_input_file_under_a_regular_file(tmp_path):
         safety.check_input_file(parent / "child.json", "JSON sidecar", "the run", None)
     assert exc.value.found == "NotADirectoryError"
     assert "JSON sidecar cannot be opened (asked for by the run)" in str(exc.value)
+
+
+# --------------------------------------------------------------------------- JSON, OUTPUT_DIR, package
+
+class _HasDict:
+    def to_dict(self):
+        return {"a": np.float32(1.5), 2: np.nan}
+
+
+def test_jsonable_rules():
+    assert jsonable(np.array(3.0)) == 3.0 and jsonable(np.array(np.inf)) is None
+    assert jsonable(np.bool_(True)) is True and jsonable(np.int16(4)) == 4
+    assert jsonable(np.float32(np.nan)) is None
+    assert jsonable(_HasDict()) == {"a": 1.5, "2": None}
+    assert jsonable(pd.DataFrame({"x": [1, 2]})) == [{"x": 1}, {"x": 2}]
+    assert jsonable(Path("a/b")) == os.path.join("a", "b")
+    assert jsonable((1, [np.float64(2.0)])) == [1, [2.0]]
+
+
+def test_package_lazy_attribute():
+    from nbdiag.api import Audit
+
+    assert nbdiag.Audit is Audit
+    with pytest.raises(AttributeError, match="module 'nbdiag' has no attribute 'nothing'"):
+        nbdiag.nothing  # noqa: B018
+
+
+def test_check_output_dir_refuses_file_and_readonly(tmp_path):
+    f = tmp_path / "out.txt"
+    f.write_text("x")
+    with pytest.raises(ValueError, match="is an existing file; expected a folder"):
+        check_output_dir(f)
+    assert check_output_dir(tmp_path / "new") == (tmp_path / "new").absolute()
+    if os.geteuid() != 0:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        try:
+            with pytest.raises(ValueError, match="is not writable"):
+                check_output_dir(ro)
+        finally:
+            ro.chmod(0o700)
+
+
+def test_atomic_write_leaves_no_temp_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "a.json"
+    target.write_text("old")
+
+    def fail(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]

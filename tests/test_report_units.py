@@ -1,0 +1,53 @@
+"""Evidence tables format each number from the unit its field name states, never from its size.
+
+``report/summary.py``: ``*_percent`` / ``*_pct`` are already percent, ``*_fraction`` /
+``*_share`` are fractions of 1 (×100), ``*_sd`` are σ, ``*_s`` seconds, ``*_hz`` Hz.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from nbdiag.report.summary import FRACTION, _unit, evidence_rows
+
+
+def _values(evidence, **kwargs):
+    return {r["name"]: r["value"] for r in evidence_rows(evidence, **kwargs)}
+
+
+def test_percent_fields_are_shown_as_they_are():
+    # the sensitivity evidence of issue 21: -0.678 % printed as -67.8 % before
+    rows = _values({"bias_percent": -0.678, "noise_sd_percent": 0.22, "residual_sd_percent": 1.4,
+                    "effect_required_pct": 0.5, "percent_excess_nonsteady": 3.25})
+    assert rows == {"bias_percent": "-0.678 %", "noise_sd_percent": "0.220 %", "residual_sd_percent": "1.40 %",
+                    "effect_required_pct": "0.500 %", "percent_excess_nonsteady": "3.25 %"}
+
+
+def test_fractions_are_shown_times_100_whatever_their_size():
+    rows = _values({"negative_weight_share": 0.484, "mask_share": 2.5, "fraction": 0.004, "edge_share": -1.7,
+                    "nested": {"tail_share": 1.6, "mask_mean": 0.3}})
+    # 2.5 and -1.7 are fractions too (a class larger than the total): 250 %, -170 %
+    assert rows == {"negative_weight_share": "48.4 %", "mask_share": "250 %", "fraction": "0.400 %",
+                    "edge_share": "-170 %", "nested.tail_share": "160 %", "nested.mask_mean": "0.300"}
+
+
+def test_sd_seconds_hz_and_the_bias_unit_come_from_the_name():
+    rows = _values({"bias_sd": -8.0, "noise_sd": 0.5,
+                    "short_gap_seconds": 6.0, "current_cutoff_s": 128.0, "recommended_high_pass_hz": 0.008,
+                    "bias": -0.976, "unit": "% signal", "n_scans": 120})
+    assert rows == {"bias_sd": "-8.00 σ", "noise_sd": "0.500 σ",
+                    "short_gap_seconds": "6.00 s", "current_cutoff_s": "128 s",
+                    "recommended_high_pass_hz": "0.00800 Hz", "bias": "-0.976 % signal", "n_scans": "120"}
+
+
+@pytest.mark.parametrize("key, unit", [("baseline_fraction", FRACTION), ("share", FRACTION), ("sd_percent", "%"),
+                                       ("pct", "%"), ("duration", ""), ("a.b_sd", "σ"), ("max_structural_bias_sd_before", "σ"), ("run_end_s", "s")])
+def test_unit_of_a_field_name(key, unit):
+    assert _unit(key, {}) == unit
+
+
+def test_thresholds_and_margins_use_the_unit_of_the_value_they_bound():
+    rows = evidence_rows({"negative_weight_share": 0.484, "warn_at": 0.25}, "warn")
+    assert (rows[0]["value"], rows[0]["threshold"], rows[0]["margin"]) == ("48.4 %", "warn_at 25 %", "+23.4 points")
+    rows = evidence_rows({"bias_percent": 2.0, "warn_at": 1.5}, "warn")
+    assert (rows[0]["value"], rows[0]["threshold"], rows[0]["margin"]) == ("2.00 %", "warn_at 1.5 %", "+0.5 points")

@@ -1,0 +1,120 @@
+"""Settings resolved once: every way in ends in ``nbdiag.config.resolve_settings``.
+
+The command line, a TOML file, a parsed mapping, a BIDS Stats Model and the Python API,
+given the same model, give equal resolved settings (dataclass equality and ``to_dict``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nbdiag import api
+from nbdiag.cli import _load, build_parser
+from nbdiag.config import Config, SettingsError, resolve_settings
+from nbdiag.inputs.bids_filter import load_bids_filter
+from nbdiag.inputs.bids_stats_model import load_stats_model, to_config_values
+from nbdiag.thresholds import Thresholds
+
+DEMO_MODEL = Path(__file__).resolve().parents[1] / "nbdiag" / "demo" / "model-nback_smdl.json"
+
+TOML = """
+[model]
+task_label = "nback"
+space_label = "MNI152NLin6Asym"
+hrf_model = "spm"
+high_pass = 0.008
+confounds_strategy = ["motion", "non_steady_state"]
+confounds_motion = "basic"
+
+[events]
+rename = { "0BACK" = "zero_back", "2BACK" = "two_back" }
+
+[contrasts]
+"two_back - zero_back" = "two_back - zero_back"
+"""
+ARGV = ["bids", "out", "participant", "--task", "nback", "--space", "MNI152NLin6Asym", "--hrf-model", "spm",
+        "--high-pass", "0.008", "--confounds-strategy", "motion", "non_steady_state", "--confounds-motion", "basic",
+        "--events-rename", "0BACK=zero_back", "--events-rename", "2BACK=two_back",
+        "--contrast", "two_back - zero_back"]
+PYTHON = dict(model={"task_label": "nback", "space_label": "MNI152NLin6Asym", "hrf_model": "spm", "high_pass": 0.008,
+                     "confounds_strategy": ["motion", "non_steady_state"], "confounds_motion": "basic"},
+              events={"rename": {"0BACK": "zero_back", "2BACK": "two_back"}},
+              contrasts={"two_back - zero_back": "two_back - zero_back"})
+
+
+def _cli(argv):
+    return _load(build_parser().parse_args(argv))[0]
+
+
+def _same(*configs: Config) -> None:
+    first = configs[0]
+    for other in configs[1:]:
+        assert other == first
+        assert [s.to_dict() for s in other.all_variants()] == [s.to_dict() for s in first.all_variants()]
+
+
+def test_cli_toml_mapping_and_python_give_equal_settings(tmp_path):
+    from nbdiag.config import tomllib
+
+    path = tmp_path / "nbdiag.toml"
+    path.write_text(TOML)
+    from_toml = resolve_settings(path)
+    _same(from_toml, resolve_settings(tomllib.loads(TOML)), _cli(ARGV), resolve_settings(**PYTHON),
+          _cli(["bids", "out", "participant", "--config", str(path)]))
+    settings = from_toml.all_variants()[0]
+    assert (settings.model.hrf_model, settings.model.high_pass, settings.variant) == ("spm", 0.008, "default")
+    assert settings.model.load_confounds_kwargs()["motion"] == "basic"
+
+
+def test_bids_stats_model_from_cli_and_python_give_equal_settings(tmp_path):
+    node, values, _ = load_stats_model(DEMO_MODEL)
+    from_cli = _cli(["bids", "out", "participant", "--model", str(DEMO_MODEL), "--contrast", "ignored"])
+    from_python = resolve_settings(stats_model=to_config_values(node, values))
+    _same(from_cli, from_python)
+    settings = from_python.all_variants()[0]
+    assert settings.contrasts == dict(node.contrasts) and settings.stats_model is node
+    # the node's model is the TOML model with the same values (a stats model has no confounds)
+    toml = tmp_path / "same.toml"
+    toml.write_text('[model]\ntask_label = "nback"\nspace_label = "MNI152NLin6Asym"\nhrf_model = "glover"\n'
+                    'drift_model = "cosine"\nslice_time_ref = 0.0\nhigh_pass = 0.005\nconfounds_strategy = "none"\n')
+    assert resolve_settings(toml).base.model == settings.model
+
+
+def test_to_config_values_is_a_pure_translation():
+    node, values, _ = load_stats_model(DEMO_MODEL)
+    before = dict(values)
+    out = to_config_values(node, values)
+    assert values == before
+    assert out["model"]["confounds_strategy"] is None and out["model"]["high_pass"] == 0.005
+    assert "fir_delays" in out["model"] and out["node"] is node
+    assert out["where"] == f"{DEMO_MODEL.name} (run node {node.name})"
+
+
+def test_filter_file_and_participant_labels_resolve_in_the_same_place(tmp_path):
+    flt = tmp_path / "filter.json"
+    flt.write_text(json.dumps({"bold": {"task": "nback", "space": "MNI152NLin6Asym"}}))
+    config = resolve_settings(bids_filter=load_bids_filter(flt), participant_labels=["sub-01", "02"])
+    model = config.all_variants()[0].model
+    assert (model.task_label, model.space_label, model.sub_labels) == ("nback", "MNI152NLin6Asym", ("01", "02"))
+    _same(config, _cli(["bids", "out", "participant", "--bids-filter-file", str(flt),
+                        "--participant-label", "01", "sub-02"]))
+    with pytest.raises(SettingsError, match="participant_label"):
+        resolve_settings(model={"task_label": "nback"}, participant_labels=["0 1"])
+    with pytest.raises(SettingsError, match="missing setting 'task_label'"):
+        resolve_settings()
+    assert resolve_settings(require_task=False) == Config()
+
+
+def test_python_api_settings_come_from_the_resolver():
+    base = api._settings(["a - b"], {"vif_warn": 7.0}, "mine")
+    expected = resolve_settings(contrasts=["a - b"], thresholds={"vif_warn": 7.0}, variant="mine",
+                                require_task=False).base
+    assert base == expected and base.variant == "mine" and base.thresholds.vif_warn == 7.0
+    assert api._settings(None, Thresholds(vif_warn=8.0), "default").thresholds == Thresholds(vif_warn=8.0)
+    with pytest.raises(SettingsError, match="variant"):
+        api._settings(None, None, "not a label")
+    with pytest.raises(SettingsError, match="contrast"):
+        api._settings([""], None, "default")
