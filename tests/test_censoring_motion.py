@@ -1,0 +1,182 @@
+"""Censoring and motion per condition (issue 23) against hand counts and numpy."""
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nbdiag import codes
+from nbdiag.config import ModelSettings
+from nbdiag.context import DesignContext
+from nbdiag.design import build_design
+from nbdiag.diagnostics.censoring import activity, assess_censoring, condition_columns, full_task
+from nbdiag.diagnostics.motion import assess_motion
+from nbdiag.thresholds import Thresholds
+
+T_R = 2.0
+N = 100
+# boxcar conditions (hrf_model=None): a scan is in a condition exactly while its event lasts
+EVENTS = pd.DataFrame({"onset": [10.0, 50.0, 90.0, 130.0], "duration": [20.0, 20.0, 20.0, 20.0],
+                       "trial_type": ["a", "b", "a", "b"]})
+
+
+def _in(name):
+    times = np.arange(N) * T_R
+    ev = EVENTS[EVENTS.trial_type == name]
+    return np.array([any(o <= t < o + d for o, d in zip(ev.onset, ev.duration)) for t in times])
+
+
+def _run(removed, hrf_model=None, nonsteady=(), scrub=(), motion=None, strategy=("motion",)):
+    mask = [i for i in range(N) if i not in set(removed)] if removed is not None else None
+    built = build_design(EVENTS, None, N, T_R, 0.0, ModelSettings(hrf_model=hrf_model), sample_mask=mask)
+    ctx = DesignContext(t_r=T_R, hrf_model=hrf_model, events=EVENTS, scan_index=built.scan_index, n_scans_total=N,
+                        unmasked_task=built.unmasked_task, nonsteady_volumes=tuple(nonsteady),
+                        scrub_volumes=tuple(scrub), confounds_strategy=strategy, motion=motion,
+                        sample_mask_applied=mask is not None)
+    return built, ctx
+
+
+def test_censoring_per_condition_matches_a_hand_count():
+    in_a, in_b = _in("a"), _in("b")
+    # remove 4 scans of a (5, 6, 7, 45), 9 scans of b (25..33) and 2 baseline scans (0, 1)
+    a_scans = [5, 6, 7, 45]
+    b_scans = list(range(25, 34))
+    removed = [0, 1] + a_scans + b_scans
+    assert in_a[a_scans].all() and in_b[b_scans].all() and not (in_a | in_b)[[0, 1]].any()
+    built, ctx = _run(removed, nonsteady=(0, 1))
+    res = assess_censoring(built.design, built.roles, ctx)
+    m = res.section["masks"]["applied"]
+    assert m["conditions"]["a"] == {"n_scans": int(in_a.sum()), "n_censored": 4, "fraction": 4 / in_a.sum()}
+    assert m["conditions"]["b"] == {"n_scans": int(in_b.sum()), "n_censored": 9, "fraction": 9 / in_b.sum()}
+    base = ~(in_a | in_b)
+    assert m["baseline"] == {"n_scans": int(base.sum()), "n_censored": 2, "fraction": 2 / base.sum()}
+    assert m["run"] == {"n_scans": N, "n_censored": 15, "fraction": 0.15}
+    X = built.design.to_numpy()
+    assert m["dof_left"] == X.shape[0] - np.linalg.matrix_rank(X) == N - 15 - m["rank_kept"]
+    # load_confounds' mask (the non-steady volumes) is inside the applied mask
+    assert res.section["masks"]["load_confounds"]["removed_volumes"] == [0, 1]
+    # b loses 9/20 = 0.45 (warn at AFNI's 0.4), a 4/20 = 0.2 (info at 0.2), run 0.15 (info at 0.1)
+    sev = {(f.code, f.evidence.get("condition")): f.severity for f in res.findings}
+    assert sev == {("censored_condition", "a"): "info", ("censored_condition", "b"): "warn",
+                   ("censored_run", None): "info"}
+
+
+@pytest.mark.parametrize("n_b, expected", [(3, None), (4, "info"), (7, None), (8, "warn"), (11, None), (12, "fail")])
+def test_condition_fraction_fires_at_afni_levels(n_b, expected):
+    # b has 20 scans: 4/20 = 0.2, 8/20 = 0.4, 12/20 = 0.6 are AFNI's levels; one scan fewer is below
+    b_scans = list(range(25, 25 + min(n_b, 10))) + list(range(65, 65 + max(n_b - 10, 0)))
+    built, ctx = _run(b_scans)
+    res = assess_censoring(built.design, built.roles, ctx)
+    found = [f for f in res.findings if f.code == codes.CENSORED_CONDITION.code]
+    frac = res.section["masks"]["applied"]["conditions"]["b"]["fraction"]
+    assert frac == n_b / 20
+    below = {3: "none", 7: "info", 11: "warn"}
+    if expected is None:
+        assert [f.severity for f in found] == ([] if below[n_b] == "none" else [below[n_b]])
+    else:
+        assert [f.severity for f in found] == [expected]
+
+
+def test_run_fraction_levels_and_overridable_thresholds():
+    for n_removed, expected in ((9, []), (10, ["info"]), (20, ["warn"]), (50, ["fail"])):
+        removed = list(range(N - n_removed, N))
+        built, ctx = _run(removed)
+        res = assess_censoring(built.design, built.roles, ctx)
+        assert [f.severity for f in res.findings if f.code == "censored_run"] == expected, n_removed
+    th = Thresholds.from_mapping({"censor_run_info": 0.05})
+    built, ctx = _run(list(range(94, 100)))
+    res = assess_censoring(built.design, built.roles, ctx, th)
+    assert [f.severity for f in res.findings if f.code == "censored_run"] == ["info"]
+
+
+def test_load_confounds_mask_not_applied_is_info_and_counted():
+    # first_level_from_bids: the mask is dropped, so nothing is censored in the fit; the scrubbed scans are counted
+    in_b = _in("b")
+    scrub = list(range(25, 40))
+    built, ctx = _run(None, scrub=scrub)
+    res = assess_censoring(built.design, built.roles, ctx)
+    assert res.section["masks"]["applied"] is None
+    m = res.section["masks"]["load_confounds"]
+    assert m["applied"] is False
+    assert m["conditions"]["b"]["n_censored"] == int(in_b[scrub].sum())
+    assert m["dof_left"] == N - 15 - np.linalg.matrix_rank(built.design.to_numpy()[[i not in scrub for i in range(N)]])
+    assert res.findings and all(f.severity == "info" for f in res.findings)
+    assert {f.evidence["level"] for f in res.findings} == {"info", "warn"}  # b: 10/20 = 0.5 -> warn level, run 0.15 info
+    # no confounds file and no mask: no load_confounds entry
+    built, ctx = _run(None, strategy=None)
+    assert assess_censoring(built.design, built.roles, ctx).section["masks"]["load_confounds"] is None
+
+
+def test_activity_with_glover_counts_the_response_not_the_undershoot():
+    built, ctx = _run(None, hrf_model="glover")
+    task = full_task(built.design, built.roles, ctx)
+    act = activity(task, condition_columns(task, ctx))
+    x = task["a"].to_numpy()
+    assert np.array_equal(act["a"], x > 0.01 * x.max())
+    assert (x < 0).any() and not act["a"][x < 0].any()
+    # derivative columns are not conditions
+    built, ctx = _run(None, hrf_model="glover + derivative")
+    task = full_task(built.design, built.roles, replace(ctx, hrf_model="glover + derivative"))
+    assert condition_columns(task, ctx) == {"a": ["a"], "b": ["b"]}
+    # without events (a saved design) every non-derivative task column is a condition
+    assert list(condition_columns(task, replace(ctx, events=None))) == ["a", "b"]
+
+
+def test_activity_reads_all_negative_modulation_and_fir():
+    task = pd.DataFrame({"neg": -np.r_[0, 1.0, 2, 0.5, 0], "c_delay_0": [0, 1.0, 0, 0, 0],
+                         "c_delay_1": [0, 0, 1.0, 0, 0]})
+    act = activity(task, {"neg": ["neg"], "c": ["c_delay_0", "c_delay_1"]})
+    assert act["neg"].tolist() == [False, True, True, True, False]
+    assert act["c"].tolist() == [False, True, True, False, False]
+    ctx = DesignContext(t_r=2.0, events=pd.DataFrame({"onset": [0], "duration": [1], "trial_type": ["c"]}))
+    assert condition_columns(task, ctx) == {"c": ["c_delay_0", "c_delay_1"]}
+
+
+def _motion():
+    rng = np.random.default_rng(3)
+    fd = 0.1 + 0.02 * rng.random(N)
+    fd[_in("b")] += 0.5  # raised during b
+    fd[0] = np.nan
+    dv = 1.0 + 0.1 * rng.random(N)
+    dv[0] = np.nan
+    return {"framewise_displacement": fd, "std_dvars": dv}
+
+
+def test_motion_per_condition_against_numpy():
+    mot = _motion()
+    removed = [30, 31]
+    built, ctx = _run(removed, motion=mot, hrf_model="glover")
+    res = assess_motion(built.design, built.roles, ctx)
+    task = full_task(built.design, built.roles, ctx)
+    act = activity(task, condition_columns(task, ctx))
+    fd = mot["framewise_displacement"]
+    s = res.section["series"]["framewise_displacement"]
+    for name in ("a", "b"):
+        assert s["mean"]["conditions"][name] == pytest.approx(np.nanmean(fd[act[name]]), rel=1e-12)
+    base = ~(act["a"] | act["b"])
+    assert s["mean"]["baseline"] == pytest.approx(np.nanmean(fd[base]), rel=1e-12)
+    assert s["mean"]["run"] == pytest.approx(np.nanmean(fd), rel=1e-12)
+    kept = np.ones(N, bool)
+    kept[removed] = False
+    assert s["mean_kept"]["conditions"]["b"] == pytest.approx(np.nanmean(fd[act["b"] & kept]), rel=1e-12)
+    assert s["mean"]["conditions"]["b"] > s["mean"]["conditions"]["a"] + 0.3
+    # Pearson r against numpy over the finite rows, on the regressors before the mask
+    ok = np.isfinite(fd)
+    for col in ("a", "b"):
+        ref = np.corrcoef(fd[ok], task[col].to_numpy()[ok])[0, 1]
+        assert s["r"][col] == pytest.approx(ref, abs=1e-12)
+    assert res.section["missing"] == ["dvars"]
+    by_code = {}
+    for f in res.findings:
+        by_code.setdefault(f.code, []).append(f)
+    assert [f.evidence["regressor"] for f in by_code["motion_task_correlated"]] == ["b"]
+    assert by_code["motion_task_correlated"][0].severity == ("fail" if s["r"]["b"] >= 0.7 else "warn")
+    assert by_code["motion_columns_missing"][0].evidence["missing"] == ["dvars"]
+    assert "dvars" in by_code["motion_columns_missing"][0].message
+
+
+def test_motion_without_confounds_file_says_so():
+    built, ctx = _run(None)
+    res = assess_motion(built.design, built.roles, ctx)
+    assert res.section["source"] is None and "not computed" in res.section["note"] and not res.findings
