@@ -103,8 +103,8 @@ def test_load_confounds_mask_not_applied_is_info_and_counted():
     assert m["dof_left"] == N - 15 - np.linalg.matrix_rank(built.design.to_numpy()[[i not in scrub for i in range(N)]])
     assert res.findings and all(f.severity == "info" for f in res.findings)
     assert {f.evidence["level"] for f in res.findings} == {"info", "warn"}  # b: 10/20 = 0.5 -> warn level, run 0.15 info
-    # no confounds file and no mask: no load_confounds entry
-    built, ctx = _run(None, strategy=None)
+    # no volume flagged: no load_confounds entry
+    built, ctx = _run(None)
     assert assess_censoring(built.design, built.roles, ctx).section["masks"]["load_confounds"] is None
 
 

@@ -15,6 +15,7 @@ for a nilearn run, for two masks:
     flags as non-steady-state (always) plus, with ``scrub`` in the strategy,
     the high-motion volumes and their neighbours. ``first_level_from_bids``
     drops this mask, so these scans are *not* removed unless the mask is applied.
+    ``null`` when that mask removes no volume (or no confounds file was read).
 
 Definitions
 -----------
@@ -170,8 +171,8 @@ def assess_censoring(design: pd.DataFrame, roles: Mapping[str, str], context: De
     for key, removed in (("applied", applied), ("load_confounds", would)):
         if removed is None:
             continue
-        if key == "load_confounds" and not removed and context.confounds_strategy is None:
-            continue  # no confounds file: load_confounds is not called
+        if key == "load_confounds" and not removed:
+            continue  # load_confounds' mask removes nothing (or no confounds file): null
         censored = np.zeros(n_total, dtype=bool)
         censored[sorted(removed)] = True
         keep_rows = ~censored[rows]
