@@ -180,3 +180,73 @@ def test_motion_without_confounds_file_says_so():
     built, ctx = _run(None)
     res = assess_motion(built.design, built.roles, ctx)
     assert res.section["source"] is None and "not computed" in res.section["note"] and not res.findings
+
+
+def test_audit_models_with_user_sample_masks_counts_censoring_per_condition(small_bids):
+    """End to end: sample_masks passed to nbdiag.audit_models (as to FirstLevelModel.fit); the censoring
+    section is checked against a hand count on nilearn's own unmasked design."""
+    import warnings
+
+    import nibabel as nib
+    from nilearn.glm.first_level import first_level_from_bids
+
+    import nbdiag
+    from nbdiag.report.subject import reviewer_keynums
+    from record_schema import validate_record
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        models, imgs, events, confounds = first_level_from_bids(
+            small_bids, "nback", space_label="MNI152NLin6Asym", img_filters=[("desc", "preproc")],
+            derivatives_folder="derivatives/fmriprep", high_pass=0.005,
+            confounds_strategy=("motion", "non_steady_state"), confounds_motion="basic")
+        confounds = [c if isinstance(c, list) else [c] for c in confounds]
+        plain = nbdiag.audit_models(models[:1], imgs[:1], events[:1], confounds[:1])
+        design = plain.designs[0]
+        n = nib.load(imgs[0][0]).shape[3]
+        conds = [c for c in design.columns if c in set(events[0][0]["trial_type"].astype(str))]
+        x = {c: design[c].to_numpy() for c in conds}
+        in_cond = {c: x[c] > 0.01 * x[c].max() for c in conds}
+        # remove the first 6 scans where the first condition is in, and scans 0-2
+        first = np.flatnonzero(in_cond[conds[0]])[:6]
+        removed = sorted(set(first) | {0, 1, 2})
+        mask = np.array([i for i in range(n) if i not in removed])
+        masked = nbdiag.audit_models(models[:1], [imgs[0][:1]], [events[0][:1]], [confounds[0][:1]],
+                                     sample_masks=[[mask]])
+    record = masked.records[0]
+    validate_record(record)
+    applied = record["diagnostics"]["censoring"]["masks"]["applied"]
+    assert applied["removed_volumes"] == removed
+    for c in conds:
+        assert applied["conditions"][c]["n_scans"] == int(in_cond[c].sum())
+        assert applied["conditions"][c]["n_censored"] == int(in_cond[c][removed].sum())
+    assert applied["run"]["n_censored"] == len(removed)
+    assert applied["dof_left"] == record["diagnostics"]["confounds"]["dof"]
+    assert any(k.startswith("censored per condition (mask applied)") for k, _ in reviewer_keynums(record))
+    motion = record["diagnostics"]["motion"]
+    assert motion["source"] == "confounds" and "framewise_displacement" in motion["columns"]
+
+
+def test_reviewer_keynums_rows():
+    from nbdiag.report.subject import reviewer_keynums
+
+    assert reviewer_keynums({}) == []
+    mask = {"applied": False, "conditions": {"a": {"fraction": 0.5}}, "baseline": {"fraction": 0.0},
+            "run": {"fraction": 0.1, "n_censored": 10}, "dof_left": 80}
+    record = {"diagnostics": {
+        "censoring": {"masks": {"applied": None, "load_confounds": mask}},
+        "motion": {"source": "confounds", "missing": ["dvars"], "series": {"framewise_displacement": {
+            "mean": {"conditions": {"a": 0.3}, "baseline": 0.1}, "r": {"a": 0.45, "b": None}}}},
+        "collinearity": {"correlation_pairs": [{"columns": ["a", "drift_1"], "pair": "task×drift", "r": 0.5,
+                                                "tier": "medium"}],
+                         "condition_blocks": {"whole": {"n_columns": 3, "afni_condition": 25.0, "afni_rating": "GOOD",
+                                                        "n_near_zero": 1, "fsl_sv_ratio": 1e-8,
+                                                        "fsl_rank_deficient": True},
+                                              "drift": {"n_columns": 0}}}}}
+    rows = dict(reviewer_keynums(record))
+    assert rows["censored per condition if load_confounds' mask were applied"].startswith("a 50")
+    assert "largest |r| with a task regressor 0.45 (a)" in rows["mean framewise_displacement per condition"]
+    assert rows["motion columns missing"] == "dvars"
+    assert rows["correlation tiers (AFNI)"] == "1 medium; task×drift: a×drift_1 0.5"
+    assert rows["condition number by block (AFNI)"].startswith("whole 25 GOOD (1 near-zero)")
+    assert rows["condition number by block (AFNI)"].endswith("< 1e-7")
