@@ -283,15 +283,18 @@ def write_group_tables(records: list[dict[str, Any]], output_dir: str | Path,
     Returns
     -------
     dict
-        ``{"runs": path, "signoff": path, "include": path, "attribution": path}``
-        (``nbdiag_attribution.tsv``: :mod:`nbdiag.group_attribution`).
+        ``{"runs": path, "signoff": path, "include": path, "attribution": path, "outliers": path}``
+        (``nbdiag_attribution.tsv``: :mod:`nbdiag.group_attribution`; ``nbdiag_outliers.tsv``:
+        :mod:`nbdiag.group_outliers`).
     """
     _check_fail_on(fail_on)
     group = Path(output_dir) / "group"
     from nbdiag.group_attribution import attribution_table
+    from nbdiag.group_outliers import outlier_table
 
     chosen = select_variants(records, variants)
     return {
+        "outliers": _write_tsv(outlier_table(records), group / "nbdiag_outliers.tsv"),
         "runs": _write_tsv(runs_table(records), group / "nbdiag_runs.tsv"),
         "signoff": _write_tsv(signoff_table(chosen, fail_on, ratings), group / "signoff.tsv"),
         "include": _write_tsv(include_table(chosen, fail_on, ratings), group / "include.tsv"),
@@ -465,6 +468,13 @@ def select_variants(records: list[dict[str, Any]], variants: Iterable[str] | Non
     return [r for r in records if str(r.get("variant")) in wanted]
 
 
+def _outlier_sections(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The group page's outlier section (group/nbdiag_outliers.tsv by metric)."""
+    from nbdiag.group_outliers import outlier_sections, outlier_table
+
+    return outlier_sections(outlier_table(records))
+
+
 def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = True,
               variants: Iterable[str] | None = None, ratings: Iterable[str | Path] | None = None,
               bids_dir: str | Path | None = None, allow_incomplete: bool = False) -> int:
@@ -577,7 +587,8 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
 
         render_group_report(trusted, runs_df, signoff_table(trusted, fail_on, rated), root / "group.html",
                             fail_on=fail_on, deciding=sorted({str(r.get("variant")) for r in chosen}),
-                            incomplete=missing_table(check), attribution=attribution_table(trusted))
+                            incomplete=missing_table(check), attribution=attribution_table(trusted),
+                            reviewer_outliers=_outlier_sections(trusted))
     n_error = int((signoff["status"] == "error").sum()) if len(signoff) else 0
     if n_error or bad:
         _say(f"nbdiag group: {n_error} run × variant(s) could not be audited"

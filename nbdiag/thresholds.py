@@ -51,6 +51,8 @@ THRESHOLD_TABLE: dict[str, tuple[float, str, str]] = {
     "censor_run_warn": (0.2, "fraction of the run's scans removed by the sample mask", "AFNI gen_ss_review_table.py / APQC (censor fraction)"),
     "censor_run_fail": (0.5, "fraction of the run's scans removed by the sample mask", "AFNI gen_ss_review_table.py / APQC (censor fraction)"),
     "motion_corr_warn": (0.4, "|r| between framewise_displacement / DVARS and a task regressor (stimulus-correlated motion)", "AFNI 1d_tool.py medium tier for any two regressors; MRIQC's stimulus-correlated-motion request (nipreps/mriqc issues)"),
+    "outlier_fd_mean": (0.25, "mean framewise_displacement (mm) over a condition's scans above which a run is listed in group/nbdiag_outliers.tsv", "Parkes et al. 2018 (stringent mean-FD exclusion, 0.25 mm)"),
+    "outlier_efficiency_fraction": (0.5, "a contrast's efficiency below this fraction of the group median (same variant) lists the run in group/nbdiag_outliers.tsv", "nbdiag default"),
     "motion_corr_fail": (0.7, "|r| between framewise_displacement / DVARS and a task regressor (stimulus-correlated motion)", "AFNI 1d_tool.py high tier for any two regressors"),
 }
 
@@ -98,6 +100,8 @@ class Thresholds:
     censor_run_fail: float = THRESHOLD_TABLE["censor_run_fail"][0]
     motion_corr_warn: float = THRESHOLD_TABLE["motion_corr_warn"][0]
     motion_corr_fail: float = THRESHOLD_TABLE["motion_corr_fail"][0]
+    outlier_fd_mean: float = THRESHOLD_TABLE["outlier_fd_mean"][0]
+    outlier_efficiency_fraction: float = THRESHOLD_TABLE["outlier_efficiency_fraction"][0]
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None, where: str = "[thresholds]") -> "Thresholds":

@@ -360,7 +360,8 @@ def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, 
 
 def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame, signoff: pd.DataFrame,
                         output_path: str | Path, fail_on: str = "fail", deciding: Sequence[str] | None = None,
-                        incomplete: pd.DataFrame | None = None, attribution: pd.DataFrame | None = None) -> Path:
+                        incomplete: pd.DataFrame | None = None, attribution: pd.DataFrame | None = None,
+                        reviewer_outliers: Sequence[Mapping[str, Any]] | None = None) -> Path:
     """Render ``group.html`` from run records.
 
     Parameters
@@ -381,6 +382,9 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
     attribution : DataFrame, optional
         ``group/nbdiag_attribution.tsv`` (:mod:`nbdiag.group_attribution`); the
         report opens with the sentence built from it.
+    reviewer_outliers : sequence of dict, optional
+        ``nbdiag.group_outliers.outlier_sections`` (group/nbdiag_outliers.tsv by metric), shown
+        by the partial ``_outliers.j2``.
 
     Returns
     -------
@@ -396,5 +400,6 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
     ctx["incomplete"] = [] if incomplete is None else incomplete.fillna("").to_dict("records")
     ctx["attribution_sentences"] = attribution_sentences(attribution) if attribution is not None else {}
     ctx["attribution_rows"] = [] if attribution is None else attribution.to_dict("records")
+    ctx["reviewer_outliers"] = list(reviewer_outliers or [])
     html = get_env().get_template("group.html.j2").render(**ctx)
     return atomic_write_text(Path(output_path), html)
