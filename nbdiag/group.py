@@ -188,7 +188,8 @@ def _fails_signoff(rec: Mapping[str, Any], fail_on: str) -> tuple[bool, list[str
 
 
 SIGNOFF_COLUMNS = ["subject", "session", "run", "variant", "status", "reasons", "warnings", "signoff", "task",
-                   "acq", "prefix", "fail_on", "reviewer", "rating", "comment", "final"]
+                   "acq", "prefix", "fail_on", "reviewer", "rating", "comment", "final",
+                   "rating_source", "rating_original", "rating_mapping"]
 
 
 def signoff_table(records: Iterable[Mapping[str, Any]], fail_on: str = "fail",
@@ -199,7 +200,9 @@ def signoff_table(records: Iterable[Mapping[str, Any]], fail_on: str = "fail",
     fails). ``reasons`` lists the finding codes (with their contrast) at or above
     ``fail_on``, separated by ``; ``; ``warnings`` lists the ``warn`` findings of a
     run that passes, so a reviewer sees what to look at. ``reviewer``, ``rating`` and
-    ``comment`` come from ``ratings`` (:func:`nbdiag.ratings.load_ratings`); ``final``
+    ``comment`` come from ``ratings`` (:func:`nbdiag.ratings.load_ratings`), with
+    ``rating_source`` / ``rating_original`` / ``rating_mapping`` (MRIQC and AFNI ratings are
+    mapped, :mod:`nbdiag.ratings`); ``final``
     is the reviewer's rating where there is one (``include`` -> pass, ``exclude`` ->
     fail), else ``signoff``.
     """
@@ -222,6 +225,10 @@ def signoff_table(records: Iterable[Mapping[str, Any]], fail_on: str = "fail",
             "prefix": prefix, "fail_on": fail_on,
             "reviewer": rated.get("reviewer", ""), "rating": rated.get("rating", ""),
             "comment": rated.get("comment", ""), "final": final_signoff(signoff, rated.get("rating")),
+            # where the rating came from (nbdiag, mriqc, afni_apqc), as given, and how it was mapped
+            "rating_source": rated.get("source", "nbdiag" if rated else ""),
+            "rating_original": rated.get("original", rated.get("rating", "")),
+            "rating_mapping": rated.get("mapping", "as rated" if rated else ""),
         })
     return pd.DataFrame(rows, columns=SIGNOFF_COLUMNS)
 
