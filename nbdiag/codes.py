@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nbdiag.findings import SEVERITIES, Finding
-from nbdiag.thresholds import THRESHOLD_TABLE
+from nbdiag.thresholds import GROUP_ONLY, THRESHOLD_TABLE
 
 #: Families in the order the README table lists them.
 FAMILIES = ("design", "estimability", "baseline", "drift", "confounds", "sensitivity", "rt", "input", "run")
@@ -451,7 +451,8 @@ def markdown_table() -> str:
               "are the defaults, where they come from, and the findings they decide:", "",
               "| threshold | default | meaning | source | read by |", "|---|---|---|---|---|"]
     for key, (default, meaning, source) in THRESHOLD_TABLE.items():
-        users = ", ".join(f"`{e.code}`" for e in REGISTRY.values() if key in e.thresholds) or "—"
+        users = ", ".join(f"`{e.code}`" for e in REGISTRY.values() if key in e.thresholds) or (
+            "`group/nbdiag_outliers.tsv`" if key in GROUP_ONLY else "—")
         lines.append(f"| `{key}` | {default:g} | {_cell(meaning)} | {_cell(source)} | {users} |")
     return "\n".join(lines) + "\n"
 

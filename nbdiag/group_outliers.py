@@ -4,19 +4,22 @@ AFNI lists, per review metric and threshold, the subjects whose value exceeds it
 does the same from the records' key numbers, one row per run × variant × item that
 exceeds its threshold (an empty table, with its header, when none does):
 
-=====================  ==========================================================  =============================
-metric                 value (item)                                                 threshold (key, comparison)
-=====================  ==========================================================  =============================
-censored_condition     fraction of the condition's scans censored (condition)      ``censor_condition_info`` ≥
-censored_run           fraction of the run's scans censored                        ``censor_run_info`` ≥
-motion_fd_condition    mean framewise_displacement (mm) over the condition (cond.)  ``outlier_fd_mean`` ≥
-motion_task_r          largest |r| of FD / std_dvars / dvars with the regressor     ``motion_corr_warn`` ≥
-contrast_vif           contrast VIF (contrast)                                      ``cvif_warn`` ≥
-efficiency             efficiency ÷ the median of the same variant and contrast     ``outlier_efficiency_fraction`` <
-                       over all run × variants (contrast)
-measured_bias          largest |t| of a measured signal's estimate on the contrast  ``sensitivity_fail`` ≥
-                       (global_signal, csf, white_matter not in the model)
-=====================  ==========================================================  =============================
+``censor_fraction_condition``
+    fraction of a condition's scans censored (item: the condition); ``censor_condition_info`` ≥
+``censor_fraction_run``
+    fraction of the run's scans censored; ``censor_run_info`` ≥
+``motion_fd_condition``
+    mean framewise_displacement (mm) over the condition's scans (item: the condition); ``outlier_fd_mean`` ≥
+``motion_task_r``
+    largest |r| of FD / std_dvars / dvars with a task regressor (item: the regressor); ``motion_corr_warn`` ≥
+``contrast_vif``
+    contrast VIF (item: the contrast); ``cvif_warn`` ≥
+``efficiency``
+    efficiency ÷ the median of the same variant and contrast over all run × variants (item: the
+    contrast); ``outlier_efficiency_fraction`` <
+``measured_bias``
+    largest |t| of a measured signal's estimate on the contrast (global_signal, csf, white_matter not in
+    the model; item: the contrast); ``sensitivity_fail`` ≥
 
 Censoring uses the mask the fit applies, else load_confounds' mask (column ``mask``).
 Thresholds are read from each record's ``settings.thresholds`` (the ``[thresholds]`` table
@@ -41,11 +44,11 @@ OUTLIER_COLUMNS = ["metric", "item", "value", "comparison", "threshold", "thresh
 
 #: metric -> (threshold key, comparison, what the value is)
 METRICS = {
-    "censored_condition": ("censor_condition_info", "≥", "fraction of the condition's scans censored"),
-    "censored_run": ("censor_run_info", "≥", "fraction of the run's scans censored"),
+    "censor_fraction_condition": ("censor_condition_info", "≥", "fraction of the condition's scans censored"),
+    "censor_fraction_run": ("censor_run_info", "≥", "fraction of the run's scans censored"),
     "motion_fd_condition": ("outlier_fd_mean", "≥", "mean framewise_displacement (mm) over the condition's scans"),
-    "motion_task_r": ("motion_corr_warn", "≥", "largest |r| of framewise_displacement / std_dvars / dvars with the "
-                                               "task regressor"),
+    "motion_task_r": ("motion_corr_warn", "≥",
+                      "largest |r| of framewise_displacement / std_dvars / dvars with the task regressor"),
     "contrast_vif": ("cvif_warn", "≥", "contrast VIF"),
     "efficiency": ("outlier_efficiency_fraction", "<", "efficiency ÷ median efficiency of the contrast (same variant)"),
     "measured_bias": ("sensitivity_fail", "≥", "largest |t| of a measured signal (not in the model) on the contrast"),
@@ -81,10 +84,10 @@ def _values(rec: Mapping[str, Any]) -> Iterable[tuple[str, str, float, str]]:
         for name, c in (mask.get("conditions") or {}).items():
             v = _num(_get(c, "fraction"))
             if v is not None:
-                yield "censored_condition", str(name), v, key
+                yield "censor_fraction_condition", str(name), v, key
         v = _num(_get(mask, "run", "fraction"))
         if v is not None:
-            yield "censored_run", "", v, key
+            yield "censor_fraction_run", "", v, key
     series = _get(diag, "motion", "series", default={}) or {}
     for name, v in (_get(series, "framewise_displacement", "mean", "conditions", default={}) or {}).items():
         if _num(v) is not None:

@@ -56,6 +56,9 @@ THRESHOLD_TABLE: dict[str, tuple[float, str, str]] = {
     "motion_corr_fail": (0.7, "|r| between framewise_displacement / DVARS and a task regressor (stimulus-correlated motion)", "AFNI 1d_tool.py high tier for any two regressors"),
 }
 
+#: thresholds no finding reads: they decide which runs ``group/nbdiag_outliers.tsv`` lists
+GROUP_ONLY = ("outlier_fd_mean", "outlier_efficiency_fraction")
+
 
 @dataclass(frozen=True)
 class Thresholds:

@@ -55,8 +55,8 @@ def test_outlier_table_lists_the_two_subjects_that_exceed(study):
     assert list(table.columns) == OUTLIER_COLUMNS
     got = [(r.metric, r.item, r.subject, r.comparison, r.threshold, r.threshold_key) for r in table.itertuples()]
     assert got == [
-        ("censored_condition", "two_back", "02", "≥", 0.2, "censor_condition_info"),
-        ("censored_run", "", "02", "≥", 0.1, "censor_run_info"),
+        ("censor_fraction_condition", "two_back", "02", "≥", 0.2, "censor_condition_info"),
+        ("censor_fraction_run", "", "02", "≥", 0.1, "censor_run_info"),
         ("motion_fd_condition", "zero_back", "03", "≥", 0.25, "outlier_fd_mean"),
         ("motion_task_r", "zero_back", "03", "≥", 0.4, "motion_corr_warn"),
     ]
@@ -73,7 +73,7 @@ def test_outlier_thresholds_come_from_the_records_settings(study):
     fd = table[table.metric == "motion_fd_condition"]
     assert sorted(zip(fd.subject, fd.item)) == [("01", "two_back"), ("02", "two_back"), ("03", "two_back"),
                                                 ("03", "zero_back"), ("04", "two_back")]
-    assert set(table[table.metric == "censored_run"].threshold) == {0.1}
+    assert set(table[table.metric == "censor_fraction_run"].threshold) == {0.1}
 
 
 def test_efficiency_vif_and_measured_bias_rows(study):

@@ -101,11 +101,12 @@ def condition_columns(task: pd.DataFrame, context: DesignContext) -> dict[str, l
 def activity(task: pd.DataFrame, conditions: Mapping[str, list[str]]) -> dict[str, np.ndarray]:
     """Condition -> boolean per scan: the condition's response is "in" (module docstring)."""
     out = {}
+    T = task.to_numpy(dtype=float)
+    where = {str(c): j for j, c in enumerate(task.columns)}
     for name, cols in conditions.items():
-        X = task[cols].to_numpy(dtype=float)
-        hit = np.zeros(X.shape[0], dtype=bool)
-        for j in range(X.shape[1]):
-            x = X[:, j]
+        hit = np.zeros(T.shape[0], dtype=bool)
+        for col in cols:
+            x = T[:, where[col]]
             if np.max(x, initial=0.0) <= 0 and np.min(x, initial=0.0) < 0:
                 x = -x
             peak = np.max(x, initial=0.0)
@@ -113,6 +114,14 @@ def activity(task: pd.DataFrame, conditions: Mapping[str, list[str]]) -> dict[st
                 hit |= x > IN_FRACTION * peak
         out[name] = hit
     return out
+
+
+def prepare(design: pd.DataFrame, roles: Mapping[str, str],
+            context: DesignContext) -> tuple[pd.DataFrame, dict[str, list[str]], dict[str, np.ndarray]]:
+    """Task columns of every scan, condition columns and activity, shared by censoring and motion."""
+    task = full_task(design, roles, context)
+    conds = condition_columns(task, context)
+    return task, conds, activity(task, conds)
 
 
 def _counts(active: np.ndarray, censored: np.ndarray) -> dict[str, Any]:
@@ -139,8 +148,13 @@ def _level(value: float | None, info: float, warn: float, fail: float) -> str | 
 
 
 def assess_censoring(design: pd.DataFrame, roles: Mapping[str, str], context: DesignContext,
-                     thresholds: Thresholds | None = None) -> CensoringResult:
+                     thresholds: Thresholds | None = None, rank: int | None = None,
+                     prepared: tuple[pd.DataFrame, dict[str, list[str]], dict[str, np.ndarray]] | None = None,
+                     ) -> CensoringResult:
     """Censoring per condition, baseline and run (module docstring).
+
+    ``rank`` is the design's rank when the caller has it (the applied mask keeps exactly
+    the design's rows); otherwise it is computed. ``prepared``: :func:`prepare`'s result.
 
     Returns
     -------
@@ -151,10 +165,8 @@ def assess_censoring(design: pd.DataFrame, roles: Mapping[str, str], context: De
         ``counts = {"n_scans", "n_censored", "fraction"}``.
     """
     th = thresholds or Thresholds()
-    task = full_task(design, roles, context)
+    task, conds, act = prepared or prepare(design, roles, context)
     n_total = len(task)
-    conds = condition_columns(task, context)
-    act = activity(task, conds)
     any_act = np.zeros(n_total, dtype=bool)
     for a in act.values():
         any_act |= a
@@ -163,9 +175,8 @@ def assess_censoring(design: pd.DataFrame, roles: Mapping[str, str], context: De
     X = design.to_numpy(dtype=float)
     applied: set[int] | None = None
     if context.scan_index is not None:
-        applied = set(range(n_total)) - set(int(i) for i in context.scan_index)
-    would = set(int(i) for i in context.nonsteady_volumes) | set(int(i) for i in context.scrub_volumes)
-    would = {i for i in would if 0 <= i < n_total}
+        applied = set(range(n_total)) - {int(i) for i in context.scan_index}
+    would = {int(i) for i in (*context.nonsteady_volumes, *context.scrub_volumes) if 0 <= int(i) < n_total}
     masks: dict[str, Any] = {"applied": None, "load_confounds": None}
     findings: list[Finding] = []
     for key, removed in (("applied", applied), ("load_confounds", would)):
@@ -177,7 +188,10 @@ def assess_censoring(design: pd.DataFrame, roles: Mapping[str, str], context: De
         censored[sorted(removed)] = True
         keep_rows = ~censored[rows]
         n_kept = int(keep_rows.sum())
-        rank_kept = int(np.linalg.matrix_rank(X[keep_rows])) if n_kept else 0
+        if n_kept == X.shape[0] and rank is not None:
+            rank_kept = int(rank)  # the design's own rows
+        else:
+            rank_kept = int(np.linalg.matrix_rank(X[keep_rows])) if n_kept else 0
         is_applied = key == "applied" or (applied is not None and removed <= applied)
         entry = {
             "removed_volumes": sorted(int(i) for i in removed),

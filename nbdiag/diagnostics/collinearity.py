@@ -302,25 +302,24 @@ def correlation_pairs(design: pd.DataFrame, roles: Mapping[str, str], medium: fl
     nu = np.linalg.norm(Z, axis=0)
     R = np.clip((Zc.T @ Zc) / np.outer(nc, nc), -1, 1)
     C = np.clip((Z.T @ Z) / np.outer(nu, nu), -1, 1)
+    is_task = np.array([roles.get(cols[j]) == "task" for j in use])
+    hit = (np.abs(R) >= min(medium, 1 - IDENTICAL_TOL)) | (C >= 1 - IDENTICAL_TOL)
+    hit &= is_task[:, None] | is_task[None, :]
     out = []
-    for i in range(len(use)):
-        a = cols[use[i]]
-        for k in range(i + 1, len(use)):
-            b = cols[use[k]]
-            if roles.get(a) != "task" and roles.get(b) != "task":
-                continue
-            r, cos = float(R[i, k]), float(C[i, k])
-            if abs(r) >= 1 - IDENTICAL_TOL or cos >= 1 - IDENTICAL_TOL:
-                tier = "identical"
-            elif abs(r) >= high:
-                tier = "high"
-            elif abs(r) >= medium:
-                tier = "medium"
-            else:
-                continue
-            ra, rb = roles.get(a, "task"), roles.get(b, "task")
-            out.append({"columns": [a, b], "pair": _pair_kind(ra, rb) if ra == "task" else _pair_kind(rb, ra),
-                        "r": r, "cosine": cos, "tier": tier})
+    for i, k in zip(*np.nonzero(np.triu(hit, 1))):
+        a, b = cols[use[i]], cols[use[k]]
+        r, cos = float(R[i, k]), float(C[i, k])
+        if abs(r) >= 1 - IDENTICAL_TOL or cos >= 1 - IDENTICAL_TOL:
+            tier = "identical"
+        elif abs(r) >= high:
+            tier = "high"
+        elif abs(r) >= medium:
+            tier = "medium"
+        else:
+            continue
+        ra, rb = roles.get(a, "task"), roles.get(b, "task")
+        out.append({"columns": [a, b], "pair": _pair_kind(ra, rb) if ra == "task" else _pair_kind(rb, ra),
+                    "r": r, "cosine": cos, "tier": tier})
     return out
 
 
@@ -342,14 +341,17 @@ def afni_rating(cond: float | None) -> str:
     return "BEWARE"
 
 
-def block_condition(X: np.ndarray) -> dict[str, Any]:
-    """Condition numbers of one block of columns (module docstring)."""
+def block_condition(X: np.ndarray, s_raw: np.ndarray | None = None) -> dict[str, Any]:
+    """Condition numbers of one block of columns (module docstring).
+
+    ``s_raw``: the singular values of ``X`` when the caller has them (one SVD saved).
+    """
     n_cols = int(X.shape[1])
     if n_cols == 0:
         return {"n_columns": 0, "condition_number": None, "afni_condition": None, "afni_rating": None,
                 "n_near_zero": 0, "fsl_sv_ratio": None, "fsl_rank_deficient": None}
     norms = np.linalg.norm(X, axis=0)
-    s_raw = np.linalg.svd(X, compute_uv=False)
+    s_raw = np.linalg.svd(X, compute_uv=False) if s_raw is None else s_raw
     fsl = float(s_raw[-1] / s_raw[0]) if s_raw[0] > 0 else 0.0
     if np.any(norms == 0):
         return {"n_columns": n_cols, "condition_number": None, "afni_condition": None, "afni_rating": "UNDEFINED",
@@ -370,14 +372,20 @@ BLOCKS = {"whole": ("task", "confound", "spike", "drift", "constant"), "task": (
           "baseline": ("confound", "spike", "drift", "constant"), "drift": ("drift", "constant")}
 
 
-def condition_blocks(design: pd.DataFrame, roles: Mapping[str, str]) -> dict[str, Any]:
-    """Condition numbers of the whole design and of its task, baseline and drift blocks."""
+def condition_blocks(design: pd.DataFrame, roles: Mapping[str, str],
+                     s_whole: np.ndarray | None = None) -> dict[str, Any]:
+    """Condition numbers of the whole design and of its task, baseline and drift blocks.
+
+    ``s_whole``: singular values of the whole (unscaled) design, when the caller has them.
+    """
     cols = [str(c) for c in design.columns]
     X = design.to_numpy(dtype=float)
     out = {}
     for name, wanted in BLOCKS.items():
         idx = [j for j, c in enumerate(cols) if roles.get(c) in wanted]
-        out[name] = {"columns": [cols[j] for j in idx], **block_condition(X[:, idx])}
+        whole = len(idx) == len(cols)
+        out[name] = {"columns": [cols[j] for j in idx],
+                     **block_condition(X[:, idx], s_whole if whole and s_whole is not None and s_whole.size else None)}
     return out
 
 
@@ -419,8 +427,14 @@ def assess_collinearity(
     X = design.to_numpy(dtype=float)
     vif = compute_vif(design, roles, algebra)
     corr = _pearson(design, task + confound)
-    cond = condition_number(design)
-    rank = int(np.linalg.matrix_rank(X))
+    # one SVD of the design serves its rank (numpy.linalg.matrix_rank's rule) and FSL's check
+    s_whole = np.linalg.svd(X, compute_uv=False) if X.size and np.all(np.isfinite(X)) else np.zeros(0)
+    blocks = condition_blocks(design, roles, s_whole)
+    # the whole block's unit-length condition number is numpy.linalg.cond of the same matrix (same bits)
+    cond = blocks["whole"]["condition_number"]
+    cond = condition_number(design) if cond is None else float(cond)
+    rank = (int(np.sum(s_whole > s_whole.max() * max(X.shape) * np.finfo(float).eps)) if s_whole.size
+            else int(np.linalg.matrix_rank(X)))
     n_cols = X.shape[1]
     findings: list[Finding] = []
 
@@ -496,7 +510,6 @@ def assess_collinearity(
             ),
         ))
 
-    blocks = condition_blocks(design, roles)
     for name, blk in blocks.items():
         bad = []
         if blk["afni_rating"] in ("BEWARE", "UNDEFINED"):

@@ -34,7 +34,7 @@ import pandas as pd
 
 from nbdiag import codes
 from nbdiag.context import DesignContext
-from nbdiag.diagnostics.censoring import activity, condition_columns, full_task
+from nbdiag.diagnostics.censoring import prepare
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
 
@@ -70,20 +70,23 @@ def _pearson(y: np.ndarray, X: np.ndarray) -> np.ndarray:
 
 
 def assess_motion(design: pd.DataFrame, roles: Mapping[str, str], context: DesignContext,
-                  thresholds: Thresholds | None = None) -> MotionResult:
-    """Motion per condition, baseline and run, and its correlation with the task regressors (module docstring)."""
+                  thresholds: Thresholds | None = None,
+                  prepared: tuple[pd.DataFrame, dict[str, list[str]], dict[str, np.ndarray]] | None = None,
+                  ) -> MotionResult:
+    """Motion per condition, baseline and run, and its correlation with the task regressors (module docstring).
+
+    ``prepared``: :func:`nbdiag.diagnostics.censoring.prepare`'s result, when the caller has it.
+    """
     th = thresholds or Thresholds()
     if context.motion is None:
         return MotionResult(section={"source": None, "columns": [], "missing": [],
                                      "note": "no fMRIPrep confounds file read for this run (confounds_strategy none, "
                                              "a saved design, or no file next to the image): motion per condition "
                                              "not computed"})
-    task = full_task(design, roles, context)
+    task, _, act = prepared or prepare(design, roles, context)
     n = len(task)
     present = [c for c in MOTION_COLUMNS if c in context.motion and len(context.motion[c]) == n]
     missing = [c for c in MOTION_COLUMNS if c not in present]
-    conds = condition_columns(task, context)
-    act = activity(task, conds)
     baseline = np.ones(n, dtype=bool)
     for a in act.values():
         baseline &= ~a

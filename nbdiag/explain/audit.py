@@ -88,7 +88,7 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     drift = assess_drift(design, roles, context, vectors, th)
     base, signals = core_signals(design, roles, context, th)
     rt = assess_rt(design, roles, context, vectors, th)
-    reviewer = _reviewer_numbers(design, roles, context, th)  # AFNI/FSL reviewers' numbers (issue 23)
+    reviewer = _reviewer_numbers(design, roles, context, th, coll.rank)  # AFNI/FSL reviewers' numbers (issue 23)
     measured = None
     if context.measured_signals is not None:
         measured = measure_signals(context.measured_signals, design, vectors, base.scan_classes,
@@ -175,13 +175,14 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
 
 
 def _reviewer_numbers(design: pd.DataFrame, roles: Mapping[str, str], context: DesignContext,
-                      th: Thresholds) -> dict[str, Any]:
+                      th: Thresholds, rank: int | None = None) -> dict[str, Any]:
     """Censoring and motion per condition (record ``diagnostics.censoring`` / ``diagnostics.motion``)."""
-    from nbdiag.diagnostics.censoring import assess_censoring
+    from nbdiag.diagnostics.censoring import assess_censoring, prepare
     from nbdiag.diagnostics.motion import assess_motion
 
-    return {"censoring": assess_censoring(design, roles, context, th),
-            "motion": assess_motion(design, roles, context, th)}
+    prepared = prepare(design, roles, context)
+    return {"censoring": assess_censoring(design, roles, context, th, rank=rank, prepared=prepared),
+            "motion": assess_motion(design, roles, context, th, prepared=prepared)}
 
 
 def _measured_global(section: Mapping[str, Any]) -> float | None:
