@@ -250,3 +250,18 @@ def test_reviewer_keynums_rows():
     assert rows["correlation tiers (AFNI)"] == "1 medium; task×drift: a×drift_1 0.5"
     assert rows["condition number by block (AFNI)"].startswith("whole 25 GOOD (1 near-zero)")
     assert rows["condition number by block (AFNI)"].endswith("< 1e-7")
+
+
+def test_condition_without_scans_has_no_fraction_and_no_finding():
+    n = 40
+    a = np.zeros(n)
+    a[5:15] = 1.0
+    design = pd.DataFrame({"a": a, "z": np.zeros(n), "constant": np.ones(n)})
+    roles = {"a": "task", "z": "task", "constant": "constant"}
+    events = pd.DataFrame({"onset": [10.0, 0.0], "duration": [20.0, 0.0], "trial_type": ["a", "z"]})
+    ctx = DesignContext(t_r=T_R, events=events, nonsteady_volumes=tuple(range(12)), confounds_strategy=("motion",))
+    res = assess_censoring(design, roles, ctx)
+    m = res.section["masks"]["load_confounds"]
+    assert m["conditions"]["z"] == {"n_scans": 0, "n_censored": 0, "fraction": None}
+    assert m["conditions"]["a"] == {"n_scans": 10, "n_censored": 7, "fraction": 0.7}
+    assert [f.evidence.get("condition") for f in res.findings if f.code == "censored_condition"] == ["a"]

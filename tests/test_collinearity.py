@@ -284,3 +284,12 @@ def test_near_zero_singular_values_and_fsl_check():
     res = assess_collinearity(pd.DataFrame({"a": a, "z": np.zeros(n)}), {"a": "task", "z": "confound"})
     assert res.condition_blocks["drift"]["n_columns"] == 0 and res.condition_blocks["drift"]["condition_number"] is None
     assert res.condition_blocks["baseline"]["afni_rating"] == "UNDEFINED"
+
+
+def test_correlation_pairs_need_a_task_column():
+    from nbdiag.diagnostics.collinearity import correlation_pairs
+
+    n = 50
+    x = np.arange(n, dtype=float)
+    X = pd.DataFrame({"trans_x": x, "trans_y": 2 * x + 1, "constant": np.ones(n)})
+    assert correlation_pairs(X, {"trans_x": "confound", "trans_y": "confound", "constant": "constant"}, 0.4, 0.7) == []

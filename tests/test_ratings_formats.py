@@ -111,3 +111,11 @@ def test_mriqc_and_afni_ratings_merged_into_signoff_tsv(tmp_path):
     assert so.loc["03", ["rating", "final", "rating_source", "rating_original", "rating_mapping"]].tolist() == [
         "include", "pass", "nbdiag", "include", "as rated"]
     assert code == 3  # sub-01 excluded by its MRIQC rating
+
+
+def test_odd_but_valid_values(tmp_path):
+    # a confidence the widget left unreadable is ignored; an empty APQC rating counts as not rated
+    path = _mriqc(tmp_path / "m.json", "sub-03_ses-1_task-nback_run-01_bold", "3", confidence="n/a")
+    assert load_ratings([path], KNOWN)[("sub-03_ses-1_task-nback_run-01", "nortdur")]["rating"] == "include"
+    out = load_ratings([_apqc(tmp_path / "apqc_sub-03.json", [["vepi", "", None], ["ve2a", "bad", "x"]])], KNOWN)
+    assert out[("sub-03_ses-1_task-nback_run-01", "nortdur")]["original"] == "ve2a: bad"

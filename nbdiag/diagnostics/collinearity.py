@@ -313,10 +313,8 @@ def correlation_pairs(design: pd.DataFrame, roles: Mapping[str, str], medium: fl
             tier = "identical"
         elif abs(r) >= high:
             tier = "high"
-        elif abs(r) >= medium:
+        else:  # a hit below "identical" and "high" is at least medium
             tier = "medium"
-        else:
-            continue
         ra, rb = roles.get(a, "task"), roles.get(b, "task")
         out.append({"columns": [a, b], "pair": _pair_kind(ra, rb) if ra == "task" else _pair_kind(rb, ra),
                     "r": r, "cosine": cos, "tier": tier})
