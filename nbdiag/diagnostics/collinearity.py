@@ -525,7 +525,6 @@ def assess_collinearity(
             message=(f"The {name} block ({blk['n_columns']} columns: {', '.join(blk['columns'][:6])}"
                      + (", ..." if blk["n_columns"] > 6 else "") + "): " + "; ".join(bad) + "."),
             evidence={"block": name, **{k: v for k, v in blk.items() if k != "columns"},
-                      "columns": blk["columns"], "afni_scale": [lim for lim, _ in AFNI_CONDITION_SCALE],
                       "threshold": AFNI_CONDITION_SCALE[-1][0], "fsl_threshold": FSL_SV_RATIO,
                       "threshold_source": "AFNI 3dDeconvolve/3dREMLfit check_matrix_condition; FSL feat_model"},
             score=5.0 if name == "task" else 0.5))
