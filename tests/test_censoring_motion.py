@@ -265,3 +265,36 @@ def test_condition_without_scans_has_no_fraction_and_no_finding():
     assert m["conditions"]["z"] == {"n_scans": 0, "n_censored": 0, "fraction": None}
     assert m["conditions"]["a"] == {"n_scans": 10, "n_censored": 7, "fraction": 0.7}
     assert [f.evidence.get("condition") for f in res.findings if f.code == "censored_condition"] == ["a"]
+
+
+def test_counts_by_event_timing_match_a_hand_count_with_glover():
+    # the glover response lags the events: by response the first scans of a block are not "in" yet;
+    # by event timing every scan acquired while the event is on is counted
+    in_a, in_b = _in("a"), _in("b")
+    a_scans, b_scans = [5, 6, 7, 45], list(range(25, 34))
+    built, ctx = _run([0, 1] + a_scans + b_scans, hrf_model="glover")
+    res = assess_censoring(built.design, built.roles, ctx)
+    m = res.section["masks"]["applied"]
+    assert m["conditions_by_events"]["a"] == {"n_scans": int(in_a.sum()), "n_censored": 4, "fraction": 0.2}
+    assert m["conditions_by_events"]["b"] == {"n_scans": int(in_b.sum()), "n_censored": 9, "fraction": 0.45}
+    assert m["baseline_by_events"]["n_censored"] == 2
+    assert m["conditions"]["a"]["n_censored"] < 4  # scan 5 is the block's first: the response is not up yet
+    # a zero-duration event marks the scan its onset falls in; events past the run are ignored
+    from nbdiag.diagnostics.censoring import event_activity
+
+    ev = pd.DataFrame({"onset": [3.0, 4.0, 999.0], "duration": [0.0, 2.5, 1.0], "trial_type": ["i", "j", "i"]})
+    act = event_activity(DesignContext(t_r=2.0, events=ev), {"i": ["i"], "j": ["j"]}, 5)
+    assert act["i"].tolist() == [False, True, False, False, False]
+    assert act["j"].tolist() == [False, False, True, True, False]
+    assert event_activity(DesignContext(t_r=2.0), {}, 5) is None
+
+
+def test_motion_by_event_timing_against_numpy():
+    mot = _motion()
+    built, ctx = _run(None, motion=mot, hrf_model="glover")
+    s = assess_motion(built.design, built.roles, ctx).section["series"]["framewise_displacement"]
+    fd = mot["framewise_displacement"]
+    assert s["mean_by_events"]["conditions"]["b"] == pytest.approx(np.nanmean(fd[_in("b")]), rel=1e-12)
+    assert s["mean_by_events"]["baseline"] == pytest.approx(np.nanmean(fd[~(_in("a") | _in("b"))]), rel=1e-12)
+    assert s["mean_by_events"]["conditions"]["b"] - 0.5 == pytest.approx(
+        np.nanmean(fd[~(_in("a") | _in("b"))]), abs=0.02)  # FD raised by 0.5 mm during b

@@ -31,6 +31,11 @@ Scan "in" a condition
     regressor is read sign-flipped). A scan can be in several conditions.
 Baseline scans
     Scans in no condition (AFNI gives no per-class number for them; nbdiag adds it).
+Scan "on" a condition (``conditions_by_events``, ``baseline_by_events``)
+    The same counts by event timing, for a reviewer who counts scans by the events
+    rather than by the response: scan ``k`` (acquired over ``[k·t_r, (k+1)·t_r)``) is on
+    when an event of the condition overlaps it (:func:`event_activity`). Findings use the
+    response definition (AFNI's).
 Fractions
     ``n_censored / n_scans`` per condition, baseline and run.
 Degrees of freedom left
@@ -116,12 +121,53 @@ def activity(task: pd.DataFrame, conditions: Mapping[str, list[str]]) -> dict[st
     return out
 
 
-def prepare(design: pd.DataFrame, roles: Mapping[str, str],
-            context: DesignContext) -> tuple[pd.DataFrame, dict[str, list[str]], dict[str, np.ndarray]]:
-    """Task columns of every scan, condition columns and activity, shared by censoring and motion."""
+def event_activity(context: DesignContext, conditions: Mapping[str, list[str]],
+                   n_scans: int) -> dict[str, np.ndarray] | None:
+    """Condition -> boolean per scan: an event of the condition is on while the scan is acquired.
+
+    Scan ``k`` is acquired over ``[k·t_r, (k+1)·t_r)`` (BIDS onsets count from the start of the
+    first volume); an event ``[onset, onset + duration)`` overlaps it when ``onset < (k+1)·t_r``
+    and ``onset + duration > k·t_r``; a zero-duration event marks the scan its onset falls in.
+    ``None`` without events (a saved design).
+    """
+    ev = context.events
+    if ev is None or "trial_type" not in ev or not len(ev):
+        return None
+    t_r = float(context.t_r)
+    out = {}
+    types = ev["trial_type"].astype(str).to_numpy()
+    onset = pd.to_numeric(ev["onset"], errors="coerce").to_numpy(dtype=float)
+    duration = np.maximum(pd.to_numeric(ev["duration"], errors="coerce").to_numpy(dtype=float), 0.0)
+    for name in conditions:
+        sel = (types == name) & np.isfinite(onset) & np.isfinite(duration)
+        on, off = onset[sel], onset[sel] + duration[sel]
+        first = np.floor(on / t_r).astype(int)
+        last = np.where(off > on, np.ceil(off / t_r).astype(int) - 1, first)  # last scan overlapped
+        first, last = np.clip(first, 0, n_scans), np.clip(last, -1, n_scans - 1)
+        ok = last >= first
+        diff = np.zeros(n_scans + 1, dtype=int)
+        np.add.at(diff, first[ok], 1)
+        np.add.at(diff, last[ok] + 1, -1)
+        out[name] = np.cumsum(diff[:-1]) > 0
+    return out
+
+
+Prepared = tuple[pd.DataFrame, dict[str, list[str]], dict[str, np.ndarray], dict[str, np.ndarray] | None]
+
+
+def prepare(design: pd.DataFrame, roles: Mapping[str, str], context: DesignContext) -> Prepared:
+    """Task columns of every scan, condition columns, activity by response and by event timing
+    (shared by censoring and motion)."""
     task = full_task(design, roles, context)
     conds = condition_columns(task, context)
-    return task, conds, activity(task, conds)
+    return task, conds, activity(task, conds), event_activity(context, conds, len(task))
+
+
+def _any(act: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    out = np.zeros(n, dtype=bool)
+    for a in act.values():
+        out |= a
+    return out
 
 
 def _counts(active: np.ndarray, censored: np.ndarray) -> dict[str, Any]:
@@ -149,7 +195,7 @@ def _level(value: float | None, info: float, warn: float, fail: float) -> str | 
 
 def assess_censoring(design: pd.DataFrame, roles: Mapping[str, str], context: DesignContext,
                      thresholds: Thresholds | None = None, rank: int | None = None,
-                     prepared: tuple[pd.DataFrame, dict[str, list[str]], dict[str, np.ndarray]] | None = None,
+                     prepared: Prepared | None = None,
                      ) -> CensoringResult:
     """Censoring per condition, baseline and run (module docstring).
 
@@ -165,7 +211,7 @@ def assess_censoring(design: pd.DataFrame, roles: Mapping[str, str], context: De
         ``counts = {"n_scans", "n_censored", "fraction"}``.
     """
     th = thresholds or Thresholds()
-    task, conds, act = prepared or prepare(design, roles, context)
+    task, conds, act, by_events = prepared or prepare(design, roles, context)
     n_total = len(task)
     any_act = np.zeros(n_total, dtype=bool)
     for a in act.values():
@@ -199,6 +245,9 @@ def assess_censoring(design: pd.DataFrame, roles: Mapping[str, str], context: De
             "run": _counts(np.ones(n_total, dtype=bool), censored),
             "conditions": {name: _counts(a, censored) for name, a in act.items()},
             "baseline": _counts(~any_act, censored),
+            "conditions_by_events": None if by_events is None else
+            {name: _counts(a, censored) for name, a in by_events.items()},
+            "baseline_by_events": None if by_events is None else _counts(~_any(by_events, n_total), censored),
             "n_kept": n_kept, "rank_kept": rank_kept, "dof_left": n_kept - rank_kept,
             "n_regressors": int(X.shape[1]),
         }

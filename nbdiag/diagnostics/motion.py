@@ -13,6 +13,9 @@ re-read): ``framewise_displacement`` (Power et al. 2012, mm), ``std_dvars``
 ``mean_kept``
     the same over the scans the fit keeps (AFNI's "(cens)" version); equal to
     ``mean`` when no sample mask is applied.
+``mean_by_events``
+    the same means over the scans acquired while an event of the condition is on
+    (:func:`nbdiag.diagnostics.censoring.event_activity`), and over scans with no event.
 ``r``
     Pearson r between the column and every task regressor over all acquired
     scans with a finite value (the regressors before any sample mask): the
@@ -34,7 +37,7 @@ import pandas as pd
 
 from nbdiag import codes
 from nbdiag.context import DesignContext
-from nbdiag.diagnostics.censoring import prepare
+from nbdiag.diagnostics.censoring import Prepared, prepare
 from nbdiag.findings import Finding
 from nbdiag.thresholds import Thresholds
 
@@ -71,7 +74,7 @@ def _pearson(y: np.ndarray, X: np.ndarray) -> np.ndarray:
 
 def assess_motion(design: pd.DataFrame, roles: Mapping[str, str], context: DesignContext,
                   thresholds: Thresholds | None = None,
-                  prepared: tuple[pd.DataFrame, dict[str, list[str]], dict[str, np.ndarray]] | None = None,
+                  prepared: Prepared | None = None,
                   ) -> MotionResult:
     """Motion per condition, baseline and run, and its correlation with the task regressors (module docstring).
 
@@ -83,7 +86,7 @@ def assess_motion(design: pd.DataFrame, roles: Mapping[str, str], context: Desig
                                      "note": "no fMRIPrep confounds file read for this run (confounds_strategy none, "
                                              "a saved design, or no file next to the image): motion per condition "
                                              "not computed"})
-    task, _, act = prepared or prepare(design, roles, context)
+    task, _, act, by_events = prepared or prepare(design, roles, context)
     n = len(task)
     present = [c for c in MOTION_COLUMNS if c in context.motion and len(context.motion[c]) == n]
     missing = [c for c in MOTION_COLUMNS if c not in present]
@@ -106,6 +109,9 @@ def assess_motion(design: pd.DataFrame, roles: Mapping[str, str], context: Desig
                      "conditions": {k: _mean(y, a) for k, a in act.items()}},
             "mean_kept": {"run": _mean(y, kept), "baseline": _mean(y, baseline & kept),
                           "conditions": {k: _mean(y, a & kept) for k, a in act.items()}},
+            "mean_by_events": None if by_events is None else {
+                "baseline": _mean(y, ~np.any(np.array(list(by_events.values()) or [np.zeros(n, bool)]), axis=0)),
+                "conditions": {k: _mean(y, a) for k, a in by_events.items()}},
             "r": {c: (float(v) if np.isfinite(v) else None) for c, v in zip(tcols, r)},
         }
         for c, v in zip(tcols, r):
