@@ -252,6 +252,8 @@ def test_condition_numbers_by_block_against_numpy():
         assert blocks[name]["condition_number"] == pytest.approx(np.linalg.cond(scaled(cols)), rel=1e-10)
         s = np.linalg.svd(X[cols].to_numpy(), compute_uv=False)
         assert blocks[name]["fsl_sv_ratio"] == pytest.approx(s[-1] / s[0], rel=1e-10)
+        assert blocks[name]["condition_number_unscaled"] == pytest.approx(np.linalg.cond(X[cols].to_numpy()),
+                                                                          rel=1e-10)
         assert blocks[name]["n_near_zero"] == 0
         assert blocks[name]["afni_condition"] == pytest.approx(np.linalg.cond(scaled(cols)), rel=1e-10)
         assert blocks[name]["afni_rating"] == afni_rating(blocks[name]["condition_number"])

@@ -54,7 +54,9 @@ Condition numbers by block (AFNI 3dDeconvolve / 3dREMLfit, FSL feat_model)
     confounds + spikes) and its drift part (drift + constant, AFNI's
     "polort-only"): ``condition_number`` is ``numpy.linalg.cond`` of the block
     with every column scaled to unit length (nbdiag's Belsley scaling, the same
-    number as the whole design's ``condition_number``); AFNI's
+    number as the whole design's ``condition_number``), and
+    ``condition_number_unscaled`` (``numpy.linalg.cond`` of the columns as nilearn
+    builds them, units included); AFNI's
     ``check_matrix_condition`` computes the eigenvalues ``e`` of the column-
     normalised ``XᵀX``, counts as near zero those below ``1e-7·e_max``
     (singular values below ``sqrt(1e-7)·s_max``), and rates
@@ -347,13 +349,15 @@ def block_condition(X: np.ndarray, s_raw: np.ndarray | None = None) -> dict[str,
     n_cols = int(X.shape[1])
     if n_cols == 0:
         return {"n_columns": 0, "condition_number": None, "afni_condition": None, "afni_rating": None,
-                "n_near_zero": 0, "fsl_sv_ratio": None, "fsl_rank_deficient": None}
+                "n_near_zero": 0, "fsl_sv_ratio": None, "fsl_rank_deficient": None, "condition_number_unscaled": None}
     norms = np.linalg.norm(X, axis=0)
     s_raw = np.linalg.svd(X, compute_uv=False) if s_raw is None else s_raw
     fsl = float(s_raw[-1] / s_raw[0]) if s_raw[0] > 0 else 0.0
+    unscaled = float(s_raw[0] / s_raw[-1]) if s_raw[-1] > 0 else None  # numpy.linalg.cond of the block as is
     if np.any(norms == 0):
         return {"n_columns": n_cols, "condition_number": None, "afni_condition": None, "afni_rating": "UNDEFINED",
-                "n_near_zero": int(np.sum(norms == 0)), "fsl_sv_ratio": fsl, "fsl_rank_deficient": fsl < FSL_SV_RATIO}
+                "n_near_zero": int(np.sum(norms == 0)), "fsl_sv_ratio": fsl, "fsl_rank_deficient": fsl < FSL_SV_RATIO,
+                "condition_number_unscaled": unscaled}
     s = np.linalg.svd(X / norms, compute_uv=False)
     ev = s ** 2
     ebot = AFNI_NEAR_ZERO * ev[0]
@@ -362,7 +366,8 @@ def block_condition(X: np.ndarray, s_raw: np.ndarray | None = None) -> dict[str,
     afni = float(np.sqrt(ev[0] / ev[ok].min())) if ev[0] > 0 and ok.any() else None
     cond = float(s[0] / s[-1]) if s[-1] > 0 else None
     return {"n_columns": n_cols, "condition_number": cond, "afni_condition": afni, "afni_rating": afni_rating(afni),
-            "n_near_zero": n_small, "fsl_sv_ratio": fsl, "fsl_rank_deficient": bool(fsl < FSL_SV_RATIO)}
+            "n_near_zero": n_small, "fsl_sv_ratio": fsl, "fsl_rank_deficient": bool(fsl < FSL_SV_RATIO),
+            "condition_number_unscaled": unscaled}
 
 
 #: design blocks AFNI rates separately, in nilearn roles (AFNI's names in the docstring)
