@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nbdiag.findings import SEVERITIES, Finding
-from nbdiag.thresholds import THRESHOLD_TABLE
+from nbdiag.thresholds import GROUP_ONLY, THRESHOLD_TABLE
 
 #: Families in the order the README table lists them.
 FAMILIES = ("design", "estimability", "baseline", "drift", "confounds", "sensitivity", "rt", "input", "run")
@@ -152,10 +152,11 @@ VIF_HIGH = _register(Code(
     thresholds=("vif_warn", "vif_fail"), rule="warn ≥ {vif_warn:g}, fail ≥ {vif_fail:g}"))
 CORRELATION_HIGH = _register(Code(
     "correlation_high", "design", "warn", "Two regressors are correlated",
-    "|r| between two regressors (task×task, task×confound)",
+    "|r| between a task regressor and another column (task, confound, spike, drift) at AFNI's tiers, with the cosine",
     fix="Jitter or reorder conditions in the task design, or, for a task×confound pair, reconsider that "
         "confound in confounds_strategy (task-locked motion removes task signal).",
-    thresholds=("corr_info", "corr_warn"), rule="info ≥ {corr_info:g}, warn ≥ {corr_warn:g}"))
+    thresholds=("corr_info", "corr_warn"),
+    rule="info ≥ {corr_info:g} (medium), warn ≥ {corr_warn:g} (high), fail when identical (|r| or cosine ≥ 1 − 1e-10)"))
 DESIGN_RANK_DEFICIENT = _register(Code(
     "design_rank_deficient", "design", "fail", "The design matrix is rank deficient",
     "rank < number of columns, or nilearn's `full_rank` regularised the design",
@@ -169,6 +170,16 @@ DESIGN_ILL_CONDITIONED = _register(Code(
     thresholds=("cond_warn", "cond_fail"),
     rule="warn > {cond_warn:g}, fail > {cond_fail:g} when a task regressor takes part in the near-dependency; "
          "info otherwise"))
+CONDITION_BLOCK_BEWARE = _register(Code(
+    "condition_block_beware", "design", "info", "A block of the design is ill-conditioned",
+    "condition number of the whole design, its task, baseline (drift + constant + confounds) or drift block on "
+    "AFNI's scale (VERY GOOD < 20, GOOD < 400, OK < 8000, A LITTLE BIG < 160000, else BEWARE), AFNI's count of "
+    "near-zero singular values, and FSL feat_model's smallest/largest singular value < 1e-7",
+    fix="For the task block: conditions that are nearly sums of others (merge or drop one in events.tsv); for "
+        "the baseline block: duplicated confounds or cosine confounds on top of the drift model "
+        "(drop 'high_pass' from confounds_strategy or set drift_model=None).",
+    rule="warn for the task block when AFNI rates it BEWARE/UNDEFINED, it has near-zero singular values or FSL's "
+         "ratio < 1e-7; info for the other blocks"))
 
 # --- estimability ---------------------------------------------------------------------------------
 CONTRAST_NOT_ESTIMABLE = _register(Code(
@@ -286,6 +297,37 @@ DOF_LOW = _register(Code(
     fix="Use fewer confounds (e.g. compcor with fewer components, motion='basic'), a longer high-pass "
         "cutoff (fewer drift cosines), or fewer spike regressors.",
     thresholds=("dof_warn", "dof_fail"), rule="warn < {dof_warn:g}, fail < {dof_fail:g}"))
+CENSORED_CONDITION = _register(Code(
+    "censored_condition", "confounds", "warn", "A condition loses its scans to the sample mask",
+    "fraction of a condition's scans (its regressor above 1 % of its peak: AFNI's 'response > 0') removed by the "
+    "sample mask applied to the fit, or by load_confounds' sample mask when it is dropped",
+    fix="Loosen the scrubbing (load_confounds fd_threshold / std_dvars_threshold) or exclude the run when the "
+        "condition that carries the contrast is mostly censored.",
+    thresholds=("censor_condition_info", "censor_condition_warn", "censor_condition_fail"),
+    rule="info ≥ {censor_condition_info:g}, warn ≥ {censor_condition_warn:g}, fail ≥ {censor_condition_fail:g} "
+         "for the applied mask; info for load_confounds' mask when it is not applied"))
+CENSORED_RUN = _register(Code(
+    "censored_run", "confounds", "warn", "The sample mask censors much of the run",
+    "fraction of the run's scans removed by the sample mask (applied, or load_confounds' when dropped), with "
+    "the residual degrees of freedom left",
+    fix="Loosen the scrubbing (load_confounds fd_threshold / std_dvars_threshold) or exclude the run.",
+    thresholds=("censor_run_info", "censor_run_warn", "censor_run_fail"),
+    rule="info ≥ {censor_run_info:g}, warn ≥ {censor_run_warn:g}, fail ≥ {censor_run_fail:g} for the applied "
+         "mask; info for load_confounds' mask when it is not applied"))
+MOTION_TASK_CORRELATED = _register(Code(
+    "motion_task_correlated", "confounds", "warn", "Motion is correlated with a task regressor",
+    "Pearson r of framewise_displacement / std_dvars / dvars (fMRIPrep confounds) with a task regressor: "
+    "stimulus-correlated motion",
+    fix="Motion locked to the task biases the contrast and is removed with it by motion confounds; compare "
+        "motion per condition (diagnostics.motion), consider scrubbing (load_confounds strategy with 'scrub') "
+        "and report the correlation; exclude the run if a contrast rests on it.",
+    thresholds=("motion_corr_warn", "motion_corr_fail"),
+    rule="warn |r| ≥ {motion_corr_warn:g}, fail |r| ≥ {motion_corr_fail:g}"))
+MOTION_COLUMNS_MISSING = _register(Code(
+    "motion_columns_missing", "confounds", "info", "Motion columns missing from the confounds file",
+    "the confounds file lacks framewise_displacement, std_dvars or dvars, so motion per condition is not "
+    "reported for it",
+    fix="Use fMRIPrep's *_desc-confounds_timeseries.tsv (it writes all three columns).", rule="info"))
 
 # --- sensitivity ----------------------------------------------------------------------------------
 SENSITIVE_UNMODELED_SIGNAL = _register(Code(
@@ -409,7 +451,8 @@ def markdown_table() -> str:
               "are the defaults, where they come from, and the findings they decide:", "",
               "| threshold | default | meaning | source | read by |", "|---|---|---|---|---|"]
     for key, (default, meaning, source) in THRESHOLD_TABLE.items():
-        users = ", ".join(f"`{e.code}`" for e in REGISTRY.values() if key in e.thresholds) or "—"
+        users = ", ".join(f"`{e.code}`" for e in REGISTRY.values() if key in e.thresholds) or (
+            "`group/nbdiag_outliers.tsv`" if key in GROUP_ONLY else "—")
         lines.append(f"| `{key}` | {default:g} | {_cell(meaning)} | {_cell(source)} | {users} |")
     return "\n".join(lines) + "\n"
 

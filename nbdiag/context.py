@@ -96,6 +96,13 @@ class DesignContext:
         each becomes a ``tr:<value>`` what-if signal (``tr_mismatch``).
     rest_conditions : tuple of str
         Conditions the user declares rest-like (setting ``rest_conditions``).
+    motion : mapping or None
+        fMRIPrep's ``framewise_displacement``, ``std_dvars`` and ``dvars`` columns
+        (one value per acquired volume, first row NaN) read from the confounds file
+        (``None``: no confounds file); motion per condition.
+    unmasked_task : DataFrame or None
+        Task columns of every acquired scan, before the sample mask (set only when
+        one was applied; otherwise the design's own rows are all the scans).
     confound_medians : tuple of (str, float)
         Steady-state median (scanner units, volumes not flagged non-steady) of
         mean-signal confounds (``global_signal``, ``csf``, ``white_matter``)
@@ -131,6 +138,8 @@ class DesignContext:
     other_t_r: tuple[tuple[str, float], ...] = ()
     rest_conditions: tuple[str, ...] = ()
     confound_medians: tuple[tuple[str, float], ...] = ()
+    motion: Mapping[str, np.ndarray] | None = None
+    unmasked_task: pd.DataFrame | None = None
 
     def frame_times(self, n_scans: int) -> np.ndarray:
         """Frame times exactly as nilearn's FirstLevelModel computes them (:func:`frame_times`)."""

@@ -54,6 +54,9 @@ class DesignResult:
         nilearn's ``full_rank`` altered the design.
     scan_index : tuple of int or None
         Original scan of each row when a sample mask was applied.
+    unmasked_task : DataFrame or None
+        The task columns of every scan before the sample mask (only when one was
+        applied): which conditions the removed scans belonged to (censoring per condition).
     """
 
     design: pd.DataFrame
@@ -62,6 +65,7 @@ class DesignResult:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     regularized: bool = False
     scan_index: tuple[int, ...] | None = None
+    unmasked_task: pd.DataFrame | None = None
 
     def columns_record(self) -> list[dict[str, str]]:
         return [{"name": c, "role": self.roles[c], "source": self.sources[c]} for c in self.design.columns]
@@ -185,8 +189,10 @@ def build_design(events: pd.DataFrame, confounds: pd.DataFrame | None, n_scans: 
         design.columns = [str(c) for c in design.columns]
     roles, sources = label_roles(design, [], add_names or [])
     scan_index = None
+    unmasked_task = None
     if sample_mask is not None:
+        unmasked_task = design[[c for c in design.columns if roles[c] == "task"]]
         design = design.iloc[list(sample_mask), :]
         scan_index = tuple(int(i) for i in sample_mask)
     return DesignResult(design=design, roles=roles, sources=sources, warnings=tuple(messages),
-                        regularized=regularized, scan_index=scan_index)
+                        regularized=regularized, scan_index=scan_index, unmasked_task=unmasked_task)

@@ -188,7 +188,8 @@ def _fails_signoff(rec: Mapping[str, Any], fail_on: str) -> tuple[bool, list[str
 
 
 SIGNOFF_COLUMNS = ["subject", "session", "run", "variant", "status", "reasons", "warnings", "signoff", "task",
-                   "acq", "prefix", "fail_on", "reviewer", "rating", "comment", "final"]
+                   "acq", "prefix", "fail_on", "reviewer", "rating", "comment", "final",
+                   "rating_source", "rating_original", "rating_mapping"]
 
 
 def signoff_table(records: Iterable[Mapping[str, Any]], fail_on: str = "fail",
@@ -199,7 +200,9 @@ def signoff_table(records: Iterable[Mapping[str, Any]], fail_on: str = "fail",
     fails). ``reasons`` lists the finding codes (with their contrast) at or above
     ``fail_on``, separated by ``; ``; ``warnings`` lists the ``warn`` findings of a
     run that passes, so a reviewer sees what to look at. ``reviewer``, ``rating`` and
-    ``comment`` come from ``ratings`` (:func:`nbdiag.ratings.load_ratings`); ``final``
+    ``comment`` come from ``ratings`` (:func:`nbdiag.ratings.load_ratings`), with
+    ``rating_source`` / ``rating_original`` / ``rating_mapping`` (MRIQC and AFNI ratings are
+    mapped, :mod:`nbdiag.ratings`); ``final``
     is the reviewer's rating where there is one (``include`` -> pass, ``exclude`` ->
     fail), else ``signoff``.
     """
@@ -222,6 +225,10 @@ def signoff_table(records: Iterable[Mapping[str, Any]], fail_on: str = "fail",
             "prefix": prefix, "fail_on": fail_on,
             "reviewer": rated.get("reviewer", ""), "rating": rated.get("rating", ""),
             "comment": rated.get("comment", ""), "final": final_signoff(signoff, rated.get("rating")),
+            # where the rating came from (nbdiag, mriqc, afni_apqc), as given, and how it was mapped
+            "rating_source": rated.get("source", "nbdiag" if rated else ""),
+            "rating_original": rated.get("original", rated.get("rating", "")),
+            "rating_mapping": rated.get("mapping", "as rated" if rated else ""),
         })
     return pd.DataFrame(rows, columns=SIGNOFF_COLUMNS)
 
@@ -283,15 +290,18 @@ def write_group_tables(records: list[dict[str, Any]], output_dir: str | Path,
     Returns
     -------
     dict
-        ``{"runs": path, "signoff": path, "include": path, "attribution": path}``
-        (``nbdiag_attribution.tsv``: :mod:`nbdiag.group_attribution`).
+        ``{"runs": path, "signoff": path, "include": path, "attribution": path, "outliers": path}``
+        (``nbdiag_attribution.tsv``: :mod:`nbdiag.group_attribution`; ``nbdiag_outliers.tsv``:
+        :mod:`nbdiag.group_outliers`).
     """
     _check_fail_on(fail_on)
     group = Path(output_dir) / "group"
     from nbdiag.group_attribution import attribution_table
+    from nbdiag.group_outliers import outlier_table
 
     chosen = select_variants(records, variants)
     return {
+        "outliers": _write_tsv(outlier_table(records), group / "nbdiag_outliers.tsv"),
         "runs": _write_tsv(runs_table(records), group / "nbdiag_runs.tsv"),
         "signoff": _write_tsv(signoff_table(chosen, fail_on, ratings), group / "signoff.tsv"),
         "include": _write_tsv(include_table(chosen, fail_on, ratings), group / "include.tsv"),
@@ -514,6 +524,13 @@ def select_variants(records: list[dict[str, Any]], variants: Iterable[str] | Non
     return [r for r in records if str(r.get("variant")) in wanted]
 
 
+def _outlier_sections(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The group page's outlier section (group/nbdiag_outliers.tsv by metric)."""
+    from nbdiag.group_outliers import outlier_sections, outlier_table
+
+    return outlier_sections(outlier_table(records))
+
+
 def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = True,  # noqa: C901
               variants: Iterable[str] | None = None, ratings: Iterable[str | Path] | None = None,
               bids_dir: str | Path | None = None, allow_incomplete: bool = False) -> int:
@@ -646,7 +663,7 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
         render_group_report(trusted, runs_df, signoff_table(trusted, fail_on, rated), root / "group.html",
                             fail_on=fail_on, deciding=sorted({str(r.get("variant")) for r in chosen}),
                             incomplete=missing_table(check), attribution=attribution_table(trusted),
-                            summary=summarise(trusted))
+                            summary=summarise(trusted), reviewer_outliers=_outlier_sections(trusted))
     n_error = int((signoff["status"] == "error").sum()) if len(signoff) else 0
     if n_error or bad:
         _say(f"nbdiag group: {n_error} run × variant(s) could not be audited"

@@ -362,6 +362,7 @@ def make_context(settings: Settings, events, conf, built: DesignResult, t_r: flo
         measured_signals=(dict(conf.signals) if settings.measure != "none" and conf.raw_columns else None),
         noise_model=model.noise_model,
         rest_conditions=tuple(getattr(settings.events, "rest_conditions", ())),
+        motion=getattr(conf, "motion", None), unmasked_task=built.unmasked_task,
     )
 
 
@@ -577,7 +578,8 @@ def prepare_given_run(given, settings: Settings) -> PreparedRun:
         scrub = tuple(i for i in range(n_scans) if i not in kept_scans and i not in given.nonsteady_volumes)
     conf = ConfoundsResult(confounds=conf_table, sample_mask=mask, raw_columns=tuple(given.raw_confound_columns),
                            nonsteady_volumes=tuple(given.nonsteady_volumes), scrub_volumes=scrub,
-                           signals=dict(getattr(given, "raw_signals", {}) or {}))
+                           signals=dict(getattr(given, "raw_signals", {}) or {}),
+                           motion=getattr(given, "raw_motion", None))
     built = build_design(table, conf_table, n_scans, t_r, slice_time_ref, settings.model, sample_mask=mask)
     times = frame_times(n_scans, t_r, slice_time_ref)
     findings += events_outside_run(table, times, t_r, settings.model.min_onset, None)

@@ -44,7 +44,20 @@ THRESHOLD_TABLE: dict[str, tuple[float, str, str]] = {
     "sensitivity_warn": (0.5, "|bias| in contrast standard deviations per unit of a plausible unmodelled signal", "nbdiag default"),
     "sensitivity_fail": (2.0, "|bias| in contrast standard deviations per unit of a plausible unmodelled signal", "nbdiag default"),
     "rt_corr_warn": (0.5, "|r| between the RT-duration regressor and a condition regressor", "nbdiag default (Mumford et al. 2024)"),
+    "censor_condition_info": (0.2, "fraction of a condition's scans removed by the sample mask", "AFNI gen_ss_review_table.py / APQC (censor fraction per stimulus class)"),
+    "censor_condition_warn": (0.4, "fraction of a condition's scans removed by the sample mask", "AFNI gen_ss_review_table.py / APQC (censor fraction per stimulus class)"),
+    "censor_condition_fail": (0.6, "fraction of a condition's scans removed by the sample mask", "AFNI gen_ss_review_table.py / APQC (censor fraction per stimulus class)"),
+    "censor_run_info": (0.1, "fraction of the run's scans removed by the sample mask", "AFNI gen_ss_review_table.py / APQC (censor fraction)"),
+    "censor_run_warn": (0.2, "fraction of the run's scans removed by the sample mask", "AFNI gen_ss_review_table.py / APQC (censor fraction)"),
+    "censor_run_fail": (0.5, "fraction of the run's scans removed by the sample mask", "AFNI gen_ss_review_table.py / APQC (censor fraction)"),
+    "motion_corr_warn": (0.4, "|r| between framewise_displacement / DVARS and a task regressor (stimulus-correlated motion)", "AFNI 1d_tool.py medium tier for any two regressors; MRIQC's stimulus-correlated-motion request (nipreps/mriqc issues)"),
+    "outlier_fd_mean": (0.25, "mean framewise_displacement (mm) over a condition's scans above which a run is listed in group/nbdiag_outliers.tsv", "Parkes et al. 2018 (stringent mean-FD exclusion, 0.25 mm)"),
+    "outlier_efficiency_fraction": (0.5, "a contrast's efficiency below this fraction of the group median (same variant) lists the run in group/nbdiag_outliers.tsv", "nbdiag default"),
+    "motion_corr_fail": (0.7, "|r| between framewise_displacement / DVARS and a task regressor (stimulus-correlated motion)", "AFNI 1d_tool.py high tier for any two regressors"),
 }
+
+#: thresholds no finding reads: they decide which runs ``group/nbdiag_outliers.tsv`` lists
+GROUP_ONLY = ("outlier_fd_mean", "outlier_efficiency_fraction")
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,16 @@ class Thresholds:
     sensitivity_warn: float = THRESHOLD_TABLE["sensitivity_warn"][0]
     sensitivity_fail: float = THRESHOLD_TABLE["sensitivity_fail"][0]
     rt_corr_warn: float = THRESHOLD_TABLE["rt_corr_warn"][0]
+    censor_condition_info: float = THRESHOLD_TABLE["censor_condition_info"][0]
+    censor_condition_warn: float = THRESHOLD_TABLE["censor_condition_warn"][0]
+    censor_condition_fail: float = THRESHOLD_TABLE["censor_condition_fail"][0]
+    censor_run_info: float = THRESHOLD_TABLE["censor_run_info"][0]
+    censor_run_warn: float = THRESHOLD_TABLE["censor_run_warn"][0]
+    censor_run_fail: float = THRESHOLD_TABLE["censor_run_fail"][0]
+    motion_corr_warn: float = THRESHOLD_TABLE["motion_corr_warn"][0]
+    motion_corr_fail: float = THRESHOLD_TABLE["motion_corr_fail"][0]
+    outlier_fd_mean: float = THRESHOLD_TABLE["outlier_fd_mean"][0]
+    outlier_efficiency_fraction: float = THRESHOLD_TABLE["outlier_efficiency_fraction"][0]
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None, where: str = "[thresholds]") -> "Thresholds":

@@ -10,7 +10,7 @@ import pytest
 
 from nbdiag import codes
 from nbdiag.findings import SEVERITIES, Finding
-from nbdiag.thresholds import THRESHOLD_TABLE
+from nbdiag.thresholds import GROUP_ONLY, THRESHOLD_TABLE
 
 PACKAGE = Path(codes.__file__).resolve().parent
 #: test data shipped in the package (moving to tests/, issue 10): it writes codes as record JSON would
@@ -72,8 +72,9 @@ def test_thresholds_named_by_the_registry_exist():
     named = {k for e in codes.REGISTRY.values() for k in e.thresholds}
     assert named <= set(THRESHOLD_TABLE)
     # every threshold that decides a finding is attributed to one (the baseline epoch/gap
-    # definitions are read by baseline_scarce / baseline_short_gaps)
-    assert named == set(THRESHOLD_TABLE)
+    # definitions are read by baseline_scarce / baseline_short_gaps); the group-only ones
+    # decide the rows of group/nbdiag_outliers.tsv
+    assert named | set(GROUP_ONLY) == set(THRESHOLD_TABLE) and not named & set(GROUP_ONLY)
 
 
 def test_finding_defaults_come_from_the_entry():

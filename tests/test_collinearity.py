@@ -151,3 +151,147 @@ def test_vif_one_svd_equals_per_column_r2_definition():
             else:
                 assert got[col] == pytest.approx(ref, rel=1e-9), col
     assert np.isinf(coll.compute_vif(designs[-2][0], designs[-2][1])["exact"])
+
+
+# --- issue 23: AFNI tiers incl. drift, identical columns, condition numbers by block ----------------
+def _with_r(target: float, ref: np.ndarray, seed: int) -> np.ndarray:
+    """A column whose Pearson r with ``ref`` is exactly ``target`` (up to rounding)."""
+    rng = np.random.default_rng(seed)
+    d = ref - ref.mean()
+    d /= np.linalg.norm(d)
+    e = rng.standard_normal(ref.size)
+    e -= e.mean()
+    e -= (e @ d) * d
+    e /= np.linalg.norm(e)
+    return 3.0 + target * d + np.sqrt(1 - target ** 2) * e
+
+
+@pytest.mark.parametrize("target, tier", [(0.399, None), (0.401, "medium"), (0.699, "medium"), (0.701, "high"),
+                                          (-0.701, "high")])
+def test_correlation_tiers_task_by_drift(target, tier):
+    from nbdiag.diagnostics.collinearity import assess_collinearity
+
+    n = 120
+    drift = np.cos(np.pi * (np.arange(n) + 0.5) / n)  # nilearn's first cosine
+    task = _with_r(target, drift, seed=1)
+    X = pd.DataFrame({"a": task, "drift_1": drift, "constant": np.ones(n)})
+    roles = {"a": "task", "drift_1": "drift", "constant": "constant"}
+    res = assess_collinearity(X, roles)
+    assert np.corrcoef(task, drift)[0, 1] == pytest.approx(target, abs=1e-12)
+    pairs = res.to_dict()["correlation_pairs"]
+    found = [f for f in res.findings if f.code == "correlation_high"]
+    if tier is None:
+        assert pairs == [] and found == []
+        return
+    assert [(p["columns"], p["pair"], p["tier"]) for p in pairs] == [(["a", "drift_1"], "task×drift", tier)]
+    assert pairs[0]["r"] == pytest.approx(target, abs=1e-12)
+    cos = task @ drift / (np.linalg.norm(task) * np.linalg.norm(drift))
+    assert pairs[0]["cosine"] == pytest.approx(cos, abs=1e-12)
+    assert [f.severity for f in found] == [{"medium": "info", "high": "warn"}[tier]]
+    assert found[0].evidence["pair"] == "task×drift" and found[0].evidence["columns"] == ["a", "drift_1"]
+    assert "drift_1" in found[0].title
+
+
+@pytest.mark.parametrize("target, tier", [(0.399, None), (0.401, "medium"), (0.699, "medium"), (0.701, "high")])
+def test_correlation_tiers_task_by_task_and_confound(target, tier):
+    from nbdiag.diagnostics.collinearity import assess_collinearity
+
+    n = 150
+    a = np.random.default_rng(5).standard_normal(n)
+    X = pd.DataFrame({"a": a, "b": _with_r(target, a, 2), "trans_x": _with_r(target, a, 3), "constant": np.ones(n)})
+    roles = {"a": "task", "b": "task", "trans_x": "confound", "constant": "constant"}
+    res = assess_collinearity(X, roles)
+    got = {tuple(p["columns"]): (p["pair"], p["tier"]) for p in res.correlation_pairs}
+    if tier is None:
+        assert ("a", "b") not in got and ("a", "trans_x") not in got
+    else:
+        assert got[("a", "b")] == ("task×task", tier)
+        assert got[("a", "trans_x")] == ("task×confound", tier)
+    # confound × task-free pairs are never rated: b × trans_x only appears because b is a task column
+    assert all("task" in p["pair"] for p in res.correlation_pairs)
+
+
+def test_identical_columns_are_reported_as_identical():
+    from nbdiag.diagnostics.collinearity import assess_collinearity
+
+    n = 80
+    a = np.random.default_rng(0).standard_normal(n)
+    X = pd.DataFrame({"a": a, "a_copy": a.copy(), "a_scaled": 2.5 * a, "constant": np.ones(n)})
+    roles = {"a": "task", "a_copy": "task", "a_scaled": "confound", "constant": "constant"}
+    res = assess_collinearity(X, roles)
+    tiers = {tuple(p["columns"]): p["tier"] for p in res.correlation_pairs}
+    assert tiers == {("a", "a_copy"): "identical", ("a", "a_scaled"): "identical", ("a_copy", "a_scaled"): "identical"}
+    found = [f for f in res.findings if f.code == "correlation_high"]
+    assert {f.severity for f in found} == {"fail"} and all("identical" in f.title for f in found)
+
+
+def test_condition_numbers_by_block_against_numpy():
+    from nbdiag.diagnostics.collinearity import afni_rating, assess_collinearity
+
+    n = 200
+    rng = np.random.default_rng(7)
+    ft = np.arange(n) * 2.0
+    ev = pd.DataFrame({"onset": [10, 60, 110, 160, 210, 260, 310], "duration": [20] * 7,
+                       "trial_type": ["a", "b", "a", "b", "a", "b", "a"]})
+    conf = rng.standard_normal((n, 3))
+    X = make_first_level_design_matrix(ft, ev, hrf_model="glover", drift_model="cosine", high_pass=0.01,
+                                       add_regs=conf, add_reg_names=["trans_x", "trans_y", "rot_z"])
+    roles = {c: "task" if c in ("a", "b") else "constant" if c == "constant" else
+             "drift" if c.startswith("drift") else "confound" for c in X.columns}
+    blocks = assess_collinearity(X, roles).condition_blocks
+
+    def scaled(cols):
+        M = X[cols].to_numpy()
+        return M / np.linalg.norm(M, axis=0)
+
+    task = ["a", "b"]
+    base = [c for c in X.columns if c not in task]
+    drift = [c for c in X.columns if c.startswith("drift") or c == "constant"]
+    for name, cols in (("whole", list(X.columns)), ("task", task), ("baseline", base), ("drift", drift)):
+        assert blocks[name]["columns"] == cols
+        assert blocks[name]["condition_number"] == pytest.approx(np.linalg.cond(scaled(cols)), rel=1e-10)
+        s = np.linalg.svd(X[cols].to_numpy(), compute_uv=False)
+        assert blocks[name]["fsl_sv_ratio"] == pytest.approx(s[-1] / s[0], rel=1e-10)
+        assert blocks[name]["condition_number_unscaled"] == pytest.approx(np.linalg.cond(X[cols].to_numpy()),
+                                                                          rel=1e-10)
+        assert blocks[name]["n_near_zero"] == 0
+        assert blocks[name]["afni_condition"] == pytest.approx(np.linalg.cond(scaled(cols)), rel=1e-10)
+        assert blocks[name]["afni_rating"] == afni_rating(blocks[name]["condition_number"])
+    assert blocks["whole"]["condition_number"] == pytest.approx(
+        assess_collinearity(X, roles).condition_number, rel=1e-12)
+    # AFNI's scale boundaries
+    assert [afni_rating(v) for v in (19.99, 20, 399, 400, 7999, 8000, 159999, 160000, float("inf"))] == [
+        "VERY GOOD", "GOOD", "GOOD", "OK", "OK", "A LITTLE BIG", "A LITTLE BIG", "BEWARE", "UNDEFINED"]
+
+
+def test_near_zero_singular_values_and_fsl_check():
+    from nbdiag.diagnostics.collinearity import assess_collinearity
+
+    n = 100
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal(n), rng.standard_normal(n)
+    X = pd.DataFrame({"a": a, "b": b, "ab": a + b + 1e-9 * rng.standard_normal(n), "constant": np.ones(n)})
+    roles = {"a": "task", "b": "task", "ab": "task", "constant": "constant"}
+    res = assess_collinearity(X, roles)
+    blk = res.condition_blocks["task"]
+    s = np.linalg.svd(X[["a", "b", "ab"]].to_numpy() / np.linalg.norm(X[["a", "b", "ab"]].to_numpy(), axis=0),
+                      compute_uv=False)
+    assert blk["n_near_zero"] == int(np.sum(s ** 2 < 1e-7 * s[0] ** 2)) == 1
+    assert blk["afni_condition"] == pytest.approx(s[0] / s[1], rel=1e-10)  # AFNI skips the near-zero one
+    assert blk["fsl_rank_deficient"] is True
+    found = {f.evidence["block"]: f.severity for f in res.findings if f.code == "condition_block_beware"}
+    assert found["task"] == "warn" and found["whole"] == "info"
+    assert "baseline" not in found
+    # an empty block and a zero column
+    res = assess_collinearity(pd.DataFrame({"a": a, "z": np.zeros(n)}), {"a": "task", "z": "confound"})
+    assert res.condition_blocks["drift"]["n_columns"] == 0 and res.condition_blocks["drift"]["condition_number"] is None
+    assert res.condition_blocks["baseline"]["afni_rating"] == "UNDEFINED"
+
+
+def test_correlation_pairs_need_a_task_column():
+    from nbdiag.diagnostics.collinearity import correlation_pairs
+
+    n = 50
+    x = np.arange(n, dtype=float)
+    X = pd.DataFrame({"trans_x": x, "trans_y": 2 * x + 1, "constant": np.ones(n)})
+    assert correlation_pairs(X, {"trans_x": "confound", "trans_y": "confound", "constant": "constant"}, 0.4, 0.7) == []

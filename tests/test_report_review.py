@@ -356,7 +356,8 @@ def test_ratings_widget_round_trips_into_signoff(demo_dirs, tmp_path):
     code = main([str(DATA_DIR), str(out), "group", "--ratings", str(path)])
     assert code == 3
     so = pd.read_csv(out / "group" / "signoff.tsv", sep="\t", dtype=str, keep_default_na=False)
-    assert list(so.columns[-4:]) == ["reviewer", "rating", "comment", "final"]
+    assert list(so.columns[-7:-3]) == ["reviewer", "rating", "comment", "final"]
+    assert list(so.columns[-3:]) == ["rating_source", "rating_original", "rating_mapping"]  # issue 23
     row = so[(so["prefix"] == "sub-04_ses-1_task-nback_run-01") & (so["variant"] == "nortdur")].iloc[0]
     assert (row["signoff"], row["reviewer"], row["rating"], row["final"]) == ("pass", "AB", "exclude", "fail")
     assert row["comment"] == "AB: cue gaps, see weights"

@@ -22,8 +22,19 @@ VIF
     the definition instead; both agree to ~1e-12 relative (tested).
 Correlation
     Pearson r between every pair of task and confound columns (the record's
-    ``correlation`` matrix). Only task×task and task×confound pairs can raise
-    ``correlation_high``; confound×confound pairs are never flagged.
+    ``correlation`` matrix).
+Correlation tiers (AFNI ``1d_tool.py -show_cormat_warnings``)
+    Every pair of a task column with any other non-constant column (task,
+    confound, spike **and drift**: nilearn's ``plot_design_matrix_correlation``
+    leaves the drift columns out, so task × drift overlap never shows there) is
+    rated by AFNI's tiers: ``identical`` (|r| ≥ 1 − 1e-10, or cosine ≥ 1 − 1e-10:
+    the same column up to scale), ``high`` (|r| ≥ ``corr_warn``, 0.7) and
+    ``medium`` (|r| ≥ ``corr_info``, 0.4). Each pair carries its Pearson r and its
+    cosine (uncentred: x·y / (‖x‖‖y‖), which AFNI also reports). A pair at a tier
+    raises ``correlation_high`` with severity info (medium), warn (high) or fail
+    (identical); the pair is named in the evidence (``pair``: task×task,
+    task×confound, task×spike, task×drift). Pairs without a task column
+    (confound × confound, confound × drift) are never flagged, as before.
 Condition number
     ``numpy.linalg.cond`` (ratio of largest to smallest singular value) of the
     full design with every column scaled to unit Euclidean norm, not centred
@@ -38,6 +49,27 @@ Scaled condition indices (Belsley, Kuh & Welsch 1980, ch. 3)
     ``warn``/``fail`` only when one of those columns is a task regressor
     (a near-dependency among drifts, motion and the constant leaves every
     task contrast unaffected: ``info``, with the columns named).
+Condition numbers by block (AFNI 3dDeconvolve / 3dREMLfit, FSL feat_model)
+    For the whole design, its task part, its baseline part (drift + constant +
+    confounds + spikes) and its drift part (drift + constant, AFNI's
+    "polort-only"): ``condition_number`` is ``numpy.linalg.cond`` of the block
+    with every column scaled to unit length (nbdiag's Belsley scaling, the same
+    number as the whole design's ``condition_number``), and
+    ``condition_number_unscaled`` (``numpy.linalg.cond`` of the columns as nilearn
+    builds them, units included); AFNI's
+    ``check_matrix_condition`` computes the eigenvalues ``e`` of the column-
+    normalised ``XᵀX``, counts as near zero those below ``1e-7·e_max``
+    (singular values below ``sqrt(1e-7)·s_max``), and rates
+    ``sqrt(e_max / e_min)`` over the others (``afni_condition``): VERY GOOD < 20,
+    GOOD < 400, OK < 8000, A LITTLE BIG < 160000, BEWARE otherwise, UNDEFINED
+    when nothing is left. AFNI's number therefore ignores near-zero singular
+    values that nbdiag's includes. FSL's ``feat_model`` check: smallest / largest
+    singular value of the block as nilearn fits it (columns unscaled) < 1e-7
+    (``fsl_sv_ratio``, ``fsl_rank_deficient``); FSL's own EVs are demeaned and
+    have no constant column, nilearn's are not. ``condition_block_beware``
+    reports a BEWARE / UNDEFINED block, near-zero singular values or the FSL
+    check (warn for the task block, info for the others: ``design_ill_conditioned``
+    and ``design_rank_deficient`` judge the whole design).
 Rank
     ``numpy.linalg.matrix_rank`` with its default tolerance
     (``S.max() * max(M, N) * eps``).
@@ -87,6 +119,10 @@ class CollinearityResult:
     regularized : bool
         nilearn's ``full_rank`` changed the design.
     findings : tuple of Finding
+    correlation_pairs : list of dict
+        Pairs at an AFNI tier (module docstring), strongest first.
+    condition_blocks : dict
+        Condition numbers by block (module docstring).
     """
 
     vif: dict[str, float]
@@ -96,6 +132,9 @@ class CollinearityResult:
     n_columns: int
     regularized: bool
     findings: tuple[Finding, ...] = field(default=())
+    correlation_pairs: tuple[dict[str, Any], ...] = field(default=())
+    condition_blocks: dict[str, Any] = field(default_factory=dict)
+    correlation_tiers: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The record's ``diagnostics.collinearity`` section."""
@@ -109,6 +148,9 @@ class CollinearityResult:
             "rank": int(self.rank),
             "n_columns": int(self.n_columns),
             "regularized": bool(self.regularized),
+            "correlation_pairs": [dict(p) for p in self.correlation_pairs],
+            "correlation_tiers": dict(self.correlation_tiers),
+            "condition_blocks": self.condition_blocks,
         }
 
 
@@ -231,6 +273,125 @@ def _pearson(design: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     return pd.DataFrame(np.clip(R, -1, 1), index=cols, columns=cols)
 
 
+#: |r| (or cosine) this close to 1 makes two columns "identical" (AFNI's IDENTICAL tier)
+IDENTICAL_TOL = 1e-10
+
+_TIER_SEVERITY = {"medium": "info", "high": "warn", "identical": "fail"}
+
+
+def _pair_kind(ra: str, rb: str) -> str:
+    other = rb if ra == "task" else ra
+    return f"task×{other}"
+
+
+def correlation_pairs(design: pd.DataFrame, roles: Mapping[str, str], medium: float, high: float) -> list[dict[str, Any]]:
+    """Pairs (task × any non-constant column, drifts included) at an AFNI tier (module docstring).
+
+    Returns
+    -------
+    list of dict
+        ``{"columns": [a, b], "pair": "task×drift", "r", "cosine", "tier"}`` in design
+        order of the pair; ``tier`` is ``identical`` / ``high`` / ``medium``.
+    """
+    cols = [str(c) for c in design.columns]
+    X = design.to_numpy(dtype=float)
+    use = [j for j, c in enumerate(cols) if roles.get(c) != "constant" and np.ptp(X[:, j]) > 0]
+    if not any(roles.get(cols[j]) == "task" for j in use):
+        return []
+    Z = X[:, use]
+    Zc = Z - Z.mean(axis=0)
+    nc = np.linalg.norm(Zc, axis=0)
+    nu = np.linalg.norm(Z, axis=0)
+    R = np.clip((Zc.T @ Zc) / np.outer(nc, nc), -1, 1)
+    C = np.clip((Z.T @ Z) / np.outer(nu, nu), -1, 1)
+    is_task = np.array([roles.get(cols[j]) == "task" for j in use])
+    hit = (np.abs(R) >= min(medium, 1 - IDENTICAL_TOL)) | (C >= 1 - IDENTICAL_TOL)
+    hit &= is_task[:, None] | is_task[None, :]
+    out = []
+    for i, k in zip(*np.nonzero(np.triu(hit, 1))):
+        a, b = cols[use[i]], cols[use[k]]
+        r, cos = float(R[i, k]), float(C[i, k])
+        if abs(r) >= 1 - IDENTICAL_TOL or cos >= 1 - IDENTICAL_TOL:
+            tier = "identical"
+        elif abs(r) >= high:
+            tier = "high"
+        else:  # a hit below "identical" and "high" is at least medium
+            tier = "medium"
+        ra, rb = roles.get(a, "task"), roles.get(b, "task")
+        out.append({"columns": [a, b], "pair": _pair_kind(ra, rb) if ra == "task" else _pair_kind(rb, ra),
+                    "r": r, "cosine": cos, "tier": tier})
+    return out
+
+
+#: AFNI's condition-number scale (3dREMLfit.c / 3dDeconvolve.c check_matrix_condition: CN_VERYGOOD ... CN_BEWARE)
+AFNI_CONDITION_SCALE = ((20.0, "VERY GOOD"), (400.0, "GOOD"), (8000.0, "OK"), (160000.0, "A LITTLE BIG"))
+#: AFNI's near-zero cut on the eigenvalues of the column-normalised XᵀX: e < sqrt(PSINV_EPS)·e_max, PSINV_EPS = 1e-14
+AFNI_NEAR_ZERO = 1e-7
+#: FSL feat_model: smallest / largest singular value below this = rank deficient
+FSL_SV_RATIO = 1e-7
+
+
+def afni_rating(cond: float | None) -> str:
+    """AFNI's label for a condition number (``UNDEFINED`` when it cannot be computed)."""
+    if cond is None or not np.isfinite(cond):
+        return "UNDEFINED"
+    for limit, label in AFNI_CONDITION_SCALE:
+        if cond < limit:
+            return label
+    return "BEWARE"
+
+
+def block_condition(X: np.ndarray, s_raw: np.ndarray | None = None) -> dict[str, Any]:
+    """Condition numbers of one block of columns (module docstring).
+
+    ``s_raw``: the singular values of ``X`` when the caller has them (one SVD saved).
+    """
+    n_cols = int(X.shape[1])
+    if n_cols == 0:
+        return {"n_columns": 0, "condition_number": None, "afni_condition": None, "afni_rating": None,
+                "n_near_zero": 0, "fsl_sv_ratio": None, "fsl_rank_deficient": None, "condition_number_unscaled": None}
+    norms = np.linalg.norm(X, axis=0)
+    s_raw = np.linalg.svd(X, compute_uv=False) if s_raw is None else s_raw
+    fsl = float(s_raw[-1] / s_raw[0]) if s_raw[0] > 0 else 0.0
+    unscaled = float(s_raw[0] / s_raw[-1]) if s_raw[-1] > 0 else None  # numpy.linalg.cond of the block as is
+    if np.any(norms == 0):
+        return {"n_columns": n_cols, "condition_number": None, "afni_condition": None, "afni_rating": "UNDEFINED",
+                "n_near_zero": int(np.sum(norms == 0)), "fsl_sv_ratio": fsl, "fsl_rank_deficient": fsl < FSL_SV_RATIO,
+                "condition_number_unscaled": unscaled}
+    s = np.linalg.svd(X / norms, compute_uv=False)
+    ev = s ** 2
+    ebot = AFNI_NEAR_ZERO * ev[0]
+    ok = ev >= ebot
+    n_small = int(np.sum(~ok))
+    afni = float(np.sqrt(ev[0] / ev[ok].min())) if ev[0] > 0 and ok.any() else None
+    cond = float(s[0] / s[-1]) if s[-1] > 0 else None
+    return {"n_columns": n_cols, "condition_number": cond, "afni_condition": afni, "afni_rating": afni_rating(afni),
+            "n_near_zero": n_small, "fsl_sv_ratio": fsl, "fsl_rank_deficient": bool(fsl < FSL_SV_RATIO),
+            "condition_number_unscaled": unscaled}
+
+
+#: design blocks AFNI rates separately, in nilearn roles (AFNI's names in the docstring)
+BLOCKS = {"whole": ("task", "confound", "spike", "drift", "constant"), "task": ("task",),
+          "baseline": ("confound", "spike", "drift", "constant"), "drift": ("drift", "constant")}
+
+
+def condition_blocks(design: pd.DataFrame, roles: Mapping[str, str],
+                     s_whole: np.ndarray | None = None) -> dict[str, Any]:
+    """Condition numbers of the whole design and of its task, baseline and drift blocks.
+
+    ``s_whole``: singular values of the whole (unscaled) design, when the caller has them.
+    """
+    cols = [str(c) for c in design.columns]
+    X = design.to_numpy(dtype=float)
+    out = {}
+    for name, wanted in BLOCKS.items():
+        idx = [j for j, c in enumerate(cols) if roles.get(c) in wanted]
+        whole = len(idx) == len(cols)
+        out[name] = {"columns": [cols[j] for j in idx],
+                     **block_condition(X[:, idx], s_whole if whole and s_whole is not None and s_whole.size else None)}
+    return out
+
+
 def assess_collinearity(  # noqa: C901
     design: pd.DataFrame,
     roles: Mapping[str, str],
@@ -269,8 +430,14 @@ def assess_collinearity(  # noqa: C901
     X = design.to_numpy(dtype=float)
     vif = compute_vif(design, roles, algebra)
     corr = _pearson(design, task + confound)
-    cond = condition_number(design)
-    rank = int(np.linalg.matrix_rank(X))
+    # one SVD of the design serves its rank (numpy.linalg.matrix_rank's rule) and FSL's check
+    s_whole = np.linalg.svd(X, compute_uv=False) if X.size and np.all(np.isfinite(X)) else np.zeros(0)
+    blocks = condition_blocks(design, roles, s_whole)
+    # the whole block's unit-length condition number is numpy.linalg.cond of the same matrix (same bits)
+    cond = blocks["whole"]["condition_number"]
+    cond = condition_number(design) if cond is None else float(cond)
+    rank = (int(np.sum(s_whole > s_whole.max() * max(X.shape) * np.finfo(float).eps)) if s_whole.size
+            else int(np.linalg.matrix_rank(X)))
     n_cols = X.shape[1]
     findings: list[Finding] = []
 
@@ -307,46 +474,65 @@ def assess_collinearity(  # noqa: C901
             ),
         ))
 
-    in_corr = {c: j for j, c in enumerate(corr.columns)}
-    R = corr.to_numpy()
-    for i, a in enumerate(cols):
-        if a not in in_corr:
+    pairs = correlation_pairs(design, roles, th.corr_info, th.corr_warn)
+    for p in pairs:
+        a, b = p["columns"]
+        r, tier, pair = p["r"], p["tier"], p["pair"]
+        sev = _TIER_SEVERITY[tier]
+        limit = {"medium": th.corr_info, "high": th.corr_warn, "identical": 1 - IDENTICAL_TOL}[tier]
+        what = ("are the same column up to scale (AFNI: IDENTICAL)" if tier == "identical" else
+                f"have |r| ≥ {limit:g} (AFNI's {tier} tier)")
+        findings.append(codes.CORRELATION_HIGH.finding(
+            severity=sev,
+            title=(f"{a} and {b} are identical" if tier == "identical" else
+                   f"{a} and {b} are correlated (r = {r:.2f})"),
+            message=(
+                f"Pearson r between {a} and {b} is {r:.3f}, cosine {p['cosine']:.3f} ({pair}): they {what}, "
+                f"which gives {sev}. Variance they share cannot be attributed to either one"
+                + (" (nilearn's plot_design_matrix_correlation does not show drift columns)." if pair == "task×drift"
+                   else ".")
+            ),
+            evidence={
+                "columns": [a, b], "r": r, "cosine": p["cosine"], "pair": pair, "tier": tier, "threshold": limit,
+                "corr_info": th.corr_info, "corr_warn": th.corr_warn,
+                "threshold_source": _source("corr_warn"),
+            },
+            score=(10.0 if tier == "identical" else abs(r) / th.corr_warn if th.corr_warn else abs(r)),
+            fix=(
+                "Remove one of the two identical columns (a duplicated confound, or a condition copied under "
+                "two names in events.tsv)."
+                if tier == "identical" else
+                "Lower high_pass (longer cutoff) or shorten/interleave blocks so the condition alternates faster "
+                "than the drift cosines." if pair == "task×drift" else
+                "Jitter or reorder conditions in the task design, or, for a task×confound "
+                "pair, reconsider that confound in confounds_strategy (task-locked motion "
+                "removes task signal)."
+                if pair in ("task×confound", "task×spike") else
+                "Correlated conditions are fine for differential contrasts between them; for "
+                "single-condition contrasts check the cVIF of the contrast."
+            ),
+        ))
+
+    for name, blk in blocks.items():
+        bad = []
+        if blk["afni_rating"] in ("BEWARE", "UNDEFINED"):
+            bad.append(f"AFNI rates its condition number {blk['afni_rating']}"
+                       + (f" ({blk['afni_condition']:.0f})" if blk["afni_condition"] else ""))
+        if blk["n_near_zero"]:
+            bad.append(f"{blk['n_near_zero']} near-zero singular value(s) (AFNI's cut)")
+        if blk["fsl_rank_deficient"]:
+            bad.append(f"smallest/largest singular value {blk['fsl_sv_ratio']:.2g} < {FSL_SV_RATIO:g} (FSL feat_model)")
+        if not bad or not blk["n_columns"]:
             continue
-        for b in cols[i + 1:]:
-            if b not in in_corr:
-                continue
-            if roles[a] != "task" and roles[b] != "task":
-                continue  # confound x confound pairs are never flagged
-            r = float(R[in_corr[a], in_corr[b]])
-            if not np.isfinite(r):
-                continue
-            sev = "warn" if abs(r) >= th.corr_warn else "info" if abs(r) >= th.corr_info else None
-            if sev is None:
-                continue
-            limit = th.corr_warn if sev == "warn" else th.corr_info
-            pair = "task×task" if roles[a] == roles[b] == "task" else "task×confound"
-            findings.append(codes.CORRELATION_HIGH.finding(
-                severity=sev,
-                title=f"{a} and {b} are correlated (r = {r:.2f})",
-                message=(
-                    f"Pearson r between {a} and {b} is {r:.3f} ({pair}); |r| ≥ {limit:g} "
-                    f"gives {sev}. Variance they share cannot be attributed to either one."
-                ),
-                evidence={
-                    "columns": [a, b], "r": r, "pair": pair, "threshold": limit,
-                    "corr_info": th.corr_info, "corr_warn": th.corr_warn,
-                    "threshold_source": _source("corr_warn"),
-                },
-                score=abs(r) / th.corr_warn if th.corr_warn else abs(r),
-                fix=(
-                    "Jitter or reorder conditions in the task design, or, for a task×confound "
-                    "pair, reconsider that confound in confounds_strategy (task-locked motion "
-                    "removes task signal)."
-                    if pair == "task×confound" else
-                    "Correlated conditions are fine for differential contrasts between them; for "
-                    "single-condition contrasts check the cVIF of the contrast."
-                ),
-            ))
+        findings.append(codes.CONDITION_BLOCK_BEWARE.finding(
+            severity="warn" if name == "task" else "info",
+            title=f"The {name} block of the design is ill-conditioned",
+            message=(f"The {name} block ({blk['n_columns']} columns: {', '.join(blk['columns'][:6])}"
+                     + (", ..." if blk["n_columns"] > 6 else "") + "): " + "; ".join(bad) + "."),
+            evidence={"block": name, **{k: v for k, v in blk.items() if k != "columns"},
+                      "threshold": AFNI_CONDITION_SCALE[-1][0], "fsl_threshold": FSL_SV_RATIO,
+                      "threshold_source": "AFNI 3dDeconvolve/3dREMLfit check_matrix_condition; FSL feat_model"},
+            score=5.0 if name == "task" else 0.5))
 
     if np.isfinite(cond):
         sev = _severity(cond, th.cond_warn, th.cond_fail, strict=True)
@@ -421,4 +607,6 @@ def assess_collinearity(  # noqa: C901
     return CollinearityResult(
         vif=vif, correlation=corr, condition_number=cond, rank=rank,
         n_columns=n_cols, regularized=bool(regularized), findings=tuple(findings),
+        correlation_pairs=tuple(pairs), condition_blocks=blocks,
+        correlation_tiers={"medium": th.corr_info, "high": th.corr_warn, "identical": 1 - IDENTICAL_TOL},
     )

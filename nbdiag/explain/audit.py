@@ -88,6 +88,7 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     drift = assess_drift(design, roles, context, vectors, th)
     base, signals = core_signals(design, roles, context, th)
     rt = assess_rt(design, roles, context, vectors, th)
+    reviewer = _reviewer_numbers(design, roles, context, th, coll.rank)  # AFNI/FSL reviewers' numbers (issue 23)
     measured = None
     if context.measured_signals is not None:
         measured = measure_signals(context.measured_signals, design, vectors, base.scan_classes,
@@ -98,7 +99,8 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
                                    extra_families=_extra_families(design, roles, vectors, drift, base, th),
                                    algebra=alg, noise=noise)
     all_found: list[Finding] = (list(cset.findings) + list(coll.findings) + list(conf.findings)
-                                + list(drift.findings) + list(base.findings) + list(rt.findings))
+                                + list(drift.findings) + list(base.findings) + list(rt.findings)
+                                + [f for r in reviewer.values() for f in r.findings])
     unmod_types = tuple(sorted(set(context.unmodeled_events["trial_type"].astype(str)))) \
         if context.unmodeled_events is not None and len(context.unmodeled_events) else ()
     task_cols = [i for i, c in enumerate(design.columns) if roles.get(c) == "task"]
@@ -162,7 +164,7 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
                           recommended_cutoff_s=getattr(drift, "recommended_cutoff_s", None), signals=signals)
     diagnostics = {"collinearity": jsonable(coll.to_dict()), "drift": jsonable(drift.to_dict()),
                    "confounds": jsonable(conf.to_dict()), "baseline": jsonable(base.to_dict()),
-                   "rt": jsonable(rt.to_dict())}
+                   "rt": jsonable(rt.to_dict()), **{k: jsonable(r.to_dict()) for k, r in reviewer.items()}}
     measured_sec = None
     if measured is not None:
         measured_sec = jsonable({**measured.signals_dict(), "noise_model": context.noise_model,
@@ -170,6 +172,17 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
                                            "reason": noise.reason or None}})
     return DesignAudit(diagnostics=diagnostics, contrasts=jsonable(contrast_sec), whatif=whatif,
                        findings=findings, status=status_from_findings(findings), measured=measured_sec)
+
+
+def _reviewer_numbers(design: pd.DataFrame, roles: Mapping[str, str], context: DesignContext,
+                      th: Thresholds, rank: int | None = None) -> dict[str, Any]:
+    """Censoring and motion per condition (record ``diagnostics.censoring`` / ``diagnostics.motion``)."""
+    from nbdiag.diagnostics.censoring import assess_censoring, prepare
+    from nbdiag.diagnostics.motion import assess_motion
+
+    prepared = prepare(design, roles, context)
+    return {"censoring": assess_censoring(design, roles, context, th, rank=rank, prepared=prepared),
+            "motion": assess_motion(design, roles, context, th, prepared=prepared)}
 
 
 def _measured_global(section: Mapping[str, Any]) -> float | None:

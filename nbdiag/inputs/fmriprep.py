@@ -45,6 +45,9 @@ class ConfoundsResult:
         Other volumes the sample mask removes (scrubbing / motion outliers).
     warnings : tuple of str
         nilearn warnings raised while loading.
+    motion : mapping or None
+        The raw ``framewise_displacement`` / ``std_dvars`` / ``dvars`` columns present in the
+        file (:func:`raw_motion`); ``None`` when no confounds file was read.
     signals : mapping
         The raw ``global_signal``, ``csf`` and ``white_matter`` columns (one
         value per volume, scanner units) when present, for the measured
@@ -58,6 +61,7 @@ class ConfoundsResult:
     scrub_volumes: tuple[int, ...] = ()
     warnings: tuple[str, ...] = field(default_factory=tuple)
     signals: dict[str, np.ndarray] = field(default_factory=dict)
+    motion: dict[str, np.ndarray] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +94,16 @@ def raw_signals(raw: pd.DataFrame) -> dict[str, np.ndarray]:
             values = pd.to_numeric(raw[col], errors="coerce").to_numpy(dtype=float)
             out[col] = values
     return out
+
+
+#: fMRIPrep's motion summary columns (motion per condition, :mod:`nbdiag.diagnostics.motion`)
+MOTION_COLUMNS = ("framewise_displacement", "std_dvars", "dvars")
+
+
+def raw_motion(raw: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The motion summary columns of a confounds table present in it (first row NaN as fMRIPrep writes it)."""
+    return {col: pd.to_numeric(raw[col], errors="coerce").to_numpy(dtype=float)
+            for col in MOTION_COLUMNS if col in raw.columns}
 
 
 def read_raw_confounds(path: Path, limits: Limits | None = None, usecols: list[str] | None = None) -> pd.DataFrame:
@@ -209,7 +223,7 @@ def _select_columns(header: list[str], kwargs: dict[str, Any], json_path: str) -
                 used.update(map(str, loaded.columns))
     except Exception:  # noqa: BLE001 - private nilearn API changed, or a sidecar problem: read everything
         return None
-    extra = {"framewise_displacement", "std_dvars", *SIGNAL_COLUMNS}  # + the measured signals (raw_signals)
+    extra = {*MOTION_COLUMNS, *SIGNAL_COLUMNS}  # + the measured signals (raw_signals)
     return [c for c in header if c in used or c in extra or OUTLIER_PATTERN.search(c)]
 
 
@@ -459,4 +473,4 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
         scrub = ()
     return ConfoundsResult(confounds=confounds, sample_mask=None if sample_mask is None else np.asarray(sample_mask),
                            raw_columns=raw_columns, nonsteady_volumes=nss, scrub_volumes=scrub,
-                           warnings=tuple(caught), signals=raw_signals(raw))
+                           warnings=tuple(caught), signals=raw_signals(raw), motion=raw_motion(raw))

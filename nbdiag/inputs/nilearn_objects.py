@@ -41,7 +41,7 @@ from nbdiag.inputs.bids import (
     bids_entities_of,
     read_n_scans,
 )
-from nbdiag.inputs.fmriprep import NSS_PATTERN, raw_signals, read_raw_confounds
+from nbdiag.inputs.fmriprep import NSS_PATTERN, raw_motion, raw_signals, read_raw_confounds
 
 #: ``FirstLevelModel`` attributes that shape the design, with their ``ModelSettings`` name.
 DESIGN_ATTRIBUTES = ("t_r", "slice_time_ref", "hrf_model", "drift_model", "high_pass", "drift_order",
@@ -77,6 +77,8 @@ class GivenRun:
     fitted_design : DataFrame or None
         ``model.design_matrices_[i]`` when the model is already fitted.
     notes : list of str
+    raw_motion : dict or None
+        ``framewise_displacement`` / ``std_dvars`` / ``dvars`` of that file (motion per condition).
     raw_signals : dict
         ``global_signal`` / ``csf`` / ``white_matter`` of that file, for the measured
         diagnostics (as :func:`nbdiag.inputs.fmriprep.raw_signals`).
@@ -93,6 +95,7 @@ class GivenRun:
     fitted_design: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
     raw_signals: dict[str, np.ndarray] = field(default_factory=dict)
+    raw_motion: dict[str, np.ndarray] | None = None
 
 
 def _plain(value: Any) -> Any:
@@ -355,7 +358,8 @@ def given_runs(model: Any, run_imgs: Any, events: Any, confounds: Any = None, sa
                 given.raw_confound_columns, given.nonsteady_volumes = cols, nss
                 if found is not None:
                     run.confounds = Path(found)
-                    given.raw_signals = raw_signals(read_raw_confounds(Path(found)))
+                    raw_table = read_raw_confounds(Path(found))
+                    given.raw_signals, given.raw_motion = raw_signals(raw_table), raw_motion(raw_table)
                     if nss:
                         given.notes.append(f"fMRIPrep flags volumes {list(nss)} as non-steady-state in "
                                            f"{Path(found).name} (read for that column only)")

@@ -388,7 +388,8 @@ def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, 
 def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame, signoff: pd.DataFrame,
                         output_path: str | Path, fail_on: str = "fail", deciding: Sequence[str] | None = None,
                         incomplete: pd.DataFrame | None = None, attribution: pd.DataFrame | None = None,
-                        summary: Mapping[str, Any] | None = None) -> Path:
+                        summary: Mapping[str, Any] | None = None,
+                        reviewer_outliers: Sequence[Mapping[str, Any]] | None = None) -> Path:
     """Render ``group.html`` from run records.
 
     Parameters
@@ -412,6 +413,9 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
     summary : dict, optional
         Across-subject numbers (:func:`nbdiag.group_summary.summarise` of ``records``): the
         subjects contributing to each part and the predicted bias per unmodelled signal.
+    reviewer_outliers : sequence of dict, optional
+        ``nbdiag.group_outliers.outlier_sections`` (group/nbdiag_outliers.tsv by metric), shown
+        by the partial ``_outliers.j2``.
 
     Returns
     -------
@@ -427,6 +431,7 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
     ctx["incomplete"] = [] if incomplete is None else incomplete.fillna("").to_dict("records")
     ctx["attribution_sentences"] = attribution_sentences(attribution) if attribution is not None else {}
     ctx["attribution_rows"] = [] if attribution is None else attribution.to_dict("records")
+    ctx["reviewer_outliers"] = list(reviewer_outliers or [])
     from nbdiag.report.group_verdict import verdict_rows
     from nbdiag.report.words import code_words, source_words, term
 

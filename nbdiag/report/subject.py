@@ -329,6 +329,57 @@ def _status(record: Mapping[str, Any]) -> str:
     return s if s in _STATUS_ORDER else "error"
 
 
+def _censor_text(mask: Mapping[str, Any]) -> str:
+    parts = [f"{name} {fmt_pct(c.get('fraction'))}" for name, c in (mask.get("conditions") or {}).items()]
+    parts.append(f"baseline {fmt_pct(_get(mask, 'baseline', 'fraction'))}")
+    parts.append(f"run {fmt_pct(_get(mask, 'run', 'fraction'))} ({fmt_num(_get(mask, 'run', 'n_censored'))} scans)")
+    return ", ".join(parts) + f"; dof left {fmt_num(mask.get('dof_left'))}"
+
+
+def reviewer_keynums(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Key-number rows with AFNI/FSL reviewers' numbers (censoring and motion per condition,
+    correlation tiers, condition numbers by block); empty for records without them."""
+    diag = record.get("diagnostics") or {}
+    rows: list[tuple[str, str]] = []
+    masks = _get(diag, "censoring", "masks", default={}) or {}
+    if masks.get("applied"):
+        rows.append(("censored per condition (mask applied)", _censor_text(masks["applied"])))
+    if masks.get("load_confounds") and not masks["load_confounds"].get("applied"):
+        rows.append(("censored per condition if load_confounds' mask were applied",
+                     _censor_text(masks["load_confounds"])))
+    motion = diag.get("motion") or {}
+    for col, s in (motion.get("series") or {}).items():
+        means = s.get("mean") or {}
+        parts = [f"{k} {fmt_num(v)}" for k, v in (means.get("conditions") or {}).items()]
+        parts.append(f"baseline {fmt_num(means.get('baseline'))}")
+        r = {k: v for k, v in (s.get("r") or {}).items() if isinstance(v, (int, float))}
+        if r:
+            top = max(r, key=lambda k: abs(r[k]))
+            parts.append(f"largest |r| with a task regressor {fmt_num(r[top])} ({top})")
+        rows.append((f"mean {col} per condition", ", ".join(parts)))
+    if motion.get("missing") and motion.get("source"):
+        rows.append(("motion columns missing", ", ".join(map(str, motion["missing"]))))
+    coll = diag.get("collinearity") or {}
+    pairs = [p for p in coll.get("correlation_pairs") or [] if isinstance(p, Mapping)]
+    if "correlation_pairs" in coll:
+        tiers = {t: sum(p.get("tier") == t for p in pairs) for t in ("identical", "high", "medium")}
+        drift = [p for p in pairs if p.get("pair") == "task×drift"]
+        text = ", ".join(f"{n} {t}" for t, n in tiers.items() if n) or "none ≥ medium"
+        if drift:
+            text += "; task×drift: " + ", ".join(f"{'×'.join(p['columns'])} {fmt_num(p.get('r'))}" for p in drift[:3])
+        rows.append(("correlation tiers (AFNI)", text))
+    blocks = coll.get("condition_blocks") or {}
+    if blocks:
+        parts = [f"{name} {fmt_num(b.get('afni_condition'))} {b.get('afni_rating') or ''}".strip()
+                 + (f" ({b['n_near_zero']} near-zero)" if b.get("n_near_zero") else "")
+                 for name, b in blocks.items() if b.get("n_columns")]
+        fsl = _get(blocks, "whole", "fsl_sv_ratio")
+        rows.append(("condition number by block (AFNI)", ", ".join(parts)
+                     + f"; FSL s_min/s_max {fmt_num(fsl)}" + (" < 1e-7" if _get(blocks, "whole", "fsl_rank_deficient")
+                                                               else "")))
+    return rows
+
+
 def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | None,
                   with_figures: bool) -> dict[str, Any]:
     from nbdiag.report.summary import contrast_status, size_basis
@@ -388,7 +439,7 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
         _baseline_epochs(record, base),
         ("residual dof", fmt_num(_get(record, "diagnostics", "confounds", "dof"))),
         ("sample mask applied", "yes" if sm.get("applied") else ("no" if sm else "n/a")),
-    ]
+    ] + reviewer_keynums(record)
     figs = _figures(record, design) if with_figures and _status(record) != "error" else {}
     whatif = []
     for wi in record.get("whatif") or []:
