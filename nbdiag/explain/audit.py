@@ -92,7 +92,8 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     if context.measured_signals is not None:
         measured = measure_signals(context.measured_signals, design, vectors, base.scan_classes,
                                    rows=context.scan_index, nonsteady_volumes=context.nonsteady_volumes,
-                                   noise_model=context.noise_model, algebra=alg)
+                                   noise_model=context.noise_model, algebra=alg,
+                                   scrub_volumes=() if context.sample_mask_applied else context.scrub_volumes)
     noise = noise_level(design, context, measured=measured)
     sens = sensitivity_by_contrast(design, vectors, signals, th, context,
                                    extra_families=_extra_families(design, roles, vectors, drift, base, th),
