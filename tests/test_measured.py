@@ -124,7 +124,7 @@ def test_nilearn_scale_and_noise_model_check():
         check_noise_model("gls")
 
 
-def _study_records(n_subjects=20, seed=11):
+def _study_records(n_subjects=20, seed=11, bright=True):
     """A simulated study: per subject, a global signal with bright first volumes (varying size) and noise."""
     from nbdiag.diagnostics.sensitivity import assess_sensitivity, signal_library
     from dataclasses import replace
@@ -137,7 +137,7 @@ def _study_records(n_subjects=20, seed=11):
     records, true_nss, true_total = [], [], []
     for i in range(n_subjects):
         base = 500.0 + 20 * rng.standard_normal()
-        excess = np.array([40.0, 12.0, 4.0]) * (1 + 0.3 * rng.standard_normal())
+        excess = np.array([40.0, 12.0, 4.0]) * (1 + 0.3 * rng.standard_normal()) * (1.0 if bright else 0.0)
         s = base * (1 + 0.003 * rng.standard_normal(N))
         s[list(NSS)] = base * (1 + excess / 100.0)
         res = measure_signals({"global_signal": s}, X, vectors, classes, nonsteady_volumes=NSS, noise_model="ols")
@@ -187,9 +187,36 @@ def test_group_attribution_recovers_simulated_nonsteady_share():
     assert classes["mean"].sum() == pytest.approx(total["mean"], abs=1e-9)
     sentence = attribution_sentences(table)["default"]
     assert sentence.startswith("Across 20 subjects the global signal's zero_back estimate is −")
-    assert "the non-steady-state volumes contribute" in sentence
-    assert f"{100 * row['share']:.0f} %" in sentence
+    # the first (and only) cause named is the flagged volumes, with the mean and t of their part
+    first = sentence.split(".")[0] + "." + sentence.split(".")[1]
+    mean_txt = f"{row['mean']:+.2f} %".replace("-", "−")
+    t_txt = f"t = {row['t']:.1f}".replace("-", "−")
+    assert f"the non-steady-state volumes contribute {mean_txt} ({t_txt}, {100 * row['share']:.0f} % of it)" \
+        in sentence, sentence
+    assert "fixation" not in sentence and "zero_back scans" not in first   # the model's own terms are no answer
     assert "two_back − zero_back:" in sentence
+    assert z.loc["measured:global_signal:nonsteady", "kind"] == "cause"
+    assert z.loc["measured:global_signal:nonsteady", "distinct"]
+    assert z.loc["measured:global_signal:fixation", "kind"] == "term"
+    assert z.loc["measured:global_signal:total", "kind"] == "total"
+
+
+def test_group_attribution_clean_study_names_no_cause():
+    from nbdiag.group_attribution import attribution_table
+    from nbdiag.report.attribution import attribution_sentences
+
+    records, _, _ = _study_records(bright=False)
+    table = attribution_table(records)
+    causes = table[(table.kind == "cause") & table.distinct]
+    assert causes.empty, causes
+    sentence = attribution_sentences(table)["default"]
+    assert "contribute" not in sentence
+    assert ("it comes from the conditions themselves" in sentence
+            or "no cause in the design moves it" in sentence), sentence
+    # not distinct totals: no share anywhere
+    tot = table[table.kind == "total"]
+    if not tot.distinct.any():
+        assert table.share.isna().all()
 
 
 def test_measure_and_noise_model_settings():
