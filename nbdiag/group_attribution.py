@@ -38,8 +38,9 @@ unmodelled events, short gaps, run edges — or a ``predicted:`` row) or
 the ``reference`` remainder). The record's ``by_class_kind`` decides when given.
 
 ``distinct`` says whether the row is distinguishable from zero across
-subjects: ``n ≥ 2`` and ``|t| ≥ max(2, t_{0.975, n−1})`` (two-sided 5 % level of
-the one-sample t test, never below the run-level rule ``|t| ≥ 2``). Predicted
+subjects: ``n ≥ 2`` and ``|t| ≥ max(3, t_{0.975, n−1})`` (two-sided 5 % level of
+the one-sample t test, never below the run-level rule ``|t| ≥ 3``, which allows for the
+several cause parts tested per contrast). Predicted
 rows are never ``distinct``: they are nbdiag's predictions (sizes measured or
 assumed), not measurements, and an assumed size is the same in every subject.
 """
@@ -63,12 +64,13 @@ CAUSE_CLASSES = ("nonsteady", "transient", "high_motion", "unmodeled_event", "sh
 #: Columns of ``nbdiag_attribution.tsv``, in order (DESIGN §9; ``kind``, ``distinct``: §10).
 COLUMNS = ["variant", "contrast", "source", "n_subjects", "mean", "sem", "t", "share", "kind", "distinct"]
 
-#: The run-level rule for "distinguishable from zero" (``|t| >= 2``), the floor of the group rule.
-DISTINCT_T = 2.0
+#: The run-level rule for "distinguishable from zero" (``|t| >= 3``, as
+#: ``nbdiag.diagnostics.measured.DISTINCT_T``), the floor of the group rule.
+DISTINCT_T = 3.0
 
 
 def distinct_threshold(n: int) -> float:
-    """``max(2, t_{0.975, n-1})``: the |t| a mean over ``n`` subjects must reach (inf for n < 2)."""
+    """``max(3, t_{0.975, n-1})``: the |t| a mean over ``n`` subjects must reach (inf for n < 2)."""
     if n < 2:
         return math.inf
     from scipy import stats

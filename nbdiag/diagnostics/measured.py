@@ -25,7 +25,8 @@ series ``s`` this module computes, with no file access:
     classes measured here (``transient``: unflagged volumes that stand out,
     :func:`detect_transients`; ``high_motion``: volumes scrubbing would censor,
     still in the model). ``r`` is the signal's *steady baseline level*
-    (:func:`reference_rows`): the median of ``y`` over the implicit-baseline
+    (:func:`reference_rows`): the median of ``y − f`` (``f`` the conditions' fitted
+    response, below; ``y`` itself without task columns) over the implicit-baseline
     (``fixation``) scans, i.e. scans whose task regressors are ~0, that are
     neither flagged non-steady, nor detected transients, nor high-motion; when
     fewer than ``MIN_REFERENCE_SCANS`` such scans exist, over every scan that is
@@ -36,6 +37,13 @@ series ``s`` this module computes, with no file access:
     model has a constant the contrast does not weight; otherwise the remainder
     ``r Σ w_k`` is its own part, ``reference`` (and ``reference.remainder``
     says so),
+  - a *cause* part is the deviation beyond the steady level **and** beyond the
+    conditions' fitted response: ``Σ_{k∈class} w_k (y_k − r − f_k)``, ``f = X_T β̂_T``
+    the OLS fit of the task columns (``task_columns``), so that a block's HRF
+    tail reaching a gap is not read as a gap effect; what the conditions' response
+    contributes in the cause scans, ``Σ_{k∈causes} w_k f_k``, is its own term part,
+    ``condition_spillover``. The parts still sum to the estimate and are still
+    invariant to a constant (``f`` does not depend on one),
   - ``by_class_se`` / ``by_class_t`` — standard error of each part from the
     signal's residual noise (``residual_sd_percent`` = σ, white noise):
     ``σ sqrt(Σ_{class} w_k² + (Σ_{class} w_k)² π / (2 n_ref))`` (the second term
@@ -81,8 +89,14 @@ CAUSE_CLASSES = ("nonsteady", "transient", "high_motion", "unmodeled_event", "sh
 #: Name of the remainder part ``r Σ w`` (a model without a constant).
 REFERENCE_PART = "reference"
 
-#: A part is distinguishable from zero when ``|t| >= DISTINCT_T`` (about the two-sided 5 % level).
-DISTINCT_T = 2.0
+#: Name of the term part holding the conditions' fitted response in the cause scans (HRF tails).
+SPILL_PART = "condition_spillover"
+
+#: A part is distinguishable from zero when ``|t| >= DISTINCT_T``. Not 2: a run has up to six cause
+#: classes per contrast and a few contrasts, so ``|t| >= 2`` (5 % two-sided per part) would name a
+#: spurious cause in a large share of clean runs; 3 keeps the family-wise rate near 5 % over ~15 parts
+#: (Bonferroni: 0.05 / 15 -> z = 2.94) and leaves room for the autocorrelation the white-noise SE ignores.
+DISTINCT_T = 3.0
 
 #: Fewest implicit-baseline scans for the steady level ``r``; below it every steady scan is used.
 MIN_REFERENCE_SCANS = 5
@@ -238,7 +252,7 @@ class ContrastMeasure:
                 "by_class_kind": opt(self.by_class_kind), "note": self.note}
 
     def causes(self) -> list[tuple[str, float, float | None, float | None]]:
-        """``(class, part, se, t)`` of the cause parts distinguishable from zero (``|t| >= DISTINCT_T``),
+        """``(class, part, se, t)`` of the cause parts distinguishable from zero (``|t| >= DISTINCT_T``, 3),
         largest ``|part|`` first."""
         out = []
         for k, v in (self.by_class or {}).items():
@@ -261,6 +275,8 @@ class MeasuredResult:
     signals: Mapping[str, SignalSummary] = field(default_factory=dict)
     contrasts: Mapping[str, Mapping[str, ContrastMeasure]] = field(default_factory=dict)
     missing: tuple[str, ...] = ()
+    #: signal -> design column -> (OLS coefficient of the column in the signal, its SE), % per unit
+    loadings: Mapping[str, Mapping[str, tuple[float, float]]] = field(default_factory=dict)
 
     def signals_dict(self) -> dict[str, Any]:
         return {"signals": {k: v.to_dict() for k, v in self.signals.items()}, "missing": list(self.missing)}
@@ -352,7 +368,8 @@ def _ar_coef(resid: np.ndarray, order: int, bins: int = 100) -> np.ndarray:
 
 def _fit_noise_model(y: np.ndarray, X: np.ndarray, P: np.ndarray, rank: int, vectors: Mapping[str, np.ndarray],
                      noise_model: str, masks: Mapping[str, np.ndarray], ref: float = 0.0,
-                     remainder: Mapping[str, bool] | None = None) -> dict[str, tuple[float, float, float, dict]]:
+                     remainder: Mapping[str, bool] | None = None,
+                     spill: np.ndarray | None = None) -> dict[str, tuple[float, float, float, dict]]:
     """Per contrast ``(estimate, se, t, by_class)`` of nilearn's ``run_glm`` + ``compute_contrast``
     on one series: the same steps (OLS residuals -> Yule-Walker AR coefficient, binned as
     ``run_glm`` bins it -> ``ARModel`` whitening, ``pinv`` of the whitened design, dispersion
@@ -383,8 +400,15 @@ def _fit_noise_model(y: np.ndarray, X: np.ndarray, P: np.ndarray, rank: int, vec
     wres = wy - WX @ beta
     dof = X.shape[0] - X.shape[1]  # nilearn's OLSModel.fit: n - columns, not n - rank
     yr = y - ref
-    P_y = {k: (np.where(m, yr, 0.0) if whiten is None else _whiten(np.where(m, yr, 0.0), whiten))
-           for k, m in masks.items()}
+    f = np.zeros_like(y) if spill is None else spill
+    cause_rows = np.zeros(y.shape, dtype=bool)
+    for k, m in masks.items():
+        if k in CAUSE_CLASSES:
+            cause_rows |= m
+    vals = {k: np.where(m, yr - f if k in CAUSE_CLASSES else yr, 0.0) for k, m in masks.items()}
+    if spill is not None and cause_rows.any():
+        vals[SPILL_PART] = np.where(cause_rows, f, 0.0)
+    P_y = {k: (v if whiten is None else _whiten(v, whiten)) for k, v in vals.items()}
     ones = np.ones_like(y) if whiten is None else _whiten(np.ones_like(y), whiten)
     dispersion = float(wres @ wres) / dof if dof > 0 else float("nan")
     out = {}
@@ -395,8 +419,7 @@ def _fit_noise_model(y: np.ndarray, X: np.ndarray, P: np.ndarray, rank: int, vec
         var = float(row @ row) * dispersion
         se = float(np.sqrt(var)) if var >= 0 else float("nan")
         t = est / max(se, np.finfo(float).tiny) if np.isfinite(se) else float("nan")
-        parts = {k: float(row @ (P_y[k]))
-                 for k, m in masks.items()}
+        parts = {k: float(row @ v) for k, v in P_y.items()}
         if (remainder or {}).get(name):
             parts[REFERENCE_PART] = float(ref * (row @ ones))
         out[name] = (est, se, float(t), parts)
@@ -417,7 +440,8 @@ def reference_rows(classes: np.ndarray) -> tuple[np.ndarray, str]:
 def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
                     vectors: Mapping[str, np.ndarray], scan_classes: Sequence[str],
                     rows: Sequence[int] | None = None, nonsteady_volumes: Sequence[int] = (),
-                    noise_model: str = "ar1", algebra=None, scrub_volumes: Sequence[int] = ()) -> MeasuredResult:
+                    noise_model: str = "ar1", algebra=None, scrub_volumes: Sequence[int] = (),
+                    task_columns: Sequence[str] = ()) -> MeasuredResult:
     """Measure every signal against every contrast (see the module doc).
 
     Parameters
@@ -442,6 +466,9 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
     scrub_volumes : sequence of int
         Volumes scrubbing / ``motion_outlier*`` columns would censor (original indices); those
         still in the design are the ``high_motion`` class.
+    task_columns : sequence of str
+        The conditions' design columns: their fitted response is taken out of the cause parts
+        (``condition_spillover``; none when empty).
 
     Returns
     -------
@@ -461,6 +488,7 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
         raise ValueError(f"scan_classes must have one entry per design row ({n}); got {len(scan_classes)}")
     X = design.to_numpy(dtype=float)
     cols = [str(c) for c in design.columns]
+    task_idx = [i for i, c in enumerate(cols) if c in set(map(str, task_columns))]
     flagged = set(int(v) for v in nonsteady_volumes)
     scrubbed = set(int(v) for v in scrub_volumes) - flagged
     steady_rows = np.array([int(r) not in flagged for r in rows_arr], dtype=bool)
@@ -498,6 +526,7 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
     summaries: dict[str, SignalSummary] = {}
     per_contrast: dict[str, dict[str, ContrastMeasure]] = {name: {} for name in vectors}
     missing = []
+    loadings: dict[str, dict[str, tuple[float, float]]] = {}
     for sig in MEASURED_SIGNALS:
         if sig not in signals or signals[sig] is None:
             missing.append(sig)
@@ -511,10 +540,13 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
         keep = [i for i, c in enumerate(cols) if c not in own]
         rsd = None
         ref = None
+        spill = None
         if np.isfinite(y).all():
             rsd = residual_sd(y, X, steady_rows, pinv, rank) if not own else residual_sd(y, X[:, keep], steady_rows)
+            if task_idx and not own:
+                spill = X[:, task_idx] @ (pinv[task_idx] @ y)   # the conditions' fitted response at every row
             if ref_rows.any():
-                ref = float(np.median(y[ref_rows]))
+                ref = float(np.median((y if spill is None else y - spill)[ref_rows]))
         reference = None if ref is None else {
             "value": ref, "definition": ref_def, "n_scans": int(ref_rows.sum()),
             "remainder": sorted(k for k, on in remainder.items() if on)}
@@ -530,15 +562,31 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
             for name in vectors:
                 per_contrast[name][sig] = ContrastMeasure(sig, noise_model, note=f"{sig} has missing values")
             continue
-        fits = _fit_noise_model(y, X, pinv, rank, vectors, noise_model, masks, ref, remainder)
+        fits = _fit_noise_model(y, X, pinv, rank, vectors, noise_model, masks, ref, remainder, spill)
+        if sig == "global_signal" and rsd is not None:
+            beta = pinv @ y
+            se_b = rsd * np.sqrt((pinv ** 2).sum(axis=1))
+            loadings[sig] = {c: (float(beta[i]), float(se_b[i])) for i, c in enumerate(cols)}
         yr = y - ref
+        # cause classes: the deviation beyond the steady level *and* beyond the conditions' fitted response
+        # (an HRF tail reaching a gap is the condition's, not the gap's); terms: the deviation itself
+        is_cause = np.array([k in CAUSE_CLASSES for k in order], dtype=bool)
         parts_all = M.T @ (W * yr[:, None]) if order else np.zeros((0, len(names)))
+        spill_part = None
+        if spill is not None and is_cause.any():
+            cause_rows = M[:, is_cause].sum(axis=1) > 0
+            sw = M.T @ (W * spill[:, None])
+            parts_all = parts_all - np.where(is_cause[:, None], sw, 0.0)
+            spill_part = (W * np.where(cause_rows, spill, 0.0)[:, None]).sum(axis=0)
         sigma = rsd if rsd is not None and np.isfinite(rsd) else float("nan")
         se_all = sigma * np.sqrt(sum_w2 + sum_w ** 2 * (np.pi / (2.0 * n_ref)))
         for j, name in enumerate(names):
             w = weights[name]
             by_class = {k: float(parts_all[i, j]) for i, k in enumerate(order)}
             by_se = {k: _finite(se_all[i, j]) for i, k in enumerate(order)}
+            if spill_part is not None:
+                by_class[SPILL_PART] = float(spill_part[j])
+                by_se[SPILL_PART] = None
             if remainder[name]:
                 by_class[REFERENCE_PART] = float(ref * w.sum())
                 by_se[REFERENCE_PART] = None
@@ -548,7 +596,7 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
                 sig, noise_model, estimate_ols=float(w @ y), estimate=est, se=se, t=t,
                 by_class=by_class, by_class_estimate=parts, by_class_se=by_se, by_class_t=by_t,
                 by_class_kind={k: class_kind(k) for k in by_class})
-    return MeasuredResult(signals=summaries, contrasts=per_contrast, missing=tuple(missing))
+    return MeasuredResult(signals=summaries, contrasts=per_contrast, missing=tuple(missing), loadings=loadings)
 
 
 def _finite(v: float) -> float | None:

@@ -59,6 +59,7 @@ from nbdiag import codes
 #: Which cause claims which sensitivity source family, in priority order.
 CLAIMS: dict[str, tuple[str, ...]] = {
     "nonsteady": (codes.NONSTEADY_UNHANDLED.code,),
+    "transient": (codes.TRANSIENT_UNFLAGGED.code,),
     "unmodeled": (codes.BASELINE_UNMODELED_EVENTS.code,),
     "short_gaps": (codes.BASELINE_SHORT_GAPS.code, codes.BASELINE_MODELED_REST.code),
     "pre_block": (codes.BASELINE_SHORT_GAPS.code, codes.BASELINE_MODELED_REST.code),
@@ -73,11 +74,11 @@ CLAIMS: dict[str, tuple[str, ...]] = {
 }
 
 #: Run-level codes that are copied to the contrasts they bias.
-RUN_CAUSES = (codes.NONSTEADY_UNHANDLED.code, codes.SCRUB_NOT_APPLIED.code, codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code,
+RUN_CAUSES = (codes.NONSTEADY_UNHANDLED.code, codes.TRANSIENT_UNFLAGGED.code, codes.SCRUB_NOT_APPLIED.code, codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code,
               codes.RT_REGRESSOR_OVERLAP.code, codes.CONFOUND_TASK_CORRELATED.code, codes.TR_MISMATCH.code)
 
 #: Codes of causes that bias an estimate (the rest only cost precision).
-BIAS_CODES = (codes.NONSTEADY_UNHANDLED.code, codes.SCRUB_NOT_APPLIED.code, codes.BASELINE_UNMODELED_EVENTS.code, codes.BASELINE_SHORT_GAPS.code,
+BIAS_CODES = (codes.NONSTEADY_UNHANDLED.code, codes.TRANSIENT_UNFLAGGED.code, codes.SCRUB_NOT_APPLIED.code, codes.BASELINE_UNMODELED_EVENTS.code, codes.BASELINE_SHORT_GAPS.code,
               codes.BASELINE_EDGE_CONCENTRATED.code, codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code, codes.RT_REGRESSOR_OVERLAP.code,
               codes.SENSITIVE_UNMODELED_SIGNAL.code, codes.CONFOUND_TASK_CORRELATED.code, codes.TR_MISMATCH.code, codes.DRIFT_OVERLAP.code)
 #: More specific baseline causes that ``baseline_scarce`` follows (first present wins).
@@ -85,6 +86,8 @@ SCARCE_BECAUSE = (codes.BASELINE_MODELED_REST.code, codes.BASELINE_EDGE_CONCENTR
 
 #: Score offset of a warn/fail bias cause (see the module doc).
 BIAS_TIER = 100.0
+#: Further offset of a warn/fail cause whose size is measured: an assumed size never outranks it.
+MEASURED_TIER = 1000.0
 
 #: Consequences that follow the cause explaining them.
 CONSEQUENCES = (codes.SENSITIVE_UNMODELED_SIGNAL.code, codes.CONTRAST_VARIANCE_INFLATED.code)
@@ -165,14 +168,37 @@ def _neutral_threshold(message: str) -> str:
     return _GIVES.sub(lambda m: f"(threshold {m.group(1)} {m.group(2)})", message)
 
 
+def _rank_sd(entry: Mapping[str, Any]) -> float:
+    """The σ that ranks an entry: the measured one when the size is measured, else |bias_sd|."""
+    v = entry.get("rank_sd")
+    return float(v) if v is not None and np.isfinite(v) else abs(_sd(entry))
+
+
+def _measured_basis(entry: Mapping[str, Any] | None) -> bool:
+    return entry is not None and entry.get("severity_basis") in ("measured", "measured_part")
+
+
 def bias_sentence(entry: Mapping[str, Any], name: str) -> str:
-    """"<Label> lowers|inflates <name> by x σ (+y %; size ..., σ ...)." for one sensitivity entry."""
+    """"<Label> lowers|inflates <name> by x σ (+y %; size ..., σ ...)." for one sensitivity entry.
+
+    A size measured as a part of the global signal is said as such; an assumed size is worded as a
+    hypothesis ("If the data held …, it would …")."""
     sd = _sd(entry)
     pct = entry.get("bias_percent", entry.get("bias"))
     size = entry.get("magnitude_source") or "assumed"
     sd_src = entry.get("sd_source") or "assumed: 1 % white noise per scan"
     word = "lowers" if (pct or 0.0) < 0 else "inflates"
     pct_txt = f"{float(pct):+.3g} %" if pct is not None else "n/a"
+    label = str(entry.get("label", entry.get("source", "a signal")))
+    if entry.get("severity_basis") == "measured_part":
+        mb, mt, msd = entry.get("measured_bias_percent"), entry.get("measured_t"), entry.get("measured_bias_sd")
+        tt = f"t = {float(mt):.1f}" if mt is not None and np.isfinite(mt) else "t n/a"
+        return (f"Measured in this run: {entry.get('measured_what', 'its part of the global signal')} moves {name} by "
+                f"{float(mb or 0):+.3g} % ({tt}; {abs(float(msd or 0)):.2f} σ, σ = residual of global_signal); "
+                f"an assumed size ({label}) would {word[:-1]} it by {abs(sd):.2f} σ.")
+    if entry.get("hypothesis"):
+        return (f"If the data held {label}, it would {word[:-1]} {name} by {abs(sd):.2f} σ ({pct_txt}; size "
+                f"assumed, not measured; σ {sd_src}).")
     return (f"{_cap(str(entry.get('label', entry.get('source', 'a signal'))))} {word} {name} by {abs(sd):.2f} σ "
             f"({pct_txt}; size {size}; σ {sd_src}).")
 
@@ -293,12 +319,15 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
         if copied and code not in (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code) and \
                 not any(abs(_sd(e)) > 0 for e in mine):
             continue  # the run-level cause does not touch this contrast
-        strong = [e for e in mine if e.get("structural", True) and abs(_sd(e)) >= th.sensitivity_warn]
+        strong = [e for e in mine if e.get("structural", True) and _entry_sev(e, th) in ("warn", "fail")]
         specific = [e for e in mine if e.get("structural", True)]
-        top = max(specific, key=lambda e: abs(_sd(e)), default=None)
+        top = max(specific, key=lambda e: (severity_rank(_entry_sev(e, th)), _measured_basis(e),
+                                           _rank_sd(e)), default=None)
         generic_top = max((e for e in mine if not e.get("structural", True)), key=lambda e: abs(_sd(e)), default=None)
-        score = max((abs(_sd(e)) * float(e.get("typical", 1.0)) for e in specific), default=0.0)
-        bias_sev = worst_severity(_sev_of_sd(abs(_sd(e)), th) for e in strong)
+        score = max((_rank_sd(e) * float(e.get("typical", 1.0)) for e in specific), default=0.0)
+        bias_sev = worst_severity(_entry_sev(e, th) for e in strong)
+        if strong and any(_measured_basis(e) for e in strong):
+            score += MEASURED_TIER
         ev = dict(f.evidence)
         if mine:
             ev["sensitivity"] = [_entry_evidence(e, th) for e in mine]

@@ -11,7 +11,7 @@ zero the sentence says that nothing in the design explains the estimate and
 that it comes from the conditions themselves.
 
 Tables without ``kind`` / ``distinct`` (older runs) are read with the same
-rules: the cause classes by name, distinct when ``|t| >= 2`` with at least two subjects.
+rules: the cause classes by name, distinct when ``|t| >= 3`` with at least two subjects.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _is_distinct(row: Any) -> bool:
     d = row.get("distinct") if hasattr(row, "get") else None
     if d is not None and not (isinstance(d, float) and math.isnan(d)):
         return str(d).lower() in ("true", "1", "1.0")
-    return _ok(row["t"]) and abs(float(row["t"])) >= 2.0 and int(row["n_subjects"]) >= 2
+    return _ok(row["t"]) and abs(float(row["t"])) >= 3.0 and int(row["n_subjects"]) >= 2
 
 
 def attribution_sentences(table: pd.DataFrame, signal: str = "global_signal") -> dict[str, str]:

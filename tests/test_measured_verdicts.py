@@ -1,0 +1,158 @@
+"""Issue 20: verdicts decided by what the run's own files show (simulated runs with known components).
+
+Each run is a small 4D image (voxels with their own baselines, the task response, noise); its
+``global_signal`` is the mean over the voxels per volume, as fMRIPrep computes it. The bias a
+component causes is proved by nilearn's own ``FirstLevelModel`` fit (``signal_scaling=0``, the
+scaling nbdiag measures in) of the global signal with and without the component.
+"""
+
+import sys
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from nback_scenarios import T_R, build, layout, white_motion  # noqa: E402
+
+from nbdiag.context import DesignContext
+from nbdiag.explain.audit import audit_design
+
+N = 300
+EV, _ = layout(N, between_fix=21.0)
+EV = EV[EV.onset < N * T_R - 20]
+KEEP = EV[EV.trial_type.isin(["zero_back", "two_back"])]
+HP = 0.004
+C = {"zero_back": "zero_back", "two_back - zero_back": "two_back - zero_back"}
+
+
+def _image(X, bright=None, seed=5, shape=(3, 3, 2)):
+    """Voxels: baseline × (1 + task response + noise) × (1 + bright[k]) for the bright volumes."""
+    rng = np.random.default_rng(seed)
+    nv = int(np.prod(shape))
+    base = 800.0 + 200.0 * rng.random(nv)
+    resp = 0.2 * X["zero_back"].to_numpy() + 0.6 * X["two_back"].to_numpy()   # percent
+    data = base[:, None] * (1 + resp[None, :] / 100 + 0.01 * rng.standard_normal((nv, N)))
+    if bright is not None:
+        data = data * (1 + np.asarray(bright)[None, :] / 100)
+    img = nib.Nifti1Image(data.reshape(*shape, N).astype(np.float64), np.eye(4))
+    return img
+
+
+def _global_signal(img):
+    """fMRIPrep's global_signal: the mean over the (brain) voxels of each volume."""
+    d = np.asarray(img.dataobj, dtype=float)
+    return d.reshape(-1, d.shape[-1]).mean(axis=0)
+
+
+def _nilearn(X, series, names):
+    """nilearn's OLS estimate of each contrast for a voxel holding ``series`` (signal_scaling=0)."""
+    from nilearn.glm.first_level import FirstLevelModel
+
+    img = nib.Nifti1Image(series.reshape(1, 1, 1, -1).astype(float), np.eye(4))
+    mask = nib.Nifti1Image(np.ones((1, 1, 1), dtype=np.int8), np.eye(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = FirstLevelModel(mask_img=mask, noise_model="ols", minimize_memory=False, t_r=T_R)
+        model.fit(img, design_matrices=[X])
+        return {c: float(model.compute_contrast(c, output_type="effect_size").get_fdata().ravel()[0]) for c in names}
+
+
+def _first_flag(audit, name):
+    flagged = [f for f in audit.findings if f.contrast == name and f.severity in ("warn", "fail")]
+    return flagged[0] if flagged else None
+
+
+def _bright(excess):
+    b = np.zeros(N)
+    b[: len(excess)] = excess
+    return b
+
+
+def test_unflagged_bright_first_volumes_named_first_with_the_nilearn_proved_bias():
+    X, roles = build(KEEP, N, high_pass=HP, confounds=white_motion(N))
+    clean_img = _image(X)
+    img = _image(X, bright=_bright([40.0, 8.0]))
+    gs, gs_clean = _global_signal(img), _global_signal(clean_img)
+    proved = {k: v - _nilearn(X, gs_clean, list(C))[k] for k, v in _nilearn(X, gs, list(C)).items()}
+    # the bright volumes read as baseline: zero_back is lowered (by far more than its noise); the
+    # differential barely moves (both conditions share the same baseline)
+    assert proved["zero_back"] < -0.1 and abs(proved["two_back - zero_back"]) < 0.01
+    ctx = DesignContext(t_r=T_R, events=KEEP, high_pass=HP, measured_signals={"global_signal": gs})
+    audit = audit_design(X, roles, ctx, C)
+    run = [f for f in audit.findings if f.code == "transient_unflagged" and f.contrast is None]
+    assert len(run) == 1 and [v["volume"] for v in run[0].evidence["volumes"]] == [0, 1]
+    assert "fMRIPrep flagged none of them" in run[0].message
+    diff = _first_flag(audit, "two_back - zero_back")
+    assert diff is None or diff.code != "transient_unflagged"      # it does not move the differential
+    for name in ("zero_back",):
+        top = _first_flag(audit, name)
+        assert top is not None and top.code == "transient_unflagged", (name, top)
+        assert top.evidence["magnitude_source"] == "measured:global_signal"
+        # the measured size is within 15 % of the bias nilearn's fit proves
+        assert abs(top.evidence["bias_percent"] - proved[name]) <= 0.15 * abs(proved[name]), (top.evidence, proved)
+        # and the measured decomposition names the same cause first
+        m = audit.contrasts[name]["measured"]["global_signal"]
+        causes = sorted(((abs(v), k) for k, v in m["by_class"].items() if m["by_class_kind"][k] == "cause"
+                         and m["by_class_t"][k] is not None and abs(m["by_class_t"][k]) >= 2), reverse=True)
+        assert causes[0][1] == "transient"
+        assert abs(m["by_class"]["transient"] - proved[name]) <= 0.15 * abs(proved[name])
+    # the same layout without the bright volumes: quiet
+    quiet = audit_design(X, roles, DesignContext(t_r=T_R, events=KEEP, high_pass=HP,
+                                                 measured_signals={"global_signal": gs_clean}), C)
+    assert not [f for f in quiet.findings if f.code == "transient_unflagged"]
+    for name in C:
+        assert _first_flag(quiet, name) is None, _first_flag(quiet, name)
+    assert quiet.status == "pass"
+    assert quiet.measured["signals"]["global_signal"]["transients"]["volumes"] == []
+
+
+def test_flagged_volume_with_one_percent_excess_never_fails_the_run():
+    X, roles = build(KEEP, N, high_pass=HP, confounds=white_motion(N))
+    gs = _global_signal(_image(X, bright=_bright([1.0])))
+    ctx = DesignContext(t_r=T_R, events=KEEP, high_pass=HP, nonsteady_volumes=(0,),
+                        raw_confound_columns=("non_steady_state_outlier00",),
+                        confounds_strategy=("motion", "non_steady_state"),
+                        measured_signals={"global_signal": gs})
+    audit = audit_design(X, roles, ctx, C)
+    run = next(f for f in audit.findings if f.code == "nonsteady_unhandled" and f.contrast is None)
+    assert run.severity == "warn" and "Harmless here" in run.message
+    assert run.evidence["measured_max_bias_sd"] < 0.5
+    assert audit.status != "fail"
+    assert not [f for f in audit.findings if f.severity == "fail"]
+    # the same volume 40 % brighter does fail, by its measured effect
+    gs40 = _global_signal(_image(X, bright=_bright([40.0])))
+    loud = audit_design(X, roles, DesignContext(t_r=T_R, events=KEEP, high_pass=HP, nonsteady_volumes=(0,),
+                                                raw_confound_columns=("non_steady_state_outlier00",),
+                                                confounds_strategy=("motion", "non_steady_state"),
+                                                measured_signals={"global_signal": gs40}), C)
+    run40 = next(f for f in loud.findings if f.code == "nonsteady_unhandled" and f.contrast is None)
+    assert run40.severity == "fail" and run40.evidence["measured_max_bias_sd"] >= 1.0
+    assert "Measured:" in run40.message
+
+
+def test_assumed_sizes_are_hypotheses_that_never_fail():
+    """A pre-block gap's assumed cue response: with a measured global signal holding no cue response,
+    the gap is no cause (info at most); without a measurement it is a hypothesis (warn at most)."""
+    ev, _ = layout(N, between_fix=10.4)
+    ev = ev[ev.onset < N * T_R - 20]
+    keep = ev[ev.trial_type.isin(["zero_back", "two_back"])]   # the INSTRUCTION screens are missing
+    X, roles = build(keep, N, high_pass=HP)
+    gs = _global_signal(_image(X))
+    measured = audit_design(X, roles, DesignContext(t_r=T_R, events=keep, high_pass=HP,
+                                                    measured_signals={"global_signal": gs}), C)
+    for name in C:
+        e = next(e for e in measured.contrasts[name]["sensitivity"] if e["source"] == "pre_block")
+        assert e["severity_basis"] == "measured_part" and e["severity"] in (None, "info")
+        f = _first_flag(measured, name)
+        assert f is None or f.code != "baseline_short_gaps", f
+    assumed = audit_design(X, roles, DesignContext(t_r=T_R, events=keep, high_pass=HP), C)
+    for f in assumed.findings:
+        ev_ = f.evidence
+        if ev_.get("hypothesis"):
+            assert f.severity != "fail"
+    sens = [e for name in C for e in assumed.contrasts[name]["sensitivity"]
+            if e["magnitude_source"] == "assumed" and not e["source"].startswith("tr:")]
+    assert sens and all(e["severity"] != "fail" for e in sens)
+    assert any(e["hypothesis"] for e in sens)
