@@ -302,8 +302,19 @@ def test_parts_have_a_fixed_reference_invariant_to_a_constant(monkeypatch):
         assert ma.by_class_kind["nonsteady"] == "cause" and ma.by_class_kind["fixation"] == "term"
         se = ma.by_class_se["nonsteady"]
         sig = a.signals["global_signal"].residual_sd_percent
-        assert se == pytest.approx(sig * np.sqrt((wv[list(NSS)] ** 2).sum() + wv[list(NSS)].sum() ** 2 * np.pi
-                                                 / (2 * ref["n_scans"])))
+        # independent: AR(1) correlation matrix built in full, ρ from the OLS residual (lstsq) on steady rows
+        e = y - X.to_numpy() @ np.linalg.lstsq(X.to_numpy(), y, rcond=None)[0]
+        ok = np.ones(N, dtype=bool)
+        ok[list(NSS)] = False
+        pair = ok[1:] & ok[:-1]
+        a_, b_ = e[1:][pair], e[:-1][pair]
+        rho = float(np.clip(a_ @ b_ / np.sqrt((a_ @ a_) * (b_ @ b_)), 0, 0.95))   # lag-1 autocorrelation
+        R = rho ** np.abs(np.subtract.outer(np.arange(N), np.arange(N)))
+        v = np.zeros(N)
+        v[list(NSS)] = wv[list(NSS)]
+        expect = sig * np.sqrt(v @ R @ v + wv[list(NSS)].sum() ** 2 * np.pi * (1 + rho)
+                               / (2 * ref["n_scans"] * (1 - rho)))
+        assert 0 < rho < 0.95 and se == pytest.approx(expect, rel=1e-6)
         assert ma.by_class_t["nonsteady"] == pytest.approx(ma.by_class["nonsteady"] / se)
     # bright first volumes are a distinct cause of zero_back, named first
     causes = a.contrasts["zero_back"]["global_signal"].causes()

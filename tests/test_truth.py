@@ -200,6 +200,12 @@ def test_conditions_tile_the_run_under_a_non_rest_name_plus_slow_drift():
         assert top.code == "baseline_scarce" and "no implicit baseline is left" in top.message
         assert abs(top.evidence["bias_sd"]) >= 0.5
     assert "Drop zero_back" not in " ".join(f.fix or "" for f in audit.findings)
+    # issue 20: the variance cause is a warning on the contrasts it hits, worded for what it does
+    for name in ("zero_back", "two_back"):
+        cv = next(f for f in audit.findings if f.code == "contrast_variance_inflated" and f.contrast == name)
+        assert cv.evidence["cvif"] >= 10 and cv.severity == "warn"
+        assert f"The sign of {name}'s estimate is unreliable" in cv.message
+        assert f"contrast VIF {cv.evidence['cvif']:.1f}" in cv.message
     drift = next(s for s in signal_library(X, roles, ctx) if s.source == "slow_drift").values
     y = truth(X, zero=0.3)
     e0, e1 = fit_effects(X, y, list(C)), fit_effects(X, y + 4.0 * drift, list(C))   # a 1 % drift (4 x 0.25 %)

@@ -45,9 +45,11 @@ series ``s`` this module computes, with no file access:
     ``condition_spillover``. The parts still sum to the estimate and are still
     invariant to a constant (``f`` does not depend on one),
   - ``by_class_se`` / ``by_class_t`` — standard error of each part from the
-    signal's residual noise (``residual_sd_percent`` = σ, white noise):
-    ``σ sqrt(Σ_{class} w_k² + (Σ_{class} w_k)² π / (2 n_ref))`` (the second term
-    is the uncertainty of ``r``, a median of ``n_ref`` scans), and ``part / se``,
+    signal's residual noise (``residual_sd_percent`` = σ) with its lag-1
+    autocorrelation ρ (of the OLS residual on steady rows, clipped to [0, 0.95]):
+    ``σ sqrt(vᵀ R v + (Σ_{class} w_k)² π (1 + ρ) / (2 n_ref (1 − ρ)))`` with
+    ``v = w`` on the class's rows, ``R_jk = ρ^|j−k|`` (AR(1)); the second term is
+    the uncertainty of ``r``, a median of ``n_ref`` scans; and ``part / se``,
   - ``by_class_kind`` — ``cause`` (``CAUSE_CLASSES``: something in the design or
     the data that is not a condition: flagged or unflagged transients,
     unmodelled events, pre-block and short gaps, high-motion volumes, run-edge
@@ -579,7 +581,9 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
             parts_all = parts_all - np.where(is_cause[:, None], sw, 0.0)
             spill_part = (W * np.where(cause_rows, spill, 0.0)[:, None]).sum(axis=0)
         sigma = rsd if rsd is not None and np.isfinite(rsd) else float("nan")
-        se_all = sigma * np.sqrt(sum_w2 + sum_w ** 2 * (np.pi / (2.0 * n_ref)))
+        rho = _lag1(y - X @ (pinv @ y), steady_rows)
+        quad = _ar1_quadratic(M, W, rho) if order else sum_w2
+        se_all = sigma * np.sqrt(quad + sum_w ** 2 * (np.pi / (2.0 * n_ref)) * (1.0 + rho) / (1.0 - rho))
         for j, name in enumerate(names):
             w = weights[name]
             by_class = {k: float(parts_all[i, j]) for i, k in enumerate(order)}
@@ -597,6 +601,29 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
                 by_class=by_class, by_class_estimate=parts, by_class_se=by_se, by_class_t=by_t,
                 by_class_kind={k: class_kind(k) for k in by_class})
     return MeasuredResult(signals=summaries, contrasts=per_contrast, missing=tuple(missing), loadings=loadings)
+
+
+def _lag1(e: np.ndarray, rows: np.ndarray) -> float:
+    """Lag-1 autocorrelation of the residual ``e`` over consecutive steady rows, clipped to [0, 0.95]
+    (a negative value is taken as 0: the SE is never made smaller than the white-noise one)."""
+    ok = rows[1:] & rows[:-1]
+    a, b = e[1:][ok], e[:-1][ok]
+    den = float(np.sqrt((a @ a) * (b @ b)))
+    rho = float(a @ b) / den if den > 0 else 0.0
+    return float(min(max(rho, 0.0), 0.95))
+
+
+def _ar1_quadratic(M: np.ndarray, W: np.ndarray, rho: float) -> np.ndarray:
+    """``vᵀ R v`` for every class × contrast, ``v = w · mask``, ``R_jk = ρ^|j−k|`` (AR(1) correlation),
+    by one forward and one backward recursive filter (``R v = a + b − v``)."""
+    V = M[:, :, None] * W[:, None, :]            # rows × classes × contrasts
+    if rho <= 0.0:
+        return (V ** 2).sum(axis=0)
+    from scipy.signal import lfilter
+
+    a = lfilter([1.0], [1.0, -rho], V, axis=0)
+    b = lfilter([1.0], [1.0, -rho], V[::-1], axis=0)[::-1]
+    return (V * (a + b - V)).sum(axis=0)
 
 
 def _finite(v: float) -> float | None:

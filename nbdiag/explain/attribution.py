@@ -126,6 +126,8 @@ class ContrastInputs:
     unmodeled_types: tuple[str, ...] = ()
     n_nonsteady: int = 0
     measured_global: float | None = None
+    #: the measured global signal of this contrast (``contrasts.<c>.measured.global_signal``), when measured
+    measured_gs: Mapping[str, Any] | None = None
 
 
 def _fam(source: str) -> str:
@@ -377,9 +379,22 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
             elif against_baseline:
                 cause = scarce_by or (codes.BASELINE_SCARCE.code if codes.BASELINE_SCARCE.code in updated else None)
             if f.code == codes.CONTRAST_VARIANCE_INFLATED.code:
-                f = replace(f, severity="info", score=0.0, evidence={**f.evidence, "own_severity": f.severity},
-                            message=_neutral_threshold(f.message) + " (a loss of precision: it widens the estimate's spread but "
-                                                "does not move it)")
+                cvif = f.evidence.get("cvif")
+                big = cvif is None or (isinstance(cvif, (int, float)) and cvif >= th.cvif_fail)
+                if big:   # a variance cause: warn, worded for what it does (issue 20)
+                    ctext = "infinite" if cvif is None or not np.isfinite(cvif) else f"{cvif:.1f}"
+                    f = replace(f, severity="warn", score=0.0, evidence={**f.evidence, "own_severity": f.severity,
+                                                                         "rule": "variance cause"},
+                                message=_neutral_threshold(f.message) + f" The sign of {name}'s estimate is unreliable: "
+                                        f"its standard error is {np.sqrt(cvif) if ctext != 'infinite' else float('inf'):.1f}"
+                                        f"× what a design with a real implicit baseline would give (contrast VIF "
+                                        f"{ctext} ≥ {th.cvif_fail:g}), so noise alone can flip it.")
+                else:
+                    f = replace(f, severity="info", score=0.0, evidence={**f.evidence, "own_severity": f.severity},
+                                message=_neutral_threshold(f.message) + " (a loss of precision: it widens the estimate's "
+                                                                        "spread but does not move it)")
+            if cause and f.code == codes.SENSITIVE_UNMODELED_SIGNAL.code:
+                continue   # one cause, one finding: the cause carries the same number (evidence.sensitivity)
             if cause:
                 followers.setdefault(cause, []).append(
                     replace(f, evidence={**f.evidence, "explained_by": cause}))
@@ -450,6 +465,46 @@ def _message(code: str, f: Finding, ci: ContrastInputs, top: Mapping[str, Any] |
     return text if text.startswith(name) else _cap(text)
 
 
+_MEASURED_WORDS = {
+    "nonsteady": "the flagged non-steady-state volumes",
+    "transient": "the unflagged transient volumes",
+    "high_motion": "the high-motion volumes left in the model",
+    "unmodeled_event": "the unmodelled events",
+    "short_gap": "the short gaps next to blocks",
+    "run_edge": "the run-edge scans",
+}
+
+
+def measured_answer(name: str, gs: Mapping[str, Any] | None, distinct_t: float = 3.0) -> str:
+    """The answer from the measured global signal: the cause parts distinguishable from zero
+    (``|t| >= distinct_t``), largest first, with size, t and — when the estimate itself is
+    distinguishable from zero — share; otherwise that nothing in the design explains it.
+    Empty when nothing was measured."""
+    if not gs or gs.get("in_model") or gs.get("estimate_ols") is None or not gs.get("by_class"):
+        return ""
+    total = float(gs["estimate_ols"])
+    tt = gs.get("t")
+    total_ok = tt is not None and np.isfinite(tt) and abs(float(tt)) >= distinct_t
+    kinds, ts, ses = gs.get("by_class_kind") or {}, gs.get("by_class_t") or {}, gs.get("by_class_se") or {}
+    causes = sorted(((k, float(v)) for k, v in gs["by_class"].items() if kinds.get(k) == "cause"
+                     and ts.get(k) is not None and np.isfinite(ts[k]) and abs(float(ts[k])) >= distinct_t),
+                    key=lambda kv: -abs(kv[1]))
+    head = (f"Measured in this run's global signal (OLS, % signal; SE from its residual noise), {name} is "
+            f"{total:+.3g} %" + (f" (t = {float(tt):.1f})" if tt is not None and np.isfinite(tt) else ""))
+    if causes:
+        said = []
+        for k, v in causes:
+            share = f", {100 * v / total:.0f} % of it" if total_ok and total else ""
+            se = ses.get(k)
+            se_txt = f"SE {float(se):.2g} %, " if se is not None else ""
+            said.append(f"{_MEASURED_WORDS.get(k, k)} contribute {v:+.3g} % ({se_txt}t = {float(ts[k]):.1f}{share})")
+        return head + "; " + "; ".join(said) + "."
+    if total_ok:
+        return head + ("; nothing in the design explains it (no transient, unmodelled-event, gap, high-motion or "
+                       "run-edge part is distinguishable from zero): it comes from the conditions themselves.")
+    return head + "; it is not distinguishable from zero, and no cause in the design moves it."
+
+
 def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: list[Finding],
                th: Thresholds, mask_dropped: bool) -> str:
     name = ci.name
@@ -487,6 +542,9 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
         if gbest is not None and abs(_sd(gbest)) > 0:
             tail += (f" Signals present in every run, not specific to this design, could move it too "
                      f"(largest: {said(gbest)}).")
+        answer = measured_answer(name, ci.measured_gs)
+        if answer:
+            return s1 + tail + " " + answer
         g = ci.measured_global
         if g is not None and np.isfinite(g):
             tail += (f" The run's global signal gives {name} an estimate of {g:+.3g} % (measured): "
@@ -519,4 +577,5 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
                     others.append(f"it {word} {o.name} by {abs(_sd(oe)):.2f} σ")
             if others:
                 s3 = " For comparison, " + "; ".join(others) + "."
-    return s1 + s2 + s3
+    answer = measured_answer(name, ci.measured_gs)
+    return s1 + s2 + s3 + (" " + answer if answer else "")

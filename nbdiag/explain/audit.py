@@ -145,6 +145,8 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     # quoted by the explanation when no cause reaches the warn size
     inputs = [replace(ci, measured_global=_measured_global(contrast_sec.get(ci.name, {})))
               if ci.measured_global is None else ci for ci in inputs]
+    inputs = [replace(ci, measured_gs=((contrast_sec.get(ci.name) or {}).get("measured") or {}).get("global_signal"))
+              for ci in inputs]
     expl = explain_contrasts(inputs, run_level + [f for f in input_findings if f.contrast is None], th,
                              sample_mask_dropped=not context.sample_mask_applied)
     findings: list[Finding] = rank_findings(run_level)
