@@ -156,3 +156,38 @@ def test_assumed_sizes_are_hypotheses_that_never_fail():
             if e["magnitude_source"] == "assumed" and not e["source"].startswith("tr:")]
     assert sens and all(e["severity"] != "fail" for e in sens)
     assert any(e["hypothesis"] for e in sens)
+
+
+def test_task_locked_confound_with_a_footprint_is_a_measured_cause_and_without_none():
+    """trans_z in the model follows the zero_back blocks (+0.3 mm apparent motion). When the global signal
+    carries the real motion (1 % per mm), regressing trans_z out removes its task-locked part from zero_back:
+    a cause with a measured size (its loading in the global signal), within 15 % of nilearn's proof. When the
+    signal carries no motion, the same design leaves no footprint: not a cause."""
+    from nback_scenarios import fit_effects, truth
+
+    x0 = build(KEEP, N, high_pass=HP)[0]["zero_back"].to_numpy()
+    real = white_motion(N, seed=4, scale=0.1)
+    flawed = real.assign(trans_z=real["trans_z"] + 0.3 * x0)
+    X, roles = build(KEEP, N, high_pass=HP, confounds=flawed)
+    Xfix, _ = build(KEEP, N, high_pass=HP, confounds=real)
+    rng = np.random.default_rng(2)
+    noise = 0.05 * rng.standard_normal(N)
+    for carries, expect_cause in ((1.0, True), (0.0, False)):
+        y = truth(Xfix, zero=0.2) + carries * real["trans_z"].to_numpy() + noise     # percent around 100
+        gs = 5.0 * y                                                                  # scanner units
+        flaw, fixed = fit_effects(X, gs, list(C)), fit_effects(Xfix, gs, list(C))
+        ctx = DesignContext(t_r=T_R, events=KEEP, high_pass=HP, measured_signals={"global_signal": gs})
+        audit = audit_design(X, roles, ctx, C)
+        e = next(e for e in audit.contrasts["zero_back"]["sensitivity"] if e["source"] == "confound:trans_z")
+        assert e["severity_basis"] == "measured_part"
+        scale = 100.0 / gs.mean()   # nilearn's signal_scaling=0: percent of the mean
+        proved = (flaw["zero_back"] - fixed["zero_back"]) * scale
+        top = _first_flag(audit, "zero_back")
+        if expect_cause:
+            assert abs(e["measured_t"]) >= 3 and e["severity"] in ("warn", "fail")
+            assert abs(e["measured_bias_percent"] - proved) <= 0.15 * abs(proved), (e, proved)
+            assert top is not None and top.code == "confound_task_correlated"
+            assert "Measured in this run" in top.message
+        else:
+            assert abs(e["measured_t"]) < 3 and e["severity"] in (None, "info")
+            assert top is None or top.code != "confound_task_correlated", top
