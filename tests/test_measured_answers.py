@@ -71,3 +71,25 @@ def test_group_sentence_reads_older_tables_without_kind():
     df2 = df.assign(t=[-1.0, -5.0, 78.2])
     text2 = attribution_sentences(df2)["v"]
     assert "(t = −5.0)" in text2 and "no share is given" in text2
+
+
+def test_a_whatif_that_makes_a_contrast_worse_says_so():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from nback_scenarios import T_R, build, layout
+
+    from nbdiag.context import DesignContext
+    from nbdiag.explain.audit import audit_design
+
+    ev, _ = layout(522, between_fix=10.4)              # fixation modelled as a condition
+    X, roles = build(ev, 522, high_pass=0.005)
+    audit = audit_design(X, roles, DesignContext(t_r=T_R, events=ev, high_pass=0.005),
+                         {"zero_back": "zero_back", "two_back - zero_back": "two_back - zero_back"})
+    drop = next(w for w in audit.whatif if w["fix"].startswith("drop modelled rest"))
+    z = drop["contrasts"]["zero_back"]
+    assert drop["worse"] == ["zero_back"]
+    assert z["max_structural_bias_sd_after"] > z["max_structural_bias_sd_before"]
+    assert drop["note"].startswith("This fix makes zero_back worse: zero_back: largest bias")
+    assert all(not w["worse"] and "note" not in w for w in audit.whatif if w is not drop)

@@ -121,6 +121,15 @@ def test_flagged_volume_with_one_percent_excess_never_fails_the_run():
     assert run.evidence["measured_max_bias_sd"] < 0.5
     assert audit.status != "fail"
     assert not [f for f in audit.findings if f.severity == "fail"]
+    # 8 % brighter: a measured effect between the warn and the fail size -> warn, and it says so
+    gs8 = _global_signal(_image(X, bright=_bright([8.0])))
+    mid = audit_design(X, roles, DesignContext(t_r=T_R, events=KEEP, high_pass=HP, nonsteady_volumes=(0,),
+                                               raw_confound_columns=("non_steady_state_outlier00",),
+                                               confounds_strategy=("motion", "non_steady_state"),
+                                               measured_signals={"global_signal": gs8}), C)
+    run8 = next(f for f in mid.findings if f.code == "nonsteady_unhandled" and f.contrast is None)
+    assert run8.severity == "warn" and "below the fail size" in run8.message
+    assert 0.5 <= run8.evidence["measured_max_bias_sd"] < 2.0
     # the same volume 40 % brighter does fail, by its measured effect
     gs40 = _global_signal(_image(X, bright=_bright([40.0])))
     loud = audit_design(X, roles, DesignContext(t_r=T_R, events=KEEP, high_pass=HP, nonsteady_volumes=(0,),
@@ -191,3 +200,43 @@ def test_task_locked_confound_with_a_footprint_is_a_measured_cause_and_without_n
         else:
             assert abs(e["measured_t"]) < 3 and e["severity"] in (None, "info")
             assert top is None or top.code != "confound_task_correlated", top
+
+
+def test_scrubbed_volumes_left_in_are_graded_by_their_measured_part():
+    """Scrubbing asked for, sample mask dropped: the censored volumes form the high_motion class; quiet
+    spikes make scrub_not_applied a warning ("harmless here"), loud ones fail by their measured part."""
+    X, roles = build(KEEP, N, high_pass=HP, confounds=white_motion(N))
+    vols = tuple(range(60, 240, 12))                    # 15 volumes, spread over blocks and baseline
+    x0 = X["zero_back"].to_numpy()
+    base = (x0 < 0.1 * x0.max())                       # spikes only where zero_back's baseline sits
+    results = {}
+    for size in (0.0, 30.0):
+        spikes = np.zeros(N)
+        for v in vols:
+            spikes[v] = size if base[v] else 0.0
+        gs = _global_signal(_image(X, bright=spikes))
+        ctx = DesignContext(t_r=T_R, events=KEEP, high_pass=HP, scrub_volumes=vols, scrub_requested=True,
+                            confounds_strategy=("motion", "scrub"), measured_signals={"global_signal": gs})
+        audit = audit_design(X, roles, ctx, C)
+        run = next(f for f in audit.findings if f.code == "scrub_not_applied" and f.contrast is None)
+        m = audit.contrasts["zero_back"]["measured"]["global_signal"]
+        assert m["by_class_kind"]["high_motion"] == "cause"
+        results[size] = (run, m, audit)
+    quiet, loud = results[0.0][0], results[30.0][0]
+    assert quiet.severity == "warn" and "Harmless here" in quiet.message
+    assert loud.severity == "fail" and loud.evidence["measured_max_bias_sd"] >= 2.0
+    assert abs(results[30.0][1]["by_class_t"]["high_motion"]) >= 3
+    # the spikes are spikes (not the run start) and, flagged by motion_outlier, not 'transient'
+    tr = results[30.0][2].measured["signals"]["global_signal"]["transients"]
+    assert {v["position"] for v in tr["volumes"]} == {"spike"}
+    assert all(v["flagged_by"] == ["motion_outlier"] for v in tr["volumes"])
+
+
+def test_reference_falls_back_to_every_steady_scan_when_the_baseline_is_tiny():
+    from nbdiag.diagnostics.measured import reference_rows
+
+    classes = np.array(["condition:a"] * 20 + ["fixation"] * 3 + ["nonsteady", "transient"], dtype=object)
+    rows, definition = reference_rows(classes)
+    assert rows.sum() == 23 and "every steady scan" in definition
+    rows, definition = reference_rows(np.array(["fixation"] * 6 + ["nonsteady"], dtype=object))
+    assert rows.sum() == 6 and "implicit-baseline" in definition
