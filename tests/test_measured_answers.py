@@ -93,3 +93,16 @@ def test_a_whatif_that_makes_a_contrast_worse_says_so():
     assert z["max_structural_bias_sd_after"] > z["max_structural_bias_sd_before"]
     assert drop["note"].startswith("This fix makes zero_back worse: zero_back: largest bias")
     assert all(not w["worse"] and "note" not in w for w in audit.whatif if w is not drop)
+
+
+def test_a_distinct_but_tiny_part_is_no_answer():
+    """A part with |t| >= 3 but below the warn size (0.5 × the estimate's SE) is not named."""
+    gs = _gs(total=0.01, t=0.3, parts={"run_edge": 0.02, "fixation": -0.01},
+             ts={"run_edge": 4.2, "fixation": 0.1}, kinds={"run_edge": "cause", "fixation": "term"},
+             ses={"run_edge": 0.005, "fixation": 0.1})
+    gs["se"] = 0.06
+    assert "no cause in the design moves it" in measured_answer("c", gs)
+    assert "no cause found" in measured_sentence({"measured": {"global_signal": gs}})
+    gs["se"] = 0.02   # now 0.02 % is at least half the estimate's SE: named
+    assert "the run-edge scans contribute +0.02 %" in measured_answer("c", gs)
+    assert "run-edge scans 0.0200 %" in measured_sentence({"measured": {"global_signal": gs}})

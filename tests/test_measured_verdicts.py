@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from nback_scenarios import T_R, build, layout, white_motion  # noqa: E402
@@ -240,3 +241,29 @@ def test_reference_falls_back_to_every_steady_scan_when_the_baseline_is_tiny():
     assert rows.sum() == 23 and "every steady scan" in definition
     rows, definition = reference_rows(np.array(["fixation"] * 6 + ["nonsteady"], dtype=object))
     assert rows.sum() == 6 and "implicit-baseline" in definition
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_slow_random_walk_drift_is_no_cause(seed):
+    """A global signal that wanders slowly (random walk, as the demo's) but holds no cause: the part SEs
+    (placebo: the signal's own fluctuations shifted in time) keep edges and gaps from being named."""
+    from nbdiag.diagnostics.measured import DISTINCT_T
+
+    ev, _ = layout(N, between_fix=10.4)
+    ev = ev[ev.onset < N * T_R - 20]
+    keep = ev[ev.trial_type.isin(["zero_back", "two_back"])]          # pre-block gaps exist
+    X, roles = build(keep, N, high_pass=HP)
+    rng = np.random.default_rng(seed)
+    gs = 520.0 + 520.0 / 500.0 * np.cumsum(rng.normal(0.0, 0.05, N)) * 10 + rng.normal(0, 1.2, N)
+    audit = audit_design(X, roles, DesignContext(t_r=T_R, events=keep, high_pass=HP,
+                                                 measured_signals={"global_signal": gs}), C)
+    for name in C:
+        m = audit.contrasts[name]["measured"]["global_signal"]
+        big = [k for k in ("short_gap", "run_edge") if k in m["by_class"] and abs(m["by_class_t"][k]) >= DISTINCT_T]
+        # at most a part just over |t| = 3 that is too small to matter; the answer names no cause
+        assert len(big) <= 1
+        assert "contribute" not in audit.contrasts[name]["explanation"], audit.contrasts[name]["explanation"]
+        measured_flags = [f for f in audit.findings if f.contrast == name and f.severity in ("warn", "fail")
+                          and f.evidence.get("severity_basis") == "measured_part"]
+        assert measured_flags == []
+    assert not [f for f in audit.findings if f.code == "transient_unflagged"]

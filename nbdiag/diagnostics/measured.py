@@ -49,7 +49,10 @@ series ``s`` this module computes, with no file access:
     autocorrelation ρ (of the OLS residual on steady rows, clipped to [0, 0.95]):
     ``σ sqrt(vᵀ R v + (Σ_{class} w_k)² π (1 + ρ) / (2 n_ref (1 − ρ)))`` with
     ``v = w`` on the class's rows, ``R_jk = ρ^|j−k|`` (AR(1)); the second term is
-    the uncertainty of ``r``, a median of ``n_ref`` scans; and ``part / se``,
+    the uncertainty of ``r``, a median of ``n_ref`` scans; or, when larger, the
+    *placebo* SE (:func:`_placebo_se`: the same weights applied to the signal
+    circularly shifted by 39 lags, ``1.4826 × median |part|``), which holds for
+    slow drift and random walks; and ``part / se``,
   - ``by_class_kind`` — ``cause`` (``CAUSE_CLASSES``: something in the design or
     the data that is not a condition: flagged or unflagged transients,
     unmodelled events, pre-block and short gaps, high-motion volumes, run-edge
@@ -73,6 +76,7 @@ All values are in percent signal change.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -106,6 +110,9 @@ MIN_REFERENCE_SCANS = 5
 #: A volume is a transient when it departs from the steady level by more than this many robust
 #: standard deviations (``1.4826 MAD`` of the steady scans) of the signal.
 TRANSIENT_K = 5.0
+
+#: Volumes on each side whose median is a volume's local steady level (transient detection).
+LOCAL_WINDOW = 8
 
 _NOISE = re.compile(r"^(ols|ar[1-9]\d*)$")
 
@@ -168,8 +175,11 @@ def detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] = 
     """Volumes whose signal departs from the steady level by more than the signal's own noise allows.
 
     ``dev = 100 (s / median_steady - 1)`` (percent of the median over the volumes not
-    flagged non-steady); the noise is the robust SD ``1.4826 MAD(dev)`` over the same
-    volumes; a volume stands out when ``|dev| > k × noise``. Every flagged non-steady
+    flagged non-steady); the noise is the scan-to-scan robust SD ``1.4826 MAD(diff(dev)) /
+    sqrt 2`` over the same volumes; a volume stands out when it departs from its local
+    steady level (the median of the steady volumes within ``LOCAL_WINDOW`` = 8 volumes on
+    each side, itself left out) by more than ``k × noise``. Slow drift and random walks
+    move neither the noise nor the local level much, so they are not read as transients. Every flagged non-steady
     volume is listed too, with its measured excess and whether it stands out (so a
     flagged volume that is only ~1 % brighter is seen as such). ``position`` is
     ``run_start`` for the volumes before the first one that does not stand out (the run's
@@ -189,11 +199,27 @@ def detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] = 
     if med == 0:
         return None
     dev = 100.0 * (s / med - 1.0)
-    noise = 1.4826 * float(np.median(np.abs(dev[steady] - np.median(dev[steady]))))
+    # scan-to-scan noise: robust SD of the first differences of the steady volumes / sqrt 2 (slow drift and
+    # random walks barely enter it)
+    d = np.diff(np.where(steady, dev, np.nan))
+    d = d[np.isfinite(d)]
+    if d.size < 3:
+        return None
+    noise = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2.0)
     if not np.isfinite(noise) or noise <= 0:
         return None
     thr = float(k) * noise
-    stands = np.isfinite(dev) & (np.abs(dev) > thr)
+    # local level: median of the steady neighbours within LOCAL_WINDOW volumes on each side (the volume
+    # itself left out), so a slowly wandering level is not read as a transient
+    w = LOCAL_WINDOW
+    padded = np.concatenate([np.full(w, np.nan), np.where(steady, dev, np.nan), np.full(w, np.nan)])
+    win = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1).copy()
+    win[:, w] = np.nan
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        local = np.nanmedian(win, axis=1)
+    local = np.where(np.isfinite(local), local, 0.0)
+    stands = np.isfinite(dev) & (np.abs(dev - local) > thr)
     lead = 0
     while lead < s.size and (stands[lead] or lead in ns):
         lead += 1
@@ -567,7 +593,9 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
         fits = _fit_noise_model(y, X, pinv, rank, vectors, noise_model, masks, ref, remainder, spill)
         if sig == "global_signal" and rsd is not None:
             beta = pinv @ y
-            se_b = rsd * np.sqrt((pinv ** 2).sum(axis=1))
+            rho_b = _lag1(y - X @ beta, steady_rows)
+            # two autocorrelated series: inflate the white-noise SE as for AR(1) noise
+            se_b = rsd * np.sqrt((pinv ** 2).sum(axis=1) * (1.0 + rho_b) / (1.0 - rho_b))
             loadings[sig] = {c: (float(beta[i]), float(se_b[i])) for i, c in enumerate(cols)}
         yr = y - ref
         # cause classes: the deviation beyond the steady level *and* beyond the conditions' fitted response
@@ -584,6 +612,9 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
         rho = _lag1(y - X @ (pinv @ y), steady_rows)
         quad = _ar1_quadratic(M, W, rho) if order else sum_w2
         se_all = sigma * np.sqrt(quad + sum_w ** 2 * (np.pi / (2.0 * n_ref)) * (1.0 + rho) / (1.0 - rho))
+        if order:
+            u = yr - (spill if spill is not None else 0.0)
+            se_all = np.maximum(se_all, _placebo_se(u, M, W, np.isin(classes, _EXCLUDED)))
         for j, name in enumerate(names):
             w = weights[name]
             by_class = {k: float(parts_all[i, j]) for i, k in enumerate(order)}
@@ -611,6 +642,34 @@ def _lag1(e: np.ndarray, rows: np.ndarray) -> float:
     den = float(np.sqrt((a @ a) * (b @ b)))
     rho = float(a @ b) / den if den > 0 else 0.0
     return float(min(max(rho, 0.0), 0.95))
+
+
+#: Classes left out of the placebo series (their own excess is what a part measures, not noise).
+_EXCLUDED = ("nonsteady", "transient", "high_motion")
+
+#: Number of circular shifts of the placebo null (lags spread over the middle 90 % of the run).
+PLACEBO_SHIFTS = 39
+
+
+def _placebo_se(u: np.ndarray, M: np.ndarray, W: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+    """Robust SE of every class × contrast part from the signal's own fluctuations.
+
+    The parts ``Σ_k v_k u_k`` (``v = w`` on the class's rows) are recomputed with ``u``
+    circularly shifted by ``PLACEBO_SHIFTS`` lags between 5 % and 95 % of the run (the rows of
+    flagged, transient and high-motion volumes set to 0 first); the SE is ``1.4826 ×
+    median |placebo part|``. Unlike the AR(1) formula this holds for slow drift and random
+    walks, which put large, spurious parts in edge and gap classes.
+    """
+    n = u.size
+    if n < 20:
+        return np.zeros((M.shape[1], W.shape[1]))
+    base = np.where(excluded, 0.0, u)
+    lags = np.unique(np.linspace(0.05 * n, 0.95 * n, PLACEBO_SHIFTS).astype(int))
+    idx = (np.arange(n)[None, :] - lags[:, None]) % n
+    U = base[idx]                                        # shifts × rows
+    V = (M[:, :, None] * W[:, None, :]).reshape(n, -1)   # rows × (classes · contrasts)
+    placebo = U @ V
+    return (1.4826 * np.median(np.abs(placebo), axis=0)).reshape(M.shape[1], W.shape[1])
 
 
 def _ar1_quadratic(M: np.ndarray, W: np.ndarray, rho: float) -> np.ndarray:

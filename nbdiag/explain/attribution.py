@@ -475,9 +475,11 @@ _MEASURED_WORDS = {
 }
 
 
-def measured_answer(name: str, gs: Mapping[str, Any] | None, distinct_t: float = 3.0) -> str:
+def measured_answer(name: str, gs: Mapping[str, Any] | None, distinct_t: float = 3.0,
+                    material_sd: float = 0.5) -> str:
     """The answer from the measured global signal: the cause parts distinguishable from zero
-    (``|t| >= distinct_t``), largest first, with size, t and — when the estimate itself is
+    (``|t| >= distinct_t``) and material (at least ``material_sd`` — the warn size — times the
+    estimate's own SE), largest first, with size, t and — when the estimate itself is
     distinguishable from zero — share; otherwise that nothing in the design explains it.
     Empty when nothing was measured."""
     if not gs or gs.get("in_model") or gs.get("estimate_ols") is None or not gs.get("by_class"):
@@ -486,8 +488,11 @@ def measured_answer(name: str, gs: Mapping[str, Any] | None, distinct_t: float =
     tt = gs.get("t")
     total_ok = tt is not None and np.isfinite(tt) and abs(float(tt)) >= distinct_t
     kinds, ts, ses = gs.get("by_class_kind") or {}, gs.get("by_class_t") or {}, gs.get("by_class_se") or {}
+    se_total = gs.get("se")
+    floor = material_sd * float(se_total) if se_total is not None and np.isfinite(se_total) else 0.0
     causes = sorted(((k, float(v)) for k, v in gs["by_class"].items() if kinds.get(k) == "cause"
-                     and ts.get(k) is not None and np.isfinite(ts[k]) and abs(float(ts[k])) >= distinct_t),
+                     and ts.get(k) is not None and np.isfinite(ts[k]) and abs(float(ts[k])) >= distinct_t
+                     and abs(float(v)) >= floor),
                     key=lambda kv: -abs(kv[1]))
     head = (f"Measured in this run's global signal (OLS, % signal; SE from its residual noise), {name} is "
             f"{total:+.3g} %" + (f" (t = {float(tt):.1f})" if tt is not None and np.isfinite(tt) else ""))
@@ -542,7 +547,7 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
         if gbest is not None and abs(_sd(gbest)) > 0:
             tail += (f" Signals present in every run, not specific to this design, could move it too "
                      f"(largest: {said(gbest)}).")
-        answer = measured_answer(name, ci.measured_gs)
+        answer = measured_answer(name, ci.measured_gs, material_sd=th.sensitivity_warn)
         if answer:
             return s1 + tail + " " + answer
         g = ci.measured_global
@@ -577,5 +582,5 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
                     others.append(f"it {word} {o.name} by {abs(_sd(oe)):.2f} σ")
             if others:
                 s3 = " For comparison, " + "; ".join(others) + "."
-    answer = measured_answer(name, ci.measured_gs)
+    answer = measured_answer(name, ci.measured_gs, material_sd=th.sensitivity_warn)
     return s1 + s2 + s3 + (" " + answer if answer else "")

@@ -271,7 +271,7 @@ def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], me
         out.append(codes.TRANSIENT_UNFLAGGED.finding(
             severity=sev,
             message=(f"{len(vols)} volume(s) {where} stand out in global_signal — {listed}{more} — by more than "
-                     f"{tr.threshold_percent:.2g} % ({tr.to_dict()['k']:g} robust SD of the steady scans) from the "
+                     f"{tr.threshold_percent:.2g} % ({tr.to_dict()['k']:g} robust scan-to-scan SD) from their local "
                      f"steady level, and fMRIPrep flagged none of them (no non_steady_state_outlier* or "
                      f"motion_outlier* column); they stay in the model. {effect}"),
             evidence={"volumes": [dict(v) for v in vols], "threshold_percent": tr.threshold_percent,

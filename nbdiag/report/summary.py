@@ -340,17 +340,21 @@ _CAUSE_WORDS = {"nonsteady": "flagged non-steady-state volumes", "transient": "u
                 "short_gap": "short gaps", "run_edge": "run-edge scans"}
 
 
-def measured_sentence(c: Mapping[str, Any], distinct_t: float = 3.0) -> str:
+def measured_sentence(c: Mapping[str, Any], distinct_t: float = 3.0, material_sd: float = 0.5) -> str:
     """The verdict from a contrast's measured global signal, or "" when nothing was measured: the cause
-    parts distinguishable from zero (``|t| >= 3``, docs/record.md), else that no cause explains it."""
+    parts distinguishable from zero (``|t| >= 3``, docs/record.md) and at least ``material_sd`` (the
+    warn size) times the estimate's SE, else that no cause explains it."""
     gs = ((c.get("measured") or {}).get("global_signal")) if isinstance(c, Mapping) else None
     if not isinstance(gs, Mapping) or gs.get("in_model") or _num(gs.get("estimate_ols")) is None:
         return ""
     parts, kinds, ts = gs.get("by_class") or {}, gs.get("by_class_kind") or {}, gs.get("by_class_t") or {}
     if not kinds:
         return ""
+    se = _num(gs.get("se"))
+    floor = material_sd * se if se is not None else 0.0
     causes = sorted(((k, float(v), float(ts[k])) for k, v in parts.items() if kinds.get(k) == "cause"
-                     and _num(v) is not None and _num(ts.get(k)) is not None and abs(float(ts[k])) >= distinct_t),
+                     and _num(v) is not None and _num(ts.get(k)) is not None and abs(float(ts[k])) >= distinct_t
+                     and abs(float(v)) >= floor),
                     key=lambda x: -abs(x[1]))
     total, tt = float(gs["estimate_ols"]), _num(gs.get("t"))
     head = f"Global signal {fmt_value(total)} %" + (f" (t = {fmt_value(tt)})" if tt is not None else "")
