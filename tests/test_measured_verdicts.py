@@ -267,3 +267,37 @@ def test_slow_random_walk_drift_is_no_cause(seed):
                           and f.evidence.get("severity_basis") == "measured_part"]
         assert measured_flags == []
     assert not [f for f in audit.findings if f.code == "transient_unflagged"]
+
+
+@pytest.mark.parametrize("amp", [0.0, 0.5])
+def test_cue_response_in_the_gaps_measured_present_and_absent(amp):
+    """The INSTRUCTION screens are missing from events.tsv. With a cue response in the data (every voxel,
+    HRF-convolved), the gaps are the first cause of zero_back with their measured size (the assumed cue
+    signal fitted beside the design in the global signal) within 15 % of nilearn's proof; without it,
+    the same layout is quiet."""
+    from nbdiag.hrf import compute_regressor_fast
+
+    ev, _ = layout(N, between_fix=10.4)
+    ev = ev[ev.onset < N * T_R - 20]
+    keep = ev[ev.trial_type.isin(["zero_back", "two_back"])]
+    instr = ev[ev.trial_type == "INSTRUCTION"]
+    X, roles = build(keep, N, high_pass=HP)
+    reg, _ = compute_regressor_fast(np.vstack([instr.onset, instr.duration, np.ones(len(instr))]), "glover",
+                                    np.arange(N) * T_R)
+    img = _image(X)
+    data = np.asarray(img.dataobj) * (1 + amp * reg[:, 0] / 100)[None, None, None, :]
+    gs, gs0 = data.reshape(-1, N).mean(axis=0), _global_signal(img)
+    audit = audit_design(X, roles, DesignContext(t_r=T_R, events=keep, high_pass=HP,
+                                                 measured_signals={"global_signal": gs}), C)
+    e = next(e for e in audit.contrasts["zero_back"]["sensitivity"] if e["source"] == "pre_block")
+    assert e["severity_basis"] == "measured_part" and "fitted size" in e["measured_what"]
+    top = _first_flag(audit, "zero_back")
+    if amp:
+        proved = _nilearn(X, gs, ["zero_back"])["zero_back"] - _nilearn(X, gs0, ["zero_back"])["zero_back"]
+        assert top is not None and top.code == "baseline_short_gaps" and top.severity in ("warn", "fail")
+        assert abs(e["measured_bias_percent"] - proved) <= 0.15 * abs(proved), (e["measured_bias_percent"], proved)
+        assert abs(e["measured_t"]) >= 3
+    else:
+        assert top is None, top
+        assert e["severity"] in (None, "info") and abs(e["measured_t"]) < 3
+    assert _first_flag(audit, "two_back - zero_back") is None

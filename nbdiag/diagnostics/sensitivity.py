@@ -668,6 +668,9 @@ def direction_word(bias: float) -> str:
 #: Families whose assumed size is checked against a measured class part of the global signal.
 MEASURED_CLASS = {"unmodeled": "unmodeled_event", "short_gaps": "short_gap", "pre_block": "short_gap",
                   "scrub": "high_motion", "run_start": "run_edge"}
+#: Families whose assumed size is a pure guess about the data (a cue response in every short gap): as a
+#: hypothesis they are ``info`` at most; only a measured part can make them a warning.
+INFO_UNLESS_MEASURED = ("short_gaps", "pre_block")
 #: Families that are what-ifs about a model error (the model is wrong whatever the data), not an assumed
 #: data size: their severity is not capped.
 MODEL_ERROR_FAMILIES = ("tr",)
@@ -688,12 +691,58 @@ class MeasuredSizes:
     parts: Mapping[str, tuple[float, float | None]]
     sd: float
     loadings: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    #: source -> (multiple of the assumed size the global signal holds, its SE) (:func:`footprints`)
+    footprints: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+
+#: Families whose assumed-size signal is fitted beside the design in the global signal (a footprint).
+FOOTPRINT_FAMILIES = ("unmodeled", "short_gaps", "pre_block", "run_start")
+
+
+def footprints(design: np.ndarray, pinv: np.ndarray, y: np.ndarray, sd: float, signals: list[Signal],
+               excluded: np.ndarray) -> dict[str, tuple[float, float]]:
+    """How much of each assumed-size signal the measured series ``y`` holds, fitted beside the design.
+
+    For a signal ``m`` (at its assumed size) of ``FOOTPRINT_FAMILIES``: ``m⊥ = m − X pinv(X) m``,
+    ``β = m⊥ᵀ e / m⊥ᵀ m⊥`` (``e`` the OLS residual of ``y``; the OLS coefficient of ``m`` added to
+    the design), ``SE = sd / ||m⊥|| · sqrt((1 + ρ) / (1 − ρ))`` with ``ρ`` the residual's lag-1
+    autocorrelation (clipped to [0, 0.95]). Rows of flagged, transient and high-motion volumes
+    (``excluded``) are left out of both. ``β = 1`` means the data hold the signal at its assumed
+    size; the measured bias on a contrast is then ``β × bias``.
+    """
+    out: dict[str, tuple[float, float]] = {}
+    sel = [sg for sg in signals if sg.family in FOOTPRINT_FAMILIES and sg.magnitude_source == "assumed"]
+    if not sel or not np.isfinite(sd) or sd <= 0:
+        return out
+    X = np.asarray(design, dtype=float)
+    e = y - X @ (pinv @ y)
+    keep = ~np.asarray(excluded, dtype=bool)
+    pair = keep[1:] & keep[:-1]
+    a, b = e[1:][pair], e[:-1][pair]
+    den = float(np.sqrt((a @ a) * (b @ b)))
+    rho = min(max(float(a @ b) / den if den > 0 else 0.0, 0.0), 0.95)
+    infl = np.sqrt((1.0 + rho) / (1.0 - rho))
+    Mm = np.column_stack([sg.values for sg in sel])
+    Mp = Mm - X @ (pinv @ Mm)
+    Mp[~keep] = 0.0
+    ek = np.where(keep, e, 0.0)
+    ss = (Mp ** 2).sum(axis=0)
+    for j, sg in enumerate(sel):
+        if ss[j] <= 1e-12 * max(float((Mm[:, j] ** 2).sum()), 1e-300):
+            continue
+        out[sg.source] = (float(Mp[:, j] @ ek / ss[j]), float(sd / np.sqrt(ss[j]) * infl))
+    return out
 
 
 def _measured_size(sig: Signal, bias: float, measured: MeasuredSizes | None) -> tuple[float, float | None, str] | None:
     """``(bias %, t, what)`` measured in the global signal for an assumed-size signal, or None."""
     if measured is None or sig.magnitude_source != "assumed":
         return None
+    if sig.source in measured.footprints:
+        beta, se = measured.footprints[sig.source]
+        t = beta / se if se > 0 else None
+        return float(beta * bias), t, (f"its fitted size in the global signal ({beta:.2g} × the assumed size, "
+                                       f"t = {t:.1f})" if t is not None else "its fitted size in the global signal")
     cls = MEASURED_CLASS.get(sig.family)
     if cls is not None:
         part, t = measured.parts.get(cls, (0.0, 0.0))
@@ -732,7 +781,9 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
       measured_bias / measured.sd``, and only when it is distinguishable from zero
       (``|t| >= DISTINCT_T``); an assumed size the data do not bear out is ``info`` at most;
     * size assumed and nothing measured: a hypothesis — ``warn`` at most, never ``fail``,
-      worded "if … then …" (``tr:*`` what-ifs about a wrong model are not capped).
+      worded "if … then …" (``tr:*`` what-ifs about a wrong model are not capped); the gap
+      families (``INFO_UNLESS_MEASURED``: an assumed cue response in every short gap) are
+      ``info`` at most.
 
     Entries record ``severity_basis`` (``measured`` | ``measured_part`` | ``assumed``),
     ``hypothesis``, and for measured parts ``measured_bias_percent``, ``measured_t`` and
@@ -782,8 +833,8 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
             extra = {"measured_bias_percent": mb, "measured_t": mt, "measured_bias_sd": msd, "measured_what": what}
         elif sig.magnitude_source == "assumed" and sig.family not in MODEL_ERROR_FAMILIES:
             sev = grade(a)
-            if sev is not None:
-                sev = "warn" if structural else "info"   # a hypothesis never fails
+            if sev is not None:   # a hypothesis never fails; an assumed cue response in the gaps warns only when measured
+                sev = "warn" if structural and sig.family not in INFO_UNLESS_MEASURED else "info"
             basis, hypothesis, score_sd = "assumed", True, a
         else:
             sev = grade(a)

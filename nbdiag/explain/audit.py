@@ -98,7 +98,8 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     noise = noise_level(design, context, measured=measured)
     sens = sensitivity_by_contrast(design, vectors, signals, th, context,
                                    extra_families=_extra_families(design, roles, vectors, drift, base, th),
-                                   algebra=alg, noise=noise, measured=_measured_sizes(measured, vectors, alg))
+                                   algebra=alg, noise=noise,
+                                   measured=_measured_sizes(measured, vectors, alg, design, context, signals))
     all_found: list[Finding] = (list(cset.findings) + list(coll.findings) + list(conf.findings)
                                 + list(drift.findings) + list(base.findings) + list(rt.findings))
     unmod_types = tuple(sorted(set(context.unmodeled_events["trial_type"].astype(str)))) \
@@ -176,15 +177,28 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
                        findings=findings, status=status_from_findings(findings), measured=measured_sec)
 
 
-def _measured_sizes(measured: Any, vectors: Mapping[str, np.ndarray], alg: DesignAlgebra) -> dict[str, Any] | None:
+def _measured_sizes(measured: Any, vectors: Mapping[str, np.ndarray], alg: DesignAlgebra, design: pd.DataFrame,
+                    context: DesignContext, signals: Sequence[Any]) -> dict[str, Any] | None:
     """Per contrast, what the global signal measured (``MeasuredSizes`` for the sensitivity severities)."""
-    from nbdiag.diagnostics.sensitivity import MeasuredSizes
+    from nbdiag.diagnostics.measured import nilearn_scale
+    from nbdiag.diagnostics.sensitivity import MeasuredSizes, footprints
 
     if measured is None or "global_signal" not in measured.signals:
         return None
-    rsd = measured.signals["global_signal"].residual_sd_percent
-    if rsd is None or not np.isfinite(rsd) or rsd <= 0:
+    summ = measured.signals["global_signal"]
+    rsd = summ.residual_sd_percent
+    if rsd is None or not np.isfinite(rsd) or rsd <= 0 or summ.in_model:
         return None
+    rows = np.arange(len(design)) if context.scan_index is None else np.asarray(context.scan_index, dtype=int)
+    y = nilearn_scale(np.asarray(context.measured_signals["global_signal"], dtype=float)[rows])
+    skip = set(int(v) for v in context.nonsteady_volumes)
+    if not context.sample_mask_applied:
+        skip |= set(int(v) for v in context.scrub_volumes)
+    if summ.transients is not None:
+        skip |= set(summ.transients.unflagged())
+    excluded = np.isin(rows, sorted(skip))
+    foot = footprints(alg.X if hasattr(alg, "X") else design.to_numpy(dtype=float), alg.pinv, y, float(rsd),
+                      list(signals), excluded) if np.isfinite(y).all() else {}
     out = {}
     for name, vec in vectors.items():
         m = (measured.contrasts.get(name) or {}).get("global_signal")
@@ -194,7 +208,8 @@ def _measured_sizes(measured: Any, vectors: Mapping[str, np.ndarray], alg: Desig
         if not var > 0:
             continue
         out[name] = MeasuredSizes(parts={k: (float(v), (m.by_class_t or {}).get(k)) for k, v in m.by_class.items()},
-                                  sd=float(rsd * np.sqrt(var)), loadings=measured.loadings.get("global_signal", {}))
+                                  sd=float(rsd * np.sqrt(var)), loadings=measured.loadings.get("global_signal", {}),
+                                  footprints=foot)
     return out
 
 
