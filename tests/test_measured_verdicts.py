@@ -301,3 +301,41 @@ def test_cue_response_in_the_gaps_measured_present_and_absent(amp):
         assert top is None, top
         assert e["severity"] in (None, "info") and abs(e["measured_t"]) < 3
     assert _first_flag(audit, "two_back - zero_back") is None
+
+
+@pytest.mark.parametrize("locked", [True, False])
+def test_motion_left_out_of_the_model_measured_footprint(locked):
+    """The model leaves motion out. Task-locked motion that the global signal carries is a cause with its
+    measured size (equal to what adding it to nilearn's model changes); random-walk motion that the signal
+    does not carry leaves no footprint and is no cause, however it correlates with the task."""
+    X, roles = build(KEEP, N, high_pass=HP)
+    rng = np.random.default_rng(7)
+    ft = np.arange(N) * T_R
+    box = np.zeros(N)                                                      # motion is instantaneous: no HRF
+    for o, d in zip(KEEP.onset[KEEP.trial_type == "two_back"], KEEP.duration[KEEP.trial_type == "two_back"]):
+        box[(ft >= o) & (ft < o + d)] = 1.0
+    if locked:
+        trans_z = 0.3 * box + 0.05 * rng.standard_normal(N)                # mm, follows the 2-back blocks
+        carried = 1.0                                                      # % per mm in every voxel
+    else:
+        trans_z = np.cumsum(0.02 * rng.standard_normal(N))                  # drifting head, no signal
+        carried = 0.0
+    img = _image(X)
+    data = np.asarray(img.dataobj) * (1 + carried * trans_z / 100)[None, None, None, :]
+    gs = data.reshape(-1, N).mean(axis=0)
+    ctx = DesignContext(t_r=T_R, events=KEEP, high_pass=HP, measured_signals={"global_signal": gs, "trans_z": trans_z})
+    audit = audit_design(X, roles, ctx, C)
+    entries = [e for e in audit.contrasts["two_back - zero_back"]["sensitivity"]
+               if e["source"] == "confound_left_out:trans_z"]
+    if not locked:
+        assert entries == []
+        assert all(_first_flag(audit, n) is None or "trans_z" not in _first_flag(audit, n).message for n in C)
+        return
+    (e,) = entries
+    with_motion = X.assign(trans_z=trans_z)
+    proved = (_nilearn(X, gs, ["two_back - zero_back"])["two_back - zero_back"]
+              - _nilearn(with_motion, gs, ["two_back - zero_back"])["two_back - zero_back"])
+    assert abs(e["bias_percent"] - proved) <= 0.15 * abs(proved) and abs(proved) > 0.1, (e["bias_percent"], proved)
+    assert e["magnitude_source"] == "measured:global_signal" and e["severity"] in ("warn", "fail")
+    top = _first_flag(audit, "two_back - zero_back")
+    assert top is not None and top.evidence.get("source") == "confound_left_out:trans_z"

@@ -399,6 +399,7 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
                                   "% signal", 0.5 * _convolved_arrays(r_on[sel], r_du[sel], context, full, idx),
                                   typical=1.0))
     out.extend(confound_signals(design, roles, context, min_r2=min_confound_r2))
+    out.extend(left_out_confound_signals(design, context))
     out.extend(tr_signals(design, roles, context))
     return out
 
@@ -514,6 +515,72 @@ def confound_signals(design: pd.DataFrame, roles: dict[str, str], context: Desig
     return out
 
 
+def left_out_confound_signals(design: pd.DataFrame, context: DesignContext) -> list[Signal]:
+    """``confound_left_out:<column>``: the measured footprint of a motion column the model leaves out.
+
+    For each of ``trans_*`` / ``rot_*`` in ``context.measured_signals`` (read from the confounds file)
+    that is not a design column (nor its expansions): ``z`` at the design rows is added beside the
+    design in the scaled global signal ``y`` (OLS): ``β = z⊥ᵀ e / z⊥ᵀ z⊥`` (``z⊥`` = ``z`` after the
+    design, ``e`` the residual of ``y``), ``SE = σ / ||z⊥|| · sqrt((1 + ρ) / (1 − ρ))`` (σ, ρ: the
+    residual's SD and lag-1 autocorrelation). Only a footprint distinguishable from zero
+    (``|β / SE| >= DISTINCT_T``) gives a signal, ``m = β z``: a contrast's estimate then carries
+    ``wᵀm = β wᵀz`` of that motion (size measured). Motion that leaves no trace in the signal,
+    however it correlates with the task, gives none: it is not a cause.
+    """
+    from nbdiag.diagnostics.measured import nilearn_scale
+
+    sig = context.measured_signals or {}
+    gs = sig.get("global_signal")
+    cols = {str(c) for c in design.columns}
+    names = [c for c in ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
+             if c in sig and not any(k == c or k.startswith(c + "_") for k in cols)]
+    if gs is None or not names:
+        return []
+    idx = original_index(design, context)
+    gs = np.asarray(gs, dtype=float)
+    if gs.size <= int(idx.max(initial=0)):
+        return []
+    y = nilearn_scale(gs[idx])
+    Z = np.column_stack([np.asarray(sig[c], dtype=float)[idx] if np.asarray(sig[c]).size > int(idx.max(initial=0))
+                         else np.full(idx.size, np.nan) for c in names])
+    if not np.isfinite(y).all():
+        return []
+    alg = DesignAlgebra.of(design)
+    X = np.asarray(design.to_numpy(dtype=float))
+    P = alg.pinv
+    e = y - X @ (P @ y)
+    keep = ~present_nonsteady_rows(design, context)
+    n_keep = int(keep.sum())
+    rank = int(np.sum(alg.s > float(np.abs(X).sum()) * np.finfo(np.float64).eps))
+    if n_keep - rank <= 2:
+        return []
+    ek = np.where(keep, e, 0.0)
+    sd = float(np.sqrt(ek @ ek / (n_keep - rank)))
+    pair = keep[1:] & keep[:-1]
+    a, b = e[1:][pair], e[:-1][pair]
+    den = float(np.sqrt((a @ a) * (b @ b)))
+    rho = min(max(float(a @ b) / den if den > 0 else 0.0, 0.0), 0.95)
+    out: list[Signal] = []
+    for j, c in enumerate(names):
+        z = Z[:, j]
+        if not np.isfinite(z).all():
+            continue
+        zp = np.where(keep, z - X @ (P @ z), 0.0)
+        ss = float(zp @ zp)
+        if ss <= 1e-12 * max(float(z @ z), 1e-300) or sd <= 0:
+            continue
+        beta = float(zp @ ek) / ss
+        se = sd / np.sqrt(ss) * np.sqrt((1.0 + rho) / (1.0 - rho))
+        t = beta / se
+        if abs(t) < DISTINCT_T:
+            continue
+        out.append(Signal(f"confound_left_out:{c}",
+                          f"{c}, left out of the model, whose footprint the global signal carries ({beta:+.3g} % "
+                          f"per unit of {c}, t = {t:.1f}, fitted beside the design)", "% signal", beta * z,
+                          typical=1.0, magnitude_source="measured:global_signal"))
+    return out
+
+
 def _mean_signal_median(base: str, context: DesignContext, steady_column: np.ndarray) -> tuple[float | None, str]:
     """Steady-state median of a mean-signal confound in scanner units, and where it came from.
 
@@ -623,7 +690,7 @@ class SensitivityResult:
 
 
 #: Source families whose structural cause is present whenever the signal exists.
-STRUCTURAL = ("nonsteady", "transient", "unmodeled", "pre_block", "short_gaps", "scrub", "confound", "tr")
+STRUCTURAL = ("nonsteady", "transient", "confound_left_out", "unmodeled", "pre_block", "short_gaps", "scrub", "confound", "tr")
 
 def edge_share(weights: np.ndarray, edge_fraction: float) -> float:
     """Share of the negative weight in the first/last ``ceil(edge_fraction * n)`` rows."""
@@ -931,6 +998,8 @@ def _fix_for(family: str) -> str:
         "hrf_derivative": "Use hrf_model='glover + derivative' (or '+ derivative + dispersion').",
         "hrf_dispersion": "Use hrf_model='glover + derivative + dispersion'.",
         "rt": "Model RT-proportional activity per condition, or drop the shared RT regressor.",
+        "confound_left_out": "Add the motion parameters to the model (confounds_strategy with 'motion'), or check "
+                             "whether the task itself drives the motion.",
         "confound": "Drop the task-locked confound from confounds_strategy (or orthogonalise it to the task "
                     "regressors), or check whether the task itself drives it.",
         "tr": "Fit with the repetition time the data were acquired with (FirstLevelModel(t_r=...) or --t-r).",
