@@ -106,3 +106,15 @@ def test_a_distinct_but_tiny_part_is_no_answer():
     gs["se"] = 0.02   # now 0.02 % is at least half the estimate's SE: named
     assert "the run-edge scans contribute +0.02 %" in measured_answer("c", gs)
     assert "run-edge scans 0.0200 %" in measured_sentence({"measured": {"global_signal": gs}})
+
+
+def test_measured_section_shows_the_largest_distinct_cause_part():
+    from nbdiag.report.measured import measured_view
+
+    rec = {"measured": {"signals": {"global_signal": {}}},
+           "contrasts": {"zero_back": {"measured": {"global_signal": _gs()}},
+                         "quiet": {"measured": {"global_signal": _gs(ts={"nonsteady": -1.0, "fixation": 8.0,
+                                                                          "condition:zero_back": -1.0})}}}}
+    rows = {r["contrast"]: r for r in measured_view(rec)["rows"]}
+    assert rows["zero_back"]["top_class"] == "non-steady-state volumes" and rows["zero_back"]["top_value"] == -0.48
+    assert rows["quiet"]["top_class"] is None      # the fixation term (t = 8) is no answer
