@@ -542,12 +542,13 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
     pinv = alg.pinv
     rank = int(np.sum(alg.s > float(np.abs(X).sum()) * np.finfo(np.float64).eps))
     names = list(vectors)
-    W = pinv.T @ np.column_stack([np.asarray(vectors[k], float) for k in names]) if names else np.zeros((n, 0))
+    # matrix products of recorded numbers use einsum (no BLAS threading: identical bytes whatever the thread count)
+    W = np.column_stack([pinv.T @ np.asarray(vectors[k], float) for k in names]) if names else np.zeros((n, 0))
     weights = {name: W[:, j] for j, name in enumerate(names)}
     # per contrast and class: Σ w and Σ w² (the parts' SE), and whether Σ w leaves a remainder
     M = np.column_stack([masks[k] for k in order]).astype(float) if order else np.zeros((n, 0))
-    sum_w = M.T @ W
-    sum_w2 = M.T @ (W ** 2)
+    sum_w = np.einsum("nc,np->cp", M, W)
+    sum_w2 = np.einsum("nc,np->cp", M, W ** 2)
     remainder = {name: bool(abs(float(W[:, j].sum())) > 1e-9 * max(float(np.abs(W[:, j]).sum()), 1e-300))
                  for j, name in enumerate(names)}
     n_ref = max(int(ref_rows.sum()), 1)
@@ -601,11 +602,11 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
         # cause classes: the deviation beyond the steady level *and* beyond the conditions' fitted response
         # (an HRF tail reaching a gap is the condition's, not the gap's); terms: the deviation itself
         is_cause = np.array([k in CAUSE_CLASSES for k in order], dtype=bool)
-        parts_all = M.T @ (W * yr[:, None]) if order else np.zeros((0, len(names)))
+        parts_all = np.einsum("nc,np->cp", M, W * yr[:, None]) if order else np.zeros((0, len(names)))
         spill_part = None
         if spill is not None and is_cause.any():
             cause_rows = M[:, is_cause].sum(axis=1) > 0
-            sw = M.T @ (W * spill[:, None])
+            sw = np.einsum("nc,np->cp", M, W * spill[:, None])
             parts_all = parts_all - np.where(is_cause[:, None], sw, 0.0)
             spill_part = (W * np.where(cause_rows, spill, 0.0)[:, None]).sum(axis=0)
         sigma = rsd if rsd is not None and np.isfinite(rsd) else float("nan")
@@ -668,7 +669,7 @@ def _placebo_se(u: np.ndarray, M: np.ndarray, W: np.ndarray, excluded: np.ndarra
     idx = (np.arange(n)[None, :] - lags[:, None]) % n
     U = base[idx]                                        # shifts × rows
     V = (M[:, :, None] * W[:, None, :]).reshape(n, -1)   # rows × (classes · contrasts)
-    placebo = U @ V
+    placebo = np.einsum("kn,nc->kc", U, V)
     return (1.4826 * np.median(np.abs(placebo), axis=0)).reshape(M.shape[1], W.shape[1])
 
 

@@ -790,7 +790,7 @@ def footprints(design: np.ndarray, pinv: np.ndarray, y: np.ndarray, sd: float, s
     rho = min(max(float(a @ b) / den if den > 0 else 0.0, 0.0), 0.95)
     infl = np.sqrt((1.0 + rho) / (1.0 - rho))
     Mm = np.column_stack([sg.values for sg in sel])
-    Mp = Mm - X @ (pinv @ Mm)
+    Mp = Mm - np.einsum("np,pk->nk", X, np.einsum("pn,nk->pk", pinv, Mm))
     Mp[~keep] = 0.0
     ek = np.where(keep, e, 0.0)
     ss = (Mp ** 2).sum(axis=0)
