@@ -282,8 +282,10 @@ CONFOUND_TASK_CORRELATED = _register(Code(
     fix="Use a smaller confounds_strategy (e.g. motion='basic' instead of 'full'), drop task-locked "
         "confounds, or check whether the task causes the motion.",
     thresholds=("confound_r2_warn", "confound_r2_fail", "sensitivity_warn", "sensitivity_fail"),
-    rule="warn ≥ {confound_r2_warn:g}, fail ≥ {confound_r2_fail:g}; per contrast warn/fail when regressing out the "
-         "task-locked confound moves it by ≥ {sensitivity_warn:g} / {sensitivity_fail:g} σ, else info"))
+    rule="warn ≥ {confound_r2_warn:g}, fail ≥ {confound_r2_fail:g} (when the confounds' loading in the global signal "
+         "is measured, fail only if regressing them out moves a contrast by ≥ {sensitivity_fail:g} σ); per contrast "
+         "warn/fail when regressing out the task-locked confound moves it by ≥ {sensitivity_warn:g} / "
+         "{sensitivity_fail:g} σ, else info"))
 DOF_LOW = _register(Code(
     "dof_low", "confounds", "warn", "Few residual degrees of freedom",
     "residual degrees of freedom (n − rank, as nilearn counts them)",

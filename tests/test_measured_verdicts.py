@@ -201,6 +201,12 @@ def test_task_locked_confound_with_a_footprint_is_a_measured_cause_and_without_n
         else:
             assert abs(e["measured_t"]) < 3 and e["severity"] in (None, "info")
             assert top is None or top.code != "confound_task_correlated", top
+        run = next(f for f in audit.findings if f.code == "confound_task_correlated" and f.contrast is None)
+        assert run.evidence["severity_rule"] == "measured effect"
+        if expect_cause:
+            assert "Measured:" in run.message
+        else:   # R² on the task is high, but the signal carries none of it: a warning, never a fail
+            assert run.severity == "warn" and "Harmless here" in run.message
 
 
 def test_scrubbed_volumes_left_in_are_graded_by_their_measured_part():

@@ -215,15 +215,17 @@ def _measured_sizes(measured: Any, vectors: Mapping[str, np.ndarray], alg: Desig
 
 #: Run-level codes whose severity follows the measured effect of their signal on the contrasts.
 _MEASURED_RUN = {codes.NONSTEADY_UNHANDLED.code: ("nonsteady", "the flagged volumes' measured excess"),
-                 codes.SCRUB_NOT_APPLIED.code: ("scrub", "the censored volumes' measured part")}
+                 codes.SCRUB_NOT_APPLIED.code: ("scrub", "the censored volumes' measured part"),
+                 codes.CONFOUND_TASK_CORRELATED.code: ("confound:", "regressing out the task-locked confounds "
+                                                                    "(their measured loading in the global signal)")}
 
 
 def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], measured: Any,
                            th: Thresholds) -> list[Finding]:
     """Severity of run-level pitfalls from their measured effect (issue 20), and ``transient_unflagged``.
 
-    ``nonsteady_unhandled`` / ``scrub_not_applied``: when every contrast's effect of the signal is
-    measured, the run fails only if one contrast moves by ``sensitivity_fail`` σ or more; otherwise it
+    ``nonsteady_unhandled`` / ``scrub_not_applied`` / ``confound_task_correlated``: when every
+    contrast's effect of the signal (for the confounds: of every task-locked confound) is measured, the run fails only if one contrast moves by ``sensitivity_fail`` σ or more; otherwise it
     is a warning, "harmless here, by this much" below ``sensitivity_warn`` σ. Unmeasured, they keep the
     registry's severity (an unmeasurable risk). ``transient_unflagged`` is added when unflagged transients
     stay in the model, with the worst per-contrast severity of their measured effect (info below warn).
@@ -231,20 +233,26 @@ def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], me
     def effects(source: str) -> list[tuple[float, str, float]] | None:
         out = []
         for name, res in sens.items():
-            e = res.entry(source)
-            if e is None:
-                continue
-            if e.get("severity_basis") == "measured":
-                sd = e.get("bias_sd")
-                out.append((abs(float(sd)) if sd is not None and np.isfinite(sd) else 0.0, name,
-                            float(e.get("bias_percent") or 0.0)))
-            elif e.get("severity_basis") == "measured_part":
-                sd, t = e.get("measured_bias_sd"), e.get("measured_t")
-                ok = sd is not None and t is not None and np.isfinite(t) and abs(t) >= DISTINCT_T
-                out.append((abs(float(sd)) if ok else 0.0, name, float(e.get("measured_bias_percent") or 0.0)))
-            else:
-                return None
+            found = [x for x in res.entries if x["source"].startswith(source)] if source.endswith(":") \
+                else [x for x in [res.entry(source)] if x is not None]
+            for e in found:
+                got = one(e, name)
+                if got is None:
+                    return None
+                out.append(got)
         return out or None
+
+    def one(e: Mapping[str, Any], name: str) -> tuple[float, str, float] | None:
+        """(|measured bias| in σ, contrast, bias %) of one entry; None when its size is not measured."""
+        if e.get("severity_basis") == "measured":
+            sd = e.get("bias_sd")
+            return (abs(float(sd)) if sd is not None and np.isfinite(sd) else 0.0, name,
+                    float(e.get("bias_percent") or 0.0))
+        if e.get("severity_basis") == "measured_part":
+            sd, t = e.get("measured_bias_sd"), e.get("measured_t")
+            ok = sd is not None and t is not None and np.isfinite(t) and abs(t) >= DISTINCT_T
+            return (abs(float(sd)) if ok else 0.0, name, float(e.get("measured_bias_percent") or 0.0))
+        return None
 
     out = []
     for f in run_level:
