@@ -345,3 +345,30 @@ def test_motion_left_out_of_the_model_measured_footprint(locked):
     assert e["magnitude_source"] == "measured:global_signal" and e["severity"] in ("warn", "fail")
     top = _first_flag(audit, "two_back - zero_back")
     assert top is not None and top.evidence.get("source") == "confound_left_out:trans_z"
+
+
+def test_left_out_motion_guards():
+    """No footprint is measured without a usable global signal, for columns the model has, for motion
+    columns with missing values or too short, or for a motion column that is exactly in the design's span."""
+    from nbdiag.diagnostics.sensitivity import left_out_confound_signals
+
+    X, roles = build(KEEP, N, high_pass=HP)
+    gs = _global_signal(_image(X))
+    z = np.linspace(0, 1, N)
+    base = dict(t_r=T_R, events=KEEP, high_pass=HP)
+    assert left_out_confound_signals(X, DesignContext(**base, measured_signals={"trans_x": z})) == []
+    assert left_out_confound_signals(X, DesignContext(**base, measured_signals={"global_signal": gs[:10],
+                                                                                 "trans_x": z})) == []
+    nan_gs = gs.copy()
+    nan_gs[5] = np.nan
+    assert left_out_confound_signals(X, DesignContext(**base, measured_signals={"global_signal": nan_gs,
+                                                                                 "trans_x": z})) == []
+    Xm = X.assign(trans_x=z)          # in the model: not left out
+    assert left_out_confound_signals(Xm, DesignContext(**base, measured_signals={"global_signal": gs,
+                                                                                  "trans_x": z})) == []
+    bad = z.copy()
+    bad[3] = np.nan
+    spanned = X["zero_back"].to_numpy()          # exactly a design column: nothing left to fit
+    ctx = DesignContext(**base, measured_signals={"global_signal": gs, "trans_x": bad, "trans_y": spanned,
+                                                  "trans_z": z[:5]})
+    assert left_out_confound_signals(X, ctx) == []
