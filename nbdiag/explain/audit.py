@@ -190,7 +190,7 @@ def _measured_sizes(measured: Any, vectors: Mapping[str, np.ndarray], alg: Desig
     if rsd is None or not np.isfinite(rsd) or rsd <= 0 or summ.in_model:
         return None
     rows = np.arange(len(design)) if context.scan_index is None else np.asarray(context.scan_index, dtype=int)
-    y = nilearn_scale(np.asarray(context.measured_signals["global_signal"], dtype=float)[rows])
+    y = nilearn_scale(np.asarray((context.measured_signals or {})["global_signal"], dtype=float)[rows])
     skip = set(int(v) for v in context.nonsteady_volumes)
     if not context.sample_mask_applied:
         skip |= set(int(v) for v in context.scrub_volumes)
@@ -251,7 +251,8 @@ def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], me
         if e.get("severity_basis") == "measured_part":
             sd, t = e.get("measured_bias_sd"), e.get("measured_t")
             ok = sd is not None and t is not None and np.isfinite(t) and abs(t) >= DISTINCT_T
-            return (abs(float(sd)) if ok else 0.0, name, float(e.get("measured_bias_percent") or 0.0))
+            return (abs(float(sd)) if ok and sd is not None else 0.0, name,
+                    float(e.get("measured_bias_percent") or 0.0))
         return None
 
     out = []
@@ -282,7 +283,7 @@ def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], me
     if tr is not None and eff is not None:
         vols = [v for v in tr.volumes if not v["flagged_by"]]
         sevs = [res.entry("transient").get("severity") for res in sens.values() if res.entry("transient")]
-        sev = worst_severity([s for s in sevs if s in ("warn", "fail")] or ["info"])
+        sev = worst_severity([s for s in sevs if s in ("warn", "fail")] or ["info"]) or "info"
         a, name, pct = max(eff)
         listed = ", ".join(f"{v['volume']} ({v['excess_percent']:+.1f} %)" for v in vols[:8])
         more = f" and {len(vols) - 8} more" if len(vols) > 8 else ""
