@@ -49,7 +49,7 @@ series ``s`` this module computes, with no file access:
     autocorrelation ρ (of the OLS residual on steady rows, clipped to [0, 0.95]):
     ``σ sqrt(vᵀ R v + (Σ_{class} w_k)² π (1 + ρ) / (2 n_ref (1 − ρ)))`` with
     ``v = w`` on the class's rows, ``R_jk = ρ^|j−k|`` (AR(1)); the second term is
-    the uncertainty of ``r``, a median of ``n_ref`` scans; or, when larger, the
+    the uncertainty of ``r``, a median of ``n_ref`` scans; for cause classes, when larger, the
     *placebo* SE (:func:`_placebo_se`: the same weights applied to the signal
     circularly shifted by 39 lags, ``1.4826 × median |part|``), which holds for
     slow drift and random walks; and ``part / se``,
@@ -76,7 +76,6 @@ All values are in percent signal change.
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -170,8 +169,25 @@ class Transients:
                 "volumes": [dict(v) for v in self.volumes]}
 
 
+_TRANSIENT_MEMO: dict[tuple, Transients | None] = {}
+
+
 def detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] = (),
                       motion_flagged: Sequence[int] = (), k: float = TRANSIENT_K) -> Transients | None:
+    """Memoised :func:`_detect_transients` (the audit and the signal library ask for the same series;
+    keyed by the series' bytes, so a changed series is never served a stale answer)."""
+    arr = np.ascontiguousarray(series, dtype=float)
+    key = (name, arr.tobytes(), tuple(sorted(int(v) for v in nonsteady)),
+           tuple(sorted(int(v) for v in motion_flagged)), float(k))
+    if key not in _TRANSIENT_MEMO:
+        if len(_TRANSIENT_MEMO) >= 8:
+            _TRANSIENT_MEMO.clear()
+        _TRANSIENT_MEMO[key] = _detect_transients(name, arr, nonsteady, motion_flagged, k)
+    return _TRANSIENT_MEMO[key]
+
+
+def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] = (),
+                       motion_flagged: Sequence[int] = (), k: float = TRANSIENT_K) -> Transients | None:
     """Volumes whose signal departs from the steady level by more than the signal's own noise allows.
 
     ``dev = 100 (s / median_steady - 1)`` (percent of the median over the volumes not
@@ -212,14 +228,20 @@ def detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] = 
     # local level: median of the steady neighbours within LOCAL_WINDOW volumes on each side (the volume
     # itself left out), so a slowly wandering level is not read as a transient
     w = LOCAL_WINDOW
-    padded = np.concatenate([np.full(w, np.nan), np.where(steady, dev, np.nan), np.full(w, np.nan)])
-    win = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1).copy()
-    win[:, w] = np.nan
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        local = np.nanmedian(win, axis=1)
-    local = np.where(np.isfinite(local), local, 0.0)
-    stands = np.isfinite(dev) & (np.abs(dev - local) > thr)
+    steady_dev = np.where(steady, dev, np.nan)
+    # screen with a running median (the volume itself included; flagged volumes read as the steady
+    # median), then the exact rule for the few volumes the screen lets through
+    from scipy.ndimage import median_filter
+
+    level = float(np.median(dev[steady]))
+    rough = median_filter(np.where(steady, dev, level), size=2 * w + 1, mode="constant", cval=level)
+    cand = np.flatnonzero(np.isfinite(dev) & (np.abs(dev - rough) > 0.5 * thr))
+    stands = np.zeros(s.size, dtype=bool)
+    for v in cand.tolist():
+        nb = np.concatenate([steady_dev[max(v - w, 0):v], steady_dev[v + 1:v + 1 + w]])
+        nb = nb[np.isfinite(nb)]
+        local = float(np.median(nb)) if nb.size else 0.0
+        stands[v] = abs(dev[v] - local) > thr
     lead = 0
     while lead < s.size and (stands[lead] or lead in ns):
         lead += 1
@@ -613,9 +635,10 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
         rho = _lag1(y - X @ (pinv @ y), steady_rows)
         quad = _ar1_quadratic(M, W, rho) if order else sum_w2
         se_all = sigma * np.sqrt(quad + sum_w ** 2 * (np.pi / (2.0 * n_ref)) * (1.0 + rho) / (1.0 - rho))
-        if order:
+        if order and is_cause.any():   # the placebo SE is needed for the causes only (terms are never an answer)
             u = yr - (spill if spill is not None else 0.0)
-            se_all = np.maximum(se_all, _placebo_se(u, M, W, np.isin(classes, _EXCLUDED)))
+            se_all[is_cause] = np.maximum(se_all[is_cause],
+                                          _placebo_se(u, M[:, is_cause], W, np.isin(classes, _EXCLUDED)))
         for j, name in enumerate(names):
             w = weights[name]
             by_class = {k: float(parts_all[i, j]) for i, k in enumerate(order)}
