@@ -49,7 +49,8 @@ series ``s`` this module computes, with no file access:
     autocorrelation ρ (of the OLS residual on steady rows, clipped to [0, 0.95]):
     ``σ sqrt(vᵀ R v + (Σ_{class} w_k)² π (1 + ρ) / (2 n_ref (1 − ρ)))`` with
     ``v = w`` on the class's rows, ``R_jk = ρ^|j−k|`` (AR(1)); the second term is
-    the uncertainty of ``r``, a median of ``n_ref`` scans; for cause classes, when larger, the
+    the uncertainty of ``r``, a median of ``n_ref`` scans; for cause classes of
+    ``global_signal``, when larger, the
     *placebo* SE (:func:`_placebo_se`: the same weights applied to the signal
     circularly shifted by 39 lags, ``1.4826 × median |part|``), which holds for
     slow drift and random walks; and ``part / se``,
@@ -635,7 +636,9 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
         rho = _lag1(y - X @ (pinv @ y), steady_rows)
         quad = _ar1_quadratic(M, W, rho) if order else sum_w2
         se_all = sigma * np.sqrt(quad + sum_w ** 2 * (np.pi / (2.0 * n_ref)) * (1.0 + rho) / (1.0 - rho))
-        if order and is_cause.any():   # the placebo SE is needed for the causes only (terms are never an answer)
+        # the placebo SE: for the causes only (terms are never an answer) and for the global signal only (the
+        # signal answers and severities read; csf / white_matter parts keep the AR(1) SE)
+        if order and is_cause.any() and sig == "global_signal":
             u = yr - (spill if spill is not None else 0.0)
             se_all[is_cause] = np.maximum(se_all[is_cause],
                                           _placebo_se(u, M[:, is_cause], W, np.isin(classes, _EXCLUDED)))
