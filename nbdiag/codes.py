@@ -272,7 +272,9 @@ NONSTEADY_UNHANDLED = _register(Code(
     fix="pass sample_masks from load_confounds to FirstLevelModel.fit or add the non_steady_state_outlier* "
         "columns as confounds",
     thresholds=("unmodeled_weight_warn", "unmodeled_weight_fail", "sensitivity_warn", "sensitivity_fail"),
-    rule="fail for the run; per contrast warn when the flagged volumes' excess moves it (either direction) by "
+    rule="for the run: when the flagged volumes' excess is measured (global_signal), fail only if it moves a "
+         "contrast by ≥ {sensitivity_fail:g} σ, else warn (\"harmless here\" below {sensitivity_warn:g} σ); fail "
+         "when it cannot be measured; per contrast warn when the excess moves it (either direction) by "
          "≥ {sensitivity_warn:g} σ, fail at ≥ {sensitivity_fail:g} σ; info below, with the share of negative "
          "weight (≥ {unmodeled_weight_warn:.0%} is noted)"))
 SCRUB_NOT_APPLIED = _register(Code(
@@ -281,16 +283,20 @@ SCRUB_NOT_APPLIED = _register(Code(
     fix="pass sample_masks from load_confounds to FirstLevelModel.fit (fit the runs yourself instead of "
         "relying on first_level_from_bids' confound handling)",
     thresholds=("sensitivity_warn", "sensitivity_fail"),
-    rule="fail for the run; per contrast warn when the censored volumes move it by ≥ {sensitivity_warn:g} σ, "
-         "fail at ≥ {sensitivity_fail:g} σ"))
+    rule="for the run: when the censored volumes' part of every contrast is measured (global_signal), fail only "
+         "if one moves a contrast by ≥ {sensitivity_fail:g} σ, else warn (\"harmless here\" below "
+         "{sensitivity_warn:g} σ); fail when it cannot be measured; per contrast warn when the censored volumes "
+         "move it by ≥ {sensitivity_warn:g} σ, fail at ≥ {sensitivity_fail:g} σ"))
 CONFOUND_TASK_CORRELATED = _register(Code(
     "confound_task_correlated", "confounds", "warn", "Confounds explain part of a task regressor",
     "R² of a task regressor on the confounds",
     fix="Use a smaller confounds_strategy (e.g. motion='basic' instead of 'full'), drop task-locked "
         "confounds, or check whether the task causes the motion.",
     thresholds=("confound_r2_warn", "confound_r2_fail", "sensitivity_warn", "sensitivity_fail"),
-    rule="warn ≥ {confound_r2_warn:g}, fail ≥ {confound_r2_fail:g}; per contrast warn/fail when regressing out the "
-         "task-locked confound moves it by ≥ {sensitivity_warn:g} / {sensitivity_fail:g} σ, else info"))
+    rule="warn ≥ {confound_r2_warn:g}, fail ≥ {confound_r2_fail:g} (when the confounds' loading in the global signal "
+         "is measured, fail only if regressing them out moves a contrast by ≥ {sensitivity_fail:g} σ); per contrast "
+         "warn/fail when regressing out the task-locked confound moves it by ≥ {sensitivity_warn:g} / "
+         "{sensitivity_fail:g} σ, else info"))
 DOF_LOW = _register(Code(
     "dof_low", "confounds", "warn", "Few residual degrees of freedom",
     "residual degrees of freedom (n − rank, as nilearn counts them)",
@@ -328,6 +334,16 @@ MOTION_COLUMNS_MISSING = _register(Code(
     "the confounds file lacks framewise_displacement, std_dvars or dvars, so motion per condition is not "
     "reported for it",
     fix="Use fMRIPrep's *_desc-confounds_timeseries.tsv (it writes all three columns).", rule="info"))
+TRANSIENT_UNFLAGGED = _register(Code(
+    "transient_unflagged", "confounds", "warn", "Volumes that stand out in the global signal are not flagged",
+    "volumes whose measured global_signal departs from its local steady level by more than 5 robust "
+    "scan-to-scan SD (1.4826 MAD of the differences / √2) stay in the model while no non_steady_state_outlier* / motion_outlier* column flags them",
+    fix="Discard them with a sample mask (FirstLevelModel.fit(sample_masks=...)) or add one spike regressor per "
+        "volume; for bright first volumes, drop the dummy scans",
+    thresholds=("sensitivity_warn", "sensitivity_fail"),
+    rule="per contrast and for the run, from the measured part of the volumes (global_signal): warn when it moves "
+         "a contrast by ≥ {sensitivity_warn:g} σ and is distinguishable from zero (|t| ≥ 3), fail at "
+         "≥ {sensitivity_fail:g} σ; info below"))
 
 # --- sensitivity ----------------------------------------------------------------------------------
 SENSITIVE_UNMODELED_SIGNAL = _register(Code(

@@ -3,7 +3,7 @@
 ``attribution_table(records)`` reads run records only (no files, no fitting)
 and returns ``group/nbdiag_attribution.tsv``: one row per variant × contrast
 × source, with columns ``variant, contrast, source, n_subjects, mean, sem, t,
-share``.
+share, kind, distinct``.
 
 Sources
 -------
@@ -11,7 +11,8 @@ Sources
     The signal's OLS estimate for the contrast (``contrasts.<c>.measured.<signal>.estimate_ols``,
     percent), i.e. what nilearn estimates for a voxel with that time course.
 ``measured:<signal>:<class>``
-    Its part from one scan class (``by_class``; the classes sum to the total).
+    Its part from one scan class (``by_class``: ``Σ_{k∈class} w_k (y_k − r)``, relative to the
+    run's steady baseline level ``r``; the classes sum to the total).
 ``predicted:<cause>``
     The sum of the contrast's sensitivity biases (``bias``, percent) whose
     ``cause`` is ``<cause>`` (e.g. ``nonsteady_unhandled``), i.e. nbdiag's
@@ -26,8 +27,22 @@ same runs. ``mean`` is the mean over subjects, ``sem = sd / sqrt(n)``
 (``ddof=1``), ``t = mean / sem`` (one-sample t against 0; ``None`` for n < 2
 or sem 0). ``share`` is ``mean`` divided by the mean of
 ``measured:<signal>:total`` for measured rows of that signal, and by the mean
-of ``measured:global_signal:total`` for predicted rows (``None`` when that
-total is absent or 0).
+of ``measured:global_signal:total`` for predicted rows; it is empty (``None``)
+when that total is absent, 0, or not itself distinguishable from zero (a share
+of a total that may be 0 means nothing).
+
+``kind`` is ``total`` (``measured:<signal>:total``), ``cause`` (a measured part
+of a cause class — flagged or unflagged transients, high-motion volumes,
+unmodelled events, short gaps, run edges — or a ``predicted:`` row) or
+``term`` (a part of the model's own terms: a condition, the implicit baseline,
+the ``reference`` remainder). The record's ``by_class_kind`` decides when given.
+
+``distinct`` says whether the row is distinguishable from zero across
+subjects: ``n ≥ 2`` and ``|t| ≥ max(3, t_{0.975, n−1})`` (two-sided 5 % level of
+the one-sample t test, never below the run-level rule ``|t| ≥ 3``, which allows for the
+several cause parts tested per contrast). Predicted
+rows are never ``distinct``: they are nbdiag's predictions (sizes measured or
+assumed), not measurements, and an assumed size is the same in every subject.
 """
 
 from __future__ import annotations
@@ -41,10 +56,26 @@ from nbdiag._json import finite_number as _num
 
 #: Scan classes in display order (as ``nbdiag.diagnostics.measured.CLASS_ORDER``; the group
 #: level reads records only, so the order is repeated here); conditions follow, sorted.
-CLASS_ORDER = ("nonsteady", "unmodeled_event", "short_gap", "fixation", "run_edge")
+CLASS_ORDER = ("nonsteady", "transient", "high_motion", "unmodeled_event", "short_gap", "fixation", "run_edge")
 
-#: Columns of ``nbdiag_attribution.tsv``, in order (DESIGN §9).
-COLUMNS = ["variant", "contrast", "source", "n_subjects", "mean", "sem", "t", "share"]
+#: Scan classes that are causes (as ``nbdiag.diagnostics.measured.CAUSE_CLASSES``).
+CAUSE_CLASSES = ("nonsteady", "transient", "high_motion", "unmodeled_event", "short_gap", "run_edge")
+
+#: Columns of ``nbdiag_attribution.tsv``, in order (DESIGN §9; ``kind``, ``distinct``: §10).
+COLUMNS = ["variant", "contrast", "source", "n_subjects", "mean", "sem", "t", "share", "kind", "distinct"]
+
+#: The run-level rule for "distinguishable from zero" (``|t| >= 3``, as
+#: ``nbdiag.diagnostics.measured.DISTINCT_T``), the floor of the group rule.
+DISTINCT_T = 3.0
+
+
+def distinct_threshold(n: int) -> float:
+    """``max(3, t_{0.975, n-1})``: the |t| a mean over ``n`` subjects must reach (inf for n < 2)."""
+    if n < 2:
+        return math.inf
+    from scipy import stats
+
+    return max(DISTINCT_T, float(stats.t.ppf(0.975, n - 1)))
 
 
 def _subject(rec: Mapping[str, Any]) -> str | None:
@@ -52,8 +83,9 @@ def _subject(rec: Mapping[str, Any]) -> str | None:
     return run.get("subject") or (run.get("entities") or {}).get("sub")
 
 
-def run_values(rec: Mapping[str, Any]) -> dict[tuple[str, str], float]:
-    """``{(contrast, source): value}`` for one run record (percent)."""
+def run_values(rec: Mapping[str, Any], kinds: dict[str, str] | None = None) -> dict[tuple[str, str], float]:
+    """``{(contrast, source): value}`` for one run record (percent); ``kinds`` (when given) collects
+    each measured class's ``by_class_kind``."""
     out: dict[tuple[str, str], float] = {}
     for cname, c in (rec.get("contrasts") or {}).items():
         if not isinstance(c, Mapping):
@@ -65,9 +97,12 @@ def run_values(rec: Mapping[str, Any]) -> dict[tuple[str, str], float]:
             if total is None:
                 continue
             out[(cname, f"measured:{signal}:total")] = total
+            kind_of = m.get("by_class_kind") or {}
             for cls, v in (m.get("by_class") or {}).items():
                 if _num(v) is not None:
                     out[(cname, f"measured:{signal}:{cls}")] = float(v)
+                    if kinds is not None and kind_of.get(cls) in ("cause", "term"):
+                        kinds.setdefault(cls, str(kind_of[cls]))
         causes: dict[str, float] = {}
         for e in c.get("sensitivity") or []:
             if not isinstance(e, Mapping):
@@ -91,6 +126,16 @@ def _order(source: str) -> tuple:
     return (1, False, rest, 0, "")
 
 
+def _kind(source: str, kinds: Mapping[str, str]) -> str:
+    kind, _, rest = source.partition(":")
+    if kind != "measured":
+        return "cause"
+    cls = rest.partition(":")[2]
+    if cls == "total":
+        return "total"
+    return kinds.get(cls) or ("cause" if cls in CAUSE_CLASSES else "term")
+
+
 def attribution_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """The group attribution table (see the module doc); records with status ``error`` are skipped.
 
@@ -109,6 +154,7 @@ def attribution_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     # (variant, contrast) is filled with 0 in the runs that measured that signal (or predicted
     # any cause) without it: a class with no scans, or a cause absent from a run, contributes 0
     runs = []
+    kinds: dict[str, str] = {}
     contrast_order: dict[str, int] = {}
     seen: dict[tuple[str, str], set[str]] = {}
     for rec in records:
@@ -118,7 +164,7 @@ def attribution_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         if subject is None:
             continue
         variant = str(rec.get("variant"))
-        vals = run_values(rec)
+        vals = run_values(rec, kinds)
         runs.append((variant, subject, vals))
         for cname, source in vals:
             contrast_order.setdefault(cname, len(contrast_order))
@@ -152,16 +198,21 @@ def attribution_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=COLUMNS)
     if df.empty:
         return df
-    totals = {(r.variant, r.contrast, r.source): r.mean for r in df.itertuples()}
+    distinct = [bool(r.source.startswith("measured:") and r.t is not None and np.isfinite(r.t)
+                     and abs(r.t) >= distinct_threshold(int(r.n_subjects))) for r in df.itertuples()]
+    df["distinct"] = distinct
+    totals = {(r.variant, r.contrast, r.source): (r.mean, r.distinct) for r in df.itertuples()}
     shares = []
     for r in df.itertuples():
         if r.source.startswith("measured:"):
             sig = r.source.split(":")[1]
-            tot = totals.get((r.variant, r.contrast, f"measured:{sig}:total"))
+            tot, ok = totals.get((r.variant, r.contrast, f"measured:{sig}:total"), (None, False))
         else:
-            tot = totals.get((r.variant, r.contrast, "measured:global_signal:total"))
-        shares.append(float(r.mean / tot) if tot else None)
+            tot, ok = totals.get((r.variant, r.contrast, "measured:global_signal:total"), (None, False))
+        shares.append(float(r.mean / tot) if tot and ok else None)
     df["share"] = shares
+    df["kind"] = [_kind(src, kinds) for src in df["source"]]
+    df = df[COLUMNS]
     keys = [(v, contrast_order[c], _order(s)) for v, c, s in zip(df.variant, df.contrast, df.source)]
     df = df.iloc[sorted(range(len(df)), key=keys.__getitem__)].reset_index(drop=True)
     df["n_subjects"] = df["n_subjects"].astype(int)

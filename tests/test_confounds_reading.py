@@ -58,8 +58,10 @@ def test_read_raw_confounds_limits_and_errors(tmp_path):
 
 
 def test_raw_signals_numeric_columns_only():
-    sig = raw_signals(pd.DataFrame({"global_signal": ["1", "x"], "csf": [1.0, 2.0], "trans_x": [0, 0]}))
-    assert set(sig) == {"global_signal", "csf"}
+    sig = raw_signals(pd.DataFrame({"global_signal": ["1", "x"], "csf": [1.0, 2.0], "trans_x": [0, 0],
+                                    "dvars": [1.0, 1.0]}))
+    # issue 20: motion columns are kept too (their footprint in the global signal is measured)
+    assert set(sig) == {"global_signal", "csf", "trans_x"}
     assert sig["global_signal"][0] == 1.0 and np.isnan(sig["global_signal"][1])
 
 

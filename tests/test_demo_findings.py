@@ -58,10 +58,16 @@ def test_nonsteady_first_for_sub01(records, variant):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_missing_instructions_short_gaps_first_for_sub02_ses2(records, variant):
+def test_missing_instructions_gaps_measured_not_assumed_for_sub02_ses2(records, variant):
     rec = records[("02", "2", variant)]
-    top = _first(rec, "zero_back")
-    assert top["code"] == "baseline_short_gaps"
+    # issue 20: the demo's global signal holds no cue response in the pre-block gaps (its synthetic
+    # confounds carry none), so the assumed 0.5 % cue response is a hypothesis the measurement does not
+    # bear out: the gaps are named (info, with the measured part) but warn/fail no contrast
+    entry = next(e for e in rec["contrasts"]["zero_back"]["sensitivity"] if e["source"] == "pre_block")
+    assert entry["severity_basis"] == "measured_part" and entry["severity"] in (None, "info")
+    assert abs(entry["measured_t"]) < 3
+    assert not [f for f in _for(rec, "zero_back") if f["code"] == "baseline_short_gaps"
+                and f["severity"] in ("warn", "fail")]
     pre = [e for e in rec["diagnostics"]["baseline"]["epochs"] if e["position"] == "pre_block"]
     assert len(pre) == 6          # one before each block, where the INSTRUCTION screen was
     # ses-1 (INSTRUCTION rows present and modelled) has no pre-block time

@@ -33,11 +33,20 @@ def test_attribution_table_by_hand():
     total = rows["measured:global_signal:total"]
     assert (total.n_subjects, total.mean) == (2, 3.0)
     assert total.sem == pytest.approx(math.sqrt(2.0) / math.sqrt(2))  # std(ddof=1) of [2, 4] = sqrt(2)
-    assert total.t == pytest.approx(3.0) and total.share == pytest.approx(1.0)
+    assert total.t == pytest.approx(3.0)
+    # issue 20: t = 3 with 2 subjects is below t(0.975, 1) = 12.7, so the total is not distinguishable
+    # from zero and no share is given (a share of a total that may be 0 means nothing)
+    assert not total.distinct and pd.isna(total.share) and total.kind == "total"
     fix = rows["measured:global_signal:fixation"]
-    assert fix.mean == 0.5 and fix.share == pytest.approx(0.5 / 3.0)
+    assert fix.mean == 0.5 and pd.isna(fix.share) and fix.kind == "term"
     drift = rows["predicted:drift"]
-    assert drift.mean == 1.0 and drift.share == pytest.approx(1.0 / 3.0)
+    assert drift.mean == 1.0 and pd.isna(drift.share) and drift.kind == "cause" and not drift.distinct
+    # three subjects with a clear total: shares are given again
+    recs3 = [_rec("01", 2.0, {"fixation": 1.0}, 0.5), _rec("02", 2.2, {"fixation": 1.0}, 0.5),
+             _rec("03", 2.1, {"fixation": 1.0}, 0.5)]
+    rows3 = {r.source: r for r in attribution_table(recs3).itertuples()}
+    assert rows3["measured:global_signal:total"].distinct
+    assert rows3["measured:global_signal:fixation"].share == pytest.approx(1.0 / 2.1)
 
 
 def test_attribution_table_single_subject_and_empty():

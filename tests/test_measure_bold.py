@@ -129,4 +129,4 @@ def test_participant_measure_bold_writes_maps_equal_to_nilearn(make_bids, tmp_pa
     assert "Measured from this run" in html and "glass brain of the largest class map" in html
     assert run_group(out) in (0, 3)
     assert (out / "group" / "nbdiag_attribution.tsv").read_text().startswith(
-        "variant\tcontrast\tsource\tn_subjects\tmean\tsem\tt\tshare\n")
+        "variant\tcontrast\tsource\tn_subjects\tmean\tsem\tt\tshare\tkind\tdistinct\n")   # issue 20 columns

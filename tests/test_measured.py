@@ -124,7 +124,7 @@ def test_nilearn_scale_and_noise_model_check():
         check_noise_model("gls")
 
 
-def _study_records(n_subjects=20, seed=11):
+def _study_records(n_subjects=20, seed=11, bright=True):
     """A simulated study: per subject, a global signal with bright first volumes (varying size) and noise."""
     from nbdiag.diagnostics.sensitivity import assess_sensitivity, signal_library
     from dataclasses import replace
@@ -137,7 +137,7 @@ def _study_records(n_subjects=20, seed=11):
     records, true_nss, true_total = [], [], []
     for i in range(n_subjects):
         base = 500.0 + 20 * rng.standard_normal()
-        excess = np.array([40.0, 12.0, 4.0]) * (1 + 0.3 * rng.standard_normal())
+        excess = np.array([40.0, 12.0, 4.0]) * (1 + 0.3 * rng.standard_normal()) * (1.0 if bright else 0.0)
         s = base * (1 + 0.003 * rng.standard_normal(N))
         s[list(NSS)] = base * (1 + excess / 100.0)
         res = measure_signals({"global_signal": s}, X, vectors, classes, nonsteady_volumes=NSS, noise_model="ols")
@@ -187,9 +187,36 @@ def test_group_attribution_recovers_simulated_nonsteady_share():
     assert classes["mean"].sum() == pytest.approx(total["mean"], abs=1e-9)
     sentence = attribution_sentences(table)["default"]
     assert sentence.startswith("Across 20 subjects the global signal's zero_back estimate is −")
-    assert "the non-steady-state volumes contribute" in sentence
-    assert f"{100 * row['share']:.0f} %" in sentence
+    # the first (and only) cause named is the flagged volumes, with the mean and t of their part
+    first = sentence.split(".")[0] + "." + sentence.split(".")[1]
+    mean_txt = f"{row['mean']:+.2f} %".replace("-", "−")
+    t_txt = f"t = {row['t']:.1f}".replace("-", "−")
+    assert f"the non-steady-state volumes contribute {mean_txt} ({t_txt}, {100 * row['share']:.0f} % of it)" \
+        in sentence, sentence
+    assert "fixation" not in sentence and "zero_back scans" not in first   # the model's own terms are no answer
     assert "two_back − zero_back:" in sentence
+    assert z.loc["measured:global_signal:nonsteady", "kind"] == "cause"
+    assert z.loc["measured:global_signal:nonsteady", "distinct"]
+    assert z.loc["measured:global_signal:fixation", "kind"] == "term"
+    assert z.loc["measured:global_signal:total", "kind"] == "total"
+
+
+def test_group_attribution_clean_study_names_no_cause():
+    from nbdiag.group_attribution import attribution_table
+    from nbdiag.report.attribution import attribution_sentences
+
+    records, _, _ = _study_records(bright=False)
+    table = attribution_table(records)
+    causes = table[(table.kind == "cause") & table.distinct]
+    assert causes.empty, causes
+    sentence = attribution_sentences(table)["default"]
+    assert "contribute" not in sentence
+    assert ("it comes from the conditions themselves" in sentence
+            or "no cause in the design moves it" in sentence), sentence
+    # not distinct totals: no share anywhere
+    tot = table[table.kind == "total"]
+    if not tot.distinct.any():
+        assert table.share.isna().all()
 
 
 def test_measure_and_noise_model_settings():
@@ -237,3 +264,110 @@ def test_measure_none_uses_assumed_sizes_and_says_so(small_bids, tmp_path):
         rec2["contrasts"][next(iter(rec2["contrasts"]))]["variance"]), rel=1e-9)
     gs = rec2["measured"]["signals"]["global_signal"]
     assert len(gs["percent_excess_nonsteady"]) == len(gs["nonsteady_volumes"]) > 0
+
+
+def test_parts_have_a_fixed_reference_invariant_to_a_constant(monkeypatch):
+    """Parts Σ_class w (y − r): adding a constant to the signal moves none of them; they sum to the estimate."""
+    import nbdiag.diagnostics.measured as measured_mod
+
+    X, roles, ctx, s = _simulated()
+    classes = assess_baseline(X, roles, ctx, Thresholds()).scan_classes
+    vectors = _vectors(X)
+    a = measure_signals({"global_signal": s}, X, vectors, classes, nonsteady_volumes=NSS, noise_model="ar1")
+    # nilearn's scaling always centres y on its temporal mean; add a constant (3 %) to the scaled signal
+    scale = measured_mod.nilearn_scale
+    monkeypatch.setattr(measured_mod, "nilearn_scale", lambda x: scale(x) + 3.0)
+    b = measure_signals({"global_signal": s}, X, vectors, classes, nonsteady_volumes=NSS, noise_model="ar1")
+    monkeypatch.setattr(measured_mod, "nilearn_scale", scale)
+    assert b.signals["global_signal"].reference["value"] == pytest.approx(
+        a.signals["global_signal"].reference["value"] + 3.0)
+    ref = a.signals["global_signal"].reference
+    assert ref["n_scans"] == int(sum(c == "fixation" for c in classes)) and "implicit-baseline" in ref["definition"]
+    y = nilearn_scale(s)
+    fix = np.array([c == "fixation" for c in classes])
+    assert ref["value"] == pytest.approx(float(np.median(y[fix])))
+    w = np.linalg.pinv(X.to_numpy()).T
+    for name, vec in vectors.items():
+        ma, mb = a.contrasts[name]["global_signal"], b.contrasts[name]["global_signal"]
+        for k in ma.by_class:
+            # invariant (the old Σ w y parts moved with the temporal mean)
+            assert mb.by_class[k] == pytest.approx(ma.by_class[k], abs=1e-6)
+            assert mb.by_class_estimate[k] == pytest.approx(ma.by_class_estimate[k], abs=1e-6)
+        assert sum(ma.by_class.values()) == pytest.approx(ma.estimate_ols, abs=1e-8)
+        assert sum(ma.by_class_estimate.values()) == pytest.approx(ma.estimate, abs=1e-8)
+        assert "reference" not in ma.by_class  # the model has a constant
+        # the nonsteady part by hand: Σ w_k (y_k − r) over the flagged rows
+        wv = w @ vec
+        assert ma.by_class["nonsteady"] == pytest.approx(float(wv[list(NSS)] @ (y[list(NSS)] - ref["value"])))
+        assert ma.by_class_kind["nonsteady"] == "cause" and ma.by_class_kind["fixation"] == "term"
+        se = ma.by_class_se["nonsteady"]
+        sig = a.signals["global_signal"].residual_sd_percent
+        # independent: AR(1) correlation matrix built in full, ρ from the OLS residual (lstsq) on steady rows
+        e = y - X.to_numpy() @ np.linalg.lstsq(X.to_numpy(), y, rcond=None)[0]
+        ok = np.ones(N, dtype=bool)
+        ok[list(NSS)] = False
+        pair = ok[1:] & ok[:-1]
+        a_, b_ = e[1:][pair], e[:-1][pair]
+        rho = float(np.clip(a_ @ b_ / np.sqrt((a_ @ a_) * (b_ @ b_)), 0, 0.95))   # lag-1 autocorrelation
+        R = rho ** np.abs(np.subtract.outer(np.arange(N), np.arange(N)))
+        v = np.zeros(N)
+        v[list(NSS)] = wv[list(NSS)]
+        expect = sig * np.sqrt(v @ R @ v + wv[list(NSS)].sum() ** 2 * np.pi * (1 + rho)
+                               / (2 * ref["n_scans"] * (1 - rho)))
+        assert 0 < rho < 0.95 and se == pytest.approx(expect, rel=1e-6)
+        assert ma.by_class_t["nonsteady"] == pytest.approx(ma.by_class["nonsteady"] / se)
+    # bright first volumes are a distinct cause of zero_back, named first
+    causes = a.contrasts["zero_back"]["global_signal"].causes()
+    assert causes[0][0] == "nonsteady" and causes[0][1] < 0
+
+
+def test_model_without_constant_records_the_reference_remainder():
+    X, roles, ctx, s = _simulated()
+    X = X.drop(columns=["constant"])
+    roles = {k: v for k, v in roles.items() if k != "constant"}
+    classes = assess_baseline(X, roles, ctx, Thresholds()).scan_classes
+    res = measure_signals({"global_signal": s}, X, _vectors(X), classes, nonsteady_volumes=NSS, noise_model="ar1")
+    m = res.contrasts["zero_back"]["global_signal"]
+    ref = res.signals["global_signal"].reference
+    assert "zero_back" in ref["remainder"]
+    w = np.linalg.pinv(X.to_numpy()).T @ _vectors(X)["zero_back"]
+    assert m.by_class["reference"] == pytest.approx(ref["value"] * w.sum())
+    assert m.by_class_kind["reference"] == "term" and m.by_class_t["reference"] is None
+    assert sum(m.by_class.values()) == pytest.approx(m.estimate_ols, abs=1e-8)
+    assert sum(m.by_class_estimate.values()) == pytest.approx(m.estimate, abs=1e-8)
+
+
+def test_unflagged_bright_first_volumes_found_from_global_signal():
+    from nbdiag.diagnostics.measured import detect_transients
+
+    X, roles, ctx, s = _simulated()
+    s = s.copy()
+    med = float(np.median(s[3:]))
+    s[:3] = med * (1 + np.array([40.0, 10.0, 0.1]) / 100)  # bright first two volumes, not flagged
+    t = detect_transients("global_signal", s)
+    assert t.unflagged() == [0, 1]
+    assert [v["position"] for v in t.volumes] == ["run_start", "run_start"]
+    assert t.volumes[0]["excess_percent"] == pytest.approx(100 * (s[0] / np.median(s) - 1))
+    classes = assess_baseline(X, roles, ctx.__class__(t_r=T_R, events=ctx.events, unmodeled_events=ctx.unmodeled_events,
+                                                       high_pass=0.008), Thresholds()).scan_classes
+    res = measure_signals({"global_signal": s}, X, _vectors(X), classes, noise_model="ols")
+    m = res.contrasts["zero_back"]["global_signal"]
+    assert m.causes()[0][0] == "transient"
+    # a spike in the middle, flagged as a motion outlier: found, flagged_by says so
+    s2 = s.copy()
+    s2[150] = med * 1.2
+    t2 = detect_transients("global_signal", s2, motion_flagged=[150])
+    spike = [v for v in t2.volumes if v["volume"] == 150][0]
+    assert spike["position"] == "spike" and spike["flagged_by"] == ["motion_outlier"]
+    assert 150 not in t2.unflagged()
+    # a clean run (same noise, no bright volumes) is quiet
+    rng = np.random.default_rng(0)
+    clean = 500 * (1 + 0.002 * rng.standard_normal(N))
+    assert detect_transients("global_signal", clean).volumes == ()
+    res = measure_signals({"global_signal": clean}, X, _vectors(X), classes, noise_model="ols")
+    assert all(not m.causes() or m.causes()[0][0] != "transient" for m in
+               (res.contrasts[c]["global_signal"] for c in res.contrasts))
+    assert "transient" not in res.contrasts["zero_back"]["global_signal"].by_class
+    # no spread: nothing to compare with
+    assert detect_transients("global_signal", np.full(N, 5.0)) is None
+    assert detect_transients("global_signal", np.full(N, np.nan)) is None

@@ -19,10 +19,46 @@ series ``s`` this module computes, with no file access:
   1)``, the mean over the design rows), then
 
   - ``estimate_ols = wᵀy`` with ``w = pinv(X)ᵀc``,
-  - ``by_class`` — ``Σ_{k in class} w_k y_k`` per scan class of
+  - ``by_class`` — ``Σ_{k in class} w_k (y_k − r)`` per scan class of
     :mod:`nbdiag.diagnostics.baseline` (``nonsteady``, ``unmodeled_event``,
-    ``short_gap``, ``fixation``, ``run_edge``, ``condition:<name>``), which sums
-    to ``estimate_ols``,
+    ``short_gap``, ``fixation``, ``run_edge``, ``condition:<name>``) plus the
+    classes measured here (``transient``: unflagged volumes that stand out,
+    :func:`detect_transients`; ``high_motion``: volumes scrubbing would censor,
+    still in the model). ``r`` is the signal's *steady baseline level*
+    (:func:`reference_rows`): the median of ``y − f`` (``f`` the conditions' fitted
+    response, below; ``y`` itself without task columns) over the implicit-baseline
+    (``fixation``) scans, i.e. scans whose task regressors are ~0, that are
+    neither flagged non-steady, nor detected transients, nor high-motion; when
+    fewer than ``MIN_REFERENCE_SCANS`` such scans exist, over every scan that is
+    none of those (``reference.definition`` says which). Each part is then the
+    signal's deviation from its steady level in that class, weighted as the
+    contrast weighs it, and does not move when a constant is added to the
+    signal. The parts sum to ``estimate_ols`` because ``Σ w_k = 0`` whenever the
+    model has a constant the contrast does not weight; otherwise the remainder
+    ``r Σ w_k`` is its own part, ``reference`` (and ``reference.remainder``
+    says so),
+  - a *cause* part is the deviation beyond the steady level **and** beyond the
+    conditions' fitted response: ``Σ_{k∈class} w_k (y_k − r − f_k)``, ``f = X_T β̂_T``
+    the OLS fit of the task columns (``task_columns``), so that a block's HRF
+    tail reaching a gap is not read as a gap effect; what the conditions' response
+    contributes in the cause scans, ``Σ_{k∈causes} w_k f_k``, is its own term part,
+    ``condition_spillover``. The parts still sum to the estimate and are still
+    invariant to a constant (``f`` does not depend on one),
+  - ``by_class_se`` / ``by_class_t`` — standard error of each part from the
+    signal's residual noise (``residual_sd_percent`` = σ) with its lag-1
+    autocorrelation ρ (of the OLS residual on steady rows, clipped to [0, 0.95]):
+    ``σ sqrt(vᵀ R v + (Σ_{class} w_k)² π (1 + ρ) / (2 n_ref (1 − ρ)))`` with
+    ``v = w`` on the class's rows, ``R_jk = ρ^|j−k|`` (AR(1)); the second term is
+    the uncertainty of ``r``, a median of ``n_ref`` scans; for cause classes of
+    ``global_signal``, when larger, the
+    *placebo* SE (:func:`_placebo_se`: the same weights applied to the signal
+    circularly shifted by 39 lags, ``1.4826 × median |part|``), which holds for
+    slow drift and random walks; and ``part / se``,
+  - ``by_class_kind`` — ``cause`` (``CAUSE_CLASSES``: something in the design or
+    the data that is not a condition: flagged or unflagged transients,
+    unmodelled events, pre-block and short gaps, high-motion volumes, run-edge
+    settling) or ``term`` (the model's own terms: the contrast's conditions,
+    the implicit baseline, the ``reference`` remainder),
   - ``estimate``, ``se``, ``t`` — what nilearn's ``run_glm`` + ``compute_contrast``
     give for that one series under the run's ``noise_model`` (``"ar1"`` by default,
     as ``FirstLevelModel``). The steps are run_glm's own, with nilearn's Yule-Walker
@@ -51,7 +87,32 @@ import pandas as pd
 MEASURED_SIGNALS = ("global_signal", "csf", "white_matter")
 
 #: Scan-class order used in ``by_class`` (conditions follow, sorted).
-CLASS_ORDER = ("nonsteady", "unmodeled_event", "short_gap", "fixation", "run_edge")
+CLASS_ORDER = ("nonsteady", "transient", "high_motion", "unmodeled_event", "short_gap", "fixation", "run_edge")
+
+#: Classes that are causes (not the model's own terms: conditions, implicit baseline, ``reference``).
+CAUSE_CLASSES = ("nonsteady", "transient", "high_motion", "unmodeled_event", "short_gap", "run_edge")
+
+#: Name of the remainder part ``r Σ w`` (a model without a constant).
+REFERENCE_PART = "reference"
+
+#: Name of the term part holding the conditions' fitted response in the cause scans (HRF tails).
+SPILL_PART = "condition_spillover"
+
+#: A part is distinguishable from zero when ``|t| >= DISTINCT_T``. Not 2: a run has up to six cause
+#: classes per contrast and a few contrasts, so ``|t| >= 2`` (5 % two-sided per part) would name a
+#: spurious cause in a large share of clean runs; 3 keeps the family-wise rate near 5 % over ~15 parts
+#: (Bonferroni: 0.05 / 15 -> z = 2.94) and leaves room for the autocorrelation the white-noise SE ignores.
+DISTINCT_T = 3.0
+
+#: Fewest implicit-baseline scans for the steady level ``r``; below it every steady scan is used.
+MIN_REFERENCE_SCANS = 5
+
+#: A volume is a transient when it departs from the steady level by more than this many robust
+#: standard deviations (``1.4826 MAD`` of the steady scans) of the signal.
+TRANSIENT_K = 5.0
+
+#: Volumes on each side whose median is a volume's local steady level (transient detection).
+LOCAL_WINDOW = 8
 
 _NOISE = re.compile(r"^(ols|ar[1-9]\d*)$")
 
@@ -90,6 +151,110 @@ def own_columns(signal: str, columns: Sequence[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Transients:
+    """Volumes whose measured signal departs from its steady level (:func:`detect_transients`)."""
+
+    signal: str
+    level: float
+    noise_percent: float
+    threshold_percent: float
+    volumes: tuple[dict[str, Any], ...] = ()
+
+    def unflagged(self) -> list[int]:
+        """Volumes that stand out and that fMRIPrep flagged neither as non-steady nor as motion outliers."""
+        return [int(v["volume"]) for v in self.volumes if not v["flagged_by"]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"signal": self.signal, "noise_percent": self.noise_percent,
+                "threshold_percent": self.threshold_percent, "k": TRANSIENT_K,
+                "volumes": [dict(v) for v in self.volumes]}
+
+
+_TRANSIENT_MEMO: dict[tuple, Transients | None] = {}
+
+
+def detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] = (),
+                      motion_flagged: Sequence[int] = (), k: float = TRANSIENT_K) -> Transients | None:
+    """Memoised :func:`_detect_transients` (the audit and the signal library ask for the same series;
+    keyed by the series' bytes, so a changed series is never served a stale answer)."""
+    arr = np.ascontiguousarray(series, dtype=float)
+    key = (name, arr.tobytes(), tuple(sorted(int(v) for v in nonsteady)),
+           tuple(sorted(int(v) for v in motion_flagged)), float(k))
+    if key not in _TRANSIENT_MEMO:
+        if len(_TRANSIENT_MEMO) >= 8:
+            _TRANSIENT_MEMO.clear()
+        _TRANSIENT_MEMO[key] = _detect_transients(name, arr, nonsteady, motion_flagged, k)
+    return _TRANSIENT_MEMO[key]
+
+
+def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] = (),
+                       motion_flagged: Sequence[int] = (), k: float = TRANSIENT_K) -> Transients | None:
+    """Volumes whose signal departs from the steady level by more than the signal's own noise allows.
+
+    ``dev = 100 (s / median_steady - 1)`` (percent of the median over the volumes not
+    flagged non-steady); the noise is the scan-to-scan robust SD ``1.4826 MAD(diff(dev)) /
+    sqrt 2`` over the same volumes; a volume stands out when it departs from its local
+    steady level (the median of the steady volumes within ``LOCAL_WINDOW`` = 8 volumes on
+    each side, itself left out) by more than ``k × noise``. Slow drift and random walks
+    move neither the noise nor the local level much, so they are not read as transients. Every flagged non-steady
+    volume is listed too, with its measured excess and whether it stands out (so a
+    flagged volume that is only ~1 % brighter is seen as such). ``position`` is
+    ``run_start`` for the volumes before the first one that does not stand out (the run's
+    first volumes), ``spike`` for the others; ``flagged_by`` names the fMRIPrep columns
+    that flagged the volume (``non_steady_state_outlier``, ``motion_outlier``) or is empty.
+    None when the signal has no finite steady value or no spread (no noise to compare with).
+    """
+    s = np.asarray(series, dtype=float)
+    ns = set(int(v) for v in nonsteady if 0 <= int(v) < s.size)
+    mo = set(int(v) for v in motion_flagged if 0 <= int(v) < s.size)
+    steady = np.ones(s.size, dtype=bool)
+    steady[sorted(ns)] = False
+    steady &= np.isfinite(s)
+    if not steady.any():
+        return None
+    med = float(np.median(s[steady]))
+    if med == 0:
+        return None
+    dev = 100.0 * (s / med - 1.0)
+    # scan-to-scan noise: robust SD of the first differences of the steady volumes / sqrt 2 (slow drift and
+    # random walks barely enter it)
+    d = np.diff(np.where(steady, dev, np.nan))
+    d = d[np.isfinite(d)]
+    if d.size < 3:
+        return None
+    noise = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2.0)
+    if not np.isfinite(noise) or noise <= 0:
+        return None
+    thr = float(k) * noise
+    # local level: median of the steady neighbours within LOCAL_WINDOW volumes on each side (the volume
+    # itself left out), so a slowly wandering level is not read as a transient
+    w = LOCAL_WINDOW
+    steady_dev = np.where(steady, dev, np.nan)
+    # screen with a running median (the volume itself included; flagged volumes read as the steady
+    # median), then the exact rule for the few volumes the screen lets through
+    from scipy.ndimage import median_filter
+
+    level = float(np.median(dev[steady]))
+    rough = median_filter(np.where(steady, dev, level), size=2 * w + 1, mode="constant", cval=level)
+    cand = np.flatnonzero(np.isfinite(dev) & (np.abs(dev - rough) > 0.5 * thr))
+    stands = np.zeros(s.size, dtype=bool)
+    for v in cand.tolist():
+        nb = np.concatenate([steady_dev[max(v - w, 0):v], steady_dev[v + 1:v + 1 + w]])
+        nb = nb[np.isfinite(nb)]
+        local = float(np.median(nb)) if nb.size else 0.0
+        stands[v] = abs(dev[v] - local) > thr
+    lead = 0
+    while lead < s.size and (stands[lead] or lead in ns):
+        lead += 1
+    vols = []
+    for v in np.flatnonzero(stands | np.isin(np.arange(s.size), sorted(ns))).tolist():
+        flagged_by = [c for c, on in (("non_steady_state_outlier", v in ns), ("motion_outlier", v in mo)) if on]
+        vols.append({"volume": int(v), "excess_percent": float(dev[v]), "stands_out": bool(stands[v]),
+                     "position": "run_start" if v < lead else "spike", "flagged_by": flagged_by})
+    return Transients(name, med, noise, thr, tuple(vols))
+
+
+@dataclass(frozen=True)
 class SignalSummary:
     """Run-level summary of one measured signal (``measured.signals.<name>``)."""
 
@@ -99,11 +264,15 @@ class SignalSummary:
     percent_excess_nonsteady: tuple[float, ...]
     residual_sd_percent: float | None
     in_model: bool
+    reference: Mapping[str, Any] | None = None
+    transients: Transients | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"steady_median": self.steady_median, "nonsteady_volumes": list(self.nonsteady_volumes),
                 "percent_excess_nonsteady": list(self.percent_excess_nonsteady),
-                "residual_sd_percent": self.residual_sd_percent, "in_model": self.in_model}
+                "residual_sd_percent": self.residual_sd_percent, "in_model": self.in_model,
+                "reference": None if self.reference is None else dict(self.reference),
+                "transients": None if self.transients is None else self.transients.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -120,13 +289,34 @@ class ContrastMeasure:
     by_class: Mapping[str, float] | None = None
     by_class_estimate: Mapping[str, float] | None = None
     note: str | None = None
+    by_class_se: Mapping[str, float | None] | None = None
+    by_class_t: Mapping[str, float | None] | None = None
+    by_class_kind: Mapping[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        def opt(m):
+            return None if m is None else dict(m)
         return {"estimate_ols": self.estimate_ols, "estimate": self.estimate, "se": self.se, "t": self.t,
                 "noise_model": self.noise_model, "in_model": self.in_model,
-                "by_class": None if self.by_class is None else dict(self.by_class),
-                "by_class_estimate": None if self.by_class_estimate is None else dict(self.by_class_estimate),
-                "note": self.note}
+                "by_class": opt(self.by_class), "by_class_estimate": opt(self.by_class_estimate),
+                "by_class_se": opt(self.by_class_se), "by_class_t": opt(self.by_class_t),
+                "by_class_kind": opt(self.by_class_kind), "note": self.note}
+
+    def causes(self) -> list[tuple[str, float, float | None, float | None]]:
+        """``(class, part, se, t)`` of the cause parts distinguishable from zero (``|t| >= DISTINCT_T``, 3),
+        largest ``|part|`` first."""
+        out = []
+        for k, v in (self.by_class or {}).items():
+            t = (self.by_class_t or {}).get(k)
+            if (self.by_class_kind or {}).get(k) == "cause" and t is not None and np.isfinite(t) \
+                    and abs(t) >= DISTINCT_T:
+                out.append((k, float(v), (self.by_class_se or {}).get(k), float(t)))
+        return sorted(out, key=lambda x: (-abs(x[1]), x[0]))
+
+
+def class_kind(cls: str) -> str:
+    """``cause`` for ``CAUSE_CLASSES``, else ``term`` (conditions, implicit baseline, the reference remainder)."""
+    return "cause" if cls in CAUSE_CLASSES else "term"
 
 
 @dataclass(frozen=True)
@@ -136,6 +326,8 @@ class MeasuredResult:
     signals: Mapping[str, SignalSummary] = field(default_factory=dict)
     contrasts: Mapping[str, Mapping[str, ContrastMeasure]] = field(default_factory=dict)
     missing: tuple[str, ...] = ()
+    #: signal -> design column -> (OLS coefficient of the column in the signal, its SE), % per unit
+    loadings: Mapping[str, Mapping[str, tuple[float, float]]] = field(default_factory=dict)
 
     def signals_dict(self) -> dict[str, Any]:
         return {"signals": {k: v.to_dict() for k, v in self.signals.items()}, "missing": list(self.missing)}
@@ -226,7 +418,9 @@ def _ar_coef(resid: np.ndarray, order: int, bins: int = 100) -> np.ndarray:
 
 
 def _fit_noise_model(y: np.ndarray, X: np.ndarray, P: np.ndarray, rank: int, vectors: Mapping[str, np.ndarray],
-                     noise_model: str, masks: Mapping[str, np.ndarray]) -> dict[str, tuple[float, float, float, dict]]:
+                     noise_model: str, masks: Mapping[str, np.ndarray], ref: float = 0.0,
+                     remainder: Mapping[str, bool] | None = None,
+                     spill: np.ndarray | None = None) -> dict[str, tuple[float, float, float, dict]]:
     """Per contrast ``(estimate, se, t, by_class)`` of nilearn's ``run_glm`` + ``compute_contrast``
     on one series: the same steps (OLS residuals -> Yule-Walker AR coefficient, binned as
     ``run_glm`` bins it -> ``ARModel`` whitening, ``pinv`` of the whitened design, dispersion
@@ -256,6 +450,17 @@ def _fit_noise_model(y: np.ndarray, X: np.ndarray, P: np.ndarray, rank: int, vec
         beta = WP @ wy
     wres = wy - WX @ beta
     dof = X.shape[0] - X.shape[1]  # nilearn's OLSModel.fit: n - columns, not n - rank
+    yr = y - ref
+    f = np.zeros_like(y) if spill is None else spill
+    cause_rows = np.zeros(y.shape, dtype=bool)
+    for k, m in masks.items():
+        if k in CAUSE_CLASSES:
+            cause_rows |= m
+    vals = {k: np.where(m, yr - f if k in CAUSE_CLASSES else yr, 0.0) for k, m in masks.items()}
+    if spill is not None and cause_rows.any():
+        vals[SPILL_PART] = np.where(cause_rows, f, 0.0)
+    P_y = {k: (v if whiten is None else _whiten(v, whiten)) for k, v in vals.items()}
+    ones = np.ones_like(y) if whiten is None else _whiten(np.ones_like(y), whiten)
     dispersion = float(wres @ wres) / dof if dof > 0 else float("nan")
     out = {}
     for name, vec in vectors.items():
@@ -265,16 +470,29 @@ def _fit_noise_model(y: np.ndarray, X: np.ndarray, P: np.ndarray, rank: int, vec
         var = float(row @ row) * dispersion
         se = float(np.sqrt(var)) if var >= 0 else float("nan")
         t = est / max(se, np.finfo(float).tiny) if np.isfinite(se) else float("nan")
-        parts = {k: float(row @ (np.where(m, y, 0.0) if whiten is None else _whiten(np.where(m, y, 0.0), whiten)))
-                 for k, m in masks.items()}
+        parts = {k: float(row @ v) for k, v in P_y.items()}
+        if (remainder or {}).get(name):
+            parts[REFERENCE_PART] = float(ref * (row @ ones))
         out[name] = (est, se, float(t), parts)
     return out
 
 
-def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
+def reference_rows(classes: np.ndarray) -> tuple[np.ndarray, str]:
+    """Rows that define the steady level ``r``, and the definition used (module doc)."""
+    ref = classes == "fixation"
+    if int(ref.sum()) >= MIN_REFERENCE_SCANS:
+        return ref, ("median over the implicit-baseline scans (task regressors ~0), excluding flagged "
+                     "non-steady, transient and high-motion volumes")
+    ref = ~np.isin(classes, ("nonsteady", "transient", "high_motion"))
+    return ref, (f"median over every steady scan (fewer than {MIN_REFERENCE_SCANS} implicit-baseline scans): "
+                 "all scans except flagged non-steady, transient and high-motion volumes")
+
+
+def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,  # noqa: C901
                     vectors: Mapping[str, np.ndarray], scan_classes: Sequence[str],
                     rows: Sequence[int] | None = None, nonsteady_volumes: Sequence[int] = (),
-                    noise_model: str = "ar1", algebra=None) -> MeasuredResult:
+                    noise_model: str = "ar1", algebra=None, scrub_volumes: Sequence[int] = (),
+                    task_columns: Sequence[str] = ()) -> MeasuredResult:
     """Measure every signal against every contrast (see the module doc).
 
     Parameters
@@ -296,6 +514,12 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
         nilearn's ``noise_model`` for ``estimate`` (``"ar1"`` or ``"ols"``, ``"arN"``).
     algebra : DesignAlgebra, optional
         The design's factorisation, when the caller already has it.
+    scrub_volumes : sequence of int
+        Volumes scrubbing / ``motion_outlier*`` columns would censor (original indices); those
+        still in the design are the ``high_motion`` class.
+    task_columns : sequence of str
+        The conditions' design columns: their fitted response is taken out of the cause parts
+        (``condition_spillover``; none when empty).
 
     Returns
     -------
@@ -315,20 +539,46 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
         raise ValueError(f"scan_classes must have one entry per design row ({n}); got {len(scan_classes)}")
     X = design.to_numpy(dtype=float)
     cols = [str(c) for c in design.columns]
+    task_idx = [i for i, c in enumerate(cols) if c in set(map(str, task_columns))]
     flagged = set(int(v) for v in nonsteady_volumes)
+    scrubbed = set(int(v) for v in scrub_volumes) - flagged
     steady_rows = np.array([int(r) not in flagged for r in rows_arr], dtype=bool)
     classes = np.asarray(list(scan_classes), dtype=object)
-    order = class_order(scan_classes)
+    # transients measured from the global signal (the brain-wide average: what every voxel shares)
+    gs = signals.get("global_signal") if "global_signal" in signals else None
+    transients = None
+    if gs is not None:
+        full_gs = np.asarray(gs, dtype=float)
+        transients = detect_transients("global_signal", full_gs, sorted(flagged), sorted(scrubbed))
+    if scrubbed:
+        classes = classes.copy()
+        classes[np.isin(rows_arr, sorted(scrubbed)) & (classes != "nonsteady")] = "high_motion"
+    if transients is not None and transients.unflagged():
+        classes = classes.copy()
+        classes[np.isin(rows_arr, transients.unflagged()) & (classes != "nonsteady")] = "transient"
+    order = class_order(classes.tolist())
     masks = {k: classes == k for k in order}
+    ref_rows, ref_def = reference_rows(classes)
     from nbdiag.diagnostics._linalg import DesignAlgebra
 
     alg = DesignAlgebra.for_design(X, algebra)
     pinv = alg.pinv
     rank = int(np.sum(alg.s > float(np.abs(X).sum()) * np.finfo(np.float64).eps))
-    weights = {name: pinv.T @ np.asarray(vec, float) for name, vec in vectors.items()}
+    names = list(vectors)
+    # matrix products of recorded numbers use einsum (no BLAS threading: identical bytes whatever the thread count)
+    W = np.column_stack([pinv.T @ np.asarray(vectors[k], float) for k in names]) if names else np.zeros((n, 0))
+    weights = {name: W[:, j] for j, name in enumerate(names)}
+    # per contrast and class: Σ w and Σ w² (the parts' SE), and whether Σ w leaves a remainder
+    M = np.column_stack([masks[k] for k in order]).astype(float) if order else np.zeros((n, 0))
+    sum_w = np.einsum("nc,np->cp", M, W)
+    sum_w2 = np.einsum("nc,np->cp", M, W ** 2)
+    remainder = {name: bool(abs(float(W[:, j].sum())) > 1e-9 * max(float(np.abs(W[:, j]).sum()), 1e-300))
+                 for j, name in enumerate(names)}
+    n_ref = max(int(ref_rows.sum()), 1)
     summaries: dict[str, SignalSummary] = {}
     per_contrast: dict[str, dict[str, ContrastMeasure]] = {name: {} for name in vectors}
     missing = []
+    loadings: dict[str, dict[str, tuple[float, float]]] = {}
     for sig in MEASURED_SIGNALS:
         if sig not in signals or signals[sig] is None:
             missing.append(sig)
@@ -341,28 +591,130 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
         y = nilearn_scale(full[rows_arr])
         keep = [i for i, c in enumerate(cols) if c not in own]
         rsd = None
+        ref = None
+        spill = None
         if np.isfinite(y).all():
             rsd = residual_sd(y, X, steady_rows, pinv, rank) if not own else residual_sd(y, X[:, keep], steady_rows)
-        summaries[sig] = SignalSummary(sig, med, tuple(sorted(flagged)), excess, rsd, bool(own))
+            if task_idx and not own:
+                spill = X[:, task_idx] @ (pinv[task_idx] @ y)   # the conditions' fitted response at every row
+            if ref_rows.any():
+                ref = float(np.median((y if spill is None else y - spill)[ref_rows]))
+        reference = None if ref is None else {
+            "value": ref, "definition": ref_def, "n_scans": int(ref_rows.sum()),
+            "remainder": sorted(k for k, on in remainder.items() if on)}
+        summaries[sig] = SignalSummary(sig, med, tuple(sorted(flagged)), excess, rsd, bool(own), reference,
+                                       transients if sig == "global_signal" else None)
         if own:
             note = (f"{sig} is in the model ({', '.join(own)}): its estimate is zero by construction, "
                     "so it says nothing about the contrast")
             for name in vectors:
                 per_contrast[name][sig] = ContrastMeasure(sig, noise_model, in_model=True, note=note)
             continue
-        if not np.isfinite(y).all():
+        if not np.isfinite(y).all() or ref is None:
             for name in vectors:
                 per_contrast[name][sig] = ContrastMeasure(sig, noise_model, note=f"{sig} has missing values")
             continue
-        fits = _fit_noise_model(y, X, pinv, rank, vectors, noise_model, masks)
-        for name in vectors:
+        fits = _fit_noise_model(y, X, pinv, rank, vectors, noise_model, masks, ref, remainder, spill)
+        if sig == "global_signal" and rsd is not None:
+            beta = pinv @ y
+            rho_b = _lag1(y - X @ beta, steady_rows)
+            # two autocorrelated series: inflate the white-noise SE as for AR(1) noise
+            se_b = rsd * np.sqrt((pinv ** 2).sum(axis=1) * (1.0 + rho_b) / (1.0 - rho_b))
+            loadings[sig] = {c: (float(beta[i]), float(se_b[i])) for i, c in enumerate(cols)}
+        yr = y - ref
+        # cause classes: the deviation beyond the steady level *and* beyond the conditions' fitted response
+        # (an HRF tail reaching a gap is the condition's, not the gap's); terms: the deviation itself
+        is_cause = np.array([k in CAUSE_CLASSES for k in order], dtype=bool)
+        parts_all = np.einsum("nc,np->cp", M, W * yr[:, None]) if order else np.zeros((0, len(names)))
+        spill_part = None
+        if spill is not None and is_cause.any():
+            cause_rows = M[:, is_cause].sum(axis=1) > 0
+            sw = np.einsum("nc,np->cp", M, W * spill[:, None])
+            parts_all = parts_all - np.where(is_cause[:, None], sw, 0.0)
+            spill_part = (W * np.where(cause_rows, spill, 0.0)[:, None]).sum(axis=0)
+        sigma = rsd if rsd is not None and np.isfinite(rsd) else float("nan")
+        rho = _lag1(y - X @ (pinv @ y), steady_rows)
+        quad = _ar1_quadratic(M, W, rho) if order else sum_w2
+        se_all = sigma * np.sqrt(quad + sum_w ** 2 * (np.pi / (2.0 * n_ref)) * (1.0 + rho) / (1.0 - rho))
+        # the placebo SE: for the causes only (terms are never an answer) and for the global signal only (the
+        # signal answers and severities read; csf / white_matter parts keep the AR(1) SE)
+        if order and is_cause.any() and sig == "global_signal":
+            u = yr - (spill if spill is not None else 0.0)
+            se_all[is_cause] = np.maximum(se_all[is_cause],
+                                          _placebo_se(u, M[:, is_cause], W, np.isin(classes, _EXCLUDED)))
+        for j, name in enumerate(names):
             w = weights[name]
-            by_class = {k: float(w[m] @ y[m]) for k, m in masks.items()}
+            by_class = {k: float(parts_all[i, j]) for i, k in enumerate(order)}
+            by_se = {k: _finite(se_all[i, j]) for i, k in enumerate(order)}
+            if spill_part is not None:
+                by_class[SPILL_PART] = float(spill_part[j])
+                by_se[SPILL_PART] = None
+            if remainder[name]:
+                by_class[REFERENCE_PART] = float(ref * w.sum())
+                by_se[REFERENCE_PART] = None
+            by_t = {k: (_finite(by_class[k] / by_se[k]) if by_se.get(k) else None) for k in by_class}
             est, se, t, parts = fits[name]
             per_contrast[name][sig] = ContrastMeasure(
                 sig, noise_model, estimate_ols=float(w @ y), estimate=est, se=se, t=t,
-                by_class=by_class, by_class_estimate=parts)
-    return MeasuredResult(signals=summaries, contrasts=per_contrast, missing=tuple(missing))
+                by_class=by_class, by_class_estimate=parts, by_class_se=by_se, by_class_t=by_t,
+                by_class_kind={k: class_kind(k) for k in by_class})
+    return MeasuredResult(signals=summaries, contrasts=per_contrast, missing=tuple(missing), loadings=loadings)
+
+
+def _lag1(e: np.ndarray, rows: np.ndarray) -> float:
+    """Lag-1 autocorrelation of the residual ``e`` over consecutive steady rows, clipped to [0, 0.95]
+    (a negative value is taken as 0: the SE is never made smaller than the white-noise one)."""
+    ok = rows[1:] & rows[:-1]
+    a, b = e[1:][ok], e[:-1][ok]
+    den = float(np.sqrt((a @ a) * (b @ b)))
+    rho = float(a @ b) / den if den > 0 else 0.0
+    return float(min(max(rho, 0.0), 0.95))
+
+
+#: Classes left out of the placebo series (their own excess is what a part measures, not noise).
+_EXCLUDED = ("nonsteady", "transient", "high_motion")
+
+#: Number of circular shifts of the placebo null (lags spread over the middle 90 % of the run).
+PLACEBO_SHIFTS = 39
+
+
+def _placebo_se(u: np.ndarray, M: np.ndarray, W: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+    """Robust SE of every class × contrast part from the signal's own fluctuations.
+
+    The parts ``Σ_k v_k u_k`` (``v = w`` on the class's rows) are recomputed with ``u``
+    circularly shifted by ``PLACEBO_SHIFTS`` lags between 5 % and 95 % of the run (the rows of
+    flagged, transient and high-motion volumes set to 0 first); the SE is ``1.4826 ×
+    median |placebo part|``. Unlike the AR(1) formula this holds for slow drift and random
+    walks, which put large, spurious parts in edge and gap classes.
+    """
+    n = u.size
+    if n < 20:
+        return np.zeros((M.shape[1], W.shape[1]))
+    base = np.where(excluded, 0.0, u)
+    lags = np.unique(np.linspace(0.05 * n, 0.95 * n, PLACEBO_SHIFTS).astype(int))
+    idx = (np.arange(n)[None, :] - lags[:, None]) % n
+    U = base[idx]                                        # shifts × rows
+    V = (M[:, :, None] * W[:, None, :]).reshape(n, -1)   # rows × (classes · contrasts)
+    placebo = np.einsum("kn,nc->kc", U, V)
+    return (1.4826 * np.median(np.abs(placebo), axis=0)).reshape(M.shape[1], W.shape[1])
+
+
+def _ar1_quadratic(M: np.ndarray, W: np.ndarray, rho: float) -> np.ndarray:
+    """``vᵀ R v`` for every class × contrast, ``v = w · mask``, ``R_jk = ρ^|j−k|`` (AR(1) correlation),
+    by one forward and one backward recursive filter (``R v = a + b − v``)."""
+    V = M[:, :, None] * W[:, None, :]            # rows × classes × contrasts
+    if rho <= 0.0:
+        return (V ** 2).sum(axis=0)
+    from scipy.signal import lfilter
+
+    a = lfilter([1.0], [1.0, -rho], V, axis=0)
+    b = lfilter([1.0], [1.0, -rho], V[::-1], axis=0)[::-1]
+    return (V * (a + b - V)).sum(axis=0)
+
+
+def _finite(v: float) -> float | None:
+    v = float(v)
+    return v if np.isfinite(v) else None
 
 
 #: Noise level (percent signal per scan) assumed when none can be measured.

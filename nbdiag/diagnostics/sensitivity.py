@@ -120,7 +120,7 @@ from __future__ import annotations
 import re
 from functools import cached_property
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -132,17 +132,19 @@ from nbdiag.diagnostics.baseline import (
     original_index,
 )
 from nbdiag.diagnostics._linalg import DesignAlgebra
-from nbdiag.diagnostics.measured import NoiseLevel, measured_nonsteady_excess
+from nbdiag.diagnostics.measured import (
+    DISTINCT_T,
+    TRANSIENT_K,
+    NoiseLevel,
+    detect_transients,
+    measured_nonsteady_excess,
+)
 from nbdiag.findings import Finding
 from nbdiag.hrf import compute_regressor_fast
 from nbdiag.thresholds import Thresholds
 from nbdiag import codes
 
 RUN_START_TAU_S = 20.0
-
-#: Excess signal (%) at the first flagged non-steady-state volume: T1
-#: saturation makes those volumes tens of percent brighter; 10 % is a low guess.
-NSS_PCT = 10.0  # kept for backward compatibility; the library uses ``nss_excess``
 
 #: Grey-matter T1 (s) at 3 T used for the non-steady-state excess.
 NSS_T1_S = 1.4
@@ -162,6 +164,7 @@ def nss_excess(t_r: float, n: int, t1: float = NSS_T1_S) -> np.ndarray:
 #: finding code that owns each source family (the explanation engine's causes)
 CAUSE_OF_SOURCE = {
     "nonsteady": codes.NONSTEADY_UNHANDLED.code,
+    "transient": codes.TRANSIENT_UNFLAGGED.code,
     "unmodeled": codes.BASELINE_UNMODELED_EVENTS.code,
     "short_gaps": codes.BASELINE_SHORT_GAPS.code,
     "pre_block": codes.BASELINE_SHORT_GAPS.code,
@@ -186,6 +189,11 @@ class Signal:
     values: np.ndarray
     typical: float = 1.0
     magnitude_source: str = "assumed"
+    #: for ``confound:<column>`` with an assumed size: the design column, and the assumed loading per unit
+    #: of the design column (``values`` = ``per_unit`` × the column's unit signal), so a loading measured
+    #: in the global signal rescales the bias (:func:`assess_sensitivity`)
+    column: str | None = None
+    per_unit: float = 1.0
 
     @property
     def family(self) -> str:
@@ -219,13 +227,6 @@ def _full_times(design: pd.DataFrame, context: DesignContext) -> tuple[np.ndarra
     return context.frame_times(n_tot), original_index(design, context)
 
 
-def _convolved(events: pd.DataFrame, context: DesignContext, design: pd.DataFrame,
-               hrf: str | None = None, column: int = 0) -> np.ndarray:
-    full, idx = _full_times(design, context)
-    return _convolved_arrays(events["onset"].to_numpy(float), events["duration"].to_numpy(float),
-                             context, full, idx, hrf, column)
-
-
 def _convolved_arrays(onsets: np.ndarray, durations: np.ndarray, context: DesignContext, full: np.ndarray,
                       idx: np.ndarray, hrf: str | None = None, column: int = 0) -> np.ndarray:
     """Unit-amplitude HRF response to events (onsets, durations), at the design rows ``idx``."""
@@ -239,6 +240,31 @@ def _event_arrays(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
     """onset, duration (float) and trial_type (str; "dummy" when absent) columns as arrays, read once."""
     types = events["trial_type"].astype(str).to_numpy() if "trial_type" in events else ["dummy"] * len(events)
     return (events["onset"].to_numpy(float), events["duration"].to_numpy(float), np.asarray(types, dtype=object))
+
+
+def transient_signal(context: DesignContext, idx_list: list[int]) -> Signal | None:
+    """``transient``: the measured excess of the volumes that stand out in ``global_signal`` and that no
+    fMRIPrep column flags (:func:`nbdiag.diagnostics.measured.detect_transients`), at the design rows
+    that keep them; None when there are none (or nothing is measured)."""
+    gs = (context.measured_signals or {}).get("global_signal")
+    if gs is None:
+        return None
+    found = detect_transients("global_signal", np.asarray(gs, dtype=float), context.nonsteady_volumes,
+                              () if context.sample_mask_applied else context.scrub_volumes)
+    if found is None:
+        return None
+    pos = {v: i for i, v in enumerate(idx_list)}
+    vols = [v for v in found.volumes if not v["flagged_by"] and v["volume"] in pos]
+    if not vols:
+        return None
+    m = np.zeros(len(idx_list))
+    for v in vols:
+        m[pos[v["volume"]]] = v["excess_percent"]
+    first = vols[0]
+    label = (f"the measured excess of the {len(vols)} unflagged volume(s) that stand out in global_signal "
+             f"({first['excess_percent']:+.1f} % at volume {first['volume']}, {first['position'].replace('_', ' ')}; "
+             f"more than {TRANSIENT_K:g} robust scan-to-scan SD = {found.threshold_percent:.2g} % from the local steady level)")
+    return Signal("transient", label, "% signal", m, typical=1.0, magnitude_source="measured:global_signal")
 
 
 def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignContext,  # noqa: C901
@@ -278,6 +304,9 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
             if v in pos:
                 m[pos[v]] = exc[v]
         out.append(Signal("nonsteady", label, "% signal", m, typical=1.0, magnitude_source=source))
+    tr_sig = transient_signal(context, idx_list)
+    if tr_sig is not None:
+        out.append(tr_sig)
     unmod = context.unmodeled_events
     if unmod is not None and len(unmod):
         u_on, u_du, u_tt = _event_arrays(unmod)
@@ -370,6 +399,7 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
                                   "% signal", 0.5 * _convolved_arrays(r_on[sel], r_du[sel], context, full, idx),
                                   typical=1.0))
     out.extend(confound_signals(design, roles, context, min_r2=min_confound_r2))
+    out.extend(left_out_confound_signals(design, context))
     out.extend(tr_signals(design, roles, context))
     return out
 
@@ -478,8 +508,76 @@ def confound_signals(design: pd.DataFrame, roles: dict[str, str], context: Desig
             size = f"a voxel carrying {OTHER_PCT_PER_SD:g} % signal per standard deviation of {base}"
         gamma = np.linalg.pinv(Xm) @ zp
         m = lam * (zp - Xm @ gamma)
+        per_unit = lam if source != "assumed" or _MOTION.match(base) else lam / float(np.std(z))
         out.append(Signal(f"confound:{base}", f"regressing out {base} (task-locked: partial R² {r2:.2f} on the "
-                          f"task regressors beyond drift) for {size}", "% signal", m, typical=1.0, magnitude_source=source))
+                          f"task regressors beyond drift) for {size}", "% signal", m, typical=1.0, magnitude_source=source,
+                          column=base if source == "assumed" else None, per_unit=float(per_unit)))
+    return out
+
+
+def left_out_confound_signals(design: pd.DataFrame, context: DesignContext) -> list[Signal]:
+    """``confound_left_out:<column>``: the measured footprint of a motion column the model leaves out.
+
+    For each of ``trans_*`` / ``rot_*`` in ``context.measured_signals`` (read from the confounds file)
+    that is not a design column (nor its expansions): ``z`` at the design rows is added beside the
+    design in the scaled global signal ``y`` (OLS): ``β = z⊥ᵀ e / z⊥ᵀ z⊥`` (``z⊥`` = ``z`` after the
+    design, ``e`` the residual of ``y``), ``SE = σ / ||z⊥|| · sqrt((1 + ρ) / (1 − ρ))`` (σ, ρ: the
+    residual's SD and lag-1 autocorrelation). Only a footprint distinguishable from zero
+    (``|β / SE| >= DISTINCT_T``) gives a signal, ``m = β z``: a contrast's estimate then carries
+    ``wᵀm = β wᵀz`` of that motion (size measured). Motion that leaves no trace in the signal,
+    however it correlates with the task, gives none: it is not a cause.
+    """
+    from nbdiag.diagnostics.measured import nilearn_scale
+
+    sig = context.measured_signals or {}
+    gs = sig.get("global_signal")
+    cols = {str(c) for c in design.columns}
+    names = [c for c in ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
+             if c in sig and not any(k == c or k.startswith(c + "_") for k in cols)]
+    if gs is None or not names:
+        return []
+    idx = original_index(design, context)
+    gs = np.asarray(gs, dtype=float)
+    if gs.size <= int(idx.max(initial=0)):
+        return []
+    y = nilearn_scale(gs[idx])
+    Z = np.column_stack([np.asarray(sig[c], dtype=float)[idx] if np.asarray(sig[c]).size > int(idx.max(initial=0))
+                         else np.full(idx.size, np.nan) for c in names])
+    if not np.isfinite(y).all():
+        return []
+    alg = DesignAlgebra.of(design)
+    X = np.asarray(design.to_numpy(dtype=float))
+    P = alg.pinv
+    e = y - X @ (P @ y)
+    keep = ~present_nonsteady_rows(design, context)
+    n_keep = int(keep.sum())
+    rank = int(np.sum(alg.s > float(np.abs(X).sum()) * np.finfo(np.float64).eps))
+    if n_keep - rank <= 2:
+        return []
+    ek = np.where(keep, e, 0.0)
+    sd = float(np.sqrt(ek @ ek / (n_keep - rank)))
+    pair = keep[1:] & keep[:-1]
+    a, b = e[1:][pair], e[:-1][pair]
+    den = float(np.sqrt((a @ a) * (b @ b)))
+    rho = min(max(float(a @ b) / den if den > 0 else 0.0, 0.0), 0.95)
+    out: list[Signal] = []
+    for j, c in enumerate(names):
+        z = Z[:, j]
+        if not np.isfinite(z).all():
+            continue
+        zp = np.where(keep, z - X @ (P @ z), 0.0)
+        ss = float(zp @ zp)
+        if ss <= 1e-12 * max(float(z @ z), 1e-300) or sd <= 0:
+            continue
+        beta = float(zp @ ek) / ss
+        se = sd / np.sqrt(ss) * np.sqrt((1.0 + rho) / (1.0 - rho))
+        t = beta / se
+        if abs(t) < DISTINCT_T:
+            continue
+        out.append(Signal(f"confound_left_out:{c}",
+                          f"{c}, left out of the model, whose footprint the global signal carries ({beta:+.3g} % "
+                          f"per unit of {c}, t = {t:.1f}, fitted beside the design)", "% signal", beta * z,
+                          typical=1.0, magnitude_source="measured:global_signal"))
     return out
 
 
@@ -592,15 +690,7 @@ class SensitivityResult:
 
 
 #: Source families whose structural cause is present whenever the signal exists.
-STRUCTURAL = ("nonsteady", "unmodeled", "pre_block", "short_gaps", "scrub", "confound", "tr")
-#: Families whose signal is excess signal (its sign is known: brighter volumes, responses, settling).
-SIGNED = ("nonsteady", "unmodeled", "pre_block", "short_gaps", "run_start", "rt", "tr")
-#: Source families that exist in every run (at most ``info`` unless a cause makes them structural).
-GENERIC = ("slow_drift", "hrf_derivative", "hrf_dispersion")
-
-#: σ source when no measured noise level is given.
-ASSUMED_SD_SOURCE = "assumed: 1 % white noise per scan"
-
+STRUCTURAL = ("nonsteady", "transient", "confound_left_out", "unmodeled", "pre_block", "short_gaps", "scrub", "confound", "tr")
 
 def edge_share(weights: np.ndarray, edge_fraction: float) -> float:
     """Share of the negative weight in the first/last ``ceil(edge_fraction * n)`` rows."""
@@ -642,10 +732,101 @@ def direction_word(bias: float) -> str:
     return "lowers" if bias < 0 else "inflates"
 
 
+#: Families whose assumed size is checked against a measured class part of the global signal.
+MEASURED_CLASS = {"unmodeled": "unmodeled_event", "short_gaps": "short_gap", "pre_block": "short_gap",
+                  "scrub": "high_motion", "run_start": "run_edge"}
+#: Families whose assumed size is a pure guess about the data (a cue response in every short gap): as a
+#: hypothesis they are ``info`` at most; only a measured part can make them a warning.
+INFO_UNLESS_MEASURED = ("short_gaps", "pre_block")
+#: Families that are what-ifs about a model error (the model is wrong whatever the data), not an assumed
+#: data size: their severity is not capped.
+MODEL_ERROR_FAMILIES = ("tr",)
+
+_CLASS_WORDS = {"unmodeled_event": "unmodelled-event", "short_gap": "short-gap", "high_motion": "high-motion",
+                "run_edge": "run-edge"}
+
+
+@dataclass(frozen=True)
+class MeasuredSizes:
+    """What one run's global signal measured for one contrast (:func:`assess_sensitivity`).
+
+    ``parts``: scan class -> (part in %, its t) (``contrasts.<c>.measured.global_signal.by_class``);
+    ``sd``: σ of the contrast estimate (residual SD of the global signal × sqrt(c (X'X)⁺ c'));
+    ``loadings``: design column -> (coefficient in the global signal, its SE), % per unit of the column.
+    """
+
+    parts: Mapping[str, tuple[float, float | None]]
+    sd: float
+    loadings: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    #: source -> (multiple of the assumed size the global signal holds, its SE) (:func:`footprints`)
+    footprints: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+
+#: Families whose assumed-size signal is fitted beside the design in the global signal (a footprint).
+FOOTPRINT_FAMILIES = ("unmodeled", "short_gaps", "pre_block", "run_start")
+
+
+def footprints(design: np.ndarray, pinv: np.ndarray, y: np.ndarray, sd: float, signals: list[Signal],
+               excluded: np.ndarray) -> dict[str, tuple[float, float]]:
+    """How much of each assumed-size signal the measured series ``y`` holds, fitted beside the design.
+
+    For a signal ``m`` (at its assumed size) of ``FOOTPRINT_FAMILIES``: ``m⊥ = m − X pinv(X) m``,
+    ``β = m⊥ᵀ e / m⊥ᵀ m⊥`` (``e`` the OLS residual of ``y``; the OLS coefficient of ``m`` added to
+    the design), ``SE = sd / ||m⊥|| · sqrt((1 + ρ) / (1 − ρ))`` with ``ρ`` the residual's lag-1
+    autocorrelation (clipped to [0, 0.95]). Rows of flagged, transient and high-motion volumes
+    (``excluded``) are left out of both. ``β = 1`` means the data hold the signal at its assumed
+    size; the measured bias on a contrast is then ``β × bias``.
+    """
+    out: dict[str, tuple[float, float]] = {}
+    sel = [sg for sg in signals if sg.family in FOOTPRINT_FAMILIES and sg.magnitude_source == "assumed"]
+    if not sel or not np.isfinite(sd) or sd <= 0:
+        return out
+    X = np.asarray(design, dtype=float)
+    e = y - X @ (pinv @ y)
+    keep = ~np.asarray(excluded, dtype=bool)
+    pair = keep[1:] & keep[:-1]
+    a, b = e[1:][pair], e[:-1][pair]
+    den = float(np.sqrt((a @ a) * (b @ b)))
+    rho = min(max(float(a @ b) / den if den > 0 else 0.0, 0.0), 0.95)
+    infl = np.sqrt((1.0 + rho) / (1.0 - rho))
+    Mm = np.column_stack([sg.values for sg in sel])
+    Mp = Mm - np.einsum("np,pk->nk", X, np.einsum("pn,nk->pk", pinv, Mm))
+    Mp[~keep] = 0.0
+    ek = np.where(keep, e, 0.0)
+    ss = (Mp ** 2).sum(axis=0)
+    for j, sg in enumerate(sel):
+        if ss[j] <= 1e-12 * max(float((Mm[:, j] ** 2).sum()), 1e-300):
+            continue
+        out[sg.source] = (float(Mp[:, j] @ ek / ss[j]), float(sd / np.sqrt(ss[j]) * infl))
+    return out
+
+
+def _measured_size(sig: Signal, bias: float, measured: MeasuredSizes | None) -> tuple[float, float | None, str] | None:
+    """``(bias %, t, what)`` measured in the global signal for an assumed-size signal, or None."""
+    if measured is None or sig.magnitude_source != "assumed":
+        return None
+    if sig.source in measured.footprints:
+        beta, se = measured.footprints[sig.source]
+        t = beta / se if se > 0 else None
+        return float(beta * bias), t, (f"its fitted size in the global signal ({beta:.2g} × the assumed size, "
+                                       f"t = {t:.1f})" if t is not None else "its fitted size in the global signal")
+    cls = MEASURED_CLASS.get(sig.family)
+    if cls is not None:
+        part, t = measured.parts.get(cls, (0.0, 0.0))
+        return float(part), t, f"the {_CLASS_WORDS.get(cls, cls)} part of the global signal"
+    if sig.family == "confound" and sig.column in measured.loadings and sig.per_unit:
+        beta, se = measured.loadings[sig.column]
+        t = beta / se if se > 0 else None
+        return float(beta * bias / sig.per_unit), t, (f"{sig.column}'s measured loading in the global signal "
+                                                      f"({beta:+.3g} % per unit, t = {t:.1f})" if t is not None else
+                                                      f"{sig.column}'s measured loading in the global signal")
+    return None
+
+
 def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, signals: list[Signal],
                        thresholds: Thresholds | None = None, weights: np.ndarray | None = None,
                        noise: NoiseLevel | None = None, extra_families: tuple[str, ...] = (),
-                       algebra: DesignAlgebra | None = None) -> SensitivityResult:
+                       algebra: DesignAlgebra | None = None, measured: MeasuredSizes | None = None) -> SensitivityResult:
     """``bias = w @ m`` and ``bias_sd`` for every signal; ``sensitive_unmodeled_signal`` findings.
 
     Every entry holds ``bias_percent`` (= ``bias``, % signal, at the size
@@ -655,15 +836,27 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
     (``measured:<column>`` or ``assumed``) and ``direction``
     (``lowers``/``inflates``).
 
-    Per source with ``|bias_sd| >= sensitivity_warn``: a ``warn`` finding
-    (``fail`` at ``sensitivity_fail``) when its structural cause is present
-    (``is_structural``), in either direction (a bias that inflates a contrast
-    misleads as much as one that lowers it), else an ``info`` finding.
+    Severity (issue 20), per source, only when its structural cause is present
+    (``is_structural``; else at most ``info``), in either direction:
 
-    ``noise`` is the per-scan noise σ in percent (:func:`nbdiag.diagnostics.measured.noise_level`:
-    the residual of ``global_signal`` after the design when measured, else 1 % assumed);
-    :func:`noise_for` picks, per signal, the σ on the same scale as its size. Each entry also
-    records ``noise_sd_percent``.
+    * size measured (``magnitude_source: measured:…``): ``warn`` at ``|bias_sd| >=
+      sensitivity_warn``, ``fail`` at ``sensitivity_fail``;
+    * size assumed, but the run's global signal measures the same thing (``measured``:
+      the class part of ``MEASURED_CLASS`` — unmodelled events, gaps, high-motion volumes,
+      run edges — or, for ``confound:<column>``, the column's loading in the global signal
+      times the per-unit bias): the *measured* bias decides, ``measured_bias_sd =
+      measured_bias / measured.sd``, and only when it is distinguishable from zero
+      (``|t| >= DISTINCT_T``); an assumed size the data do not bear out is ``info`` at most;
+    * size assumed and nothing measured: a hypothesis — ``warn`` at most, never ``fail``,
+      worded "if … then …" (``tr:*`` what-ifs about a wrong model are not capped); the gap
+      families (``INFO_UNLESS_MEASURED``: an assumed cue response in every short gap) are
+      ``info`` at most.
+
+    Entries record ``severity_basis`` (``measured`` | ``measured_part`` | ``assumed``),
+    ``hypothesis``, and for measured parts ``measured_bias_percent``, ``measured_t`` and
+    ``measured_bias_sd``. ``noise`` is the per-scan noise σ in percent
+    (:func:`nbdiag.diagnostics.measured.noise_level`); :func:`noise_for` picks, per signal,
+    the σ on the same scale as its size. Each entry also records ``noise_sd_percent``.
     """
     thresholds = thresholds or Thresholds()
     noise = noise or NoiseLevel()
@@ -676,6 +869,11 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
         if sig.values.shape[0] != w.shape[0]:
             raise ValueError(f"signal {sig.source!r} has {sig.values.shape[0]} values; design has {w.shape[0]} rows")
     biases = (np.vstack([sig.values for sig in signals]) @ w).tolist() if signals else []
+    warn_at, fail_at = thresholds.sensitivity_warn, thresholds.sensitivity_fail
+
+    def grade(a: float) -> str | None:
+        return "fail" if a >= fail_at else "warn" if a >= warn_at else None
+
     for sig, bias in zip(signals, biases):
         nz = noise_for(sig, noise)
         sd = np.sqrt(var) * nz.sd if var > 0 else np.nan
@@ -684,9 +882,32 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
             bias, bias_sd = 0.0, 0.0
         structural = is_structural(sig.source, design, vector, w, thresholds, extra_families)
         a = abs(bias_sd) if np.isfinite(bias_sd) else 0.0
-        sev = None
-        if a >= thresholds.sensitivity_warn:
-            sev = ("fail" if a >= thresholds.sensitivity_fail else "warn") if structural else "info"
+        meas = _measured_size(sig, bias, measured)
+        extra: dict[str, Any] = {}
+        hypothesis = False
+        if meas is not None and measured is not None and measured.sd > 0:
+            mb, mt, what = meas
+            msd = mb / measured.sd
+            distinct = mt is not None and np.isfinite(mt) and abs(mt) >= DISTINCT_T
+            am = abs(msd) if distinct else 0.0
+            sev = grade(am)
+            if sev is not None and not structural:
+                sev = "info"
+            if sev is None and a >= warn_at:
+                sev = "info"   # the assumed size is not borne out by the data
+            basis = "measured_part"
+            score_sd = am
+            extra = {"measured_bias_percent": mb, "measured_t": mt, "measured_bias_sd": msd, "measured_what": what}
+        elif sig.magnitude_source == "assumed" and sig.family not in MODEL_ERROR_FAMILIES:
+            sev = grade(a)
+            if sev is not None:   # a hypothesis never fails; an assumed cue response in the gaps warns only when measured
+                sev = "warn" if structural and sig.family not in INFO_UNLESS_MEASURED else "info"
+            basis, hypothesis, score_sd = "assumed", True, a
+        else:
+            sev = grade(a)
+            if sev is not None and not structural:
+                sev = "info"
+            basis, score_sd = ("measured" if sig.magnitude_source.startswith("measured:") else "assumed"), a
         entries.append({"source": sig.source, "label": sig.label, "bias": bias, "bias_percent": bias,
                         "bias_sd": bias_sd, "sd_percent": float(sd) if np.isfinite(sd) else None,
                         "sd_source": nz.source, "noise_sd_percent": nz.sd,
@@ -694,21 +915,38 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
                         "direction": direction_word(bias) if bias else None,
                         "unit": sig.unit, "typical": sig.typical,
                         "cause": CAUSE_OF_SOURCE.get(sig.family, codes.SENSITIVE_UNMODELED_SIGNAL.code),
-                        "structural": structural, "severity": sev})
+                        "structural": structural, "severity": sev, "severity_basis": basis,
+                        "hypothesis": hypothesis, "rank_sd": score_sd, **extra})
         if sev is not None:
             direction = direction_word(bias)
+            if basis == "measured_part":
+                mb, mt = extra["measured_bias_percent"], extra["measured_t"]
+                tt = f"t = {mt:.1f}" if mt is not None and np.isfinite(mt) else "t n/a"
+                message = (f"Measured in this run: {extra['measured_what']} moves {name} by "
+                           f"{mb:+.3g} % ({tt}; {abs(extra['measured_bias_sd']):.2f} σ, σ = residual of "
+                           f"global_signal × the contrast's norm)"
+                           + ("." if sev != "info" else
+                              f", not distinguishable from zero or below the warn size; if the data held "
+                              f"{sig.label}, it would {direction[:-1]} {name} by {a:.2f} σ ({bias:+.3g} %; "
+                              f"size assumed).") )
+            elif hypothesis:
+                message = (f"Hypothesis (size assumed, not measured): if the data held {sig.label}, it would "
+                           f"{direction[:-1]} {name} by {a:.2f} σ ({bias:+.3g} %; {_size_words(sig, nz)}).")
+            else:
+                message = (f"{sig.label[0].upper() + sig.label[1:]} {direction} {name} by "
+                           f"{abs(bias_sd):.2f} σ ({bias:+.3g} %; {_size_words(sig, nz)})"
+                           + ("." if structural else
+                              " (a generic signal present in every run, not a cause specific to this design)."))
             findings.append(codes.SENSITIVE_UNMODELED_SIGNAL.finding(
                 severity=sev, contrast=name,
                 title=f"{name} is sensitive to an unmodelled signal ({sig.source})",
-                message=f"{sig.label[0].upper() + sig.label[1:]} {direction} {name} by "
-                        f"{abs(bias_sd):.2f} σ ({bias:+.3g} %; {_size_words(sig, nz)})"
-                        + ("." if structural else
-                           " (a generic signal present in every run, not a cause specific to this design)."),
+                message=message,
                 evidence={"source": sig.source, "label": sig.label, "bias": bias, "bias_percent": bias,
                           "bias_sd": bias_sd, "sd_source": nz.source, "magnitude_source": sig.magnitude_source,
                           "noise_sd_percent": nz.sd, "direction": direction, "unit": sig.unit,
-                          "typical": sig.typical, "structural": structural},
-                score=float(a * sig.typical) if sev in ("warn", "fail") else 0.0,
+                          "typical": sig.typical, "structural": structural, "severity_basis": basis,
+                          "hypothesis": hypothesis, **extra},
+                score=float(score_sd * sig.typical) if sev in ("warn", "fail") else 0.0,
                 fix=_fix_for(sig.family),
             ))
     return SensitivityResult(contrast=name, variance=float(var), entries=tuple(entries), findings=tuple(findings),
@@ -746,6 +984,8 @@ def _size_words(sig: Signal, noise: NoiseLevel) -> str:
 
 def _fix_for(family: str) -> str:
     return {
+        "transient": "Discard the volumes with a sample mask (FirstLevelModel.fit(sample_masks=...)) or add one "
+                     "spike regressor per volume.",
         "nonsteady": "Pass sample_masks from load_confounds to FirstLevelModel.fit, or add the "
                      "non_steady_state_outlier* columns as confounds.",
         "unmodeled": "Model the unmodelled event type as its own condition.",
@@ -758,6 +998,8 @@ def _fix_for(family: str) -> str:
         "hrf_derivative": "Use hrf_model='glover + derivative' (or '+ derivative + dispersion').",
         "hrf_dispersion": "Use hrf_model='glover + derivative + dispersion'.",
         "rt": "Model RT-proportional activity per condition, or drop the shared RT regressor.",
+        "confound_left_out": "Add the motion parameters to the model (confounds_strategy with 'motion'), or check "
+                             "whether the task itself drives the motion.",
         "confound": "Drop the task-locked confound from confounds_strategy (or orthogonalise it to the task "
                     "regressors), or check whether the task itself drives it.",
         "tr": "Fit with the repetition time the data were acquired with (FirstLevelModel(t_r=...) or --t-r).",
@@ -775,12 +1017,14 @@ def core_signals(design, roles, context, th):
 
 def sensitivity_by_contrast(design, vectors, signals, th, context: DesignContext | None = None,
                             extra_families: dict[str, tuple[str, ...]] | None = None,
-                            algebra: DesignAlgebra | None = None, noise: NoiseLevel | None = None):
+                            algebra: DesignAlgebra | None = None, noise: NoiseLevel | None = None,
+                            measured: dict[str, MeasuredSizes] | None = None):
     """``assess_sensitivity`` for every contrast vector (one factorisation of ``design``; ``noise``:
     see ``assess_sensitivity``; ``extra_families``: per contrast, generic families a cause of this
     run makes structural)."""
     alg = DesignAlgebra.for_design(design, algebra)
     extra = extra_families or {}
     return {name: assess_sensitivity(design, name, vec, signals, th, noise=noise,
-                                     extra_families=tuple(extra.get(name, ())), algebra=alg)
+                                     extra_families=tuple(extra.get(name, ())), algebra=alg,
+                                     measured=(measured or {}).get(name))
             for name, vec in vectors.items()}

@@ -59,6 +59,7 @@ from nbdiag import codes
 #: Which cause claims which sensitivity source family, in priority order.
 CLAIMS: dict[str, tuple[str, ...]] = {
     "nonsteady": (codes.NONSTEADY_UNHANDLED.code,),
+    "transient": (codes.TRANSIENT_UNFLAGGED.code,),
     "unmodeled": (codes.BASELINE_UNMODELED_EVENTS.code,),
     "short_gaps": (codes.BASELINE_SHORT_GAPS.code, codes.BASELINE_MODELED_REST.code),
     "pre_block": (codes.BASELINE_SHORT_GAPS.code, codes.BASELINE_MODELED_REST.code),
@@ -73,11 +74,11 @@ CLAIMS: dict[str, tuple[str, ...]] = {
 }
 
 #: Run-level codes that are copied to the contrasts they bias.
-RUN_CAUSES = (codes.NONSTEADY_UNHANDLED.code, codes.SCRUB_NOT_APPLIED.code, codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code,
+RUN_CAUSES = (codes.NONSTEADY_UNHANDLED.code, codes.TRANSIENT_UNFLAGGED.code, codes.SCRUB_NOT_APPLIED.code, codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code,
               codes.RT_REGRESSOR_OVERLAP.code, codes.CONFOUND_TASK_CORRELATED.code, codes.TR_MISMATCH.code)
 
 #: Codes of causes that bias an estimate (the rest only cost precision).
-BIAS_CODES = (codes.NONSTEADY_UNHANDLED.code, codes.SCRUB_NOT_APPLIED.code, codes.BASELINE_UNMODELED_EVENTS.code, codes.BASELINE_SHORT_GAPS.code,
+BIAS_CODES = (codes.NONSTEADY_UNHANDLED.code, codes.TRANSIENT_UNFLAGGED.code, codes.SCRUB_NOT_APPLIED.code, codes.BASELINE_UNMODELED_EVENTS.code, codes.BASELINE_SHORT_GAPS.code,
               codes.BASELINE_EDGE_CONCENTRATED.code, codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code, codes.RT_REGRESSOR_OVERLAP.code,
               codes.SENSITIVE_UNMODELED_SIGNAL.code, codes.CONFOUND_TASK_CORRELATED.code, codes.TR_MISMATCH.code, codes.DRIFT_OVERLAP.code)
 #: More specific baseline causes that ``baseline_scarce`` follows (first present wins).
@@ -85,6 +86,8 @@ SCARCE_BECAUSE = (codes.BASELINE_MODELED_REST.code, codes.BASELINE_EDGE_CONCENTR
 
 #: Score offset of a warn/fail bias cause (see the module doc).
 BIAS_TIER = 100.0
+#: Further offset of a warn/fail cause whose size is measured: an assumed size never outranks it.
+MEASURED_TIER = 1000.0
 
 #: Consequences that follow the cause explaining them.
 CONSEQUENCES = (codes.SENSITIVE_UNMODELED_SIGNAL.code, codes.CONTRAST_VARIANCE_INFLATED.code)
@@ -123,6 +126,8 @@ class ContrastInputs:
     unmodeled_types: tuple[str, ...] = ()
     n_nonsteady: int = 0
     measured_global: float | None = None
+    #: the measured global signal of this contrast (``contrasts.<c>.measured.global_signal``), when measured
+    measured_gs: Mapping[str, Any] | None = None
 
 
 def _fam(source: str) -> str:
@@ -165,14 +170,37 @@ def _neutral_threshold(message: str) -> str:
     return _GIVES.sub(lambda m: f"(threshold {m.group(1)} {m.group(2)})", message)
 
 
+def _rank_sd(entry: Mapping[str, Any]) -> float:
+    """The σ that ranks an entry: the measured one when the size is measured, else |bias_sd|."""
+    v = entry.get("rank_sd")
+    return float(v) if v is not None and np.isfinite(v) else abs(_sd(entry))
+
+
+def _measured_basis(entry: Mapping[str, Any] | None) -> bool:
+    return entry is not None and entry.get("severity_basis") in ("measured", "measured_part")
+
+
 def bias_sentence(entry: Mapping[str, Any], name: str) -> str:
-    """"<Label> lowers|inflates <name> by x σ (+y %; size ..., σ ...)." for one sensitivity entry."""
+    """"<Label> lowers|inflates <name> by x σ (+y %; size ..., σ ...)." for one sensitivity entry.
+
+    A size measured as a part of the global signal is said as such; an assumed size is worded as a
+    hypothesis ("If the data held …, it would …")."""
     sd = _sd(entry)
     pct = entry.get("bias_percent", entry.get("bias"))
     size = entry.get("magnitude_source") or "assumed"
     sd_src = entry.get("sd_source") or "assumed: 1 % white noise per scan"
     word = "lowers" if (pct or 0.0) < 0 else "inflates"
     pct_txt = f"{float(pct):+.3g} %" if pct is not None else "n/a"
+    label = str(entry.get("label", entry.get("source", "a signal")))
+    if entry.get("severity_basis") == "measured_part":
+        mb, mt, msd = entry.get("measured_bias_percent"), entry.get("measured_t"), entry.get("measured_bias_sd")
+        tt = f"t = {float(mt):.1f}" if mt is not None and np.isfinite(mt) else "t n/a"
+        return (f"Measured in this run: {entry.get('measured_what', 'its part of the global signal')} moves {name} by "
+                f"{float(mb or 0):+.3g} % ({tt}; {abs(float(msd or 0)):.2f} σ, σ = residual of global_signal); "
+                f"an assumed size ({label}) would {word[:-1]} it by {abs(sd):.2f} σ.")
+    if entry.get("hypothesis"):
+        return (f"If the data held {label}, it would {word[:-1]} {name} by {abs(sd):.2f} σ ({pct_txt}; size "
+                f"assumed, not measured; σ {sd_src}).")
     return (f"{_cap(str(entry.get('label', entry.get('source', 'a signal'))))} {word} {name} by {abs(sd):.2f} σ "
             f"({pct_txt}; size {size}; σ {sd_src}).")
 
@@ -293,12 +321,15 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
         if copied and code not in (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code) and \
                 not any(abs(_sd(e)) > 0 for e in mine):
             continue  # the run-level cause does not touch this contrast
-        strong = [e for e in mine if e.get("structural", True) and abs(_sd(e)) >= th.sensitivity_warn]
+        strong = [e for e in mine if e.get("structural", True) and _entry_sev(e, th) in ("warn", "fail")]
         specific = [e for e in mine if e.get("structural", True)]
-        top = max(specific, key=lambda e: abs(_sd(e)), default=None)
+        top = max(specific, key=lambda e: (severity_rank(_entry_sev(e, th)), _measured_basis(e),
+                                           _rank_sd(e)), default=None)
         generic_top = max((e for e in mine if not e.get("structural", True)), key=lambda e: abs(_sd(e)), default=None)
-        score = max((abs(_sd(e)) * float(e.get("typical", 1.0)) for e in specific), default=0.0)
-        bias_sev = worst_severity(_sev_of_sd(abs(_sd(e)), th) for e in strong)
+        score = max((_rank_sd(e) * float(e.get("typical", 1.0)) for e in specific), default=0.0)
+        bias_sev = worst_severity(_entry_sev(e, th) for e in strong)
+        if strong and any(_measured_basis(e) for e in strong):
+            score += MEASURED_TIER
         ev = dict(f.evidence)
         if mine:
             ev["sensitivity"] = [_entry_evidence(e, th) for e in mine]
@@ -348,9 +379,22 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
             elif against_baseline:
                 cause = scarce_by or (codes.BASELINE_SCARCE.code if codes.BASELINE_SCARCE.code in updated else None)
             if f.code == codes.CONTRAST_VARIANCE_INFLATED.code:
-                f = replace(f, severity="info", score=0.0, evidence={**f.evidence, "own_severity": f.severity},
-                            message=_neutral_threshold(f.message) + " (a loss of precision: it widens the estimate's spread but "
-                                                "does not move it)")
+                cvif = f.evidence.get("cvif")
+                big = cvif is None or (isinstance(cvif, (int, float)) and cvif >= th.cvif_fail)
+                if big:   # a variance cause: warn, worded for what it does (issue 20)
+                    ctext = "infinite" if cvif is None or not np.isfinite(cvif) else f"{cvif:.1f}"
+                    f = replace(f, severity="warn", score=0.0, evidence={**f.evidence, "own_severity": f.severity,
+                                                                         "rule": "variance cause"},
+                                message=_neutral_threshold(f.message) + f" The sign of {name}'s estimate is unreliable: "
+                                        f"its standard error is {np.sqrt(cvif) if ctext != 'infinite' else float('inf'):.1f}"
+                                        f"× what a design with a real implicit baseline would give (contrast VIF "
+                                        f"{ctext} ≥ {th.cvif_fail:g}), so noise alone can flip it.")
+                else:
+                    f = replace(f, severity="info", score=0.0, evidence={**f.evidence, "own_severity": f.severity},
+                                message=_neutral_threshold(f.message) + " (a loss of precision: it widens the estimate's "
+                                                                        "spread but does not move it)")
+            if cause and f.code == codes.SENSITIVE_UNMODELED_SIGNAL.code:
+                continue   # one cause, one finding: the cause carries the same number (evidence.sensitivity)
             if cause:
                 followers.setdefault(cause, []).append(
                     replace(f, evidence={**f.evidence, "explained_by": cause}))
@@ -421,6 +465,51 @@ def _message(code: str, f: Finding, ci: ContrastInputs, top: Mapping[str, Any] |
     return text if text.startswith(name) else _cap(text)
 
 
+_MEASURED_WORDS = {
+    "nonsteady": "the flagged non-steady-state volumes",
+    "transient": "the unflagged transient volumes",
+    "high_motion": "the high-motion volumes left in the model",
+    "unmodeled_event": "the unmodelled events",
+    "short_gap": "the short gaps next to blocks",
+    "run_edge": "the run-edge scans",
+}
+
+
+def measured_answer(name: str, gs: Mapping[str, Any] | None, distinct_t: float = 3.0,
+                    material_sd: float = 0.5) -> str:
+    """The answer from the measured global signal: the cause parts distinguishable from zero
+    (``|t| >= distinct_t``) and material (at least ``material_sd`` — the warn size — times the
+    estimate's own SE), largest first, with size, t and — when the estimate itself is
+    distinguishable from zero — share; otherwise that nothing in the design explains it.
+    Empty when nothing was measured."""
+    if not gs or gs.get("in_model") or gs.get("estimate_ols") is None or not gs.get("by_class"):
+        return ""
+    total = float(gs["estimate_ols"])
+    tt = gs.get("t")
+    total_ok = tt is not None and np.isfinite(tt) and abs(float(tt)) >= distinct_t
+    kinds, ts, ses = gs.get("by_class_kind") or {}, gs.get("by_class_t") or {}, gs.get("by_class_se") or {}
+    se_total = gs.get("se")
+    floor = material_sd * float(se_total) if se_total is not None and np.isfinite(se_total) else 0.0
+    causes = sorted(((k, float(v)) for k, v in gs["by_class"].items() if kinds.get(k) == "cause"
+                     and ts.get(k) is not None and np.isfinite(ts[k]) and abs(float(ts[k])) >= distinct_t
+                     and abs(float(v)) >= floor),
+                    key=lambda kv: -abs(kv[1]))
+    head = (f"Measured in this run's global signal (OLS, % signal; SE from its residual noise), {name} is "
+            f"{total:+.3g} %" + (f" (t = {float(tt):.1f})" if tt is not None and np.isfinite(tt) else ""))
+    if causes:
+        said = []
+        for k, v in causes:
+            share = f", {100 * v / total:.0f} % of it" if total_ok and total else ""
+            se = ses.get(k)
+            se_txt = f"SE {float(se):.2g} %, " if se is not None else ""
+            said.append(f"{_MEASURED_WORDS.get(k, k)} contribute {v:+.3g} % ({se_txt}t = {float(ts[k]):.1f}{share})")
+        return head + "; " + "; ".join(said) + "."
+    if total_ok:
+        return head + ("; nothing in the design explains it (no transient, unmodelled-event, gap, high-motion or "
+                       "run-edge part is distinguishable from zero): it comes from the conditions themselves.")
+    return head + "; it is not distinguishable from zero, and no cause in the design moves it."
+
+
 def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: list[Finding],  # noqa: C901
                th: Thresholds, mask_dropped: bool) -> str:
     name = ci.name
@@ -458,6 +547,9 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
         if gbest is not None and abs(_sd(gbest)) > 0:
             tail += (f" Signals present in every run, not specific to this design, could move it too "
                      f"(largest: {said(gbest)}).")
+        answer = measured_answer(name, ci.measured_gs, material_sd=th.sensitivity_warn)
+        if answer:
+            return s1 + tail + " " + answer
         g = ci.measured_global
         if g is not None and np.isfinite(g):
             tail += (f" The run's global signal gives {name} an estimate of {g:+.3g} % (measured): "
@@ -490,4 +582,5 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
                     others.append(f"it {word} {o.name} by {abs(_sd(oe)):.2f} σ")
             if others:
                 s3 = " For comparison, " + "; ".join(others) + "."
-    return s1 + s2 + s3
+    answer = measured_answer(name, ci.measured_gs, material_sd=th.sensitivity_warn)
+    return s1 + s2 + s3 + (" " + answer if answer else "")

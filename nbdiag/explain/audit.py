@@ -19,7 +19,7 @@ from nbdiag.context import DesignContext
 from nbdiag.findings import Finding, rank_findings, status_from_findings, worst_severity
 from nbdiag.thresholds import Thresholds
 from nbdiag.diagnostics._linalg import DesignAlgebra
-from nbdiag.diagnostics.measured import measure_signals, noise_level
+from nbdiag.diagnostics.measured import DISTINCT_T, measure_signals, noise_level
 from nbdiag.diagnostics.sensitivity import core_signals, sensitivity_by_contrast
 from nbdiag.explain.whatif import whatif_fixes
 from nbdiag import codes
@@ -93,11 +93,14 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     if context.measured_signals is not None:
         measured = measure_signals(context.measured_signals, design, vectors, base.scan_classes,
                                    rows=context.scan_index, nonsteady_volumes=context.nonsteady_volumes,
-                                   noise_model=context.noise_model, algebra=alg)
+                                   noise_model=context.noise_model, algebra=alg,
+                                   scrub_volumes=() if context.sample_mask_applied else context.scrub_volumes,
+                                   task_columns=[c for c in design.columns if roles.get(c) == "task"])
     noise = noise_level(design, context, measured=measured)
     sens = sensitivity_by_contrast(design, vectors, signals, th, context,
                                    extra_families=_extra_families(design, roles, vectors, drift, base, th),
-                                   algebra=alg, noise=noise)
+                                   algebra=alg, noise=noise,
+                                   measured=_measured_sizes(measured, vectors, alg, design, context, signals))
     all_found: list[Finding] = (list(cset.findings) + list(coll.findings) + list(conf.findings)
                                 + list(drift.findings) + list(base.findings) + list(rt.findings)
                                 + [f for r in reviewer.values() for f in r.findings])
@@ -129,7 +132,7 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
         }
         if measured is not None:
             contrast_sec[name]["measured"] = jsonable(measured.contrast_dict(name))
-    run_level = [f for f in all_found if f.contrast is None]
+    run_level = _measured_run_severity([f for f in all_found if f.contrast is None], sens, measured, th)
     # run-level copy of contrast-specific unmodelled-events evidence
     unmod_f = [f for i in inputs for f in i.findings if f.code == codes.BASELINE_UNMODELED_EVENTS.code]
     if unmod_f:
@@ -145,6 +148,8 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     # quoted by the explanation when no cause reaches the warn size
     inputs = [replace(ci, measured_global=_measured_global(contrast_sec.get(ci.name, {})))
               if ci.measured_global is None else ci for ci in inputs]
+    inputs = [replace(ci, measured_gs=((contrast_sec.get(ci.name) or {}).get("measured") or {}).get("global_signal"))
+              for ci in inputs]
     expl = explain_contrasts(inputs, run_level + [f for f in input_findings if f.contrast is None], th,
                              sample_mask_dropped=not context.sample_mask_applied)
     findings: list[Finding] = rank_findings(run_level)
@@ -183,6 +188,134 @@ def _reviewer_numbers(design: pd.DataFrame, roles: Mapping[str, str], context: D
     prepared = prepare(design, roles, context)
     return {"censoring": assess_censoring(design, roles, context, th, rank=rank, prepared=prepared),
             "motion": assess_motion(design, roles, context, th, prepared=prepared)}
+
+
+def _measured_sizes(measured: Any, vectors: Mapping[str, np.ndarray], alg: DesignAlgebra, design: pd.DataFrame,
+                    context: DesignContext, signals: Sequence[Any]) -> dict[str, Any] | None:
+    """Per contrast, what the global signal measured (``MeasuredSizes`` for the sensitivity severities)."""
+    from nbdiag.diagnostics.measured import nilearn_scale
+    from nbdiag.diagnostics.sensitivity import MeasuredSizes, footprints
+
+    if measured is None or "global_signal" not in measured.signals:
+        return None
+    summ = measured.signals["global_signal"]
+    rsd = summ.residual_sd_percent
+    if rsd is None or not np.isfinite(rsd) or rsd <= 0 or summ.in_model:
+        return None
+    rows = np.arange(len(design)) if context.scan_index is None else np.asarray(context.scan_index, dtype=int)
+    y = nilearn_scale(np.asarray((context.measured_signals or {})["global_signal"], dtype=float)[rows])
+    skip = set(int(v) for v in context.nonsteady_volumes)
+    if not context.sample_mask_applied:
+        skip |= set(int(v) for v in context.scrub_volumes)
+    if summ.transients is not None:
+        skip |= set(summ.transients.unflagged())
+    excluded = np.isin(rows, sorted(skip))
+    foot = footprints(alg.X if hasattr(alg, "X") else design.to_numpy(dtype=float), alg.pinv, y, float(rsd),
+                      list(signals), excluded) if np.isfinite(y).all() else {}
+    out = {}
+    for name, vec in vectors.items():
+        m = (measured.contrasts.get(name) or {}).get("global_signal")
+        if m is None or m.by_class is None:
+            continue
+        var = alg.variance(np.asarray(vec, float))
+        if not var > 0:
+            continue
+        out[name] = MeasuredSizes(parts={k: (float(v), (m.by_class_t or {}).get(k)) for k, v in m.by_class.items()},
+                                  sd=float(rsd * np.sqrt(var)), loadings=measured.loadings.get("global_signal", {}),
+                                  footprints=foot)
+    return out
+
+
+#: Run-level codes whose severity follows the measured effect of their signal on the contrasts.
+_MEASURED_RUN = {codes.NONSTEADY_UNHANDLED.code: ("nonsteady", "the flagged volumes' measured excess"),
+                 codes.SCRUB_NOT_APPLIED.code: ("scrub", "the censored volumes' measured part"),
+                 codes.CONFOUND_TASK_CORRELATED.code: ("confound:", "regressing out the task-locked confounds "
+                                                                    "(their measured loading in the global signal)")}
+
+
+def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], measured: Any,
+                           th: Thresholds) -> list[Finding]:
+    """Severity of run-level pitfalls from their measured effect (issue 20), and ``transient_unflagged``.
+
+    ``nonsteady_unhandled`` / ``scrub_not_applied`` / ``confound_task_correlated``: when every
+    contrast's effect of the signal (for the confounds: of every task-locked confound) is measured, the run fails only if one contrast moves by ``sensitivity_fail`` σ or more; otherwise it
+    is a warning, "harmless here, by this much" below ``sensitivity_warn`` σ. Unmeasured, they keep the
+    registry's severity (an unmeasurable risk). ``transient_unflagged`` is added when unflagged transients
+    stay in the model, with the worst per-contrast severity of their measured effect (info below warn).
+    """
+    def effects(source: str) -> list[tuple[float, str, float]] | None:
+        out = []
+        for name, res in sens.items():
+            found = [x for x in res.entries if x["source"].startswith(source)] if source.endswith(":") \
+                else [x for x in [res.entry(source)] if x is not None]
+            for e in found:
+                got = one(e, name)
+                if got is None:
+                    return None
+                out.append(got)
+        return out or None
+
+    def one(e: Mapping[str, Any], name: str) -> tuple[float, str, float] | None:
+        """(|measured bias| in σ, contrast, bias %) of one entry; None when its size is not measured."""
+        if e.get("severity_basis") == "measured":
+            sd = e.get("bias_sd")
+            return (abs(float(sd)) if sd is not None and np.isfinite(sd) else 0.0, name,
+                    float(e.get("bias_percent") or 0.0))
+        if e.get("severity_basis") == "measured_part":
+            sd, t = e.get("measured_bias_sd"), e.get("measured_t")
+            ok = sd is not None and t is not None and np.isfinite(t) and abs(t) >= DISTINCT_T
+            return (abs(float(sd)) if ok and sd is not None else 0.0, name,
+                    float(e.get("measured_bias_percent") or 0.0))
+        return None
+
+    out = []
+    for f in run_level:
+        spec = _MEASURED_RUN.get(f.code)
+        eff = effects(spec[0]) if spec else None
+        if spec is None or eff is None:
+            out.append(f)
+            continue
+        a, name, pct = max(eff)
+        if a >= th.sensitivity_fail:
+            sev, words = "fail", (f" Measured: {spec[1]} moves {name} by {a:.2f} σ ({pct:+.3g} %), at or above the "
+                                  f"fail size of {th.sensitivity_fail:g} σ.")
+        elif a >= th.sensitivity_warn:
+            sev, words = "warn", (f" Measured: {spec[1]} moves {name} by {a:.2f} σ ({pct:+.3g} %), below the fail "
+                                  f"size of {th.sensitivity_fail:g} σ.")
+        else:
+            sev, words = "warn", (f" Harmless here: {spec[1]} moves no contrast by more than {a:.2f} σ (largest: "
+                                  f"{name}, {pct:+.3g} %; warn size {th.sensitivity_warn:g} σ), but the volumes "
+                                  f"should still be masked.")
+        out.append(replace(f, severity=sev, message=f.message + words,
+                           evidence={**f.evidence, "measured_max_bias_sd": a, "measured_contrast": name,
+                                     "measured_bias_percent": pct, "severity_rule": "measured effect"}))
+    tr = None
+    if measured is not None and "global_signal" in measured.signals:
+        tr = measured.signals["global_signal"].transients
+    eff = effects("transient") if tr is not None else None
+    if tr is not None and eff is not None:
+        vols = [v for v in tr.volumes if not v["flagged_by"]]
+        sevs = [res.entry("transient").get("severity") for res in sens.values() if res.entry("transient")]
+        sev = worst_severity([s for s in sevs if s in ("warn", "fail")] or ["info"]) or "info"
+        a, name, pct = max(eff)
+        listed = ", ".join(f"{v['volume']} ({v['excess_percent']:+.1f} %)" for v in vols[:8])
+        more = f" and {len(vols) - 8} more" if len(vols) > 8 else ""
+        where = ("at the run start" if all(v["position"] == "run_start" for v in vols) else
+                 "as spikes" if all(v["position"] == "spike" for v in vols) else "at the run start and as spikes")
+        effect = (f"Measured effect: it moves {name} by {a:.2f} σ ({pct:+.3g} %)." if a >= th.sensitivity_warn else
+                  f"Harmless here: the measured effect on every contrast is below {th.sensitivity_warn:g} σ "
+                  f"(largest {a:.2f} σ, {name}).")
+        out.append(codes.TRANSIENT_UNFLAGGED.finding(
+            severity=sev,
+            message=(f"{len(vols)} volume(s) {where} stand out in global_signal — {listed}{more} — by more than "
+                     f"{tr.threshold_percent:.2g} % ({tr.to_dict()['k']:g} robust scan-to-scan SD) from their local "
+                     f"steady level, and fMRIPrep flagged none of them (no non_steady_state_outlier* or "
+                     f"motion_outlier* column); they stay in the model. {effect}"),
+            evidence={"volumes": [dict(v) for v in vols], "threshold_percent": tr.threshold_percent,
+                      "noise_percent": tr.noise_percent, "measured_max_bias_sd": a, "measured_contrast": name,
+                      "measured_bias_percent": pct},
+            score=float(a)))
+    return out
 
 
 def _measured_global(section: Mapping[str, Any]) -> float | None:

@@ -135,5 +135,15 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
                          "max_structural_bias_sd_after": mx(asd, struct),
                          "by_source": {k: {"before": bsd[k], "after": asd.get(k)} for k in bsd},
                          "variance_before": b.variance, "variance_after": s.variance}
-        out.append({"fix": fix, "code": code, "contrasts": jsonable(res)})
+        worse = [n for n, v in res.items()
+                 if v["max_structural_bias_sd_after"] > v["max_structural_bias_sd_before"] + 0.05
+                 or (v["variance_after"] > 1.5 * v["variance_before"] > 0)]
+        entry = {"fix": fix, "code": code, "contrasts": jsonable(res), "worse": worse}
+        if worse:
+            entry["note"] = ("This fix makes " + ", ".join(worse) + " worse: " + "; ".join(
+                f"{n}: largest bias {res[n]['max_structural_bias_sd_before']:.2f} σ -> "
+                f"{res[n]['max_structural_bias_sd_after']:.2f} σ, variance × "
+                f"{res[n]['variance_after'] / res[n]['variance_before']:.2f}" if res[n]['variance_before'] else n
+                for n in worse) + ".")
+        out.append(entry)
     return out

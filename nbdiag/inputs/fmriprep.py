@@ -84,12 +84,15 @@ def _flagged(raw: pd.DataFrame, pattern: re.Pattern) -> tuple[int, ...]:
 
 #: Raw confound columns kept for the measured diagnostics.
 SIGNAL_COLUMNS = ("global_signal", "csf", "white_matter")
+#: Confound columns also kept as measured signals: their footprint in the global signal is measured
+#: when the model leaves them out (issue 20, ``confound_left_out:<column>`` sensitivity sources).
+FOOTPRINT_COLUMNS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 
 
 def raw_signals(raw: pd.DataFrame) -> dict[str, np.ndarray]:
     """The measured-signal columns of a confounds table (numeric, scanner units)."""
     out = {}
-    for col in SIGNAL_COLUMNS:
+    for col in SIGNAL_COLUMNS + FOOTPRINT_COLUMNS:
         if col in raw.columns:
             values = pd.to_numeric(raw[col], errors="coerce").to_numpy(dtype=float)
             out[col] = values
@@ -223,7 +226,7 @@ def _select_columns(header: list[str], kwargs: dict[str, Any], json_path: str) -
                 used.update(map(str, loaded.columns))
     except Exception:  # noqa: BLE001 - private nilearn API changed, or a sidecar problem: read everything
         return None
-    extra = {*MOTION_COLUMNS, *SIGNAL_COLUMNS}  # + the measured signals (raw_signals)
+    extra = {*MOTION_COLUMNS, *SIGNAL_COLUMNS, *FOOTPRINT_COLUMNS}  # + the measured signals (raw_signals)
     return [c for c in header if c in used or c in extra or OUTLIER_PATTERN.search(c)]
 
 

@@ -1,8 +1,17 @@
 """Words for the group attribution table (``group/nbdiag_attribution.tsv``).
 
 Every number in a sentence is read from the table (no statistics here): the
-measured global-signal estimate of a contrast with its t, the scan class that
-contributes most with its mean, t and share.
+measured global-signal estimate of a contrast with its t, then the *cause*
+parts (``kind == "cause"``) that are distinguishable from zero across subjects
+(``distinct``), largest first, each with its mean, t and — only when the total
+is itself distinguishable from zero — its share of the total. The model's own
+terms (the conditions, the implicit baseline) are never named as an answer:
+every contrast is made of them. When no cause part is distinguishable from
+zero the sentence says that nothing in the design explains the estimate and
+that it comes from the conditions themselves.
+
+Tables without ``kind`` / ``distinct`` (older runs) are read with the same
+rules: the cause classes by name, distinct when ``|t| >= 3`` with at least two subjects.
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ import pandas as pd
 
 _CLASS_WORDS = {
     "nonsteady": "the non-steady-state volumes",
+    "transient": "the unflagged transient volumes",
+    "high_motion": "the high-motion volumes left in the model",
     "unmodeled_event": "the unmodelled events",
     "short_gap": "the short unmodelled gaps next to blocks",
     "fixation": "the fixation (implicit baseline) scans",
@@ -43,11 +54,29 @@ def _ok(v: Any) -> bool:
     return v is not None and not (isinstance(v, float) and math.isnan(v))
 
 
+_CAUSES = ("nonsteady", "transient", "high_motion", "unmodeled_event", "short_gap", "run_edge")
+
+
+def _is_cause(row: Any) -> bool:
+    kind = row.get("kind") if hasattr(row, "get") else None
+    if isinstance(kind, str) and kind:
+        return kind == "cause"
+    return str(row["source"]).split(":", 2)[-1] in _CAUSES
+
+
+def _is_distinct(row: Any) -> bool:
+    d = row.get("distinct") if hasattr(row, "get") else None
+    if d is not None and not (isinstance(d, float) and math.isnan(d)):
+        return str(d).lower() in ("true", "1", "1.0")
+    return _ok(row["t"]) and abs(float(row["t"])) >= 3.0 and int(row["n_subjects"]) >= 2
+
+
 def attribution_sentences(table: pd.DataFrame, signal: str = "global_signal") -> dict[str, str]:
     """One sentence per variant answering "how much of each contrast comes from what".
 
     The contrast whose measured ``signal`` estimate has the most negative t (the
-    question is usually a negative estimate; else the largest ``|t|``) comes first, with the scan class contributing most to it; every other contrast
+    question is usually a negative estimate; else the largest ``|t|``) comes first, with
+    the cause parts distinguishable from zero (module doc); every other contrast
     follows as ``name: estimate (t)``. Returns ``{variant: sentence}``; variants
     without a measured ``signal`` are left out.
     """
@@ -66,13 +95,25 @@ def attribution_sentences(table: pd.DataFrame, signal: str = "global_signal") ->
         words = _SIGNAL_WORDS.get(signal, signal)
         text = (f"Across {n} subject{'s' if n != 1 else ''} the {words}'s {first['contrast']} estimate is "
                 f"{_pct(first['mean'])} ({_t(first['t'])})")
+        total_ok = _is_distinct(first)
         parts = vt[(vt["contrast"] == first["contrast"]) & vt["source"].str.startswith(f"measured:{signal}:")
                    & (vt["source"] != f"measured:{signal}:total")]
-        if len(parts):
-            top = parts.iloc[int(parts["mean"].abs().to_numpy().argmax())]
-            share = f", {100 * float(top['share']):.0f} %" if _ok(top["share"]) else ""
-            text += (f"; {class_words(top['source'].split(':', 2)[2])} contribute {_pct(top['mean'])} of it "
-                     f"({_t(top['t'])}{share})")
+        causes = [r for _, r in parts.iterrows() if _is_cause(r) and _is_distinct(r)]
+        causes.sort(key=lambda r: -abs(float(r["mean"])))
+        if causes:
+            said = []
+            for r in causes:
+                share = f", {100 * float(r['share']):.0f} % of it" if total_ok and _ok(r["share"]) else ""
+                said.append(f"{class_words(r['source'].split(':', 2)[2])} contribute {_pct(r['mean'])} "
+                            f"({_t(r['t'])}{share})")
+            text += "; " + "; ".join(said)
+            if not total_ok:
+                text += " (the estimate itself is not distinguishable from zero, so no share is given)"
+        elif total_ok:
+            text += ("; nothing in the design explains it (no transient, unmodelled-event, gap, high-motion "
+                     "or run-edge part is distinguishable from zero): it comes from the conditions themselves")
+        else:
+            text += "; it is not distinguishable from zero, and no cause in the design moves it"
         text += "."
         for _, row in totals.iterrows():
             if row["contrast"] == first["contrast"]:

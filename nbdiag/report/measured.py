@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 _CLASS_WORDS = {"nonsteady": "non-steady-state volumes", "unmodeled_event": "unmodelled events",
-                "short_gap": "short gaps", "fixation": "fixation", "run_edge": "run edges"}
+                "short_gap": "short gaps", "fixation": "fixation", "run_edge": "run edges",
+                "transient": "unflagged transients", "high_motion": "high-motion volumes"}
 
 
 def class_label(k: str) -> str:
@@ -53,6 +54,10 @@ def measured_view(record: Mapping[str, Any], base_dir: str | Path | None = None)
             rows.append({"contrast": name, "in_model": True, "note": gs.get("note")})
             continue
         parts = gs.get("by_class") or {}
+        kinds, ts = gs.get("by_class_kind") or {}, gs.get("by_class_t") or {}
+        if kinds:   # issue 20: the largest cause part distinguishable from zero (|t| >= 3); terms are no answer
+            parts = {k: v for k, v in parts.items() if kinds.get(k) == "cause" and v is not None
+                     and ts.get(k) is not None and abs(float(ts[k])) >= 3.0}
         top = max(parts.items(), key=lambda kv: abs(kv[1]), default=(None, None))
         rows.append({"contrast": name, "in_model": False, "estimate_ols": gs.get("estimate_ols"),
                      "estimate": gs.get("estimate"), "se": gs.get("se"), "t": gs.get("t"),

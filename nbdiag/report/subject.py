@@ -444,7 +444,8 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
     whatif = []
     for wi in record.get("whatif") or []:
         for cname, v in (wi.get("contrasts") or {}).items():
-            whatif.append({"fix": wi.get("fix"), "code": wi.get("code"), "contrast": cname, **v})
+            whatif.append({"fix": wi.get("fix"), "code": wi.get("code"), "contrast": cname, **v,
+                           "worse": cname in (wi.get("worse") or [])})
     # sensitivity: one row per unmodelled signal, one column per contrast, with where its size comes from
     sens_rows: dict[str, dict[str, Any]] = {}
     for c in crow:

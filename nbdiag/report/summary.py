@@ -304,12 +304,25 @@ def _cause(record: Mapping[str, Any], name: str, c: Mapping[str, Any]) -> dict[s
                 entry = _sensitivity_entry(c, sens[0].get("source")) or sens[0]
                 unit = (entry or {}).get("unit") or unit
         title = _headline(top, short=True)
-        if b is not None:
+        e_ = entry or {}
+        mb, msd = _num(e_.get("measured_bias_percent")), _num(e_.get("measured_bias_sd"))
+        if b is not None and e_.get("severity_basis") == "measured_part" and mb is not None and msd is not None:
+            verb = "lowers" if mb < 0 else "inflates"
+            mt = _num(e_.get("measured_t"))
+            sentence = (f"{title}: measured, it {verb} it by {fmt_value(abs(msd))} σ ({fmt_value(abs(mb))} % signal"
+                        + (f", t = {fmt_value(mt)}" if mt is not None else "") + ").")
+            basis = {"kind": "measured", "size": "measured in the run's global signal",
+                     "sigma": "residual of global_signal"}
+        elif b is not None:
             verb = "lowers" if b < 0 else "inflates"
             pct = _num((entry or {}).get("bias_percent"))
             size = f" ({fmt_value(abs(pct))} % signal)" if pct is not None else (
                 f" ({fmt_value(abs(bias))} {unit})" if bias is not None and unit else "")
-            sentence = f"{title}: {verb} it by {fmt_value(abs(b))} σ{size}."
+            if e_.get("hypothesis"):
+                sentence = (f"{title}: if the data held the assumed size, it would {verb[:-1]} it by "
+                            f"{fmt_value(abs(b))} σ{size}.")
+            else:
+                sentence = f"{title}: {verb} it by {fmt_value(abs(b))} σ{size}."
             basis = size_basis(entry)
         else:
             num = key_number(top, (record.get("settings") or {}).get("thresholds"))
@@ -317,7 +330,12 @@ def _cause(record: Mapping[str, Any], name: str, c: Mapping[str, Any]) -> dict[s
             basis = {"kind": "exact", "size": "computed from the design", "sigma": ""}
         return {"severity": top.get("severity") or "info", "code": top.get("code"), "sentence": sentence,
                 "full": str(top.get("message") or sentence), "basis": basis, "n_more": len(fnd) - 1}
-    # no finding: say so, with the largest predicted bias and its basis
+    # no finding: say so, with what the run's global signal measured (issue 20), else the largest predicted bias
+    answer = measured_sentence(c)
+    if answer:
+        return {"severity": "pass", "code": None, "sentence": answer,
+                "basis": {"kind": "measured", "size": "measured in the run's global signal",
+                          "sigma": "residual of global_signal"}, "n_more": 0}
     sens = [s for s in (c.get("sensitivity") or []) if isinstance(s, Mapping) and _num(s.get("bias_sd")) is not None]
     if sens:
         s = max(sens, key=lambda s: abs(float(s["bias_sd"])))
@@ -327,6 +345,38 @@ def _cause(record: Mapping[str, Any], name: str, c: Mapping[str, Any]) -> dict[s
                 "basis": size_basis(s), "n_more": 0}
     return {"severity": "pass", "code": None, "sentence": "No finding.",
             "basis": {"kind": "exact", "size": "", "sigma": ""}, "n_more": 0}
+
+
+#: Plain words for the cause classes of the measured decomposition (docs/record.md).
+_CAUSE_WORDS = {"nonsteady": "flagged non-steady-state volumes", "transient": "unflagged transient volumes",
+                "high_motion": "high-motion volumes", "unmodeled_event": "unmodelled events",
+                "short_gap": "short gaps", "run_edge": "run-edge scans"}
+
+
+def measured_sentence(c: Mapping[str, Any], distinct_t: float = 3.0, material_sd: float = 0.5) -> str:
+    """The verdict from a contrast's measured global signal, or "" when nothing was measured: the cause
+    parts distinguishable from zero (``|t| >= 3``, docs/record.md) and at least ``material_sd`` (the
+    warn size) times the estimate's SE, else that no cause explains it."""
+    gs = ((c.get("measured") or {}).get("global_signal")) if isinstance(c, Mapping) else None
+    if not isinstance(gs, Mapping) or gs.get("in_model") or _num(gs.get("estimate_ols")) is None:
+        return ""
+    parts, kinds, ts = gs.get("by_class") or {}, gs.get("by_class_kind") or {}, gs.get("by_class_t") or {}
+    if not kinds:
+        return ""
+    se = _num(gs.get("se"))
+    floor = material_sd * se if se is not None else 0.0
+    causes = sorted(((k, float(v), float(ts[k])) for k, v in parts.items() if kinds.get(k) == "cause"
+                     and _num(v) is not None and _num(ts.get(k)) is not None and abs(float(ts[k])) >= distinct_t
+                     and abs(float(v)) >= floor),
+                    key=lambda x: -abs(x[1]))
+    total, tt = float(gs["estimate_ols"]), _num(gs.get("t"))
+    head = f"Global signal {fmt_value(total)} %" + (f" (t = {fmt_value(tt)})" if tt is not None else "")
+    if causes:
+        return head + ": " + "; ".join(f"{_CAUSE_WORDS.get(k, k)} {fmt_value(v)} % (t = {fmt_value(t)})"
+                                       for k, v, t in causes) + "."
+    if tt is not None and abs(tt) >= distinct_t:
+        return head + ": no cause in the design explains it; it comes from the conditions themselves."
+    return head + ": not distinguishable from zero; no cause found."
 
 
 def verdict_rows(records: Sequence[Mapping[str, Any]], section_id: Any) -> list[dict[str, Any]]:
