@@ -109,7 +109,7 @@ def test_clean_sub05_condition_number_is_context(records):
     assert f["severity"] == "info" and f["evidence"]["task_columns_involved"] == []
     assert "trans_z" in f["evidence"]["columns_involved"]
     assert rec["status"] == "pass"
-    assert "No cause in this design moves zero_back by the warn size" in rec["contrasts"]["zero_back"]["explanation"]
+    assert "No measured cause in this design moves zero_back by the warn size" in rec["contrasts"]["zero_back"]["explanation"]
 
 
 def test_task_locked_motion_reaches_the_contrasts_sub03(records):

@@ -47,7 +47,7 @@ def test_clean_design_has_no_sign_flip_finding():
     bad = [f for f in audit.findings if f.code.startswith(SIGN_FLIP) and f.severity in ("warn", "fail")]
     assert bad == []
     text = audit.contrasts["zero_back"]["explanation"]
-    assert "No cause in this design moves zero_back by the warn size (0.5 σ)" in text
+    assert "No measured cause in this design moves zero_back by the warn size (0.5 σ)" in text
 
 
 def test_unhandled_nonsteady_ranked_first():

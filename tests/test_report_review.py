@@ -493,8 +493,10 @@ def test_input_files_named_relative_to_the_dataset(tmp_path):
 
 
 def test_subject_first_screen_names_the_fix_of_each_failing_run(demo_dirs):
-    """sub-01 fails under every variant (non-steady-state volumes): one fix line per run × variant,
-    in nilearn terms, right under the verdict table (before the first collapsed section)."""
+    """sub-01 fails under every variant: one fix line per run × variant, in nilearn terms, right under
+    the verdict table (before the first collapsed section). Under nortdur/rtdur the flagged volumes'
+    measured excess fails the run (sample mask); under compcor it stays below the fail size there
+    (issue 20: severity from the measured effect) and the drift overlap decides."""
     page = (demo_dirs[0] / "sub-01.html").read_text(encoding="utf-8")
     block = page[page.index('<ul class="fixes" id="fixes">'):]
     block = block[:block.index("</ul>")]
@@ -502,9 +504,11 @@ def test_subject_first_screen_names_the_fix_of_each_failing_run(demo_dirs):
     assert page.index('<table id="verdict"') < page.index('id="fixes"')
     lines = block.split("<li>")[1:]
     assert len(lines) == 3  # compcor, nortdur, rtdur
-    for line in lines:
-        assert "sample_masks" in line and "FirstLevelModel.fit" in line
-        assert 'title="nonsteady_unhandled"' in line  # the code in a tooltip
+    by_variant = {v: next(x for x in lines if f">{v}</a>" in x) for v in ("compcor", "nortdur", "rtdur")}
+    for v in ("nortdur", "rtdur"):
+        assert "sample_masks" in by_variant[v] and "FirstLevelModel.fit" in by_variant[v]
+        assert 'title="nonsteady_unhandled"' in by_variant[v]  # the code in a tooltip
+    assert "high_pass" in by_variant["compcor"] and 'title="drift_overlap"' in by_variant["compcor"]
     assert 'id="fixes"' not in (demo_dirs[0] / "sub-04.html").read_text(encoding="utf-8")  # nothing fails there
 
 
@@ -532,7 +536,7 @@ def test_subject_statuses_agree_with_their_rows(demo_dirs, label):
     import html as _html
 
     page = _html.unescape((demo_dirs[0] / f"sub-{label}.html").read_text(encoding="utf-8"))
-    places = re.findall(r'<td><span class="badge (\w+)">\w+</span>( <span class="more capped"[^>]*>capped at info'
+    places = re.findall(r'<td><span class="badge (\w+)">\w+</span>( <span class="more capped"[^>]*>capped at info[^<]*'
                         r'</span>)?</td><td class="n">([+\-−]?[0-9.]+) σ', page)
     assert places
     for sev, capped, number in places:

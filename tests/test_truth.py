@@ -77,7 +77,7 @@ def test_task_locked_confound_absorbs_one_condition():
     assert "would inflate two_back - zero_back" in _first_flag(audit, "two_back - zero_back").message
     # the run-level finding is there too, and no contrast says that nothing explains it
     assert any(f.code == "confound_task_correlated" and f.contrast is None for f in audit.findings)
-    assert "No cause in this design" not in audit.contrasts["zero_back"]["explanation"]
+    assert "No measured cause in this design" not in audit.contrasts["zero_back"]["explanation"]
 
 
 def test_global_signal_regression_with_task_driven_global_signal():
@@ -229,7 +229,7 @@ def test_clean_design_with_genuine_deactivation_stays_quiet():
                    and f.code.startswith(SIGN_FLIP)]
         assert flagged == [], name
         text = audit.contrasts[name]["explanation"]
-        assert f"No cause in this design moves {name} by the warn size (0.5 σ)" in text
+        assert f"No measured cause in this design moves {name} by the warn size (0.5 σ)" in text
         assert "largest:" in text and " σ (" in text            # the largest predicted bias, with its number
     assert audit.status in ("pass", "warn")
     assert not [f for f in audit.findings if f.severity in ("warn", "fail")]
@@ -274,7 +274,7 @@ def test_cliffs_become_context():
     assert got["baseline_edge_concentrated"].severity == "info" and "31 % vs 30 %" in \
         got["baseline_edge_concentrated"].message
     assert got["drift_overlap"].severity == "info" and "R² 0.215 vs 0.2" in got["drift_overlap"].message
-    assert "No cause in this design moves zero_back by the warn size" in out.explanation
+    assert "No measured cause in this design moves zero_back by the warn size" in out.explanation
     assert "0.21 σ (-0.02 %" in out.explanation
     # measured global signal (issue 12) adds whether the run's overall signal has the same sign
     out2 = explain_contrasts([replace(ci, measured_global=-0.31)], [])["zero_back"]
@@ -403,7 +403,7 @@ def test_share_just_below_its_threshold_still_names_the_cause():
                         composition={"negative": {"short_gap": 0.246}}, sensitivity=sens, findings=[])
     top = explain_contrasts([ci], [])["zero_back"].findings[0]
     assert top.code == "baseline_short_gaps" and top.severity == "warn"
-    assert "24.6 % vs the 25 % share threshold" in top.message and "lowers zero_back by 0.87 σ" in top.message
+    assert "24.6 % of zero_back's negative weight falls in short unmodelled gaps next to blocks, below the 25 % share threshold" in top.message and "lowers zero_back by 0.87 σ" in top.message
 
 
 def test_measured_global_estimate_is_read_from_the_contrast_section():

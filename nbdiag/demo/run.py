@@ -12,7 +12,17 @@ DATA_DIR = DEMO_DIR / "data"
 CONFIG = DEMO_DIR / "nbdiag.toml"
 
 
+def _measured_words(contrast: dict) -> str:
+    """The global signal's zero_back estimate and t, as measured from the run's confounds file."""
+    gs = ((contrast.get("measured") or {}).get("global_signal")) or {}
+    est, t = gs.get("estimate_ols"), gs.get("t")
+    if est is None or t is None or gs.get("in_model"):
+        return ""
+    return f"; global signal {est:+.3f} % (t = {t:.1f})"
+
+
 def _top_zero_back(records: list[dict]) -> list[str]:
+    """One line per run: the first warn/fail cause for zero_back, or that none reaches warn size."""
     lines = []
     for record in records:
         if record.get("variant") != "nortdur" or record.get("status") == "error":
@@ -22,8 +32,8 @@ def _top_zero_back(records: list[dict]) -> list[str]:
         top = next((f for f in record.get("findings", [])
                     if f.get("contrast") == "zero_back" and codes and f["code"] == codes[0]), None)
         label = record["run"]["prefix"]
-        if top is None:
-            lines.append(f"  {label}: no warning for zero_back")
+        if top is None or top.get("severity") not in ("warn", "fail"):
+            lines.append(f"  {label}: no cause reaches the warn size{_measured_words(contrast)}")
         else:
             lines.append(f"  {label}: [{top['severity']}] {top['code']}: {top['title']}")
     return lines
@@ -64,7 +74,7 @@ def run_demo(output_dir: str | Path = DEFAULT_OUTPUT, n_jobs: int = 1, log=None,
     (tests).
     """
     from nbdiag.config import load_config
-    from nbdiag.group import run_group
+    from nbdiag.group import collect_records, run_group
     from nbdiag.pipeline import run_participant
 
     if not (DATA_DIR / "dataset_description.json").exists():
@@ -86,7 +96,7 @@ def run_demo(output_dir: str | Path = DEFAULT_OUTPUT, n_jobs: int = 1, log=None,
     for status in ("pass", "warn", "fail", "error"):
         print(f"  {status:5s} {sum(r['status'] == status for r in records)}")
     print("Top explanation for zero_back (variant nortdur):")
-    for line in _top_zero_back(records):
+    for line in _top_zero_back(sorted(collect_records(output_dir), key=lambda r: r["run"]["prefix"])):
         print(line)
     print(f"Group sign-off: {'passed' if signoff == 0 else 'some runs fail (see group/signoff.tsv)'}")
     for line in next_steps(DATA_DIR, output_dir):

@@ -808,8 +808,10 @@ def _measured_size(sig: Signal, bias: float, measured: MeasuredSizes | None) -> 
     if sig.source in measured.footprints:
         beta, se = measured.footprints[sig.source]
         t = beta / se if se > 0 else None
-        return float(beta * bias), t, (f"its fitted size in the global signal ({beta:.2g} × the assumed size, "
-                                       f"t = {t:.1f})" if t is not None else "its fitted size in the global signal")
+        # the part's t has the sign of the part (beta × the assumed bias), not of beta alone
+        t_part = None if t is None else float(t * np.sign(bias)) if bias != 0 else 0.0
+        return float(beta * bias), t_part, (f"its fitted size in the global signal ({beta:.2g} × the assumed size, "
+                                            f"t = {t:.1f})" if t is not None else "its fitted size in the global signal")
     cls = MEASURED_CLASS.get(sig.family)
     if cls is not None:
         part, t = measured.parts.get(cls, (0.0, 0.0))
@@ -817,7 +819,8 @@ def _measured_size(sig: Signal, bias: float, measured: MeasuredSizes | None) -> 
     if sig.family == "confound" and sig.column in measured.loadings and sig.per_unit:
         beta, se = measured.loadings[sig.column]
         t = beta / se if se > 0 else None
-        return float(beta * bias / sig.per_unit), t, (f"{sig.column}'s measured loading in the global signal "
+        t_part = None if t is None else float(t * np.sign(bias / sig.per_unit)) if bias != 0 else 0.0
+        return float(beta * bias / sig.per_unit), t_part, (f"{sig.column}'s measured loading in the global signal "
                                                       f"({beta:+.3g} % per unit, t = {t:.1f})" if t is not None else
                                                       f"{sig.column}'s measured loading in the global signal")
     return None

@@ -291,8 +291,9 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
                 else "unmodelled events" if fam == "unmodeled" else "short unmodelled gaps next to blocks")
         present[code.code] = code.finding(
             contrast=name, severity="warn", score=0.0,
-            message=(f"{100 * share:.1f} % of {name}'s negative weight falls in {what} ({100 * share:.1f} % vs the "
-                     f"{_pct(limit)} share threshold), but a response there is large enough to move it."),
+            message=(f"{100 * share:.1f} % of {name}'s negative weight falls in {what}, below the {_pct(limit)} "
+                     f"share threshold, but a response there of the assumed size would move {name} by at least the "
+                     f"warn size ({th.sensitivity_warn:g} σ)."),
             evidence={"negative_weight_share": share, "warn_at": limit, "rule": "bias at the warn size below the "
                       "share threshold"})
 
@@ -537,16 +538,24 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
 
         def said(e: Mapping[str, Any]) -> str:
             pct = float(e.get("bias_percent", e.get("bias")) or 0.0)
-            return (f"{abs(_sd(e)):.2f} σ ({pct:+.3g} %, {'lowering' if pct < 0 else 'inflating'} it; size "
-                    f"{e.get('magnitude_source') or 'assumed'}) from {e['label']}")
-        tail = f" No cause in this design moves {name} by the warn size ({th.sensitivity_warn:g} σ)"
+            sd, src = e.get("sd_percent"), str(e.get("sd_source") or "assumed")
+            noise = "" if sd is None else (f"; σ = {float(sd):.2g} %, the contrast's SD under "
+                                           + ("an assumed 1 % voxel noise per scan" if src.startswith("assumed")
+                                              else f"the measured residual noise ({src})"))
+            return f"{abs(_sd(e)):.2f} σ ({pct:+.3g} %, {'lowering' if pct < 0 else 'inflating'} it{noise})"
+
+        def measured(e: Mapping[str, Any]) -> bool:
+            return str(e.get("magnitude_source") or "assumed").startswith("measured")
+
+        tail = f" No measured cause in this design moves {name} by the warn size ({th.sensitivity_warn:g} σ)."
         if best is not None and abs(_sd(best)) > 0:
-            tail += f": the largest predicted bias from this run's own features is {said(best)}."
-        else:
-            tail += "."
+            tail += (f" The largest measured bias from this run's own features is {said(best)}, from {best['label']}."
+                     if measured(best) else
+                     f" Hypothesis, not measured: if the data held {best['label']}, it would move {name} by "
+                     f"{said(best)}.")
         if gbest is not None and abs(_sd(gbest)) > 0:
-            tail += (f" Signals present in every run, not specific to this design, could move it too "
-                     f"(largest: {said(gbest)}).")
+            tail += (f" If the data held signals present in every run, not specific to this design (largest: "
+                     f"{gbest['label']}), they would move it by {said(gbest)}.")
         answer = measured_answer(name, ci.measured_gs, material_sd=th.sensitivity_warn)
         if answer:
             return s1 + tail + " " + answer

@@ -469,14 +469,27 @@ def _registry_title(code: str) -> str | None:
         return None
 
 
-def _capped(entry: Mapping[str, Any] | None, severity: str, rec: Mapping[str, Any]) -> bool:
-    """An ``info`` place whose bias reaches the warn size only because its cause is not structural
-    (a signal present in every run): the page says so beside it, so status and number agree."""
-    if not entry or severity != "info" or entry.get("structural") is not False:
-        return False
+def _capped(entry: Mapping[str, Any] | None, severity: str, rec: Mapping[str, Any]) -> str | None:
+    """Why an ``info`` place whose bias reaches the warn size does not count, or None.
+
+    The page says it beside the number, so status and number agree: a signal present in every
+    run (not structural), a size the run's own global signal does not show (its measured part is
+    not distinguishable from zero), or an assumed size with nothing measured (a hypothesis).
+    """
+    if not entry or severity != "info":
+        return None
     b = _num(entry.get("bias_sd"))
     warn = _num(((rec.get("settings") or {}).get("thresholds") or {}).get("sensitivity_warn"))
-    return b is not None and abs(b) >= (warn if warn is not None else 0.5)
+    if b is None or abs(b) < (warn if warn is not None else 0.5):
+        return None
+    if entry.get("structural") is False:
+        return "present in every run, not specific to this design"
+    t = _num(entry.get("measured_t"))
+    if entry.get("severity_basis") == "measured_part" and t is not None:
+        return f"not seen in this run's global signal (t = {t:.1f})"
+    if str(entry.get("magnitude_source") or "assumed") == "assumed":
+        return "a hypothesis: size assumed, not measured"
+    return None
 
 
 def merge_findings(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
