@@ -53,6 +53,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 from nbdiag._json import finite_number as _num
+from nbdiag.thresholds import DISTINCT_T
 
 #: Scan classes in display order (as ``nbdiag.diagnostics.measured.CLASS_ORDER``; the group
 #: level reads records only, so the order is repeated here); conditions follow, sorted.
@@ -64,9 +65,6 @@ CAUSE_CLASSES = ("nonsteady", "transient", "high_motion", "unmodeled_event", "sh
 #: Columns of ``nbdiag_attribution.tsv``, in order (DESIGN §9; ``kind``, ``distinct``: §10).
 COLUMNS = ["variant", "contrast", "source", "n_subjects", "mean", "sem", "t", "share", "kind", "distinct"]
 
-#: The run-level rule for "distinguishable from zero" (``|t| >= 3``, as
-#: ``nbdiag.diagnostics.measured.DISTINCT_T``), the floor of the group rule.
-DISTINCT_T = 3.0
 
 
 def distinct_threshold(n: int) -> float:

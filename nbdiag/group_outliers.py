@@ -18,8 +18,11 @@ exceeds its threshold (an empty table, with its header, when none does):
     efficiency ÷ the median of the same variant and contrast over all run × variants (item: the
     contrast); ``outlier_efficiency_fraction`` <
 ``measured_bias``
-    largest |t| of a measured signal's estimate on the contrast (global_signal, csf, white_matter not in
-    the model; item: the contrast); ``sensitivity_fail`` ≥
+    largest cause part of a measured signal's estimate on the contrast (global_signal, csf,
+    white_matter not in the model; only parts of a cause class, distinguishable from zero:
+    ``|t| >= DISTINCT_T``), in standard errors of that estimate, i.e. the σ the run-level
+    severity uses (item: the contrast); ``sensitivity_fail`` ≥. A contrast whose measured
+    estimate no cause explains has no row, whatever its own t.
 
 Censoring uses the mask the fit applies, else load_confounds' mask (column ``mask``).
 Thresholds are read from each record's ``settings.thresholds`` (the ``[thresholds]`` table
@@ -37,7 +40,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from nbdiag.thresholds import THRESHOLD_TABLE
+from nbdiag.thresholds import DISTINCT_T, THRESHOLD_TABLE
 
 OUTLIER_COLUMNS = ["metric", "item", "value", "comparison", "threshold", "threshold_key", "subject", "session", "run",
                    "variant", "prefix", "mask"]
@@ -51,7 +54,8 @@ METRICS = {
                       "largest |r| of framewise_displacement / std_dvars / dvars with the task regressor"),
     "contrast_vif": ("cvif_warn", "≥", "contrast VIF"),
     "efficiency": ("outlier_efficiency_fraction", "<", "efficiency ÷ median efficiency of the contrast (same variant)"),
-    "measured_bias": ("sensitivity_fail", "≥", "largest |t| of a measured signal (not in the model) on the contrast"),
+    "measured_bias": ("sensitivity_fail", "≥", "largest cause part (|t| ≥ 3) of a measured signal's estimate on the "
+                                               "contrast, in SE of that estimate (σ)"),
 }
 
 
@@ -105,10 +109,24 @@ def _values(rec: Mapping[str, Any]) -> Iterable[tuple[str, str, float, str]]:
         v = _num(c.get("cvif"))
         if v is not None:
             yield "contrast_vif", str(name), v, ""
-        ts = [abs(_num(m.get("t")) or 0.0) for m in (c.get("measured") or {}).values()
-              if isinstance(m, Mapping) and not m.get("in_model") and _num(m.get("t")) is not None]
-        if ts:
-            yield "measured_bias", str(name), max(ts), ""
+        sizes = [size for m in (c.get("measured") or {}).values() if isinstance(m, Mapping)
+                 for size in [_largest_cause(m)] if size is not None]
+        if sizes:
+            yield "measured_bias", str(name), max(sizes), ""
+
+
+def _largest_cause(m: Mapping[str, Any]) -> float | None:
+    """Largest |cause part| / SE of one measured signal's estimate; None when no cause part is distinct."""
+    se = _num(m.get("se"))
+    if m.get("in_model") or se is None or se <= 0:
+        return None
+    kinds, ts = m.get("by_class_kind") or {}, m.get("by_class_t") or {}
+    parts = []
+    for k, raw in (m.get("by_class") or {}).items():
+        v, t = _num(raw), _num(ts.get(k))
+        if kinds.get(k) == "cause" and v is not None and t is not None and abs(t) >= DISTINCT_T:
+            parts.append(abs(v) / se)
+    return max(parts) if parts else None
 
 
 def outlier_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

@@ -12,6 +12,15 @@ from typing import Any, Mapping
 from nbdiag.errors import SettingsError
 
 #: name -> (default, unit/meaning, source)
+#: A measured part (of a contrast's estimate) is distinguishable from zero when ``|t| >= DISTINCT_T``.
+#: Not 2: a run has up to six cause classes per contrast and a few contrasts, so ``|t| >= 2`` (5 %
+#: two-sided per part) would name a spurious cause in a large share of clean runs; 3 keeps the
+#: family-wise rate near 5 % over ~15 parts (Bonferroni: 0.05 / 15 -> z = 2.94) and leaves room for
+#: the autocorrelation a white-noise SE ignores. Across subjects the floor of the group rule
+#: (``nbdiag.group_attribution.distinct_threshold``). One definition, read by the run level, the
+#: group table, the group page and the outlier table.
+DISTINCT_T = 3.0
+
 THRESHOLD_TABLE: dict[str, tuple[float, str, str]] = {
     "vif_warn": (5.0, "VIF of a task regressor", "Mumford et al. 2015; CANlab diagnostics"),
     "vif_fail": (10.0, "VIF of a task regressor", "Mumford et al. 2015; CANlab diagnostics"),

@@ -81,12 +81,20 @@ def test_efficiency_vif_and_measured_bias_rows(study):
     name = next(iter(recs[0]["contrasts"]))
     recs[3]["contrasts"][name]["efficiency"] = 4.0  # 0.4 of the median (10): < 0.5
     recs[3]["contrasts"][name]["cvif"] = 7.0
-    recs[3]["contrasts"][name]["measured"]["global_signal"]["t"] = -2.5
+    gs = recs[3]["contrasts"][name]["measured"]["global_signal"]
+    gs.update(t=-9.0, se=0.1, by_class={"nonsteady": -0.25, "short_gap": -0.6, "condition:x": 0.4},
+              by_class_t={"nonsteady": -4.0, "short_gap": -1.0, "condition:x": 8.0},
+              by_class_kind={"nonsteady": "cause", "short_gap": "cause", "condition:x": "term"})
+    # subject 02: a large estimate that no cause explains (only a term part is distinct): no row
+    other = recs[1]["contrasts"][name]["measured"]["global_signal"]
+    other.update(t=-12.0, se=0.1, by_class={"condition:x": -1.2}, by_class_t={"condition:x": -12.0},
+                 by_class_kind={"condition:x": "term"})
     recs.append({**recs[0], "status": "error"})  # error records are left out
     table = outlier_table(recs)
     rows = table[table.subject == "04"]
     assert sorted(zip(rows.metric, rows.value)) == [("contrast_vif", 7.0), ("efficiency", 0.4),
-                                                    ("measured_bias", 2.5)]
+                                                    ("measured_bias", 2.5)]  # nonsteady: 0.25 / 0.1 SE
+    assert "02" not in set(table[table.metric == "measured_bias"].subject)
     sections = outlier_sections(table)
     assert [s["metric"] for s in sections] == list(METRICS)
     assert sections[0]["rows"] and sections[0]["thresholds"] == [0.2]

@@ -83,6 +83,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from nbdiag.thresholds import DISTINCT_T  # noqa: F401 - one definition; re-exported for the diagnostics
+
 #: fMRIPrep confound columns measured by default (in this order).
 MEASURED_SIGNALS = ("global_signal", "csf", "white_matter")
 
@@ -98,11 +100,6 @@ REFERENCE_PART = "reference"
 #: Name of the term part holding the conditions' fitted response in the cause scans (HRF tails).
 SPILL_PART = "condition_spillover"
 
-#: A part is distinguishable from zero when ``|t| >= DISTINCT_T``. Not 2: a run has up to six cause
-#: classes per contrast and a few contrasts, so ``|t| >= 2`` (5 % two-sided per part) would name a
-#: spurious cause in a large share of clean runs; 3 keeps the family-wise rate near 5 % over ~15 parts
-#: (Bonferroni: 0.05 / 15 -> z = 2.94) and leaves room for the autocorrelation the white-noise SE ignores.
-DISTINCT_T = 3.0
 
 #: Fewest implicit-baseline scans for the steady level ``r``; below it every steady scan is used.
 MIN_REFERENCE_SCANS = 5

@@ -547,7 +547,14 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
         def measured(e: Mapping[str, Any]) -> bool:
             return str(e.get("magnitude_source") or "assumed").startswith("measured")
 
-        tail = f" No measured cause in this design moves {name} by the warn size ({th.sensitivity_warn:g} σ)."
+        answer = measured_answer(name, ci.measured_gs, material_sd=th.sensitivity_warn)
+        if " contribute " in answer:   # a cause part the checks do not grade (its assumed shape is not borne out)
+            tail = (f" No check of this design grades a cause of {name} at the warn size ({th.sensitivity_warn:g} σ), "
+                    f"but the run's measured global signal holds a cause part distinguishable from zero (last "
+                    f"sentence): its assumed shape is not borne out, so it is reported, not graded; look at those "
+                    f"scans before trusting the estimate.")
+        else:
+            tail = f" No measured cause in this design moves {name} by the warn size ({th.sensitivity_warn:g} σ)."
         if best is not None and abs(_sd(best)) > 0:
             tail += (f" The largest measured bias from this run's own features is {said(best)}, from {best['label']}."
                      if measured(best) else
@@ -556,7 +563,6 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
         if gbest is not None and abs(_sd(gbest)) > 0:
             tail += (f" If the data held signals present in every run, not specific to this design (largest: "
                      f"{gbest['label']}), they would move it by {said(gbest)}.")
-        answer = measured_answer(name, ci.measured_gs, material_sd=th.sensitivity_warn)
         if answer:
             return s1 + tail + " " + answer
         g = ci.measured_global

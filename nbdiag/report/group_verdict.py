@@ -10,7 +10,7 @@ the run records, with no new statistics:
   (``contributing``). The table's ``kind`` (``cause`` | ``term`` | ``total``) and
   ``distinct`` columns decide when present; without them a measured class is a cause
   unless it is a condition or the implicit baseline (fixation), and it is distinguishable
-  when ``|t| >= 2`` with at least 2 contributing subjects;
+  when ``|t| >= 3`` (``DISTINCT_T``) with at least 2 contributing subjects;
 * **runs failing**: runs of the variant whose status is ``fail`` with a failing finding
   on that contrast or on the whole run; runs that could not be audited are counted
   apart, as errors;
@@ -30,11 +30,12 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from nbdiag import codes
+from nbdiag.thresholds import DISTINCT_T
 
 __all__ = ["DISTINCT_T", "contrast_kind", "pm", "tstat", "verdict_rows"]
 
-#: Fallback rule when the attribution table has no ``distinct`` column: |t| at least this ...
-DISTINCT_T = 2.0
+#: Fallback rule when the attribution table has no ``distinct`` column: |t| at least
+#: ``DISTINCT_T`` (3, the run-level rule, nbdiag.thresholds) ...
 #: ... with at least this many contributing subjects.
 DISTINCT_MIN_SUBJECTS = 2
 #: Measured scan classes that are model terms, not causes (DESIGN §10), besides ``condition:*``.
