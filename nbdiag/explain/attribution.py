@@ -53,7 +53,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from nbdiag.findings import Finding, rank_findings, severity_rank, worst_severity
-from nbdiag.thresholds import Thresholds
+from nbdiag.thresholds import DISTINCT_T, Thresholds
 from nbdiag import codes
 
 #: Which cause claims which sensitivity source family, in priority order.
@@ -476,25 +476,37 @@ _MEASURED_WORDS = {
 }
 
 
-def measured_answer(name: str, gs: Mapping[str, Any] | None, distinct_t: float = 3.0,
+def _measured(gs: Mapping[str, Any] | None) -> bool:
+    return bool(gs) and not gs.get("in_model") and gs.get("estimate_ols") is not None and bool(gs.get("by_class"))
+
+
+def distinct_causes(gs: Mapping[str, Any] | None, distinct_t: float = DISTINCT_T,
+                    material_sd: float = 0.5) -> list[tuple[str, float]]:
+    """``(class, part %)`` of the measured cause parts distinguishable from zero (``|t| >= distinct_t``)
+    and material (at least ``material_sd`` times the estimate's own SE), largest first."""
+    if not _measured(gs):
+        return []
+    kinds, ts = gs.get("by_class_kind") or {}, gs.get("by_class_t") or {}
+    se_total = gs.get("se")
+    floor = material_sd * float(se_total) if se_total is not None and np.isfinite(se_total) else 0.0
+    return sorted(((k, float(v)) for k, v in gs["by_class"].items() if kinds.get(k) == "cause"
+                   and ts.get(k) is not None and np.isfinite(ts[k]) and abs(float(ts[k])) >= distinct_t
+                   and abs(float(v)) >= floor),
+                  key=lambda kv: -abs(kv[1]))
+
+
+def measured_answer(name: str, gs: Mapping[str, Any] | None, distinct_t: float = DISTINCT_T,
                     material_sd: float = 0.5) -> str:
-    """The answer from the measured global signal: the cause parts distinguishable from zero
-    (``|t| >= distinct_t``) and material (at least ``material_sd`` — the warn size — times the
-    estimate's own SE), largest first, with size, t and — when the estimate itself is
-    distinguishable from zero — share; otherwise that nothing in the design explains it.
-    Empty when nothing was measured."""
-    if not gs or gs.get("in_model") or gs.get("estimate_ols") is None or not gs.get("by_class"):
+    """The answer from the measured global signal: the cause parts of :func:`distinct_causes`,
+    largest first, with size, t and — when the estimate itself is distinguishable from zero —
+    share; otherwise that nothing in the design explains it. Empty when nothing was measured."""
+    if not _measured(gs):
         return ""
     total = float(gs["estimate_ols"])
     tt = gs.get("t")
     total_ok = tt is not None and np.isfinite(tt) and abs(float(tt)) >= distinct_t
-    kinds, ts, ses = gs.get("by_class_kind") or {}, gs.get("by_class_t") or {}, gs.get("by_class_se") or {}
-    se_total = gs.get("se")
-    floor = material_sd * float(se_total) if se_total is not None and np.isfinite(se_total) else 0.0
-    causes = sorted(((k, float(v)) for k, v in gs["by_class"].items() if kinds.get(k) == "cause"
-                     and ts.get(k) is not None and np.isfinite(ts[k]) and abs(float(ts[k])) >= distinct_t
-                     and abs(float(v)) >= floor),
-                    key=lambda kv: -abs(kv[1]))
+    ts, ses = gs.get("by_class_t") or {}, gs.get("by_class_se") or {}
+    causes = distinct_causes(gs, distinct_t, material_sd)
     head = (f"Measured in this run's global signal (OLS, % signal; SE from its residual noise), {name} is "
             f"{total:+.3g} %" + (f" (t = {float(tt):.1f})" if tt is not None and np.isfinite(tt) else ""))
     if causes:
@@ -548,7 +560,7 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
             return str(e.get("magnitude_source") or "assumed").startswith("measured")
 
         answer = measured_answer(name, ci.measured_gs, material_sd=th.sensitivity_warn)
-        if " contribute " in answer:   # a cause part the checks do not grade (its assumed shape is not borne out)
+        if distinct_causes(ci.measured_gs, material_sd=th.sensitivity_warn):  # named there, graded by no check
             tail = (f" No check of this design grades a cause of {name} at the warn size ({th.sensitivity_warn:g} σ), "
                     f"but the run's measured global signal holds a cause part distinguishable from zero (last "
                     f"sentence): its assumed shape is not borne out, so it is reported, not graded; look at those "
