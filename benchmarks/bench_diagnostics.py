@@ -12,12 +12,12 @@ For every run of the bundled demo dataset (``nbdiag/demo/data``, config
 ``nbdiag/demo/nbdiag.toml``) and every requested variant, in ONE process:
 
 (a) ``nilearn.glm.first_level.make_first_level_design_matrix`` with exactly the
-    arguments ``nbdiag.design.build_design`` gives it (frame times, events,
+    arguments ``nbdiag.design.matrix.build_design`` gives it (frame times, events,
     hrf/drift settings, confounds);
 (b) ``nbdiag.explain.audit.audit_design`` on the built design: every diagnostic,
     the explanations and the what-if re-audits (no figures, no files);
 (c) for information, the whole participant level of the run
-    (``nbdiag.record.audit_run``: reading events + confounds, rebuilding the
+    (``nbdiag.record.build.audit_run``: reading events + confounds, rebuilding the
     design, (b), the JSON record; no report).
 
 (a) and (b) alternate within each repeat (same system noise); each value is the
@@ -48,7 +48,7 @@ def _clear_caches() -> None:
     trees also SVDs + pseudo-inverses) so each repeat starts cold."""
     import importlib
 
-    for mod, fn in (("nbdiag.hrf", "clear_cache"),
+    for mod, fn in (("nbdiag.design.hrf", "clear_cache"),
                     ("nbdiag.diagnostics.estimability", "clear_svd_cache"),
                     ("nbdiag.diagnostics.baseline", "clear_cache")):
         try:
@@ -61,7 +61,7 @@ def _design_call(prepared, settings):
     """A zero-argument callable running nilearn exactly as build_design does."""
     from nilearn.glm.first_level import make_first_level_design_matrix
 
-    from nbdiag.design import frame_times
+    from nbdiag.design.matrix import frame_times
 
     model = settings.model
     ctx = prepared.context
@@ -112,7 +112,7 @@ STAGES = {
     "contrast weights": ("nbdiag.diagnostics.weights", "contrast_weights"),
     "composition": ("nbdiag.diagnostics.weights", "baseline_composition"),
     "composition findings": ("nbdiag.diagnostics.weights", "composition_findings"),
-    "parse contrasts": ("nbdiag.contrasts", "parse_contrasts"),
+    "parse contrasts": ("nbdiag.design.contrasts", "parse_contrasts"),
     "explanations": ("nbdiag.explain.attribution", "explain_contrasts"),
     "what-ifs": ("nbdiag.diagnostics", "whatif_fixes"),
 }
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore")
     import nilearn
 
-    from nbdiag.record import audit_run, prepare_run
+    from nbdiag.record.build import audit_run, prepare_run
     from nbdiag.inputs.bids import discover_runs
     from nbdiag.config import load_config
 

@@ -48,7 +48,7 @@ def bench_confounds(repeat: int) -> dict:
 
     from nbdiag.config import load_config, override_config
     from nbdiag.demo.run import CONFIG, DATA_DIR
-    from nbdiag.pipeline import run_participant
+    from nbdiag.participant.pipeline import run_participant
 
     times: dict[str, list[float]] = {"none": [], "confounds": []}
     with tempfile.TemporaryDirectory() as tmp:

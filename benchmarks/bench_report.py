@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
     from nbdiag.config import load_config
     from nbdiag.demo.run import CONFIG, DATA_DIR
     from nbdiag.inputs.bids import discover_runs
-    from nbdiag.record import audit_run
+    from nbdiag.record.build import audit_run
     from nbdiag.report.subject import render_subject_report
 
     label = argv[0] if argv else "04"

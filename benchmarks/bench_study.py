@@ -57,7 +57,7 @@ def floor_once(runs, config) -> tuple[float, float]:
     from nilearn.glm.first_level import make_first_level_design_matrix
     from nilearn.interfaces.fmriprep import load_confounds
 
-    from nbdiag.design import frame_times
+    from nbdiag.design.matrix import frame_times
     from nbdiag.inputs.events import transform_events
 
     t0, c0 = time.perf_counter(), time.process_time()
@@ -84,7 +84,7 @@ def floor_once(runs, config) -> tuple[float, float]:
 def participant_once(bids, out: Path, config, reports: bool = False, work_dir: Path | None = None,
                      n_jobs: int = 1) -> tuple[float, float]:
     """(wall, CPU) seconds of ``run_participant`` (CPU: this process only, i.e. n_jobs=1)."""
-    from nbdiag.pipeline import run_participant
+    from nbdiag.participant.pipeline import run_participant
 
     t0, c0 = time.perf_counter(), time.process_time()
     extra = {} if work_dir is None else {"work_dir": work_dir}
@@ -98,8 +98,8 @@ def phases(runs, config, out: Path) -> None:
     import collections
 
     import nbdiag.explain.audit as audit_mod
-    import nbdiag.pipeline as pipeline_mod
-    import nbdiag.record as record_mod
+    import nbdiag.participant.pipeline as pipeline_mod
+    import nbdiag.record.build as record_mod
 
     acc: collections.Counter = collections.Counter()
 

@@ -57,7 +57,7 @@ def main() -> int:
     from nbdiag.demo.run import DATA_DIR, DEMO_DIR
     from nbdiag.inputs.bids import discover_runs
     from nbdiag.inputs.bids_stats_model import apply_to_config, load_stats_model
-    from nbdiag.record import prepare_run
+    from nbdiag.record.build import prepare_run
 
     node, values, _ = load_stats_model(DEMO_DIR / "model-nback_smdl.json")
     config = apply_to_config(Config(), node, {**values, "derivatives_folder": "derivatives/fmriprep",

@@ -12,8 +12,8 @@ or for a BIDS dataset, as the command line does::
     from nbdiag import load_config, run_participant
     result = run_participant("bids", "out", load_config("nbdiag.toml"), participant_labels=["01"])
 
-Lower level: :func:`nbdiag.inputs.bids.discover_runs`, :func:`nbdiag.record.prepare_run`
-(the design nilearn would fit), :func:`nbdiag.record.audit_run` (the full record),
+Lower level: :func:`nbdiag.inputs.bids.discover_runs`, :func:`nbdiag.record.build.prepare_run`
+(the design nilearn would fit), :func:`nbdiag.record.build.audit_run` (the full record),
 :func:`nbdiag.explain.audit.audit_design` (diagnostics of any design DataFrame).
 """
 
@@ -22,8 +22,8 @@ from nbdiag.config import Config, EventSettings, ModelSettings, Settings, Settin
 
 
 def run_participant(*args, **kwargs):
-    """See :func:`nbdiag.pipeline.run_participant`."""
-    from nbdiag.pipeline import run_participant as _run
+    """See :func:`nbdiag.participant.pipeline.run_participant`."""
+    from nbdiag.participant.pipeline import run_participant as _run
 
     return _run(*args, **kwargs)
 

@@ -28,8 +28,8 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from nbdiag.config import Settings, SettingsError, resolve_settings
-from nbdiag.record import RunAudit, audit_given_run
-from nbdiag.thresholds import Thresholds
+from nbdiag.record.build import RunAudit, audit_given_run
+from nbdiag.core.thresholds import Thresholds
 
 __all__ = ["Audit", "audit_model", "audit_models"]
 
@@ -72,7 +72,7 @@ class Audit:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per run x variant with key metrics and status (``group/nbdiag_runs.tsv``'s columns)."""
-        from nbdiag.group import runs_table
+        from nbdiag.group.pipeline import runs_table
 
         return runs_table(self.records)
 
@@ -93,8 +93,8 @@ class Audit:
         Path
             ``output_dir``.
         """
-        from nbdiag.outputs import check_output_dir, write_dataset_description, write_run_outputs
-        from nbdiag.pipeline import write_subject_reports
+        from nbdiag.outputs.files import check_output_dir, write_dataset_description, write_run_outputs
+        from nbdiag.participant.pipeline import write_subject_reports
 
         output_dir = check_output_dir(Path(output_dir))
         write_dataset_description(output_dir)
@@ -103,7 +103,7 @@ class Audit:
         if reports:
             write_subject_reports(output_dir, self.audits, log=lambda text: None)
         if group:
-            from nbdiag.group import run_group
+            from nbdiag.group.pipeline import run_group
 
             run_group(output_dir)
         return output_dir
@@ -164,10 +164,10 @@ def _check_contrasts(runs: list, base: Settings, model_cfg: Any, rt_column: str)
     """Refuse contrast typos before any run is audited (against the first run that can be built)."""
     from dataclasses import replace
 
-    from nbdiag.errors import InputError
+    from nbdiag.core.errors import InputError
     from nbdiag.inputs.nilearn_objects import event_settings
-    from nbdiag.preflight import check_contrasts
-    from nbdiag.record import prepare_given_run
+    from nbdiag.participant.preflight import check_contrasts
+    from nbdiag.record.build import prepare_given_run
 
     for given in runs:
         if given.run.error is not None:

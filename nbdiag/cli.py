@@ -28,7 +28,7 @@ from typing import Sequence
 
 from nbdiag._version import __version__
 
-from nbdiag.errors import EXIT_BUG, EXIT_OK, EXIT_RUN_ERRORS, EXIT_SIGNOFF, EXIT_USAGE  # noqa: F401 (EXIT_SIGNOFF: group)
+from nbdiag.core.errors import EXIT_BUG, EXIT_OK, EXIT_RUN_ERRORS, EXIT_SIGNOFF, EXIT_USAGE  # noqa: F401 (EXIT_SIGNOFF: group)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -221,8 +221,8 @@ def _load(args: argparse.Namespace):
 
 
 def _participant(args: argparse.Namespace) -> int:
-    from nbdiag.pipeline import run_participant
-    from nbdiag.runner import wants_live_progress
+    from nbdiag.participant.pipeline import run_participant
+    from nbdiag.participant.runner import wants_live_progress
 
     log = (lambda text: print(text, file=sys.stderr, flush=True))
     config, bids_filter, notes = _load(args)
@@ -232,11 +232,11 @@ def _participant(args: argparse.Namespace) -> int:
                              n_jobs=args.n_jobs, reports=not args.no_reports, log=log, verbose=args.verbose,
                              bids_filter=bids_filter, work_dir=args.work_dir, dask_scheduler=args.dask_scheduler,
                              keep_audits=False, progress=wants_live_progress())
-    from nbdiag import codes
+    from nbdiag.core import codes
 
     bugs = [a for a in result.internal_errors if (a.record.get("error") or {}).get("code") == codes.INTERNAL_ERROR.code]
     if bugs:
-        from nbdiag.outputs import run_folder
+        from nbdiag.outputs.files import run_folder
 
         first = bugs[0]
         where = run_folder(Path(args.output_dir), first.run.entities) / f"{first.run.prefix}_desc-{first.variant}_nbdiag.json"
@@ -249,7 +249,7 @@ def _participant(args: argparse.Namespace) -> int:
 
 
 def _group(args: argparse.Namespace) -> int:
-    from nbdiag.group import run_group
+    from nbdiag.group.pipeline import run_group
 
     return run_group(args.output_dir, fail_on=args.fail_on, variants=args.signoff_variants, ratings=args.ratings,
                      bids_dir=args.bids_dir, allow_incomplete=args.allow_incomplete)
@@ -280,9 +280,9 @@ def _design(argv: Sequence[str]) -> int:
     parser.add_argument("--report", type=Path, help="write an HTML report here")
     parser.add_argument("--config", type=Path, help="TOML for [thresholds]")
     args = parser.parse_args(argv)
-    from nbdiag.errors import InputError
-    from nbdiag.record import audit_saved_design
-    from nbdiag.thresholds import Thresholds
+    from nbdiag.core.errors import InputError
+    from nbdiag.record.build import audit_saved_design
+    from nbdiag.core.thresholds import Thresholds
 
     thresholds = _load_thresholds(args.config) if args.config else Thresholds()
     try:
@@ -292,7 +292,7 @@ def _design(argv: Sequence[str]) -> int:
     except InputError as exc:
         print(f"nbdiag: error: {exc}", file=sys.stderr)
         return EXIT_RUN_ERRORS
-    from nbdiag.preflight import check_contrasts
+    from nbdiag.participant.preflight import check_contrasts
 
     roles = {c["name"]: c["role"] for c in record["design"]["columns"]}
     problems = check_contrasts(args.contrast, design, roles, f" in {args.design_tsv.name}")
@@ -300,7 +300,7 @@ def _design(argv: Sequence[str]) -> int:
         print("nbdiag: error: " + "\n  ".join(problems), file=sys.stderr)
         return EXIT_USAGE
     if args.output:
-        from nbdiag.outputs import write_json
+        from nbdiag.outputs.files import write_json
 
         write_json(Path(args.output), record)
     _print_design_summary(args.design_tsv, record)
@@ -361,7 +361,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def _main(argv: list[str]) -> int:
     from nbdiag.config import SettingsError
-    from nbdiag.errors import InputError
+    from nbdiag.core.errors import InputError
 
     try:
         if argv and argv[0] == "demo":

@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from nbdiag.errors import SettingsError
-from nbdiag.limits import Limits
-from nbdiag.thresholds import Thresholds
+from nbdiag.core.errors import SettingsError
+from nbdiag.core.limits import Limits
+from nbdiag.core.thresholds import Thresholds
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -86,10 +86,10 @@ def nilearn_confounds_defaults() -> dict[str, Any]:
 
     They change between releases (nilearn 0.12: ``fd_threshold=0.2``,
     ``std_dvars_threshold=3``; 0.13+: 0.5 and 1.5), so they are read from nilearn's
-    own ``_check_kwargs_load_confounds`` (:func:`nbdiag.compat.load_confounds_defaults`);
+    own ``_check_kwargs_load_confounds`` (:func:`nbdiag.core.compat.load_confounds_defaults`);
     ``CONFOUNDS_DEFAULTS`` (0.14) is the fallback.
     """
-    from nbdiag.compat import load_confounds_defaults
+    from nbdiag.core.compat import load_confounds_defaults
 
     return load_confounds_defaults(CONFOUNDS_DEFAULTS)
 
@@ -97,7 +97,7 @@ def nilearn_confounds_defaults() -> dict[str, Any]:
 def nilearn_fills_first_row() -> bool:
     """Whether ``first_level_from_bids`` without ``confounds_strategy`` fills the first
     row's NaNs with 0 (nilearn >= 0.13) or passes the raw file (0.12)."""
-    from nbdiag.compat import nilearn_version
+    from nbdiag.core.compat import nilearn_version
 
     return nilearn_version() >= (0, 13)
 
@@ -651,7 +651,7 @@ def resolve_settings(config: Config | str | Path | Mapping[str, Any] | None = No
 
     The command line, a TOML config file, a BIDS Stats Model, a ``--bids-filter-file`` and
     the Python API all end here, applied in this order (a later source overrides an
-    earlier one); :func:`nbdiag.pipeline.run_participant` and :mod:`nbdiag.api` consume
+    earlier one); :func:`nbdiag.participant.pipeline.run_participant` and :mod:`nbdiag.api` consume
     the result and never patch it.
 
     Parameters

@@ -121,7 +121,7 @@ def demo_output(demo_bids: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     """The demo dataset audited at participant level (no HTML) into a temporary folder; read-only."""
     from nbdiag.config import load_config
     from nbdiag.demo.run import CONFIG
-    from nbdiag.pipeline import run_participant
+    from nbdiag.participant.pipeline import run_participant
 
     out = tmp_path_factory.mktemp("demo_output")
     run_participant(demo_bids, out, load_config(CONFIG), reports=False, log=lambda line: None)

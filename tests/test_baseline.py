@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from nilearn.glm.first_level import make_first_level_design_matrix
 
-from nbdiag.context import DesignContext
+from nbdiag.design.context import DesignContext
 from nbdiag.diagnostics.baseline import assess_baseline, classify_scans
-from nbdiag.thresholds import Thresholds
+from nbdiag.core.thresholds import Thresholds
 
 T_R, N = 2.0, 50
 EVENTS = pd.DataFrame({"onset": [10.0, 40.0], "duration": [20.0, 20.0], "trial_type": ["A", "B"]})

@@ -10,7 +10,7 @@ import pytest
 
 from nbdiag.cli import main
 from nbdiag.config import ModelSettings
-from nbdiag.errors import SettingsError
+from nbdiag.core.errors import SettingsError
 from nbdiag.inputs.bids import discover_runs
 from nbdiag.inputs.bids_filter import load_bids_filter, parse_bids_filter
 

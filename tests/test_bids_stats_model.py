@@ -12,7 +12,7 @@ import pytest
 
 from nbdiag.cli import main
 from nbdiag.demo.run import DEMO_DIR
-from nbdiag.errors import InputError, SettingsError
+from nbdiag.core.errors import InputError, SettingsError
 from nbdiag.inputs.bids_stats_model import design_inputs, load_stats_model, parse_stats_model
 
 MOTION = ["rot_x", "rot_y", "rot_z", "trans_x", "trans_y", "trans_z"]  # load_confounds' order for motion=basic

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbdiag.errors import InputError, SettingsError
+from nbdiag.core.errors import InputError, SettingsError
 from nbdiag.inputs.bids_stats_model import design_inputs, load_stats_model, parse_stats_model
 
 BASE = {"Name": "t", "BIDSModelVersion": "1.0.0",

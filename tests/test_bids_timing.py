@@ -6,7 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from nbdiag.errors import InputError
+from nbdiag.core.errors import InputError
 from nbdiag.inputs.bids import _header_t_r, _own_t_r, read_n_scans
 
 

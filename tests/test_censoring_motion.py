@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbdiag import codes
+from nbdiag.core import codes
 from nbdiag.config import ModelSettings
-from nbdiag.context import DesignContext
-from nbdiag.design import build_design
+from nbdiag.design.context import DesignContext
+from nbdiag.design.matrix import build_design
 from nbdiag.diagnostics.censoring import activity, assess_censoring, condition_columns, full_task
 from nbdiag.diagnostics.motion import assess_motion
-from nbdiag.thresholds import Thresholds
+from nbdiag.core.thresholds import Thresholds
 
 T_R = 2.0
 N = 100

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nbdiag.group import run_group
+from nbdiag.group.pipeline import run_group
 from report_examples import example_error_record, example_run
 from nbdiag.report.subject import render_subject_report
 

@@ -12,7 +12,7 @@ from nilearn.glm.first_level import make_first_level_design_matrix
 
 from nbdiag import cli
 from nbdiag.cli import main
-from nbdiag.errors import EXIT_BUG, EXIT_OK, EXIT_USAGE
+from nbdiag.core.errors import EXIT_BUG, EXIT_OK, EXIT_USAGE
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -1,4 +1,4 @@
-"""The finding registry (nbdiag.codes): every emitted code is registered, none is a bare string."""
+"""The finding registry (nbdiag.core.codes): every emitted code is registered, none is a bare string."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from nbdiag import codes
-from nbdiag.findings import SEVERITIES, Finding
-from nbdiag.thresholds import GROUP_ONLY, THRESHOLD_TABLE
+from nbdiag.core import codes
+from nbdiag.core.findings import SEVERITIES, Finding
+from nbdiag.core.thresholds import GROUP_ONLY, THRESHOLD_TABLE
 
-PACKAGE = Path(codes.__file__).resolve().parent
+PACKAGE = Path(codes.__file__).resolve().parents[1]
 #: test data shipped in the package (moving to tests/, issue 10): it writes codes as record JSON would
-NOT_SCANNED = {PACKAGE / "codes.py"}
+NOT_SCANNED = {PACKAGE / "core" / "codes.py"}
 
 
 def test_every_code_in_the_demo_records_is_registered(demo_output):
@@ -48,7 +48,7 @@ def test_no_bare_code_strings_outside_the_registry():
     offenders = [f"{path.relative_to(PACKAGE.parent)}:{line}: {value!r}"
                  for path in sorted(PACKAGE.rglob("*.py")) if path not in NOT_SCANNED
                  for line, value in _code_literals(path)]
-    assert offenders == [], "use nbdiag.codes.<CODE>.code / .finding(...) instead of:\n" + "\n".join(offenders)
+    assert offenders == [], "use nbdiag.core.codes.<CODE>.code / .finding(...) instead of:\n" + "\n".join(offenders)
 
 
 def test_the_scan_finds_a_bare_code_string(tmp_path):
@@ -114,7 +114,7 @@ README = PACKAGE.parent / "README.md"
 def test_readme_findings_table_matches_the_registry():
     text = README.read_text(encoding="utf-8")
     assert codes.replace_table(text) == text, (
-        "README's findings table differs from nbdiag.codes; run python -m nbdiag.codes --write-readme")
+        "README's findings table differs from nbdiag.core.codes; run python -m nbdiag.core.codes --write-readme")
     block = text[text.index(codes.TABLE_START):text.index(codes.TABLE_END)]
     for code in codes.REGISTRY:
         assert f"| `{code}` |" in block

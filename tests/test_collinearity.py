@@ -7,7 +7,7 @@ from nilearn.glm.first_level import make_first_level_design_matrix
 from statsmodels.stats.outliers_influence import variance_inflation_factor
 
 from nbdiag.diagnostics.collinearity import assess_collinearity
-from nbdiag.thresholds import Thresholds
+from nbdiag.core.thresholds import Thresholds
 
 FT = np.arange(120) * 2.0
 EVENTS = pd.DataFrame({

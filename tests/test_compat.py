@@ -1,4 +1,4 @@
-"""One test per wrapper in nbdiag.compat, against nilearn's public behaviour."""
+"""One test per wrapper in nbdiag.core.compat, against nilearn's public behaviour."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbdiag import compat
+from nbdiag.core import compat
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,7 +115,7 @@ def test_dct_cosines_equal_nilearns_basis_bit_for_bit():
 
 
 def test_no_private_nilearn_import_outside_compat():
-    """Every ``from nilearn... import _private`` and release switch lives in nbdiag/compat.py."""
+    """Every ``from nilearn... import _private`` and release switch lives in nbdiag/core/compat.py."""
     offenders = []
     for path in sorted((ROOT / "nbdiag").rglob("*.py")):
         if path.name == "compat.py":

@@ -150,6 +150,6 @@ def test_thresholds_refused(value, expected):
 def test_thresholds_applied():
     cfg = config_from_mapping({"thresholds": {"vif_warn": 4, "vif_fail": 8.5}}, "cfg.toml")
     assert (cfg.base.thresholds.vif_warn, cfg.base.thresholds.vif_fail) == (4.0, 8.5)
-    from nbdiag.thresholds import Thresholds
+    from nbdiag.core.thresholds import Thresholds
 
     assert config_from_mapping({"thresholds": {}}, "cfg.toml").base.thresholds == Thresholds()

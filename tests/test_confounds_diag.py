@@ -12,7 +12,7 @@ from nilearn.glm.regression import OLSModel
 from nilearn.interfaces.fmriprep import load_confounds
 
 import nilearn
-from nbdiag.context import DesignContext
+from nbdiag.design.context import DesignContext
 from nbdiag.diagnostics.confounds import assess_confounds
 
 DATA = Path(nilearn.__file__).parent / "interfaces" / "fmriprep" / "data"

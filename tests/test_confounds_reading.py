@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from nbdiag.config import UNSET, ModelSettings
-from nbdiag.errors import InputError
+from nbdiag.core.errors import InputError
 from nbdiag.inputs.fmriprep import load_run_confounds, raw_signals, read_raw_confounds
-from nbdiag.limits import Limits
+from nbdiag.core.limits import Limits
 
 N = 6
 

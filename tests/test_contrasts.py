@@ -6,7 +6,7 @@ import pytest
 from nilearn.glm.contrasts import expression_to_contrast_vector
 from nilearn.glm.first_level import make_first_level_design_matrix
 
-from nbdiag.contrasts import contrast_kind, default_contrasts, parse_contrasts
+from nbdiag.design.contrasts import contrast_kind, default_contrasts, parse_contrasts
 
 EVENTS = pd.DataFrame({
     "onset": [10.0, 50.0, 90.0, 130.0],

@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 
-from nbdiag.record import audit_run
+from nbdiag.record.build import audit_run
 from nbdiag.inputs.bids import discover_runs
 from nbdiag.config import load_config
 from nbdiag.demo.run import CONFIG, DATA_DIR

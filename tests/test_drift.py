@@ -6,7 +6,7 @@ import pytest
 from nilearn.glm.first_level import make_first_level_design_matrix
 from scipy.fft import dct
 
-from nbdiag.context import DesignContext
+from nbdiag.design.context import DesignContext
 from nbdiag.diagnostics.drift import assess_drift, fsl_cutoffcalc, fsl_highpass
 
 T_R = 2.0
@@ -112,7 +112,7 @@ def test_drift_overlap_single_vs_difference_and_duplicated_highpass():
     over = {f.contrast: f.severity for f in res.findings if f.code == "drift_overlap" and f.contrast}
     assert over == {"zero_back": "warn"}
     strict = assess_drift(X, roles, DesignContext(t_r=T_R, high_pass=0.01), con,
-                          __import__("nbdiag.thresholds").thresholds.Thresholds(drift_r2_fail=0.25))
+                          __import__("nbdiag.core.thresholds").core.thresholds.Thresholds(drift_r2_fail=0.25))
     assert {f.contrast: f.severity for f in strict.findings if f.code == "drift_overlap" and f.contrast} == {"zero_back": "fail"}
     assert not any(f.code == "highpass_duplicated" for f in res.findings)
     X["cosine00"] = X["drift_1"].to_numpy()[::-1]
@@ -245,9 +245,9 @@ def test_highpass_cut_by_fmriprep_cosines_is_attributed_to_them():
     import numpy as np
     import pandas as pd
     from nilearn.glm.first_level import make_first_level_design_matrix
-    from nbdiag.compat import create_cosine_drift
+    from nbdiag.core.compat import create_cosine_drift
 
-    from nbdiag.context import DesignContext
+    from nbdiag.design.context import DesignContext
     from nbdiag.diagnostics.drift import assess_drift
 
     t_r, n = 0.8, 520

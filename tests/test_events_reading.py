@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbdiag.errors import InputError
+from nbdiag.core.errors import InputError
 from nbdiag.inputs.events import events_outside_run, load_plugin, read_events, rtdur
-from nbdiag.limits import Limits
+from nbdiag.core.limits import Limits
 
 
 def _write(tmp_path, data: bytes | str, name="events.tsv"):

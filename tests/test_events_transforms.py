@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from nbdiag.config import EventSettings
-from nbdiag.errors import InputError
+from nbdiag.core.errors import InputError
 from nbdiag.inputs.events import events_outside_run, load_plugin, read_events, transform_events
 
 

@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from nback_scenarios import T_R, build, fit_effects, layout, motion, rtdur, split, trials, truth, white_motion  # noqa: E402
 
-from nbdiag.context import DesignContext
+from nbdiag.design.context import DesignContext
 from nbdiag.explain.audit import audit_design
 from nbdiag.diagnostics.sensitivity import signal_library
 

@@ -74,7 +74,7 @@ def test_fast_confounds_missing_column_same_error(files, tmp_path):
     table.to_csv(broken, sep="\t", index=False, na_rep="n/a")
     shutil.copy(conf.with_suffix(".json"), broken.with_suffix(".json"))
     model = update_model(ModelSettings(task_label="nback"), STRATEGIES["forum"])
-    from nbdiag.errors import InputError
+    from nbdiag.core.errors import InputError
 
     messages = []
     for fast in (True, False):
@@ -85,7 +85,7 @@ def test_fast_confounds_missing_column_same_error(files, tmp_path):
 
 
 def test_design_tsv_text_equals_pandas():
-    from nbdiag.outputs import design_tsv_text
+    from nbdiag.outputs.files import design_tsv_text
 
     rng = np.random.default_rng(3)
     design = pd.DataFrame(rng.normal(size=(50, 4)) * 10.0 ** rng.integers(-20, 20, (50, 4)),

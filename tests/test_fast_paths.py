@@ -18,10 +18,10 @@ import pytest
 from nilearn.glm.contrasts import expression_to_contrast_vector
 from nilearn.glm.first_level import make_first_level_design_matrix
 
-from nbdiag import taskpart
+from nbdiag.design import taskpart
 from nbdiag.config import ModelSettings
-from nbdiag.contrasts import parse_contrasts
-from nbdiag.design import build_design, frame_times
+from nbdiag.design.contrasts import parse_contrasts
+from nbdiag.design.matrix import build_design, frame_times
 from nbdiag.inputs.bids import _load_header, read_n_scans
 
 
@@ -170,7 +170,7 @@ def test_confounds_file_lookup_equals_nilearn(tmp_path, present):
     its "more than one" error, and nothing when it finds nothing."""
     from nilearn.interfaces.fmriprep.load_confounds_utils import _get_file_name
 
-    from nbdiag.compat import confounds_file_for
+    from nbdiag.core.compat import confounds_file_for
 
     bold = tmp_path / "sub-01_ses-a_task-nback_run-1_space-MNI_res-2_desc-preproc_bold.nii.gz"
     bold.write_bytes(b"")
@@ -210,7 +210,7 @@ def test_within_roots_prefix_test_equals_parents_test(path, roots, inside):
 def test_pre_run_checks_stop_reading_events_once_every_named_type_is_seen(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    import nbdiag.preflight as preflight
+    import nbdiag.participant.preflight as preflight
 
     runs = []
     for i, types in enumerate((["0BACK", "2BACK"], ["0BACK", "2BACK"], ["0BACK", "cue"])):

@@ -2,7 +2,7 @@
 
 import random
 
-from nbdiag.findings import Finding, rank_findings
+from nbdiag.core.findings import Finding, rank_findings
 
 
 def _f(code, severity="warn", score=0.0, contrast=None, title="t"):
@@ -53,7 +53,7 @@ def test_real_score_gap_above_rounding_still_orders():
 def test_status_rank_orders_statuses_and_rejects_others():
     import pytest
 
-    from nbdiag.findings import STATUS_BY_SEVERITY, STATUSES, status_rank
+    from nbdiag.core.findings import STATUS_BY_SEVERITY, STATUSES, status_rank
 
     assert sorted(STATUSES, key=status_rank) == ["pass", "warn", "fail", "error"]
     assert set(STATUS_BY_SEVERITY.values()) == set(STATUSES)

@@ -12,7 +12,7 @@ import pytest
 from nilearn.interfaces.fmriprep import load_confounds
 
 from nbdiag.config import ModelSettings, update_model
-from nbdiag.design import build_design
+from nbdiag.design.matrix import build_design
 from nbdiag.inputs.fmriprep import load_run_confounds
 
 DATA = Path(fmriprep_pkg.__file__).parent / "data"
@@ -81,7 +81,7 @@ def test_whole_file_when_no_strategy_given(tmp_path):
 
 
 def test_everything_scrubbed_is_a_clear_error(tmp_path):
-    from nbdiag.errors import InputError
+    from nbdiag.core.errors import InputError
 
     bold, conf, n = _stage(tmp_path, "v21")
     model = update_model(ModelSettings(task_label="nback"), {

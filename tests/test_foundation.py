@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 
 import nbdiag
-from nbdiag import manifest
-from nbdiag._json import jsonable
-from nbdiag.errors import InputError, SettingsError
+from nbdiag.outputs import manifest
+from nbdiag.core.jsonio import jsonable
+from nbdiag.core.errors import InputError, SettingsError
 from nbdiag.inputs import safety
-from nbdiag.limits import Limits, too_large
-from nbdiag.outputs import atomic_write_text, check_output_dir
-from nbdiag.ratings import RatingsError, final_signoff, load_ratings
+from nbdiag.core.limits import Limits, too_large
+from nbdiag.outputs.files import atomic_write_text, check_output_dir
+from nbdiag.group.ratings import RatingsError, final_signoff, load_ratings
 
 
 # --------------------------------------------------------------------------- limits

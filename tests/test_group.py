@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nbdiag.group import collect_records, run_group, signoff_table, write_group_tables
+from nbdiag.group.pipeline import collect_records, run_group, signoff_table, write_group_tables
 from report_examples import example_error_record, example_run
 
 
@@ -140,7 +140,7 @@ def test_large_dataset_group_report(tmp_path, base_record):
 
 
 def test_signoff_lists_warnings_of_passing_runs():
-    from nbdiag.group import signoff_table
+    from nbdiag.group.pipeline import signoff_table
 
     rec = {"run": {"subject": "01", "session": None, "run": "1", "prefix": "sub-01_task-t_run-1", "entities": {}},
            "variant": "default", "status": "warn",

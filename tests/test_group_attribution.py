@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from nbdiag.group_attribution import COLUMNS, attribution_table
+from nbdiag.group.attribution import COLUMNS, attribution_table
 
 
 def _rec(sub, gs_total, by_class, bias, status="pass"):

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from nbdiag.group import run_group
-from nbdiag.group_outliers import METRICS, OUTLIER_COLUMNS, outlier_sections, outlier_table
+from nbdiag.group.pipeline import run_group
+from nbdiag.group.outliers import METRICS, OUTLIER_COLUMNS, outlier_sections, outlier_table
 from report_examples import example_run
 
 

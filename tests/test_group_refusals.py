@@ -1,4 +1,4 @@
-"""Group level: malformed records, sign-off reasons, provenance refusals (nbdiag.group)."""
+"""Group level: malformed records, sign-off reasons, provenance refusals (nbdiag.group.pipeline)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from nbdiag import group
-from nbdiag.errors import EXIT_USAGE
-from nbdiag.manifest import make_manifest, manifest_path
+from nbdiag.group import pipeline as group
+from nbdiag.core.errors import EXIT_USAGE
+from nbdiag.outputs.manifest import make_manifest, manifest_path
 
 GOOD = {"run": {"prefix": "sub-01_task-t_run-01", "subject": "01"}, "variant": "base", "status": "pass",
         "findings": [], "contrasts": {"c": {"estimable": True}}, "design": {}, "settings": {}}

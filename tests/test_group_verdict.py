@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbdiag.group_attribution import attribution_table
-from nbdiag.group_summary import bias_across_subjects, contributing_subjects, summarise
+from nbdiag.group.attribution import attribution_table
+from nbdiag.group.summary import bias_across_subjects, contributing_subjects, summarise
 from nbdiag.report.group_verdict import contrast_kind, pm, tstat
 from nbdiag.report.group_verdict import verdict_rows as _verdict_rows
 

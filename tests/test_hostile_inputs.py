@@ -644,7 +644,7 @@ def test_concurrent_shards_then_group(ds, tmp_path, capsys):
 
 
 def test_concurrent_group_runs(ds, audited):
-    from nbdiag.group import run_group
+    from nbdiag.group.pipeline import run_group
 
     codes: list[int] = []
     threads = [threading.Thread(target=lambda: codes.append(run_group(audited, bids_dir=ds[0])))
@@ -659,7 +659,7 @@ def test_concurrent_group_runs(ds, audited):
 
 
 def test_internal_error_exit_4_points_to_the_record(ds, tmp_path, capsys, monkeypatch):
-    import nbdiag.record as record
+    import nbdiag.record.build as record
 
     def boom(*a, **k):
         raise ZeroDivisionError("simulated bug")
@@ -676,7 +676,7 @@ def test_internal_error_exit_4_points_to_the_record(ds, tmp_path, capsys, monkey
 def test_library_warnings_are_one_line(ds, tmp_path, capsys, monkeypatch):
     import warnings
 
-    import nbdiag.pipeline as pipeline
+    import nbdiag.participant.pipeline as pipeline
 
     original = pipeline.discover
 
@@ -704,7 +704,7 @@ def test_manifest_keys():
     from dataclasses import replace as dc_replace
 
     from nbdiag.config import Settings
-    from nbdiag.manifest import fingerprint, settings_hash
+    from nbdiag.outputs.manifest import fingerprint, settings_hash
 
     base = Settings()
     shard = dc_replace(base, model=dc_replace(base.model, sub_labels=("01",)))

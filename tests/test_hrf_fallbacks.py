@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from nilearn.glm.first_level import compute_regressor
 
-from nbdiag.hrf import clear_cache, compute_regressor_fast
+from nbdiag.design.hrf import clear_cache, compute_regressor_fast
 
 COND = np.array([[4.0, 20.0], [2.0, 2.0], [1.0, 1.0]])
 FT = np.arange(30) * 2.0

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from nilearn.glm.first_level import compute_regressor
 
-from nbdiag import hrf as _hrf
-from nbdiag.hrf import clear_cache, compute_regressor_fast
+from nbdiag.design import hrf as _hrf
+from nbdiag.design.hrf import clear_cache, compute_regressor_fast
 
 MODELS = ["glover", "glover + derivative", "glover + derivative + dispersion",
           "spm", "spm + derivative", "spm + derivative + dispersion", None]
@@ -145,7 +145,7 @@ def test_custom_models_fall_back_to_nilearn():
 def test_conv_at_window_gather_equals_masked_reference():
     """_conv_at's windowed gather equals the all-edges mask/where formulation (only the summation order of
     the non-zero terms differs: equal to 1e-14 of the largest value)."""
-    from nbdiag.hrf import _conv_at, _kernels
+    from nbdiag.design.hrf import _conv_at, _kernels
 
     def reference(k, delta, hr, kernels):
         pos = np.flatnonzero(delta)

@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from nbdiag.errors import InputError
+from nbdiag.core.errors import InputError
 from nbdiag.inputs.saved_design import load_saved_design
-from nbdiag.outputs import _source_dataset, atomic_write_text
+from nbdiag.outputs.files import _source_dataset, atomic_write_text
 
 
 @pytest.mark.parametrize("content, message", [

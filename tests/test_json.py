@@ -1,4 +1,4 @@
-"""One JSON converter for diagnostics and records (nbdiag._json.jsonable)."""
+"""One JSON converter for diagnostics and records (nbdiag.core.jsonio.jsonable)."""
 
 import math
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import pandas as pd
 
-from nbdiag._json import jsonable
-from nbdiag.findings import Finding
+from nbdiag.core.jsonio import jsonable
+from nbdiag.core.findings import Finding
 
 
 def _reference(value):

@@ -13,12 +13,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from nback_scenarios import T_R, build, layout, split  # noqa: E402
 
-from nbdiag.context import DesignContext
+from nbdiag.design.context import DesignContext
 from nbdiag.diagnostics.baseline import assess_baseline
-from nbdiag.diagnostics.effect_maps import effect_maps, summarize_parts
-from nbdiag.inputs.bold import find_inputs, mask_for, stream_masked
-from nbdiag.measure_bold import camel_name
-from nbdiag.thresholds import Thresholds
+from nbdiag.measure.effect_maps import effect_maps, summarize_parts
+from nbdiag.measure.images import find_inputs, mask_for, stream_masked
+from nbdiag.measure.bold import camel_name
+from nbdiag.core.thresholds import Thresholds
 
 N = 200
 
@@ -94,7 +94,7 @@ def test_missing_mask_and_broken_link_are_notes(tmp_path):
 def test_participant_measure_bold_writes_maps_equal_to_nilearn(make_bids, tmp_path):
     from nbdiag.cli import main
     from nbdiag.demo.synth import DatasetSpec, RunSpec
-    from nbdiag.group import run_group
+    from nbdiag.group.pipeline import run_group
 
     spec = DatasetSpec([RunSpec("01", session="1", run=1, n_scans=120, t_r=2.0, n_nonsteady=2)])
     root = make_bids(tmp_path, spec)

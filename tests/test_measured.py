@@ -11,10 +11,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from nback_scenarios import T_R, build, layout, split  # noqa: E402
 
-from nbdiag.context import DesignContext
+from nbdiag.design.context import DesignContext
 from nbdiag.diagnostics.baseline import assess_baseline
 from nbdiag.diagnostics.measured import measure_signals, nilearn_scale, check_noise_model
-from nbdiag.thresholds import Thresholds
+from nbdiag.core.thresholds import Thresholds
 
 N = 300
 NSS = (0, 1, 2)
@@ -159,7 +159,7 @@ def _study_records(n_subjects=20, seed=11, bright=True):
 
 
 def test_group_attribution_recovers_simulated_nonsteady_share():
-    from nbdiag.group_attribution import COLUMNS, attribution_table
+    from nbdiag.group.attribution import COLUMNS, attribution_table
     from nbdiag.report.attribution import attribution_sentences
 
     records, true_nss, true_total = _study_records()
@@ -202,7 +202,7 @@ def test_group_attribution_recovers_simulated_nonsteady_share():
 
 
 def test_group_attribution_clean_study_names_no_cause():
-    from nbdiag.group_attribution import attribution_table
+    from nbdiag.group.attribution import attribution_table
     from nbdiag.report.attribution import attribution_sentences
 
     records, _, _ = _study_records(bright=False)

@@ -80,7 +80,7 @@ def test_a_whatif_that_makes_a_contrast_worse_says_so():
     sys.path.insert(0, str(Path(__file__).parent))
     from nback_scenarios import T_R, build, layout
 
-    from nbdiag.context import DesignContext
+    from nbdiag.design.context import DesignContext
     from nbdiag.explain.audit import audit_design
 
     ev, _ = layout(522, between_fix=10.4)              # fixation modelled as a condition

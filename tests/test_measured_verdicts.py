@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from nback_scenarios import T_R, build, layout, white_motion  # noqa: E402
 
-from nbdiag.context import DesignContext
+from nbdiag.design.context import DesignContext
 from nbdiag.explain.audit import audit_design
 
 N = 300
@@ -281,7 +281,7 @@ def test_cue_response_in_the_gaps_measured_present_and_absent(amp):
     HRF-convolved), the gaps are the first cause of zero_back with their measured size (the assumed cue
     signal fitted beside the design in the global signal) within 15 % of nilearn's proof; without it,
     the same layout is quiet."""
-    from nbdiag.hrf import compute_regressor_fast
+    from nbdiag.design.hrf import compute_regressor_fast
 
     ev, _ = layout(N, between_fix=10.4)
     ev = ev[ev.onset < N * T_R - 20]

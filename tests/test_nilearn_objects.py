@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from nilearn.glm.first_level import FirstLevelModel
 
-from nbdiag.errors import InputError, SettingsError
+from nbdiag.core.errors import InputError, SettingsError
 from nbdiag.inputs import nilearn_objects as no
 
 EVENTS = pd.DataFrame({"onset": [0.0, 10.0], "duration": [1.0, 1.0], "trial_type": ["a", "b"]})

@@ -12,8 +12,8 @@ import pytest
 from nilearn.glm.first_level import make_first_level_design_matrix
 
 from nbdiag.cli import main
-from nbdiag.design import infer_roles
-from nbdiag.outputs import check_output_dir, write_json
+from nbdiag.design.matrix import infer_roles
+from nbdiag.outputs.files import check_output_dir, write_json
 
 
 def test_write_json_is_atomic_and_readable_by_group(tmp_path):
@@ -33,7 +33,7 @@ def test_write_json_is_atomic_and_readable_by_group(tmp_path):
 def test_atomic_write_replaces_a_dead_process_temp_file_and_cleans_up_on_error(tmp_path, monkeypatch):
     import threading
 
-    from nbdiag import outputs
+    from nbdiag.outputs import files as outputs
 
     target = tmp_path / "r.json"
     stale = tmp_path / f".r.json.{os.getpid()}-{threading.get_ident()}.tmp"

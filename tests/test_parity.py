@@ -18,8 +18,8 @@ import pytest
 from nilearn._utils.data_gen import create_fake_bids_dataset
 from nilearn.glm.first_level import first_level_from_bids
 
-from nbdiag import compat
-from nbdiag.record import prepare_run
+from nbdiag.core import compat
+from nbdiag.record.build import prepare_run
 from nbdiag.inputs.bids import discover_runs
 from nbdiag.config import Settings, apply_overrides
 

@@ -12,7 +12,7 @@ import pytest
 import nbdiag
 from nbdiag.cli import main
 from nbdiag.demo.run import CONFIG
-from nbdiag.preflight import close_match, expression_names
+from nbdiag.participant.preflight import close_match, expression_names
 
 
 def _participant(demo_bids, out, capsys, *extra):

@@ -1,6 +1,6 @@
 """Provenance by content: fingerprints, copies of a dataset, and what `group` does with them.
 
-Records fingerprint their inputs by content (``nbdiag.manifest.fingerprint``): the same bytes
+Records fingerprint their inputs by content (``nbdiag.outputs.manifest.fingerprint``): the same bytes
 anywhere give byte-identical records and reports, a copy's records are accepted by ``group``,
 and ``group`` changes nothing when it cannot find the inputs (a wrong BIDS_DIR, an unfetched
 DataLad copy), while an input whose content changed is named with its old and new hash and the
@@ -20,11 +20,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from nbdiag import manifest
+from nbdiag.outputs import manifest
 from nbdiag.cli import main
 from nbdiag.config import load_config
 from nbdiag.demo.run import CONFIG
-from nbdiag.pipeline import run_participant
+from nbdiag.participant.pipeline import run_participant
 
 
 # --------------------------------------------------------------------------- fingerprints

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nbdiag.group import run_group
-from nbdiag.ratings import APQC_MAPPING, MRIQC_MAPPING, RatingsError, load_ratings
+from nbdiag.group.pipeline import run_group
+from nbdiag.group.ratings import APQC_MAPPING, MRIQC_MAPPING, RatingsError, load_ratings
 
 KNOWN = {("sub-01_ses-1_task-nback_run-01", "nortdur"), ("sub-01_ses-1_task-nback_run-01", "rtdur"),
          ("sub-01_ses-1_task-nback_run-02", "nortdur"), ("sub-02_ses-1_task-nback_run-01", "nortdur"),

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from nbdiag import codes
-from nbdiag._json import jsonable
-from nbdiag.errors import InputError
-from nbdiag.record import _error_record, audit_saved_design
+from nbdiag.core import codes
+from nbdiag.core.jsonio import jsonable
+from nbdiag.core.errors import InputError
+from nbdiag.record.build import _error_record, audit_saved_design
 from record_schema import SCHEMA_PATH, schema_errors, validate_record
 
-PACKAGE = Path(codes.__file__).resolve().parent
+PACKAGE = Path(codes.__file__).resolve().parents[1]
 SCHEMA = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
@@ -75,7 +75,7 @@ def _record_keys_in(path: Path) -> set[str]:
 
 
 def test_schema_covers_every_top_level_key_the_code_writes(demo_records):
-    written = _record_keys_in(PACKAGE / "record.py") | _record_keys_in(PACKAGE / "outputs.py")
+    written = _record_keys_in(PACKAGE / "record" / "build.py") | _record_keys_in(PACKAGE / "outputs" / "files.py")
     assert {"nbdiag_version", "run", "settings", "design", "contrasts", "findings", "status", "error",
             "source"} <= written  # the scan sees record.py's writes
     seen = {k for r in demo_records.values() for k in r}

@@ -1,4 +1,4 @@
-"""The typed run summary (nbdiag.record_types): round trip, schema consistency, and its use.
+"""The typed run summary (nbdiag.record.types): round trip, schema consistency, and its use.
 
 ``RunSummary`` replaced ``RunAudit.slim``, ``pipeline._summary`` and the ``--work-dir`` stub:
 every record of the demo survives ``from_json(to_json(...))`` unchanged, every field it writes
@@ -15,7 +15,7 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
-from nbdiag.record_types import ContrastSummary, FindingSummary, RunSummary
+from nbdiag.record.types import ContrastSummary, FindingSummary, RunSummary
 from record_schema import SCHEMA_PATH
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
@@ -129,7 +129,7 @@ def test_types_are_frozen_and_stub_says_where_the_record_is():
 def test_participant_level_keeps_run_summaries(demo_output, demo_bids, tmp_path):
     from nbdiag.config import load_config
     from nbdiag.demo.run import CONFIG
-    from nbdiag.pipeline import run_participant
+    from nbdiag.participant.pipeline import run_participant
 
     result = run_participant(demo_bids, tmp_path / "out", load_config(CONFIG), reports=False,
                              participant_labels=["01"], log=lambda line: None)

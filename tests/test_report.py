@@ -154,7 +154,7 @@ def test_fmt_num():
 @pytest.fixture(scope="module")
 def demo_output(tmp_path_factory):
     """Real records: the bundled demo dataset audited by the real pipeline (sub-01)."""
-    pipeline = pytest.importorskip("nbdiag.pipeline")
+    pipeline = pytest.importorskip("nbdiag.participant.pipeline")
     config_mod = pytest.importorskip("nbdiag.config")
     demo = pytest.importorskip("nbdiag.demo.run")
     if not (demo.DATA_DIR / "dataset_description.json").exists():
@@ -185,7 +185,7 @@ def test_real_records_subject_report(demo_output):
 
 
 def test_real_records_group(demo_output):
-    from nbdiag.group import collect_records, run_group
+    from nbdiag.group.pipeline import collect_records, run_group
 
     out, result = demo_output
     records = collect_records(out)

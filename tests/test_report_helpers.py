@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from nbdiag.report import subject as rs
-from nbdiag.thresholds import Thresholds
+from nbdiag.core.thresholds import Thresholds
 
 
 @pytest.mark.parametrize("value, expected", [

@@ -298,7 +298,7 @@ def test_group_page_agrees_with_its_tables(demo_dirs):
 
     import pandas as pd
 
-    from nbdiag.group import collect_records
+    from nbdiag.group.pipeline import collect_records
 
     out = demo_dirs[0]
     page = (out / "group.html").read_text(encoding="utf-8")
@@ -479,7 +479,7 @@ def test_an_error_message_is_one_reason_whole():
 
 def test_input_files_named_relative_to_the_dataset(tmp_path):
     from nbdiag.inputs.bids import bids_uri
-    from nbdiag.record import relative_to_dataset
+    from nbdiag.record.build import relative_to_dataset
 
     root = tmp_path / "bids"
     assert bids_uri(root / "sub-01" / "func" / "x_events.tsv", root) == "bids::sub-01/func/x_events.tsv"
@@ -516,7 +516,7 @@ def test_design_facts_and_findings_count_baseline_epochs_alike(demo_dirs):
     """The design section's count is the one baseline_scarce uses (epochs >= baseline_epoch_seconds)."""
     import html as _html
 
-    from nbdiag.group import collect_records
+    from nbdiag.group.pipeline import collect_records
 
     page = _html.unescape((demo_dirs[0] / "sub-01.html").read_text(encoding="utf-8"))
     rec = next(r for r in collect_records(demo_dirs[0]) if r["run"]["subject"] == "01" and r["variant"] == "nortdur")

@@ -15,7 +15,7 @@ import pytest
 from nbdiag.cli import main
 from nbdiag.config import load_config
 from nbdiag.demo.synth import DatasetSpec, EventsRecipe, RunSpec, run_paths, write_dataset
-from nbdiag.pipeline import run_participant
+from nbdiag.participant.pipeline import run_participant
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBJECTS = [f"{i:02d}" for i in range(1, 9)]
@@ -173,7 +173,7 @@ _KILL_HARNESS = """\
 import os, sys, tempfile, time
 from pathlib import Path
 
-import nbdiag.outputs as outputs
+import nbdiag.outputs.files as outputs
 from nbdiag.cli import main
 
 marker, target = Path(sys.argv[1]), sys.argv[2]
@@ -336,7 +336,7 @@ def test_dask_scheduler_via_cli_threads_worker(study, reference, tmp_path):
 
 # --------------------------------------------------------------------------- progress
 def test_progress_plain_lines_and_counts():
-    from nbdiag.runner import Progress
+    from nbdiag.participant.runner import Progress
 
     lines: list[str] = []
     bar = Progress(2, lines.append, live=False)
@@ -351,7 +351,7 @@ def test_progress_live_bar_shows_rate_eta_and_counts():
     pytest.importorskip("rich")
     from rich.console import Console
 
-    from nbdiag.runner import Progress
+    from nbdiag.participant.runner import Progress
 
     stream = io.StringIO()
     bar = Progress(3, lambda s: None, live=True, console=Console(file=stream, force_terminal=True, width=200))

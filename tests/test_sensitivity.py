@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from nback_scenarios import T_R, build, fit_effects, layout, split  # noqa: E402
 
-from nbdiag.context import DesignContext
+from nbdiag.design.context import DesignContext
 from nbdiag.diagnostics.sensitivity import assess_sensitivity, signal_library
 
 

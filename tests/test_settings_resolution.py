@@ -16,7 +16,7 @@ from nbdiag.cli import _load, build_parser
 from nbdiag.config import Config, SettingsError, resolve_settings
 from nbdiag.inputs.bids_filter import load_bids_filter
 from nbdiag.inputs.bids_stats_model import load_stats_model, to_config_values
-from nbdiag.thresholds import Thresholds
+from nbdiag.core.thresholds import Thresholds
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "nbdiag" / "demo" / "model-nback_smdl.json"
 

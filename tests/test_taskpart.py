@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from nilearn.glm.first_level import make_first_level_design_matrix
 
-from nbdiag import taskpart
+from nbdiag.design import taskpart
 from nbdiag.config import ModelSettings, update_model
-from nbdiag.design import build_design, frame_times
+from nbdiag.design.matrix import build_design, frame_times
 
 
 def _events(seed: int = 0) -> pd.DataFrame:

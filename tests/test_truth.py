@@ -21,7 +21,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from nback_scenarios import T_R, build, fit_effects, layout, truth, white_motion  # noqa: E402
 
-from nbdiag.context import DesignContext
+from nbdiag.design.context import DesignContext
 from nbdiag.diagnostics.sensitivity import signal_library
 from nbdiag.explain.audit import audit_design
 
@@ -124,7 +124,7 @@ def test_tr_differs_between_header_and_derivative_sidecar(tmp_path):
     from nbdiag.config import load_config
     from nbdiag.demo.run import CONFIG
     from nbdiag.inputs.bids import discover_runs
-    from nbdiag.record import audit_run, prepare_run
+    from nbdiag.record.build import audit_run, prepare_run
 
     root = _tr_dataset(tmp_path)
     settings = {s.variant: s for s in load_config(CONFIG).all_variants()}["nortdur"]
@@ -256,7 +256,7 @@ def test_nonsteady_volumes_raise_the_differential():
 def test_cliffs_become_context():
     """A precision property just over its threshold is info under the contrast, with its margin shown."""
     from nbdiag.explain.attribution import ContrastInputs, explain_contrasts
-    from nbdiag.findings import Finding
+    from nbdiag.core.findings import Finding
 
     edge = Finding(code="baseline_edge_concentrated", severity="warn", contrast="zero_back",
                    title="Baseline weight concentrated at the run edges", message="31% of ...",
@@ -309,7 +309,7 @@ def test_belsley_condition_indices_match_eigen_decomposition():
 def test_rest_conditions_setting_from_toml_and_cli(tmp_path):
     from nbdiag.cli import _load, build_parser
     from nbdiag.config import config_from_mapping
-    from nbdiag.errors import SettingsError
+    from nbdiag.core.errors import SettingsError
 
     cfg = config_from_mapping({"events": {"rest_conditions": ["neutral", "hold"]}})
     assert cfg.base.events.rest_conditions == ("neutral", "hold")
@@ -361,7 +361,7 @@ def test_global_signal_regression_through_the_pipeline(tmp_path):
     from nbdiag.demo.run import CONFIG
     from nbdiag.demo.synth import DatasetSpec, RunSpec, run_paths, write_dataset
     from nbdiag.inputs.bids import discover_runs
-    from nbdiag.record import audit_run, prepare_run
+    from nbdiag.record.build import audit_run, prepare_run
 
     spec = DatasetSpec([RunSpec("01", session="1", run=1, n_scans=300, t_r=1.5, image="header")])
     root = write_dataset(tmp_path / "bids", spec)

@@ -13,7 +13,7 @@ from nbdiag.diagnostics.weights import (
     contrast_variance,
     contrast_weights,
 )
-from nbdiag.thresholds import Thresholds
+from nbdiag.core.thresholds import Thresholds
 
 
 def _design(n=120, t_r=2.0):

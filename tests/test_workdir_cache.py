@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from nbdiag.inputs.bids import RunInputs
-from nbdiag.outputs import run_folder
-from nbdiag.workdir import WorkDir
+from nbdiag.outputs.files import run_folder
+from nbdiag.participant.workdir import WorkDir
 
 
 def _setup(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from nbdiag.errors import EXIT_RUN_ERRORS, EXIT_USAGE
+from nbdiag.core.errors import EXIT_RUN_ERRORS, EXIT_USAGE
 
 DEMO_DIR = Path(__file__).parent
 DATA_DIR = DEMO_DIR / "data"
@@ -74,8 +74,8 @@ def run_demo(output_dir: str | Path = DEFAULT_OUTPUT, n_jobs: int = 1, log=None,
     (tests).
     """
     from nbdiag.config import load_config
-    from nbdiag.group import collect_records, run_group
-    from nbdiag.pipeline import run_participant
+    from nbdiag.group.pipeline import collect_records, run_group
+    from nbdiag.participant.pipeline import run_participant
 
     if not (DATA_DIR / "dataset_description.json").exists():
         print(f"nbdiag demo: the bundled dataset is missing from {DATA_DIR}", file=sys.stderr)

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg as spl
 
-from nbdiag.thresholds import THRESHOLD_TABLE
+from nbdiag.core.thresholds import THRESHOLD_TABLE
 
 _EPS = np.finfo(float).eps
 

@@ -62,10 +62,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbdiag.context import DesignContext
-from nbdiag.findings import Finding
-from nbdiag.thresholds import Thresholds
-from nbdiag import codes
+from nbdiag.design.context import DesignContext
+from nbdiag.core.findings import Finding
+from nbdiag.core.thresholds import Thresholds
+from nbdiag.core import codes
 
 #: Seconds between stimulus and BOLD used to classify scans (canonical HRFs).
 HRF_LAG_S = 4.0

@@ -60,10 +60,10 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from nbdiag import codes
-from nbdiag.context import DesignContext
-from nbdiag.findings import Finding
-from nbdiag.thresholds import Thresholds
+from nbdiag.core import codes
+from nbdiag.design.context import DesignContext
+from nbdiag.core.findings import Finding
+from nbdiag.core.thresholds import Thresholds
 
 #: a scan is "in" a condition when its regressor exceeds this fraction of the regressor's maximum
 IN_FRACTION = 0.01

@@ -92,9 +92,9 @@ from nbdiag.diagnostics._linalg import (
     r2_on as _r2_on,
     threshold_source as _source,
 )
-from nbdiag.findings import Finding
-from nbdiag.thresholds import Thresholds
-from nbdiag import codes
+from nbdiag.core.findings import Finding
+from nbdiag.core.thresholds import Thresholds
+from nbdiag.core import codes
 
 
 def _severity(value: float, warn: float, fail: float, strict: bool = False) -> str | None:

@@ -35,16 +35,16 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from nbdiag.context import DesignContext
+from nbdiag.design.context import DesignContext
 from nbdiag.diagnostics._linalg import (
     check_design as _check_design,
     json_map as _json_map,
     r2_on as _r2_on,
     threshold_source as _source,
 )
-from nbdiag.findings import Finding
-from nbdiag.thresholds import Thresholds
-from nbdiag import codes
+from nbdiag.core.findings import Finding
+from nbdiag.core.thresholds import Thresholds
+from nbdiag.core import codes
 
 _NSS = re.compile(r"^non_steady_state_outlier\d+$")
 

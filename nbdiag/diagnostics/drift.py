@@ -52,7 +52,7 @@ import pandas as pd
 from scipy.fft import next_fast_len
 from scipy.signal import fftconvolve, periodogram
 
-from nbdiag.context import DesignContext
+from nbdiag.design.context import DesignContext
 from nbdiag.diagnostics._linalg import (
     check_design as _check_design,
     json_float as _json_float,
@@ -60,9 +60,9 @@ from nbdiag.diagnostics._linalg import (
     r2_on as _r2_on,
     threshold_source as _source,
 )
-from nbdiag.findings import Finding
-from nbdiag.thresholds import Thresholds
-from nbdiag import codes
+from nbdiag.core.findings import Finding
+from nbdiag.core.thresholds import Thresholds
+from nbdiag.core import codes
 
 _COSINE_CONFOUND = re.compile(r"^cosine\d+$")
 MAX_SPECTRUM_POINTS = 256

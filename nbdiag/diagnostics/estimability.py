@@ -62,9 +62,9 @@ import pandas as pd
 
 from nbdiag.diagnostics._linalg import DesignAlgebra, as_contrast, as_design, json_float, threshold_source
 from nbdiag.diagnostics.weights import contrast_variance, contrast_weights  # noqa: F401 (public here too)
-from nbdiag.findings import Finding
-from nbdiag.thresholds import Thresholds
-from nbdiag import codes
+from nbdiag.core.findings import Finding
+from nbdiag.core.thresholds import Thresholds
+from nbdiag.core import codes
 
 
 def spm_tolerance(X: Any, algebra: DesignAlgebra | None = None) -> float:
@@ -178,7 +178,7 @@ def assess_contrast(
     vector : array-like
         One weight per design column.
     kind : {"single", "differential", "other"}
-        From :func:`nbdiag.contrasts.contrast_kind`; used in messages.
+        From :func:`nbdiag.design.contrasts.contrast_kind`; used in messages.
     thresholds : Thresholds, optional
     algebra : DesignAlgebra, optional
         The design's factorisation (built here when not given).

@@ -83,7 +83,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from nbdiag.thresholds import DISTINCT_T  # noqa: F401 - one definition; re-exported for the diagnostics
+from nbdiag.core.thresholds import DISTINCT_T  # noqa: F401 - one definition; re-exported for the diagnostics
 
 #: fMRIPrep confound columns measured by default (in this order).
 MEASURED_SIGNALS = ("global_signal", "csf", "white_matter")
@@ -406,7 +406,7 @@ def _whiten(A: np.ndarray, rho: np.ndarray) -> np.ndarray:
 def _ar_coef(resid: np.ndarray, order: int, bins: int = 100) -> np.ndarray:
     """AR coefficients of one residual series exactly as nilearn's ``run_glm`` estimates them
     (``_yule_walker``; AR(1) binned to ``1 / bins``; one series is its own k-means centre)."""
-    from nbdiag.compat import yule_walker
+    from nbdiag.core.compat import yule_walker
 
     rho = np.asarray(yule_walker(resid[None, :], order), dtype=np.float64)[0]
     if order == 1:

@@ -35,11 +35,11 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from nbdiag import codes
-from nbdiag.context import DesignContext
+from nbdiag.core import codes
+from nbdiag.design.context import DesignContext
 from nbdiag.diagnostics.censoring import Prepared, prepare
-from nbdiag.findings import Finding
-from nbdiag.thresholds import Thresholds
+from nbdiag.core.findings import Finding
+from nbdiag.core.thresholds import Thresholds
 
 #: the columns read, in the order reported
 MOTION_COLUMNS = ("framewise_displacement", "std_dvars", "dvars")

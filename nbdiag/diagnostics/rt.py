@@ -15,11 +15,11 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from nbdiag.context import DesignContext
+from nbdiag.design.context import DesignContext
 from nbdiag.diagnostics.baseline import _condition_columns, _rt_name
-from nbdiag.findings import Finding
-from nbdiag.thresholds import Thresholds
-from nbdiag import codes
+from nbdiag.core.findings import Finding
+from nbdiag.core.thresholds import Thresholds
+from nbdiag.core import codes
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from nbdiag.context import DesignContext
+from nbdiag.design.context import DesignContext
 from nbdiag.diagnostics.baseline import (
     _rt_name,
     n_scans_total,
@@ -139,10 +139,10 @@ from nbdiag.diagnostics.measured import (
     detect_transients,
     measured_nonsteady_excess,
 )
-from nbdiag.findings import Finding
-from nbdiag.hrf import compute_regressor_fast
-from nbdiag.thresholds import Thresholds
-from nbdiag import codes
+from nbdiag.core.findings import Finding
+from nbdiag.design.hrf import compute_regressor_fast
+from nbdiag.core.thresholds import Thresholds
+from nbdiag.core import codes
 
 RUN_START_TAU_S = 20.0
 

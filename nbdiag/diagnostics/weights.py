@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from nbdiag.diagnostics._linalg import DesignAlgebra
-from nbdiag.findings import Finding
-from nbdiag.thresholds import Thresholds
-from nbdiag import codes
+from nbdiag.core.findings import Finding
+from nbdiag.core.thresholds import Thresholds
+from nbdiag.core import codes
 
 #: Baseline classes that always appear in a composition (even at 0).
 BASE_CLASSES = ("nonsteady", "unmodeled_event", "short_gap", "run_edge", "fixation")

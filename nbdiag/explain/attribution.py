@@ -52,9 +52,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from nbdiag.findings import Finding, rank_findings, severity_rank, worst_severity
-from nbdiag.thresholds import DISTINCT_T, Thresholds
-from nbdiag import codes
+from nbdiag.core.findings import Finding, rank_findings, severity_rank, worst_severity
+from nbdiag.core.thresholds import DISTINCT_T, Thresholds
+from nbdiag.core import codes
 
 #: Which cause claims which sensitivity source family, in priority order.
 CLAIMS: dict[str, tuple[str, ...]] = {

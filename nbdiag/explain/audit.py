@@ -14,15 +14,15 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from nbdiag._json import jsonable
-from nbdiag.context import DesignContext
-from nbdiag.findings import Finding, rank_findings, status_from_findings, worst_severity
-from nbdiag.thresholds import Thresholds
+from nbdiag.core.jsonio import jsonable
+from nbdiag.design.context import DesignContext
+from nbdiag.core.findings import Finding, rank_findings, status_from_findings, worst_severity
+from nbdiag.core.thresholds import Thresholds
 from nbdiag.diagnostics._linalg import DesignAlgebra
 from nbdiag.diagnostics.measured import DISTINCT_T, measure_signals, noise_level
 from nbdiag.diagnostics.sensitivity import core_signals, sensitivity_by_contrast
 from nbdiag.explain.whatif import whatif_fixes
-from nbdiag import codes
+from nbdiag.core import codes
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     -------
     DesignAudit
     """
-    from nbdiag.contrasts import parse_contrasts
+    from nbdiag.design.contrasts import parse_contrasts
     from nbdiag.diagnostics.collinearity import assess_collinearity
     from nbdiag.diagnostics.confounds import assess_confounds
     from nbdiag.diagnostics.drift import assess_drift

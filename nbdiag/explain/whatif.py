@@ -8,11 +8,11 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from nbdiag._json import jsonable
-from nbdiag.context import DesignContext
-from nbdiag.findings import Finding
-from nbdiag.thresholds import Thresholds
-from nbdiag import codes
+from nbdiag.core.jsonio import jsonable
+from nbdiag.design.context import DesignContext
+from nbdiag.core.findings import Finding
+from nbdiag.core.thresholds import Thresholds
+from nbdiag.core import codes
 
 
 def _remap(vectors: Mapping[str, np.ndarray], old_cols, new_design: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -47,7 +47,7 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
     """
     from nbdiag.diagnostics.sensitivity import _base_hrf
     from nbdiag.diagnostics.baseline import modeled_rest_conditions, original_index, n_scans_total
-    from nbdiag.hrf import compute_regressor_fast
+    from nbdiag.design.hrf import compute_regressor_fast
 
     found = {f.code for f in run_findings}
     variants: list[tuple[str, str, pd.DataFrame, dict[str, str], DesignContext, np.ndarray]] = []
@@ -88,7 +88,7 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
         variants.append(("model unmodelled events", codes.BASELINE_UNMODELED_EVENTS.code, d4, roles4, ctx4, all_rows))
     if (context.drift_model or "").lower() == "cosine" and recommended_cutoff_s and \
             ({codes.HIGHPASS_CUTS_DESIGN.code, codes.DRIFT_OVERLAP.code} & found):
-        from nbdiag.compat import create_cosine_drift
+        from nbdiag.core.compat import create_cosine_drift
         drift_cols = [c for c in design.columns if roles.get(c) == "drift"]
         full = context.frame_times(n_scans_total(design, context))
         basis = create_cosine_drift(1.0 / recommended_cutoff_s, full)[:, :-1][idx]

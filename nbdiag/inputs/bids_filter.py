@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from nbdiag.errors import SettingsError
+from nbdiag.core.errors import SettingsError
 
 #: Query names fMRIPrep's ``--bids-filter-file`` accepts (fMRIPrep / sMRIPrep / SDCFlows queries).
 FMRIPREP_QUERIES = ("bold", "sbref", "t1w", "t2w", "flair", "fmap", "roi", "pet", "asl", "dwi", "epi",

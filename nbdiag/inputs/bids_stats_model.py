@@ -40,7 +40,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from nbdiag.errors import InputError, SettingsError
+from nbdiag.core.errors import InputError, SettingsError
 
 #: Transformations nbdiag applies at run level (pybids-transforms-v1 names).
 SUPPORTED = ("Factor", "Convolve", "Select", "Rename", "Replace", "Scale", "Threshold")

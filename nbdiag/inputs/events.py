@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from nbdiag.config import EventSettings
-from nbdiag.errors import InputError
-from nbdiag.findings import Finding
-from nbdiag.limits import Limits, too_large
-from nbdiag import codes
+from nbdiag.core.errors import InputError
+from nbdiag.core.findings import Finding
+from nbdiag.core.limits import Limits, too_large
+from nbdiag.core import codes
 
 UNMODELED_COLUMNS = ["onset", "duration", "trial_type", "reason"]
 

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from nbdiag.config import ModelSettings, nilearn_fills_first_row
-from nbdiag.errors import InputError
+from nbdiag.core.errors import InputError
 from nbdiag.inputs.safety import check_input_file, display, read_json_object
-from nbdiag.limits import Limits, too_large
-from nbdiag import codes
+from nbdiag.core.limits import Limits, too_large
+from nbdiag.core import codes
 
 NSS_PATTERN = re.compile(r"^non_steady_state_outlier\d+$")
 
@@ -185,7 +185,7 @@ def _columns_needed(header: list[str], kwargs: dict[str, Any], json_path: str) -
 
 def _nl():
     """nilearn's load_confounds pieces the fast path uses, by name (None if laid out differently)."""
-    from nbdiag import compat
+    from nbdiag.core import compat
 
     lc = compat.private("nilearn.interfaces.fmriprep.load_confounds", "COMPCOR_TYPES", "CONFOUND_MODEL",
                         "_check_error", "_check_strategy", "_load_noise_component")

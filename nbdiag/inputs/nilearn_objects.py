@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from nbdiag.config import EventSettings, ModelSettings, SettingsError, update_model
-from nbdiag.errors import InputError
+from nbdiag.core.errors import InputError
 from nbdiag.inputs.bids import (
     ENTITY_ORDER,
     Resolved,

@@ -21,8 +21,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from nbdiag import codes
-from nbdiag.errors import InputError
+from nbdiag.core import codes
+from nbdiag.core.errors import InputError
 
 
 def allowed_roots(bids_dir: Path, derivatives: Path | None = None) -> tuple[Path, ...]:

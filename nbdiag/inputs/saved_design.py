@@ -2,7 +2,7 @@
 
 Reads a design as nilearn's ``save_glm_to_bids`` writes it (TSV without an
 index column, ``RepetitionTime`` in the ``.json`` sidecar) and indexes it by
-frame times. :func:`nbdiag.record.audit_saved_design` infers each column's role
+frame times. :func:`nbdiag.record.build.audit_saved_design` infers each column's role
 and runs the same pipeline as the participant level.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nbdiag.context import frame_times
-from nbdiag.errors import InputError
+from nbdiag.design.context import frame_times
+from nbdiag.core.errors import InputError
 
 
 def load_saved_design(path: Path, t_r: float | None = None,

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from nbdiag.findings import severity_rank
+from nbdiag.core.findings import severity_rank
 
 __all__ = ["render_group_report", "plot_metric_distributions", "plot_findings_heatmap", "plot_check_counts"]
 
@@ -277,8 +277,8 @@ def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, 
     """Template context of ``group.html`` (exposed for tests).
 
     ``rt`` and ``so`` are the group runs and sign-off tables of ``records``
-    (:mod:`nbdiag.group`), row for row; ``deciding`` the variants that decide sign-off;
-    ``summary`` the across-subject numbers (:func:`nbdiag.group_summary.summarise`).
+    (:mod:`nbdiag.group.pipeline`), row for row; ``deciding`` the variants that decide sign-off;
+    ``summary`` the across-subject numbers (:func:`nbdiag.group.summary.summarise`).
     """
     from markupsafe import Markup
 
@@ -395,9 +395,9 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
     Parameters
     ----------
     records : sequence of dict
-        Run records (``nbdiag.group.collect_records``).
+        Run records (``nbdiag.group.pipeline.collect_records``).
     runs, signoff : DataFrame
-        The group runs and sign-off tables of ``records`` (``nbdiag.group``), row for row.
+        The group runs and sign-off tables of ``records`` (``nbdiag.group.pipeline``), row for row.
     output_path : path
         HTML file to write (atomically).
     fail_on : {"fail", "warn"}
@@ -408,20 +408,20 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
         ``group/nbdiag_missing.tsv``: missing, refused and stale runs and skipped subjects,
         listed in their own section.
     attribution : DataFrame, optional
-        ``group/nbdiag_attribution.tsv`` (:mod:`nbdiag.group_attribution`); the
+        ``group/nbdiag_attribution.tsv`` (:mod:`nbdiag.group.attribution`); the
         report opens with the verdict table and the sentence built from it.
     summary : dict, optional
-        Across-subject numbers (:func:`nbdiag.group_summary.summarise` of ``records``): the
+        Across-subject numbers (:func:`nbdiag.group.summary.summarise` of ``records``): the
         subjects contributing to each part and the predicted bias per unmodelled signal.
     reviewer_outliers : sequence of dict, optional
-        ``nbdiag.group_outliers.outlier_sections`` (group/nbdiag_outliers.tsv by metric), shown
+        ``nbdiag.group.outliers.outlier_sections`` (group/nbdiag_outliers.tsv by metric), shown
         by the partial ``_outliers.j2``.
 
     Returns
     -------
     Path
     """
-    from nbdiag.outputs import atomic_write_text
+    from nbdiag.outputs.files import atomic_write_text
     from nbdiag.report.subject import get_env
 
     from nbdiag.report.attribution import attribution_sentences

@@ -29,13 +29,13 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from nbdiag import codes
-from nbdiag.thresholds import DISTINCT_T
+from nbdiag.core import codes
+from nbdiag.core.thresholds import DISTINCT_T
 
 __all__ = ["DISTINCT_T", "contrast_kind", "pm", "tstat", "verdict_rows"]
 
 #: Fallback rule when the attribution table has no ``distinct`` column: |t| at least
-#: ``DISTINCT_T`` (3, the run-level rule, nbdiag.thresholds) ...
+#: ``DISTINCT_T`` (3, the run-level rule, nbdiag.core.thresholds) ...
 #: ... with at least this many contributing subjects.
 DISTINCT_MIN_SUBJECTS = 2
 #: Measured scan classes that are model terms, not causes (DESIGN §10), besides ``condition:*``.
@@ -151,7 +151,7 @@ def verdict_rows(records: Sequence[Mapping[str, Any]], attribution: pd.DataFrame
                  signal: str = "global_signal") -> list[dict[str, Any]]:
     """The rows of the group verdict table (see the module doc), in display order.
 
-    ``contributing``: :func:`nbdiag.group_summary.contributing_subjects` of ``records``; without it
+    ``contributing``: :func:`nbdiag.group.summary.contributing_subjects` of ``records``; without it
     every subject of a row counts as contributing.
     """
     from nbdiag.report.words import code_words, source_words

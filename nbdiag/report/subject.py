@@ -19,8 +19,8 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from nbdiag.outputs import atomic_write_text
-from nbdiag.thresholds import Thresholds
+from nbdiag.outputs.files import atomic_write_text
+from nbdiag.core.thresholds import Thresholds
 
 __all__ = ["render_subject_report", "get_env", "subject_label", "section_id"]
 
@@ -57,7 +57,7 @@ def _static(name: str) -> Markup:
 def _baseline_epochs(record: Mapping[str, Any], base: Mapping[str, Any]) -> tuple[str, str]:
     """The design facts' baseline-epoch count, with the definition the ``baseline_scarce`` finding uses:
     fixation or run-edge epochs of at least ``baseline_epoch_seconds`` (all unmodelled epochs in brackets)."""
-    from nbdiag.thresholds import Thresholds
+    from nbdiag.core.thresholds import Thresholds
 
     seconds = _get(record, "settings", "thresholds", "baseline_epoch_seconds", default=None)
     seconds = Thresholds().baseline_epoch_seconds if not isinstance(seconds, (int, float)) else seconds

@@ -18,9 +18,9 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
-from nbdiag import codes
+from nbdiag.core import codes
 from nbdiag.report.svgplot import fmt_value
-from nbdiag._json import finite_number as _num
+from nbdiag.core.jsonio import finite_number as _num
 
 __all__ = ["verdict_rows", "merge_findings", "evidence_rows", "size_basis", "worst", "SEV_ORDER",
            "contrast_status", "key_number"]
@@ -183,7 +183,7 @@ def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = Non
     The main number (the first that is not itself a threshold, or the bias in σ) carries
     the threshold the finding crossed and the margin by which it crossed it: a threshold
     named in the evidence (``warn_at``, ``fraction_warn``, ``threshold`` ...), else the
-    registry's threshold for ``code`` (:mod:`nbdiag.codes`) with its value from the
+    registry's threshold for ``code`` (:mod:`nbdiag.core.codes`) with its value from the
     record's ``settings.thresholds``. Nested objects become ``parent.key`` rows; lists of
     signal entries become one row per signal; other lists are shortened to text.
     """

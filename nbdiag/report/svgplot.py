@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from nbdiag.report.palette import SEVERITY_COLORS, class_color, class_label, condition_color, text_color_on
-from nbdiag._json import finite_number as _num
+from nbdiag.core.jsonio import finite_number as _num
 
 __all__ = [
     "text_width",

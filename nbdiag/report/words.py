@@ -63,7 +63,7 @@ def source_words(source: str) -> str:
 
 def code_words(code: str) -> str:
     """A finding code's title from the registry (``nonsteady_unhandled`` -> its default title)."""
-    from nbdiag import codes
+    from nbdiag.core import codes
 
     try:
         return codes.get(str(code)).title

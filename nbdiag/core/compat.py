@@ -149,7 +149,7 @@ class HrfInternals:
 def hrf_internals() -> HrfInternals | None:
     """nilearn's private HRF helpers, or None when this release lays them out differently.
 
-    With None, :func:`nbdiag.hrf.compute_regressor_fast` always calls
+    With None, :func:`nbdiag.design.hrf.compute_regressor_fast` always calls
     nilearn's public ``compute_regressor`` (same numbers, slower).
     """
     try:
@@ -167,7 +167,7 @@ def hrf_internals() -> HrfInternals | None:
 def private(module: str, *names: str) -> tuple | None:
     """nilearn's private helpers ``names`` from ``module``, or None when this release lacks them.
 
-    Used by nbdiag's fast paths (:mod:`nbdiag.taskpart`, the column-subset confounds reader in
+    Used by nbdiag's fast paths (:mod:`nbdiag.design.taskpart`, the column-subset confounds reader in
     :mod:`nbdiag.inputs.fmriprep`), which then fall back to nilearn's public functions.
     """
     import importlib

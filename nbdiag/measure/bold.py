@@ -2,9 +2,9 @@
 
 For one run, every audited variant's contrast weights and scan classes (from
 the records) are turned into one weight matrix
-(:func:`nbdiag.diagnostics.effect_maps.make_plan`); the preprocessed BOLD is read
+(:func:`nbdiag.measure.effect_maps.make_plan`); the preprocessed BOLD is read
 once, in blocks of volumes, inside fMRIPrep's brain mask
-(:mod:`nbdiag.inputs.bold`); then, per variant and contrast, two files are
+(:mod:`nbdiag.measure.images`); then, per variant and contrast, two files are
 written next to the run's record, named as nilearn's ``save_glm_to_bids`` names
 statistical maps:
 
@@ -30,15 +30,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from nbdiag.diagnostics.effect_maps import accumulate, finish, make_plan, summarize_parts
-from nbdiag.inputs.bold import find_inputs, load_mask, stream_masked
-from nbdiag.outputs import atomic_write_bytes, atomic_write_text, run_folder
+from nbdiag.measure.effect_maps import accumulate, finish, make_plan, summarize_parts
+from nbdiag.measure.images import find_inputs, load_mask, stream_masked
+from nbdiag.outputs.files import atomic_write_bytes, atomic_write_text, run_folder
 
 
 def camel_name(contrast: str) -> str:
     """The contrast name as nilearn's ``save_glm_to_bids`` writes it (``two_back - zero_back`` ->
     ``twoBackMinusZeroBack``)."""
-    from nbdiag.compat import clean_contrast_name
+    from nbdiag.core.compat import clean_contrast_name
 
     return clean_contrast_name(contrast)
 

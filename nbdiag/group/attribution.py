@@ -52,8 +52,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-from nbdiag._json import finite_number as _num
-from nbdiag.thresholds import DISTINCT_T
+from nbdiag.core.jsonio import finite_number as _num
+from nbdiag.core.thresholds import DISTINCT_T
 
 #: Scan classes in display order (as ``nbdiag.diagnostics.measured.CLASS_ORDER``; the group
 #: level reads records only, so the order is repeated here); conditions follow, sorted.
@@ -140,7 +140,7 @@ def attribution_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     Parameters
     ----------
     records : iterable of dict
-        Run records (``nbdiag.group.collect_records``).
+        Run records (``nbdiag.group.pipeline.collect_records``).
 
     Returns
     -------

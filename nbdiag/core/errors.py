@@ -29,7 +29,7 @@ class InputError(Exception):
         self.expected = expected
         self.found = found
         # None = the registry's generic ``input_invalid``, filled in where the record is built
-        # (nbdiag.record): errors sits below the registry (codes -> thresholds -> errors)
+        # (nbdiag.record.build): errors sits below the registry (codes -> thresholds -> errors)
         self.code = code
         super().__init__(self.describe())
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
-from nbdiag._json import jsonable
+from nbdiag.core.jsonio import jsonable
 
 SEVERITIES = ("info", "warn", "fail", "error")
 _RANK = {name: i for i, name in enumerate(SEVERITIES)}

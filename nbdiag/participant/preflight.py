@@ -4,7 +4,7 @@ A typo in ``--contrast`` or ``--events-rename`` would otherwise surface once per
 (every record ``error``, or a silently unchanged condition). Here every variant's
 contrasts are parsed against the design of the first run that can be built, and the
 trial types named by ``[events]`` ``rename`` / ``drop`` are looked up in the runs'
-events files. A problem raises :class:`~nbdiag.errors.SettingsError` (exit code 2)
+events files. A problem raises :class:`~nbdiag.core.errors.SettingsError` (exit code 2)
 naming the setting, what is known and the closest match.
 """
 
@@ -17,7 +17,7 @@ from typing import Iterable, Mapping, Sequence
 import pandas as pd
 
 from nbdiag.config import Config, Settings
-from nbdiag.errors import InputError, SettingsError
+from nbdiag.core.errors import InputError, SettingsError
 
 __all__ = ["check_contrasts", "check_before_runs", "close_match", "expression_names"]
 
@@ -48,7 +48,7 @@ def check_contrasts(contrasts: Mapping[str, str] | Sequence[str] | None, design:
     Each line names the contrast, the unknown name and its closest design column, or
     nilearn's reason when the expression is not a linear combination of columns.
     """
-    from nbdiag.contrasts import parse_contrasts
+    from nbdiag.design.contrasts import parse_contrasts
 
     if not contrasts:
         return []
@@ -177,7 +177,7 @@ def check_before_runs(runs: Sequence, config: Config) -> None:
     SettingsError
         Listing every problem found, each with the known names and a close match.
     """
-    from nbdiag.record import prepare_run
+    from nbdiag.record.build import prepare_run
 
     problems: list[str] = []
     variants = config.all_variants()

@@ -5,7 +5,7 @@
 * :func:`bias_across_subjects`: the predicted bias of each unmodelled signal on each contrast
   (σ), a subject's runs averaged, then mean ± SEM across the subjects where it is predicted.
 
-Both read run records only (as :mod:`nbdiag.group_attribution`, whose per-run values they use).
+Both read run records only (as :mod:`nbdiag.group.attribution`, whose per-run values they use).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _subject(rec: Mapping[str, Any]) -> str | None:
 
 def contributing_subjects(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], tuple[int, int]]:
     """(variant, contrast, source) -> (subjects whose part is non-zero, subjects with the signal)."""
-    from nbdiag.group_attribution import run_values
+    from nbdiag.group.attribution import run_values
 
     per: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     families: dict[tuple[str, str, str], set[str]] = {}

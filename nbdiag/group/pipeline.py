@@ -16,10 +16,10 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from nbdiag.errors import EXIT_OK, EXIT_RUN_ERRORS, EXIT_SIGNOFF, EXIT_USAGE
-from nbdiag.findings import SEVERITIES, STATUSES, severity_rank, status_rank
-from nbdiag.outputs import atomic_write_text
-from nbdiag._json import finite_number as _num
+from nbdiag.core.errors import EXIT_OK, EXIT_RUN_ERRORS, EXIT_SIGNOFF, EXIT_USAGE
+from nbdiag.core.findings import SEVERITIES, STATUSES, severity_rank, status_rank
+from nbdiag.outputs.files import atomic_write_text
+from nbdiag.core.jsonio import finite_number as _num
 
 __all__ = [
     "FAIL_ON_CHOICES",
@@ -200,13 +200,13 @@ def signoff_table(records: Iterable[Mapping[str, Any]], fail_on: str = "fail",
     fails). ``reasons`` lists the finding codes (with their contrast) at or above
     ``fail_on``, separated by ``; ``; ``warnings`` lists the ``warn`` findings of a
     run that passes, so a reviewer sees what to look at. ``reviewer``, ``rating`` and
-    ``comment`` come from ``ratings`` (:func:`nbdiag.ratings.load_ratings`), with
+    ``comment`` come from ``ratings`` (:func:`nbdiag.group.ratings.load_ratings`), with
     ``rating_source`` / ``rating_original`` / ``rating_mapping`` (MRIQC and AFNI ratings are
-    mapped, :mod:`nbdiag.ratings`); ``final``
+    mapped, :mod:`nbdiag.group.ratings`); ``final``
     is the reviewer's rating where there is one (``include`` -> pass, ``exclude`` ->
     fail), else ``signoff``.
     """
-    from nbdiag.ratings import final_signoff
+    from nbdiag.group.ratings import final_signoff
 
     _check_fail_on(fail_on)
     ratings = ratings or {}
@@ -241,7 +241,7 @@ def include_table(records: Iterable[Mapping[str, Any]], fail_on: str = "fail",
     overrides the automatic sign-off); filter on ``variant`` to build a second level
     with one model. Input files are named as in the records (``bids::`` URIs).
     """
-    from nbdiag.ratings import final_signoff
+    from nbdiag.group.ratings import final_signoff
 
     _check_fail_on(fail_on)
     ratings = ratings or {}
@@ -285,19 +285,19 @@ def write_group_tables(records: list[dict[str, Any]], output_dir: str | Path,
         Variants that decide the sign-off: ``signoff.tsv`` and ``include.tsv`` hold
         their run × variants only (``nbdiag_runs.tsv`` keeps every variant).
     ratings : mapping, optional
-        Reviewer ratings (:func:`nbdiag.ratings.load_ratings`).
+        Reviewer ratings (:func:`nbdiag.group.ratings.load_ratings`).
 
     Returns
     -------
     dict
         ``{"runs": path, "signoff": path, "include": path, "attribution": path, "outliers": path}``
-        (``nbdiag_attribution.tsv``: :mod:`nbdiag.group_attribution`; ``nbdiag_outliers.tsv``:
-        :mod:`nbdiag.group_outliers`).
+        (``nbdiag_attribution.tsv``: :mod:`nbdiag.group.attribution`; ``nbdiag_outliers.tsv``:
+        :mod:`nbdiag.group.outliers`).
     """
     _check_fail_on(fail_on)
     group = Path(output_dir) / "group"
-    from nbdiag.group_attribution import attribution_table
-    from nbdiag.group_outliers import outlier_table
+    from nbdiag.group.attribution import attribution_table
+    from nbdiag.group.outliers import outlier_table
 
     chosen = select_variants(records, variants)
     return {
@@ -364,12 +364,12 @@ def check_records(records: list[dict[str, Any]], output_dir: str | Path,
     dict
         ``trusted`` (records to sign off), ``refused`` and ``stale`` (lists of
         ``{"record", "subject", "variant", "prefix", "reason"}``; a record refused for its inputs
-        also has ``inputs``, the list of :func:`nbdiag.manifest.input_changes`, and ``not_found``,
+        also has ``inputs``, the list of :func:`nbdiag.outputs.manifest.input_changes`, and ``not_found``,
         True when every one of them is an input not found: nothing to compare with), ``missing`` (expected
         run × variants without a record), ``skipped`` (``{subject: reason}``),
         ``problems`` (manifest problems) and ``verified`` (manifests were found).
     """
-    from nbdiag.manifest import NOT_FOUND_KINDS, expectations, input_changes
+    from nbdiag.outputs.manifest import NOT_FOUND_KINDS, expectations, input_changes
 
     root = Path(output_dir)
     exp = expectations(root)
@@ -526,7 +526,7 @@ def select_variants(records: list[dict[str, Any]], variants: Iterable[str] | Non
 
 def _outlier_sections(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The group page's outlier section (group/nbdiag_outliers.tsv by metric)."""
-    from nbdiag.group_outliers import outlier_sections, outlier_table
+    from nbdiag.group.outliers import outlier_sections, outlier_table
 
     return outlier_sections(outlier_table(records))
 
@@ -539,7 +539,7 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
     Only records the participant level finished for the settings and inputs of its latest
     invocation (``OUTPUT_DIR/.nbdiag/manifests``) are signed off. Records that are partial or
     malformed, from another settings hash, or whose inputs changed (by content:
-    :func:`nbdiag.manifest.input_changes`) are refused; expected run × variants without a
+    :func:`nbdiag.outputs.manifest.input_changes`) are refused; expected run × variants without a
     record are missing; records the latest invocation did not ask for (fewer variants, a
     deleted subject) are stale and left out.
 
@@ -581,7 +581,7 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
         ``allow_incomplete`` (nothing signed off); 3 sign-off failed (QC only). Problems are
         printed to stderr.
     """
-    from nbdiag.ratings import RatingsError, load_ratings
+    from nbdiag.group.ratings import RatingsError, load_ratings
 
     _check_fail_on(fail_on)
     root = Path(output_dir)
@@ -657,8 +657,8 @@ def run_group(output_dir: str | Path, fail_on: str = "fail", *, report: bool = T
     if report:
         from nbdiag.report.group_report import render_group_report
 
-        from nbdiag.group_attribution import attribution_table
-        from nbdiag.group_summary import summarise
+        from nbdiag.group.attribution import attribution_table
+        from nbdiag.group.summary import summarise
 
         render_group_report(trusted, runs_df, signoff_table(trusted, fail_on, rated), root / "group.html",
                             fail_on=fail_on, deciding=sorted({str(r.get("variant")) for r in chosen}),

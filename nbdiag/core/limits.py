@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
-from nbdiag.errors import SettingsError
+from nbdiag.core.errors import SettingsError
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from nbdiag.thresholds import DISTINCT_T, THRESHOLD_TABLE
+from nbdiag.core.thresholds import DISTINCT_T, THRESHOLD_TABLE
 
 OUTLIER_COLUMNS = ["metric", "item", "value", "comparison", "threshold", "threshold_key", "subject", "session", "run",
                    "variant", "prefix", "mask"]

@@ -1,7 +1,7 @@
 """One converter from numpy/pandas values to JSON-safe Python.
 
 Used by the diagnostics (``nbdiag.diagnostics``, their record sections) and by
-the record writer (``nbdiag.record``); ``nbdiag.record.jsonable`` is this function.
+the record writer (``nbdiag.record.build``); ``nbdiag.record.build.jsonable`` is this function.
 
 Rules: dict keys become ``str``; lists, tuples and numpy arrays become lists
 (nested for n-d arrays); numpy scalars become Python ``bool``/``int``/``float``;

@@ -2,7 +2,7 @@
 
 Each :class:`Code` holds the stable ``code`` (README findings table), its ``family``, the
 default ``severity``, a default ``title``, what it ``meaning``\\s, the ``fix``
-template, the keys of :data:`nbdiag.thresholds.THRESHOLD_TABLE` it reads and a
+template, the keys of :data:`nbdiag.core.thresholds.THRESHOLD_TABLE` it reads and a
 ``rule`` (the default decision rule, with ``{threshold_key}`` placeholders
 filled from the threshold table). Modules never write a code as a bare string:
 they build findings with ``codes.VIF_HIGH.finding(message, ...)`` and compare
@@ -10,7 +10,7 @@ with ``codes.VIF_HIGH.code``.
 
 The README's "Findings and thresholds" tables (:func:`markdown_table`) and the
 code list of ``docs/record.schema.json`` are generated from this registry:
-``python -m nbdiag.codes --write-readme --write-schema`` rewrites both, and tests
+``python -m nbdiag.core.codes --write-readme --write-schema`` rewrites both, and tests
 fail when either differs from the registry.
 
 Adding a finding: register a ``Code`` here, emit it from one diagnostic with
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from nbdiag.findings import SEVERITIES, Finding
-from nbdiag.thresholds import GROUP_ONLY, THRESHOLD_TABLE
+from nbdiag.core.findings import SEVERITIES, Finding
+from nbdiag.core.thresholds import GROUP_ONLY, THRESHOLD_TABLE
 
 #: Families in the order the README table lists them.
 FAMILIES = ("design", "estimability", "baseline", "drift", "confounds", "sensitivity", "rt", "input", "run")
@@ -96,7 +96,7 @@ class Code:
     def finding(self, message: str, *, evidence: dict[str, Any] | None = None, contrast: str | None = None,
                 score: float = 0.0, severity: str | None = None, title: str | None = None,
                 fix: str | None = _UNSET) -> Finding:
-        """Build a :class:`~nbdiag.findings.Finding` with this code.
+        """Build a :class:`~nbdiag.core.findings.Finding` with this code.
 
         ``severity`` and ``title`` default to the entry's; ``fix`` defaults to
         the entry's when not given (pass ``fix=None`` for a finding without one).
@@ -507,22 +507,23 @@ def _sync(path: Path, new: str, write: bool, what: str) -> int:
     if new == old:
         return 0
     if write:
-        from nbdiag.outputs import atomic_write_text
-        atomic_write_text(path, new)
+        tmp = path.with_name(f".{path.name}.tmp")  # a maintainer's command: write, then rename into place
+        tmp.write_text(new, encoding="utf-8")
+        tmp.replace(path)
         return 0
-    print(f"{path}: {what} differs from nbdiag.codes; run python -m nbdiag.codes --write-readme --write-schema",
+    print(f"{path}: {what} differs from nbdiag.core.codes; run python -m nbdiag.core.codes --write-readme --write-schema",
           file=sys.stderr)
     return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m nbdiag.codes [--write-readme|--check-readme [PATH]] [--write-schema|--check-schema [PATH]]``.
+    """``python -m nbdiag.core.codes [--write-readme|--check-readme [PATH]] [--write-schema|--check-schema [PATH]]``.
 
     Without options, print the generated tables. ``--write-*`` rewrite the
     README table (between the findings-table markers) and the code list of
     the record schema; ``--check-*`` exit 1 when they differ from the registry.
     """
-    parser = argparse.ArgumentParser(prog="python -m nbdiag.codes",
+    parser = argparse.ArgumentParser(prog="python -m nbdiag.core.codes",
                                      description="Findings tables and record-schema codes generated from the registry.")
     readme = parser.add_mutually_exclusive_group()
     readme.add_argument("--write-readme", nargs="?", const="README.md", metavar="PATH",

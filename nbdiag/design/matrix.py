@@ -21,7 +21,7 @@ import pandas as pd
 from nilearn.glm.first_level import make_first_level_design_matrix
 
 from nbdiag.config import ModelSettings
-from nbdiag.context import frame_times  # noqa: F401 (re-exported: nbdiag.design.frame_times)
+from nbdiag.design.context import frame_times  # noqa: F401 (re-exported: nbdiag.design.matrix.frame_times)
 
 _DRIFT = re.compile(r"^drift_\d+$")
 _COSINE_CONFOUND = re.compile(r"^cosine\d+$")
@@ -129,14 +129,14 @@ def infer_roles(design: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
 
 def _make_design(times: np.ndarray, events: pd.DataFrame | None, model: ModelSettings, fir_delays: list[int],
                  add_regs: np.ndarray | None, add_names: list[str] | None) -> pd.DataFrame:
-    """``make_first_level_design_matrix`` with the task part from :mod:`nbdiag.taskpart`.
+    """``make_first_level_design_matrix`` with the task part from :mod:`nbdiag.design.taskpart`.
 
     The task columns are computed (FFT, memoised) as nilearn computes them and handed
     to nilearn as the first additional regressors: nilearn then adds the confounds and
     drift and applies ``full_rank`` exactly as with ``events``; columns come out in
     nilearn's order (task, confounds, drift).
     """
-    from nbdiag import taskpart
+    from nbdiag.design import taskpart
 
     if events is None or not taskpart.supported(model.hrf_model):
         return make_first_level_design_matrix(times, events, model.hrf_model, model.drift_model, model.high_pass,

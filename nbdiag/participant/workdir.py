@@ -3,11 +3,11 @@
 Two caches, both private to nbdiag and safe to delete at any time:
 
 * **run keys** (``DIR/nbdiag/runs/sub-<s>/<prefix>.json``): per run, a key hashing the
-  input files' content fingerprints (:func:`nbdiag.manifest.input_fingerprints`; a file
+  input files' content fingerprints (:func:`nbdiag.outputs.manifest.input_fingerprints`; a file
   whose size, modification time and inode are those stored with the entry keeps its stored
   fingerprint, any other is hashed again),
   what discovery resolved (t_r, slice_time_ref, n_scans and their sources, notes,
-  input errors), every variant's settings hash (:func:`nbdiag.manifest.settings_hash`,
+  input errors), every variant's settings hash (:func:`nbdiag.outputs.manifest.settings_hash`,
   which includes the nbdiag and nilearn versions), and the size + modification time
   of every output file written for it. A rerun skips a run when its key is unchanged
   *and* its outputs are still there, unchanged; otherwise the run is redone.
@@ -43,8 +43,8 @@ from nbdiag.inputs.bids import (
     list_subjects,
     resolve_dataset_timing,
 )
-from nbdiag.manifest import _canonical, input_fingerprints, settings_hash
-from nbdiag.outputs import atomic_write_text, run_folder
+from nbdiag.outputs.manifest import _canonical, input_fingerprints, settings_hash
+from nbdiag.outputs.files import atomic_write_text, run_folder
 
 WORK_VERSION = 1
 OUTPUT_SUFFIXES = ("_design.tsv", "_design.json", "_nbdiag.json")
@@ -215,7 +215,7 @@ class WorkDir:
         })
 
     def _input_fingerprints(self, run: RunInputs) -> dict[str, Any]:
-        """:func:`nbdiag.manifest.input_fingerprints` of a run, reusing the stored ones when allowed.
+        """:func:`nbdiag.outputs.manifest.input_fingerprints` of a run, reusing the stored ones when allowed.
 
         The shortcut: a file whose (size, modification time, inode) is what the run's
         entry stored keeps its stored content fingerprint; any other file (touched,
@@ -308,7 +308,7 @@ class WorkDir:
 
 def check_work_dir(work_dir: Path, bids_dir: Path, derivatives: Path) -> Path:
     """Refuse a work directory among the inputs (same rule as OUTPUT_DIR)."""
-    from nbdiag.outputs import check_output_dir
+    from nbdiag.outputs.files import check_output_dir
 
     try:
         return check_output_dir(work_dir, bids_dir, derivatives)

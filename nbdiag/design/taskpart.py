@@ -4,7 +4,7 @@
 condition's 50×-oversampled boxcar with the HRF (``numpy.convolve``, direct
 summation). :func:`task_regressors` follows nilearn's ``_convolve_regressors``
 step by step with nilearn's own event checks, and computes each condition's
-regressor with :func:`nbdiag.hrf.compute_regressor_fast` (nilearn's sampling,
+regressor with :func:`nbdiag.design.hrf.compute_regressor_fast` (nilearn's sampling,
 kernels, interpolation and orthogonalisation, with the convolution evaluated only
 at the high-resolution samples the interpolation reads: equal to nilearn to
 ~1e-12, exact zeros kept exact). nilearn's duplicate-event groupby runs only when
@@ -15,7 +15,7 @@ different confound strategies) build it once. nilearn's warnings raised while
 building it are replayed on every use, so each run's record lists them.
 
 The rest of the design (confounds, drift, ``full_rank``) is left to nilearn:
-:func:`nbdiag.design.build_design` passes the task part to
+:func:`nbdiag.design.matrix.build_design` passes the task part to
 ``make_first_level_design_matrix`` as the first additional regressors, which puts
 the columns in nilearn's order (task, confounds, drift).
 """
@@ -36,7 +36,7 @@ _CACHE_SIZE = 16
 
 def clear_cache() -> None:
     """Forget every memoised task part, kernel and regressor."""
-    from nbdiag import hrf
+    from nbdiag.design import hrf
 
     _CACHE.clear()
     hrf.clear_cache()
@@ -66,7 +66,7 @@ def supported(hrf_model: Any) -> bool:
 
 def _helpers():
     """nilearn's event checks of ``_convolve_regressors`` (None if laid out differently)."""
-    from nbdiag import compat
+    from nbdiag.core import compat
 
     return compat.private("nilearn.glm.first_level.experimental_paradigm", "check_events",
                           "handle_modulation_of_duplicate_events")
@@ -135,9 +135,9 @@ def _no_duplicates(events: pd.DataFrame) -> bool:
 
 def _regressor(exp_condition, hrf_model, frame_times, con_id, oversampling, fir_delays, min_onset):
     """nilearn's ``compute_regressor``, evaluated where its interpolation reads the convolution
-    (:func:`nbdiag.hrf.compute_regressor_fast`: nilearn's sampling, kernels, interpolation formula and
+    (:func:`nbdiag.design.hrf.compute_regressor_fast`: nilearn's sampling, kernels, interpolation formula and
     orthogonalisation; equal to nilearn to ~1e-12, exact zeros kept exact)."""
-    from nbdiag.hrf import compute_regressor_fast
+    from nbdiag.design.hrf import compute_regressor_fast
 
     if fir_delays is not None:
         fir_delays = [int(x) for x in fir_delays]

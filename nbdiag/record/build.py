@@ -17,18 +17,18 @@ import nilearn
 import numpy as np
 import pandas as pd
 
-from nbdiag._json import jsonable
+from nbdiag.core.jsonio import jsonable
 from nbdiag._version import __version__
 from nbdiag.inputs.bids import RunInputs
 from nbdiag.config import Settings
-from nbdiag.context import DesignContext, frame_times
-from nbdiag.design import DesignResult, build_design
-from nbdiag.errors import InputError
+from nbdiag.design.context import DesignContext, frame_times
+from nbdiag.design.matrix import DesignResult, build_design
+from nbdiag.core.errors import InputError
 from nbdiag.inputs.events import events_outside_run, read_events, transform_events
-from nbdiag.findings import Finding, rank_findings, status_from_findings
-from nbdiag.record_types import RunSummary
+from nbdiag.core.findings import Finding, rank_findings, status_from_findings
+from nbdiag.record.types import RunSummary
 from nbdiag.inputs.fmriprep import load_run_confounds
-from nbdiag import codes
+from nbdiag.core import codes
 
 
 @dataclass
@@ -49,7 +49,7 @@ class RunAudit:
         return self.record["status"]
 
     def slim(self) -> "RunAudit":
-        """A copy holding only :class:`nbdiag.record_types.RunSummary` of the record (kept in
+        """A copy holding only :class:`nbdiag.record.types.RunSummary` of the record (kept in
         memory once the outputs are written; the full record is in the ``_nbdiag.json``)."""
         return RunAudit(self.run, self.variant, RunSummary.from_json(self.record).to_json(), None)
 
@@ -243,7 +243,7 @@ def check_n_scans(n_scans: int, run: RunInputs, settings: Settings) -> None:
                          found=f"{n_scans}")
     limit = settings.limits.max_scans
     if n_scans > limit:
-        from nbdiag.limits import too_large
+        from nbdiag.core.limits import too_large
 
         raise InputError(too_large(f"volumes ({source})", n_scans, limit, "max_scans"), file=run.bold,
                          code=codes.INPUT_TOO_LARGE.code, expected=f"at most {limit} volumes", found=f"{n_scans}")
@@ -436,7 +436,7 @@ def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_tim
     """
     from pathlib import Path
 
-    from nbdiag.design import infer_roles
+    from nbdiag.design.matrix import infer_roles
     from nbdiag.diagnostics.drift import dct_cosines
     from nbdiag.explain.audit import audit_design
     from nbdiag.inputs.saved_design import load_saved_design

@@ -15,17 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from nbdiag import codes
-from nbdiag.record import RunAudit, audit_run
-from nbdiag.record_types import RunSummary
+from nbdiag.core import codes
+from nbdiag.record.build import RunAudit, audit_run
+from nbdiag.record.types import RunSummary
 from nbdiag.inputs.bids import RunInputs, discover
 from nbdiag.config import Config, resolve_settings
-from nbdiag.manifest import MANIFEST_DIR, make_manifest, manifest_path, provenance, settings_hash
-from nbdiag.outputs import (check_output_dir, run_folder, write_dataset_description, write_json,
+from nbdiag.outputs.manifest import MANIFEST_DIR, make_manifest, manifest_path, provenance, settings_hash
+from nbdiag.outputs.files import (check_output_dir, run_folder, write_dataset_description, write_json,
                             write_run_outputs)
-from nbdiag.errors import EXIT_OK, EXIT_RUN_ERRORS
-from nbdiag.preflight import check_before_runs
-from nbdiag.workdir import run_input_files
+from nbdiag.core.errors import EXIT_OK, EXIT_RUN_ERRORS
+from nbdiag.participant.preflight import check_before_runs
+from nbdiag.participant.workdir import run_input_files
 
 
 @dataclass
@@ -73,7 +73,7 @@ def _audit_and_write(run: RunInputs, config: Config, output_dir: Path,
         if settings.measure == "bold":
             bold.append(audit)
     if bold:  # --measure bold: one pass over the BOLD for every variant, before the records are written
-        from nbdiag.measure_bold import measure_bold_run
+        from nbdiag.measure.bold import measure_bold_run
 
         measure_bold_run(bold, output_dir)
     for audit in audits:
@@ -169,10 +169,10 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     bids_filter : nbdiag.inputs.bids_filter.BidsFilter, optional
         fMRIPrep-style ``--bids-filter-file``: only the BOLD images it accepts are audited.
     work_dir : path, optional
-        Resume cache (:mod:`nbdiag.workdir`): runs whose inputs, settings and outputs
+        Resume cache (:mod:`nbdiag.participant.workdir`): runs whose inputs, settings and outputs
         are unchanged since they were audited are skipped.
     dask_scheduler : str, optional
-        Audit the runs on this running Dask cluster (:mod:`nbdiag.runner`).
+        Audit the runs on this running Dask cluster (:mod:`nbdiag.participant.runner`).
     keep_audits : bool
         Keep a slim summary of every run × variant in ``result.audits`` (memory grows
         with the number of runs; the CLI passes False).
@@ -187,7 +187,7 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     nbdiag.config.SettingsError
         For invalid or incomplete settings.
     """
-    from nbdiag.runner import Progress, execute, wants_live_progress
+    from nbdiag.participant.runner import Progress, execute, wants_live_progress
 
     live = (log is None and wants_live_progress()) if progress is None else progress
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
@@ -198,7 +198,7 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     output_dir = check_output_dir(Path(output_dir), bids_dir, bids_dir / base.derivatives_folder)
     cache = None
     if work_dir is not None:
-        from nbdiag.workdir import WorkDir, check_work_dir
+        from nbdiag.participant.workdir import WorkDir, check_work_dir
 
         work_dir = check_work_dir(Path(work_dir), bids_dir, bids_dir / base.derivatives_folder)
         cache = WorkDir(work_dir, bids_dir, output_dir)
@@ -291,7 +291,7 @@ def _reload(output_dir: Path, audit: RunAudit) -> RunAudit:
     """The full record and design of a run × variant from its output files (for a report)."""
     import json
 
-    from nbdiag.outputs import read_design_tsv, run_folder
+    from nbdiag.outputs.files import read_design_tsv, run_folder
 
     folder = run_folder(output_dir, audit.run.entities)
     stem = f"{audit.run.prefix}_desc-{audit.variant}"

@@ -49,7 +49,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.signal import fftconvolve
 
-from nbdiag.compat import hrf_internals
+from nbdiag.core.compat import hrf_internals
 
 _NILEARN = hrf_internals()  # nilearn internals reused so the numbers are nilearn's own
 _FAST_OK = _NILEARN is not None

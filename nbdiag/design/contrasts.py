@@ -49,8 +49,8 @@ import numpy as np
 import pandas as pd
 from nilearn.glm.contrasts import expression_to_contrast_vector
 
-from nbdiag.findings import Finding
-from nbdiag import codes
+from nbdiag.core.findings import Finding
+from nbdiag.core import codes
 
 #: Task columns with these names (case-insensitive) are RT-duration regressors,
 #: never default conditions.

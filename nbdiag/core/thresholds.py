@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
-from nbdiag.errors import SettingsError
+from nbdiag.core.errors import SettingsError
 
 #: name -> (default, unit/meaning, source)
 #: A measured part (of a contrast's estimate) is distinguishable from zero when ``|t| >= DISTINCT_T``.
@@ -17,7 +17,7 @@ from nbdiag.errors import SettingsError
 #: two-sided per part) would name a spurious cause in a large share of clean runs; 3 keeps the
 #: family-wise rate near 5 % over ~15 parts (Bonferroni: 0.05 / 15 -> z = 2.94) and leaves room for
 #: the autocorrelation a white-noise SE ignores. Across subjects the floor of the group rule
-#: (``nbdiag.group_attribution.distinct_threshold``). One definition, read by the run level, the
+#: (``nbdiag.group.attribution.distinct_threshold``). One definition, read by the run level, the
 #: group table, the group page and the outlier table.
 DISTINCT_T = 3.0
 

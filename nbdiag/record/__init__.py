@@ -1,0 +1,2 @@
+"""The per-run record: its builder (``build``) and its typed summary (``types``).
+"""
