@@ -289,21 +289,30 @@ def relative_to_dataset(obj: Any, root: Any) -> Any:
     prefixes = sorted({str(root), str(Path(root).absolute()), str(Path(root).resolve())}, key=len, reverse=True)
     bare = [re.compile(re.escape(p) + r"(?=$|[\s'\"),;:\]]|\.(?:\s|$))") for p in prefixes]  # the folder itself
 
+    def fix_str(v: str) -> str:
+        for p, pattern in zip(prefixes, bare):
+            if p in v:
+                v = pattern.sub("bids::", v.replace(p + "/", "bids::"))
+        return v
+
+    # numbers, booleans and None are returned as they are without a call (records hold thousands)
     def fix(v: Any) -> Any:
         t = type(v)
-        if t is float or t is int or t is bool or v is None:
+        if t is dict:
+            return {k: x if type(x) in _NO_TEXT else fix(x) for k, x in v.items()}
+        if t is str:
+            return fix_str(v)
+        if t in _NO_TEXT:
             return v
         if isinstance(v, str):
-            for p, pattern in zip(prefixes, bare):
-                if p in v:
-                    v = pattern.sub("bids::", v.replace(p + "/", "bids::"))
-            return v
+            return fix_str(v)
         if isinstance(v, dict):
             return {k: fix(x) for k, x in v.items()}
         if isinstance(v, (list, tuple)):
             if _NO_TEXT.issuperset(map(type, v)):  # per-scan series: nothing to rewrite
                 return v
-            return [fix(x) for x in v] if isinstance(v, list) else tuple(fix(x) for x in v)
+            return [x if type(x) in _NO_TEXT else fix(x) for x in v] if isinstance(v, list) \
+                else tuple(fix(x) for x in v)
         return v
 
     return fix(obj)
