@@ -136,3 +136,50 @@ def test_error_records_are_walked_whole(tmp_path):
     out = relative_to_dataset(rec, root)
     assert out["error"] == {"message": "cannot read bids::x.tsv"}
     assert out["contrasts"] is not rec["contrasts"] and out["contrasts"] == rec["contrasts"]
+
+
+def test_participant_loop_freezes_only_what_it_found_and_restores_it():
+    import gc
+
+    from nbdiag.pipeline import _long_lived_frozen
+
+    assert gc.get_freeze_count() == 0
+    keep = [object() for _ in range(3)]
+    with _long_lived_frozen():
+        assert gc.get_freeze_count() > 0  # objects alive before the runs: out of the full collections' reach
+        new = [[]]  # made during the runs: collected as usual
+        assert gc.is_tracked(new)
+    assert gc.get_freeze_count() == 0 and keep
+    with pytest.raises(RuntimeError):
+        with _long_lived_frozen():
+            raise RuntimeError("a run failed")
+    assert gc.get_freeze_count() == 0  # restored on the way out of an error
+    gc.freeze()  # the caller froze objects itself: left alone
+    try:
+        frozen = gc.get_freeze_count()
+        with _long_lived_frozen():
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_participant_level_runs_with_the_heap_frozen(small_bids, tmp_path, monkeypatch):
+    import gc
+
+    from nbdiag import pipeline
+    from nbdiag.config import load_config
+    from nbdiag.demo.run import CONFIG
+
+    seen = []
+    original = pipeline._timed
+
+    def timed(*args):
+        seen.append(gc.get_freeze_count())
+        return original(*args)
+
+    monkeypatch.setattr(pipeline, "_timed", timed)
+    pipeline.run_participant(small_bids, tmp_path / "out", load_config(CONFIG), reports=False,
+                             log=lambda line: None)
+    assert seen and all(count > 0 for count in seen)
+    assert gc.get_freeze_count() == 0
