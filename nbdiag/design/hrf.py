@@ -24,14 +24,15 @@ interpolation formula, ``orthogonalize``, the names) is nilearn's own code or
 an exact transcription of it.
 
 Memoisation (module-level state, used by the design build and the diagnostics): kernels are
-memoised per ``(hrf_model, t_r, oversampling, fir_delays)`` and results per
+memoised per ``(hrf_model, t_r, oversampling, fir_delays)``, the high-res grid per
+``(frame times, min_onset, oversampling)`` (8 entries) and results per
 complete input (a 128-entry LRU keyed by the *values* of every argument: frame
 times and condition bytes, model, delays, min_onset), because the what-if
 re-audits rebuild the same signals. Both functions are pure, the key holds
 every input and the stored arrays are read-only or copied on the way out, so
 a hit returns exactly what a fresh call would: the cache changes the speed,
 never a result (``tests/test_hrf_fast.py`` compares cold and warm calls).
-:func:`clear_cache` empties both (the benchmark starts every repeat cold).
+:func:`clear_cache` empties all three (the benchmark starts every repeat cold).
 
 Supported ``hrf_model``: ``glover``, ``spm`` (``+ derivative``,
 ``+ derivative + dispersion``), ``fir`` and ``None``. Anything else (custom
@@ -68,6 +69,7 @@ _memo: "OrderedDict[tuple, tuple[np.ndarray, list[str]]]" = OrderedDict()
 def clear_cache() -> None:
     """Forget cached kernels and memoised regressors (benchmarks use it)."""
     _memo.clear()
+    _GRIDS.clear()
     _kernels.cache_clear()
 
 
@@ -90,6 +92,31 @@ def _nilearn_compute_regressor(*args, **kwargs):
     return compute_regressor(*args, **kwargs)
 
 
+_GRIDS: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+
+
+def _high_res_grid(frame_times: np.ndarray, min_onset: float, oversampling: int) -> np.ndarray:
+    """nilearn's high-res grid (``_sample_condition``), memoised on its inputs' values (read-only).
+
+    Every regressor of a run (the design's and the diagnostics') is sampled on the same grid.
+    """
+    key = (frame_times.tobytes(), frame_times.dtype.str, min_onset, oversampling)
+    grid = _GRIDS.get(key)
+    if grid is None:
+        n_frames = frame_times.size
+        n_frames_high_res = _NILEARN.n_frames_high_res(frame_times, min_onset, oversampling)
+        grid = np.linspace(
+            frame_times.min() + min_onset,
+            frame_times.max() * (1 + 1.0 / (n_frames - 1)),
+            np.rint(n_frames_high_res).astype(int),
+        )
+        grid.setflags(write=False)
+        _GRIDS[key] = grid
+        if len(_GRIDS) > 8:
+            _GRIDS.popitem(last=False)
+    return grid
+
+
 def _sample_deltas(exp_condition, frame_times: np.ndarray, oversampling: int, min_onset: float):
     """nilearn ``_sample_condition`` before its ``cumsum``: the edge deltas and the high-res grid.
 
@@ -98,14 +125,8 @@ def _sample_deltas(exp_condition, frame_times: np.ndarray, oversampling: int, mi
     ``np.subtract.at`` (unbuffered, in the same order). Returns ``(pos, dv, grid)``: the
     sorted grid indices with a non-zero delta and their values.
     """
-    n_frames = frame_times.size
     min_onset = float(min_onset)
-    n_frames_high_res = _NILEARN.n_frames_high_res(frame_times, min_onset, oversampling)
-    frame_times_high_res = np.linspace(
-        frame_times.min() + min_onset,
-        frame_times.max() * (1 + 1.0 / (n_frames - 1)),
-        np.rint(n_frames_high_res).astype(int),
-    )
+    frame_times_high_res = _high_res_grid(frame_times, min_onset, oversampling)
     onsets, durations, values = tuple(map(np.asanyarray, exp_condition))
     if (onsets < frame_times[0] + min_onset).any():
         warnings.warn(

@@ -163,8 +163,11 @@ class DesignAlgebra:
         last bit. The second item is None when no column varies.
         """
         X = self.X
-        keep = np.array([not is_constant_column(X[:, j]) and np.ptp(X[:, j]) > 0
-                         for j in range(X.shape[1])], dtype=bool)
+        if X.shape[0]:
+            keep = ~constant_columns(X) & (np.ptp(X, axis=0) > 0)
+        else:  # no rows: the per-column rule raises as it always did
+            keep = np.array([not is_constant_column(X[:, j]) and np.ptp(X[:, j]) > 0
+                             for j in range(X.shape[1])], dtype=bool)
         keep.setflags(write=False)
         if not keep.any():
             return keep, None
@@ -210,9 +213,16 @@ def is_constant_column(x: np.ndarray) -> bool:
     return bool(np.ptp(x) <= 1e-12 * max(1.0, float(np.abs(x).max())) and np.abs(x).max() > 0)
 
 
+def constant_columns(X: np.ndarray) -> np.ndarray:
+    """:func:`is_constant_column` of every column of a 2-D ``X`` with at least one row, in one pass
+    (the same comparisons on the same column maxima and minima)."""
+    amax = np.abs(X).max(axis=0)
+    return (np.ptp(X, axis=0) <= 1e-12 * np.maximum(1.0, amax)) & (amax > 0)
+
+
 def with_intercept(Z: np.ndarray) -> np.ndarray:
     """``Z`` with a column of ones appended unless it already has a constant column."""
-    if Z.size and any(is_constant_column(Z[:, k]) for k in range(Z.shape[1])):
+    if Z.size and constant_columns(Z).any():
         return Z
     return np.column_stack([Z, np.ones(Z.shape[0])]) if Z.size else np.ones((Z.shape[0], 1))
 

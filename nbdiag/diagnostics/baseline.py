@@ -267,7 +267,7 @@ def _rt_name_ctx(context: DesignContext) -> str | None:
         return context.rt_regressor
     if context.events is None or not len(context.events):
         return None
-    for tt in sorted(set(context.events["trial_type"].astype(str))):
+    for tt in sorted(set(context.events["trial_type"].astype(str).tolist())):
         if re.search(r"rt_?dur", tt, re.IGNORECASE):
             return tt
     return None

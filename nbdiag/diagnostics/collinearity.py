@@ -86,6 +86,7 @@ import pandas as pd
 from nbdiag.diagnostics._linalg import (
     DesignAlgebra,
     check_design as _check_design,
+    constant_columns as _constant_columns,
     is_constant_column as _is_constant_column,
     json_float as _json_float,
     json_map as _json_map,
@@ -209,7 +210,8 @@ def compute_vif(design: pd.DataFrame, roles: Mapping[str, str],
     """
     X = design.to_numpy(dtype=float)
     cols = list(design.columns)
-    constant = np.array([_is_constant_column(X[:, j]) for j in range(X.shape[1])], dtype=bool)
+    constant = _constant_columns(X) if X.shape[0] else \
+        np.array([_is_constant_column(X[:, j]) for j in range(X.shape[1])], dtype=bool)
     fast = _vif_inverse_correlation(X, constant, algebra) if X.shape[1] else None
     out: dict[str, float] = {}
     for j, col in enumerate(cols):

@@ -109,6 +109,7 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     task_cols = [i for i, c in enumerate(design.columns) if roles.get(c) == "task"]
     contrast_sec: dict[str, Any] = {}
     inputs = []
+    n_nonsteady = int(sum(c == "nonsteady" for c in base.scan_classes))
     for name, vec in vectors.items():
         stats = assess_contrast(design, name, vec, cset.kinds[name], th, algebra=alg)
         w = contrast_weights(design, vec, algebra=alg)
@@ -118,7 +119,7 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
         inputs.append(ContrastInputs(name=name, kind=cset.kinds[name], task_sum=float(np.sum(vec[task_cols])),
                                      composition=comp, sensitivity=list(sens[name].entries), findings=own,
                                      unmodeled_types=unmod_types,
-                                     n_nonsteady=int(sum(c == "nonsteady" for c in base.scan_classes)),
+                                     n_nonsteady=n_nonsteady,
                                      measured_global=(measured_global or {}).get(name)))
         sd = stats.to_dict()
         contrast_sec[name] = {

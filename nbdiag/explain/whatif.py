@@ -117,7 +117,8 @@ def whatif_fixes(design: pd.DataFrame, roles: dict[str, str], context: DesignCon
     out = []
     for fix, code, d, r, ctx, rows in variants:
         vecs = _remap(vectors, design.columns, d)
-        same = [replace(sg, values=np.asarray(sg.values)[rows]) for sg in signals]
+        whole = rows.size == len(design) and bool(np.array_equal(rows, all_rows))  # the same rows in order
+        same = list(signals) if whole else [replace(sg, values=np.asarray(sg.values)[rows]) for sg in signals]
         noise = next(iter(before.values())).noise if before else None
         sens = sensitivity_by_contrast(d, vecs, same, th, context, noise=noise)
         res = {}

@@ -7,6 +7,7 @@ It never raises for bad input: a broken run becomes a record with
 
 from __future__ import annotations
 
+import pickle
 import re
 import traceback
 from pathlib import Path
@@ -275,6 +276,23 @@ def _stats_model_inputs(run: RunInputs, settings: Settings, table: pd.DataFrame,
 
 
 _NO_TEXT = frozenset({float, int, bool, type(None)})  # element types that cannot hold a path
+#: Record sections that audit_design_into builds fresh for each call, as plain JSON values (``jsonable``'s
+#: output, referenced by nothing else): one that holds no dataset path is kept as it is (walking it would
+#: only copy it unchanged).
+_FRESH_SECTIONS = frozenset({"confounds", "events", "diagnostics", "contrasts", "whatif", "measured", "findings"})
+
+
+def _may_hold(value: Any, needles: list[bytes]) -> bool:
+    """False only when no string in ``value`` contains one of ``needles`` (UTF-8, surrogates passed).
+
+    A pickle holds every string it reaches as its UTF-8 bytes, in one piece (C speed; no float
+    is turned into text); anything that cannot be pickled counts as holding one.
+    """
+    try:
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - not picklable: walk it
+        return True
+    return any(n in data for n in needles)
 
 
 def relative_to_dataset(obj: Any, root: Any) -> Any:
@@ -282,30 +300,44 @@ def relative_to_dataset(obj: Any, root: Any) -> Any:
 
     Records never hold an absolute path of the machine where they were made (messages,
     setting sources and evidence included), so outputs are identical wherever the
-    dataset sits.
+    dataset sits. In a completed run record, the sections ``audit_design_into`` builds
+    fresh (``_FRESH_SECTIONS``) are checked for the paths at C speed (their pickle) and
+    walked only when one may hold a path; the result is the same.
     """
     if root is None:
         return obj
     prefixes = sorted({str(root), str(Path(root).absolute()), str(Path(root).resolve())}, key=len, reverse=True)
     bare = [re.compile(re.escape(p) + r"(?=$|[\s'\"),;:\]]|\.(?:\s|$))") for p in prefixes]  # the folder itself
 
+    def fix_str(v: str) -> str:
+        for p, pattern in zip(prefixes, bare):
+            if p in v:
+                v = pattern.sub("bids::", v.replace(p + "/", "bids::"))
+        return v
+
+    # numbers, booleans and None are returned as they are without a call (records hold thousands)
     def fix(v: Any) -> Any:
         t = type(v)
-        if t is float or t is int or t is bool or v is None:
+        if t is dict:
+            return {k: x if type(x) in _NO_TEXT else fix(x) for k, x in v.items()}
+        if t is str:
+            return fix_str(v)
+        if t in _NO_TEXT:
             return v
         if isinstance(v, str):
-            for p, pattern in zip(prefixes, bare):
-                if p in v:
-                    v = pattern.sub("bids::", v.replace(p + "/", "bids::"))
-            return v
+            return fix_str(v)
         if isinstance(v, dict):
             return {k: fix(x) for k, x in v.items()}
         if isinstance(v, (list, tuple)):
             if _NO_TEXT.issuperset(map(type, v)):  # per-scan series: nothing to rewrite
                 return v
-            return [fix(x) for x in v] if isinstance(v, list) else tuple(fix(x) for x in v)
+            return [x if type(x) in _NO_TEXT else fix(x) for x in v] if isinstance(v, list) \
+                else tuple(fix(x) for x in v)
         return v
 
+    if type(obj) is dict and "error" in obj and obj["error"] is None:  # a run record audit_design_into completed
+        needles = [p.encode("utf-8", "surrogatepass") for p in prefixes]  # as pickle writes strings
+        return {k: x if k in _FRESH_SECTIONS and not _may_hold(x, needles) else fix(x) for k, x in obj.items()}
     return fix(obj)
 
 

@@ -1,0 +1,185 @@
+"""Shortcuts of the participant level's speed work (issue 20) give what the long way gives.
+
+Each test runs the shortcut and the code it replaces on the same input: the per-column
+constant test, nilearn's high-res grid, and the dataset-path rewrite of a run record.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import threading
+
+import numpy as np
+import pytest
+
+from nbdiag import hrf
+from nbdiag.diagnostics._linalg import DesignAlgebra, constant_columns, is_constant_column, with_intercept
+from nbdiag.record import _FRESH_SECTIONS, _may_hold, relative_to_dataset
+
+
+def _columns():
+    rng = np.random.default_rng(3)
+    n = 40
+    cols = [np.ones(n), np.zeros(n), rng.normal(size=n), np.full(n, -3.5), 5.0 + 1e-14 * rng.normal(size=n),
+            1e-20 * np.ones(n), np.r_[np.ones(n - 1), np.nan], np.full(n, np.inf), np.r_[np.zeros(n - 1), 1.0]]
+    return np.column_stack(cols)
+
+
+def test_constant_columns_equal_the_per_column_rule():
+    X = _columns()
+    with np.errstate(invalid="ignore"):
+        expected = [is_constant_column(X[:, j]) for j in range(X.shape[1])]
+        got = constant_columns(X).tolist()
+    assert got == expected == [True, False, False, True, True, True, False, False, False]
+
+
+def test_with_intercept_and_vif_design_follow_the_per_column_rule():
+    X = _columns()[:, [2, 8]]
+    assert with_intercept(X).shape[1] == 3  # no constant column: one appended
+    Y = _columns()[:, [2, 3]]
+    assert with_intercept(Y) is Y  # already has one
+    Z = _columns()[:, [0, 1, 2, 4, 8]]
+    keep, _ = DesignAlgebra.of(Z).centred
+    assert keep.tolist() == [not is_constant_column(Z[:, j]) and np.ptp(Z[:, j]) > 0 for j in range(Z.shape[1])]
+    empty = DesignAlgebra.of(np.zeros((0, 2)))
+    with pytest.raises(ValueError):  # no rows: the per-column rule raises as before
+        _ = empty.centred
+
+
+@pytest.mark.parametrize("min_onset, oversampling", [(-24.0, 50), (0.0, 16)])
+def test_memoised_grid_equals_a_fresh_one(min_onset, oversampling):
+    ft = np.arange(30) * 2.0 + 0.5
+    hrf.clear_cache()
+    first = hrf._high_res_grid(ft, min_onset, oversampling)
+    again = hrf._high_res_grid(ft.copy(), min_onset, oversampling)
+    assert again is first and not first.flags.writeable
+    n = hrf._NILEARN.n_frames_high_res(ft, min_onset, oversampling)
+    fresh = np.linspace(ft.min() + min_onset, ft.max() * (1 + 1.0 / (ft.size - 1)), np.rint(n).astype(int))
+    assert first.tobytes() == fresh.tobytes()
+    cond = np.array([[3.0, 20.0], [2.0, 0.0], [1.0, 1.0]])
+    warm = hrf.compute_regressor_fast(cond, "glover", ft, min_onset=min_onset, oversampling=oversampling)[0]
+    hrf.clear_cache()
+    assert not hrf._GRIDS
+    cold = hrf.compute_regressor_fast(cond, "glover", ft, min_onset=min_onset, oversampling=oversampling)[0]
+    assert warm.tobytes() == cold.tobytes()
+
+
+def test_grid_memo_is_bounded():
+    hrf.clear_cache()
+    for k in range(12):
+        hrf._high_res_grid(np.arange(10.0) + k, -24.0, 50)
+    assert len(hrf._GRIDS) == 8
+
+
+def _walked(rec, root):
+    """The long way: every section walked (a record that is not a completed one)."""
+    out = relative_to_dataset({**rec, "error": "x"}, root)
+    out["error"] = None
+    return out
+
+
+def _record(root):
+    return {"run": {"files": {"bold": f"{root}/sub-01/func/b.nii.gz"}}, "error": None, "status": "pass",
+            "settings": {"t_r": {"source": f"RepetitionTime in {root}/x_bold.json"}},
+            "confounds": {"raw_columns": ["global_signal", "csf"], "nilearn_warnings": []},
+            "events": {"modeled": [{"onset": 1.0, "trial_type": "a"}]},
+            "diagnostics": {"drift": {"spectra": [0.1, float("nan"), 2.0]}, "baseline": {"kind": "fixation"}},
+            "contrasts": {"a": {"explanation": "no path here", "weights": [0.5, -0.5]}},
+            "whatif": [], "measured": {"mode": "confounds"},
+            "findings": [{"message": f"see {root}/sub-01/func/b_events.tsv", "evidence": {"file": f"{root}."}}]}
+
+
+def test_completed_record_is_rewritten_as_by_the_full_walk(tmp_path):
+    root = tmp_path / "bids"
+    rec = _record(root)
+    before = copy.deepcopy(rec)
+    fast, slow = relative_to_dataset(rec, root), _walked(rec, root)
+    assert pickle.dumps(fast) == pickle.dumps(slow)
+    assert fast["findings"][0]["message"] == "see bids::sub-01/func/b_events.tsv"
+    assert fast["findings"][0]["evidence"]["file"] == "bids::."
+    assert fast["run"]["files"]["bold"] == "bids::sub-01/func/b.nii.gz"
+    assert pickle.dumps(rec) == pickle.dumps(before)  # the input is not modified
+    # a fresh section without a path is kept as it is (the walk would copy it unchanged)
+    assert fast["contrasts"] is rec["contrasts"] and fast["diagnostics"] is rec["diagnostics"]
+    assert fast["findings"] is not rec["findings"] and fast["settings"] is not rec["settings"]
+    assert set(_FRESH_SECTIONS) <= set(rec)
+
+
+def test_paths_in_every_fresh_section_are_found(tmp_path):
+    root = tmp_path / "bids"
+    for key in sorted(_FRESH_SECTIONS):
+        rec = _record(root)
+        rec[key] = {"deep": [{"text": f"α {root}/a.tsv"}]}
+        out = relative_to_dataset(rec, root)
+        assert out[key] == {"deep": [{"text": "α bids::a.tsv"}]}, key
+
+
+def test_unpicklable_sections_are_walked_and_non_utf8_paths_found(tmp_path):
+    root = tmp_path / "bids"
+    lock = threading.Lock()
+    rec = _record(root)
+    rec["diagnostics"] = {"lock": lock, "note": f"{root}/x"}
+    assert _may_hold(rec["diagnostics"], [b"nothing"])  # cannot be pickled: counts as holding a path
+    out = relative_to_dataset(rec, root)
+    assert out["diagnostics"] == {"lock": lock, "note": "bids::x"}
+    odd = tmp_path / "b\udcffids"  # a folder name that is not valid UTF-8 (surrogate escape)
+    rec = _record(odd)
+    out = relative_to_dataset(rec, odd)
+    assert out["findings"][0]["message"] == "see bids::sub-01/func/b_events.tsv"
+    assert out["contrasts"] == rec["contrasts"]
+
+
+def test_error_records_are_walked_whole(tmp_path):
+    root = tmp_path / "bids"
+    rec = {**_record(root), "error": {"message": f"cannot read {root}/x.tsv"}}
+    out = relative_to_dataset(rec, root)
+    assert out["error"] == {"message": "cannot read bids::x.tsv"}
+    assert out["contrasts"] is not rec["contrasts"] and out["contrasts"] == rec["contrasts"]
+
+
+def test_participant_loop_freezes_only_what_it_found_and_restores_it():
+    import gc
+
+    from nbdiag.pipeline import _long_lived_frozen
+
+    assert gc.get_freeze_count() == 0
+    keep = [object() for _ in range(3)]
+    with _long_lived_frozen():
+        assert gc.get_freeze_count() > 0  # objects alive before the runs: out of the full collections' reach
+        new = [[]]  # made during the runs: collected as usual
+        assert gc.is_tracked(new)
+    assert gc.get_freeze_count() == 0 and keep
+    with pytest.raises(RuntimeError):
+        with _long_lived_frozen():
+            raise RuntimeError("a run failed")
+    assert gc.get_freeze_count() == 0  # restored on the way out of an error
+    gc.freeze()  # the caller froze objects itself: left alone
+    try:
+        frozen = gc.get_freeze_count()
+        with _long_lived_frozen():
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_participant_level_runs_with_the_heap_frozen(small_bids, tmp_path, monkeypatch):
+    import gc
+
+    from nbdiag import pipeline
+    from nbdiag.config import load_config
+    from nbdiag.demo.run import CONFIG
+
+    seen = []
+    original = pipeline._timed
+
+    def timed(*args):
+        seen.append(gc.get_freeze_count())
+        return original(*args)
+
+    monkeypatch.setattr(pipeline, "_timed", timed)
+    pipeline.run_participant(small_bids, tmp_path / "out", load_config(CONFIG), reports=False,
+                             log=lambda line: None)
+    assert seen and all(count > 0 for count in seen)
+    assert gc.get_freeze_count() == 0
