@@ -13,9 +13,9 @@ import threading
 import numpy as np
 import pytest
 
-from nbdiag import hrf
+from nbdiag.design import hrf
 from nbdiag.diagnostics._linalg import DesignAlgebra, constant_columns, is_constant_column, with_intercept
-from nbdiag.record import _FRESH_SECTIONS, _may_hold, relative_to_dataset
+from nbdiag.record.build import _FRESH_SECTIONS, _may_hold, relative_to_dataset
 
 
 def _columns():
@@ -141,7 +141,7 @@ def test_error_records_are_walked_whole(tmp_path):
 def test_participant_loop_freezes_only_what_it_found_and_restores_it():
     import gc
 
-    from nbdiag.pipeline import _long_lived_frozen
+    from nbdiag.participant.pipeline import _long_lived_frozen
 
     assert gc.get_freeze_count() == 0
     keep = [object() for _ in range(3)]
@@ -167,7 +167,7 @@ def test_participant_loop_freezes_only_what_it_found_and_restores_it():
 def test_participant_level_runs_with_the_heap_frozen(small_bids, tmp_path, monkeypatch):
     import gc
 
-    from nbdiag import pipeline
+    from nbdiag.participant import pipeline
     from nbdiag.config import load_config
     from nbdiag.demo.run import CONFIG
 
