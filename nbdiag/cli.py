@@ -207,12 +207,11 @@ def _load(args: argparse.Namespace):
         bids_filter = load_bids_filter(args.bids_filter_file)
     stats_model, notes = None, []
     if getattr(args, "model", None) is not None:
-        from nbdiag.inputs.bids_stats_model import load_stats_model, to_config_values
+        from nbdiag.inputs.bids_stats_model import load_stats_model  # lazy: numpy, pandas, bsmschema
 
-        node, values, notes = load_stats_model(args.model)
+        stats_model, _, notes = load_stats_model(args.model)
         if args.contrast:
             notes.append("--contrast ignored: the model's Contrasts and DummyContrasts are audited")
-        stats_model = to_config_values(node, values)
     config = resolve_settings(args.config, model=_model_values(args), events=_event_values(args),
                               contrasts=args.contrast, measure=getattr(args, "measure", None),
                               bids_filter=bids_filter, stats_model=stats_model,

@@ -197,18 +197,79 @@ class EventSettings:
 
 
 @dataclass(frozen=True)
+class RunNode:
+    """The run-level node of a BIDS Stats Model (``--model``), checked.
+
+    :func:`nbdiag.inputs.bids_stats_model.parse_stats_model` builds it from the file;
+    :func:`resolve_settings` (``stats_model=``) applies what it says about the settings
+    (:meth:`config_values`) to every variant; the design builder reads the rest
+    (transformations, ``Model.X``, convolved variables).
+
+    Attributes
+    ----------
+    name : str
+        ``Name`` of the node.
+    x : tuple
+        ``Model.X`` (``1`` for the intercept).
+    instructions : tuple of dict
+        Transformations, keys lower-cased.
+    hrf_model, fir_delays
+        nilearn ``hrf_model`` / ``fir_delays`` of the convolved variables.
+    convolved : tuple of str
+        Variable names or patterns convolved (from ``Convolve`` / ``Model.HRF``).
+    contrasts : dict
+        Name -> {column: weight} (``1`` written as ``constant``).
+    path : str
+        The model file.
+    notes : tuple of str
+        What reading the file noted.
+    model_values : dict
+        The nilearn-named model settings the node states (HRF, drift, high-pass, ``Input``
+        task/space/subjects; ``confounds_strategy`` None: a stats model names its confounds in X).
+    """
+
+    name: str
+    x: tuple
+    instructions: tuple
+    hrf_model: str | None
+    fir_delays: tuple[int, ...] | None
+    convolved: tuple[str, ...]
+    contrasts: Mapping[str, Mapping[str, float]]
+    path: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    model_values: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        """How messages name the node: ``file.json (run node NAME)``."""
+        return f"{Path(self.path).name} (run node {self.name})"
+
+    def config_values(self) -> dict[str, Any]:
+        """The ``[model]`` values the node states (nilearn names; no confounds), not yet validated."""
+        model = {k: v for k, v in self.model_values.items()
+                 if k != "confounds_strategy" and (v is not None or k in ("hrf_model", "drift_model", "fir_delays"))}
+        model["confounds_strategy"] = None
+        return model
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": Path(self.path).name, "node": self.name, "x": [str(v) for v in self.x],
+                "transformations": [i["name"] for i in self.instructions], "hrf_model": self.hrf_model}
+
+
+@dataclass(frozen=True)
 class Settings:
     """Complete settings for one model variant."""
 
     model: ModelSettings = field(default_factory=ModelSettings)
     events: EventSettings = field(default_factory=EventSettings)
-    contrasts: Mapping[str, str] | None = None
+    #: name -> nilearn expression (a BIDS Stats Model's: name -> {column: weight})
+    contrasts: Mapping[str, str | Mapping[str, float]] | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     variant: str = "default"
     measure: str = "confounds"
     limits: Limits = field(default_factory=Limits)
-    #: run node of a BIDS Stats Model (``--model``; nbdiag.inputs.bids_stats_model.RunNode), or None
-    stats_model: Any = None
+    #: run node of a BIDS Stats Model (``--model``, parsed by nbdiag.inputs.bids_stats_model), or None
+    stats_model: RunNode | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -620,11 +681,16 @@ def _labels_from_filter(config: Config, bids_filter: Any) -> Config:
     return config
 
 
-def _with_stats_model(config: Config, values: Mapping[str, Any]) -> Config:
+def _with_stats_model(config: Config, node: RunNode) -> Config:
     """Every variant with a BIDS Stats Model's run node (its contrasts replace any others)."""
+    if not isinstance(node, RunNode):
+        raise SettingsError(f"stats_model: expected a parsed run node (nbdiag.inputs.bids_stats_model."
+                            f"load_stats_model); got {type(node).__name__}")
+    values = node.config_values()
+
     def one(settings: Settings) -> Settings:
-        model = update_model(settings.model, values["model"], where=str(values.get("where") or "--model"))
-        return replace(settings, model=model, contrasts=dict(values["contrasts"]), stats_model=values["node"])
+        model = update_model(settings.model, values, where=node.where)
+        return replace(settings, model=model, contrasts=dict(node.contrasts), stats_model=node)
 
     return Config(base=one(config.base), variants={k: one(v) for k, v in config.variants.items()})
 
@@ -644,7 +710,7 @@ def resolve_settings(config: Config | str | Path | Mapping[str, Any] | None = No
                      model: Mapping[str, Any] | None = None, events: Mapping[str, Any] | None = None,
                      contrasts: Any = None, thresholds: Thresholds | Mapping[str, Any] | None = None,
                      measure: str | None = None, bids_filter: Any = None,
-                     stats_model: Mapping[str, Any] | None = None, participant_labels: Any = None,
+                     stats_model: RunNode | None = None, participant_labels: Any = None,
                      variant: str | None = None, where: str = "command line",
                      require_task: bool = True) -> Config:
     """The resolved settings of every variant, from every way in, validated once.
@@ -665,9 +731,9 @@ def resolve_settings(config: Config | str | Path | Mapping[str, Any] | None = No
         A complete :class:`Thresholds` or ``[thresholds]`` keys to override.
     bids_filter : nbdiag.inputs.bids_filter.BidsFilter, optional
         Sets ``task_label`` / ``space_label`` when its ``bold`` entry names exactly one.
-    stats_model : mapping, optional
-        :func:`nbdiag.inputs.bids_stats_model.to_config_values` of a ``--model`` file: its run
-        node's model values, contrasts and node (its contrasts replace any others).
+    stats_model : RunNode, optional
+        The run node of a ``--model`` file (:func:`nbdiag.inputs.bids_stats_model.load_stats_model`):
+        its model values, its contrasts (they replace any others) and the node itself.
     participant_labels : iterable of str, optional
         ``--participant-label``, with or without ``sub-``; replaces ``sub_labels``.
     variant : str, optional

@@ -23,7 +23,7 @@ plus the in-memory tables the user will pass to ``FirstLevelModel.fit``:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -145,13 +145,15 @@ def model_settings(model: Any) -> ModelSettings:
         if name == "high_pass" and value is None:
             continue
         values[name] = value
+    # the measured estimates use the model's own noise_model, as its fit does
+    noise_model = getattr(model, "noise_model", None)
+    if noise_model is not None:
+        values["noise_model"] = noise_model
     try:
         settings = update_model(ModelSettings(), values, where="model")
     except SettingsError as exc:
         raise SettingsError(f"{exc} (read from the FirstLevelModel object)") from None
     # the confounds are given as tables: no load_confounds strategy applies
-    from dataclasses import replace
-
     return replace(settings, confounds_strategy=None)
 
 
