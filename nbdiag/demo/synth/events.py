@@ -85,9 +85,7 @@ def nback_events(
         ``block_order`` do not have one entry per block.
     """
     n_trials, fix, order = _blocks(n_blocks, block_s, trial_s, fixation_s, block_order)
-    p_resp = {"0BACK": 0.95, "2BACK": 0.85}
-    if p_response is not None:
-        p_resp.update(p_response)
+    p_resp = {"0BACK": 0.95, "2BACK": 0.85, **(p_response or {})}
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     dur = trial_s if trial_duration is None else float(trial_duration)
     rows: list[tuple[float, float, str, float]] = []
