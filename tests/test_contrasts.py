@@ -6,6 +6,7 @@ import pytest
 from nilearn.glm.contrasts import expression_to_contrast_vector
 from nilearn.glm.first_level import make_first_level_design_matrix
 
+from nback_scenarios import roles_by_name
 from nbdiag.design.contrasts import contrast_kind, default_contrasts, parse_contrasts
 
 EVENTS = pd.DataFrame({
@@ -17,17 +18,7 @@ FT = np.arange(100) * 2.0
 
 
 def _roles(design):
-    roles = {}
-    for c in design.columns:
-        if c == "constant":
-            roles[c] = "constant"
-        elif c.startswith("drift_"):
-            roles[c] = "drift"
-        elif c.startswith("conf"):
-            roles[c] = "confound"
-        else:
-            roles[c] = "task"
-    return roles
+    return roles_by_name(design.columns, [c for c in design.columns if c.startswith("conf")])
 
 
 def test_vectors_match_nilearn_and_kinds():
