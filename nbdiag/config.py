@@ -89,7 +89,7 @@ def nilearn_confounds_defaults() -> dict[str, Any]:
     own ``_check_kwargs_load_confounds`` (:func:`nbdiag.core.compat.load_confounds_defaults`);
     ``CONFOUNDS_DEFAULTS`` (0.14) is the fallback.
     """
-    from nbdiag.core.compat import load_confounds_defaults
+    from nbdiag.core.compat import load_confounds_defaults  # lazy: numpy, nilearn (the CLI imports config at start-up)
 
     return load_confounds_defaults(CONFOUNDS_DEFAULTS)
 
@@ -97,7 +97,7 @@ def nilearn_confounds_defaults() -> dict[str, Any]:
 def nilearn_fills_first_row() -> bool:
     """Whether ``first_level_from_bids`` without ``confounds_strategy`` fills the first
     row's NaNs with 0 (nilearn >= 0.13) or passes the raw file (0.12)."""
-    from nbdiag.core.compat import nilearn_version
+    from nbdiag.core.compat import nilearn_version  # lazy: numpy (the CLI imports config at start-up)
 
     return nilearn_version() >= (0, 13)
 
@@ -368,7 +368,7 @@ def _model_value(key: str, value: Any, where: str) -> Any:  # noqa: C901
                 item = item.split("=", 1)
             if len(item) != 2:
                 raise _bad(key, "pairs of (entity, label), e.g. [['desc', 'preproc']]", value, where)
-            from nilearn.interfaces.bids.utils import bids_entities
+            from nilearn.interfaces.bids.utils import bids_entities  # lazy: nilearn (CLI start-up)
 
             allowed = bids_entities()["raw"] + bids_entities()["derivatives"]
             entity = str(item[0])

@@ -47,6 +47,7 @@ from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
+from nilearn.glm.first_level import compute_regressor
 from scipy.signal import fftconvolve
 
 from nbdiag.core.compat import hrf_internals
@@ -86,7 +87,7 @@ def _kernels(hrf_model: str | None, t_r: float, oversampling: int,
 
 
 def _nilearn_compute_regressor(*args, **kwargs):
-    from nilearn.glm.first_level import compute_regressor
+    """nilearn's own ``compute_regressor`` (what the fast path falls back to)."""
     return compute_regressor(*args, **kwargs)
 
 

@@ -30,6 +30,7 @@ Differences from FitLins are listed in the README ("BIDS Stats Models").
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import json
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+from bsmschema.models import BIDSStatsModel
+from pydantic import ValidationError
 
 from nbdiag.config import RunNode
 from nbdiag.core.errors import InputError, SettingsError
@@ -86,12 +89,6 @@ def _hrf_name(model: str, derivative: bool, dispersion: bool, path: str, where: 
 
 def _validate(data: Any, path: str) -> Any:
     try:
-        from bsmschema.models import BIDSStatsModel
-    except ImportError:  # pragma: no cover - a declared dependency
-        raise SettingsError("--model needs the bsmschema package (pip install bsmschema)") from None
-    from pydantic import ValidationError
-
-    try:
         return BIDSStatsModel.model_validate(data)
     except ValidationError as exc:
         lines = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:8]]
@@ -105,8 +102,6 @@ def normalise(data: Any) -> tuple[Any, list[str]]:
     contrast ``Test`` to none, and takes scalar ``Input`` values; bsmschema does not. The
     changes are returned as notes so that nothing is changed silently.
     """
-    import copy
-
     if not isinstance(data, dict) or not isinstance(data.get("Nodes"), list):
         return data, []
     data = copy.deepcopy(data)
