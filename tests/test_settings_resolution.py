@@ -7,6 +7,7 @@ given the same model, give equal resolved settings (dataclass equality and ``to_
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -143,3 +144,22 @@ def test_a_first_level_model_gives_the_settings_the_same_flags_give():
     assert model_settings(FirstLevelModel(t_r=2.0)).noise_model == "ar1"
     with pytest.raises(SettingsError, match="noise_model.*read from the FirstLevelModel"):
         model_settings(FirstLevelModel(t_r=2.0, noise_model="gls"))
+
+
+def test_the_same_bad_value_is_named_the_same_way_from_every_way_in(tmp_path):
+    """file/where, key, what was expected and what was found, whichever way the value came in."""
+    toml = tmp_path / "bad.toml"
+    toml.write_text('[model]\ntask_label = "nback"\nhigh_pass = -1.0\n')
+    node, _, _ = load_stats_model(DEMO_MODEL)
+    tail = r"invalid value for 'high_pass': expected a number > 0; got -1.0"
+    cases = [
+        (lambda: resolve_settings(toml), rf"^{re.escape(str(toml))}\.model: {tail}$"),
+        (lambda: _cli(["bids", "out", "participant", "--task", "nback", "--high-pass", "-1"]),
+         rf"^command line\.model: {tail}$"),
+        (lambda: resolve_settings(model={"task_label": "nback", "high_pass": -1.0}), rf"^command line\.model: {tail}$"),
+        (lambda: resolve_settings(stats_model=replace(node, model_values={**node.model_values, "high_pass": -1.0})),
+         rf"^model-nback_smdl\.json \(run node {node.name}\): {tail}$"),
+    ]
+    for call, message in cases:
+        with pytest.raises(SettingsError, match=message):
+            call()
