@@ -102,3 +102,12 @@ def test_defaults_work_for_trial_types_that_are_not_identifiers():
     v = cs.vectors["2BACK - 0BACK"] if "2BACK - 0BACK" in cs.vectors else -cs.vectors["0BACK - 2BACK"]
     assert v[cols.index("2BACK")] == 1 and v[cols.index("0BACK")] == -1 and np.abs(v).sum() == 2
     assert cs.kinds["0BACK"] == "single"
+
+
+def test_a_weight_vector_of_the_wrong_length_is_refused_by_name():
+    X = make_first_level_design_matrix(FT, EVENTS, hrf_model="glover")
+    cs = parse_contrasts({"short": [1.0, -1.0]}, X, _roles(X))
+    assert "short" not in cs.vectors
+    (finding,) = cs.findings
+    assert f"the vector has 2 weights, the design has {X.shape[1]} columns" in finding.message
+    assert cs.expressions["short"] == "[1.0, -1.0]"
