@@ -350,7 +350,7 @@ def _label(key: str, value: Any, where: str) -> str:
     return value
 
 
-def _model_value(key: str, value: Any, where: str) -> Any:  # noqa: C901
+def _model_value(key: str, value: Any, where: str) -> Any:  # noqa: C901 - one branch per key, each a line or two
     """Validate one ``[model]`` key (nilearn name) and return its clean value."""
     if key == "task_label":
         return _label(key, value, where)
@@ -361,21 +361,7 @@ def _model_value(key: str, value: Any, where: str) -> Any:  # noqa: C901
             raise _bad(key, "a folder path relative to BIDS_DIR", value, where)
         return value
     if key == "img_filters":
-        pairs: list[tuple[str, str]] = []
-        items = value.items() if isinstance(value, Mapping) else value
-        for item in items:
-            if isinstance(item, str) and "=" in item:
-                item = item.split("=", 1)
-            if len(item) != 2:
-                raise _bad(key, "pairs of (entity, label), e.g. [['desc', 'preproc']]", value, where)
-            from nilearn.interfaces.bids.utils import bids_entities  # lazy: nilearn (CLI start-up)
-
-            allowed = bids_entities()["raw"] + bids_entities()["derivatives"]
-            entity = str(item[0])
-            if entity not in allowed:
-                raise _bad(f"{key} entity", f"one of {', '.join(allowed)}", entity, where)
-            pairs.append((entity, _label(f"{key} label for {entity}", item[1], where)))
-        return tuple(pairs)
+        return _img_filters(value, where)
     if key in ("sub_labels", "exclude_subjects"):
         return tuple(_label(key, str(v).removeprefix("sub-"), where) for v in _as_tuple(value))
     if key == "t_r":
@@ -397,22 +383,7 @@ def _model_value(key: str, value: Any, where: str) -> Any:  # noqa: C901
     if key == "min_onset":
         return _number(key, value, where)
     if key == "confounds_strategy":
-        if value is None or (isinstance(value, str) and value.lower() == "none"):
-            return None
-        if value == UNSET:
-            return UNSET
-        if not isinstance(value, (str, list, tuple)):
-            raise _bad(key, f"a list of items from {', '.join(CONFOUND_STRATEGIES)}, or 'none'", value, where)
-        strategy = _as_tuple(value)
-        for item in strategy:
-            if not isinstance(item, str) or item not in CONFOUND_STRATEGIES:
-                raise _bad(key, f"items from {', '.join(CONFOUND_STRATEGIES)}", item, where)
-        if "compcor" in strategy and "high_pass" not in strategy:
-            raise SettingsError(
-                f"{where + ': ' if where else ''}invalid value for 'confounds_strategy': "
-                f"nilearn's load_confounds requires 'high_pass' with 'compcor'; got {list(strategy)!r}"
-            )
-        return strategy
+        return _confounds_strategy(value, where)
     if key == "noise_model":
         if not isinstance(value, str) or not re.match(r"^(ols|ar[1-9]\d*)$", value):
             raise _bad(key, "'ols' or 'arN' (nilearn's noise_model, e.g. 'ar1')", value, where)
@@ -422,6 +393,49 @@ def _model_value(key: str, value: Any, where: str) -> Any:  # noqa: C901
             raise _bad(key, "true or false", value, where)
         return value
     raise SettingsError(f"{where + ': ' if where else ''}unknown key {key!r}")
+
+
+def _img_filters(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """``img_filters``: (entity, label) pairs, from a table, ``ENTITY=LABEL`` strings or pairs;
+    entities are the BIDS entities nilearn knows."""
+    key = "img_filters"
+    pairs: list[tuple[str, str]] = []
+    items = value.items() if isinstance(value, Mapping) else value
+    for item in items:
+        if isinstance(item, str) and "=" in item:
+            item = item.split("=", 1)
+        if len(item) != 2:
+            raise _bad(key, "pairs of (entity, label), e.g. [['desc', 'preproc']]", value, where)
+        from nilearn.interfaces.bids.utils import bids_entities  # lazy: nilearn (CLI start-up)
+
+        allowed = bids_entities()["raw"] + bids_entities()["derivatives"]
+        entity = str(item[0])
+        if entity not in allowed:
+            raise _bad(f"{key} entity", f"one of {', '.join(allowed)}", entity, where)
+        pairs.append((entity, _label(f"{key} label for {entity}", item[1], where)))
+    return tuple(pairs)
+
+
+def _confounds_strategy(value: Any, where: str) -> Any:
+    """``confounds_strategy``: None (no confounds), ``UNSET`` (the whole file) or a tuple of
+    nilearn strategies (``compcor`` only with ``high_pass``, as ``load_confounds`` requires)."""
+    key = "confounds_strategy"
+    if value is None or (isinstance(value, str) and value.lower() == "none"):
+        return None
+    if value == UNSET:
+        return UNSET
+    if not isinstance(value, (str, list, tuple)):
+        raise _bad(key, f"a list of items from {', '.join(CONFOUND_STRATEGIES)}, or 'none'", value, where)
+    strategy = _as_tuple(value)
+    for item in strategy:
+        if not isinstance(item, str) or item not in CONFOUND_STRATEGIES:
+            raise _bad(key, f"items from {', '.join(CONFOUND_STRATEGIES)}", item, where)
+    if "compcor" in strategy and "high_pass" not in strategy:
+        raise SettingsError(
+            f"{where + ': ' if where else ''}invalid value for 'confounds_strategy': "
+            f"nilearn's load_confounds requires 'high_pass' with 'compcor'; got {list(strategy)!r}"
+        )
+    return strategy
 
 
 def _confound_value(key: str, value: Any, where: str) -> tuple[str, Any]:
@@ -469,29 +483,34 @@ def _validate_transform(value: str, where: str) -> str:
     raise _bad("transform", "'rtdur' or a plugin 'package.module:function'", value, where)
 
 
-def update_events(events: EventSettings, values: Mapping[str, Any], where: str = "[events]") -> EventSettings:  # noqa: C901
+def _rename(value: Any, where: str) -> dict[str, str]:
+    """``rename``: a table ``{OLD = NEW}`` or ``OLD=NEW`` strings, both names non-empty."""
+    key = "rename"
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(v, str) or not v.strip():
+                raise _bad(f"{key} {k!r}", "a new trial_type name (a non-empty string, e.g. 'zero_back')",
+                           v, where)
+        return {str(k): v for k, v in value.items()}
+    mapping = {}
+    for item in _as_tuple(value):
+        if "=" not in str(item):
+            raise _bad(key, "OLD=NEW pairs or a table {OLD = NEW}", item, where)
+        if not isinstance(item, str):
+            raise _bad(key, "OLD=NEW strings", item, where)
+        old, new = str(item).split("=", 1)
+        if not old or not new.strip():
+            raise _bad(key, "OLD=NEW with both names non-empty", item, where)
+        mapping[old] = new
+    return mapping
+
+
+def update_events(events: EventSettings, values: Mapping[str, Any], where: str = "[events]") -> EventSettings:
     """Return ``events`` with ``values`` validated and applied."""
     clean: dict[str, Any] = {}
     for key, value in values.items():
         if key == "rename":
-            if isinstance(value, Mapping):
-                for k, v in value.items():
-                    if not isinstance(v, str) or not v.strip():
-                        raise _bad(f"{key} {k!r}", "a new trial_type name (a non-empty string, e.g. 'zero_back')",
-                                   v, where)
-                mapping = {str(k): v for k, v in value.items()}
-            else:
-                mapping = {}
-                for item in _as_tuple(value):
-                    if "=" not in str(item):
-                        raise _bad(key, "OLD=NEW pairs or a table {OLD = NEW}", item, where)
-                    if not isinstance(item, str):
-                        raise _bad(key, "OLD=NEW strings", item, where)
-                    old, new = str(item).split("=", 1)
-                    if not old or not new.strip():
-                        raise _bad(key, "OLD=NEW with both names non-empty", item, where)
-                    mapping[old] = new
-            clean["rename"] = {**events.rename, **mapping}
+            clean["rename"] = {**events.rename, **_rename(value, where)}
         elif key == "drop":
             for v in _as_tuple(value):
                 if not isinstance(v, (str, int)) or isinstance(v, bool):
