@@ -53,15 +53,15 @@ def pybids_regressor(onsets, durations, amplitudes, hrf_model, t_r, n_vols, coll
 
 
 def main() -> int:
-    from nbdiag.config import Config
+    from nbdiag.config import resolve_settings
     from nbdiag.demo.run import DATA_DIR, DEMO_DIR
     from nbdiag.inputs.bids import discover_runs
-    from nbdiag.inputs.bids_stats_model import apply_to_config, load_stats_model
+    from nbdiag.inputs.bids_stats_model import load_stats_model
     from nbdiag.record.build import prepare_run
 
-    node, values, _ = load_stats_model(DEMO_DIR / "model-nback_smdl.json")
-    config = apply_to_config(Config(), node, {**values, "derivatives_folder": "derivatives/fmriprep",
-                                              "img_filters": [["desc", "preproc"]]})
+    node, _, _ = load_stats_model(DEMO_DIR / "model-nback_smdl.json")
+    config = resolve_settings(model={"derivatives_folder": "derivatives/fmriprep", "img_filters": [["desc", "preproc"]]},
+                              stats_model=node)
     settings = config.all_variants()[0]
     runs, _ = discover_runs(DATA_DIR, settings.model)
     worst_rel, worst_r = 0.0, 1.0

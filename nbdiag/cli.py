@@ -22,13 +22,23 @@ Exit codes (each means one thing):
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 from nbdiag._version import __version__
-
+from nbdiag.config import SettingsError, load_config, resolve_settings
 from nbdiag.core.errors import EXIT_BUG, EXIT_OK, EXIT_RUN_ERRORS, EXIT_SIGNOFF, EXIT_USAGE  # noqa: F401 (EXIT_SIGNOFF: group)
+from nbdiag.core.errors import InputError
+from nbdiag.core.thresholds import Thresholds
+from nbdiag.inputs.bids_filter import load_bids_filter
+from nbdiag.participant.runner import wants_live_progress
+
+# The imports inside functions below are deliberately lazy: each pulls in numpy, pandas,
+# nilearn or matplotlib, which the start-up (--help, usage errors) does not need.
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,8 +54,6 @@ class _UsageError(Exception):
 
 def _finite(text: str) -> float:
     """argparse type: a finite number (``nan``/``inf`` are refused with the value named)."""
-    import math
-
     try:
         value = float(text)
     except ValueError:
@@ -198,21 +206,16 @@ def _load(args: argparse.Namespace):
         The settings of every variant, the ``--bids-filter-file`` (or None) and the notes of
         the ``--model`` file.
     """
-    from nbdiag.config import resolve_settings
-
     bids_filter = None
     if getattr(args, "bids_filter_file", None) is not None:
-        from nbdiag.inputs.bids_filter import load_bids_filter
-
         bids_filter = load_bids_filter(args.bids_filter_file)
     stats_model, notes = None, []
     if getattr(args, "model", None) is not None:
-        from nbdiag.inputs.bids_stats_model import load_stats_model, to_config_values
+        from nbdiag.inputs.bids_stats_model import load_stats_model  # lazy: numpy, pandas, bsmschema
 
-        node, values, notes = load_stats_model(args.model)
+        stats_model, _, notes = load_stats_model(args.model)
         if args.contrast:
             notes.append("--contrast ignored: the model's Contrasts and DummyContrasts are audited")
-        stats_model = to_config_values(node, values)
     config = resolve_settings(args.config, model=_model_values(args), events=_event_values(args),
                               contrasts=args.contrast, measure=getattr(args, "measure", None),
                               bids_filter=bids_filter, stats_model=stats_model,
@@ -221,8 +224,8 @@ def _load(args: argparse.Namespace):
 
 
 def _participant(args: argparse.Namespace) -> int:
-    from nbdiag.participant.pipeline import run_participant
-    from nbdiag.participant.runner import wants_live_progress
+    from nbdiag.core import codes  # lazy: numpy, pandas (core.jsonio)
+    from nbdiag.participant.pipeline import run_participant  # lazy: numpy, pandas, nilearn
 
     log = (lambda text: print(text, file=sys.stderr, flush=True))
     config, bids_filter, notes = _load(args)
@@ -232,11 +235,9 @@ def _participant(args: argparse.Namespace) -> int:
                              n_jobs=args.n_jobs, reports=not args.no_reports, log=log, verbose=args.verbose,
                              bids_filter=bids_filter, work_dir=args.work_dir, dask_scheduler=args.dask_scheduler,
                              keep_audits=False, progress=wants_live_progress())
-    from nbdiag.core import codes
-
     bugs = [a for a in result.internal_errors if (a.record.get("error") or {}).get("code") == codes.INTERNAL_ERROR.code]
     if bugs:
-        from nbdiag.outputs.files import run_folder
+        from nbdiag.outputs.files import run_folder  # lazy: pandas, nilearn
 
         first = bugs[0]
         where = run_folder(Path(args.output_dir), first.run.entities) / f"{first.run.prefix}_desc-{first.variant}_nbdiag.json"
@@ -249,7 +250,7 @@ def _participant(args: argparse.Namespace) -> int:
 
 
 def _group(args: argparse.Namespace) -> int:
-    from nbdiag.group.pipeline import run_group
+    from nbdiag.group.pipeline import run_group  # lazy: numpy, pandas, scipy
 
     return run_group(args.output_dir, fail_on=args.fail_on, variants=args.signoff_variants, ratings=args.ratings,
                      bids_dir=args.bids_dir, allow_incomplete=args.allow_incomplete)
@@ -262,7 +263,7 @@ def _demo(argv: Sequence[str]) -> int:
                              "reports/)")
     parser.add_argument("--n-jobs", type=_jobs, default=1)
     args = parser.parse_args(argv)
-    from nbdiag.demo import run_demo
+    from nbdiag.demo import run_demo  # lazy: the whole participant and group levels
 
     return run_demo(args.output_dir, n_jobs=args.n_jobs)
 
@@ -280,9 +281,8 @@ def _design(argv: Sequence[str]) -> int:
     parser.add_argument("--report", type=Path, help="write an HTML report here")
     parser.add_argument("--config", type=Path, help="TOML for [thresholds]")
     args = parser.parse_args(argv)
-    from nbdiag.core.errors import InputError
+    from nbdiag.participant.preflight import check_contrasts  # lazy: numpy, pandas, nilearn
     from nbdiag.record.build import audit_saved_design
-    from nbdiag.core.thresholds import Thresholds
 
     thresholds = _load_thresholds(args.config) if args.config else Thresholds()
     try:
@@ -292,20 +292,18 @@ def _design(argv: Sequence[str]) -> int:
     except InputError as exc:
         print(f"nbdiag: error: {exc}", file=sys.stderr)
         return EXIT_RUN_ERRORS
-    from nbdiag.participant.preflight import check_contrasts
-
     roles = {c["name"]: c["role"] for c in record["design"]["columns"]}
     problems = check_contrasts(args.contrast, design, roles, f" in {args.design_tsv.name}")
     if problems:
         print("nbdiag: error: " + "\n  ".join(problems), file=sys.stderr)
         return EXIT_USAGE
     if args.output:
-        from nbdiag.outputs.files import write_json
+        from nbdiag.outputs.files import write_json  # lazy: pandas, nilearn
 
         write_json(Path(args.output), record)
     _print_design_summary(args.design_tsv, record)
     if args.report:
-        from nbdiag.report import render_subject_report
+        from nbdiag.report import render_subject_report  # lazy: jinja2, matplotlib
 
         stem = args.design_tsv.stem
         render_subject_report(stem, [record], {(stem, "saved"): design}, Path(args.report))
@@ -313,9 +311,7 @@ def _design(argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
-def _load_thresholds(path: Path):
-    from nbdiag.config import load_config
-
+def _load_thresholds(path: Path) -> Thresholds:
     return load_config(path).base.thresholds
 
 
@@ -344,8 +340,6 @@ def _print_design_summary(path: Path, record: dict) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (never raises; see the exit codes above)."""
-    import warnings
-
     argv = list(sys.argv[1:] if argv is None else argv)
 
     with warnings.catch_warnings():
@@ -360,9 +354,6 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def _main(argv: list[str]) -> int:
-    from nbdiag.config import SettingsError
-    from nbdiag.core.errors import InputError
-
     try:
         if argv and argv[0] == "demo":
             return _demo(argv[1:])
@@ -398,7 +389,7 @@ def _main(argv: list[str]) -> int:
 
 def _dataset_error() -> type:
     """:class:`~nbdiag.inputs.bids.DatasetError`, imported only once an exception is being matched."""
-    from nbdiag.inputs.bids import DatasetError
+    from nbdiag.inputs.bids import DatasetError  # lazy: nibabel, nilearn
 
     return DatasetError
 
@@ -419,8 +410,6 @@ def survey_dataset(bids_dir: Path, derivatives_folder: str) -> str:
 
     Cheap (file names only); empty when ``bids_dir`` is not a folder.
     """
-    import re
-
     bids_dir = Path(bids_dir)
     if not bids_dir.is_dir():
         return ""
@@ -456,7 +445,7 @@ def survey_dataset(bids_dir: Path, derivatives_folder: str) -> str:
 
 def _report_bug(argv: Sequence[str]) -> int:
     """Write the traceback of an unexpected failure to a crash log; print one line pointing to it."""
-    import tempfile
+    import tempfile  # lazy: needed only after a crash
     import traceback
 
     text = f"nbdiag {__version__}\nargv: {list(argv)}\n\n{traceback.format_exc()}"

@@ -89,7 +89,7 @@ def nilearn_confounds_defaults() -> dict[str, Any]:
     own ``_check_kwargs_load_confounds`` (:func:`nbdiag.core.compat.load_confounds_defaults`);
     ``CONFOUNDS_DEFAULTS`` (0.14) is the fallback.
     """
-    from nbdiag.core.compat import load_confounds_defaults
+    from nbdiag.core.compat import load_confounds_defaults  # lazy: numpy, nilearn (the CLI imports config at start-up)
 
     return load_confounds_defaults(CONFOUNDS_DEFAULTS)
 
@@ -97,7 +97,7 @@ def nilearn_confounds_defaults() -> dict[str, Any]:
 def nilearn_fills_first_row() -> bool:
     """Whether ``first_level_from_bids`` without ``confounds_strategy`` fills the first
     row's NaNs with 0 (nilearn >= 0.13) or passes the raw file (0.12)."""
-    from nbdiag.core.compat import nilearn_version
+    from nbdiag.core.compat import nilearn_version  # lazy: numpy (the CLI imports config at start-up)
 
     return nilearn_version() >= (0, 13)
 
@@ -197,18 +197,79 @@ class EventSettings:
 
 
 @dataclass(frozen=True)
+class RunNode:
+    """The run-level node of a BIDS Stats Model (``--model``), checked.
+
+    :func:`nbdiag.inputs.bids_stats_model.parse_stats_model` builds it from the file;
+    :func:`resolve_settings` (``stats_model=``) applies what it says about the settings
+    (:meth:`config_values`) to every variant; the design builder reads the rest
+    (transformations, ``Model.X``, convolved variables).
+
+    Attributes
+    ----------
+    name : str
+        ``Name`` of the node.
+    x : tuple
+        ``Model.X`` (``1`` for the intercept).
+    instructions : tuple of dict
+        Transformations, keys lower-cased.
+    hrf_model, fir_delays
+        nilearn ``hrf_model`` / ``fir_delays`` of the convolved variables.
+    convolved : tuple of str
+        Variable names or patterns convolved (from ``Convolve`` / ``Model.HRF``).
+    contrasts : dict
+        Name -> {column: weight} (``1`` written as ``constant``).
+    path : str
+        The model file.
+    notes : tuple of str
+        What reading the file noted.
+    model_values : dict
+        The nilearn-named model settings the node states (HRF, drift, high-pass, ``Input``
+        task/space/subjects; ``confounds_strategy`` None: a stats model names its confounds in X).
+    """
+
+    name: str
+    x: tuple
+    instructions: tuple
+    hrf_model: str | None
+    fir_delays: tuple[int, ...] | None
+    convolved: tuple[str, ...]
+    contrasts: Mapping[str, Mapping[str, float]]
+    path: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    model_values: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        """How messages name the node: ``file.json (run node NAME)``."""
+        return f"{Path(self.path).name} (run node {self.name})"
+
+    def config_values(self) -> dict[str, Any]:
+        """The ``[model]`` values the node states (nilearn names; no confounds), not yet validated."""
+        model = {k: v for k, v in self.model_values.items()
+                 if k != "confounds_strategy" and (v is not None or k in ("hrf_model", "drift_model", "fir_delays"))}
+        model["confounds_strategy"] = None
+        return model
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": Path(self.path).name, "node": self.name, "x": [str(v) for v in self.x],
+                "transformations": [i["name"] for i in self.instructions], "hrf_model": self.hrf_model}
+
+
+@dataclass(frozen=True)
 class Settings:
     """Complete settings for one model variant."""
 
     model: ModelSettings = field(default_factory=ModelSettings)
     events: EventSettings = field(default_factory=EventSettings)
-    contrasts: Mapping[str, str] | None = None
+    #: name -> nilearn expression (a BIDS Stats Model's: name -> {column: weight})
+    contrasts: Mapping[str, str | Mapping[str, float]] | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     variant: str = "default"
     measure: str = "confounds"
     limits: Limits = field(default_factory=Limits)
-    #: run node of a BIDS Stats Model (``--model``; nbdiag.inputs.bids_stats_model.RunNode), or None
-    stats_model: Any = None
+    #: run node of a BIDS Stats Model (``--model``, parsed by nbdiag.inputs.bids_stats_model), or None
+    stats_model: RunNode | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -289,7 +350,7 @@ def _label(key: str, value: Any, where: str) -> str:
     return value
 
 
-def _model_value(key: str, value: Any, where: str) -> Any:  # noqa: C901
+def _model_value(key: str, value: Any, where: str) -> Any:  # noqa: C901 - one branch per key, each a line or two
     """Validate one ``[model]`` key (nilearn name) and return its clean value."""
     if key == "task_label":
         return _label(key, value, where)
@@ -300,21 +361,7 @@ def _model_value(key: str, value: Any, where: str) -> Any:  # noqa: C901
             raise _bad(key, "a folder path relative to BIDS_DIR", value, where)
         return value
     if key == "img_filters":
-        pairs: list[tuple[str, str]] = []
-        items = value.items() if isinstance(value, Mapping) else value
-        for item in items:
-            if isinstance(item, str) and "=" in item:
-                item = item.split("=", 1)
-            if len(item) != 2:
-                raise _bad(key, "pairs of (entity, label), e.g. [['desc', 'preproc']]", value, where)
-            from nilearn.interfaces.bids.utils import bids_entities
-
-            allowed = bids_entities()["raw"] + bids_entities()["derivatives"]
-            entity = str(item[0])
-            if entity not in allowed:
-                raise _bad(f"{key} entity", f"one of {', '.join(allowed)}", entity, where)
-            pairs.append((entity, _label(f"{key} label for {entity}", item[1], where)))
-        return tuple(pairs)
+        return _img_filters(value, where)
     if key in ("sub_labels", "exclude_subjects"):
         return tuple(_label(key, str(v).removeprefix("sub-"), where) for v in _as_tuple(value))
     if key == "t_r":
@@ -336,22 +383,7 @@ def _model_value(key: str, value: Any, where: str) -> Any:  # noqa: C901
     if key == "min_onset":
         return _number(key, value, where)
     if key == "confounds_strategy":
-        if value is None or (isinstance(value, str) and value.lower() == "none"):
-            return None
-        if value == UNSET:
-            return UNSET
-        if not isinstance(value, (str, list, tuple)):
-            raise _bad(key, f"a list of items from {', '.join(CONFOUND_STRATEGIES)}, or 'none'", value, where)
-        strategy = _as_tuple(value)
-        for item in strategy:
-            if not isinstance(item, str) or item not in CONFOUND_STRATEGIES:
-                raise _bad(key, f"items from {', '.join(CONFOUND_STRATEGIES)}", item, where)
-        if "compcor" in strategy and "high_pass" not in strategy:
-            raise SettingsError(
-                f"{where + ': ' if where else ''}invalid value for 'confounds_strategy': "
-                f"nilearn's load_confounds requires 'high_pass' with 'compcor'; got {list(strategy)!r}"
-            )
-        return strategy
+        return _confounds_strategy(value, where)
     if key == "noise_model":
         if not isinstance(value, str) or not re.match(r"^(ols|ar[1-9]\d*)$", value):
             raise _bad(key, "'ols' or 'arN' (nilearn's noise_model, e.g. 'ar1')", value, where)
@@ -361,6 +393,49 @@ def _model_value(key: str, value: Any, where: str) -> Any:  # noqa: C901
             raise _bad(key, "true or false", value, where)
         return value
     raise SettingsError(f"{where + ': ' if where else ''}unknown key {key!r}")
+
+
+def _img_filters(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """``img_filters``: (entity, label) pairs, from a table, ``ENTITY=LABEL`` strings or pairs;
+    entities are the BIDS entities nilearn knows."""
+    key = "img_filters"
+    pairs: list[tuple[str, str]] = []
+    items = value.items() if isinstance(value, Mapping) else value
+    for item in items:
+        if isinstance(item, str) and "=" in item:
+            item = item.split("=", 1)
+        if len(item) != 2:
+            raise _bad(key, "pairs of (entity, label), e.g. [['desc', 'preproc']]", value, where)
+        from nilearn.interfaces.bids.utils import bids_entities  # lazy: nilearn (CLI start-up)
+
+        allowed = bids_entities()["raw"] + bids_entities()["derivatives"]
+        entity = str(item[0])
+        if entity not in allowed:
+            raise _bad(f"{key} entity", f"one of {', '.join(allowed)}", entity, where)
+        pairs.append((entity, _label(f"{key} label for {entity}", item[1], where)))
+    return tuple(pairs)
+
+
+def _confounds_strategy(value: Any, where: str) -> Any:
+    """``confounds_strategy``: None (no confounds), ``UNSET`` (the whole file) or a tuple of
+    nilearn strategies (``compcor`` only with ``high_pass``, as ``load_confounds`` requires)."""
+    key = "confounds_strategy"
+    if value is None or (isinstance(value, str) and value.lower() == "none"):
+        return None
+    if value == UNSET:
+        return UNSET
+    if not isinstance(value, (str, list, tuple)):
+        raise _bad(key, f"a list of items from {', '.join(CONFOUND_STRATEGIES)}, or 'none'", value, where)
+    strategy = _as_tuple(value)
+    for item in strategy:
+        if not isinstance(item, str) or item not in CONFOUND_STRATEGIES:
+            raise _bad(key, f"items from {', '.join(CONFOUND_STRATEGIES)}", item, where)
+    if "compcor" in strategy and "high_pass" not in strategy:
+        raise SettingsError(
+            f"{where + ': ' if where else ''}invalid value for 'confounds_strategy': "
+            f"nilearn's load_confounds requires 'high_pass' with 'compcor'; got {list(strategy)!r}"
+        )
+    return strategy
 
 
 def _confound_value(key: str, value: Any, where: str) -> tuple[str, Any]:
@@ -408,29 +483,34 @@ def _validate_transform(value: str, where: str) -> str:
     raise _bad("transform", "'rtdur' or a plugin 'package.module:function'", value, where)
 
 
-def update_events(events: EventSettings, values: Mapping[str, Any], where: str = "[events]") -> EventSettings:  # noqa: C901
+def _rename(value: Any, where: str) -> dict[str, str]:
+    """``rename``: a table ``{OLD = NEW}`` or ``OLD=NEW`` strings, both names non-empty."""
+    key = "rename"
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(v, str) or not v.strip():
+                raise _bad(f"{key} {k!r}", "a new trial_type name (a non-empty string, e.g. 'zero_back')",
+                           v, where)
+        return {str(k): v for k, v in value.items()}
+    mapping = {}
+    for item in _as_tuple(value):
+        if "=" not in str(item):
+            raise _bad(key, "OLD=NEW pairs or a table {OLD = NEW}", item, where)
+        if not isinstance(item, str):
+            raise _bad(key, "OLD=NEW strings", item, where)
+        old, new = str(item).split("=", 1)
+        if not old or not new.strip():
+            raise _bad(key, "OLD=NEW with both names non-empty", item, where)
+        mapping[old] = new
+    return mapping
+
+
+def update_events(events: EventSettings, values: Mapping[str, Any], where: str = "[events]") -> EventSettings:
     """Return ``events`` with ``values`` validated and applied."""
     clean: dict[str, Any] = {}
     for key, value in values.items():
         if key == "rename":
-            if isinstance(value, Mapping):
-                for k, v in value.items():
-                    if not isinstance(v, str) or not v.strip():
-                        raise _bad(f"{key} {k!r}", "a new trial_type name (a non-empty string, e.g. 'zero_back')",
-                                   v, where)
-                mapping = {str(k): v for k, v in value.items()}
-            else:
-                mapping = {}
-                for item in _as_tuple(value):
-                    if "=" not in str(item):
-                        raise _bad(key, "OLD=NEW pairs or a table {OLD = NEW}", item, where)
-                    if not isinstance(item, str):
-                        raise _bad(key, "OLD=NEW strings", item, where)
-                    old, new = str(item).split("=", 1)
-                    if not old or not new.strip():
-                        raise _bad(key, "OLD=NEW with both names non-empty", item, where)
-                    mapping[old] = new
-            clean["rename"] = {**events.rename, **mapping}
+            clean["rename"] = {**events.rename, **_rename(value, where)}
         elif key == "drop":
             for v in _as_tuple(value):
                 if not isinstance(v, (str, int)) or isinstance(v, bool):
@@ -620,11 +700,16 @@ def _labels_from_filter(config: Config, bids_filter: Any) -> Config:
     return config
 
 
-def _with_stats_model(config: Config, values: Mapping[str, Any]) -> Config:
+def _with_stats_model(config: Config, node: RunNode) -> Config:
     """Every variant with a BIDS Stats Model's run node (its contrasts replace any others)."""
+    if not isinstance(node, RunNode):
+        raise SettingsError(f"stats_model: expected a parsed run node (nbdiag.inputs.bids_stats_model."
+                            f"load_stats_model); got {type(node).__name__}")
+    values = node.config_values()
+
     def one(settings: Settings) -> Settings:
-        model = update_model(settings.model, values["model"], where=str(values.get("where") or "--model"))
-        return replace(settings, model=model, contrasts=dict(values["contrasts"]), stats_model=values["node"])
+        model = update_model(settings.model, values, where=node.where)
+        return replace(settings, model=model, contrasts=dict(node.contrasts), stats_model=node)
 
     return Config(base=one(config.base), variants={k: one(v) for k, v in config.variants.items()})
 
@@ -644,7 +729,7 @@ def resolve_settings(config: Config | str | Path | Mapping[str, Any] | None = No
                      model: Mapping[str, Any] | None = None, events: Mapping[str, Any] | None = None,
                      contrasts: Any = None, thresholds: Thresholds | Mapping[str, Any] | None = None,
                      measure: str | None = None, bids_filter: Any = None,
-                     stats_model: Mapping[str, Any] | None = None, participant_labels: Any = None,
+                     stats_model: RunNode | None = None, participant_labels: Any = None,
                      variant: str | None = None, where: str = "command line",
                      require_task: bool = True) -> Config:
     """The resolved settings of every variant, from every way in, validated once.
@@ -665,9 +750,9 @@ def resolve_settings(config: Config | str | Path | Mapping[str, Any] | None = No
         A complete :class:`Thresholds` or ``[thresholds]`` keys to override.
     bids_filter : nbdiag.inputs.bids_filter.BidsFilter, optional
         Sets ``task_label`` / ``space_label`` when its ``bold`` entry names exactly one.
-    stats_model : mapping, optional
-        :func:`nbdiag.inputs.bids_stats_model.to_config_values` of a ``--model`` file: its run
-        node's model values, contrasts and node (its contrasts replace any others).
+    stats_model : RunNode, optional
+        The run node of a ``--model`` file (:func:`nbdiag.inputs.bids_stats_model.load_stats_model`):
+        its model values, its contrasts (they replace any others) and the node itself.
     participant_labels : iterable of str, optional
         ``--participant-label``, with or without ``sub-``; replaces ``sub_labels``.
     variant : str, optional

@@ -20,6 +20,10 @@ small_bids
     into it (use ``make_bids(tmp_path)`` for a private copy).
 demo_bids
     The committed demo dataset (``nbdiag/demo/data``, header-only images).
+forum_toml
+    Factory ``forum_toml(high_pass=0.005, contrasts=(...)) -> str``: the forum post's
+    ``first_level_from_bids`` call as a TOML config (fMRIPrep derivatives of the demo
+    layout, 0BACK/2BACK renamed, variants ``nortdur`` and ``rtdur``).
 
 Examples
 --------
@@ -72,6 +76,42 @@ def _make_bids(
     """
     root = Path(path) / subdir if subdir else Path(path)
     return write_dataset(root, spec if spec is not None else _small_spec())
+
+
+#: The forum post's settings (``nbdiag/demo/nbdiag.toml`` without its compcor variant).
+FORUM_TOML = """
+[model]
+task_label = "nback"
+space_label = "MNI152NLin6Asym"
+derivatives_folder = "derivatives/fmriprep"
+img_filters = [["desc", "preproc"]]
+drift_model = "cosine"
+high_pass = {high_pass}
+confounds_strategy = ["motion", "non_steady_state"]
+confounds_motion = "basic"
+
+[events]
+rename = {{ "0BACK" = "zero_back", "2BACK" = "two_back" }}
+
+[contrasts]
+{contrasts}
+
+[variants.nortdur]
+
+[variants.rtdur]
+events.transform = ["rtdur"]
+"""
+FORUM_CONTRASTS = ("two_back - zero_back", "two_back", "zero_back")
+
+
+def _forum_toml(high_pass: float = 0.005, contrasts: tuple[str, ...] = FORUM_CONTRASTS) -> str:
+    return FORUM_TOML.format(high_pass=high_pass, contrasts="\n".join(f'"{c}" = "{c}"' for c in contrasts))
+
+
+@pytest.fixture(scope="session")
+def forum_toml() -> Callable[..., str]:
+    """Factory: the forum post's TOML config text (see the module docstring)."""
+    return _forum_toml
 
 
 @pytest.fixture

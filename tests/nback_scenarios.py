@@ -39,17 +39,23 @@ def build(events_modeled: pd.DataFrame, n_scans: int, high_pass=0.008, confounds
     ft = np.arange(n_scans) * T_R
     X = make_first_level_design_matrix(ft, events_modeled, hrf_model=hrf_model, drift_model="cosine",
                                        high_pass=high_pass, add_regs=confounds)
+    return X, roles_by_name(X.columns, () if confounds is None else confounds.columns)
+
+
+def roles_by_name(columns, confound_columns=()) -> dict[str, str]:
+    """Column roles of a nilearn design, by hand: ``constant``, ``drift_*``, the confounds given
+    (``non_steady*`` ones are spikes), every other column a task regressor."""
     roles = {}
-    for c in X.columns:
+    for c in columns:
         if c == "constant":
             roles[c] = "constant"
         elif c.startswith("drift_"):
             roles[c] = "drift"
-        elif confounds is not None and c in confounds.columns:
+        elif c in confound_columns:
             roles[c] = "spike" if c.startswith("non_steady") else "confound"
         else:
             roles[c] = "task"
-    return X, roles
+    return roles
 
 
 def split(ev: pd.DataFrame, drop=("fixation",)):

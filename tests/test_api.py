@@ -21,30 +21,6 @@ import nbdiag
 from nbdiag.cli import main
 from record_schema import validate_record
 
-FORUM_TOML = """
-[model]
-task_label = "nback"
-space_label = "MNI152NLin6Asym"
-derivatives_folder = "derivatives/fmriprep"
-img_filters = [["desc", "preproc"]]
-drift_model = "cosine"
-high_pass = 0.005
-confounds_strategy = ["motion", "non_steady_state"]
-confounds_motion = "basic"
-
-[events]
-rename = { "0BACK" = "zero_back", "2BACK" = "two_back" }
-
-[contrasts]
-"two_back - zero_back" = "two_back - zero_back"
-two_back = "two_back"
-zero_back = "zero_back"
-
-[variants.nortdur]
-
-[variants.rtdur]
-events.transform = ["rtdur"]
-"""
 
 
 def forum_script_with_one_line(bids_root: Path, derivatives_folder: str, sub_id: str) -> dict:
@@ -113,10 +89,10 @@ def forum_script_with_one_line(bids_root: Path, derivatives_folder: str, sub_id:
 
 
 @pytest.fixture(scope="module")
-def cli_demo(demo_bids, tmp_path_factory) -> Path:
+def cli_demo(demo_bids, tmp_path_factory, forum_toml) -> Path:
     base = tmp_path_factory.mktemp("api_cli")
     toml = base / "forum.toml"
-    toml.write_text(FORUM_TOML)
+    toml.write_text(forum_toml())
     out = base / "out"
     code = main([str(demo_bids), str(out), "participant", "--config", str(toml), "--no-reports",
                  "--participant-label", "01", "02"])

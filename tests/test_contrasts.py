@@ -6,6 +6,7 @@ import pytest
 from nilearn.glm.contrasts import expression_to_contrast_vector
 from nilearn.glm.first_level import make_first_level_design_matrix
 
+from nback_scenarios import roles_by_name
 from nbdiag.design.contrasts import contrast_kind, default_contrasts, parse_contrasts
 
 EVENTS = pd.DataFrame({
@@ -17,17 +18,7 @@ FT = np.arange(100) * 2.0
 
 
 def _roles(design):
-    roles = {}
-    for c in design.columns:
-        if c == "constant":
-            roles[c] = "constant"
-        elif c.startswith("drift_"):
-            roles[c] = "drift"
-        elif c.startswith("conf"):
-            roles[c] = "confound"
-        else:
-            roles[c] = "task"
-    return roles
+    return roles_by_name(design.columns, [c for c in design.columns if c.startswith("conf")])
 
 
 def test_vectors_match_nilearn_and_kinds():
@@ -111,3 +102,12 @@ def test_defaults_work_for_trial_types_that_are_not_identifiers():
     v = cs.vectors["2BACK - 0BACK"] if "2BACK - 0BACK" in cs.vectors else -cs.vectors["0BACK - 2BACK"]
     assert v[cols.index("2BACK")] == 1 and v[cols.index("0BACK")] == -1 and np.abs(v).sum() == 2
     assert cs.kinds["0BACK"] == "single"
+
+
+def test_a_weight_vector_of_the_wrong_length_is_refused_by_name():
+    X = make_first_level_design_matrix(FT, EVENTS, hrf_model="glover")
+    cs = parse_contrasts({"short": [1.0, -1.0]}, X, _roles(X))
+    assert "short" not in cs.vectors
+    (finding,) = cs.findings
+    assert f"the vector has 2 weights, the design has {X.shape[1]} columns" in finding.message
+    assert cs.expressions["short"] == "[1.0, -1.0]"

@@ -142,3 +142,15 @@ def test_events_outside_run():
     assert found[0].evidence["trial_types"] == ["a", "d"] and found[0].evidence["run_end_s"] == 20.0
     assert found[1].evidence["n_truncated"] == 1
     assert events_outside_run(ev.iloc[0:0], ft, 2.0, 0.0) == []
+
+
+def test_no_response_times_give_no_rt_events_and_a_plugin_may_drop_trial_type(tmp_path, monkeypatch):
+    events = _events().assign(response_time=np.nan)
+    assert transform_events(events, EventSettings()).rt_events is None
+    # a plugin that returns onsets and durations only: nothing to check against identifiers
+    module = tmp_path / "only_timing_plugin.py"
+    module.write_text("def run(df):\n    return df[['onset', 'duration']]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = transform_events(_events(), EventSettings(transforms=("only_timing_plugin:run",)))
+    assert list(result.events.columns) == ["onset", "duration"]
+    assert not [f for f in result.findings if f.code == "trial_type_not_identifier"]

@@ -19,32 +19,10 @@ from nbdiag.participant.pipeline import run_participant
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBJECTS = [f"{i:02d}" for i in range(1, 9)]
-TOML = """\
-[model]
-task_label = "nback"
-space_label = "MNI152NLin6Asym"
-derivatives_folder = "derivatives/fmriprep"
-img_filters = [["desc", "preproc"]]
-drift_model = "cosine"
-high_pass = 0.01
-confounds_strategy = ["motion", "non_steady_state"]
-confounds_motion = "basic"
-
-[events]
-rename = { "0BACK" = "zero_back", "2BACK" = "two_back" }
-
-[contrasts]
-"two_back - zero_back" = "two_back - zero_back"
-
-[variants.nortdur]
-
-[variants.rtdur]
-events.transform = ["rtdur"]
-"""
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory) -> tuple[Path, Path, DatasetSpec]:
+def study(tmp_path_factory, forum_toml) -> tuple[Path, Path, DatasetSpec]:
     """8 subjects x 1 run, header-only images, 120 scans at TR 2 s."""
     recipe = EventsRecipe(n_blocks=4, block_s=24.0, trial_s=2.4, instruction_s=4.8,
                           fixation_s=(10.0, 10.0, 10.0, 16.0), first_onset=4.0)
@@ -53,7 +31,7 @@ def study(tmp_path_factory) -> tuple[Path, Path, DatasetSpec]:
     spec = DatasetSpec(runs=runs, seed=16)
     root = write_dataset(tmp_path_factory.mktemp("scale") / "bids", spec)
     config = root.parent / "nbdiag.toml"
-    config.write_text(TOML)
+    config.write_text(forum_toml(high_pass=0.01, contrasts=("two_back - zero_back",)))
     return root, config, spec
 
 

@@ -13,25 +13,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nbdiag.demo.run import CONFIG, DATA_DIR
+from nbdiag.demo.run import run_demo as _run
+
 __all__ = ["config_path", "data_path", "run_demo"]
 
 
 def data_path() -> Path:
     """Absolute path of the bundled demo dataset (BIDS root) that ``nbdiag demo`` audits."""
-    from nbdiag.demo.run import DATA_DIR
-
     return DATA_DIR.resolve()
 
 
 def config_path() -> Path:
     """Absolute path of the demo's settings file (``nbdiag.toml``: the forum post's model, 3 variants)."""
-    from nbdiag.demo.run import CONFIG
-
     return CONFIG.resolve()
 
 
 def run_demo(*args, **kwargs) -> int:
     """See :func:`nbdiag.demo.run.run_demo`."""
-    from nbdiag.demo.run import run_demo as _run
-
     return _run(*args, **kwargs)

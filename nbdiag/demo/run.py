@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
+from nbdiag.config import load_config
 from nbdiag.core.errors import EXIT_RUN_ERRORS, EXIT_USAGE
 
 DEMO_DIR = Path(__file__).parent
@@ -73,7 +75,7 @@ def run_demo(output_dir: str | Path = DEFAULT_OUTPUT, n_jobs: int = 1, log=None,
     runs that fail it. ``participant_labels`` restricts the demo to some subjects
     (tests).
     """
-    from nbdiag.config import load_config
+    # lazy: `import nbdiag.demo` (data_path, the synth generator) must not load both levels
     from nbdiag.group.pipeline import collect_records, run_group
     from nbdiag.participant.pipeline import run_participant
 
@@ -106,8 +108,6 @@ def run_demo(output_dir: str | Path = DEFAULT_OUTPUT, n_jobs: int = 1, log=None,
 
 def next_steps(data_dir: Path, output_dir: Path) -> list[str]:
     """What ``nbdiag demo`` prints last: where the audited data live and the exact next commands."""
-    import shlex
-
     data = shlex.quote(str(Path(data_dir).resolve()))
     out = shlex.quote(str(output_dir))
     config = shlex.quote(str(CONFIG.resolve()))

@@ -207,7 +207,7 @@ def _expression_vector(expression: str, columns: tuple[str, ...]) -> np.ndarray:
     return vec
 
 
-def parse_contrasts(  # noqa: C901
+def parse_contrasts(
     contrasts: Mapping[str, Any] | Sequence[str] | None,
     design: pd.DataFrame,
     roles: Mapping[str, str],
@@ -237,72 +237,18 @@ def parse_contrasts(  # noqa: C901
     if not isinstance(design, pd.DataFrame):
         raise TypeError(f"design must be a pandas DataFrame; got {type(design).__name__}")
     columns = [str(c) for c in design.columns]
-    default_text: dict[str, str] = {}
-    if contrasts is None:
-        # built as vectors, so trial types that are not Python identifiers (0BACK) still work
-        default_text = default_contrasts(roles)
-        groups = default_conditions(roles)
-        names = list(groups)
-        pairs = [(a, None) for a in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
-        items = []
-        for a, b in pairs:
-            vec = np.zeros(len(columns))
-            for col in groups[a]:
-                vec[columns.index(col)] = 1.0
-            for col in groups[b] if b is not None else ():
-                vec[columns.index(col)] = -1.0
-            items.append((a if b is None else f"{a} - {b}", vec))
-    elif isinstance(contrasts, Mapping):
-        items = list(contrasts.items())
-    elif isinstance(contrasts, (list, tuple)) and all(isinstance(e, str) for e in contrasts):
-        items = [(e, e) for e in contrasts]
-    else:
-        raise TypeError(
-            "contrasts must be a mapping name -> expression, a list/tuple of expression "
-            f"strings, or None; got {type(contrasts).__name__}: {contrasts!r}"
-        )
-
+    items, default_text = _contrast_items(contrasts, columns, roles)
     vectors: dict[str, np.ndarray] = {}
     expressions: dict[str, str] = {}
     kinds: dict[str, str] = {}
     findings: list[Finding] = []
     for name, expr in items:
         name = str(name)
-        if isinstance(expr, str):
-            expressions[name] = expr
-            try:
-                vec = _expression_vector(expr, tuple(columns)).copy()
-            except ValueError as exc:
-                lines = [ln.strip() for ln in str(exc).splitlines()
-                         if ln.strip() and not ln.startswith("Available matrix columns")]
-                reason = " ".join(lines) if lines else type(exc).__name__
-                findings.append(_invalid(name, expr, reason, columns))
-                continue
-            text = expr
-        elif isinstance(expr, Mapping):  # {column: weight}, e.g. a BIDS Stats Model ConditionList + Weights
-            text = " + ".join(f"{float(w):g}*{c}" for c, w in expr.items()).replace("+ -", "- ")
-            expressions[name] = text
-            unknown = [str(c) for c in expr if str(c) not in columns]
-            if unknown:
-                findings.append(_invalid(name, text, f"{', '.join(map(repr, unknown))} not in the design.", columns))
-                continue
-            vec = np.zeros(len(columns))
-            for col, weight in expr.items():
-                vec[columns.index(str(col))] = float(weight)
-        else:
-            vec = np.asarray(expr, dtype=float).ravel()
-            expressions[name] = str(expr)
-            text = " + ".join(f"{w:g}*{c}" for c, w in zip(columns, vec) if w != 0) if vec.size == len(columns) else str(expr)
-            if vec.size != len(columns):
-                findings.append(
-                    _invalid(name, text, f"the vector has {vec.size} weights, the design has {len(columns)} columns.", columns)
-                )
-                continue
-        if vec.shape != (len(columns),) or not np.all(np.isfinite(vec)):
-            findings.append(_invalid(name, text, "the expression does not give one finite weight per column.", columns))
-            continue
-        if not np.any(vec):
-            findings.append(_invalid(name, text, "all weights are zero.", columns))
+        vec, text, expressions[name], problem = _contrast_vector(name, expr, columns)
+        if problem is None:
+            problem = _unusable(name, vec, text, columns)
+        if problem is not None:
+            findings.append(problem)
             continue
         vectors[name] = vec
         expressions[name] = default_text.get(name, text)
@@ -311,3 +257,76 @@ def parse_contrasts(  # noqa: C901
         vectors=vectors, expressions=expressions, kinds=kinds,
         findings=tuple(findings), columns=tuple(columns),
     )
+
+
+def _contrast_items(contrasts: Mapping[str, Any] | Sequence[str] | None, columns: list[str],
+                    roles: Mapping[str, str]) -> tuple[list[tuple[Any, Any]], dict[str, str]]:
+    """``(name, expression or vector)`` pairs, and the default contrasts' texts (``contrasts`` None).
+
+    The defaults are built as vectors, so trial types that are not Python identifiers
+    (``0BACK``) still work: every condition, then every pairwise difference.
+    """
+    if isinstance(contrasts, Mapping):
+        return list(contrasts.items()), {}
+    if isinstance(contrasts, (list, tuple)) and all(isinstance(e, str) for e in contrasts):
+        return [(e, e) for e in contrasts], {}
+    if contrasts is not None:
+        raise TypeError(
+            "contrasts must be a mapping name -> expression, a list/tuple of expression "
+            f"strings, or None; got {type(contrasts).__name__}: {contrasts!r}"
+        )
+    groups = default_conditions(roles)
+    names = list(groups)
+    pairs = [(a, None) for a in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    items: list[tuple[Any, Any]] = []
+    for a, b in pairs:
+        vec = np.zeros(len(columns))
+        for col in groups[a]:
+            vec[columns.index(col)] = 1.0
+        for col in groups[b] if b is not None else ():
+            vec[columns.index(col)] = -1.0
+        items.append((a if b is None else f"{a} - {b}", vec))
+    return items, default_contrasts(roles)
+
+
+def _contrast_vector(name: str, expr: Any, columns: list[str]
+                     ) -> tuple[np.ndarray | None, str, str, Finding | None]:
+    """One contrast: ``(vector, its text, the expression as recorded, the finding refusing it)``.
+
+    ``expr`` is a nilearn expression, a ``{column: weight}`` mapping (a BIDS Stats Model's
+    ConditionList + Weights) or one weight per column; the vector is None when refused.
+    """
+    if isinstance(expr, str):
+        try:
+            vec = _expression_vector(expr, tuple(columns)).copy()
+        except ValueError as exc:
+            lines = [ln.strip() for ln in str(exc).splitlines()
+                     if ln.strip() and not ln.startswith("Available matrix columns")]
+            reason = " ".join(lines) if lines else type(exc).__name__
+            return None, expr, expr, _invalid(name, expr, reason, columns)
+        return vec, expr, expr, None
+    if isinstance(expr, Mapping):
+        text = " + ".join(f"{float(w):g}*{c}" for c, w in expr.items()).replace("+ -", "- ")
+        unknown = [str(c) for c in expr if str(c) not in columns]
+        if unknown:
+            return None, text, text, _invalid(name, text, f"{', '.join(map(repr, unknown))} not in the design.",
+                                              columns)
+        vec = np.zeros(len(columns))
+        for col, weight in expr.items():
+            vec[columns.index(str(col))] = float(weight)
+        return vec, text, text, None
+    vec = np.asarray(expr, dtype=float).ravel()
+    if vec.size != len(columns):
+        return None, str(expr), str(expr), _invalid(
+            name, str(expr), f"the vector has {vec.size} weights, the design has {len(columns)} columns.", columns)
+    text = " + ".join(f"{w:g}*{c}" for c, w in zip(columns, vec) if w != 0)
+    return vec, text, str(expr), None
+
+
+def _unusable(name: str, vec: np.ndarray, text: str, columns: list[str]) -> Finding | None:
+    """The finding refusing a vector that is not one finite weight per column, or all zero."""
+    if vec.shape != (len(columns),) or not np.all(np.isfinite(vec)):
+        return _invalid(name, text, "the expression does not give one finite weight per column.", columns)
+    if not np.any(vec):
+        return _invalid(name, text, "all weights are zero.", columns)
+    return None

@@ -48,6 +48,7 @@ from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
+from nilearn.glm.first_level import compute_regressor
 from scipy.signal import fftconvolve
 
 from nbdiag.core.compat import hrf_internals
@@ -88,7 +89,7 @@ def _kernels(hrf_model: str | None, t_r: float, oversampling: int,
 
 
 def _nilearn_compute_regressor(*args, **kwargs):
-    from nilearn.glm.first_level import compute_regressor
+    """nilearn's own ``compute_regressor`` (what the fast path falls back to)."""
     return compute_regressor(*args, **kwargs)
 
 
@@ -235,26 +236,10 @@ def compute_regressor_fast(
     """
     args = (exp_condition, hrf_model, frame_times)
     kwargs = dict(con_id=con_id, oversampling=oversampling, fir_delays=fir_delays, min_onset=min_onset)
-    if not _FAST_OK or not (hrf_model is None or isinstance(hrf_model, str)) \
-            or hrf_model not in SUPPORTED_HRF_MODELS or not isinstance(con_id, str):
+    checked = _fast_inputs(exp_condition, hrf_model, frame_times, con_id, oversampling, fir_delays, min_onset)
+    if checked is None:
         return _nilearn_compute_regressor(*args, **kwargs)
-    try:
-        ft = np.asarray(frame_times, dtype=float)
-        cond = np.asarray(exp_condition, dtype=float)
-        os_ = int(oversampling)
-        delays = None if fir_delays is None else tuple(int(x) for x in fir_delays)
-        mo = float(min_onset)
-        ok = (ft.ndim == 1 and ft.size >= 2 and np.all(np.isfinite(ft)) and cond.ndim == 2
-              and cond.shape[0] == 3 and np.all(np.isfinite(cond)) and os_ >= 1
-              and (hrf_model != "fir" or (delays is not None and len(delays) > 0)))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        return _nilearn_compute_regressor(*args, **kwargs)
-    t_r = float(np.min(np.diff(ft)))  # nilearn _calculate_tr
-    if not t_r > 0:
-        return _nilearn_compute_regressor(*args, **kwargs)
-
+    ft, cond, os_, delays, mo = checked
     key = (hrf_model, ft.tobytes(), cond.tobytes(), cond.shape, con_id, os_, delays, mo)
     hit = _memo.get(key)
     if hit is not None:
@@ -267,20 +252,65 @@ def compute_regressor_fast(
         return hit[0].copy(), list(hit[1])
 
     pos, dv, fths = _sample_deltas(cond, ft, os_, mo)
-    kernels = _kernels(hrf_model, t_r, os_, delays)
-    if hrf_model == "fir" and os_ > 1:
-        grid, shift = fths[: 1 - os_], os_ - 1
-    else:
-        grid, shift = fths, 0
-    if ft.min() < grid[0] or ft.max() > grid[-1]:  # interp1d would raise: let nilearn say so
+    regs = _regressors_at_frames(pos, dv, fths, ft, _kernels(hrf_model, float(np.min(np.diff(ft))), os_, delays),
+                                 shift=os_ - 1 if hrf_model == "fir" and os_ > 1 else 0)
+    if regs is None:  # interp1d would raise: let nilearn say so
         return _nilearn_compute_regressor(*args, **kwargs)
+    if hrf_model != "fir":
+        regs = _NILEARN.orthogonalize(regs)
+    names = _NILEARN.regressor_names(con_id, hrf_model, fir_delays=None if delays is None else list(delays))
+    _memo[key] = (regs.copy(), list(names))
+    if len(_memo) > _MEMO_SIZE:
+        _memo.popitem(last=False)
+    return regs, names
+
+
+def _fast_inputs(exp_condition: Any, hrf_model: Any, frame_times: Any, con_id: Any, oversampling: Any,
+                 fir_delays: Any, min_onset: Any) -> tuple[np.ndarray, np.ndarray, int, tuple[int, ...] | None,
+                                                         float] | None:
+    """``(frame_times, conditions, oversampling, fir_delays, min_onset)`` as the fast path uses them,
+    or None when nilearn itself must compute the regressor (another HRF, odd or non-finite
+    inputs, FIR without delays, frame times that do not increase)."""
+    if not _FAST_OK or not (hrf_model is None or isinstance(hrf_model, str)) \
+            or hrf_model not in SUPPORTED_HRF_MODELS or not isinstance(con_id, str):
+        return None
+    try:
+        ft = np.asarray(frame_times, dtype=float)
+        cond = np.asarray(exp_condition, dtype=float)
+        os_ = int(oversampling)
+        delays = None if fir_delays is None else tuple(int(x) for x in fir_delays)
+        mo = float(min_onset)
+        ok = (ft.ndim == 1 and ft.size >= 2 and np.all(np.isfinite(ft)) and cond.ndim == 2
+              and cond.shape[0] == 3 and np.all(np.isfinite(cond)) and os_ >= 1
+              and (hrf_model != "fir" or (delays is not None and len(delays) > 0)))
+    except (TypeError, ValueError):
+        return None
+    if not ok:
+        return None
+    t_r = float(np.min(np.diff(ft)))  # nilearn _calculate_tr
+    if not t_r > 0:
+        return None
+    return ft, cond, os_, delays, mo
+
+
+def _regressors_at_frames(pos: np.ndarray, dv: np.ndarray, fths: np.ndarray, ft: np.ndarray,
+                          kernels: list, shift: int) -> np.ndarray | None:
+    """The convolved regressors sampled at the frame times, one column per kernel.
+
+    As nilearn: the oversampled convolution, linearly interpolated (scipy ``interp1d``) at
+    ``ft``; ``shift`` drops the FIR's last ``oversampling - 1`` grid points. Sparse sums over
+    the events when they are few, an FFT convolution otherwise. None when a frame time lies
+    outside the grid (nilearn raises there).
+    """
+    grid = fths[: -shift] if shift else fths
+    if ft.min() < grid[0] or ft.max() > grid[-1]:
+        return None
     # scipy interp1d (linear): searchsorted, clip to [1, len-1], slope form
     hi = np.clip(np.searchsorted(grid, ft), 1, len(grid) - 1).astype(int)
     lo = hi - 1
     x_lo, x_hi = grid[lo], grid[hi]
     n_pos = int(pos.size)
     sparse = 2 * ft.size * max(n_pos, 1) <= _SPARSE_MAX_PRODUCTS
-    cols = []
     if sparse:
         both = _conv_at(np.concatenate([lo, hi]) + shift, pos, dv, kernels)
         pairs = [(b[: lo.size], b[lo.size:]) for b in both]
@@ -290,14 +320,8 @@ def compute_regressor_fast(
         for h, _ in kernels:
             full = fftconvolve(hr, h)[: hr.size]
             pairs.append((full[lo + shift], full[hi + shift]))
+    cols = []
     for y_lo, y_hi in pairs:
         slope = (y_hi - y_lo) / (x_hi - x_lo)
         cols.append(slope * (ft - x_lo) + y_lo)
-    regs = np.column_stack(cols)
-    if hrf_model != "fir":
-        regs = _NILEARN.orthogonalize(regs)
-    names = _NILEARN.regressor_names(con_id, hrf_model, fir_delays=None if delays is None else list(delays))
-    _memo[key] = (regs.copy(), list(names))
-    if len(_memo) > _MEMO_SIZE:
-        _memo.popitem(last=False)
-    return regs, names
+    return np.column_stack(cols)

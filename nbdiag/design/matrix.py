@@ -21,6 +21,7 @@ import pandas as pd
 from nilearn.glm.first_level import make_first_level_design_matrix
 
 from nbdiag.config import ModelSettings
+from nbdiag.design import taskpart
 from nbdiag.design.context import frame_times  # noqa: F401 (re-exported: nbdiag.design.matrix.frame_times)
 
 _DRIFT = re.compile(r"^drift_\d+$")
@@ -136,8 +137,6 @@ def _make_design(times: np.ndarray, events: pd.DataFrame | None, model: ModelSet
     drift and applies ``full_rank`` exactly as with ``events``; columns come out in
     nilearn's order (task, confounds, drift).
     """
-    from nbdiag.design import taskpart
-
     if events is None or not taskpart.supported(model.hrf_model):
         return make_first_level_design_matrix(times, events, model.hrf_model, model.drift_model, model.high_pass,
                                               model.drift_order, fir_delays, add_regs, add_names, model.min_onset)

@@ -30,14 +30,15 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from nbdiag.core import compat
+from nbdiag.design import hrf
+
 _CACHE: "OrderedDict[str, tuple[np.ndarray | None, list[str], list[tuple[type, str]]]]" = OrderedDict()
 _CACHE_SIZE = 16
 
 
 def clear_cache() -> None:
     """Forget every memoised task part, kernel and regressor."""
-    from nbdiag.design import hrf
-
     _CACHE.clear()
     hrf.clear_cache()
 
@@ -66,8 +67,6 @@ def supported(hrf_model: Any) -> bool:
 
 def _helpers():
     """nilearn's event checks of ``_convolve_regressors`` (None if laid out differently)."""
-    from nbdiag.core import compat
-
     return compat.private("nilearn.glm.first_level.experimental_paradigm", "check_events",
                           "handle_modulation_of_duplicate_events")
 
@@ -137,10 +136,8 @@ def _regressor(exp_condition, hrf_model, frame_times, con_id, oversampling, fir_
     """nilearn's ``compute_regressor``, evaluated where its interpolation reads the convolution
     (:func:`nbdiag.design.hrf.compute_regressor_fast`: nilearn's sampling, kernels, interpolation formula and
     orthogonalisation; equal to nilearn to ~1e-12, exact zeros kept exact)."""
-    from nbdiag.design.hrf import compute_regressor_fast
-
     if fir_delays is not None:
         fir_delays = [int(x) for x in fir_delays]
     condition = np.vstack([np.asarray(v, dtype=float) for v in exp_condition])
-    return compute_regressor_fast(condition, hrf_model, frame_times, con_id=str(con_id),
-                                  oversampling=int(oversampling), fir_delays=fir_delays, min_onset=min_onset)
+    return hrf.compute_regressor_fast(condition, hrf_model, frame_times, con_id=str(con_id),
+                                      oversampling=int(oversampling), fir_delays=fir_delays, min_onset=min_onset)

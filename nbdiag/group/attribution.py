@@ -48,10 +48,12 @@ assumed), not measurements, and an assumed size is the same in every subject.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+
 from nbdiag.core.jsonio import finite_number as _num
 from nbdiag.core.thresholds import DISTINCT_T
 
@@ -71,14 +73,27 @@ def distinct_threshold(n: int) -> float:
     """``max(3, t_{0.975, n-1})``: the |t| a mean over ``n`` subjects must reach (inf for n < 2)."""
     if n < 2:
         return math.inf
-    from scipy import stats
-
     return max(DISTINCT_T, float(stats.t.ppf(0.975, n - 1)))
 
 
-def _subject(rec: Mapping[str, Any]) -> str | None:
+def subject_of(rec: Mapping[str, Any]) -> Any:
+    """The record's subject label (``run.subject``, else the ``sub`` entity), or None."""
     run = rec.get("run") or {}
     return run.get("subject") or (run.get("entities") or {}).get("sub")
+
+
+def audited_runs(records: Iterable[Mapping[str, Any]],
+                 kinds: dict[str, str] | None = None) -> Iterator[tuple[str, Any, dict[tuple[str, str], float]]]:
+    """``(variant, subject, run_values(rec))`` of every run record that was audited and names a
+    subject (records with status ``error`` or no subject are skipped); ``kinds`` as in
+    :func:`run_values`. The one loop of the group tables over the records."""
+    for rec in records:
+        if rec.get("status") == "error":
+            continue
+        subject = subject_of(rec)
+        if subject is None:
+            continue
+        yield str(rec.get("variant")), subject, run_values(rec, kinds)
 
 
 def run_values(rec: Mapping[str, Any], kinds: dict[str, str] | None = None) -> dict[tuple[str, str], float]:
@@ -151,23 +166,33 @@ def attribution_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     # per run: (variant, subject, {(contrast, source): value}); then every source seen for a
     # (variant, contrast) is filled with 0 in the runs that measured that signal (or predicted
     # any cause) without it: a class with no scans, or a cause absent from a run, contributes 0
-    runs = []
     kinds: dict[str, str] = {}
+    runs = list(audited_runs(records, kinds))
     contrast_order: dict[str, int] = {}
     seen: dict[tuple[str, str], set[str]] = {}
-    for rec in records:
-        if rec.get("status") == "error":
-            continue
-        subject = _subject(rec)
-        if subject is None:
-            continue
-        variant = str(rec.get("variant"))
-        vals = run_values(rec, kinds)
-        runs.append((variant, subject, vals))
+    for variant, _, vals in runs:
         for cname, source in vals:
             contrast_order.setdefault(cname, len(contrast_order))
             seen.setdefault((variant, cname), set()).add(source)
-    values: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    df = pd.DataFrame(_summary_rows(_values_by_subject(runs, seen)), columns=COLUMNS)
+    if df.empty:
+        return df
+    df["distinct"] = [bool(r.source.startswith("measured:") and r.t is not None and np.isfinite(r.t)
+                           and abs(r.t) >= distinct_threshold(int(r.n_subjects))) for r in df.itertuples()]
+    df["share"] = _shares(df)
+    df["kind"] = [_kind(src, kinds) for src in df["source"]]
+    df = df[COLUMNS]
+    keys = [(v, contrast_order[c], _order(s)) for v, c, s in zip(df.variant, df.contrast, df.source)]
+    df = df.iloc[sorted(range(len(df)), key=keys.__getitem__)].reset_index(drop=True)
+    df["n_subjects"] = df["n_subjects"].astype(int)
+    return df
+
+
+def _values_by_subject(runs: list[tuple[str, Any, dict[tuple[str, str], float]]],
+                       seen: Mapping[tuple[str, str], set[str]]) -> dict[tuple[str, str, str], dict[Any, list[float]]]:
+    """``{(variant, contrast, source): {subject: [value per run]}}``, a source a run lacks counted 0
+    where the run measured that signal (predicted rows: where it predicted any cause)."""
+    values: dict[tuple[str, str, str], dict[Any, list[float]]] = {}
     for variant, subject, vals in runs:
         for (v, cname), sources in seen.items():
             if v != variant:
@@ -184,6 +209,11 @@ def attribution_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                         continue
                     x = 0.0
                 values.setdefault((variant, cname, source), {}).setdefault(subject, []).append(x)
+    return values
+
+
+def _summary_rows(values: Mapping[tuple[str, str, str], Mapping[Any, list[float]]]) -> list[dict[str, Any]]:
+    """One row per (variant, contrast, source): a subject's runs averaged, then n, mean, sem, t."""
     rows = []
     for (variant, cname, source), by_sub in values.items():
         x = np.array([float(np.mean(v)) for _, v in sorted(by_sub.items())])
@@ -193,12 +223,12 @@ def attribution_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         t = float(mean / sem) if sem else None
         rows.append({"variant": variant, "contrast": cname, "source": source, "n_subjects": n,
                      "mean": mean, "sem": sem, "t": t, "share": None})
-    df = pd.DataFrame(rows, columns=COLUMNS)
-    if df.empty:
-        return df
-    distinct = [bool(r.source.startswith("measured:") and r.t is not None and np.isfinite(r.t)
-                     and abs(r.t) >= distinct_threshold(int(r.n_subjects))) for r in df.itertuples()]
-    df["distinct"] = distinct
+    return rows
+
+
+def _shares(df: pd.DataFrame) -> list[float | None]:
+    """Each row's mean over its total's (the signal's total; the global signal's for predicted
+    rows), None where that total is absent, 0 or not distinct."""
     totals = {(r.variant, r.contrast, r.source): (r.mean, r.distinct) for r in df.itertuples()}
     shares = []
     for r in df.itertuples():
@@ -208,10 +238,4 @@ def attribution_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         else:
             tot, ok = totals.get((r.variant, r.contrast, "measured:global_signal:total"), (None, False))
         shares.append(float(r.mean / tot) if tot and ok else None)
-    df["share"] = shares
-    df["kind"] = [_kind(src, kinds) for src in df["source"]]
-    df = df[COLUMNS]
-    keys = [(v, contrast_order[c], _order(s)) for v, c, s in zip(df.variant, df.contrast, df.source)]
-    df = df.iloc[sorted(range(len(df)), key=keys.__getitem__)].reset_index(drop=True)
-    df["n_subjects"] = df["n_subjects"].astype(int)
-    return df
+    return shares

@@ -14,6 +14,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from nbdiag.group.attribution import audited_runs, subject_of
+
 __all__ = ["bias_across_subjects", "contributing_subjects", "summarise"]
 
 #: A part smaller than this (percent) is zero: the class has no scan in that subject's runs.
@@ -21,25 +23,16 @@ _TINY = 1e-12
 
 
 def _subject(rec: Mapping[str, Any]) -> str | None:
-    run = rec.get("run") or {}
-    subject = run.get("subject") or (run.get("entities") or {}).get("sub")
+    subject = subject_of(rec)
     return None if subject is None else str(subject)
 
 
 def contributing_subjects(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], tuple[int, int]]:
     """(variant, contrast, source) -> (subjects whose part is non-zero, subjects with the signal)."""
-    from nbdiag.group.attribution import run_values
-
     per: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     families: dict[tuple[str, str, str], set[str]] = {}
-    for rec in records:
-        if rec.get("status") == "error":
-            continue
-        subject = _subject(rec)
-        if subject is None:
-            continue
-        variant = str(rec.get("variant"))
-        for (contrast, source), value in run_values(rec).items():
+    for variant, subject, vals in audited_runs(records):
+        for (contrast, source), value in vals.items():
             per.setdefault((variant, contrast, source), {}).setdefault(str(subject), []).append(float(value))
             if source.startswith("measured:") and source.endswith(":total"):
                 families.setdefault((variant, contrast, source.rsplit(":", 1)[0]), set()).add(str(subject))

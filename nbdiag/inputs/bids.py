@@ -34,9 +34,10 @@ from nilearn.interfaces.bids.query import (
 )
 from nilearn.interfaces.bids.utils import bids_entities
 
+from nbdiag.core import compat
 from nbdiag.core.compat import confounds_file_for
 from nbdiag.config import ModelSettings
-from nbdiag.core.errors import InputError
+from nbdiag.core.errors import InputError, SettingsError
 from nbdiag.inputs.safety import (allowed_roots, check_input_file, display, is_unfetched_annex,
                                   read_json_object, repetition_time)
 
@@ -471,8 +472,6 @@ def _bids_files(main_path: Path, file_tag: str, file_type: str, sub_label: str =
     ``_filter_bids_files``) and the ordering are nilearn's. Without ``memo``, or when nilearn
     lays its helpers out differently, nilearn's function is called.
     """
-    from nbdiag.core import compat
-
     helpers = compat.private("nilearn.interfaces.bids.query", "_filter_bids_files")
     if memo is None or helpers is None:
         return get_bids_files(main_path, file_tag=file_tag, file_type=file_type, sub_label=sub_label,
@@ -567,8 +566,6 @@ def check_derivatives_folder(bids_dir: Path, folder: str) -> Path:
     nbdiag.core.errors.SettingsError
         For an absolute path or one that climbs out of BIDS_DIR (e.g. ``../../etc``).
     """
-    from nbdiag.core.errors import SettingsError
-
     rel = Path(folder)
     if rel.is_absolute() or ".." in rel.parts:
         raise SettingsError(

@@ -21,6 +21,7 @@ those are not set otherwise. Unknown query names and entities are refused by nam
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,8 +106,6 @@ def _same(key: str, have: str, wanted: str) -> bool:
 
 
 def _close(name: str, known) -> str:
-    import difflib
-
     match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else ""
 

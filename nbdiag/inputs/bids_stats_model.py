@@ -30,16 +30,20 @@ Differences from FitLins are listed in the README ("BIDS Stats Models").
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+from bsmschema.models import BIDSStatsModel
+from pydantic import ValidationError
 
+from nbdiag.config import RunNode
 from nbdiag.core.errors import InputError, SettingsError
 
 #: Transformations nbdiag applies at run level (pybids-transforms-v1 names).
@@ -48,41 +52,6 @@ SUPPORTED = ("Factor", "Convolve", "Select", "Rename", "Replace", "Scale", "Thre
 HRF_NAMES = {"spm": "spm", "doublegamma": "spm", "glover": "glover", "fir": "fir"}
 #: fMRIPrep columns whose first value is undefined, imputed by FitLins with the mean non-zero value.
 MEAN_IMPUTED = ("framewise_displacement", "std_dvars", "dvars")
-
-
-@dataclass(frozen=True)
-class RunNode:
-    """The run-level node of a BIDS Stats Model, checked.
-
-    Attributes
-    ----------
-    name : str
-        ``Name`` of the node.
-    x : tuple
-        ``Model.X`` (``1`` for the intercept).
-    instructions : tuple of dict
-        Transformations, keys lower-cased.
-    convolve : dict
-        Variable name or pattern -> nilearn ``hrf_model`` (from ``Convolve`` / ``Model.HRF``).
-    contrasts : dict
-        Name -> {column: weight} (``1`` written as ``constant``).
-    path : str
-        The model file.
-    """
-
-    name: str
-    x: tuple
-    instructions: tuple
-    hrf_model: str | None
-    fir_delays: tuple[int, ...] | None
-    convolved: tuple[str, ...]
-    contrasts: Mapping[str, Mapping[str, float]]
-    path: str = ""
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"file": Path(self.path).name, "node": self.name, "x": [str(v) for v in self.x],
-                "transformations": [i["name"] for i in self.instructions], "hrf_model": self.hrf_model}
 
 
 def _bad(path: str, where: str, message: str) -> SettingsError:
@@ -120,12 +89,6 @@ def _hrf_name(model: str, derivative: bool, dispersion: bool, path: str, where: 
 
 def _validate(data: Any, path: str) -> Any:
     try:
-        from bsmschema.models import BIDSStatsModel
-    except ImportError:  # pragma: no cover - a declared dependency
-        raise SettingsError("--model needs the bsmschema package (pip install bsmschema)") from None
-    from pydantic import ValidationError
-
-    try:
         return BIDSStatsModel.model_validate(data)
     except ValidationError as exc:
         lines = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:8]]
@@ -139,8 +102,6 @@ def normalise(data: Any) -> tuple[Any, list[str]]:
     contrast ``Test`` to none, and takes scalar ``Input`` values; bsmschema does not. The
     changes are returned as notes so that nothing is changed silently.
     """
-    import copy
-
     if not isinstance(data, dict) or not isinstance(data.get("Nodes"), list):
         return data, []
     data = copy.deepcopy(data)
@@ -207,7 +168,7 @@ def parse_stats_model(data: Any, path: str = "model.json") -> tuple[RunNode, dic
     contrasts = _contrasts(node, raw, x, path, where)
     run_node = RunNode(name=node.Name, x=x, instructions=tuple(instructions), hrf_model=hrf_model,
                        fir_delays=fir_delays, convolved=tuple(convolved), contrasts=contrasts, path=path,
-                       notes=tuple(notes))
+                       notes=tuple(notes), model_values=model_values)
     return run_node, model_values, notes
 
 
@@ -347,25 +308,6 @@ def load_stats_model(path: str | Path) -> tuple[RunNode, dict[str, Any], list[st
     except (OSError, ValueError) as exc:
         raise SettingsError(f"{path}: not valid JSON: {exc}") from None
     return parse_stats_model(data, str(path))
-
-
-def to_config_values(node: RunNode, model_values: Mapping[str, Any]) -> dict[str, Any]:
-    """What a run node says about the settings, as config values (a translation: no settings are built).
-
-    :func:`nbdiag.config.resolve_settings` (``stats_model=``) applies them to every variant.
-
-    Returns
-    -------
-    dict
-        ``{"model": nilearn-named model values (no confounds: ``confounds_strategy`` None),
-        "contrasts": the node's contrasts (name -> {column: weight}), "node": the node,
-        "where": how messages name the node}``.
-    """
-    model = {k: v for k, v in model_values.items()
-             if k != "confounds_strategy" and (v is not None or k in ("hrf_model", "drift_model", "fir_delays"))}
-    model["confounds_strategy"] = None
-    return {"model": model, "contrasts": dict(node.contrasts), "node": node,
-            "where": f"{Path(node.path).name} (run node {node.name})"}
 
 
 # --------------------------------------------------------------------------- #
@@ -619,4 +561,4 @@ def _dense_confounds(dense: Mapping[str, np.ndarray], notes: list[str]) -> pd.Da
     return conf
 
 
-__all__ = ["RunNode", "SUPPORTED", "design_inputs", "load_stats_model", "parse_stats_model", "to_config_values"]
+__all__ = ["RunNode", "SUPPORTED", "design_inputs", "load_stats_model", "parse_stats_model"]

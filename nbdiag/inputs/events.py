@@ -169,7 +169,7 @@ def load_plugin(spec: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
     return func
 
 
-def transform_events(table: pd.DataFrame, settings: EventSettings, *, path: Path | None = None) -> EventsResult:  # noqa: C901
+def transform_events(table: pd.DataFrame, settings: EventSettings, *, path: Path | None = None) -> EventsResult:
     """Apply drop, rename and transforms; record what leaves the model.
 
     Parameters
@@ -181,19 +181,41 @@ def transform_events(table: pd.DataFrame, settings: EventSettings, *, path: Path
         The events file, for messages.
     """
     events = table.copy()
-    findings: list[Finding] = []
+    findings: list[Finding] = _negative_onsets(events, path)
     unmodeled: list[pd.DataFrame] = []
+    events = _select_trial_types(events, settings, path, findings, unmodeled)
+    rt_events = _rt_events(events, settings.rt_column)
+    for transform in settings.transforms:
+        events = _apply_transform(events, transform, settings, path, unmodeled)
+    findings.extend(_not_identifiers(events, path))
+    removed = pd.concat(unmodeled, ignore_index=True) if unmodeled else pd.DataFrame(columns=UNMODELED_COLUMNS)
+    return EventsResult(events=events.reset_index(drop=True), unmodeled=removed,
+                        rt_events=rt_events, findings=tuple(findings))
+
+
+def _negative_onsets(events: pd.DataFrame, path: Path | None) -> list[Finding]:
+    """A warning for events with a negative onset (nilearn models them down to ``min_onset``)."""
     negative = events["onset"] < 0
-    if negative.any():
-        rows = [int(i) + 2 for i in np.flatnonzero(negative.to_numpy())]
-        findings.append(codes.EVENTS_INVALID.finding(
-            severity="warn", title="Events with negative onsets",
-            message=(f"{path}: {len(rows)} events have a negative onset (first at row {rows[0]}: "
-                     f"{float(events['onset'][negative].iloc[0])} s). nilearn models them down to min_onset, "
-                     "but onsets should count from the first volume kept in the image."),
-            evidence={"file": str(path), "rows": rows[:20], "column": "onset"},
-            fix="check the events timing reference (dummy scans removed by the scanner or by you?)",
-        ))
+    if not negative.any():
+        return []
+    rows = [int(i) + 2 for i in np.flatnonzero(negative.to_numpy())]
+    return [codes.EVENTS_INVALID.finding(
+        severity="warn", title="Events with negative onsets",
+        message=(f"{path}: {len(rows)} events have a negative onset (first at row {rows[0]}: "
+                 f"{float(events['onset'][negative].iloc[0])} s). nilearn models them down to min_onset, "
+                 "but onsets should count from the first volume kept in the image."),
+        evidence={"file": str(path), "rows": rows[:20], "column": "onset"},
+        fix="check the events timing reference (dummy scans removed by the scanner or by you?)",
+    )]
+
+
+def _select_trial_types(events: pd.DataFrame, settings: EventSettings, path: Path | None,
+                        findings: list[Finding], unmodeled: list[pd.DataFrame]) -> pd.DataFrame:
+    """``trial_type`` as nilearn reads it, then the drop and rename settings.
+
+    No column: every row is ``dummy`` (nilearn's ``check_events``); ``n/a`` rows leave the
+    model. Appends the findings and the unmodelled rows to the lists given.
+    """
     if "trial_type" not in events.columns:
         findings.append(codes.EVENTS_INVALID.finding(
             severity="warn", title="No trial_type column",
@@ -202,88 +224,97 @@ def transform_events(table: pd.DataFrame, settings: EventSettings, *, path: Path
         ))
         # nilearn's check_events: warns and sets trial_type = "dummy" for every row
         events["trial_type"] = "dummy"
-    else:
-        missing = events["trial_type"].isna()
-        if missing.any():
-            unmodeled.append(_unmodeled(events.loc[missing].assign(trial_type="n/a"), "trial_type is n/a"))
-            findings.append(codes.EVENTS_INVALID.finding(
-                severity="warn", title="Events without a trial_type",
-                message=(f"{path}: {int(missing.sum())} rows have trial_type 'n/a'; nbdiag leaves them out of the "
-                         "model and counts them as unmodelled events (nilearn would make a condition named 'nan')."),
-                evidence={"file": str(path), "rows": [int(i) + 2 for i in np.flatnonzero(missing.to_numpy())][:20]},
-            ))
-            events = events.loc[~missing]
-        # non-string trial types (e.g. integers 1..12) keep their type: nilearn orders the
-        # conditions by value (1, 2, ..., 12), not as strings (1, 10, 11, 12, 2, ...)
-        numeric = pd.api.types.is_numeric_dtype(events["trial_type"]) and not pd.api.types.is_bool_dtype(
-            events["trial_type"])
-        as_str = events["trial_type"].astype(str)
-        if not numeric or settings.transforms:  # transforms add string types (e.g. RTDur)
-            events["trial_type"] = as_str
-        if settings.drop:
-            dropped = as_str.isin(settings.drop)
-            if dropped.any():
-                unmodeled.append(_unmodeled(events.loc[dropped], "dropped by events drop setting"))
-            events, as_str = events.loc[~dropped], as_str.loc[~dropped]
-        if settings.rename and as_str.isin(list(settings.rename)).any():
-            events["trial_type"] = as_str.replace(dict(settings.rename))
+        return events
+    missing = events["trial_type"].isna()
+    if missing.any():
+        unmodeled.append(_unmodeled(events.loc[missing].assign(trial_type="n/a"), "trial_type is n/a"))
+        findings.append(codes.EVENTS_INVALID.finding(
+            severity="warn", title="Events without a trial_type",
+            message=(f"{path}: {int(missing.sum())} rows have trial_type 'n/a'; nbdiag leaves them out of the "
+                     "model and counts them as unmodelled events (nilearn would make a condition named 'nan')."),
+            evidence={"file": str(path), "rows": [int(i) + 2 for i in np.flatnonzero(missing.to_numpy())][:20]},
+        ))
+        events = events.loc[~missing]
+    # non-string trial types (e.g. integers 1..12) keep their type: nilearn orders the
+    # conditions by value (1, 2, ..., 12), not as strings (1, 10, 11, 12, 2, ...)
+    numeric = pd.api.types.is_numeric_dtype(events["trial_type"]) and not pd.api.types.is_bool_dtype(
+        events["trial_type"])
+    as_str = events["trial_type"].astype(str)
+    if not numeric or settings.transforms:  # transforms add string types (e.g. RTDur)
+        events["trial_type"] = as_str
+    if settings.drop:
+        dropped = as_str.isin(settings.drop)
+        if dropped.any():
+            unmodeled.append(_unmodeled(events.loc[dropped], "dropped by events drop setting"))
+        events, as_str = events.loc[~dropped], as_str.loc[~dropped]
+    if settings.rename and as_str.isin(list(settings.rename)).any():
+        events["trial_type"] = as_str.replace(dict(settings.rename))
+    return events
 
-    rt_events = None
+
+def _rt_events(events: pd.DataFrame, rt_col: str) -> pd.DataFrame | None:
+    """Events with ``duration`` = their response time (rows with one), for the RT diagnostics."""
+    if rt_col not in events.columns:
+        return None
+    rt = pd.to_numeric(events[rt_col], errors="coerce")
+    has = rt.notna()
+    if not has.any():
+        return None
+    return pd.DataFrame({
+        "onset": events.loc[has, "onset"].to_numpy(float),
+        "duration": rt[has].to_numpy(float),
+        "trial_type": events.loc[has, "trial_type"].to_numpy() if "trial_type" in events else "dummy",
+    })
+
+
+def _apply_transform(events: pd.DataFrame, transform: str, settings: EventSettings, path: Path | None,
+                     unmodeled: list[pd.DataFrame]) -> pd.DataFrame:
+    """One transform (``rtdur`` or a plugin); rows a plugin removes are appended to ``unmodeled``."""
     rt_col = settings.rt_column
-    if rt_col in events.columns:
-        rt = pd.to_numeric(events[rt_col], errors="coerce")
-        has = rt.notna()
-        if has.any():
-            rt_events = pd.DataFrame({
-                "onset": events.loc[has, "onset"].to_numpy(float),
-                "duration": rt[has].to_numpy(float),
-                "trial_type": events.loc[has, "trial_type"].to_numpy() if "trial_type" in events else "dummy",
-            })
+    if transform == "rtdur":
+        if rt_col not in events.columns:
+            raise InputError(
+                "the rtdur transform needs a response-time column", file=path, column=rt_col,
+                expected=f"a column '{rt_col}' (set rt_column in [events])",
+                found=", ".join(map(str, events.columns)),
+            )
+        return rtdur(events, rt_col, settings.rtdur_name)
+    func = load_plugin(transform)
+    before = events
+    try:
+        after = func(before.copy())
+    except Exception as exc:  # noqa: BLE001 - plugin code is user code
+        raise InputError(f"events transform {transform!r} failed: {type(exc).__name__}: {exc}",
+                         file=path) from None
+    if not isinstance(after, pd.DataFrame) or not {"onset", "duration"} <= set(after.columns):
+        raise InputError(f"events transform {transform!r} must return a DataFrame with onset and duration",
+                         file=path, expected="DataFrame with onset, duration, trial_type",
+                         found=type(after).__name__)
+    if "trial_type" in before and "trial_type" in after:
+        key = ["onset", "duration", "trial_type"]
+        merged = before[key].merge(after[key].drop_duplicates(), on=key, how="left", indicator=True)
+        gone = merged.loc[merged["_merge"] == "left_only", key]
+        if len(gone):
+            unmodeled.append(_unmodeled(gone, f"removed by transform {transform}"))
+    return after
 
-    for transform in settings.transforms:
-        if transform == "rtdur":
-            if rt_col not in events.columns:
-                raise InputError(
-                    "the rtdur transform needs a response-time column", file=path, column=rt_col,
-                    expected=f"a column '{rt_col}' (set rt_column in [events])",
-                    found=", ".join(map(str, events.columns)),
-                )
-            events = rtdur(events, rt_col, settings.rtdur_name)
-        else:
-            func = load_plugin(transform)
-            before = events
-            try:
-                after = func(before.copy())
-            except Exception as exc:  # noqa: BLE001 - plugin code is user code
-                raise InputError(f"events transform {transform!r} failed: {type(exc).__name__}: {exc}",
-                                 file=path) from None
-            if not isinstance(after, pd.DataFrame) or not {"onset", "duration"} <= set(after.columns):
-                raise InputError(f"events transform {transform!r} must return a DataFrame with onset and duration",
-                                 file=path, expected="DataFrame with onset, duration, trial_type",
-                                 found=type(after).__name__)
-            if "trial_type" in before and "trial_type" in after:
-                key = ["onset", "duration", "trial_type"]
-                merged = before[key].merge(after[key].drop_duplicates(), on=key, how="left", indicator=True)
-                gone = merged.loc[merged["_merge"] == "left_only", key]
-                if len(gone):
-                    unmodeled.append(_unmodeled(gone, f"removed by transform {transform}"))
-            events = after
 
-    if "trial_type" in events.columns:
-        bad = sorted({t for t in events["trial_type"].astype(str).unique() if not t.isidentifier()})
-        if bad:
-            findings.append(codes.TRIAL_TYPE_NOT_IDENTIFIER.finding(
-                severity="warn",
-                title="Trial types that are not Python identifiers",
-                message=(f"trial types {', '.join(repr(b) for b in bad)} in {path} are not Python identifiers: "
-                         "nilearn can fit them, but contrast expressions such as 'a - b' that name them fail. "
-                         "Rename them (e.g. --events-rename 0BACK=zero_back)."),
-                evidence={"file": str(path), "trial_types": bad},
-                fix="rename the trial types with --events-rename OLD=NEW or [events] rename",
-            ))
-    removed = pd.concat(unmodeled, ignore_index=True) if unmodeled else pd.DataFrame(columns=UNMODELED_COLUMNS)
-    return EventsResult(events=events.reset_index(drop=True), unmodeled=removed,
-                        rt_events=rt_events, findings=tuple(findings))
+def _not_identifiers(events: pd.DataFrame, path: Path | None) -> list[Finding]:
+    """A warning for trial types a contrast expression cannot name (not Python identifiers)."""
+    if "trial_type" not in events.columns:
+        return []
+    bad = sorted({t for t in events["trial_type"].astype(str).unique() if not t.isidentifier()})
+    if not bad:
+        return []
+    return [codes.TRIAL_TYPE_NOT_IDENTIFIER.finding(
+        severity="warn",
+        title="Trial types that are not Python identifiers",
+        message=(f"trial types {', '.join(repr(b) for b in bad)} in {path} are not Python identifiers: "
+                 "nilearn can fit them, but contrast expressions such as 'a - b' that name them fail. "
+                 "Rename them (e.g. --events-rename 0BACK=zero_back)."),
+        evidence={"file": str(path), "trial_types": bad},
+        fix="rename the trial types with --events-rename OLD=NEW or [events] rename",
+    )]
 
 
 def events_outside_run(events: pd.DataFrame, frame_times: np.ndarray, t_r: float,

@@ -13,16 +13,19 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from nilearn.interfaces.fmriprep import load_confounds
 
 from nbdiag.config import ModelSettings, nilearn_fills_first_row
 from nbdiag.core.errors import InputError
+from nbdiag.inputs.bids import expected_confounds
 from nbdiag.inputs.safety import check_input_file, display, read_json_object
 from nbdiag.core.limits import Limits, too_large
-from nbdiag.core import codes
+from nbdiag.core import codes, compat
 
 NSS_PATTERN = re.compile(r"^non_steady_state_outlier\d+$")
 
@@ -185,8 +188,6 @@ def _columns_needed(header: list[str], kwargs: dict[str, Any], json_path: str) -
 
 def _nl():
     """nilearn's load_confounds pieces the fast path uses, by name (None if laid out differently)."""
-    from nbdiag.core import compat
-
     lc = compat.private("nilearn.interfaces.fmriprep.load_confounds", "COMPCOR_TYPES", "CONFOUND_MODEL",
                         "_check_error", "_check_strategy", "_load_noise_component")
     utils = compat.private("nilearn.interfaces.fmriprep.load_confounds_utils", "load_confounds_json",
@@ -200,8 +201,6 @@ def _nl():
     names = ("COMPCOR_TYPES", "CONFOUND_MODEL", "check_error", "check_strategy", "load_noise_component",
              "load_confounds_json", "prepare_output", "demean_confounds", "get_outlier_cols",
              "outlier_to_sample_mask", "is_camel_case", "check_parameter_in_allowed")
-    from types import SimpleNamespace
-
     return SimpleNamespace(**dict(zip(names, lc + utils + scrub + other + check)))
 
 
@@ -347,7 +346,7 @@ def _asked_by(kwargs: dict | None) -> str:
     return f"confounds_strategy {list(kwargs['strategy'])}"
 
 
-def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSettings, n_scans: int,  # noqa: C901
+def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSettings, n_scans: int,
                        roots: tuple[Path, ...] | None = None, limits: Limits | None = None,
                        fast: bool = True) -> ConfoundsResult:
     """Confounds for one run, as ``first_level_from_bids`` builds them.
@@ -373,77 +372,107 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
     if kwargs is None:
         return ConfoundsResult(confounds=None, sample_mask=None)
     if confounds_path is None:
-        from nbdiag.inputs.bids import expected_confounds
-
-        expected = expected_confounds(bold)
-        raise InputError(
-            f"no confounds file for this run, but {_asked_by(kwargs)} asks for one (first_level_from_bids "
-            "would silently fit without confounds when a subject has none, or refuse the subject when "
-            "only some runs have one); give --confounds-strategy none to audit without confounds",
-            file=display(expected), code=codes.INPUT_MISSING.code, expected="an fMRIPrep *_desc-confounds_timeseries.tsv",
-            found="no file")
+        raise _no_confounds_file(bold, kwargs)
     check_input_file(confounds_path, "confounds file", _asked_by(kwargs), roots)
     header = _read_header(confounds_path) if fast else []
     keep = None
     if fast and kwargs and _fast_path_ok(kwargs, header):
         keep = _columns_needed(header, kwargs, str(confounds_path).replace("tsv", "json"))
     raw = read_raw_confounds(confounds_path, limits, usecols=keep)
-    sidecar_note = None
-    sidecar_data = None
-    if kwargs:
-        sidecar = confounds_path.with_suffix(".json")
-        needs_sidecar = any(s in kwargs["strategy"] for s in ("compcor",))
-        if sidecar.exists() or sidecar.is_symlink():
-            data, problem = read_json_object(sidecar, roots)
-            if problem is None and str(sidecar) == str(confounds_path).replace("tsv", "json"):
-                sidecar_data = data  # the file nilearn would json.load: parsed once
-            # nilearn json.load()s this file for every strategy (a syntax error stops it) and uses
-            # its content for CompCor only: a valid JSON that is not an object matters only there
-            if problem is not None and not needs_sidecar and "found a JSON" in problem:
-                sidecar_note = f"confounds JSON sidecar not used: {problem}"
-            elif problem is not None:
-                raise InputError(f"confounds JSON sidecar cannot be used by load_confounds: {problem}",
-                                 file=display(sidecar), code=codes.CONFOUNDS_INVALID.code,
-                                 expected="a JSON object (fMRIPrep's confounds metadata)", found="see message")
-        elif needs_sidecar:
+    sidecar_data, sidecar_note = _read_sidecar(confounds_path, kwargs, roots) if kwargs else (None, None)
+    raw_columns = tuple(header) if keep is not None else tuple(map(str, raw.columns))
+    nss = _flagged(raw, NSS_PATTERN)
+    confounds, sample_mask, caught = _apply_strategy(raw, kwargs, keep, bold, confounds_path, sidecar_data,
+                                                     raw_columns)
+    if sidecar_note:
+        caught.append(sidecar_note)
+    _check_loaded(raw, confounds, sample_mask, kwargs, n_scans, confounds_path)
+    scrub: tuple[int, ...] = ()
+    if sample_mask is not None:
+        kept = set(int(i) for i in np.asarray(sample_mask))
+        scrub = tuple(i for i in range(n_scans) if i not in kept and i not in nss)
+    return ConfoundsResult(confounds=confounds, sample_mask=None if sample_mask is None else np.asarray(sample_mask),
+                           raw_columns=raw_columns, nonsteady_volumes=nss, scrub_volumes=scrub,
+                           warnings=tuple(caught), signals=raw_signals(raw), motion=raw_motion(raw))
+
+
+def _no_confounds_file(bold: Path, kwargs: dict) -> InputError:
+    """The error for a run without a confounds file when the settings ask for one."""
+    return InputError(
+        f"no confounds file for this run, but {_asked_by(kwargs)} asks for one (first_level_from_bids "
+        "would silently fit without confounds when a subject has none, or refuse the subject when "
+        "only some runs have one); give --confounds-strategy none to audit without confounds",
+        file=display(expected_confounds(bold)), code=codes.INPUT_MISSING.code,
+        expected="an fMRIPrep *_desc-confounds_timeseries.tsv", found="no file")
+
+
+def _read_sidecar(confounds_path: Path, kwargs: dict,
+                  roots: tuple[Path, ...] | None) -> tuple[dict | None, str | None]:
+    """The confounds JSON sidecar as ``load_confounds`` reads it: ``(parsed object or None, note or None)``.
+
+    nilearn ``json.load()``s the sidecar for every strategy (a syntax error stops it) and uses
+    its content for CompCor only: a valid JSON that is not an object matters only there (a
+    note otherwise); a missing sidecar is an error only for CompCor.
+    """
+    sidecar = confounds_path.with_suffix(".json")
+    needs_sidecar = any(s in kwargs["strategy"] for s in ("compcor",))
+    if not (sidecar.exists() or sidecar.is_symlink()):
+        if needs_sidecar:
             raise InputError(
                 f"confounds JSON sidecar missing: {_asked_by(kwargs)} needs it (CompCor components are "
                 "selected from its metadata; fMRIPrep < 1.4 did not write it)", file=display(sidecar),
                 code=codes.INPUT_MISSING.code, expected="the *_desc-confounds_timeseries.json next to the TSV",
                 found="no file")
-    raw_columns = tuple(header) if keep is not None else tuple(map(str, raw.columns))
-    nss = _flagged(raw, NSS_PATTERN)
-    caught: list[str] = []
-    sample_mask = None
-    if kwargs is None:
-        confounds = None
-    elif kwargs == {}:
-        # nilearn reads the whole file; since 0.13 it fills NaNs of the first row with 0
+        return None, None
+    data, problem = read_json_object(sidecar, roots)
+    if problem is None:
+        # the file nilearn would json.load: parsed once
+        return (data if str(sidecar) == str(confounds_path).replace("tsv", "json") else None), None
+    if not needs_sidecar and "found a JSON" in problem:
+        return None, f"confounds JSON sidecar not used: {problem}"
+    raise InputError(f"confounds JSON sidecar cannot be used by load_confounds: {problem}",
+                     file=display(sidecar), code=codes.CONFOUNDS_INVALID.code,
+                     expected="a JSON object (fMRIPrep's confounds metadata)", found="see message")
+
+
+def _apply_strategy(raw: pd.DataFrame, kwargs: dict, keep: list[str] | None, bold: Path, confounds_path: Path,
+                    sidecar_data: dict | None, raw_columns: tuple[str, ...]
+                    ) -> tuple[pd.DataFrame, Any, list[str]]:
+    """``(confounds, sample_mask, nilearn's warnings)`` of the strategy, as ``first_level_from_bids`` gets them.
+
+    ``kwargs == {}`` (no strategy given): the whole file, first-row NaNs filled with 0 as
+    nilearn >= 0.13 does; otherwise nilearn's ``load_confounds`` steps on the ``keep``
+    columns (``keep`` None: ``load_confounds`` itself on the image).
+    """
+    if kwargs == {}:
         confounds = raw.copy()
         if nilearn_fills_first_row():
             confounds.iloc[0] = confounds.iloc[0].fillna(0.0)
-    else:
-        from nilearn.interfaces.fmriprep import load_confounds
+        return confounds, None, []
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        try:
+            if keep is not None:
+                confounds, sample_mask = _nilearn_load_selected(
+                    raw, kwargs, str(confounds_path).replace("tsv", "json"), meta=sidecar_data)
+            else:
+                confounds, sample_mask = load_confounds(img_files=str(bold), **kwargs)
+        except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
+            text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
+            raise InputError(
+                f"nilearn's load_confounds refused this file: {text}", file=confounds_path,
+                code=codes.CONFOUNDS_INVALID.code,
+                expected=f"the columns needed by confounds_strategy {list(kwargs['strategy'])}",
+                found=f"{len(raw_columns)} columns",
+            ) from None
+    caught = [str(w.message) for w in record if "Non-steady state volumes are always detected" not in str(w.message)]
+    return confounds, sample_mask, caught
 
-        with warnings.catch_warnings(record=True) as record:
-            warnings.simplefilter("always")
-            try:
-                if keep is not None:
-                    confounds, sample_mask = _nilearn_load_selected(
-                        raw, kwargs, str(confounds_path).replace("tsv", "json"), meta=sidecar_data)
-                else:
-                    confounds, sample_mask = load_confounds(img_files=str(bold), **kwargs)
-            except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
-                text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
-                raise InputError(
-                    f"nilearn's load_confounds refused this file: {text}", file=confounds_path,
-                    code=codes.CONFOUNDS_INVALID.code,
-                    expected=f"the columns needed by confounds_strategy {list(kwargs['strategy'])}",
-                    found=f"{len(raw_columns)} columns",
-                ) from None
-        caught = [str(w.message) for w in record if "Non-steady state volumes are always detected" not in str(w.message)]
-    if sidecar_note:
-        caught.append(sidecar_note)
+
+def _check_loaded(raw: pd.DataFrame, confounds: pd.DataFrame | None, sample_mask: Any, kwargs: dict,
+                  n_scans: int, confounds_path: Path) -> None:
+    """Refuse confounds the design cannot use: every volume censored, a row count other than
+    ``n_scans``, NaN/inf beyond the first row (each error names the file, column and row)."""
     if sample_mask is not None and len(sample_mask) == 0:
         raise InputError(
             "load_confounds censors every volume (all marked as motion outliers), so its confounds are all NaN",
@@ -468,12 +497,3 @@ def load_run_confounds(bold: Path, confounds_path: Path | None, model: ModelSett
                 "the design would contain NaN", file=confounds_path, column=str(confounds.columns[col]),
                 row=row + 2, code=codes.CONFOUNDS_INVALID.code, expected="a finite number", found=str(values[row, col]),
             )
-    scrub: tuple[int, ...] = ()
-    if sample_mask is not None:
-        kept = set(int(i) for i in np.asarray(sample_mask))
-        scrub = tuple(i for i in range(n_scans) if i not in kept and i not in nss)
-    elif kwargs and "scrub" in kwargs.get("strategy", ()):
-        scrub = ()
-    return ConfoundsResult(confounds=confounds, sample_mask=None if sample_mask is None else np.asarray(sample_mask),
-                           raw_columns=raw_columns, nonsteady_volumes=nss, scrub_volumes=scrub,
-                           warnings=tuple(caught), signals=raw_signals(raw), motion=raw_motion(raw))

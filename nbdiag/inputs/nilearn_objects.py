@@ -23,7 +23,7 @@ plus the in-memory tables the user will pass to ``FirstLevelModel.fit``:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -145,13 +145,15 @@ def model_settings(model: Any) -> ModelSettings:
         if name == "high_pass" and value is None:
             continue
         values[name] = value
+    # the measured estimates use the model's own noise_model, as its fit does
+    noise_model = getattr(model, "noise_model", None)
+    if noise_model is not None:
+        values["noise_model"] = noise_model
     try:
         settings = update_model(ModelSettings(), values, where="model")
     except SettingsError as exc:
         raise SettingsError(f"{exc} (read from the FirstLevelModel object)") from None
     # the confounds are given as tables: no load_confounds strategy applies
-    from dataclasses import replace
-
     return replace(settings, confounds_strategy=None)
 
 
@@ -293,7 +295,7 @@ def _fmriprep_confounds(path: Path) -> tuple[tuple[str, ...], tuple[int, ...], s
     return tuple(map(str, raw.columns)), nss, str(found)
 
 
-def given_runs(model: Any, run_imgs: Any, events: Any, confounds: Any = None, sample_masks: Any = None,  # noqa: C901
+def given_runs(model: Any, run_imgs: Any, events: Any, confounds: Any = None, sample_masks: Any = None,
                model_index: int | None = None, rt_column: str = "response_time") -> list[GivenRun]:
     """One :class:`GivenRun` per image of one model, as ``model.fit(run_imgs, events, confounds,
     sample_masks)`` would see them.
@@ -307,30 +309,12 @@ def given_runs(model: Any, run_imgs: Any, events: Any, confounds: Any = None, sa
     info = model_info(model)
     imgs = list(run_imgs) if isinstance(run_imgs, (list, tuple)) else [run_imgs]
     n = len(imgs)
-
-    def per_run(value: Any, name: str) -> list[Any]:
-        if value is None:
-            return [None] * n
-        single = (isinstance(value, np.ndarray) and value.ndim == 1) if name == "sample_masks" else \
-            isinstance(value, (pd.DataFrame, np.ndarray, str, Path))
-        if single:
-            if n == 1:
-                return [value]
-            _mismatch(name, 1, n)
-        items = list(value)
-        if len(items) != n:
-            _mismatch(name, len(items), n)
-        return items
-
-    def _mismatch(name: str, got: int, want: int) -> None:
-        where = f"model {model_index}" if model_index is not None else "model"
-        raise SettingsError(f"{name} for {where}: expected one entry per run image ({want}); got {got}")
-
     if events is None:
         raise SettingsError("events: expected one events table per run image (FirstLevelModel.fit needs them "
                             "to build a design); got None")
-    ev_list, conf_list, mask_list = per_run(events, "events"), per_run(confounds, "confounds"), \
-        per_run(sample_masks, "sample_masks")
+    ev_list = _per_run(events, "events", n, model_index)
+    conf_list = _per_run(confounds, "confounds", n, model_index)
+    mask_list = _per_run(sample_masks, "sample_masks", n, model_index)
     fitted = getattr(model, "design_matrices_", None)
     out: list[GivenRun] = []
     for j, img in enumerate(imgs):
@@ -344,37 +328,70 @@ def given_runs(model: Any, run_imgs: Any, events: Any, confounds: Any = None, sa
         given = GivenRun(run=run, events=None, confounds=None, model_info=info)
         out.append(given)
         try:
-            given.events = _as_table(ev_list[j], "events", j)
-            given.confounds = _as_table(conf_list[j], "confounds", j)
-            check_events_frame(given.events, f"events of {where}")
-            if mask_list[j] is not None:
-                mask = np.asarray(mask_list[j]).ravel()
-                given.sample_mask = np.flatnonzero(mask) if mask.dtype == bool else mask.astype(int)
-            if isinstance(img, (str, Path)):
-                sidecar = Path(str(path).split(".nii")[0] + ".json")
-                run.bold_sidecar = sidecar if sidecar.exists() else None
-                run.own_t_r = _own_t_r(run.bold_sidecar)
-                cols, nss, found = _fmriprep_confounds(path)
-                given.raw_confound_columns, given.nonsteady_volumes = cols, nss
-                if found is not None:
-                    run.confounds = Path(found)
-                    raw_table = read_raw_confounds(Path(found))
-                    given.raw_signals, given.raw_motion = raw_signals(raw_table), raw_motion(raw_table)
-                    if nss:
-                        given.notes.append(f"fMRIPrep flags volumes {list(nss)} as non-steady-state in "
-                                           f"{Path(found).name} (read for that column only)")
-            run.n_scans = _n_scans(img, path, given.confounds, where)
-            if not run.n_scans.source.startswith("image header"):
-                run.notes.append(f"n_scans {run.n_scans.value} from {run.n_scans.source}")
-            given.rt_regressor = detect_rtdur(given.events, rt_column)
-            if given.rt_regressor:
-                given.notes.append(f"trial type {given.rt_regressor!r} has duration = {rt_column} on rows that "
-                                   "copy other events' onsets: audited as a ConsDurRTDur regressor")
+            _read_given(given, img, path, j, where, ev_list[j], conf_list[j], mask_list[j], rt_column)
             if isinstance(fitted, list) and len(fitted) == n:
                 given.fitted_design = fitted[j]
         except InputError as exc:
             run.error = exc
     return out
+
+
+def _per_run(value: Any, name: str, n: int, model_index: int | None) -> list[Any]:
+    """``value`` (events, confounds or sample masks of one model) as one entry per run image."""
+    if value is None:
+        return [None] * n
+    single = (isinstance(value, np.ndarray) and value.ndim == 1) if name == "sample_masks" else \
+        isinstance(value, (pd.DataFrame, np.ndarray, str, Path))
+    items = [value] if single else list(value)
+    if len(items) != n:
+        where = f"model {model_index}" if model_index is not None else "model"
+        raise SettingsError(f"{name} for {where}: expected one entry per run image ({n}); got {len(items)}")
+    return items
+
+
+def _read_given(given: GivenRun, img: Any, path: Path, j: int, where: str, events: Any, confounds: Any,
+                mask: Any, rt_column: str) -> None:
+    """Fill ``given`` with one run's tables, sample mask, fMRIPrep files, ``n_scans`` and RTDur regressor.
+
+    Raises
+    ------
+    InputError
+        A table or image that cannot be read (the run is then an error record).
+    """
+    run = given.run
+    given.events = _as_table(events, "events", j)
+    given.confounds = _as_table(confounds, "confounds", j)
+    check_events_frame(given.events, f"events of {where}")
+    if mask is not None:
+        mask = np.asarray(mask).ravel()
+        given.sample_mask = np.flatnonzero(mask) if mask.dtype == bool else mask.astype(int)
+    if isinstance(img, (str, Path)):
+        _read_fmriprep_files(given, path)
+    run.n_scans = _n_scans(img, path, given.confounds, where)
+    if not run.n_scans.source.startswith("image header"):
+        run.notes.append(f"n_scans {run.n_scans.value} from {run.n_scans.source}")
+    given.rt_regressor = detect_rtdur(given.events, rt_column)
+    if given.rt_regressor:
+        given.notes.append(f"trial type {given.rt_regressor!r} has duration = {rt_column} on rows that "
+                           "copy other events' onsets: audited as a ConsDurRTDur regressor")
+
+
+def _read_fmriprep_files(given: GivenRun, path: Path) -> None:
+    """For an image on disk: its JSON sidecar's RepetitionTime and, in an fMRIPrep folder, the
+    confounds file (read for its non-steady-state flags, signals and motion only)."""
+    run = given.run
+    sidecar = Path(str(path).split(".nii")[0] + ".json")
+    run.bold_sidecar = sidecar if sidecar.exists() else None
+    run.own_t_r = _own_t_r(run.bold_sidecar)
+    cols, nss, found = _fmriprep_confounds(path)
+    given.raw_confound_columns, given.nonsteady_volumes = cols, nss
+    if found is not None:
+        run.confounds = Path(found)
+        raw_table = read_raw_confounds(Path(found))
+        given.raw_signals, given.raw_motion = raw_signals(raw_table), raw_motion(raw_table)
+        if nss:
+            given.notes.append(f"fMRIPrep flags volumes {list(nss)} as non-steady-state in "
+                               f"{Path(found).name} (read for that column only)")
 
 
 def event_settings(given: GivenRun, rt_column: str = "response_time") -> EventSettings:

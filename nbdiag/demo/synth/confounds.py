@@ -180,8 +180,25 @@ def make_confounds(
     box = _block_indicator(events, frame_times, "2BACK")
     motion = _make_motion(run, rng, box)
     data: dict[str, np.ndarray] = {}
+    # the random draws, in this order: mean signals, DVARS, CompCor (the demo's bytes depend on it)
+    _mean_signals(data, rng, n, k)
+    _motion_quality(data, rng, run, motion)
+    json_side: dict[str, Any] = {}
+    _compcor(data, json_side, rng, n, k, "t", _N_TCOMPCOR, "tCompCor", None)
+    _compcor(data, json_side, rng, n, k, "c", _N_CCOMPCOR, "aCompCor", "CSF")
+    _compcor(data, json_side, rng, n, k, "w", _N_WCOMPCOR, "aCompCor", "WM")
+    _compcor(data, json_side, rng, n, k, "a", run.n_acompcor, "aCompCor", "combined")
+    for name in ("csf", "csf_wm", "global_signal", "tcompcor", "white_matter"):
+        json_side[name] = {"Method": "Mean"}
+    _fixed_columns(data, run, motion)
+    table = pd.DataFrame({c: data[c] for c in confounds_columns(run)})
+    sidecar = {key: json_side[key] for key in sorted(json_side)}
+    return table, sidecar
 
-    # mean signals, brighter on the non-steady-state volumes
+
+def _mean_signals(data: dict[str, np.ndarray], rng: np.random.Generator, n: int, k: int) -> None:
+    """Global signal, CSF, white matter (with derivatives and powers), ``csf_wm``, ``tcompcor``:
+    brighter on the ``k`` non-steady-state volumes, a shared slow drift plus noise."""
     excess = np.zeros(n)
     excess[:k] = 0.3 * np.exp(-np.arange(k) / 1.5)
     slow = np.cumsum(rng.normal(0.0, 0.05, n))
@@ -196,6 +213,12 @@ def make_confounds(
     data["csf_wm"] = 0.5 * (data["csf"] + data["white_matter"]) + rng.normal(0, 0.5, n)
     data["tcompcor"] = 590.0 * (1.0 + excess) + rng.normal(0, 2.0, n)
 
+
+def _motion_quality(data: dict[str, np.ndarray], rng: np.random.Generator, run: RunSpec,
+                    motion: np.ndarray) -> None:
+    """``std_dvars``, ``dvars``, ``framewise_displacement``, ``rmsd`` (NaN first row, as fMRIPrep):
+    non-steady volumes bright but under nilearn's 1.5 threshold, motion outliers beyond it."""
+    n, k = run.n_scans, run.n_nonsteady
     fd = _fd(motion)
     std_dvars = np.clip(1.0 + rng.normal(0.0, 0.06, n), 0.8, 1.3)
     std_dvars[1:k] = 1.35  # bright but not beyond nilearn's 1.5 threshold
@@ -207,38 +230,37 @@ def make_confounds(
     data["framewise_displacement"] = fd
     data["rmsd"] = 0.45 * fd
 
-    # CompCor components: orthonormal over the steady-state volumes
-    json_side: dict[str, Any] = {}
 
-    def comps(prefix: str, n_comp: int, method: str, mask: str | None) -> None:
-        q = np.zeros((n, n_comp))
-        q[k:] = _orthonormal(rng, n - k, n_comp)
-        sv = np.sort(rng.uniform(40.0, 120.0, n_comp))[::-1]
-        ve = sv**2 / (sv**2).sum() * rng.uniform(0.3, 0.6)
-        cum = np.cumsum(ve)
-        for i in range(n_comp):
-            name = f"{prefix}_comp_cor_{i:02d}"
-            data[name] = q[:, i]
-            meta: dict[str, Any] = {
-                "CumulativeVarianceExplained": round(float(cum[i]), 10),
-            }
-            if mask is not None:
-                meta["Mask"] = mask
-            meta.update({
-                "Method": method,
-                "Retained": True,
-                "SingularValue": round(float(sv[i]), 10),
-                "VarianceExplained": round(float(ve[i]), 10),
-            })
-            json_side[name] = meta
+def _compcor(data: dict[str, np.ndarray], json_side: dict[str, Any], rng: np.random.Generator, n: int, k: int,
+             prefix: str, n_comp: int, method: str, mask: str | None) -> None:
+    """``<prefix>_comp_cor_NN`` columns, orthonormal over the steady-state volumes, with their
+    sidecar metadata (singular values, variance explained) as fMRIPrep writes it."""
+    q = np.zeros((n, n_comp))
+    q[k:] = _orthonormal(rng, n - k, n_comp)
+    sv = np.sort(rng.uniform(40.0, 120.0, n_comp))[::-1]
+    ve = sv**2 / (sv**2).sum() * rng.uniform(0.3, 0.6)
+    cum = np.cumsum(ve)
+    for i in range(n_comp):
+        name = f"{prefix}_comp_cor_{i:02d}"
+        data[name] = q[:, i]
+        meta: dict[str, Any] = {
+            "CumulativeVarianceExplained": round(float(cum[i]), 10),
+        }
+        if mask is not None:
+            meta["Mask"] = mask
+        meta.update({
+            "Method": method,
+            "Retained": True,
+            "SingularValue": round(float(sv[i]), 10),
+            "VarianceExplained": round(float(ve[i]), 10),
+        })
+        json_side[name] = meta
 
-    comps("t", _N_TCOMPCOR, "tCompCor", None)
-    comps("c", _N_CCOMPCOR, "aCompCor", "CSF")
-    comps("w", _N_WCOMPCOR, "aCompCor", "WM")
-    comps("a", run.n_acompcor, "aCompCor", "combined")
-    for name in ("csf", "csf_wm", "global_signal", "tcompcor", "white_matter"):
-        json_side[name] = {"Method": "Mean"}
 
+def _fixed_columns(data: dict[str, np.ndarray], run: RunSpec, motion: np.ndarray) -> None:
+    """The columns without noise of their own: cosines over the steady-state volumes,
+    non-steady-state and motion-outlier spikes, the six motion parameters with expansions."""
+    n, k = run.n_scans, run.n_nonsteady
     n_used = n - k
     for i in range(_n_cosines(n_used, run.t_r)):
         c = np.zeros(n)
@@ -257,7 +279,3 @@ def make_confounds(
         data[base + "_derivative1_power2"] = d1**2
     for i, v in enumerate(run.motion_outliers):
         data[f"motion_outlier{i:02d}"] = (np.arange(n) == v).astype(float)
-
-    table = pd.DataFrame({c: data[c] for c in confounds_columns(run)})
-    sidecar = {key: json_side[key] for key in sorted(json_side)}
-    return table, sidecar

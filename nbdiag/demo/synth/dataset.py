@@ -141,8 +141,19 @@ def write_dataset(root: str | os.PathLike[str], spec: DatasetSpec) -> Path:
     root = Path(os.path.abspath(root))
     root.mkdir(parents=True, exist_ok=True)
     w = _Writer(root)
-    deriv_root = root / spec.derivatives
+    task_meta = _write_raw_top(w, root, spec)
+    _write_derivatives_description(w, root / spec.derivatives)
+    for run in spec.runs:
+        _write_run(w, root, spec, run, task_meta[run.task])
+    return root
 
+
+def _write_raw_top(w: _Writer, root: Path, spec: DatasetSpec) -> dict[str, dict[str, Any]]:
+    """The raw dataset's top-level files; returns each task's ``task-<task>_bold.json`` content.
+
+    ``dataset_description.json``, ``README``, ``participants.tsv`` and one sidecar per task
+    (BIDS inheritance: the most common TR of its runs; runs that differ get their own).
+    """
     w.json(root / "dataset_description.json", {
         "Name": spec.name,
         "BIDSVersion": "1.8.0",
@@ -161,7 +172,6 @@ def write_dataset(root: str | os.PathLike[str], spec: DatasetSpec) -> Path:
     w.tsv(root / "participants.tsv", pd.DataFrame({
         "participant_id": [f"sub-{s}" for s in subjects],
     }))
-
     # dataset-level sidecar per task (BIDS inheritance); per-run overrides
     task_meta: dict[str, dict[str, Any]] = {}
     for task in sorted({r.task for r in spec.runs}):
@@ -171,7 +181,11 @@ def write_dataset(root: str | os.PathLike[str], spec: DatasetSpec) -> Path:
             "TaskName": task,
         }
         w.json(root / f"task-{task}_bold.json", task_meta[task])
+    return task_meta
 
+
+def _write_derivatives_description(w: _Writer, deriv_root: Path) -> None:
+    """fMRIPrep's ``dataset_description.json`` in the derivatives folder."""
     w.json(deriv_root / "dataset_description.json", {
         "Name": "fMRIPrep - fMRI PREProcessing workflow",
         "BIDSVersion": "1.4.0",
@@ -186,41 +200,43 @@ def write_dataset(root: str | os.PathLike[str], spec: DatasetSpec) -> Path:
         "SourceDatasets": [{"URL": "../../", "Version": "synthetic"}],
     })
 
-    for run in spec.runs:
-        rng = _run_rng(spec, run)
-        paths = run_paths(root, spec, run)
-        events = _run_events(run, rng)
-        written = events
-        if run.drop_instruction:
-            written = events[events["trial_type"] != "INSTRUCTION"]
-        w.tsv(paths.events, written.reset_index(drop=True))
 
-        raw_meta: dict[str, Any] = {"RepetitionTime": float(run.t_r), "TaskName": run.task}
-        if run.start_time is not None:
-            n_slices = run.shape[2]
-            raw_meta["SliceTiming"] = [
-                round(float(s), 6)
-                for s in np.arange(n_slices) * run.t_r / n_slices
-            ]
-        if raw_meta != task_meta[run.task]:
-            w.json(paths.raw_sidecar, raw_meta)
+def _write_run(w: _Writer, root: Path, spec: DatasetSpec, run: RunSpec, task_meta: dict[str, Any]) -> None:
+    """One run's files: events, raw sidecar (where it differs from the task's), confounds + JSON,
+    raw and preprocessed images, the preprocessed sidecar and the brain mask."""
+    rng = _run_rng(spec, run)
+    paths = run_paths(root, spec, run)
+    events = _run_events(run, rng)
+    written = events
+    if run.drop_instruction:
+        written = events[events["trial_type"] != "INSTRUCTION"]
+    w.tsv(paths.events, written.reset_index(drop=True))
 
-        confounds, conf_json = make_confounds(run, events, rng)
-        w.tsv(paths.confounds, confounds)
-        w.json(paths.confounds_sidecar, conf_json)
+    raw_meta: dict[str, Any] = {"RepetitionTime": float(run.t_r), "TaskName": run.task}
+    if run.start_time is not None:
+        n_slices = run.shape[2]
+        raw_meta["SliceTiming"] = [
+            round(float(s), 6)
+            for s in np.arange(n_slices) * run.t_r / n_slices
+        ]
+    if raw_meta != task_meta:
+        w.json(paths.raw_sidecar, raw_meta)
 
-        tiny = _tiny_bold(run, events, confounds, rng) if run.image == "tiny" else None
-        _write_image(w, paths.raw_bold, root, run, tiny, rng)
-        _write_image(w, paths.bold, root, run, tiny, rng)
-        prep_meta: dict[str, Any] = {"RepetitionTime": float(run.t_r)}
-        if run.start_time is not None:
-            prep_meta["SliceTimingCorrected"] = True
-            prep_meta["StartTime"] = float(run.start_time)
-        prep_meta["SkullStripped"] = False
-        prep_meta["TaskName"] = run.task
-        w.json(paths.bold_sidecar, prep_meta)
-        if run.image == "missing":
-            w.symlink(paths.mask, _annex_target(paths.mask, root, paths.mask.name))
-        else:
-            w.bytes(paths.mask, _nifti_bytes(_mask_img(run.shape)))
-    return root
+    confounds, conf_json = make_confounds(run, events, rng)
+    w.tsv(paths.confounds, confounds)
+    w.json(paths.confounds_sidecar, conf_json)
+
+    tiny = _tiny_bold(run, events, confounds, rng) if run.image == "tiny" else None
+    _write_image(w, paths.raw_bold, root, run, tiny, rng)
+    _write_image(w, paths.bold, root, run, tiny, rng)
+    prep_meta: dict[str, Any] = {"RepetitionTime": float(run.t_r)}
+    if run.start_time is not None:
+        prep_meta["SliceTimingCorrected"] = True
+        prep_meta["StartTime"] = float(run.start_time)
+    prep_meta["SkullStripped"] = False
+    prep_meta["TaskName"] = run.task
+    w.json(paths.bold_sidecar, prep_meta)
+    if run.image == "missing":
+        w.symlink(paths.mask, _annex_target(paths.mask, root, paths.mask.name))
+    else:
+        w.bytes(paths.mask, _nifti_bytes(_mask_img(run.shape)))

@@ -84,6 +84,43 @@ def nback_events(
         If ``block_s`` is not a whole number of trials, or ``fixation_s`` or
         ``block_order`` do not have one entry per block.
     """
+    n_trials, fix, order = _blocks(n_blocks, block_s, trial_s, fixation_s, block_order)
+    p_resp = {"0BACK": 0.95, "2BACK": 0.85, **(p_response or {})}
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    dur = trial_s if trial_duration is None else float(trial_duration)
+    rows: list[tuple[float, float, str, float]] = []
+    t = float(first_onset)
+    if include_fixation and t > 0:
+        rows.append((0.0, t, "fixation", np.nan))
+    for b, cond in enumerate(order):
+        rows.append((t, instruction_s, "INSTRUCTION", np.nan))
+        t += instruction_s
+        rows.extend(_trials(rng, cond, t, n_trials, trial_s, dur, p_resp.get(cond, 0.9)))
+        t += block_s
+        if include_fixation and fix[b] > 0:
+            rows.append((t, fix[b], "fixation", np.nan))
+        t += fix[b]
+    events = pd.DataFrame(
+        rows, columns=["onset", "duration", "trial_type", "response_time"]
+    )
+    events["onset"] = events["onset"].round(6)
+    events["duration"] = events["duration"].round(6)
+    return events.sort_values("onset", kind="stable").reset_index(drop=True)
+
+
+#: median response time (s) per condition of the simulated n-back
+_RT_MEDIAN = {"0BACK": 0.55, "2BACK": 0.75}
+
+
+def _blocks(n_blocks: int, block_s: float, trial_s: float, fixation_s: float | Sequence[float],
+            block_order: Sequence[str] | None) -> tuple[int, list[float], list[str]]:
+    """``(trials per block, fixation after each block, condition of each block)``, checked.
+
+    Raises
+    ------
+    ValueError
+        As :func:`nback_events` says.
+    """
     if n_blocks < 1:
         raise ValueError(f"n_blocks must be >= 1, got {n_blocks!r}")
     n_trials = int(round(block_s / trial_s))
@@ -110,35 +147,20 @@ def nback_events(
                 f"block_order must have one entry per block ({n_blocks}), "
                 f"got {len(order)}"
             )
-    p_resp = {"0BACK": 0.95, "2BACK": 0.85}
-    if p_response is not None:
-        p_resp.update(p_response)
-    rt_median = {"0BACK": 0.55, "2BACK": 0.75}
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    dur = trial_s if trial_duration is None else float(trial_duration)
+    return n_trials, fix, order
 
-    rows: list[tuple[float, float, str, float]] = []
-    t = float(first_onset)
-    if include_fixation and t > 0:
-        rows.append((0.0, t, "fixation", np.nan))
-    for b, cond in enumerate(order):
-        rows.append((t, instruction_s, "INSTRUCTION", np.nan))
-        t += instruction_s
-        for i in range(n_trials):
-            responded = rng.random() < p_resp.get(cond, 0.9)
-            rt = rng.lognormal(np.log(rt_median.get(cond, 0.65)), 0.25)
-            rt = float(np.clip(np.round(rt, 3), 0.2, trial_s - 0.1))
-            rows.append((t + i * trial_s, dur, cond, rt if responded else np.nan))
-        t += block_s
-        if include_fixation and fix[b] > 0:
-            rows.append((t, fix[b], "fixation", np.nan))
-        t += fix[b]
-    events = pd.DataFrame(
-        rows, columns=["onset", "duration", "trial_type", "response_time"]
-    )
-    events["onset"] = events["onset"].round(6)
-    events["duration"] = events["duration"].round(6)
-    return events.sort_values("onset", kind="stable").reset_index(drop=True)
+
+def _trials(rng: np.random.Generator, cond: str, start: float, n_trials: int, trial_s: float, dur: float,
+            p_respond: float) -> list[tuple[float, float, str, float]]:
+    """One block's trial rows: a response with probability ``p_respond``, its time log-normal
+    around the condition's median (clipped to [0.2 s, trial_s - 0.1 s], NaN when none)."""
+    rows = []
+    for i in range(n_trials):
+        responded = rng.random() < p_respond
+        rt = rng.lognormal(np.log(_RT_MEDIAN.get(cond, 0.65)), 0.25)
+        rt = float(np.clip(np.round(rt, 3), 0.2, trial_s - 0.1))
+        rows.append((start + i * trial_s, dur, cond, rt if responded else np.nan))
+    return rows
 
 
 @dataclass

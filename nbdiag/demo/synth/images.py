@@ -72,7 +72,7 @@ def _tiny_bold(
     rng: np.random.Generator,
 ) -> nib.Nifti1Image:
     """Simulated BOLD: baseline 1000, task responses, drift, noise, motion."""
-    from nilearn.glm.first_level import make_first_level_design_matrix
+    from nilearn.glm.first_level import make_first_level_design_matrix  # lazy: nilearn.glm, for "tiny" images only
 
     n = run.n_scans
     start = 0.0 if run.start_time is None else float(run.start_time)
