@@ -29,7 +29,6 @@ from matplotlib.patches import Patch  # noqa: E402
 __all__ = [
     "OKABE_ITO",
     "CLASS_COLORS",
-    "CLASS_LABELS",
     "class_color",
     "class_label",
     "figure_to_svg",
@@ -57,7 +56,8 @@ OKABE_ITO = {
     "grey": "#999999",
 }
 
-from nbdiag.report.palette import CLASS_COLORS, CLASS_LABELS, SEVERITY_COLORS  # noqa: E402
+from nbdiag.core.labels import class_label as _label  # noqa: E402
+from nbdiag.report.palette import CLASS_COLORS, SEVERITY_COLORS  # noqa: E402
 from nbdiag.report.palette import class_color as _palette_class_color  # noqa: E402
 
 _RC = {
@@ -96,7 +96,7 @@ def class_label(cls: str) -> str:
     """Human label of a scan class."""
     if cls.startswith("condition:"):
         return f"condition {cls[len('condition:'):]}"
-    return CLASS_LABELS.get(cls, cls.replace("_", " "))
+    return _label(cls)
 
 
 def _short(name: str, n: int = 28) -> str:

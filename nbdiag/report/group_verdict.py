@@ -30,6 +30,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from nbdiag.core import codes
+from nbdiag.core.labels import class_kind
 from nbdiag.core.thresholds import DISTINCT_T
 
 __all__ = ["DISTINCT_T", "contrast_kind", "pm", "tstat", "verdict_rows"]
@@ -38,8 +39,6 @@ __all__ = ["DISTINCT_T", "contrast_kind", "pm", "tstat", "verdict_rows"]
 #: ``DISTINCT_T`` (3, the run-level rule, nbdiag.core.thresholds) ...
 #: ... with at least this many contributing subjects.
 DISTINCT_MIN_SUBJECTS = 2
-#: Measured scan classes that are model terms, not causes (DESIGN §10), besides ``condition:*``.
-TERM_CLASSES = ("fixation",)
 #: Finding code that owns each measured cause class (its fix is the row's fix).
 CODE_OF_CLASS = {"nonsteady": codes.NONSTEADY_UNHANDLED.code, "unmodeled_event": codes.BASELINE_UNMODELED_EVENTS.code,
                  "short_gap": codes.BASELINE_SHORT_GAPS.code, "run_edge": codes.BASELINE_EDGE_CONCENTRATED.code,
@@ -88,7 +87,7 @@ def _is_cause(row: Mapping[str, Any], has_kind: bool) -> bool:
         return False
     if source.startswith("measured:"):
         cls = source.split(":", 2)[2]
-        return not (cls.startswith("condition:") or cls in TERM_CLASSES)
+        return class_kind(cls) == "cause"
     return True
 
 

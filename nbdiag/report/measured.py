@@ -10,14 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-_CLASS_WORDS = {"nonsteady": "non-steady-state volumes", "unmodeled_event": "unmodelled events",
-                "short_gap": "short gaps", "fixation": "fixation", "run_edge": "run edges",
-                "transient": "unflagged transients", "high_motion": "high-motion volumes"}
-
-
-def class_label(k: str) -> str:
-    """Plain label of a scan class (``condition:x`` -> ``x scans``)."""
-    return f"{k.split(':', 1)[1]} scans" if k.startswith("condition:") else _CLASS_WORDS.get(k, k)
+from nbdiag.core.labels import class_label
 
 
 def _glass_brain(path: Path, index: int, title: str) -> str | None:

@@ -20,6 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from nbdiag.outputs.files import atomic_write_text
+from nbdiag.core.labels import class_label
 from nbdiag.core.thresholds import Thresholds
 
 __all__ = ["render_subject_report", "get_env", "subject_label", "section_id"]
@@ -205,7 +206,7 @@ def _timeline(record: Mapping[str, Any], conds: Sequence[str], t_r: float, n: in
         rows.append(("unmodeled_event", CLASS_COLORS["unmodeled_event"], f"{u} (unmodelled)", spans))
     idx = [int(i) for i in nss if 0 <= int(i) < n]
     if idx:
-        rows.append(("nonsteady", CLASS_COLORS["nonsteady"], "non-steady volumes",
+        rows.append(("nonsteady", CLASS_COLORS["nonsteady"], class_label("nonsteady"),
                      [(float(frame_times[i]) - t_r / 2, t_r) for i in idx]))
     return rows
 
@@ -399,7 +400,7 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
             "efficiency": c.get("efficiency"), "cvif": c.get("cvif"), "drift_r2": c.get("drift_r2"),
             "effect_required_pct": c.get("effect_required_pct"),
             "edge_share": _get(c, "baseline_composition", "edge_share"),
-            "top_negative": [{"label": _class_label(k), "share": v} for k, v in top_neg],
+            "top_negative": [{"label": class_label(k), "share": v} for k, v in top_neg],
             "max_bias_sd": max(bias_sd) if bias_sd else None,
             "explanation": c.get("explanation"),
             "findings": fnd,
@@ -473,12 +474,6 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
         "notes": [str(n) for n in record.get("notes") or []],
         "skipped_checks": [c for c in (record.get("skipped_checks") or []) if isinstance(c, Mapping)],
     }
-
-
-def _class_label(k: str) -> str:
-    from nbdiag.report.palette import class_label
-
-    return class_label(str(k))
 
 
 def _comparison(variants: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

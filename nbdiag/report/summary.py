@@ -19,6 +19,7 @@ import re
 from typing import Any, Iterable, Mapping, Sequence
 
 from nbdiag.core import codes
+from nbdiag.core.labels import class_noun
 from nbdiag.report.svgplot import fmt_value
 from nbdiag.core.jsonio import finite_number as _num
 
@@ -347,12 +348,6 @@ def _cause(record: Mapping[str, Any], name: str, c: Mapping[str, Any]) -> dict[s
             "basis": {"kind": "exact", "size": "", "sigma": ""}, "n_more": 0}
 
 
-#: Plain words for the cause classes of the measured decomposition (docs/record.md).
-_CAUSE_WORDS = {"nonsteady": "flagged non-steady-state volumes", "transient": "unflagged transient volumes",
-                "high_motion": "high-motion volumes", "unmodeled_event": "unmodelled events",
-                "short_gap": "short gaps", "run_edge": "run-edge scans"}
-
-
 def measured_sentence(c: Mapping[str, Any], distinct_t: float = 3.0, material_sd: float = 0.5) -> str:
     """The verdict from a contrast's measured global signal, or "" when nothing was measured: the cause
     parts distinguishable from zero (``|t| >= 3``, docs/record.md) and at least ``material_sd`` (the
@@ -372,7 +367,7 @@ def measured_sentence(c: Mapping[str, Any], distinct_t: float = 3.0, material_sd
     total, tt = float(gs["estimate_ols"]), _num(gs.get("t"))
     head = f"Global signal {fmt_value(total)} %" + (f" (t = {fmt_value(tt)})" if tt is not None else "")
     if causes:
-        return head + ": " + "; ".join(f"{_CAUSE_WORDS.get(k, k)} {fmt_value(v)} % (t = {fmt_value(t)})"
+        return head + ": " + "; ".join(f"{class_noun(k)} {fmt_value(v)} % (t = {fmt_value(t)})"
                                        for k, v, t in causes) + "."
     if tt is not None and abs(tt) >= distinct_t:
         return head + ": no cause in the design explains it; it comes from the conditions themselves."

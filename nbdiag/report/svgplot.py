@@ -25,7 +25,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from nbdiag.report.palette import SEVERITY_COLORS, class_color, class_label, condition_color, text_color_on
+from nbdiag.core.labels import class_label
+from nbdiag.report.palette import SEVERITY_COLORS, class_color, condition_color, text_color_on
 from nbdiag.core.jsonio import finite_number as _num
 
 __all__ = [
