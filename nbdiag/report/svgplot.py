@@ -1,7 +1,9 @@
-"""Small, fast inline-SVG charts for the HTML reports.
+"""Small, fast inline-SVG charts: the one chart stack of nbdiag.
 
 The reports draw many small figures (one set per run × variant); matplotlib takes
-~0.1 s per figure, these take ~1 ms. Every chart:
+~0.1 s per figure, these take ~1 ms. The same charts serve files and notebooks:
+:func:`save` writes one as an ``.svg`` file (the README figures), :func:`show` displays
+one in Jupyter. Every chart:
 
 * is plain SVG text with a ``viewBox`` (scales with the page, never clipped: label
   widths are measured before the axes are placed);
@@ -19,8 +21,10 @@ from __future__ import annotations
 import base64
 import math
 import struct
+import os
 import zlib
 from html import escape
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -33,7 +37,9 @@ __all__ = [
     "text_width",
     "Svg",
     "hbars",
-    "stacked_hbars",
+    "save",
+    "show",
+    "standalone",
     "heatmap",
     "lines",
     "weights_figure",
@@ -213,40 +219,6 @@ def hbars(values: Mapping[str, Any], xlabel: str, warn: float | None = None, fai
             svg.text(X(t) + (2 if name == "fail" else -2), 8, f"{name} {t:g}", size=9,
                      anchor="start" if name == "fail" else "end", color=SEVERITY_COLORS[name])
     svg.text(x0 + plot_w / 2, h - 8, xlabel, size=10, anchor="middle")
-    return str(svg)
-
-
-def stacked_hbars(rows: Mapping[str, Mapping[str, Any]], order: Sequence[str], xlabel: str,
-                  width: float = 640, label: str = "") -> str:
-    """One bar per row, stacked shares of classes in ``order`` (scan-class colours), legend once."""
-    names = list(rows)
-    lab_w = max((text_width(_short(n, 30), 10) for n in names), default=40) + 8
-    leg_w = max((text_width(class_label(c), 10) for c in order), default=40) + 24
-    plot_w = max(200.0, width - lab_w - leg_w - 16)
-    row = 22
-    h = max(14 + row * len(names) + 36, 16 * len(order) + 20)
-    svg = Svg(lab_w + plot_w + leg_w + 16, h, label or xlabel)
-    for t in (0, 0.25, 0.5, 0.75, 1.0):
-        x = lab_w + plot_w * t
-        svg.line(x, 10, x, 10 + row * len(names), "#e3e6eb")
-        svg.text(x, 10 + row * len(names) + 11, f"{t:.0%}", size=9, anchor="middle")
-    for i, n in enumerate(names):
-        y = 10 + i * row
-        left = 0.0
-        for cls in order:
-            v = _num(rows[n].get(cls)) or 0.0
-            if v <= 0:
-                continue
-            col = class_color(cls)
-            svg.rect(lab_w + plot_w * left, y + 3, plot_w * v, row - 6, col,
-                     title=f"{n}: {class_label(cls)} {v:.0%}", key=cls)
-            if v >= 0.08:
-                svg.text(lab_w + plot_w * (left + v / 2), y + row / 2, f"{v:.0%}", size=9, anchor="middle",
-                         color=text_color_on(col))
-            left += v
-        svg.text(lab_w - 6, y + row / 2, _short(n, 30), size=10, anchor="end")
-    _legend(svg, lab_w + plot_w + 14, 14, [(c, class_color(c), class_label(c)) for c in order])
-    svg.text(lab_w + plot_w / 2, h - 8, xlabel, size=10, anchor="middle")
     return str(svg)
 
 
@@ -554,3 +526,41 @@ def strip_plot(panels: Sequence[tuple[str, float | None, list[tuple[str, float, 
             svg.line(ox, Y(thr), ox + panel_w, Y(thr), SEVERITY_COLORS["warn"], 1.2, "4 3")
             svg.text(ox + panel_w, Y(thr) - 5, f"warn {thr:g}", size=9, anchor="end", color="#8a5a00")
     return str(svg)
+
+
+# --------------------------------------------------------------------------- files and notebooks
+_SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'
+
+
+def standalone(svg: str, background: str = "#ffffff") -> str:
+    """A chart as the text of an ``.svg`` file: with the SVG namespace (inline SVG in HTML needs none,
+    a file does) and an opaque background, so its dark text reads on a dark page too."""
+    head, sep, rest = str(svg).partition(">")
+    if not head.startswith("<svg") or not sep:
+        raise ValueError("standalone: not an <svg> element")
+    if _SVG_NS in head:   # already standalone
+        return str(svg).rstrip("\n") + "\n"
+    head = head.replace("<svg", f"<svg {_SVG_NS}", 1)
+    return f'{head}><rect width="100%" height="100%" fill="{background}"/>{rest.rstrip()}\n'
+
+
+def save(svg: str, path: str | os.PathLike) -> Path:
+    """Write a chart to ``path`` as a standalone ``.svg`` file (UTF-8); returns the path."""
+    out = Path(path)
+    out.write_text(standalone(svg), encoding="utf-8")
+    return out
+
+
+class _Shown:
+    """What :func:`show` returns: Jupyter and IPython display it as the SVG image."""
+
+    def __init__(self, svg: str) -> None:
+        self.svg = standalone(svg)
+
+    def _repr_svg_(self) -> str:
+        return self.svg
+
+
+def show(svg: str) -> _Shown:
+    """Display a chart in a notebook (``show(weights_svg(record))`` as the last line of a cell)."""
+    return _Shown(svg)
