@@ -194,13 +194,12 @@ def reviewer_keynums(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | None,
-                  with_figures: bool, base_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    from nbdiag.report.summary import contrast_status, size_basis
+def _contrast_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per contrast: its numbers, main negative weight, findings and sensitivity entries."""
+    from nbdiag.report.summary import contrast_status
 
-    contrasts = _get(record, "contrasts", default={}) or {}
     crow = []
-    for name, c in contrasts.items():
+    for name, c in (_get(record, "contrasts", default={}) or {}).items():
         neg = _get(c, "baseline_composition", "negative", default={}) or {}
         top_neg = sorted(((k, v) for k, v in neg.items() if v is not None and not str(k).startswith("condition:")),
                          key=lambda kv: -kv[1])[:3]
@@ -221,6 +220,11 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
             "worst": contrast_status(record, name),
             "sensitivity": sens,
         })
+    return crow
+
+
+def _facts(record: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
+    """The design facts: ``(name, value, where the value came from)``."""
     settings = record.get("settings") or {}
     model = settings.get("model") or {}
     ev = settings.get("events") or {}
@@ -240,12 +244,17 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
         facts.append(("events renamed", ", ".join(f"{k}→{v}" for k, v in ev["rename"].items()), None))
     if ev.get("transform"):
         facts.append(("events transform", str(ev["transform"]), None))
+    return facts
+
+
+def _keynums(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The key-number rows (design, baseline, dof, sample mask, then the reviewers' numbers)."""
     design_info = record.get("design") or {}
     sm = design_info.get("sample_mask") or {}
     coll = _get(record, "diagnostics", "collinearity", default={}) or {}
     base = _get(record, "diagnostics", "baseline", default={}) or {}
     roles = [c.get("role") for c in design_info.get("columns") or []]
-    keynums = [
+    return [
         ("design rank / columns", f"{fmt_num(design_info.get('rank'))} / {fmt_num(design_info.get('n_columns'))}"),
         ("confound + spike columns", fmt_num(sum(r in ("confound", "spike") for r in roles)) if roles else "n/a"),
         ("condition number", fmt_num(coll.get("condition_number"))),
@@ -254,13 +263,21 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
         ("residual dof", fmt_num(_get(record, "diagnostics", "confounds", "dof"))),
         ("sample mask applied", "yes" if sm.get("applied") else ("no" if sm else "n/a")),
     ] + reviewer_keynums(record)
-    figs = run_figures(record, design) if with_figures and _status(record) != "error" else {}
+
+
+def _whatif_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     whatif = []
     for wi in record.get("whatif") or []:
         for cname, v in (wi.get("contrasts") or {}).items():
             whatif.append({"fix": wi.get("fix"), "code": wi.get("code"), "contrast": cname, **v,
                            "worse": cname in (wi.get("worse") or [])})
-    # sensitivity: one row per unmodelled signal, one column per contrast, with where its size comes from
+    return whatif
+
+
+def _sensitivity_rows(crow: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per unmodelled signal, one column per contrast, with where its size comes from."""
+    from nbdiag.report.summary import size_basis
+
     sens_rows: dict[str, dict[str, Any]] = {}
     for c in crow:
         for srow in c["sensitivity"]:
@@ -268,19 +285,26 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
             entry = sens_rows.setdefault(key, {"label": str(srow.get("label") or key), "source": srow.get("source"),
                                                "basis": size_basis(srow), "cells": {}})
             entry["cells"][c["name"]] = srow
+    return list(sens_rows.values())
+
+
+def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | None,
+                  with_figures: bool, base_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    crow = _contrast_rows(record)
+    design_info = record.get("design") or {}
     return {
         "id": idx,
         "variant": str(record.get("variant", "default")),
-        "sensitivity": list(sens_rows.values()),
+        "sensitivity": _sensitivity_rows(crow),
         "status": _status(record),
         "error": record.get("error"),
-        "facts": facts,
-        "keynums": keynums,
+        "facts": _facts(record),
+        "keynums": _keynums(record),
         "warnings": design_info.get("nilearn_warnings") or [],
         "contrasts": crow,
         "all_findings": [f for f in (record.get("findings") or []) if isinstance(f, Mapping)],
-        "figs": figs,
-        "whatif": whatif,
+        "figs": run_figures(record, design) if with_figures and _status(record) != "error" else {},
+        "whatif": _whatif_rows(record),
         "versions": (record.get("nbdiag_version"), record.get("nilearn_version")),
         "files": _get(record, "run", "files", default={}) or {},
         "measured": measured_view(record, base_dir),
