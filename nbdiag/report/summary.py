@@ -177,7 +177,39 @@ def _registry_threshold(code: Any, severity: Any, ev: Mapping[str, Any],
     return None
 
 
-def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = None, code: str | None = None,  # noqa: C901
+def _row(name: str, value: str) -> dict[str, str]:
+    return {"name": name, "value": value, "unit": "", "threshold": "", "margin": ""}
+
+
+def _nested_rows(key: str, v: Mapping[str, Any]) -> list[dict[str, str]]:
+    """``parent.key`` rows of a nested object's numbers (each in the unit its own name states)."""
+    return [_row(f"{key}.{k2}", _show(v2, _unit(k2, v))) for k2, v2 in v.items()
+            if _num(v2) is not None and not _THRESH.search(str(k2))]
+
+
+def _list_rows(key: str, v: list[Any]) -> list[dict[str, str]]:
+    """One row per signal entry (its bias in σ), or the list shortened to text."""
+    if v and all(isinstance(x, Mapping) for x in v):
+        return [_row(f"{key}: {x.get('source', '')}", _show(x.get("bias_sd"), "σ")) for x in v[:6]
+                if _num(x.get("bias_sd")) is not None]
+    text = ", ".join(str(x) for x in v[:12]) + (" …" if len(v) > 12 else "")
+    return [_row(key, text or "none")]
+
+
+def _crossed(row: dict[str, str], key: str, f: float, unit: str, thr: tuple[str, float]) -> None:
+    """Add the threshold the main number crossed and the margin, both in the number's unit."""
+    tk, tv = thr
+    row["threshold"] = f"{tk} {_show_setting(tv, unit)}"
+    diff = abs(f) - tv if "bias_sd" in key or key == "r" else f - tv
+    if unit in (FRACTION, "%"):
+        row["margin"] = f"{diff * (100 if unit == FRACTION else 1):+.3g} points"
+    else:
+        row["margin"] = f"{fmt_value(diff) if diff < 0 else '+' + fmt_value(diff)}{(' ' + unit) if unit else ''}"
+        if tv:
+            row["margin"] += f" (×{abs(f) / abs(tv):.2g})"
+
+
+def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = None, code: str | None = None,
                   thresholds: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
     """A finding's evidence as table rows: ``name``, ``value``, ``unit``, ``threshold``, ``margin``.
 
@@ -186,7 +218,8 @@ def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = Non
     named in the evidence (``warn_at``, ``fraction_warn``, ``threshold`` ...), else the
     registry's threshold for ``code`` (:mod:`nbdiag.core.codes`) with its value from the
     record's ``settings.thresholds``. Nested objects become ``parent.key`` rows; lists of
-    signal entries become one row per signal; other lists are shortened to text.
+    signal entries become one row per signal; other lists are shortened to text. Every number
+    is shown in the unit its field name states (:func:`_unit`), never one guessed from its size.
     """
     ev = dict(evidence or {})
     rows: list[dict[str, str]] = []
@@ -201,43 +234,22 @@ def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = Non
         if key in _SKIP or (thr and key == thr[0]) or _THRESH.search(str(key)):
             continue
         if isinstance(v, Mapping):
-            for k2, v2 in v.items():
-                if _num(v2) is not None and not _THRESH.search(str(k2)):
-                    u = _unit(k2, v)
-                    rows.append({"name": f"{key}.{k2}", "value": _show(v2, u), "unit": "", "threshold": "",
-                                 "margin": ""})
+            rows += _nested_rows(key, v)
             continue
         if isinstance(v, list):
-            if v and all(isinstance(x, Mapping) for x in v):
-                for x in v[:6]:
-                    b = x.get("bias_sd")
-                    if _num(b) is not None:
-                        rows.append({"name": f"{key}: {x.get('source', '')}", "value": _show(b, "σ"),
-                                     "unit": "", "threshold": "", "margin": ""})
-                continue
-            text = ", ".join(str(x) for x in v[:12]) + (" …" if len(v) > 12 else "")
-            rows.append({"name": key, "value": text or "none", "unit": "", "threshold": "", "margin": ""})
+            rows += _list_rows(key, v)
             continue
         if isinstance(v, bool) or v is None:
-            rows.append({"name": key, "value": "yes" if v else ("no" if v is False else "n/a"), "unit": "",
-                         "threshold": "", "margin": ""})
+            rows.append(_row(key, "yes" if v else ("no" if v is False else "n/a")))
             continue
         f = _num(v)
         if f is None:
-            rows.append({"name": key, "value": str(v)[:120], "unit": "", "threshold": "", "margin": ""})
+            rows.append(_row(key, str(v)[:120]))
             continue
         unit = _unit(key, ev)
-        row = {"name": key, "value": _show(f, unit), "unit": "", "threshold": "", "margin": ""}
+        row = _row(key, _show(f, unit))
         if thr is not None and not main_done and (main_key is None or key == main_key):
-            tk, tv = thr
-            row["threshold"] = f"{tk} {_show_setting(tv, unit)}"
-            diff = abs(f) - tv if "bias_sd" in key or key == "r" else f - tv
-            if unit in (FRACTION, "%"):
-                row["margin"] = f"{diff * (100 if unit == FRACTION else 1):+.3g} points"
-            else:
-                row["margin"] = f"{fmt_value(diff) if diff < 0 else '+' + fmt_value(diff)}{(' ' + unit) if unit else ''}"
-                if tv:
-                    row["margin"] += f" (×{abs(f) / abs(tv):.2g})"
+            _crossed(row, key, f, unit, thr)
             main_done = True
         rows.append(row)
     return rows
