@@ -73,3 +73,19 @@ def test_the_rendered_report_prints_each_evidence_number_in_its_unit(tmp_path):
     assert cells["bias_percent"] == "-0.678 %" and cells["noise_sd_percent"] == "0.220 %"
     assert cells["negative_weight_share"] == "48.4 %" and cells["bias_sd"] == "-3.08 σ"
     assert "-67.8 %" not in html and "22.0 %" not in html
+
+
+def test_a_measured_maximum_is_a_value_in_sigma_not_a_threshold_in_percent():
+    """``measured_max_bias_sd`` (the largest measured bias) was read as a threshold because its name
+    says ``max`` and printed in the unit of the number beside it: ``(measured_max_bias_sd 25.2666 %)``."""
+    from nbdiag.report.summary import key_number
+
+    ev = {"volumes": [0, 1, 2, 3], "threshold": "any flagged volume", "measured_max_bias_sd": 25.2666,
+          "measured_contrast": "zero_back", "measured_bias_percent": -0.678}
+    assert key_number({"code": "nonsteady_unhandled", "severity": "fail", "evidence": ev}) == \
+        "measured_max_bias_sd 25.3 σ"
+    assert _values(ev)["measured_max_bias_sd"] == "25.3 σ" and _values(ev)["measured_bias_percent"] == "-0.678 %"
+    # a real threshold whose name states its unit is shown in that unit, not in the bounded value's
+    rows = evidence_rows({"bias_percent": -0.9, "max_bias_sd": 2.0}, "warn")
+    assert (rows[0]["name"], rows[0]["value"], rows[0]["threshold"], rows[0]["margin"]) == \
+        ("bias_percent", "-0.900 %", "max_bias_sd 2 σ", "")   # no margin between % and σ

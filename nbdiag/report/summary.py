@@ -92,6 +92,14 @@ def size_basis(entry: Mapping[str, Any] | None) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- evidence
 _THRESH = re.compile(r"(^|_)(warn|fail|info|threshold|min|max)(_|$)|_at$|^corr_")
+
+
+def _is_threshold(key: Any) -> bool:
+    """Whether evidence field ``key`` is a threshold (``warn_at``, ``vif_fail``, ``min_epochs`` ...), by its
+    name; a ``measured_*`` field is a measured value even when its name says ``max``
+    (``measured_max_bias_sd``: the largest measured bias)."""
+    k = str(key)
+    return bool(_THRESH.search(k)) and not k.startswith("measured_")
 _SKIP = {"label", "source", "unit", "structural", "explained_by", "threshold_source", "typical", "pair"}
 
 
@@ -142,7 +150,7 @@ def _show_setting(v: float, unit: str) -> str:
 
 
 def _threshold_for(evidence: Mapping[str, Any], severity: str | None) -> tuple[str, float] | None:
-    keys = [k for k, v in evidence.items() if _THRESH.search(str(k)) and _num(v) is not None]
+    keys = [k for k, v in evidence.items() if _is_threshold(k) and _num(v) is not None]
     if not keys:
         return None
     for word in ([severity] if severity in ("fail", "warn", "info") else []) + ["threshold", "warn", "fail", "info",
@@ -172,7 +180,7 @@ def _registry_threshold(code: Any, severity: Any, ev: Mapping[str, Any],
         words = set(k.split("_")) - generic
         words |= {"r"} if "corr" in words else set()
         for key, v in ev.items():  # the evidence value the threshold is about (shares a word with it)
-            if _num(v) is not None and not _THRESH.search(str(key)) and words & set(str(key).split("_")):
+            if _num(v) is not None and not _is_threshold(key) and words & set(str(key).split("_")):
                 return key, (k, float(thresholds[k]))
     return None
 
@@ -184,7 +192,7 @@ def _row(name: str, value: str) -> dict[str, str]:
 def _nested_rows(key: str, v: Mapping[str, Any]) -> list[dict[str, str]]:
     """``parent.key`` rows of a nested object's numbers (each in the unit its own name states)."""
     return [_row(f"{key}.{k2}", _show(v2, _unit(k2, v))) for k2, v2 in v.items()
-            if _num(v2) is not None and not _THRESH.search(str(k2))]
+            if _num(v2) is not None and not _is_threshold(k2)]
 
 
 def _list_rows(key: str, v: list[Any]) -> list[dict[str, str]]:
@@ -199,7 +207,12 @@ def _list_rows(key: str, v: list[Any]) -> list[dict[str, str]]:
 def _crossed(row: dict[str, str], key: str, f: float, unit: str, thr: tuple[str, float]) -> None:
     """Add the threshold the main number crossed and the margin, both in the number's unit."""
     tk, tv = thr
-    row["threshold"] = f"{tk} {_show_setting(tv, unit)}"
+    # a threshold whose name states its unit is shown in it, else in the unit of the value it bounds;
+    # a margin only between numbers of one unit
+    t_unit = _unit(tk, {}) or unit
+    row["threshold"] = f"{tk} {_show_setting(tv, t_unit)}"
+    if t_unit != unit:
+        return
     diff = abs(f) - tv if "bias_sd" in key or key == "r" else f - tv
     if unit in (FRACTION, "%"):
         row["margin"] = f"{diff * (100 if unit == FRACTION else 1):+.3g} points"
@@ -231,7 +244,7 @@ def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = Non
             main_key, thr = reg
     main_done = False
     for key, v in ev.items():
-        if key in _SKIP or (thr and key == thr[0]) or _THRESH.search(str(key)):
+        if key in _SKIP or (thr and key == thr[0]) or _is_threshold(key):
             continue
         if isinstance(v, Mapping):
             rows += _nested_rows(key, v)
@@ -266,7 +279,10 @@ def key_number(f: Mapping[str, Any], thresholds: Mapping[str, Any] | None = None
     if b is not None:
         return ("+" if b > 0 else "") + f"{fmt_value(b)} σ"
     rows = evidence_rows(ev, f.get("severity"), f.get("code"), thresholds)
-    main = next((r for r in rows if r["threshold"]), None) or next((r for r in rows if any(ch.isdigit() for ch in r["value"])), None)
+    numbers = [r for r in rows if any(ch.isdigit() for ch in r["value"])]
+    # the crossed threshold's value, else a bias in σ (``measured_max_bias_sd``), else the first number
+    main = next((r for r in rows if r["threshold"]), None) or next(
+        (r for r in numbers if _unit(r["name"], ev) == "σ"), None) or next(iter(numbers), None)
     if main is None:
         return ""
     return f"{main['name']} {main['value']}" + (f" ({main['threshold']})" if main["threshold"] else "")
