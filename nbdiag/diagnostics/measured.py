@@ -89,8 +89,8 @@ from nbdiag.core.thresholds import DISTINCT_T  # noqa: F401 - one definition; re
 #: fMRIPrep confound columns measured by default (in this order).
 MEASURED_SIGNALS = ("global_signal", "csf", "white_matter")
 
-#: Scan-class order used in ``by_class`` (conditions follow, sorted) and the classes that are causes
-#: (not the model's own terms: conditions, implicit baseline, ``reference``): nbdiag.core.labels.
+# The scan-class order used in ``by_class`` (conditions follow, sorted) and the classes that are causes
+# (not the model's own terms: conditions, implicit baseline, ``reference``): nbdiag.core.labels.
 
 #: Name of the remainder part ``r Σ w`` (a model without a constant).
 REFERENCE_PART = "reference"

@@ -56,8 +56,8 @@ from nbdiag.core.jsonio import finite_number as _num
 from nbdiag.core.labels import CAUSE_CLASSES, CLASS_ORDER
 from nbdiag.core.thresholds import DISTINCT_T
 
-#: Scan classes in display order (conditions follow, sorted) and the classes that are causes: one
-#: definition in nbdiag.core.labels (CLASS_ORDER, CAUSE_CLASSES).
+# Scan classes in display order (conditions follow, sorted) and the classes that are causes: one
+# definition in nbdiag.core.labels (CLASS_ORDER, CAUSE_CLASSES).
 
 #: Columns of ``nbdiag_attribution.tsv``, in order (DESIGN §9; ``kind``, ``distinct``: §10).
 COLUMNS = ["variant", "contrast", "source", "n_subjects", "mean", "sem", "t", "share", "kind", "distinct"]
