@@ -77,3 +77,18 @@ def test_report_words_come_from_the_table():
     df = pd.DataFrame([{"variant": "v", "contrast": "c", "source": s, "n_subjects": n, "mean": m,
                         "sem": abs(m / t), "t": t, "share": sh} for s, n, m, t, sh in rows])
     assert "the high-motion volumes left in the model contribute" in attribution_sentences(df)["v"]
+
+
+def test_group_verdict_reads_old_tables_by_the_class_kind():
+    """Attribution tables without a ``kind`` column: a measured part is a cause when core.labels says so
+    (the implicit baseline, conditions and the ``reference`` remainder are the model's own terms)."""
+    from nbdiag.report.group_verdict import _is_cause
+
+    def cause(source):
+        return _is_cause({"source": source}, has_kind=False)
+
+    assert [cause(f"measured:global_signal:{k}") for k in ("run_edge", "transient", "fixation", "condition:a",
+                                                           "reference", "total")] == \
+        [True, True, False, False, False, False]
+    assert cause("predicted:baseline_short_gaps")
+    assert not _is_cause({"source": "measured:global_signal:run_edge", "kind": "term"}, has_kind=True)

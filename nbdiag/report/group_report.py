@@ -11,14 +11,14 @@ import pandas as pd
 
 from markupsafe import Markup
 
-from nbdiag.core.findings import severity_rank
+from nbdiag.core.findings import SEVERITIES, severity_rank
 from nbdiag.report.palette import variant_color
 from nbdiag.report.subject import section_id
 
 __all__ = ["render_group_report", "plot_metric_distributions", "plot_findings_heatmap", "plot_check_counts"]
 
 _LABEL_OK = re.compile(r"^[A-Za-z0-9]+$")
-_SEV_LEVELS = ["none", "info", "warn", "fail", "error"]
+_SEV_LEVELS = ["none", *SEVERITIES]
 #: Most rows drawn in the runs × findings heatmap.
 MAX_HEATMAP_ROWS = 120
 
@@ -115,14 +115,14 @@ def plot_check_counts(counts: pd.DataFrame) -> str:
 
     names = [str(i) for i in counts.index]
     lab = max((text_width(n, 10) for n in names), default=40) + 8
-    total = max(1, int(counts[[c for c in ("info", "warn", "fail", "error") if c in counts]].sum(axis=1).max()))
+    total = max(1, int(counts[[c for c in SEVERITIES if c in counts]].sum(axis=1).max()))
     plot_w, row = 420.0, 18
     svg = Svg(lab + plot_w + 120, 20 + row * len(names) + 24, "checks")
     for i, n in enumerate(names):
         y = 10 + i * row
         svg.text(lab - 6, y + row / 2, n, size=10, anchor="end")
         left = 0.0
-        for sev in ("info", "warn", "fail", "error"):
+        for sev in SEVERITIES:
             if sev not in counts:
                 continue
             v = float(counts.iloc[i][sev])
@@ -130,7 +130,7 @@ def plot_check_counts(counts: pd.DataFrame) -> str:
                 svg.rect(lab + plot_w * left / total, y + 3, plot_w * v / total, row - 6, SEVERITY_COLORS[sev],
                          title=f"{n}: {int(v)} run × variant(s) {sev}", key=sev)
             left += v
-    for k, sev in enumerate(("info", "warn", "fail", "error")):
+    for k, sev in enumerate(SEVERITIES):
         svg.rect(lab + plot_w + 16, 10 + k * 16, 10, 10, SEVERITY_COLORS[sev], key=sev)
         svg.text(lab + plot_w + 31, 15 + k * 16, sev, size=10)
     svg.text(lab + plot_w / 2, 20 + row * len(names) + 14, f"run × variants (of {int(counts.iloc[0].sum())})"
@@ -297,7 +297,7 @@ def _check_overview(figs: dict[str, Any], records: Sequence[Mapping[str, Any]], 
     """Per-check counts (table and bar figure) and the findings heatmap; returns the rows and the
     heatmap's note when it shows a selection."""
     fm = findings_matrix(records, rt)
-    counts = pd.DataFrame({sev: (fm == i + 1).sum(axis=0) for i, sev in enumerate(["info", "warn", "fail", "error"])})
+    counts = pd.DataFrame({sev: (fm == i + 1).sum(axis=0) for i, sev in enumerate(SEVERITIES)})
     counts["none"] = (fm == 0).sum(axis=0)
     counts = counts.sort_values(["error", "fail", "warn", "info"], ascending=False, kind="stable")
     check_rows = [{"code": code, **{k: int(v) for k, v in row.items()}} for code, row in counts.iterrows()]

@@ -25,6 +25,7 @@ from nbdiag.core.thresholds import Thresholds
 from nbdiag.report.access import get as _get
 from nbdiag.report.access import thresholds_of  # noqa: F401 - part of this module's API
 from nbdiag.report.measured import measured_view
+from nbdiag.report.palette import SEVERITIES
 from nbdiag.report.run_figures import run_figures
 
 __all__ = ["render_subject_report", "get_env", "subject_label", "section_id"]
@@ -46,7 +47,7 @@ def get_env() -> Environment:
     env.filters["num"] = fmt_num
     env.filters["pct"] = fmt_pct
     env.filters["short"] = lambda v, n=160: v if len(str(v)) <= n else str(v)[: n - 1] + "…"
-    env.filters["sev"] = lambda s: s if s in ("info", "warn", "fail", "error", "pass") else "unknown"
+    env.filters["sev"] = lambda s: s if s in SEVERITIES else "unknown"
     env.globals["static"] = _static
     return env
 
