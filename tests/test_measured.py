@@ -191,7 +191,7 @@ def test_group_attribution_recovers_simulated_nonsteady_share():
     first = sentence.split(".")[0] + "." + sentence.split(".")[1]
     mean_txt = f"{row['mean']:+.2f} %".replace("-", "−")
     t_txt = f"t = {row['t']:.1f}".replace("-", "−")
-    assert f"the non-steady-state volumes contribute {mean_txt} ({t_txt}, {100 * row['share']:.0f} % of it)" \
+    assert f"the flagged non-steady-state volumes contribute {mean_txt} ({t_txt}, {100 * row['share']:.0f} % of it)" \
         in sentence, sentence
     assert "fixation" not in sentence and "zero_back scans" not in first   # the model's own terms are no answer
     assert "two_back − zero_back:" in sentence

@@ -65,7 +65,7 @@ def test_group_sentence_reads_older_tables_without_kind():
     df = pd.DataFrame([{"variant": "v", "contrast": "zero_back", "source": s, "n_subjects": n, "mean": m,
                         "sem": abs(m / t), "t": t, "share": sh} for s, n, m, t, sh in rows])
     text = attribution_sentences(df)["v"]
-    assert "the non-steady-state volumes contribute −0.29 % (t = −5.0, 97 % of it)" in text
+    assert "the flagged non-steady-state volumes contribute −0.29 % (t = −5.0, 97 % of it)" in text
     assert "fixation" not in text
     # a distinct cause of a total that is not distinct: no share, and it says why
     df2 = df.assign(t=[-1.0, -5.0, 78.2])

@@ -6,7 +6,6 @@ import re
 
 import pytest
 
-from nbdiag.report import figures as F
 from report_examples import example_error_record, example_run
 from nbdiag.report.subject import fmt_num, render_subject_report
 
@@ -103,44 +102,44 @@ def test_bad_subject_label(tmp_path):
         render_subject_report("../evil", [], None, tmp_path)
 
 
-def test_figures_return_figures(subject_inputs):
-    import matplotlib.pyplot as plt
-    from matplotlib.figure import Figure
+def test_run_figures_are_the_report_charts(subject_inputs, tmp_path):
+    """One chart stack: the README/notebook figure of a record is the report's own SVG chart."""
+    import xml.etree.ElementTree as ET
+
+    from nbdiag.report import svgplot
+    from nbdiag.report.run_figures import run_figures, weights_svg
 
     rec, design = subject_inputs[0][0], subject_inputs[1][(subject_inputs[0][0]["run"]["prefix"], "nortdur")]
+    figs = run_figures(rec, design)
+    assert {"design", "correlation", "vif", "weights", "drift", "spectra", "confounds"} <= set(figs)
+    assert all(f["kind"] == "svg" for f in figs.values() if isinstance(f, dict))
+    assert str(figs["weights"]["content"]) == weights_svg(rec)
     c = rec["contrasts"]["zero_back"]
-    figs = [
-        F.plot_design(design),
-        F.plot_correlation(**rec["diagnostics"]["collinearity"]["correlation"]),
-        F.plot_vif(rec["diagnostics"]["collinearity"]["vif"]),
-        F.plot_contrast_weights(rec["design"]["frame_times"], c["weights"],
-                                rec["diagnostics"]["baseline"]["scan_classes"], rec["events"]["modeled"],
-                                rec["events"]["unmodeled"], nonsteady=[0, 1, 2, 3],
-                                negative_share=c["baseline_composition"]["negative"], title="zero_back"),
-        F.plot_baseline_composition({"zero_back": c["baseline_composition"]["negative"]}),
-        F.plot_drift_overlap(rec["diagnostics"]["drift"]["r2_task"]),
-        F.plot_spectra(rec["diagnostics"]["drift"]["spectra"]["freqs_hz"],
-                       rec["diagnostics"]["drift"]["spectra"]["power"], 100.0, 128.0),
-        F.plot_confound_r2(rec["diagnostics"]["confounds"]["r2_task"]),
-    ]
-    for fig in figs:
-        assert isinstance(fig, Figure)
-    svg = F.figure_to_svg(figs[3])
-    assert svg.startswith("<svg") and "<!--" not in svg
-    fig, ax = plt.subplots()
-    assert F.plot_vif({"a": 1.0}, ax=ax) is fig
-    plt.close("all")
-
-
-def test_weights_legend_shows_shares(subject_inputs):
-    rec = subject_inputs[0][0]
-    c = rec["contrasts"]["zero_back"]
-    svg = F.figure_to_svg(F.plot_contrast_weights(
-        rec["design"]["frame_times"], c["weights"], rec["diagnostics"]["baseline"]["scan_classes"],
-        rec["events"]["modeled"], rec["events"]["unmodeled"], nonsteady=[0, 1, 2, 3],
-        negative_share=c["baseline_composition"]["negative"]))
+    one = weights_svg(rec, ["zero_back"])
     share = c["baseline_composition"]["negative"]["unmodeled_event"]
-    assert f"{share:.0%}" in svg and "unmodelled events" in svg
+    assert f"{share:.0%}" in one and "unmodelled events" in one
+    # one panel title (bold) and the share table's heading
+    assert one.count('font-weight="bold"') == 2 < weights_svg(rec).count('font-weight="bold"')
+    assert weights_svg(rec, ["no_such_contrast"]) is None and weights_svg({}) is None
+    path = svgplot.save(one, tmp_path / "w.svg")
+    text = path.read_text(encoding="utf-8")
+    root = ET.fromstring(text)   # a standalone file: namespace declared, parses as XML
+    assert root.tag == "{http://www.w3.org/2000/svg}svg" and text.count("xmlns=") == 1
+    assert root[0].get("fill") == "#ffffff"   # opaque background (GitHub dark mode)
+    assert svgplot.standalone(text) == text   # idempotent
+    assert svgplot.show(one)._repr_svg_() == text
+    with pytest.raises(ValueError, match="not an <svg>"):
+        svgplot.standalone("<div></div>")
+
+
+def test_a_broken_figure_becomes_a_caption(subject_inputs):
+    from nbdiag.report.run_figures import run_figures
+
+    rec = dict(subject_inputs[0][0])
+    rec["events"] = {"modeled": [{"onset": 1.0, "duration": "x", "trial_type": "a"}], "unmodeled": []}
+    figs = run_figures(rec, None)
+    assert figs["weights"]["kind"] == "error" and "could not be drawn" in figs["weights"]["content"]
+    assert "vif" in figs   # the other figures are still drawn
 
 
 def test_fmt_num():

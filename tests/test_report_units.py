@@ -51,3 +51,41 @@ def test_thresholds_and_margins_use_the_unit_of_the_value_they_bound():
     assert (rows[0]["value"], rows[0]["threshold"], rows[0]["margin"]) == ("48.4 %", "warn_at 25 %", "+23.4 points")
     rows = evidence_rows({"bias_percent": 2.0, "warn_at": 1.5}, "warn")
     assert (rows[0]["value"], rows[0]["threshold"], rows[0]["margin"]) == ("2.00 %", "warn_at 1.5 %", "+0.5 points")
+
+
+def test_the_rendered_report_prints_each_evidence_number_in_its_unit(tmp_path):
+    """End to end (issue 21): a sensitivity finding whose bias is −0.678 % and noise 0.22 % shows
+    −0.678 % and 0.220 % in the subject report's evidence table, never ×100."""
+    import re
+
+    from report_examples import example_run
+
+    from nbdiag.report.subject import render_subject_report
+
+    rec, design = example_run("01", "nortdur")
+    rec["findings"] = [{"code": "baseline_short_gaps", "severity": "warn", "contrast": "zero_back",
+                        "title": "Short gaps", "message": "m",
+                        "evidence": {"bias_sd": -3.08, "bias_percent": -0.678, "noise_sd_percent": 0.22,
+                                     "negative_weight_share": 0.484, "source": "pre_block"}}]
+    rec["contrasts"]["zero_back"]["findings"] = ["baseline_short_gaps"]
+    html = render_subject_report("01", [rec], {(rec["run"]["prefix"], "nortdur"): design}, tmp_path).read_text()
+    cells = dict(re.findall(r'<td class="mono">([a-z_]+)</td><td class="n">([^<]*)</td>', html))
+    assert cells["bias_percent"] == "-0.678 %" and cells["noise_sd_percent"] == "0.220 %"
+    assert cells["negative_weight_share"] == "48.4 %" and cells["bias_sd"] == "-3.08 σ"
+    assert "-67.8 %" not in html and "22.0 %" not in html
+
+
+def test_a_measured_maximum_is_a_value_in_sigma_not_a_threshold_in_percent():
+    """``measured_max_bias_sd`` (the largest measured bias) was read as a threshold because its name
+    says ``max`` and printed in the unit of the number beside it: ``(measured_max_bias_sd 25.2666 %)``."""
+    from nbdiag.report.summary import key_number
+
+    ev = {"volumes": [0, 1, 2, 3], "threshold": "any flagged volume", "measured_max_bias_sd": 25.2666,
+          "measured_contrast": "zero_back", "measured_bias_percent": -0.678}
+    assert key_number({"code": "nonsteady_unhandled", "severity": "fail", "evidence": ev}) == \
+        "measured_max_bias_sd 25.3 σ"
+    assert _values(ev)["measured_max_bias_sd"] == "25.3 σ" and _values(ev)["measured_bias_percent"] == "-0.678 %"
+    # a real threshold whose name states its unit is shown in that unit, not in the bounded value's
+    rows = evidence_rows({"bias_percent": -0.9, "max_bias_sd": 2.0}, "warn")
+    assert (rows[0]["name"], rows[0]["value"], rows[0]["threshold"], rows[0]["margin"]) == \
+        ("bias_percent", "-0.900 %", "max_bias_sd 2 σ", "")   # no margin between % and σ

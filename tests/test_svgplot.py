@@ -35,20 +35,6 @@ def test_ticks_and_labels():
     assert sp._num("2.5") == 2.5
 
 
-def test_stacked_hbars_widths_are_shares():
-    svg = sp.stacked_hbars({"run-1": {"a": 0.25, "b": 0.75}, "run-2": {"a": 1.0, "b": None}}, ["a", "b"],
-                           "share of scans")
-    root = _parse(svg)
-    titled = [(r.find(f"{NS}title").text, float(r.get("width"))) for r in root.iter(f"{NS}rect")
-              if r.find(f"{NS}title") is not None]
-    widths = {t.split(":")[0] + ":" + t.split(":")[1].split()[0]: w for t, w in titled}
-    assert set(widths) == {"run-1:a", "run-1:b", "run-2:a"}
-    assert widths["run-1:b"] == pytest.approx(3 * widths["run-1:a"], abs=0.02)
-    assert widths["run-2:a"] == pytest.approx(4 * widths["run-1:a"], abs=0.02)
-    texts = [t.text for t in root.iter(f"{NS}text")]
-    assert "25%" in texts and "75%" in texts and "100%" in texts and "share of scans" in texts
-
-
 def test_hbars_none_value_and_thresholds():
     root = _parse(sp.hbars({"a": None, "b": 2.0, "c": 6.0, "d": 11.0}, "VIF", warn=5, fail=10))
     titles = [t.text for t in root.iter(f"{NS}title")]

@@ -83,16 +83,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from nbdiag.core.labels import CAUSE_CLASSES, CLASS_ORDER, class_kind  # noqa: F401 - one definition; re-exported
 from nbdiag.core.thresholds import DISTINCT_T  # noqa: F401 - one definition; re-exported for the diagnostics
 
 #: fMRIPrep confound columns measured by default (in this order).
 MEASURED_SIGNALS = ("global_signal", "csf", "white_matter")
 
-#: Scan-class order used in ``by_class`` (conditions follow, sorted).
-CLASS_ORDER = ("nonsteady", "transient", "high_motion", "unmodeled_event", "short_gap", "fixation", "run_edge")
-
-#: Classes that are causes (not the model's own terms: conditions, implicit baseline, ``reference``).
-CAUSE_CLASSES = ("nonsteady", "transient", "high_motion", "unmodeled_event", "short_gap", "run_edge")
+# The scan-class order used in ``by_class`` (conditions follow, sorted) and the classes that are causes
+# (not the model's own terms: conditions, implicit baseline, ``reference``): nbdiag.core.labels.
 
 #: Name of the remainder part ``r Σ w`` (a model without a constant).
 REFERENCE_PART = "reference"
@@ -309,11 +307,6 @@ class ContrastMeasure:
                     and abs(t) >= DISTINCT_T:
                 out.append((k, float(v), (self.by_class_se or {}).get(k), float(t)))
         return sorted(out, key=lambda x: (-abs(x[1]), x[0]))
-
-
-def class_kind(cls: str) -> str:
-    """``cause`` for ``CAUSE_CLASSES``, else ``term`` (conditions, implicit baseline, the reference remainder)."""
-    return "cause" if cls in CAUSE_CLASSES else "term"
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,7 @@ from nbdiag.core.findings import Finding
 from nbdiag.design.hrf import compute_regressor_fast
 from nbdiag.core.thresholds import Thresholds
 from nbdiag.core import codes
+from nbdiag.core.labels import SCAN_CLASS_TABLE
 
 RUN_START_TAU_S = 20.0
 
@@ -742,8 +743,7 @@ INFO_UNLESS_MEASURED = ("short_gaps", "pre_block")
 #: data size: their severity is not capped.
 MODEL_ERROR_FAMILIES = ("tr",)
 
-_CLASS_WORDS = {"unmodeled_event": "unmodelled-event", "short_gap": "short-gap", "high_motion": "high-motion",
-                "run_edge": "run-edge"}
+_CLASS_WORDS = {c.key: c.adjective for c in SCAN_CLASS_TABLE}
 
 
 @dataclass(frozen=True)

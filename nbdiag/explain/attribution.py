@@ -55,6 +55,7 @@ import numpy as np
 from nbdiag.core.findings import Finding, rank_findings, severity_rank, worst_severity
 from nbdiag.core.thresholds import DISTINCT_T, Thresholds
 from nbdiag.core import codes
+from nbdiag.core.labels import CAUSE_CLASSES, SCAN_CLASS_TABLE, class_the
 
 #: Which cause claims which sensitivity source family, in priority order.
 CLAIMS: dict[str, tuple[str, ...]] = {
@@ -92,13 +93,7 @@ MEASURED_TIER = 1000.0
 #: Consequences that follow the cause explaining them.
 CONSEQUENCES = (codes.SENSITIVE_UNMODELED_SIGNAL.code, codes.CONTRAST_VARIANCE_INFLATED.code)
 
-_CLASS_WORDS = {
-    "nonsteady": "flagged non-steady-state volumes",
-    "unmodeled_event": "unmodelled events",
-    "short_gap": "short gaps next to blocks",
-    "run_edge": "run-edge scans",
-    "fixation": "fixation",
-}
+_CLASS_WORDS = {c.key: c.noun for c in SCAN_CLASS_TABLE}
 
 
 @dataclass(frozen=True)
@@ -466,14 +461,7 @@ def _message(code: str, f: Finding, ci: ContrastInputs, top: Mapping[str, Any] |
     return text if text.startswith(name) else _cap(text)
 
 
-_MEASURED_WORDS = {
-    "nonsteady": "the flagged non-steady-state volumes",
-    "transient": "the unflagged transient volumes",
-    "high_motion": "the high-motion volumes left in the model",
-    "unmodeled_event": "the unmodelled events",
-    "short_gap": "the short gaps next to blocks",
-    "run_edge": "the run-edge scans",
-}
+_MEASURED_WORDS = {k: class_the(k) for k in CAUSE_CLASSES}
 
 
 def _measured(gs: Mapping[str, Any] | None) -> bool:

@@ -55,14 +55,11 @@ import pandas as pd
 from scipy import stats
 
 from nbdiag.core.jsonio import finite_number as _num
+from nbdiag.core.labels import CAUSE_CLASSES, CLASS_ORDER
 from nbdiag.core.thresholds import DISTINCT_T
 
-#: Scan classes in display order (as ``nbdiag.diagnostics.measured.CLASS_ORDER``; the group
-#: level reads records only, so the order is repeated here); conditions follow, sorted.
-CLASS_ORDER = ("nonsteady", "transient", "high_motion", "unmodeled_event", "short_gap", "fixation", "run_edge")
-
-#: Scan classes that are causes (as ``nbdiag.diagnostics.measured.CAUSE_CLASSES``).
-CAUSE_CLASSES = ("nonsteady", "transient", "high_motion", "unmodeled_event", "short_gap", "run_edge")
+# Scan classes in display order (conditions follow, sorted) and the classes that are causes: one
+# definition in nbdiag.core.labels (CLASS_ORDER, CAUSE_CLASSES).
 
 #: Columns of ``nbdiag_attribution.tsv``, in order (DESIGN §9; ``kind``, ``distinct``: §10).
 COLUMNS = ["variant", "contrast", "source", "n_subjects", "mean", "sem", "t", "share", "kind", "distinct"]

@@ -21,24 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-_CLASS_WORDS = {
-    "nonsteady": "the non-steady-state volumes",
-    "transient": "the unflagged transient volumes",
-    "high_motion": "the high-motion volumes left in the model",
-    "unmodeled_event": "the unmodelled events",
-    "short_gap": "the short unmodelled gaps next to blocks",
-    "fixation": "the fixation (implicit baseline) scans",
-    "run_edge": "the baseline scans at the run edges",
-}
-_SIGNAL_WORDS = {"global_signal": "global signal", "csf": "CSF signal", "white_matter": "white-matter signal"}
-
-
-def class_words(cls: str) -> str:
-    """Plain words for a scan class (``condition:<name>`` -> ``the <name> scans``)."""
-    if cls.startswith("condition:"):
-        return f"the {cls.split(':', 1)[1]} scans"
-    return _CLASS_WORDS.get(cls, cls)
-
+from nbdiag.core.labels import CAUSE_CLASSES, class_the, signal_words
 
 def _pct(v: Any) -> str:
     return f"{float(v):+.2f} %".replace("-", "−")
@@ -54,14 +37,11 @@ def _ok(v: Any) -> bool:
     return v is not None and not (isinstance(v, float) and math.isnan(v))
 
 
-_CAUSES = ("nonsteady", "transient", "high_motion", "unmodeled_event", "short_gap", "run_edge")
-
-
 def _is_cause(row: Any) -> bool:
     kind = row.get("kind") if hasattr(row, "get") else None
     if isinstance(kind, str) and kind:
         return kind == "cause"
-    return str(row["source"]).split(":", 2)[-1] in _CAUSES
+    return str(row["source"]).split(":", 2)[-1] in CAUSE_CLASSES
 
 
 def _is_distinct(row: Any) -> bool:
@@ -92,7 +72,7 @@ def attribution_sentences(table: pd.DataFrame, signal: str = "global_signal") ->
             else int(max(range(len(tvals)), key=lambda i: abs(tvals[i])))
         first = totals.iloc[pick]
         n = int(first["n_subjects"])
-        words = _SIGNAL_WORDS.get(signal, signal)
+        words = signal_words(signal)
         text = (f"Across {n} subject{'s' if n != 1 else ''} the {words}'s {first['contrast']} estimate is "
                 f"{_pct(first['mean'])} ({_t(first['t'])})")
         total_ok = _is_distinct(first)
@@ -104,7 +84,7 @@ def attribution_sentences(table: pd.DataFrame, signal: str = "global_signal") ->
             said = []
             for r in causes:
                 share = f", {100 * float(r['share']):.0f} % of it" if total_ok and _ok(r["share"]) else ""
-                said.append(f"{class_words(r['source'].split(':', 2)[2])} contribute {_pct(r['mean'])} "
+                said.append(f"{class_the(r['source'].split(':', 2)[2])} contribute {_pct(r['mean'])} "
                             f"({_t(r['t'])}{share})")
             text += "; " + "; ".join(said)
             if not total_ok:

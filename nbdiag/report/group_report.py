@@ -9,12 +9,16 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from nbdiag.core.findings import severity_rank
+from markupsafe import Markup
+
+from nbdiag.core.findings import SEVERITIES, severity_rank
+from nbdiag.report.palette import variant_color
+from nbdiag.report.subject import section_id
 
 __all__ = ["render_group_report", "plot_metric_distributions", "plot_findings_heatmap", "plot_check_counts"]
 
 _LABEL_OK = re.compile(r"^[A-Za-z0-9]+$")
-_SEV_LEVELS = ["none", "info", "warn", "fail", "error"]
+_SEV_LEVELS = ["none", *SEVERITIES]
 #: Most rows drawn in the runs × findings heatmap.
 MAX_HEATMAP_ROWS = 120
 
@@ -88,7 +92,6 @@ def plot_metric_distributions(table: pd.DataFrame, metrics: Sequence[tuple[str, 
     metrics : sequence of (column, label, threshold)
         Threshold, when given, is drawn as a dashed line.
     """
-    from nbdiag.report.palette import variant_color
     from nbdiag.report.svgplot import strip_plot
 
     metrics = [m for m in metrics if m[0] in table and pd.to_numeric(table[m[0]], errors="coerce").notna().any()]
@@ -112,14 +115,14 @@ def plot_check_counts(counts: pd.DataFrame) -> str:
 
     names = [str(i) for i in counts.index]
     lab = max((text_width(n, 10) for n in names), default=40) + 8
-    total = max(1, int(counts[[c for c in ("info", "warn", "fail", "error") if c in counts]].sum(axis=1).max()))
+    total = max(1, int(counts[[c for c in SEVERITIES if c in counts]].sum(axis=1).max()))
     plot_w, row = 420.0, 18
     svg = Svg(lab + plot_w + 120, 20 + row * len(names) + 24, "checks")
     for i, n in enumerate(names):
         y = 10 + i * row
         svg.text(lab - 6, y + row / 2, n, size=10, anchor="end")
         left = 0.0
-        for sev in ("info", "warn", "fail", "error"):
+        for sev in SEVERITIES:
             if sev not in counts:
                 continue
             v = float(counts.iloc[i][sev])
@@ -127,7 +130,7 @@ def plot_check_counts(counts: pd.DataFrame) -> str:
                 svg.rect(lab + plot_w * left / total, y + 3, plot_w * v / total, row - 6, SEVERITY_COLORS[sev],
                          title=f"{n}: {int(v)} run × variant(s) {sev}", key=sev)
             left += v
-    for k, sev in enumerate(("info", "warn", "fail", "error")):
+    for k, sev in enumerate(SEVERITIES):
         svg.rect(lab + plot_w + 16, 10 + k * 16, 10, 10, SEVERITY_COLORS[sev], key=sev)
         svg.text(lab + plot_w + 31, 15 + k * 16, sev, size=10)
     svg.text(lab + plot_w / 2, 20 + row * len(names) + 14, f"run × variants (of {int(counts.iloc[0].sum())})"
@@ -271,43 +274,35 @@ def recommend_variant(summaries: Sequence[Mapping[str, Any]], contrasts: Sequenc
             + f", at {eff_txt}.")
 
 
-def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, so: pd.DataFrame,  # noqa: C901
-                        fail_on: str = "fail", deciding: Sequence[str] | None = None,
-                        summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Template context of ``group.html`` (exposed for tests).
+def _attempt(figs: dict[str, Any], name: str, fn: Any) -> None:
+    """``figs[name]`` = the figure, or a caption saying why it could not be drawn."""
+    try:
+        figs[name] = {"kind": "svg", "content": Markup(fn())}
+    except Exception as exc:  # noqa: BLE001 - a figure must not break the report
+        figs[name] = {"kind": "error", "content": f"figure could not be drawn: {type(exc).__name__}: {exc}"}
 
-    ``rt`` and ``so`` are the group runs and sign-off tables of ``records``
-    (:mod:`nbdiag.group.pipeline`), row for row; ``deciding`` the variants that decide sign-off;
-    ``summary`` the across-subject numbers (:func:`nbdiag.group.summary.summarise`).
-    """
-    from markupsafe import Markup
 
-    from nbdiag.report.palette import variant_color
-    from nbdiag.report.subject import section_id
-
-    figs: dict[str, Any] = {}
-
-    def fig(name: str, fn: Any) -> None:
-        try:
-            figs[name] = {"kind": "svg", "content": Markup(fn())}
-        except Exception as exc:  # noqa: BLE001 - a figure must not break the report
-            figs[name] = {"kind": "error", "content": f"figure could not be drawn: {type(exc).__name__}: {exc}"}
-
-    all_variants = sorted({str(v) for v in rt.get("variant", pd.Series(dtype=str))}) if len(rt) else []
-    deciding = list(deciding) if deciding else all_variants
+def _run_links(rt: pd.DataFrame) -> list[str | None]:
+    """Link of each run × variant row to its section of the subject report (None for an unsafe label)."""
     links = []
     for row in rt.to_dict("records"):
         sub = str(row.get("subject"))
         links.append(f"sub-{sub}.html#{section_id(row.get('prefix'), row.get('variant'))}"
                      if _LABEL_OK.match(sub) else None)
-    # per check counts
+    return links
+
+
+def _check_overview(figs: dict[str, Any], records: Sequence[Mapping[str, Any]], rt: pd.DataFrame,
+                    links: list[str | None]) -> tuple[list[dict[str, Any]], str | None]:
+    """Per-check counts (table and bar figure) and the findings heatmap; returns the rows and the
+    heatmap's note when it shows a selection."""
     fm = findings_matrix(records, rt)
-    counts = pd.DataFrame({sev: (fm == i + 1).sum(axis=0) for i, sev in enumerate(["info", "warn", "fail", "error"])})
+    counts = pd.DataFrame({sev: (fm == i + 1).sum(axis=0) for i, sev in enumerate(SEVERITIES)})
     counts["none"] = (fm == 0).sum(axis=0)
     counts = counts.sort_values(["error", "fail", "warn", "info"], ascending=False, kind="stable")
     check_rows = [{"code": code, **{k: int(v) for k, v in row.items()}} for code, row in counts.iterrows()]
     if len(counts):
-        fig("checks", lambda: plot_check_counts(counts))
+        _attempt(figs, "checks", lambda: plot_check_counts(counts))
     heat_note = None
     if fm.size:
         shown, shown_links = fm, links
@@ -320,21 +315,14 @@ def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, 
             shown, shown_links = fm.iloc[keep], [links[i] for i in keep]
             heat_note = (f"{len(shown)} of {len(fm)} run × variants shown: those with the most severe findings. "
                          "All rows are in group/nbdiag_runs.tsv.")
-        fig("heatmap", lambda: plot_findings_heatmap(shown, shown_links))
-    contrast_cvif = [c for c in rt.columns if c.endswith(":cvif")]
-    contrasts = [c[:-5] for c in contrast_cvif]
-    metrics = [("condition_number", "condition number", 30.0), ("max_task_vif", "max task VIF", 5.0),
-               ("baseline_fraction", "baseline fraction", 0.15)]
-    metrics += [(c, f"contrast VIF: {c[:-5]}", 5.0) for c in contrast_cvif]
-    if len(rt) and "variant" in rt:
-        fig("metrics", lambda: plot_metric_distributions(rt, metrics))
-    # outliers (dataset-wide), reasons collapsed
-    out = _outliers(rt, ["condition_number", "max_task_vif"] + contrast_cvif)
-    outlier_items = []
-    for i, row in enumerate(rt.to_dict("records")):
-        for r in out.get(i, []):
-            outlier_items.append((r.split(" = ")[0], _run_label(row)))
-    # per variant sections
+        _attempt(figs, "heatmap", lambda: plot_findings_heatmap(shown, shown_links))
+    return check_rows, heat_note
+
+
+def _variant_sections(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, so: pd.DataFrame,
+                      all_variants: list[str], deciding: list[str], contrasts: list[str],
+                      links: list[str | None], summary: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """One section per variant: its summary and one row per run."""
     variants = []
     for v in all_variants:
         d = rt[rt["variant"].astype(str) == v]
@@ -351,19 +339,56 @@ def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, 
                                   "cvif": [row.get(f"{c}:cvif") for c in contrasts],
                                   "reasons": srow.get("reasons", "")})
         variants.append(entry)
-    # causes ordered by their largest median |bias| over variants and contrasts (biggest first)
-    size = {}
+    return variants
+
+
+def _cause_order(variants: list[dict[str, Any]]) -> list[str]:
+    """Causes ordered by their largest median |bias| over variants and contrasts (biggest first)."""
+    size: dict[str, float] = {}
     for e in variants:
         for cause, by_c in e["bias"].items():
             size[cause] = max([size.get(cause, 0.0), *(abs(b["mean"]) for b in by_c.values())])
-    causes = sorted(size, key=lambda c: (-size[c], c))
-    dec = so[so["variant"].astype(str).isin(deciding)]
-    disagreements = []
+    return sorted(size, key=lambda c: (-size[c], c))
+
+
+def _disagreements(dec: pd.DataFrame) -> list[dict[str, Any]]:
+    """Deciding runs whose reviewer rating overrides the sign-off."""
+    out = []
     for row in dec.to_dict("records"):
         if row.get("rating") in ("include", "exclude") and row["final"] != row["signoff"]:
-            disagreements.append({"label": _run_label(row), "signoff": row["signoff"], "rating": row["rating"],
-                                  "reviewer": row.get("reviewer", ""), "comment": row.get("comment", ""),
-                                  "reasons": row.get("reasons", "")})
+            out.append({"label": _run_label(row), "signoff": row["signoff"], "rating": row["rating"],
+                        "reviewer": row.get("reviewer", ""), "comment": row.get("comment", ""),
+                        "reasons": row.get("reasons", "")})
+    return out
+
+
+def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, so: pd.DataFrame,
+                        fail_on: str = "fail", deciding: Sequence[str] | None = None,
+                        summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Template context of ``group.html`` (exposed for tests).
+
+    ``rt`` and ``so`` are the group runs and sign-off tables of ``records``
+    (:mod:`nbdiag.group.pipeline`), row for row; ``deciding`` the variants that decide sign-off;
+    ``summary`` the across-subject numbers (:func:`nbdiag.group.summary.summarise`).
+    """
+    figs: dict[str, Any] = {}
+    all_variants = sorted({str(v) for v in rt.get("variant", pd.Series(dtype=str))}) if len(rt) else []
+    deciding = list(deciding) if deciding else all_variants
+    links = _run_links(rt)
+    check_rows, heat_note = _check_overview(figs, records, rt, links)
+    contrast_cvif = [c for c in rt.columns if c.endswith(":cvif")]
+    contrasts = [c[:-5] for c in contrast_cvif]
+    metrics = [("condition_number", "condition number", 30.0), ("max_task_vif", "max task VIF", 5.0),
+               ("baseline_fraction", "baseline fraction", 0.15)]
+    metrics += [(c, f"contrast VIF: {c[:-5]}", 5.0) for c in contrast_cvif]
+    if len(rt) and "variant" in rt:
+        _attempt(figs, "metrics", lambda: plot_metric_distributions(rt, metrics))
+    # outliers (dataset-wide), reasons collapsed
+    out = _outliers(rt, ["condition_number", "max_task_vif"] + contrast_cvif)
+    outlier_items = [(r.split(" = ")[0], _run_label(row)) for i, row in enumerate(rt.to_dict("records"))
+                     for r in out.get(i, [])]
+    variants = _variant_sections(records, rt, so, all_variants, deciding, contrasts, links, summary)
+    dec = so[so["variant"].astype(str).isin(deciding)]
     subjects = sorted({str(s) for s in rt.get("subject", pd.Series(dtype=str)) if s is not None})
     return {
         "n_records": len(rt),
@@ -373,9 +398,9 @@ def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, 
         "status_counts": {s: int((rt["status"] == s).sum()) for s in ("pass", "warn", "fail", "error")} if len(rt) else {},
         "signoff_pass": int((dec["final"] == "pass").sum()), "signoff_fail": int((dec["final"] == "fail").sum()),
         "n_rated": int((dec["rating"].astype(str) != "").sum()) if "rating" in dec else 0,
-        "disagreements": disagreements,
+        "disagreements": _disagreements(dec),
         "checks": check_rows, "figs": figs, "heat_note": heat_note, "outliers": _collapse(outlier_items),
-        "variants": variants, "contrasts": contrasts, "causes": causes,
+        "variants": variants, "contrasts": contrasts, "causes": _cause_order(variants),
         "recommendation": recommend_variant(variants, contrasts),
         "metric_labels": [m[1] for m in metrics],
         "subjects": [{"label": s, "link": f"sub-{s}.html" if _LABEL_OK.match(s) else None} for s in subjects],

@@ -30,6 +30,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from nbdiag.core import codes
+from nbdiag.core.labels import class_kind
 from nbdiag.core.thresholds import DISTINCT_T
 
 __all__ = ["DISTINCT_T", "contrast_kind", "pm", "tstat", "verdict_rows"]
@@ -38,8 +39,6 @@ __all__ = ["DISTINCT_T", "contrast_kind", "pm", "tstat", "verdict_rows"]
 #: ``DISTINCT_T`` (3, the run-level rule, nbdiag.core.thresholds) ...
 #: ... with at least this many contributing subjects.
 DISTINCT_MIN_SUBJECTS = 2
-#: Measured scan classes that are model terms, not causes (DESIGN §10), besides ``condition:*``.
-TERM_CLASSES = ("fixation",)
 #: Finding code that owns each measured cause class (its fix is the row's fix).
 CODE_OF_CLASS = {"nonsteady": codes.NONSTEADY_UNHANDLED.code, "unmodeled_event": codes.BASELINE_UNMODELED_EVENTS.code,
                  "short_gap": codes.BASELINE_SHORT_GAPS.code, "run_edge": codes.BASELINE_EDGE_CONCENTRATED.code,
@@ -88,7 +87,7 @@ def _is_cause(row: Mapping[str, Any], has_kind: bool) -> bool:
         return False
     if source.startswith("measured:"):
         cls = source.split(":", 2)[2]
-        return not (cls.startswith("condition:") or cls in TERM_CLASSES)
+        return class_kind(cls) == "cause"
     return True
 
 
@@ -146,6 +145,76 @@ def _fix_of(code: str, findings: Sequence[Mapping[str, Any]]) -> str | None:
         return None
 
 
+def _contrast_order(records: Sequence[Mapping[str, Any]]) -> tuple[list[str], dict[str, str]]:
+    """Contrasts in display order (single ones first, then first seen) and the kind of each."""
+    kinds: dict[str, str] = {}
+    order: dict[str, int] = {}
+    for rec in records:
+        for name, stats in (rec.get("contrasts") or {}).items():
+            if isinstance(stats, Mapping):
+                kinds.setdefault(name, contrast_kind(stats))
+                order.setdefault(name, len(order))
+    return sorted(order, key=lambda c: (kinds[c] != "single", order[c])), kinds
+
+
+def _estimate(sub: pd.DataFrame, signal: str, has_distinct: bool) -> dict[str, Any] | None:
+    """The measured total of ``signal`` for one variant × contrast, or None without one."""
+    total_rows = sub[sub["source"] == f"measured:{signal}:total"] if len(sub) else sub
+    if not len(total_rows):
+        return None
+    tr = total_rows.iloc[0]
+    n = int(tr["n_subjects"])
+    estimate = {"mean": _num(tr["mean"]), "sem": _num(tr["sem"]), "t": _num(tr["t"]), "n": n,
+                "distinct": _distinct(tr, has_distinct, n), "signal": signal}
+    estimate["text"] = pm(estimate["mean"], estimate["sem"])
+    estimate["stat"] = f"{tstat(estimate['t'])}, n = {n}"
+    return estimate
+
+
+def _causes(sub: pd.DataFrame, signal: str, has_kind: bool, has_distinct: bool,
+            counts: Mapping[tuple[str, str, str], tuple[int, int]], variant: str, contrast: str,
+            estimate: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The cause rows distinguishable from zero (measured ones, else predicted ones), largest first."""
+    from nbdiag.report.words import source_words
+
+    measured = sub[sub["source"].astype(str).str.startswith(f"measured:{signal}:")] if len(sub) else sub
+    pool = measured if len(measured) else (
+        sub[sub["source"].astype(str).str.startswith("predicted:")] if len(sub) else sub)
+    causes = []
+    for row in pool.to_dict("records"):
+        if not _is_cause(row, has_kind):
+            continue
+        contributing, of = counts.get((variant, contrast, str(row["source"])), (int(row["n_subjects"]),
+                                                                                int(row["n_subjects"])))
+        if not _distinct(row, has_distinct, contributing):
+            continue
+        source = str(row["source"])
+        share = _num(row.get("share")) if estimate and estimate["distinct"] else None
+        causes.append({"words": source_words(source), "source": source, "mean": _num(row["mean"]),
+                       "sem": _num(row["sem"]), "t": _num(row["t"]), "n": contributing, "of": of,
+                       "share": share,
+                       "text": pm(_num(row["mean"]), _num(row["sem"])), "stat": tstat(_num(row["t"]))})
+    causes.sort(key=lambda c: -abs(c["mean"] or 0.0))
+    return causes
+
+
+def _fix(causes: list[dict[str, Any]], hits: list[Mapping[str, Any]],
+         recs: Sequence[Mapping[str, Any]]) -> tuple[str | None, str | None]:
+    """``(fix code, fix text)``: the largest cause's code, else the code whose fix removes most."""
+    if causes:
+        src = causes[0]["source"]
+        fix_code = (CODE_OF_CLASS.get(src.split(":", 2)[2]) if src.startswith("measured:")
+                    else src.split(":", 1)[1])
+        fix = None
+        if fix_code:
+            fix = _fix_of(fix_code, [f for f in hits if f.get("code") == fix_code] or
+                          [f for r in recs for f in r.get("findings") or [] if isinstance(f, Mapping)])
+        return fix_code, fix
+    if hits:
+        return _main_fix(hits)
+    return None, None
+
+
 def verdict_rows(records: Sequence[Mapping[str, Any]], attribution: pd.DataFrame | None,
                  contributing: Mapping[tuple[str, str, str], tuple[int, int]] | None = None,
                  signal: str = "global_signal") -> list[dict[str, Any]]:
@@ -154,20 +223,13 @@ def verdict_rows(records: Sequence[Mapping[str, Any]], attribution: pd.DataFrame
     ``contributing``: :func:`nbdiag.group.summary.contributing_subjects` of ``records``; without it
     every subject of a row counts as contributing.
     """
-    from nbdiag.report.words import code_words, source_words
+    from nbdiag.report.words import code_words
 
     table = attribution if attribution is not None else pd.DataFrame()
     has_kind = "kind" in table.columns
     has_distinct = "distinct" in table.columns
     counts = contributing or {}
-    kinds: dict[str, str] = {}
-    order: dict[str, int] = {}
-    for rec in records:
-        for name, stats in (rec.get("contrasts") or {}).items():
-            if isinstance(stats, Mapping):
-                kinds.setdefault(name, contrast_kind(stats))
-                order.setdefault(name, len(order))
-    contrasts = sorted(order, key=lambda c: (kinds[c] != "single", order[c]))
+    contrasts, kinds = _contrast_order(records)
     variants = sorted({str(r.get("variant")) for r in records})
     rows: list[dict[str, Any]] = []
     for variant in variants:
@@ -176,45 +238,10 @@ def verdict_rows(records: Sequence[Mapping[str, Any]], attribution: pd.DataFrame
         part = table[(table["variant"].astype(str) == variant)] if len(table) else table
         for contrast in contrasts:
             sub = part[part["contrast"].astype(str) == contrast] if len(part) else part
-            total_rows = sub[sub["source"] == f"measured:{signal}:total"] if len(sub) else sub
-            estimate = None
-            if len(total_rows):
-                tr = total_rows.iloc[0]
-                n = int(tr["n_subjects"])
-                total_distinct = _distinct(tr, has_distinct, n)
-                estimate = {"mean": _num(tr["mean"]), "sem": _num(tr["sem"]), "t": _num(tr["t"]), "n": n,
-                            "distinct": total_distinct, "signal": signal}
-                estimate["text"] = pm(estimate["mean"], estimate["sem"])
-                estimate["stat"] = f"{tstat(estimate['t'])}, n = {n}"
-            causes = []
-            measured = sub[sub["source"].astype(str).str.startswith(f"measured:{signal}:")] if len(sub) else sub
-            pool = measured if len(measured) else (
-                sub[sub["source"].astype(str).str.startswith("predicted:")] if len(sub) else sub)
-            for row in pool.to_dict("records"):
-                if not _is_cause(row, has_kind):
-                    continue
-                contributing, of = counts.get((variant, contrast, str(row["source"])), (int(row["n_subjects"]),
-                                                                                        int(row["n_subjects"])))
-                if not _distinct(row, has_distinct, contributing):
-                    continue
-                source = str(row["source"])
-                share = _num(row.get("share")) if estimate and estimate["distinct"] else None
-                causes.append({"words": source_words(source), "source": source, "mean": _num(row["mean"]),
-                               "sem": _num(row["sem"]), "t": _num(row["t"]), "n": contributing, "of": of,
-                               "share": share,
-                               "text": pm(_num(row["mean"]), _num(row["sem"])), "stat": tstat(_num(row["t"]))})
-            causes.sort(key=lambda c: -abs(c["mean"] or 0.0))
+            estimate = _estimate(sub, signal, has_distinct)
+            causes = _causes(sub, signal, has_kind, has_distinct, counts, variant, contrast, estimate)
             failing, hits = _failing(recs, contrast)
-            fix = fix_code = None
-            if causes:
-                src = causes[0]["source"]
-                fix_code = (CODE_OF_CLASS.get(src.split(":", 2)[2]) if src.startswith("measured:")
-                            else src.split(":", 1)[1])
-                if fix_code:
-                    fix = _fix_of(fix_code, [f for f in hits if f.get("code") == fix_code] or
-                                  [f for r in recs for f in r.get("findings") or [] if isinstance(f, Mapping)])
-            elif hits:
-                fix_code, fix = _main_fix(hits)
+            fix_code, fix = _fix(causes, hits, recs)
             rows.append({"variant": variant, "contrast": contrast, "kind": kinds[contrast], "estimate": estimate,
                          "causes": causes, "failing": failing, "n_runs": len(recs),
                          "errors": [(_label(r), str((r.get("error") or {}).get("message") or "")) for r in errors],

@@ -2,40 +2,44 @@
 
 ``measured_view(record, base_dir)`` turns ``measured`` and ``contrasts.<c>.measured``
 into table rows, and, when BOLD mode wrote class maps, draws a nilearn glass
-brain of the largest class map (read from ``base_dir``; drawing only, no statistics).
+brain of the largest class map (read from ``base_dir``, the output folder the record's
+paths are relative to, passed by the caller; drawing only, no statistics). The brain map
+is the one figure that is not inline SVG: it needs nilearn's plotting, drawn on a
+``matplotlib.figure.Figure`` with its own canvas (no pyplot, no backend switch).
 """
 
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 from typing import Any, Mapping
 
-_CLASS_WORDS = {"nonsteady": "non-steady-state volumes", "unmodeled_event": "unmodelled events",
-                "short_gap": "short gaps", "fixation": "fixation", "run_edge": "run edges",
-                "transient": "unflagged transients", "high_motion": "high-motion volumes"}
+from nbdiag.core.labels import class_label
 
 
-def class_label(k: str) -> str:
-    """Plain label of a scan class (``condition:x`` -> ``x scans``)."""
-    return f"{k.split(':', 1)[1]} scans" if k.startswith("condition:") else _CLASS_WORDS.get(k, k)
+def _png_uri(fig: Any, dpi: int) -> str:
+    """``fig`` as a ``data:image/png;base64,...`` URI, drawn by its own Agg canvas (no pyplot state,
+    no backend switch), without the PNG's software/date metadata so identical inputs give identical bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig)   # the figure's own canvas
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _glass_brain(path: Path, index: int, title: str) -> str | None:
+def glass_brain_uri(path: Path, index: int, title: str) -> str | None:
     """PNG data URI of a glass brain of volume ``index`` of a 4D class map, or None if unreadable."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
         from nilearn import image, plotting
 
-        from nbdiag.report.figures import figure_to_png_uri
-
         vol = image.index_img(str(path), index)
-        fig = plt.figure(figsize=(6.4, 2.4))
+        fig = Figure(figsize=(6.4, 2.4))
         plotting.plot_glass_brain(vol, figure=fig, colorbar=True, plot_abs=False, cmap="RdBu_r",
                                   symmetric_cbar=True, title=title)
-        return figure_to_png_uri(fig, dpi=70)
+        return _png_uri(fig, dpi=70)
     except Exception:  # noqa: BLE001 - a figure failure never loses the report
         return None
 
@@ -81,7 +85,7 @@ def measured_view(record: Mapping[str, Any], base_dir: str | Path | None = None)
                 best = (abs(top[0][1].get("mask_mean") or 0), name, top[0][0], classes.index(top[0][0]),
                         s.get("classes_map"))
         if best and best[4] and base_dir is not None:
-            figure = _glass_brain(Path(base_dir) / best[4], best[3],
+            figure = glass_brain_uri(Path(base_dir) / best[4], best[3],
                                   f"{best[1]}: part from {class_label(best[2])} (%)")
             figure = {"uri": figure, "contrast": best[1], "class": class_label(best[2])} if figure else None
     if not rows and not gsum and not bold:

@@ -5,24 +5,24 @@ fixed qualitative palette), so the same condition has the same colour in every f
 run, subject and on the group page, whatever other conditions a run has. Python's
 ``hash()`` is salted per process and must never be used for this.
 
-Scan classes (``context.SCAN_CLASSES``) and severities have fixed colours of their own,
-chosen outside the condition palette.
+Scan classes (keys and words: :mod:`nbdiag.core.labels`) and severities have fixed colours of
+their own, chosen outside the condition palette.
 """
 
 from __future__ import annotations
 
 import zlib
 
+from nbdiag.core.findings import SEVERITIES as FINDING_SEVERITIES
+
 __all__ = [
     "CONDITION_PALETTE",
     "CLASS_COLORS",
-    "CLASS_LABELS",
     "SEVERITY_COLORS",
     "SEVERITIES",
     "condition_color",
     "variant_color",
     "class_color",
-    "class_label",
     "text_color_on",
 ]
 
@@ -53,17 +53,9 @@ CLASS_COLORS = {
     "fixation": "#BBBBBB",
     "scan": "#8FB4D3",
 }
-CLASS_LABELS = {
-    "nonsteady": "non-steady-state volumes",
-    "unmodeled_event": "unmodelled events",
-    "short_gap": "short gaps next to blocks",
-    "run_edge": "baseline at run edges",
-    "fixation": "fixation / long baseline",
-    "scan": "scan",
-}
 
-#: One severity scale for badges, shading, tables and figures.
-SEVERITIES = ("pass", "info", "warn", "fail", "error")
+#: One severity scale for badges, shading, tables and figures: a run's ``pass`` and the findings' severities.
+SEVERITIES = ("pass", *FINDING_SEVERITIES)
 SEVERITY_COLORS = {"pass": "#009E73", "info": "#56B4E9", "warn": "#E69F00", "fail": "#D55E00", "error": "#000000"}
 
 
@@ -91,14 +83,6 @@ def class_color(cls: str) -> str:
     if cls.startswith("condition:"):
         return condition_color(cls[len("condition:"):])
     return CLASS_COLORS.get(cls, "#999999")
-
-
-def class_label(cls: str) -> str:
-    """Human label of a scan class."""
-    cls = str(cls)
-    if cls.startswith("condition:"):
-        return f"condition {cls[len('condition:'):]}"
-    return CLASS_LABELS.get(cls, cls.replace("_", " "))
 
 
 def text_color_on(color: str) -> str:

@@ -20,7 +20,13 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from nbdiag.outputs.files import atomic_write_text
+from nbdiag.core.labels import class_label
 from nbdiag.core.thresholds import Thresholds
+from nbdiag.report.access import get as _get
+from nbdiag.report.access import thresholds_of  # noqa: F401 - part of this module's API
+from nbdiag.report.measured import measured_view
+from nbdiag.report.palette import SEVERITIES
+from nbdiag.report.run_figures import run_figures
 
 __all__ = ["render_subject_report", "get_env", "subject_label", "section_id"]
 
@@ -41,7 +47,7 @@ def get_env() -> Environment:
     env.filters["num"] = fmt_num
     env.filters["pct"] = fmt_pct
     env.filters["short"] = lambda v, n=160: v if len(str(v)) <= n else str(v)[: n - 1] + "…"
-    env.filters["sev"] = lambda s: s if s in ("info", "warn", "fail", "error", "pass") else "unknown"
+    env.filters["sev"] = lambda s: s if s in SEVERITIES else "unknown"
     env.globals["static"] = _static
     return env
 
@@ -57,8 +63,6 @@ def _static(name: str) -> Markup:
 def _baseline_epochs(record: Mapping[str, Any], base: Mapping[str, Any]) -> tuple[str, str]:
     """The design facts' baseline-epoch count, with the definition the ``baseline_scarce`` finding uses:
     fixation or run-edge epochs of at least ``baseline_epoch_seconds`` (all unmodelled epochs in brackets)."""
-    from nbdiag.core.thresholds import Thresholds
-
     seconds = _get(record, "settings", "thresholds", "baseline_epoch_seconds", default=None)
     seconds = Thresholds().baseline_epoch_seconds if not isinstance(seconds, (int, float)) else seconds
     label = f"baseline epochs ≥ {seconds:g} s"
@@ -97,17 +101,6 @@ def fmt_pct(value: Any) -> str:
     return "n/a" if not math.isfinite(v) else f"{v:.0%}"
 
 
-def _get(d: Any, *keys: Any, default: Any = None) -> Any:
-    for k in keys:
-        if isinstance(d, Mapping) and k in d:
-            d = d[k]
-        elif isinstance(d, list) and isinstance(k, int) and -len(d) <= k < len(d):
-            d = d[k]
-        else:
-            return default
-    return default if d is None else d
-
-
 def subject_label(record: Mapping[str, Any]) -> str:
     """Subject label (without ``sub-``) of a record."""
     s = _get(record, "run", "subject") or _get(record, "run", "entities", "sub") or "unknown"
@@ -124,16 +117,6 @@ def run_prefix(record: Mapping[str, Any]) -> str:
     return "_".join(f"{k}-{v}" for k, v in ent.items() if v) or "unknown-run"
 
 
-def thresholds_of(record: Mapping[str, Any]) -> Thresholds:
-    """Thresholds used for the record (defaults + ``settings.thresholds``)."""
-    values = _get(record, "settings", "thresholds", default={}) or {}
-    try:
-        return Thresholds().updated({k: v for k, v in values.items()
-                                     if k in Thresholds().to_dict() and isinstance(v, (int, float))})
-    except ValueError:
-        return Thresholds()
-
-
 def _find_design(record: Mapping[str, Any], designs: Mapping[Hashable, pd.DataFrame] | None) -> pd.DataFrame | None:
     if not designs:
         return None
@@ -143,174 +126,6 @@ def _find_design(record: Mapping[str, Any], designs: Mapping[Hashable, pd.DataFr
         if key is not None and key in designs:
             return designs[key]
     return None
-
-
-# --------------------------------------------------------------------------- figures
-#: Largest correlation matrix / bar chart drawn in full (bigger ones show a selection).
-MAX_MATRIX_COLUMNS = 30
-MAX_BARS = 30
-
-
-def _finite(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _top_correlation(cols: list[str], matrix: Sequence[Sequence[Any]], tasks: Sequence[str],
-                     limit: int) -> tuple[list[str], list[list[Any]]]:
-    """Task columns plus the columns most correlated with them (no new statistics)."""
-    if len(cols) <= limit:
-        return cols, [list(r) for r in matrix]
-    task_idx = [i for i, c in enumerate(cols) if c in tasks] or list(range(min(limit, len(cols))))
-
-    def strength(j: int) -> float:
-        return max((abs(_finite(matrix[i][j]) or 0.0) for i in task_idx if i != j), default=0.0)
-
-    others = sorted((j for j in range(len(cols)) if j not in task_idx), key=lambda j: -strength(j))
-    keep = sorted(task_idx + others[: max(0, limit - len(task_idx))])
-    return [cols[j] for j in keep], [[matrix[i][j] for j in keep] for i in keep]
-
-
-def _corr_color(v: float | None) -> str:
-    """RdBu_r-like diverging colour for r in [-1, 1]."""
-    if v is None:
-        return "#eeeeee"
-    v = max(-1.0, min(1.0, v))
-    hot, cold, mid = (178, 24, 43), (33, 102, 172), (247, 247, 247)
-    end = hot if v > 0 else cold
-    a = abs(v)
-    r, g, b = (round(m + (e - m) * a) for m, e in zip(mid, end))
-    return f"#{r:02x}{g:02x}{b:02x}"
-
-
-def _timeline(record: Mapping[str, Any], conds: Sequence[str], t_r: float, n: int,
-              frame_times: Sequence[float], nss: Sequence[int]) -> list[tuple[str, str, str, list]]:
-    from nbdiag.report.palette import CLASS_COLORS, condition_color
-
-    rows: list[tuple[str, str, str, list]] = []
-    modeled = _get(record, "events", "modeled", default=[]) or []
-    unmodeled = _get(record, "events", "unmodeled", default=[]) or []
-    for c in conds:
-        spans = [(float(e["onset"]), float(e.get("duration") or 0) or t_r / 2) for e in modeled
-                 if str(e.get("trial_type")) == c and _finite(e.get("onset")) is not None]
-        if spans:
-            rows.append((f"condition:{c}", condition_color(c), c, spans))
-    types = list(dict.fromkeys(str(e.get("trial_type")) for e in unmodeled))
-    for u in types:
-        spans = [(float(e["onset"]), max(float(e.get("duration") or 0), t_r / 2)) for e in unmodeled
-                 if str(e.get("trial_type")) == u and _finite(e.get("onset")) is not None]
-        rows.append(("unmodeled_event", CLASS_COLORS["unmodeled_event"], f"{u} (unmodelled)", spans))
-    idx = [int(i) for i in nss if 0 <= int(i) < n]
-    if idx:
-        rows.append(("nonsteady", CLASS_COLORS["nonsteady"], "non-steady volumes",
-                     [(float(frame_times[i]) - t_r / 2, t_r) for i in idx]))
-    return rows
-
-
-def _figures(record: Mapping[str, Any], design: pd.DataFrame | None) -> dict[str, Any]:  # noqa: C901
-    """Inline-SVG figures of one run × variant (errors become captions, not crashes)."""
-    from nbdiag.report import svgplot as S
-
-    th = thresholds_of(record)
-    out: dict[str, Any] = {}
-
-    def attempt(name: str, fn: Any) -> None:
-        try:
-            svg = fn()
-            if svg:
-                out[name] = {"kind": "svg", "content": Markup(svg)}
-        except Exception as exc:  # a broken figure must not hide the rest of the report
-            out[name] = {"kind": "error", "content": f"figure could not be drawn: {type(exc).__name__}: {exc}"}
-
-    roles = {c.get("name"): c.get("role") for c in _get(record, "design", "columns", default=[]) or []}
-    tasks = [k for k, r in roles.items() if r == "task"]
-    if design is not None and not design.empty:
-        attempt("design", lambda: S.design_image(design.to_numpy(dtype=float), [str(c) for c in design.columns],
-                                                 roles))
-    corr = _get(record, "diagnostics", "collinearity", "correlation", default={})
-    if corr.get("columns") and corr.get("matrix"):
-        cols, mat = _top_correlation(list(corr["columns"]), corr["matrix"], tasks, MAX_MATRIX_COLUMNS)
-        out["correlation_note"] = (f"{len(cols)} of {len(corr['columns'])} regressors shown: the task regressors "
-                                   "and the confounds most correlated with them."
-                                   if len(cols) < len(corr["columns"]) else None)
-
-        def corr_fig() -> str:
-            vals = [[_finite(v) for v in row] for row in mat]
-            return S.heatmap(cols, cols, [[_corr_color(v) for v in row] for row in vals],
-                             titles=[[f"{a} × {b}: r = {S.fmt_value(v)}" for b, v in zip(cols, row)]
-                                     for a, row in zip(cols, vals)],
-                             annot=[[f"{v:.2f}" if v is not None and i != j and abs(v) >= th.corr_info else ""
-                                     for j, v in enumerate(row)] for i, row in enumerate(vals)],
-                             cell=22 if len(cols) <= 16 else 16,
-                             legend=[("r+", _corr_color(1.0), "r = +1"), ("r0", _corr_color(0.0), "r = 0"),
-                                     ("r-", _corr_color(-1.0), "r = −1")], label="correlation")
-        attempt("correlation", corr_fig)
-    vif = _get(record, "diagnostics", "collinearity", "vif", default={})
-    if vif:
-        shown = vif
-        if len(vif) > MAX_BARS:
-            keep = [k for k in vif if k in tasks]
-            rest = sorted((k for k in vif if k not in tasks), key=lambda k: -(_finite(vif[k]) or 0.0))
-            keep += rest[: max(0, MAX_BARS - len(keep))]
-            shown = {k: vif[k] for k in vif if k in keep}
-            out["vif_note"] = f"{len(shown)} of {len(vif)} regressors shown: task regressors and the highest VIFs."
-        attempt("vif", lambda: S.hbars(shown, "VIF (1 = no shared variance)", th.vif_warn, th.vif_fail,
-                                       highlight=tasks, width=480))
-    frame_times = _get(record, "design", "frame_times", default=None)
-    classes = _get(record, "diagnostics", "baseline", "scan_classes", default=None)
-    nss_info = _get(record, "diagnostics", "confounds", "nonsteady", default={})
-    nss = [] if nss_info.get("handled") else list(nss_info.get("volumes") or [])
-    weights: dict[str, Any] = {}
-    shares: dict[str, Any] = {}
-    titles: dict[str, str] = {}
-    for cname, c in (_get(record, "contrasts", default={}) or {}).items():
-        w = c.get("weights")
-        if w:
-            weights[cname] = w
-            shares[cname] = _get(c, "baseline_composition", "negative", default={})
-            expr = str(c.get("expression", cname))
-            titles[cname] = cname if expr == cname else f"{cname}   ({expr})"
-    if weights:
-        n = len(next(iter(weights.values())))
-        ft = frame_times if frame_times and len(frame_times) == n else [float(i) for i in range(n)]
-        t_r = float(pd.Series(ft).diff().median()) if n > 1 else 1.0
-        conds = sorted({str(e.get("trial_type")) for e in _get(record, "events", "modeled", default=[]) or []}
-                       | {str(k)[len("condition:"):] for k in (classes or []) if str(k).startswith("condition:")})
-        attempt("weights", lambda: S.weights_figure(ft, weights, classes, _timeline(record, conds, t_r, n, ft, nss),
-                                                    shares, titles))
-    drift = _get(record, "diagnostics", "drift", default={})
-    if drift.get("r2_task"):
-        r2 = dict(drift["r2_task"])
-        for n_, c in (_get(record, "contrasts", default={}) or {}).items():
-            if c.get("drift_r2") is not None:
-                r2[f"contrast {n_}"] = c["drift_r2"]
-        attempt("drift", lambda: S.hbars(r2, "R² on drift + constant", th.drift_r2_warn, th.drift_r2_fail,
-                                         xmax=1.0, width=480))
-    spectra = drift.get("spectra") or {}
-    if spectra.get("freqs_hz") and spectra.get("power"):
-        def spectra_fig() -> str:
-            power = {}
-            for name in sorted(spectra["power"]):
-                p = [(_finite(v) or 0.0) for v in spectra["power"][name]]
-                tot = sum(p) or 1.0
-                power[name] = [v / tot for v in p]
-            cut, rec = drift.get("current_cutoff_s"), drift.get("recommended_cutoff_s")
-            marks = []
-            if cut:
-                marks.append((1.0 / cut, "#D55E00", f"current cut-off ({cut:.0f} s)", "4 3"))
-            if rec:
-                marks.append((1.0 / rec, "#009E73", f"keeps 90 % ({rec:.0f} s)", "2 2"))
-            return S.lines(spectra["freqs_hz"], power, "frequency (Hz)", "share of power", marks, xmax=0.1,
-                           width=480, label="regressor spectra")
-        attempt("spectra", spectra_fig)
-    cr2 = _get(record, "diagnostics", "confounds", "r2_task", default={})
-    if cr2:
-        attempt("confounds", lambda: S.hbars(cr2, "R² on confounds", th.confound_r2_warn, th.confound_r2_fail,
-                                             xmax=1.0, width=480))
-    return out
 
 
 # --------------------------------------------------------------------------- view model
@@ -380,13 +195,12 @@ def reviewer_keynums(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | None,
-                  with_figures: bool) -> dict[str, Any]:
-    from nbdiag.report.summary import contrast_status, size_basis
+def _contrast_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per contrast: its numbers, main negative weight, findings and sensitivity entries."""
+    from nbdiag.report.summary import contrast_status
 
-    contrasts = _get(record, "contrasts", default={}) or {}
     crow = []
-    for name, c in contrasts.items():
+    for name, c in (_get(record, "contrasts", default={}) or {}).items():
         neg = _get(c, "baseline_composition", "negative", default={}) or {}
         top_neg = sorted(((k, v) for k, v in neg.items() if v is not None and not str(k).startswith("condition:")),
                          key=lambda kv: -kv[1])[:3]
@@ -399,7 +213,7 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
             "efficiency": c.get("efficiency"), "cvif": c.get("cvif"), "drift_r2": c.get("drift_r2"),
             "effect_required_pct": c.get("effect_required_pct"),
             "edge_share": _get(c, "baseline_composition", "edge_share"),
-            "top_negative": [{"label": _class_label(k), "share": v} for k, v in top_neg],
+            "top_negative": [{"label": class_label(k), "share": v} for k, v in top_neg],
             "max_bias_sd": max(bias_sd) if bias_sd else None,
             "explanation": c.get("explanation"),
             "findings": fnd,
@@ -407,6 +221,11 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
             "worst": contrast_status(record, name),
             "sensitivity": sens,
         })
+    return crow
+
+
+def _facts(record: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
+    """The design facts: ``(name, value, where the value came from)``."""
     settings = record.get("settings") or {}
     model = settings.get("model") or {}
     ev = settings.get("events") or {}
@@ -426,12 +245,17 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
         facts.append(("events renamed", ", ".join(f"{k}→{v}" for k, v in ev["rename"].items()), None))
     if ev.get("transform"):
         facts.append(("events transform", str(ev["transform"]), None))
+    return facts
+
+
+def _keynums(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The key-number rows (design, baseline, dof, sample mask, then the reviewers' numbers)."""
     design_info = record.get("design") or {}
     sm = design_info.get("sample_mask") or {}
     coll = _get(record, "diagnostics", "collinearity", default={}) or {}
     base = _get(record, "diagnostics", "baseline", default={}) or {}
     roles = [c.get("role") for c in design_info.get("columns") or []]
-    keynums = [
+    return [
         ("design rank / columns", f"{fmt_num(design_info.get('rank'))} / {fmt_num(design_info.get('n_columns'))}"),
         ("confound + spike columns", fmt_num(sum(r in ("confound", "spike") for r in roles)) if roles else "n/a"),
         ("condition number", fmt_num(coll.get("condition_number"))),
@@ -440,13 +264,21 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
         ("residual dof", fmt_num(_get(record, "diagnostics", "confounds", "dof"))),
         ("sample mask applied", "yes" if sm.get("applied") else ("no" if sm else "n/a")),
     ] + reviewer_keynums(record)
-    figs = _figures(record, design) if with_figures and _status(record) != "error" else {}
+
+
+def _whatif_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     whatif = []
     for wi in record.get("whatif") or []:
         for cname, v in (wi.get("contrasts") or {}).items():
             whatif.append({"fix": wi.get("fix"), "code": wi.get("code"), "contrast": cname, **v,
                            "worse": cname in (wi.get("worse") or [])})
-    # sensitivity: one row per unmodelled signal, one column per contrast, with where its size comes from
+    return whatif
+
+
+def _sensitivity_rows(crow: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per unmodelled signal, one column per contrast, with where its size comes from."""
+    from nbdiag.report.summary import size_basis
+
     sens_rows: dict[str, dict[str, Any]] = {}
     for c in crow:
         for srow in c["sensitivity"]:
@@ -454,31 +286,32 @@ def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | No
             entry = sens_rows.setdefault(key, {"label": str(srow.get("label") or key), "source": srow.get("source"),
                                                "basis": size_basis(srow), "cells": {}})
             entry["cells"][c["name"]] = srow
+    return list(sens_rows.values())
+
+
+def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | None,
+                  with_figures: bool, base_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    crow = _contrast_rows(record)
+    design_info = record.get("design") or {}
     return {
         "id": idx,
         "variant": str(record.get("variant", "default")),
-        "sensitivity": list(sens_rows.values()),
+        "sensitivity": _sensitivity_rows(crow),
         "status": _status(record),
         "error": record.get("error"),
-        "facts": facts,
-        "keynums": keynums,
+        "facts": _facts(record),
+        "keynums": _keynums(record),
         "warnings": design_info.get("nilearn_warnings") or [],
         "contrasts": crow,
         "all_findings": [f for f in (record.get("findings") or []) if isinstance(f, Mapping)],
-        "figs": figs,
-        "whatif": whatif,
+        "figs": run_figures(record, design) if with_figures and _status(record) != "error" else {},
+        "whatif": _whatif_rows(record),
         "versions": (record.get("nbdiag_version"), record.get("nilearn_version")),
         "files": _get(record, "run", "files", default={}) or {},
-        "measured": _measured_view(record),
+        "measured": measured_view(record, base_dir),
         "notes": [str(n) for n in record.get("notes") or []],
         "skipped_checks": [c for c in (record.get("skipped_checks") or []) if isinstance(c, Mapping)],
     }
-
-
-def _class_label(k: str) -> str:
-    from nbdiag.report.palette import class_label
-
-    return class_label(str(k))
 
 
 def _comparison(variants: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -523,8 +356,9 @@ def _short_run(prefix: str, subject: str) -> str:
 
 def build_subject_context(subject: str, records: Iterable[Mapping[str, Any]],
                           designs: Mapping[Hashable, pd.DataFrame] | None = None,
-                          with_figures: bool = True) -> dict[str, Any]:
-    """Template context of a subject report (exposed for tests)."""
+                          with_figures: bool = True, base_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Template context of a subject report (exposed for tests). ``base_dir``: the output folder the
+    record paths are relative to (BOLD-mode class maps are read from there), None to read nothing."""
     from nbdiag.report.summary import merge_findings, verdict_rows
 
     records = list(records)
@@ -541,7 +375,7 @@ def build_subject_context(subject: str, records: Iterable[Mapping[str, Any]],
             sid = section_id(prefix, r.get("variant"))
             if any(v["id"] == sid for v in views):
                 sid = f"{sid}-{j}"
-            views.append(_variant_view(r, sid, _find_design(r, designs), with_figures))
+            views.append(_variant_view(r, sid, _find_design(r, designs), with_figures, base_dir))
         for v in views:
             if v["variant"] not in variants_all:
                 variants_all.append(v["variant"])
@@ -573,16 +407,6 @@ def build_subject_context(subject: str, records: Iterable[Mapping[str, Any]],
 
 
 _LABEL_OK = re.compile(r"^[A-Za-z0-9]+$")
-
-
-#: OUTPUT_DIR of the report being rendered (class maps are read from there for the glass brain).
-_BASE_DIR: list[Path] = []
-
-
-def _measured_view(record: Mapping[str, Any]) -> dict[str, Any] | None:
-    from nbdiag.report.measured import measured_view
-
-    return measured_view(record, _BASE_DIR[-1] if _BASE_DIR else None)
 
 
 def section_id(prefix: Any, variant: Any) -> str:
@@ -622,10 +446,6 @@ def render_subject_report(subject: str, records: list[dict], designs: Mapping[Ha
         if not _LABEL_OK.match(label):
             raise ValueError(f"subject: BIDS label must be alphanumeric to be used in a file name; got {label!r}")
         out = out / f"sub-{label}.html"
-    _BASE_DIR.append(out.parent)
-    try:
-        ctx = build_subject_context(label, records, designs)
-    finally:
-        _BASE_DIR.pop()
+    ctx = build_subject_context(label, records, designs, base_dir=out.parent)
     html = get_env().get_template("subject.html.j2").render(**ctx)
     return atomic_write_text(Path(out), html)

@@ -19,6 +19,7 @@ import re
 from typing import Any, Iterable, Mapping, Sequence
 
 from nbdiag.core import codes
+from nbdiag.core.labels import class_noun
 from nbdiag.report.svgplot import fmt_value
 from nbdiag.core.jsonio import finite_number as _num
 
@@ -91,6 +92,14 @@ def size_basis(entry: Mapping[str, Any] | None) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- evidence
 _THRESH = re.compile(r"(^|_)(warn|fail|info|threshold|min|max)(_|$)|_at$|^corr_")
+
+
+def _is_threshold(key: Any) -> bool:
+    """Whether evidence field ``key`` is a threshold (``warn_at``, ``vif_fail``, ``min_epochs`` ...), by its
+    name; a ``measured_*`` field is a measured value even when its name says ``max``
+    (``measured_max_bias_sd``: the largest measured bias)."""
+    k = str(key)
+    return bool(_THRESH.search(k)) and not k.startswith("measured_")
 _SKIP = {"label", "source", "unit", "structural", "explained_by", "threshold_source", "typical", "pair"}
 
 
@@ -141,7 +150,7 @@ def _show_setting(v: float, unit: str) -> str:
 
 
 def _threshold_for(evidence: Mapping[str, Any], severity: str | None) -> tuple[str, float] | None:
-    keys = [k for k, v in evidence.items() if _THRESH.search(str(k)) and _num(v) is not None]
+    keys = [k for k, v in evidence.items() if _is_threshold(k) and _num(v) is not None]
     if not keys:
         return None
     for word in ([severity] if severity in ("fail", "warn", "info") else []) + ["threshold", "warn", "fail", "info",
@@ -171,12 +180,49 @@ def _registry_threshold(code: Any, severity: Any, ev: Mapping[str, Any],
         words = set(k.split("_")) - generic
         words |= {"r"} if "corr" in words else set()
         for key, v in ev.items():  # the evidence value the threshold is about (shares a word with it)
-            if _num(v) is not None and not _THRESH.search(str(key)) and words & set(str(key).split("_")):
+            if _num(v) is not None and not _is_threshold(key) and words & set(str(key).split("_")):
                 return key, (k, float(thresholds[k]))
     return None
 
 
-def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = None, code: str | None = None,  # noqa: C901
+def _row(name: str, value: str) -> dict[str, str]:
+    return {"name": name, "value": value, "unit": "", "threshold": "", "margin": ""}
+
+
+def _nested_rows(key: str, v: Mapping[str, Any]) -> list[dict[str, str]]:
+    """``parent.key`` rows of a nested object's numbers (each in the unit its own name states)."""
+    return [_row(f"{key}.{k2}", _show(v2, _unit(k2, v))) for k2, v2 in v.items()
+            if _num(v2) is not None and not _is_threshold(k2)]
+
+
+def _list_rows(key: str, v: list[Any]) -> list[dict[str, str]]:
+    """One row per signal entry (its bias in σ), or the list shortened to text."""
+    if v and all(isinstance(x, Mapping) for x in v):
+        return [_row(f"{key}: {x.get('source', '')}", _show(x.get("bias_sd"), "σ")) for x in v[:6]
+                if _num(x.get("bias_sd")) is not None]
+    text = ", ".join(str(x) for x in v[:12]) + (" …" if len(v) > 12 else "")
+    return [_row(key, text or "none")]
+
+
+def _crossed(row: dict[str, str], key: str, f: float, unit: str, thr: tuple[str, float]) -> None:
+    """Add the threshold the main number crossed and the margin, both in the number's unit."""
+    tk, tv = thr
+    # a threshold whose name states its unit is shown in it, else in the unit of the value it bounds;
+    # a margin only between numbers of one unit
+    t_unit = _unit(tk, {}) or unit
+    row["threshold"] = f"{tk} {_show_setting(tv, t_unit)}"
+    if t_unit != unit:
+        return
+    diff = abs(f) - tv if "bias_sd" in key or key == "r" else f - tv
+    if unit in (FRACTION, "%"):
+        row["margin"] = f"{diff * (100 if unit == FRACTION else 1):+.3g} points"
+    else:
+        row["margin"] = f"{fmt_value(diff) if diff < 0 else '+' + fmt_value(diff)}{(' ' + unit) if unit else ''}"
+        if tv:
+            row["margin"] += f" (×{abs(f) / abs(tv):.2g})"
+
+
+def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = None, code: str | None = None,
                   thresholds: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
     """A finding's evidence as table rows: ``name``, ``value``, ``unit``, ``threshold``, ``margin``.
 
@@ -185,7 +231,8 @@ def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = Non
     named in the evidence (``warn_at``, ``fraction_warn``, ``threshold`` ...), else the
     registry's threshold for ``code`` (:mod:`nbdiag.core.codes`) with its value from the
     record's ``settings.thresholds``. Nested objects become ``parent.key`` rows; lists of
-    signal entries become one row per signal; other lists are shortened to text.
+    signal entries become one row per signal; other lists are shortened to text. Every number
+    is shown in the unit its field name states (:func:`_unit`), never one guessed from its size.
     """
     ev = dict(evidence or {})
     rows: list[dict[str, str]] = []
@@ -197,46 +244,25 @@ def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = Non
             main_key, thr = reg
     main_done = False
     for key, v in ev.items():
-        if key in _SKIP or (thr and key == thr[0]) or _THRESH.search(str(key)):
+        if key in _SKIP or (thr and key == thr[0]) or _is_threshold(key):
             continue
         if isinstance(v, Mapping):
-            for k2, v2 in v.items():
-                if _num(v2) is not None and not _THRESH.search(str(k2)):
-                    u = _unit(k2, v)
-                    rows.append({"name": f"{key}.{k2}", "value": _show(v2, u), "unit": "", "threshold": "",
-                                 "margin": ""})
+            rows += _nested_rows(key, v)
             continue
         if isinstance(v, list):
-            if v and all(isinstance(x, Mapping) for x in v):
-                for x in v[:6]:
-                    b = x.get("bias_sd")
-                    if _num(b) is not None:
-                        rows.append({"name": f"{key}: {x.get('source', '')}", "value": _show(b, "σ"),
-                                     "unit": "", "threshold": "", "margin": ""})
-                continue
-            text = ", ".join(str(x) for x in v[:12]) + (" …" if len(v) > 12 else "")
-            rows.append({"name": key, "value": text or "none", "unit": "", "threshold": "", "margin": ""})
+            rows += _list_rows(key, v)
             continue
         if isinstance(v, bool) or v is None:
-            rows.append({"name": key, "value": "yes" if v else ("no" if v is False else "n/a"), "unit": "",
-                         "threshold": "", "margin": ""})
+            rows.append(_row(key, "yes" if v else ("no" if v is False else "n/a")))
             continue
         f = _num(v)
         if f is None:
-            rows.append({"name": key, "value": str(v)[:120], "unit": "", "threshold": "", "margin": ""})
+            rows.append(_row(key, str(v)[:120]))
             continue
         unit = _unit(key, ev)
-        row = {"name": key, "value": _show(f, unit), "unit": "", "threshold": "", "margin": ""}
+        row = _row(key, _show(f, unit))
         if thr is not None and not main_done and (main_key is None or key == main_key):
-            tk, tv = thr
-            row["threshold"] = f"{tk} {_show_setting(tv, unit)}"
-            diff = abs(f) - tv if "bias_sd" in key or key == "r" else f - tv
-            if unit in (FRACTION, "%"):
-                row["margin"] = f"{diff * (100 if unit == FRACTION else 1):+.3g} points"
-            else:
-                row["margin"] = f"{fmt_value(diff) if diff < 0 else '+' + fmt_value(diff)}{(' ' + unit) if unit else ''}"
-                if tv:
-                    row["margin"] += f" (×{abs(f) / abs(tv):.2g})"
+            _crossed(row, key, f, unit, thr)
             main_done = True
         rows.append(row)
     return rows
@@ -253,7 +279,10 @@ def key_number(f: Mapping[str, Any], thresholds: Mapping[str, Any] | None = None
     if b is not None:
         return ("+" if b > 0 else "") + f"{fmt_value(b)} σ"
     rows = evidence_rows(ev, f.get("severity"), f.get("code"), thresholds)
-    main = next((r for r in rows if r["threshold"]), None) or next((r for r in rows if any(ch.isdigit() for ch in r["value"])), None)
+    numbers = [r for r in rows if any(ch.isdigit() for ch in r["value"])]
+    # the crossed threshold's value, else a bias in σ (``measured_max_bias_sd``), else the first number
+    main = next((r for r in rows if r["threshold"]), None) or next(
+        (r for r in numbers if _unit(r["name"], ev) == "σ"), None) or next(iter(numbers), None)
     if main is None:
         return ""
     return f"{main['name']} {main['value']}" + (f" ({main['threshold']})" if main["threshold"] else "")
@@ -347,12 +376,6 @@ def _cause(record: Mapping[str, Any], name: str, c: Mapping[str, Any]) -> dict[s
             "basis": {"kind": "exact", "size": "", "sigma": ""}, "n_more": 0}
 
 
-#: Plain words for the cause classes of the measured decomposition (docs/record.md).
-_CAUSE_WORDS = {"nonsteady": "flagged non-steady-state volumes", "transient": "unflagged transient volumes",
-                "high_motion": "high-motion volumes", "unmodeled_event": "unmodelled events",
-                "short_gap": "short gaps", "run_edge": "run-edge scans"}
-
-
 def measured_sentence(c: Mapping[str, Any], distinct_t: float = 3.0, material_sd: float = 0.5) -> str:
     """The verdict from a contrast's measured global signal, or "" when nothing was measured: the cause
     parts distinguishable from zero (``|t| >= 3``, docs/record.md) and at least ``material_sd`` (the
@@ -372,7 +395,7 @@ def measured_sentence(c: Mapping[str, Any], distinct_t: float = 3.0, material_sd
     total, tt = float(gs["estimate_ols"]), _num(gs.get("t"))
     head = f"Global signal {fmt_value(total)} %" + (f" (t = {fmt_value(tt)})" if tt is not None else "")
     if causes:
-        return head + ": " + "; ".join(f"{_CAUSE_WORDS.get(k, k)} {fmt_value(v)} % (t = {fmt_value(t)})"
+        return head + ": " + "; ".join(f"{class_noun(k)} {fmt_value(v)} % (t = {fmt_value(t)})"
                                        for k, v, t in causes) + "."
     if tt is not None and abs(tt) >= distinct_t:
         return head + ": no cause in the design explains it; it comes from the conditions themselves."

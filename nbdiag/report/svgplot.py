@@ -1,7 +1,9 @@
-"""Small, fast inline-SVG charts for the HTML reports.
+"""Small, fast inline-SVG charts: the one chart stack of nbdiag.
 
 The reports draw many small figures (one set per run × variant); matplotlib takes
-~0.1 s per figure, these take ~1 ms. Every chart:
+~0.1 s per figure, these take ~1 ms. The same charts serve files and notebooks:
+:func:`save` writes one as an ``.svg`` file (the README figures), :func:`show` displays
+one in Jupyter. Every chart:
 
 * is plain SVG text with a ``viewBox`` (scales with the page, never clipped: label
   widths are measured before the axes are placed);
@@ -19,20 +21,25 @@ from __future__ import annotations
 import base64
 import math
 import struct
+import os
 import zlib
 from html import escape
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from nbdiag.report.palette import SEVERITY_COLORS, class_color, class_label, condition_color, text_color_on
+from nbdiag.core.labels import class_label
+from nbdiag.report.palette import SEVERITY_COLORS, class_color, condition_color, text_color_on
 from nbdiag.core.jsonio import finite_number as _num
 
 __all__ = [
     "text_width",
     "Svg",
     "hbars",
-    "stacked_hbars",
+    "save",
+    "show",
+    "standalone",
     "heatmap",
     "lines",
     "weights_figure",
@@ -215,40 +222,6 @@ def hbars(values: Mapping[str, Any], xlabel: str, warn: float | None = None, fai
     return str(svg)
 
 
-def stacked_hbars(rows: Mapping[str, Mapping[str, Any]], order: Sequence[str], xlabel: str,
-                  width: float = 640, label: str = "") -> str:
-    """One bar per row, stacked shares of classes in ``order`` (scan-class colours), legend once."""
-    names = list(rows)
-    lab_w = max((text_width(_short(n, 30), 10) for n in names), default=40) + 8
-    leg_w = max((text_width(class_label(c), 10) for c in order), default=40) + 24
-    plot_w = max(200.0, width - lab_w - leg_w - 16)
-    row = 22
-    h = max(14 + row * len(names) + 36, 16 * len(order) + 20)
-    svg = Svg(lab_w + plot_w + leg_w + 16, h, label or xlabel)
-    for t in (0, 0.25, 0.5, 0.75, 1.0):
-        x = lab_w + plot_w * t
-        svg.line(x, 10, x, 10 + row * len(names), "#e3e6eb")
-        svg.text(x, 10 + row * len(names) + 11, f"{t:.0%}", size=9, anchor="middle")
-    for i, n in enumerate(names):
-        y = 10 + i * row
-        left = 0.0
-        for cls in order:
-            v = _num(rows[n].get(cls)) or 0.0
-            if v <= 0:
-                continue
-            col = class_color(cls)
-            svg.rect(lab_w + plot_w * left, y + 3, plot_w * v, row - 6, col,
-                     title=f"{n}: {class_label(cls)} {v:.0%}", key=cls)
-            if v >= 0.08:
-                svg.text(lab_w + plot_w * (left + v / 2), y + row / 2, f"{v:.0%}", size=9, anchor="middle",
-                         color=text_color_on(col))
-            left += v
-        svg.text(lab_w - 6, y + row / 2, _short(n, 30), size=10, anchor="end")
-    _legend(svg, lab_w + plot_w + 14, 14, [(c, class_color(c), class_label(c)) for c in order])
-    svg.text(lab_w + plot_w / 2, h - 8, xlabel, size=10, anchor="middle")
-    return str(svg)
-
-
 # --------------------------------------------------------------------------- heatmap
 def heatmap(rows: Sequence[str], cols: Sequence[str], colors: Sequence[Sequence[str]],
             titles: Sequence[Sequence[str]] | None = None, annot: Sequence[Sequence[str]] | None = None,
@@ -347,6 +320,92 @@ def _runs_of(seq: Sequence[str]) -> list[tuple[int, int, str]]:
     return out
 
 
+class _WeightsLayout:
+    """Sizes and scales of the weights figure: label widths are measured before the axes are placed."""
+
+    def __init__(self, t: np.ndarray, names: list[str], present: list[str],
+                 timeline: Sequence[tuple[str, str, str, list[tuple[float, float]]]], width: float) -> None:
+        self.col_w = [max(46.0, text_width(_short(c, 16), 9) + 6) for c in names]
+        self.leg_lab_w = max((text_width(_short(class_label(k), 30), 10) for k in present), default=40) + 18
+        self.leg_w = self.leg_lab_w + sum(self.col_w) + 8
+        tl_lab_w = max((text_width(_short(r[2], 36), 10) for r in timeline), default=40)
+        self.left = max(tl_lab_w + 10, 56.0)
+        self.plot_w = max(360.0, width - self.left - self.leg_w - 16)
+        self.tl_h = 14 * len(timeline) + 6
+        self.panel_h, self.gap, self.top = 92.0, 22.0, 8.0
+        h_panels = self.top + self.tl_h + self.gap + len(names) * (self.panel_h + self.gap) + 16
+        h_leg = 30 + 16 * len(present) + 10
+        self.h = max(h_panels, h_leg)
+        n = len(t)
+        self.half = float(np.median(np.diff(t)) / 2) if n > 1 else 0.5
+        self.x_lo, self.x_hi = (float(t[0] - self.half), float(t[-1] + self.half)) if n else (0.0, 0.0)
+
+    def X(self, v: float) -> float:
+        return self.left + self.plot_w * (v - self.x_lo) / (self.x_hi - self.x_lo) if self.x_hi > self.x_lo \
+            else self.left
+
+
+def _weights_timeline(svg: Svg, lay: _WeightsLayout,
+                      timeline: Sequence[tuple[str, str, str, list[tuple[float, float]]]]) -> None:
+    X = lay.X
+    for k, (key, color, lab, spans) in enumerate(timeline):
+        y = lay.top + k * 14
+        svg.text(lay.left - 6, y + 6, _short(lab, 36), size=10, anchor="end")
+        segs = "".join(f"M{_f(X(a))} {_f(y + 1)}h{_f(max(X(a + d) - X(a), 0.8))}v11h-{_f(max(X(a + d) - X(a), 0.8))}z"
+                       for a, d in spans if a is not None)
+        if segs:
+            svg.add(f'<path d="{segs}" fill="{color}" data-key="{_e(key)}"><title>{_e(lab)}: '
+                    f'{len(spans)} event(s)</title></path>')
+
+
+def _weights_panel(svg: Svg, lay: _WeightsLayout, py: float, t: np.ndarray, w: np.ndarray, cls: list[str],
+                   name: str, title: str, share: Any) -> None:
+    """One contrast's weights: a filled step path per scan class (all runs of scans of that class)."""
+    X, left, half = lay.X, lay.left, lay.half
+    wz = np.nan_to_num(w)
+    lo, hi = min(float(wz.min()), 0.0), max(float(wz.max()), 0.0)
+    span = (hi - lo) or 1.0
+
+    def Y(v: float) -> float:
+        return py + lay.panel_h * (1 - (v - lo) / span)
+
+    svg.text(left, py - 7, _short(title, 80), size=10.5, bold=True)
+    svg.text(left - 4, Y(hi), fmt_value(hi, 2), size=9, anchor="end")
+    svg.text(left - 4, Y(lo), fmt_value(lo, 2), size=9, anchor="end")
+    svg.text(left - 4, Y(0), "0", size=9, anchor="end")
+    by_class: dict[str, list[str]] = {}
+    for i, j, c in _runs_of(cls):
+        d = [f"M{_f(X(t[i] - half))} {_f(Y(0))}"]
+        for k in range(i, j):
+            d.append(f"V{_f(Y(wz[k]))}H{_f(X(t[k] + half))}")
+        d.append(f"V{_f(Y(0))}z")
+        by_class.setdefault(c, []).append("".join(d))
+    for c, ds in by_class.items():
+        svg.add(f'<path d="{"".join(ds)}" fill="{class_color(c)}" data-key="{_e(c)}">'
+                f'<title>{_e(name)}: {_e(class_label(c))}, {share(name, c):.0%} of the negative weight</title></path>')
+    svg.line(left, Y(0), left + lay.plot_w, Y(0), "#1d2330", 0.8)
+    svg.line(left, py, left, py + lay.panel_h, "#1d2330", 0.8)
+
+
+def _weights_share_table(svg: Svg, lay: _WeightsLayout, names: list[str], present: list[str], share: Any) -> None:
+    """The figure's legend: one row per class, one column per contrast (share of its negative weight)."""
+    lx = lay.left + lay.plot_w + 14
+    svg.text(lx, 8, "share of negative weight", size=9.5, bold=True, baseline="hanging")
+    cx = lx + lay.leg_lab_w
+    for c, cw in zip(names, lay.col_w):
+        svg.text(cx + cw - 2, 28, _short(c, 16), size=9, anchor="end")
+        cx += cw
+    for r, k in enumerate(present):
+        y = 44 + r * 16
+        svg.rect(lx, y - 5, 10, 10, class_color(k), key=k)
+        svg.text(lx + 14, y, _short(class_label(k), 30), size=10)
+        cx = lx + lay.leg_lab_w
+        for c, cw in zip(names, lay.col_w):
+            v = share(c, k)
+            svg.text(cx + cw - 2, y, f"{v:.0%}" if v else "–", size=9.5, anchor="end")
+            cx += cw
+
+
 def weights_figure(frame_times: Sequence[float], weights: Mapping[str, Sequence[Any]],
                    classes: Sequence[str] | None, timeline: Sequence[tuple[str, str, str, list[tuple[float, float]]]],
                    shares: Mapping[str, Mapping[str, Any]], titles: Mapping[str, str] | None = None,
@@ -366,98 +425,33 @@ def weights_figure(frame_times: Sequence[float], weights: Mapping[str, Sequence[
     cls = list(classes)[:n] if classes is not None and len(classes) >= n else ["scan"] * n
     names = list(weights)
     present = list(dict.fromkeys(cls))
-    # legend: one row per class, one column per contrast (share of its negative weight)
+
     def share_of(c: str, k: str) -> float:
         return _num((shares.get(c) or {}).get(k)) or 0.0
+
     present.sort(key=lambda k: -max((share_of(c, k) for c in names), default=0.0))
-    col_w = [max(46.0, text_width(_short(c, 16), 9) + 6) for c in names]
-    leg_lab_w = max((text_width(_short(class_label(k), 30), 10) for k in present), default=40) + 18
-    leg_w = leg_lab_w + sum(col_w) + 8
-    tl_lab_w = max((text_width(_short(r[2], 36), 10) for r in timeline), default=40)
-    left = max(tl_lab_w + 10, 56.0)
-    plot_w = max(360.0, width - left - leg_w - 16)
-    tl_h = 14 * len(timeline) + 6
-    panel_h, gap = 92.0, 22.0
-    top = 8.0
-    h_panels = top + tl_h + gap + len(names) * (panel_h + gap) + 16
-    h_leg = 30 + 16 * len(present) + 10
-    h = max(h_panels, h_leg)
-    svg = Svg(left + plot_w + leg_w + 16, h, label)
+    lay = _WeightsLayout(t, names, present, timeline, width)
+    svg = Svg(lay.left + lay.plot_w + lay.leg_w + 16, lay.h, label)
     if n == 0:
         return str(svg)
-    half = float(np.median(np.diff(t)) / 2) if n > 1 else 0.5
-    x_lo, x_hi = float(t[0] - half), float(t[-1] + half)
-
-    def X(v: float) -> float:
-        return left + plot_w * (v - x_lo) / (x_hi - x_lo) if x_hi > x_lo else left
-
-    # timeline strip
-    for k, (key, color, lab, spans) in enumerate(timeline):
-        y = top + k * 14
-        svg.text(left - 6, y + 6, _short(lab, 36), size=10, anchor="end")
-        segs = "".join(f"M{_f(X(a))} {_f(y + 1)}h{_f(max(X(a + d) - X(a), 0.8))}v11h-{_f(max(X(a + d) - X(a), 0.8))}z"
-                       for a, d in spans if a is not None)
-        if segs:
-            svg.add(f'<path d="{segs}" fill="{color}" data-key="{_e(key)}"><title>{_e(lab)}: '
-                    f'{len(spans)} event(s)</title></path>')
-    y0 = top + tl_h + gap
+    _weights_timeline(svg, lay, timeline)
+    y0 = lay.top + lay.tl_h + lay.gap
     for p, name in enumerate(names):
         w = np.array([np.nan if v is None else float(v) for v in weights[name]], dtype=float)[:n]
         w = np.pad(w, (0, n - len(w)), constant_values=np.nan)
-        wz = np.nan_to_num(w)
-        lo, hi = min(float(wz.min()), 0.0), max(float(wz.max()), 0.0)
-        span = (hi - lo) or 1.0
-        py = y0 + p * (panel_h + gap)
-
-        def Y(v: float, py: float = py, lo: float = lo, span: float = span) -> float:
-            return py + panel_h * (1 - (v - lo) / span)
-
-        title = (titles or {}).get(name, name)
-        svg.text(left, py - 7, _short(title, 80), size=10.5, bold=True)
-        svg.text(left - 4, Y(hi), fmt_value(hi, 2), size=9, anchor="end")
-        svg.text(left - 4, Y(lo), fmt_value(lo, 2), size=9, anchor="end")
-        svg.text(left - 4, Y(0), "0", size=9, anchor="end")
-        # one filled step path per class (all runs of scans of that class)
-        by_class: dict[str, list[str]] = {}
-        for i, j, c in _runs_of(cls):
-            d = [f"M{_f(X(t[i] - half))} {_f(Y(0))}"]
-            for k in range(i, j):
-                d.append(f"V{_f(Y(wz[k]))}H{_f(X(t[k] + half))}")
-            d.append(f"V{_f(Y(0))}z")
-            by_class.setdefault(c, []).append("".join(d))
-        for c, ds in by_class.items():
-            sh = share_of(name, c)
-            svg.add(f'<path d="{"".join(ds)}" fill="{class_color(c)}" data-key="{_e(c)}">'
-                    f'<title>{_e(name)}: {_e(class_label(c))}, {sh:.0%} of the negative weight</title></path>')
-        svg.line(left, Y(0), left + plot_w, Y(0), "#1d2330", 0.8)
-        svg.line(left, py, left, py + panel_h, "#1d2330", 0.8)
+        _weights_panel(svg, lay, y0 + p * (lay.panel_h + lay.gap), t, w, cls, name, (titles or {}).get(name, name),
+                       share_of)
     # time axis under the last panel
-    yb = y0 + len(names) * (panel_h + gap) - gap + 2
-    for tv in _ticks(x_lo, x_hi, 8):
-        svg.line(X(tv), yb, X(tv), yb + 3, "#1d2330")
-        svg.text(X(tv), yb + 10, _tick_label(tv), size=9, anchor="middle")
-    svg.text(left + plot_w / 2 + 60, yb + 10, "", size=9)
-    svg.text(left + plot_w, yb + 22 if h - yb > 24 else yb + 10, "time (s)", size=9.5, anchor="end")
-    # the legend: a share table
-    lx = left + plot_w + 14
-    svg.text(lx, 8, "share of negative weight", size=9.5, bold=True, baseline="hanging")
-    cx = lx + leg_lab_w
-    for c, cw in zip(names, col_w):
-        svg.text(cx + cw - 2, 28, _short(c, 16), size=9, anchor="end")
-        cx += cw
-    for r, k in enumerate(present):
-        y = 44 + r * 16
-        svg.rect(lx, y - 5, 10, 10, class_color(k), key=k)
-        svg.text(lx + 14, y, _short(class_label(k), 30), size=10)
-        cx = lx + leg_lab_w
-        for c, cw in zip(names, col_w):
-            v = share_of(c, k)
-            svg.text(cx + cw - 2, y, f"{v:.0%}" if v else "–", size=9.5, anchor="end")
-            cx += cw
+    yb = y0 + len(names) * (lay.panel_h + lay.gap) - lay.gap + 2
+    for tv in _ticks(lay.x_lo, lay.x_hi, 8):
+        svg.line(lay.X(tv), yb, lay.X(tv), yb + 3, "#1d2330")
+        svg.text(lay.X(tv), yb + 10, _tick_label(tv), size=9, anchor="middle")
+    svg.text(lay.left + lay.plot_w / 2 + 60, yb + 10, "", size=9)
+    svg.text(lay.left + lay.plot_w, yb + 22 if lay.h - yb > 24 else yb + 10, "time (s)", size=9.5, anchor="end")
+    _weights_share_table(svg, lay, names, present, share_of)
     return str(svg)
 
 
-# --------------------------------------------------------------------------- design image
 def _png_gray(a: np.ndarray) -> bytes:
     """Encode an 8-bit greyscale array as PNG (no dependency, deterministic)."""
     h, w = a.shape
@@ -553,3 +547,41 @@ def strip_plot(panels: Sequence[tuple[str, float | None, list[tuple[str, float, 
             svg.line(ox, Y(thr), ox + panel_w, Y(thr), SEVERITY_COLORS["warn"], 1.2, "4 3")
             svg.text(ox + panel_w, Y(thr) - 5, f"warn {thr:g}", size=9, anchor="end", color="#8a5a00")
     return str(svg)
+
+
+# --------------------------------------------------------------------------- files and notebooks
+_SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'
+
+
+def standalone(svg: str, background: str = "#ffffff") -> str:
+    """A chart as the text of an ``.svg`` file: with the SVG namespace (inline SVG in HTML needs none,
+    a file does) and an opaque background, so its dark text reads on a dark page too."""
+    head, sep, rest = str(svg).partition(">")
+    if not head.startswith("<svg") or not sep:
+        raise ValueError("standalone: not an <svg> element")
+    if _SVG_NS in head:   # already standalone
+        return str(svg).rstrip("\n") + "\n"
+    head = head.replace("<svg", f"<svg {_SVG_NS}", 1)
+    return f'{head}><rect width="100%" height="100%" fill="{background}"/>{rest.rstrip()}\n'
+
+
+def save(svg: str, path: str | os.PathLike) -> Path:
+    """Write a chart to ``path`` as a standalone ``.svg`` file (UTF-8); returns the path."""
+    out = Path(path)
+    out.write_text(standalone(svg), encoding="utf-8")
+    return out
+
+
+class _Shown:
+    """What :func:`show` returns: Jupyter and IPython display it as the SVG image."""
+
+    def __init__(self, svg: str) -> None:
+        self.svg = standalone(svg)
+
+    def _repr_svg_(self) -> str:
+        return self.svg
+
+
+def show(svg: str) -> _Shown:
+    """Display a chart in a notebook (``show(weights_svg(record))`` as the last line of a cell)."""
+    return _Shown(svg)

@@ -1,24 +1,14 @@
-"""Human words for the codes the reports show: scan classes, signals, unmodelled-signal sources
-and finding codes. Pages show the words and keep the code in a tooltip (:func:`term`)."""
+"""Human words for the codes the reports show: unmodelled-signal sources and finding codes (scan
+classes and signals: :mod:`nbdiag.core.labels`). Pages show the words and keep the code in a
+tooltip (:func:`term`)."""
 
 from __future__ import annotations
 
 from markupsafe import Markup, escape
 
-__all__ = ["CLASS_WORDS", "SIGNAL_WORDS", "SOURCE_WORDS", "class_words", "code_words", "source_words", "term"]
+from nbdiag.core.labels import class_label, signal_words
 
-#: Scan classes of the measured decomposition (``by_class`` keys); ``condition:<name>`` is added.
-CLASS_WORDS = {
-    "nonsteady": "non-steady-state volumes",
-    "unmodeled_event": "unmodelled events",
-    "short_gap": "short gaps next to blocks",
-    "fixation": "fixation (implicit baseline)",
-    "run_edge": "baseline at the run edges",
-    "high_motion": "high-motion volumes",
-}
-
-#: Measured signals (confounds-file columns).
-SIGNAL_WORDS = {"global_signal": "global signal", "csf": "CSF signal", "white_matter": "white-matter signal"}
+__all__ = ["SOURCE_WORDS", "code_words", "source_words", "term"]
 
 #: Sensitivity sources (``contrasts.<c>.sensitivity[].source`` families, before any ``:``).
 SOURCE_WORDS = {
@@ -37,14 +27,6 @@ SOURCE_WORDS = {
 }
 
 
-def class_words(cls: str) -> str:
-    """Words for a scan class (``condition:two_back`` -> ``two_back scans``)."""
-    cls = str(cls)
-    if cls.startswith("condition:"):
-        return f"{cls.split(':', 1)[1]} scans"
-    return CLASS_WORDS.get(cls, cls.replace("_", " "))
-
-
 def source_words(source: str) -> str:
     """Words for an attribution source (``measured:global_signal:nonsteady``, ``predicted:<code>``)
     or a sensitivity source (``hrf_derivative:INSTRUCTION`` -> ``HRF timing shift (INSTRUCTION)``)."""
@@ -52,8 +34,8 @@ def source_words(source: str) -> str:
     if source.startswith("measured:"):
         _, signal, cls = (source.split(":", 2) + ["", ""])[:3]
         if cls == "total":
-            return f"{SIGNAL_WORDS.get(signal, signal)} estimate"
-        return class_words(cls)
+            return f"{signal_words(signal)} estimate"
+        return class_label(cls)
     if source.startswith("predicted:"):
         return code_words(source.split(":", 1)[1])
     family, _, detail = source.partition(":")
