@@ -33,11 +33,6 @@ ALLOWED = {
     "nbdiag.explain.audit.audit_design",
     "nbdiag.explain.audit._measured_run_severity",
     "nbdiag.explain.whatif.whatif_fixes",
-    "nbdiag.report.group_report.build_group_context",
-    "nbdiag.report.svgplot.weights_figure",
-    "nbdiag.report.subject._figures",
-    "nbdiag.report.subject._variant_view",
-    "nbdiag.report.figures.plot_contrast_weights",
     "nbdiag.participant.pipeline.run_participant",
     "nbdiag.group.pipeline.run_group",
 }
