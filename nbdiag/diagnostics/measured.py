@@ -171,21 +171,56 @@ _TRANSIENT_MEMO: dict[tuple, Transients | None] = {}
 
 
 def detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] = (),
-                      motion_flagged: Sequence[int] = (), k: float = TRANSIENT_K) -> Transients | None:
+                      motion_flagged: Sequence[int] = (), k: float = TRANSIENT_K,
+                      task: np.ndarray | None = None) -> Transients | None:
     """Memoised :func:`_detect_transients` (the audit and the signal library ask for the same series;
     keyed by the series' bytes, so a changed series is never served a stale answer)."""
     arr = np.ascontiguousarray(series, dtype=float)
+    tk = None if task is None else np.ascontiguousarray(task, dtype=float)
     key = (name, arr.tobytes(), tuple(sorted(int(v) for v in nonsteady)),
-           tuple(sorted(int(v) for v in motion_flagged)), float(k))
+           tuple(sorted(int(v) for v in motion_flagged)), float(k), None if tk is None else (tk.shape, tk.tobytes()))
     if key not in _TRANSIENT_MEMO:
         if len(_TRANSIENT_MEMO) >= 8:
             _TRANSIENT_MEMO.clear()
-        _TRANSIENT_MEMO[key] = _detect_transients(name, arr, nonsteady, motion_flagged, k)
+        _TRANSIENT_MEMO[key] = _detect_transients(name, arr, nonsteady, motion_flagged, k, tk)
     return _TRANSIENT_MEMO[key]
 
 
-def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] = (),
-                       motion_flagged: Sequence[int] = (), k: float = TRANSIENT_K) -> Transients | None:
+def task_columns_full(design: pd.DataFrame, task_columns: Sequence[str], rows: Sequence[int] | None,
+                      n_total: int) -> np.ndarray | None:
+    """The conditions' design columns at every acquired volume (0 where a volume has no design row), for
+    :func:`detect_transients`; None when the design has no condition column."""
+    cols = [c for c in design.columns if str(c) in set(map(str, task_columns))]
+    if not cols:
+        return None
+    r = np.arange(len(design)) if rows is None else np.asarray(rows, dtype=int)
+    out = np.zeros((max(int(n_total), int(r.max()) + 1 if r.size else 0), len(cols)))
+    out[r] = design[cols].to_numpy(dtype=float)
+    return out
+
+
+def _without_task(dev: np.ndarray, task: np.ndarray, steady: np.ndarray, k: float) -> np.ndarray:
+    """``dev`` minus the conditions' fitted response (OLS on the task columns + a constant over the steady
+    volumes, refitted once without the volumes the first fit leaves far out), so a task response is never
+    read as a transient."""
+    T = np.column_stack([task, np.ones(dev.size)])
+    ok = steady & np.isfinite(dev)
+    for _ in range(2):
+        if ok.sum() <= T.shape[1]:
+            return dev
+        b = np.linalg.lstsq(T[ok], dev[ok], rcond=None)[0]
+        r = dev - T @ b
+        rs = r[ok]
+        sd = 1.4826 * float(np.median(np.abs(rs - np.median(rs))))
+        if not sd > 0:
+            break
+        ok = ok & (np.abs(r - np.median(rs)) <= k * sd)
+    return dev - task @ b[:-1]
+
+
+def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] = (),  # noqa: C901
+                       motion_flagged: Sequence[int] = (), k: float = TRANSIENT_K,
+                       task: np.ndarray | None = None) -> Transients | None:
     """Volumes whose signal departs from the steady level by more than the signal's own noise allows.
 
     ``dev = 100 (s / median_steady - 1)`` (percent of the median over the volumes not
@@ -213,6 +248,8 @@ def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] =
     if med == 0:
         return None
     dev = 100.0 * (s / med - 1.0)
+    if task is not None and task.shape[0] == s.size and task.shape[1]:
+        dev = _without_task(dev, task, steady, float(k))
     # scan-to-scan noise: robust SD of the first differences of the steady volumes / sqrt 2 (slow drift and
     # random walks barely enter it)
     d = np.diff(np.where(steady, dev, np.nan))
@@ -546,7 +583,8 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,  # 
     transients = None
     if gs is not None:
         full_gs = np.asarray(gs, dtype=float)
-        transients = detect_transients("global_signal", full_gs, sorted(flagged), sorted(scrubbed))
+        transients = detect_transients("global_signal", full_gs, sorted(flagged), sorted(scrubbed),
+                                       task=task_columns_full(design, task_columns, rows_arr, full_gs.size))
     if scrubbed:
         classes = classes.copy()
         classes[np.isin(rows_arr, sorted(scrubbed)) & (classes != "nonsteady")] = "high_motion"

@@ -137,6 +137,7 @@ from nbdiag.diagnostics.measured import (
     TRANSIENT_K,
     NoiseLevel,
     detect_transients,
+    task_columns_full,
     measured_nonsteady_excess,
 )
 from nbdiag.findings import Finding
@@ -242,15 +243,18 @@ def _event_arrays(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
     return (events["onset"].to_numpy(float), events["duration"].to_numpy(float), np.asarray(types, dtype=object))
 
 
-def transient_signal(context: DesignContext, idx_list: list[int]) -> Signal | None:
+def transient_signal(context: DesignContext, idx_list: list[int], design: pd.DataFrame | None = None,
+                     roles: Mapping[str, str] | None = None) -> Signal | None:
     """``transient``: the measured excess of the volumes that stand out in ``global_signal`` and that no
     fMRIPrep column flags (:func:`nbdiag.diagnostics.measured.detect_transients`), at the design rows
     that keep them; None when there are none (or nothing is measured)."""
     gs = (context.measured_signals or {}).get("global_signal")
     if gs is None:
         return None
+    task = None if design is None else task_columns_full(
+        design, [c for c in design.columns if (roles or {}).get(c) == "task"], idx_list, len(gs))
     found = detect_transients("global_signal", np.asarray(gs, dtype=float), context.nonsteady_volumes,
-                              () if context.sample_mask_applied else context.scrub_volumes)
+                              () if context.sample_mask_applied else context.scrub_volumes, task=task)
     if found is None:
         return None
     pos = {v: i for i, v in enumerate(idx_list)}
@@ -304,7 +308,7 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
             if v in pos:
                 m[pos[v]] = exc[v]
         out.append(Signal("nonsteady", label, "% signal", m, typical=1.0, magnitude_source=source))
-    tr_sig = transient_signal(context, idx_list)
+    tr_sig = transient_signal(context, idx_list, design, roles)
     if tr_sig is not None:
         out.append(tr_sig)
     unmod = context.unmodeled_events
