@@ -56,7 +56,7 @@ from nbdiag.thresholds import Thresholds  # noqa: E402
 MOTION = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 CONTRASTS = {"zero_back": "zero_back", "two_back": "two_back", "two_back - zero_back": "two_back - zero_back"}
 #: families where nothing in the data is wrong: no warn/fail on any contrast, no cause named
-QUIET = ("clean", "true_deactivation", "cue_absent", "motion_chance", "spikes_harmless")
+QUIET = ("clean", "true_deactivation", "motion_chance")
 FAMILIES = ("cue_present", "cue_absent", "nss_flagged", "nss_unflagged", "motion_chance", "motion_locked",
             "spikes_harmless", "spikes_harmful", "true_deactivation", "settling", "tiled", "forum", "clean")
 #: the cause a finding names (code, or code + evidence source)
@@ -69,6 +69,7 @@ CAUSE_OF_CODE = {
 #: the true cause of each family with a flaw (tiled: a variance cause, no bias to prove)
 TRUE_CAUSE = {"cue_present": ("cue",), "nss_flagged": ("nonsteady",), "nss_unflagged": ("transient",),
               "motion_locked": ("motion_left_out",), "spikes_harmful": ("transient",),
+              "spikes_harmless": ("transient",), "cue_absent": ("cue",),
               "settling": ("settling", "transient"), "tiled": ("tiled",), "forum": ("nonsteady",)}
 AFFECTED_SE, UNAFFECTED_SE, SIZE_TOL = 1.0, 0.25, 0.15
 
@@ -207,7 +208,9 @@ def make_study(family: str, seed: int) -> Study:  # noqa: C901 - one branch per 
     rng = np.random.default_rng([seed, FAMILIES.index(family)])
     forum = family == "forum"
     t_r = 0.8 if forum else float(np.round(rng.uniform(0.7, 2.5), 2))
-    blocked = True if family in ("forum", "tiled") else bool(rng.random() < 0.6)
+    # cues sit in the gaps before blocks; a cue locked to every trial of an event-related design is
+    # indistinguishable from the trial's own response, so the cue families are blocked
+    blocked = True if family in ("forum", "tiled", "cue_present", "cue_absent") else bool(rng.random() < 0.6)
     n_runs = int(rng.integers(1, 3))
     noise_sd = float(rng.uniform(0.1, 0.4))                    # % per scan, the global signal's own noise
     high_pass = 0.005 if forum else float(rng.choice([0.005, 0.008, 0.01]))
@@ -332,9 +335,11 @@ def _measured_size(f: Any) -> float | None:
     return None
 
 
-def score_run(family: str, run: Run, audit: Any, th: Thresholds) -> tuple[bool, str, str, list[str]]:
-    """(right, expected, got, reasons) for one run; expected/got describe ``zero_back`` and the others."""
+def score_run(family: str, run: Run, audit: Any, th: Thresholds) -> tuple[bool, str, str, list[str], bool]:
+    """(right, expected, got, reasons, quiet) for one run; expected/got list the contrasts in order; quiet: no
+    contrast is affected (nothing to find)."""
     why: list[str] = []
+    quiet = True
     truth = TRUE_CAUSE.get(family, ())
     exp_txt, got_txt = [], []
     for name in CONTRASTS:
@@ -348,6 +353,7 @@ def score_run(family: str, run: Run, audit: Any, th: Thresholds) -> tuple[bool, 
             affected, unaffected = False, True
         else:
             affected, unaffected = ratio >= AFFECTED_SE, ratio < UNAFFECTED_SE
+        quiet &= unaffected
         expected = "/".join(truth) if affected else "none" if unaffected else f"{'/'.join(truth)}|none"
         exp_txt.append(expected)
         got_txt.append(got + (f"({first.severity[0]})" if first is not None else ""))
@@ -355,12 +361,12 @@ def score_run(family: str, run: Run, audit: Any, th: Thresholds) -> tuple[bool, 
             why.append(f"{name}: expected {'/'.join(truth)} first ({ratio:.1f} SE), got {got}"
                        + (f" [{first.title}]" if first is not None else ""))
         if unaffected and first is not None:
-            if family in QUIET or got in truth:
+            if True:
                 why.append(f"{name}: expected no warn/fail ({ratio:.2f} SE), got {got} {first.severity}: "
                            f"{first.message[:160]}")
         if not affected and not unaffected and first is not None and got not in truth:
             why.append(f"{name}: gray zone ({ratio:.2f} SE) but got another cause {got}")
-        if family in QUIET and " contribute " in (audit.contrasts[name].get("explanation") or ""):
+        if unaffected and " contribute " in (audit.contrasts[name].get("explanation") or ""):
             why.append(f"{name}: the answer names a cause on a quiet study")
         # (b) measured size within 15 %
         if affected and first is not None and got in truth and family != "tiled":
@@ -375,7 +381,7 @@ def score_run(family: str, run: Run, audit: Any, th: Thresholds) -> tuple[bool, 
     if family == "clean" and audit.status != "pass":
         warns = [f"{f.code}({f.contrast})" for f in audit.findings if f.severity in ("warn", "fail")]
         why.append(f"clean run is {audit.status}: {', '.join(warns[:4])}")
-    return not why, " ".join(exp_txt), " ".join(got_txt), why
+    return not why, " ".join(exp_txt), " ".join(got_txt), why, quiet
 
 
 def run_battery(n_studies: int, seed: int, families: tuple[str, ...] = FAMILIES, verbose: bool = False,
@@ -389,17 +395,19 @@ def run_battery(n_studies: int, seed: int, families: tuple[str, ...] = FAMILIES,
         fam = families[order[i % len(families)]]
         study_seed = int(seed * 100_000 + i)
         study = make_study(fam, study_seed)
-        ok, exp, got, why = True, [], [], []
+        ok, exp, got, why, quiet = True, [], [], [], True
         for run in study.runs:
             audit = audit_design(run.design, run.roles, run.context, CONTRASTS, th)
-            r_ok, e, g, w = score_run(fam, run, audit, th)
+            r_ok, e, g, w, q = score_run(fam, run, audit, th)
             ok &= r_ok
+            quiet &= q
             exp.append(e)
             got.append(g)
             why += w
             st = audit.status
         rows.append({"family": fam, "seed": study_seed, "expected": exp[0], "got": got[0], "right": ok,
-                     "why": why, "status": st, "params": study.params})
+                     "why": why, "status": st, "params": study.params,
+                     "quiet": quiet})
     print(f"{'family':18s} {'seed':>8s}  {'expected (zero_back two_back diff)':40s} {'got':40s} right", file=out)
     for r in rows:
         print(f"{r['family']:18s} {r['seed']:8d}  {r['expected']:40s} {r['got']:40s} {'yes' if r['right'] else 'NO'}",
@@ -413,13 +421,13 @@ def run_battery(n_studies: int, seed: int, families: tuple[str, ...] = FAMILIES,
         by[r["family"]][0] += r["right"]
         by[r["family"]][1] += 1
     total = sum(r["right"] for r in rows)
-    quiet = [r for r in rows if r["family"] in QUIET]
+    quiet = [r for r in rows if r["quiet"]]
     fp = sum(1 for r in quiet if not r["right"])
     print("", file=out)
     for fam in families:
         if fam in by:
             print(f"  {fam:18s} {by[fam][0]}/{by[fam][1]}", file=out)
-    print(f"right: {total}/{len(rows)} ({100 * total / max(len(rows), 1):.0f} %); quiet studies wrongly flagged: "
+    print(f"right: {total}/{len(rows)} ({100 * total / max(len(rows), 1):.0f} %); studies with nothing to find (clean, true deactivation, or no contrast moved by ≥ 0.25 SE) flagged: "
           f"{fp}/{len(quiet)}", file=out)
     return {"rows": rows, "right": total, "n": len(rows), "by_family": dict(by), "quiet_wrong": fp,
             "n_quiet": len(quiet)}

@@ -272,18 +272,27 @@ def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] =
     rough = median_filter(np.where(steady, dev, level), size=2 * w + 1, mode="constant", cval=level)
     cand = np.flatnonzero(np.isfinite(dev) & (np.abs(dev - rough) > 0.5 * thr))
     stands = np.zeros(s.size, dtype=bool)
-    for v in cand.tolist():
+    local_of: dict[int, float] = {}
+    for v in sorted(set(cand.tolist()) | ns):
         nb = np.concatenate([steady_dev[max(v - w, 0):v], steady_dev[v + 1:v + 1 + w]])
         nb = nb[np.isfinite(nb)]
-        local = float(np.median(nb)) if nb.size else 0.0
+        local_of[v] = local = float(np.median(nb)) if nb.size else 0.0
         stands[v] = abs(dev[v] - local) > thr
+    # the level a standing-out volume departs from: its neighbours that do not stand out themselves
+    calm = np.where(stands, np.nan, steady_dev)
+    for v in local_of:
+        nb = np.concatenate([calm[max(v - w, 0):v], calm[v + 1:v + 1 + w]])
+        nb = nb[np.isfinite(nb)]
+        if nb.size:
+            local_of[v] = float(np.median(nb))
     lead = 0
     while lead < s.size and (stands[lead] or lead in ns):
         lead += 1
     vols = []
     for v in np.flatnonzero(stands | np.isin(np.arange(s.size), sorted(ns))).tolist():
         flagged_by = [c for c, on in (("non_steady_state_outlier", v in ns), ("motion_outlier", v in mo)) if on]
-        vols.append({"volume": int(v), "excess_percent": float(dev[v]), "stands_out": bool(stands[v]),
+        # the excess over the local steady level (slow drift around the volume is not part of it)
+        vols.append({"volume": int(v), "excess_percent": float(dev[v] - local_of.get(v, 0.0)), "stands_out": bool(stands[v]),
                      "position": "run_start" if v < lead else "spike", "flagged_by": flagged_by})
     return Transients(name, med, noise, thr, tuple(vols))
 
@@ -591,6 +600,9 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,  # 
     if transients is not None and transients.unflagged():
         classes = classes.copy()
         classes[np.isin(rows_arr, transients.unflagged()) & (classes != "nonsteady")] = "transient"
+    # the noise is measured on the scans without a transient cause (flagged, unflagged, high-motion): a
+    # spike left in the model is a cause to grade, not noise that would hide it
+    quiet_rows = steady_rows & ~np.isin(classes, _EXCLUDED)
     order = class_order(classes.tolist())
     masks = {k: classes == k for k in order}
     ref_rows, ref_def = reference_rows(classes)
@@ -629,7 +641,7 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,  # 
         ref = None
         spill = None
         if np.isfinite(y).all():
-            rsd = residual_sd(y, X, steady_rows, pinv, rank) if not own else residual_sd(y, X[:, keep], steady_rows)
+            rsd = residual_sd(y, X, quiet_rows, pinv, rank) if not own else residual_sd(y, X[:, keep], steady_rows)
             if task_idx and not own:
                 spill = X[:, task_idx] @ (pinv[task_idx] @ y)   # the conditions' fitted response at every row
             if ref_rows.any():
@@ -651,10 +663,14 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,  # 
             continue
         fits = _fit_noise_model(y, X, pinv, rank, vectors, noise_model, masks, ref, remainder, spill)
         if sig == "global_signal" and rsd is not None:
-            beta = pinv @ y
-            rho_b = _lag1(y - X @ beta, steady_rows)
+            # loadings from the scans without a transient cause (flagged, unflagged, high-motion): a bright
+            # volume is not read as the loading of a confound that happens to be large there
+            out_rows = np.isin(classes, _EXCLUDED)
+            pl = pinv if not out_rows.any() else np.linalg.pinv(np.where(out_rows[:, None], 0.0, X))
+            beta = pl @ np.where(out_rows, 0.0, y)
+            rho_b = _lag1(y - X @ beta, steady_rows & ~out_rows)
             # two autocorrelated series: inflate the white-noise SE as for AR(1) noise
-            se_b = rsd * np.sqrt((pinv ** 2).sum(axis=1) * (1.0 + rho_b) / (1.0 - rho_b))
+            se_b = rsd * np.sqrt((pl ** 2).sum(axis=1) * (1.0 + rho_b) / (1.0 - rho_b))
             loadings[sig] = {c: (float(beta[i]), float(se_b[i])) for i, c in enumerate(cols)}
         yr = y - ref
         # cause classes: the deviation beyond the steady level *and* beyond the conditions' fitted response
@@ -668,7 +684,7 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,  # 
             parts_all = parts_all - np.where(is_cause[:, None], sw, 0.0)
             spill_part = (W * np.where(cause_rows, spill, 0.0)[:, None]).sum(axis=0)
         sigma = rsd if rsd is not None and np.isfinite(rsd) else float("nan")
-        rho = _lag1(y - X @ (pinv @ y), steady_rows)
+        rho = _lag1(y - X @ (pinv @ y), quiet_rows)
         quad = _ar1_quadratic(M, W, rho) if order else sum_w2
         se_all = sigma * np.sqrt(quad + sum_w ** 2 * (np.pi / (2.0 * n_ref)) * (1.0 + rho) / (1.0 - rho))
         # the placebo SE: for the causes only (terms are never an answer) and for the global signal only (the

@@ -282,6 +282,12 @@ def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], me
         elif a >= th.sensitivity_warn:
             sev, words = "warn", (f" Measured: {spec[1]} moves {name} by {a:.2f} σ ({pct:+.3g} %), below the fail "
                                   f"size of {th.sensitivity_fail:g} σ.")
+        elif f.code == codes.CONFOUND_TASK_CORRELATED.code:
+            # no pipeline error: a confound that follows the task by chance and leaves no measured footprint is
+            # no cause (issue 20), so it is context, not a warning
+            sev, words = "info", (f" Not a cause here: {spec[1]} moves no contrast by more than {a:.2f} σ "
+                                  f"(largest: {name}, {pct:+.3g} %; warn size {th.sensitivity_warn:g} σ): the "
+                                  f"measured signal carries no footprint of the task-locked part.")
         else:
             sev, words = "warn", (f" Harmless here: {spec[1]} moves no contrast by more than {a:.2f} σ (largest: "
                                   f"{name}, {pct:+.3g} %; warn size {th.sensitivity_warn:g} σ), but the volumes "
