@@ -767,7 +767,7 @@ class MeasuredSizes:
 
 
 #: Families whose assumed-size signal is fitted beside the design in the global signal (a footprint).
-FOOTPRINT_FAMILIES = ("unmodeled", "short_gaps", "pre_block", "run_start")
+FOOTPRINT_FAMILIES = ("unmodeled", "short_gaps", "pre_block", "run_start", "slow_drift")
 
 
 def footprints(design: np.ndarray, pinv: np.ndarray, y: np.ndarray, sd: float, signals: list[Signal],
