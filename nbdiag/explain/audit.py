@@ -230,7 +230,12 @@ def _measured_sizes(measured: Any, vectors: Mapping[str, np.ndarray], alg: Desig
 _MEASURED_RUN = {codes.NONSTEADY_UNHANDLED.code: ("nonsteady", "the flagged volumes' measured excess"),
                  codes.SCRUB_NOT_APPLIED.code: ("scrub", "the censored volumes' measured part"),
                  codes.CONFOUND_TASK_CORRELATED.code: ("confound:", "regressing out the task-locked confounds "
-                                                                    "(their measured loading in the global signal)")}
+                                                                    "(their measured loading in the global signal)"),
+                 codes.DRIFT_OVERLAP.code: ("slow_drift", "the slow drift just inside the pass band (its fitted size "
+                                                          "in the global signal)")}
+#: Run-level codes that are no cause at all when their measured effect is below the warn size (no pipeline
+#: error to fix): ``info``, "not a cause here".
+_INFO_WHEN_HARMLESS = (codes.CONFOUND_TASK_CORRELATED.code, codes.DRIFT_OVERLAP.code)
 
 
 def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], measured: Any,
@@ -270,6 +275,14 @@ def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], me
 
     out = []
     for f in run_level:
+        if f.code == codes.VIF_HIGH.code and f.severity == "fail":
+            # a variance cause (issue 20): it widens a beta's spread but moves no estimate, so it warns; the
+            # contrasts it hits are graded by their own contrast VIF (contrast_variance_inflated)
+            out.append(replace(f, severity="warn", evidence={**f.evidence, "own_severity": f.severity,
+                                                              "rule": "variance cause"},
+                               message=f.message + " A variance cause, not a bias: it does not fail the run; the "
+                                                   "contrasts it hits are graded by their contrast VIF."))
+            continue
         spec = _MEASURED_RUN.get(f.code)
         eff = effects(spec[0]) if spec else None
         if spec is None or eff is None:
@@ -282,12 +295,12 @@ def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], me
         elif a >= th.sensitivity_warn:
             sev, words = "warn", (f" Measured: {spec[1]} moves {name} by {a:.2f} σ ({pct:+.3g} %), below the fail "
                                   f"size of {th.sensitivity_fail:g} σ.")
-        elif f.code == codes.CONFOUND_TASK_CORRELATED.code:
-            # no pipeline error: a confound that follows the task by chance and leaves no measured footprint is
-            # no cause (issue 20), so it is context, not a warning
+        elif f.code in _INFO_WHEN_HARMLESS:
+            # no pipeline error: a confound that follows the task by chance, or a drift overlap, that leaves no
+            # measured footprint is no cause (issue 20), so it is context, not a warning
             sev, words = "info", (f" Not a cause here: {spec[1]} moves no contrast by more than {a:.2f} σ "
                                   f"(largest: {name}, {pct:+.3g} %; warn size {th.sensitivity_warn:g} σ): the "
-                                  f"measured signal carries no footprint of the task-locked part.")
+                                  f"measured signal carries no footprint of it.")
         else:
             sev, words = "warn", (f" Harmless here: {spec[1]} moves no contrast by more than {a:.2f} σ (largest: "
                                   f"{name}, {pct:+.3g} %; warn size {th.sensitivity_warn:g} σ), but the volumes "
