@@ -119,7 +119,7 @@ from __future__ import annotations
 
 import re
 from functools import cached_property
-from dataclasses import dataclass, field
+from dataclasses import replace, dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -146,6 +146,11 @@ from nbdiag.thresholds import Thresholds
 from nbdiag import codes
 
 RUN_START_TAU_S = 20.0
+#: Other settling time constants (s) whose fit a measured global signal may prefer (:func:`footprints`).
+RUN_START_ALT_TAU_S = (6.0, 10.0, 40.0)
+#: Cue lengths (s, ending at the block onset) whose fit a measured global signal may prefer to the whole
+#: pre-block gap (:func:`footprints`).
+CUE_LENGTHS_S = (2.0, 4.0, 6.0)
 
 #: Grey-matter T1 (s) at 3 T used for the non-steady-state excess.
 NSS_T1_S = 1.4
@@ -195,6 +200,9 @@ class Signal:
     #: in the global signal rescales the bias (:func:`assess_sensitivity`)
     column: str | None = None
     per_unit: float = 1.0
+    #: other shapes of the same cause (label, values at the design rows) whose size a measured signal may
+    #: fit better (:func:`footprints` keeps the best-fitting one): settling time constants, cue lengths
+    alternatives: tuple[tuple[str, np.ndarray], ...] = ()
 
     @property
     def family(self) -> str:
@@ -332,6 +340,16 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
         pre = [e for e in epochs if e["kind"] == "short_gap" and e.get("position") == "pre_block"]
         gap_signal(pre, 0.5, "pre_block", f"a 0.5 % HRF response during the unmodelled time right before "
                    f"each of the {len(pre)} blocks (where a cue would be)", 1.0)
+        if pre and out and out[-1].source == "pre_block":
+            # shorter cues ending at the block onset: the measured signal picks the length it holds
+            alts = []
+            for d in CUE_LENGTHS_S:
+                ends = np.array([g["start"] + g["duration"] for g in pre], dtype=float)
+                du = np.minimum(np.array([g["duration"] for g in pre], dtype=float), d)
+                m = 0.5 * _convolved_arrays(ends - du, du, context, full, idx)
+                if np.any(m):
+                    alts.append((f"a {d:g}-s cue before each block", m))
+            out[-1] = replace(out[-1], alternatives=tuple(alts))
         gaps = [e for e in epochs if e["kind"] == "short_gap" and e.get("position") != "pre_block"]
         gap_signal(gaps, 0.25, "short_gaps", f"a 0.25 % HRF response during the {len(gaps)} short transition "
                    f"gaps between events", 0.5)
@@ -347,7 +365,9 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
     t0 = full[idx[0]] if n else 0.0
     times = full[idx]
     out.append(Signal("run_start", f"1 % signal settling at the run start (time constant {RUN_START_TAU_S:g} s)",
-                      "% signal", np.exp(-(times - t0) / RUN_START_TAU_S), typical=1.0))
+                      "% signal", np.exp(-(times - t0) / RUN_START_TAU_S), typical=1.0,
+                      alternatives=tuple((f"settling with time constant {tau:g} s", np.exp(-(times - t0) / tau))
+                                         for tau in RUN_START_ALT_TAU_S)))
     n_tot = full.size
     n_drift = sum(1 for c in design.columns if roles.get(c) == "drift")
     k = n_drift + 1 if (context.drift_model or "").lower() in ("cosine", "polynomial") else 1
@@ -764,6 +784,8 @@ class MeasuredSizes:
     loadings: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     #: source -> (multiple of the assumed size the global signal holds, its SE) (:func:`footprints`)
     footprints: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    #: source -> label of the shape the global signal fits better than the assumed one (:func:`footprints`)
+    shapes: Mapping[str, str] = field(default_factory=dict)
 
 
 #: Families whose assumed-size signal is fitted beside the design in the global signal (a footprint).
@@ -771,7 +793,8 @@ FOOTPRINT_FAMILIES = ("unmodeled", "short_gaps", "pre_block", "run_start", "slow
 
 
 def footprints(design: np.ndarray, pinv: np.ndarray, y: np.ndarray, sd: float, signals: list[Signal],
-               excluded: np.ndarray) -> dict[str, tuple[float, float]]:
+               excluded: np.ndarray, shapes: dict[str, tuple[str, np.ndarray]] | None = None
+               ) -> dict[str, tuple[float, float]]:
     """How much of each assumed-size signal the measured series ``y`` holds, fitted beside the design.
 
     For a signal ``m`` (at its assumed size) of ``FOOTPRINT_FAMILIES``: ``m⊥ = m − X pinv(X) m``,
@@ -780,6 +803,10 @@ def footprints(design: np.ndarray, pinv: np.ndarray, y: np.ndarray, sd: float, s
     autocorrelation (clipped to [0, 0.95]). Rows of flagged, transient and high-motion volumes
     (``excluded``) are left out of both. ``β = 1`` means the data hold the signal at its assumed
     size; the measured bias on a contrast is then ``β × bias``.
+
+    A signal with ``alternatives`` (other shapes of the same cause) is fitted in each shape and the shape
+    with the largest ``|β / SE|`` is kept; when that is an alternative, ``shapes[source]`` receives its
+    ``(label, values)`` and the returned ``(β, SE)`` are for that shape (the caller rescales per contrast).
     """
     out: dict[str, tuple[float, float]] = {}
     sel = [sg for sg in signals if sg.family in FOOTPRINT_FAMILIES and sg.magnitude_source == "assumed"]
@@ -793,15 +820,28 @@ def footprints(design: np.ndarray, pinv: np.ndarray, y: np.ndarray, sd: float, s
     den = float(np.sqrt((a @ a) * (b @ b)))
     rho = min(max(float(a @ b) / den if den > 0 else 0.0, 0.0), 0.95)
     infl = np.sqrt((1.0 + rho) / (1.0 - rho))
-    Mm = np.column_stack([sg.values for sg in sel])
+    cands = [(sg.source, None, sg.values) for sg in sel] + [(sg.source, lab, v) for sg in sel
+                                                             for lab, v in sg.alternatives]
+    Mm = np.column_stack([v for _, _, v in cands])
     Mp = Mm - np.einsum("np,pk->nk", X, np.einsum("pn,nk->pk", pinv, Mm))
     Mp[~keep] = 0.0
     ek = np.where(keep, e, 0.0)
     ss = (Mp ** 2).sum(axis=0)
-    for j, sg in enumerate(sel):
+    best_t: dict[str, float] = {}
+    for j, (src, lab, v) in enumerate(cands):
         if ss[j] <= 1e-12 * max(float((Mm[:, j] ** 2).sum()), 1e-300):
             continue
-        out[sg.source] = (float(Mp[:, j] @ ek / ss[j]), float(sd / np.sqrt(ss[j]) * infl))
+        beta, se = float(Mp[:, j] @ ek / ss[j]), float(sd / np.sqrt(ss[j]) * infl)
+        t = abs(beta / se) if se > 0 else 0.0
+        if src in best_t and t <= best_t[src]:
+            continue
+        best_t[src] = t
+        out[src] = (beta, se)
+        if shapes is not None:
+            if lab is None:
+                shapes.pop(src, None)
+            else:
+                shapes[src] = (lab, v)
     return out
 
 
@@ -814,8 +854,11 @@ def _measured_size(sig: Signal, bias: float, measured: MeasuredSizes | None) -> 
         t = beta / se if se > 0 else None
         # the part's t has the sign of the part (beta × the assumed bias), not of beta alone
         t_part = None if t is None else float(t * np.sign(bias)) if bias != 0 else 0.0
-        return float(beta * bias), t_part, (f"its fitted size in the global signal ({beta:.2g} × the assumed size, "
-                                            f"t = {t:.1f})" if t is not None else "its fitted size in the global signal")
+        shape = measured.shapes.get(sig.source)
+        how = f"as {shape}, " if shape else ""
+        return float(beta * bias), t_part, (f"its fitted size in the global signal ({how}{beta:.2g} × the assumed "
+                                            f"size, t = {t:.1f})" if t is not None else
+                                            "its fitted size in the global signal")
     cls = MEASURED_CLASS.get(sig.family)
     if cls is not None:
         part, t = measured.parts.get(cls, (0.0, 0.0))

@@ -210,8 +210,10 @@ def _measured_sizes(measured: Any, vectors: Mapping[str, np.ndarray], alg: Desig
     if summ.transients is not None:
         skip |= set(summ.transients.unflagged())
     excluded = np.isin(rows, sorted(skip))
+    shapes: dict[str, tuple[str, np.ndarray]] = {}
     foot = footprints(alg.X if hasattr(alg, "X") else design.to_numpy(dtype=float), alg.pinv, y, float(rsd),
-                      list(signals), excluded) if np.isfinite(y).all() else {}
+                      list(signals), excluded, shapes) if np.isfinite(y).all() else {}
+    by_source = {sg.source: sg for sg in signals}
     out = {}
     for name, vec in vectors.items():
         m = (measured.contrasts.get(name) or {}).get("global_signal")
@@ -220,9 +222,21 @@ def _measured_sizes(measured: Any, vectors: Mapping[str, np.ndarray], alg: Desig
         var = alg.variance(np.asarray(vec, float))
         if not var > 0:
             continue
+        foot_c = dict(foot)
+        if shapes:
+            # a better-fitting shape: express its fitted size as a multiple of the assumed signal's bias on
+            # this contrast, so that β × bias is the fitted shape's own bias (w · β m_shape)
+            w = alg.weights(np.asarray(vec, float))
+            for src, (_, v) in shapes.items():
+                b0, b1 = float(w @ by_source[src].values), float(w @ v)
+                beta, se = foot[src]
+                if abs(b0) > 1e-12 * max(by_source[src].max_abs, 1e-300):
+                    foot_c[src] = (beta * b1 / b0, se * abs(b1 / b0))
+                else:
+                    foot_c.pop(src, None)
         out[name] = MeasuredSizes(parts={k: (float(v), (m.by_class_t or {}).get(k)) for k, v in m.by_class.items()},
                                   sd=float(rsd * np.sqrt(var)), loadings=measured.loadings.get("global_signal", {}),
-                                  footprints=foot)
+                                  footprints=foot_c, shapes={k: lab for k, (lab, _) in shapes.items()})
     return out
 
 
