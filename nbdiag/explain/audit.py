@@ -246,10 +246,12 @@ _MEASURED_RUN = {codes.NONSTEADY_UNHANDLED.code: ("nonsteady", "the flagged volu
                  codes.CONFOUND_TASK_CORRELATED.code: ("confound:", "regressing out the task-locked confounds "
                                                                     "(their measured loading in the global signal)"),
                  codes.DRIFT_OVERLAP.code: ("slow_drift", "the slow drift just inside the pass band (its fitted size "
-                                                          "in the global signal)")}
+                                                          "in the global signal)"),
+                 codes.HIGHPASS_CUTS_DESIGN.code: ("slow_drift", "the slow drift just inside the pass band (its fitted "
+                                                                 "size in the global signal)")}
 #: Run-level codes that are no cause at all when their measured effect is below the warn size (no pipeline
 #: error to fix): ``info``, "not a cause here".
-_INFO_WHEN_HARMLESS = (codes.CONFOUND_TASK_CORRELATED.code, codes.DRIFT_OVERLAP.code)
+_INFO_WHEN_HARMLESS = (codes.CONFOUND_TASK_CORRELATED.code, codes.DRIFT_OVERLAP.code, codes.HIGHPASS_CUTS_DESIGN.code)
 
 
 def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], measured: Any,
