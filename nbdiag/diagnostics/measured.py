@@ -792,7 +792,8 @@ class NoiseLevel:
 
 
 def measured_nonsteady_excess(context, volumes: Sequence[int], signal: str = "global_signal") -> np.ndarray | None:
-    """Percent excess ``100 (s[k] / steady median - 1)`` of ``volumes``, or None if ``signal`` is not measured."""
+    """Percent excess ``100 (s[k] / local steady level - 1)`` of ``volumes`` (the level: median of the
+    unflagged volumes within ``LOCAL_WINDOW`` on each side), or None if ``signal`` is not measured."""
     series = (context.measured_signals or {}).get(signal)
     if series is None:
         return None
@@ -803,9 +804,18 @@ def measured_nonsteady_excess(context, volumes: Sequence[int], signal: str = "gl
         med, excess = summarize_signal(signal, s, context.nonsteady_volumes)
     except ValueError:
         return None
-    by_vol = dict(zip(sorted(int(v) for v in context.nonsteady_volumes if 0 <= int(v) < s.size), excess))
-    out = np.array([by_vol.get(int(v), 100.0 * (s[int(v)] / med - 1.0)) for v in volumes], dtype=float)
-    return out if np.isfinite(out).all() else None
+    # each volume's excess over its local steady level (the median of the unflagged volumes within
+    # LOCAL_WINDOW on each side): the run start's level, not the whole run's, which the task raises
+    flagged = set(int(v) for v in context.nonsteady_volumes)
+    steady = np.array([i not in flagged for i in range(s.size)]) & np.isfinite(s)
+    out = []
+    for v in (int(v) for v in volumes):
+        lo, hi = max(v - LOCAL_WINDOW, 0), min(v + LOCAL_WINDOW + 1, s.size)
+        nb = s[lo:hi][steady[lo:hi]]
+        level = float(np.median(nb)) if nb.size else med
+        out.append(100.0 * (s[v] / level - 1.0) if level else np.nan)
+    arr = np.asarray(out, dtype=float)
+    return arr if np.isfinite(arr).all() else None
 
 
 def noise_level(design: pd.DataFrame, context, signal: str = "global_signal",

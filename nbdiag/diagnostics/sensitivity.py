@@ -813,8 +813,11 @@ def footprints(design: np.ndarray, pinv: np.ndarray, y: np.ndarray, sd: float, s
     if not sel or not np.isfinite(sd) or sd <= 0:
         return out
     X = np.asarray(design, dtype=float)
-    e = y - X @ (pinv @ y)
     keep = ~np.asarray(excluded, dtype=bool)
+    if not keep.all():   # the design fitted without the excluded scans (a bright volume must not bend the fit)
+        pinv = np.linalg.pinv(np.where(keep[:, None], X, 0.0))
+        y = np.where(keep, y, 0.0)
+    e = y - X @ (pinv @ y)
     pair = keep[1:] & keep[:-1]
     a, b = e[1:][pair], e[:-1][pair]
     den = float(np.sqrt((a @ a) * (b @ b)))
