@@ -288,6 +288,14 @@ def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] =
     lead = 0
     while lead < s.size and (stands[lead] or lead in ns):
         lead += 1
+    # after the run start, a spike also departs from its two immediate neighbours' mean by more than the
+    # threshold: a hemodynamic response (e.g. to an unmodelled cue) is smooth over several volumes and does not
+    for v in np.flatnonzero(stands).tolist():
+        if v < lead or v in ns:
+            continue
+        nbv = [dev[u] for u in (v - 1, v + 1) if 0 <= u < s.size and np.isfinite(dev[u])]
+        if nbv and abs(dev[v] - float(np.mean(nbv))) <= thr:
+            stands[v] = False
     vols = []
     for v in np.flatnonzero(stands | np.isin(np.arange(s.size), sorted(ns))).tolist():
         flagged_by = [c for c, on in (("non_steady_state_outlier", v in ns), ("motion_outlier", v in mo)) if on]
