@@ -288,13 +288,16 @@ def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] =
     lead = 0
     while lead < s.size and (stands[lead] or lead in ns):
         lead += 1
-    # after the run start, a spike also departs from its two immediate neighbours' mean by more than the
-    # threshold: a hemodynamic response (e.g. to an unmodelled cue) is smooth over several volumes and does not
-    for v in np.flatnonzero(stands).tolist():
+    # after the run start, a spike also departs by more than the threshold from the mean of its immediate
+    # neighbours that do not stand out themselves (a pair of spikes is two spikes); a volume whose two
+    # neighbours both stand out sits inside a smooth excursion: a hemodynamic response (e.g. to an
+    # unmodelled cue) rises and falls over several volumes and is not a transient
+    first = stands.copy()
+    for v in np.flatnonzero(first).tolist():
         if v < lead or v in ns:
             continue
-        nbv = [dev[u] for u in (v - 1, v + 1) if 0 <= u < s.size and np.isfinite(dev[u])]
-        if nbv and abs(dev[v] - float(np.mean(nbv))) <= thr:
+        nbv = [dev[u] for u in (v - 1, v + 1) if 0 <= u < s.size and np.isfinite(dev[u]) and not first[u]]
+        if not nbv or abs(dev[v] - float(np.mean(nbv))) <= thr:
             stands[v] = False
     vols = []
     for v in np.flatnonzero(stands | np.isin(np.arange(s.size), sorted(ns))).tolist():
