@@ -245,7 +245,7 @@ def make_study(family: str, seed: int) -> Study:  # noqa: C901 - one branch per 
         task = sum(b * reg[c].to_numpy() for c, b in betas.items() if c in reg.columns)
         level = float(rr.uniform(400.0, 900.0))
         noise = _ar1(rr, n, noise_sd, float(rr.uniform(0.0, 0.5)))
-        drift = np.cumsum(rr.normal(0.0, 0.02 * noise_sd, n))
+        drift = np.cumsum(rr.normal(0.0, float(rr.uniform(0.002, 0.05)), n))   # slow random-walk drift, % per scan
         # motion: a random walk (mm / rad-like) — task-locked in motion_locked, chance-correlated in
         # motion_chance (an apparent task-shaped drift the data do not carry)
         walk = np.cumsum(rr.normal(0.0, 0.02, (n, 6)), axis=0)

@@ -682,6 +682,12 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,  # 
             rho_b = _lag1(y - X @ beta, steady_rows & ~out_rows)
             # two autocorrelated series: inflate the white-noise SE as for AR(1) noise
             se_b = rsd * np.sqrt((pl ** 2).sum(axis=1) * (1.0 + rho_b) / (1.0 - rho_b))
+            # and the loading must hold scan to scan: two slowly wandering series (a random-walk head
+            # position, a drifting global signal) correlate by chance; the SE is widened to the first-
+            # difference fit's when that gives a smaller |t| (Frisch-Waugh: column j after the others is
+            # pl[j] / ||pl[j]||², the signal after the others is the residual plus β_j times it)
+            se_b = np.maximum(se_b, _difference_se(pl, beta, np.where(out_rows, 0.0, y - X @ beta),
+                                                   steady_rows & ~out_rows))
             loadings[sig] = {c: (float(beta[i]), float(se_b[i])) for i, c in enumerate(cols)}
         yr = y - ref
         # cause classes: the deviation beyond the steady level *and* beyond the conditions' fitted response
@@ -721,6 +727,35 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,  # 
                 by_class=by_class, by_class_estimate=parts, by_class_se=by_se, by_class_t=by_t,
                 by_class_kind={k: class_kind(k) for k in by_class})
     return MeasuredResult(signals=summaries, contrasts=per_contrast, missing=tuple(missing), loadings=loadings)
+
+
+def _difference_se(pl: np.ndarray, beta: np.ndarray, e: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per design column, the SE that gives its coefficient the |t| of a fit on first differences.
+
+    ``pl``: the design's pseudo-inverse (p × n); column j after the others is ``x̃ = pl[j] / ||pl[j]||²``
+    and the signal after the others is ``e + β_j x̃``; both are differenced over consecutive ``rows``
+    and ``|β_j| / |t_diff|`` is returned (0 where the difference fit is not defined).
+    """
+    pair = rows[1:] & rows[:-1]
+    nrm = np.einsum("pn,pn->p", pl, pl)
+    out = np.zeros(pl.shape[0])
+    if pair.sum() < 3:
+        return out
+    for j in range(pl.shape[0]):
+        if not nrm[j] > 0:
+            continue
+        xt = pl[j] / nrm[j]
+        r = e + beta[j] * xt
+        dz, de = (xt[1:] - xt[:-1])[pair], (r[1:] - r[:-1])[pair]
+        ss = float(dz @ dz)
+        if ss <= 0:
+            continue
+        b = float(dz @ de) / ss
+        res = de - b * dz
+        sd = float(np.sqrt(res @ res / (dz.size - 1)))
+        t = b / (sd / np.sqrt(ss)) if sd > 0 else 0.0
+        out[j] = abs(float(beta[j])) / abs(t) if t else np.inf
+    return out
 
 
 def _lag1(e: np.ndarray, rows: np.ndarray) -> float:

@@ -539,6 +539,24 @@ def confound_signals(design: pd.DataFrame, roles: dict[str, str], context: Desig
     return out
 
 
+def _difference_t(z: np.ndarray, e: np.ndarray, pair: np.ndarray) -> float:
+    """t of ``z``'s coefficient in ``e`` fitted on first differences (consecutive kept scans, ``pair``).
+
+    Two slowly wandering series (a random-walk head position and a drifting global signal) correlate by
+    chance however long the run ("spurious regression"); their differences do not. A footprint is a
+    cause only when it also holds scan to scan: task-locked motion changes with the blocks, and the
+    signal changes with it.
+    """
+    dz, de = (z[1:] - z[:-1])[pair], (e[1:] - e[:-1])[pair]
+    ss = float(dz @ dz)
+    if dz.size < 3 or ss <= 0:
+        return 0.0
+    b = float(dz @ de) / ss
+    r = de - b * dz
+    sd = float(np.sqrt(r @ r / (dz.size - 1)))
+    return b / (sd / np.sqrt(ss)) if sd > 0 else 0.0
+
+
 def left_out_confound_signals(design: pd.DataFrame, context: DesignContext) -> list[Signal]:
     """``confound_left_out:<column>``: the measured footprint of a motion column the model leaves out.
 
@@ -548,8 +566,10 @@ def left_out_confound_signals(design: pd.DataFrame, context: DesignContext) -> l
     design, ``e`` the residual of ``y``), ``SE = σ / ||z⊥|| · sqrt((1 + ρ) / (1 − ρ))`` (σ, ρ: the
     residual's SD and lag-1 autocorrelation). Only a footprint distinguishable from zero
     (``|β / SE| >= DISTINCT_T``) gives a signal, ``m = β z``: a contrast's estimate then carries
-    ``wᵀm = β wᵀz`` of that motion (size measured). Motion that leaves no trace in the signal,
-    however it correlates with the task, gives none: it is not a cause.
+    ``wᵀm = β wᵀz`` of that motion (size measured). The footprint must also hold on first differences
+    (:func:`_difference_t`): a random-walk head position and a drifting signal correlate by chance.
+    Motion that leaves no trace in the signal, however it correlates with the task, gives none: it is
+    not a cause.
     """
     from nbdiag.diagnostics.measured import nilearn_scale
 
@@ -596,7 +616,7 @@ def left_out_confound_signals(design: pd.DataFrame, context: DesignContext) -> l
         beta = float(zp @ ek) / ss
         se = sd / np.sqrt(ss) * np.sqrt((1.0 + rho) / (1.0 - rho))
         t = beta / se
-        if abs(t) < DISTINCT_T:
+        if abs(t) < DISTINCT_T or abs(_difference_t(zp, ek, pair)) < DISTINCT_T:
             continue
         out.append(Signal(f"confound_left_out:{c}",
                           f"{c}, left out of the model, whose footprint the global signal carries ({beta:+.3g} % "
