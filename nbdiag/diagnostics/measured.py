@@ -186,7 +186,7 @@ def detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] = 
     return _TRANSIENT_MEMO[key]
 
 
-def task_columns_full(design: pd.DataFrame, task_columns: Sequence[str], rows: Sequence[int] | None,
+def task_columns_full(design: pd.DataFrame, task_columns: Sequence[str], rows: Sequence[int] | np.ndarray | None,
                       n_total: int) -> np.ndarray | None:
     """The conditions' design columns at every acquired volume (0 where a volume has no design row), for
     :func:`detect_transients`; None when the design has no condition column."""

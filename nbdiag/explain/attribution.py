@@ -485,7 +485,7 @@ def distinct_causes(gs: Mapping[str, Any] | None, distinct_t: float = DISTINCT_T
     """``(class, part %)`` of the measured cause parts distinguishable from zero (``|t| >= distinct_t``)
     and material (at least ``material_sd`` times the estimate's own SE), largest first; classes in
     ``exclude`` are left out (:func:`uncorroborated`)."""
-    if not _measured(gs):
+    if gs is None or not _measured(gs):
         return []
     gs = {**gs, "by_class": {k: v for k, v in gs["by_class"].items() if k not in set(exclude)}}
     kinds, ts = gs.get("by_class_kind") or {}, gs.get("by_class_t") or {}

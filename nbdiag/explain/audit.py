@@ -254,6 +254,17 @@ _MEASURED_RUN = {codes.NONSTEADY_UNHANDLED.code: ("nonsteady", "the flagged volu
 _INFO_WHEN_HARMLESS = (codes.CONFOUND_TASK_CORRELATED.code, codes.DRIFT_OVERLAP.code, codes.HIGHPASS_CUTS_DESIGN.code)
 
 
+def _variance_cause(f: Finding) -> Finding:
+    """``vif_high`` at its fail size is a variance cause (issue 20): it widens a beta's spread but moves no
+    estimate, so it warns and never fails the run; the contrasts it hits are graded by their own contrast
+    VIF (``contrast_variance_inflated``). Any other finding is returned unchanged."""
+    if f.code != codes.VIF_HIGH.code or f.severity != "fail":
+        return f
+    return replace(f, severity="warn", evidence={**f.evidence, "own_severity": f.severity, "rule": "variance cause"},
+                   message=f.message + " A variance cause, not a bias: it does not fail the run; the contrasts it "
+                                       "hits are graded by their contrast VIF.")
+
+
 def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], measured: Any,
                            th: Thresholds) -> list[Finding]:
     """Severity of run-level pitfalls from their measured effect (issue 20), and ``transient_unflagged``.
@@ -290,15 +301,7 @@ def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], me
         return None
 
     out = []
-    for f in run_level:
-        if f.code == codes.VIF_HIGH.code and f.severity == "fail":
-            # a variance cause (issue 20): it widens a beta's spread but moves no estimate, so it warns; the
-            # contrasts it hits are graded by their own contrast VIF (contrast_variance_inflated)
-            out.append(replace(f, severity="warn", evidence={**f.evidence, "own_severity": f.severity,
-                                                              "rule": "variance cause"},
-                               message=f.message + " A variance cause, not a bias: it does not fail the run; the "
-                                                   "contrasts it hits are graded by their contrast VIF."))
-            continue
+    for f in map(_variance_cause, run_level):
         spec = _MEASURED_RUN.get(f.code)
         eff = effects(spec[0]) if spec else None
         if spec is None or eff is None:
