@@ -75,3 +75,88 @@ def test_battery_table_and_totals():
     text = out.getvalue()
     assert res["n"] == 2 and "right:" in text and text.count("\n") >= 5
     assert {r["family"] for r in res["rows"]} == {"clean", "forum"}
+
+
+# ---------------------------------------------------------------- the rules the battery decided, one by one
+def test_event_related_designs_need_no_long_rest_epochs():
+    """baseline_scarce's few-long-epochs rule is for block designs: trials back to back form a block
+    (episodes merged across gaps < 1 s); jittered short events are event-related."""
+    import numpy as np
+    import pandas as pd
+
+    from nbdiag.context import DesignContext
+    from nbdiag.diagnostics.baseline import _event_related
+
+    th = Thresholds()
+    trials = pd.DataFrame({"onset": np.arange(0, 48, 2.4), "duration": 2.4, "trial_type": "zero_back"})
+    assert not _event_related(DesignContext(t_r=1.0, events=trials), th)          # one 48-s block
+    jitter = pd.DataFrame({"onset": np.arange(0, 300, 6.0), "duration": 1.5, "trial_type": "zero_back"})
+    assert _event_related(DesignContext(t_r=1.0, events=jitter), th)
+    assert not _event_related(DesignContext(t_r=1.0, events=None), th)
+    bad = pd.DataFrame({"onset": [np.nan], "duration": [np.nan], "trial_type": ["a"]})
+    assert not _event_related(DesignContext(t_r=1.0, events=bad), th)
+
+
+def test_task_response_is_not_a_transient_but_a_spike_is():
+    """A large block response in global_signal is taken out before transients are sought; a lone spike
+    stands out; a volume whose neighbours both stand out is not a spike (the middle of an excursion)."""
+    import numpy as np
+
+    from nbdiag.diagnostics.measured import _without_task, detect_transients
+    from nbdiag.hrf import compute_regressor_fast
+
+    n, t_r = 200, 2.0
+    ft = np.arange(n) * t_r
+    on = np.arange(20.0, 380.0, 60.0)
+    reg, _ = compute_regressor_fast(np.vstack([on, np.full(on.size, 30.0), np.ones(on.size)]), "glover", ft)
+    rng = np.random.default_rng(0)
+    s = 500.0 * (1 + (3.0 * reg[:, 0] + rng.normal(0, 0.1, n)) / 100)
+    assert detect_transients("global_signal", s).unflagged() != []                 # read as transients
+    assert detect_transients("global_signal", s, task=reg).unflagged() == []       # not once taken out
+    spiky = s.copy()
+    spiky[100] *= 1.2
+    assert detect_transients("global_signal", spiky, task=reg).unflagged() == [100]
+    # a 3-volume plateau: its middle volume (both neighbours stand out) is inside a smooth excursion
+    plateau = s.copy()
+    plateau[[60, 61, 62]] *= np.array([1.03, 1.05, 1.03])
+    found = detect_transients("global_signal", plateau, task=reg).unflagged()
+    assert 61 not in found and {60, 62} <= set(found)
+    # too few steady rows to fit: the series is returned as it is
+    dev = np.arange(3.0)
+    assert _without_task(dev, np.ones((3, 2)), np.ones(3, bool), 5.0) is dev
+
+
+def test_random_walks_leave_no_footprint_on_first_differences():
+    import numpy as np
+
+    from nbdiag.diagnostics.sensitivity import _difference_t
+
+    rng = np.random.default_rng(1)
+    n = 300
+    pair = np.ones(n - 1, bool)
+    walk_a, walk_b = np.cumsum(rng.normal(size=n)), np.cumsum(rng.normal(size=n))
+    levels_t = np.corrcoef(walk_a, walk_b)[0, 1]
+    assert abs(levels_t) > 0.2                                  # two independent walks 'correlate'
+    assert abs(_difference_t(walk_a, walk_b, pair)) < 3        # their changes do not
+    box = np.repeat([0.0, 1.0] * 10, 15)
+    assert abs(_difference_t(box, 0.5 * box + rng.normal(0, 0.05, n), pair)) > 3
+    assert _difference_t(np.zeros(n), walk_b, pair) == 0.0
+
+
+def test_variance_cause_and_run_edge_corroboration():
+    from nbdiag import codes
+    from nbdiag.explain.attribution import distinct_causes, uncorroborated
+    from nbdiag.explain.audit import _variance_cause
+
+    f = codes.VIF_HIGH.finding(severity="fail", message="VIF 40.", evidence={"vif": 40.0})
+    v = _variance_cause(f)
+    assert v.severity == "warn" and v.evidence["own_severity"] == "fail" and "not a bias" in v.message
+    w = codes.VIF_HIGH.finding(severity="warn", message="VIF 6.")
+    assert _variance_cause(w) is w
+    gs = {"estimate_ols": 0.1, "t": 1.0, "se": 0.1, "by_class": {"run_edge": 0.3, "fixation": 0.2},
+          "by_class_kind": {"run_edge": "cause", "fixation": "term"}, "by_class_t": {"run_edge": 8.0}}
+    assert uncorroborated([{"source": "run_start", "measured_t": 1.2}]) == ("run_edge",)
+    assert uncorroborated([{"source": "run_start", "measured_t": -4.0}]) == ()
+    assert distinct_causes(gs) == [("run_edge", 0.3)]
+    assert distinct_causes(gs, exclude=("run_edge",)) == []
+    assert distinct_causes(None) == []
