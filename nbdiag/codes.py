@@ -149,9 +149,7 @@ VIF_HIGH = _register(Code(
         "(leave rest/fixation unmodelled), drop or merge redundant conditions in events.tsv, or remove "
         "task-locked confounds from confounds_strategy; judge the contrasts you test (cVIF) rather than "
         "single betas.",
-    thresholds=("vif_warn", "vif_fail"), rule="warn ≥ {vif_warn:g}, fail ≥ {vif_fail:g} (in an audit a variance "
-                                              "cause: warn, never fails the run; the contrasts it hits are "
-                                              "graded by their cVIF)"))
+    thresholds=("vif_warn", "vif_fail"), rule="warn ≥ {vif_warn:g}, fail ≥ {vif_fail:g}"))
 CORRELATION_HIGH = _register(Code(
     "correlation_high", "design", "warn", "Two regressors are correlated",
     "|r| between a task regressor and another column (task, confound, spike, drift) at AFNI's tiers, with the cosine",
