@@ -496,19 +496,21 @@ def test_subject_first_screen_names_the_fix_of_each_failing_run(demo_dirs):
     """sub-01 fails under every variant: one fix line per run × variant, in nilearn terms, right under
     the verdict table (before the first collapsed section). Under nortdur/rtdur the flagged volumes'
     measured excess fails the run (sample mask); under compcor it stays below the fail size there
-    (issue 20: severity from the measured effect) and the drift overlap decides."""
+    (issue 20: severity from the measured effect), and the drift overlap no longer fails it either: the
+    run's global signal holds no drift footprint (verdict battery: a design property fails a run only
+    by its measured effect), so compcor has no fix line."""
     page = (demo_dirs[0] / "sub-01.html").read_text(encoding="utf-8")
     block = page[page.index('<ul class="fixes" id="fixes">'):]
     block = block[:block.index("</ul>")]
     assert page.index('id="fixes"') < page.index('<details class="sec"')
     assert page.index('<table id="verdict"') < page.index('id="fixes"')
     lines = block.split("<li>")[1:]
-    assert len(lines) == 3  # compcor, nortdur, rtdur
-    by_variant = {v: next(x for x in lines if f">{v}</a>" in x) for v in ("compcor", "nortdur", "rtdur")}
+    assert len(lines) == 2  # nortdur, rtdur
+    by_variant = {v: next(x for x in lines if f">{v}</a>" in x) for v in ("nortdur", "rtdur")}
     for v in ("nortdur", "rtdur"):
         assert "sample_masks" in by_variant[v] and "FirstLevelModel.fit" in by_variant[v]
         assert 'title="nonsteady_unhandled"' in by_variant[v]  # the code in a tooltip
-    assert "high_pass" in by_variant["compcor"] and 'title="drift_overlap"' in by_variant["compcor"]
+    assert not any(">compcor</a>" in x for x in lines)
     assert 'id="fixes"' not in (demo_dirs[0] / "sub-04.html").read_text(encoding="utf-8")  # nothing fails there
 
 

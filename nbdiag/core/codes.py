@@ -206,7 +206,8 @@ BASELINE_SCARCE = _register(Code(
         "between blocks in the task design.",
     thresholds=("baseline_fraction_warn", "baseline_min_epochs", "baseline_epoch_seconds",
                 "baseline_none_fraction", "sensitivity_warn"),
-    rule="warn < {baseline_fraction_warn:.0%} or < {baseline_min_epochs:g} epochs ≥ {baseline_epoch_seconds:g} s; "
+    rule="warn < {baseline_fraction_warn:.0%} or, in a block design, < {baseline_min_epochs:g} epochs ≥ "
+         "{baseline_epoch_seconds:g} s; "
          "'no implicit baseline is left' < {baseline_none_fraction:.0%}; per contrast warn only when a signal it "
          "explains moves the contrast by ≥ {sensitivity_warn:g} σ, else info"))
 BASELINE_MODELED_REST = _register(Code(
@@ -247,15 +248,18 @@ HIGHPASS_CUTS_DESIGN = _register(Code(
     "the cutoff that keeps the rest (FSL cutoffcalc rule, `highpass_min_cutoff_s` floor) and the matching "
     "`high_pass`",
     fix="Lower high_pass (longer cutoff period) to the recommended value in the evidence.",
-    thresholds=("highpass_variance_lost", "highpass_min_cutoff_s"),
-    rule="warn > {highpass_variance_lost:.0%} removed"))
+    thresholds=("highpass_variance_lost", "highpass_min_cutoff_s", "sensitivity_warn", "sensitivity_fail"),
+    rule="warn > {highpass_variance_lost:.0%} removed (when the global signal is measured: by the measured drift "
+         "just inside the pass band, warn ≥ {sensitivity_warn:g} σ, fail ≥ {sensitivity_fail:g} σ, else info)"))
 DRIFT_OVERLAP = _register(Code(
     "drift_overlap", "drift", "warn", "The drift model explains part of a task regressor",
     "R² of a task regressor, or of a contrast's regressor, on drift + constant",
     fix="Lower high_pass (longer cutoff period) so the drift cosines stay below the block frequency; or "
         "shorten/interleave blocks so conditions alternate faster than the cutoff.",
-    thresholds=("drift_r2_warn", "drift_r2_fail", "sensitivity_warn"),
-    rule="warn ≥ {drift_r2_warn:g}, fail ≥ {drift_r2_fail:g} for a task regressor; per contrast warn only when a "
+    thresholds=("drift_r2_warn", "drift_r2_fail", "sensitivity_warn", "sensitivity_fail"),
+    rule="warn ≥ {drift_r2_warn:g}, fail ≥ {drift_r2_fail:g} for a task regressor (when the global signal is measured: "
+         "by the measured drift just inside the pass band, warn ≥ {sensitivity_warn:g} σ, fail ≥ "
+         "{sensitivity_fail:g} σ, else info); per contrast warn only when a "
          "drift just beyond the cut-off moves it by ≥ {sensitivity_warn:g} σ, else info with the margin"))
 HIGHPASS_DUPLICATED = _register(Code(
     "highpass_duplicated", "drift", "warn", "High-pass filtering is applied twice",
@@ -296,7 +300,7 @@ CONFOUND_TASK_CORRELATED = _register(Code(
     rule="warn ≥ {confound_r2_warn:g}, fail ≥ {confound_r2_fail:g} (when the confounds' loading in the global signal "
          "is measured, fail only if regressing them out moves a contrast by ≥ {sensitivity_fail:g} σ); per contrast "
          "warn/fail when regressing out the task-locked confound moves it by ≥ {sensitivity_warn:g} / "
-         "{sensitivity_fail:g} σ, else info"))
+         "{sensitivity_fail:g} σ, else info (no footprint: info for the run too)"))
 DOF_LOW = _register(Code(
     "dof_low", "confounds", "warn", "Few residual degrees of freedom",
     "residual degrees of freedom (n − rank, as nilearn counts them)",

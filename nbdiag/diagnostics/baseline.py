@@ -566,6 +566,32 @@ class BaselineResult:
         }
 
 
+def _event_related(context: DesignContext, thresholds: Thresholds) -> bool:
+    """Whether the modelled events form short episodes: events less than 1 s apart are merged (the trials
+    of a block form one episode) and the median episode lasts less than ``baseline_epoch_seconds``. Such
+    an event-related design's implicit baseline is the jittered time between events, so it needs no long
+    rest epochs (the few-long-epochs rule is for block designs)."""
+    ev = context.events
+    if ev is None or not len(ev) or "duration" not in ev or "onset" not in ev:
+        return False
+    on = pd.to_numeric(ev["onset"], errors="coerce").to_numpy(dtype=float)
+    dur = pd.to_numeric(ev["duration"], errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(on) & np.isfinite(dur)
+    if not ok.any():
+        return False
+    order = np.argsort(on[ok], kind="stable")
+    on, end = on[ok][order], (on + np.maximum(dur, 0.0))[ok][order]
+    episodes, start, stop = [], on[0], end[0]
+    for o, e in zip(on[1:], end[1:]):
+        if o > stop + 1.0:
+            episodes.append(stop - start)
+            start, stop = o, e
+        else:
+            stop = max(stop, e)
+    episodes.append(stop - start)
+    return float(np.median(episodes)) < thresholds.baseline_epoch_seconds
+
+
 def assess_baseline(design: pd.DataFrame, roles: dict[str, str], context: DesignContext,
                     thresholds: Thresholds | None = None) -> BaselineResult:
     """Describe the implicit baseline and flag scarce or modelled-away baselines.
@@ -573,7 +599,8 @@ def assess_baseline(design: pd.DataFrame, roles: dict[str, str], context: Design
     Findings
     --------
     ``baseline_scarce`` (warn)
-        ``fraction < baseline_fraction_warn`` or fewer than
+        ``fraction < baseline_fraction_warn`` or, in a block design (median modelled
+        event duration at least ``baseline_epoch_seconds``), fewer than
         ``baseline_min_epochs`` epochs (kind fixation/run_edge) of at least
         ``baseline_epoch_seconds``.
     ``baseline_modeled_rest`` (warn)
@@ -614,14 +641,15 @@ def assess_baseline(design: pd.DataFrame, roles: dict[str, str], context: Design
             fix="Interpret differential contrasts between the modelled conditions (e.g. two_back - zero_back), "
                 "or leave the rest/fixation periods unmodelled so they form the implicit baseline.",
         ))
-    elif fraction < thresholds.baseline_fraction_warn or n_long < thresholds.baseline_min_epochs:
+    elif fraction < thresholds.baseline_fraction_warn or (n_long < thresholds.baseline_min_epochs
+                                                           and not _event_related(context, thresholds)):
         parts = []
         rules = []
         if fraction < thresholds.baseline_fraction_warn:
             rules.append("fraction_below_warn")
             parts.append(f"only {fraction:.0%} of the scans have no modelled event "
                          f"(threshold {thresholds.baseline_fraction_warn:.0%})")
-        if n_long < thresholds.baseline_min_epochs:
+        if n_long < thresholds.baseline_min_epochs and not _event_related(context, thresholds):
             rules.append("few_long_epochs")
             parts.append(f"{n_long} unmodelled epoch(s) last at least "
                          f"{thresholds.baseline_epoch_seconds:g} s (need {int(thresholds.baseline_min_epochs)})")

@@ -169,21 +169,56 @@ _TRANSIENT_MEMO: dict[tuple, Transients | None] = {}
 
 
 def detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] = (),
-                      motion_flagged: Sequence[int] = (), k: float = TRANSIENT_K) -> Transients | None:
+                      motion_flagged: Sequence[int] = (), k: float = TRANSIENT_K,
+                      task: np.ndarray | None = None) -> Transients | None:
     """Memoised :func:`_detect_transients` (the audit and the signal library ask for the same series;
     keyed by the series' bytes, so a changed series is never served a stale answer)."""
     arr = np.ascontiguousarray(series, dtype=float)
+    tk = None if task is None else np.ascontiguousarray(task, dtype=float)
     key = (name, arr.tobytes(), tuple(sorted(int(v) for v in nonsteady)),
-           tuple(sorted(int(v) for v in motion_flagged)), float(k))
+           tuple(sorted(int(v) for v in motion_flagged)), float(k), None if tk is None else (tk.shape, tk.tobytes()))
     if key not in _TRANSIENT_MEMO:
         if len(_TRANSIENT_MEMO) >= 8:
             _TRANSIENT_MEMO.clear()
-        _TRANSIENT_MEMO[key] = _detect_transients(name, arr, nonsteady, motion_flagged, k)
+        _TRANSIENT_MEMO[key] = _detect_transients(name, arr, nonsteady, motion_flagged, k, tk)
     return _TRANSIENT_MEMO[key]
 
 
-def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] = (),
-                       motion_flagged: Sequence[int] = (), k: float = TRANSIENT_K) -> Transients | None:
+def task_columns_full(design: pd.DataFrame, task_columns: Sequence[str], rows: Sequence[int] | np.ndarray | None,
+                      n_total: int) -> np.ndarray | None:
+    """The conditions' design columns at every acquired volume (0 where a volume has no design row), for
+    :func:`detect_transients`; None when the design has no condition column."""
+    cols = [c for c in design.columns if str(c) in set(map(str, task_columns))]
+    if not cols:
+        return None
+    r = np.arange(len(design)) if rows is None else np.asarray(rows, dtype=int)
+    out = np.zeros((max(int(n_total), int(r.max()) + 1 if r.size else 0), len(cols)))
+    out[r] = design[cols].to_numpy(dtype=float)
+    return out
+
+
+def _without_task(dev: np.ndarray, task: np.ndarray, steady: np.ndarray, k: float) -> np.ndarray:
+    """``dev`` minus the conditions' fitted response (OLS on the task columns + a constant over the steady
+    volumes, refitted once without the volumes the first fit leaves far out), so a task response is never
+    read as a transient."""
+    T = np.column_stack([task, np.ones(dev.size)])
+    ok = steady & np.isfinite(dev)
+    for _ in range(2):
+        if ok.sum() <= T.shape[1]:
+            return dev
+        b = np.linalg.lstsq(T[ok], dev[ok], rcond=None)[0]
+        r = dev - T @ b
+        rs = r[ok]
+        sd = 1.4826 * float(np.median(np.abs(rs - np.median(rs))))
+        if not sd > 0:
+            break
+        ok = ok & (np.abs(r - np.median(rs)) <= k * sd)
+    return dev - task @ b[:-1]
+
+
+def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] = (),  # noqa: C901
+                       motion_flagged: Sequence[int] = (), k: float = TRANSIENT_K,
+                       task: np.ndarray | None = None) -> Transients | None:
     """Volumes whose signal departs from the steady level by more than the signal's own noise allows.
 
     ``dev = 100 (s / median_steady - 1)`` (percent of the median over the volumes not
@@ -211,6 +246,8 @@ def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] =
     if med == 0:
         return None
     dev = 100.0 * (s / med - 1.0)
+    if task is not None and task.shape[0] == s.size and task.shape[1]:
+        dev = _without_task(dev, task, steady, float(k))
     # scan-to-scan noise: robust SD of the first differences of the steady volumes / sqrt 2 (slow drift and
     # random walks barely enter it)
     d = np.diff(np.where(steady, dev, np.nan))
@@ -233,18 +270,38 @@ def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] =
     rough = median_filter(np.where(steady, dev, level), size=2 * w + 1, mode="constant", cval=level)
     cand = np.flatnonzero(np.isfinite(dev) & (np.abs(dev - rough) > 0.5 * thr))
     stands = np.zeros(s.size, dtype=bool)
-    for v in cand.tolist():
+    local_of: dict[int, float] = {}
+    for v in sorted(set(cand.tolist()) | ns):
         nb = np.concatenate([steady_dev[max(v - w, 0):v], steady_dev[v + 1:v + 1 + w]])
         nb = nb[np.isfinite(nb)]
-        local = float(np.median(nb)) if nb.size else 0.0
+        local_of[v] = local = float(np.median(nb)) if nb.size else 0.0
         stands[v] = abs(dev[v] - local) > thr
+    # the level a standing-out volume departs from: its neighbours that do not stand out themselves
+    calm = np.where(stands, np.nan, steady_dev)
+    for v in local_of:
+        nb = np.concatenate([calm[max(v - w, 0):v], calm[v + 1:v + 1 + w]])
+        nb = nb[np.isfinite(nb)]
+        if nb.size:
+            local_of[v] = float(np.median(nb))
     lead = 0
     while lead < s.size and (stands[lead] or lead in ns):
         lead += 1
+    # after the run start, a spike also departs by more than the threshold from the mean of its immediate
+    # neighbours that do not stand out themselves (a pair of spikes is two spikes); a volume whose two
+    # neighbours both stand out sits inside a smooth excursion: a hemodynamic response (e.g. to an
+    # unmodelled cue) rises and falls over several volumes and is not a transient
+    first = stands.copy()
+    for v in np.flatnonzero(first).tolist():
+        if v < lead or v in ns:
+            continue
+        nbv = [dev[u] for u in (v - 1, v + 1) if 0 <= u < s.size and np.isfinite(dev[u]) and not first[u]]
+        if not nbv or abs(dev[v] - float(np.mean(nbv))) <= thr:
+            stands[v] = False
     vols = []
     for v in np.flatnonzero(stands | np.isin(np.arange(s.size), sorted(ns))).tolist():
         flagged_by = [c for c, on in (("non_steady_state_outlier", v in ns), ("motion_outlier", v in mo)) if on]
-        vols.append({"volume": int(v), "excess_percent": float(dev[v]), "stands_out": bool(stands[v]),
+        # the excess over the local steady level (slow drift around the volume is not part of it)
+        vols.append({"volume": int(v), "excess_percent": float(dev[v] - local_of.get(v, 0.0)), "stands_out": bool(stands[v]),
                      "position": "run_start" if v < lead else "spike", "flagged_by": flagged_by})
     return Transients(name, med, noise, thr, tuple(vols))
 
@@ -539,13 +596,17 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,  # 
     transients = None
     if gs is not None:
         full_gs = np.asarray(gs, dtype=float)
-        transients = detect_transients("global_signal", full_gs, sorted(flagged), sorted(scrubbed))
+        transients = detect_transients("global_signal", full_gs, sorted(flagged), sorted(scrubbed),
+                                       task=task_columns_full(design, task_columns, rows_arr, full_gs.size))
     if scrubbed:
         classes = classes.copy()
         classes[np.isin(rows_arr, sorted(scrubbed)) & (classes != "nonsteady")] = "high_motion"
     if transients is not None and transients.unflagged():
         classes = classes.copy()
         classes[np.isin(rows_arr, transients.unflagged()) & (classes != "nonsteady")] = "transient"
+    # the noise is measured on the scans without a transient cause (flagged, unflagged, high-motion): a
+    # spike left in the model is a cause to grade, not noise that would hide it
+    quiet_rows = steady_rows & ~np.isin(classes, _EXCLUDED)
     order = class_order(classes.tolist())
     masks = {k: classes == k for k in order}
     ref_rows, ref_def = reference_rows(classes)
@@ -584,7 +645,7 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,  # 
         ref = None
         spill = None
         if np.isfinite(y).all():
-            rsd = residual_sd(y, X, steady_rows, pinv, rank) if not own else residual_sd(y, X[:, keep], steady_rows)
+            rsd = residual_sd(y, X, quiet_rows, pinv, rank) if not own else residual_sd(y, X[:, keep], steady_rows)
             if task_idx and not own:
                 spill = X[:, task_idx] @ (pinv[task_idx] @ y)   # the conditions' fitted response at every row
             if ref_rows.any():
@@ -606,10 +667,20 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,  # 
             continue
         fits = _fit_noise_model(y, X, pinv, rank, vectors, noise_model, masks, ref, remainder, spill)
         if sig == "global_signal" and rsd is not None:
-            beta = pinv @ y
-            rho_b = _lag1(y - X @ beta, steady_rows)
+            # loadings from the scans without a transient cause (flagged, unflagged, high-motion): a bright
+            # volume is not read as the loading of a confound that happens to be large there
+            out_rows = np.isin(classes, _EXCLUDED)
+            pl = pinv if not out_rows.any() else np.linalg.pinv(np.where(out_rows[:, None], 0.0, X))
+            beta = pl @ np.where(out_rows, 0.0, y)
+            rho_b = _lag1(y - X @ beta, steady_rows & ~out_rows)
             # two autocorrelated series: inflate the white-noise SE as for AR(1) noise
-            se_b = rsd * np.sqrt((pinv ** 2).sum(axis=1) * (1.0 + rho_b) / (1.0 - rho_b))
+            se_b = rsd * np.sqrt((pl ** 2).sum(axis=1) * (1.0 + rho_b) / (1.0 - rho_b))
+            # and the loading must hold scan to scan: two slowly wandering series (a random-walk head
+            # position, a drifting global signal) correlate by chance; the SE is widened to the first-
+            # difference fit's when that gives a smaller |t| (Frisch-Waugh: column j after the others is
+            # pl[j] / ||pl[j]||², the signal after the others is the residual plus β_j times it)
+            se_b = np.maximum(se_b, _difference_se(pl, beta, np.where(out_rows, 0.0, y - X @ beta),
+                                                   steady_rows & ~out_rows))
             loadings[sig] = {c: (float(beta[i]), float(se_b[i])) for i, c in enumerate(cols)}
         yr = y - ref
         # cause classes: the deviation beyond the steady level *and* beyond the conditions' fitted response
@@ -623,7 +694,7 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,  # 
             parts_all = parts_all - np.where(is_cause[:, None], sw, 0.0)
             spill_part = (W * np.where(cause_rows, spill, 0.0)[:, None]).sum(axis=0)
         sigma = rsd if rsd is not None and np.isfinite(rsd) else float("nan")
-        rho = _lag1(y - X @ (pinv @ y), steady_rows)
+        rho = _lag1(y - X @ (pinv @ y), quiet_rows)
         quad = _ar1_quadratic(M, W, rho) if order else sum_w2
         se_all = sigma * np.sqrt(quad + sum_w ** 2 * (np.pi / (2.0 * n_ref)) * (1.0 + rho) / (1.0 - rho))
         # the placebo SE: for the causes only (terms are never an answer) and for the global signal only (the
@@ -649,6 +720,35 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,  # 
                 by_class=by_class, by_class_estimate=parts, by_class_se=by_se, by_class_t=by_t,
                 by_class_kind={k: class_kind(k) for k in by_class})
     return MeasuredResult(signals=summaries, contrasts=per_contrast, missing=tuple(missing), loadings=loadings)
+
+
+def _difference_se(pl: np.ndarray, beta: np.ndarray, e: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per design column, the SE that gives its coefficient the |t| of a fit on first differences.
+
+    ``pl``: the design's pseudo-inverse (p × n); column j after the others is ``x̃ = pl[j] / ||pl[j]||²``
+    and the signal after the others is ``e + β_j x̃``; both are differenced over consecutive ``rows``
+    and ``|β_j| / |t_diff|`` is returned (0 where the difference fit is not defined).
+    """
+    pair = rows[1:] & rows[:-1]
+    nrm = np.einsum("pn,pn->p", pl, pl)
+    out = np.zeros(pl.shape[0])
+    if pair.sum() < 3:
+        return out
+    for j in range(pl.shape[0]):
+        if not nrm[j] > 0:
+            continue
+        xt = pl[j] / nrm[j]
+        r = e + beta[j] * xt
+        dz, de = (xt[1:] - xt[:-1])[pair], (r[1:] - r[:-1])[pair]
+        ss = float(dz @ dz)
+        if ss <= 0:
+            continue
+        b = float(dz @ de) / ss
+        res = de - b * dz
+        sd = float(np.sqrt(res @ res / (dz.size - 1)))
+        t = b / (sd / np.sqrt(ss)) if sd > 0 else 0.0
+        out[j] = abs(float(beta[j])) / abs(t) if t else np.inf
+    return out
 
 
 def _lag1(e: np.ndarray, rows: np.ndarray) -> float:
@@ -731,7 +831,8 @@ class NoiseLevel:
 
 
 def measured_nonsteady_excess(context, volumes: Sequence[int], signal: str = "global_signal") -> np.ndarray | None:
-    """Percent excess ``100 (s[k] / steady median - 1)`` of ``volumes``, or None if ``signal`` is not measured."""
+    """Percent excess ``100 (s[k] / local steady level - 1)`` of ``volumes`` (the level: median of the
+    unflagged volumes within ``LOCAL_WINDOW`` on each side), or None if ``signal`` is not measured."""
     series = (context.measured_signals or {}).get(signal)
     if series is None:
         return None
@@ -742,9 +843,18 @@ def measured_nonsteady_excess(context, volumes: Sequence[int], signal: str = "gl
         med, excess = summarize_signal(signal, s, context.nonsteady_volumes)
     except ValueError:
         return None
-    by_vol = dict(zip(sorted(int(v) for v in context.nonsteady_volumes if 0 <= int(v) < s.size), excess))
-    out = np.array([by_vol.get(int(v), 100.0 * (s[int(v)] / med - 1.0)) for v in volumes], dtype=float)
-    return out if np.isfinite(out).all() else None
+    # each volume's excess over its local steady level (the median of the unflagged volumes within
+    # LOCAL_WINDOW on each side): the run start's level, not the whole run's, which the task raises
+    flagged = set(int(v) for v in context.nonsteady_volumes)
+    steady = np.array([i not in flagged for i in range(s.size)]) & np.isfinite(s)
+    out = []
+    for v in (int(v) for v in volumes):
+        lo, hi = max(v - LOCAL_WINDOW, 0), min(v + LOCAL_WINDOW + 1, s.size)
+        nb = s[lo:hi][steady[lo:hi]]
+        level = float(np.median(nb)) if nb.size else med
+        out.append(100.0 * (s[v] / level - 1.0) if level else np.nan)
+    arr = np.asarray(out, dtype=float)
+    return arr if np.isfinite(arr).all() else None
 
 
 def noise_level(design: pd.DataFrame, context, signal: str = "global_signal",

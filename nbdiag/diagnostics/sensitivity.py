@@ -119,7 +119,7 @@ from __future__ import annotations
 
 import re
 from functools import cached_property
-from dataclasses import dataclass, field
+from dataclasses import replace, dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -137,6 +137,7 @@ from nbdiag.diagnostics.measured import (
     TRANSIENT_K,
     NoiseLevel,
     detect_transients,
+    task_columns_full,
     measured_nonsteady_excess,
 )
 from nbdiag.core.findings import Finding
@@ -146,6 +147,11 @@ from nbdiag.core import codes
 from nbdiag.core.labels import SCAN_CLASS_TABLE
 
 RUN_START_TAU_S = 20.0
+#: Other settling time constants (s) whose fit a measured global signal may prefer (:func:`footprints`).
+RUN_START_ALT_TAU_S = (6.0, 10.0, 40.0)
+#: Cue lengths (s, ending at the block onset) whose fit a measured global signal may prefer to the whole
+#: pre-block gap (:func:`footprints`).
+CUE_LENGTHS_S = (2.0, 4.0, 6.0)
 
 #: Grey-matter T1 (s) at 3 T used for the non-steady-state excess.
 NSS_T1_S = 1.4
@@ -195,6 +201,9 @@ class Signal:
     #: in the global signal rescales the bias (:func:`assess_sensitivity`)
     column: str | None = None
     per_unit: float = 1.0
+    #: other shapes of the same cause (label, values at the design rows) whose size a measured signal may
+    #: fit better (:func:`footprints` keeps the best-fitting one): settling time constants, cue lengths
+    alternatives: tuple[tuple[str, np.ndarray], ...] = ()
 
     @property
     def family(self) -> str:
@@ -243,15 +252,18 @@ def _event_arrays(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
     return (events["onset"].to_numpy(float), events["duration"].to_numpy(float), np.asarray(types, dtype=object))
 
 
-def transient_signal(context: DesignContext, idx_list: list[int]) -> Signal | None:
+def transient_signal(context: DesignContext, idx_list: list[int], design: pd.DataFrame | None = None,
+                     roles: Mapping[str, str] | None = None) -> Signal | None:
     """``transient``: the measured excess of the volumes that stand out in ``global_signal`` and that no
     fMRIPrep column flags (:func:`nbdiag.diagnostics.measured.detect_transients`), at the design rows
     that keep them; None when there are none (or nothing is measured)."""
     gs = (context.measured_signals or {}).get("global_signal")
     if gs is None:
         return None
+    task = None if design is None else task_columns_full(
+        design, [c for c in design.columns if (roles or {}).get(c) == "task"], idx_list, len(gs))
     found = detect_transients("global_signal", np.asarray(gs, dtype=float), context.nonsteady_volumes,
-                              () if context.sample_mask_applied else context.scrub_volumes)
+                              () if context.sample_mask_applied else context.scrub_volumes, task=task)
     if found is None:
         return None
     pos = {v: i for i, v in enumerate(idx_list)}
@@ -305,7 +317,7 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
             if v in pos:
                 m[pos[v]] = exc[v]
         out.append(Signal("nonsteady", label, "% signal", m, typical=1.0, magnitude_source=source))
-    tr_sig = transient_signal(context, idx_list)
+    tr_sig = transient_signal(context, idx_list, design, roles)
     if tr_sig is not None:
         out.append(tr_sig)
     unmod = context.unmodeled_events
@@ -329,6 +341,16 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
         pre = [e for e in epochs if e["kind"] == "short_gap" and e.get("position") == "pre_block"]
         gap_signal(pre, 0.5, "pre_block", f"a 0.5 % HRF response during the unmodelled time right before "
                    f"each of the {len(pre)} blocks (where a cue would be)", 1.0)
+        if pre and out and out[-1].source == "pre_block":
+            # shorter cues ending at the block onset: the measured signal picks the length it holds
+            alts = []
+            for d in CUE_LENGTHS_S:
+                ends = np.array([g["start"] + g["duration"] for g in pre], dtype=float)
+                du = np.minimum(np.array([g["duration"] for g in pre], dtype=float), d)
+                m = 0.5 * _convolved_arrays(ends - du, du, context, full, idx)
+                if np.any(m):
+                    alts.append((f"a {d:g}-s cue before each block", m))
+            out[-1] = replace(out[-1], alternatives=tuple(alts))
         gaps = [e for e in epochs if e["kind"] == "short_gap" and e.get("position") != "pre_block"]
         gap_signal(gaps, 0.25, "short_gaps", f"a 0.25 % HRF response during the {len(gaps)} short transition "
                    f"gaps between events", 0.5)
@@ -344,7 +366,9 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
     t0 = full[idx[0]] if n else 0.0
     times = full[idx]
     out.append(Signal("run_start", f"1 % signal settling at the run start (time constant {RUN_START_TAU_S:g} s)",
-                      "% signal", np.exp(-(times - t0) / RUN_START_TAU_S), typical=1.0))
+                      "% signal", np.exp(-(times - t0) / RUN_START_TAU_S), typical=1.0,
+                      alternatives=tuple((f"settling with time constant {tau:g} s", np.exp(-(times - t0) / tau))
+                                         for tau in RUN_START_ALT_TAU_S)))
     n_tot = full.size
     n_drift = sum(1 for c in design.columns if roles.get(c) == "drift")
     k = n_drift + 1 if (context.drift_model or "").lower() in ("cosine", "polynomial") else 1
@@ -516,6 +540,24 @@ def confound_signals(design: pd.DataFrame, roles: dict[str, str], context: Desig
     return out
 
 
+def _difference_t(z: np.ndarray, e: np.ndarray, pair: np.ndarray) -> float:
+    """t of ``z``'s coefficient in ``e`` fitted on first differences (consecutive kept scans, ``pair``).
+
+    Two slowly wandering series (a random-walk head position and a drifting global signal) correlate by
+    chance however long the run ("spurious regression"); their differences do not. A footprint is a
+    cause only when it also holds scan to scan: task-locked motion changes with the blocks, and the
+    signal changes with it.
+    """
+    dz, de = (z[1:] - z[:-1])[pair], (e[1:] - e[:-1])[pair]
+    ss = float(dz @ dz)
+    if dz.size < 3 or ss <= 0:
+        return 0.0
+    b = float(dz @ de) / ss
+    r = de - b * dz
+    sd = float(np.sqrt(r @ r / (dz.size - 1)))
+    return b / (sd / np.sqrt(ss)) if sd > 0 else 0.0
+
+
 def left_out_confound_signals(design: pd.DataFrame, context: DesignContext) -> list[Signal]:
     """``confound_left_out:<column>``: the measured footprint of a motion column the model leaves out.
 
@@ -525,8 +567,10 @@ def left_out_confound_signals(design: pd.DataFrame, context: DesignContext) -> l
     design, ``e`` the residual of ``y``), ``SE = σ / ||z⊥|| · sqrt((1 + ρ) / (1 − ρ))`` (σ, ρ: the
     residual's SD and lag-1 autocorrelation). Only a footprint distinguishable from zero
     (``|β / SE| >= DISTINCT_T``) gives a signal, ``m = β z``: a contrast's estimate then carries
-    ``wᵀm = β wᵀz`` of that motion (size measured). Motion that leaves no trace in the signal,
-    however it correlates with the task, gives none: it is not a cause.
+    ``wᵀm = β wᵀz`` of that motion (size measured). The footprint must also hold on first differences
+    (:func:`_difference_t`): a random-walk head position and a drifting signal correlate by chance.
+    Motion that leaves no trace in the signal, however it correlates with the task, gives none: it is
+    not a cause.
     """
     from nbdiag.diagnostics.measured import nilearn_scale
 
@@ -573,7 +617,7 @@ def left_out_confound_signals(design: pd.DataFrame, context: DesignContext) -> l
         beta = float(zp @ ek) / ss
         se = sd / np.sqrt(ss) * np.sqrt((1.0 + rho) / (1.0 - rho))
         t = beta / se
-        if abs(t) < DISTINCT_T:
+        if abs(t) < DISTINCT_T or abs(_difference_t(zp, ek, pair)) < DISTINCT_T:
             continue
         out.append(Signal(f"confound_left_out:{c}",
                           f"{c}, left out of the model, whose footprint the global signal carries ({beta:+.3g} % "
@@ -760,14 +804,17 @@ class MeasuredSizes:
     loadings: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     #: source -> (multiple of the assumed size the global signal holds, its SE) (:func:`footprints`)
     footprints: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    #: source -> label of the shape the global signal fits better than the assumed one (:func:`footprints`)
+    shapes: Mapping[str, str] = field(default_factory=dict)
 
 
 #: Families whose assumed-size signal is fitted beside the design in the global signal (a footprint).
-FOOTPRINT_FAMILIES = ("unmodeled", "short_gaps", "pre_block", "run_start")
+FOOTPRINT_FAMILIES = ("unmodeled", "short_gaps", "pre_block", "run_start", "slow_drift")
 
 
 def footprints(design: np.ndarray, pinv: np.ndarray, y: np.ndarray, sd: float, signals: list[Signal],
-               excluded: np.ndarray) -> dict[str, tuple[float, float]]:
+               excluded: np.ndarray, shapes: dict[str, tuple[str, np.ndarray]] | None = None
+               ) -> dict[str, tuple[float, float]]:
     """How much of each assumed-size signal the measured series ``y`` holds, fitted beside the design.
 
     For a signal ``m`` (at its assumed size) of ``FOOTPRINT_FAMILIES``: ``m⊥ = m − X pinv(X) m``,
@@ -776,28 +823,48 @@ def footprints(design: np.ndarray, pinv: np.ndarray, y: np.ndarray, sd: float, s
     autocorrelation (clipped to [0, 0.95]). Rows of flagged, transient and high-motion volumes
     (``excluded``) are left out of both. ``β = 1`` means the data hold the signal at its assumed
     size; the measured bias on a contrast is then ``β × bias``.
+
+    A signal with ``alternatives`` (other shapes of the same cause) is fitted in each shape and the shape
+    with the largest ``|β / SE|`` is kept; when that is an alternative, ``shapes[source]`` receives its
+    ``(label, values)`` and the returned ``(β, SE)`` are for that shape (the caller rescales per contrast).
     """
     out: dict[str, tuple[float, float]] = {}
     sel = [sg for sg in signals if sg.family in FOOTPRINT_FAMILIES and sg.magnitude_source == "assumed"]
     if not sel or not np.isfinite(sd) or sd <= 0:
         return out
     X = np.asarray(design, dtype=float)
-    e = y - X @ (pinv @ y)
     keep = ~np.asarray(excluded, dtype=bool)
+    if not keep.all():   # the design fitted without the excluded scans (a bright volume must not bend the fit)
+        pinv = np.linalg.pinv(np.where(keep[:, None], X, 0.0))
+        y = np.where(keep, y, 0.0)
+    e = y - X @ (pinv @ y)
     pair = keep[1:] & keep[:-1]
     a, b = e[1:][pair], e[:-1][pair]
     den = float(np.sqrt((a @ a) * (b @ b)))
     rho = min(max(float(a @ b) / den if den > 0 else 0.0, 0.0), 0.95)
     infl = np.sqrt((1.0 + rho) / (1.0 - rho))
-    Mm = np.column_stack([sg.values for sg in sel])
+    cands = [(sg.source, None, sg.values) for sg in sel] + [(sg.source, lab, v) for sg in sel
+                                                             for lab, v in sg.alternatives]
+    Mm = np.column_stack([v for _, _, v in cands])
     Mp = Mm - np.einsum("np,pk->nk", X, np.einsum("pn,nk->pk", pinv, Mm))
     Mp[~keep] = 0.0
     ek = np.where(keep, e, 0.0)
     ss = (Mp ** 2).sum(axis=0)
-    for j, sg in enumerate(sel):
+    best_t: dict[str, float] = {}
+    for j, (src, lab, v) in enumerate(cands):
         if ss[j] <= 1e-12 * max(float((Mm[:, j] ** 2).sum()), 1e-300):
             continue
-        out[sg.source] = (float(Mp[:, j] @ ek / ss[j]), float(sd / np.sqrt(ss[j]) * infl))
+        beta, se = float(Mp[:, j] @ ek / ss[j]), float(sd / np.sqrt(ss[j]) * infl)
+        t = abs(beta / se) if se > 0 else 0.0
+        if src in best_t and t <= best_t[src]:
+            continue
+        best_t[src] = t
+        out[src] = (beta, se)
+        if shapes is not None:
+            if lab is None:
+                shapes.pop(src, None)
+            else:
+                shapes[src] = (lab, v)
     return out
 
 
@@ -810,8 +877,11 @@ def _measured_size(sig: Signal, bias: float, measured: MeasuredSizes | None) -> 
         t = beta / se if se > 0 else None
         # the part's t has the sign of the part (beta × the assumed bias), not of beta alone
         t_part = None if t is None else float(t * np.sign(bias)) if bias != 0 else 0.0
-        return float(beta * bias), t_part, (f"its fitted size in the global signal ({beta:.2g} × the assumed size, "
-                                            f"t = {t:.1f})" if t is not None else "its fitted size in the global signal")
+        shape = measured.shapes.get(sig.source)
+        how = f"as {shape}, " if shape else ""
+        return float(beta * bias), t_part, (f"its fitted size in the global signal ({how}{beta:.2g} × the assumed "
+                                            f"size, t = {t:.1f})" if t is not None else
+                                            "its fitted size in the global signal")
     cls = MEASURED_CLASS.get(sig.family)
     if cls is not None:
         part, t = measured.parts.get(cls, (0.0, 0.0))

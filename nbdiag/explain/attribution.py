@@ -469,11 +469,13 @@ def _measured(gs: Mapping[str, Any] | None) -> bool:
 
 
 def distinct_causes(gs: Mapping[str, Any] | None, distinct_t: float = DISTINCT_T,
-                    material_sd: float = 0.5) -> list[tuple[str, float]]:
+                    material_sd: float = 0.5, exclude: Sequence[str] = ()) -> list[tuple[str, float]]:
     """``(class, part %)`` of the measured cause parts distinguishable from zero (``|t| >= distinct_t``)
-    and material (at least ``material_sd`` times the estimate's own SE), largest first."""
-    if not _measured(gs):
+    and material (at least ``material_sd`` times the estimate's own SE), largest first; classes in
+    ``exclude`` are left out (:func:`uncorroborated`)."""
+    if gs is None or not _measured(gs):
         return []
+    gs = {**gs, "by_class": {k: v for k, v in gs["by_class"].items() if k not in set(exclude)}}
     kinds, ts = gs.get("by_class_kind") or {}, gs.get("by_class_t") or {}
     se_total = gs.get("se")
     floor = material_sd * float(se_total) if se_total is not None and np.isfinite(se_total) else 0.0
@@ -483,8 +485,21 @@ def distinct_causes(gs: Mapping[str, Any] | None, distinct_t: float = DISTINCT_T
                   key=lambda kv: -abs(kv[1]))
 
 
+def uncorroborated(sensitivity: Sequence[Mapping[str, Any]], distinct_t: float = DISTINCT_T) -> tuple[str, ...]:
+    """Cause classes whose part alone does not make them a cause: ``run_edge`` unless the fitted run-start
+    settling footprint is distinguishable from zero too. The run edges are where a slowly wandering signal
+    departs most from the baseline level, so their part is distinct in clean runs with a random-walk
+    drift (verdict battery: clean studies named a run-edge cause); settling shows as the fitted shape."""
+    for e in sensitivity:
+        if e.get("source") == "run_start":
+            t = e.get("measured_t")
+            if t is not None and np.isfinite(t) and abs(float(t)) >= distinct_t:
+                return ()
+    return ("run_edge",)
+
+
 def measured_answer(name: str, gs: Mapping[str, Any] | None, distinct_t: float = DISTINCT_T,
-                    material_sd: float = 0.5) -> str:
+                    material_sd: float = 0.5, exclude: Sequence[str] = ()) -> str:
     """The answer from the measured global signal: the cause parts of :func:`distinct_causes`,
     largest first, with size, t and — when the estimate itself is distinguishable from zero —
     share; otherwise that nothing in the design explains it. Empty when nothing was measured."""
@@ -494,7 +509,7 @@ def measured_answer(name: str, gs: Mapping[str, Any] | None, distinct_t: float =
     tt = gs.get("t")
     total_ok = tt is not None and np.isfinite(tt) and abs(float(tt)) >= distinct_t
     ts, ses = gs.get("by_class_t") or {}, gs.get("by_class_se") or {}
-    causes = distinct_causes(gs, distinct_t, material_sd)
+    causes = distinct_causes(gs, distinct_t, material_sd, exclude)
     head = (f"Measured in this run's global signal (OLS, % signal; SE from its residual noise), {name} is "
             f"{total:+.3g} %" + (f" (t = {float(tt):.1f})" if tt is not None and np.isfinite(tt) else ""))
     if causes:
@@ -547,8 +562,9 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
         def measured(e: Mapping[str, Any]) -> bool:
             return str(e.get("magnitude_source") or "assumed").startswith("measured")
 
-        answer = measured_answer(name, ci.measured_gs, material_sd=th.sensitivity_warn)
-        if distinct_causes(ci.measured_gs, material_sd=th.sensitivity_warn):  # named there, graded by no check
+        skip = uncorroborated(ci.sensitivity)
+        answer = measured_answer(name, ci.measured_gs, material_sd=th.sensitivity_warn, exclude=skip)
+        if distinct_causes(ci.measured_gs, material_sd=th.sensitivity_warn, exclude=skip):  # named, graded by no check
             tail = (f" No check of this design grades a cause of {name} at the warn size ({th.sensitivity_warn:g} σ), "
                     f"but the run's measured global signal holds a cause part distinguishable from zero (last "
                     f"sentence): its assumed shape is not borne out, so it is reported, not graded; look at those "
@@ -597,5 +613,6 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
                     others.append(f"it {word} {o.name} by {abs(_sd(oe)):.2f} σ")
             if others:
                 s3 = " For comparison, " + "; ".join(others) + "."
-    answer = measured_answer(name, ci.measured_gs, material_sd=th.sensitivity_warn)
+    answer = measured_answer(name, ci.measured_gs, material_sd=th.sensitivity_warn,
+                             exclude=uncorroborated(ci.sensitivity))
     return s1 + s2 + s3 + (" " + answer if answer else "")

@@ -211,8 +211,10 @@ def _measured_sizes(measured: Any, vectors: Mapping[str, np.ndarray], alg: Desig
     if summ.transients is not None:
         skip |= set(summ.transients.unflagged())
     excluded = np.isin(rows, sorted(skip))
+    shapes: dict[str, tuple[str, np.ndarray]] = {}
     foot = footprints(alg.X if hasattr(alg, "X") else design.to_numpy(dtype=float), alg.pinv, y, float(rsd),
-                      list(signals), excluded) if np.isfinite(y).all() else {}
+                      list(signals), excluded, shapes) if np.isfinite(y).all() else {}
+    by_source = {sg.source: sg for sg in signals}
     out = {}
     for name, vec in vectors.items():
         m = (measured.contrasts.get(name) or {}).get("global_signal")
@@ -221,9 +223,21 @@ def _measured_sizes(measured: Any, vectors: Mapping[str, np.ndarray], alg: Desig
         var = alg.variance(np.asarray(vec, float))
         if not var > 0:
             continue
+        foot_c = dict(foot)
+        if shapes:
+            # a better-fitting shape: express its fitted size as a multiple of the assumed signal's bias on
+            # this contrast, so that β × bias is the fitted shape's own bias (w · β m_shape)
+            w = alg.weights(np.asarray(vec, float))
+            for src, (_, v) in shapes.items():
+                b0, b1 = float(w @ by_source[src].values), float(w @ v)
+                beta, se = foot[src]
+                if abs(b0) > 1e-12 * max(by_source[src].max_abs, 1e-300):
+                    foot_c[src] = (beta * b1 / b0, se * abs(b1 / b0))
+                else:
+                    foot_c.pop(src, None)
         out[name] = MeasuredSizes(parts={k: (float(v), (m.by_class_t or {}).get(k)) for k, v in m.by_class.items()},
                                   sd=float(rsd * np.sqrt(var)), loadings=measured.loadings.get("global_signal", {}),
-                                  footprints=foot)
+                                  footprints=foot_c, shapes={k: lab for k, (lab, _) in shapes.items()})
     return out
 
 
@@ -231,7 +245,25 @@ def _measured_sizes(measured: Any, vectors: Mapping[str, np.ndarray], alg: Desig
 _MEASURED_RUN = {codes.NONSTEADY_UNHANDLED.code: ("nonsteady", "the flagged volumes' measured excess"),
                  codes.SCRUB_NOT_APPLIED.code: ("scrub", "the censored volumes' measured part"),
                  codes.CONFOUND_TASK_CORRELATED.code: ("confound:", "regressing out the task-locked confounds "
-                                                                    "(their measured loading in the global signal)")}
+                                                                    "(their measured loading in the global signal)"),
+                 codes.DRIFT_OVERLAP.code: ("slow_drift", "the slow drift just inside the pass band (its fitted size "
+                                                          "in the global signal)"),
+                 codes.HIGHPASS_CUTS_DESIGN.code: ("slow_drift", "the slow drift just inside the pass band (its fitted "
+                                                                 "size in the global signal)")}
+#: Run-level codes that are no cause at all when their measured effect is below the warn size (no pipeline
+#: error to fix): ``info``, "not a cause here".
+_INFO_WHEN_HARMLESS = (codes.CONFOUND_TASK_CORRELATED.code, codes.DRIFT_OVERLAP.code, codes.HIGHPASS_CUTS_DESIGN.code)
+
+
+def _variance_cause(f: Finding) -> Finding:
+    """``vif_high`` at its fail size is a variance cause (issue 20): it widens a beta's spread but moves no
+    estimate, so it warns and never fails the run; the contrasts it hits are graded by their own contrast
+    VIF (``contrast_variance_inflated``). Any other finding is returned unchanged."""
+    if f.code != codes.VIF_HIGH.code or f.severity != "fail":
+        return f
+    return replace(f, severity="warn", evidence={**f.evidence, "own_severity": f.severity, "rule": "variance cause"},
+                   message=f.message + " A variance cause, not a bias: it does not fail the run; the contrasts it "
+                                       "hits are graded by their contrast VIF.")
 
 
 def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], measured: Any,
@@ -270,7 +302,7 @@ def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], me
         return None
 
     out = []
-    for f in run_level:
+    for f in map(_variance_cause, run_level):
         spec = _MEASURED_RUN.get(f.code)
         eff = effects(spec[0]) if spec else None
         if spec is None or eff is None:
@@ -283,6 +315,12 @@ def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], me
         elif a >= th.sensitivity_warn:
             sev, words = "warn", (f" Measured: {spec[1]} moves {name} by {a:.2f} σ ({pct:+.3g} %), below the fail "
                                   f"size of {th.sensitivity_fail:g} σ.")
+        elif f.code in _INFO_WHEN_HARMLESS:
+            # no pipeline error: a confound that follows the task by chance, or a drift overlap, that leaves no
+            # measured footprint is no cause (issue 20), so it is context, not a warning
+            sev, words = "info", (f" Not a cause here: {spec[1]} moves no contrast by more than {a:.2f} σ "
+                                  f"(largest: {name}, {pct:+.3g} %; warn size {th.sensitivity_warn:g} σ): the "
+                                  f"measured signal carries no footprint of it.")
         else:
             sev, words = "warn", (f" Harmless here: {spec[1]} moves no contrast by more than {a:.2f} σ (largest: "
                                   f"{name}, {pct:+.3g} %; warn size {th.sensitivity_warn:g} σ), but the volumes "
