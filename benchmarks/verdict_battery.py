@@ -49,9 +49,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nbdiag.context import DesignContext  # noqa: E402
+from nbdiag.design.context import DesignContext  # noqa: E402
 from nbdiag.explain.audit import audit_design  # noqa: E402
-from nbdiag.thresholds import Thresholds  # noqa: E402
+from nbdiag.core.thresholds import Thresholds  # noqa: E402
 
 MOTION = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 CONTRASTS = {"zero_back": "zero_back", "two_back": "two_back", "two_back - zero_back": "two_back - zero_back"}

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import verdict_battery as vb  # noqa: E402
 
 from nbdiag.explain.audit import audit_design  # noqa: E402
-from nbdiag.thresholds import Thresholds  # noqa: E402
+from nbdiag.core.thresholds import Thresholds  # noqa: E402
 
 CASES = [
     ("cue_present", 201), ("cue_present", 202),
@@ -84,7 +84,7 @@ def test_event_related_designs_need_no_long_rest_epochs():
     import numpy as np
     import pandas as pd
 
-    from nbdiag.context import DesignContext
+    from nbdiag.design.context import DesignContext
     from nbdiag.diagnostics.baseline import _event_related
 
     th = Thresholds()
@@ -103,7 +103,7 @@ def test_task_response_is_not_a_transient_but_a_spike_is():
     import numpy as np
 
     from nbdiag.diagnostics.measured import _without_task, detect_transients
-    from nbdiag.hrf import compute_regressor_fast
+    from nbdiag.design.hrf import compute_regressor_fast
 
     n, t_r = 200, 2.0
     ft = np.arange(n) * t_r
@@ -144,7 +144,7 @@ def test_random_walks_leave_no_footprint_on_first_differences():
 
 
 def test_variance_cause_and_run_edge_corroboration():
-    from nbdiag import codes
+    from nbdiag.core import codes
     from nbdiag.explain.attribution import distinct_causes, uncorroborated
     from nbdiag.explain.audit import _variance_cause
 
