@@ -216,7 +216,7 @@ def _without_task(dev: np.ndarray, task: np.ndarray, steady: np.ndarray, k: floa
     return dev - task @ b[:-1]
 
 
-def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] = (),  # noqa: C901
+def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] = (),
                        motion_flagged: Sequence[int] = (), k: float = TRANSIENT_K,
                        task: np.ndarray | None = None) -> Transients | None:
     """Volumes whose signal departs from the steady level by more than the signal's own noise allows.
@@ -248,55 +248,15 @@ def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] =
     dev = 100.0 * (s / med - 1.0)
     if task is not None and task.shape[0] == s.size and task.shape[1]:
         dev = _without_task(dev, task, steady, float(k))
-    # scan-to-scan noise: robust SD of the first differences of the steady volumes / sqrt 2 (slow drift and
-    # random walks barely enter it)
-    d = np.diff(np.where(steady, dev, np.nan))
-    d = d[np.isfinite(d)]
-    if d.size < 3:
-        return None
-    noise = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2.0)
-    if not np.isfinite(noise) or noise <= 0:
+    noise = _scan_to_scan_noise(dev, steady)
+    if noise is None:
         return None
     thr = float(k) * noise
-    # local level: median of the steady neighbours within LOCAL_WINDOW volumes on each side (the volume
-    # itself left out), so a slowly wandering level is not read as a transient
-    w = LOCAL_WINDOW
-    steady_dev = np.where(steady, dev, np.nan)
-    # screen with a running median (the volume itself included; flagged volumes read as the steady
-    # median), then the exact rule for the few volumes the screen lets through
-    from scipy.ndimage import median_filter
-
-    level = float(np.median(dev[steady]))
-    rough = median_filter(np.where(steady, dev, level), size=2 * w + 1, mode="constant", cval=level)
-    cand = np.flatnonzero(np.isfinite(dev) & (np.abs(dev - rough) > 0.5 * thr))
-    stands = np.zeros(s.size, dtype=bool)
-    local_of: dict[int, float] = {}
-    for v in sorted(set(cand.tolist()) | ns):
-        nb = np.concatenate([steady_dev[max(v - w, 0):v], steady_dev[v + 1:v + 1 + w]])
-        nb = nb[np.isfinite(nb)]
-        local_of[v] = local = float(np.median(nb)) if nb.size else 0.0
-        stands[v] = abs(dev[v] - local) > thr
-    # the level a standing-out volume departs from: its neighbours that do not stand out themselves
-    calm = np.where(stands, np.nan, steady_dev)
-    for v in local_of:
-        nb = np.concatenate([calm[max(v - w, 0):v], calm[v + 1:v + 1 + w]])
-        nb = nb[np.isfinite(nb)]
-        if nb.size:
-            local_of[v] = float(np.median(nb))
+    stands, local_of = _standing_out(dev, steady, ns, thr)
     lead = 0
     while lead < s.size and (stands[lead] or lead in ns):
         lead += 1
-    # after the run start, a spike also departs by more than the threshold from the mean of its immediate
-    # neighbours that do not stand out themselves (a pair of spikes is two spikes); a volume whose two
-    # neighbours both stand out sits inside a smooth excursion: a hemodynamic response (e.g. to an
-    # unmodelled cue) rises and falls over several volumes and is not a transient
-    first = stands.copy()
-    for v in np.flatnonzero(first).tolist():
-        if v < lead or v in ns:
-            continue
-        nbv = [dev[u] for u in (v - 1, v + 1) if 0 <= u < s.size and np.isfinite(dev[u]) and not first[u]]
-        if not nbv or abs(dev[v] - float(np.mean(nbv))) <= thr:
-            stands[v] = False
+    _drop_smooth_excursions(dev, stands, ns, lead, thr)
     vols = []
     for v in np.flatnonzero(stands | np.isin(np.arange(s.size), sorted(ns))).tolist():
         flagged_by = [c for c, on in (("non_steady_state_outlier", v in ns), ("motion_outlier", v in mo)) if on]
@@ -304,6 +264,69 @@ def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] =
         vols.append({"volume": int(v), "excess_percent": float(dev[v] - local_of.get(v, 0.0)), "stands_out": bool(stands[v]),
                      "position": "run_start" if v < lead else "spike", "flagged_by": flagged_by})
     return Transients(name, med, noise, thr, tuple(vols))
+
+
+def _scan_to_scan_noise(dev: np.ndarray, steady: np.ndarray) -> float | None:
+    """Robust SD of the first differences of the steady volumes / sqrt 2 (slow drift and random walks
+    barely enter it); None with fewer than 3 differences or no spread."""
+    d = np.diff(np.where(steady, dev, np.nan))
+    d = d[np.isfinite(d)]
+    if d.size < 3:
+        return None
+    noise = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2.0)
+    if not np.isfinite(noise) or noise <= 0:
+        return None
+    return noise
+
+
+def _standing_out(dev: np.ndarray, steady: np.ndarray, ns: set[int], thr: float) -> tuple[np.ndarray, dict[int, float]]:
+    """Which volumes depart from their local steady level by more than ``thr``, and each one's level.
+
+    The local level is the median of the steady neighbours within ``LOCAL_WINDOW`` volumes on each
+    side (the volume itself left out), so a slowly wandering level is not read as a transient. A
+    running median screens the volumes first (the volume itself included; flagged volumes read as
+    the steady median), then the exact rule is applied to the few the screen lets through and to
+    the flagged ones. The level a standing-out volume departs from is then its neighbours that do
+    not stand out themselves.
+    """
+    from scipy.ndimage import median_filter  # scipy.ndimage loads only when a signal is measured
+
+    w = LOCAL_WINDOW
+    steady_dev = np.where(steady, dev, np.nan)
+    level = float(np.median(dev[steady]))
+    rough = median_filter(np.where(steady, dev, level), size=2 * w + 1, mode="constant", cval=level)
+    cand = np.flatnonzero(np.isfinite(dev) & (np.abs(dev - rough) > 0.5 * thr))
+    stands = np.zeros(dev.size, dtype=bool)
+    local_of: dict[int, float] = {}
+    for v in sorted(set(cand.tolist()) | ns):
+        nb = np.concatenate([steady_dev[max(v - w, 0):v], steady_dev[v + 1:v + 1 + w]])
+        nb = nb[np.isfinite(nb)]
+        local_of[v] = local = float(np.median(nb)) if nb.size else 0.0
+        stands[v] = abs(dev[v] - local) > thr
+    calm = np.where(stands, np.nan, steady_dev)
+    for v in local_of:
+        nb = np.concatenate([calm[max(v - w, 0):v], calm[v + 1:v + 1 + w]])
+        nb = nb[np.isfinite(nb)]
+        if nb.size:
+            local_of[v] = float(np.median(nb))
+    return stands, local_of
+
+
+def _drop_smooth_excursions(dev: np.ndarray, stands: np.ndarray, ns: set[int], lead: int, thr: float) -> None:
+    """After the run start, keep a spike only if it also departs by more than ``thr`` from the mean of
+    its immediate neighbours that do not stand out themselves (a pair of spikes is two spikes).
+
+    A volume whose two neighbours both stand out sits inside a smooth excursion: a hemodynamic
+    response (e.g. to an unmodelled cue) rises and falls over several volumes and is not a
+    transient. ``stands`` is updated in place.
+    """
+    first = stands.copy()
+    for v in np.flatnonzero(first).tolist():
+        if v < lead or v in ns:
+            continue
+        nbv = [dev[u] for u in (v - 1, v + 1) if 0 <= u < dev.size and np.isfinite(dev[u]) and not first[u]]
+        if not nbv or abs(dev[v] - float(np.mean(nbv))) <= thr:
+            stands[v] = False
 
 
 @dataclass(frozen=True)
