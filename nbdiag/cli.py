@@ -234,7 +234,7 @@ def _participant(args: argparse.Namespace) -> int:
                              keep_audits=False, progress=wants_live_progress())
     from nbdiag.core import codes
 
-    bugs = [a for a in result.internal_errors if (a.summary.error or {}).get("code") == codes.INTERNAL_ERROR.code]
+    bugs = [a for a in result.internal_errors if a.error_code == codes.INTERNAL_ERROR.code]
     if bugs:
         from nbdiag.outputs.files import run_folder
 

@@ -285,3 +285,84 @@ def test_read_record_tells_saved_design_records_apart(demo_output):
     assert isinstance(typed, SavedDesignRecord) and typed.design.n_scans == len(typed.design.frame_times)
     with pytest.raises(RecordFormatError, match="RunRecord|RunInfo"):
         RunRecord.from_json(data)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Leaf:
+    x: float | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Toy:
+    anything: Any
+    items: tuple[Any, ...]
+    free: Mapping[str, Any]
+    leaves: Mapping[str, _Leaf]
+    leaf_list: tuple[_Leaf, ...]
+    numbers: Mapping[str, float | None]
+    either: tuple[str, ...] | Mapping[str, Any] | codec.Absent = codec.ABSENT
+
+
+def test_the_generic_pair_on_every_kind_of_field():
+    data = {"anything": {"a": [1]}, "items": [1, "b"], "free": {"k": [None]}, "leaves": {"p": {"x": 1.5}},
+            "leaf_list": [{"x": None}], "numbers": {"a": 2, "b": None}, "either": {"m": 1}}
+    toy = codec.from_json(_Toy, data)
+    assert toy.items == (1, "b") and toy.leaves["p"] == _Leaf(x=1.5) and toy.leaf_list == (_Leaf(x=None),)
+    assert codec.to_json(toy) == data
+    assert codec.to_json(dataclasses.replace(toy, either=("s",)))["either"] == ["s"]
+    assert "either" not in codec.to_json(dataclasses.replace(toy, either=codec.ABSENT))
+    nan = dataclasses.replace(toy, numbers={"a": math.nan}, leaves={"p": _Leaf(x=math.inf)})
+    assert codec.to_json(nan)["numbers"] == {"a": None} and codec.to_json(nan)["leaves"] == {"p": {"x": None}}
+    from types import MappingProxyType
+
+    assert codec.to_json(MappingProxyType({"a": (1.0,)})) == {"a": [1.0]}
+    for key, bad, message in [("items", {}, "toy.items: expected a list"),
+                              ("free", [], "toy.free: expected an object"),
+                              ("leaves", [], "toy.leaves: expected an object"),
+                              ("leaves", {"p": {"x": "s"}}, "toy.leaves.p.x: str 's' is none of"),
+                              ("leaf_list", {}, "toy.leaf_list: expected a list"),
+                              ("leaf_list", [{"x": 1}, 3], "toy.leaf_list[1]: expected an object (_Leaf)"),
+                              ("numbers", [], "toy.numbers: expected an object"),
+                              ("numbers", {"a": "1"}, "toy.numbers['a']: str '1' is not")]:
+        with pytest.raises(RecordFormatError) as info:
+            codec.from_json(_Toy, {**data, key: bad}, "toy")
+        assert message in str(info.value), str(info.value)
+    with pytest.raises(RecordFormatError, match="<root>: expected an object"):
+        codec.from_json(_Toy, [], "")
+
+    @dataclasses.dataclass(frozen=True)
+    class Unsupported:
+        s: set[str]
+
+    with pytest.raises(TypeError, match="unsupported type"):
+        codec.from_json(Unsupported, {"s": []})
+    with pytest.raises(TypeError, match="unsupported type"):
+        codec.field_types(Unsupported) and codec._accepts(set[str])
+
+
+def test_non_finite_numbers_are_found_in_every_kind_of_list():
+    assert codec._finite_list([1e308, 1e308]) == [1e308, 1e308]  # the sum overflows; the values are finite
+    assert codec._finite_list([1.0, math.nan, None]) == [1.0, None, None]
+    assert codec._finite_list([1, 2]) == [1, 2] and codec._finite_list(["a", None]) == ["a", None]
+    assert codec._finite_list([math.inf, -1.0]) == [None, -1.0]
+    assert codec._finite_dict({"a": math.inf, "b": 1}) == {"a": None, "b": 1}
+
+
+def test_a_built_record_writes_the_json_it_encodes_to(demo_bids):
+    from nbdiag.config import load_config
+    from nbdiag.demo.run import CONFIG
+    from nbdiag.inputs.bids import discover_runs
+    from nbdiag.record.build import audit_run
+    from nbdiag.record.model import Provenance
+
+    settings = load_config(CONFIG).all_variants()[0]
+    run = discover_runs(demo_bids, settings.model)[0][0]
+    prov = Provenance(settings_hash="0" * 16, inputs={})
+    record = audit_run(run, settings, provenance=prov).record
+    assert isinstance(record, RunRecord) and record.provenance == prov
+    kept = record.to_json()
+    assert kept is record.to_json() and list(kept)[-1] == "provenance"
+    assert dumps_record(codec.to_json(record)) == dumps_record(kept)  # what the builder kept = the encoding
+    assert record.design.tsv == f"{run.prefix}_desc-{settings.variant}_design.tsv"
+    changed = dataclasses.replace(record, status="error")
+    assert changed.to_json()["status"] == "error" and kept["status"] == record.status  # a copy encodes afresh

@@ -244,7 +244,7 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
         line = _progress_line(bar.done + 1, n, done, seconds)
         if skipped:
             line = line.replace(f"  ({seconds:.1f} s)", "  (unchanged, skipped)")
-        bugs.extend(a for a in done if (a.summary.error or {}).get("code") == codes.INTERNAL_ERROR.code)
+        bugs.extend(a for a in done if a.error_code == codes.INTERNAL_ERROR.code)
         bar.update(line, [a.status for a in done], skipped=skipped,
                    details=_details(done) if verbose and not skipped else "")
         if (reports or keep_audits) and done:

@@ -26,7 +26,7 @@ from nbdiag.design.matrix import DesignResult, build_design
 from nbdiag.core.errors import InputError
 from nbdiag.inputs.events import events_outside_run, read_events, transform_events
 from nbdiag.core.findings import Finding, rank_findings, status_from_findings
-from nbdiag.record.model import Provenance, RunRecord
+from nbdiag.record.model import Provenance, RunError, RunRecord
 from nbdiag.record.types import RunSummary
 from nbdiag.inputs.fmriprep import load_run_confounds
 from nbdiag.core import codes
@@ -50,6 +50,14 @@ class RunAudit:
     @property
     def status(self) -> str:
         return self.record.status
+
+    @property
+    def error_code(self) -> str | None:
+        """The code of the record's ``error`` object (None when the run was audited)."""
+        record = self.record
+        if isinstance(record, RunSummary):
+            return (record.error or {}).get("code")
+        return record.error.code if isinstance(record.error, RunError) else None
 
     @property
     def summary(self) -> RunSummary:
@@ -393,6 +401,8 @@ def build_record(draft: DraftRun, provenance: Provenance | None = None,
     record = RunRecord.from_json(parts)
     if provenance is not None:
         record = replace(record, provenance=provenance)
+        parts = {**parts, "provenance": provenance.to_json()}
+    record._keep_json(parts)  # the writer's to_json() needs no second encoding (same JSON, tested)
     return RunAudit(draft.run, draft.variant, record, draft.design)
 
 

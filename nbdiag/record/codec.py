@@ -125,7 +125,10 @@ def _scalar_types(tp: Any) -> frozenset | None:
     if tp in _SCALARS:
         return frozenset(_SCALARS[tp])
     members = _union_members(tp)
-    if members is None or not all(m in _SCALARS for m in members):
+    if members is None:
+        return None
+    members = tuple(m for m in members if m is not Absent)  # ABSENT is never a JSON value
+    if not all(m in _SCALARS for m in members):
         return None
     return frozenset(t for m in members for t in _SCALARS[m])
 
@@ -186,6 +189,14 @@ def _make_decoder(tp: Any) -> Callable[[Any], Any]:  # noqa: C901 - one branch p
         return _identity
     if tp in _PRIMITIVES:
         return _PRIMITIVES[tp]
+    scalars = _scalar_types(tp)
+    if scalars is not None:  # a union of scalars (float | None ...): one set lookup
+        def decode_scalar(value: Any) -> Any:
+            if type(value) not in scalars:
+                raise RecordFormatError(f"{type(value).__name__} {value!r:.80} is none of "
+                                        f"{', '.join(t.__name__ for t in typing.get_args(tp) if t is not Absent)}")
+            return value
+        return decode_scalar
     if dataclasses.is_dataclass(tp):
         cls: type = tp  # type: ignore[assignment]
         return lambda v: _decode_dataclass(cls, v)
@@ -298,8 +309,9 @@ def _compile_dataclass_decoder(cls: type) -> Callable[[Any], Any]:
              "    try:"]
     for i, (name, tp, required) in enumerate(field_types(cls)):
         dec = _decoder(tp)
-        call = "v" if dec is _identity else f"d{i}(v)"
-        env[f"d{i}"] = dec
+        scalars = _scalar_types(tp)
+        call = "v" if dec is _identity else f"v if type(v) in s{i} else d{i}(v)" if scalars else f"d{i}(v)"
+        env[f"d{i}"], env[f"s{i}"] = dec, scalars
         lines += [f"        name = {name!r}",
                   f"        v = get({name!r}, ABSENT)",
                   "        if v is ABSENT:",
@@ -345,14 +357,29 @@ def from_json(cls: type[T], data: Any, path: str = "record") -> T:
         raise exc.at(path) from None
 
 
+def _all_finite(values: Any) -> bool:
+    """No NaN/inf among the floats of ``values`` (C-speed for the usual all-number or no-float lists)."""
+    try:
+        if _isfinite(sum(values)):  # a sum of finite numbers; NaN/inf (or an overflow) checked below
+            return True
+    except TypeError:  # None or text among them
+        pass
+    kinds = set(map(type, values))
+    if float not in kinds:
+        return True
+    if len(kinds) == 1:
+        return all(map(_isfinite, values))
+    return all(map(_isfinite, [v for v in values if type(v) is float]))
+
+
 def _finite_list(value: Any) -> list:
-    if all(type(v) is not float or _isfinite(v) for v in value):
+    if _all_finite(value):
         return list(value)
     return [None if type(v) is float and not _isfinite(v) else v for v in value]
 
 
 def _finite_dict(value: Any) -> dict:
-    if all(type(v) is not float or _isfinite(v) for v in value.values()):
+    if _all_finite(value.values()):
         return dict(value)
     return {k: None if type(v) is float and not _isfinite(v) else v for k, v in value.items()}
 

@@ -49,8 +49,17 @@ class JsonRecord:
     """Mixin: the generic JSON pair of every record dataclass (:mod:`nbdiag.record.codec`)."""
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form (dict in field order; ABSENT fields left out; NaN -> null)."""
-        return codec.to_json(self)
+        """The JSON form (dict in field order; ABSENT fields left out; NaN -> null).
+
+        A record made by the builder returns the JSON it was built from (equal to the encoded
+        form: every record the tests write is checked byte for byte); treat it as read-only.
+        """
+        built = self.__dict__.get("_built_from")
+        return built if built is not None else codec.to_json(self)
+
+    def _keep_json(self, data: dict[str, Any]) -> None:
+        """Keep ``data`` (what this value was decoded from, unchanged since) as its JSON form."""
+        object.__setattr__(self, "_built_from", data)
 
     @classmethod
     def from_json(cls: type[R], data: Mapping[str, Any], path: str = "record") -> R:
