@@ -366,3 +366,26 @@ def test_a_built_record_writes_the_json_it_encodes_to(demo_bids):
     assert record.design.tsv == f"{run.prefix}_desc-{settings.variant}_design.tsv"
     changed = dataclasses.replace(record, status="error")
     assert changed.to_json()["status"] == "error" and kept["status"] == record.status  # a copy encodes afresh
+
+
+def test_bold_mode_result_goes_into_the_builder_not_into_a_finished_record(demo_bids, tmp_path):
+    from nbdiag.config import load_config
+    from nbdiag.demo.run import CONFIG
+    from nbdiag.inputs.bids import discover_runs
+    from nbdiag.measure.bold import measure_bold_run
+    from nbdiag.record.build import DraftRun, build_record, draft_run
+
+    settings = load_config(CONFIG).all_variants()[0]
+    run = discover_runs(demo_bids, settings.model)[0][0]
+    draft = draft_run(run, settings)
+    assert draft.bold_spec is not None and draft.bold_spec.rows == list(range(len(draft.design)))
+    assert set(draft.bold_spec.weights) == set(settings.contrasts) and len(draft.bold_spec.scan_classes) == len(
+        draft.design)
+    written, results = measure_bold_run([draft], tmp_path)  # the demo's images are header-only: a note
+    section, notes = results[settings.variant]
+    assert written == [] and section["status"] == "not measured" and notes == [section["note"]]
+    record = build_record(draft, bold=results[settings.variant]).record
+    assert record.measured.bold.status == "not measured" and record.notes[-1] == section["note"]
+    assert "bold" not in draft.parts["measured"]  # the draft was not edited
+    errored = DraftRun(run, "broken", {"status": "error"})
+    assert measure_bold_run([errored], tmp_path) == ([], {})
