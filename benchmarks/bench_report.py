@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     audits = [audit_run(run, settings) for run in runs for settings in config.all_variants()]
     build = time.perf_counter() - t0
-    records = [a.record for a in audits]
+    records = [a.record.to_json() for a in audits]
     designs = {(a.run.prefix, a.variant): a.design for a in audits if a.design is not None}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"sub-{label}.html"

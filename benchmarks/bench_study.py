@@ -120,6 +120,7 @@ def phases(runs, config, out: Path) -> None:
     wrap(record_mod, "build_design", "design")
     wrap(record_mod, "make_context", "context")
     wrap(audit_mod, "audit_design", "diagnostics (audit_design)")
+    wrap(pipeline_mod, "build_record", "typed record (build_record)")
     wrap(pipeline_mod, "write_run_outputs", "writing (TSV + JSON)")
     for run in runs[:3]:  # warm-up
         pipeline_mod._audit_and_write(run, config, out)

@@ -29,6 +29,7 @@ import pandas as pd
 
 from nbdiag.config import Settings, SettingsError, resolve_settings
 from nbdiag.record.build import RunAudit, audit_given_run
+from nbdiag.record.model import Provenance, RunRecord
 from nbdiag.core.thresholds import Thresholds
 
 __all__ = ["Audit", "audit_model", "audit_models"]
@@ -53,8 +54,13 @@ class Audit:
 
     @property
     def records(self) -> list[dict[str, Any]]:
-        """The ``_nbdiag.json`` records (docs/record.md), one per run."""
-        return [a.record for a in self.audits]
+        """The ``_nbdiag.json`` records (docs/record.md) as JSON dicts, one per run."""
+        return [a.record.to_json() for a in self.audits]
+
+    @property
+    def typed_records(self) -> list[RunRecord]:
+        """The typed records (:class:`nbdiag.record.model.RunRecord`), one per run."""
+        return [a.record for a in self.audits if isinstance(a.record, RunRecord)]
 
     @property
     def designs(self) -> list[pd.DataFrame | None]:
@@ -64,10 +70,9 @@ class Audit:
     @property
     def findings(self) -> pd.DataFrame:
         """Every finding: columns ``run, variant, contrast, code, severity, title, message``."""
-        rows = [{"run": r["run"]["prefix"], "variant": r.get("variant"), "contrast": f.get("contrast"),
-                 "code": f.get("code"), "severity": f.get("severity"), "title": f.get("title"),
-                 "message": f.get("message")}
-                for r in self.records for f in r.get("findings", [])]
+        rows = [{"run": r.run.prefix, "variant": r.variant, "contrast": f.contrast, "code": f.code,
+                 "severity": f.severity, "title": f.title, "message": f.message}
+                for r in self.typed_records for f in r.findings]
         return pd.DataFrame(rows, columns=FINDING_COLUMNS)
 
     def to_frame(self) -> pd.DataFrame:
@@ -78,6 +83,13 @@ class Audit:
 
     def save(self, output_dir: str | Path, reports: bool = True, group: bool = False) -> Path:
         """Write the same files as ``nbdiag ... participant`` (and ``group`` with ``group=True``).
+
+        The records are written as built, with their ``provenance`` (settings hash and the
+        fingerprints of the run's input files; events and confounds given as tables are not
+        files and have none). Not written: the participant level's manifests
+        (``.nbdiag/manifests``; ``group`` then trusts every record in the folder) and BOLD
+        mode's effect maps (the Python API does not read voxels: a record whose settings ask
+        for ``measure = "bold"`` raises ``ValueError`` here, use the command line).
 
         Parameters
         ----------
@@ -96,6 +108,11 @@ class Audit:
         from nbdiag.outputs.files import check_output_dir, write_dataset_description, write_run_outputs
         from nbdiag.participant.pipeline import write_subject_reports
 
+        bold = [a.run.prefix for a in self.audits if isinstance(a.record, RunRecord)
+                and a.record.settings.measure == "bold"]
+        if bold:
+            raise ValueError(f"Audit.save cannot write BOLD mode's effect maps ({', '.join(bold)}: measure "
+                             "'bold'); run `nbdiag BIDS_DIR OUTPUT_DIR participant --measure bold`")
         output_dir = check_output_dir(Path(output_dir))
         write_dataset_description(output_dir)
         for audit in self.audits:
@@ -112,27 +129,26 @@ class Audit:
         """A compact verdict table (run, variant, status, top finding per contrast); all text escaped."""
         esc = html.escape
         rows = []
-        for r in self.records:
-            contrasts = r.get("contrasts") or {}
+        for r in self.typed_records:
+            contrasts = r.contrasts or {}
             parts = []
             for name, stats in contrasts.items():
-                codes = stats.get("findings") or []
-                top = next((f for f in r.get("findings", []) if f.get("contrast") == name and codes
-                            and f.get("code") == codes[0]), None)
-                parts.append(f"<b>{esc(name)}</b>: " + (esc(f"[{top['severity']}] {top['code']}") if top else "ok"))
-            run_level = next((f for f in r.get("findings", []) if f.get("contrast") is None
-                              and f.get("severity") in ("warn", "fail", "error")), None)
+                codes = stats.findings or ()
+                top = next((f for f in r.findings if f.contrast == name and codes and f.code == codes[0]), None)
+                parts.append(f"<b>{esc(name)}</b>: " + (esc(f"[{top.severity}] {top.code}") if top else "ok"))
+            run_level = next((f for f in r.findings if f.contrast is None
+                              and f.severity in ("warn", "fail", "error")), None)
             rows.append(
-                f"<tr><td>{esc(r['run']['prefix'])}</td><td>{esc(str(r.get('variant')))}</td>"
-                f"<td class='nbdiag-{esc(str(r.get('status')))}'>{esc(str(r.get('status')))}</td>"
-                f"<td>{esc(run_level['code'] + ': ' + run_level['title']) if run_level else ''}</td>"
+                f"<tr><td>{esc(r.run.prefix)}</td><td>{esc(str(r.variant))}</td>"
+                f"<td class='nbdiag-{esc(str(r.status))}'>{esc(str(r.status))}</td>"
+                f"<td>{esc(run_level.code + ': ' + run_level.title) if run_level else ''}</td>"
                 f"<td>{'<br>'.join(parts)}</td></tr>")
         head = "<tr><th>run</th><th>variant</th><th>status</th><th>run-level</th><th>top finding per contrast</th></tr>"
         return (f"<table class='nbdiag-verdict'><caption>nbdiag: {len(self.records)} run(s)</caption>"
                 f"{head}{''.join(rows)}</table>")
 
     def __repr__(self) -> str:
-        statuses = [r.get("status") for r in self.records]
+        statuses = [a.status for a in self.audits]
         counts = ", ".join(f"{s}: {statuses.count(s)}" for s in ("pass", "warn", "fail", "error") if s in statuses)
         return f"<nbdiag.Audit of {len(self.records)} run(s): {counts}>"
 
@@ -156,8 +172,18 @@ def _audit_one(model: Any, run_imgs: Any, events: Any, confounds: Any, sample_ma
     out = []
     for given in runs:
         settings = replace(base, model=model_cfg, events=event_settings(given, rt_column))
-        out.append(audit_given_run(given, settings))
+        out.append(audit_given_run(given, settings, provenance=_provenance(given.run, settings)))
     return out
+
+
+def _provenance(run: Any, settings: Settings) -> Provenance:
+    """Settings hash + fingerprints of the run's input files, as the participant level records them
+    (an image given as an object, and events/confounds given as tables, are not files: left out)."""
+    from nbdiag.outputs.manifest import provenance
+    from nbdiag.participant.workdir import run_input_files
+
+    files = {role: path for role, path in run_input_files(run).items() if isinstance(path, (str, Path))}
+    return Provenance.from_json(provenance(settings.to_dict(), files, getattr(run, "root", None)))
 
 
 def _check_contrasts(runs: list, base: Settings, model_cfg: Any, rt_column: str) -> None:

@@ -235,7 +235,7 @@ def _participant(args: argparse.Namespace) -> int:
                              n_jobs=args.n_jobs, reports=not args.no_reports, log=log, verbose=args.verbose,
                              bids_filter=bids_filter, work_dir=args.work_dir, dask_scheduler=args.dask_scheduler,
                              keep_audits=False, progress=wants_live_progress())
-    bugs = [a for a in result.internal_errors if (a.record.get("error") or {}).get("code") == codes.INTERNAL_ERROR.code]
+    bugs = [a for a in result.internal_errors if a.error_code == codes.INTERNAL_ERROR.code]
     if bugs:
         from nbdiag.outputs.files import run_folder  # lazy: pandas, nilearn
 

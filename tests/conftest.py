@@ -168,6 +168,26 @@ def demo_output(demo_bids: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return out
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _round_trip_every_written_record():
+    """Every ``*_nbdiag.json`` a test writes in this process survives the typed model's round trip:
+    ``to_json(from_json(j))`` is the JSON written, byte for byte (tests/record_schema.py)."""
+    from nbdiag.outputs import files
+
+    from record_schema import assert_round_trip
+
+    original = files.write_record_json
+
+    def checked(path, data):
+        if str(path).endswith("_nbdiag.json"):
+            assert_round_trip(data, str(path))
+        return original(path, data)
+
+    files.write_record_json = checked
+    yield
+    files.write_record_json = original
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every browser test ``slow``: those skipped without headless Chromium.
 

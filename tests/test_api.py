@@ -7,6 +7,8 @@ on the demo dataset, header-only images, no fit), and nilearn's own
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import warnings
 from pathlib import Path
@@ -279,6 +281,14 @@ def test_audit_object_tables_save_and_html(tmp_path):
     validate_record(saved, "api record")
     assert str(tmp_path) not in (out / "sub-01/func/sub-01_run-01_desc-mine_nbdiag.json").read_text()
     assert saved["contrasts"] == json.loads(json.dumps(audit.records[0]["contrasts"]))
+    # Audit.save writes the record as built, provenance included (the image is a file; the tables are not)
+    assert saved["provenance"]["inputs"]["bold"]["exists"] and set(saved["provenance"]["inputs"]) == {"bold"}
+    assert saved == audit.records[0] and audit.typed_records[0].provenance.settings_hash
+    bold = dataclasses.replace(audit.audits[0], record=dataclasses.replace(
+        audit.typed_records[0], settings=dataclasses.replace(audit.typed_records[0].settings, measure="bold")))
+    with pytest.raises(ValueError, match="cannot write BOLD mode's effect maps"):
+        nbdiag.Audit([bold]).save(tmp_path / "bold")
+    assert not (tmp_path / "bold").exists()
 
 
 def test_audit_model_bad_inputs_are_named(tmp_path):

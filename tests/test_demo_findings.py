@@ -34,7 +34,7 @@ def records():
             if key not in {("01", "1"), ("02", "1"), ("02", "2"), ("03", "1"), ("05", "1")}:
                 continue
             for name, s in settings.items():
-                out[key + (name,)] = audit_run(run, s).record
+                out[key + (name,)] = audit_run(run, s).record.to_json()
     assert len(out) == 10 and all(r["status"] != "error" for r in out.values())
     return out
 

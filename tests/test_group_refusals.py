@@ -71,14 +71,16 @@ def _write(tmp_path, rec, name):
 
 
 def test_check_records_refuses_without_provenance_or_other_hash(tmp_path):
-    prefixes = ["sub-01_task-t_run-01", "sub-01_task-t_run-02", "sub-01_task-t_run-03"]
+    prefixes = ["sub-01_task-t_run-01", "sub-01_task-t_run-02", "sub-01_task-t_run-03", "sub-01_task-t_run-04"]
     expected = [{"prefix": p, "variant": "base", "record": f"{p}_desc-base_nbdiag.json"} for p in prefixes]
     path = manifest_path(tmp_path, "01")
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(make_manifest(subject="01", expected=expected, skipped=None,
                                              variants={"base": "h1"})))
     recs = [{**GOOD, "run": {"prefix": prefixes[0], "subject": "01"}},
-            {**GOOD, "run": {"prefix": prefixes[1], "subject": "01"}, "provenance": {"settings_hash": "old"}},
+            {**GOOD, "run": {"prefix": prefixes[1], "subject": "01"}, "provenance": {"settings_hash": "old",
+                                                                                  "inputs": {}}},
+            {**GOOD, "run": {"prefix": prefixes[3], "subject": "01"}, "provenance": {"settings_hash": "h1"}},
             {**GOOD, "run": {"prefix": prefixes[2], "subject": "01"}, "provenance": {"settings_hash": "h1",
                                                                                   "inputs": {}}},
             {**GOOD, "run": {"prefix": "sub-01_task-t_run-09", "subject": "01"}}]
@@ -88,5 +90,7 @@ def test_check_records_refuses_without_provenance_or_other_hash(tmp_path):
     reasons = {r["prefix"]: r["reason"] for r in check["refused"]}
     assert reasons[prefixes[0]].startswith("record has no provenance")
     assert reasons[prefixes[1]] == "from another settings hash (old; the latest participant run used h1)"
+    assert reasons[prefixes[3]] == ("partial or malformed record: provenance.inputs: missing "
+                                    "(Provenance requires 'inputs')")
     assert [r["run"]["prefix"] for r in check["trusted"]] == [prefixes[2]]
     assert [s["prefix"] for s in check["stale"]] == ["sub-01_task-t_run-09"]

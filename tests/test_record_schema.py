@@ -147,7 +147,9 @@ MUTATIONS = {
         cause="whatever"),
     "bad magnitude_source": lambda r: next(iter(r["contrasts"].values()))["sensitivity"][0].update(
         magnitude_source="guessed"),
-    "measured estimate is text": lambda r: r.update(measured={"signals": {"nonsteady": {"estimate": "big"}}}),
+    "measured steady median is text": lambda r: r["measured"]["signals"].update(nonsteady={"steady_median": "big"}),
+    "contrast's measured estimate is text": lambda r: next(iter(r["contrasts"].values()))["measured"].update(
+        nonsteady={"estimate": "big"}),
     "unknown what-if code": lambda r: r["whatif"][0].update(code="apply_mask"),
     "contrast finding list names an unknown code": lambda r: next(iter(r["contrasts"].values()))["findings"].append(
         "nope"),
@@ -166,7 +168,6 @@ def test_wave_two_fields_validate_when_present(demo_records):
     record = _one_demo_record(demo_records)
     signal = {"estimate_ols": 1.2, "estimate": 1.1, "se": 0.3, "t": 3.7, "noise_model": "ar1",
               "by_class": {"nonsteady": 4.0}}
-    record["measured"] = {"signals": {"nonsteady": signal}}
     contrast = next(iter(record["contrasts"].values()))
     contrast["measured"] = {"nonsteady": signal}
     contrast["sensitivity"][0]["magnitude_source"] = "measured:non_steady_state_outlier00"

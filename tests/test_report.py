@@ -179,7 +179,7 @@ def test_real_records_subject_report(demo_output):
         assert bad not in html, bad
     # every finding of every record is in the report
     for a in result.audits:
-        for f in a.record.get("findings") or []:
+        for f in a.record.to_json().get("findings") or []:
             assert f["code"] in html
 
 

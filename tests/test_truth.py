@@ -129,7 +129,7 @@ def test_tr_differs_between_header_and_derivative_sidecar(tmp_path):
     root = _tr_dataset(tmp_path)
     settings = {s.variant: s for s in load_config(CONFIG).all_variants()}["nortdur"]
     run = discover_runs(root, settings.model)[0][0]
-    record = audit_run(run, settings).record
+    record = audit_run(run, settings).record.to_json()
     assert record["settings"]["t_r"]["value"] == 2.0
     tr = next(f for f in record["findings"] if f["code"] == "tr_mismatch" and f["contrast"] is None)
     sources = {s["source"]: s["value"] for s in tr["evidence"]["sources"]}
@@ -377,7 +377,7 @@ def test_global_signal_regression_through_the_pipeline(tmp_path):
     table = pd.read_csv(path, sep="\t")
     table["global_signal"] = 520.0 * (1 + 0.01 * (gtask + noise))
     table.to_csv(path, sep="\t", index=False, na_rep="n/a")
-    record = audit_run(run, settings).record
+    record = audit_run(run, settings).record.to_json()
     X = prepare_run(run, settings).built.design
     assert abs(X["global_signal"].mean()) < 1e-6                    # demeaned by load_confounds
     fixed_gs = 520.0 * (1 + 0.01 * noise)

@@ -91,12 +91,12 @@ def run_demo(output_dir: str | Path = DEFAULT_OUTPUT, n_jobs: int = 1, log=None,
     result = run_participant(DATA_DIR, output_dir, config, n_jobs=n_jobs, log=log,
                              participant_labels=participant_labels)
     signoff = run_group(output_dir, fail_on="fail", bids_dir=DATA_DIR)
-    records = [a.record for a in result.audits]
+    records = [a.summary for a in result.audits]
     print()
     print(f"nbdiag demo: {len({a.run.key for a in result.audits})} runs x {len(config.all_variants())} variants "
           f"({', '.join(s.variant for s in config.all_variants())})")
     for status in ("pass", "warn", "fail", "error"):
-        print(f"  {status:5s} {sum(r['status'] == status for r in records)}")
+        print(f"  {status:5s} {sum(r.status == status for r in records)}")
     print("Top explanation for zero_back (variant nortdur):")
     for line in _top_zero_back(sorted(collect_records(output_dir), key=lambda r: r["run"]["prefix"])):
         print(line)

@@ -20,6 +20,7 @@ from nbdiag.core.errors import EXIT_OK, EXIT_RUN_ERRORS, EXIT_SIGNOFF, EXIT_USAG
 from nbdiag.core.findings import SEVERITIES, STATUSES, severity_rank, status_rank
 from nbdiag.outputs.files import atomic_write_text
 from nbdiag.core.jsonio import finite_number as _num
+from nbdiag.record.model import Provenance, RecordFormatError
 
 __all__ = [
     "FAIL_ON_CHOICES",
@@ -351,6 +352,9 @@ def check_records(records: list[dict[str, Any]], output_dir: str | Path,
                   bids_dir: str | Path | None = None) -> dict[str, Any]:
     """Sort records into trusted, refused and stale against the participant manifests.
 
+    Each record's ``provenance`` is read through its type (:class:`nbdiag.record.model.Provenance`);
+    one that does not fit is refused as malformed, naming the field.
+
     Parameters
     ----------
     records : list of dict
@@ -395,13 +399,17 @@ def check_records(records: list[dict[str, Any]], output_dir: str | Path,
                                              "(fewer variants, a deleted subject or another selection)"})
             continue
         seen.add(key)
-        prov = rec.get("provenance")
-        if not isinstance(prov, Mapping):
+        try:  # provenance is read through its type (nbdiag.record.model.Provenance)
+            prov = Provenance.from_json(rec["provenance"], "provenance") if "provenance" in rec else None
+        except RecordFormatError as exc:
+            refused.append({**ident, "reason": f"partial or malformed record: {exc}"})
+            continue
+        if prov is None:
             refused.append({**ident, "reason": "record has no provenance (settings hash, input fingerprints): "
                                                "written by an older nbdiag or not by the participant level"})
             continue
-        if prov.get("settings_hash") != expected.get("settings_hash"):
-            refused.append({**ident, "reason": f"from another settings hash ({prov.get('settings_hash')}; the "
+        if prov.settings_hash != expected.get("settings_hash"):
+            refused.append({**ident, "reason": f"from another settings hash ({prov.settings_hash}; the "
                                                f"latest participant run used {expected.get('settings_hash')})"})
             continue
         latest = exp.latest_hash.get(rec["variant"])
@@ -410,7 +418,8 @@ def check_records(records: list[dict[str, Any]], output_dir: str | Path,
                                                f"a later participant run audited variant '{rec['variant']}' with "
                                                f"other settings ({latest}); rerun this subject with them"})
             continue
-        changes = input_changes(prov.get("inputs") or {}, Path(bids_dir) if bids_dir is not None else None)
+        inputs = {role: fp.to_json() for role, fp in prov.inputs.items()}
+        changes = input_changes(inputs, Path(bids_dir) if bids_dir is not None else None)
         if changes:
             not_found = all(c["kind"] in NOT_FOUND_KINDS for c in changes)
             what = "inputs not found under BIDS_DIR" if not_found else "inputs changed since the audit"

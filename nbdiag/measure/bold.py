@@ -1,7 +1,7 @@
 """BOLD mode (``--measure bold``): effect maps by scan class for every variant and contrast.
 
 For one run, every audited variant's contrast weights and scan classes (from
-the records) are turned into one weight matrix
+the audits) are turned into one weight matrix
 (:func:`nbdiag.measure.effect_maps.make_plan`); the preprocessed BOLD is read
 once, in blocks of volumes, inside fMRIPrep's brain mask
 (:mod:`nbdiag.measure.images`); then, per variant and contrast, two files are
@@ -15,10 +15,12 @@ statistical maps:
 * ``..._stat-effect_classes.nii.gz`` — 4D, one volume per scan class, summing to
   the effect map; its JSON sidecar lists the classes in order under ``"Classes"``.
 
-The record gains ``measured.bold`` (files and, per contrast, the share of each
-class in the brain-mask mean and in the most negative 5 % of voxels). A BOLD
-that cannot be read (missing, broken annex link, no mask, other grid) is a note
-in the record, never an error.
+It runs on the audits before their records are built (the weights, scan classes and
+design rows come from each audit, :class:`nbdiag.record.build.BoldSpec`) and returns
+each variant's ``measured.bold`` section (files and, per contrast, the share of each
+class in the brain-mask mean and in the most negative 5 % of voxels), which the record
+builder puts in the record. A BOLD that cannot be read (missing, broken annex link, no
+mask, other grid) is a note in the record, never an error.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -52,40 +54,31 @@ def _nifti_gz(data: np.ndarray, affine: np.ndarray) -> bytes:
     return gzip.compress(img.to_bytes(), compresslevel=6, mtime=0)
 
 
-def _rows(record: dict[str, Any]) -> list[int]:
-    design = record.get("design") or {}
-    n_rows = int(design.get("n_scans") or 0)
-    mask = design.get("sample_mask") or {}
-    if mask.get("applied"):
-        n_total = int((record.get("settings") or {}).get("n_scans", {}).get("value") or n_rows)
-        removed = set(int(v) for v in mask.get("removed_volumes") or [])
-        return [i for i in range(n_total) if i not in removed]
-    return list(range(n_rows))
-
-
-def _spec(record: dict[str, Any]) -> dict[str, Any] | None:
-    classes = ((record.get("diagnostics") or {}).get("baseline") or {}).get("scan_classes")
-    contrasts = {name: c["weights"] for name, c in (record.get("contrasts") or {}).items()
-                 if isinstance(c, dict) and c.get("weights") is not None}
-    if not classes or not contrasts:
+def _spec(draft: Any) -> dict[str, Any] | None:
+    """The plan input of one audited variant, from the audit's own values (``draft.bold_spec``)."""
+    spec = draft.bold_spec
+    if spec is None or not spec.scan_classes or not spec.weights:
         return None
-    return {"weights": contrasts, "scan_classes": classes, "rows": _rows(record)}
+    return {"weights": spec.weights, "scan_classes": spec.scan_classes, "rows": spec.rows}
 
 
-def _note(audits: Sequence[Any], text: str) -> None:
-    for a in audits:
-        a.record.setdefault("notes", []).append(text)
-        a.record.setdefault("measured", {})["bold"] = {"status": "not measured", "note": text}
+#: BOLD mode's result for one variant: the record's ``measured.bold`` section (or None) and its notes
+BoldResult = tuple[Optional[dict[str, Any]], list[str]]
 
 
-def measure_bold_run(audits: Sequence[Any], output_dir: str | Path,
-                     log: Callable[[str], None] | None = None) -> list[Path]:
-    """Write the effect and class maps of one run's audits and add ``measured.bold`` to their records.
+def _note(drafts: Sequence[Any], text: str) -> dict[str, BoldResult]:
+    return {a.variant: ({"status": "not measured", "note": text}, [text]) for a in drafts}
+
+
+def measure_bold_run(drafts: Sequence[Any], output_dir: str | Path,
+                     log: Callable[[str], None] | None = None) -> tuple[list[Path], dict[str, BoldResult]]:
+    """Write the effect and class maps of one run's audited variants; return what goes into their records.
 
     Parameters
     ----------
-    audits : sequence of RunAudit
-        The variants of ONE run (same BOLD); errored audits are skipped.
+    drafts : sequence of nbdiag.record.build.DraftRun
+        The variants of ONE run (same BOLD), audited but not yet built into records; errored ones
+        are skipped. Each carries ``bold_spec`` (weights, scan classes, design rows) from its audit.
     output_dir : path
         nbdiag OUTPUT_DIR.
     log : callable, optional
@@ -93,38 +86,39 @@ def measure_bold_run(audits: Sequence[Any], output_dir: str | Path,
 
     Returns
     -------
-    list of Path
+    written : list of Path
         The files written.
+    results : dict
+        Per variant, the ``measured.bold`` section and the notes for the record builder
+        (:func:`nbdiag.record.build.build_record`); a variant missing here gets neither.
     """
-    ok = [a for a in audits if a.record.get("status") != "error"]
+    ok = [a for a in drafts if a.status != "error"]
     if not ok:
-        return []
+        return [], {}
     run = ok[0].run
     found = find_inputs(Path(run.bold))
     if found.note:
-        _note(ok, found.note)
         if log:
             log(f"    note: {found.note}")
-        return []
+        return [], _note(ok, found.note)
     try:
         mask, affine, shape = load_mask(found.mask, found.bold)
     except (ValueError, OSError, EOFError) as exc:
-        _note(ok, f"BOLD not measured: {exc}")
-        return []
-    specs = {a.variant: s for a in ok if (s := _spec(a.record)) is not None}
+        return [], _note(ok, f"BOLD not measured: {exc}")
+    specs = {a.variant: s for a in ok if (s := _spec(a)) is not None}
     if not specs:
-        return []
+        return [], {}
     try:
         plan = make_plan(shape[3], specs)
         acc = None
         for t0, Y in stream_masked(found.bold, mask):
             acc = accumulate(acc, Y, plan.weights[t0:t0 + Y.shape[0]])
     except (ValueError, OSError, EOFError) as exc:
-        _note(ok, f"BOLD not measured: {found.bold.name} could not be read ({type(exc).__name__}: {exc})")
-        return []
+        return [], _note(ok, f"BOLD not measured: {found.bold.name} could not be read ({type(exc).__name__}: {exc})")
     parts = finish(acc, plan)
     folder = run_folder(Path(output_dir), run.entities)
     written: list[Path] = []
+    results: dict[str, BoldResult] = {}
     root = Path(output_dir)
     mask_idx = np.flatnonzero(mask.ravel())  # C order, as block[mask] in stream_masked
     for a in ok:
@@ -155,5 +149,5 @@ def measure_bold_run(audits: Sequence[Any], output_dir: str | Path,
             summary["statmap"] = f_eff.relative_to(root).as_posix()
             summary["classes_map"] = f_cls.relative_to(root).as_posix()
             section["contrasts"][contrast] = summary
-        a.record.setdefault("measured", {})["bold"] = section
-    return written
+        results[a.variant] = (section, [])
+    return written, results

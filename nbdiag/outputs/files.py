@@ -194,21 +194,24 @@ def _column_text(values) -> list[str]:
 
 
 def write_run_outputs(output_dir: Path, audit) -> dict[str, Path]:
-    """Write ``*_desc-<variant>_design.tsv`` (+ sidecar) and ``*_nbdiag.json`` for one run audit."""
+    """Write ``*_desc-<variant>_design.tsv`` (+ sidecar) and ``*_nbdiag.json`` for one run audit.
+
+    ``audit.record`` is the typed record (``nbdiag.record.model.RunRecord``); its ``design.tsv``
+    names the design TSV written here. The record is written as built (``to_json``).
+    """
     folder = run_folder(output_dir, audit.run.entities)
     stem = f"{audit.run.prefix}_desc-{audit.variant}"
     paths: dict[str, Path] = {}
     record = audit.record
     if audit.design is not None:
-        tsv = folder / f"{stem}_design.tsv"
+        tsv = folder / record.design.tsv
         atomic_write_text(tsv, design_tsv_text(audit.design))
-        sidecar = {"RepetitionTime": record["settings"]["t_r"]["value"],
-                   "SliceTimingRef": record["settings"]["slice_time_ref"]["value"],
-                   "FrameTimes": record["design"]["frame_times"]}
+        sidecar = {"RepetitionTime": record.settings.t_r.value,
+                   "SliceTimingRef": record.settings.slice_time_ref.value,
+                   "FrameTimes": list(record.design.frame_times)}
         write_record_json(tsv.with_suffix(".json"), sidecar)
-        record.setdefault("design", {})["tsv"] = tsv.name
         paths["design"] = tsv
-    paths["json"] = write_record_json(folder / f"{stem}_nbdiag.json", record)
+    paths["json"] = write_record_json(folder / f"{stem}_nbdiag.json", record.to_json())
     return paths
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from nbdiag.core import codes
-from nbdiag.record.build import RunAudit, audit_run
+from nbdiag.record.build import RunAudit, build_record, draft_run
+from nbdiag.record.model import Provenance
 from nbdiag.record.types import RunSummary
 from nbdiag.inputs.bids import RunInputs, discover
 from nbdiag.config import Config, resolve_settings
@@ -63,23 +64,24 @@ class ParticipantResult:
 
 def _audit_and_write(run: RunInputs, config: Config, output_dir: Path,
                      bids_dir: Path | None = None) -> list[RunAudit]:
-    audits = []
-    bold = []
+    drafts = []
     for settings in config.all_variants():
-        audit = audit_run(run, settings)
-        # the record is written last and carries the settings hash + input fingerprints:
-        # its presence with a matching hash is the "done" marker the group level trusts
-        audit.record["provenance"] = provenance(settings.to_dict(), run_input_files(run), bids_dir)
+        drafts.append((settings, draft_run(run, settings)))
         _remove_leftover_temp_files(output_dir, run, settings.variant)
-        audits.append(audit)
-        if settings.measure == "bold":
-            bold.append(audit)
-    if bold:  # --measure bold: one pass over the BOLD for every variant, before the records are written
+    bold: dict = {}
+    measured = [d for s, d in drafts if s.measure == "bold"]
+    if measured:  # --measure bold: one pass over the BOLD for every variant, before the records are built
         from nbdiag.measure.bold import measure_bold_run
 
-        measure_bold_run(bold, output_dir)
-    for audit in audits:
+        bold = measure_bold_run(measured, output_dir)[1]
+    audits = []
+    for settings, draft in drafts:
+        # the record is written last and carries the settings hash + input fingerprints:
+        # its presence with a matching hash is the "done" marker the group level trusts
+        prov = Provenance.from_json(provenance(settings.to_dict(), run_input_files(run), bids_dir))
+        audit = build_record(draft, provenance=prov, bold=bold.get(settings.variant))
         write_run_outputs(output_dir, audit)
+        audits.append(audit)
     return audits
 
 
@@ -118,15 +120,16 @@ def _write_manifests(output_dir: Path, config: Config, runs: list[RunInputs], di
 def _details(audits: list[RunAudit]) -> str:
     """``-v``: notes, nilearn warnings and the top finding of every variant."""
     lines = []
-    for note in audits[0].record.get("notes", []):
+    for note in audits[0].summary.notes:
         lines.append(f"    note: {note}")
     for a in audits:
-        for warning in (a.record.get("design") or {}).get("nilearn_warnings", []):
+        summary = a.summary
+        for warning in summary.nilearn_warnings:
             lines.append(f"    nilearn ({a.variant}): {warning}")
-        top = next((f for f in a.record.get("findings", []) if f["severity"] in ("warn", "fail", "error")), None)
+        top = next((f for f in summary.findings if f.severity in ("warn", "fail", "error")), None)
         if top:
-            where = f" [{top['contrast']}]" if top.get("contrast") else ""
-            lines.append(f"    {a.variant}: {top['severity']} {top['code']}{where}: {top['title']}")
+            where = f" [{top.contrast}]" if top.contrast else ""
+            lines.append(f"    {a.variant}: {top.severity} {top.code}{where}: {top.title}")
     return "\n".join(lines)
 
 
@@ -136,8 +139,9 @@ def _progress_line(i: int, n: int, audits: list[RunAudit], seconds: float) -> st
     line = f"[{i}/{n}] {run.prefix}  " + ", ".join(parts) + f"  ({seconds:.1f} s)"
     for a in audits:
         if a.status == "error":
-            errors = [f["message"] for f in a.record.get("findings", []) if f["severity"] == "error"]
-            message = a.record["error"]["message"] if a.record.get("error") else "; ".join(errors)
+            summary = a.summary
+            errors = [f.message for f in summary.findings if f.severity == "error"]
+            message = summary.error["message"] if summary.error else "; ".join(errors)
             line += f"\n    error ({a.variant}): {message}"
             break
     return line
@@ -242,7 +246,7 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
         line = _progress_line(bar.done + 1, n, done, seconds)
         if skipped:
             line = line.replace(f"  ({seconds:.1f} s)", "  (unchanged, skipped)")
-        bugs.extend(a for a in done if (a.record.get("error") or {}).get("code") == codes.INTERNAL_ERROR.code)
+        bugs.extend(a for a in done if a.error_code == codes.INTERNAL_ERROR.code)
         bar.update(line, [a.status for a in done], skipped=skipped,
                    details=_details(done) if verbose and not skipped else "")
         if (reports or keep_audits) and done:
@@ -304,7 +308,7 @@ def _long_lived_frozen():
 
 def _stub(run: RunInputs, variant: str, status: str) -> RunAudit:
     """A run × variant skipped by ``--work-dir``: its record is on disk (:meth:`RunSummary.stub`)."""
-    return RunAudit(run, variant, RunSummary.stub(run.to_dict(), variant, status).to_json(), None)
+    return RunAudit(run, variant, RunSummary.stub(run.to_dict(), variant, status), None)
 
 
 def _reload(output_dir: Path, audit: RunAudit) -> RunAudit:
@@ -312,17 +316,18 @@ def _reload(output_dir: Path, audit: RunAudit) -> RunAudit:
     import json
 
     from nbdiag.outputs.files import read_design_tsv, run_folder
+    from nbdiag.record.model import RunRecord
 
     folder = run_folder(output_dir, audit.run.entities)
     stem = f"{audit.run.prefix}_desc-{audit.variant}"
-    record = json.loads((folder / f"{stem}_nbdiag.json").read_text(encoding="utf-8"))
+    record = RunRecord.from_json(json.loads((folder / f"{stem}_nbdiag.json").read_text(encoding="utf-8")))
     design = None
     tsv = folder / f"{stem}_design.tsv"
     if tsv.exists():
         design = read_design_tsv(tsv)
-        times = (record.get("design") or {}).get("frame_times") or []
+        times = record.design.frame_times if record.design and record.design.frame_times else ()
         if len(times) == len(design):
-            design.index = times
+            design.index = list(times)
     return RunAudit(audit.run, audit.variant, record, design)
 
 
@@ -345,7 +350,7 @@ def write_subject_reports(output_dir: Path, audits: list[RunAudit], log: Callabl
         by_subject.setdefault(audit.run.subject, []).append(audit)
     paths = []
     for subject, items in by_subject.items():
-        records = [a.record for a in items]
+        records = [a.record.to_json() for a in items]
         designs = {(a.run.prefix, a.variant): a.design for a in items if a.design is not None}
         try:
             paths.append(render_subject_report(subject, records, designs, Path(output_dir) / f"sub-{subject}.html"))

@@ -27,6 +27,7 @@ from nbdiag.design.matrix import DesignResult, build_design
 from nbdiag.core.errors import InputError
 from nbdiag.inputs.events import events_outside_run, read_events, transform_events
 from nbdiag.core.findings import Finding, rank_findings, status_from_findings
+from nbdiag.record.model import Provenance, RunError, RunRecord
 from nbdiag.record.types import RunSummary
 from nbdiag.inputs.fmriprep import load_run_confounds
 from nbdiag.core import codes
@@ -36,23 +37,68 @@ from nbdiag.core import codes
 class RunAudit:
     """Result of auditing one run × variant.
 
-    ``record`` is the JSON-ready ``_nbdiag.json`` content (docs/record.md);
+    ``record`` is the typed record (:class:`nbdiag.record.model.RunRecord`; its ``to_json()``
+    is the ``_nbdiag.json`` content, docs/record.md), or only its
+    :class:`~nbdiag.record.types.RunSummary` once the outputs are written (:meth:`slim`);
     ``design`` is the design matrix (None when the run errored).
     """
 
     run: RunInputs
     variant: str
-    record: dict[str, Any]
+    record: RunRecord | RunSummary
     design: pd.DataFrame | None = None
 
     @property
     def status(self) -> str:
-        return self.record["status"]
+        return self.record.status
+
+    @property
+    def error_code(self) -> str | None:
+        """The code of the record's ``error`` object (None when the run was audited)."""
+        record = self.record
+        if isinstance(record, RunSummary):
+            return (record.error or {}).get("code")
+        return record.error.code if isinstance(record.error, RunError) else None
+
+    @property
+    def summary(self) -> RunSummary:
+        """The record's :class:`RunSummary` (derived from the typed record)."""
+        return RunSummary.of(self.record)
 
     def slim(self) -> "RunAudit":
         """A copy holding only :class:`nbdiag.record.types.RunSummary` of the record (kept in
         memory once the outputs are written; the full record is in the ``_nbdiag.json``)."""
-        return RunAudit(self.run, self.variant, RunSummary.from_json(self.record).to_json(), None)
+        return RunAudit(self.run, self.variant, self.summary, None)
+
+
+@dataclass
+class BoldSpec:
+    """What BOLD mode needs of one audited run × variant, from the audit's own values (not the record):
+    each contrast's weight per design row, each design row's scan class, and the image volume of each
+    design row (the sample mask's kept volumes, or all)."""
+
+    weights: dict[str, Any]
+    scan_classes: list[str]
+    rows: list[int]
+
+
+@dataclass
+class DraftRun:
+    """One run × variant audited, before its record is built (:func:`build_record`).
+
+    ``parts`` holds the record's JSON-ready sections as the audit produced them; nothing
+    reads it but the builder. ``bold_spec`` is None for an errored run.
+    """
+
+    run: RunInputs
+    variant: str
+    parts: dict[str, Any]
+    design: pd.DataFrame | None = None
+    bold_spec: BoldSpec | None = None
+
+    @property
+    def status(self) -> str:
+        return self.parts["status"]
 
 
 def _base_record(run: RunInputs, settings: Settings) -> dict[str, Any]:
@@ -341,18 +387,58 @@ def relative_to_dataset(obj: Any, root: Any) -> Any:
     return fix(obj)
 
 
-def audit_run(run: RunInputs, settings: Settings) -> RunAudit:
-    """Audit one run under one variant; never raises for bad input."""
-    audit = _audit_run(run, settings)
-    audit.record = relative_to_dataset(audit.record, getattr(run, "root", None))
-    return audit
+def audit_run(run: RunInputs, settings: Settings, provenance: Provenance | None = None) -> RunAudit:
+    """Audit one run under one variant; never raises for bad input.
+
+    ``provenance`` (settings hash + input fingerprints, written by the participant level)
+    goes into the record; BOLD mode uses :func:`draft_run` + :func:`build_record` instead.
+    """
+    return build_record(draft_run(run, settings), provenance=provenance)
 
 
-def _audit_run(run: RunInputs, settings: Settings) -> RunAudit:
-    return _audit_prepared(run, settings, _base_record(run, settings), lambda: prepare_run(run, settings))
+def draft_run(run: RunInputs, settings: Settings) -> DraftRun:
+    """Audit one run under one variant, before the record is built; never raises for bad input."""
+    draft = _audit_prepared(run, settings, _base_record(run, settings), lambda: prepare_run(run, settings))
+    draft.parts = relative_to_dataset(draft.parts, getattr(run, "root", None))
+    return draft
 
 
-def _audit_prepared(run: RunInputs, settings: Settings, record: dict[str, Any], prepare) -> RunAudit:
+def build_record(draft: DraftRun, provenance: Provenance | None = None,
+                 bold: tuple[dict[str, Any], list[str]] | None = None) -> RunAudit:
+    """The one builder: the typed record of an audited run × variant.
+
+    Parameters
+    ----------
+    draft : DraftRun
+        The audit (:func:`draft_run`).
+    provenance : Provenance, optional
+        Settings hash + input fingerprints (the participant level's "done" marker).
+    bold : (section, notes), optional
+        BOLD mode's result for this variant (:func:`nbdiag.measure.bold.measure_bold_run`):
+        the ``measured.bold`` section and the notes it adds to the record.
+
+    Raises
+    ------
+    nbdiag.record.model.RecordFormatError
+        When a producer wrote a key the typed record does not have (a bug, caught by the tests).
+    """
+    parts = draft.parts
+    if draft.design is not None:  # the design TSV the writer puts next to the record (outputs.files)
+        parts = {**parts, "design": {**parts["design"], "tsv": f"{draft.run.prefix}_desc-{draft.variant}_design.tsv"}}
+    if bold is not None:
+        section, notes = bold
+        parts = {**parts, "notes": [*parts["notes"], *notes]}
+        if section is not None:
+            parts["measured"] = {**(parts.get("measured") or {}), "bold": section}
+    record = RunRecord.from_json(parts)
+    if provenance is not None:
+        record = replace(record, provenance=provenance)
+        parts = {**parts, "provenance": provenance.to_json()}
+    record._keep_json(parts)  # the writer's to_json() needs no second encoding (same JSON, tested)
+    return RunAudit(draft.run, draft.variant, record, draft.design)
+
+
+def _audit_prepared(run: RunInputs, settings: Settings, record: dict[str, Any], prepare) -> DraftRun:
     """Complete ``record`` from ``prepare()`` (a :class:`PreparedRun`), or make it an error record.
 
     Shared by BIDS runs and runs given as nilearn objects; any failure (an ``InputError``
@@ -363,11 +449,11 @@ def _audit_prepared(run: RunInputs, settings: Settings, record: dict[str, Any], 
     try:
         prepared = prepare()
         record["notes"].extend(prepared.notes)
-        audit_design_into(record, prepared.built, prepared.context, settings, findings + prepared.findings,
-                          conf=prepared.confounds)
-        return RunAudit(run, settings.variant, record, prepared.built.design)
+        spec = audit_design_into(record, prepared.built, prepared.context, settings, findings + prepared.findings,
+                                 conf=prepared.confounds)
+        return DraftRun(run, settings.variant, record, prepared.built.design, spec)
     except Exception as exc:  # noqa: BLE001 - InputError included; one broken run never stops the others
-        return RunAudit(run, settings.variant, _error_record(record, exc, findings))
+        return DraftRun(run, settings.variant, _error_record(record, exc, findings))
 
 
 def make_context(settings: Settings, events, conf, built: DesignResult, t_r: float,
@@ -399,8 +485,11 @@ def make_context(settings: Settings, events, conf, built: DesignResult, t_r: flo
 
 
 def audit_design_into(record: dict[str, Any], built: DesignResult, context: DesignContext, settings: Settings,
-                      findings: list[Finding], conf=None) -> dict[str, Any]:
-    """Run the diagnostics on a built design and complete ``record``."""
+                      findings: list[Finding], conf=None) -> BoldSpec:
+    """Run the diagnostics on a built design and complete ``record`` (a draft's JSON-ready parts).
+
+    Returns what BOLD mode needs of the audit (:class:`BoldSpec`), from the audit's values.
+    """
     from nbdiag.explain.audit import audit_design
 
     design = built.design
@@ -436,7 +525,12 @@ def audit_design_into(record: dict[str, Any], built: DesignResult, context: Desi
     record["findings"] = jsonable(all_findings)
     record["status"] = status_from_findings(all_findings)
     record["error"] = None
-    return record
+    n_rows = int(design.shape[0])
+    rows = list(range(n_rows)) if built.scan_index is None else sorted(set(int(i) for i in built.scan_index))
+    weights = {name: c["weights"] for name, c in result.contrasts.items()
+               if isinstance(c, dict) and c.get("weights") is not None}
+    return BoldSpec(weights=weights, scan_classes=list((result.diagnostics.get("baseline") or {}).get("scan_classes")
+                                                       or []), rows=rows)
 
 
 def _measured_section(settings: Settings, context: DesignContext, measured: dict[str, Any] | None) -> dict[str, Any]:
@@ -628,7 +722,7 @@ def prepare_given_run(given, settings: Settings) -> PreparedRun:
     return PreparedRun(events, conf, built, context, findings, notes)
 
 
-def audit_given_run(given, settings: Settings) -> RunAudit:
+def audit_given_run(given, settings: Settings, provenance: Provenance | None = None) -> RunAudit:
     """Audit one run given as nilearn objects (``nbdiag.audit_model`` / ``audit_models``).
 
     ``given`` is a :class:`nbdiag.inputs.nilearn_objects.GivenRun`: the events and
@@ -646,6 +740,6 @@ def audit_given_run(given, settings: Settings) -> RunAudit:
     record["run"]["files"]["events"] = "events table given to nbdiag"
     record["run"]["files"]["confounds_given"] = None if given.confounds is None else "confounds table given to nbdiag"
     record["notes"].extend(given.notes)
-    audit = _audit_prepared(run, settings, record, lambda: prepare_given_run(given, settings))
-    audit.record = relative_to_dataset(audit.record, run.root)  # no absolute paths, as audit_run
-    return audit
+    draft = _audit_prepared(run, settings, record, lambda: prepare_given_run(given, settings))
+    draft.parts = relative_to_dataset(draft.parts, run.root)  # no absolute paths, as audit_run
+    return build_record(draft, provenance=provenance)

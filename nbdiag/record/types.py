@@ -9,8 +9,8 @@ fields (docs/record.md), so code that reads a record reads a summary the same wa
 ``docs/record.schema.json``.
 
 It replaces three hand-written partial shapes (``RunAudit.slim``, ``pipeline._summary`` and
-the ``--work-dir`` stub). The full record is still a nested dict (issue 21: the typed record
-is the next step); these types are its first typed part.
+the ``--work-dir`` stub), and is derived from the typed record
+(:class:`nbdiag.record.model.RunRecord`, :meth:`RunSummary.from_record`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from nbdiag.record.model import ABSENT, RunRecord
+
 __all__ = ["ContrastSummary", "FindingSummary", "RunSummary"]
+
+
+def _present(value: Any) -> Any:
+    return None if value is ABSENT else value
 
 
 def _opt_float(value: Any) -> float | None:
@@ -139,6 +145,32 @@ class RunSummary:
             nbdiag_version=data.get("nbdiag_version"), nilearn_version=data.get("nilearn_version"),
             on_disk=bool(data.get("_on_disk", False)),
         )
+
+    @classmethod
+    def from_record(cls, record: RunRecord) -> RunSummary:
+        """The summary of a typed record (equal to ``from_json(record.to_json())``, without the JSON)."""
+        contrasts = {}
+        for name, c in (record.contrasts if record.contrasts is not ABSENT else {}).items():
+            contrasts[name] = ContrastSummary(
+                estimable=c.estimable, variance=_opt_float(_present(c.variance)),
+                efficiency=_opt_float(_present(c.efficiency)), cvif=_opt_float(_present(c.cvif)),
+                findings=tuple(c.findings))
+        error = record.error.to_json() if record.error is not ABSENT and record.error is not None else None
+        warnings: tuple[str, ...] = ()
+        if record.design is not ABSENT and record.design.nilearn_warnings is not ABSENT:
+            warnings = tuple(record.design.nilearn_warnings)
+        return cls(
+            run=record.run.to_json(), variant=record.variant, status=record.status,
+            findings=tuple(FindingSummary(code=f.code, severity=f.severity, title=f.title or "",
+                                          message=f.message or "", contrast=f.contrast) for f in record.findings),
+            contrasts=contrasts, error=error, notes=tuple(record.notes),
+            nilearn_warnings=warnings,
+            nbdiag_version=record.nbdiag_version, nilearn_version=record.nilearn_version)
+
+    @classmethod
+    def of(cls, record: RunRecord | RunSummary) -> RunSummary:
+        """``record`` itself when it is a summary, else :meth:`from_record`."""
+        return record if isinstance(record, RunSummary) else cls.from_record(record)
 
     @classmethod
     def stub(cls, run: Mapping[str, Any], variant: str, status: str) -> RunSummary:
