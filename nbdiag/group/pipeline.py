@@ -373,7 +373,7 @@ def check_records(records: list[dict[str, Any]], output_dir: str | Path,
         run × variants without a record), ``skipped`` (``{subject: reason}``),
         ``problems`` (manifest problems) and ``verified`` (manifests were found).
     """
-    from nbdiag.outputs.manifest import NOT_FOUND_KINDS, expectations, input_changes
+    from nbdiag.outputs.manifest import expectations
 
     root = Path(output_dir)
     exp = expectations(root)
@@ -399,32 +399,9 @@ def check_records(records: list[dict[str, Any]], output_dir: str | Path,
                                              "(fewer variants, a deleted subject or another selection)"})
             continue
         seen.add(key)
-        try:  # provenance is read through its type (nbdiag.record.model.Provenance)
-            prov = Provenance.from_json(rec["provenance"], "provenance") if "provenance" in rec else None
-        except RecordFormatError as exc:
-            refused.append({**ident, "reason": f"partial or malformed record: {exc}"})
-            continue
-        if prov is None:
-            refused.append({**ident, "reason": "record has no provenance (settings hash, input fingerprints): "
-                                               "written by an older nbdiag or not by the participant level"})
-            continue
-        if prov.settings_hash != expected.get("settings_hash"):
-            refused.append({**ident, "reason": f"from another settings hash ({prov.settings_hash}; the "
-                                               f"latest participant run used {expected.get('settings_hash')})"})
-            continue
-        latest = exp.latest_hash.get(rec["variant"])
-        if latest is not None and latest != expected.get("settings_hash"):
-            refused.append({**ident, "reason": f"from another settings hash ({expected.get('settings_hash')}): "
-                                               f"a later participant run audited variant '{rec['variant']}' with "
-                                               f"other settings ({latest}); rerun this subject with them"})
-            continue
-        inputs = {role: fp.to_json() for role, fp in prov.inputs.items()}
-        changes = input_changes(inputs, Path(bids_dir) if bids_dir is not None else None)
-        if changes:
-            not_found = all(c["kind"] in NOT_FOUND_KINDS for c in changes)
-            what = "inputs not found under BIDS_DIR" if not_found else "inputs changed since the audit"
-            refused.append({**ident, "reason": f"{what}: " + "; ".join(c["message"] for c in changes),
-                            "inputs": changes, "not_found": not_found})
+        refusal = _provenance_refusal(rec, expected, exp.latest_hash.get(rec["variant"]), bids_dir)
+        if refusal is not None:
+            refused.append({**ident, **refusal})
             continue
         trusted.append(rec)
     missing = [{"record": v.get("record", ""), "subject": v.get("subject"), "variant": v.get("variant"),
@@ -434,6 +411,39 @@ def check_records(records: list[dict[str, Any]], output_dir: str | Path,
                for k, v in sorted(exp.expected.items()) if k not in seen]
     return {"trusted": trusted, "refused": refused, "stale": stale, "missing": missing,
             "skipped": dict(exp.skipped), "problems": list(exp.problems), "verified": bool(exp.n_manifests)}
+
+
+def _provenance_refusal(rec: Mapping[str, Any], expected: Mapping[str, Any], latest: str | None,
+                        bids_dir: str | Path | None) -> dict[str, Any] | None:
+    """Why a record's provenance refuses it (``reason``, and for inputs ``inputs``/``not_found``), or None.
+
+    The provenance is read through its type (:class:`nbdiag.record.model.Provenance`): a malformed
+    one, a missing one, another settings hash than the subject's latest participant run (or than a
+    later run of the same variant), and inputs whose content changed or cannot be found are refused.
+    """
+    from nbdiag.outputs.manifest import NOT_FOUND_KINDS, input_changes
+
+    try:
+        prov = Provenance.from_json(rec["provenance"], "provenance") if "provenance" in rec else None
+    except RecordFormatError as exc:
+        return {"reason": f"partial or malformed record: {exc}"}
+    if prov is None:
+        return {"reason": "record has no provenance (settings hash, input fingerprints): "
+                          "written by an older nbdiag or not by the participant level"}
+    if prov.settings_hash != expected.get("settings_hash"):
+        return {"reason": f"from another settings hash ({prov.settings_hash}; the "
+                          f"latest participant run used {expected.get('settings_hash')})"}
+    if latest is not None and latest != expected.get("settings_hash"):
+        return {"reason": f"from another settings hash ({expected.get('settings_hash')}): "
+                          f"a later participant run audited variant '{rec['variant']}' with "
+                          f"other settings ({latest}); rerun this subject with them"}
+    inputs = {role: fp.to_json() for role, fp in prov.inputs.items()}
+    changes = input_changes(inputs, Path(bids_dir) if bids_dir is not None else None)
+    if not changes:
+        return None
+    not_found = all(c["kind"] in NOT_FOUND_KINDS for c in changes)
+    what = "inputs not found under BIDS_DIR" if not_found else "inputs changed since the audit"
+    return {"reason": f"{what}: " + "; ".join(c["message"] for c in changes), "inputs": changes, "not_found": not_found}
 
 
 def missing_table(check: Mapping[str, Any]) -> pd.DataFrame:

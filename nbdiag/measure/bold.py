@@ -119,7 +119,6 @@ def measure_bold_run(drafts: Sequence[Any], output_dir: str | Path,
     folder = run_folder(Path(output_dir), run.entities)
     written: list[Path] = []
     results: dict[str, BoldResult] = {}
-    root = Path(output_dir)
     mask_idx = np.flatnonzero(mask.ravel())  # C order, as block[mask] in stream_masked
     for a in ok:
         if a.variant not in specs:
@@ -129,25 +128,32 @@ def measure_bold_run(drafts: Sequence[Any], output_dir: str | Path,
                                    "contrasts": {}}
         for contrast in specs[a.variant]["weights"]:
             key = (a.variant, contrast)
-            p, classes = parts[key], plan.classes[key]
             stem = f"{run.prefix}_desc-{a.variant}_contrast-{camel_name(contrast)}_stat-effect"
-            effect = np.zeros(int(np.prod(shape[:3])))
-            effect[mask_idx] = p.sum(axis=1)
-            vol = effect.reshape(shape[:3])
-            four = np.zeros((int(np.prod(shape[:3])), len(classes)))
-            four[mask_idx] = p
-            four = four.reshape(shape[:3] + (len(classes),))
-            f_eff = atomic_write_bytes(folder / f"{stem}_statmap.nii.gz", _nifti_gz(vol, affine))
-            f_cls = atomic_write_bytes(folder / f"{stem}_classes.nii.gz", _nifti_gz(four, affine))
-            sidecar = {"Classes": list(classes), "Contrast": contrast, "Variant": a.variant,
-                       "Units": "percent signal change", "Sum": f"the volumes sum to {f_eff.name}",
-                       "Sources": [found.bold.name, found.mask.name]}
-            atomic_write_text(f_cls.with_name(f_cls.name.replace(".nii.gz", ".json")),
-                              json.dumps(sidecar, indent=2) + "\n")
-            written += [f_eff, f_cls]
-            summary = summarize_parts(p, classes)
-            summary["statmap"] = f_eff.relative_to(root).as_posix()
-            summary["classes_map"] = f_cls.relative_to(root).as_posix()
+            files, summary = _write_maps(folder, stem, parts[key], plan.classes[key], mask_idx, shape, affine,
+                                         contrast, a.variant, found, Path(output_dir))
+            written += files
             section["contrasts"][contrast] = summary
         results[a.variant] = (section, [])
     return written, results
+
+
+def _write_maps(folder: Path, stem: str, p: np.ndarray, classes: Sequence[str], mask_idx: np.ndarray,
+                shape: tuple[int, ...], affine: np.ndarray, contrast: str, variant: str, found: Any,
+                root: Path) -> tuple[list[Path], dict[str, Any]]:
+    """Write one contrast's effect map, its class maps and their sidecar; return the files and the record summary."""
+    effect = np.zeros(int(np.prod(shape[:3])))
+    effect[mask_idx] = p.sum(axis=1)
+    vol = effect.reshape(shape[:3])
+    four = np.zeros((int(np.prod(shape[:3])), len(classes)))
+    four[mask_idx] = p
+    four = four.reshape(tuple(shape[:3]) + (len(classes),))
+    f_eff = atomic_write_bytes(folder / f"{stem}_statmap.nii.gz", _nifti_gz(vol, affine))
+    f_cls = atomic_write_bytes(folder / f"{stem}_classes.nii.gz", _nifti_gz(four, affine))
+    sidecar = {"Classes": list(classes), "Contrast": contrast, "Variant": variant,
+               "Units": "percent signal change", "Sum": f"the volumes sum to {f_eff.name}",
+               "Sources": [found.bold.name, found.mask.name]}
+    atomic_write_text(f_cls.with_name(f_cls.name.replace(".nii.gz", ".json")), json.dumps(sidecar, indent=2) + "\n")
+    summary = summarize_parts(p, classes)
+    summary["statmap"] = f_eff.relative_to(root).as_posix()
+    summary["classes_map"] = f_cls.relative_to(root).as_posix()
+    return [f_eff, f_cls], summary
