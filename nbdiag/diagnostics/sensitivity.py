@@ -305,7 +305,7 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
         if measured is not None:
             exc = dict(zip(flagged, measured.tolist()))
             label = (f"the measured excess of the {k} flagged volumes (global_signal: {exc[flagged[0]]:.1f} % "
-                     f"at volume {flagged[0]} over its steady-state median)")
+                     f"at volume {flagged[0]} over its local steady level)")
             source = "measured:global_signal"
         else:
             t1 = nss_excess(t_r, max(flagged) + 1)
