@@ -23,7 +23,6 @@ condition against the implicit baseline), then differential ones (weights summin
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from typing import Any, Mapping, Sequence
 
@@ -32,6 +31,7 @@ import pandas as pd
 from nbdiag.core import codes
 from nbdiag.core.labels import class_kind
 from nbdiag.core.thresholds import DISTINCT_T
+from nbdiag.report.access import finite as _num
 
 __all__ = ["DISTINCT_T", "contrast_kind", "pm", "tstat", "verdict_rows"]
 
@@ -43,14 +43,6 @@ DISTINCT_MIN_SUBJECTS = 2
 CODE_OF_CLASS = {"nonsteady": codes.NONSTEADY_UNHANDLED.code, "unmodeled_event": codes.BASELINE_UNMODELED_EVENTS.code,
                  "short_gap": codes.BASELINE_SHORT_GAPS.code, "run_edge": codes.BASELINE_EDGE_CONCENTRATED.code,
                  "high_motion": codes.SCRUB_NOT_APPLIED.code}
-
-
-def _num(v: Any) -> float | None:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 def pm(mean: float | None, sem: float | None, unit: str = " %") -> str:
