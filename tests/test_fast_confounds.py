@@ -94,3 +94,27 @@ def test_design_tsv_text_equals_pandas():
     assert design_tsv_text(design) == design.to_csv(sep="\t", index=False)
     odd = design.rename(columns={"a": 'we"ird'})
     assert design_tsv_text(odd) == odd.to_csv(sep="\t", index=False)
+
+
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_masked_demean_equals_nilearn_bit_for_bit(with_nan, monkeypatch):
+    """The sample-mask demeaning equals nilearn's ``_demean_confounds`` (pandas' mean), NaN included;
+    with bottleneck in use (pandas then means differently) nilearn's own function runs."""
+    from nilearn.interfaces.fmriprep.load_confounds_utils import _demean_confounds
+
+    from nbdiag.inputs import fmriprep
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(0, 1, (300, 7)) * 10.0 ** rng.integers(-3, 4, 7),
+                         columns=[f"c{i}" for i in range(7)])
+    if with_nan:
+        frame.iloc[[0, 5, 40], 2] = np.nan
+    mask = np.setdiff1d(np.arange(300), [3, 4, 5, 120, 121])
+    ours = fmriprep._demean_masked(frame.copy(), mask, _demean_confounds)
+    theirs = _demean_confounds(frame.copy(), mask)
+    pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
+    np.testing.assert_array_equal(ours.to_numpy(), theirs.to_numpy())
+    called = []
+    monkeypatch.setattr(fmriprep, "_pandas_uses_bottleneck", lambda: True)
+    fmriprep._demean_masked(frame.copy(), mask, lambda c, m: called.append(1) or c)
+    assert called

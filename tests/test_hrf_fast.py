@@ -181,3 +181,31 @@ def test_conv_at_window_gather_equals_masked_reference():
                 assert np.any(want != 0)
                 np.testing.assert_allclose(got, want, rtol=0, atol=1e-14 * np.abs(want).max())
                 assert np.array_equal(got == 0, want == 0)  # exact zeros stay exact
+
+
+@pytest.mark.parametrize("base", ["glover", "spm"])
+@pytest.mark.parametrize("extra", [" + derivative", " + derivative + dispersion"])
+def test_derivative_model_reuses_the_plain_regressor_exactly(base, extra, monkeypatch):
+    """A derivative model after the plain model on the same events reuses its canonical column:
+    bit for bit what a cold call computes, and nilearn's numbers."""
+    n_kernels = []
+    original = _hrf._regressors_at_frames
+    monkeypatch.setattr(_hrf, "_regressors_at_frames",
+                        lambda pos, dv, fths, ft, kernels, shift: n_kernels.append(len(kernels))
+                        or original(pos, dv, fths, ft, kernels, shift))
+    cond, ft = _random_case(np.random.default_rng(7), n_events=25)
+    clear_cache()
+    cold, names_cold = compute_regressor_fast(cond, base + extra, ft, con_id="a")
+    clear_cache()
+    compute_regressor_fast(cond, base, ft, con_id="b")  # the design's call (another name)
+    assert _hrf._CANONICAL
+    warm, names_warm = compute_regressor_fast(cond, base + extra, ft, con_id="a")
+    assert n_kernels == [extra.count("+") + 1, 1, extra.count("+")]  # the warm call convolves one kernel fewer
+    np.testing.assert_array_equal(warm, cold)
+    assert names_warm == names_cold
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref, _ = compute_regressor(cond, base + extra, ft, con_id="a")
+    _close(warm, ref)
+    clear_cache()
+    assert not _hrf._CANONICAL

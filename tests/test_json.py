@@ -48,6 +48,7 @@ def test_matches_reference_and_types():
         "finding": f, "frame": pd.DataFrame({"a": [1.0, np.nan], "b": ["x", "y"]}),
         "nested": [[np.float64(1.0), [np.nan]], {"k": (np.int64(7),)}],
         "other": complex(1, 2), "flag": True,
+        "plain": {"nan": float("nan"), "inf": -math.inf, "f": 0.25, 3: None, "b": False, "i": 4, "s": "x"},
     }
     out = jsonable(value)
     assert out == _reference(value)
@@ -58,6 +59,7 @@ def test_matches_reference_and_types():
     assert out["finding"]["evidence"] == {"v": None}
     assert out["frame"] == [{"a": 1.0, "b": "x"}, {"a": None, "b": "y"}]
     assert out["other"] == "(1+2j)"
+    assert out["plain"] == {"nan": None, "inf": None, "f": 0.25, "3": None, "b": False, "i": 4, "s": "x"}
     assert all(type(x) is float for x in out["ok"]) and all(type(x) is int for x in out["ints"])
 
 

@@ -389,3 +389,20 @@ def test_bold_mode_result_goes_into_the_builder_not_into_a_finished_record(demo_
     assert "bold" not in draft.parts["measured"]  # the draft was not edited
     errored = DraftRun(run, "broken", {"status": "error"})
     assert measure_bold_run([errored], tmp_path) == ([], {})
+
+
+def test_record_text_of_long_float_lists_is_memoised_by_bits():
+    """The JSON text of long float lists (frame times) is reused, never across different bits or types."""
+    import json as _json
+
+    times = [0.5 * i for i in range(100)]
+    first = dumps_record({"a": {"b": {"frame_times": times}}})
+    assert dumps_record({"a": {"b": {"frame_times": list(times)}}}) == first  # served from the memo
+    assert _json.loads(first)["a"]["b"]["frame_times"] == times
+    zeros, negative = [0.0] * 64, [-0.0] * 64
+    assert dumps_record({"z": zeros}) != dumps_record({"z": negative})  # 0.0 == -0.0, but not the same text
+    assert "-0.0" in dumps_record({"z": negative})
+    ints = [0] * 64
+    assert dumps_record({"z": ints}).count("0.0") == 0  # ints are never served a float list's text
+    with pytest.raises(ValueError):
+        dumps_record({"z": [float("nan")] * 64})

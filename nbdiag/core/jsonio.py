@@ -52,10 +52,24 @@ def jsonable(value: Any) -> Any:
     if t is str or t is int or t is bool or value is None:
         return value
     if t is dict:
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return _dict(value)
     if t is list or t is tuple:
         return _sequence(value)
     return _generic(value)
+
+
+def _dict(value: dict) -> dict:
+    """A dict: keys made ``str``; plain values (most leaves) copied without a call per value."""
+    out = {}
+    for k, v in value.items():
+        tv = type(v)
+        if tv is float:
+            if not _isfinite(v):
+                v = None
+        elif not (tv is str or tv is int or tv is bool or v is None):
+            v = jsonable(v)
+        out[k if type(k) is str else str(k)] = v
+    return out
 
 
 def _sequence(value: list | tuple) -> list:

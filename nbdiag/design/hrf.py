@@ -71,6 +71,7 @@ def clear_cache() -> None:
     """Forget cached kernels and memoised regressors (benchmarks use it)."""
     _memo.clear()
     _GRIDS.clear()
+    _CANONICAL.clear()
     _kernels.cache_clear()
 
 
@@ -252,10 +253,17 @@ def compute_regressor_fast(
         return hit[0].copy(), list(hit[1])
 
     pos, dv, fths = _sample_deltas(cond, ft, os_, mo)
-    regs = _regressors_at_frames(pos, dv, fths, ft, _kernels(hrf_model, float(np.min(np.diff(ft))), os_, delays),
+    kernels = _kernels(hrf_model, float(np.min(np.diff(ft))), os_, delays)
+    canonical_key = (_CANONICAL_OF.get(hrf_model), key[1], key[2], cond.shape, os_, mo)
+    first = _CANONICAL.get(canonical_key) if canonical_key[0] is not None else None
+    regs = _regressors_at_frames(pos, dv, fths, ft, kernels if first is None else kernels[1:],
                                  shift=os_ - 1 if hrf_model == "fir" and os_ > 1 else 0)
     if regs is None:  # interp1d would raise: let nilearn say so
         return _nilearn_compute_regressor(*args, **kwargs)
+    if first is not None:
+        regs = np.column_stack([first, regs])
+    elif hrf_model in ("glover", "spm"):
+        _remember_canonical((hrf_model, key[1], key[2], cond.shape, os_, mo), regs[:, 0])
     if hrf_model != "fir":
         regs = _NILEARN.orthogonalize(regs)
     names = _NILEARN.regressor_names(con_id, hrf_model, fir_delays=None if delays is None else list(delays))
@@ -263,6 +271,22 @@ def compute_regressor_fast(
     if len(_memo) > _MEMO_SIZE:
         _memo.popitem(last=False)
     return regs, names
+
+
+#: the canonical column of a model with derivatives is the plain model's regressor (same kernel, same
+#: sampling, computed column by column): a derivative model reuses the plain one computed for the design
+_CANONICAL_OF = {"glover + derivative": "glover", "glover + derivative + dispersion": "glover",
+                 "spm + derivative": "spm", "spm + derivative + dispersion": "spm"}
+_CANONICAL: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+
+
+def _remember_canonical(key: tuple, column: np.ndarray) -> None:
+    """Keep a plain model's regressor (read-only) for the derivative models of the same events (32 entries)."""
+    column = column.copy()
+    column.setflags(write=False)
+    _CANONICAL[key] = column
+    if len(_CANONICAL) > 32:
+        _CANONICAL.popitem(last=False)
 
 
 def _fast_inputs(exp_condition: Any, hrf_model: Any, frame_times: Any, con_id: Any, oversampling: Any,

@@ -188,12 +188,13 @@ def task_columns_full(design: pd.DataFrame, task_columns: Sequence[str], rows: S
                       n_total: int) -> np.ndarray | None:
     """The conditions' design columns at every acquired volume (0 where a volume has no design row), for
     :func:`detect_transients`; None when the design has no condition column."""
-    cols = [c for c in design.columns if str(c) in set(map(str, task_columns))]
-    if not cols:
+    wanted = set(map(str, task_columns))
+    at = [j for j, c in enumerate(design.columns) if str(c) in wanted]
+    if not at:
         return None
     r = np.arange(len(design)) if rows is None else np.asarray(rows, dtype=int)
-    out = np.zeros((max(int(n_total), int(r.max()) + 1 if r.size else 0), len(cols)))
-    out[r] = design[cols].to_numpy(dtype=float)
+    out = np.zeros((max(int(n_total), int(r.max()) + 1 if r.size else 0), len(at)))
+    out[r] = design.to_numpy(dtype=float)[:, at]  # positional: no pandas column selection
     return out
 
 

@@ -117,6 +117,7 @@ exist in every run and are no design-specific cause: they yield at most an
 
 from __future__ import annotations
 
+import math
 import re
 from functools import cached_property
 from dataclasses import replace, dataclass, field
@@ -719,9 +720,8 @@ class SensitivityResult:
 
     def to_dict(self) -> list[dict[str, Any]]:
         """``contrasts.<name>.sensitivity`` list (NaN -> None)."""
-        def clean(v):
-            return None if isinstance(v, float) and not np.isfinite(v) else v
-        return [{k: clean(v) for k, v in e.items()} for e in self.entries]
+        return [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in e.items()}
+                for e in self.entries]
 
     def max_abs_bias_sd(self) -> float:
         vals = [abs(e["bias_sd"]) for e in self.entries if e["bias_sd"] is not None and np.isfinite(e["bias_sd"])]

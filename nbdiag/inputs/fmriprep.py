@@ -9,9 +9,11 @@ the same way and keep what it drops, so diagnostics can flag it.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import warnings
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -288,7 +290,7 @@ def _prepare_output(confounds: pd.DataFrame, demean: bool, nilearn_prepare_outpu
         outliers = pd.DataFrame(values)  # duplicate names (non_steady_state loaded twice) are fine here
     else:
         outliers = pd.DataFrame()
-    confounds = confounds.loc[:, confounds_cols]
+    confounds = _float_columns(confounds, confounds_cols)
     sample_mask = _outlier_to_sample_mask(outliers)
     if sample_mask is not None and sample_mask.size == 0:
         warnings.warn("All volumes were marked as motion outliers. This would lead to all volumes in the "
@@ -299,8 +301,22 @@ def _prepare_output(confounds: pd.DataFrame, demean: bool, nilearn_prepare_outpu
             confounds.iloc[0, mask_nan] = confounds.iloc[1, mask_nan]
         if demean:
             confounds = (_demean_all(confounds) if sample_mask is None
-                         else _demean_confounds(confounds, sample_mask))
+                         else _demean_masked(confounds, sample_mask, _demean_confounds))
     return sample_mask, confounds
+
+
+def _float_columns(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """``frame.loc[:, names]`` (a copy), made from the values when every name is one float column.
+
+    Same columns, order, index, dtype and values as pandas' label selection, without its indexer
+    machinery; anything else (repeated names, other dtypes) goes through ``.loc``.
+    """
+    if not frame.columns.is_unique:
+        return frame.loc[:, names]
+    at = frame.columns.get_indexer(names)
+    if (at < 0).any() or not all(frame.dtypes.iloc[j] == np.float64 for j in at.tolist()):
+        return frame.loc[:, names]
+    return pd.DataFrame(frame.to_numpy(dtype=np.float64)[:, at], columns=frame.columns[at], index=frame.index)
 
 
 def _demean_all(confounds: pd.DataFrame) -> pd.DataFrame:
@@ -321,6 +337,36 @@ def _demean_all(confounds: pd.DataFrame) -> pd.DataFrame:
                       UserWarning, stacklevel=2)
         X -= mean_1
     return pd.DataFrame(X, columns=confounds.columns)
+
+
+def _demean_masked(confounds: pd.DataFrame, sample_mask: np.ndarray, nilearn_demean) -> pd.DataFrame:
+    """nilearn's ``_demean_confounds(confounds, sample_mask)`` without pandas' indexing and alignment.
+
+    nilearn subtracts ``confounds.iloc[sample_mask].mean()``: pandas sums each column's kept
+    values as one contiguous row (its block layout after ``take``), NaN read as 0, and divides
+    by the count of non-NaN values. The same numpy steps on the same layout give the same bits
+    (``tests/test_fast_confounds.py``). With bottleneck in use, pandas computes the mean with
+    it instead: then nilearn's own function runs.
+    """
+    if _pandas_uses_bottleneck() or not all(t == np.float64 for t in confounds.dtypes):
+        return nilearn_demean(confounds, sample_mask)
+    X = confounds.to_numpy(dtype=np.float64)
+    kept = np.ascontiguousarray(X[np.asarray(sample_mask)].T)  # (columns, kept volumes), as pandas' block
+    missing = np.isnan(kept)
+    if missing.any():
+        kept = np.where(missing, 0.0, kept)
+    mean = kept.sum(axis=1) / (kept.shape[1] - missing.sum(axis=1))
+    return pd.DataFrame(X - mean, columns=confounds.columns)
+
+
+def _pandas_uses_bottleneck() -> bool:
+    """Whether pandas' reductions go through bottleneck (its ``nanmean`` sums differently)."""
+    return _bottleneck_installed() and bool(pd.get_option("compute.use_bottleneck"))
+
+
+@lru_cache(maxsize=1)
+def _bottleneck_installed() -> bool:
+    return importlib.util.find_spec("bottleneck") is not None
 
 
 def _fast_path_ok(kwargs: dict[str, Any], header: list[str]) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from array import array
 import threading
 from pathlib import Path
 from typing import Any
@@ -67,9 +68,30 @@ def dumps_record(data: Any, depth: int = 2) -> str:
         if level < depth and isinstance(value, list) and value and any(isinstance(v, (dict, list)) for v in value):
             inner = pad + "  "
             return "[\n" + ",\n".join(inner + encode(v, level + 1, inner) for v in value) + f"\n{pad}]"
-        return compact.encode(value)
+        return _float_list_text(value, compact) if type(value) is list and len(value) >= 64 else compact.encode(value)
 
     return encode(data, 0, "") + "\n"
+
+
+_FLOAT_LIST_TEXT: "dict[bytes, str]" = {}
+
+
+def _float_list_text(value: list, compact: json.JSONEncoder) -> str:
+    """JSON text of a long list, memoised when it holds only floats (keyed by their bit patterns).
+
+    Frame times are the same list in every run with the same TR and length (the record and the
+    design sidecar): their text is made once. Bounded (cleared at 16 entries); a pure function of
+    the bits, so -0.0 and 0.0 (different text) never share an entry.
+    """
+    if not all(type(v) is float for v in value):
+        return compact.encode(value)
+    key = array("d", value).tobytes()
+    text = _FLOAT_LIST_TEXT.get(key)
+    if text is None:
+        if len(_FLOAT_LIST_TEXT) >= 16:
+            _FLOAT_LIST_TEXT.clear()
+        text = _FLOAT_LIST_TEXT[key] = compact.encode(value)
+    return text
 
 
 def write_record_json(path: Path, data: Any) -> Path:
