@@ -183,3 +183,49 @@ def test_participant_level_runs_with_the_heap_frozen(small_bids, tmp_path, monke
                              log=lambda line: None)
     assert seen and all(count > 0 for count in seen)
     assert gc.get_freeze_count() == 0
+
+
+def test_column_values_equal_pandas_label_selection():
+    import pandas as pd
+
+    from nbdiag.diagnostics._linalg import column_values
+
+    rng = np.random.default_rng(5)
+    design = pd.DataFrame(rng.normal(size=(20, 5)), columns=["a", "b", "c", "d", "e"])
+    for names in (["c", "a"], ["e"], [], ["a", "b", "c", "d", "e"]):
+        np.testing.assert_array_equal(column_values(design, names), design[names].to_numpy(dtype=float))
+    twice = pd.DataFrame(rng.normal(size=(20, 3)), columns=["a", "a", "b"])  # repeated names: pandas' answer
+    np.testing.assert_array_equal(column_values(twice, ["a", "b"]), twice[["a", "b"]].to_numpy(dtype=float))
+    assert column_values(twice, ["a"]).shape == (20, 2)
+    with pytest.raises(KeyError, match="zz"):
+        column_values(design, ["a", "zz"])
+
+
+def test_censoring_task_frame_equals_the_label_selection():
+    import pandas as pd
+
+    from nbdiag.design.context import DesignContext
+    from nbdiag.diagnostics.censoring import full_task
+
+    rng = np.random.default_rng(6)
+    design = pd.DataFrame(rng.normal(size=(12, 4)), columns=["x", "y", "drift_1", "constant"],
+                          index=np.arange(12) * 2.0)
+    roles = {"x": "task", "y": "task", "drift_1": "drift", "constant": "constant"}
+    got = full_task(design, roles, DesignContext(t_r=2.0))
+    pd.testing.assert_frame_equal(got, design[["x", "y"]].reset_index(drop=True))
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_scans_within_pieces_equal_the_per_piece_count(shuffle):
+    from nbdiag.diagnostics.baseline import _scans_within
+
+    rng = np.random.default_rng(8)
+    times = np.arange(200) * 0.8 + 0.4
+    if shuffle:
+        rng.shuffle(times)
+    edges = np.sort(rng.uniform(-5, 170, 60))
+    edges[5] = times[10] if not shuffle else edges[5]  # a piece starting exactly on a frame time
+    pieces = [{"start": float(a), "end": float(b)} for a, b in zip(edges[:-1], edges[1:])]
+    want = [int(np.sum((times >= p["start"] - 1e-9) & (times < p["end"] - 1e-9))) for p in pieces]
+    assert _scans_within(times, pieces) == want
+    assert sum(want) > 0

@@ -73,6 +73,7 @@ def clear_cache() -> None:
     _GRIDS.clear()
     _CANONICAL.clear()
     _kernels.cache_clear()
+    _regressor_names.cache_clear()
 
 
 @lru_cache(maxsize=32)
@@ -87,6 +88,12 @@ def _kernels(hrf_model: str | None, t_r: float, oversampling: int,
         H.setflags(write=False)
         out.append((h, H))
     return tuple(out)
+
+
+@lru_cache(maxsize=256)
+def _regressor_names(con_id: str, hrf_model: str | None, delays: tuple[int, ...] | None) -> tuple[str, ...]:
+    """nilearn's regressor names (a pure function of its inputs, memoised; callers get a fresh list)."""
+    return tuple(_NILEARN.regressor_names(con_id, hrf_model, fir_delays=None if delays is None else list(delays)))
 
 
 def _nilearn_compute_regressor(*args, **kwargs):
@@ -266,7 +273,7 @@ def compute_regressor_fast(
         _remember_canonical((hrf_model, key[1], key[2], cond.shape, os_, mo), regs[:, 0])
     if hrf_model != "fir":
         regs = _NILEARN.orthogonalize(regs)
-    names = _NILEARN.regressor_names(con_id, hrf_model, fir_delays=None if delays is None else list(delays))
+    names = list(_regressor_names(con_id, hrf_model, delays))
     _memo[key] = (regs.copy(), list(names))
     if len(_memo) > _MEMO_SIZE:
         _memo.popitem(last=False)

@@ -51,6 +51,20 @@ def as_design(X: Any, name: str = "X") -> np.ndarray:
     return arr
 
 
+def column_values(design: pd.DataFrame, names: Any) -> np.ndarray:
+    """``design[names].to_numpy(dtype=float)`` taken by position (no pandas label selection).
+
+    Same values and column order; a design with repeated column names goes through pandas.
+    """
+    names = list(names)
+    if not design.columns.is_unique:
+        return design[names].to_numpy(dtype=float)
+    at = design.columns.get_indexer(names)
+    if (at < 0).any():
+        return design[names].to_numpy(dtype=float)  # pandas names the missing column
+    return design.to_numpy(dtype=float)[:, at]
+
+
 def as_contrast(c: Any, n_columns: int) -> np.ndarray:
     """``c`` as a float vector with one weight per design column."""
     vec = np.asarray(c, dtype=float).ravel()

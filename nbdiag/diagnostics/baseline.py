@@ -66,6 +66,7 @@ from nbdiag.design.context import DesignContext
 from nbdiag.core.findings import Finding
 from nbdiag.core.thresholds import Thresholds
 from nbdiag.core import codes
+from nbdiag.diagnostics._linalg import column_values
 
 #: Seconds between stimulus and BOLD used to classify scans (canonical HRFs).
 HRF_LAG_S = 4.0
@@ -357,7 +358,7 @@ def _regressor_activity(design: pd.DataFrame, roles: dict[str, str], context: De
     out: list[str | None] = []
     if not cols:
         return [None] * len(design)
-    vals = design[cols].to_numpy(float)
+    vals = column_values(design, cols)
     peak = np.nanmax(np.abs(vals), axis=0)
     peak[peak == 0] = np.inf
     rel = vals / peak
@@ -566,6 +567,17 @@ class BaselineResult:
         }
 
 
+def _scans_within(times: np.ndarray, pieces: list[dict[str, Any]]) -> list[int]:
+    """Per piece, the number of frame times in ``[start - 1e-9, end - 1e-9)`` (two binary searches
+    when the times increase, as a design's do; a count per piece otherwise)."""
+    starts = np.array([float(p["start"]) for p in pieces], dtype=float) - 1e-9
+    ends = np.array([float(p["end"]) for p in pieces], dtype=float) - 1e-9
+    if times.size < 2 or bool(np.all(np.diff(times) > 0)):
+        return np.maximum(np.searchsorted(times, ends, side="left") - np.searchsorted(times, starts, side="left"),
+                          0).tolist()
+    return [int(np.sum((times >= a) & (times < b))) for a, b in zip(starts.tolist(), ends.tolist())]
+
+
 def _event_related(context: DesignContext, thresholds: Thresholds) -> bool:
     """Whether the modelled events form short episodes: events less than 1 s apart are merged (the trials
     of a block form one episode) and the median episode lasts less than ``baseline_epoch_seconds``. Such
@@ -608,12 +620,11 @@ def assess_baseline(design: pd.DataFrame, roles: dict[str, str], context: Design
     """
     thresholds = thresholds or Thresholds()
     classes, active, pieces = _classify(design, roles, context, thresholds)
-    times = np.asarray(design.index, dtype=float)
+    n_in = _scans_within(np.asarray(design.index, dtype=float), pieces)
     epochs = []
-    for p in pieces:
+    for p, count in zip(pieces, n_in):
         start, end = float(p["start"]), float(p["end"])
-        n_in = int(np.sum((times >= start - 1e-9) & (times < end - 1e-9)))
-        epochs.append({"start": round(start, 6), "duration": round(end - start, 6), "n_scans": n_in,
+        epochs.append({"start": round(start, 6), "duration": round(end - start, 6), "n_scans": count,
                        "kind": p["kind"], "contains": list(p["contains"]), "position": p.get("position")})
     n = len(design)
     n_base = int((~active).sum())
@@ -622,6 +633,10 @@ def assess_baseline(design: pd.DataFrame, roles: dict[str, str], context: Design
                  and e["duration"] >= thresholds.baseline_epoch_seconds - 1e-9)
     rest = modeled_rest_conditions(design, roles, context)
     findings: list[Finding] = []
+
+    @lru_cache(maxsize=1)
+    def few_long_epochs() -> bool:  # a block design with too few long rest epochs (asked at most once)
+        return n_long < thresholds.baseline_min_epochs and not _event_related(context, thresholds)
     tiled = fraction < thresholds.baseline_none_fraction
     if tiled:
         rule = "conditions_cover_the_run"
@@ -641,15 +656,14 @@ def assess_baseline(design: pd.DataFrame, roles: dict[str, str], context: Design
             fix="Interpret differential contrasts between the modelled conditions (e.g. two_back - zero_back), "
                 "or leave the rest/fixation periods unmodelled so they form the implicit baseline.",
         ))
-    elif fraction < thresholds.baseline_fraction_warn or (n_long < thresholds.baseline_min_epochs
-                                                           and not _event_related(context, thresholds)):
+    elif fraction < thresholds.baseline_fraction_warn or few_long_epochs():
         parts = []
         rules = []
         if fraction < thresholds.baseline_fraction_warn:
             rules.append("fraction_below_warn")
             parts.append(f"only {fraction:.0%} of the scans have no modelled event "
                          f"(threshold {thresholds.baseline_fraction_warn:.0%})")
-        if n_long < thresholds.baseline_min_epochs and not _event_related(context, thresholds):
+        if few_long_epochs():
             rules.append("few_long_epochs")
             parts.append(f"{n_long} unmodelled epoch(s) last at least "
                          f"{thresholds.baseline_epoch_seconds:g} s (need {int(thresholds.baseline_min_epochs)})")

@@ -61,6 +61,7 @@ import numpy as np
 import pandas as pd
 
 from nbdiag.core import codes
+from nbdiag.diagnostics._linalg import column_values
 from nbdiag.design.context import DesignContext
 from nbdiag.core.findings import Finding
 from nbdiag.core.thresholds import Thresholds
@@ -78,10 +79,11 @@ def full_task(design: pd.DataFrame, roles: Mapping[str, str], context: DesignCon
     design's own rows (all scans).
     """
     if context.unmasked_task is not None:
-        out = context.unmasked_task
-    else:
-        out = design[[c for c in design.columns if roles.get(c) == "task"]]
-    return out.reset_index(drop=True)
+        return context.unmasked_task.reset_index(drop=True)
+    cols = [c for c in design.columns if roles.get(c) == "task"]
+    if not design.columns.is_unique:
+        return design[cols].reset_index(drop=True)
+    return pd.DataFrame(column_values(design, cols), columns=pd.Index(cols, dtype=design.columns.dtype))
 
 
 def condition_columns(task: pd.DataFrame, context: DesignContext) -> dict[str, list[str]]:

@@ -84,6 +84,7 @@ import numpy as np
 import pandas as pd
 
 from nbdiag.diagnostics._linalg import (
+    column_values,
     DesignAlgebra,
     check_design as _check_design,
     constant_columns as _constant_columns,
@@ -264,7 +265,7 @@ def condition_indices(design: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _pearson(design: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
-    X = design[cols].to_numpy(dtype=float)
+    X = column_values(design, cols)
     Xc = X - X.mean(axis=0)
     norms = np.linalg.norm(Xc, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -260,10 +260,11 @@ def _rt_events(events: pd.DataFrame, rt_col: str) -> pd.DataFrame | None:
     has = rt.notna()
     if not has.any():
         return None
+    keep = has.to_numpy()
     return pd.DataFrame({
-        "onset": events.loc[has, "onset"].to_numpy(float),
-        "duration": rt[has].to_numpy(float),
-        "trial_type": events.loc[has, "trial_type"].to_numpy() if "trial_type" in events else "dummy",
+        "onset": events["onset"].to_numpy(float)[keep],
+        "duration": rt.to_numpy(float)[keep],
+        "trial_type": events["trial_type"].to_numpy()[keep] if "trial_type" in events else "dummy",
     })
 
 

@@ -28,7 +28,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     process leaves only that file, never a partial ``path``; one left by a dead process
     with the same pid and thread id is replaced.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not os.path.isdir(path.parent):  # one stat when it exists (mkdir would raise and stat again)
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     try:
