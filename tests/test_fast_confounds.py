@@ -118,3 +118,30 @@ def test_masked_demean_equals_nilearn_bit_for_bit(with_nan, monkeypatch):
     monkeypatch.setattr(fmriprep, "_pandas_uses_bottleneck", lambda: True)
     fmriprep._demean_masked(frame.copy(), mask, lambda c, m: called.append(1) or c)
     assert called
+
+
+def test_flagged_volumes_and_numeric_columns_equal_the_pandas_rules():
+    """The numpy reading of outlier flags and measured columns equals ``fillna(0) != 0`` and ``to_numeric``."""
+    import re
+
+    from nbdiag.inputs import fmriprep
+
+    raw = pd.DataFrame({
+        "non_steady_state_outlier00": [1, 0, 0, 0, 0],
+        "non_steady_state_outlier01": [0.0, np.nan, 1.0, 0.0, 0.0],
+        "non_steady_state_outlier02": ["0", "n/a", 0, 0, "x"],
+        "global_signal": [1.5, np.nan, 2.0, 3.0, 4.0],
+        "csf": ["1.0", "n/a", "2", "x", "5"],
+        "framewise_displacement": [np.nan, 0.1, 0.2, 0.3, 0.4],
+    })
+    pattern = re.compile(r"^non_steady_state_outlier\d+$")
+    cols = [c for c in raw.columns if pattern.match(c)]
+    want = tuple(int(i) for i in np.flatnonzero((raw[cols].fillna(0).to_numpy() != 0).any(axis=1)))
+    assert fmriprep._flagged(raw, pattern) == want == (0, 1, 2, 4)  # the literal "n/a" is text, not missing
+    got = fmriprep.raw_signals(raw)
+    for col in ("global_signal", "csf"):
+        np.testing.assert_array_equal(got[col], pd.to_numeric(raw[col], errors="coerce").to_numpy(dtype=float))
+    got["global_signal"][0] = -1.0  # a copy: the table is not changed through it
+    assert raw["global_signal"].iloc[0] == 1.5
+    np.testing.assert_array_equal(fmriprep.raw_motion(raw)["framewise_displacement"],
+                                  raw["framewise_displacement"].to_numpy())

@@ -174,16 +174,31 @@ def _fsl_kernel_spectrum(sigma: float, n: int, length: int) -> np.ndarray:
     return kf
 
 
-def _fsl_combine(X: np.ndarray, B: np.ndarray, D: np.ndarray, N: np.ndarray, A: np.ndarray,
-                 C: np.ndarray) -> np.ndarray:
+@lru_cache(maxsize=128)
+def _fsl_denominator(sigma: float, n: int) -> tuple[np.ndarray, bool, np.ndarray, int]:
+    """Where ``C N - A²`` is not 0, whether it is nowhere 0, the safe divisor (column) and the first
+    such time point (memoised with :func:`_fsl_kernels`; read-only)."""
+    _, _, _, N, A, C = _fsl_kernels(sigma, n)
     denom = C * N - A * A
-    out = X.copy()
     ok = denom != 0
-    if not ok.any():
-        return out
     safe = np.where(ok, denom, 1.0)[:, None]
+    ok.setflags(write=False)
+    safe.setflags(write=False)
+    return ok, bool(ok.all()), safe, int(np.argmax(ok))
+
+
+def _fsl_combine(X: np.ndarray, B: np.ndarray, D: np.ndarray, sigma: float) -> np.ndarray:
+    """``c0 + x - c`` where the local fit exists, ``x`` elsewhere (:func:`_fsl_highpass_cols`)."""
+    n = X.shape[0]
+    _, _, _, _, A, C = _fsl_kernels(sigma, n)
+    ok, all_ok, safe, first = _fsl_denominator(sigma, n)
+    if not ok.any():
+        return X.copy()
     c = (B * C[:, None] - A[:, None] * D) / safe
-    c0 = c[np.argmax(ok)]
+    c0 = c[first]
+    if all_ok:  # the same element-wise (c0 + x) - c, without the masked copies
+        return c0 + X - c
+    out = X.copy()
     out[ok] = c0 + X[ok] - c[ok]
     return out
 
@@ -207,13 +222,13 @@ class _FslHighpassPlan:
         n, p = X.shape
         if sigma <= 0 or n == 0:
             return X.copy()
-        h, k, kd, N, A, C = _fsl_kernels(sigma, n)
+        h, k, kd, *_ = _fsl_kernels(sigma, n)
         if h == 0:
-            return _fsl_combine(X, X * k[0], np.zeros_like(X), N, A, C)
+            return _fsl_combine(X, X * k[0], np.zeros_like(X), sigma)
         kf = _fsl_kernel_spectrum(float(sigma), n, self.L)  # (L//2+1, 2)
         prod = np.concatenate([self.Xf * kf[:, :1], self.Xf * kf[:, 1:]], axis=1)
         full = np.fft.irfft(prod, self.L, axis=0)[h:h + n]
-        return _fsl_combine(X, full[:, :p], -full[:, p:], N, A, C)
+        return _fsl_combine(X, full[:, :p], -full[:, p:], sigma)
 
 
 def _fsl_highpass_cols(X: np.ndarray, sigma: float) -> np.ndarray:
@@ -237,13 +252,13 @@ def _fsl_highpass_cols(X: np.ndarray, sigma: float) -> np.ndarray:
     n = X.shape[0]
     if sigma <= 0 or n == 0:
         return X.copy()
-    h, k, kd, N, A, C = _fsl_kernels(sigma, n)
+    h, k, kd, *_ = _fsl_kernels(sigma, n)
     if h == 0:
-        return _fsl_combine(X, X * k[0], np.zeros_like(X), N, A, C)
+        return _fsl_combine(X, X * k[0], np.zeros_like(X), sigma)
     # B[t] = Σ_j x[j] w(j - t) = (x * w)[t + h]; D[t] = Σ_j x[j] w(j - t)(j - t) = -(x * (w d))[t + h]
     B = fftconvolve(X, k[:, None], axes=0)[h:h + n]
     D = -fftconvolve(X, kd[:, None], axes=0)[h:h + n]
-    return _fsl_combine(X, B, D, N, A, C)
+    return _fsl_combine(X, B, D, sigma)
 
 
 def fsl_highpass(x: np.ndarray, sigma: float) -> np.ndarray:

@@ -83,8 +83,18 @@ def _flagged(raw: pd.DataFrame, pattern: re.Pattern) -> tuple[int, ...]:
     cols = [c for c in raw.columns if pattern.match(str(c))]
     if not cols:
         return ()
-    hit = (raw[cols].fillna(0).to_numpy() != 0).any(axis=1)
+    hit = np.zeros(len(raw), dtype=bool)
+    for col in cols:  # a value other than 0 or missing flags the volume (fillna(0) != 0)
+        values = _numeric(raw[col]) if raw[col].dtype.kind in "fiub" else raw[col].fillna(0).to_numpy()
+        hit |= (values != 0) & ~pd.isna(values)
     return tuple(int(i) for i in np.flatnonzero(hit))
+
+
+def _numeric(column: pd.Series) -> np.ndarray:
+    """``pd.to_numeric(column, errors="coerce")`` as floats; a float column is taken as it is."""
+    if column.dtype == np.float64:
+        return column.to_numpy(copy=True)
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
 
 
 #: Raw confound columns kept for the measured diagnostics.
@@ -99,8 +109,7 @@ def raw_signals(raw: pd.DataFrame) -> dict[str, np.ndarray]:
     out = {}
     for col in SIGNAL_COLUMNS + FOOTPRINT_COLUMNS:
         if col in raw.columns:
-            values = pd.to_numeric(raw[col], errors="coerce").to_numpy(dtype=float)
-            out[col] = values
+            out[col] = _numeric(raw[col])
     return out
 
 
@@ -110,8 +119,7 @@ MOTION_COLUMNS = ("framewise_displacement", "std_dvars", "dvars")
 
 def raw_motion(raw: pd.DataFrame) -> dict[str, np.ndarray]:
     """The motion summary columns of a confounds table present in it (first row NaN as fMRIPrep writes it)."""
-    return {col: pd.to_numeric(raw[col], errors="coerce").to_numpy(dtype=float)
-            for col in MOTION_COLUMNS if col in raw.columns}
+    return {col: _numeric(raw[col]) for col in MOTION_COLUMNS if col in raw.columns}
 
 
 def read_raw_confounds(path: Path, limits: Limits | None = None, usecols: list[str] | None = None) -> pd.DataFrame:
