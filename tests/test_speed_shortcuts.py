@@ -229,3 +229,18 @@ def test_scans_within_pieces_equal_the_per_piece_count(shuffle):
     want = [int(np.sum((times >= p["start"] - 1e-9) & (times < p["end"] - 1e-9))) for p in pieces]
     assert _scans_within(times, pieces) == want
     assert sum(want) > 0
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_whitening_rows_at_once_equals_one_series_at_a_time(order):
+    from nbdiag.diagnostics.measured import _whiten, _whiten_rows
+
+    rng = np.random.default_rng(order)
+    V = rng.normal(size=(6, 50))
+    rho = rng.uniform(-0.5, 0.5, order)
+    W = _whiten_rows(V, rho)
+    for row, w in zip(V, W):
+        np.testing.assert_array_equal(w, _whiten(row, rho))
+        c = rng.normal(size=50)
+        assert float(c @ w) == float(c @ _whiten(row, rho))
+    assert _whiten_rows(np.zeros((0,)), rho).size == 0

@@ -477,6 +477,18 @@ def _whiten(A: np.ndarray, rho: np.ndarray) -> np.ndarray:
     return out
 
 
+def _whiten_rows(V: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """:func:`_whiten` of every row of ``V`` (series as rows) at once: the same element-wise steps,
+    and each row stays contiguous (so dot products with it are the ones of the single series)."""
+    V = np.asarray(V, np.float64)
+    if V.size == 0:
+        return V
+    out = V.copy()
+    for i in range(rho.size):
+        out[:, (i + 1):] = out[:, (i + 1):] - rho[i] * V[:, : -(i + 1)]
+    return out
+
+
 def _ar_coef(resid: np.ndarray, order: int, bins: int = 100) -> np.ndarray:
     """AR coefficients of one residual series exactly as nilearn's ``run_glm`` estimates them
     (``_yule_walker``; AR(1) binned to ``1 / bins``; one series is its own k-means centre)."""
@@ -530,7 +542,7 @@ def _fit_noise_model(y: np.ndarray, X: np.ndarray, P: np.ndarray, rank: int, vec
     vals = {k: np.where(m, yr - f if k in CAUSE_CLASSES else yr, 0.0) for k, m in masks.items()}
     if spill is not None and cause_rows.any():
         vals[SPILL_PART] = np.where(cause_rows, f, 0.0)
-    P_y = {k: (v if whiten is None else _whiten(v, whiten)) for k, v in vals.items()}
+    P_y = vals if whiten is None else dict(zip(vals, _whiten_rows(np.array(list(vals.values())), whiten)))
     ones = np.ones_like(y) if whiten is None else _whiten(np.ones_like(y), whiten)
     dispersion = float(wres @ wres) / dof if dof > 0 else float("nan")
     out = {}

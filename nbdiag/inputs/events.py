@@ -330,9 +330,10 @@ def events_outside_run(events: pd.DataFrame, frame_times: np.ndarray, t_r: float
     if events.empty:
         return findings
     end = float(frame_times[-1] + t_r)
-    late = events["onset"] >= end
-    early = events["onset"] < frame_times[0] + min_onset
-    long_ = (events["onset"] < end) & (events["onset"] + events["duration"] > end)
+    onset, duration = events["onset"].to_numpy(dtype=float), events["duration"].to_numpy(dtype=float)
+    late = onset >= end
+    early = onset < frame_times[0] + min_onset
+    long_ = (onset < end) & (onset + duration > end)
     if late.any() or early.any():
         types = sorted(set(events.loc[late | early, "trial_type"].astype(str))) if "trial_type" in events else []
         findings.append(codes.EVENTS_OUTSIDE_RUN.finding(
@@ -346,9 +347,9 @@ def events_outside_run(events: pd.DataFrame, frame_times: np.ndarray, t_r: float
             fix="check that events.tsv belongs to this run and that onsets are in seconds from the first volume",
         ))
     run_length = end - float(frame_times[0])
-    huge = events["duration"] > 2 * max(run_length, t_r)
+    huge = duration > 2 * max(run_length, t_r)
     if huge.any():
-        row = int(np.flatnonzero(huge.to_numpy())[0])
+        row = int(np.flatnonzero(huge)[0])
         findings.append(codes.EVENTS_INVALID.finding(
             severity="warn", title="Event durations longer than the run",
             message=(f"{int(huge.sum())} events last longer than twice the run ({run_length:.1f} s), e.g. "
