@@ -209,3 +209,19 @@ def test_derivative_model_reuses_the_plain_regressor_exactly(base, extra, monkey
     _close(warm, ref)
     clear_cache()
     assert not _hrf._CANONICAL
+
+
+def test_memoised_interpolation_gives_the_cold_numbers():
+    """The interpolation plan reused across regressors of a run changes nothing (cold vs warm, FIR shift too)."""
+    cond, ft = _random_case(np.random.default_rng(11), n_events=12)
+    for model, delays in (("glover", None), ("fir", [0, 1, 2])):
+        clear_cache()
+        cold, _ = compute_regressor_fast(cond, model, ft, fir_delays=delays)
+        assert _hrf._INTERP
+        _hrf._memo.clear()  # the result memo only: the plan stays
+        warm, _ = compute_regressor_fast(cond, model, ft, fir_delays=delays)
+        np.testing.assert_array_equal(warm, cold)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref, _ = compute_regressor(cond, model, ft, fir_delays=delays)
+        _close(warm, ref)

@@ -72,6 +72,7 @@ def clear_cache() -> None:
     _memo.clear()
     _GRIDS.clear()
     _CANONICAL.clear()
+    _INTERP.clear()
     _kernels.cache_clear()
     _regressor_names.cache_clear()
 
@@ -324,6 +325,36 @@ def _fast_inputs(exp_condition: Any, hrf_model: Any, frame_times: Any, con_id: A
     return ft, cond, os_, delays, mo
 
 
+_INTERP: "OrderedDict[tuple, tuple]" = OrderedDict()
+
+
+def _interpolation(fths: np.ndarray, ft: np.ndarray, shift: int) -> tuple | None:
+    """scipy ``interp1d`` (linear) of the high-res grid at the frame times, the parts that do not depend
+    on the regressor: ``(lo, hi, grid indices read by the convolution, ft - x_lo, x_hi - x_lo)``.
+
+    None when a frame time lies outside the grid. Memoised per grid (the memoised grid object,
+    kept alive by the entry), frame times and shift: every regressor of a run reads the same.
+    """
+    key = (id(fths), ft.tobytes(), shift)
+    hit = _INTERP.get(key)
+    if hit is not None and hit[0] is fths:
+        return hit[1]
+    grid = fths[: -shift] if shift else fths
+    if ft.min() < grid[0] or ft.max() > grid[-1]:
+        plan = None
+    else:  # searchsorted, clip to [1, len-1], slope form
+        hi = np.clip(np.searchsorted(grid, ft), 1, len(grid) - 1).astype(int)
+        lo = hi - 1
+        x_lo, x_hi = grid[lo], grid[hi]
+        plan = (lo, hi, np.concatenate([lo, hi]) + shift, ft - x_lo, x_hi - x_lo)
+        for a in plan:
+            a.setflags(write=False)
+    _INTERP[key] = (fths, plan)
+    if len(_INTERP) > 16:
+        _INTERP.popitem(last=False)
+    return plan
+
+
 def _regressors_at_frames(pos: np.ndarray, dv: np.ndarray, fths: np.ndarray, ft: np.ndarray,
                           kernels: list, shift: int) -> np.ndarray | None:
     """The convolved regressors sampled at the frame times, one column per kernel.
@@ -333,17 +364,14 @@ def _regressors_at_frames(pos: np.ndarray, dv: np.ndarray, fths: np.ndarray, ft:
     the events when they are few, an FFT convolution otherwise. None when a frame time lies
     outside the grid (nilearn raises there).
     """
-    grid = fths[: -shift] if shift else fths
-    if ft.min() < grid[0] or ft.max() > grid[-1]:
+    plan = _interpolation(fths, ft, shift)
+    if plan is None:
         return None
-    # scipy interp1d (linear): searchsorted, clip to [1, len-1], slope form
-    hi = np.clip(np.searchsorted(grid, ft), 1, len(grid) - 1).astype(int)
-    lo = hi - 1
-    x_lo, x_hi = grid[lo], grid[hi]
+    lo, hi, both_at, ft_minus_lo, dx = plan
     n_pos = int(pos.size)
     sparse = 2 * ft.size * max(n_pos, 1) <= _SPARSE_MAX_PRODUCTS
     if sparse:
-        both = _conv_at(np.concatenate([lo, hi]) + shift, pos, dv, kernels)
+        both = _conv_at(both_at, pos, dv, kernels)
         pairs = [(b[: lo.size], b[lo.size:]) for b in both]
     else:
         pairs = []
@@ -353,6 +381,6 @@ def _regressors_at_frames(pos: np.ndarray, dv: np.ndarray, fths: np.ndarray, ft:
             pairs.append((full[lo + shift], full[hi + shift]))
     cols = []
     for y_lo, y_hi in pairs:
-        slope = (y_hi - y_lo) / (x_hi - x_lo)
-        cols.append(slope * (ft - x_lo) + y_lo)
+        slope = (y_hi - y_lo) / dx
+        cols.append(slope * ft_minus_lo + y_lo)
     return np.column_stack(cols)
