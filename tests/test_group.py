@@ -142,10 +142,11 @@ def test_large_dataset_group_report(tmp_path, base_record):
 def test_signoff_lists_warnings_of_passing_runs():
     from nbdiag.group.pipeline import signoff_table
 
-    rec = {"run": {"subject": "01", "session": None, "run": "1", "prefix": "sub-01_task-t_run-1", "entities": {}},
-           "variant": "default", "status": "warn",
-           "findings": [{"code": "baseline_short_gaps", "severity": "warn", "contrast": "zero_back"},
-                        {"code": "correlation_high", "severity": "info", "contrast": None}]}
+    from report_examples import finding, minimal_record
+
+    rec = minimal_record("sub-01_task-t_run-1", "default", "warn",
+                         findings=[finding("baseline_short_gaps", "warn", "zero_back"),
+                                   finding("correlation_high", "info")])
     row = signoff_table([rec], fail_on="fail").iloc[0]
     assert row["signoff"] == "pass" and row["reasons"] == ""
     assert row["warnings"] == "baseline_short_gaps (zero_back)"
