@@ -40,6 +40,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from nbdiag.core.jsonio import finite_number as _num
 from nbdiag.core.thresholds import DISTINCT_T, THRESHOLD_TABLE
 
 OUTLIER_COLUMNS = ["metric", "item", "value", "comparison", "threshold", "threshold_key", "subject", "session", "run",
@@ -65,12 +66,6 @@ def _get(d: Any, *keys: Any, default: Any = None) -> Any:
             return default
         d = d[k]
     return d
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    return float(v) if np.isfinite(v) else None
 
 
 def _threshold(rec: Mapping[str, Any], key: str) -> float:

@@ -12,11 +12,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, TypeVar, Union
 
-from nbdiag.core.jsonio import finite_number as finite
 from nbdiag.core.thresholds import Thresholds
 from nbdiag.record.model import ABSENT, Absent, RunRecord, SavedDesignRecord, read_record
 
-__all__ = ["Record", "finite", "opt", "present_fields", "thresholds_of", "typed", "settings_thresholds"]
+__all__ = ["Record", "opt", "present_fields", "thresholds_of", "typed", "settings_thresholds"]
 
 #: a record the reports render: one run × variant, or a saved design (``nbdiag design``)
 Record = Union[RunRecord, SavedDesignRecord]

@@ -31,7 +31,7 @@ import pandas as pd
 from nbdiag.core import codes
 from nbdiag.core.labels import class_kind
 from nbdiag.core.thresholds import DISTINCT_T
-from nbdiag.report.access import finite as _num
+from nbdiag.core.jsonio import finite_number as _num
 
 __all__ = ["DISTINCT_T", "contrast_kind", "pm", "tstat", "verdict_rows"]
 

@@ -17,7 +17,8 @@ from nbdiag.core.labels import class_label
 from nbdiag.core.thresholds import Thresholds
 from nbdiag.report import svgplot as S
 from nbdiag.record.model import Diagnostics, Drift, EventsInfo, RunRecord
-from nbdiag.report.access import Record, finite as _finite, opt, thresholds_of, typed
+from nbdiag.core.jsonio import finite_number as _finite
+from nbdiag.report.access import Record, opt, thresholds_of, typed
 from nbdiag.report.palette import CLASS_COLORS, condition_color
 
 __all__ = ["MAX_BARS", "MAX_MATRIX_COLUMNS", "run_figures", "timeline_rows", "weights_svg"]
