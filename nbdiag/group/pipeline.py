@@ -334,12 +334,6 @@ def _write_tsv(df: pd.DataFrame, path: Path) -> Path:
     return atomic_write_text(Path(path), df.to_csv(sep="\t", index=False, na_rep="n/a"))
 
 
-def _as_json(records: Iterable[StoredRecord]) -> list[dict[str, Any]]:
-    """The records as JSON, for the readers not yet typed (group.outliers, group.attribution,
-    group.summary, report.group_report): the one place the group level turns typed records back."""
-    return [s.record.to_json() for s in records]
-
-
 def write_group_tables(records: Sequence[AnyRecord], output_dir: str | Path,
                        fail_on: str = "fail", variants: Iterable[str] | None = None,
                        ratings: Mapping[tuple[str, str], Mapping[str, str]] | None = None) -> dict[str, Path]:
@@ -373,13 +367,13 @@ def write_group_tables(records: Sequence[AnyRecord], output_dir: str | Path,
 
     stored = [read_stored(r) for r in records]
     chosen = select_variants(stored, variants)
-    as_json = _as_json(stored)
+    typed = [s.record for s in stored]
     return {
-        "outliers": _write_tsv(outlier_table(as_json), group / "nbdiag_outliers.tsv"),
+        "outliers": _write_tsv(outlier_table(typed), group / "nbdiag_outliers.tsv"),
         "runs": _write_tsv(runs_table(stored), group / "nbdiag_runs.tsv"),
         "signoff": _write_tsv(signoff_table(chosen, fail_on, ratings), group / "signoff.tsv"),
         "include": _write_tsv(include_table(chosen, fail_on, ratings), group / "include.tsv"),
-        "attribution": _write_tsv(attribution_table(as_json), group / "nbdiag_attribution.tsv"),
+        "attribution": _write_tsv(attribution_table(typed), group / "nbdiag_attribution.tsv"),
     }
 
 
@@ -604,7 +598,7 @@ def select_variants(records: Sequence[AnyRecord], variants: Iterable[str] | None
     return [s for s in stored if s.record.variant in wanted]
 
 
-def _outlier_sections(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _outlier_sections(records: list[RunRecord]) -> list[dict[str, Any]]:
     """The group page's outlier section (group/nbdiag_outliers.tsv by metric)."""
     from nbdiag.group.outliers import outlier_sections, outlier_table
 
@@ -697,11 +691,11 @@ def _write_outputs(check: Mapping[str, Any], root: Path, fail_on: str, variants:
         from nbdiag.group.attribution import attribution_table
         from nbdiag.group.summary import summarise
 
-        as_json = _as_json(trusted)
-        render_group_report(as_json, runs_df, signoff_table(trusted, fail_on, rated), root / "group.html",
+        typed = [s.record for s in trusted]
+        render_group_report(typed, runs_df, signoff_table(trusted, fail_on, rated), root / "group.html",
                             fail_on=fail_on, deciding=sorted({s.record.variant for s in chosen}),
-                            incomplete=missing_table(check), attribution=attribution_table(as_json),
-                            summary=summarise(as_json), reviewer_outliers=_outlier_sections(as_json))
+                            incomplete=missing_table(check), attribution=attribution_table(typed),
+                            summary=summarise(typed), reviewer_outliers=_outlier_sections(typed))
     return signoff
 
 
