@@ -152,3 +152,22 @@ def test_signoff_lists_warnings_of_passing_runs():
     assert row["warnings"] == "baseline_short_gaps (zero_back)"
     row = signoff_table([rec], fail_on="warn").iloc[0]
     assert row["signoff"] == "fail" and row["reasons"] == "baseline_short_gaps (zero_back)" and row["warnings"] == ""
+
+
+def test_group_tables_read_typed_records_json_only_at_the_boundary(base_record):
+    """runs_table / signoff_table take the typed record, a StoredRecord or the record's JSON (read once
+    with RunRecord.from_json): the same rows; JSON that does not fit the type names the field."""
+    from nbdiag.group.pipeline import StoredRecord, read_stored, runs_table
+    from nbdiag.record.model import RecordFormatError, RunRecord
+
+    typed = RunRecord.from_json(base_record)
+    as_json = dict(base_record, _path="sub-01/func/x_nbdiag.json")
+    stored = read_stored(as_json)
+    assert stored == StoredRecord(typed, "sub-01/func/x_nbdiag.json") and read_stored(stored) is stored
+    assert read_stored(typed) == StoredRecord(typed, "")
+    a, b = runs_table([typed]), runs_table([as_json])
+    assert a.drop(columns="record").equals(b.drop(columns="record"))
+    assert list(b["record"]) == ["sub-01/func/x_nbdiag.json"] and list(a["record"]) == [""]
+    assert signoff_table([typed]).equals(signoff_table([base_record]))
+    with pytest.raises(RecordFormatError, match=r"record\.status: expected a string"):
+        runs_table([dict(base_record, status=3)])

@@ -54,3 +54,20 @@ def test_find_design_keys():
     assert rs._find_design(rec, {"sub-01_task-x_desc-v": d}) is d
     assert rs._find_design(rec, {"d.tsv": d}) is d
     assert rs._find_design(rec, {"other": d}) is None
+
+
+def test_reports_read_typed_records_json_once_at_the_boundary():
+    """report.access: JSON is read once (typed), absent parts are None (opt) and templates see only the
+    fields a record has (present_fields); JSON that is not a record names the field."""
+    from nbdiag.record.model import ABSENT, RecordFormatError, RunError
+    from nbdiag.report import access
+
+    rec = _record()
+    assert access.typed(rec) is rec and access.typed(rec.to_json()) == rec
+    assert access.opt(rec.design) is None and access.opt(rec.design, "x") == "x" and access.opt(0) == 0
+    error = RunError(code=None, message="m", file="f.tsv")
+    assert error.column is ABSENT and access.present_fields(error) == {"code": None, "message": "m", "file": "f.tsv"}
+    assert access.settings_thresholds(rec) == {}
+    with pytest.raises(RecordFormatError, match=r"record\.run\.prefix"):
+        rs.render_subject_report("01", [{**rec.to_json(), "run": {**rec.to_json()["run"], "prefix": 3}}], None,
+                                 "unused.html")

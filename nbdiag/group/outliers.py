@@ -71,9 +71,8 @@ def _censoring_values(diag: Diagnostics) -> Iterable[tuple[str, str, float, str]
     if diag.censoring is ABSENT:
         return
     masks = diag.censoring.masks
-    key = "applied" if masks.applied is not None else "load_confounds" if masks.load_confounds is not None else None
-    mask = masks.applied if masks.applied is not None else masks.load_confounds
-    if key is None or mask is None:
+    mask, key = (masks.applied, "applied") if masks.applied is not None else (masks.load_confounds, "load_confounds")
+    if mask is None:
         return
     for name, c in mask.conditions.items():
         v = _num(c.fraction)
