@@ -35,6 +35,7 @@ from nbdiag.core.errors import EXIT_BUG, EXIT_OK, EXIT_RUN_ERRORS, EXIT_SIGNOFF,
 from nbdiag.core.errors import InputError
 from nbdiag.core.thresholds import Thresholds
 from nbdiag.inputs.bids_filter import load_bids_filter
+from nbdiag.record.model import ABSENT, SavedDesignRecord
 from nbdiag.participant.runner import wants_live_progress
 
 # The imports inside functions below are deliberately lazy: each pulls in numpy, pandas,
@@ -292,7 +293,7 @@ def _design(argv: Sequence[str]) -> int:
     except InputError as exc:
         print(f"nbdiag: error: {exc}", file=sys.stderr)
         return EXIT_RUN_ERRORS
-    roles = {c["name"]: c["role"] for c in record["design"]["columns"]}
+    roles = {c.name: c.role for c in record.design.columns}
     problems = check_contrasts(args.contrast, design, roles, f" in {args.design_tsv.name}")
     if problems:
         print("nbdiag: error: " + "\n  ".join(problems), file=sys.stderr)
@@ -300,7 +301,7 @@ def _design(argv: Sequence[str]) -> int:
     if args.output:
         from nbdiag.outputs.files import write_json  # lazy: pandas, nilearn
 
-        write_json(Path(args.output), record)
+        write_json(Path(args.output), record.to_json())
     _print_design_summary(args.design_tsv, record)
     if args.report:
         from nbdiag.report import render_subject_report  # lazy: jinja2, matplotlib
@@ -315,27 +316,27 @@ def _load_thresholds(path: Path) -> Thresholds:
     return load_config(path).base.thresholds
 
 
-def _print_design_summary(path: Path, record: dict) -> None:
+def _print_design_summary(path: Path, record: SavedDesignRecord) -> None:
     """``nbdiag design``: one screen of text about a saved design's record."""
-    design = record["design"]
-    print(f"{path.name}: {design['n_scans']} scans x {design['n_columns']} columns, status {record['status']}")
-    skipped = record.get("skipped_checks") or []
-    if skipped:
+    design = record.design
+    print(f"{path.name}: {design.n_scans} scans x {design.n_columns} columns, status {record.status}")
+    if record.skipped_checks:
         print("  checks not run or approximated on a saved design (no events, confounds file or image):")
-        for item in skipped:
-            print(f"    {item['effect']}: {', '.join(item['checks'])}: {item['reason']}")
+        for item in record.skipped_checks:
+            print(f"    {item.effect}: {', '.join(item.checks)}: {item.reason}")
     for role in ("task", "confound", "spike", "drift", "constant"):
-        cols = [c["name"] for c in design["columns"] if c["role"] == role]
+        cols = [c.name for c in design.columns if c.role == role]
         if cols:
             print(f"  {role:9s} {', '.join(cols[:12])}{' ...' if len(cols) > 12 else ''}")
-    for name, stats in record["contrasts"].items():
-        cvif, variance = stats.get("cvif"), stats.get("variance")
-        print(f"  contrast {name}: estimable={stats.get('estimable')} "
+    for name, stats in record.contrasts.items():
+        cvif = None if stats.cvif is ABSENT else stats.cvif
+        variance = None if stats.variance is ABSENT else stats.variance
+        print(f"  contrast {name}: estimable={stats.estimable} "
               f"variance={'n/a' if variance is None else f'{variance:.4g}'} "
               f"cvif={'n/a' if cvif is None else f'{cvif:.2f}'}")
-    for finding in record["findings"][:10]:
-        where = f" [{finding['contrast']}]" if finding.get("contrast") else ""
-        print(f"  {finding['severity'].upper():5s} {finding['code']}{where}: {finding['message']}")
+    for finding in record.findings[:10]:
+        where = f" [{finding.contrast}]" if finding.contrast else ""
+        print(f"  {finding.severity.upper():5s} {finding.code}{where}: {finding.message}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

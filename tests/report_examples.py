@@ -8,12 +8,13 @@ report code, which only renders what a record holds.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["example_run", "example_error_record"]
+__all__ = ["example_run", "example_error_record", "finding", "sensitivity", "contrast", "minimal_record"]
 
 _OKABE = None
 
@@ -33,6 +34,15 @@ def _events(n_scans: int, t_r: float, zero_name: str) -> tuple[pd.DataFrame, pd.
         t += 24.0 + 12.0
         k += 1
     return pd.DataFrame(modeled), pd.DataFrame(unmodeled)
+
+
+def _entry(source: str, label: str, bias: float, sd: float) -> dict[str, Any]:
+    """A sensitivity entry (docs/record.md) for an assumed size in % signal, σ for 1 % white noise."""
+    return {"source": source, "label": label, "bias": bias, "bias_percent": bias, "bias_sd": bias / sd,
+            "sd_percent": sd, "sd_source": None, "noise_sd_percent": None, "magnitude_source": None,
+            "direction": "lowers" if bias < 0 else "inflates", "unit": "% signal", "typical": 1.0, "cause": None,
+            "structural": None, "severity": None, "severity_basis": None, "hypothesis": None,
+            "rank_sd": abs(bias / sd)}
 
 
 def example_run(  # noqa: C901
@@ -141,7 +151,8 @@ def example_run(  # noqa: C901
         kind = classes[i]
         contains = ["INSTRUCTION"] if kind == "unmodeled_event" else []
         epochs.append({"start": float(frame_times[i]), "duration": float((j - i) * t_r),
-                       "n_scans": int(j - i), "kind": kind, "contains": contains})
+                       "n_scans": int(j - i), "kind": kind, "contains": contains,
+                       "position": "start" if i == 0 else ("end" if j == n_scans else "middle")})
         i = j
     base_mask = ~np.char.startswith(classes_arr.astype(str), "condition:")
 
@@ -173,13 +184,10 @@ def example_run(  # noqa: C901
         bias_nss = float(w @ m_nss)
         bias_unm = float(w @ m_unm) * 0.5
         sens = [
-            {"source": "nonsteady", "label": "1 % extra signal decaying over the 4 flagged volumes",
-             "bias": bias_nss, "bias_sd": bias_nss / sd, "unit": "% signal"},
-            {"source": "unmodeled_event", "label": "0.5 % response during INSTRUCTION screens",
-             "bias": bias_unm, "bias_sd": bias_unm / sd, "unit": "% signal"},
-            {"source": "run_start", "label": "1 % exponential settling over the first 20 s",
-             "bias": float(w @ np.exp(-frame_times / 20.0)),
-             "bias_sd": float(w @ np.exp(-frame_times / 20.0)) / sd, "unit": "% signal"},
+            _entry("nonsteady", "1 % extra signal decaying over the 4 flagged volumes", bias_nss, sd),
+            _entry("unmodeled_event", "0.5 % response during INSTRUCTION screens", bias_unm, sd),
+            _entry("run_start", "1 % exponential settling over the first 20 s", float(w @ np.exp(-frame_times / 20.0)),
+                   sd),
         ]
         codes: list[str] = []
         if kind == "single":
@@ -279,9 +287,11 @@ def example_run(  # noqa: C901
                       "confounds_strategy": ["motion", "non_steady_state"], "confounds_motion": "basic"},
             "events": {"rename": {}, "drop": ["INSTRUCTION"], "transform": "rtdur" if rtdur else None,
                        "rt_column": "response_time"},
+            "variant": variant, "measure": "confounds",
             "contrasts": exprs,
-            "thresholds": {},
+            "thresholds": {}, "limits": {},
         },
+        "notes": [],
         "design": {
             "tsv": "design.tsv", "n_scans": n_scans, "n_columns": len(cols),
             "rank": int(np.linalg.matrix_rank(X)),
@@ -297,11 +307,13 @@ def example_run(  # noqa: C901
         "diagnostics": {
             "collinearity": {"vif": vif, "correlation": {"columns": task_conf, "matrix": corr.tolist()},
                              "condition_number": 14.2, "rank": int(np.linalg.matrix_rank(X)),
-                             "n_columns": len(cols), "regularized": False},
+                             "n_columns": len(cols), "regularized": False, "correlation_pairs": [],
+                             "correlation_tiers": {}, "condition_blocks": {}},
             "drift": {"drift_columns": drifts, "cosine_confounds": [],
                       "periods_s": {d: 2 * n_scans * t_r / (i + 1) for i, d in enumerate(drifts)},
                       "r2_task": {t: r2_on(design[t].to_numpy(), drifts + ["constant"]) for t in tasks},
-                      "recommended_cutoff_s": 128.0, "current_cutoff_s": 100.0,
+                      "r2_contrast": {}, "recommended_cutoff_s": 128.0, "recommended_high_pass_hz": 1 / 128.0,
+                      "fsl_cutoffcalc_s": None, "current_cutoff_s": 100.0,
                       "variance_kept": {t: 0.9 for t in tasks},
                       "spectra": {"freqs_hz": freqs.tolist(), "power": power}},
             "confounds": {"r2_task": {t: r2_on(design[t].to_numpy(), conf_names + ["constant"]) for t in tasks},
@@ -311,7 +323,9 @@ def example_run(  # noqa: C901
                           "scrub": {"requested": False, "volumes": [], "applied": False},
                           "dof": n_scans - int(np.linalg.matrix_rank(X))},
             "baseline": {"fraction": float(base_mask.mean()), "n_scans": int(base_mask.sum()),
-                         "epochs": epochs, "scan_classes": classes, "modeled_rest": []},
+                         "epochs": epochs, "scan_classes": classes, "modeled_rest": [],
+                         "n_long_epochs": sum(e["kind"] in ("fixation", "run_edge") and e["duration"] >= 16
+                                              for e in epochs)},
         },
         "contrasts": contrasts,
         "whatif": [{"fix": "apply sample mask", "code": "nonsteady_unhandled",
@@ -323,7 +337,7 @@ def example_run(  # noqa: C901
         "status": "fail",
         "error": None,
     }
-    return record, design
+    return json.loads(json.dumps(record)), design  # JSON values only (numpy floats become floats)
 
 
 def example_error_record(subject: str = "01", run: str = "02", variant: str = "nortdur") -> dict[str, Any]:
@@ -335,11 +349,62 @@ def example_error_record(subject: str = "01", run: str = "02", variant: str = "n
                 "entities": {"sub": subject, "task": "nback", "run": run}, "prefix": prefix,
                 "files": {"events": f"/data/bids/sub-{subject}/func/{prefix}_events.tsv"}},
         "variant": variant,
-        "settings": {"t_r": {"value": 0.8, "source": "sidecar"}},
+        "settings": {"t_r": {"value": 0.8, "source": "sidecar"}, "slice_time_ref": None, "n_scans": None,
+                     "variant": variant, "measure": "confounds", "model": {}, "events": {}, "contrasts": None,
+                     "thresholds": {}, "limits": {}},
+        "notes": [],
         "findings": [{"code": "events_invalid", "severity": "error", "contrast": None,
                       "title": "events.tsv is invalid", "message": "onset is not a number in row 3",
                       "evidence": {"row": 3}, "score": 1.0, "fix": "Fix the onset value."}],
         "status": "error",
         "error": {"message": "column 'onset' must be numeric", "file": f"{prefix}_events.tsv",
-                  "column": "onset", "row": 3, "expected": "a number", "found": "'n/a<script>'"},
+                  "column": "onset", "row": 3, "expected": "a number", "found": "'n/a<script>'",
+                  "code": "events_invalid"},
     }
+
+
+# --------------------------------------------------------------------------- small complete records
+def finding(code: str, severity: str, contrast: str | None = None, *, title: str = "", message: str = "",
+            evidence: dict[str, Any] | None = None, score: float | None = None,
+            fix: str | None = None) -> dict[str, Any]:
+    """A finding as a record writes it (every field of docs/record.md, the ones not given null/empty)."""
+    return {"code": code, "severity": severity, "title": title, "message": message, "evidence": evidence or {},
+            "contrast": contrast, "score": score, "fix": fix}
+
+
+def sensitivity(source: str, **fields: Any) -> dict[str, Any]:
+    """A contrast's sensitivity entry: ``fields`` over nulls for every field the schema requires."""
+    entry: dict[str, Any] = {k: None for k in (
+        "label", "bias", "bias_percent", "bias_sd", "sd_percent", "sd_source", "noise_sd_percent",
+        "magnitude_source", "direction", "unit", "typical", "cause", "structural", "severity", "severity_basis",
+        "hypothesis", "rank_sd")}
+    entry["label"] = source
+    return {"source": source, **entry, **fields}
+
+
+def contrast(expression: str, **fields: Any) -> dict[str, Any]:
+    """A contrast entry: ``fields`` over an estimable contrast with no numbers and no findings."""
+    return {"expression": expression, "estimable": True, "findings": [], **fields}
+
+
+def minimal_record(prefix: str = "sub-01_task-t_run-1", variant: str = "v", status: str = "pass", *,
+                   findings: list[dict[str, Any]] | None = None, contrasts: dict[str, Any] | None = None,
+                   thresholds: dict[str, float] | None = None, **parts: Any) -> dict[str, Any]:
+    """A complete record (it reads with ``RunRecord.from_json``) holding only what a test is about:
+    the run's prefix, variant, status, findings, contrasts, thresholds, and any other top-level ``parts``."""
+    entities = dict(p.split("-", 1) for p in prefix.split("_") if "-" in p)
+    record: dict[str, Any] = {
+        "nbdiag_version": "0.1.0", "nilearn_version": "0.14.1",
+        "run": {"subject": entities.get("sub", "01"), "session": entities.get("ses"), "task": entities.get("task"),
+                "run": entities.get("run"), "entities": entities, "prefix": prefix, "files": {}},
+        "variant": variant,
+        "settings": {"t_r": None, "slice_time_ref": None, "n_scans": None, "variant": variant, "measure": "confounds",
+                     "model": {}, "events": {}, "contrasts": None, "thresholds": thresholds or {}, "limits": {}},
+        "notes": [],
+    }
+    if contrasts is not None:
+        record["contrasts"] = contrasts
+    record.update(parts)
+    record["findings"] = findings or []
+    record["status"] = status
+    return record

@@ -230,19 +230,34 @@ def test_audit_models_with_user_sample_masks_counts_censoring_per_condition(smal
 def test_reviewer_keynums_rows():
     from nbdiag.report.subject import reviewer_keynums
 
-    assert reviewer_keynums({}) == []
-    mask = {"applied": False, "conditions": {"a": {"fraction": 0.5}}, "baseline": {"fraction": 0.0},
-            "run": {"fraction": 0.1, "n_censored": 10}, "dof_left": 80}
-    record = {"diagnostics": {
-        "censoring": {"masks": {"applied": None, "load_confounds": mask}},
-        "motion": {"source": "confounds", "missing": ["dvars"], "series": {"framewise_displacement": {
-            "mean": {"conditions": {"a": 0.3}, "baseline": 0.1}, "r": {"a": 0.45, "b": None}}}},
-        "collinearity": {"correlation_pairs": [{"columns": ["a", "drift_1"], "pair": "task×drift", "r": 0.5,
-                                                "tier": "medium"}],
-                         "condition_blocks": {"whole": {"n_columns": 3, "afni_condition": 25.0, "afni_rating": "GOOD",
-                                                        "n_near_zero": 1, "fsl_sv_ratio": 1e-8,
-                                                        "fsl_rank_deficient": True},
-                                              "drift": {"n_columns": 0}}}}}
+    from report_examples import example_run, minimal_record
+
+    assert reviewer_keynums(minimal_record()) == []
+
+    def counts(fraction, n_censored=0):
+        return {"n_scans": 10, "n_censored": n_censored, "fraction": fraction}
+
+    def block(n_columns, **numbers):
+        return {"columns": [], "n_columns": n_columns, "condition_number": None, "afni_condition": None,
+                "afni_rating": None, "n_near_zero": 0, "fsl_sv_ratio": None, "fsl_rank_deficient": None,
+                "condition_number_unscaled": None, **numbers}
+
+    mask = {"removed_volumes": [], "applied": False, "run": counts(0.1, 10), "conditions": {"a": counts(0.5)},
+            "baseline": counts(0.0), "conditions_by_events": None, "baseline_by_events": None, "n_kept": 90,
+            "rank_kept": 10, "dof_left": 80, "n_regressors": 10}
+    record, _ = example_run()
+    diag = record["diagnostics"]
+    diag["censoring"] = {"in_fraction": 0.5, "conditions": {}, "n_scans_total": 100,
+                         "masks": {"applied": None, "load_confounds": mask}}
+    diag["motion"] = {"source": "confounds", "columns": ["framewise_displacement"], "missing": ["dvars"],
+                      "series": {"framewise_displacement": {"mean": {"conditions": {"a": 0.3}, "baseline": 0.1},
+                                                            "r": {"a": 0.45, "b": None}}}}
+    diag["collinearity"]["correlation_pairs"] = [{"columns": ["a", "drift_1"], "pair": "task×drift", "r": 0.5,
+                                                  "cosine": None, "tier": "medium"}]
+    diag["collinearity"]["condition_blocks"] = {
+        "whole": block(3, afni_condition=25.0, afni_rating="GOOD", n_near_zero=1, fsl_sv_ratio=1e-8,
+                       fsl_rank_deficient=True),
+        "drift": block(0)}
     rows = dict(reviewer_keynums(record))
     assert rows["censored per condition if load_confounds' mask were applied"].startswith("a 50")
     assert "largest |r| with a task regressor 0.45 (a)" in rows["mean framewise_displacement per condition"]

@@ -34,7 +34,6 @@ ALLOWED = {
     "nbdiag.explain.audit._measured_run_severity",
     "nbdiag.explain.whatif.whatif_fixes",
     "nbdiag.participant.pipeline.run_participant",
-    "nbdiag.group.pipeline.run_group",
 }
 
 

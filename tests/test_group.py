@@ -142,12 +142,32 @@ def test_large_dataset_group_report(tmp_path, base_record):
 def test_signoff_lists_warnings_of_passing_runs():
     from nbdiag.group.pipeline import signoff_table
 
-    rec = {"run": {"subject": "01", "session": None, "run": "1", "prefix": "sub-01_task-t_run-1", "entities": {}},
-           "variant": "default", "status": "warn",
-           "findings": [{"code": "baseline_short_gaps", "severity": "warn", "contrast": "zero_back"},
-                        {"code": "correlation_high", "severity": "info", "contrast": None}]}
+    from report_examples import finding, minimal_record
+
+    rec = minimal_record("sub-01_task-t_run-1", "default", "warn",
+                         findings=[finding("baseline_short_gaps", "warn", "zero_back"),
+                                   finding("correlation_high", "info")])
     row = signoff_table([rec], fail_on="fail").iloc[0]
     assert row["signoff"] == "pass" and row["reasons"] == ""
     assert row["warnings"] == "baseline_short_gaps (zero_back)"
     row = signoff_table([rec], fail_on="warn").iloc[0]
     assert row["signoff"] == "fail" and row["reasons"] == "baseline_short_gaps (zero_back)" and row["warnings"] == ""
+
+
+def test_group_tables_read_typed_records_json_only_at_the_boundary(base_record):
+    """runs_table / signoff_table take the typed record, a StoredRecord or the record's JSON (read once
+    with RunRecord.from_json): the same rows; JSON that does not fit the type names the field."""
+    from nbdiag.group.pipeline import StoredRecord, read_stored, runs_table
+    from nbdiag.record.model import RecordFormatError, RunRecord
+
+    typed = RunRecord.from_json(base_record)
+    as_json = dict(base_record, _path="sub-01/func/x_nbdiag.json")
+    stored = read_stored(as_json)
+    assert stored == StoredRecord(typed, "sub-01/func/x_nbdiag.json") and read_stored(stored) is stored
+    assert read_stored(typed) == StoredRecord(typed, "")
+    a, b = runs_table([typed]), runs_table([as_json])
+    assert a.drop(columns="record").equals(b.drop(columns="record"))
+    assert list(b["record"]) == ["sub-01/func/x_nbdiag.json"] and list(a["record"]) == [""]
+    assert signoff_table([typed]).equals(signoff_table([base_record]))
+    with pytest.raises(RecordFormatError, match=r"record\.status: expected a string"):
+        runs_table([dict(base_record, status=3)])

@@ -8,23 +8,30 @@ import pandas as pd
 import pytest
 
 from nbdiag.group.attribution import COLUMNS, attribution_table
+from report_examples import contrast, minimal_record, sensitivity
 
 
 def _rec(sub, gs_total, by_class, bias, status="pass"):
-    return {"status": status, "variant": "v", "run": {"entities": {"sub": sub}},
-            "contrasts": {
-                "c": {"measured": {"global_signal": {"estimate_ols": gs_total, "by_class": by_class},
-                                   "csf": {"in_model": True, "estimate_ols": 9.0},
-                                   "wm": "junk"},
-                      "sensitivity": [{"cause": "drift", "bias": bias}, {"cause": "drift", "bias": None}, "x"]},
-                "bad": 3}}
+    rec = minimal_record(f"sub-{sub}_task-t", "v", status, contrasts={
+        "c": contrast("c", measured={"global_signal": {"estimate_ols": gs_total, "by_class": by_class},
+                                     "csf": {"in_model": True, "estimate_ols": 9.0}},
+                      sensitivity=[sensitivity("s1", cause="drift", bias=bias),
+                                   sensitivity("s2", cause="drift", bias=None)])})
+    rec["run"]["subject"] = ""   # the subject is read from the entities when run.subject is empty
+    return rec
+
+
+def _no_subject():
+    rec = minimal_record("task-t", "v", contrasts={})
+    rec["run"].update(subject="", entities={})
+    return rec
 
 
 def test_attribution_table_by_hand():
     recs = [_rec("01", 2.0, {"fixation": 1.0}, 0.5),
             _rec("02", 4.0, {}, 1.5),                       # no fixation scans: counts as 0
             _rec("03", 100.0, {"fixation": 50.0}, 9.0, status="error"),   # skipped
-            {"status": "pass", "variant": "v", "run": {}, "contrasts": {}}]  # no subject: skipped
+            _no_subject()]  # no subject: skipped
     df = attribution_table(recs)
     assert list(df.columns) == COLUMNS
     assert df["source"].tolist() == ["measured:global_signal:total", "measured:global_signal:fixation",

@@ -22,8 +22,10 @@ def _neutral(rec: dict, sub: str) -> dict:
     rec["run"]["entities"]["sub"] = sub
     mask = {"removed_volumes": [0], "applied": True, "run": _counts(0.05, 100),
             "conditions": {"zero_back": _counts(0.05), "two_back": _counts(0.1)}, "baseline": _counts(0.0),
+            "conditions_by_events": None, "baseline_by_events": None,
             "n_kept": 95, "rank_kept": 10, "dof_left": 85, "n_regressors": 10}
-    rec["diagnostics"]["censoring"] = {"masks": {"applied": mask, "load_confounds": None}}
+    rec["diagnostics"]["censoring"] = {"in_fraction": 0.5, "conditions": {}, "n_scans_total": 100,
+                                       "masks": {"applied": mask, "load_confounds": None}}
     rec["diagnostics"]["motion"] = {"source": "confounds", "columns": ["framewise_displacement"], "missing": [],
                                     "series": {"framewise_displacement": {
                                         "mean": {"run": 0.1, "baseline": 0.1,

@@ -13,6 +13,8 @@ from nbdiag.group.attribution import attribution_table
 from nbdiag.group.summary import bias_across_subjects, contributing_subjects, summarise
 from nbdiag.report.group_verdict import contrast_kind, pm, tstat
 from nbdiag.report.group_verdict import verdict_rows as _verdict_rows
+from nbdiag.record.model import ContrastEntry
+from report_examples import contrast, finding, minimal_record, sensitivity
 
 
 def verdict_rows(records, table):
@@ -22,21 +24,20 @@ def verdict_rows(records, table):
 def _record(subject, by_class, status="pass", findings=(), variant="v", error=None):
     total = float(sum(by_class.values()))
     contrasts = {
-        "zero_back": {"vector": {"zero_back": 1.0, "two_back": 0.0},
-                      "measured": {"global_signal": {"estimate_ols": total, "by_class": dict(by_class)}}},
-        "two_back - zero_back": {"vector": {"zero_back": -1.0, "two_back": 1.0},
-                                 "measured": {"global_signal": {"estimate_ols": 0.0, "by_class": {}}}},
+        "zero_back": contrast("zero_back", vector={"zero_back": 1.0, "two_back": 0.0},
+                              measured={"global_signal": {"estimate_ols": total, "by_class": dict(by_class)}}),
+        "two_back - zero_back": contrast("two_back - zero_back", vector={"zero_back": -1.0, "two_back": 1.0},
+                                         measured={"global_signal": {"estimate_ols": 0.0, "by_class": {}}}),
     }
-    rec = {"run": {"subject": subject, "prefix": f"sub-{subject}_task-x_run-01"}, "variant": variant,
-           "status": status, "contrasts": contrasts, "findings": list(findings)}
+    rec = minimal_record(f"sub-{subject}_task-x_run-01", variant, status, contrasts=contrasts,
+                         findings=list(findings))
     if error:
-        rec.update(status="error", error={"message": error}, contrasts={})
+        rec.update(status="error", error={"code": None, "message": error}, contrasts={})
     return rec
 
 
 def _fail(code, contrast, bias_sd=0.0, fix=None):
-    return {"code": code, "severity": "fail", "contrast": contrast, "fix": fix or f"fix for {code}",
-            "evidence": {"bias_sd": bias_sd}}
+    return finding(code, "fail", contrast, fix=fix or f"fix for {code}", evidence={"bias_sd": bias_sd})
 
 
 @pytest.fixture
@@ -53,9 +54,12 @@ def records():
 
 
 def test_contrast_kind_and_formatting():
-    assert contrast_kind({"vector": {"a": 1.0, "b": 0.0}}) == "single"
-    assert contrast_kind({"vector": {"a": 1.0, "b": -1.0}}) == "differential"
-    assert contrast_kind({"kind": "differential", "vector": {"a": 1.0}}) == "differential"
+    def entry(**fields):
+        return ContrastEntry.from_json(contrast("c", **fields))
+
+    assert contrast_kind(entry(vector={"a": 1.0, "b": 0.0})) == "single"
+    assert contrast_kind(entry(vector={"a": 1.0, "b": -1.0})) == "differential"
+    assert contrast_kind(entry(kind="differential", vector={"a": 1.0})) == "differential"
     assert pm(-0.674, 0.131) == "−0.67 ± 0.13 %" and pm(None, None) == "n/a" and pm(0.5, None) == "+0.50 %"
     assert tstat(-1.04) == "t = −1.0" and tstat(None) == "t n/a"
 
@@ -128,12 +132,12 @@ def test_without_attribution_rows_still_list_failing_runs(records):
 
 def test_bias_across_subjects_is_mean_and_sem_over_subjects():
     def rec(subject, run, biases):
-        return {"run": {"subject": subject, "prefix": f"sub-{subject}_run-{run}"}, "variant": "v", "status": "warn",
-                "contrasts": {"c": {"sensitivity": [{"source": s, "bias_sd": b} for s, b in biases.items()]}}}
+        return minimal_record(f"sub-{subject}_run-{run}", "v", "warn", contrasts={"c": contrast(
+            "c", sensitivity=[sensitivity(s, bias_sd=b) for s, b in biases.items()])})
 
     recs = [rec("01", 1, {"slow_drift": 1.0, "nonsteady": -25.0}), rec("01", 2, {"slow_drift": 3.0}),
             rec("02", 1, {"slow_drift": 4.0}), rec("03", 1, {"slow_drift": 6.0}),
-            {"run": {"subject": "04"}, "variant": "v", "status": "error"}]
+            minimal_record("sub-04", "v", "error")]
     out = bias_across_subjects(recs)
     x = np.array([2.0, 4.0, 6.0])  # sub-01's two runs averaged first
     assert out["slow_drift"]["c"]["n"] == 3

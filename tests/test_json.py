@@ -73,3 +73,19 @@ def test_zero_d_arrays_subclasses_and_the_report_namespace():
     assert callable(report.render_subject_report) and callable(report.render_group_report)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         report.nope  # noqa: B018
+
+
+def test_finite_number_is_the_one_reader_of_numbers_in_records():
+    """core.jsonio.finite_number: a JSON number (int, float, numpy scalar) that is finite, else None;
+    text, booleans, null, NaN and inf are no numbers (report.access.finite and group.outliers._num are gone)."""
+    import numpy as np
+
+    from nbdiag.core.jsonio import finite_number
+    from nbdiag.group import outliers
+    from nbdiag.report import access, group_verdict, run_figures, summary
+
+    assert [finite_number(v) for v in (1, 2.5, np.float32(0.5), np.int64(3), -0.0)] == [1.0, 2.5, 0.5, 3.0, 0.0]
+    assert [finite_number(v) for v in (None, True, False, np.bool_(True), "1.5", "nan", float("nan"),
+                                       float("inf"), -np.inf, [1], {"a": 1})] == [None] * 11
+    assert not hasattr(access, "finite") and outliers._num is finite_number
+    assert group_verdict._num is summary._num is run_figures._finite is finite_number

@@ -13,7 +13,9 @@ from nbdiag.group import attribution as GA
 from nbdiag.report import palette
 from nbdiag.report.attribution import attribution_sentences
 from nbdiag.report.measured import measured_view
+from nbdiag.record.model import RunRecord
 from nbdiag.report.summary import measured_sentence
+from report_examples import contrast, minimal_record
 from nbdiag.report.words import source_words
 
 ROOT = Path(__file__).resolve().parents[1] / "nbdiag"
@@ -69,8 +71,9 @@ def test_report_words_come_from_the_table():
     gs = {"in_model": False, "estimate_ols": -0.5, "se": 0.1, "t": -5.0,
           "by_class": {"short_gap": -0.4, "fixation": -0.1}, "by_class_kind": {"short_gap": "cause", "fixation": "term"},
           "by_class_t": {"short_gap": -4.0, "fixation": -1.0}}
-    assert "short gaps next to blocks -0.400 % (t = -4.00)" in measured_sentence({"measured": {"global_signal": gs}})
-    view = measured_view({"contrasts": {"c": {"measured": {"global_signal": gs}}}})
+    rec = RunRecord.from_json(minimal_record(contrasts={"c": contrast("c", measured={"global_signal": gs})}))
+    assert "short gaps next to blocks -0.400 % (t = -4.00)" in measured_sentence(rec.contrasts["c"])
+    view = measured_view(rec)
     assert view["rows"][0]["top_class"] == "short gaps next to blocks"
     rows = [("measured:global_signal:total", 20, -0.5, -6.0, 1.0),
             ("measured:global_signal:high_motion", 20, -0.4, -5.0, 0.8)]

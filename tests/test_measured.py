@@ -5,6 +5,8 @@ import warnings
 from pathlib import Path
 
 import nibabel as nib
+import json
+
 import numpy as np
 import pytest
 
@@ -129,6 +131,8 @@ def _study_records(n_subjects=20, seed=11, bright=True):
     from nbdiag.diagnostics.sensitivity import assess_sensitivity, signal_library
     from dataclasses import replace
 
+    from report_examples import minimal_record
+
     X, roles, ctx, _ = _simulated()
     classes = assess_baseline(X, roles, ctx, Thresholds()).scan_classes
     vectors = _vectors(X)
@@ -144,10 +148,11 @@ def _study_records(n_subjects=20, seed=11, bright=True):
         sigs = signal_library(X, roles, replace(ctx, measured_signals={"global_signal": s}))
         contrasts = {}
         for name, vec in vectors.items():
-            contrasts[name] = {"measured": res.contrast_dict(name),
+            contrasts[name] = {"expression": name, "estimable": True, "findings": [],
+                               "measured": res.contrast_dict(name),
                                "sensitivity": assess_sensitivity(X, name, vec, sigs).to_dict()}
-        records.append({"run": {"subject": f"{i:02d}"}, "variant": "default", "status": "fail",
-                        "contrasts": contrasts})
+        records.append(json.loads(json.dumps(minimal_record(f"sub-{i:02d}", "default", "fail",
+                                                            contrasts=contrasts))))  # JSON values only
         y = 100 * (s / s.mean() - 1)
         wz = w @ vectors["zero_back"]
         nss_rows = np.zeros(N, dtype=bool)

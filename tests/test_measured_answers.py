@@ -4,7 +4,14 @@ import pandas as pd
 
 from nbdiag.explain.attribution import bias_sentence, measured_answer
 from nbdiag.report.attribution import attribution_sentences
+from nbdiag.record.model import ContrastEntry, RunRecord
 from nbdiag.report.summary import _cause, measured_sentence
+from report_examples import contrast, finding, minimal_record, sensitivity
+
+
+def _measured(gs=None):
+    """A typed contrast entry whose global signal was measured as ``gs`` (nothing measured: None)."""
+    return ContrastEntry.from_json(contrast("c", **({} if gs is None else {"measured": {"global_signal": gs}})))
 
 
 def _gs(total=-0.5, t=-6.0, parts=None, ts=None, kinds=None, ses=None):
@@ -30,15 +37,16 @@ def test_run_answer_names_causes_not_terms():
 
 
 def test_subject_verdict_sentence_from_the_measurement():
-    assert measured_sentence({"measured": {"global_signal": _gs()}}) == \
+    assert measured_sentence(_measured(_gs())) == \
         "Global signal -0.500 % (t = -6.00): flagged non-steady-state volumes -0.480 % (t = -9.00)."
     quiet = _gs(ts={"nonsteady": -1.0, "fixation": 8.0, "condition:zero_back": -1.0})
-    assert "comes from the conditions themselves" in measured_sentence({"measured": {"global_signal": quiet}})
-    assert "not distinguishable from zero" in measured_sentence({"measured": {"global_signal": {**quiet, "t": 1}}})
-    assert measured_sentence({"measured": {"global_signal": {"estimate_ols": 1.0, "by_class": {}}}}) == ""
-    assert measured_sentence({}) == ""
-    rec = {"findings": [], "contrasts": {"zero_back": {"measured": {"global_signal": quiet}}}}
-    row = _cause(rec, "zero_back", rec["contrasts"]["zero_back"])
+    assert "comes from the conditions themselves" in measured_sentence(_measured(quiet))
+    assert "not distinguishable from zero" in measured_sentence(_measured({**quiet, "t": 1}))
+    assert measured_sentence(_measured({"estimate_ols": 1.0, "by_class": {}})) == ""
+    assert measured_sentence(_measured()) == ""
+    rec = RunRecord.from_json(minimal_record(contrasts={"zero_back": contrast(
+        "zero_back", measured={"global_signal": quiet})}))
+    row = _cause(rec, "zero_back", rec.contrasts["zero_back"])
     assert row["code"] is None and "conditions themselves" in row["sentence"]
     assert row["basis"]["kind"] == "measured"
 
@@ -49,11 +57,11 @@ def test_subject_verdict_words_measured_parts_and_hypotheses():
     hyp = {"source": "short_gaps", "bias_sd": -0.9, "bias_percent": -0.1, "hypothesis": True,
            "magnitude_source": "assumed", "label": "a 0.25 % HRF response"}
     for entry, words in ((measured, "measured, it lowers it by 1.10 σ (0.120 % signal, t = -4.00)"), (hyp, "if the data held the assumed size")):
-        f = {"code": "baseline_short_gaps", "severity": "warn", "contrast": "zero_back", "title": "Short gaps",
-             "message": "m", "evidence": {"bias_sd": entry["bias_sd"], "source": entry["source"]}}
-        rec = {"findings": [f], "contrasts": {"zero_back": {"findings": ["baseline_short_gaps"],
-                                                             "sensitivity": [entry]}}}
-        assert words in _cause(rec, "zero_back", rec["contrasts"]["zero_back"])["sentence"]
+        f = finding("baseline_short_gaps", "warn", "zero_back", title="Short gaps", message="m",
+                    evidence={"bias_sd": entry["bias_sd"], "source": entry["source"]})
+        rec = RunRecord.from_json(minimal_record(findings=[f], contrasts={"zero_back": contrast(
+            "zero_back", findings=["baseline_short_gaps"], sensitivity=[sensitivity(**entry)])}))
+        assert words in _cause(rec, "zero_back", rec.contrasts["zero_back"])["sentence"]
     assert bias_sentence(measured, "zero_back").startswith("Measured in this run:")
     assert bias_sentence(hyp, "zero_back").startswith("If the data held a 0.25 % HRF response, it would lower")
 
@@ -102,19 +110,20 @@ def test_a_distinct_but_tiny_part_is_no_answer():
              ses={"run_edge": 0.005, "fixation": 0.1})
     gs["se"] = 0.06
     assert "no cause in the design moves it" in measured_answer("c", gs)
-    assert "no cause found" in measured_sentence({"measured": {"global_signal": gs}})
+    assert "no cause found" in measured_sentence(_measured(gs))
     gs["se"] = 0.02   # now 0.02 % is at least half the estimate's SE: named
     assert "the run-edge scans contribute +0.02 %" in measured_answer("c", gs)
-    assert "run-edge scans 0.0200 %" in measured_sentence({"measured": {"global_signal": gs}})
+    assert "run-edge scans 0.0200 %" in measured_sentence(_measured(gs))
 
 
 def test_measured_section_shows_the_largest_distinct_cause_part():
     from nbdiag.report.measured import measured_view
 
-    rec = {"measured": {"signals": {"global_signal": {}}},
-           "contrasts": {"zero_back": {"measured": {"global_signal": _gs()}},
-                         "quiet": {"measured": {"global_signal": _gs(ts={"nonsteady": -1.0, "fixation": 8.0,
-                                                                          "condition:zero_back": -1.0})}}}}
+    rec = RunRecord.from_json(minimal_record(
+        measured={"signals": {"global_signal": {}}},
+        contrasts={"zero_back": contrast("zero_back", measured={"global_signal": _gs()}),
+                   "quiet": contrast("quiet", measured={"global_signal": _gs(ts={"nonsteady": -1.0, "fixation": 8.0,
+                                                                                 "condition:zero_back": -1.0})})}))
     rows = {r["contrast"]: r for r in measured_view(rec)["rows"]}
     assert rows["zero_back"]["top_class"] == "non-steady-state volumes" and rows["zero_back"]["top_value"] == -0.48
     assert rows["quiet"]["top_class"] is None      # the fixation term (t = 8) is no answer

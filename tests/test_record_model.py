@@ -277,10 +277,11 @@ def test_records_are_frozen_and_compare_by_value(demo_texts):
 
 def test_read_record_tells_saved_design_records_apart(demo_output):
     from nbdiag.record.build import audit_saved_design
-    from nbdiag.core.jsonio import jsonable
 
     tsv = sorted(demo_output.rglob("*_desc-nortdur_design.tsv"))[0]
-    data = json.loads(json.dumps(jsonable(audit_saved_design(tsv, contrasts=["zero_back"])[0])))
+    record = audit_saved_design(tsv, contrasts=["zero_back"])[0]
+    assert isinstance(record, SavedDesignRecord)   # the typed record, JSON only when written
+    data = json.loads(json.dumps(record.to_json()))
     typed = assert_round_trip(data, "saved design")
     assert isinstance(typed, SavedDesignRecord) and typed.design.n_scans == len(typed.design.frame_times)
     with pytest.raises(RecordFormatError, match="RunRecord|RunInfo"):

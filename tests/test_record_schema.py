@@ -98,7 +98,7 @@ def _saved_design(demo_output) -> Path:
                          ids=["valid", "invalid_contrast"])
 def test_saved_design_record_validates(demo_output, contrasts):
     record, _ = audit_saved_design(_saved_design(demo_output), contrasts=contrasts)
-    record = validate_record(_roundtrip(record), "saved-design record")
+    record = validate_record(_roundtrip(record.to_json()), "saved-design record")
     assert record["variant"] == "saved"
     if "no_such - column" in contrasts:  # an invalid contrast gives status error without an error object
         assert record["status"] == "error" and "error" not in record

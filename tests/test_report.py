@@ -120,7 +120,7 @@ def test_run_figures_are_the_report_charts(subject_inputs, tmp_path):
     assert f"{share:.0%}" in one and "unmodelled events" in one
     # one panel title (bold) and the share table's heading
     assert one.count('font-weight="bold"') == 2 < weights_svg(rec).count('font-weight="bold"')
-    assert weights_svg(rec, ["no_such_contrast"]) is None and weights_svg({}) is None
+    assert weights_svg(rec, ["no_such_contrast"]) is None and weights_svg({**rec, "contrasts": {}}) is None
     path = svgplot.save(one, tmp_path / "w.svg")
     text = path.read_text(encoding="utf-8")
     root = ET.fromstring(text)   # a standalone file: namespace declared, parses as XML

@@ -22,9 +22,13 @@ def _class_map(path):
 
 
 def _record(name="maps/c_classes.nii.gz"):
-    return {"measured": {"bold": {"status": "measured", "contrasts": {"c": {
+    from report_examples import minimal_record
+
+    from nbdiag.record.model import RunRecord
+
+    return RunRecord.from_json(minimal_record(measured={"bold": {"status": "measured", "contrasts": {"c": {
         "mask_mean": -0.2, "by_class": {"fixation": {"mask_mean": 0.05}, "nonsteady": {"mask_mean": -0.3}},
-        "classes_map": name}}}}}
+        "classes_map": name}}}}))
 
 
 def test_glass_brain_png_reproducible_and_no_backend_switch(tmp_path):

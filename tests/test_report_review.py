@@ -134,13 +134,14 @@ def test_evidence_is_a_table_with_the_threshold_crossed():
     sd = next(r for r in rows if r["name"] == "bias_sd")
     assert (sd["value"], sd["threshold"], sd["margin"]) == ("-8.00 σ", "sensitivity_fail 2 σ", "+6.00 σ (×4)")
     # one finding, one place: the same finding in two variants and two contrasts is one entry
-    base = {"run": {"prefix": "sub-01_task-t_run-1"}, "settings": {"thresholds": {"vif_warn": 5, "vif_fail": 10}},
-            "contrasts": {}}
+    from report_examples import finding, minimal_record
+
     recs = []
     for variant, vif in (("a", 6.0), ("b", 12.0)):
-        recs.append({**base, "variant": variant, "findings": [
-            {"code": "vif_high", "severity": "warn" if vif < 10 else "fail", "contrast": None,
-             "title": f"VIF of x is {vif}", "message": "m", "evidence": {"column": "x", "vif": vif}}]})
+        recs.append(minimal_record(variant=variant, contrasts={}, thresholds={"vif_warn": 5, "vif_fail": 10},
+                                   findings=[finding("vif_high", "warn" if vif < 10 else "fail",
+                                                     title=f"VIF of x is {vif}", message="m",
+                                                     evidence={"column": "x", "vif": vif})]))
     merged = merge_findings(recs)
     assert len(merged) == 1 and merged[0]["severity"] == "fail"
     assert [(p["variant"], p["number"]) for p in merged[0]["places"]] == [("a", "vif 6.00 (vif_warn 5)"),
@@ -421,13 +422,14 @@ def test_sizes_and_sigma_say_where_they_come_from():
     assert measured["kind"] == "measured"
     assert measured["size"] == "measured from the confounds column global_signal"
     assert measured["sigma"] == "σ measured from the confounds column global_signal residual"
-    rec = {"run": {"prefix": "sub-01_task-t_run-1"}, "variant": "v", "status": "fail", "settings": {},
-           "contrasts": {"zero_back": {"sensitivity": [
-               {"source": "nonsteady", "label": "x", "bias": -0.98, "bias_sd": -8.0, "bias_percent": -0.98,
-                "unit": "% signal", "magnitude_source": "measured:global_signal"}]}},
-           "findings": [{"code": "sensitive_unmodeled_signal", "severity": "fail", "contrast": "zero_back",
-                         "title": "zero_back is sensitive to an unmodelled signal (nonsteady)",
-                         "evidence": {"source": "nonsteady", "bias": -0.98, "bias_sd": -8.0}}]}
+    from report_examples import contrast, finding, minimal_record, sensitivity
+
+    rec = minimal_record(status="fail", contrasts={"zero_back": contrast("zero_back", sensitivity=[
+        sensitivity("nonsteady", label="x", bias=-0.98, bias_sd=-8.0, bias_percent=-0.98, unit="% signal",
+                    magnitude_source="measured:global_signal")])},
+        findings=[finding("sensitive_unmodeled_signal", "fail", "zero_back",
+                          title="zero_back is sensitive to an unmodelled signal (nonsteady)",
+                          evidence={"source": "nonsteady", "bias": -0.98, "bias_sd": -8.0})])
     (row,) = verdict_rows([rec], lambda p, v: f"{p}--{v}")
     assert row["status"] == "fail" and row["basis"]["kind"] == "measured"
     assert row["sentence"] == "Unmodelled signal (nonsteady): lowers it by 8.00 σ (0.980 % signal)."

@@ -66,7 +66,8 @@ def test_the_rendered_report_prints_each_evidence_number_in_its_unit(tmp_path):
     rec["findings"] = [{"code": "baseline_short_gaps", "severity": "warn", "contrast": "zero_back",
                         "title": "Short gaps", "message": "m",
                         "evidence": {"bias_sd": -3.08, "bias_percent": -0.678, "noise_sd_percent": 0.22,
-                                     "negative_weight_share": 0.484, "source": "pre_block"}}]
+                                     "negative_weight_share": 0.484, "source": "pre_block"},
+                        "score": None, "fix": None}]
     rec["contrasts"]["zero_back"]["findings"] = ["baseline_short_gaps"]
     html = render_subject_report("01", [rec], {(rec["run"]["prefix"], "nortdur"): design}, tmp_path).read_text()
     cells = dict(re.findall(r'<td class="mono">([a-z_]+)</td><td class="n">([^<]*)</td>', html))
@@ -78,11 +79,14 @@ def test_the_rendered_report_prints_each_evidence_number_in_its_unit(tmp_path):
 def test_a_measured_maximum_is_a_value_in_sigma_not_a_threshold_in_percent():
     """``measured_max_bias_sd`` (the largest measured bias) was read as a threshold because its name
     says ``max`` and printed in the unit of the number beside it: ``(measured_max_bias_sd 25.2666 %)``."""
+    from nbdiag.record.model import FindingRecord
     from nbdiag.report.summary import key_number
 
     ev = {"volumes": [0, 1, 2, 3], "threshold": "any flagged volume", "measured_max_bias_sd": 25.2666,
           "measured_contrast": "zero_back", "measured_bias_percent": -0.678}
-    assert key_number({"code": "nonsteady_unhandled", "severity": "fail", "evidence": ev}) == \
+    finding = FindingRecord(code="nonsteady_unhandled", severity="fail", title="", message="", evidence=ev,
+                            contrast=None, score=None, fix=None)
+    assert key_number(finding) == \
         "measured_max_bias_sd 25.3 σ"
     assert _values(ev)["measured_max_bias_sd"] == "25.3 σ" and _values(ev)["measured_bias_percent"] == "-0.678 %"
     # a real threshold whose name states its unit is shown in that unit, not in the bounded value's

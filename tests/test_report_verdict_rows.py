@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from report_examples import finding, minimal_record
+
+from nbdiag.record.model import FindingRecord
 from nbdiag.report import summary as sm
 
 
@@ -10,13 +13,14 @@ def _anchor(prefix, variant):
 
 
 def test_verdict_rows_without_contrasts_and_errors():
+    no_prefix = minimal_record("", status="weird")
+    no_prefix["run"]["entities"] = {}
     recs = [
-        {"run": {"prefix": "sub-01_run-01"}, "variant": "v", "status": "warn", "contrasts": {},
-         "findings": [{"code": "a", "severity": "info", "title": "Info only", "evidence": {}},
-                      {"code": "b", "severity": "warn", "title": "Something to check",
-                       "evidence": {"bias_sd": 0.42}}]},
-        {"run": {"prefix": "sub-01_run-02"}, "variant": "v", "status": "pass", "findings": []},
-        {"run": {}, "variant": "v", "status": "weird"},
+        minimal_record("sub-01_run-01", status="warn", contrasts={},
+                       findings=[finding("a", "info", title="Info only"),
+                                 finding("b", "warn", title="Something to check", evidence={"bias_sd": 0.42})]),
+        minimal_record("sub-01_run-02", status="pass"),
+        no_prefix,
     ]
     rows = sm.verdict_rows(recs, _anchor)
     assert [r["prefix"] for r in rows] == ["sub-01_run-01", "sub-01_run-02", "unknown-run"]
@@ -27,5 +31,8 @@ def test_verdict_rows_without_contrasts_and_errors():
 
 
 def test_key_number_from_sensitivity_list_and_empty():
-    assert sm.key_number({"evidence": {"sensitivity": [{"bias_sd": -1.5}]}}) == "-1.50 σ"
-    assert sm.key_number({"evidence": {}}) == ""
+    def f(evidence):
+        return FindingRecord.from_json(finding("x", "warn", evidence=evidence))
+
+    assert sm.key_number(f({"sensitivity": [{"bias_sd": -1.5}]})) == "-1.50 σ"
+    assert sm.key_number(f({})) == ""

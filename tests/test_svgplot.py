@@ -32,7 +32,7 @@ def test_ticks_and_labels():
     assert sp._tick_label(0.5, pct=True) == "50 %"
     assert sp._tick_label(0.0001) == "1.0e-04" and sp._tick_label(0) == "0" and sp._tick_label(2.5) == "2.5"
     assert sp._num(True) is None and sp._num("x") is None and sp._num(float("nan")) is None
-    assert sp._num("2.5") == 2.5
+    assert sp._num("2.5") is None and sp._num(2.5) == 2.5   # text is never read as a number
 
 
 def test_hbars_none_value_and_thresholds():

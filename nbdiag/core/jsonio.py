@@ -18,6 +18,7 @@ one ``tolist()`` (the non-finite scan only runs when the array has any).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -115,15 +116,14 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def finite_number(v: Any) -> float | None:
-    """``v`` as a finite float, or ``None`` (booleans, missing, non-numeric, NaN or inf).
+    """``v`` as a float when it is a finite number, else ``None``: the one reader of numbers in records.
 
-    Readers of records (group tables, reports) use it for values that may be
-    absent or null in a record.
+    A number is a JSON number: an ``int`` or ``float`` (numpy scalars included). ``None`` (null,
+    missing), NaN and ±inf, booleans (``true`` is no number) and strings (``"1.5"`` is text, never
+    read as a number) all give ``None``. Readers of records (group tables, outliers, attribution,
+    reports) use it for values that may be absent, null or of another kind in a record.
     """
-    if isinstance(v, bool) or v is None:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
         return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
+    f = float(v)
     return f if math.isfinite(f) else None

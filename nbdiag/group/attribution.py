@@ -57,6 +57,7 @@ from scipy import stats
 from nbdiag.core.jsonio import finite_number as _num
 from nbdiag.core.labels import CAUSE_CLASSES, CLASS_ORDER
 from nbdiag.core.thresholds import DISTINCT_T
+from nbdiag.record.model import ContrastMeasuredSignal, RunRecord, as_run_record
 
 # Scan classes in display order (conditions follow, sorted) and the classes that are causes: one
 # definition in nbdiag.core.labels (CLASS_ORDER, CAUSE_CLASSES).
@@ -73,54 +74,57 @@ def distinct_threshold(n: int) -> float:
     return max(DISTINCT_T, float(stats.t.ppf(0.975, n - 1)))
 
 
-def subject_of(rec: Mapping[str, Any]) -> Any:
+def subject_of(rec: RunRecord | Mapping[str, Any]) -> Any:
     """The record's subject label (``run.subject``, else the ``sub`` entity), or None."""
-    run = rec.get("run") or {}
-    return run.get("subject") or (run.get("entities") or {}).get("sub")
+    run = as_run_record(rec).run
+    return run.subject or run.entities.get("sub")
 
 
-def audited_runs(records: Iterable[Mapping[str, Any]],
+def audited_runs(records: Iterable[RunRecord | Mapping[str, Any]],
                  kinds: dict[str, str] | None = None) -> Iterator[tuple[str, Any, dict[tuple[str, str], float]]]:
     """``(variant, subject, run_values(rec))`` of every run record that was audited and names a
     subject (records with status ``error`` or no subject are skipped); ``kinds`` as in
-    :func:`run_values`. The one loop of the group tables over the records."""
-    for rec in records:
-        if rec.get("status") == "error":
+    :func:`run_values`. The one loop of the group tables over the records (typed; a record's JSON
+    is read once with ``RunRecord.from_json``)."""
+    for rec in map(as_run_record, records):
+        if rec.status == "error":
             continue
         subject = subject_of(rec)
         if subject is None:
             continue
-        yield str(rec.get("variant")), subject, run_values(rec, kinds)
+        yield rec.variant, subject, run_values(rec, kinds)
 
 
-def run_values(rec: Mapping[str, Any], kinds: dict[str, str] | None = None) -> dict[tuple[str, str], float]:
+def _measured_values(cname: str, measured: Mapping[str, ContrastMeasuredSignal], out: dict[tuple[str, str], float],
+                     kinds: dict[str, str] | None) -> None:
+    """A contrast's measured totals and class parts (percent) into ``out``; ``kinds`` as in :func:`run_values`."""
+    for signal, m in measured.items():
+        if m.in_model:
+            continue
+        total = _num(m.estimate_ols)
+        if total is None:
+            continue
+        out[(cname, f"measured:{signal}:total")] = total
+        kind_of = m.by_class_kind or {}
+        for cls, v in (m.by_class or {}).items():
+            if _num(v) is not None:
+                out[(cname, f"measured:{signal}:{cls}")] = float(v)
+                if kinds is not None and kind_of.get(cls) in ("cause", "term"):
+                    kinds.setdefault(cls, str(kind_of[cls]))
+
+
+def run_values(rec: RunRecord, kinds: dict[str, str] | None = None) -> dict[tuple[str, str], float]:
     """``{(contrast, source): value}`` for one run record (percent); ``kinds`` (when given) collects
     each measured class's ``by_class_kind``."""
     out: dict[tuple[str, str], float] = {}
-    for cname, c in (rec.get("contrasts") or {}).items():
-        if not isinstance(c, Mapping):
-            continue
-        for signal, m in (c.get("measured") or {}).items():
-            if not isinstance(m, Mapping) or m.get("in_model"):
-                continue
-            total = _num(m.get("estimate_ols"))
-            if total is None:
-                continue
-            out[(cname, f"measured:{signal}:total")] = total
-            kind_of = m.get("by_class_kind") or {}
-            for cls, v in (m.get("by_class") or {}).items():
-                if _num(v) is not None:
-                    out[(cname, f"measured:{signal}:{cls}")] = float(v)
-                    if kinds is not None and kind_of.get(cls) in ("cause", "term"):
-                        kinds.setdefault(cls, str(kind_of[cls]))
+    for cname, c in (rec.contrasts or {}).items():
+        _measured_values(cname, c.measured or {}, out, kinds)
         causes: dict[str, float] = {}
-        for e in c.get("sensitivity") or []:
-            if not isinstance(e, Mapping):
-                continue
-            b = _num(e.get("bias"))
+        for e in c.sensitivity or ():
+            b = _num(e.bias)
             if b is None:
                 continue
-            cause = str(e.get("cause") or e.get("source"))
+            cause = str(e.cause or e.source)
             causes[cause] = causes.get(cause, 0.0) + b
         for cause, b in causes.items():
             out[(cname, f"predicted:{cause}")] = b
@@ -146,13 +150,13 @@ def _kind(source: str, kinds: Mapping[str, str]) -> str:
     return kinds.get(cls) or ("cause" if cls in CAUSE_CLASSES else "term")
 
 
-def attribution_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+def attribution_table(records: Iterable[RunRecord | Mapping[str, Any]]) -> pd.DataFrame:
     """The group attribution table (see the module doc); records with status ``error`` are skipped.
 
     Parameters
     ----------
-    records : iterable of dict
-        Run records (``nbdiag.group.pipeline.collect_records``).
+    records : iterable of RunRecord (or a record's JSON, read once)
+        Run records (the group level's trusted records).
 
     Returns
     -------

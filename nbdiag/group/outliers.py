@@ -40,7 +40,9 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from nbdiag.core.jsonio import finite_number as _num
 from nbdiag.core.thresholds import DISTINCT_T, THRESHOLD_TABLE
+from nbdiag.record.model import ABSENT, ContrastMeasuredSignal, Diagnostics, RunRecord, as_run_record
 
 OUTLIER_COLUMNS = ["metric", "item", "value", "comparison", "threshold", "threshold_key", "subject", "session", "run",
                    "variant", "prefix", "mask"]
@@ -59,96 +61,94 @@ METRICS = {
 }
 
 
-def _get(d: Any, *keys: Any, default: Any = None) -> Any:
-    for k in keys:
-        if not isinstance(d, Mapping) or k not in d:
-            return default
-        d = d[k]
-    return d
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    return float(v) if np.isfinite(v) else None
-
-
-def _threshold(rec: Mapping[str, Any], key: str) -> float:
-    value = _num(_get(rec, "settings", "thresholds", key))
+def _threshold(rec: RunRecord, key: str) -> float:
+    value = _num(rec.settings.thresholds.get(key))
     return THRESHOLD_TABLE[key][0] if value is None else value
 
 
-def _values(rec: Mapping[str, Any]) -> Iterable[tuple[str, str, float, str]]:
-    """(metric, item, value, mask) of one record, every item (exceeding or not)."""
-    diag = rec.get("diagnostics") or {}
-    masks = _get(diag, "censoring", "masks", default={}) or {}
-    key = "applied" if masks.get("applied") else "load_confounds" if masks.get("load_confounds") else None
-    if key:
-        mask = masks[key]
-        for name, c in (mask.get("conditions") or {}).items():
-            v = _num(_get(c, "fraction"))
-            if v is not None:
-                yield "censor_fraction_condition", str(name), v, key
-        v = _num(_get(mask, "run", "fraction"))
+def _censoring_values(diag: Diagnostics) -> Iterable[tuple[str, str, float, str]]:
+    """Censored fraction per condition and of the run, under the mask applied (else load_confounds')."""
+    if diag.censoring is ABSENT:
+        return
+    masks = diag.censoring.masks
+    mask, key = (masks.applied, "applied") if masks.applied is not None else (masks.load_confounds, "load_confounds")
+    if mask is None:
+        return
+    for name, c in mask.conditions.items():
+        v = _num(c.fraction)
         if v is not None:
-            yield "censor_fraction_run", "", v, key
-    series = _get(diag, "motion", "series", default={}) or {}
-    for name, v in (_get(series, "framewise_displacement", "mean", "conditions", default={}) or {}).items():
+            yield "censor_fraction_condition", str(name), v, key
+    v = _num(mask.run.fraction)
+    if v is not None:
+        yield "censor_fraction_run", "", v, key
+
+
+def _motion_values(diag: Diagnostics) -> Iterable[tuple[str, str, float, str]]:
+    """Mean framewise displacement per condition, largest |r| of a motion series with each task regressor
+    (``diagnostics.motion.series``: per-column detail, free-form in the record's schema)."""
+    series = (diag.motion.series or {}) if diag.motion is not ABSENT else {}
+    fd = series.get("framewise_displacement") or {}
+    for name, v in ((fd.get("mean") or {}).get("conditions") or {}).items():
         if _num(v) is not None:
             yield "motion_fd_condition", str(name), float(v), ""
     best: dict[str, float] = {}
     for s in series.values():
-        for reg, r in (_get(s, "r", default={}) or {}).items():
+        for reg, r in (s.get("r") or {}).items():
             if _num(r) is not None:
                 best[str(reg)] = max(best.get(str(reg), 0.0), abs(float(r)))
     for reg, r in best.items():
         yield "motion_task_r", reg, r, ""
-    for name, c in (rec.get("contrasts") or {}).items():
-        if not isinstance(c, Mapping):
-            continue
-        v = _num(c.get("cvif"))
+
+
+def _values(rec: RunRecord) -> Iterable[tuple[str, str, float, str]]:
+    """(metric, item, value, mask) of one record, every item (exceeding or not)."""
+    if rec.diagnostics is not ABSENT:
+        yield from _censoring_values(rec.diagnostics)
+        yield from _motion_values(rec.diagnostics)
+    for name, c in (rec.contrasts or {}).items():
+        v = _num(c.cvif)
         if v is not None:
             yield "contrast_vif", str(name), v, ""
-        sizes = [size for m in (c.get("measured") or {}).values() if isinstance(m, Mapping)
-                 for size in [_largest_cause(m)] if size is not None]
+        sizes = [size for m in (c.measured or {}).values() for size in [_largest_cause(m)] if size is not None]
         if sizes:
             yield "measured_bias", str(name), max(sizes), ""
 
 
-def _largest_cause(m: Mapping[str, Any]) -> float | None:
+def _largest_cause(m: ContrastMeasuredSignal) -> float | None:
     """Largest |cause part| / SE of one measured signal's estimate; None when no cause part is distinct."""
-    se = _num(m.get("se"))
-    if m.get("in_model") or se is None or se <= 0:
+    se = _num(m.se)
+    if m.in_model or se is None or se <= 0:
         return None
-    kinds, ts = m.get("by_class_kind") or {}, m.get("by_class_t") or {}
+    kinds, ts = m.by_class_kind or {}, m.by_class_t or {}
     parts = []
-    for k, raw in (m.get("by_class") or {}).items():
+    for k, raw in (m.by_class or {}).items():
         v, t = _num(raw), _num(ts.get(k))
         if kinds.get(k) == "cause" and v is not None and t is not None and abs(t) >= DISTINCT_T:
             parts.append(abs(v) / se)
     return max(parts) if parts else None
 
 
-def outlier_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """``group/nbdiag_outliers.tsv`` (module docstring), rows in metric order, then run order."""
-    records = [r for r in records if isinstance(r, Mapping) and r.get("status") != "error"]
+def outlier_table(records: Iterable[RunRecord | Mapping[str, Any]]) -> pd.DataFrame:
+    """``group/nbdiag_outliers.tsv`` (module docstring), rows in metric order, then run order.
+    ``records``: typed records (a record's JSON is read once with ``RunRecord.from_json``)."""
+    typed = [r for r in map(as_run_record, records) if r.status != "error"]
     rows: list[dict[str, Any]] = []
     # efficiency is judged against the group: median of each (variant, contrast)
     eff: dict[tuple[str, str], list[float]] = {}
-    for rec in records:
-        for name, c in (rec.get("contrasts") or {}).items():
-            v = _num(_get(c, "efficiency"))
+    for rec in typed:
+        for name, c in (rec.contrasts or {}).items():
+            v = _num(c.efficiency)
             if v is not None:
-                eff.setdefault((str(rec.get("variant")), str(name)), []).append(v)
+                eff.setdefault((rec.variant, str(name)), []).append(v)
     median = {k: float(np.median(v)) for k, v in eff.items()}
-    for rec in records:
-        run = rec.get("run") or {}
-        ident = {"subject": run.get("subject"), "session": run.get("session"), "run": run.get("run"),
-                 "variant": rec.get("variant"), "prefix": run.get("prefix")}
+    for rec in typed:
+        run = rec.run
+        ident = {"subject": run.subject, "session": run.session, "run": run.run,
+                 "variant": rec.variant, "prefix": run.prefix}
         items = list(_values(rec))
-        for name, c in (rec.get("contrasts") or {}).items():
-            v = _num(_get(c, "efficiency"))
-            med = median.get((str(rec.get("variant")), str(name)))
+        for name, c in (rec.contrasts or {}).items():
+            v = _num(c.efficiency)
+            med = median.get((rec.variant, str(name)))
             if v is not None and med:
                 items.append(("efficiency", str(name), v / med, ""))
         for metric, item, value, mask in items:

@@ -14,7 +14,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from nbdiag.core.jsonio import finite_number as _num
 from nbdiag.group.attribution import audited_runs, subject_of
+from nbdiag.record.model import RunRecord, as_run_record
 
 __all__ = ["bias_across_subjects", "contributing_subjects", "summarise"]
 
@@ -22,12 +24,12 @@ __all__ = ["bias_across_subjects", "contributing_subjects", "summarise"]
 _TINY = 1e-12
 
 
-def _subject(rec: Mapping[str, Any]) -> str | None:
+def _subject(rec: RunRecord) -> str | None:
     subject = subject_of(rec)
     return None if subject is None else str(subject)
 
 
-def contributing_subjects(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], tuple[int, int]]:
+def contributing_subjects(records: Sequence[RunRecord | Mapping[str, Any]]) -> dict[tuple[str, str, str], tuple[int, int]]:
     """(variant, contrast, source) -> (subjects whose part is non-zero, subjects with the signal)."""
     per: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     families: dict[tuple[str, str, str], set[str]] = {}
@@ -44,7 +46,7 @@ def contributing_subjects(records: Sequence[Mapping[str, Any]]) -> dict[tuple[st
     return out
 
 
-def bias_across_subjects(recs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+def bias_across_subjects(recs: Sequence[RunRecord | Mapping[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
     """Predicted bias (σ) per unmodelled signal and contrast, across subjects.
 
     Each run's bias of a source on a contrast (``sensitivity[].bias_sd``); a subject's runs are
@@ -53,16 +55,16 @@ def bias_across_subjects(recs: Sequence[Mapping[str, Any]]) -> dict[str, dict[st
     unless n says 1.
     """
     per: dict[str, dict[str, dict[str, list[float]]]] = {}
-    for r in recs:
-        if r.get("status") == "error":
+    for r in map(as_run_record, recs):
+        if r.status == "error":
             continue
-        subject = _subject(r) or str((r.get("run") or {}).get("prefix"))
-        for cname, c in (r.get("contrasts") or {}).items():
-            for e in (c.get("sensitivity") or []) if isinstance(c, Mapping) else []:
-                b = e.get("bias_sd") if isinstance(e, Mapping) else None
-                if isinstance(b, (int, float)) and np.isfinite(b):
-                    cause = str(e.get("source") or "?")
-                    per.setdefault(cause, {}).setdefault(cname, {}).setdefault(subject, []).append(float(b))
+        subject = _subject(r) or str(r.run.prefix)
+        for cname, c in (r.contrasts or {}).items():
+            for e in c.sensitivity or ():
+                b = _num(e.bias_sd)
+                if b is not None:
+                    cause = str(e.source or "?")
+                    per.setdefault(cause, {}).setdefault(cname, {}).setdefault(subject, []).append(b)
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for cause, by_c in per.items():
         for cname, by_s in by_c.items():
@@ -72,8 +74,10 @@ def bias_across_subjects(recs: Sequence[Mapping[str, Any]]) -> dict[str, dict[st
     return out
 
 
-def summarise(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Everything the group page shows across subjects: ``{"contributing": ..., "bias": {variant: ...}}``."""
-    variants = sorted({str(r.get("variant")) for r in records})
-    return {"contributing": contributing_subjects(records),
-            "bias": {v: bias_across_subjects([r for r in records if str(r.get("variant")) == v]) for v in variants}}
+def summarise(records: Sequence[RunRecord | Mapping[str, Any]]) -> dict[str, Any]:
+    """Everything the group page shows across subjects: ``{"contributing": ..., "bias": {variant: ...}}``
+    (typed records; a record's JSON is read once with ``RunRecord.from_json``)."""
+    typed = [as_run_record(r) for r in records]
+    variants = sorted({r.variant for r in typed})
+    return {"contributing": contributing_subjects(typed),
+            "bias": {v: bias_across_subjects([r for r in typed if r.variant == v]) for v in variants}}

@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 
 from nbdiag.core import codes
 from nbdiag.record.build import RunAudit, build_record, draft_run
-from nbdiag.record.model import Provenance
+from nbdiag.record.model import Provenance, RunRecord
 from nbdiag.record.types import RunSummary
 from nbdiag.inputs.bids import RunInputs, discover
 from nbdiag.config import Config, resolve_settings
@@ -237,7 +237,9 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     def subject_done(subject: str) -> None:
         items = sorted(pending.pop(subject, []), key=lambda a: (order[a.run.key], variant_order[a.variant]))
         if reports and (subject in redone or not (output_dir / f"sub-{subject}.html").exists()):
-            items = [a if a.design is not None or a.status == "error" else _reload(output_dir, a) for a in items]
+            # a report reads full typed records: a summary (slim worker result, --work-dir stub) is read back
+            items = [a if isinstance(a.record, RunRecord) and (a.design is not None or a.status == "error")
+                     else _reload(output_dir, a) for a in items]
             reports_written.extend(write_subject_reports(output_dir, items, log))
         if keep_audits:
             audits.extend(a.slim() for a in items)
@@ -316,7 +318,6 @@ def _reload(output_dir: Path, audit: RunAudit) -> RunAudit:
     import json
 
     from nbdiag.outputs.files import read_design_tsv, run_folder
-    from nbdiag.record.model import RunRecord
 
     folder = run_folder(output_dir, audit.run.entities)
     stem = f"{audit.run.prefix}_desc-{audit.variant}"
@@ -350,7 +351,7 @@ def write_subject_reports(output_dir: Path, audits: list[RunAudit], log: Callabl
         by_subject.setdefault(audit.run.subject, []).append(audit)
     paths = []
     for subject, items in by_subject.items():
-        records = [a.record.to_json() for a in items]
+        records = [a.record for a in items if isinstance(a.record, RunRecord)]
         designs = {(a.run.prefix, a.variant): a.design for a in items if a.design is not None}
         try:
             paths.append(render_subject_report(subject, records, designs, Path(output_dir) / f"sub-{subject}.html"))

@@ -27,7 +27,7 @@ from nbdiag.design.matrix import DesignResult, build_design
 from nbdiag.core.errors import InputError
 from nbdiag.inputs.events import events_outside_run, read_events, transform_events
 from nbdiag.core.findings import Finding, rank_findings, status_from_findings
-from nbdiag.record.model import Provenance, RunError, RunRecord
+from nbdiag.record.model import Provenance, RunError, RunRecord, SavedDesignRecord
 from nbdiag.record.types import RunSummary
 from nbdiag.inputs.fmriprep import load_run_confounds
 from nbdiag.core import codes
@@ -545,7 +545,7 @@ def _measured_section(settings: Settings, context: DesignContext, measured: dict
 
 def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_time_ref: float | None = None,
                        high_pass: float | None = None, hrf_model: str | None = "glover",
-                       thresholds=None) -> tuple[dict[str, Any], pd.DataFrame]:
+                       thresholds=None) -> tuple[SavedDesignRecord, pd.DataFrame]:
     """Record of a saved design matrix (``nbdiag design DESIGN_TSV``).
 
     Roles are inferred from column names and values; without events the
@@ -553,7 +553,9 @@ def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_tim
 
     Returns
     -------
-    record, design
+    record : SavedDesignRecord
+        The typed record (``record.to_json()`` is the JSON ``nbdiag design --output`` writes).
+    design : DataFrame
 
     Raises
     ------
@@ -602,7 +604,7 @@ def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_tim
                 "files": {"design": path.name}},
         "variant": "saved",
     }
-    return record, design
+    return SavedDesignRecord.from_json(jsonable(record)), design
 
 
 #: Checks a saved design alone cannot run, and why (``nbdiag design``; record ``skipped_checks``).

@@ -38,7 +38,7 @@ __all__ = ["ABSENT", "Absent", "RecordFormatError", "RunRecord", "SavedDesignRec
            "Censoring", "CensorMasks", "CensorMask", "CensorCounts", "Motion", "ContrastEntry",
            "BaselineComposition", "SensitivityEntry", "ContrastMeasuredSignal", "WhatIf", "WhatIfContrast",
            "Measured", "MeasuredSignal", "MeasuredNoise", "BoldMeasurement", "FindingRecord", "RunError",
-           "SkippedCheck", "SavedDesignRun", "read_record"]
+           "SkippedCheck", "SavedDesignRun", "read_record", "as_run_record"]
 
 R = TypeVar("R", bound="JsonRecord")
 
@@ -617,3 +617,15 @@ def read_record(data: Mapping[str, Any]) -> RunRecord | SavedDesignRecord:
     if "source" in data and "skipped_checks" in data:
         return SavedDesignRecord.from_json(data)
     return RunRecord.from_json(data)
+
+
+def as_run_record(record: RunRecord | Mapping[str, Any]) -> RunRecord:
+    """``record`` itself when it is typed, else :meth:`RunRecord.from_json` of it (a record's JSON,
+    read once): the boundary of the readers (group tables, reports) that also take JSON.
+
+    Raises
+    ------
+    RecordFormatError
+        JSON that does not fit the record's type (the message names the field).
+    """
+    return record if isinstance(record, RunRecord) else RunRecord.from_json(record)

@@ -12,6 +12,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from nbdiag.core.findings import SEVERITIES, severity_rank
+from nbdiag.record.model import ABSENT, RunRecord, as_run_record
 from nbdiag.report.palette import variant_color
 from nbdiag.report.subject import section_id
 
@@ -32,27 +33,26 @@ def _run_label(row: Mapping[str, Any]) -> str:
     return "_".join(parts) + f" [{row.get('variant')}]"
 
 
-def findings_matrix(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame) -> pd.DataFrame:
+def findings_matrix(records: Sequence[RunRecord | Mapping[str, Any]], rt: pd.DataFrame) -> pd.DataFrame:
     """Runs × finding codes: worst severity rank (0 none, 1 info, 2 warn, 3 fail, 4 error).
 
     ``rt`` is the group runs table of the same records, in the same order.
     """
+    typed = [as_run_record(r) for r in records]
     labels = [_run_label(r) for r in rt.to_dict("records")]
     codes: list[str] = []
-    for rec in records:
-        for f in rec.get("findings") or []:
-            if isinstance(f, Mapping) and f.get("code") not in codes:
-                codes.append(str(f.get("code")))
-    m = np.zeros((len(records), len(codes)), dtype=int)
-    for i, rec in enumerate(records):
-        for f in rec.get("findings") or []:
-            if not isinstance(f, Mapping):
-                continue
+    for rec in typed:
+        for f in rec.findings:
+            if f.code not in codes:
+                codes.append(str(f.code))
+    m = np.zeros((len(typed), len(codes)), dtype=int)
+    for i, rec in enumerate(typed):
+        for f in rec.findings:
             try:
-                r = severity_rank(f.get("severity")) + 1
+                r = severity_rank(f.severity) + 1
             except ValueError:
                 continue
-            j = codes.index(str(f.get("code")))
+            j = codes.index(str(f.code))
             m[i, j] = max(m[i, j], r)
     return pd.DataFrame(m, index=labels, columns=codes)
 
@@ -200,13 +200,20 @@ def _error_message(reasons: str) -> str | None:
     return text[len("error:"):].strip() if text.startswith("error:") else None
 
 
-def _variant_summary(v: str, recs: Sequence[Mapping[str, Any]], d: pd.DataFrame, vso: pd.DataFrame,
+def _contrast_number(rec: RunRecord, contrast: str, name: str) -> Any:
+    """``contrasts.<contrast>.<name>`` (efficiency, cvif) of a record, None when it has none."""
+    entry = (rec.contrasts or {}).get(contrast)
+    value = getattr(entry, name) if entry is not None else None
+    return None if value is ABSENT else value
+
+
+def _variant_summary(v: str, recs: Sequence[RunRecord], d: pd.DataFrame, vso: pd.DataFrame,
                      contrasts: Sequence[str], bias: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Per variant, across runs: medians, DoF on confounds, failures and why, predicted bias per cause."""
-    eff = {c: _median([(r.get("contrasts") or {}).get(c, {}).get("efficiency") for r in recs]) for c in contrasts}
-    cvif = {c: _median([(r.get("contrasts") or {}).get(c, {}).get("cvif") for r in recs]) for c in contrasts}
-    nconf = [sum(1 for col in (r.get("design") or {}).get("columns") or [] if col.get("role") in ("confound", "spike"))
-             for r in recs if r.get("status") != "error"]
+    eff = {c: _median([_contrast_number(r, c, "efficiency") for r in recs]) for c in contrasts}
+    cvif = {c: _median([_contrast_number(r, c, "cvif") for r in recs]) for c in contrasts}
+    nconf = [sum(1 for col in (r.design.columns if r.design is not ABSENT else ()) if col.role in ("confound", "spike"))
+             for r in recs if r.status != "error"]
     dof = _median(d["dof"]) if "dof" in d else None
     failing = vso[vso["final"] == "fail"] if len(vso) else vso
     reasons = []
@@ -292,7 +299,7 @@ def _run_links(rt: pd.DataFrame) -> list[str | None]:
     return links
 
 
-def _check_overview(figs: dict[str, Any], records: Sequence[Mapping[str, Any]], rt: pd.DataFrame,
+def _check_overview(figs: dict[str, Any], records: Sequence[RunRecord], rt: pd.DataFrame,
                     links: list[str | None]) -> tuple[list[dict[str, Any]], str | None]:
     """Per-check counts (table and bar figure) and the findings heatmap; returns the rows and the
     heatmap's note when it shows a selection."""
@@ -319,7 +326,7 @@ def _check_overview(figs: dict[str, Any], records: Sequence[Mapping[str, Any]], 
     return check_rows, heat_note
 
 
-def _variant_sections(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, so: pd.DataFrame,
+def _variant_sections(records: Sequence[RunRecord], rt: pd.DataFrame, so: pd.DataFrame,
                       all_variants: list[str], deciding: list[str], contrasts: list[str],
                       links: list[str | None], summary: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """One section per variant: its summary and one row per run."""
@@ -327,7 +334,7 @@ def _variant_sections(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, so
     for v in all_variants:
         d = rt[rt["variant"].astype(str) == v]
         vso = so[so["variant"].astype(str) == v]
-        recs = [r for r in records if str(r.get("variant")) == v]
+        recs = [r for r in records if r.variant == v]
         entry = _variant_summary(v, recs, d, vso, contrasts, ((summary or {}).get("bias") or {}).get(v))
         entry["color"] = variant_color(v)
         entry["deciding"] = v in deciding
@@ -362,7 +369,7 @@ def _disagreements(dec: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, so: pd.DataFrame,
+def build_group_context(records: Sequence[RunRecord | Mapping[str, Any]], rt: pd.DataFrame, so: pd.DataFrame,
                         fail_on: str = "fail", deciding: Sequence[str] | None = None,
                         summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Template context of ``group.html`` (exposed for tests).
@@ -371,6 +378,7 @@ def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, 
     (:mod:`nbdiag.group.pipeline`), row for row; ``deciding`` the variants that decide sign-off;
     ``summary`` the across-subject numbers (:func:`nbdiag.group.summary.summarise`).
     """
+    records = [as_run_record(r) for r in records]   # a record's JSON is read once, here
     figs: dict[str, Any] = {}
     all_variants = sorted({str(v) for v in rt.get("variant", pd.Series(dtype=str))}) if len(rt) else []
     deciding = list(deciding) if deciding else all_variants
@@ -405,12 +413,12 @@ def build_group_context(records: Sequence[Mapping[str, Any]], rt: pd.DataFrame, 
         "metric_labels": [m[1] for m in metrics],
         "subjects": [{"label": s, "link": f"sub-{s}.html" if _LABEL_OK.match(s) else None} for s in subjects],
         "signoff": so.to_dict("records"),
-        "versions": next(((r.get("nbdiag_version"), r.get("nilearn_version")) for r in records
-                          if r.get("nbdiag_version")), (None, None)),
+        "versions": next(((r.nbdiag_version, r.nilearn_version) for r in records
+                          if r.nbdiag_version), (None, None)),
     }
 
 
-def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame, signoff: pd.DataFrame,
+def render_group_report(records: Sequence[RunRecord | Mapping[str, Any]], runs: pd.DataFrame, signoff: pd.DataFrame,
                         output_path: str | Path, fail_on: str = "fail", deciding: Sequence[str] | None = None,
                         incomplete: pd.DataFrame | None = None, attribution: pd.DataFrame | None = None,
                         summary: Mapping[str, Any] | None = None,
@@ -419,8 +427,8 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
 
     Parameters
     ----------
-    records : sequence of dict
-        Run records (``nbdiag.group.pipeline.collect_records``).
+    records : sequence of RunRecord (or their JSON, read once with ``RunRecord.from_json``)
+        Run records (the group level's trusted records).
     runs, signoff : DataFrame
         The group runs and sign-off tables of ``records`` (``nbdiag.group.pipeline``), row for row.
     output_path : path
@@ -451,6 +459,7 @@ def render_group_report(records: Sequence[Mapping[str, Any]], runs: pd.DataFrame
 
     from nbdiag.report.attribution import attribution_sentences
 
+    records = [as_run_record(r) for r in records]   # a record's JSON is read once, here
     ctx = build_group_context(records, runs, signoff, fail_on, deciding, summary)
     # runs the group level could not sign off (missing, refused, stale) and skipped subjects
     ctx["incomplete"] = [] if incomplete is None else incomplete.fillna("").to_dict("records")

@@ -31,7 +31,8 @@ import pandas as pd
 from nbdiag.core import codes
 from nbdiag.core.labels import class_kind
 from nbdiag.core.thresholds import DISTINCT_T
-from nbdiag.report.access import finite as _num
+from nbdiag.record.model import ABSENT, ContrastEntry, FindingRecord, RunRecord, as_run_record
+from nbdiag.core.jsonio import finite_number as _num
 
 __all__ = ["DISTINCT_T", "contrast_kind", "pm", "tstat", "verdict_rows"]
 
@@ -58,17 +59,16 @@ def tstat(t: float | None) -> str:
     return "t n/a" if t is None else f"t = {t:.1f}".replace("-", "−")
 
 
-def contrast_kind(stats: Mapping[str, Any]) -> str:
+def contrast_kind(stats: ContrastEntry) -> str:
     """``single`` (weights sum to a non-zero value) or ``differential`` (they sum to 0)."""
-    if stats.get("kind") in ("single", "differential"):
-        return str(stats["kind"])
-    vector = stats.get("vector") or {}
-    total = sum(float(w) for w in vector.values() if _num(w) is not None) if isinstance(vector, Mapping) else 0.0
+    if stats.kind in ("single", "differential"):
+        return str(stats.kind)
+    total = sum(float(w) for w in (stats.vector or {}).values() if _num(w) is not None)
     return "differential" if abs(total) < 1e-9 else "single"
 
 
-def _label(rec: Mapping[str, Any]) -> str:
-    return str(((rec.get("run") or {}).get("prefix")) or "unknown-run")
+def _label(rec: RunRecord) -> str:
+    return str(rec.run.prefix or "unknown-run")
 
 
 def _is_cause(row: Mapping[str, Any], has_kind: bool) -> bool:
@@ -95,40 +95,42 @@ def _distinct(row: Mapping[str, Any], has_distinct: bool, contributing: int) -> 
 _UMBRELLA = codes.SENSITIVE_UNMODELED_SIGNAL.code
 
 
-def _failing(recs: Sequence[Mapping[str, Any]], contrast: str) -> tuple[list[str], list[Mapping[str, Any]]]:
+#: a failing finding and the run it is about (its label)
+Hit = tuple[str, FindingRecord]
+
+
+def _failing(recs: Sequence[RunRecord], contrast: str) -> tuple[list[str], list[Hit]]:
     """Runs failing on ``contrast`` (status fail, a failing finding on it or on the whole run) and those findings."""
-    labels, hits = [], []
+    labels: list[str] = []
+    hits: list[Hit] = []
     for rec in recs:
-        if rec.get("status") != "fail":
+        if rec.status != "fail":
             continue
-        mine = [f for f in rec.get("findings") or [] if isinstance(f, Mapping) and f.get("severity") == "fail"
-                and f.get("contrast") in (contrast, None)]
+        mine = [f for f in rec.findings if f.severity == "fail" and f.contrast in (contrast, None)]
         if mine:
             labels.append(_label(rec))
-            hits += [dict(f, _run=_label(rec)) for f in mine]
+            hits += [(_label(rec), f) for f in mine]
     return labels, hits
 
 
-def _size(f: Mapping[str, Any]) -> float:
-    ev = f.get("evidence") or {}
-    v = _num(ev.get("bias_sd")) if isinstance(ev, Mapping) else None
+def _size(f: FindingRecord) -> float:
+    v = _num(f.evidence.get("bias_sd"))   # evidence: per-code detail, free-form in the record's schema
     return abs(v) if v is not None else 0.0
 
 
-def _main_fix(hits: Sequence[Mapping[str, Any]]) -> tuple[str | None, str | None]:
+def _main_fix(hits: Sequence[Hit]) -> tuple[str | None, str | None]:
     """The code whose fix would remove most: the most failing runs, then the largest |bias| (σ)."""
-    by_code: dict[str, list[Mapping[str, Any]]] = {}
-    for f in hits:
-        by_code.setdefault(str(f.get("code")), []).append(f)
+    by_code: dict[str, list[Hit]] = {}
+    for hit in hits:
+        by_code.setdefault(str(hit[1].code), []).append(hit)
     specific = {c: v for c, v in by_code.items() if c != _UMBRELLA} or by_code
-    code = min(specific, key=lambda c: (-len({f["_run"] for f in specific[c]}),
-                                         -max(_size(f) for f in specific[c]), c))
-    return code, _fix_of(code, specific[code])
+    code = min(specific, key=lambda c: (-len({run for run, _ in specific[c]}),
+                                         -max(_size(f) for _, f in specific[c]), c))
+    return code, _fix_of(code, [f for _, f in specific[code]])
 
 
-def _fix_of(code: str, findings: Sequence[Mapping[str, Any]]) -> str | None:
-    texts = Counter(str(f.get("fix")) for f in findings
-                    if isinstance(f, Mapping) and f.get("code") == code and f.get("fix"))
+def _fix_of(code: str, findings: Sequence[FindingRecord]) -> str | None:
+    texts = Counter(str(f.fix) for f in findings if f.code == code and f.fix)
     if texts:
         return texts.most_common(1)[0][0]
     try:
@@ -137,15 +139,14 @@ def _fix_of(code: str, findings: Sequence[Mapping[str, Any]]) -> str | None:
         return None
 
 
-def _contrast_order(records: Sequence[Mapping[str, Any]]) -> tuple[list[str], dict[str, str]]:
+def _contrast_order(records: Sequence[RunRecord]) -> tuple[list[str], dict[str, str]]:
     """Contrasts in display order (single ones first, then first seen) and the kind of each."""
     kinds: dict[str, str] = {}
     order: dict[str, int] = {}
     for rec in records:
-        for name, stats in (rec.get("contrasts") or {}).items():
-            if isinstance(stats, Mapping):
-                kinds.setdefault(name, contrast_kind(stats))
-                order.setdefault(name, len(order))
+        for name, stats in (rec.contrasts or {}).items():
+            kinds.setdefault(name, contrast_kind(stats))
+            order.setdefault(name, len(order))
     return sorted(order, key=lambda c: (kinds[c] != "single", order[c])), kinds
 
 
@@ -190,8 +191,8 @@ def _causes(sub: pd.DataFrame, signal: str, has_kind: bool, has_distinct: bool,
     return causes
 
 
-def _fix(causes: list[dict[str, Any]], hits: list[Mapping[str, Any]],
-         recs: Sequence[Mapping[str, Any]]) -> tuple[str | None, str | None]:
+def _fix(causes: list[dict[str, Any]], hits: list[Hit],
+         recs: Sequence[RunRecord]) -> tuple[str | None, str | None]:
     """``(fix code, fix text)``: the largest cause's code, else the code whose fix removes most."""
     if causes:
         src = causes[0]["source"]
@@ -199,21 +200,26 @@ def _fix(causes: list[dict[str, Any]], hits: list[Mapping[str, Any]],
                     else src.split(":", 1)[1])
         fix = None
         if fix_code:
-            fix = _fix_of(fix_code, [f for f in hits if f.get("code") == fix_code] or
-                          [f for r in recs for f in r.get("findings") or [] if isinstance(f, Mapping)])
+            fix = _fix_of(fix_code, [f for _, f in hits if f.code == fix_code] or
+                          [f for r in recs for f in r.findings])
         return fix_code, fix
     if hits:
         return _main_fix(hits)
     return None, None
 
 
-def verdict_rows(records: Sequence[Mapping[str, Any]], attribution: pd.DataFrame | None,
+def _error_message(rec: RunRecord) -> str:
+    return str((rec.error.message if rec.error is not ABSENT and rec.error is not None else "") or "")
+
+
+def verdict_rows(records: Sequence[RunRecord | Mapping[str, Any]], attribution: pd.DataFrame | None,
                  contributing: Mapping[tuple[str, str, str], tuple[int, int]] | None = None,
                  signal: str = "global_signal") -> list[dict[str, Any]]:
     """The rows of the group verdict table (see the module doc), in display order.
 
     ``contributing``: :func:`nbdiag.group.summary.contributing_subjects` of ``records``; without it
-    every subject of a row counts as contributing.
+    every subject of a row counts as contributing. ``records``: typed (a record's JSON is read once
+    with ``RunRecord.from_json``); the attribution table's rows are read by column name.
     """
     from nbdiag.report.words import code_words
 
@@ -221,12 +227,13 @@ def verdict_rows(records: Sequence[Mapping[str, Any]], attribution: pd.DataFrame
     has_kind = "kind" in table.columns
     has_distinct = "distinct" in table.columns
     counts = contributing or {}
-    contrasts, kinds = _contrast_order(records)
-    variants = sorted({str(r.get("variant")) for r in records})
+    typed = [as_run_record(r) for r in records]
+    contrasts, kinds = _contrast_order(typed)
+    variants = sorted({r.variant for r in typed})
     rows: list[dict[str, Any]] = []
     for variant in variants:
-        recs = [r for r in records if str(r.get("variant")) == variant]
-        errors = [r for r in recs if r.get("status") == "error"]
+        recs = [r for r in typed if r.variant == variant]
+        errors = [r for r in recs if r.status == "error"]
         part = table[(table["variant"].astype(str) == variant)] if len(table) else table
         for contrast in contrasts:
             sub = part[part["contrast"].astype(str) == contrast] if len(part) else part
@@ -236,6 +243,6 @@ def verdict_rows(records: Sequence[Mapping[str, Any]], attribution: pd.DataFrame
             fix_code, fix = _fix(causes, hits, recs)
             rows.append({"variant": variant, "contrast": contrast, "kind": kinds[contrast], "estimate": estimate,
                          "causes": causes, "failing": failing, "n_runs": len(recs),
-                         "errors": [(_label(r), str((r.get("error") or {}).get("message") or "")) for r in errors],
+                         "errors": [(_label(r), _error_message(r)) for r in errors],
                          "fix": fix, "fix_code": fix_code, "fix_words": code_words(fix_code) if fix_code else None})
     return rows

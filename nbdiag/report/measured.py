@@ -1,6 +1,6 @@
 """The subject report's "Measured from this run" section (issue 12): numbers from the record only.
 
-``measured_view(record, base_dir)`` turns ``measured`` and ``contrasts.<c>.measured``
+``measured_view(record, base_dir)`` turns a typed record's ``measured`` and ``contrasts.<c>.measured``
 into table rows, and, when BOLD mode wrote class maps, draws a nilearn glass
 brain of the largest class map (read from ``base_dir``, the output folder the record's
 paths are relative to, passed by the caller; drawing only, no statistics). The brain map
@@ -13,9 +13,11 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from nbdiag.core.labels import class_label
+from nbdiag.record.model import BoldMeasurement, ContrastMeasuredSignal, RunRecord
+from nbdiag.report.access import opt
 
 
 def _png_uri(fig: Any, dpi: int) -> str:
@@ -44,53 +46,64 @@ def glass_brain_uri(path: Path, index: int, title: str) -> str | None:
         return None
 
 
-def measured_view(record: Mapping[str, Any], base_dir: str | Path | None = None) -> dict[str, Any] | None:
+def _global_signal_row(name: str, gs: ContrastMeasuredSignal) -> dict[str, Any]:
+    """A contrast's row: its global-signal estimate and the largest cause part distinguishable from zero."""
+    if gs.in_model:
+        return {"contrast": name, "in_model": True, "note": opt(gs.note)}
+    parts = opt(gs.by_class) or {}
+    kinds, ts = opt(gs.by_class_kind) or {}, opt(gs.by_class_t) or {}
+    if kinds:   # issue 20: the largest cause part distinguishable from zero (|t| >= 3); terms are no answer
+        parts = {k: v for k, v in parts.items() if kinds.get(k) == "cause" and v is not None
+                 and ts.get(k) is not None and abs(float(ts[k])) >= 3.0}
+    top = max(parts.items(), key=lambda kv: abs(kv[1]), default=(None, None))
+    return {"contrast": name, "in_model": False, "estimate_ols": opt(gs.estimate_ols),
+            "estimate": opt(gs.estimate), "se": opt(gs.se), "t": opt(gs.t),
+            "noise_model": opt(gs.noise_model),
+            "top_class": class_label(top[0]) if top[0] else None, "top_value": top[1]}
+
+
+def _bold_rows(bold: BoldMeasurement, base_dir: str | Path | None) -> tuple[list[dict[str, Any]], Any]:
+    """BOLD mode's rows (mask mean, negative tail, largest classes) and the glass brain of the largest
+    class map (``measured.bold.contrasts`` is per-contrast detail, free-form in the schema)."""
+    bold_rows: list[dict[str, Any]] = []
+    best = None
+    for name, s in (opt(bold.contrasts) or {}).items():
+        by = s.get("by_class") or {}
+        top = sorted(by.items(), key=lambda kv: -abs(kv[1].get("mask_mean") or 0))[:3]
+        bold_rows.append({"contrast": name, "mask_mean": s.get("mask_mean"),
+                          "tail_mean": (s.get("negative_tail") or {}).get("mean"),
+                          "top": [{"label": class_label(k), "mask_share": v.get("mask_share"),
+                                   "tail_share": v.get("tail_share")} for k, v in top]})
+        if top and (best is None or abs(top[0][1].get("mask_mean") or 0) > best[0]):
+            classes = list(by)
+            best = (abs(top[0][1].get("mask_mean") or 0), name, top[0][0], classes.index(top[0][0]),
+                    s.get("classes_map"))
+    figure = None
+    if best and best[4] and base_dir is not None:
+        uri = glass_brain_uri(Path(base_dir) / best[4], best[3], f"{best[1]}: part from {class_label(best[2])} (%)")
+        figure = {"uri": uri, "contrast": best[1], "class": class_label(best[2])} if uri else None
+    return bold_rows, figure
+
+
+def measured_view(record: RunRecord, base_dir: str | Path | None = None) -> dict[str, Any] | None:
     """Rows for the measured section of one run × variant, or None when nothing was measured."""
-    measured = record.get("measured") or {}
-    signals = measured.get("signals") or {}
-    contrasts = record.get("contrasts") or {}
+    measured = opt(record.measured)
     rows = []
-    for name, c in contrasts.items():
-        gs = ((c or {}).get("measured") or {}).get("global_signal") if isinstance(c, Mapping) else None
-        if not gs:
-            continue
-        if gs.get("in_model"):
-            rows.append({"contrast": name, "in_model": True, "note": gs.get("note")})
-            continue
-        parts = gs.get("by_class") or {}
-        kinds, ts = gs.get("by_class_kind") or {}, gs.get("by_class_t") or {}
-        if kinds:   # issue 20: the largest cause part distinguishable from zero (|t| >= 3); terms are no answer
-            parts = {k: v for k, v in parts.items() if kinds.get(k) == "cause" and v is not None
-                     and ts.get(k) is not None and abs(float(ts[k])) >= 3.0}
-        top = max(parts.items(), key=lambda kv: abs(kv[1]), default=(None, None))
-        rows.append({"contrast": name, "in_model": False, "estimate_ols": gs.get("estimate_ols"),
-                     "estimate": gs.get("estimate"), "se": gs.get("se"), "t": gs.get("t"),
-                     "noise_model": gs.get("noise_model"),
-                     "top_class": class_label(top[0]) if top[0] else None, "top_value": top[1]})
-    gsum = signals.get("global_signal") or {}
-    noise = measured.get("noise") or {}
-    bold = measured.get("bold") or {}
+    for name, c in (opt(record.contrasts) or {}).items():
+        gs = (opt(c.measured) or {}).get("global_signal")
+        if gs:
+            rows.append(_global_signal_row(name, gs))
+    signals = (opt(measured.signals) or {}) if measured is not None else {}
+    gsum = signals.get("global_signal")
+    noise = opt(measured.noise) if measured is not None else None
+    bold = opt(measured.bold) if measured is not None else None
     bold_rows, figure = [], None
-    if bold.get("status") == "measured":
-        best = None
-        for name, s in (bold.get("contrasts") or {}).items():
-            by = s.get("by_class") or {}
-            top = sorted(by.items(), key=lambda kv: -abs(kv[1].get("mask_mean") or 0))[:3]
-            bold_rows.append({"contrast": name, "mask_mean": s.get("mask_mean"),
-                              "tail_mean": (s.get("negative_tail") or {}).get("mean"),
-                              "top": [{"label": class_label(k), "mask_share": v.get("mask_share"),
-                                       "tail_share": v.get("tail_share")} for k, v in top]})
-            if top and (best is None or abs(top[0][1].get("mask_mean") or 0) > best[0]):
-                classes = list(by)
-                best = (abs(top[0][1].get("mask_mean") or 0), name, top[0][0], classes.index(top[0][0]),
-                        s.get("classes_map"))
-        if best and best[4] and base_dir is not None:
-            figure = glass_brain_uri(Path(base_dir) / best[4], best[3],
-                                  f"{best[1]}: part from {class_label(best[2])} (%)")
-            figure = {"uri": figure, "contrast": best[1], "class": class_label(best[2])} if figure else None
-    if not rows and not gsum and not bold:
+    if bold is not None and bold.status == "measured":
+        bold_rows, figure = _bold_rows(bold, base_dir)
+    if not rows and gsum is None and bold is None:
         return None
-    return {"rows": rows, "excess": gsum.get("percent_excess_nonsteady") or [],
-            "nss_volumes": gsum.get("nonsteady_volumes") or [], "steady_median": gsum.get("steady_median"),
-            "noise": noise, "bold": bold, "bold_rows": bold_rows, "figure": figure,
-            "note": measured.get("note")}
+    return {"rows": rows, "excess": (opt(gsum.percent_excess_nonsteady) or []) if gsum is not None else [],
+            "nss_volumes": (opt(gsum.nonsteady_volumes) or []) if gsum is not None else [],
+            "steady_median": opt(gsum.steady_median) if gsum is not None else None,
+            "noise": noise or {}, "bold": bold or {}, "bold_rows": bold_rows, "figure": figure,
+            "note": opt(measured.note) if measured is not None else None}

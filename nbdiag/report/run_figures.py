@@ -16,9 +16,9 @@ from markupsafe import Markup
 from nbdiag.core.labels import class_label
 from nbdiag.core.thresholds import Thresholds
 from nbdiag.report import svgplot as S
-from nbdiag.report.access import finite as _finite
-from nbdiag.report.access import get as _get
-from nbdiag.report.access import thresholds_of
+from nbdiag.record.model import Diagnostics, Drift, EventsInfo, RunRecord
+from nbdiag.core.jsonio import finite_number as _finite
+from nbdiag.report.access import Record, opt, thresholds_of, typed
 from nbdiag.report.palette import CLASS_COLORS, condition_color
 
 __all__ = ["MAX_BARS", "MAX_MATRIX_COLUMNS", "run_figures", "timeline_rows", "weights_svg"]
@@ -57,13 +57,23 @@ def _corr_color(v: float | None) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def timeline_rows(record: Mapping[str, Any], conds: Sequence[str], t_r: float, n: int,
+def _events(record: Record) -> EventsInfo | None:
+    return opt(record.events) if isinstance(record, RunRecord) else None
+
+
+def _diagnostics(record: Record) -> Diagnostics | None:
+    return opt(record.diagnostics)
+
+
+def timeline_rows(record: Record | Mapping[str, Any], conds: Sequence[str], t_r: float, n: int,
                   frame_times: Sequence[float], nss: Sequence[int]) -> Timeline:
     """Rows ``(key, colour, label, [(onset, duration), ...])`` of the weights figure's timeline strip:
-    the modelled conditions, the unmodelled event types and the flagged non-steady volumes left in."""
+    the modelled conditions, the unmodelled event types and the flagged non-steady volumes left in.
+    (Event rows are the events.tsv's own columns: free-form in the record's schema.)"""
     rows: Timeline = []
-    modeled = _get(record, "events", "modeled", default=[]) or []
-    unmodeled = _get(record, "events", "unmodeled", default=[]) or []
+    events = _events(typed(record))
+    modeled = (events.modeled or ()) if events is not None else ()
+    unmodeled = (events.unmodeled or ()) if events is not None else ()
     for c in conds:
         spans = [(float(e["onset"]), float(e.get("duration") or 0) or t_r / 2) for e in modeled
                  if str(e.get("trial_type")) == c and _finite(e.get("onset")) is not None]
@@ -81,32 +91,38 @@ def timeline_rows(record: Mapping[str, Any], conds: Sequence[str], t_r: float, n
     return rows
 
 
-def weights_svg(record: Mapping[str, Any], contrasts: Sequence[str] | None = None) -> str | None:
+def weights_svg(record: Record | Mapping[str, Any], contrasts: Sequence[str] | None = None) -> str | None:
     """The contrast-weight figure of a record (timeline, one weight panel per contrast, share
     table) as SVG text, or None when the record has no weights. ``contrasts``: the ones to
     draw, in this order (default: every contrast with weights)."""
-    frame_times = _get(record, "design", "frame_times", default=None)
-    classes = _get(record, "diagnostics", "baseline", "scan_classes", default=None)
-    nss_info = _get(record, "diagnostics", "confounds", "nonsteady", default={})
-    nss = [] if nss_info.get("handled") else list(nss_info.get("volumes") or [])
-    all_c = _get(record, "contrasts", default={}) or {}
+    record = typed(record)
+    design, diag = opt(record.design), _diagnostics(record)
+    frame_times = list(opt(design.frame_times) or ()) if design is not None else []
+    baseline = opt(diag.baseline) if diag is not None else None
+    classes = list(baseline.scan_classes) if baseline is not None else None
+    confounds = opt(diag.confounds) if diag is not None else None
+    nss_info = opt(confounds.nonsteady) if confounds is not None else None
+    nss = [] if nss_info is None or nss_info.handled else list(nss_info.volumes)
+    all_c = opt(record.contrasts) or {}
     weights: dict[str, Any] = {}
     shares: dict[str, Any] = {}
     titles: dict[str, str] = {}
     for cname in (all_c if contrasts is None else contrasts):
-        c = all_c.get(cname) or {}
-        w = c.get("weights")
+        c = all_c.get(cname)
+        w = opt(c.weights) if c is not None else None
         if w:
-            weights[cname] = w
-            shares[cname] = _get(c, "baseline_composition", "negative", default={})
-            expr = str(c.get("expression", cname))
-            titles[cname] = cname if expr == cname else f"{cname}   ({expr})"
+            weights[cname] = list(w)
+            comp = opt(c.baseline_composition)
+            shares[cname] = comp.negative if comp is not None else {}
+            titles[cname] = cname if c.expression == cname else f"{cname}   ({c.expression})"
     if not weights:
         return None
     n = len(next(iter(weights.values())))
     ft = frame_times if frame_times and len(frame_times) == n else [float(i) for i in range(n)]
     t_r = float(pd.Series(ft).diff().median()) if n > 1 else 1.0
-    conds = sorted({str(e.get("trial_type")) for e in _get(record, "events", "modeled", default=[]) or []}
+    events = _events(record)
+    modeled = (events.modeled or ()) if events is not None else ()
+    conds = sorted({str(e.get("trial_type")) for e in modeled}
                    | {str(k)[len("condition:"):] for k in (classes or []) if str(k).startswith("condition:")})
     return S.weights_figure(ft, weights, classes, timeline_rows(record, conds, t_r, n, ft, nss), shares, titles)
 
@@ -125,14 +141,15 @@ def _attempt(out: Figures, name: str, fn: Callable[[], str | None]) -> None:
         out[name] = {"kind": "error", "content": f"figure could not be drawn: {type(exc).__name__}: {exc}"}
 
 
-def _correlation(out: Figures, record: Mapping[str, Any], tasks: Sequence[str], th: Thresholds) -> None:
-    corr = _get(record, "diagnostics", "collinearity", "correlation", default={})
-    if not (corr.get("columns") and corr.get("matrix")):
+def _correlation(out: Figures, diag: Diagnostics | None, tasks: Sequence[str], th: Thresholds) -> None:
+    coll = opt(diag.collinearity) if diag is not None else None
+    if coll is None or not (coll.correlation.columns and coll.correlation.matrix):
         return
-    cols, mat = _top_correlation(list(corr["columns"]), corr["matrix"], tasks, MAX_MATRIX_COLUMNS)
-    out["correlation_note"] = (f"{len(cols)} of {len(corr['columns'])} regressors shown: the task regressors "
+    columns = list(coll.correlation.columns)
+    cols, mat = _top_correlation(columns, coll.correlation.matrix, tasks, MAX_MATRIX_COLUMNS)
+    out["correlation_note"] = (f"{len(cols)} of {len(columns)} regressors shown: the task regressors "
                                "and the confounds most correlated with them."
-                               if len(cols) < len(corr["columns"]) else None)
+                               if len(cols) < len(columns) else None)
 
     def draw() -> str:
         vals = [[_finite(v) for v in row] for row in mat]
@@ -147,8 +164,9 @@ def _correlation(out: Figures, record: Mapping[str, Any], tasks: Sequence[str], 
     _attempt(out, "correlation", draw)
 
 
-def _vif(out: Figures, record: Mapping[str, Any], tasks: Sequence[str], th: Thresholds) -> None:
-    vif = _get(record, "diagnostics", "collinearity", "vif", default={})
+def _vif(out: Figures, diag: Diagnostics | None, tasks: Sequence[str], th: Thresholds) -> None:
+    coll = opt(diag.collinearity) if diag is not None else None
+    vif = coll.vif if coll is not None else {}
     if not vif:
         return
     shown = vif
@@ -162,14 +180,14 @@ def _vif(out: Figures, record: Mapping[str, Any], tasks: Sequence[str], th: Thre
                                          highlight=tasks, width=480))
 
 
-def _spectra_svg(drift: Mapping[str, Any]) -> str:
-    spectra = drift["spectra"]
+def _spectra_svg(drift: Drift) -> str:
+    spectra = opt(drift.spectra) or {}  # freqs_hz and power per column: free-form in the schema
     power = {}
     for name in sorted(spectra["power"]):
         p = [(_finite(v) or 0.0) for v in spectra["power"][name]]
         tot = sum(p) or 1.0
         power[name] = [v / tot for v in p]
-    cut, rec = drift.get("current_cutoff_s"), drift.get("recommended_cutoff_s")
+    cut, rec = drift.current_cutoff_s, drift.recommended_cutoff_s
     marks = []
     if cut:
         marks.append((1.0 / cut, "#D55E00", f"current cut-off ({cut:.0f} s)", "4 3"))
@@ -179,34 +197,41 @@ def _spectra_svg(drift: Mapping[str, Any]) -> str:
                    width=480, label="regressor spectra")
 
 
-def _drift(out: Figures, record: Mapping[str, Any], th: Thresholds) -> None:
-    drift = _get(record, "diagnostics", "drift", default={})
-    if drift.get("r2_task"):
-        r2 = dict(drift["r2_task"])
-        for n_, c in (_get(record, "contrasts", default={}) or {}).items():
-            if c.get("drift_r2") is not None:
-                r2[f"contrast {n_}"] = c["drift_r2"]
+def _drift(out: Figures, record: Record, th: Thresholds) -> None:
+    diag = _diagnostics(record)
+    drift = opt(diag.drift) if diag is not None else None
+    if drift is None:
+        return
+    if drift.r2_task:
+        r2 = dict(drift.r2_task)
+        for n_, c in (opt(record.contrasts) or {}).items():
+            if opt(c.drift_r2) is not None:
+                r2[f"contrast {n_}"] = c.drift_r2
         _attempt(out, "drift", lambda: S.hbars(r2, "R² on drift + constant", th.drift_r2_warn, th.drift_r2_fail,
                                                xmax=1.0, width=480))
-    spectra = drift.get("spectra") or {}
+    spectra = opt(drift.spectra) or {}
     if spectra.get("freqs_hz") and spectra.get("power"):
         _attempt(out, "spectra", lambda: _spectra_svg(drift))
 
 
-def run_figures(record: Mapping[str, Any], design: pd.DataFrame | None) -> Figures:
+def run_figures(record: Record | Mapping[str, Any], design: pd.DataFrame | None) -> Figures:
     """Inline-SVG figures of one run × variant, keyed by name (errors become captions, not crashes)."""
+    record = typed(record)
     th = thresholds_of(record)
     out: Figures = {}
-    roles = {c.get("name"): c.get("role") for c in _get(record, "design", "columns", default=[]) or []}
+    diag = _diagnostics(record)
+    columns = opt(record.design)
+    roles = {c.name: c.role for c in columns.columns} if columns is not None else {}
     tasks = [k for k, r in roles.items() if r == "task"]
     if design is not None and not design.empty:
         _attempt(out, "design", lambda: S.design_image(design.to_numpy(dtype=float),
                                                        [str(c) for c in design.columns], roles))
-    _correlation(out, record, tasks, th)
-    _vif(out, record, tasks, th)
+    _correlation(out, diag, tasks, th)
+    _vif(out, diag, tasks, th)
     _attempt(out, "weights", lambda: weights_svg(record))
     _drift(out, record, th)
-    cr2 = _get(record, "diagnostics", "confounds", "r2_task", default={})
+    confounds = opt(diag.confounds) if diag is not None else None
+    cr2 = confounds.r2_task if confounds is not None else {}
     if cr2:
         _attempt(out, "confounds", lambda: S.hbars(cr2, "R² on confounds", th.confound_r2_warn, th.confound_r2_fail,
                                                    xmax=1.0, width=480))

@@ -8,6 +8,7 @@ base64 PNG.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -21,9 +22,9 @@ from markupsafe import Markup
 
 from nbdiag.outputs.files import atomic_write_text
 from nbdiag.core.labels import class_label
-from nbdiag.core.thresholds import Thresholds
-from nbdiag.report.access import get as _get
-from nbdiag.report.access import thresholds_of  # noqa: F401 - part of this module's API
+from nbdiag.record.model import (ABSENT, Baseline, CensorMask, ContrastEntry, FindingRecord, RunRecord,
+                                 RunSettings)
+from nbdiag.report.access import Record, opt, present_fields, thresholds_of, typed
 from nbdiag.report.measured import measured_view
 from nbdiag.report.palette import SEVERITIES
 from nbdiag.report.run_figures import run_figures
@@ -60,15 +61,13 @@ def _static(name: str) -> Markup:
     return Markup(text.replace("</", "<\\/") if name.endswith(".js") else text.replace("</style", ""))
 
 
-def _baseline_epochs(record: Mapping[str, Any], base: Mapping[str, Any]) -> tuple[str, str]:
+def _baseline_epochs(record: Record, base: Baseline | None) -> tuple[str, str]:
     """The design facts' baseline-epoch count, with the definition the ``baseline_scarce`` finding uses:
     fixation or run-edge epochs of at least ``baseline_epoch_seconds`` (all unmodelled epochs in brackets)."""
-    seconds = _get(record, "settings", "thresholds", "baseline_epoch_seconds", default=None)
-    seconds = Thresholds().baseline_epoch_seconds if not isinstance(seconds, (int, float)) else seconds
-    label = f"baseline epochs ≥ {seconds:g} s"
-    if "n_long_epochs" not in base:
+    label = f"baseline epochs ≥ {thresholds_of(record).baseline_epoch_seconds:g} s"
+    if base is None:
         return label, "n/a"
-    return label, f"{fmt_num(base.get('n_long_epochs'))} (of {fmt_num(len(base.get('epochs') or []))} unmodelled)"
+    return label, f"{fmt_num(base.n_long_epochs)} (of {fmt_num(len(base.epochs))} unmodelled)"
 
 
 def fmt_num(value: Any, digits: int = 3) -> str:
@@ -101,27 +100,26 @@ def fmt_pct(value: Any) -> str:
     return "n/a" if not math.isfinite(v) else f"{v:.0%}"
 
 
-def subject_label(record: Mapping[str, Any]) -> str:
+def subject_label(record: Record | Mapping[str, Any]) -> str:
     """Subject label (without ``sub-``) of a record."""
-    s = _get(record, "run", "subject") or _get(record, "run", "entities", "sub") or "unknown"
-    s = str(s)
+    run = typed(record).run
+    s = str(run.subject or run.entities.get("sub") or "unknown")
     return s[4:] if s.startswith("sub-") else s
 
 
-def run_prefix(record: Mapping[str, Any]) -> str:
+def run_prefix(record: Record | Mapping[str, Any]) -> str:
     """BIDS prefix of the run (``sub-01_task-nback_run-01``)."""
-    p = _get(record, "run", "prefix")
-    if p:
-        return str(p)
-    ent = _get(record, "run", "entities", default={}) or {}
-    return "_".join(f"{k}-{v}" for k, v in ent.items() if v) or "unknown-run"
+    run = typed(record).run
+    if run.prefix:
+        return str(run.prefix)
+    return "_".join(f"{k}-{v}" for k, v in run.entities.items() if v) or "unknown-run"
 
 
-def _find_design(record: Mapping[str, Any], designs: Mapping[Hashable, pd.DataFrame] | None) -> pd.DataFrame | None:
+def _find_design(record: Record, designs: Mapping[Hashable, pd.DataFrame] | None) -> pd.DataFrame | None:
     if not designs:
         return None
-    prefix, variant = run_prefix(record), record.get("variant")
-    tsv = _get(record, "design", "tsv")
+    prefix, variant = run_prefix(record), record.variant
+    tsv = opt(record.design.tsv) if isinstance(record, RunRecord) and record.design is not ABSENT else None
     for key in ((prefix, variant), f"{prefix}_desc-{variant}", tsv, Path(str(tsv)).name if tsv else None):
         if key is not None and key in designs:
             return designs[key]
@@ -129,41 +127,57 @@ def _find_design(record: Mapping[str, Any], designs: Mapping[Hashable, pd.DataFr
 
 
 # --------------------------------------------------------------------------- view model
-def _findings_for(record: Mapping[str, Any], contrast: str | None) -> list[dict[str, Any]]:
-    allf = [f for f in (record.get("findings") or []) if isinstance(f, Mapping)]
+def _findings_for(record: Record, contrast: str | None) -> list[FindingRecord]:
     if contrast is None:
-        return [f for f in allf if f.get("contrast") is None]
-    mine = [f for f in allf if f.get("contrast") == contrast]
-    order = (_get(record, "contrasts", contrast, "findings", default=[]) or [])
-    pos = {code: i for i, code in enumerate(order)}
-    return sorted(mine, key=lambda f: pos.get(f.get("code"), len(pos)))
+        return [f for f in record.findings if f.contrast is None]
+    mine = [f for f in record.findings if f.contrast == contrast]
+    entry = (opt(record.contrasts) or {}).get(contrast)
+    pos = {code: i for i, code in enumerate(entry.findings if entry is not None else ())}
+    return sorted(mine, key=lambda f: pos.get(f.code, len(pos)))
 
 
-def _status(record: Mapping[str, Any]) -> str:
-    s = record.get("status")
-    return s if s in _STATUS_ORDER else "error"
+def _status(record: Record) -> str:
+    return record.status if record.status in _STATUS_ORDER else "error"
 
 
-def _censor_text(mask: Mapping[str, Any]) -> str:
-    parts = [f"{name} {fmt_pct(c.get('fraction'))}" for name, c in (mask.get("conditions") or {}).items()]
-    parts.append(f"baseline {fmt_pct(_get(mask, 'baseline', 'fraction'))}")
-    parts.append(f"run {fmt_pct(_get(mask, 'run', 'fraction'))} ({fmt_num(_get(mask, 'run', 'n_censored'))} scans)")
-    return ", ".join(parts) + f"; dof left {fmt_num(mask.get('dof_left'))}"
+def _censor_text(mask: CensorMask) -> str:
+    parts = [f"{name} {fmt_pct(c.fraction)}" for name, c in mask.conditions.items()]
+    parts.append(f"baseline {fmt_pct(mask.baseline.fraction)}")
+    parts.append(f"run {fmt_pct(mask.run.fraction)} ({fmt_num(mask.run.n_censored)} scans)")
+    return ", ".join(parts) + f"; dof left {fmt_num(mask.dof_left)}"
 
 
-def reviewer_keynums(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+def reviewer_keynums(record: Record | Mapping[str, Any]) -> list[tuple[str, str]]:
     """Key-number rows with AFNI/FSL reviewers' numbers (censoring and motion per condition,
     correlation tiers, condition numbers by block); empty for records without them."""
-    diag = record.get("diagnostics") or {}
+    diag = opt(typed(record).diagnostics)
+    if diag is None:
+        return []
     rows: list[tuple[str, str]] = []
-    masks = _get(diag, "censoring", "masks", default={}) or {}
-    if masks.get("applied"):
-        rows.append(("censored per condition (mask applied)", _censor_text(masks["applied"])))
-    if masks.get("load_confounds") and not masks["load_confounds"].get("applied"):
-        rows.append(("censored per condition if load_confounds' mask were applied",
-                     _censor_text(masks["load_confounds"])))
-    motion = diag.get("motion") or {}
-    for col, s in (motion.get("series") or {}).items():
+    censoring = opt(diag.censoring)
+    if censoring is not None:
+        masks = censoring.masks
+        if masks.applied is not None:
+            rows.append(("censored per condition (mask applied)", _censor_text(masks.applied)))
+        if masks.load_confounds is not None and not masks.load_confounds.applied:
+            rows.append(("censored per condition if load_confounds' mask were applied",
+                         _censor_text(masks.load_confounds)))
+    motion = opt(diag.motion)
+    if motion is not None:
+        rows += _motion_rows(opt(motion.series) or {})
+        if motion.missing and motion.source:
+            rows.append(("motion columns missing", ", ".join(map(str, motion.missing))))
+    coll = opt(diag.collinearity)
+    if coll is not None:
+        rows += _collinearity_rows(coll)
+    return rows
+
+
+def _motion_rows(series: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """Mean of each motion column per condition and its largest correlation with a task regressor
+    (``diagnostics.motion.series`` is per-column detail, free-form in the schema)."""
+    rows = []
+    for col, s in series.items():
         means = s.get("mean") or {}
         parts = [f"{k} {fmt_num(v)}" for k, v in (means.get("conditions") or {}).items()]
         parts.append(f"baseline {fmt_num(means.get('baseline'))}")
@@ -172,68 +186,80 @@ def reviewer_keynums(record: Mapping[str, Any]) -> list[tuple[str, str]]:
             top = max(r, key=lambda k: abs(r[k]))
             parts.append(f"largest |r| with a task regressor {fmt_num(r[top])} ({top})")
         rows.append((f"mean {col} per condition", ", ".join(parts)))
-    if motion.get("missing") and motion.get("source"):
-        rows.append(("motion columns missing", ", ".join(map(str, motion["missing"]))))
-    coll = diag.get("collinearity") or {}
-    pairs = [p for p in coll.get("correlation_pairs") or [] if isinstance(p, Mapping)]
-    if "correlation_pairs" in coll:
-        tiers = {t: sum(p.get("tier") == t for p in pairs) for t in ("identical", "high", "medium")}
-        drift = [p for p in pairs if p.get("pair") == "task×drift"]
-        text = ", ".join(f"{n} {t}" for t, n in tiers.items() if n) or "none ≥ medium"
-        if drift:
-            text += "; task×drift: " + ", ".join(f"{'×'.join(p['columns'])} {fmt_num(p.get('r'))}" for p in drift[:3])
-        rows.append(("correlation tiers (AFNI)", text))
-    blocks = coll.get("condition_blocks") or {}
-    if blocks:
-        parts = [f"{name} {fmt_num(b.get('afni_condition'))} {b.get('afni_rating') or ''}".strip()
-                 + (f" ({b['n_near_zero']} near-zero)" if b.get("n_near_zero") else "")
-                 for name, b in blocks.items() if b.get("n_columns")]
-        fsl = _get(blocks, "whole", "fsl_sv_ratio")
-        rows.append(("condition number by block (AFNI)", ", ".join(parts)
-                     + f"; FSL s_min/s_max {fmt_num(fsl)}" + (" < 1e-7" if _get(blocks, "whole", "fsl_rank_deficient")
-                                                               else "")))
     return rows
 
 
-def _contrast_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per contrast: its numbers, main negative weight, findings and sensitivity entries."""
+def _collinearity_rows(coll: Any) -> list[tuple[str, str]]:
+    """AFNI's correlation tiers and condition numbers by block, FSL's singular-value ratio."""
+    pairs = coll.correlation_pairs
+    tiers = {t: sum(p.tier == t for p in pairs) for t in ("identical", "high", "medium")}
+    drift = [p for p in pairs if p.pair == "task×drift"]
+    text = ", ".join(f"{n} {t}" for t, n in tiers.items() if n) or "none ≥ medium"
+    if drift:
+        text += "; task×drift: " + ", ".join(f"{'×'.join(p.columns)} {fmt_num(p.r)}" for p in drift[:3])
+    rows = [("correlation tiers (AFNI)", text)]
+    blocks = [(f.name, getattr(coll.condition_blocks, f.name)) for f in dataclasses.fields(coll.condition_blocks)]
+    blocks = [(name, b) for name, b in blocks if b is not ABSENT]
+    if blocks:
+        parts = [f"{name} {fmt_num(b.afni_condition)} {b.afni_rating or ''}".strip()
+                 + (f" ({b.n_near_zero} near-zero)" if b.n_near_zero else "")
+                 for name, b in blocks if b.n_columns]
+        whole = opt(coll.condition_blocks.whole)
+        fsl = None if whole is None else whole.fsl_sv_ratio
+        rows.append(("condition number by block (AFNI)", ", ".join(parts)
+                     + f"; FSL s_min/s_max {fmt_num(fsl)}"
+                     + (" < 1e-7" if whole is not None and whole.fsl_rank_deficient else "")))
+    return rows
+
+
+def _contrast_row(record: Record, name: str, c: ContrastEntry) -> dict[str, Any]:
+    """A contrast's row: its numbers, main negative weight, findings and sensitivity entries."""
     from nbdiag.report.summary import contrast_status
 
-    crow = []
-    for name, c in (_get(record, "contrasts", default={}) or {}).items():
-        neg = _get(c, "baseline_composition", "negative", default={}) or {}
-        top_neg = sorted(((k, v) for k, v in neg.items() if v is not None and not str(k).startswith("condition:")),
-                         key=lambda kv: -kv[1])[:3]
-        sens = [s for s in (c.get("sensitivity") or []) if isinstance(s, Mapping)]
-        bias_sd = [abs(s["bias_sd"]) for s in sens if isinstance(s.get("bias_sd"), (int, float))]
-        fnd = _findings_for(record, name)
-        crow.append({
-            "name": name, "expression": c.get("expression", name), "kind": c.get("kind"),
-            "estimable": c.get("estimable"), "variance": c.get("variance"),
-            "efficiency": c.get("efficiency"), "cvif": c.get("cvif"), "drift_r2": c.get("drift_r2"),
-            "effect_required_pct": c.get("effect_required_pct"),
-            "edge_share": _get(c, "baseline_composition", "edge_share"),
-            "top_negative": [{"label": class_label(k), "share": v} for k, v in top_neg],
-            "max_bias_sd": max(bias_sd) if bias_sd else None,
-            "explanation": c.get("explanation"),
-            "findings": fnd,
-            "top_finding": fnd[0] if fnd else None,
-            "worst": contrast_status(record, name),
-            "sensitivity": sens,
-        })
-    return crow
+    comp = opt(c.baseline_composition)
+    neg = comp.negative if comp is not None else {}
+    top_neg = sorted(((k, v) for k, v in neg.items() if v is not None and not str(k).startswith("condition:")),
+                     key=lambda kv: -kv[1])[:3]
+    sens = list(opt(c.sensitivity) or ())
+    bias_sd = [abs(s.bias_sd) for s in sens if s.bias_sd is not None]
+    fnd = _findings_for(record, name)
+    return {
+        "name": name, "expression": c.expression, "kind": opt(c.kind),
+        "estimable": c.estimable, "variance": opt(c.variance),
+        "efficiency": opt(c.efficiency), "cvif": opt(c.cvif), "drift_r2": opt(c.drift_r2),
+        "effect_required_pct": opt(c.effect_required_pct),
+        "edge_share": comp.edge_share if comp is not None else None,
+        "top_negative": [{"label": class_label(k), "share": v} for k, v in top_neg],
+        "max_bias_sd": max(bias_sd) if bias_sd else None,
+        "explanation": opt(c.explanation),
+        "findings": fnd,
+        "top_finding": fnd[0] if fnd else None,
+        "worst": contrast_status(record, name),
+        "sensitivity": sens,
+    }
 
 
-def _facts(record: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
+def _contrast_rows(record: Record) -> list[dict[str, Any]]:
+    """One row per contrast (:func:`_contrast_row`)."""
+    return [_contrast_row(record, name, c) for name, c in (opt(record.contrasts) or {}).items()]
+
+
+def _facts(record: Record) -> list[tuple[str, str, Any]]:
     """The design facts: ``(name, value, where the value came from)``."""
-    settings = record.get("settings") or {}
-    model = settings.get("model") or {}
-    ev = settings.get("events") or {}
+    settings = record.settings
+    run_settings = settings if isinstance(settings, RunSettings) else None
+    resolved = {"t_r": settings.t_r} if run_settings is None else {
+        "t_r": run_settings.t_r, "slice_time_ref": run_settings.slice_time_ref, "n_scans": run_settings.n_scans}
+    value = {k: (None, None) if r is None else (r.value, r.source) for k, r in resolved.items()}
+    t_r, stref, n_scans = (value.get(k, (None, None)) for k in ("t_r", "slice_time_ref", "n_scans"))
     facts = [
-        ("TR", f"{fmt_num(_get(settings, 't_r', 'value'))} s", _get(settings, "t_r", "source")),
-        ("slice_time_ref", fmt_num(_get(settings, "slice_time_ref", "value")), _get(settings, "slice_time_ref", "source")),
-        ("scans", fmt_num(_get(settings, "n_scans", "value")), _get(settings, "n_scans", "source")),
+        ("TR", f"{fmt_num(t_r[0])} s", t_r[1]),
+        ("slice_time_ref", fmt_num(stref[0]), stref[1]),
+        ("scans", fmt_num(n_scans[0]), n_scans[1]),
     ]
+    # model and events settings are nbdiag.config's, free-form in the record's schema
+    model = run_settings.model if run_settings is not None else {}
+    ev = run_settings.events if run_settings is not None else {}
     for key in ("hrf_model", "drift_model", "high_pass", "drift_order", "confounds_strategy", "confounds_motion",
                 "noise_model"):
         if key in model:
@@ -248,30 +274,33 @@ def _facts(record: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
     return facts
 
 
-def _keynums(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _keynums(record: Record) -> list[tuple[str, str]]:
     """The key-number rows (design, baseline, dof, sample mask, then the reviewers' numbers)."""
-    design_info = record.get("design") or {}
-    sm = design_info.get("sample_mask") or {}
-    coll = _get(record, "diagnostics", "collinearity", default={}) or {}
-    base = _get(record, "diagnostics", "baseline", default={}) or {}
-    roles = [c.get("role") for c in design_info.get("columns") or []]
+    design = opt(record.design)
+    sm = opt(design.sample_mask) if isinstance(record, RunRecord) and design is not None else None
+    diag = opt(record.diagnostics)
+    coll = opt(diag.collinearity) if diag is not None else None
+    base = opt(diag.baseline) if diag is not None else None
+    confounds = opt(diag.confounds) if diag is not None else None
+    roles = [c.role for c in design.columns] if design is not None else []
     return [
-        ("design rank / columns", f"{fmt_num(design_info.get('rank'))} / {fmt_num(design_info.get('n_columns'))}"),
+        ("design rank / columns", f"{fmt_num(design.rank if design is not None else None)} / "
+                                  f"{fmt_num(design.n_columns if design is not None else None)}"),
         ("confound + spike columns", fmt_num(sum(r in ("confound", "spike") for r in roles)) if roles else "n/a"),
-        ("condition number", fmt_num(coll.get("condition_number"))),
-        ("baseline fraction", fmt_pct(base.get("fraction"))),
+        ("condition number", fmt_num(coll.condition_number if coll is not None else None)),
+        ("baseline fraction", fmt_pct(base.fraction if base is not None else None)),
         _baseline_epochs(record, base),
-        ("residual dof", fmt_num(_get(record, "diagnostics", "confounds", "dof"))),
-        ("sample mask applied", "yes" if sm.get("applied") else ("no" if sm else "n/a")),
+        ("residual dof", fmt_num(opt(confounds.dof) if confounds is not None else None)),
+        ("sample mask applied", "n/a" if sm is None else "yes" if sm.applied else "no"),
     ] + reviewer_keynums(record)
 
 
-def _whatif_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _whatif_rows(record: Record) -> list[dict[str, Any]]:
     whatif = []
-    for wi in record.get("whatif") or []:
-        for cname, v in (wi.get("contrasts") or {}).items():
-            whatif.append({"fix": wi.get("fix"), "code": wi.get("code"), "contrast": cname, **v,
-                           "worse": cname in (wi.get("worse") or [])})
+    for wi in opt(record.whatif) or ():
+        for cname, v in wi.contrasts.items():
+            whatif.append({"fix": wi.fix, "code": wi.code, "contrast": cname, **present_fields(v),
+                           "worse": cname in (opt(wi.worse) or ())})
     return whatif
 
 
@@ -282,35 +311,42 @@ def _sensitivity_rows(crow: list[dict[str, Any]]) -> list[dict[str, Any]]:
     sens_rows: dict[str, dict[str, Any]] = {}
     for c in crow:
         for srow in c["sensitivity"]:
-            key = str(srow.get("source") or srow.get("label"))
-            entry = sens_rows.setdefault(key, {"label": str(srow.get("label") or key), "source": srow.get("source"),
+            key = str(srow.source or srow.label)
+            entry = sens_rows.setdefault(key, {"label": str(srow.label or key), "source": srow.source,
                                                "basis": size_basis(srow), "cells": {}})
             entry["cells"][c["name"]] = srow
     return list(sens_rows.values())
 
 
-def _variant_view(record: Mapping[str, Any], idx: str, design: pd.DataFrame | None,
+def _error_view(record: Record) -> dict[str, Any] | None:
+    """The error box's fields (those the record has), or None for a run that was audited."""
+    error = opt(record.error) if isinstance(record, RunRecord) else None
+    return None if error is None else present_fields(error)
+
+
+def _variant_view(record: Record, idx: str, design: pd.DataFrame | None,
                   with_figures: bool, base_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     crow = _contrast_rows(record)
-    design_info = record.get("design") or {}
+    run_record = record if isinstance(record, RunRecord) else None
+    design_info = opt(run_record.design) if run_record is not None else None
     return {
         "id": idx,
-        "variant": str(record.get("variant", "default")),
+        "variant": str(record.variant),
         "sensitivity": _sensitivity_rows(crow),
         "status": _status(record),
-        "error": record.get("error"),
+        "error": _error_view(record),
         "facts": _facts(record),
         "keynums": _keynums(record),
-        "warnings": design_info.get("nilearn_warnings") or [],
+        "warnings": list(opt(design_info.nilearn_warnings) or ()) if design_info is not None else [],
         "contrasts": crow,
-        "all_findings": [f for f in (record.get("findings") or []) if isinstance(f, Mapping)],
+        "all_findings": list(record.findings),
         "figs": run_figures(record, design) if with_figures and _status(record) != "error" else {},
         "whatif": _whatif_rows(record),
-        "versions": (record.get("nbdiag_version"), record.get("nilearn_version")),
-        "files": _get(record, "run", "files", default={}) or {},
-        "measured": measured_view(record, base_dir),
-        "notes": [str(n) for n in record.get("notes") or []],
-        "skipped_checks": [c for c in (record.get("skipped_checks") or []) if isinstance(c, Mapping)],
+        "versions": (record.nbdiag_version, record.nilearn_version),
+        "files": record.run.files,
+        "measured": measured_view(run_record, base_dir) if run_record is not None else None,
+        "notes": [str(n) for n in run_record.notes] if run_record is not None else [],
+        "skipped_checks": list(record.skipped_checks) if not isinstance(record, RunRecord) else [],
     }
 
 
@@ -340,8 +376,8 @@ def _comparison(variants: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         tops = []
         for v in variants:
             cell = cells[v["id"]]
-            top = (cell or {}).get("top_finding") or {}
-            tops.append(("n/a" if cell is None else (top.get("code") or "none"), "text"))
+            top = None if cell is None else cell["top_finding"]
+            tops.append(("n/a" if cell is None else (top.code if top is not None else "none"), "text"))
         rows.append({"label": "top finding", "values": tops})
         out.append({"name": name, "rows": rows})
     return out
@@ -354,32 +390,31 @@ def _short_run(prefix: str, subject: str) -> str:
     return p[len(head):] if p.startswith(head) else p
 
 
-def build_subject_context(subject: str, records: Iterable[Mapping[str, Any]],
+def build_subject_context(subject: str, records: Iterable[Record | Mapping[str, Any]],
                           designs: Mapping[Hashable, pd.DataFrame] | None = None,
                           with_figures: bool = True, base_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """Template context of a subject report (exposed for tests). ``base_dir``: the output folder the
     record paths are relative to (BOLD-mode class maps are read from there), None to read nothing."""
     from nbdiag.report.summary import merge_findings, verdict_rows
 
-    records = list(records)
-    runs: dict[str, list[Mapping[str, Any]]] = {}
-    for r in records:
+    runs: dict[str, list[Record]] = {}
+    for r in map(typed, records):  # JSON records are read once, here
         runs.setdefault(run_prefix(r), []).append(r)
     run_views = []
     variants_all: list[str] = []
-    ordered: list[Mapping[str, Any]] = []
+    ordered: list[Record] = []
     for i, (prefix, recs) in enumerate(sorted(runs.items())):
         ordered.extend(recs)
         views = []
         for j, r in enumerate(recs):
-            sid = section_id(prefix, r.get("variant"))
+            sid = section_id(prefix, r.variant)
             if any(v["id"] == sid for v in views):
                 sid = f"{sid}-{j}"
             views.append(_variant_view(r, sid, _find_design(r, designs), with_figures, base_dir))
         for v in views:
             if v["variant"] not in variants_all:
                 variants_all.append(v["variant"])
-        ent = _get(recs[0], "run", "entities", default={}) or {}
+        ent = recs[0].run.entities
         ok = [v for v in views if v["status"] != "error"]
         notes = list(dict.fromkeys(n for v in views for n in v["notes"]))
         run_views.append({"id": f"r{i}", "prefix": prefix, "short": _short_run(prefix, subject), "entities": ent,
@@ -417,7 +452,8 @@ def section_id(prefix: Any, variant: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", f"{prefix}--{variant}")
 
 
-def render_subject_report(subject: str, records: list[dict], designs: Mapping[Hashable, pd.DataFrame] | None,
+def render_subject_report(subject: str, records: Sequence[Record | Mapping[str, Any]],
+                          designs: Mapping[Hashable, pd.DataFrame] | None,
                           output_path: str | os.PathLike) -> Path:
     """Render one self-contained HTML report for a subject.
 
@@ -425,9 +461,10 @@ def render_subject_report(subject: str, records: list[dict], designs: Mapping[Ha
     ----------
     subject : str
         Subject label, with or without ``sub-``.
-    records : list of dict
+    records : list of RunRecord (or SavedDesignRecord), or of their JSON (dict)
         Run records (docs/record.md) of this subject, one per run × variant; error
-        records (``status: "error"``) are shown with their error message.
+        records (``status: "error"``) are shown with their error message. A record given
+        as JSON is read once with :func:`nbdiag.record.model.read_record`.
     designs : mapping, optional
         Design DataFrames (indexed by frame times), keyed by ``(prefix, variant)``, by
         ``"<prefix>_desc-<variant>"`` or by the record's ``design.tsv`` name.

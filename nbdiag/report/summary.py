@@ -1,7 +1,10 @@
 """What a reviewer reads first: verdict rows, merged findings, evidence tables, stated sizes.
 
 Everything here rearranges numbers already in the run records (docs/record.md); nothing
-is computed from data. Functions return plain dicts and lists for the templates.
+is computed from data. Functions read typed records (:class:`nbdiag.record.model.RunRecord`,
+a record given as JSON is read once by :func:`nbdiag.report.access.typed`) and return plain
+dicts and lists for the templates. A finding's ``evidence`` is per-code detail, free-form JSON
+in the record's schema: it is read as a mapping, each number in the unit its field name states.
 
 * :func:`verdict_rows` — one row per run × variant × contrast: status, the top cause in
   one sentence with its number and unit, and whether that number rests on a measured or
@@ -19,9 +22,11 @@ import re
 from typing import Any, Iterable, Mapping, Sequence
 
 from nbdiag.core import codes
-from nbdiag.core.labels import class_noun
-from nbdiag.report.svgplot import fmt_value
 from nbdiag.core.jsonio import finite_number as _num
+from nbdiag.core.labels import class_noun
+from nbdiag.record.model import ContrastEntry, FindingRecord, RunRecord, SensitivityEntry
+from nbdiag.report.access import Record, opt, settings_thresholds, typed
+from nbdiag.report.svgplot import fmt_value
 
 __all__ = ["verdict_rows", "merge_findings", "evidence_rows", "size_basis", "worst", "SEV_ORDER",
            "contrast_status", "key_number"]
@@ -56,10 +61,24 @@ def _source_text(src: Any) -> str | None:
     return s
 
 
-def size_basis(entry: Mapping[str, Any] | None) -> dict[str, Any]:
+#: a predicted bias: a contrast's sensitivity entry, or the evidence of a finding about one (same field names)
+Entry = SensitivityEntry | Mapping[str, Any]
+
+
+def _field(entry: Entry | None, name: str) -> Any:
+    """Field ``name`` of a sensitivity entry (typed) or of a finding's evidence (free-form), None when absent."""
+    if entry is None:
+        return None
+    if isinstance(entry, SensitivityEntry):
+        return opt(getattr(entry, name))
+    return entry.get(name)
+
+
+def size_basis(entry: Entry | None) -> dict[str, Any]:
     """Where a predicted bias's size and σ come from.
 
-    Reads ``magnitude_source`` (``measured:<column>`` | ``assumed``) and ``sd_source`` when
+    ``entry``: a contrast's :class:`~nbdiag.record.model.SensitivityEntry`, or the evidence of a
+    finding about one. Reads ``magnitude_source`` (``measured:<column>`` | ``assumed``) and ``sd_source`` when
     the record has them; otherwise the size is the assumed one in the signal's label and σ
     is the contrast SD for 1 % noise per scan (docs/record.md, sensitivity).
 
@@ -68,23 +87,23 @@ def size_basis(entry: Mapping[str, Any] | None) -> dict[str, Any]:
     dict
         ``kind`` (``"measured"`` | ``"assumed"``), ``size`` (text), ``sigma`` (text).
     """
-    entry = entry or {}
-    label = str(entry.get("label") or "")
+    label = str(_field(entry, "label") or "")
     m = _SIZE.search(label)
-    measured = _source_text(entry.get("magnitude_source"))
+    measured = _source_text(_field(entry, "magnitude_source"))
     if measured:
         size = measured
         kind = "measured"
     else:
         size = f"assumed {m.group(1)} % signal" if m else "assumed size (see the signal's description)"
-        if entry.get("source") == "nonsteady":
+        if _field(entry, "source") == "nonsteady":
             size = "assumed T1 model" + (f" ({m.group(1)} % at the first volume)" if m else "")
         kind = "assumed"
-    sd = _source_text(entry.get("sd_source"))
+    sd = _source_text(_field(entry, "sd_source"))
+    noise = _num(_field(entry, "noise_sd_percent"))
     if sd:
         sigma = f"σ {sd}"
-    elif _num(entry.get("noise_sd_percent")) is not None:
-        sigma = f"σ for {fmt_value(entry['noise_sd_percent'])} % noise per scan"
+    elif noise is not None:
+        sigma = f"σ for {fmt_value(_field(entry, 'noise_sd_percent'))} % noise per scan"
     else:
         sigma = _NOISE_ASSUMED
     return {"kind": kind, "size": size, "sigma": sigma}
@@ -268,9 +287,9 @@ def evidence_rows(evidence: Mapping[str, Any] | None, severity: str | None = Non
     return rows
 
 
-def key_number(f: Mapping[str, Any], thresholds: Mapping[str, Any] | None = None) -> str:
+def key_number(f: FindingRecord, thresholds: Mapping[str, Any] | None = None) -> str:
     """The one number that best states a finding (bias in σ, else its main evidence value)."""
-    ev = f.get("evidence") or {}
+    ev = f.evidence
     b = _num(ev.get("bias_sd"))
     if b is None:
         sens = ev.get("sensitivity")
@@ -278,7 +297,7 @@ def key_number(f: Mapping[str, Any], thresholds: Mapping[str, Any] | None = None
             b = _num(sens[0].get("bias_sd"))
     if b is not None:
         return ("+" if b > 0 else "") + f"{fmt_value(b)} σ"
-    rows = evidence_rows(ev, f.get("severity"), f.get("code"), thresholds)
+    rows = evidence_rows(ev, f.severity, f.code, thresholds)
     numbers = [r for r in rows if any(ch.isdigit() for ch in r["value"])]
     # the crossed threshold's value, else a bias in σ (``measured_max_bias_sd``), else the first number
     main = next((r for r in rows if r["threshold"]), None) or next(
@@ -289,110 +308,126 @@ def key_number(f: Mapping[str, Any], thresholds: Mapping[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------- verdict
-def _findings(record: Mapping[str, Any], contrast: str | None) -> list[Mapping[str, Any]]:
-    allf = [f for f in (record.get("findings") or []) if isinstance(f, Mapping)]
-    mine = [f for f in allf if f.get("contrast") == contrast]
-    order = ((record.get("contrasts") or {}).get(contrast) or {}).get("findings") or [] if contrast else []
-    pos = {code: i for i, code in enumerate(order)}
-    return sorted(mine, key=lambda f: (pos.get(f.get("code"), len(pos)), -SEV_ORDER.get(f.get("severity"), 0)))
+def _findings(record: Record, contrast: str | None) -> list[FindingRecord]:
+    mine = [f for f in record.findings if f.contrast == contrast]
+    entry = (opt(record.contrasts) or {}).get(contrast) if contrast else None
+    pos = {code: i for i, code in enumerate(entry.findings if entry is not None else ())}
+    return sorted(mine, key=lambda f: (pos.get(f.code, len(pos)), -SEV_ORDER.get(f.severity, 0)))
 
 
-def contrast_status(record: Mapping[str, Any], contrast: str) -> str:
+def contrast_status(record: Record | Mapping[str, Any], contrast: str) -> str:
     """Worst severity of the findings about ``contrast`` (``pass`` when none)."""
-    return worst(f.get("severity") for f in _findings(record, contrast))
+    return worst(f.severity for f in _findings(typed(record), contrast))
 
 
-def _sensitivity_entry(c: Mapping[str, Any], source: Any) -> Mapping[str, Any] | None:
-    for s in c.get("sensitivity") or []:
-        if isinstance(s, Mapping) and s.get("source") == source:
+def _sensitivity_entry(c: ContrastEntry | None, source: Any) -> SensitivityEntry | None:
+    for s in (opt(c.sensitivity) or ()) if c is not None else ():
+        if s.source == source:
             return s
     return None
 
 
-def _cause(record: Mapping[str, Any], name: str, c: Mapping[str, Any]) -> dict[str, Any]:
+def _first_signal(ev: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The first signal entry of a finding's evidence ``sensitivity`` list, if it has one."""
+    sens = ev.get("sensitivity")
+    if isinstance(sens, list) and sens and isinstance(sens[0], Mapping):
+        return sens[0]
+    return None
+
+
+def _bias_of(top: FindingRecord, c: ContrastEntry) -> tuple[float | None, float | None, str, Entry | None]:
+    """(bias in σ, bias in its unit, the unit, the sensitivity entry) that a finding states."""
+    ev = top.evidence
+    entry: Entry | None = None
+    b = _num(ev.get("bias_sd"))
+    bias, unit = _num(ev.get("bias")), ev.get("unit") or ""
+    first = _first_signal(ev)
+    if b is not None:
+        src = ev.get("source")
+        if src is None and first is not None:
+            src = first.get("source")
+            bias = bias if bias is not None else _num(first.get("bias"))
+        entry = _sensitivity_entry(c, src) or ev
+        unit = unit or _field(entry, "unit") or ""
+    elif first is not None:
+        b = _num(first.get("bias_sd"))
+        bias = _num(first.get("bias"))
+        entry = _sensitivity_entry(c, first.get("source")) or first
+        unit = _field(entry, "unit") or unit
+    return b, bias, unit, entry
+
+
+_MEASURED_BASIS = {"kind": "measured", "size": "measured in the run's global signal", "sigma": "residual of global_signal"}
+
+
+def _finding_cause(record: Record, top: FindingRecord, c: ContrastEntry, n_found: int) -> dict[str, Any]:
+    """The verdict of a contrast from its top finding: its number in its unit and what that rests on."""
+    b, bias, unit, entry = _bias_of(top, c)
+    title = _headline(top, short=True)
+    mb, msd = _num(_field(entry, "measured_bias_percent")), _num(_field(entry, "measured_bias_sd"))
+    if b is not None and _field(entry, "severity_basis") == "measured_part" and mb is not None and msd is not None:
+        verb = "lowers" if mb < 0 else "inflates"
+        mt = _num(_field(entry, "measured_t"))
+        sentence = (f"{title}: measured, it {verb} it by {fmt_value(abs(msd))} σ ({fmt_value(abs(mb))} % signal"
+                    + (f", t = {fmt_value(mt)}" if mt is not None else "") + ").")
+        basis = dict(_MEASURED_BASIS)
+    elif b is not None:
+        verb = "lowers" if b < 0 else "inflates"
+        pct = _num(_field(entry, "bias_percent"))
+        size = f" ({fmt_value(abs(pct))} % signal)" if pct is not None else (
+            f" ({fmt_value(abs(bias))} {unit})" if bias is not None and unit else "")
+        if _field(entry, "hypothesis"):
+            sentence = (f"{title}: if the data held the assumed size, it would {verb[:-1]} it by "
+                        f"{fmt_value(abs(b))} σ{size}.")
+        else:
+            sentence = f"{title}: {verb} it by {fmt_value(abs(b))} σ{size}."
+        basis = size_basis(entry)
+    else:
+        num = key_number(top, settings_thresholds(record))
+        sentence = f"{title}" + (f": {num}." if num else ".")
+        basis = {"kind": "exact", "size": "computed from the design", "sigma": ""}
+    return {"severity": top.severity or "info", "code": top.code, "sentence": sentence,
+            "full": str(top.message or sentence), "basis": basis, "n_more": n_found - 1}
+
+
+def _cause(record: Record, name: str, c: ContrastEntry) -> dict[str, Any]:
+    """The verdict of contrast ``name``: its top finding, else what was measured, else the largest bias."""
     fnd = _findings(record, name)
-    ranked = [f for f in fnd if SEV_ORDER.get(f.get("severity"), 0) >= SEV_ORDER["warn"]] or fnd
+    ranked = [f for f in fnd if SEV_ORDER.get(f.severity, 0) >= SEV_ORDER["warn"]] or fnd
     if ranked:
-        top = ranked[0]
-        ev = top.get("evidence") or {}
-        entry = None
-        b = _num(ev.get("bias_sd"))
-        bias, unit = _num(ev.get("bias")), ev.get("unit") or ""
-        if b is not None:
-            src, sens = ev.get("source"), ev.get("sensitivity")
-            if src is None and isinstance(sens, list) and sens and isinstance(sens[0], Mapping):
-                src = sens[0].get("source")
-                bias = bias if bias is not None else _num(sens[0].get("bias"))
-            entry = _sensitivity_entry(c, src) or ev
-            unit = unit or (entry or {}).get("unit") or ""
-        else:
-            sens = ev.get("sensitivity")
-            if isinstance(sens, list) and sens and isinstance(sens[0], Mapping):
-                b = _num(sens[0].get("bias_sd"))
-                bias = _num(sens[0].get("bias"))
-                entry = _sensitivity_entry(c, sens[0].get("source")) or sens[0]
-                unit = (entry or {}).get("unit") or unit
-        title = _headline(top, short=True)
-        e_ = entry or {}
-        mb, msd = _num(e_.get("measured_bias_percent")), _num(e_.get("measured_bias_sd"))
-        if b is not None and e_.get("severity_basis") == "measured_part" and mb is not None and msd is not None:
-            verb = "lowers" if mb < 0 else "inflates"
-            mt = _num(e_.get("measured_t"))
-            sentence = (f"{title}: measured, it {verb} it by {fmt_value(abs(msd))} σ ({fmt_value(abs(mb))} % signal"
-                        + (f", t = {fmt_value(mt)}" if mt is not None else "") + ").")
-            basis = {"kind": "measured", "size": "measured in the run's global signal",
-                     "sigma": "residual of global_signal"}
-        elif b is not None:
-            verb = "lowers" if b < 0 else "inflates"
-            pct = _num((entry or {}).get("bias_percent"))
-            size = f" ({fmt_value(abs(pct))} % signal)" if pct is not None else (
-                f" ({fmt_value(abs(bias))} {unit})" if bias is not None and unit else "")
-            if e_.get("hypothesis"):
-                sentence = (f"{title}: if the data held the assumed size, it would {verb[:-1]} it by "
-                            f"{fmt_value(abs(b))} σ{size}.")
-            else:
-                sentence = f"{title}: {verb} it by {fmt_value(abs(b))} σ{size}."
-            basis = size_basis(entry)
-        else:
-            num = key_number(top, (record.get("settings") or {}).get("thresholds"))
-            sentence = f"{title}" + (f": {num}." if num else ".")
-            basis = {"kind": "exact", "size": "computed from the design", "sigma": ""}
-        return {"severity": top.get("severity") or "info", "code": top.get("code"), "sentence": sentence,
-                "full": str(top.get("message") or sentence), "basis": basis, "n_more": len(fnd) - 1}
+        return _finding_cause(record, ranked[0], c, len(fnd))
     # no finding: say so, with what the run's global signal measured (issue 20), else the largest predicted bias
     answer = measured_sentence(c)
     if answer:
-        return {"severity": "pass", "code": None, "sentence": answer,
-                "basis": {"kind": "measured", "size": "measured in the run's global signal",
-                          "sigma": "residual of global_signal"}, "n_more": 0}
-    sens = [s for s in (c.get("sensitivity") or []) if isinstance(s, Mapping) and _num(s.get("bias_sd")) is not None]
+        return {"severity": "pass", "code": None, "sentence": answer, "basis": dict(_MEASURED_BASIS), "n_more": 0}
+    sens = [s for s in (opt(c.sensitivity) or ()) if _num(s.bias_sd) is not None]
     if sens:
-        s = max(sens, key=lambda s: abs(float(s["bias_sd"])))
+        s = max(sens, key=lambda s: abs(float(s.bias_sd)))
         return {"severity": "pass", "code": None,
-                "sentence": f"No cause found; the largest predicted bias ({s.get('source')}) is "
-                            f"{float(s['bias_sd']):+.3g} σ.",
+                "sentence": f"No cause found; the largest predicted bias ({s.source}) is "
+                            f"{float(s.bias_sd):+.3g} σ.",
                 "basis": size_basis(s), "n_more": 0}
     return {"severity": "pass", "code": None, "sentence": "No finding.",
             "basis": {"kind": "exact", "size": "", "sigma": ""}, "n_more": 0}
 
 
-def measured_sentence(c: Mapping[str, Any], distinct_t: float = 3.0, material_sd: float = 0.5) -> str:
+def measured_sentence(c: ContrastEntry, distinct_t: float = 3.0, material_sd: float = 0.5) -> str:
     """The verdict from a contrast's measured global signal, or "" when nothing was measured: the cause
     parts distinguishable from zero (``|t| >= 3``, docs/record.md) and at least ``material_sd`` (the
     warn size) times the estimate's SE, else that no cause explains it."""
-    gs = ((c.get("measured") or {}).get("global_signal")) if isinstance(c, Mapping) else None
-    if not isinstance(gs, Mapping) or gs.get("in_model") or _num(gs.get("estimate_ols")) is None:
+    gs = (opt(c.measured) or {}).get("global_signal")
+    if gs is None or gs.in_model or _num(opt(gs.estimate_ols)) is None:
         return ""
-    parts, kinds, ts = gs.get("by_class") or {}, gs.get("by_class_kind") or {}, gs.get("by_class_t") or {}
+    parts, kinds, ts = opt(gs.by_class) or {}, opt(gs.by_class_kind) or {}, opt(gs.by_class_t) or {}
     if not kinds:
         return ""
-    se = _num(gs.get("se"))
+    se = _num(opt(gs.se))
     floor = material_sd * se if se is not None else 0.0
     causes = sorted(((k, float(v), float(ts[k])) for k, v in parts.items() if kinds.get(k) == "cause"
                      and _num(v) is not None and _num(ts.get(k)) is not None and abs(float(ts[k])) >= distinct_t
                      and abs(float(v)) >= floor),
                     key=lambda x: -abs(x[1]))
-    total, tt = float(gs["estimate_ols"]), _num(gs.get("t"))
+    total, tt = float(gs.estimate_ols), _num(opt(gs.t))
     head = f"Global signal {fmt_value(total)} %" + (f" (t = {fmt_value(tt)})" if tt is not None else "")
     if causes:
         return head + ": " + "; ".join(f"{class_noun(k)} {fmt_value(v)} % (t = {fmt_value(t)})"
@@ -402,84 +437,98 @@ def measured_sentence(c: Mapping[str, Any], distinct_t: float = 3.0, material_sd
     return head + ": not distinguishable from zero; no cause found."
 
 
-def verdict_rows(records: Sequence[Mapping[str, Any]], section_id: Any) -> list[dict[str, Any]]:
+def _prefix(rec: Record) -> str:
+    return str(rec.run.prefix or "unknown-run")
+
+
+def _run_status(rec: Record) -> str:
+    return rec.status if rec.status in SEV_ORDER else "error"
+
+
+def _error_row(rec: Record, where: dict[str, Any]) -> dict[str, Any]:
+    error = opt(rec.error) if isinstance(rec, RunRecord) else None
+    msg = (error.message if error is not None else None) or "the run could not be audited"
+    return {**where, "contrast": "—", "status": "error", "sentence": f"Could not be audited: {msg}",
+            "basis": {"kind": "error", "size": "", "sigma": ""}, "code": None, "n_more": 0}
+
+
+def _no_contrast_row(rec: Record, where: dict[str, Any]) -> dict[str, Any]:
+    run_f = _findings(rec, None)
+    top = next((f for f in run_f if SEV_ORDER.get(f.severity, 0) >= 2), run_f[0] if run_f else None)
+    return {**where, "contrast": "—", "status": _run_status(rec),
+            "sentence": (str(top.title) + ": " + key_number(top)) if top else "No contrast requested.",
+            "basis": {"kind": "exact", "size": "", "sigma": ""}, "code": top.code if top else None, "n_more": 0}
+
+
+def _whole_run_row(rec: Record, where: dict[str, Any], mine: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A run-level finding worse than every contrast's (e.g. an ill-conditioned design) gets its own row."""
+    run_f = sorted(_findings(rec, None), key=lambda f: -SEV_ORDER.get(f.severity, 0))
+    if not run_f:
+        return None
+    top = run_f[0]
+    sev = SEV_ORDER.get(top.severity, 0)
+    if sev <= max(SEV_ORDER[r["status"]] for r in mine) or sev < SEV_ORDER["warn"]:
+        return None
+    num = key_number(top, settings_thresholds(rec))
+    return {**where, "contrast": "whole run", "status": top.severity, "code": top.code,
+            "sentence": f"{_headline(top)}" + (f": {num}." if num else "."),
+            "basis": {"kind": "exact", "size": "computed from the design", "sigma": ""},
+            "n_more": sum(1 for f in run_f if SEV_ORDER.get(f.severity, 0) >= 2) - 1}
+
+
+def verdict_rows(records: Sequence[Record | Mapping[str, Any]], section_id: Any) -> list[dict[str, Any]]:
     """One row per run × variant × contrast (records in report order).
 
     ``section_id(prefix, variant)`` gives the anchor of the run × variant's details.
     Error records give one row with the error message.
     """
+    recs = [typed(r) for r in records]
     rows = []
-    for rec in records:
-        prefix = str(((rec.get("run") or {}).get("prefix")) or "unknown-run")
-        variant = str(rec.get("variant", "default"))
-        anchor = section_id(prefix, variant)
-        status = rec.get("status") if rec.get("status") in SEV_ORDER else "error"
-        if status == "error":
-            msg = ((rec.get("error") or {}).get("message")) or "the run could not be audited"
-            rows.append({"prefix": prefix, "variant": variant, "anchor": anchor, "contrast": "—",
-                         "status": "error", "sentence": f"Could not be audited: {msg}",
-                         "basis": {"kind": "error", "size": "", "sigma": ""}, "code": None, "n_more": 0})
+    for rec in recs:
+        prefix, variant = _prefix(rec), str(rec.variant)
+        where = {"prefix": prefix, "variant": variant, "anchor": section_id(prefix, variant)}
+        if _run_status(rec) == "error":
+            rows.append(_error_row(rec, where))
             continue
-        contrasts = rec.get("contrasts") or {}
+        contrasts = opt(rec.contrasts) or {}
         if not contrasts:
-            run_f = _findings(rec, None)
-            top = next((f for f in run_f if SEV_ORDER.get(f.get("severity"), 0) >= 2), run_f[0] if run_f else None)
-            rows.append({"prefix": prefix, "variant": variant, "anchor": anchor, "contrast": "—",
-                         "status": status, "sentence": (str(top.get("title")) + ": " + key_number(top)) if top
-                         else "No contrast requested.", "basis": {"kind": "exact", "size": "", "sigma": ""},
-                         "code": top.get("code") if top else None, "n_more": 0})
+            rows.append(_no_contrast_row(rec, where))
             continue
         mine = []
         for name, c in contrasts.items():
             cause = _cause(rec, name, c)
-            mine.append({"prefix": prefix, "variant": variant, "anchor": anchor, "contrast": name,
-                         "status": cause["severity"] if cause["code"] else "pass", **cause})
-        # a run-level finding worse than every contrast's (e.g. an ill-conditioned design) gets its own row
-        run_f = sorted(_findings(rec, None), key=lambda f: -SEV_ORDER.get(f.get("severity"), 0))
-        if run_f and SEV_ORDER.get(run_f[0].get("severity"), 0) > max(SEV_ORDER[r["status"]] for r in mine) \
-                and SEV_ORDER.get(run_f[0].get("severity"), 0) >= SEV_ORDER["warn"]:
-            top = run_f[0]
-            num = key_number(top, (rec.get("settings") or {}).get("thresholds"))
-            mine.insert(0, {"prefix": prefix, "variant": variant, "anchor": anchor, "contrast": "whole run",
-                            "status": top.get("severity"), "code": top.get("code"),
-                            "sentence": f"{_headline(top)}" + (f": {num}." if num else "."),
-                            "basis": {"kind": "exact", "size": "computed from the design", "sigma": ""},
-                            "n_more": sum(1 for f in run_f if SEV_ORDER.get(f.get("severity"), 0) >= 2) - 1})
-        rows.extend(mine)
-    return _with_run_status(rows, records)
-
-
-def _with_run_status(rows: list[dict[str, Any]], records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    status = {(str(((r.get("run") or {}).get("prefix")) or "unknown-run"), str(r.get("variant", "default"))):
-              (r.get("status") if r.get("status") in SEV_ORDER else "error") for r in records}
+            mine.append({**where, "contrast": name, "status": cause["severity"] if cause["code"] else "pass", **cause})
+        whole = _whole_run_row(rec, where, mine)
+        rows.extend(([whole] if whole is not None else []) + mine)
+    status = {(_prefix(r), str(r.variant)): _run_status(r) for r in recs}
     for row in rows:
         row["run_status"] = status.get((row["prefix"], row["variant"]), "error")
     return rows
 
 
 # --------------------------------------------------------------------------- merged findings
-def _about(f: Mapping[str, Any]) -> str:
-    ev = f.get("evidence") or {}
-    if f.get("code") == codes.SENSITIVE_UNMODELED_SIGNAL.code:
+def _about(f: FindingRecord) -> str:
+    ev = f.evidence
+    if f.code == codes.SENSITIVE_UNMODELED_SIGNAL.code:
         return str(ev.get("source") or "")
-    if f.get("code") == codes.CORRELATION_HIGH.code:
+    if f.code == codes.CORRELATION_HIGH.code:
         return " × ".join(map(str, ev.get("columns") or []))
     return ""
 
 
-def _headline(f: Mapping[str, Any], short: bool = False) -> str:
-    ev = f.get("evidence") or {}
-    if f.get("code") == codes.SENSITIVE_UNMODELED_SIGNAL.code and short and ev.get("source"):
+def _headline(f: FindingRecord, short: bool = False) -> str:
+    ev = f.evidence
+    if f.code == codes.SENSITIVE_UNMODELED_SIGNAL.code and short and ev.get("source"):
         return f"Unmodelled signal ({ev.get('source')})"
-    if f.get("code") == codes.SENSITIVE_UNMODELED_SIGNAL.code and ev.get("label"):
+    if f.code == codes.SENSITIVE_UNMODELED_SIGNAL.code and ev.get("label"):
         return f"Sensitive to an unmodelled signal: {ev.get('label')}"
-    title = str(f.get("title") or f.get("code"))
-    c = f.get("contrast")
+    title = str(f.title or f.code)
+    c = f.contrast
     if c and title.startswith(f"{c} "):
         title = title[len(c) + 1:]
         title = title[:1].upper() + title[1:]
     elif short and c and str(c) in title:  # the contrast is already in its column: the generic title
-        title = _registry_title(str(f.get("code"))) or title
+        title = _registry_title(str(f.code)) or title
     if short and len(title) > MAX_HEADLINE:
         title = title[: MAX_HEADLINE - 1].rstrip() + "…"
     return title
@@ -492,30 +541,47 @@ def _registry_title(code: str) -> str | None:
         return None
 
 
-def _capped(entry: Mapping[str, Any] | None, severity: str, rec: Mapping[str, Any]) -> str | None:
+def _capped(entry: SensitivityEntry | None, severity: str, rec: Record) -> str | None:
     """Why an ``info`` place whose bias reaches the warn size does not count, or None.
 
     The page says it beside the number, so status and number agree: a signal present in every
     run (not structural), a size the run's own global signal does not show (its measured part is
     not distinguishable from zero), or an assumed size with nothing measured (a hypothesis).
     """
-    if not entry or severity != "info":
+    if entry is None or severity != "info":
         return None
-    b = _num(entry.get("bias_sd"))
-    warn = _num(((rec.get("settings") or {}).get("thresholds") or {}).get("sensitivity_warn"))
+    b = _num(entry.bias_sd)
+    warn = _num(settings_thresholds(rec).get("sensitivity_warn"))
     if b is None or abs(b) < (warn if warn is not None else 0.5):
         return None
-    if entry.get("structural") is False:
+    if entry.structural is False:
         return "present in every run, not specific to this design"
-    t = _num(entry.get("measured_t"))
-    if entry.get("severity_basis") == "measured_part" and t is not None:
+    t = _num(opt(entry.measured_t))
+    if entry.severity_basis == "measured_part" and t is not None:
         return f"not seen in this run's global signal (t = {t:.1f})"
-    if str(entry.get("magnitude_source") or "assumed") == "assumed":
+    if str(entry.magnitude_source or "assumed") == "assumed":
         return "a hypothesis: size assumed, not measured"
     return None
 
 
-def merge_findings(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _place(rec: Record, f: FindingRecord, sev: str) -> dict[str, Any]:
+    """Where a finding holds (variant, contrast or ``whole run``), with its number and what it rests on."""
+    c = f.contrast
+    ev = f.evidence
+    src = ev.get("source")
+    first = _first_signal(ev)
+    has_bias = _num(ev.get("bias_sd")) is not None
+    if first is not None:
+        src = src or first.get("source")
+        has_bias = has_bias or _num(first.get("bias_sd")) is not None
+    entry = _sensitivity_entry((opt(rec.contrasts) or {}).get(c), src) if c else None
+    basis = size_basis(entry or ev) if has_bias else None
+    return {"variant": str(rec.variant), "contrast": c if c is not None else "whole run",
+            "severity": sev, "number": key_number(f, settings_thresholds(rec)),
+            "basis": basis, "capped": _capped(entry, sev, rec)}
+
+
+def merge_findings(records: Sequence[Record | Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One entry per finding of a run, across its variants and contrasts.
 
     Findings are the same finding when their code and what they are about (the signal
@@ -525,46 +591,29 @@ def merge_findings(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
     hold.
     """
     merged: dict[tuple[str, str], dict[str, Any]] = {}
-    for rec in records:
-        variant = str(rec.get("variant", "default"))
-        contrasts = rec.get("contrasts") or {}
-        for f in rec.get("findings") or []:
-            if not isinstance(f, Mapping):
-                continue
-            key = (str(f.get("code")), _about(f))
+    for rec in map(typed, records):
+        for f in rec.findings:
+            key = (str(f.code), _about(f))
             e = merged.get(key)
             if e is None:
                 e = merged[key] = {"code": key[0], "about": key[1], "headline": _headline(f),
-                                   "message": f.get("message"), "fix": f.get("fix"), "places": [],
+                                   "message": f.message, "fix": f.fix, "places": [],
                                    "severity": "info", "_best": f}
             e.setdefault("_titles", set()).add(_headline(f))
-            sev = f.get("severity") if f.get("severity") in SEV_ORDER else "info"
-            c = f.get("contrast")
-            ev = f.get("evidence") or {}
-            src = ev.get("source")
-            sens = ev.get("sensitivity")
-            has_bias = _num(ev.get("bias_sd")) is not None
-            if isinstance(sens, list) and sens and isinstance(sens[0], Mapping):
-                src = src or sens[0].get("source")
-                has_bias = has_bias or _num(sens[0].get("bias_sd")) is not None
-            entry = _sensitivity_entry(contrasts.get(c) or {}, src) if c else None
-            basis = size_basis(entry or ev) if has_bias else None
-            e["places"].append({"variant": variant, "contrast": c if c is not None else "whole run",
-                                "severity": sev, "number": key_number(f, (rec.get("settings") or {}).get("thresholds")),
-                                "basis": basis, "capped": _capped(entry, sev, rec)})
+            sev = f.severity if f.severity in SEV_ORDER else "info"
+            e["places"].append(_place(rec, f, sev))
             if SEV_ORDER[sev] > SEV_ORDER[e["severity"]] or "_thresholds" not in e:
-                e["_thresholds"] = (rec.get("settings") or {}).get("thresholds")
+                e["_thresholds"] = settings_thresholds(rec) if isinstance(rec, RunRecord) else None
             if SEV_ORDER[sev] > SEV_ORDER[e["severity"]]:
                 e["severity"] = sev
                 e["_best"] = f
-                e["message"], e["fix"] = f.get("message"), f.get("fix") or e["fix"]
+                e["message"], e["fix"] = f.message, f.fix or e["fix"]
     out = []
     for e in merged.values():
         best = e.pop("_best")
         if len(e.pop("_titles", ())) > 1:  # titles carry per-instance numbers: use the registry's title
             e["headline"] = _registry_title(e["code"]) or e["headline"]
-        e["evidence"] = evidence_rows(best.get("evidence"), best.get("severity"), best.get("code"),
-                                      e.pop("_thresholds", None))
+        e["evidence"] = evidence_rows(best.evidence, best.severity, best.code, e.pop("_thresholds", None))
         e["variants"] = sorted({p["variant"] for p in e["places"]})
         e["contrasts"] = sorted({p["contrast"] for p in e["places"]})
         out.append(e)
