@@ -73,6 +73,7 @@ def clear_cache() -> None:
     _GRIDS.clear()
     _CANONICAL.clear()
     _INTERP.clear()
+    _PADDED.clear()
     _kernels.cache_clear()
     _regressor_names.cache_clear()
 
@@ -164,6 +165,24 @@ def _full_regressor(pos: np.ndarray, dv: np.ndarray, size: int) -> np.ndarray:
     return np.cumsum(delta)
 
 
+_PADDED: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _zero_padded(H: np.ndarray) -> np.ndarray:
+    """``H`` with its last entry set to 0 (out-of-window pairs read it), read-only; memoised per kernel
+    array (the memoised kernels are long-lived; the entry keeps its array alive, so ids are not reused)."""
+    hit = _PADDED.get(id(H))
+    if hit is not None and hit[0] is H:
+        return hit[1]
+    Hz = np.array(H, dtype=float)
+    Hz[-1] = 0.0
+    Hz.setflags(write=False)
+    if len(_PADDED) >= 64:
+        _PADDED.clear()
+    _PADDED[id(H)] = (H, Hz)
+    return Hz
+
+
 def _conv_at(k: np.ndarray, pos: np.ndarray, dv: np.ndarray,
              kernels: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
     """``np.convolve(hr, h)[k]`` for the sample indices ``k``, one array per kernel (module docstring).
@@ -193,11 +212,7 @@ def _conv_at(k: np.ndarray, pos: np.ndarray, dv: np.ndarray,
         return outs
     for L in sorted({H.size for _, H in kernels}):
         same = [j for j, (_, H) in enumerate(kernels) if H.size == L]
-        padded = []
-        for j in same:
-            Hz = np.array(kernels[j][1], dtype=float)
-            Hz[-1] = 0.0  # out-of-window pairs read this 0
-            padded.append(Hz)
+        padded = [_zero_padded(kernels[j][1]) for j in same]
         lo = np.searchsorted(pos64, k64 - (L - 1), side="right")  # first edge inside the window
         hi = np.searchsorted(pos64, k64, side="right")  # one past the last edge at or before k
         width = int((hi - lo).max(initial=0))
