@@ -28,8 +28,6 @@ ALLOWED = {
     "nbdiag.diagnostics.drift.assess_drift",
     "nbdiag.diagnostics.estimability.assess_contrast",
     "nbdiag.diagnostics.baseline.assess_baseline",
-    "nbdiag.explain.attribution._explain_one",
-    "nbdiag.explain.attribution._paragraph",
     "nbdiag.explain.audit.audit_design",
     "nbdiag.explain.audit._measured_run_severity",
     "nbdiag.explain.whatif.whatif_fixes",

@@ -245,20 +245,30 @@ _MARGINS = {
 }
 
 
-def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_code: dict[str, Finding],  # noqa: C901
+def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_code: dict[str, Finding],
                  th: Thresholds, mask_dropped: bool) -> ContrastExplanation:
-    name = ci.name
-    comp = ci.composition
-    neg = comp.get("negative", {})
-    entries = ci.sensitivity
-    own = [f for f in ci.findings if f.contrast == name]
+    """Attribute the run's and the contrast's causes to ``ci``, rank them (heads, then what each
+    explains) and write the paragraph; the steps are the helpers below, in order."""
+    own = [f for f in ci.findings if f.contrast == ci.name]
+    against_baseline = abs(ci.task_sum) > 1e-8
+    present, copied_codes = _present_causes(ci, own, run_by_code, against_baseline)
+    _add_below_share_causes(ci, present, th)
+    claimed_by, tiled = _claims(ci.sensitivity, present, run_by_code, against_baseline)
+    updated = _graded_causes(ci, present, claimed_by, copied_codes, th)
+    heads, followers = _heads_and_followers(ci, own, updated, claimed_by, tiled, against_baseline, th)
+    ranked = _rank_heads(heads, followers)
+    text = _paragraph(ci, all_ci, ranked, th, mask_dropped)
+    return ContrastExplanation(contrast=ci.name, findings=tuple(ranked), explanation=text)
+
+
+def _present_causes(ci: ContrastInputs, own: Sequence[Finding], run_by_code: Mapping[str, Finding],
+                    against_baseline: bool) -> tuple[dict[str, Finding], set[str]]:
+    """The causes present for the contrast: its own findings (consequences aside, the highest-ranked
+    per code) and the run-level causes (``RUN_CAUSES``) copied to it; the codes copied."""
     present: dict[str, Finding] = {}
     for f in rank_findings(own):
         if f.code not in CONSEQUENCES:
             present.setdefault(f.code, f)
-    against_baseline = abs(ci.task_sum) > 1e-8
-
-    # 1. run-level causes that reach this contrast (copied below with its own numbers)
     copied_codes: set[str] = set()
     for code in RUN_CAUSES:
         f = run_by_code.get(code)
@@ -266,18 +276,24 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
             continue
         if code in (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code) and not against_baseline:
             continue
-        present[code] = f.for_contrast(name, evidence={"run_level": f.evidence}, score=0.0)
+        present[code] = f.for_contrast(ci.name, evidence={"run_level": f.evidence}, score=0.0)
         copied_codes.add(code)
+    return present, copied_codes
 
-    # 1b. no cliffs: a baseline cause whose share of negative weight is below its threshold still explains
-    #     the contrast when its signal moves it by the warn size (the share is shown with its threshold)
+
+def _add_below_share_causes(ci: ContrastInputs, present: dict[str, Finding], th: Thresholds) -> None:
+    """No cliffs: a baseline cause whose share of negative weight is below its threshold still explains
+    the contrast when its signal moves it by the warn size (the share is shown with its threshold).
+    Adds those causes to ``present``."""
+    name = ci.name
+    neg = ci.composition.get("negative", {})
     for fam, code, share_key, warn_key in (("unmodeled", codes.BASELINE_UNMODELED_EVENTS, "unmodeled_event",
                                             "unmodeled_weight_warn"),
                                            ("short_gaps", codes.BASELINE_SHORT_GAPS, "short_gap", "short_gaps_weight_warn"),
                                            ("pre_block", codes.BASELINE_SHORT_GAPS, "short_gap", "short_gaps_weight_warn")):
         if code.code in present:
             continue
-        hits = [e for e in entries if _fam(e["source"]) == fam and e.get("structural", True)
+        hits = [e for e in ci.sensitivity if _fam(e["source"]) == fam and e.get("structural", True)
                 and abs(_sd(e)) >= th.sensitivity_warn]
         if not hits:
             continue
@@ -292,24 +308,41 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
             evidence={"negative_weight_share": share, "warn_at": limit, "rule": "bias at the warn size below the "
                       "share threshold"})
 
-    # 2. claims: each sensitivity source goes to the most specific cause present; when no implicit
-    #    baseline is left, the baseline causes claim the slow and shape signals first (they are why
-    #    those signals decide the contrast; edge concentration and drift overlap follow from it)
+
+#: The baseline causes that claim the slow and shape signals first when no implicit baseline is left.
+_BASE_FIRST = (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code)
+
+
+def _claims(entries: Sequence[Mapping[str, Any]], present: Mapping[str, Finding], run_by_code: Mapping[str, Finding],
+            against_baseline: bool) -> tuple[dict[str, str], bool]:
+    """``({source: claiming cause}, tiled)``: each sensitivity source goes to the most specific cause
+    present; when no implicit baseline is left (``tiled``), the baseline causes claim the slow and shape
+    signals first (they are why those signals decide the contrast; edge concentration and drift
+    overlap follow from it)."""
     scarce_run = run_by_code.get(codes.BASELINE_SCARCE.code)
     rest_run = run_by_code.get(codes.BASELINE_MODELED_REST.code)
     tiled = against_baseline and (
         (scarce_run is not None and scarce_run.evidence.get("rule") == "conditions_cover_the_run")
         or (rest_run is not None and bool(rest_run.evidence.get("no_baseline_left"))))
-    base_first = (codes.BASELINE_MODELED_REST.code, codes.BASELINE_SCARCE.code)
     claimed_by: dict[str, str] = {}
     for e in entries:
         order = CLAIMS.get(_fam(e["source"]), ())
         if tiled and _fam(e["source"]) in ("run_start", "slow_drift", "hrf_derivative", "hrf_dispersion"):
-            order = base_first + tuple(c for c in order if c not in base_first)
+            order = _BASE_FIRST + tuple(c for c in order if c not in _BASE_FIRST)
         for cause in order:
             if cause in present:
                 claimed_by[e["source"]] = cause
                 break
+    return claimed_by, tiled
+
+
+def _graded_causes(ci: ContrastInputs, present: Mapping[str, Finding], claimed_by: Mapping[str, str],
+                   copied_codes: set[str], th: Thresholds) -> dict[str, Finding]:
+    """Each present cause graded by the biases of the sources it claims (severity, score, evidence and
+    the contrast's own message); a copied run-level cause that does not touch the contrast is dropped."""
+    name = ci.name
+    neg = ci.composition.get("negative", {})
+    entries = ci.sensitivity
     updated: dict[str, Finding] = {}
     for code, f in present.items():
         mine = [e for e in entries if claimed_by.get(e["source"]) == code]
@@ -346,15 +379,22 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
         if code == codes.CONTRAST_VARIANCE_INFLATED.code:
             sev = "info"
         updated[code] = replace(f, severity=sev, score=float(score), evidence=ev, message=msg)
+    return updated
 
-    # 3. consequences follow their cause
+
+def _heads_and_followers(ci: ContrastInputs, own: Sequence[Finding], updated: Mapping[str, Finding],
+                         claimed_by: Mapping[str, str], tiled: bool, against_baseline: bool, th: Thresholds
+                         ) -> tuple[list[Finding], dict[str, list[Finding]]]:
+    """Consequences follow their cause: ``(heads, {cause: followers})``. ``baseline_scarce`` follows the
+    more specific baseline cause, edge concentration follows a tiled baseline, and each consequence
+    (``CONSEQUENCES``) follows the cause that explains it, or stands as a head of its own."""
     scarce_by = next((c for c in SCARCE_BECAUSE if c in updated), None) if codes.BASELINE_SCARCE.code in updated else None
     if tiled and scarce_by == codes.BASELINE_EDGE_CONCENTRATED.code:
         scarce_by = None   # no baseline left: the scarcity is the cause, the edge concentration follows from it
     followers: dict[str, list[Finding]] = {}
     tied_edge = None
     if tiled and codes.BASELINE_EDGE_CONCENTRATED.code in updated:
-        tied_edge = next((c for c in base_first if c in updated), None)
+        tied_edge = next((c for c in _BASE_FIRST if c in updated), None)
     heads = [f for c, f in updated.items() if not (c == codes.BASELINE_SCARCE.code and scarce_by)
              and not (c == codes.BASELINE_EDGE_CONCENTRATED.code and tied_edge)]
     if tied_edge:
@@ -364,41 +404,52 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
         f = updated[codes.BASELINE_SCARCE.code]
         followers.setdefault(scarce_by, []).append(replace(f, evidence={**f.evidence, "explained_by": scarce_by}))
     for f in own:
-        if f.code in CONSEQUENCES:
-            cause = None
-            if f.code == codes.SENSITIVE_UNMODELED_SIGNAL.code:
-                cause = claimed_by.get(f.evidence.get("source", ""))
-                if cause is not None and cause not in updated:
-                    cause = None
-            elif codes.RT_REGRESSOR_OVERLAP.code in updated:
-                cause = codes.RT_REGRESSOR_OVERLAP.code   # the RT-duration regressor shares the condition's variance
-            elif against_baseline:
-                cause = scarce_by or (codes.BASELINE_SCARCE.code if codes.BASELINE_SCARCE.code in updated else None)
-            if f.code == codes.CONTRAST_VARIANCE_INFLATED.code:
-                cvif = f.evidence.get("cvif")
-                big = cvif is None or (isinstance(cvif, (int, float)) and cvif >= th.cvif_fail)
-                if big:   # a variance cause: warn, worded for what it does (issue 20)
-                    ctext = "infinite" if cvif is None or not np.isfinite(cvif) else f"{cvif:.1f}"
-                    f = replace(f, severity="warn", score=0.0, evidence={**f.evidence, "own_severity": f.severity,
-                                                                         "rule": "variance cause"},
-                                message=_neutral_threshold(f.message) + f" The sign of {name}'s estimate is unreliable: "
-                                        f"its standard error is {np.sqrt(cvif) if ctext != 'infinite' else float('inf'):.1f}"
-                                        f"× what a design with a real implicit baseline would give (contrast VIF "
-                                        f"{ctext} ≥ {th.cvif_fail:g}), so noise alone can flip it.")
-                else:
-                    f = replace(f, severity="info", score=0.0, evidence={**f.evidence, "own_severity": f.severity},
-                                message=_neutral_threshold(f.message) + " (a loss of precision: it widens the estimate's "
-                                                                        "spread but does not move it)")
-            if cause and f.code == codes.SENSITIVE_UNMODELED_SIGNAL.code:
-                continue   # one cause, one finding: the cause carries the same number (evidence.sensitivity)
-            if cause:
-                followers.setdefault(cause, []).append(
-                    replace(f, evidence={**f.evidence, "explained_by": cause}))
-            else:
-                heads.append(f)
+        if f.code not in CONSEQUENCES:
+            continue
+        cause = None
+        if f.code == codes.SENSITIVE_UNMODELED_SIGNAL.code:
+            cause = claimed_by.get(f.evidence.get("source", ""))
+            if cause is not None and cause not in updated:
+                cause = None
+        elif codes.RT_REGRESSOR_OVERLAP.code in updated:
+            cause = codes.RT_REGRESSOR_OVERLAP.code   # the RT-duration regressor shares the condition's variance
+        elif against_baseline:
+            cause = scarce_by or (codes.BASELINE_SCARCE.code if codes.BASELINE_SCARCE.code in updated else None)
+        if f.code == codes.CONTRAST_VARIANCE_INFLATED.code:
+            f = _variance_consequence(f, ci.name, th)
+        if cause and f.code == codes.SENSITIVE_UNMODELED_SIGNAL.code:
+            continue   # one cause, one finding: the cause carries the same number (evidence.sensitivity)
+        if cause:
+            followers.setdefault(cause, []).append(
+                replace(f, evidence={**f.evidence, "explained_by": cause}))
+        else:
+            heads.append(f)
+    return heads, followers
+
+
+def _variance_consequence(f: Finding, name: str, th: Thresholds) -> Finding:
+    """``contrast_variance_inflated`` graded as a consequence: a variance cause (warn, worded for what it
+    does, issue 20) at a contrast VIF of ``cvif_fail`` or more, otherwise info (a loss of precision)."""
+    cvif = f.evidence.get("cvif")
+    big = cvif is None or (isinstance(cvif, (int, float)) and cvif >= th.cvif_fail)
+    if big:   # a variance cause: warn, worded for what it does (issue 20)
+        ctext = "infinite" if cvif is None or not np.isfinite(cvif) else f"{cvif:.1f}"
+        return replace(f, severity="warn", score=0.0, evidence={**f.evidence, "own_severity": f.severity,
+                                                                "rule": "variance cause"},
+                       message=_neutral_threshold(f.message) + f" The sign of {name}'s estimate is unreliable: "
+                               f"its standard error is {np.sqrt(cvif) if ctext != 'infinite' else float('inf'):.1f}"
+                               f"× what a design with a real implicit baseline would give (contrast VIF "
+                               f"{ctext} ≥ {th.cvif_fail:g}), so noise alone can flip it.")
+    return replace(f, severity="info", score=0.0, evidence={**f.evidence, "own_severity": f.severity},
+                   message=_neutral_threshold(f.message) + " (a loss of precision: it widens the estimate's "
+                                                           "spread but does not move it)")
+
+
+def _rank_heads(heads: Sequence[Finding], followers: Mapping[str, list[Finding]]) -> list[Finding]:
+    """Heads ranked (warn/fail bias causes get ``BIAS_TIER``; a head ranks at least as high as what it
+    explains, which keeps the order under any global re-sort), each followed by its followers."""
     heads = [replace(h, score=float(h.score) + BIAS_TIER)
              if h.code in BIAS_CODES and severity_rank(h.severity) >= severity_rank("warn") else h for h in heads]
-    # a head ranks at least as high as what it explains (keeps order under any global re-sort)
     heads = [replace(h, severity=worst_severity([h.severity] + [f.severity for f in followers.get(h.code, [])]),
                      score=max([h.score] + [f.score + 1e-9 for f in followers.get(h.code, [])]))
              if h.code in followers else h for h in heads]
@@ -406,8 +457,7 @@ def _explain_one(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], run_by_co
     for h in rank_findings(heads):
         ranked.append(h)
         ranked.extend(rank_findings(followers.get(h.code, [])))
-    text = _paragraph(ci, all_ci, ranked, th, mask_dropped)
-    return ContrastExplanation(contrast=name, findings=tuple(ranked), explanation=text)
+    return ranked
 
 
 #: Titles of per-contrast copies whose run-level title names something else (a regressor, a file).
@@ -526,68 +576,15 @@ def measured_answer(name: str, gs: Mapping[str, Any] | None, distinct_t: float =
     return head + "; it is not distinguishable from zero, and no cause in the design moves it."
 
 
-def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: list[Finding],  # noqa: C901
+def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: list[Finding],
                th: Thresholds, mask_dropped: bool) -> str:
-    name = ci.name
-    neg = ci.composition.get("negative", {})
-    parts = sorted(((v, k) for k, v in neg.items() if v >= 0.05), reverse=True)[:3]
-
-    def cls_word(k: str) -> str:
-        if k.startswith("condition:"):
-            return f"{k.split(':', 1)[1]} scans"
-        return _CLASS_WORDS.get(k, k)
-
-    comp = ", ".join(f"{_pct(v)} {cls_word(k)}" for v, k in parts)
-    if abs(ci.task_sum) > 1e-8:
-        s1 = f"{name} compares its condition with an implicit baseline whose negative weight is {comp}." if comp \
-            else f"{name} compares its condition with an implicit baseline."
-    else:
-        s1 = f"{name} is a differential contrast; its negative weight is {comp}." if comp \
-            else f"{name} is a differential contrast."
+    """The contrast's paragraph: what it compares, then its most likely explanation (or that no cause
+    reaches the warn size), and the measured global-signal answer when there is one."""
+    s1 = _composition_sentence(ci)
     serious = [f for f in ranked if severity_rank(f.severity) >= severity_rank("warn")]
     if not serious:
-        own = [e for e in ci.sensitivity if e.get("structural", True)]
-        generic = [e for e in ci.sensitivity if not e.get("structural", True)]
-        best = max(own, key=lambda e: abs(_sd(e)), default=None)
-        gbest = max(generic, key=lambda e: abs(_sd(e)), default=None)
-
-        def said(e: Mapping[str, Any]) -> str:
-            pct = float(e.get("bias_percent", e.get("bias")) or 0.0)
-            sd, src = e.get("sd_percent"), str(e.get("sd_source") or "assumed")
-            noise = "" if sd is None else (f"; σ = {float(sd):.2g} %, the contrast's SD under "
-                                           + ("an assumed 1 % voxel noise per scan" if src.startswith("assumed")
-                                              else f"the measured residual noise ({src})"))
-            return f"{abs(_sd(e)):.2f} σ ({pct:+.3g} %, {'lowering' if pct < 0 else 'inflating'} it{noise})"
-
-        def measured(e: Mapping[str, Any]) -> bool:
-            return str(e.get("magnitude_source") or "assumed").startswith("measured")
-
-        skip = uncorroborated(ci.sensitivity)
-        answer = measured_answer(name, ci.measured_gs, material_sd=th.sensitivity_warn, exclude=skip)
-        if distinct_causes(ci.measured_gs, material_sd=th.sensitivity_warn, exclude=skip):  # named, graded by no check
-            tail = (f" No check of this design grades a cause of {name} at the warn size ({th.sensitivity_warn:g} σ), "
-                    f"but the run's measured global signal holds a cause part distinguishable from zero (last "
-                    f"sentence): its assumed shape is not borne out, so it is reported, not graded; look at those "
-                    f"scans before trusting the estimate.")
-        else:
-            tail = f" No measured cause in this design moves {name} by the warn size ({th.sensitivity_warn:g} σ)."
-        if best is not None and abs(_sd(best)) > 0:
-            tail += (f" The largest measured bias from this run's own features is {said(best)}, from {best['label']}."
-                     if measured(best) else
-                     f" Hypothesis, not measured: if the data held {best['label']}, it would move {name} by "
-                     f"{said(best)}.")
-        if gbest is not None and abs(_sd(gbest)) > 0:
-            tail += (f" If the data held signals present in every run, not specific to this design (largest: "
-                     f"{gbest['label']}), they would move it by {said(gbest)}.")
-        if answer:
-            return s1 + tail + " " + answer
-        g = ci.measured_global
-        if g is not None and np.isfinite(g):
-            tail += (f" The run's global signal gives {name} an estimate of {g:+.3g} % (measured): "
-                     + ("negative, so a negative estimate here is shared by the brain-wide signal rather than "
-                        "produced by the design." if g < 0 else
-                        "positive, so a negative estimate here is not shared by the brain-wide signal."))
-        return s1 + tail
+        return s1 + _no_cause_text(ci, th)
+    name = ci.name
     top = serious[0]
     src = None
     sens = top.evidence.get("sensitivity") or []
@@ -599,20 +596,89 @@ def _paragraph(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], ranked: lis
     if top.code == codes.NONSTEADY_UNHANDLED.code:
         s2 += (" fMRIPrep flagged them as non-steady-state, but they stay in the model"
                + (" because first_level_from_bids drops the sample mask." if mask_dropped else "."))
-    s3 = ""
-    if src:
-        entry = next((e for e in ci.sensitivity if e["source"] == src), None)
-        if entry is not None:
-            others = []
-            for o in all_ci:
-                if o.name == name:
-                    continue
-                oe = next((e for e in o.sensitivity if e["source"] == src), None)
-                if oe is not None:
-                    word = "lowers" if _sd(oe) < 0 else "inflates"
-                    others.append(f"it {word} {o.name} by {abs(_sd(oe)):.2f} σ")
-            if others:
-                s3 = " For comparison, " + "; ".join(others) + "."
+    s3 = _comparison_sentence(ci, all_ci, src) if src else ""
     answer = measured_answer(name, ci.measured_gs, material_sd=th.sensitivity_warn,
                              exclude=uncorroborated(ci.sensitivity))
     return s1 + s2 + s3 + (" " + answer if answer else "")
+
+
+def _class_word(k: str) -> str:
+    """The words for a scan class (``condition:<name>`` -> ``<name> scans``)."""
+    if k.startswith("condition:"):
+        return f"{k.split(':', 1)[1]} scans"
+    return _CLASS_WORDS.get(k, k)
+
+
+def _composition_sentence(ci: ContrastInputs) -> str:
+    """What the contrast compares, with the (up to three) largest parts of its negative weight."""
+    name = ci.name
+    neg = ci.composition.get("negative", {})
+    parts = sorted(((v, k) for k, v in neg.items() if v >= 0.05), reverse=True)[:3]
+    comp = ", ".join(f"{_pct(v)} {_class_word(k)}" for v, k in parts)
+    if abs(ci.task_sum) > 1e-8:
+        return f"{name} compares its condition with an implicit baseline whose negative weight is {comp}." if comp \
+            else f"{name} compares its condition with an implicit baseline."
+    return f"{name} is a differential contrast; its negative weight is {comp}." if comp \
+        else f"{name} is a differential contrast."
+
+
+def _bias_said(e: Mapping[str, Any]) -> str:
+    """An entry's bias in words: σ, % signal, direction and what its σ is."""
+    pct = float(e.get("bias_percent", e.get("bias")) or 0.0)
+    sd, src = e.get("sd_percent"), str(e.get("sd_source") or "assumed")
+    noise = "" if sd is None else (f"; σ = {float(sd):.2g} %, the contrast's SD under "
+                                   + ("an assumed 1 % voxel noise per scan" if src.startswith("assumed")
+                                      else f"the measured residual noise ({src})"))
+    return f"{abs(_sd(e)):.2f} σ ({pct:+.3g} %, {'lowering' if pct < 0 else 'inflating'} it{noise})"
+
+
+def _no_cause_text(ci: ContrastInputs, th: Thresholds) -> str:
+    """The rest of the paragraph when no cause reaches the warn size: the largest predicted biases
+    (measured or hypothetical, design-specific or generic) and the measured global-signal answer."""
+    name = ci.name
+    own = [e for e in ci.sensitivity if e.get("structural", True)]
+    generic = [e for e in ci.sensitivity if not e.get("structural", True)]
+    best = max(own, key=lambda e: abs(_sd(e)), default=None)
+    gbest = max(generic, key=lambda e: abs(_sd(e)), default=None)
+    skip = uncorroborated(ci.sensitivity)
+    answer = measured_answer(name, ci.measured_gs, material_sd=th.sensitivity_warn, exclude=skip)
+    if distinct_causes(ci.measured_gs, material_sd=th.sensitivity_warn, exclude=skip):  # named, graded by no check
+        tail = (f" No check of this design grades a cause of {name} at the warn size ({th.sensitivity_warn:g} σ), "
+                f"but the run's measured global signal holds a cause part distinguishable from zero (last "
+                f"sentence): its assumed shape is not borne out, so it is reported, not graded; look at those "
+                f"scans before trusting the estimate.")
+    else:
+        tail = f" No measured cause in this design moves {name} by the warn size ({th.sensitivity_warn:g} σ)."
+    if best is not None and abs(_sd(best)) > 0:
+        tail += (f" The largest measured bias from this run's own features is {_bias_said(best)}, from {best['label']}."
+                 if str(best.get("magnitude_source") or "assumed").startswith("measured") else
+                 f" Hypothesis, not measured: if the data held {best['label']}, it would move {name} by "
+                 f"{_bias_said(best)}.")
+    if gbest is not None and abs(_sd(gbest)) > 0:
+        tail += (f" If the data held signals present in every run, not specific to this design (largest: "
+                 f"{gbest['label']}), they would move it by {_bias_said(gbest)}.")
+    if answer:
+        return tail + " " + answer
+    g = ci.measured_global
+    if g is not None and np.isfinite(g):
+        tail += (f" The run's global signal gives {name} an estimate of {g:+.3g} % (measured): "
+                 + ("negative, so a negative estimate here is shared by the brain-wide signal rather than "
+                    "produced by the design." if g < 0 else
+                    "positive, so a negative estimate here is not shared by the brain-wide signal."))
+    return tail
+
+
+def _comparison_sentence(ci: ContrastInputs, all_ci: Sequence[ContrastInputs], src: str) -> str:
+    """How the top cause's source moves the run's other contrasts ("For comparison, ..."), or ``""``."""
+    entry = next((e for e in ci.sensitivity if e["source"] == src), None)
+    if entry is None:
+        return ""
+    others = []
+    for o in all_ci:
+        if o.name == ci.name:
+            continue
+        oe = next((e for e in o.sensitivity if e["source"] == src), None)
+        if oe is not None:
+            word = "lowers" if _sd(oe) < 0 else "inflates"
+            others.append(f"it {word} {o.name} by {abs(_sd(oe)):.2f} σ")
+    return " For comparison, " + "; ".join(others) + "." if others else ""
