@@ -30,7 +30,6 @@ ALLOWED = {
     "nbdiag.diagnostics.baseline.assess_baseline",
     "nbdiag.explain.audit.audit_design",
     "nbdiag.explain.audit._measured_run_severity",
-    "nbdiag.explain.whatif.whatif_fixes",
     "nbdiag.participant.pipeline.run_participant",
 }
 
