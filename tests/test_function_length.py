@@ -26,7 +26,6 @@ ALLOWED = {
     "nbdiag.diagnostics.sensitivity.assess_sensitivity",
     "nbdiag.diagnostics.sensitivity.confound_signals",
     "nbdiag.diagnostics.drift.assess_drift",
-    "nbdiag.diagnostics.estimability.assess_contrast",
     "nbdiag.diagnostics.baseline.assess_baseline",
     "nbdiag.explain.audit.audit_design",
     "nbdiag.explain.audit._measured_run_severity",

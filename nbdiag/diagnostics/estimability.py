@@ -203,56 +203,72 @@ def assess_contrast(
     weighted = [col for col, w in zip(columns, c) if w != 0]
     findings: list[Finding] = []
     if not est:
-        findings.append(codes.CONTRAST_NOT_ESTIMABLE.finding(
-            severity="fail", contrast=name,
-            title=f"Contrast {name} is not estimable",
-            message=(
-                f"Contrast {name} (weights on {', '.join(weighted)}) does not lie in the row "
-                f"space of the design (SPM isCon rule, tolerance {alg.spm_tolerance:.3g}): the "
-                f"data cannot tell its value apart from other combinations of regressors. "
-                f"nilearn still returns a number (from the pseudo-inverse), but it is arbitrary."
-            ),
-            evidence={"columns": weighted, "tolerance": alg.spm_tolerance,
-                      "rank": int(np.linalg.matrix_rank(X)), "n_columns": X.shape[1],
-                      "threshold": "c in row space of X", "threshold_source": "SPM12 spm_SpUtil('isCon')"},
-            score=100.0,
-            fix=(
-                "Leave part of the run unmodelled (implicit baseline) or test differences between "
-                "conditions; remove columns that are sums of others (e.g. a rest condition "
-                "tiling the run with the others)."
-            ),
-        ))
-    if np.isfinite(cvif) or np.isinf(cvif):
-        sev = None if np.isnan(cvif) else ("fail" if cvif >= th.cvif_fail else "warn" if cvif >= th.cvif_warn else None)
-        if sev is not None:
-            limit = th.cvif_fail if sev == "fail" else th.cvif_warn
-            ctext = "infinite" if np.isinf(cvif) else f"{cvif:.1f}"
-            extra = (
-                " For a single-condition contrast this usually means the implicit baseline is "
-                "scarce: the condition regressors nearly add up to the constant, so the "
-                "condition-vs-baseline difference rests on few scans."
-                if kind == "single" else ""
-            )
-            findings.append(codes.CONTRAST_VARIANCE_INFLATED.finding(
-                severity=sev, contrast=name,
-                title=f"The variance of contrast {name} is inflated {ctext}-fold",
-                message=(
-                    f"The contrast VIF of {name} is {ctext}: its variance is {ctext} times what it "
-                    f"would be if its regressors were orthogonal to each other and to the "
-                    f"constant (≥ {limit:g} gives {sev}).{extra}"
-                ),
-                evidence={"cvif": json_float(cvif), "variance": json_float(var),
-                          "efficiency": json_float(eff), "kind": kind, "threshold": limit,
-                          "cvif_warn": th.cvif_warn, "cvif_fail": th.cvif_fail,
-                          "threshold_source": threshold_source("cvif_warn")},
-                score=float(cvif / th.cvif_warn) if np.isfinite(cvif) else 1e6,
-                fix=(
-                    "Keep a real implicit baseline (do not model fixation/rest as a condition; "
-                    "do not let conditions tile the run), or report differential contrasts such "
-                    "as two_back - zero_back; reduce task-locked confounds and drift overlap."
-                ),
-            ))
+        findings.append(_not_estimable_finding(name, weighted, X, alg))
+    inflated = _variance_inflated_finding(name, kind, cvif, var, eff, th)
+    if inflated is not None:
+        findings.append(inflated)
     return ContrastStats(
         estimable=est, variance=var, efficiency=eff, cvif=cvif,
         effect_required_pct=None, findings=tuple(findings),
+    )
+
+
+def _not_estimable_finding(name: str, weighted: list[str], X: np.ndarray, alg: DesignAlgebra) -> Finding:
+    """``contrast_not_estimable`` (fail): the contrast is outside the design's row space (SPM isCon)."""
+    return codes.CONTRAST_NOT_ESTIMABLE.finding(
+        severity="fail", contrast=name,
+        title=f"Contrast {name} is not estimable",
+        message=(
+            f"Contrast {name} (weights on {', '.join(weighted)}) does not lie in the row "
+            f"space of the design (SPM isCon rule, tolerance {alg.spm_tolerance:.3g}): the "
+            f"data cannot tell its value apart from other combinations of regressors. "
+            f"nilearn still returns a number (from the pseudo-inverse), but it is arbitrary."
+        ),
+        evidence={"columns": weighted, "tolerance": alg.spm_tolerance,
+                  "rank": int(np.linalg.matrix_rank(X)), "n_columns": X.shape[1],
+                  "threshold": "c in row space of X", "threshold_source": "SPM12 spm_SpUtil('isCon')"},
+        score=100.0,
+        fix=(
+            "Leave part of the run unmodelled (implicit baseline) or test differences between "
+            "conditions; remove columns that are sums of others (e.g. a rest condition "
+            "tiling the run with the others)."
+        ),
+    )
+
+
+def _variance_inflated_finding(name: str, kind: str, cvif: float, var: float, eff: float,
+                               th: Thresholds) -> Finding | None:
+    """``contrast_variance_inflated`` (warn at ``cvif_warn``, fail at ``cvif_fail``), or ``None`` below
+    the warn size or for a NaN cVIF."""
+    if not (np.isfinite(cvif) or np.isinf(cvif)):
+        return None
+    sev = None if np.isnan(cvif) else ("fail" if cvif >= th.cvif_fail else "warn" if cvif >= th.cvif_warn else None)
+    if sev is None:
+        return None
+    limit = th.cvif_fail if sev == "fail" else th.cvif_warn
+    ctext = "infinite" if np.isinf(cvif) else f"{cvif:.1f}"
+    extra = (
+        " For a single-condition contrast this usually means the implicit baseline is "
+        "scarce: the condition regressors nearly add up to the constant, so the "
+        "condition-vs-baseline difference rests on few scans."
+        if kind == "single" else ""
+    )
+    return codes.CONTRAST_VARIANCE_INFLATED.finding(
+        severity=sev, contrast=name,
+        title=f"The variance of contrast {name} is inflated {ctext}-fold",
+        message=(
+            f"The contrast VIF of {name} is {ctext}: its variance is {ctext} times what it "
+            f"would be if its regressors were orthogonal to each other and to the "
+            f"constant (≥ {limit:g} gives {sev}).{extra}"
+        ),
+        evidence={"cvif": json_float(cvif), "variance": json_float(var),
+                  "efficiency": json_float(eff), "kind": kind, "threshold": limit,
+                  "cvif_warn": th.cvif_warn, "cvif_fail": th.cvif_fail,
+                  "threshold_source": threshold_source("cvif_warn")},
+        score=float(cvif / th.cvif_warn) if np.isfinite(cvif) else 1e6,
+        fix=(
+            "Keep a real implicit baseline (do not model fixation/rest as a condition; "
+            "do not let conditions tile the run), or report differential contrasts such "
+            "as two_back - zero_back; reduce task-locked confounds and drift overlap."
+        ),
     )
