@@ -21,7 +21,6 @@ ROOT = Path(__file__).resolve().parents[1] / "nbdiag"
 ALLOWED = {
     "nbdiag.diagnostics.collinearity.assess_collinearity",
     "nbdiag.diagnostics.measured.measure_signals",
-    "nbdiag.diagnostics.confounds.assess_confounds",
     "nbdiag.diagnostics.sensitivity.signal_library",
     "nbdiag.diagnostics.sensitivity.assess_sensitivity",
     "nbdiag.diagnostics.sensitivity.confound_signals",

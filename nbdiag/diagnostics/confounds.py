@@ -169,6 +169,42 @@ def assess_confounds(
     C = design[conf].to_numpy(dtype=float) if conf else np.zeros((n, 0))
     r2 = {c: (_r2_on(design[c].to_numpy(dtype=float), C) if conf else 0.0) for c in task}
 
+    findings = _task_confound_findings(design, task, conf, C, r2, th)
+
+    nss_cols = tuple(c for c in context.raw_confound_columns if _NSS.match(c))
+    nss_vols = tuple(int(v) for v in context.nonsteady_volumes)
+    masked, modelled = _volume_status(design, context, nss_vols)
+    unhandled = [v for v in nss_vols if v not in masked and v not in modelled]
+    nss_masked = bool(nss_vols) and all(v in masked for v in nss_vols)
+    nss_modelled = bool(nss_vols) and all(v in modelled for v in nss_vols)
+    handled = not unhandled
+    if unhandled:
+        findings.append(_nonsteady_finding(context, nss_cols, nss_vols, unhandled, masked, modelled))
+
+    scrub_vols = tuple(int(v) for v in context.scrub_volumes)
+    s_masked, s_modelled = _volume_status(design, context, scrub_vols)
+    s_unhandled = [v for v in scrub_vols if v not in s_masked and v not in s_modelled]
+    scrub_applied = bool(scrub_vols) and not s_unhandled
+    if context.scrub_requested and s_unhandled:
+        findings.append(_scrub_finding(context, scrub_vols, s_unhandled))
+
+    dof = n - nilearn_rank(X)
+    dof_finding = _dof_finding(n, dof, th)
+    if dof_finding is not None:
+        findings.append(dof_finding)
+
+    return ConfoundsResult(
+        r2_task=r2, nonsteady_columns=nss_cols, nonsteady_volumes=nss_vols,
+        nonsteady_modeled=nss_modelled, nonsteady_masked=nss_masked, nonsteady_handled=handled,
+        scrub_requested=bool(context.scrub_requested), scrub_volumes=scrub_vols,
+        scrub_applied=scrub_applied, dof=int(dof), findings=tuple(findings),
+    )
+
+
+def _task_confound_findings(design: pd.DataFrame, task: list[str], conf: list[str], C: np.ndarray,
+                            r2: Mapping[str, float], th: Thresholds) -> list[Finding]:
+    """``confound_task_correlated`` for each task regressor whose R² on the confounds (+ constant) reaches
+    ``confound_r2_warn`` (fail at ``confound_r2_fail``), naming the three most correlated confounds."""
     findings: list[Finding] = []
     for c in task:
         v = r2[c]
@@ -199,82 +235,73 @@ def assess_confounds(
             fix=("Use a smaller confounds_strategy (e.g. motion='basic' instead of 'full'), drop "
                  "task-locked confounds, or check whether the task causes the motion."),
         ))
+    return findings
 
-    nss_cols = tuple(c for c in context.raw_confound_columns if _NSS.match(c))
-    nss_vols = tuple(int(v) for v in context.nonsteady_volumes)
-    masked, modelled = _volume_status(design, context, nss_vols)
-    unhandled = [v for v in nss_vols if v not in masked and v not in modelled]
-    nss_masked = bool(nss_vols) and all(v in masked for v in nss_vols)
-    nss_modelled = bool(nss_vols) and all(v in modelled for v in nss_vols)
-    handled = not unhandled
-    if unhandled:
-        strategy = list(context.confounds_strategy) if context.confounds_strategy else None
-        findings.append(codes.NONSTEADY_UNHANDLED.finding(
-            severity="fail",
-            title="Non-steady-state volumes stay in the model",
-            message=(
-                f"fMRIPrep flagged {len(nss_vols)} non-steady-state volume(s) {list(nss_vols)}; "
-                f"{len(unhandled)} of them ({unhandled}) are neither removed by a sample mask nor "
-                f"modelled by a regressor. With confounds_strategy containing 'non_steady_state', "
-                f"load_confounds does not return these as confound columns: it returns a sample "
-                f"mask instead, and first_level_from_bids keeps only the confounds and drops that "
-                f"mask. The bright first volumes then sit unmodelled in the implicit baseline and "
-                f"bias every condition-vs-baseline contrast."
-            ),
-            evidence={"volumes": list(nss_vols), "unhandled_volumes": unhandled,
-                      "columns_in_file": list(nss_cols), "masked_volumes": sorted(masked),
-                      "modeled_volumes": sorted(modelled), "confounds_strategy": strategy,
-                      "sample_mask_applied": bool(context.sample_mask_applied),
-                      "threshold": "every flagged volume masked or modelled",
-                      "threshold_source": "nbdiag rule (fail)"},
-            score=10.0 * len(unhandled),
-            fix=("pass sample_masks from load_confounds to FirstLevelModel.fit or add the "
-                 "non_steady_state_outlier* columns as confounds"),
-        ))
 
-    scrub_vols = tuple(int(v) for v in context.scrub_volumes)
-    s_masked, s_modelled = _volume_status(design, context, scrub_vols)
-    s_unhandled = [v for v in scrub_vols if v not in s_masked and v not in s_modelled]
-    scrub_applied = bool(scrub_vols) and not s_unhandled
-    if context.scrub_requested and s_unhandled:
-        findings.append(codes.SCRUB_NOT_APPLIED.finding(
-            severity="fail",
-            title="Scrubbing was requested but not applied",
-            message=(
-                f"confounds_strategy asks for scrubbing and load_confounds marks "
-                f"{len(scrub_vols)} volume(s) for censoring, but {len(s_unhandled)} of them stay in "
-                f"the fit: load_confounds returns scrubbing as a sample mask, which "
-                f"first_level_from_bids drops."
-            ),
-            evidence={"volumes": list(scrub_vols), "unhandled_volumes": s_unhandled,
-                      "sample_mask_applied": bool(context.sample_mask_applied),
-                      "threshold": "every scrub volume masked", "threshold_source": "nbdiag rule (fail)"},
-            score=5.0 * len(s_unhandled),
-            fix=("pass sample_masks from load_confounds to FirstLevelModel.fit (fit the runs "
-                 "yourself instead of relying on first_level_from_bids' confound handling)"),
-        ))
+def _nonsteady_finding(context: DesignContext, nss_cols: tuple[str, ...], nss_vols: tuple[int, ...],
+                       unhandled: list[int], masked: set[int], modelled: set[int]) -> Finding:
+    """``nonsteady_unhandled`` (fail): flagged non-steady-state volumes neither masked nor modelled."""
+    strategy = list(context.confounds_strategy) if context.confounds_strategy else None
+    return codes.NONSTEADY_UNHANDLED.finding(
+        severity="fail",
+        title="Non-steady-state volumes stay in the model",
+        message=(
+            f"fMRIPrep flagged {len(nss_vols)} non-steady-state volume(s) {list(nss_vols)}; "
+            f"{len(unhandled)} of them ({unhandled}) are neither removed by a sample mask nor "
+            f"modelled by a regressor. With confounds_strategy containing 'non_steady_state', "
+            f"load_confounds does not return these as confound columns: it returns a sample "
+            f"mask instead, and first_level_from_bids keeps only the confounds and drops that "
+            f"mask. The bright first volumes then sit unmodelled in the implicit baseline and "
+            f"bias every condition-vs-baseline contrast."
+        ),
+        evidence={"volumes": list(nss_vols), "unhandled_volumes": unhandled,
+                  "columns_in_file": list(nss_cols), "masked_volumes": sorted(masked),
+                  "modeled_volumes": sorted(modelled), "confounds_strategy": strategy,
+                  "sample_mask_applied": bool(context.sample_mask_applied),
+                  "threshold": "every flagged volume masked or modelled",
+                  "threshold_source": "nbdiag rule (fail)"},
+        score=10.0 * len(unhandled),
+        fix=("pass sample_masks from load_confounds to FirstLevelModel.fit or add the "
+             "non_steady_state_outlier* columns as confounds"),
+    )
 
-    dof = n - nilearn_rank(X)
+
+def _scrub_finding(context: DesignContext, scrub_vols: tuple[int, ...], s_unhandled: list[int]) -> Finding:
+    """``scrub_not_applied`` (fail): scrubbing requested, but marked volumes stay in the fit."""
+    return codes.SCRUB_NOT_APPLIED.finding(
+        severity="fail",
+        title="Scrubbing was requested but not applied",
+        message=(
+            f"confounds_strategy asks for scrubbing and load_confounds marks "
+            f"{len(scrub_vols)} volume(s) for censoring, but {len(s_unhandled)} of them stay in "
+            f"the fit: load_confounds returns scrubbing as a sample mask, which "
+            f"first_level_from_bids drops."
+        ),
+        evidence={"volumes": list(scrub_vols), "unhandled_volumes": s_unhandled,
+                  "sample_mask_applied": bool(context.sample_mask_applied),
+                  "threshold": "every scrub volume masked", "threshold_source": "nbdiag rule (fail)"},
+        score=5.0 * len(s_unhandled),
+        fix=("pass sample_masks from load_confounds to FirstLevelModel.fit (fit the runs "
+             "yourself instead of relying on first_level_from_bids' confound handling)"),
+    )
+
+
+def _dof_finding(n: int, dof: int, th: Thresholds) -> Finding | None:
+    """``dof_low`` (warn below ``dof_warn``, fail below ``dof_fail`` residual degrees of freedom), or ``None``."""
     sev = "fail" if dof < th.dof_fail else "warn" if dof < th.dof_warn else None
-    if sev:
-        limit = th.dof_fail if sev == "fail" else th.dof_warn
-        findings.append(codes.DOF_LOW.finding(
-            severity=sev,
-            title=f"Only {dof} residual degrees of freedom",
-            message=(f"{n} scans minus a design rank of {n - dof} leaves {dof} residual degrees "
-                     f"of freedom (< {limit:g} gives {sev}): noise and autocorrelation estimates "
-                     f"are unstable."),
-            evidence={"dof": dof, "n_scans": n, "rank": n - dof, "threshold": limit,
-                      "dof_warn": th.dof_warn, "dof_fail": th.dof_fail,
-                      "threshold_source": _source("dof_warn")},
-            score=(th.dof_warn - dof) / th.dof_warn if th.dof_warn else 1.0,
-            fix=("Use fewer confounds (e.g. compcor with fewer components, motion='basic'), a "
-                 "longer high-pass cutoff (fewer drift cosines), or fewer spike regressors."),
-        ))
-
-    return ConfoundsResult(
-        r2_task=r2, nonsteady_columns=nss_cols, nonsteady_volumes=nss_vols,
-        nonsteady_modeled=nss_modelled, nonsteady_masked=nss_masked, nonsteady_handled=handled,
-        scrub_requested=bool(context.scrub_requested), scrub_volumes=scrub_vols,
-        scrub_applied=scrub_applied, dof=int(dof), findings=tuple(findings),
+    if not sev:
+        return None
+    limit = th.dof_fail if sev == "fail" else th.dof_warn
+    return codes.DOF_LOW.finding(
+        severity=sev,
+        title=f"Only {dof} residual degrees of freedom",
+        message=(f"{n} scans minus a design rank of {n - dof} leaves {dof} residual degrees "
+                 f"of freedom (< {limit:g} gives {sev}): noise and autocorrelation estimates "
+                 f"are unstable."),
+        evidence={"dof": dof, "n_scans": n, "rank": n - dof, "threshold": limit,
+                  "dof_warn": th.dof_warn, "dof_fail": th.dof_fail,
+                  "threshold_source": _source("dof_warn")},
+        score=(th.dof_warn - dof) / th.dof_warn if th.dof_warn else 1.0,
+        fix=("Use fewer confounds (e.g. compcor with fewer components, motion='basic'), a "
+             "longer high-pass cutoff (fewer drift cosines), or fewer spike regressors."),
     )
