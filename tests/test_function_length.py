@@ -19,7 +19,6 @@ ROOT = Path(__file__).resolve().parents[1] / "nbdiag"
 
 #: module.function -> still longer than MAX_LINES (being split by other work; remove when done)
 ALLOWED = {
-    "nbdiag.diagnostics.collinearity.assess_collinearity",
     "nbdiag.diagnostics.measured.measure_signals",
     "nbdiag.diagnostics.sensitivity.signal_library",
     "nbdiag.diagnostics.sensitivity.assess_sensitivity",

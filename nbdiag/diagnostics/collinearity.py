@@ -395,7 +395,7 @@ def condition_blocks(design: pd.DataFrame, roles: Mapping[str, str],
     return out
 
 
-def assess_collinearity(  # noqa: C901
+def assess_collinearity(
     design: pd.DataFrame,
     roles: Mapping[str, str],
     thresholds: Thresholds | None = None,
@@ -442,8 +442,20 @@ def assess_collinearity(  # noqa: C901
     rank = (int(np.sum(s_whole > s_whole.max() * max(X.shape) * np.finfo(float).eps)) if s_whole.size
             else int(np.linalg.matrix_rank(X)))
     n_cols = X.shape[1]
-    findings: list[Finding] = []
+    pairs = correlation_pairs(design, roles, th.corr_info, th.corr_warn)
+    findings = (_vif_findings(task, vif, th) + _correlation_findings(pairs, th) + _block_findings(blocks)
+                + _ill_conditioned_findings(design, roles, cond, th) + _rank_findings(rank, n_cols, regularized))
+    return CollinearityResult(
+        vif=vif, correlation=corr, condition_number=cond, rank=rank,
+        n_columns=n_cols, regularized=bool(regularized), findings=tuple(findings),
+        correlation_pairs=tuple(pairs), condition_blocks=blocks,
+        correlation_tiers={"medium": th.corr_info, "high": th.corr_warn, "identical": 1 - IDENTICAL_TOL},
+    )
 
+
+def _vif_findings(task: list[str], vif: Mapping[str, float], th: Thresholds) -> list[Finding]:
+    """``vif_high`` for each task column whose VIF reaches ``vif_warn`` (fail at ``vif_fail``)."""
+    findings: list[Finding] = []
     for col in task:
         v = vif.get(col)
         if v is None or np.isnan(v):
@@ -476,8 +488,12 @@ def assess_collinearity(  # noqa: C901
                 "confounds_strategy; judge the contrasts you test (cVIF) rather than single betas."
             ),
         ))
+    return findings
 
-    pairs = correlation_pairs(design, roles, th.corr_info, th.corr_warn)
+
+def _correlation_findings(pairs: list[dict[str, Any]], th: Thresholds) -> list[Finding]:
+    """``correlation_high`` for each listed pair: info (medium tier), warn (high), fail (identical)."""
+    findings: list[Finding] = []
     for p in pairs:
         a, b = p["columns"]
         r, tier, pair = p["r"], p["tier"], p["pair"]
@@ -515,7 +531,13 @@ def assess_collinearity(  # noqa: C901
                 "single-condition contrasts check the cVIF of the contrast."
             ),
         ))
+    return findings
 
+
+def _block_findings(blocks: Mapping[str, dict[str, Any]]) -> list[Finding]:
+    """``condition_block_beware`` for each non-empty block that AFNI or FSL rates ill-conditioned (warn for
+    the task block, info otherwise)."""
+    findings: list[Finding] = []
     for name, blk in blocks.items():
         bad = []
         if blk["afni_rating"] in ("BEWARE", "UNDEFINED"):
@@ -536,7 +558,15 @@ def assess_collinearity(  # noqa: C901
                       "threshold": AFNI_CONDITION_SCALE[-1][0], "fsl_threshold": FSL_SV_RATIO,
                       "threshold_source": "AFNI 3dDeconvolve/3dREMLfit check_matrix_condition; FSL feat_model"},
             score=5.0 if name == "task" else 0.5))
+    return findings
 
+
+def _ill_conditioned_findings(design: pd.DataFrame, roles: Mapping[str, str], cond: float,
+                              th: Thresholds) -> list[Finding]:
+    """``design_ill_conditioned`` when the scaled condition number exceeds ``cond_warn`` (fail above
+    ``cond_fail`` or when infinite; info when no near-dependency involves a task regressor)."""
+    cols = [str(c) for c in design.columns]
+    findings: list[Finding] = []
     if np.isfinite(cond):
         sev = _severity(cond, th.cond_warn, th.cond_fail, strict=True)
     else:
@@ -580,7 +610,12 @@ def assess_collinearity(  # noqa: C901
                 "or a slowly drifting confound that duplicates a drift cosine."
             ),
         ))
+    return findings
 
+
+def _rank_findings(rank: int, n_cols: int, regularized: bool) -> list[Finding]:
+    """``design_rank_deficient`` (fail) when the rank is below the column count or nilearn regularised."""
+    findings: list[Finding] = []
     if rank < n_cols or regularized:
         deficit = n_cols - rank
         why = []
@@ -606,10 +641,4 @@ def assess_collinearity(  # noqa: C901
                 "or spike regressors for volumes with no other data."
             ),
         ))
-
-    return CollinearityResult(
-        vif=vif, correlation=corr, condition_number=cond, rank=rank,
-        n_columns=n_cols, regularized=bool(regularized), findings=tuple(findings),
-        correlation_pairs=tuple(pairs), condition_blocks=blocks,
-        correlation_tiers={"medium": th.corr_info, "high": th.corr_warn, "identical": 1 - IDENTICAL_TOL},
-    )
+    return findings
