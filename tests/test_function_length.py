@@ -26,7 +26,6 @@ ALLOWED = {
     "nbdiag.diagnostics.drift.assess_drift",
     "nbdiag.diagnostics.baseline.assess_baseline",
     "nbdiag.explain.audit.audit_design",
-    "nbdiag.explain.audit._measured_run_severity",
     "nbdiag.participant.pipeline.run_participant",
 }
 

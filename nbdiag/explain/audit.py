@@ -276,85 +276,101 @@ def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], me
     registry's severity (an unmeasurable risk). ``transient_unflagged`` is added when unflagged transients
     stay in the model, with the worst per-contrast severity of their measured effect (info below warn).
     """
-    def effects(source: str) -> list[tuple[float, str, float]] | None:
-        out = []
-        for name, res in sens.items():
-            found = [x for x in res.entries if x["source"].startswith(source)] if source.endswith(":") \
-                else [x for x in [res.entry(source)] if x is not None]
-            for e in found:
-                got = one(e, name)
-                if got is None:
-                    return None
-                out.append(got)
-        return out or None
+    out = [_graded_by_measure(f, sens, th) for f in map(_variance_cause, run_level)]
+    transient = _transient_finding(sens, measured, th)
+    if transient is not None:
+        out.append(transient)
+    return out
 
-    def one(e: Mapping[str, Any], name: str) -> tuple[float, str, float] | None:
-        """(|measured bias| in σ, contrast, bias %) of one entry; None when its size is not measured."""
-        if e.get("severity_basis") == "measured":
-            sd = e.get("bias_sd")
-            return (abs(float(sd)) if sd is not None and np.isfinite(sd) else 0.0, name,
-                    float(e.get("bias_percent") or 0.0))
-        if e.get("severity_basis") == "measured_part":
-            sd, t = e.get("measured_bias_sd"), e.get("measured_t")
-            ok = sd is not None and t is not None and np.isfinite(t) and abs(t) >= DISTINCT_T
-            return (abs(float(sd)) if ok and sd is not None else 0.0, name,
-                    float(e.get("measured_bias_percent") or 0.0))
-        return None
 
+def _entry_effect(e: Mapping[str, Any], name: str) -> tuple[float, str, float] | None:
+    """(|measured bias| in σ, contrast, bias %) of one entry; None when its size is not measured."""
+    if e.get("severity_basis") == "measured":
+        sd = e.get("bias_sd")
+        return (abs(float(sd)) if sd is not None and np.isfinite(sd) else 0.0, name,
+                float(e.get("bias_percent") or 0.0))
+    if e.get("severity_basis") == "measured_part":
+        sd, t = e.get("measured_bias_sd"), e.get("measured_t")
+        ok = sd is not None and t is not None and np.isfinite(t) and abs(t) >= DISTINCT_T
+        return (abs(float(sd)) if ok and sd is not None else 0.0, name,
+                float(e.get("measured_bias_percent") or 0.0))
+    return None
+
+
+def _source_effects(sens: Mapping[str, Any], source: str) -> list[tuple[float, str, float]] | None:
+    """:func:`_entry_effect` of ``source`` (a family when it ends in ``:``) on every contrast; None when
+    one of them is not measured or there is none."""
     out = []
-    for f in map(_variance_cause, run_level):
-        spec = _MEASURED_RUN.get(f.code)
-        eff = effects(spec[0]) if spec else None
-        if spec is None or eff is None:
-            out.append(f)
-            continue
-        a, name, pct = max(eff)
-        if a >= th.sensitivity_fail:
-            sev, words = "fail", (f" Measured: {spec[1]} moves {name} by {a:.2f} σ ({pct:+.3g} %), at or above the "
-                                  f"fail size of {th.sensitivity_fail:g} σ.")
-        elif a >= th.sensitivity_warn:
-            sev, words = "warn", (f" Measured: {spec[1]} moves {name} by {a:.2f} σ ({pct:+.3g} %), below the fail "
-                                  f"size of {th.sensitivity_fail:g} σ.")
-        elif f.code in _INFO_WHEN_HARMLESS:
-            # no pipeline error: a confound that follows the task by chance, or a drift overlap, that leaves no
-            # measured footprint is no cause (issue 20), so it is context, not a warning
-            sev, words = "info", (f" Not a cause here: {spec[1]} moves no contrast by more than {a:.2f} σ "
-                                  f"(largest: {name}, {pct:+.3g} %; warn size {th.sensitivity_warn:g} σ): the "
-                                  f"measured signal carries no footprint of it.")
-        else:
-            sev, words = "warn", (f" Harmless here: {spec[1]} moves no contrast by more than {a:.2f} σ (largest: "
-                                  f"{name}, {pct:+.3g} %; warn size {th.sensitivity_warn:g} σ), but the volumes "
-                                  f"should still be masked.")
-        out.append(replace(f, severity=sev, message=f.message + words,
-                           evidence={**f.evidence, "measured_max_bias_sd": a, "measured_contrast": name,
-                                     "measured_bias_percent": pct, "severity_rule": "measured effect"}))
+    for name, res in sens.items():
+        found = [x for x in res.entries if x["source"].startswith(source)] if source.endswith(":") \
+            else [x for x in [res.entry(source)] if x is not None]
+        for e in found:
+            got = _entry_effect(e, name)
+            if got is None:
+                return None
+            out.append(got)
+    return out or None
+
+
+def _graded_by_measure(f: Finding, sens: Mapping[str, Any], th: Thresholds) -> Finding:
+    """A run-level finding of ``_MEASURED_RUN`` graded by its largest measured effect on a contrast
+    (fail / warn / info or "harmless here" warn); unchanged when unmeasured or not such a finding."""
+    spec = _MEASURED_RUN.get(f.code)
+    eff = _source_effects(sens, spec[0]) if spec else None
+    if spec is None or eff is None:
+        return f
+    a, name, pct = max(eff)
+    if a >= th.sensitivity_fail:
+        sev, words = "fail", (f" Measured: {spec[1]} moves {name} by {a:.2f} σ ({pct:+.3g} %), at or above the "
+                              f"fail size of {th.sensitivity_fail:g} σ.")
+    elif a >= th.sensitivity_warn:
+        sev, words = "warn", (f" Measured: {spec[1]} moves {name} by {a:.2f} σ ({pct:+.3g} %), below the fail "
+                              f"size of {th.sensitivity_fail:g} σ.")
+    elif f.code in _INFO_WHEN_HARMLESS:
+        # no pipeline error: a confound that follows the task by chance, or a drift overlap, that leaves no
+        # measured footprint is no cause (issue 20), so it is context, not a warning
+        sev, words = "info", (f" Not a cause here: {spec[1]} moves no contrast by more than {a:.2f} σ "
+                              f"(largest: {name}, {pct:+.3g} %; warn size {th.sensitivity_warn:g} σ): the "
+                              f"measured signal carries no footprint of it.")
+    else:
+        sev, words = "warn", (f" Harmless here: {spec[1]} moves no contrast by more than {a:.2f} σ (largest: "
+                              f"{name}, {pct:+.3g} %; warn size {th.sensitivity_warn:g} σ), but the volumes "
+                              f"should still be masked.")
+    return replace(f, severity=sev, message=f.message + words,
+                   evidence={**f.evidence, "measured_max_bias_sd": a, "measured_contrast": name,
+                             "measured_bias_percent": pct, "severity_rule": "measured effect"})
+
+
+def _transient_finding(sens: Mapping[str, Any], measured: Any, th: Thresholds) -> Finding | None:
+    """``transient_unflagged`` when global-signal transients no fMRIPrep column flags stay in the model and
+    their effect is measured on every contrast (severity: the worst per-contrast one, info below warn)."""
     tr = None
     if measured is not None and "global_signal" in measured.signals:
         tr = measured.signals["global_signal"].transients
-    eff = effects("transient") if tr is not None else None
-    if tr is not None and eff is not None:
-        vols = [v for v in tr.volumes if not v["flagged_by"]]
-        sevs = [res.entry("transient").get("severity") for res in sens.values() if res.entry("transient")]
-        sev = worst_severity([s for s in sevs if s in ("warn", "fail")] or ["info"]) or "info"
-        a, name, pct = max(eff)
-        listed = ", ".join(f"{v['volume']} ({v['excess_percent']:+.1f} %)" for v in vols[:8])
-        more = f" and {len(vols) - 8} more" if len(vols) > 8 else ""
-        where = ("at the run start" if all(v["position"] == "run_start" for v in vols) else
-                 "as spikes" if all(v["position"] == "spike" for v in vols) else "at the run start and as spikes")
-        effect = (f"Measured effect: it moves {name} by {a:.2f} σ ({pct:+.3g} %)." if a >= th.sensitivity_warn else
-                  f"Harmless here: the measured effect on every contrast is below {th.sensitivity_warn:g} σ "
-                  f"(largest {a:.2f} σ, {name}).")
-        out.append(codes.TRANSIENT_UNFLAGGED.finding(
-            severity=sev,
-            message=(f"{len(vols)} volume(s) {where} stand out in global_signal — {listed}{more} — by more than "
-                     f"{tr.threshold_percent:.2g} % ({tr.to_dict()['k']:g} robust scan-to-scan SD) from their local "
-                     f"steady level, and fMRIPrep flagged none of them (no non_steady_state_outlier* or "
-                     f"motion_outlier* column); they stay in the model. {effect}"),
-            evidence={"volumes": [dict(v) for v in vols], "threshold_percent": tr.threshold_percent,
-                      "noise_percent": tr.noise_percent, "measured_max_bias_sd": a, "measured_contrast": name,
-                      "measured_bias_percent": pct},
-            score=float(a)))
-    return out
+    eff = _source_effects(sens, "transient") if tr is not None else None
+    if tr is None or eff is None:
+        return None
+    vols = [v for v in tr.volumes if not v["flagged_by"]]
+    sevs = [res.entry("transient").get("severity") for res in sens.values() if res.entry("transient")]
+    sev = worst_severity([s for s in sevs if s in ("warn", "fail")] or ["info"]) or "info"
+    a, name, pct = max(eff)
+    listed = ", ".join(f"{v['volume']} ({v['excess_percent']:+.1f} %)" for v in vols[:8])
+    more = f" and {len(vols) - 8} more" if len(vols) > 8 else ""
+    where = ("at the run start" if all(v["position"] == "run_start" for v in vols) else
+             "as spikes" if all(v["position"] == "spike" for v in vols) else "at the run start and as spikes")
+    effect = (f"Measured effect: it moves {name} by {a:.2f} σ ({pct:+.3g} %)." if a >= th.sensitivity_warn else
+              f"Harmless here: the measured effect on every contrast is below {th.sensitivity_warn:g} σ "
+              f"(largest {a:.2f} σ, {name}).")
+    return codes.TRANSIENT_UNFLAGGED.finding(
+        severity=sev,
+        message=(f"{len(vols)} volume(s) {where} stand out in global_signal — {listed}{more} — by more than "
+                 f"{tr.threshold_percent:.2g} % ({tr.to_dict()['k']:g} robust scan-to-scan SD) from their local "
+                 f"steady level, and fMRIPrep flagged none of them (no non_steady_state_outlier* or "
+                 f"motion_outlier* column); they stay in the model. {effect}"),
+        evidence={"volumes": [dict(v) for v in vols], "threshold_percent": tr.threshold_percent,
+                  "noise_percent": tr.noise_percent, "measured_max_bias_sd": a, "measured_contrast": name,
+                  "measured_bias_percent": pct},
+        score=float(a))
 
 
 def _measured_global(section: Mapping[str, Any]) -> float | None:
