@@ -942,11 +942,6 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
         if sig.values.shape[0] != w.shape[0]:
             raise ValueError(f"signal {sig.source!r} has {sig.values.shape[0]} values; design has {w.shape[0]} rows")
     biases = (np.vstack([sig.values for sig in signals]) @ w).tolist() if signals else []
-    warn_at, fail_at = thresholds.sensitivity_warn, thresholds.sensitivity_fail
-
-    def grade(a: float) -> str | None:
-        return "fail" if a >= fail_at else "warn" if a >= warn_at else None
-
     for sig, bias in zip(signals, biases):
         nz = noise_for(sig, noise)
         sd = np.sqrt(var) * nz.sd if var > 0 else np.nan
@@ -955,32 +950,7 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
             bias, bias_sd = 0.0, 0.0
         structural = is_structural(sig.source, design, vector, w, thresholds, extra_families)
         a = abs(bias_sd) if np.isfinite(bias_sd) else 0.0
-        meas = _measured_size(sig, bias, measured)
-        extra: dict[str, Any] = {}
-        hypothesis = False
-        if meas is not None and measured is not None and measured.sd > 0:
-            mb, mt, what = meas
-            msd = mb / measured.sd
-            distinct = mt is not None and np.isfinite(mt) and abs(mt) >= DISTINCT_T
-            am = abs(msd) if distinct else 0.0
-            sev = grade(am)
-            if sev is not None and not structural:
-                sev = "info"
-            if sev is None and a >= warn_at:
-                sev = "info"   # the assumed size is not borne out by the data
-            basis = "measured_part"
-            score_sd = am
-            extra = {"measured_bias_percent": mb, "measured_t": mt, "measured_bias_sd": msd, "measured_what": what}
-        elif sig.magnitude_source == "assumed" and sig.family not in MODEL_ERROR_FAMILIES:
-            sev = grade(a)
-            if sev is not None:   # a hypothesis never fails; an assumed cue response in the gaps warns only when measured
-                sev = "warn" if structural and sig.family not in INFO_UNLESS_MEASURED else "info"
-            basis, hypothesis, score_sd = "assumed", True, a
-        else:
-            sev = grade(a)
-            if sev is not None and not structural:
-                sev = "info"
-            basis, score_sd = ("measured" if sig.magnitude_source.startswith("measured:") else "assumed"), a
+        sev, basis, hypothesis, score_sd, extra = _grade_signal(sig, bias, a, structural, measured, thresholds)
         entries.append({"source": sig.source, "label": sig.label, "bias": bias, "bias_percent": bias,
                         "bias_sd": bias_sd, "sd_percent": float(sd) if np.isfinite(sd) else None,
                         "sd_source": nz.source, "noise_sd_percent": nz.sd,
@@ -991,39 +961,86 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
                         "structural": structural, "severity": sev, "severity_basis": basis,
                         "hypothesis": hypothesis, "rank_sd": score_sd, **extra})
         if sev is not None:
-            direction = direction_word(bias)
-            if basis == "measured_part":
-                mb, mt = extra["measured_bias_percent"], extra["measured_t"]
-                tt = f"t = {mt:.1f}" if mt is not None and np.isfinite(mt) else "t n/a"
-                message = (f"Measured in this run: {extra['measured_what']} moves {name} by "
-                           f"{mb:+.3g} % ({tt}; {abs(extra['measured_bias_sd']):.2f} σ, σ = residual of "
-                           f"global_signal × the contrast's norm)"
-                           + ("." if sev != "info" else
-                              f", not distinguishable from zero or below the warn size; if the data held "
-                              f"{sig.label}, it would {direction[:-1]} {name} by {a:.2f} σ ({bias:+.3g} %; "
-                              f"size assumed).") )
-            elif hypothesis:
-                message = (f"Hypothesis (size assumed, not measured): if the data held {sig.label}, it would "
-                           f"{direction[:-1]} {name} by {a:.2f} σ ({bias:+.3g} %; {_size_words(sig, nz)}).")
-            else:
-                message = (f"{sig.label[0].upper() + sig.label[1:]} {direction} {name} by "
-                           f"{abs(bias_sd):.2f} σ ({bias:+.3g} %; {_size_words(sig, nz)})"
-                           + ("." if structural else
-                              " (a generic signal present in every run, not a cause specific to this design)."))
-            findings.append(codes.SENSITIVE_UNMODELED_SIGNAL.finding(
-                severity=sev, contrast=name,
-                title=f"{name} is sensitive to an unmodelled signal ({sig.source})",
-                message=message,
-                evidence={"source": sig.source, "label": sig.label, "bias": bias, "bias_percent": bias,
-                          "bias_sd": bias_sd, "sd_source": nz.source, "magnitude_source": sig.magnitude_source,
-                          "noise_sd_percent": nz.sd, "direction": direction, "unit": sig.unit,
-                          "typical": sig.typical, "structural": structural, "severity_basis": basis,
-                          "hypothesis": hypothesis, **extra},
-                score=float(score_sd * sig.typical) if sev in ("warn", "fail") else 0.0,
-                fix=_fix_for(sig.family),
-            ))
+            findings.append(_signal_finding(sig, name, bias, bias_sd, nz, structural, sev, basis, hypothesis,
+                                            score_sd, extra))
     return SensitivityResult(contrast=name, variance=float(var), entries=tuple(entries), findings=tuple(findings),
                              noise=noise)
+
+
+def _grade(a: float, th: Thresholds) -> str | None:
+    """``fail`` at ``sensitivity_fail`` σ, ``warn`` at ``sensitivity_warn`` σ, else None."""
+    return "fail" if a >= th.sensitivity_fail else "warn" if a >= th.sensitivity_warn else None
+
+
+def _grade_signal(sig: Signal, bias: float, a: float, structural: bool, measured: MeasuredSizes | None,
+                  th: Thresholds) -> tuple[str | None, str, bool, float, dict[str, Any]]:
+    """``(severity, severity_basis, hypothesis, rank σ, extra entry fields)`` of one signal's bias
+    (``a`` = its ``|bias_sd|``), by the rules of :func:`assess_sensitivity`."""
+    meas = _measured_size(sig, bias, measured)
+    extra: dict[str, Any] = {}
+    hypothesis = False
+    if meas is not None and measured is not None and measured.sd > 0:
+        mb, mt, what = meas
+        msd = mb / measured.sd
+        distinct = mt is not None and np.isfinite(mt) and abs(mt) >= DISTINCT_T
+        am = abs(msd) if distinct else 0.0
+        sev = _grade(am, th)
+        if sev is not None and not structural:
+            sev = "info"
+        if sev is None and a >= th.sensitivity_warn:
+            sev = "info"   # the assumed size is not borne out by the data
+        basis = "measured_part"
+        score_sd = am
+        extra = {"measured_bias_percent": mb, "measured_t": mt, "measured_bias_sd": msd, "measured_what": what}
+    elif sig.magnitude_source == "assumed" and sig.family not in MODEL_ERROR_FAMILIES:
+        sev = _grade(a, th)
+        if sev is not None:   # a hypothesis never fails; an assumed cue response in the gaps warns only when measured
+            sev = "warn" if structural and sig.family not in INFO_UNLESS_MEASURED else "info"
+        basis, hypothesis, score_sd = "assumed", True, a
+    else:
+        sev = _grade(a, th)
+        if sev is not None and not structural:
+            sev = "info"
+        basis, score_sd = ("measured" if sig.magnitude_source.startswith("measured:") else "assumed"), a
+    return sev, basis, hypothesis, score_sd, extra
+
+
+def _signal_finding(sig: Signal, name: str, bias: float, bias_sd: float, nz: NoiseLevel, structural: bool,
+                    sev: str, basis: str, hypothesis: bool, score_sd: float, extra: Mapping[str, Any]) -> Finding:
+    """``sensitive_unmodeled_signal`` for one graded signal, worded by its basis (measured part,
+    hypothesis, or measured size)."""
+    a = abs(bias_sd) if np.isfinite(bias_sd) else 0.0
+    direction = direction_word(bias)
+    if basis == "measured_part":
+        mb, mt = extra["measured_bias_percent"], extra["measured_t"]
+        tt = f"t = {mt:.1f}" if mt is not None and np.isfinite(mt) else "t n/a"
+        message = (f"Measured in this run: {extra['measured_what']} moves {name} by "
+                   f"{mb:+.3g} % ({tt}; {abs(extra['measured_bias_sd']):.2f} σ, σ = residual of "
+                   f"global_signal × the contrast's norm)"
+                   + ("." if sev != "info" else
+                      f", not distinguishable from zero or below the warn size; if the data held "
+                      f"{sig.label}, it would {direction[:-1]} {name} by {a:.2f} σ ({bias:+.3g} %; "
+                      f"size assumed).") )
+    elif hypothesis:
+        message = (f"Hypothesis (size assumed, not measured): if the data held {sig.label}, it would "
+                   f"{direction[:-1]} {name} by {a:.2f} σ ({bias:+.3g} %; {_size_words(sig, nz)}).")
+    else:
+        message = (f"{sig.label[0].upper() + sig.label[1:]} {direction} {name} by "
+                   f"{abs(bias_sd):.2f} σ ({bias:+.3g} %; {_size_words(sig, nz)})"
+                   + ("." if structural else
+                      " (a generic signal present in every run, not a cause specific to this design)."))
+    return codes.SENSITIVE_UNMODELED_SIGNAL.finding(
+        severity=sev, contrast=name,
+        title=f"{name} is sensitive to an unmodelled signal ({sig.source})",
+        message=message,
+        evidence={"source": sig.source, "label": sig.label, "bias": bias, "bias_percent": bias,
+                  "bias_sd": bias_sd, "sd_source": nz.source, "magnitude_source": sig.magnitude_source,
+                  "noise_sd_percent": nz.sd, "direction": direction, "unit": sig.unit,
+                  "typical": sig.typical, "structural": structural, "severity_basis": basis,
+                  "hypothesis": hypothesis, **extra},
+        score=float(score_sd * sig.typical) if sev in ("warn", "fail") else 0.0,
+        fix=_fix_for(sig.family),
+    )
 
 
 #: σ for a signal whose size is assumed: an assumed voxel-level size is compared with the
