@@ -25,7 +25,6 @@ ALLOWED = {
     "nbdiag.diagnostics.drift.assess_drift",
     "nbdiag.diagnostics.baseline.assess_baseline",
     "nbdiag.explain.audit.audit_design",
-    "nbdiag.participant.pipeline.run_participant",
 }
 
 

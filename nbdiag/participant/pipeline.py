@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from nbdiag.core import codes
 from nbdiag.record.build import RunAudit, build_record, draft_run
@@ -28,7 +28,8 @@ from nbdiag.outputs.files import (check_output_dir, run_folder, write_dataset_de
                             write_run_outputs)
 from nbdiag.core.errors import EXIT_OK, EXIT_RUN_ERRORS
 from nbdiag.participant.preflight import check_before_runs
-from nbdiag.participant.workdir import run_input_files
+from nbdiag.participant.runner import Progress, execute, wants_live_progress
+from nbdiag.participant.workdir import WorkDir, check_work_dir, run_input_files
 
 
 @dataclass
@@ -147,7 +148,7 @@ def _progress_line(i: int, n: int, audits: list[RunAudit], seconds: float) -> st
     return line
 
 
-def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config,  # noqa: C901
+def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config,
                     participant_labels: Iterable[str] | None = None, n_jobs: int = 1,
                     reports: bool = True, log: Callable[[str], None] | None = None,
                     verbose: int = 0, bids_filter=None, work_dir: str | Path | None = None,
@@ -193,8 +194,6 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     nbdiag.config.SettingsError
         For invalid or incomplete settings.
     """
-    from nbdiag.participant.runner import Progress, execute, wants_live_progress
-
     live = (log is None and wants_live_progress()) if progress is None else progress
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     # the one resolver (idempotent on settings it already resolved): labels validated, task required
@@ -202,17 +201,7 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     base = config.all_variants()[0].model
     bids_dir = Path(bids_dir)
     output_dir = check_output_dir(Path(output_dir), bids_dir, bids_dir / base.derivatives_folder)
-    cache = None
-    if work_dir is not None:
-        from nbdiag.participant.workdir import WorkDir, check_work_dir
-
-        work_dir = check_work_dir(Path(work_dir), bids_dir, bids_dir / base.derivatives_folder)
-        cache = WorkDir(work_dir, bids_dir, output_dir)
-        discovery, n_cached = cache.discover(base, bids_filter=bids_filter)
-        if n_cached:
-            log(f"nbdiag: --work-dir: runs of {n_cached} unchanged subject(s) taken from {work_dir}")
-    else:
-        discovery = discover(bids_dir, base, bids_filter=bids_filter)
+    cache, discovery = _discover_runs(bids_dir, output_dir, base, work_dir, bids_filter, log)
     runs, notes = discovery.runs, discovery.notes
     for note in notes:
         log(f"note: {note}")
@@ -222,73 +211,124 @@ def run_participant(bids_dir: str | Path, output_dir: str | Path, config: Config
     n = len(runs)
     variants = [s.variant for s in config.all_variants()]
     log(f"nbdiag: auditing {n} runs x {len(variants)} variants -> {output_dir}")
-    variant_order = {v: i for i, v in enumerate(variants)}
-    order = {run.key: i for i, run in enumerate(runs)}
-    remaining: dict[str, int] = {}
-    for run in runs:
-        remaining[run.subject] = remaining.get(run.subject, 0) + 1
-    pending: dict[str, list[RunAudit]] = {}
-    redone: set[str] = set()
-    bugs: list[RunAudit] = []
-    audits: list[RunAudit] = []
-    reports_written: list[Path] = []
-    bar = Progress(n, log, live=live)
-
-    def subject_done(subject: str) -> None:
-        items = sorted(pending.pop(subject, []), key=lambda a: (order[a.run.key], variant_order[a.variant]))
-        if reports and (subject in redone or not (output_dir / f"sub-{subject}.html").exists()):
-            # a report reads full typed records: a summary (slim worker result, --work-dir stub) is read back
-            items = [a if isinstance(a.record, RunRecord) and (a.design is not None or a.status == "error")
-                     else _reload(output_dir, a) for a in items]
-            reports_written.extend(write_subject_reports(output_dir, items, log))
-        if keep_audits:
-            audits.extend(a.slim() for a in items)
-
-    def collect(run: RunInputs, done: list[RunAudit], seconds: float, skipped: bool = False) -> None:
-        line = _progress_line(bar.done + 1, n, done, seconds)
-        if skipped:
-            line = line.replace(f"  ({seconds:.1f} s)", "  (unchanged, skipped)")
-        bugs.extend(a for a in done if a.error_code == codes.INTERNAL_ERROR.code)
-        bar.update(line, [a.status for a in done], skipped=skipped,
-                   details=_details(done) if verbose and not skipped else "")
-        if (reports or keep_audits) and done:
-            pending.setdefault(run.subject, []).extend(done if reports else [a.slim() if a.design is not None
-                                                                            else a for a in done])
-        remaining[run.subject] -= 1
-        if remaining[run.subject] == 0:  # subject complete: report it, then keep only a slim summary
-            subject_done(run.subject)
-
+    sink = _Collector.for_runs(runs, variants, output_dir, Progress(n, log, live=live), reports=reports,
+                               keep_audits=keep_audits, verbose=verbose, log=log)
     start = time.perf_counter()
-    todo: list[tuple[RunInputs, str | None]] = []
     try:
-        for run in runs:
-            key = None
-            if cache is not None:
-                key = cache.run_key(run, config)
-                statuses = cache.done(run, key, variants)
-                if statuses is not None:
-                    collect(run, [_stub(run, v, statuses[v]) for v in variants], 0.0, skipped=True)
-                    continue
-                cache.forget(run)
-            redone.add(run.subject)
-            todo.append((run, key))
-        tasks = [(run, config, output_dir, not (reports or keep_audits), bids_dir) for run, _ in todo]
-        with _long_lived_frozen():
-            for i, (done, seconds) in execute(_timed, tasks, n_jobs=n_jobs, dask_scheduler=dask_scheduler):
-                run, key = todo[i]
-                if cache is not None:
-                    cache.mark_done(run, key, {a.variant: a.status for a in done})
-                collect(run, done, seconds)
+        _audit_runs(runs, config, variants, cache, sink, bids_dir, n_jobs, dask_scheduler)
     finally:
-        bar.close()
-    audits.sort(key=lambda a: (order[a.run.key], variant_order[a.variant]))
-    counts = dict(bar.counts)
-    result = ParticipantResult(audits=audits, notes=notes, reports=reports_written, counts=counts,
-                               n_unchanged=bar.skipped, internal_errors=bugs)
+        sink.bar.close()
+    audits = sink.audits
+    audits.sort(key=lambda a: (sink.order[a.run.key], sink.variant_order[a.variant]))
+    counts = dict(sink.bar.counts)
+    result = ParticipantResult(audits=audits, notes=notes, reports=sink.reports_written, counts=counts,
+                               n_unchanged=sink.bar.skipped, internal_errors=sink.bugs)
     log(f"nbdiag: {n} runs in {time.perf_counter() - start:.1f} s; "
         + ", ".join(f"{s}: {counts[s]}" for s in ("pass", "warn", "fail", "error"))
-        + (f"; {bar.skipped} unchanged runs skipped (--work-dir)" if bar.skipped else ""))
+        + (f"; {sink.bar.skipped} unchanged runs skipped (--work-dir)" if sink.bar.skipped else ""))
     return result
+
+
+def _discover_runs(bids_dir: Path, output_dir: Path, base: Any, work_dir: str | Path | None, bids_filter: Any,
+                   log: Callable[[str], None]) -> tuple[WorkDir | None, Any]:
+    """``(cache, discovery)``: the runs to audit, through the ``--work-dir`` cache when one is given
+    (then ``cache`` is its :class:`WorkDir`, else None)."""
+    if work_dir is None:
+        return None, discover(bids_dir, base, bids_filter=bids_filter)
+    work_dir = check_work_dir(Path(work_dir), bids_dir, bids_dir / base.derivatives_folder)
+    cache = WorkDir(work_dir, bids_dir, output_dir)
+    discovery, n_cached = cache.discover(base, bids_filter=bids_filter)
+    if n_cached:
+        log(f"nbdiag: --work-dir: runs of {n_cached} unchanged subject(s) taken from {work_dir}")
+    return cache, discovery
+
+
+@dataclass
+class _Collector:
+    """Takes each run's audits as they finish (in any order): progress line, internal errors and, once
+    all of a subject's runs are in, its report and the slim summaries kept (``keep_audits``)."""
+
+    output_dir: Path
+    n: int
+    bar: Progress
+    order: dict[Any, int]
+    variant_order: dict[str, int]
+    #: runs not yet collected, per subject
+    remaining: dict[str, int]
+    reports: bool
+    keep_audits: bool
+    verbose: int
+    log: Callable[[str], None]
+    pending: dict[str, list[RunAudit]] = field(default_factory=dict)
+    #: subjects with at least one run audited anew (not skipped by --work-dir): their report is rewritten
+    redone: set[str] = field(default_factory=set)
+    bugs: list[RunAudit] = field(default_factory=list)
+    audits: list[RunAudit] = field(default_factory=list)
+    reports_written: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def for_runs(cls, runs: list[RunInputs], variants: list[str], output_dir: Path, bar: Progress, *, reports: bool,
+                 keep_audits: bool, verbose: int, log: Callable[[str], None]) -> "_Collector":
+        """A collector for ``runs`` × ``variants``, ordering audits as the runs and variants are listed."""
+        remaining: dict[str, int] = {}
+        for run in runs:
+            remaining[run.subject] = remaining.get(run.subject, 0) + 1
+        return cls(output_dir=output_dir, n=len(runs), bar=bar, order={run.key: i for i, run in enumerate(runs)},
+                   variant_order={v: i for i, v in enumerate(variants)}, remaining=remaining, reports=reports,
+                   keep_audits=keep_audits, verbose=verbose, log=log)
+
+    def subject_done(self, subject: str) -> None:
+        """All runs of ``subject`` are in: write its report (when due) and keep slim summaries."""
+        items = sorted(self.pending.pop(subject, []), key=lambda a: (self.order[a.run.key],
+                                                                     self.variant_order[a.variant]))
+        if self.reports and (subject in self.redone or not (self.output_dir / f"sub-{subject}.html").exists()):
+            # a report reads full typed records: a summary (slim worker result, --work-dir stub) is read back
+            items = [a if isinstance(a.record, RunRecord) and (a.design is not None or a.status == "error")
+                     else _reload(self.output_dir, a) for a in items]
+            self.reports_written.extend(write_subject_reports(self.output_dir, items, self.log))
+        if self.keep_audits:
+            self.audits.extend(a.slim() for a in items)
+
+    def collect(self, run: RunInputs, done: list[RunAudit], seconds: float, skipped: bool = False) -> None:
+        """One run's audits (every variant) are in."""
+        line = _progress_line(self.bar.done + 1, self.n, done, seconds)
+        if skipped:
+            line = line.replace(f"  ({seconds:.1f} s)", "  (unchanged, skipped)")
+        self.bugs.extend(a for a in done if a.error_code == codes.INTERNAL_ERROR.code)
+        self.bar.update(line, [a.status for a in done], skipped=skipped,
+                        details=_details(done) if self.verbose and not skipped else "")
+        if (self.reports or self.keep_audits) and done:
+            self.pending.setdefault(run.subject, []).extend(
+                done if self.reports else [a.slim() if a.design is not None else a for a in done])
+        self.remaining[run.subject] -= 1
+        if self.remaining[run.subject] == 0:  # subject complete: report it, then keep only a slim summary
+            self.subject_done(run.subject)
+
+
+def _audit_runs(runs: list[RunInputs], config: Config, variants: list[str], cache: WorkDir | None,
+                sink: _Collector, bids_dir: Path, n_jobs: int, dask_scheduler: str | None) -> None:
+    """Audit every run not skipped by the ``--work-dir`` cache (in parallel when asked) and hand each
+    result to ``sink`` as it finishes; skipped runs are handed over as stubs."""
+    todo: list[tuple[RunInputs, str | None]] = []
+    for run in runs:
+        key = None
+        if cache is not None:
+            key = cache.run_key(run, config)
+            statuses = cache.done(run, key, variants)
+            if statuses is not None:
+                sink.collect(run, [_stub(run, v, statuses[v]) for v in variants], 0.0, skipped=True)
+                continue
+            cache.forget(run)
+        sink.redone.add(run.subject)
+        todo.append((run, key))
+    slim = not (sink.reports or sink.keep_audits)
+    tasks = [(run, config, sink.output_dir, slim, bids_dir) for run, _ in todo]
+    with _long_lived_frozen():
+        for i, (done, seconds) in execute(_timed, tasks, n_jobs=n_jobs, dask_scheduler=dask_scheduler):
+            run, key = todo[i]
+            if cache is not None:
+                cache.mark_done(run, key, {a.variant: a.status for a in done})
+            sink.collect(run, done, seconds)
 
 
 @contextlib.contextmanager
