@@ -89,3 +89,18 @@ def test_finite_number_is_the_one_reader_of_numbers_in_records():
                                        float("inf"), -np.inf, [1], {"a": 1})] == [None] * 11
     assert not hasattr(access, "finite") and outliers._num is finite_number
     assert group_verdict._num is summary._num is run_figures._finite is finite_number
+
+
+def test_the_record_codec_and_jsonable_share_the_plain_list_path():
+    """core.jsonplain.plain_list is the one fast path of both writers: plain or all-float lists
+    convert without recursion (non-finite -> None); anything mixed is left to the caller."""
+    from nbdiag.core.jsonplain import plain_list
+    from nbdiag.record.codec import to_json
+
+    for values in ([1, 2], [1.0, float("nan"), float("-inf")], ("a", None, True), [], (0.5,)):
+        expected = [None if isinstance(v, float) and v != v or v in (float("inf"), float("-inf")) else v
+                    for v in values]
+        assert plain_list(values) == expected
+        assert jsonable(values) == to_json(values) == expected
+    assert plain_list([1, 2.5]) is None and plain_list([[1.0]]) is None
+    assert jsonable([1, float("nan")]) == to_json([1, float("nan")]) == [1, None]

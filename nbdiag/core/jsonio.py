@@ -11,8 +11,9 @@ row dicts (``orient="records"``); ``None``, ``str`` and ``int`` pass unchanged;
 anything else becomes ``str(value)``.
 
 Fast paths (same results): exact Python ``float``/``int``/``str``/``bool``/``None``
-are handled before the ``isinstance`` chain, and a numeric array is converted with
-one ``tolist()`` (the non-finite scan only runs when the array has any).
+and lists of them are handled before the ``isinstance`` chain (:mod:`nbdiag.core.jsonplain`,
+shared with the record codec), and a numeric array is converted with one ``tolist()``
+(the non-finite scan only runs when the array has any).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nbdiag.core.jsonplain import plain_list
+
 _isfinite = math.isfinite
-_PLAIN = frozenset({str, int, bool, type(None)})  # element types a list keeps unchanged
 
 
 def _finite_list(values: list) -> list:
@@ -75,12 +77,8 @@ def _dict(value: dict) -> dict:
 
 def _sequence(value: list | tuple) -> list:
     """A list or tuple; lists of plain numbers/strings (per-scan series) are converted without recursion."""
-    types = set(map(type, value))
-    if types <= _PLAIN:
-        return list(value)
-    if types == {float}:
-        return list(value) if all(map(_isfinite, value)) else [v if _isfinite(v) else None for v in value]
-    return [jsonable(v) for v in value]
+    out = plain_list(value)
+    return out if out is not None else [jsonable(v) for v in value]
 
 
 def _generic(value: Any) -> Any:

@@ -30,6 +30,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Callable, Final, TypeVar
 
+from nbdiag.core.jsonplain import plain_list
+
 __all__ = ["ABSENT", "Absent", "RecordFormatError", "from_json", "to_json", "field_types"]
 
 T = TypeVar("T")
@@ -68,7 +70,6 @@ class RecordFormatError(ValueError):
 
 _NoneType = type(None)
 _isfinite = math.isfinite
-_PLAIN = frozenset({str, int, bool, _NoneType})  # element types a list keeps unchanged
 
 
 def _identity(value: Any) -> Any:
@@ -463,12 +464,8 @@ def to_json(value: Any) -> Any:
     if t is str or t is int or t is bool or value is None:
         return value
     if t is tuple or t is list:
-        kinds = set(map(type, value))
-        if kinds <= _PLAIN:
-            return list(value)
-        if kinds == {float}:
-            return list(value) if all(map(_isfinite, value)) else [v if _isfinite(v) else None for v in value]
-        return [to_json(v) for v in value]
+        out = plain_list(value)
+        return out if out is not None else [to_json(v) for v in value]
     if t is dict:
         return {k: to_json(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value):
