@@ -55,7 +55,7 @@ AFNI would give is in the evidence, and ``nonsteady_unhandled`` /
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -277,45 +277,49 @@ def _findings(key: str, entry: Mapping[str, Any], th: Thresholds, context: Desig
                    "exclude the run rather than rely on the scans left.")
     fix_would = ("If you apply load_confounds' sample_mask (FirstLevelModel.fit(sample_masks=...)), these scans "
                  f"go; with confounds_strategy {strategy} that is the mask to check before applying it.")
+    fix = fix_applied if applied else fix_would
     for name, counts in entry["conditions"].items():
-        level = _level(counts["fraction"], th.censor_condition_info, th.censor_condition_warn,
-                       th.censor_condition_fail)
-        if level is None:
-            continue
-        limit = {"info": th.censor_condition_info, "warn": th.censor_condition_warn,
-                 "fail": th.censor_condition_fail}[level]
-        out.append(codes.CENSORED_CONDITION.finding(
-            severity=level if applied else "info",
-            title=f"{counts['fraction']:.0%} of {name}'s scans are censored" if applied else
-            f"{counts['fraction']:.0%} of {name}'s scans would be censored",
-            message=(f"{_mask_name(key)} removes {counts['n_censored']} of the {counts['n_scans']} scans where "
-                     f"{name}'s response is in (fraction {counts['fraction']:.3f} ≥ {limit:g}, AFNI's {level} "
-                     f"level for a stimulus class)"
-                     + ("" if applied else "; this fit keeps them") + ". Contrasts on "
-                     f"{name} are decided by the scans left ({counts['n_scans'] - counts['n_censored']})."),
-            evidence={"condition": name, "mask": key, **counts, "level": level, "threshold": limit,
-                      "censor_condition_info": th.censor_condition_info,
-                      "censor_condition_warn": th.censor_condition_warn,
-                      "censor_condition_fail": th.censor_condition_fail,
-                      "threshold_source": "AFNI gen_ss_review_table.py (censor fraction per stimulus class)"},
-            score=float(counts["fraction"]) / max(th.censor_condition_warn, 1e-9),
-            fix=fix_applied if applied else fix_would))
+        def condition_words(level: str, limit: float, name: str = name, counts: Mapping[str, Any] = counts) -> str:
+            return (f"{_mask_name(key)} removes {counts['n_censored']} of the {counts['n_scans']} scans where "
+                    f"{name}'s response is in (fraction {counts['fraction']:.3f} ≥ {limit:g}, AFNI's {level} "
+                    f"level for a stimulus class)"
+                    + ("" if applied else "; this fit keeps them") + ". Contrasts on "
+                    f"{name} are decided by the scans left ({counts['n_scans'] - counts['n_censored']}).")
+        out += _censor_finding(codes.CENSORED_CONDITION, "condition", applied, counts["fraction"], th, f"{name}'s",
+                               condition_words, {"condition": name, "mask": key, **counts},
+                               "AFNI gen_ss_review_table.py (censor fraction per stimulus class)", fix)
     run = entry["run"]
-    level = _level(run["fraction"], th.censor_run_info, th.censor_run_warn, th.censor_run_fail)
-    if level is not None:
-        limit = {"info": th.censor_run_info, "warn": th.censor_run_warn, "fail": th.censor_run_fail}[level]
-        out.append(codes.CENSORED_RUN.finding(
-            severity=level if applied else "info",
-            title=f"{run['fraction']:.0%} of the run's scans are censored" if applied else
-            f"{run['fraction']:.0%} of the run's scans would be censored",
-            message=(f"{_mask_name(key)} removes {run['n_censored']} of {run['n_scans']} scans (fraction "
-                     f"{run['fraction']:.3f} ≥ {limit:g}, AFNI's {level} level for a run); "
-                     f"{entry['dof_left']} residual degrees of freedom are left."
-                     + ("" if applied else " This fit keeps them.")),
-            evidence={"mask": key, **run, "dof_left": entry["dof_left"], "level": level, "threshold": limit,
-                      "censor_run_info": th.censor_run_info, "censor_run_warn": th.censor_run_warn,
-                      "censor_run_fail": th.censor_run_fail,
-                      "threshold_source": "AFNI gen_ss_review_table.py (censor fraction per run)"},
-            score=float(run["fraction"]) / max(th.censor_run_warn, 1e-9),
-            fix=fix_applied if applied else fix_would))
+
+    def run_words(level: str, limit: float) -> str:
+        return (f"{_mask_name(key)} removes {run['n_censored']} of {run['n_scans']} scans (fraction "
+                f"{run['fraction']:.3f} ≥ {limit:g}, AFNI's {level} level for a run); "
+                f"{entry['dof_left']} residual degrees of freedom are left."
+                + ("" if applied else " This fit keeps them."))
+    out += _censor_finding(codes.CENSORED_RUN, "run", applied, run["fraction"], th, "the run's", run_words,
+                           {"mask": key, **run, "dof_left": entry["dof_left"]},
+                           "AFNI gen_ss_review_table.py (censor fraction per run)", fix)
     return out
+
+
+def _censor_finding(code: Any, kind: str, applied: bool, fraction: float, th: Thresholds, whose: str,
+                    words: Callable[[str, float], str], head: Mapping[str, Any], source: str,
+                    fix: str) -> list[Finding]:
+    """``[finding]`` of a censored fraction (``kind`` ``condition`` or ``run``: AFNI's levels are the
+    ``censor_<kind>_info/warn/fail`` thresholds) or ``[]`` below the info level. The finding's severity is
+    the level when the mask is applied (info when it only would be); ``words(level, limit)`` is its message,
+    and its evidence is ``head`` followed by the level and the thresholds."""
+    names = {lv: f"censor_{kind}_{lv}" for lv in ("info", "warn", "fail")}
+    limits = {lv: getattr(th, name) for lv, name in names.items()}
+    level = _level(fraction, limits["info"], limits["warn"], limits["fail"])
+    if level is None:
+        return []
+    limit = limits[level]
+    return [code.finding(
+        severity=level if applied else "info",
+        title=f"{fraction:.0%} of {whose} scans are censored" if applied else
+        f"{fraction:.0%} of {whose} scans would be censored",
+        message=words(level, limit),
+        evidence={**head, "level": level, "threshold": limit, **{names[lv]: limits[lv] for lv in names},
+                  "threshold_source": source},
+        score=float(fraction) / max(limits["warn"], 1e-9),
+        fix=fix)]
