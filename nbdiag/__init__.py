@@ -15,6 +15,9 @@ or for a BIDS dataset, as the command line does::
 Lower level: :func:`nbdiag.inputs.bids.discover_runs`, :func:`nbdiag.record.build.prepare_run`
 (the design nilearn would fit), :func:`nbdiag.record.build.audit_run` (the full record),
 :func:`nbdiag.explain.audit.audit_design` (diagnostics of any design DataFrame).
+
+The functions below import their module when called (and ``Audit`` on first access): ``import
+nbdiag`` and the command line's start stay free of numpy, pandas and nilearn.
 """
 
 from nbdiag._version import __version__

@@ -21,16 +21,24 @@ is read.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
 from nbdiag.config import Settings, SettingsError, resolve_settings
-from nbdiag.record.build import RunAudit, audit_given_run
-from nbdiag.record.model import Provenance, RunRecord
+from nbdiag.core.errors import InputError
 from nbdiag.core.thresholds import Thresholds
+from nbdiag.group.pipeline import run_group, runs_table
+from nbdiag.inputs.nilearn_objects import as_list, event_settings, given_runs, model_settings
+from nbdiag.outputs.files import check_output_dir, write_dataset_description, write_run_outputs
+from nbdiag.outputs.manifest import provenance
+from nbdiag.participant.pipeline import write_subject_reports
+from nbdiag.participant.preflight import check_contrasts
+from nbdiag.participant.workdir import run_input_files
+from nbdiag.record.build import RunAudit, audit_given_run, prepare_given_run
+from nbdiag.record.model import Provenance, RunRecord
 
 __all__ = ["Audit", "audit_model", "audit_models"]
 
@@ -77,8 +85,6 @@ class Audit:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per run x variant with key metrics and status (``group/nbdiag_runs.tsv``'s columns)."""
-        from nbdiag.group.pipeline import runs_table
-
         return runs_table(self.records)
 
     def save(self, output_dir: str | Path, reports: bool = True, group: bool = False) -> Path:
@@ -105,9 +111,6 @@ class Audit:
         Path
             ``output_dir``.
         """
-        from nbdiag.outputs.files import check_output_dir, write_dataset_description, write_run_outputs
-        from nbdiag.participant.pipeline import write_subject_reports
-
         bold = [a.run.prefix for a in self.audits if isinstance(a.record, RunRecord)
                 and a.record.settings.measure == "bold"]
         if bold:
@@ -120,8 +123,6 @@ class Audit:
         if reports:
             write_subject_reports(output_dir, self.audits, log=lambda text: None)
         if group:
-            from nbdiag.group.pipeline import run_group
-
             run_group(output_dir)
         return output_dir
 
@@ -161,10 +162,6 @@ def _settings(contrasts: Any, thresholds: Thresholds | Mapping[str, Any] | None,
 
 def _audit_one(model: Any, run_imgs: Any, events: Any, confounds: Any, sample_masks: Any, base: Settings,
                model_index: int | None, rt_column: str, check: bool = True) -> list[RunAudit]:
-    from dataclasses import replace
-
-    from nbdiag.inputs.nilearn_objects import event_settings, given_runs, model_settings
-
     model_cfg = model_settings(model)
     runs = given_runs(model, run_imgs, events, confounds, sample_masks, model_index, rt_column)
     if check and base.contrasts:
@@ -179,22 +176,12 @@ def _audit_one(model: Any, run_imgs: Any, events: Any, confounds: Any, sample_ma
 def _provenance(run: Any, settings: Settings) -> Provenance:
     """Settings hash + fingerprints of the run's input files, as the participant level records them
     (an image given as an object, and events/confounds given as tables, are not files: left out)."""
-    from nbdiag.outputs.manifest import provenance
-    from nbdiag.participant.workdir import run_input_files
-
     files = {role: path for role, path in run_input_files(run).items() if isinstance(path, (str, Path))}
     return Provenance.from_json(provenance(settings.to_dict(), files, getattr(run, "root", None)))
 
 
 def _check_contrasts(runs: list, base: Settings, model_cfg: Any, rt_column: str) -> None:
     """Refuse contrast typos before any run is audited (against the first run that can be built)."""
-    from dataclasses import replace
-
-    from nbdiag.core.errors import InputError
-    from nbdiag.inputs.nilearn_objects import event_settings
-    from nbdiag.participant.preflight import check_contrasts
-    from nbdiag.record.build import prepare_given_run
-
     for given in runs:
         if given.run.error is not None:
             continue
@@ -282,8 +269,6 @@ def audit_models(models: Sequence[Any], models_run_imgs: Sequence[Any], models_e
     nbdiag.SettingsError
         When the lists do not have one entry per model, or a model/contrast is unusable.
     """
-    from nbdiag.inputs.nilearn_objects import as_list
-
     models = list(models)
     n = len(models)
     imgs = as_list(models_run_imgs, n, "models_run_imgs")

@@ -17,17 +17,24 @@ wrapper                                nilearn source
                                        ``_compute_n_frames_high_res``, ``_regressor_names``
 :func:`nilearn_version`                ``nilearn.__version__``
 =====================================  ==========================================================
+
+nilearn's submodules are imported inside the wrappers, not here: an ``ImportError`` there is how a
+wrapper learns that a helper moved, and ``nilearn.glm`` takes about a second to import, which
+``nbdiag.config`` (imported at the command line's start) must not pay.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import nilearn
 
 #: The range of nilearn releases nbdiag is tested with (also in pyproject.toml).
 SUPPORTED_NILEARN = ">=0.12.1,<0.15"
@@ -35,9 +42,7 @@ SUPPORTED_NILEARN = ">=0.12.1,<0.15"
 
 def nilearn_version() -> tuple[int, int]:
     """``(major, minor)`` of the installed nilearn."""
-    from nilearn import __version__ as version
-
-    major, minor = (int(x) for x in re.findall(r"\d+", version)[:2])
+    major, minor = (int(x) for x in re.findall(r"\d+", nilearn.__version__)[:2])
     return major, minor
 
 
@@ -50,7 +55,7 @@ def load_confounds_defaults(fallback: dict[str, Any]) -> dict[str, Any]:
     helper is missing or its signature changed.
     """
     try:
-        from nilearn.glm.first_level.first_level import _check_kwargs_load_confounds
+        from nilearn.glm.first_level.first_level import _check_kwargs_load_confounds  # lazy: probed per release; slow import
 
         kwargs, _ = _check_kwargs_load_confounds(confounds_strategy=("motion",))
     except (ImportError, TypeError, ValueError):
@@ -81,7 +86,7 @@ def confounds_file_for(bold: Path, fallback_stem: str) -> Path | None:
         From nilearn, when more than one confounds file matches (message says so).
     """
     try:
-        from nilearn.interfaces.fmriprep.load_confounds_utils import _get_file_name
+        from nilearn.interfaces.fmriprep.load_confounds_utils import _get_file_name  # lazy: probed per release; slow import
     except ImportError:
         for suffix in ("_desc-confounds_timeseries.tsv", "_desc-confounds_regressors.tsv"):
             candidate = Path(bold).parent / f"{fallback_stem}{suffix}"
@@ -130,9 +135,9 @@ def _confounds_file_listed(bold: Path, generate_candidates) -> Path | None:
 def create_cosine_drift(high_pass: float, frame_times: np.ndarray) -> np.ndarray:
     """nilearn's cosine drift basis (last column the constant), wherever the release keeps it."""
     try:
-        from nilearn.signal import create_cosine_drift as impl
+        from nilearn.signal import create_cosine_drift as impl  # lazy: moved in 0.13; slow import
     except ImportError:  # nilearn < 0.13
-        from nilearn.glm.first_level.design_matrix import create_cosine_drift as impl
+        from nilearn.glm.first_level.design_matrix import create_cosine_drift as impl  # lazy: moved in 0.13; slow import
     return impl(high_pass, frame_times)
 
 
@@ -153,7 +158,7 @@ def hrf_internals() -> HrfInternals | None:
     nilearn's public ``compute_regressor`` (same numbers, slower).
     """
     try:
-        from nilearn.glm.first_level.hemodynamic_models import (
+        from nilearn.glm.first_level.hemodynamic_models import (  # lazy: probed per release; slow import
             _compute_n_frames_high_res,
             _hrf_kernel,
             _regressor_names,
@@ -170,8 +175,6 @@ def private(module: str, *names: str) -> tuple | None:
     Used by nbdiag's fast paths (:mod:`nbdiag.design.taskpart`, the column-subset confounds reader in
     :mod:`nbdiag.inputs.fmriprep`), which then fall back to nilearn's public functions.
     """
-    import importlib
-
     try:
         mod = importlib.import_module(module)
         return tuple(getattr(mod, name) for name in names)
@@ -181,7 +184,7 @@ def private(module: str, *names: str) -> tuple | None:
 
 def yule_walker(x: np.ndarray, order: int) -> np.ndarray:
     """nilearn's ``run_glm`` AR-coefficient estimator (private ``_yule_walker``), along the last axis."""
-    from nilearn.glm.first_level.first_level import _yule_walker
+    from nilearn.glm.first_level.first_level import _yule_walker  # lazy: nilearn.glm is slow to import
 
     return _yule_walker(x, order)
 
@@ -190,10 +193,8 @@ def clean_contrast_name(contrast: str) -> str:
     """The contrast name as nilearn's ``save_glm_to_bids`` writes it (private
     ``_clean_contrast_name``; the same rules when it moves): ``two_back - zero_back`` ->
     ``twoBackMinusZeroBack``."""
-    import warnings
-
     try:
-        from nilearn.glm._base import _clean_contrast_name
+        from nilearn.glm._base import _clean_contrast_name  # lazy: probed per release; slow import
     except ImportError:  # pragma: no cover - private helper moved: same rules
         name = contrast.replace("-", " Minus ").replace("+", " Plus ").replace(">", " Gt ").replace("<", " Lt ")
         words = name.replace("_", " ").split(" ")

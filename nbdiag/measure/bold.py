@@ -32,6 +32,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from nbdiag.core.compat import clean_contrast_name
 from nbdiag.measure.effect_maps import accumulate, finish, make_plan, summarize_parts
 from nbdiag.measure.images import find_inputs, load_mask, stream_masked
 from nbdiag.outputs.files import atomic_write_bytes, atomic_write_text, run_folder
@@ -40,14 +41,12 @@ from nbdiag.outputs.files import atomic_write_bytes, atomic_write_text, run_fold
 def camel_name(contrast: str) -> str:
     """The contrast name as nilearn's ``save_glm_to_bids`` writes it (``two_back - zero_back`` ->
     ``twoBackMinusZeroBack``)."""
-    from nbdiag.core.compat import clean_contrast_name
-
     return clean_contrast_name(contrast)
 
 
 def _nifti_gz(data: np.ndarray, affine: np.ndarray) -> bytes:
     """A .nii.gz byte string with no timestamp (byte-identical on rerun)."""
-    import nibabel as nib
+    import nibabel as nib  # lazy: nibabel (~150 ms) is needed only when BOLD mode writes a map
 
     img = nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine)
     img.header.set_xyzt_units("mm", "sec")

@@ -28,10 +28,15 @@ import gzip
 import hashlib
 import json
 import os
+import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+import nilearn
+
+from nbdiag._version import __version__
 
 MANIFEST_DIR = Path(".nbdiag") / "manifests"
 MANIFEST_VERSION = 1
@@ -52,10 +57,6 @@ def settings_hash(settings_dict: Mapping[str, Any]) -> str:
         ``Settings.to_dict()``; the subject selection (``sub_labels``,
         ``exclude_subjects``) is left out, so shards of one analysis share a hash.
     """
-    import nilearn
-
-    from nbdiag._version import __version__
-
     data = json.loads(_canonical(settings_dict))
     model = data.get("model")
     if isinstance(model, dict):
@@ -87,8 +88,6 @@ def _nifti_header_bytes(path: Path) -> bytes | None:
 
     A ``.nii.gz`` is decompressed only as far as the header: no voxel is read.
     """
-    import struct
-
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rb") as fh:

@@ -11,25 +11,28 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from nbdiag.core import codes
-from nbdiag.record.build import RunAudit, build_record, draft_run
-from nbdiag.record.model import Provenance, RunRecord
-from nbdiag.record.types import RunSummary
-from nbdiag.inputs.bids import RunInputs, discover
 from nbdiag.config import Config, resolve_settings
-from nbdiag.outputs.manifest import MANIFEST_DIR, make_manifest, manifest_path, provenance, settings_hash
-from nbdiag.outputs.files import (check_output_dir, run_folder, write_dataset_description, write_json,
-                            write_run_outputs)
+from nbdiag.core import codes
 from nbdiag.core.errors import EXIT_OK, EXIT_RUN_ERRORS
+from nbdiag.inputs.bids import RunInputs, discover
+from nbdiag.measure.bold import measure_bold_run
+from nbdiag.outputs.files import (check_output_dir, read_design_tsv, run_folder, write_dataset_description,
+                                  write_json, write_run_outputs)
+from nbdiag.outputs.manifest import MANIFEST_DIR, make_manifest, manifest_path, provenance, settings_hash
 from nbdiag.participant.preflight import check_before_runs
 from nbdiag.participant.runner import Progress, execute, wants_live_progress
 from nbdiag.participant.workdir import WorkDir, check_work_dir, run_input_files
+from nbdiag.record.build import RunAudit, build_record, draft_run
+from nbdiag.record.model import Provenance, RunRecord
+from nbdiag.record.types import RunSummary
+from nbdiag.report import render_subject_report
 
 
 @dataclass
@@ -72,8 +75,6 @@ def _audit_and_write(run: RunInputs, config: Config, output_dir: Path,
     bold: dict = {}
     measured = [d for s, d in drafts if s.measure == "bold"]
     if measured:  # --measure bold: one pass over the BOLD for every variant, before the records are built
-        from nbdiag.measure.bold import measure_bold_run
-
         bold = measure_bold_run(measured, output_dir)[1]
     audits = []
     for settings, draft in drafts:
@@ -355,10 +356,6 @@ def _stub(run: RunInputs, variant: str, status: str) -> RunAudit:
 
 def _reload(output_dir: Path, audit: RunAudit) -> RunAudit:
     """The full record and design of a run × variant from its output files (for a report)."""
-    import json
-
-    from nbdiag.outputs.files import read_design_tsv, run_folder
-
     folder = run_folder(output_dir, audit.run.entities)
     stem = f"{audit.run.prefix}_desc-{audit.variant}"
     record = RunRecord.from_json(json.loads((folder / f"{stem}_nbdiag.json").read_text(encoding="utf-8")))
@@ -384,8 +381,6 @@ def _timed(run: RunInputs, config: Config, output_dir: Path, slim: bool = False,
 
 def write_subject_reports(output_dir: Path, audits: list[RunAudit], log: Callable[[str], None]) -> list[Path]:
     """One self-contained HTML per subject (``OUTPUT_DIR/sub-<label>.html``)."""
-    from nbdiag.report import render_subject_report
-
     by_subject: dict[str, list[RunAudit]] = {}
     for audit in audits:
         by_subject.setdefault(audit.run.subject, []).append(audit)

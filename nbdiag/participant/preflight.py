@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import ast
 import difflib
+import re
 from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
 from nbdiag.config import Config, Settings
 from nbdiag.core.errors import InputError, SettingsError
+from nbdiag.design.contrasts import parse_contrasts
+from nbdiag.inputs.events import load_plugin
+from nbdiag.record.build import prepare_run
 
 __all__ = ["check_contrasts", "check_before_runs", "close_match", "expression_names"]
 
@@ -48,8 +52,6 @@ def check_contrasts(contrasts: Mapping[str, str] | Sequence[str] | None, design:
     Each line names the contrast, the unknown name and its closest design column, or
     nilearn's reason when the expression is not a linear combination of columns.
     """
-    from nbdiag.design.contrasts import parse_contrasts
-
     if not contrasts:
         return []
     parsed = parse_contrasts(contrasts, design, roles)
@@ -117,8 +119,6 @@ def _events_facts(runs: Sequence, needed_types: set[str], needed_columns: set[st
 
 def _check_transforms(settings: Settings, columns: set[str]) -> list[str]:
     """Plugins must import; ``rtdur`` needs its response-time column in the events files."""
-    from nbdiag.inputs.events import load_plugin
-
     problems = []
     where = f" (variant {settings.variant})" if settings.variant != "default" else ""
     for transform in settings.events.transforms:
@@ -155,8 +155,6 @@ def _check_event_settings(settings: Settings, types: set[str]) -> list[str]:
 
 def _rename_note(problem: str, rename: Mapping[str, str]) -> str:
     """Words naming the ``[events] rename`` entries whose old name a contrast problem quotes."""
-    import re
-
     expression = problem.split(" = ", 1)[1] if " = " in problem else problem
     tokens = set(re.findall(r"[A-Za-z0-9_]+", expression.split(": ", 1)[0]))
     hits = [f"{old!r} is renamed to {new!r} by [events] rename (contrasts use the new name)"
@@ -177,8 +175,6 @@ def check_before_runs(runs: Sequence, config: Config) -> None:
     SettingsError
         Listing every problem found, each with the known names and a close match.
     """
-    from nbdiag.record.build import prepare_run
-
     problems: list[str] = []
     variants = config.all_variants()
     # the events files are read here only for the settings that name trial types or columns

@@ -61,7 +61,7 @@ def execute(fn: Callable[..., Any], tasks: Sequence[tuple], n_jobs: int = 1,
         for i, args in enumerate(tasks):
             yield i, fn(*args)
     else:
-        from joblib import Parallel, delayed
+        from joblib import Parallel, delayed  # lazy: the CLI imports this module at start; joblib only for n_jobs > 1
 
         jobs = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
             delayed(_indexed)(i, fn, args) for i, args in enumerate(tasks))
@@ -74,7 +74,7 @@ def _indexed(i: int, fn: Callable[..., Any], args: tuple) -> tuple[int, Any]:
 
 def _dask(fn: Callable[..., Any], tasks: Sequence[tuple], address: str) -> Iterator[tuple[int, Any]]:
     try:
-        from distributed import Client, as_completed
+        from distributed import Client, as_completed  # lazy: optional dependency (dask), --dask-scheduler only
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
         raise ImportError(f"--dask-scheduler {address} needs dask.distributed: pip install \"nbdiag[dask]\"") from exc
     with Client(address) as client:
@@ -103,7 +103,7 @@ class Progress:
         self._bar = None
         if live:
             try:
-                from rich.console import Console
+                from rich.console import Console  # lazy: optional, the live progress bar only
                 from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
                                            TimeElapsedColumn, TimeRemainingColumn)
             except ImportError:  # pragma: no cover - rich is a dependency

@@ -44,7 +44,7 @@ from nbdiag.inputs.bids import (
     resolve_dataset_timing,
 )
 from nbdiag.outputs.manifest import _canonical, input_fingerprints, settings_hash
-from nbdiag.outputs.files import atomic_write_text, run_folder
+from nbdiag.outputs.files import atomic_write_text, check_output_dir, run_folder
 
 WORK_VERSION = 1
 OUTPUT_SUFFIXES = ("_design.tsv", "_design.json", "_nbdiag.json")
@@ -308,8 +308,6 @@ class WorkDir:
 
 def check_work_dir(work_dir: Path, bids_dir: Path, derivatives: Path) -> Path:
     """Refuse a work directory among the inputs (same rule as OUTPUT_DIR)."""
-    from nbdiag.outputs.files import check_output_dir
-
     try:
         return check_output_dir(work_dir, bids_dir, derivatives)
     except ValueError as exc:

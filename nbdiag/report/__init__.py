@@ -18,11 +18,11 @@ __all__ = ["render_subject_report", "render_group_report"]
 
 def __getattr__(name: str) -> Any:
     if name == "render_subject_report":
-        from nbdiag.report.subject import render_subject_report
+        from nbdiag.report.subject import render_subject_report  # lazy: keeps `import nbdiag.report` cheap
 
         return render_subject_report
     if name == "render_group_report":
-        from nbdiag.report.group_report import render_group_report
+        from nbdiag.report.group_report import render_group_report  # lazy: as above
 
         return render_group_report
     raise AttributeError(f"module 'nbdiag.report' has no attribute {name!r}")

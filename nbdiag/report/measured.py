@@ -23,7 +23,7 @@ from nbdiag.report.access import opt
 def _png_uri(fig: Any, dpi: int) -> str:
     """``fig`` as a ``data:image/png;base64,...`` URI, drawn by its own Agg canvas (no pyplot state,
     no backend switch), without the PNG's software/date metadata so identical inputs give identical bytes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: matplotlib (~0.6 s), BOLD-mode figures only
 
     buf = io.BytesIO()
     FigureCanvasAgg(fig)   # the figure's own canvas
@@ -34,7 +34,7 @@ def _png_uri(fig: Any, dpi: int) -> str:
 def glass_brain_uri(path: Path, index: int, title: str) -> str | None:
     """PNG data URI of a glass brain of volume ``index`` of a 4D class map, or None if unreadable."""
     try:
-        from matplotlib.figure import Figure
+        from matplotlib.figure import Figure  # lazy: matplotlib and nilearn.plotting, BOLD-mode figures only
         from nilearn import image, plotting
 
         vol = image.index_img(str(path), index)

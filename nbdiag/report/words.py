@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
+from nbdiag.core import codes
 from nbdiag.core.labels import class_label, signal_words
 
 __all__ = ["SOURCE_WORDS", "code_words", "source_words", "term"]
@@ -45,8 +46,6 @@ def source_words(source: str) -> str:
 
 def code_words(code: str) -> str:
     """A finding code's title from the registry (``nonsteady_unhandled`` -> its default title)."""
-    from nbdiag.core import codes
-
     try:
         return codes.get(str(code)).title
     except (KeyError, ValueError):
