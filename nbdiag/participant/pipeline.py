@@ -22,7 +22,6 @@ from nbdiag.config import Config, resolve_settings
 from nbdiag.core import codes
 from nbdiag.core.errors import EXIT_OK, EXIT_RUN_ERRORS
 from nbdiag.inputs.bids import RunInputs, discover
-from nbdiag.measure.bold import measure_bold_run
 from nbdiag.outputs.files import (check_output_dir, read_design_tsv, run_folder, write_dataset_description,
                                   write_json, write_run_outputs)
 from nbdiag.outputs.manifest import MANIFEST_DIR, make_manifest, manifest_path, provenance, settings_hash
@@ -32,7 +31,6 @@ from nbdiag.participant.workdir import WorkDir, check_work_dir, run_input_files
 from nbdiag.record.build import RunAudit, build_record, draft_run
 from nbdiag.record.model import Provenance, RunRecord
 from nbdiag.record.types import RunSummary
-from nbdiag.report import render_subject_report
 
 
 @dataclass
@@ -75,6 +73,9 @@ def _audit_and_write(run: RunInputs, config: Config, output_dir: Path,
     bold: dict = {}
     measured = [d for s, d in drafts if s.measure == "bold"]
     if measured:  # --measure bold: one pass over the BOLD for every variant, before the records are built
+        # lazy: BOLD mode only (~60 ms of imports every worker process would pay otherwise)
+        from nbdiag.measure.bold import measure_bold_run
+
         bold = measure_bold_run(measured, output_dir)[1]
     audits = []
     for settings, draft in drafts:
@@ -381,6 +382,9 @@ def _timed(run: RunInputs, config: Config, output_dir: Path, slim: bool = False,
 
 def write_subject_reports(output_dir: Path, audits: list[RunAudit], log: Callable[[str], None]) -> list[Path]:
     """One self-contained HTML per subject (``OUTPUT_DIR/sub-<label>.html``)."""
+    # lazy: the report stack (jinja2, ~50 ms) runs in the main process only, not in every worker
+    from nbdiag.report import render_subject_report
+
     by_subject: dict[str, list[RunAudit]] = {}
     for audit in audits:
         by_subject.setdefault(audit.run.subject, []).append(audit)
