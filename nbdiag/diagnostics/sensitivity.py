@@ -486,18 +486,7 @@ def confound_signals(design: pd.DataFrame, roles: dict[str, str], context: Desig
     if not conf or not task:
         return []
     X = design.to_numpy(dtype=float)
-    at = {c: j for j, c in enumerate(cols)}
-    nuis = [c for c in cols if roles.get(c) in ("drift", "constant")]
-    D = np.column_stack([X[:, [at[c] for c in nuis]], np.ones(len(design))])
-    T = np.column_stack([X[:, [at[c] for c in task]], D])
-    Cm = X[:, [at[c] for c in conf]]
-    finite = np.all(np.isfinite(Cm), axis=0)
-    Cm = np.where(np.isfinite(Cm), Cm, 0.0)
-    ss = ((Cm - Cm.mean(axis=0)) ** 2).sum(axis=0)
-    # partial R² of every confound on the task regressors beyond drift + constant, from two orthonormal bases
-    r2_full = 1.0 - _resid_ss(Cm, T) / np.where(ss > 0, ss, 1.0)
-    r2_slow = 1.0 - _resid_ss(Cm, D) / np.where(ss > 0, ss, 1.0)
-    partial = np.where(r2_slow < 1.0 - 1e-12, (r2_full - r2_slow) / np.maximum(1.0 - r2_slow, 1e-12), 0.0)
+    Cm, finite, ss, partial = _confound_task_r2(X, cols, roles, conf, task)
     ns = present_nonsteady_rows(design, context)
     out: list[Signal] = []
     for j, base in enumerate(conf):
@@ -513,25 +502,7 @@ def confound_signals(design: pd.DataFrame, roles: dict[str, str], context: Desig
         steady = z[~ns] if (~ns).any() else z
         family = {base} | {base + e for e in _EXPANSIONS if base + e in conf}
         Xm = X[:, [k for k, c in enumerate(cols) if c not in family]]
-        if base in MEAN_SIGNALS:
-            med, where = _mean_signal_median(base, context, steady)
-            if med is not None:
-                zp = 100.0 * z / med          # the constant in the design absorbs any offset (demeaned columns)
-                size = f"a voxel that carries {base} one for one (measured: {base} in % of its {where})"
-            else:
-                zp = z
-                size = (f"a voxel that carries {base} one for one ({base} is centred and its raw median unknown: "
-                        f"its values read as % signal)")
-            lam, source = 1.0, f"measured:{base}"
-        elif _MOTION.match(base):
-            lam = MOTION_PCT_PER_MM * (ROT_RADIUS_MM if base.startswith("rot") else 1.0)
-            zp, source = z, "assumed"
-            size = (f"a voxel carrying {MOTION_PCT_PER_MM:g} % signal per mm of {base} motion"
-                    + (f" (rotations at {ROT_RADIUS_MM:g} mm)" if base.startswith("rot") else ""))
-        else:
-            sd = float(np.std(z))
-            zp, lam, source = z / sd, OTHER_PCT_PER_SD, "assumed"
-            size = f"a voxel carrying {OTHER_PCT_PER_SD:g} % signal per standard deviation of {base}"
+        zp, lam, source, size = _confound_size(base, z, steady, context)
         gamma = np.linalg.pinv(Xm) @ zp
         m = lam * (zp - Xm @ gamma)
         per_unit = lam if source != "assumed" or _MOTION.match(base) else lam / float(np.std(z))
@@ -539,6 +510,50 @@ def confound_signals(design: pd.DataFrame, roles: dict[str, str], context: Desig
                           f"task regressors beyond drift) for {size}", "% signal", m, typical=1.0, magnitude_source=source,
                           column=base if source == "assumed" else None, per_unit=float(per_unit)))
     return out
+
+
+def _confound_task_r2(X: np.ndarray, cols: list, roles: dict[str, str], conf: list, task: list
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(confound columns, finite?, sum of squares, partial R²)``: the confound columns (non-finite
+    values as 0) and, per column, whether it was finite, its centred sum of squares and its partial R²
+    on the task regressors beyond drift + constant (from two orthonormal bases)."""
+    at = {c: j for j, c in enumerate(cols)}
+    nuis = [c for c in cols if roles.get(c) in ("drift", "constant")]
+    D = np.column_stack([X[:, [at[c] for c in nuis]], np.ones(X.shape[0])])
+    T = np.column_stack([X[:, [at[c] for c in task]], D])
+    Cm = X[:, [at[c] for c in conf]]
+    finite = np.all(np.isfinite(Cm), axis=0)
+    Cm = np.where(np.isfinite(Cm), Cm, 0.0)
+    ss = ((Cm - Cm.mean(axis=0)) ** 2).sum(axis=0)
+    r2_full = 1.0 - _resid_ss(Cm, T) / np.where(ss > 0, ss, 1.0)
+    r2_slow = 1.0 - _resid_ss(Cm, D) / np.where(ss > 0, ss, 1.0)
+    partial = np.where(r2_slow < 1.0 - 1e-12, (r2_full - r2_slow) / np.maximum(1.0 - r2_slow, 1e-12), 0.0)
+    return Cm, finite, ss, partial
+
+
+def _confound_size(base: str, z: np.ndarray, steady: np.ndarray, context: DesignContext
+                   ) -> tuple[np.ndarray, float, str, str]:
+    """``(column in % signal units, loading λ, magnitude source, size words)`` of a confound: mean signals
+    in % of their median, one for one (measured); motion at ``MOTION_PCT_PER_MM``; others at
+    ``OTHER_PCT_PER_SD`` per SD (both assumed)."""
+    if base in MEAN_SIGNALS:
+        med, where = _mean_signal_median(base, context, steady)
+        if med is not None:
+            zp = 100.0 * z / med          # the constant in the design absorbs any offset (demeaned columns)
+            size = f"a voxel that carries {base} one for one (measured: {base} in % of its {where})"
+        else:
+            zp = z
+            size = (f"a voxel that carries {base} one for one ({base} is centred and its raw median unknown: "
+                    f"its values read as % signal)")
+        return zp, 1.0, f"measured:{base}", size
+    if _MOTION.match(base):
+        lam = MOTION_PCT_PER_MM * (ROT_RADIUS_MM if base.startswith("rot") else 1.0)
+        size = (f"a voxel carrying {MOTION_PCT_PER_MM:g} % signal per mm of {base} motion"
+                + (f" (rotations at {ROT_RADIUS_MM:g} mm)" if base.startswith("rot") else ""))
+        return z, lam, "assumed", size
+    sd = float(np.std(z))
+    return z / sd, OTHER_PCT_PER_SD, "assumed", \
+        f"a voxel carrying {OTHER_PCT_PER_SD:g} % signal per standard deviation of {base}"
 
 
 def _difference_t(z: np.ndarray, e: np.ndarray, pair: np.ndarray) -> float:
