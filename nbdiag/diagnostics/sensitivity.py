@@ -281,46 +281,79 @@ def transient_signal(context: DesignContext, idx_list: list[int], design: pd.Dat
     return Signal("transient", label, "% signal", m, typical=1.0, magnitude_source="measured:global_signal")
 
 
-def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignContext,  # noqa: C901
+def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignContext,
                    scan_classes: tuple[str, ...] | None = None,
                    epochs: tuple[dict[str, Any], ...] | None = None,
                    min_confound_r2: float = 0.2) -> list[Signal]:
     """Build the plausible unmodelled signals that exist for this run (see module doc).
 
     The event tables are read into arrays once (onset, duration, trial type)
-    and filtered with boolean masks per condition.
+    and filtered with boolean masks per condition. The signals come in a fixed order (the helpers
+    below, one family each): non-steady-state, transients, unmodelled events, gaps, scrubbing, run
+    start, slow drift, HRF shape, response time, confounds, left-out confounds, repetition time.
     """
     n = len(design)
     full, idx = _full_times(design, context)
     idx_list = idx.tolist()
     idx_set = set(idx_list)
-    t_r = float(context.t_r)
     out: list[Signal] = []
-    flagged = sorted(int(v) for v in context.nonsteady_volumes)
-    present = [v for v in flagged if v in idx_set]
-    if present:
-        k = len(flagged)
-        m = np.zeros(n)
-        pos = {v: i for i, v in enumerate(idx_list)}
-        measured = measured_nonsteady_excess(context, flagged)
-        if measured is not None:
-            exc = dict(zip(flagged, measured.tolist()))
-            label = (f"the measured excess of the {k} flagged volumes (global_signal: {exc[flagged[0]]:.1f} % "
-                     f"at volume {flagged[0]} over its local steady level)")
-            source = "measured:global_signal"
-        else:
-            t1 = nss_excess(t_r, max(flagged) + 1)
-            exc = {v: float(t1[v]) for v in flagged}
-            label = (f"the T1 excess of the {k} flagged volumes ({exc[flagged[0]]:.0f} % at volume {flagged[0]}, "
-                     f"steady state after that; assumed: {_nss_reason(context)})")
-            source = "assumed"
-        for v in flagged:
-            if v in pos:
-                m[pos[v]] = exc[v]
-        out.append(Signal("nonsteady", label, "% signal", m, typical=1.0, magnitude_source=source))
+    nss = _nonsteady_signal(context, idx_list, idx_set, n)
+    if nss is not None:
+        out.append(nss)
     tr_sig = transient_signal(context, idx_list, design, roles)
     if tr_sig is not None:
         out.append(tr_sig)
+    out += _unmodeled_signals(context, full, idx)
+    if epochs:
+        out += _gap_signals(epochs, context, full, idx)
+    out += _scrub_signals(context, idx_list, idx_set, n)
+    out += _slow_signals(design, roles, context, full, idx)
+    rt_name = _rt_name(design, roles, context)
+    ev = context.events
+    has_events = ev is not None and len(ev) > 0
+    # the event table as arrays, once, for the HRF-shape signals and (without rt_events) the RT signals
+    ev_arrays = _event_arrays(ev) if ev is not None and (has_events or (context.rt_events is None
+                                                                       and rt_name is not None)) else None
+    if has_events and ev_arrays is not None:
+        out += _hrf_shape_signals(ev, ev_arrays, design, context, full, idx, rt_name)
+    out += _rt_signals(context, ev_arrays, full, idx, rt_name)
+    out.extend(confound_signals(design, roles, context, min_r2=min_confound_r2))
+    out.extend(left_out_confound_signals(design, context))
+    out.extend(tr_signals(design, roles, context))
+    return out
+
+
+def _nonsteady_signal(context: DesignContext, idx_list: list[int], idx_set: set[int], n: int) -> Signal | None:
+    """``nonsteady``: the flagged volumes' measured excess over their local steady level (global signal)
+    or, unmeasured, the T1 excess; None when no flagged volume is in the design."""
+    flagged = sorted(int(v) for v in context.nonsteady_volumes)
+    present = [v for v in flagged if v in idx_set]
+    if not present:
+        return None
+    k = len(flagged)
+    m = np.zeros(n)
+    pos = {v: i for i, v in enumerate(idx_list)}
+    measured = measured_nonsteady_excess(context, flagged)
+    if measured is not None:
+        exc = dict(zip(flagged, measured.tolist()))
+        label = (f"the measured excess of the {k} flagged volumes (global_signal: {exc[flagged[0]]:.1f} % "
+                 f"at volume {flagged[0]} over its local steady level)")
+        source = "measured:global_signal"
+    else:
+        t1 = nss_excess(float(context.t_r), max(flagged) + 1)
+        exc = {v: float(t1[v]) for v in flagged}
+        label = (f"the T1 excess of the {k} flagged volumes ({exc[flagged[0]]:.0f} % at volume {flagged[0]}, "
+                 f"steady state after that; assumed: {_nss_reason(context)})")
+        source = "assumed"
+    for v in flagged:
+        if v in pos:
+            m[pos[v]] = exc[v]
+    return Signal("nonsteady", label, "% signal", m, typical=1.0, magnitude_source=source)
+
+
+def _unmodeled_signals(context: DesignContext, full: np.ndarray, idx: np.ndarray) -> list[Signal]:
+    """``unmodeled:<type>``: a 0.5 % HRF response to each unmodelled event type."""
+    out: list[Signal] = []
     unmod = context.unmodeled_events
     if unmod is not None and len(unmod):
         u_on, u_du, u_tt = _event_arrays(unmod)
@@ -330,80 +363,111 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
             if np.any(m):
                 out.append(Signal(f"unmodeled:{tt}", f"a 0.5 % HRF response to each unmodelled {tt} event",
                                   "% signal", m, typical=1.0))
-    if epochs:
-        def gap_signal(gaps, height, source, label, typical):
-            if gaps:
-                m = height * _convolved_arrays(np.array([g["start"] for g in gaps], dtype=float),
-                                               np.array([g["duration"] for g in gaps], dtype=float),
-                                               context, full, idx)
-                if np.any(m):
-                    out.append(Signal(source, label, "% signal", m, typical=typical))
+    return out
 
-        pre = [e for e in epochs if e["kind"] == "short_gap" and e.get("position") == "pre_block"]
-        gap_signal(pre, 0.5, "pre_block", f"a 0.5 % HRF response during the unmodelled time right before "
-                   f"each of the {len(pre)} blocks (where a cue would be)", 1.0)
-        if pre and out and out[-1].source == "pre_block":
-            # shorter cues ending at the block onset: the measured signal picks the length it holds
-            alts = []
-            for d in CUE_LENGTHS_S:
-                ends = np.array([g["start"] + g["duration"] for g in pre], dtype=float)
-                du = np.minimum(np.array([g["duration"] for g in pre], dtype=float), d)
-                m = 0.5 * _convolved_arrays(ends - du, du, context, full, idx)
-                if np.any(m):
-                    alts.append((f"a {d:g}-s cue before each block", m))
-            out[-1] = replace(out[-1], alternatives=tuple(alts))
-        gaps = [e for e in epochs if e["kind"] == "short_gap" and e.get("position") != "pre_block"]
-        gap_signal(gaps, 0.25, "short_gaps", f"a 0.25 % HRF response during the {len(gaps)} short transition "
-                   f"gaps between events", 0.5)
+
+def _gap_signals(epochs: tuple[dict[str, Any], ...], context: DesignContext, full: np.ndarray,
+                 idx: np.ndarray) -> list[Signal]:
+    """``pre_block`` (a 0.5 % response in the unmodelled time before each block, with shorter cues as
+    alternatives) and ``short_gaps`` (0.25 % in the other short gaps)."""
+    out: list[Signal] = []
+
+    def gap_signal(gaps, height, source, label, typical):
+        if gaps:
+            m = height * _convolved_arrays(np.array([g["start"] for g in gaps], dtype=float),
+                                           np.array([g["duration"] for g in gaps], dtype=float),
+                                           context, full, idx)
+            if np.any(m):
+                out.append(Signal(source, label, "% signal", m, typical=typical))
+
+    pre = [e for e in epochs if e["kind"] == "short_gap" and e.get("position") == "pre_block"]
+    gap_signal(pre, 0.5, "pre_block", f"a 0.5 % HRF response during the unmodelled time right before "
+               f"each of the {len(pre)} blocks (where a cue would be)", 1.0)
+    if pre and out and out[-1].source == "pre_block":
+        # shorter cues ending at the block onset: the measured signal picks the length it holds
+        alts = []
+        for d in CUE_LENGTHS_S:
+            ends = np.array([g["start"] + g["duration"] for g in pre], dtype=float)
+            du = np.minimum(np.array([g["duration"] for g in pre], dtype=float), d)
+            m = 0.5 * _convolved_arrays(ends - du, du, context, full, idx)
+            if np.any(m):
+                alts.append((f"a {d:g}-s cue before each block", m))
+        out[-1] = replace(out[-1], alternatives=tuple(alts))
+    gaps = [e for e in epochs if e["kind"] == "short_gap" and e.get("position") != "pre_block"]
+    gap_signal(gaps, 0.25, "short_gaps", f"a 0.25 % HRF response during the {len(gaps)} short transition "
+               f"gaps between events", 0.5)
+    return out
+
+
+def _scrub_signals(context: DesignContext, idx_list: list[int], idx_set: set[int], n: int) -> list[Signal]:
+    """``scrub``: a 2 % spike at each volume scrubbing would censor that is still in the design."""
     scrub = [v for v in sorted(int(v) for v in context.scrub_volumes)
              if not context.sample_mask_applied and v in idx_set]
-    if scrub:
-        m = np.zeros(n)
-        pos = {v: i for i, v in enumerate(idx_list)}
-        for v in scrub:
-            m[pos[v]] = 2.0
-        out.append(Signal("scrub", f"a 2 % spike at each of the {len(scrub)} volumes scrubbing would censor",
-                          "% signal", m, typical=1.0))
+    if not scrub:
+        return []
+    m = np.zeros(n)
+    pos = {v: i for i, v in enumerate(idx_list)}
+    for v in scrub:
+        m[pos[v]] = 2.0
+    return [Signal("scrub", f"a 2 % spike at each of the {len(scrub)} volumes scrubbing would censor",
+                   "% signal", m, typical=1.0)]
+
+
+def _slow_signals(design: pd.DataFrame, roles: dict[str, str], context: DesignContext, full: np.ndarray,
+                  idx: np.ndarray) -> list[Signal]:
+    """``run_start`` (1 % settling, with other time constants as alternatives) and ``slow_drift`` (0.25 %
+    just inside the drift model's pass band)."""
+    n = len(design)
     t0 = full[idx[0]] if n else 0.0
     times = full[idx]
-    out.append(Signal("run_start", f"1 % signal settling at the run start (time constant {RUN_START_TAU_S:g} s)",
-                      "% signal", np.exp(-(times - t0) / RUN_START_TAU_S), typical=1.0,
-                      alternatives=tuple((f"settling with time constant {tau:g} s", np.exp(-(times - t0) / tau))
-                                         for tau in RUN_START_ALT_TAU_S)))
+    out = [Signal("run_start", f"1 % signal settling at the run start (time constant {RUN_START_TAU_S:g} s)",
+                  "% signal", np.exp(-(times - t0) / RUN_START_TAU_S), typical=1.0,
+                  alternatives=tuple((f"settling with time constant {tau:g} s", np.exp(-(times - t0) / tau))
+                                     for tau in RUN_START_ALT_TAU_S))]
     n_tot = full.size
     n_drift = sum(1 for c in design.columns if roles.get(c) == "drift")
     k = n_drift + 1 if (context.drift_model or "").lower() in ("cosine", "polynomial") else 1
     m = 0.25 * np.cos(np.pi * k * (np.arange(n_tot) + 0.5) / n_tot)[idx]
-    period = 2.0 * n_tot * t_r / k
+    period = 2.0 * n_tot * float(context.t_r) / k
     out.append(Signal("slow_drift", f"0.25 % drift with period {period:.0f} s, just inside the pass band of the drift model",
                       "% signal", m, typical=0.5))
-    rt_name = _rt_name(design, roles, context)
-    ev = context.events
-    has_events = ev is not None and len(ev) > 0
-    if has_events:
-        e_on, e_du, e_tt = _event_arrays(ev)
-        e_mod = ev["modulation"].to_numpy(float) if "modulation" in ev else None
-        cols = set(design.columns)
-        hrf3 = _base_hrf(context) + " + derivative + dispersion"
-        for cond in sorted(set(e_tt.tolist())):
-            if cond not in cols or cond == rt_name:
-                continue
-            sel = e_tt == cond
-            full_cond = np.vstack([e_on[sel], e_du[sel], e_mod[sel] if e_mod is not None else np.ones(int(sel.sum()))])
-            regs, _ = compute_regressor_fast(full_cond, hrf3, full)
-            if f"{cond}_derivative" not in cols:
-                out.append(Signal(f"hrf_derivative:{cond}", f"a 0.25 % {cond} response 1 s earlier than the canonical HRF",
-                                  "% signal", 0.25 * regs[idx, 1], typical=1.0))
-            if f"{cond}_dispersion" not in cols:
-                out.append(Signal(f"hrf_dispersion:{cond}", f"a 0.25 % {cond} response with a wider HRF (unit dispersion derivative)",
-                                  "% signal", 0.25 * regs[idx, 2], typical=1.0))
+    return out
+
+
+def _hrf_shape_signals(ev: pd.DataFrame, ev_arrays: tuple[np.ndarray, np.ndarray, np.ndarray], design: pd.DataFrame,
+                       context: DesignContext, full: np.ndarray, idx: np.ndarray, rt_name: str | None) -> list[Signal]:
+    """``hrf_derivative:<c>`` / ``hrf_dispersion:<c>``: a 0.25 % response of each modelled condition 1 s
+    earlier / with a wider HRF, unless the model has that derivative already."""
+    out: list[Signal] = []
+    e_on, e_du, e_tt = ev_arrays
+    e_mod = ev["modulation"].to_numpy(float) if "modulation" in ev else None
+    cols = set(design.columns)
+    hrf3 = _base_hrf(context) + " + derivative + dispersion"
+    for cond in sorted(set(e_tt.tolist())):
+        if cond not in cols or cond == rt_name:
+            continue
+        sel = e_tt == cond
+        full_cond = np.vstack([e_on[sel], e_du[sel], e_mod[sel] if e_mod is not None else np.ones(int(sel.sum()))])
+        regs, _ = compute_regressor_fast(full_cond, hrf3, full)
+        if f"{cond}_derivative" not in cols:
+            out.append(Signal(f"hrf_derivative:{cond}", f"a 0.25 % {cond} response 1 s earlier than the canonical HRF",
+                              "% signal", 0.25 * regs[idx, 1], typical=1.0))
+        if f"{cond}_dispersion" not in cols:
+            out.append(Signal(f"hrf_dispersion:{cond}", f"a 0.25 % {cond} response with a wider HRF (unit dispersion derivative)",
+                              "% signal", 0.25 * regs[idx, 2], typical=1.0))
+    return out
+
+
+def _rt_signals(context: DesignContext, ev_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+                full: np.ndarray, idx: np.ndarray, rt_name: str | None) -> list[Signal]:
+    """``rt`` / ``rt:<condition>``: 0.5 % RT-proportional activity (duration = response time), from
+    ``context.rt_events`` or else from the RT condition's events in the event table."""
     rt_arrays = None  # (onsets, durations, trial types)
     if context.rt_events is not None:
         if len(context.rt_events):
             rt_arrays = _event_arrays(context.rt_events)
-    elif ev is not None and rt_name is not None:
-        if not has_events:
-            e_on, e_du, e_tt = _event_arrays(ev)
+    elif ev_arrays is not None and rt_name is not None:
+        e_on, e_du, e_tt = ev_arrays
         is_rt = e_tt == rt_name
         if is_rt.any():
             other_on, other_tt = e_on[~is_rt].tolist(), e_tt[~is_rt].tolist()
@@ -411,22 +475,20 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
             rt_on = e_on[is_rt]
             rt_arrays = (rt_on, e_du[is_rt],
                          np.array([lookup.get(round(float(o), 6), rt_name) for o in rt_on.tolist()], dtype=object))
-    if rt_arrays is not None:
-        r_on, r_du, r_tt = rt_arrays
-        if rt_name is None:
-            out.append(Signal("rt", "0.5 % RT-proportional activity (duration = response time)",
-                              "% signal", 0.5 * _convolved_arrays(r_on, r_du, context, full, idx), typical=1.0))
-        else:
-            for cond in sorted(set(r_tt.tolist())):
-                if cond == rt_name:
-                    continue
-                sel = r_tt == cond
-                out.append(Signal(f"rt:{cond}", f"0.5 % RT-proportional activity in {cond} trials only",
-                                  "% signal", 0.5 * _convolved_arrays(r_on[sel], r_du[sel], context, full, idx),
-                                  typical=1.0))
-    out.extend(confound_signals(design, roles, context, min_r2=min_confound_r2))
-    out.extend(left_out_confound_signals(design, context))
-    out.extend(tr_signals(design, roles, context))
+    if rt_arrays is None:
+        return []
+    r_on, r_du, r_tt = rt_arrays
+    if rt_name is None:
+        return [Signal("rt", "0.5 % RT-proportional activity (duration = response time)",
+                       "% signal", 0.5 * _convolved_arrays(r_on, r_du, context, full, idx), typical=1.0)]
+    out: list[Signal] = []
+    for cond in sorted(set(r_tt.tolist())):
+        if cond == rt_name:
+            continue
+        sel = r_tt == cond
+        out.append(Signal(f"rt:{cond}", f"0.5 % RT-proportional activity in {cond} trials only",
+                          "% signal", 0.5 * _convolved_arrays(r_on[sel], r_du[sel], context, full, idx),
+                          typical=1.0))
     return out
 
 
