@@ -129,6 +129,7 @@ import pandas as pd
 from nbdiag.design.context import DesignContext
 from nbdiag.diagnostics.baseline import (
     _rt_name,
+    assess_baseline,
     n_scans_total,
     original_index,
 )
@@ -140,6 +141,7 @@ from nbdiag.diagnostics.measured import (
     detect_transients,
     task_columns_full,
     measured_nonsteady_excess,
+    nilearn_scale,
 )
 from nbdiag.core.findings import Finding
 from nbdiag.design.hrf import compute_regressor_fast
@@ -650,8 +652,6 @@ def left_out_confound_signals(design: pd.DataFrame, context: DesignContext) -> l
     Motion that leaves no trace in the signal, however it correlates with the task, gives none: it is
     not a cause.
     """
-    from nbdiag.diagnostics.measured import nilearn_scale
-
     sig = context.measured_signals or {}
     gs = sig.get("global_signal")
     cols = {str(c) for c in design.columns}
@@ -1175,7 +1175,6 @@ def _fix_for(family: str) -> str:
 
 def core_signals(design, roles, context, th):
     """Baseline assessment and the signal library of one design (shared by the audit and the what-ifs)."""
-    from nbdiag.diagnostics.baseline import assess_baseline
     base = assess_baseline(design, roles, context, th)
     signals = signal_library(design, roles, context, base.scan_classes, base.epochs,
                              min_confound_r2=th.confound_r2_warn)
