@@ -21,7 +21,6 @@ ROOT = Path(__file__).resolve().parents[1] / "nbdiag"
 ALLOWED = {
     "nbdiag.diagnostics.measured.measure_signals",
     "nbdiag.diagnostics.drift.assess_drift",
-    "nbdiag.diagnostics.baseline.assess_baseline",
     "nbdiag.explain.audit.audit_design",
 }
 

@@ -632,12 +632,23 @@ def assess_baseline(design: pd.DataFrame, roles: dict[str, str], context: Design
     n_long = sum(1 for e in epochs if e["kind"] in ("fixation", "run_edge")
                  and e["duration"] >= thresholds.baseline_epoch_seconds - 1e-9)
     rest = modeled_rest_conditions(design, roles, context)
+    tiled = fraction < thresholds.baseline_none_fraction
+    findings = _scarce_findings(tiled, fraction, n_base, n, n_long, context, thresholds)
+    findings += _modeled_rest_findings(rest, tiled, fraction, thresholds)
+    return BaselineResult(fraction=float(fraction), n_scans=n_base, epochs=tuple(epochs),
+                          scan_classes=classes, modeled_rest=tuple(sorted(rest)),
+                          n_long_epochs=int(n_long), findings=tuple(findings))
+
+
+def _scarce_findings(tiled: bool, fraction: float, n_base: int, n: int, n_long: int, context: DesignContext,
+                     thresholds: Thresholds) -> list[Finding]:
+    """``baseline_scarce`` (warn): no implicit baseline left (``tiled``), or too small a fraction of
+    unmodelled scans, or (block designs) too few long unmodelled epochs."""
     findings: list[Finding] = []
 
     @lru_cache(maxsize=1)
     def few_long_epochs() -> bool:  # a block design with too few long rest epochs (asked at most once)
         return n_long < thresholds.baseline_min_epochs and not _event_related(context, thresholds)
-    tiled = fraction < thresholds.baseline_none_fraction
     if tiled:
         rule = "conditions_cover_the_run"
         findings.append(Finding(
@@ -680,6 +691,13 @@ def assess_baseline(design: pd.DataFrame, roles: dict[str, str], context: Design
             fix="Interpret differential contrasts (e.g. two_back - zero_back) or add fixation "
                 "epochs of >= 10 s between blocks in the task design.",
         ))
+    return findings
+
+
+def _modeled_rest_findings(rest: dict[str, str], tiled: bool, fraction: float,
+                           thresholds: Thresholds) -> list[Finding]:
+    """``baseline_modeled_rest`` (warn) when a rest-like condition is modelled."""
+    findings: list[Finding] = []
     if rest:
         names = sorted(rest)
         why = "; ".join(f"{k}: {rest[k]}" for k in names)
@@ -697,6 +715,4 @@ def assess_baseline(design: pd.DataFrame, roles: dict[str, str], context: Design
                 f"becomes the implicit baseline), or use contrasts against it, e.g. "
                 f"'zero_back - {names[0]}'.",
         ))
-    return BaselineResult(fraction=float(fraction), n_scans=n_base, epochs=tuple(epochs),
-                          scan_classes=classes, modeled_rest=tuple(sorted(rest)),
-                          n_long_epochs=int(n_long), findings=tuple(findings))
+    return findings
