@@ -548,42 +548,15 @@ def assess_drift(
 
     D = columns(sub_cols)
 
-    periods: dict[str, float] = {}
     cosine_model = (context.drift_model or "").lower() == "cosine"
-    for c in drift_cols:
-        m = re.match(r"^drift_(\d+)$", c)
-        if cosine_model and m:
-            periods[c] = 2.0 * n * dt / int(m.group(1))
-
-    r2_task = {c: _r2_on(X[:, at[c]], D) for c in task}
-    kept = {c: (1.0 - r if np.isfinite(r) else float("nan")) for c, r in r2_task.items()}
-    r2_con: dict[str, float] = {}
-    for name, vec in contrasts.items():
-        vec = np.asarray(vec, dtype=float).ravel()
-        if vec.size != len(cols):
-            raise ValueError(
-                f"contrasts[{name!r}] must have one weight per design column ({len(cols)}); got {vec.size}"
-            )
-        r2_con[name] = _r2_on(X @ vec, D)
-
+    periods = _cosine_periods(drift_cols, cosine_model, n, dt)
+    r2_task, kept, r2_con = _drift_r2(X, cols, task, contrasts, D)
     current = 1.0 / context.high_pass if cosine_model and context.high_pass else None
     keep = 1.0 - th.highpass_variance_lost
     T = columns(task)
-    rec_s, rec_k = (None, 0)
-    fsl_s = None
-    if task:
-        rec_s, rec_k = recommended_cosine_cutoff(T, dt, keep, th.highpass_min_cutoff_s)
-        fsl_s = fsl_cutoffcalc(T, dt, thresh=keep, limit=th.highpass_min_cutoff_s)
-    # K / (2 N dt) Hz makes nilearn keep exactly K cosines (tiny nudge against floor() rounding)
-    rec_hz = (rec_k / (2.0 * n * dt)) * (1 + 1e-9) if rec_s is not None else None
-
+    rec_s, rec_hz, fsl_s = _recommended_cutoffs(T, task, dt, keep, n, th)
     freqs, power = _task_spectrum(T, task, dt)
-    fix_drift = (
-        "Lower high_pass (longer cutoff period) so the drift cosines stay below the block "
-        "frequency"
-        + (f" (e.g. high_pass={rec_hz:.4g} Hz, cutoff {rec_s:.0f} s)" if rec_hz else "")
-        + "; or shorten/interleave blocks so conditions alternate faster than the cutoff."
-    )
+    fix_drift = _drift_fix(rec_hz, rec_s)
     findings = _overlap_findings(r2_task, r2_con, list(drift_cols) + list(cos_conf), th, fix_drift)
     # with fMRIPrep cosine confounds, tell their share apart from the drift model's own
     D_model = columns([c for c in sub_cols if c not in cos_conf])
@@ -602,4 +575,56 @@ def assess_drift(
         current_cutoff_s=current, recommended_cutoff_s=rec_s,
         recommended_high_pass_hz=rec_hz, fsl_cutoffcalc_s=fsl_s,
         freqs_hz=freqs, power=power, findings=tuple(findings),
+    )
+
+
+def _cosine_periods(drift_cols: tuple[str, ...], cosine_model: bool, n: int, dt: float) -> dict[str, float]:
+    """Period (s) of each ``drift_<k>`` column of a cosine drift model (``2 n dt / k``)."""
+    periods: dict[str, float] = {}
+    for c in drift_cols:
+        m = re.match(r"^drift_(\d+)$", c)
+        if cosine_model and m:
+            periods[c] = 2.0 * n * dt / int(m.group(1))
+    return periods
+
+
+def _drift_r2(X: np.ndarray, cols: list[str], task: list[str], contrasts: Mapping[str, np.ndarray],
+              D: np.ndarray) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """``(R² of each task column on D, variance each keeps (1 - R²), R² of each contrast's regressor on D)``,
+    ``D`` the drift + constant columns; a contrast without one weight per column raises ``ValueError``."""
+    at = {c: j for j, c in enumerate(cols)}
+    r2_task = {c: _r2_on(X[:, at[c]], D) for c in task}
+    kept = {c: (1.0 - r if np.isfinite(r) else float("nan")) for c, r in r2_task.items()}
+    r2_con: dict[str, float] = {}
+    for name, vec in contrasts.items():
+        vec = np.asarray(vec, dtype=float).ravel()
+        if vec.size != len(cols):
+            raise ValueError(
+                f"contrasts[{name!r}] must have one weight per design column ({len(cols)}); got {vec.size}"
+            )
+        r2_con[name] = _r2_on(X @ vec, D)
+    return r2_task, kept, r2_con
+
+
+def _recommended_cutoffs(T: np.ndarray, task: list[str], dt: float, keep: float, n: int,
+                         th: Thresholds) -> tuple[float | None, float | None, float | None]:
+    """``(recommended cutoff s, its high_pass Hz, FSL cutoffcalc s)``: the shortest cosine cutoff that keeps
+    ``keep`` of every task column's variance (None without task columns)."""
+    rec_s, rec_k = (None, 0)
+    fsl_s = None
+    if task:
+        rec_s, rec_k = recommended_cosine_cutoff(T, dt, keep, th.highpass_min_cutoff_s)
+        fsl_s = fsl_cutoffcalc(T, dt, thresh=keep, limit=th.highpass_min_cutoff_s)
+    # K / (2 N dt) Hz makes nilearn keep exactly K cosines (tiny nudge against floor() rounding)
+    rec_hz = (rec_k / (2.0 * n * dt)) * (1 + 1e-9) if rec_s is not None else None
+    return rec_s, rec_hz, fsl_s
+
+
+def _drift_fix(rec_hz: float | None, rec_s: float | None) -> str:
+    """The fix text of the drift findings (with the recommended high_pass when there is one)."""
+    return (
+        "Lower high_pass (longer cutoff period) so the drift cosines stay below the block "
+        "frequency"
+        + (f" (e.g. high_pass={rec_hz:.4g} Hz, cutoff {rec_s:.0f} s)" if rec_hz else "")
+        + "; or shorten/interleave blocks so conditions alternate faster than the cutoff."
     )
