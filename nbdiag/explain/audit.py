@@ -18,9 +18,19 @@ from nbdiag.core.jsonio import jsonable
 from nbdiag.design.context import DesignContext
 from nbdiag.core.findings import Finding, rank_findings, status_from_findings, worst_severity
 from nbdiag.core.thresholds import Thresholds
+from nbdiag.design.contrasts import parse_contrasts
 from nbdiag.diagnostics._linalg import DesignAlgebra
-from nbdiag.diagnostics.measured import DISTINCT_T, measure_signals, noise_level
-from nbdiag.diagnostics.sensitivity import core_signals, sensitivity_by_contrast
+from nbdiag.diagnostics.censoring import assess_censoring, prepare
+from nbdiag.diagnostics.collinearity import assess_collinearity
+from nbdiag.diagnostics.confounds import assess_confounds
+from nbdiag.diagnostics.drift import assess_drift
+from nbdiag.diagnostics.estimability import assess_contrast
+from nbdiag.diagnostics.measured import DISTINCT_T, measure_signals, nilearn_scale, noise_level
+from nbdiag.diagnostics.motion import assess_motion
+from nbdiag.diagnostics.rt import assess_rt
+from nbdiag.diagnostics.sensitivity import MeasuredSizes, core_signals, footprints, sensitivity_by_contrast
+from nbdiag.diagnostics.weights import baseline_composition, composition_findings, contrast_weights
+from nbdiag.explain.attribution import ContrastInputs, explain_contrasts
 from nbdiag.explain.whatif import whatif_fixes
 from nbdiag.core import codes
 
@@ -69,15 +79,6 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     -------
     DesignAudit
     """
-    from nbdiag.design.contrasts import parse_contrasts
-    from nbdiag.diagnostics.collinearity import assess_collinearity
-    from nbdiag.diagnostics.confounds import assess_confounds
-    from nbdiag.diagnostics.drift import assess_drift
-    from nbdiag.diagnostics.estimability import assess_contrast
-    from nbdiag.diagnostics.rt import assess_rt
-    from nbdiag.diagnostics.weights import baseline_composition, composition_findings, contrast_weights
-    from nbdiag.explain.attribution import ContrastInputs, explain_contrasts
-
     th = thresholds or Thresholds()
     roles = dict(roles)
     cset = parse_contrasts(contrasts, design, roles)
@@ -89,13 +90,7 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     base, signals = core_signals(design, roles, context, th)
     rt = assess_rt(design, roles, context, vectors, th)
     reviewer = _reviewer_numbers(design, roles, context, th, coll.rank)  # AFNI/FSL reviewers' numbers (issue 23)
-    measured = None
-    if context.measured_signals is not None:
-        measured = measure_signals(context.measured_signals, design, vectors, base.scan_classes,
-                                   rows=context.scan_index, nonsteady_volumes=context.nonsteady_volumes,
-                                   noise_model=context.noise_model, algebra=alg,
-                                   scrub_volumes=() if context.sample_mask_applied else context.scrub_volumes,
-                                   task_columns=[c for c in design.columns if roles.get(c) == "task"])
+    measured = _measure(design, roles, context, vectors, base.scan_classes, alg)
     noise = noise_level(design, context, measured=measured)
     sens = sensitivity_by_contrast(design, vectors, signals, th, context,
                                    extra_families=_extra_families(design, roles, vectors, drift, base, th),
@@ -106,11 +101,53 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
                                 + [f for r in reviewer.values() for f in r.findings])
     unmod_types = tuple(sorted(set(context.unmodeled_events["trial_type"].astype(str)))) \
         if context.unmodeled_events is not None and len(context.unmodeled_events) else ()
+    inputs, contrast_sec = _contrast_sections(design, roles, cset, alg, base, drift, sens, measured, all_found,
+                                              unmod_types, measured_global, th)
+    run_level = _measured_run_severity([f for f in all_found if f.contrast is None], sens, measured, th)
+    run_level += _unmodeled_run_findings(inputs, unmod_types)
+    # the run's measured global-signal estimate of each contrast (contrasts.<c>.measured.global_signal, issue 12),
+    # quoted by the explanation when no cause reaches the warn size
+    inputs = [replace(ci, measured_global=_measured_global(contrast_sec.get(ci.name, {})))
+              if ci.measured_global is None else ci for ci in inputs]
+    inputs = [replace(ci, measured_gs=((contrast_sec.get(ci.name) or {}).get("measured") or {}).get("global_signal"))
+              for ci in inputs]
+    expl = explain_contrasts(inputs, run_level + [f for f in input_findings if f.contrast is None], th,
+                             sample_mask_dropped=not context.sample_mask_applied)
+    findings = _explained_findings(expl, run_level, cset, contrast_sec)
+    whatif = whatif_fixes(design, roles, context, vectors, run_level, th, sens,
+                          recommended_cutoff_s=getattr(drift, "recommended_cutoff_s", None), signals=signals)
+    diagnostics = {"collinearity": jsonable(coll.to_dict()), "drift": jsonable(drift.to_dict()),
+                   "confounds": jsonable(conf.to_dict()), "baseline": jsonable(base.to_dict()),
+                   "rt": jsonable(rt.to_dict()), **{k: jsonable(r.to_dict()) for k, r in reviewer.items()}}
+    measured_sec = None if measured is None else _measured_section(measured, context, noise)
+    return DesignAudit(diagnostics=diagnostics, contrasts=jsonable(contrast_sec), whatif=whatif,
+                       findings=findings, status=status_from_findings(findings), measured=measured_sec)
+
+def _measure(design: pd.DataFrame, roles: Mapping[str, str], context: DesignContext,
+             vectors: Mapping[str, np.ndarray], scan_classes: Sequence[str], alg: DesignAlgebra) -> Any:
+    """The run's measured signals (:func:`measure_signals`) against every contrast, or None when the
+    context holds none."""
+    if context.measured_signals is None:
+        return None
+    return measure_signals(context.measured_signals, design, vectors, scan_classes,
+                           rows=context.scan_index, nonsteady_volumes=context.nonsteady_volumes,
+                           noise_model=context.noise_model, algebra=alg,
+                           scrub_volumes=() if context.sample_mask_applied else context.scrub_volumes,
+                           task_columns=[c for c in design.columns if roles.get(c) == "task"])
+
+
+def _contrast_sections(design: pd.DataFrame, roles: Mapping[str, str], cset: Any, alg: DesignAlgebra, base: Any,
+                       drift: Any, sens: Mapping[str, Any], measured: Any, all_found: Sequence[Finding],
+                       unmod_types: tuple[str, ...], measured_global: Mapping[str, float] | None,
+                       th: Thresholds) -> tuple[list[ContrastInputs], dict[str, Any]]:
+    """Per contrast: what the explanation needs (:class:`ContrastInputs`: its own findings, weights'
+    composition, sensitivity) and its record section (estimability, weights, composition, sensitivity,
+    measured)."""
     task_cols = [i for i, c in enumerate(design.columns) if roles.get(c) == "task"]
     contrast_sec: dict[str, Any] = {}
     inputs = []
     n_nonsteady = int(sum(c == "nonsteady" for c in base.scan_classes))
-    for name, vec in vectors.items():
+    for name, vec in cset.vectors.items():
         stats = assess_contrast(design, name, vec, cset.kinds[name], th, algebra=alg)
         w = contrast_weights(design, vec, algebra=alg)
         comp = baseline_composition(w, base.scan_classes, edge_fraction=th.edge_fraction)
@@ -133,26 +170,30 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
         }
         if measured is not None:
             contrast_sec[name]["measured"] = jsonable(measured.contrast_dict(name))
-    run_level = _measured_run_severity([f for f in all_found if f.contrast is None], sens, measured, th)
-    # run-level copy of contrast-specific unmodelled-events evidence
+    return inputs, contrast_sec
+
+
+def _unmodeled_run_findings(inputs: Sequence[ContrastInputs], unmod_types: tuple[str, ...]) -> list[Finding]:
+    """The run-level copy of the contrasts' ``baseline_unmodeled_events`` evidence (empty without any)."""
     unmod_f = [f for i in inputs for f in i.findings if f.code == codes.BASELINE_UNMODELED_EVENTS.code]
-    if unmod_f:
-        run_level.append(codes.BASELINE_UNMODELED_EVENTS.finding(
-            severity=worst_severity(f.severity for f in unmod_f),
-            title="Unmodelled events sit in the baseline",
-            message=f"{', '.join(unmod_types)} listed in events.tsv but not modelled, so they are part of "
-                    f"the implicit baseline of every condition-vs-baseline contrast.",
-            evidence={"event_types": list(unmod_types),
-                      "negative_weight_share": {f.contrast: f.evidence.get("negative_weight_share") for f in unmod_f}},
-            score=max(f.score for f in unmod_f), fix=unmod_f[0].fix))
-    # the run's measured global-signal estimate of each contrast (contrasts.<c>.measured.global_signal, issue 12),
-    # quoted by the explanation when no cause reaches the warn size
-    inputs = [replace(ci, measured_global=_measured_global(contrast_sec.get(ci.name, {})))
-              if ci.measured_global is None else ci for ci in inputs]
-    inputs = [replace(ci, measured_gs=((contrast_sec.get(ci.name) or {}).get("measured") or {}).get("global_signal"))
-              for ci in inputs]
-    expl = explain_contrasts(inputs, run_level + [f for f in input_findings if f.contrast is None], th,
-                             sample_mask_dropped=not context.sample_mask_applied)
+    if not unmod_f:
+        return []
+    return [codes.BASELINE_UNMODELED_EVENTS.finding(
+        severity=worst_severity(f.severity for f in unmod_f),
+        title="Unmodelled events sit in the baseline",
+        message=f"{', '.join(unmod_types)} listed in events.tsv but not modelled, so they are part of "
+                f"the implicit baseline of every condition-vs-baseline contrast.",
+        evidence={"event_types": list(unmod_types),
+                  "negative_weight_share": {f.contrast: f.evidence.get("negative_weight_share") for f in unmod_f}},
+        score=max(f.score for f in unmod_f), fix=unmod_f[0].fix)]
+
+
+def _explained_findings(expl: Mapping[str, Any], run_level: list[Finding], cset: Any,
+                        contrast_sec: dict[str, Any]) -> list[Finding]:
+    """The run's findings: run-level ones ranked, then each contrast's ranked explanation (whose paragraph
+    and codes go into its section), then the parse findings of contrasts that have no vector (their
+    section says they are not estimable)."""
+    vectors = cset.vectors
     findings: list[Finding] = rank_findings(run_level)
     for name in vectors:
         e = expl[name]
@@ -166,26 +207,20 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     seen_ids = {id(f) for f in findings}
     findings.extend(f for f in cset.findings if f.contrast is not None and id(f) not in seen_ids
                     and f.contrast not in vectors)
-    whatif = whatif_fixes(design, roles, context, vectors, run_level, th, sens,
-                          recommended_cutoff_s=getattr(drift, "recommended_cutoff_s", None), signals=signals)
-    diagnostics = {"collinearity": jsonable(coll.to_dict()), "drift": jsonable(drift.to_dict()),
-                   "confounds": jsonable(conf.to_dict()), "baseline": jsonable(base.to_dict()),
-                   "rt": jsonable(rt.to_dict()), **{k: jsonable(r.to_dict()) for k, r in reviewer.items()}}
-    measured_sec = None
-    if measured is not None:
-        measured_sec = jsonable({**measured.signals_dict(), "noise_model": context.noise_model,
-                                 "noise": {"sd_percent": noise.sd, "source": noise.source,
-                                           "reason": noise.reason or None}})
-    return DesignAudit(diagnostics=diagnostics, contrasts=jsonable(contrast_sec), whatif=whatif,
-                       findings=findings, status=status_from_findings(findings), measured=measured_sec)
+    return findings
+
+
+def _measured_section(measured: Any, context: DesignContext, noise: Any) -> Any:
+    """The record's ``measured`` section: every signal's summary, the noise model and the noise level."""
+    return jsonable({**measured.signals_dict(), "noise_model": context.noise_model,
+                     "noise": {"sd_percent": noise.sd, "source": noise.source,
+                               "reason": noise.reason or None}})
+
 
 
 def _reviewer_numbers(design: pd.DataFrame, roles: Mapping[str, str], context: DesignContext,
                       th: Thresholds, rank: int | None = None) -> dict[str, Any]:
     """Censoring and motion per condition (record ``diagnostics.censoring`` / ``diagnostics.motion``)."""
-    from nbdiag.diagnostics.censoring import assess_censoring, prepare
-    from nbdiag.diagnostics.motion import assess_motion
-
     prepared = prepare(design, roles, context)
     return {"censoring": assess_censoring(design, roles, context, th, rank=rank, prepared=prepared),
             "motion": assess_motion(design, roles, context, th, prepared=prepared)}
@@ -194,9 +229,6 @@ def _reviewer_numbers(design: pd.DataFrame, roles: Mapping[str, str], context: D
 def _measured_sizes(measured: Any, vectors: Mapping[str, np.ndarray], alg: DesignAlgebra, design: pd.DataFrame,
                     context: DesignContext, signals: Sequence[Any]) -> dict[str, Any] | None:
     """Per contrast, what the global signal measured (``MeasuredSizes`` for the sensitivity severities)."""
-    from nbdiag.diagnostics.measured import nilearn_scale
-    from nbdiag.diagnostics.sensitivity import MeasuredSizes, footprints
-
     if measured is None or "global_signal" not in measured.signals:
         return None
     summ = measured.signals["global_signal"]
