@@ -83,8 +83,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from nbdiag.core.compat import yule_walker
 from nbdiag.core.labels import CAUSE_CLASSES, CLASS_ORDER, class_kind  # noqa: F401 - one definition; re-exported
 from nbdiag.core.thresholds import DISTINCT_T  # noqa: F401 - one definition; re-exported for the diagnostics
+from nbdiag.diagnostics._linalg import DesignAlgebra
 
 #: fMRIPrep confound columns measured by default (in this order).
 MEASURED_SIGNALS = ("global_signal", "csf", "white_matter")
@@ -425,8 +427,6 @@ def summarize_signal(name: str, series: np.ndarray, nonsteady: Sequence[int]) ->
 def design_rank(X: np.ndarray) -> int:
     """Rank of ``X`` as nilearn's regression models count it (``matrix_rank(X, |X|.sum() * eps)``),
     from the cached SVD."""
-    from nbdiag.diagnostics._linalg import DesignAlgebra
-
     X = np.asarray(X, dtype=float)
     s = DesignAlgebra.of(X).s if not isinstance(X, DesignAlgebra) else X.s
     tol = float(np.abs(X).sum()) * np.finfo(np.float64).eps
@@ -443,8 +443,6 @@ def residual_sd(y: np.ndarray, X: np.ndarray, steady_rows: np.ndarray, pinv: np.
     ``I - H_SS`` is singular (removing the rows lowers the rank). ``pinv`` and ``rank``
     (:func:`design_rank`) of ``X`` when the caller already has them.
     """
-    from nbdiag.diagnostics._linalg import DesignAlgebra
-
     X = np.asarray(X, dtype=float)
     P = DesignAlgebra.of(X).pinv if pinv is None else pinv
     e = y - X @ (P @ y)
@@ -492,8 +490,6 @@ def _whiten_rows(V: np.ndarray, rho: np.ndarray) -> np.ndarray:
 def _ar_coef(resid: np.ndarray, order: int, bins: int = 100) -> np.ndarray:
     """AR coefficients of one residual series exactly as nilearn's ``run_glm`` estimates them
     (``_yule_walker``; AR(1) binned to ``1 / bins``; one series is its own k-means centre)."""
-    from nbdiag.core.compat import yule_walker
-
     rho = np.asarray(yule_walker(resid[None, :], order), dtype=np.float64)[0]
     if order == 1:
         rho = (rho * bins).astype(int) * 1.0 / bins
@@ -509,8 +505,6 @@ def _fit_noise_model(y: np.ndarray, X: np.ndarray, P: np.ndarray, rank: int, vec
     ``run_glm`` bins it -> ``ARModel`` whitening, ``pinv`` of the whitened design, dispersion
     ``RSS / (n - n_columns)`` as nilearn's ``OLSModel.fit`` divides, even for a rank-deficient design, t = effect / sqrt(c cov c' dispersion)), reusing the cached
     pseudo-inverses. ``tests/test_measured.py`` checks them against ``FirstLevelModel``."""
-    from nbdiag.diagnostics._linalg import DesignAlgebra
-
     if noise_model == "ols":
         WX, WP, wy = X, P, y
         whiten = None
@@ -571,7 +565,7 @@ def reference_rows(classes: np.ndarray) -> tuple[np.ndarray, str]:
                  "all scans except flagged non-steady, transient and high-motion volumes")
 
 
-def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,  # noqa: C901
+def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
                     vectors: Mapping[str, np.ndarray], scan_classes: Sequence[str],
                     rows: Sequence[int] | None = None, nonsteady_volumes: Sequence[int] = (),
                     noise_model: str = "ar1", algebra=None, scrub_volumes: Sequence[int] = (),
@@ -620,14 +614,103 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,  # 
         raise ValueError(f"rows must have one entry per design row ({n}); got {rows_arr.size}")
     if len(scan_classes) != n:
         raise ValueError(f"scan_classes must have one entry per design row ({n}); got {len(scan_classes)}")
-    X = design.to_numpy(dtype=float)
-    cols = [str(c) for c in design.columns]
-    task_idx = [i for i, c in enumerate(cols) if c in set(map(str, task_columns))]
-    flagged = set(int(v) for v in nonsteady_volumes)
-    scrubbed = set(int(v) for v in scrub_volumes) - flagged
-    steady_rows = np.array([int(r) not in flagged for r in rows_arr], dtype=bool)
+    run = _RunArrays.build(signals, design, vectors, scan_classes, rows_arr, nonsteady_volumes, scrub_volumes,
+                           task_columns, algebra)
+    summaries: dict[str, SignalSummary] = {}
+    per_contrast: dict[str, dict[str, ContrastMeasure]] = {name: {} for name in vectors}
+    missing = []
+    loadings: dict[str, dict[str, tuple[float, float]]] = {}
+    for sig in MEASURED_SIGNALS:
+        if sig not in signals or signals[sig] is None:
+            missing.append(sig)
+            continue
+        full = np.asarray(signals[sig], dtype=float)
+        if rows_arr.size and int(rows_arr.max()) >= full.size:
+            raise ValueError(f"signal {sig!r} has {full.size} values; the design needs volume {int(rows_arr.max())}")
+        summaries[sig], measures, sig_loadings = _measure_signal(sig, full, run, vectors, noise_model)
+        for name, measure in measures.items():
+            per_contrast[name][sig] = measure
+        if sig_loadings is not None:
+            loadings[sig] = sig_loadings
+    return MeasuredResult(signals=summaries, contrasts=per_contrast, missing=tuple(missing), loadings=loadings)
+
+
+@dataclass(frozen=True)
+class _RunArrays:
+    """What :func:`measure_signals` computes once per run and every signal reuses: the design, its rows
+    and scan classes (with transients and high-motion volumes), the factorisation, the contrasts'
+    weights and their sums per class."""
+
+    X: np.ndarray
+    cols: list[str]
+    #: original volume index of each design row
+    rows: np.ndarray
+    task_idx: list[int]
+    flagged: set[int]
+    steady_rows: np.ndarray
+    #: steady rows without a transient cause (flagged, unflagged, high-motion): where the noise is measured
+    quiet_rows: np.ndarray
+    classes: np.ndarray
+    transients: Transients | None
+    order: list[str]
+    ref_rows: np.ndarray
+    ref_def: str
+    pinv: np.ndarray
+    rank: int
+    names: list[str]
+    W: np.ndarray
+    #: one column per class of ``order`` (float 0/1)
+    M: np.ndarray
+    sum_w: np.ndarray
+    sum_w2: np.ndarray
+    #: per contrast: whether its weights leave a remainder (Σ w ≠ 0)
+    remainder: dict[str, bool]
+    masks: dict[str, np.ndarray]
+
+    @classmethod
+    def build(cls, signals: Mapping[str, np.ndarray], design: pd.DataFrame, vectors: Mapping[str, np.ndarray],
+              scan_classes: Sequence[str], rows_arr: np.ndarray, nonsteady_volumes: Sequence[int],
+              scrub_volumes: Sequence[int], task_columns: Sequence[str], algebra: Any) -> "_RunArrays":
+        n = len(design)
+        X = design.to_numpy(dtype=float)
+        cols = [str(c) for c in design.columns]
+        task_idx = [i for i, c in enumerate(cols) if c in set(map(str, task_columns))]
+        flagged = set(int(v) for v in nonsteady_volumes)
+        scrubbed = set(int(v) for v in scrub_volumes) - flagged
+        steady_rows = np.array([int(r) not in flagged for r in rows_arr], dtype=bool)
+        classes, transients = _classes_with_causes(signals, design, scan_classes, rows_arr, flagged, scrubbed,
+                                                   task_columns)
+        # the noise is measured on the scans without a transient cause (flagged, unflagged, high-motion): a
+        # spike left in the model is a cause to grade, not noise that would hide it
+        quiet_rows = steady_rows & ~np.isin(classes, _EXCLUDED)
+        order = class_order(classes.tolist())
+        masks = {k: classes == k for k in order}
+        ref_rows, ref_def = reference_rows(classes)
+        alg = DesignAlgebra.for_design(X, algebra)
+        pinv = alg.pinv
+        rank = int(np.sum(alg.s > float(np.abs(X).sum()) * np.finfo(np.float64).eps))
+        names = list(vectors)
+        # matrix products of recorded numbers use einsum (no BLAS threading: identical bytes whatever the thread count)
+        W = np.column_stack([pinv.T @ np.asarray(vectors[k], float) for k in names]) if names else np.zeros((n, 0))
+        # per contrast and class: Σ w and Σ w² (the parts' SE), and whether Σ w leaves a remainder
+        M = np.column_stack([masks[k] for k in order]).astype(float) if order else np.zeros((n, 0))
+        sum_w = np.einsum("nc,np->cp", M, W)
+        sum_w2 = np.einsum("nc,np->cp", M, W ** 2)
+        remainder = {name: bool(abs(float(W[:, j].sum())) > 1e-9 * max(float(np.abs(W[:, j]).sum()), 1e-300))
+                     for j, name in enumerate(names)}
+        return cls(X=X, cols=cols, rows=rows_arr, task_idx=task_idx, flagged=flagged, steady_rows=steady_rows,
+                   quiet_rows=quiet_rows, classes=classes, transients=transients, order=order, ref_rows=ref_rows,
+                   ref_def=ref_def, pinv=pinv, rank=rank, names=names, W=W, M=M, sum_w=sum_w, sum_w2=sum_w2,
+                   remainder=remainder, masks=masks)
+
+
+def _classes_with_causes(signals: Mapping[str, np.ndarray], design: pd.DataFrame, scan_classes: Sequence[str],
+                         rows_arr: np.ndarray, flagged: set[int], scrubbed: set[int], task_columns: Sequence[str]
+                         ) -> tuple[np.ndarray, Transients | None]:
+    """The scan classes with the volumes scrubbing would censor as ``high_motion`` and the global signal's
+    unflagged transients (detected here: the brain-wide average is what every voxel shares) as
+    ``transient``; and those transients (None without a global signal)."""
     classes = np.asarray(list(scan_classes), dtype=object)
-    # transients measured from the global signal (the brain-wide average: what every voxel shares)
     gs = signals.get("global_signal") if "global_signal" in signals else None
     transients = None
     if gs is not None:
@@ -640,122 +723,111 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,  # 
     if transients is not None and transients.unflagged():
         classes = classes.copy()
         classes[np.isin(rows_arr, transients.unflagged()) & (classes != "nonsteady")] = "transient"
-    # the noise is measured on the scans without a transient cause (flagged, unflagged, high-motion): a
-    # spike left in the model is a cause to grade, not noise that would hide it
-    quiet_rows = steady_rows & ~np.isin(classes, _EXCLUDED)
-    order = class_order(classes.tolist())
-    masks = {k: classes == k for k in order}
-    ref_rows, ref_def = reference_rows(classes)
-    from nbdiag.diagnostics._linalg import DesignAlgebra
+    return classes, transients
 
-    alg = DesignAlgebra.for_design(X, algebra)
-    pinv = alg.pinv
-    rank = int(np.sum(alg.s > float(np.abs(X).sum()) * np.finfo(np.float64).eps))
-    names = list(vectors)
-    # matrix products of recorded numbers use einsum (no BLAS threading: identical bytes whatever the thread count)
-    W = np.column_stack([pinv.T @ np.asarray(vectors[k], float) for k in names]) if names else np.zeros((n, 0))
-    weights = {name: W[:, j] for j, name in enumerate(names)}
-    # per contrast and class: Σ w and Σ w² (the parts' SE), and whether Σ w leaves a remainder
-    M = np.column_stack([masks[k] for k in order]).astype(float) if order else np.zeros((n, 0))
-    sum_w = np.einsum("nc,np->cp", M, W)
-    sum_w2 = np.einsum("nc,np->cp", M, W ** 2)
-    remainder = {name: bool(abs(float(W[:, j].sum())) > 1e-9 * max(float(np.abs(W[:, j]).sum()), 1e-300))
-                 for j, name in enumerate(names)}
-    n_ref = max(int(ref_rows.sum()), 1)
-    summaries: dict[str, SignalSummary] = {}
-    per_contrast: dict[str, dict[str, ContrastMeasure]] = {name: {} for name in vectors}
-    missing = []
-    loadings: dict[str, dict[str, tuple[float, float]]] = {}
-    for sig in MEASURED_SIGNALS:
-        if sig not in signals or signals[sig] is None:
-            missing.append(sig)
-            continue
-        full = np.asarray(signals[sig], dtype=float)
-        if rows_arr.size and int(rows_arr.max()) >= full.size:
-            raise ValueError(f"signal {sig!r} has {full.size} values; the design needs volume {int(rows_arr.max())}")
-        med, excess = summarize_signal(sig, full, sorted(flagged))
-        own = own_columns(sig, cols)
-        y = nilearn_scale(full[rows_arr])
-        keep = [i for i, c in enumerate(cols) if c not in own]
-        rsd = None
-        ref = None
-        spill = None
-        if np.isfinite(y).all():
-            rsd = residual_sd(y, X, quiet_rows, pinv, rank) if not own else residual_sd(y, X[:, keep], steady_rows)
-            if task_idx and not own:
-                spill = X[:, task_idx] @ (pinv[task_idx] @ y)   # the conditions' fitted response at every row
-            if ref_rows.any():
-                ref = float(np.median((y if spill is None else y - spill)[ref_rows]))
-        reference = None if ref is None else {
-            "value": ref, "definition": ref_def, "n_scans": int(ref_rows.sum()),
-            "remainder": sorted(k for k, on in remainder.items() if on)}
-        summaries[sig] = SignalSummary(sig, med, tuple(sorted(flagged)), excess, rsd, bool(own), reference,
-                                       transients if sig == "global_signal" else None)
-        if own:
-            note = (f"{sig} is in the model ({', '.join(own)}): its estimate is zero by construction, "
-                    "so it says nothing about the contrast")
-            for name in vectors:
-                per_contrast[name][sig] = ContrastMeasure(sig, noise_model, in_model=True, note=note)
-            continue
-        if not np.isfinite(y).all() or ref is None:
-            for name in vectors:
-                per_contrast[name][sig] = ContrastMeasure(sig, noise_model, note=f"{sig} has missing values")
-            continue
-        fits = _fit_noise_model(y, X, pinv, rank, vectors, noise_model, masks, ref, remainder, spill)
-        if sig == "global_signal" and rsd is not None:
-            # loadings from the scans without a transient cause (flagged, unflagged, high-motion): a bright
-            # volume is not read as the loading of a confound that happens to be large there
-            out_rows = np.isin(classes, _EXCLUDED)
-            pl = pinv if not out_rows.any() else np.linalg.pinv(np.where(out_rows[:, None], 0.0, X))
-            beta = pl @ np.where(out_rows, 0.0, y)
-            rho_b = _lag1(y - X @ beta, steady_rows & ~out_rows)
-            # two autocorrelated series: inflate the white-noise SE as for AR(1) noise
-            se_b = rsd * np.sqrt((pl ** 2).sum(axis=1) * (1.0 + rho_b) / (1.0 - rho_b))
-            # and the loading must hold scan to scan: two slowly wandering series (a random-walk head
-            # position, a drifting global signal) correlate by chance; the SE is widened to the first-
-            # difference fit's when that gives a smaller |t| (Frisch-Waugh: column j after the others is
-            # pl[j] / ||pl[j]||², the signal after the others is the residual plus β_j times it)
-            se_b = np.maximum(se_b, _difference_se(pl, beta, np.where(out_rows, 0.0, y - X @ beta),
-                                                   steady_rows & ~out_rows))
-            loadings[sig] = {c: (float(beta[i]), float(se_b[i])) for i, c in enumerate(cols)}
-        yr = y - ref
-        # cause classes: the deviation beyond the steady level *and* beyond the conditions' fitted response
-        # (an HRF tail reaching a gap is the condition's, not the gap's); terms: the deviation itself
-        is_cause = np.array([k in CAUSE_CLASSES for k in order], dtype=bool)
-        parts_all = np.einsum("nc,np->cp", M, W * yr[:, None]) if order else np.zeros((0, len(names)))
-        spill_part = None
-        if spill is not None and is_cause.any():
-            cause_rows = M[:, is_cause].sum(axis=1) > 0
-            sw = np.einsum("nc,np->cp", M, W * spill[:, None])
-            parts_all = parts_all - np.where(is_cause[:, None], sw, 0.0)
-            spill_part = (W * np.where(cause_rows, spill, 0.0)[:, None]).sum(axis=0)
-        sigma = rsd if rsd is not None and np.isfinite(rsd) else float("nan")
-        rho = _lag1(y - X @ (pinv @ y), quiet_rows)
-        quad = _ar1_quadratic(M, W, rho) if order else sum_w2
-        se_all = sigma * np.sqrt(quad + sum_w ** 2 * (np.pi / (2.0 * n_ref)) * (1.0 + rho) / (1.0 - rho))
-        # the placebo SE: for the causes only (terms are never an answer) and for the global signal only (the
-        # signal answers and severities read; csf / white_matter parts keep the AR(1) SE)
-        if order and is_cause.any() and sig == "global_signal":
-            u = yr - (spill if spill is not None else 0.0)
-            se_all[is_cause] = np.maximum(se_all[is_cause],
-                                          _placebo_se(u, M[:, is_cause], W, np.isin(classes, _EXCLUDED)))
-        for j, name in enumerate(names):
-            w = weights[name]
-            by_class = {k: float(parts_all[i, j]) for i, k in enumerate(order)}
-            by_se = {k: _finite(se_all[i, j]) for i, k in enumerate(order)}
-            if spill_part is not None:
-                by_class[SPILL_PART] = float(spill_part[j])
-                by_se[SPILL_PART] = None
-            if remainder[name]:
-                by_class[REFERENCE_PART] = float(ref * w.sum())
-                by_se[REFERENCE_PART] = None
-            by_t = {k: (_finite(by_class[k] / by_se[k]) if by_se.get(k) else None) for k in by_class}
-            est, se, t, parts = fits[name]
-            per_contrast[name][sig] = ContrastMeasure(
-                sig, noise_model, estimate_ols=float(w @ y), estimate=est, se=se, t=t,
-                by_class=by_class, by_class_estimate=parts, by_class_se=by_se, by_class_t=by_t,
-                by_class_kind={k: class_kind(k) for k in by_class})
-    return MeasuredResult(signals=summaries, contrasts=per_contrast, missing=tuple(missing), loadings=loadings)
+
+def _measure_signal(sig: str, full: np.ndarray, run: _RunArrays, vectors: Mapping[str, np.ndarray],
+                    noise_model: str) -> tuple[SignalSummary, dict[str, ContrastMeasure],
+                                               dict[str, tuple[float, float]] | None]:
+    """One signal: its summary, its measure on every contrast (a note when it is in the model or has
+    missing values) and, for the global signal, the design columns' loadings in it."""
+    X, cols = run.X, run.cols
+    med, excess = summarize_signal(sig, full, sorted(run.flagged))
+    own = own_columns(sig, cols)
+    y = nilearn_scale(full[run.rows])
+    keep = [i for i, c in enumerate(cols) if c not in own]
+    rsd = None
+    ref = None
+    spill = None
+    if np.isfinite(y).all():
+        rsd = (residual_sd(y, X, run.quiet_rows, run.pinv, run.rank) if not own
+               else residual_sd(y, X[:, keep], run.steady_rows))
+        if run.task_idx and not own:
+            spill = X[:, run.task_idx] @ (run.pinv[run.task_idx] @ y)   # the conditions' fitted response at every row
+        if run.ref_rows.any():
+            ref = float(np.median((y if spill is None else y - spill)[run.ref_rows]))
+    reference = None if ref is None else {
+        "value": ref, "definition": run.ref_def, "n_scans": int(run.ref_rows.sum()),
+        "remainder": sorted(k for k, on in run.remainder.items() if on)}
+    summary = SignalSummary(sig, med, tuple(sorted(run.flagged)), excess, rsd, bool(own), reference,
+                            run.transients if sig == "global_signal" else None)
+    if own:
+        note = (f"{sig} is in the model ({', '.join(own)}): its estimate is zero by construction, "
+                "so it says nothing about the contrast")
+        return summary, {name: ContrastMeasure(sig, noise_model, in_model=True, note=note) for name in vectors}, None
+    if not np.isfinite(y).all() or ref is None:
+        return summary, {name: ContrastMeasure(sig, noise_model, note=f"{sig} has missing values")
+                         for name in vectors}, None
+    fits = _fit_noise_model(y, X, run.pinv, run.rank, vectors, noise_model, run.masks, ref, run.remainder, spill)
+    loadings = _loadings(y, float(rsd), run) if sig == "global_signal" and rsd is not None else None
+    return summary, _class_measures(sig, y, ref, spill, rsd, fits, run, noise_model), loadings
+
+
+def _loadings(y: np.ndarray, rsd: float, run: _RunArrays) -> dict[str, tuple[float, float]]:
+    """``{column: (β, SE)}``: each design column's loading in the signal, from the scans without a transient
+    cause (flagged, unflagged, high-motion: a bright volume is not read as the loading of a confound that
+    happens to be large there)."""
+    X, pinv, steady_rows = run.X, run.pinv, run.steady_rows
+    out_rows = np.isin(run.classes, _EXCLUDED)
+    pl = pinv if not out_rows.any() else np.linalg.pinv(np.where(out_rows[:, None], 0.0, X))
+    beta = pl @ np.where(out_rows, 0.0, y)
+    rho_b = _lag1(y - X @ beta, steady_rows & ~out_rows)
+    # two autocorrelated series: inflate the white-noise SE as for AR(1) noise
+    se_b = rsd * np.sqrt((pl ** 2).sum(axis=1) * (1.0 + rho_b) / (1.0 - rho_b))
+    # and the loading must hold scan to scan: two slowly wandering series (a random-walk head
+    # position, a drifting global signal) correlate by chance; the SE is widened to the first-
+    # difference fit's when that gives a smaller |t| (Frisch-Waugh: column j after the others is
+    # pl[j] / ||pl[j]||², the signal after the others is the residual plus β_j times it)
+    se_b = np.maximum(se_b, _difference_se(pl, beta, np.where(out_rows, 0.0, y - X @ beta),
+                                           steady_rows & ~out_rows))
+    return {c: (float(beta[i]), float(se_b[i])) for i, c in enumerate(run.cols)}
+
+
+def _class_measures(sig: str, y: np.ndarray, ref: float, spill: np.ndarray | None, rsd: float | None,
+                    fits: Mapping[str, Any], run: _RunArrays, noise_model: str) -> dict[str, ContrastMeasure]:
+    """Every contrast's measure of the signal: the fitted estimate (``fits``) and its parts per scan class,
+    with their SE (AR(1), widened by the placebo SE for the global signal's cause classes) and t."""
+    X, M, W, order, names = run.X, run.M, run.W, run.order, run.names
+    yr = y - ref
+    # cause classes: the deviation beyond the steady level *and* beyond the conditions' fitted response
+    # (an HRF tail reaching a gap is the condition's, not the gap's); terms: the deviation itself
+    is_cause = np.array([k in CAUSE_CLASSES for k in order], dtype=bool)
+    parts_all = np.einsum("nc,np->cp", M, W * yr[:, None]) if order else np.zeros((0, len(names)))
+    spill_part = None
+    if spill is not None and is_cause.any():
+        cause_rows = M[:, is_cause].sum(axis=1) > 0
+        sw = np.einsum("nc,np->cp", M, W * spill[:, None])
+        parts_all = parts_all - np.where(is_cause[:, None], sw, 0.0)
+        spill_part = (W * np.where(cause_rows, spill, 0.0)[:, None]).sum(axis=0)
+    sigma = rsd if rsd is not None and np.isfinite(rsd) else float("nan")
+    rho = _lag1(y - X @ (run.pinv @ y), run.quiet_rows)
+    quad = _ar1_quadratic(M, W, rho) if order else run.sum_w2
+    n_ref = max(int(run.ref_rows.sum()), 1)
+    se_all = sigma * np.sqrt(quad + run.sum_w ** 2 * (np.pi / (2.0 * n_ref)) * (1.0 + rho) / (1.0 - rho))
+    # the placebo SE: for the causes only (terms are never an answer) and for the global signal only (the
+    # signal answers and severities read; csf / white_matter parts keep the AR(1) SE)
+    if order and is_cause.any() and sig == "global_signal":
+        u = yr - (spill if spill is not None else 0.0)
+        se_all[is_cause] = np.maximum(se_all[is_cause],
+                                      _placebo_se(u, M[:, is_cause], W, np.isin(run.classes, _EXCLUDED)))
+    out: dict[str, ContrastMeasure] = {}
+    for j, name in enumerate(names):
+        w = W[:, j]
+        by_class = {k: float(parts_all[i, j]) for i, k in enumerate(order)}
+        by_se = {k: _finite(se_all[i, j]) for i, k in enumerate(order)}
+        if spill_part is not None:
+            by_class[SPILL_PART] = float(spill_part[j])
+            by_se[SPILL_PART] = None
+        if run.remainder[name]:
+            by_class[REFERENCE_PART] = float(ref * w.sum())
+            by_se[REFERENCE_PART] = None
+        by_t = {k: (_finite(by_class[k] / by_se[k]) if by_se.get(k) else None) for k in by_class}
+        est, se, t, parts = fits[name]
+        out[name] = ContrastMeasure(
+            sig, noise_model, estimate_ols=float(w @ y), estimate=est, se=se, t=t,
+            by_class=by_class, by_class_estimate=parts, by_class_se=by_se, by_class_t=by_t,
+            by_class_kind={k: class_kind(k) for k in by_class})
+    return out
 
 
 def _difference_se(pl: np.ndarray, beta: np.ndarray, e: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -831,7 +903,7 @@ def _ar1_quadratic(M: np.ndarray, W: np.ndarray, rho: float) -> np.ndarray:
     V = M[:, :, None] * W[:, None, :]            # rows × classes × contrasts
     if rho <= 0.0:
         return (V ** 2).sum(axis=0)
-    from scipy.signal import lfilter
+    from scipy.signal import lfilter  # lazy: scipy.signal is slow to import; only a positive AR(1) needs it
 
     a = lfilter([1.0], [1.0, -rho], V, axis=0)
     b = lfilter([1.0], [1.0, -rho], V[::-1], axis=0)[::-1]
