@@ -17,9 +17,9 @@ import pytest
 MAX_LINES = 80
 ROOT = Path(__file__).resolve().parents[1] / "nbdiag"
 
-#: module.function -> still longer than MAX_LINES (being split by other work; remove when done)
-ALLOWED = {
-}
+#: module.function -> still longer than MAX_LINES (being split by other work; remove when done). Empty:
+#: every function in nbdiag/ is within the limit; a new long one is split, not listed here.
+ALLOWED: set[str] = set()
 
 
 @lru_cache(maxsize=None)
