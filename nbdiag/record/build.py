@@ -20,16 +20,21 @@ import pandas as pd
 
 from nbdiag.core.jsonio import jsonable
 from nbdiag._version import __version__
-from nbdiag.inputs.bids import RunInputs
+from nbdiag.inputs.bids import RunInputs, t_r_disagreement
 from nbdiag.config import Settings
 from nbdiag.design.context import DesignContext, frame_times
-from nbdiag.design.matrix import DesignResult, build_design
+from nbdiag.design.matrix import DesignResult, build_design, infer_roles
 from nbdiag.core.errors import InputError
-from nbdiag.inputs.events import events_outside_run, read_events, transform_events
+from nbdiag.core.limits import too_large
+from nbdiag.diagnostics.drift import dct_cosines
+from nbdiag.diagnostics.sensitivity import MEAN_SIGNALS
+from nbdiag.explain.audit import audit_design
+from nbdiag.inputs.events import EventsResult, events_outside_run, read_events, transform_events
+from nbdiag.inputs.saved_design import load_saved_design
 from nbdiag.core.findings import Finding, rank_findings, status_from_findings
 from nbdiag.record.model import Provenance, RunError, RunRecord, SavedDesignRecord
 from nbdiag.record.types import RunSummary
-from nbdiag.inputs.fmriprep import load_run_confounds
+from nbdiag.inputs.fmriprep import NSS_PATTERN, ConfoundsResult, load_run_confounds, raw_signals, read_raw_confounds
 from nbdiag.core import codes
 
 
@@ -147,8 +152,6 @@ def _mean_signal_medians(path, columns, nonsteady) -> tuple[tuple[str, float], .
     load_confounds demeans its columns, so the design alone cannot say what 1 % of
     ``global_signal`` is; the raw file can. Empty when none is in the design.
     """
-    from nbdiag.diagnostics.sensitivity import MEAN_SIGNALS
-    from nbdiag.inputs.fmriprep import read_raw_confounds
 
     wanted = [c for c in MEAN_SIGNALS if c in set(map(str, columns))]
     if not wanted or path is None:
@@ -173,7 +176,6 @@ def tr_mismatch_finding(run: RunInputs) -> Finding | None:
     ``evidence.sources``; the TRs other than the model's become ``tr:<s>``
     what-if signals (``other_t_r`` of the design context).
     """
-    from nbdiag.inputs.bids import t_r_disagreement
 
     sources = list(getattr(run, "t_r_sources", []) or [])
     if not sources and run.own_t_r is not None:
@@ -258,15 +260,13 @@ def prepare_run(run: RunInputs, settings: Settings) -> PreparedRun:
     context = make_context(settings, events, conf, built, t_r, slice_time_ref, n_scans)
     medians = _mean_signal_medians(run.confounds, built.design.columns, conf.nonsteady_volumes)
     if medians:
-        from dataclasses import replace as _replace
-        context = _replace(context, confound_medians=medians)
+        context = replace(context, confound_medians=medians)
     by_value: dict[float, list[str]] = {}
     for src in getattr(run, "t_r_sources", None) or []:
         if abs(float(src["value"]) - t_r) > 1e-3:
             by_value.setdefault(round(float(src["value"]), 6), []).append(str(src["source"]))
     if by_value:
-        from dataclasses import replace as _replace
-        context = _replace(context, other_t_r=tuple((", ".join(kinds), v) for v, kinds in sorted(by_value.items())))
+        context = replace(context, other_t_r=tuple((", ".join(kinds), v) for v, kinds in sorted(by_value.items())))
     return PreparedRun(events, conf, built, context, findings, notes)
 
 
@@ -290,17 +290,14 @@ def check_n_scans(n_scans: int, run: RunInputs, settings: Settings) -> None:
                          found=f"{n_scans}")
     limit = settings.limits.max_scans
     if n_scans > limit:
-        from nbdiag.core.limits import too_large
-
         raise InputError(too_large(f"volumes ({source})", n_scans, limit, "max_scans"), file=run.bold,
                          code=codes.INPUT_TOO_LARGE.code, expected=f"at most {limit} volumes", found=f"{n_scans}")
 
 
 def _stats_model_inputs(run: RunInputs, settings: Settings, table: pd.DataFrame, n_scans: int):
     """Events and confounds of a run under a BIDS Stats Model's run node (``--model``)."""
+    # lazy: the BIDS Stats Model reader (bsmschema, pydantic: ~130 ms) only for --model
     from nbdiag.inputs.bids_stats_model import design_inputs
-    from nbdiag.inputs.events import EventsResult
-    from nbdiag.inputs.fmriprep import NSS_PATTERN, ConfoundsResult, raw_signals, read_raw_confounds
 
     raw = read_raw_confounds(run.confounds) if run.confounds is not None else None
     if raw is not None and len(raw) != n_scans:
@@ -490,7 +487,6 @@ def audit_design_into(record: dict[str, Any], built: DesignResult, context: Desi
 
     Returns what BOLD mode needs of the audit (:class:`BoldSpec`), from the audit's values.
     """
-    from nbdiag.explain.audit import audit_design
 
     design = built.design
     record["design"] = {
@@ -562,13 +558,6 @@ def audit_saved_design(path, contrasts=None, t_r: float | None = None, slice_tim
     InputError
         When the design file cannot be read or no t_r is known.
     """
-    from pathlib import Path
-
-    from nbdiag.design.matrix import infer_roles
-    from nbdiag.diagnostics.drift import dct_cosines
-    from nbdiag.explain.audit import audit_design
-    from nbdiag.inputs.saved_design import load_saved_design
-
     path = Path(path)
     given_high_pass = high_pass
     design, t_r, slice_time_ref, source = load_saved_design(path, t_r, slice_time_ref)
@@ -670,9 +659,6 @@ def prepare_given_run(given, settings: Settings) -> PreparedRun:
     InputError
         For bad input (run, column, row, expected, found).
     """
-    from nbdiag.inputs.events import EventsResult
-    from nbdiag.inputs.fmriprep import ConfoundsResult
-
     run = given.run
     if run.error is not None:
         raise run.error
