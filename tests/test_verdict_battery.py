@@ -12,6 +12,7 @@ import io
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -30,7 +31,7 @@ CASES = [
     ("spikes_harmless", 200), ("spikes_harmless", 203),
     ("spikes_harmful", 200), ("spikes_harmful", 203),
     ("true_deactivation", 200), ("true_deactivation", 201),
-    ("settling", 200),
+    ("settling", 200), ("settling", 100003), ("settling", 200096),
     ("tiled", 200), ("tiled", 201),
     ("forum", 201), ("forum", 202),
     ("clean", 201), ("clean", 202),
@@ -160,3 +161,128 @@ def test_variance_cause_and_run_edge_corroboration():
     assert distinct_causes(gs) == [("run_edge", 0.3)]
     assert distinct_causes(gs, exclude=("run_edge",)) == []
     assert distinct_causes(None) == []
+
+
+# ---------------------------------------------------------------- slow settling (issue 20: "slow settling")
+def _settling_run(amp: float, tau: float, seed: int = 0, t_r: float = 1.5, n: int = 240, head: np.ndarray | None = None,
+                  drift_sd: float = 0.0):
+    """A blocked run whose global signal holds ``amp`` % settling with time constant ``tau`` (s) and, optionally,
+    extra excess ``head`` (%) on its first volumes; returns (design, roles, context, y_flawed %, y_fixed %)."""
+    import pandas as pd
+    from nilearn.glm.first_level import make_first_level_design_matrix
+
+    from nbdiag.design.context import DesignContext
+
+    rng = np.random.default_rng(seed)
+    ons = np.arange(20.0, n * t_r - 40.0, 50.0)
+    ev = pd.DataFrame({"onset": ons, "duration": 25.0,
+                       "trial_type": ["zero_back" if i % 2 == 0 else "two_back" for i in range(ons.size)]})
+    ft = np.arange(n) * t_r
+    design = make_first_level_design_matrix(ft, ev, hrf_model="glover", drift_model="cosine", high_pass=0.008)
+    roles = {c: "constant" if c == "constant" else "drift" if c.startswith("drift_") else "task" for c in design}
+    clean = 100.0 + 0.5 * design["zero_back"].to_numpy() + 1.0 * design["two_back"].to_numpy() \
+        + rng.normal(0.0, 0.15, n) + np.cumsum(rng.normal(0.0, drift_sd, n))
+    flaw = amp * np.exp(-ft / tau)
+    if head is not None:
+        flaw[:head.size] += head
+    gs, fixed = 6.0 * (clean + flaw), 6.0 * clean
+    ctx = DesignContext(t_r=t_r, events=ev, high_pass=0.008, drift_model="cosine",
+                        measured_signals={"global_signal": gs}, noise_model="ar1", n_scans_total=n)
+    return design, roles, ctx, gs, fixed
+
+
+
+def test_settling_time_constant_is_fitted_and_its_bias_is_nilearns():
+    """The settling shape is fitted from the run's own global signal over a time-constant grid (least squares),
+    and the measured bias on every contrast equals nilearn's change (flawed − fixed fit) within 15 %."""
+    from nbdiag.explain.audit import audit_design as audit
+    from nbdiag.diagnostics.sensitivity import RUN_START_ALT_TAU_S
+
+    assert RUN_START_ALT_TAU_S[0] == 4.0 and RUN_START_ALT_TAU_S[-1] == 64.0 and len(RUN_START_ALT_TAU_S) == 9
+    design, roles, ctx, gs, fixed = _settling_run(3.0, 15.0, seed=1)
+    a = audit(design, roles, ctx, vb.CONTRASTS, Thresholds())
+    est, se = vb._fit(design, gs, list(vb.CONTRASTS), ctx.t_r)
+    fix, _ = vb._fit(design, fixed, list(vb.CONTRASTS), ctx.t_r)
+    for name in vb.CONTRASTS:
+        e = next(x for x in a.contrasts[name]["sensitivity"] if x["source"] == "run_start")
+        assert "time constant 16 s" in e["measured_what"]           # the grid value nearest 15 s
+        proved = est[name] - fix[name]
+        assert abs(e["measured_bias_percent"] - proved) <= 0.15 * abs(proved), (name, e["measured_bias_percent"], proved)
+        assert e["structural"] and abs(e["measured_t"]) >= 3
+        if abs(proved) >= se[name]:                                  # affected: settling is named first
+            first = next(f for f in a.findings if f.contrast == name and f.severity in ("warn", "fail"))
+            assert vb.cause_of(first) == "settling", first.title
+
+
+def test_settling_footprint_se_holds_for_a_wandering_signal():
+    """The settling footprint's SE is at least its placebo SE (β refitted on the circularly shifted residual,
+    checked against np.roll), so a random walk alone is no settling cause."""
+    from nbdiag.diagnostics.sensitivity import FOOTPRINT_PLACEBO_SHIFTS, _placebo_beta_se
+
+    rng = np.random.default_rng(3)
+    n = 200
+    e, m = np.cumsum(rng.normal(size=n)), np.exp(-np.arange(n) / 10.0)
+    ss = float(m @ m)
+    lags = np.unique(np.linspace(0.05 * n, 0.95 * n, FOOTPRINT_PLACEBO_SHIFTS).astype(int))
+    hand = 1.4826 * np.median([abs(np.roll(e, k) @ m / ss) for k in lags])
+    assert abs(_placebo_beta_se(m, e, ss) - hand) < 1e-12
+    assert _placebo_beta_se(m[:10], e[:10], float(m[:10] @ m[:10])) == 0.0
+    # clean runs with a random-walk drift: no settling is made a cause
+    from nbdiag.explain.audit import audit_design as audit
+
+    for seed in range(4):
+        design, roles, ctx, _, _ = _settling_run(0.0, 15.0, seed=seed, drift_sd=0.02)
+        a = audit(design, roles, ctx, vb.CONTRASTS, Thresholds())
+        assert not [f for f in a.findings if f.severity in ("warn", "fail") and vb.cause_of(f) == "settling"], seed
+
+
+def test_bright_run_start_is_a_settling_head_only_when_a_slow_decay_explains_it():
+    """Run-start volumes that stand out are the head of a slow settling when the settling refitted with them
+    explains each within the transient threshold (then they are no transient); a fast non-steady-state decay
+    (halving per volume) stays a transient."""
+    from nbdiag.explain.audit import audit_design as audit
+
+    design, roles, ctx, gs, fixed = _settling_run(4.0, 8.0, seed=2, t_r=2.0, n=200)
+    a = audit(design, roles, ctx, vb.CONTRASTS, Thresholds())
+    assert a.measured["signals"]["global_signal"]["transients"]["volumes"]   # the start stands out ...
+    assert not any(f.code == "transient_unflagged" for f in a.findings)      # ... and is settling
+    assert not any(e["source"] == "transient" for e in a.contrasts["zero_back"]["sensitivity"])
+    est, _ = vb._fit(design, gs, ["zero_back"], ctx.t_r)
+    fix, _ = vb._fit(design, fixed, ["zero_back"], ctx.t_r)
+    e = next(x for x in a.contrasts["zero_back"]["sensitivity"] if x["source"] == "run_start")
+    assert abs(e["measured_bias_percent"] - (est["zero_back"] - fix["zero_back"])) <= 0.15 * abs(est["zero_back"] - fix["zero_back"])
+    fast = _settling_run(0.0, 20.0, seed=2, t_r=2.0, n=200, head=20.0 * 0.5 ** np.arange(4))
+    b = audit(*fast[:3], vb.CONTRASTS, Thresholds())
+    assert any(f.code == "transient_unflagged" for f in b.findings)
+    first = next(f for f in b.findings if f.contrast == "zero_back" and f.severity in ("warn", "fail"))
+    assert vb.cause_of(first) == "transient"
+
+
+def test_settling_rules_unit():
+    """settling_head's guards, the negative-footprint rule, without_volumes and the attribution claim."""
+    from nbdiag.diagnostics.sensitivity import Signal, settling_head, without_volumes
+    from nbdiag.explain.attribution import SETTLING_CLAIMS, _measured_settling
+    from nbdiag.core import codes
+
+    n = 60
+    X = np.ones((n, 1))
+    v = np.exp(-np.arange(n) / 10.0)
+    sig = Signal("run_start", "s", "% signal", v)
+    y = 3.0 * v - (3.0 * v).mean()
+    none = np.zeros(n, bool)
+    assert settling_head(X, np.linalg.pinv(X), y, 0.1, sig, none, none, 1.0) is None          # no head
+    head = np.zeros(n, bool)
+    head[:2] = True
+    assert settling_head(X, np.linalg.pinv(X), -y, 0.1, sig, head, head, 1.0) is None         # below steady
+    got = settling_head(X, np.linalg.pinv(X), y, 0.1, sig, head, head, 1.0)
+    assert got is not None and abs(got[0][0] - 3.0) < 1e-9
+    tr = Signal("transient", "t", "% signal", np.r_[5.0, 2.0, np.zeros(n - 2)])
+    from nbdiag.design.context import DesignContext
+    ctx = DesignContext(t_r=1.0)
+    assert without_volumes([tr, sig], "transient", [0, 1], ctx) == [sig]
+    kept = without_volumes([tr], "transient", [0], ctx)[0]
+    assert kept.values[0] == 0.0 and kept.values[1] == 2.0
+    assert SETTLING_CLAIMS == (codes.BASELINE_EDGE_CONCENTRATED.code,)
+    assert _measured_settling({"severity_basis": "measured_part", "measured_t": -3.5})
+    assert not _measured_settling({"severity_basis": "measured_part", "measured_t": 2.0})
+    assert not _measured_settling({"severity_basis": "assumed"})

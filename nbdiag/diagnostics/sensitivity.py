@@ -93,9 +93,11 @@ puts the signal where the contrast reads it:
 * ``scrub`` — scrubbed volumes are not masked;
 * ``confound:<column>`` — a task-locked confound is in the model;
 * ``tr:<seconds>`` — a source of the run states another TR;
-* ``run_start`` — only when the contrast's baseline weight is edge-concentrated
+* ``run_start`` — when the contrast's baseline weight is edge-concentrated
   (``edge_share >= edge_weight_warn``; share of its negative weight in the
-  first/last ``edge_fraction`` of the rows);
+  first/last ``edge_fraction`` of the rows), or when the run's global signal
+  shows the settling: its fitted footprint (:func:`footprints`, time constant
+  fitted) is distinguishable from zero and positive;
 * ``rt:<cond>`` (RT-duration regressor in the model) — only for contrasts with
   zero weight on ``<cond>``: the shared RT regressor moves ``<cond>``'s
   RT-scaled activity into them. A contrast that includes ``<cond>`` is meant
@@ -121,7 +123,7 @@ import math
 import re
 from functools import cached_property
 from dataclasses import replace, dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -150,8 +152,10 @@ from nbdiag.core import codes
 from nbdiag.core.labels import SCAN_CLASS_TABLE
 
 RUN_START_TAU_S = 20.0
-#: Other settling time constants (s) whose fit a measured global signal may prefer (:func:`footprints`).
-RUN_START_ALT_TAU_S = (6.0, 10.0, 40.0)
+#: Settling time constants (s) over which a measured global signal fits its own (:func:`footprints`): a
+#: log-spaced grid from 4 s to 64 s (ratio sqrt 2), so the best-fitting shape is the least-squares time
+#: constant to within ±19 %.
+RUN_START_ALT_TAU_S = tuple(float(round(4.0 * 2.0 ** (k / 2.0), 2)) for k in range(9))
 #: Cue lengths (s, ending at the block onset) whose fit a measured global signal may prefer to the whole
 #: pre-block gap (:func:`footprints`).
 CUE_LENGTHS_S = (2.0, 4.0, 6.0)
@@ -281,6 +285,22 @@ def transient_signal(context: DesignContext, idx_list: list[int], design: pd.Dat
              f"({first['excess_percent']:+.1f} % at volume {first['volume']}, {first['position'].replace('_', ' ')}; "
              f"more than {TRANSIENT_K:g} robust scan-to-scan SD = {found.threshold_percent:.2g} % from the local steady level)")
     return Signal("transient", label, "% signal", m, typical=1.0, magnitude_source="measured:global_signal")
+
+
+def without_volumes(signals: list[Signal], source: str, volumes: Sequence[int], context: DesignContext) -> list[Signal]:
+    """``signals`` with ``source``'s values set to 0 at the design rows of ``volumes`` (acquired volume
+    indices); the signal is dropped when nothing is left of it."""
+    out = []
+    for sg in signals:
+        if sg.source == source:
+            rows = np.arange(sg.values.size) if context.scan_index is None else np.asarray(context.scan_index, int)
+            at = np.isin(rows, list(volumes))
+            values = np.where(at, 0.0, sg.values)
+            if not np.any(values):
+                continue
+            sg = replace(sg, values=values)
+        out.append(sg)
+    return out
 
 
 def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignContext,
@@ -424,7 +444,7 @@ def _slow_signals(design: pd.DataFrame, roles: dict[str, str], context: DesignCo
     times = full[idx]
     out = [Signal("run_start", f"1 % signal settling at the run start (time constant {RUN_START_TAU_S:g} s)",
                   "% signal", np.exp(-(times - t0) / RUN_START_TAU_S), typical=1.0,
-                  alternatives=tuple((f"settling with time constant {tau:g} s", np.exp(-(times - t0) / tau))
+                  alternatives=tuple((f"settling with time constant {tau:.3g} s", np.exp(-(times - t0) / tau))
                                      for tau in RUN_START_ALT_TAU_S))]
     n_tot = full.size
     n_drift = sum(1 for c in design.columns if roles.get(c) == "drift")
@@ -883,6 +903,9 @@ class MeasuredSizes:
     footprints: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     #: source -> label of the shape the global signal fits better than the assumed one (:func:`footprints`)
     shapes: Mapping[str, str] = field(default_factory=dict)
+    #: sources whose fitted footprint is below zero (``run_start``: a start below the steady level, which is
+    #: no settling from above and is not made a cause by its fit)
+    below_zero: tuple[str, ...] = ()
 
 
 #: Families whose assumed-size signal is fitted beside the design in the global signal (a footprint).
@@ -890,8 +913,8 @@ FOOTPRINT_FAMILIES = ("unmodeled", "short_gaps", "pre_block", "run_start", "slow
 
 
 def footprints(design: np.ndarray, pinv: np.ndarray, y: np.ndarray, sd: float, signals: list[Signal],
-               excluded: np.ndarray, shapes: dict[str, tuple[str, np.ndarray]] | None = None
-               ) -> dict[str, tuple[float, float]]:
+               excluded: np.ndarray, shapes: dict[str, tuple[str, np.ndarray]] | None = None,
+               residuals: dict[str, np.ndarray] | None = None) -> dict[str, tuple[float, float]]:
     """How much of each assumed-size signal the measured series ``y`` holds, fitted beside the design.
 
     For a signal ``m`` (at its assumed size) of ``FOOTPRINT_FAMILIES``: ``m⊥ = m − X pinv(X) m``,
@@ -904,6 +927,9 @@ def footprints(design: np.ndarray, pinv: np.ndarray, y: np.ndarray, sd: float, s
     A signal with ``alternatives`` (other shapes of the same cause) is fitted in each shape and the shape
     with the largest ``|β / SE|`` is kept; when that is an alternative, ``shapes[source]`` receives its
     ``(label, values)`` and the returned ``(β, SE)`` are for that shape (the caller rescales per contrast).
+    The shapes compete by least squares (the largest ``|β| ||m⊥||``); for ``run_start`` (settling, fitted over
+    ``RUN_START_ALT_TAU_S``) the SE is at least the placebo SE (:func:`_placebo_beta_se`), and
+    ``residuals["run_start"]`` (when given) receives ``e − β m⊥`` of the winning shape (0 on excluded rows).
     """
     out: dict[str, tuple[float, float]] = {}
     sel = [sg for sg in signals if sg.family in FOOTPRINT_FAMILIES and sg.magnitude_source == "assumed"]
@@ -928,21 +954,88 @@ def footprints(design: np.ndarray, pinv: np.ndarray, y: np.ndarray, sd: float, s
     ek = np.where(keep, e, 0.0)
     ss = (Mp ** 2).sum(axis=0)
     best_t: dict[str, float] = {}
+    best_j: dict[str, int] = {}
     for j, (src, lab, v) in enumerate(cands):
         if ss[j] <= 1e-12 * max(float((Mm[:, j] ** 2).sum()), 1e-300):
             continue
         beta, se = float(Mp[:, j] @ ek / ss[j]), float(sd / np.sqrt(ss[j]) * infl)
-        t = abs(beta / se) if se > 0 else 0.0
+        t = abs(beta / se) if se > 0 else 0.0      # the shapes compete by least squares (the AR(1) t)
         if src in best_t and t <= best_t[src]:
             continue
-        best_t[src] = t
+        best_t[src], best_j[src] = t, j
         out[src] = (beta, se)
         if shapes is not None:
             if lab is None:
                 shapes.pop(src, None)
             else:
                 shapes[src] = (lab, v)
+    j = best_j.get("run_start")
+    if j is not None:
+        # the settling's SE from the residual of the model with it (the design's residual still holds the
+        # settling, which would inflate σ and ρ), and at least its placebo SE (a slowly wandering signal)
+        beta = out["run_start"][0]
+        rest = ek - beta * Mp[:, j]
+        a, b = rest[1:][pair], rest[:-1][pair]
+        den = float(np.sqrt((a @ a) * (b @ b)))
+        rho_r = min(max(float(a @ b) / den if den > 0 else 0.0, 0.0), 0.95)
+        scale = float(np.sqrt((rest @ rest) / (ek @ ek))) if float(ek @ ek) > 0 else 1.0
+        se = sd * scale / np.sqrt(ss[j]) * np.sqrt((1.0 + rho_r) / (1.0 - rho_r))
+        out["run_start"] = (beta, max(float(se), _placebo_beta_se(Mp[:, j], rest, float(ss[j]))))
+        if residuals is not None:
+            residuals["run_start"] = rest
     return out
+
+
+#: Settling is slow: its fitted shape keeps at least 1/e of its start over this many volumes. Volumes at the
+#: run start that a faster decay would explain are transients (non-steady-state), not settling.
+SETTLING_MIN_VOLUMES = 3
+
+
+def settling_head(design: np.ndarray, pinv: np.ndarray, y: np.ndarray, sd: float, run_start: Signal,
+                  excluded: np.ndarray, head: np.ndarray, threshold: float
+                  ) -> tuple[tuple[float, float], tuple[str, np.ndarray] | None] | None:
+    """Whether the run-start volumes that stand out (``head``: unflagged transients at the run start, rows
+    of ``excluded``) are the head of a slow settling rather than transients.
+
+    The settling footprint (:func:`footprints`) is refitted with the head rows kept; the head is settling
+    when every head row then departs from the fitted settling by at most ``threshold`` (the transient
+    rule's ``k ×`` noise, % signal) and the fitted shape is slow (``SETTLING_MIN_VOLUMES``). Returns the
+    refit's ``(β, SE)`` and its shape (``(label, values)``, None for the default time constant), or None
+    when the head is not settling.
+    """
+    head = np.asarray(head, dtype=bool)
+    if not head.any() or not np.isfinite(threshold):
+        return None
+    shapes: dict[str, tuple[str, np.ndarray]] = {}
+    resid: dict[str, np.ndarray] = {}
+    foot = footprints(design, pinv, y, sd, [run_start], np.asarray(excluded, bool) & ~head, shapes, resid)
+    if "run_start" not in foot or foot["run_start"][0] <= 0:
+        return None
+    shape = shapes.get("run_start")
+    v = run_start.values if shape is None else shape[1]
+    k = SETTLING_MIN_VOLUMES
+    slow = v.size > k and v[0] > 0 and v[k] >= v[0] * np.exp(-1.0)
+    if not slow or np.any(np.abs(resid["run_start"][head]) > threshold):
+        return None
+    return foot["run_start"], shape
+
+
+#: Circular shifts of the residual for the placebo SE of a settling footprint (:func:`_placebo_beta_se`).
+FOOTPRINT_PLACEBO_SHIFTS = 39
+
+
+def _placebo_beta_se(m: np.ndarray, e: np.ndarray, ss: float) -> float:
+    """Placebo SE of a footprint ``β = mᵀe / ss``: ``β`` refitted on ``e`` (the residual without the fitted
+    footprint) circularly shifted by ``FOOTPRINT_PLACEBO_SHIFTS`` lags between 5 % and 95 % of the run,
+    ``1.4826 × median |β_placebo|``; 0 for runs under 20 rows. A slowly wandering residual (random-walk
+    drift) departs most at the run edges, where a settling shape sits: the AR(1) SE understates how often
+    it fits a settling shape by chance; the shifted residuals keep its wandering."""
+    n = e.size
+    if n < 20 or not ss > 0:
+        return 0.0
+    lags = np.unique(np.linspace(0.05 * n, 0.95 * n, FOOTPRINT_PLACEBO_SHIFTS).astype(int))
+    beta = e[(np.arange(n)[None, :] - lags[:, None]) % n] @ m / ss      # shifts
+    return float(1.4826 * np.median(np.abs(beta)))
 
 
 def _measured_size(sig: Signal, bias: float, measured: MeasuredSizes | None) -> tuple[float, float | None, str] | None:
@@ -1027,6 +1120,9 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
             bias, bias_sd = 0.0, 0.0
         structural = is_structural(sig.source, design, vector, w, thresholds, extra_families)
         a = abs(bias_sd) if np.isfinite(bias_sd) else 0.0
+        # settling the run's own signal shows (a distinct, positive fitted footprint) is present in the run: its
+        # measured bias on any contrast is a cause, edge-concentrated baseline or not
+        structural = structural or _shows_settling(sig, measured)
         sev, basis, hypothesis, score_sd, extra = _grade_signal(sig, bias, a, structural, measured, thresholds)
         entries.append({"source": sig.source, "label": sig.label, "bias": bias, "bias_percent": bias,
                         "bias_sd": bias_sd, "sd_percent": float(sd) if np.isfinite(sd) else None,
@@ -1047,6 +1143,16 @@ def assess_sensitivity(design: pd.DataFrame, name: str, vector: np.ndarray, sign
 def _grade(a: float, th: Thresholds) -> str | None:
     """``fail`` at ``sensitivity_fail`` σ, ``warn`` at ``sensitivity_warn`` σ, else None."""
     return "fail" if a >= th.sensitivity_fail else "warn" if a >= th.sensitivity_warn else None
+
+
+def _shows_settling(sig: Signal, measured: MeasuredSizes | None) -> bool:
+    """``run_start`` whose footprint fitted in the run's global signal is distinguishable from zero
+    (``|β / SE| >= DISTINCT_T``) and positive (the run starts above its steady level)."""
+    if sig.family != "run_start" or measured is None or sig.source not in measured.footprints \
+            or sig.source in measured.below_zero:
+        return False
+    beta, se = measured.footprints[sig.source]
+    return bool(se > 0 and abs(beta / se) >= DISTINCT_T)
 
 
 def _grade_signal(sig: Signal, bias: float, a: float, structural: bool, measured: MeasuredSizes | None,

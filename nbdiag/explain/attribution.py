@@ -171,6 +171,18 @@ def _rank_sd(entry: Mapping[str, Any]) -> float:
     return float(v) if v is not None and np.isfinite(v) else abs(_sd(entry))
 
 
+#: Who claims a settling footprint the run's own signal shows (:func:`_measured_settling`): the run-edge
+#: finding only; otherwise it is its own finding, "settling at the run start".
+SETTLING_CLAIMS = (codes.BASELINE_EDGE_CONCENTRATED.code,)
+
+
+def _measured_settling(entry: Mapping[str, Any]) -> bool:
+    """A ``run_start`` entry whose fitted footprint in the global signal is distinguishable from zero."""
+    t = entry.get("measured_t")
+    return (entry.get("severity_basis") == "measured_part" and t is not None and np.isfinite(t)
+            and abs(float(t)) >= DISTINCT_T)
+
+
 def _measured_basis(entry: Mapping[str, Any] | None) -> bool:
     return entry is not None and entry.get("severity_basis") in ("measured", "measured_part")
 
@@ -329,6 +341,8 @@ def _claims(entries: Sequence[Mapping[str, Any]], present: Mapping[str, Finding]
         order = CLAIMS.get(_fam(e["source"]), ())
         if tiled and _fam(e["source"]) in ("run_start", "slow_drift", "hrf_derivative", "hrf_dispersion"):
             order = _BASE_FIRST + tuple(c for c in order if c not in _BASE_FIRST)
+        elif _fam(e["source"]) == "run_start" and _measured_settling(e):
+            order = SETTLING_CLAIMS   # settling the signal shows is its own cause, not the baseline's scarcity
         for cause in order:
             if cause in present:
                 claimed_by[e["source"]] = cause

@@ -28,7 +28,8 @@ from nbdiag.diagnostics.estimability import assess_contrast
 from nbdiag.diagnostics.measured import DISTINCT_T, measure_signals, nilearn_scale, noise_level
 from nbdiag.diagnostics.motion import assess_motion
 from nbdiag.diagnostics.rt import assess_rt
-from nbdiag.diagnostics.sensitivity import MeasuredSizes, core_signals, footprints, sensitivity_by_contrast
+from nbdiag.diagnostics.sensitivity import (MeasuredSizes, core_signals, footprints, sensitivity_by_contrast,
+                                            settling_head, without_volumes)
 from nbdiag.diagnostics.weights import baseline_composition, composition_findings, contrast_weights
 from nbdiag.explain.attribution import ContrastInputs, explain_contrasts
 from nbdiag.explain.whatif import whatif_fixes
@@ -92,10 +93,12 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     reviewer = _reviewer_numbers(design, roles, context, th, coll.rank)  # AFNI/FSL reviewers' numbers (issue 23)
     measured = _measure(design, roles, context, vectors, base.scan_classes, alg)
     noise = noise_level(design, context, measured=measured)
+    absorbed: list[int] = []   # run-start volumes that are a slow settling's head: no longer transients
+    sizes = _measured_sizes(measured, vectors, alg, design, context, signals, absorbed)
+    signals = without_volumes(signals, "transient", absorbed, context) if absorbed else signals
     sens = sensitivity_by_contrast(design, vectors, signals, th, context,
                                    extra_families=_extra_families(design, roles, vectors, drift, base, th),
-                                   algebra=alg, noise=noise,
-                                   measured=_measured_sizes(measured, vectors, alg, design, context, signals))
+                                   algebra=alg, noise=noise, measured=sizes)
     all_found: list[Finding] = (list(cset.findings) + list(coll.findings) + list(conf.findings)
                                 + list(drift.findings) + list(base.findings) + list(rt.findings)
                                 + [f for r in reviewer.values() for f in r.findings])
@@ -103,7 +106,7 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
         if context.unmodeled_events is not None and len(context.unmodeled_events) else ()
     inputs, contrast_sec = _contrast_sections(design, roles, cset, alg, base, drift, sens, measured, all_found,
                                               unmod_types, measured_global, th)
-    run_level = _measured_run_severity([f for f in all_found if f.contrast is None], sens, measured, th)
+    run_level = _measured_run_severity([f for f in all_found if f.contrast is None], sens, measured, th, absorbed)
     run_level += _unmodeled_run_findings(inputs, unmod_types)
     # the run's measured global-signal estimate of each contrast (contrasts.<c>.measured.global_signal, issue 12),
     # quoted by the explanation when no cause reaches the warn size
@@ -227,8 +230,11 @@ def _reviewer_numbers(design: pd.DataFrame, roles: Mapping[str, str], context: D
 
 
 def _measured_sizes(measured: Any, vectors: Mapping[str, np.ndarray], alg: DesignAlgebra, design: pd.DataFrame,
-                    context: DesignContext, signals: Sequence[Any]) -> dict[str, Any] | None:
-    """Per contrast, what the global signal measured (``MeasuredSizes`` for the sensitivity severities)."""
+                    context: DesignContext, signals: Sequence[Any], absorbed: list[int] | None = None
+                    ) -> dict[str, Any] | None:
+    """Per contrast, what the global signal measured (``MeasuredSizes`` for the sensitivity severities).
+    ``absorbed`` receives the run-start volumes found to be the head of a slow settling
+    (:func:`nbdiag.diagnostics.sensitivity.settling_head`), no longer transients."""
     if measured is None or "global_signal" not in measured.signals:
         return None
     summ = measured.signals["global_signal"]
@@ -244,9 +250,22 @@ def _measured_sizes(measured: Any, vectors: Mapping[str, np.ndarray], alg: Desig
         skip |= set(summ.transients.unflagged())
     excluded = np.isin(rows, sorted(skip))
     shapes: dict[str, tuple[str, np.ndarray]] = {}
-    foot = footprints(alg.X if hasattr(alg, "X") else design.to_numpy(dtype=float), alg.pinv, y, float(rsd),
-                      list(signals), excluded, shapes) if np.isfinite(y).all() else {}
+    X = alg.X if hasattr(alg, "X") else design.to_numpy(dtype=float)
+    foot = footprints(X, alg.pinv, y, float(rsd), list(signals), excluded, shapes) if np.isfinite(y).all() else {}
     by_source = {sg.source: sg for sg in signals}
+    if "run_start" in foot and summ.transients is not None:
+        # bright run-start volumes that a slow settling explains are its head, not transients
+        lead = [v["volume"] for v in summ.transients.volumes if not v["flagged_by"] and v["position"] == "run_start"]
+        head = settling_head(X, alg.pinv, y, float(rsd), by_source["run_start"], excluded, np.isin(rows, lead),
+                             summ.transients.threshold_percent) if lead else None
+        if head is not None:
+            foot["run_start"] = head[0]
+            if head[1] is None:
+                shapes.pop("run_start", None)
+            else:
+                shapes["run_start"] = head[1]
+            if absorbed is not None:
+                absorbed.extend(lead)
     out = {}
     for name, vec in vectors.items():
         m = (measured.contrasts.get(name) or {}).get("global_signal")
@@ -269,7 +288,8 @@ def _measured_sizes(measured: Any, vectors: Mapping[str, np.ndarray], alg: Desig
                     foot_c.pop(src, None)
         out[name] = MeasuredSizes(parts={k: (float(v), (m.by_class_t or {}).get(k)) for k, v in m.by_class.items()},
                                   sd=float(rsd * np.sqrt(var)), loadings=measured.loadings.get("global_signal", {}),
-                                  footprints=foot_c, shapes={k: lab for k, (lab, _) in shapes.items()})
+                                  footprints=foot_c, shapes={k: lab for k, (lab, _) in shapes.items()},
+                                  below_zero=tuple(k for k, (b, _) in foot.items() if b < 0))
     return out
 
 
@@ -299,7 +319,7 @@ def _variance_cause(f: Finding) -> Finding:
 
 
 def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], measured: Any,
-                           th: Thresholds) -> list[Finding]:
+                           th: Thresholds, absorbed: Sequence[int] = ()) -> list[Finding]:
     """Severity of run-level pitfalls from their measured effect (issue 20), and ``transient_unflagged``.
 
     ``nonsteady_unhandled`` / ``scrub_not_applied`` / ``confound_task_correlated``: when every
@@ -309,7 +329,7 @@ def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], me
     stay in the model, with the worst per-contrast severity of their measured effect (info below warn).
     """
     out = [_graded_by_measure(f, sens, th) for f in map(_variance_cause, run_level)]
-    transient = _transient_finding(sens, measured, th)
+    transient = _transient_finding(sens, measured, th, absorbed)
     if transient is not None:
         out.append(transient)
     return out
@@ -373,7 +393,8 @@ def _graded_by_measure(f: Finding, sens: Mapping[str, Any], th: Thresholds) -> F
                              "measured_bias_percent": pct, "severity_rule": "measured effect"})
 
 
-def _transient_finding(sens: Mapping[str, Any], measured: Any, th: Thresholds) -> Finding | None:
+def _transient_finding(sens: Mapping[str, Any], measured: Any, th: Thresholds,
+                       absorbed: Sequence[int] = ()) -> Finding | None:
     """``transient_unflagged`` when global-signal transients no fMRIPrep column flags stay in the model and
     their effect is measured on every contrast (severity: the worst per-contrast one, info below warn)."""
     tr = None
@@ -382,7 +403,7 @@ def _transient_finding(sens: Mapping[str, Any], measured: Any, th: Thresholds) -
     eff = _source_effects(sens, "transient") if tr is not None else None
     if tr is None or eff is None:
         return None
-    vols = [v for v in tr.volumes if not v["flagged_by"]]
+    vols = [v for v in tr.volumes if not v["flagged_by"] and v["volume"] not in absorbed]
     sevs = [res.entry("transient").get("severity") for res in sens.values() if res.entry("transient")]
     sev = worst_severity([s for s in sevs if s in ("warn", "fail")] or ["info"]) or "info"
     a, name, pct = max(eff)
