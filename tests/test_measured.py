@@ -38,8 +38,10 @@ def _simulated(seed=3):
     for i in range(1, N):
         e[i] = 0.5 * e[i - 1] + rng.standard_normal()
     s = s + 0.6 * e
-    steady_median = float(np.median(np.delete(s, NSS)))
-    s[list(NSS)] = steady_median * (1 + NSS_EXCESS / 100.0)
+    # each flagged volume NSS_EXCESS above its local steady level: the median of the unflagged volumes
+    # within 8 on each side (volumes 3..v+8)
+    for v, x in zip(NSS, NSS_EXCESS):
+        s[v] = float(np.median(s[3:v + 9])) * (1 + x / 100.0)
     ctx = DesignContext(t_r=T_R, events=keep, unmodeled_events=un, high_pass=0.008, nonsteady_volumes=NSS)
     return X, roles, ctx, s
 
@@ -352,9 +354,11 @@ def test_unflagged_bright_first_volumes_found_from_global_signal():
     t = detect_transients("global_signal", s)
     assert t.unflagged() == [0, 1]
     assert [v["position"] for v in t.volumes] == ["run_start", "run_start"]
-    # the excess over the local steady level: the median of the 8 neighbours that do not stand out (2..8)
-    dev = 100 * (s / np.median(s) - 1)
-    assert t.volumes[0]["excess_percent"] == pytest.approx(dev[0] - np.median(dev[2:9]))
+    # the excess over the local steady level: the median of the 8 neighbours that do not stand out (2..8),
+    # as a ratio (the one definition, as for flagged volumes)
+    assert t.volumes[0]["excess_percent"] == pytest.approx(100 * (s[0] / np.median(s[2:9]) - 1))
+    flagged = detect_transients("global_signal", s, nonsteady=[0])
+    assert flagged.volumes[0]["excess_percent"] == pytest.approx(100 * (s[0] / np.median(s[2:9]) - 1))
     classes = assess_baseline(X, roles, ctx.__class__(t_r=T_R, events=ctx.events, unmodeled_events=ctx.unmodeled_events,
                                                        high_pass=0.008), Thresholds()).scan_classes
     res = measure_signals({"global_signal": s}, X, _vectors(X), classes, noise_model="ols")
@@ -378,3 +382,50 @@ def test_unflagged_bright_first_volumes_found_from_global_signal():
     # no spread: nothing to compare with
     assert detect_transients("global_signal", np.full(N, 5.0)) is None
     assert detect_transients("global_signal", np.full(N, np.nan)) is None
+
+
+def test_one_definition_of_a_flagged_volumes_excess():
+    """The record's percent_excess_nonsteady, the nonsteady signal (its label and values) and the transient
+    listing give one number per flagged volume: the excess over its local steady level (local_excess), checked
+    by hand and against nilearn's change when the volumes are masked."""
+    from nbdiag.diagnostics.measured import local_excess, measured_nonsteady_excess
+    from nbdiag.diagnostics.sensitivity import signal_library
+    from dataclasses import replace
+
+    X, roles, ctx, s = _simulated()
+    ctx = replace(ctx, measured_signals={"global_signal": s})
+    classes = assess_baseline(X, roles, ctx, Thresholds()).scan_classes
+    task = [c for c in X.columns if roles.get(c) == "task"]
+    res = measure_signals({"global_signal": s}, X, _vectors(X), classes, nonsteady_volumes=NSS, noise_model="ols",
+                          task_columns=task)
+    summ = res.signals["global_signal"]
+    listed = {v["volume"]: v["excess_percent"] for v in summ.transients.volumes}
+    sig = next(g for g in signal_library(X, roles, ctx) if g.source == "nonsteady")
+    for i, v in enumerate(NSS):
+        assert summ.percent_excess_nonsteady[i] == pytest.approx(listed[v], abs=1e-12)
+        # the signal holds it in % of the run's mean (nilearn's scaling): excess × level / mean
+        level = s[v] / (1 + listed[v] / 100)
+        assert sig.values[v] == pytest.approx(listed[v] * level / s.mean(), rel=1e-12)
+    assert f"{listed[0]:.1f} % at volume 0 over its local steady level" in sig.label
+    # by hand, without the task response taken out the same numbers within the response's size at the run start
+    np.testing.assert_allclose(summ.percent_excess_nonsteady, NSS_EXCESS, atol=0.05)
+    hand = [100 * (s[v] / np.median(s[3:v + 9]) - 1) for v in NSS]
+    np.testing.assert_allclose(local_excess(s, NSS, ~np.isin(np.arange(s.size), NSS)), hand, atol=1e-12)
+    assert measured_nonsteady_excess(replace(ctx, measured_signals=None), NSS) is None
+    # the bias this excess predicts (wᵀm) is nilearn's change when each flagged volume is put back at its
+    # local steady level (signal_scaling=0: % of the mean; the levels are within 0.1 % of the mean)
+    fixed = s.copy()
+    for i, v in enumerate(NSS):
+        fixed[v] = s[v] / (1 + summ.percent_excess_nonsteady[i] / 100)
+    vec = _vectors(X)
+    a, b = _nilearn_fit(X, s, vec, "ols"), _nilearn_fit(X, fixed, vec, "ols")
+    from nbdiag.diagnostics._linalg import DesignAlgebra
+
+    for name, c in vec.items():
+        w = DesignAlgebra.of(X).weights(c)
+        change = a[name]["effect_size"] - b[name]["effect_size"]
+        assert float(w @ sig.values) == pytest.approx(change, rel=0.01)
+    # edge cases: no steady neighbour -> the whole steady median; zero level -> NaN
+    far = np.r_[150.0, np.full(20, 100.0)]
+    assert local_excess(far, [0], np.r_[False, np.zeros(9, bool), np.ones(11, bool)])[0] == pytest.approx(50.0)
+    assert np.isnan(local_excess(np.r_[1.0, np.zeros(5)], [0], np.r_[False, np.ones(5, bool)])[0])

@@ -5,9 +5,10 @@ volume (mean signal inside each mask, scanner units). For each of these
 series ``s`` this module computes, with no file access:
 
 * ``steady_median`` — median of ``s`` over the volumes *not* flagged as
-  non-steady-state, and ``percent_excess_nonsteady`` — ``100 (s[k] /
-  steady_median - 1)`` for each flagged volume ``k`` (what the sensitivity
-  library uses instead of the T1 model);
+  non-steady-state, and ``percent_excess_nonsteady`` — each flagged volume's
+  excess over its local steady level (:func:`local_excess`, the one definition;
+  for ``global_signal`` the numbers of its transient listing, the conditions'
+  response taken out), what the sensitivity library uses instead of the T1 model;
 * ``residual_sd_percent`` — standard deviation of the residual of the scaled
   series (below) after an OLS fit of the design, on the steady-state rows only
   (``sqrt(RSS / (n_steady - rank))``; flagged volumes would otherwise inflate it),
@@ -156,6 +157,14 @@ class Transients:
     noise_percent: float
     threshold_percent: float
     volumes: tuple[dict[str, Any], ...] = ()
+    #: each listed volume's local steady level (scanner units; :func:`local_levels`), not recorded
+    levels: tuple[float, ...] = ()
+
+    def of_mean(self, mean: float) -> dict[int, float]:
+        """volume -> its excess in % of ``mean`` (nilearn's scaling: ``excess × L_v / mean``), the unit a
+        bias ``wᵀm`` is read in."""
+        return {int(v["volume"]): float(v["excess_percent"]) * lev / mean
+                for v, lev in zip(self.volumes, self.levels) if mean}
 
     def unflagged(self) -> list[int]:
         """Volumes that stand out and that fMRIPrep flagged neither as non-steady nor as motion outliers."""
@@ -261,12 +270,17 @@ def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] =
         lead += 1
     _drop_smooth_excursions(dev, stands, ns, lead, thr)
     vols = []
-    for v in np.flatnonzero(stands | np.isin(np.arange(s.size), sorted(ns))).tolist():
+    listed = np.flatnonzero(stands | np.isin(np.arange(s.size), sorted(ns))).tolist()
+    # the excess over the local steady level (slow drift around the volume is not part of it), of the series the
+    # volumes are detected on (the conditions' response taken out), over the neighbours that do not stand out
+    x_series = med * (1.0 + dev / 100.0)
+    levels = local_levels(x_series, listed, steady & ~stands)
+    excess = local_excess(x_series, listed, steady & ~stands, levels)
+    for v, x in zip(listed, excess.tolist()):
         flagged_by = [c for c, on in (("non_steady_state_outlier", v in ns), ("motion_outlier", v in mo)) if on]
-        # the excess over the local steady level (slow drift around the volume is not part of it)
-        vols.append({"volume": int(v), "excess_percent": float(dev[v] - local_of.get(v, 0.0)), "stands_out": bool(stands[v]),
+        vols.append({"volume": int(v), "excess_percent": float(x), "stands_out": bool(stands[v]),
                      "position": "run_start" if v < lead else "spike", "flagged_by": flagged_by})
-    return Transients(name, med, noise, thr, tuple(vols))
+    return Transients(name, med, noise, thr, tuple(vols), tuple(float(v) for v in levels))
 
 
 def _scan_to_scan_noise(dev: np.ndarray, steady: np.ndarray) -> float | None:
@@ -409,8 +423,42 @@ class MeasuredResult:
         return {k: v.to_dict() for k, v in (self.contrasts.get(name) or {}).items()}
 
 
+def local_levels(series: np.ndarray, volumes: Sequence[int], steady: np.ndarray) -> np.ndarray:
+    """Each volume's *local steady level*: the median of ``series`` over the ``steady`` volumes within
+    ``LOCAL_WINDOW`` on each side (the volume itself left out); the median of every steady volume when none
+    is that close (:func:`local_excess`)."""
+    s = np.asarray(series, dtype=float)
+    ok = np.asarray(steady, dtype=bool) & np.isfinite(s)
+    whole = float(np.median(s[ok])) if ok.any() else float("nan")
+    out = np.full(len(volumes), whole)
+    for i, v in enumerate(int(v) for v in volumes):
+        lo, hi = max(v - LOCAL_WINDOW, 0), min(v + LOCAL_WINDOW + 1, s.size)
+        near = ok[lo:hi].copy()
+        if lo <= v < hi:
+            near[v - lo] = False
+        if near.any():
+            out[i] = float(np.median(s[lo:hi][near]))
+    return out
+
+
+def local_excess(series: np.ndarray, volumes: Sequence[int], steady: np.ndarray,
+                 levels: np.ndarray | None = None) -> np.ndarray:
+    """The one definition of a volume's measured excess (issue 20): ``100 (s[v] / L_v − 1)``, ``L_v`` the
+    volume's local steady level (:func:`local_levels`, or ``levels`` when given). Used for flagged
+    non-steady volumes (``percent_excess_nonsteady``, the ``nonsteady`` signal) and for transients
+    (``excess_percent``) alike. NaN where the level is 0 or the value is not finite. (As a bias, nilearn's
+    scaling reads it in % of the run's mean: ``excess × L_v / mean``, :func:`measured_nonsteady_excess`.)"""
+    s = np.asarray(series, dtype=float)
+    lev = local_levels(s, volumes, steady) if levels is None else np.asarray(levels, dtype=float)
+    val = s[np.asarray(list(volumes), dtype=int)] if len(volumes) else np.zeros(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where((lev != 0) & np.isfinite(lev) & np.isfinite(val), 100.0 * (val / lev - 1.0), np.nan)
+    return np.asarray(out, dtype=float)
+
+
 def summarize_signal(name: str, series: np.ndarray, nonsteady: Sequence[int]) -> tuple[float, tuple[float, ...]]:
-    """``steady_median`` and the percent excess of each flagged volume over it."""
+    """``steady_median`` (over the volumes not flagged non-steady) and the excess of each flagged volume over
+    its local steady level (:func:`local_excess`)."""
     s = np.asarray(series, dtype=float)
     flagged = sorted(int(v) for v in nonsteady if 0 <= int(v) < s.size)
     steady = np.ones(s.size, dtype=bool)
@@ -419,9 +467,7 @@ def summarize_signal(name: str, series: np.ndarray, nonsteady: Sequence[int]) ->
     if vals.size == 0:
         raise ValueError(f"signal {name!r}: no finite steady-state value")
     med = float(np.median(vals))
-    excess = tuple(float(100.0 * (s[k] / med - 1.0)) if med != 0 and np.isfinite(s[k]) else float("nan")
-                   for k in flagged)
-    return med, excess
+    return med, tuple(float(x) for x in local_excess(s, flagged, steady))
 
 
 def design_rank(X: np.ndarray) -> int:
@@ -733,6 +779,9 @@ def _measure_signal(sig: str, full: np.ndarray, run: _RunArrays, vectors: Mappin
     missing values) and, for the global signal, the design columns' loadings in it."""
     X, cols = run.X, run.cols
     med, excess = summarize_signal(sig, full, sorted(run.flagged))
+    if sig == "global_signal" and run.transients is not None:   # one number per volume (:func:`local_excess`)
+        listed = {int(v["volume"]): float(v["excess_percent"]) for v in run.transients.volumes}
+        excess = tuple(listed.get(v, x) for v, x in zip(sorted(run.flagged), excess))
     own = own_columns(sig, cols)
     y = nilearn_scale(full[run.rows])
     keep = [i for i, c in enumerate(cols) if c not in own]
@@ -938,9 +987,15 @@ class NoiseLevel:
         return f"σ = {self.sd:.3g} % (assumed: {self.reason})"
 
 
-def measured_nonsteady_excess(context, volumes: Sequence[int], signal: str = "global_signal") -> np.ndarray | None:
-    """Percent excess ``100 (s[k] / local steady level - 1)`` of ``volumes`` (the level: median of the
-    unflagged volumes within ``LOCAL_WINDOW`` on each side), or None if ``signal`` is not measured."""
+def measured_nonsteady_excess(context, volumes: Sequence[int], signal: str = "global_signal",
+                              task: np.ndarray | None = None, of_mean_over: Sequence[int] | None = None
+                              ) -> np.ndarray | None:
+    """Excess of ``volumes`` over their local steady level (:func:`local_excess`), or None if ``signal`` is not
+    measured. For ``global_signal`` these are the numbers :func:`detect_transients` lists for the flagged
+    volumes (``task``: the conditions' columns at every volume, as for the transients), so the label, the
+    sensitivity size and the record quote one value. With ``of_mean_over`` (the design rows), the same
+    excess in % of the signal's mean over those rows (``excess × L_v / mean``: nilearn's scaling, the unit
+    of a bias)."""
     series = (context.measured_signals or {}).get(signal)
     if series is None:
         return None
@@ -951,17 +1006,20 @@ def measured_nonsteady_excess(context, volumes: Sequence[int], signal: str = "gl
         med, excess = summarize_signal(signal, s, context.nonsteady_volumes)
     except ValueError:
         return None
-    # each volume's excess over its local steady level (the median of the unflagged volumes within
-    # LOCAL_WINDOW on each side): the run start's level, not the whole run's, which the task raises
-    flagged = set(int(v) for v in context.nonsteady_volumes)
-    steady = np.array([i not in flagged for i in range(s.size)]) & np.isfinite(s)
-    out = []
-    for v in (int(v) for v in volumes):
-        lo, hi = max(v - LOCAL_WINDOW, 0), min(v + LOCAL_WINDOW + 1, s.size)
-        nb = s[lo:hi][steady[lo:hi]]
-        level = float(np.median(nb)) if nb.size else med
-        out.append(100.0 * (s[v] / level - 1.0) if level else np.nan)
-    arr = np.asarray(out, dtype=float)
+    flagged = sorted(int(v) for v in context.nonsteady_volumes if 0 <= int(v) < s.size)
+    steady = ~np.isin(np.arange(s.size), flagged)
+    by_volume = dict(zip(flagged, excess))
+    level = dict(zip(flagged, local_levels(s, flagged, steady).tolist()))
+    if signal == "global_signal":
+        found = detect_transients(signal, s, context.nonsteady_volumes,
+                                  () if context.sample_mask_applied else context.scrub_volumes, task=task)
+        if found is not None:
+            by_volume.update({int(v["volume"]): float(v["excess_percent"]) for v in found.volumes})
+            level.update({int(v["volume"]): lev for v, lev in zip(found.volumes, found.levels)})
+    arr = np.asarray([by_volume.get(int(v), np.nan) for v in volumes], dtype=float)
+    if of_mean_over is not None:
+        mean = max(float(s[np.asarray(of_mean_over, dtype=int)].mean()), 1.0)
+        arr = arr * np.asarray([level.get(int(v), np.nan) for v in volumes], dtype=float) / mean
     return arr if np.isfinite(arr).all() else None
 
 

@@ -12,7 +12,7 @@ design (:func:`nbdiag.diagnostics.measured.noise_level`); for an assumed
 confound columns are part of ``X``, so ``w`` already projects them out.
 
 Sizes: the non-steady-state excess is **measured** from ``global_signal``
-(``global_signal[k] / steady-state median - 1``) when the column exists; every
+(its excess over the local steady level, :func:`nbdiag.diagnostics.measured.local_excess`) when the column exists; every
 other size below is **assumed**. Each entry's ``magnitude_source`` says which
 (``"measured:global_signal"`` or ``"assumed"``) and the label gives the value.
 
@@ -278,8 +278,10 @@ def transient_signal(context: DesignContext, idx_list: list[int], design: pd.Dat
     if not vols:
         return None
     m = np.zeros(len(idx_list))
+    # the excess over the local level, in % of the run's mean (nilearn's scaling: the unit of a bias)
+    in_mean = found.of_mean(max(float(np.asarray(gs, dtype=float)[idx_list].mean()), 1.0))
     for v in vols:
-        m[pos[v["volume"]]] = v["excess_percent"]
+        m[pos[v["volume"]]] = in_mean[v["volume"]]
     first = vols[0]
     label = (f"the measured excess of the {len(vols)} unflagged volume(s) that stand out in global_signal "
              f"({first['excess_percent']:+.1f} % at volume {first['volume']}, {first['position'].replace('_', ' ')}; "
@@ -319,7 +321,7 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
     idx_list = idx.tolist()
     idx_set = set(idx_list)
     out: list[Signal] = []
-    nss = _nonsteady_signal(context, idx_list, idx_set, n)
+    nss = _nonsteady_signal(context, idx_list, idx_set, n, design, roles)
     if nss is not None:
         out.append(nss)
     tr_sig = transient_signal(context, idx_list, design, roles)
@@ -345,9 +347,12 @@ def signal_library(design: pd.DataFrame, roles: dict[str, str], context: DesignC
     return out
 
 
-def _nonsteady_signal(context: DesignContext, idx_list: list[int], idx_set: set[int], n: int) -> Signal | None:
-    """``nonsteady``: the flagged volumes' measured excess over their local steady level (global signal)
-    or, unmeasured, the T1 excess; None when no flagged volume is in the design."""
+def _nonsteady_signal(context: DesignContext, idx_list: list[int], idx_set: set[int], n: int,
+                      design: pd.DataFrame, roles: Mapping[str, str]) -> Signal | None:
+    """``nonsteady``: the flagged volumes' measured excess over their local steady level (global signal; the
+    one definition, :func:`nbdiag.diagnostics.measured.local_excess`: the label quotes it, the values hold it
+    in % of the run's mean, nilearn's scaling) or, unmeasured, the T1 excess; None when no flagged volume is
+    in the design."""
     flagged = sorted(int(v) for v in context.nonsteady_volumes)
     present = [v for v in flagged if v in idx_set]
     if not present:
@@ -355,10 +360,14 @@ def _nonsteady_signal(context: DesignContext, idx_list: list[int], idx_set: set[
     k = len(flagged)
     m = np.zeros(n)
     pos = {v: i for i, v in enumerate(idx_list)}
-    measured = measured_nonsteady_excess(context, flagged)
-    if measured is not None:
-        exc = dict(zip(flagged, measured.tolist()))
-        label = (f"the measured excess of the {k} flagged volumes (global_signal: {exc[flagged[0]]:.1f} % "
+    gs = (context.measured_signals or {}).get("global_signal")
+    task = None if gs is None else task_columns_full(
+        design, [c for c in design.columns if roles.get(c) == "task"], idx_list, len(gs))
+    measured = measured_nonsteady_excess(context, flagged, task=task)
+    in_mean = measured_nonsteady_excess(context, flagged, task=task, of_mean_over=idx_list)
+    if measured is not None and in_mean is not None:
+        exc = dict(zip(flagged, in_mean.tolist()))
+        label = (f"the measured excess of the {k} flagged volumes (global_signal: {float(measured[0]):.1f} % "
                  f"at volume {flagged[0]} over its local steady level)")
         source = "measured:global_signal"
     else:
