@@ -412,6 +412,10 @@ def test_one_definition_of_a_flagged_volumes_excess():
     hand = [100 * (s[v] / np.median(s[3:v + 9]) - 1) for v in NSS]
     np.testing.assert_allclose(local_excess(s, NSS, ~np.isin(np.arange(s.size), NSS)), hand, atol=1e-12)
     assert measured_nonsteady_excess(replace(ctx, measured_signals=None), NSS) is None
+    assert measured_nonsteady_excess(replace(ctx, measured_signals={"global_signal": s[:2]}), NSS) is None
+    nan = np.full(s.size, np.nan)
+    nan[list(NSS)] = 1.0
+    assert measured_nonsteady_excess(replace(ctx, measured_signals={"global_signal": nan}), NSS) is None
     # the bias this excess predicts (wᵀm) is nilearn's change when each flagged volume is put back at its
     # local steady level (signal_scaling=0: % of the mean; the levels are within 0.1 % of the mean)
     fixed = s.copy()
