@@ -996,6 +996,15 @@ def measured_nonsteady_excess(context, volumes: Sequence[int], signal: str = "gl
     sensitivity size and the record quote one value. With ``of_mean_over`` (the design rows), the same
     excess in % of the signal's mean over those rows (``excess × L_v / mean``: nilearn's scaling, the unit
     of a bias)."""
+    both = nonsteady_excess_both(context, volumes, signal, task, of_mean_over)
+    return None if both is None else both[0] if of_mean_over is None else both[1]
+
+
+def nonsteady_excess_both(context, volumes: Sequence[int], signal: str = "global_signal",
+                          task: np.ndarray | None = None, of_mean_over: Sequence[int] | None = None
+                          ) -> tuple[np.ndarray | None, np.ndarray | None] | None:
+    """:func:`measured_nonsteady_excess` without and with ``of_mean_over`` from one pass (None when
+    ``signal`` is not measured; either element None when its values are not all finite)."""
     series = (context.measured_signals or {}).get(signal)
     if series is None:
         return None
@@ -1017,10 +1026,12 @@ def measured_nonsteady_excess(context, volumes: Sequence[int], signal: str = "gl
             by_volume.update({int(v["volume"]): float(v["excess_percent"]) for v in found.volumes})
             level.update({int(v["volume"]): lev for v, lev in zip(found.volumes, found.levels)})
     arr = np.asarray([by_volume.get(int(v), np.nan) for v in volumes], dtype=float)
+    in_mean = None
     if of_mean_over is not None:
         mean = max(float(s[np.asarray(of_mean_over, dtype=int)].mean()), 1.0)
-        arr = arr * np.asarray([level.get(int(v), np.nan) for v in volumes], dtype=float) / mean
-    return arr if np.isfinite(arr).all() else None
+        in_mean = arr * np.asarray([level.get(int(v), np.nan) for v in volumes], dtype=float) / mean
+        in_mean = in_mean if np.isfinite(in_mean).all() else None
+    return (arr if np.isfinite(arr).all() else None), in_mean
 
 
 def noise_level(design: pd.DataFrame, context, signal: str = "global_signal",

@@ -142,7 +142,7 @@ from nbdiag.diagnostics.measured import (
     NoiseLevel,
     detect_transients,
     task_columns_full,
-    measured_nonsteady_excess,
+    nonsteady_excess_both,
     nilearn_scale,
 )
 from nbdiag.core.findings import Finding
@@ -363,8 +363,7 @@ def _nonsteady_signal(context: DesignContext, idx_list: list[int], idx_set: set[
     gs = (context.measured_signals or {}).get("global_signal")
     task = None if gs is None else task_columns_full(
         design, [c for c in design.columns if roles.get(c) == "task"], idx_list, len(gs))
-    measured = measured_nonsteady_excess(context, flagged, task=task)
-    in_mean = measured_nonsteady_excess(context, flagged, task=task, of_mean_over=idx_list)
+    measured, in_mean = nonsteady_excess_both(context, flagged, task=task, of_mean_over=idx_list) or (None, None)
     if measured is not None and in_mean is not None:
         exc = dict(zip(flagged, in_mean.tolist()))
         label = (f"the measured excess of the {k} flagged volumes (global_signal: {float(measured[0]):.1f} % "
