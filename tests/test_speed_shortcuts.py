@@ -244,3 +244,21 @@ def test_whitening_rows_at_once_equals_one_series_at_a_time(order):
         c = rng.normal(size=50)
         assert float(c @ w) == float(c @ _whiten(row, rho))
     assert _whiten_rows(np.zeros((0,)), rho).size == 0
+
+
+def test_timeline_without_flagged_volumes_is_the_same_with_or_without_nonsteady_cuts():
+    import pandas as pd
+
+    from nbdiag.core.thresholds import Thresholds
+    from nbdiag.design.context import DesignContext
+    from nbdiag.diagnostics.baseline import _timeline
+
+    events = pd.DataFrame({"onset": [10.0, 40.0, 43.0, 80.0], "duration": [20.0, 2.0, 2.0, 20.0],
+                           "trial_type": ["a", "b", "b", "a"]})
+    design = pd.DataFrame({"a": np.zeros(60), "b": np.zeros(60), "constant": np.ones(60)},
+                          index=np.arange(60) * 2.0)
+    th = Thresholds()
+    quiet = DesignContext(t_r=2.0, events=events)
+    assert _timeline(design, quiet, th, True).pieces == _timeline(design, quiet, th, False).pieces
+    flagged = DesignContext(t_r=2.0, events=events, nonsteady_volumes=(0, 1))
+    assert _timeline(design, flagged, th, True).pieces != _timeline(design, flagged, th, False).pieces

@@ -397,7 +397,9 @@ def _classify(design, roles, context, thresholds):  # noqa: C901
                 classes.append("run_edge")
             else:
                 classes.append("run_edge" if kind == "fixation" and ed else kind)
-        pieces = _timeline(design, context, thresholds, with_nonsteady=True, inputs=inputs).pieces
+        # with no flagged volume in the design the non-steady cuts are empty: the same timeline
+        pieces = (_timeline(design, context, thresholds, with_nonsteady=True, inputs=inputs).pieces
+                  if ns_rows.any() else tl.pieces)
         return tuple(classes), active, pieces
     # Fallback: regressors.
     acts = _regressor_activity(design, roles, context)
