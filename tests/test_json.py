@@ -104,3 +104,16 @@ def test_the_record_codec_and_jsonable_share_the_plain_list_path():
         assert jsonable(values) == to_json(values) == expected
     assert plain_list([1, 2.5]) is None and plain_list([[1.0]]) is None
     assert jsonable([1, float("nan")]) == to_json([1, float("nan")]) == [1, None]
+
+
+def test_records_of_named_columns_equal_the_selection():
+    from nbdiag.core.jsonio import records
+
+    frame = pd.DataFrame({"onset": [1.0, np.nan, 3.5], "duration": [2, 0, 1], "trial_type": ["a", "b", "c"],
+                          "extra": [0, 1, 2]})
+    want = jsonable(frame[["trial_type", "onset", "duration"]])
+    assert records(frame, ["trial_type", "onset", "duration"]) == want
+    assert want[1] == {"trial_type": "b", "onset": None, "duration": 0}
+    twice = pd.DataFrame([[1.0, 2.0, "x"]], columns=["a", "a", "b"])
+    assert records(twice, ["b"]) == jsonable(twice[["b"]])
+    assert records(frame, []) == [{}, {}, {}]

@@ -113,6 +113,19 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [dict(zip(names, row)) for row in zip(*columns)] if names else [{} for _ in range(len(frame))]
 
 
+def records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
+    """``jsonable(frame[columns])`` (rows as dicts) without building the selected frame first.
+
+    ``columns`` are names of distinct columns of ``frame``; a frame with repeated names goes
+    through the selection.
+    """
+    if not frame.columns.is_unique:
+        return _records(frame[columns])
+    values = [jsonable(frame[c].tolist()) for c in columns]
+    names = [str(c) for c in columns]
+    return [dict(zip(names, row)) for row in zip(*values)] if names else [{} for _ in range(len(frame))]
+
+
 def finite_number(v: Any) -> float | None:
     """``v`` as a float when it is a finite number, else ``None``: the one reader of numbers in records.
 

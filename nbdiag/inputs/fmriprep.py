@@ -271,8 +271,12 @@ def _nilearn_load_selected(raw: pd.DataFrame, kwargs: dict[str, Any], json_path:
         meta = load_confounds_json(json_path, flag_acompcor=flag_acompcor)
     missing = {"confounds": [], "keywords": []}
     selected, missing = _load_noise_component(raw, "non_steady_state", missing, meta_json=meta, **params)
+    nonsteady = selected  # nilearn loads it again for a "non_steady_state" strategy: the same columns, never missing
     for component in strategy:
-        loaded, missing = _load_noise_component(raw, component, missing, meta_json=meta, **params)
+        if component == "non_steady_state":
+            loaded = nonsteady
+        else:
+            loaded, missing = _load_noise_component(raw, component, missing, meta_json=meta, **params)
         selected = pd.concat([selected, loaded], axis=1)
     _check_error(missing)
     sample_mask, confounds = _prepare_output(selected, kwargs.get("demean", True), prepare_output)

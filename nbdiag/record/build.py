@@ -18,7 +18,7 @@ import nilearn
 import numpy as np
 import pandas as pd
 
-from nbdiag.core.jsonio import jsonable
+from nbdiag.core.jsonio import jsonable, records
 from nbdiag._version import __version__
 from nbdiag.inputs.bids import RunInputs, t_r_disagreement
 from nbdiag.config import Settings
@@ -508,7 +508,7 @@ def audit_design_into(record: dict[str, Any], built: DesignResult, context: Desi
     if conf is not None:
         record["confounds"] = conf.to_dict()
     record["events"] = {
-        "modeled": jsonable(context.events[["onset", "duration", "trial_type"]]) if context.events is not None else None,
+        "modeled": records(context.events, ["onset", "duration", "trial_type"]) if context.events is not None else None,
         "unmodeled": jsonable(context.unmodeled_events),
     }
     result = audit_design(design, built.roles, context, settings.contrasts, settings.thresholds,
