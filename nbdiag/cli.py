@@ -27,7 +27,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from nbdiag._version import __version__
 from nbdiag.config import SettingsError, load_config, resolve_settings
@@ -35,8 +35,10 @@ from nbdiag.core.errors import EXIT_BUG, EXIT_OK, EXIT_RUN_ERRORS, EXIT_SIGNOFF,
 from nbdiag.core.errors import InputError
 from nbdiag.core.thresholds import Thresholds
 from nbdiag.inputs.bids_filter import load_bids_filter
-from nbdiag.record.model import ABSENT, SavedDesignRecord
 from nbdiag.participant.runner import wants_live_progress
+
+if TYPE_CHECKING:
+    from nbdiag.record.model import SavedDesignRecord
 
 # The imports inside functions below are deliberately lazy: each pulls in numpy, pandas,
 # nilearn or matplotlib, which the start-up (--help, usage errors) does not need.
@@ -316,8 +318,10 @@ def _load_thresholds(path: Path) -> Thresholds:
     return load_config(path).base.thresholds
 
 
-def _print_design_summary(path: Path, record: SavedDesignRecord) -> None:
+def _print_design_summary(path: Path, record: "SavedDesignRecord") -> None:
     """``nbdiag design``: one screen of text about a saved design's record."""
+    from nbdiag.record.model import ABSENT  # lazy: the typed record costs ~40 ms to import
+
     design = record.design
     print(f"{path.name}: {design.n_scans} scans x {design.n_columns} columns, status {record.status}")
     if record.skipped_checks:
