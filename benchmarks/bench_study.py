@@ -97,7 +97,6 @@ def phases(runs, config, out: Path) -> None:
     """CPU ms per run spent in each phase of ``_audit_and_write`` (wrappers around the module functions)."""
     import collections
 
-    import nbdiag.explain.audit as audit_mod
     import nbdiag.participant.pipeline as pipeline_mod
     import nbdiag.record.build as record_mod
 
@@ -119,7 +118,7 @@ def phases(runs, config, out: Path) -> None:
     wrap(record_mod, "load_run_confounds", "confounds")
     wrap(record_mod, "build_design", "design")
     wrap(record_mod, "make_context", "context")
-    wrap(audit_mod, "audit_design", "diagnostics (audit_design)")
+    wrap(record_mod, "audit_design", "diagnostics (audit_design)")
     wrap(pipeline_mod, "build_record", "typed record (build_record)")
     wrap(pipeline_mod, "write_run_outputs", "writing (TSV + JSON)")
     for run in runs[:3]:  # warm-up
