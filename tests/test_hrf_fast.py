@@ -225,3 +225,13 @@ def test_memoised_interpolation_gives_the_cold_numbers():
             warnings.simplefilter("ignore")
             ref, _ = compute_regressor(cond, model, ft, fir_delays=delays)
         _close(warm, ref)
+
+
+def test_frame_step_is_nilearns_tr_and_refuses_non_finite_times():
+    ft = np.array([0.0, 0.8, 1.6, 2.5])
+    assert _hrf._frame_step(ft) == float(np.min(np.diff(ft)))
+    assert np.isnan(_hrf._frame_step(np.array([0.0, np.nan, 1.6])))
+    cond = np.array([[1.0], [1.0], [1.0]])
+    assert _hrf._fast_inputs(cond, "glover", np.array([0.0, np.inf, 2.0]), "c", 50, None, -24) is None
+    assert _hrf._fast_inputs(cond, "glover", np.array([0.0, 0.0, 2.0]), "c", 50, None, -24) is None  # no step
+    assert _hrf._fast_inputs(cond, "glover", ft, "c", 50, None, -24) is not None

@@ -74,6 +74,7 @@ def clear_cache() -> None:
     _CANONICAL.clear()
     _INTERP.clear()
     _PADDED.clear()
+    _STEPS.clear()
     _kernels.cache_clear()
     _regressor_names.cache_clear()
 
@@ -276,7 +277,7 @@ def compute_regressor_fast(
         return hit[0].copy(), list(hit[1])
 
     pos, dv, fths = _sample_deltas(cond, ft, os_, mo)
-    kernels = _kernels(hrf_model, float(np.min(np.diff(ft))), os_, delays)
+    kernels = _kernels(hrf_model, _frame_step(ft), os_, delays)
     canonical_key = (_CANONICAL_OF.get(hrf_model), key[1], key[2], cond.shape, os_, mo)
     first = _CANONICAL.get(canonical_key) if canonical_key[0] is not None else None
     regs = _regressors_at_frames(pos, dv, fths, ft, kernels if first is None else kernels[1:],
@@ -327,17 +328,33 @@ def _fast_inputs(exp_condition: Any, hrf_model: Any, frame_times: Any, con_id: A
         os_ = int(oversampling)
         delays = None if fir_delays is None else tuple(int(x) for x in fir_delays)
         mo = float(min_onset)
-        ok = (ft.ndim == 1 and ft.size >= 2 and np.all(np.isfinite(ft)) and cond.ndim == 2
+        ok = (ft.ndim == 1 and ft.size >= 2 and cond.ndim == 2
               and cond.shape[0] == 3 and np.all(np.isfinite(cond)) and os_ >= 1
               and (hrf_model != "fir" or (delays is not None and len(delays) > 0)))
     except (TypeError, ValueError):
         return None
     if not ok:
         return None
-    t_r = float(np.min(np.diff(ft)))  # nilearn _calculate_tr
-    if not t_r > 0:
+    t_r = _frame_step(ft)
+    if not t_r > 0:  # also False for NaN: frame times not all finite
         return None
     return ft, cond, os_, delays, mo
+
+
+_STEPS: dict[bytes, float] = {}
+
+
+def _frame_step(ft: np.ndarray) -> float:
+    """nilearn's ``_calculate_tr`` (the smallest frame step), NaN when a frame time is not finite;
+    memoised per frame times (every regressor of a run asks for the same)."""
+    key = ft.tobytes()
+    step = _STEPS.get(key)
+    if step is None:
+        step = float(np.min(np.diff(ft))) if np.all(np.isfinite(ft)) else float("nan")
+        if len(_STEPS) >= 16:
+            _STEPS.clear()
+        _STEPS[key] = step
+    return step
 
 
 _INTERP: "OrderedDict[tuple, tuple]" = OrderedDict()
