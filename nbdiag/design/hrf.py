@@ -28,11 +28,14 @@ memoised per ``(hrf_model, t_r, oversampling, fir_delays)``, the high-res grid p
 ``(frame times, min_onset, oversampling)`` (8 entries) and results per
 complete input (a 128-entry LRU keyed by the *values* of every argument: frame
 times and condition bytes, model, delays, min_onset), because the what-if
-re-audits rebuild the same signals. Both functions are pure, the key holds
-every input and the stored arrays are read-only or copied on the way out, so
-a hit returns exactly what a fresh call would: the cache changes the speed,
-never a result (``tests/test_hrf_fast.py`` compares cold and warm calls).
-:func:`clear_cache` empties all three (the benchmark starts every repeat cold).
+re-audits rebuild the same signals. Per run, the parts every regressor shares are made
+once: the frame step, the grid's interpolation plan, the zero-padded kernels, nilearn's
+regressor names, and the plain model's column, which a model with derivatives reuses as its
+first (canonical) column (the columns are computed one by one, so it is the same column).
+Every function memoised is pure, the key holds every input and the stored arrays are
+read-only or copied on the way out, so a hit returns exactly what a fresh call would: the
+cache changes the speed, never a result (``tests/test_hrf_fast.py`` compares cold and warm
+calls). :func:`clear_cache` empties them all (the benchmark starts every repeat cold).
 
 Supported ``hrf_model``: ``glover``, ``spm`` (``+ derivative``,
 ``+ derivative + dispersion``), ``fir`` and ``None``. Anything else (custom
