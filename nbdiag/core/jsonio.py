@@ -108,9 +108,8 @@ def _generic(value: Any) -> Any:
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """``frame.to_dict(orient="records")`` made JSON-safe, built column by column (no per-row pandas)."""
-    names = [str(c) for c in frame.columns]
     columns = [jsonable(frame.iloc[:, i].tolist()) for i in range(frame.shape[1])]
-    return [dict(zip(names, row)) for row in zip(*columns)] if names else [{} for _ in range(len(frame))]
+    return _rows([str(c) for c in frame.columns], columns, len(frame))
 
 
 def records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
@@ -121,9 +120,12 @@ def records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
     """
     if not frame.columns.is_unique:
         return _records(frame[columns])
-    values = [jsonable(frame[c].tolist()) for c in columns]
-    names = [str(c) for c in columns]
-    return [dict(zip(names, row)) for row in zip(*values)] if names else [{} for _ in range(len(frame))]
+    return _rows([str(c) for c in columns], [jsonable(frame[c].tolist()) for c in columns], len(frame))
+
+
+def _rows(names: list[str], columns: list[list[Any]], n_rows: int) -> list[dict[str, Any]]:
+    """Rows as dicts from JSON-safe columns (``n_rows`` empty dicts when there is no column)."""
+    return [dict(zip(names, row)) for row in zip(*columns)] if names else [{} for _ in range(n_rows)]
 
 
 def finite_number(v: Any) -> float | None:
