@@ -70,6 +70,13 @@ _MEMO_SIZE = 128
 _memo: "OrderedDict[tuple, tuple[np.ndarray, list[str]]]" = OrderedDict()
 
 
+def _keep(cache: OrderedDict, key: Any, value: Any, size: int) -> None:
+    """Store ``value`` in a bounded memo, dropping the oldest entry beyond ``size`` (every memo here)."""
+    cache[key] = value
+    if len(cache) > size:
+        cache.popitem(last=False)
+
+
 def clear_cache() -> None:
     """Forget cached kernels and memoised regressors (benchmarks use it)."""
     _memo.clear()
@@ -126,9 +133,7 @@ def _high_res_grid(frame_times: np.ndarray, min_onset: float, oversampling: int)
             np.rint(n_frames_high_res).astype(int),
         )
         grid.setflags(write=False)
-        _GRIDS[key] = grid
-        if len(_GRIDS) > 8:
-            _GRIDS.popitem(last=False)
+        _keep(_GRIDS, key, grid, 8)
     return grid
 
 
@@ -169,7 +174,7 @@ def _full_regressor(pos: np.ndarray, dv: np.ndarray, size: int) -> np.ndarray:
     return np.cumsum(delta)
 
 
-_PADDED: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_PADDED: "OrderedDict[int, tuple[np.ndarray, np.ndarray]]" = OrderedDict()
 
 
 def _zero_padded(H: np.ndarray) -> np.ndarray:
@@ -181,9 +186,7 @@ def _zero_padded(H: np.ndarray) -> np.ndarray:
     Hz = np.array(H, dtype=float)
     Hz[-1] = 0.0
     Hz.setflags(write=False)
-    if len(_PADDED) >= 64:
-        _PADDED.clear()
-    _PADDED[id(H)] = (H, Hz)
+    _keep(_PADDED, id(H), (H, Hz), 64)
     return Hz
 
 
@@ -294,9 +297,7 @@ def compute_regressor_fast(
     if hrf_model != "fir":
         regs = _NILEARN.orthogonalize(regs)
     names = list(_regressor_names(con_id, hrf_model, delays))
-    _memo[key] = (regs.copy(), list(names))
-    if len(_memo) > _MEMO_SIZE:
-        _memo.popitem(last=False)
+    _keep(_memo, key, (regs.copy(), list(names)), _MEMO_SIZE)
     return regs, names
 
 
@@ -311,9 +312,7 @@ def _remember_canonical(key: tuple, column: np.ndarray) -> None:
     """Keep a plain model's regressor (read-only) for the derivative models of the same events (32 entries)."""
     column = column.copy()
     column.setflags(write=False)
-    _CANONICAL[key] = column
-    if len(_CANONICAL) > 32:
-        _CANONICAL.popitem(last=False)
+    _keep(_CANONICAL, key, column, 32)
 
 
 def _fast_inputs(exp_condition: Any, hrf_model: Any, frame_times: Any, con_id: Any, oversampling: Any,
@@ -344,7 +343,7 @@ def _fast_inputs(exp_condition: Any, hrf_model: Any, frame_times: Any, con_id: A
     return ft, cond, os_, delays, mo
 
 
-_STEPS: dict[bytes, float] = {}
+_STEPS: "OrderedDict[bytes, float]" = OrderedDict()
 
 
 def _frame_step(ft: np.ndarray) -> float:
@@ -354,9 +353,7 @@ def _frame_step(ft: np.ndarray) -> float:
     step = _STEPS.get(key)
     if step is None:
         step = float(np.min(np.diff(ft))) if np.all(np.isfinite(ft)) else float("nan")
-        if len(_STEPS) >= 16:
-            _STEPS.clear()
-        _STEPS[key] = step
+        _keep(_STEPS, key, step, 16)
     return step
 
 
@@ -384,9 +381,7 @@ def _interpolation(fths: np.ndarray, ft: np.ndarray, shift: int) -> tuple | None
         plan = (lo, hi, np.concatenate([lo, hi]) + shift, ft - x_lo, x_hi - x_lo)
         for a in plan:
             a.setflags(write=False)
-    _INTERP[key] = (fths, plan)
-    if len(_INTERP) > 16:
-        _INTERP.popitem(last=False)
+    _keep(_INTERP, key, (fths, plan), 16)
     return plan
 
 
