@@ -85,7 +85,9 @@ def dumps_record(data: Any, depth: int = 2) -> str:
 
 
 _FALLBACK = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+#: json's own C escaper (``"\\u03c3"``, surrogate pairs beyond the BMP), applied to runs of non-ASCII characters
+_escape_ascii = json.encoder.encode_basestring_ascii
 
 
 def _compact(value: Any) -> str:
@@ -96,7 +98,7 @@ def _compact(value: Any) -> str:
         text = _orjson.dumps(value).decode()
     except TypeError:
         return _FALLBACK.encode(value)
-    return text if text.isascii() else _NON_ASCII.sub(lambda m: json.dumps(m.group())[1:-1], text)
+    return text if text.isascii() else _NON_ASCII.sub(lambda m: _escape_ascii(m.group())[1:-1], text)
 
 
 def write_record_json(path: Path, data: Any) -> Path:
