@@ -294,3 +294,63 @@ def test_settling_rules_unit():
     assert _measured_settling({"severity_basis": "measured_part", "measured_t": -3.5})
     assert not _measured_settling({"severity_basis": "measured_part", "measured_t": 2.0})
     assert not _measured_settling({"severity_basis": "assumed"})
+
+
+def test_settling_level_fit_is_capped_by_its_scan_to_scan_evidence():
+    """_settling_difference_se: the SE that caps a settling footprint's t at SETTLING_DIFF_RATIO × its
+    first-difference t (hand: np.diff, OLS slope, lag-1 autocovariance of the differenced residual). A real
+    decay is barely capped; a random walk that wanders away from the run start is (no settling cause)."""
+    from nbdiag.diagnostics.sensitivity import SETTLING_DIFF_RATIO, _settling_difference_se
+
+    rng = np.random.default_rng(5)
+    n = 200
+    m = np.exp(-np.arange(n) / 8.0)
+    pair = np.ones(n - 1, bool)
+    e = 2.0 * m + rng.normal(0.0, 0.1, n)
+    beta = float(m @ e / (m @ m))
+    dz, de = np.diff(m), np.diff(e)
+    b = float(np.linalg.lstsq(dz[:, None], de, rcond=None)[0][0])
+    r = de - b * dz
+    s2, g1 = r @ r / (r.size - 1), r[1:] @ r[:-1] / (r.size - 1)
+    t_d = b / np.sqrt((s2 * (dz @ dz) + 2 * g1 * (dz[1:] @ dz[:-1])) / (dz @ dz) ** 2)
+    got = _settling_difference_se(beta, m, e, pair)
+    assert abs(got - beta / (SETTLING_DIFF_RATIO * t_d)) < 1e-12 * beta
+    assert beta / got > 10                                        # a real decay keeps a large t
+    walk = np.cumsum(rng.normal(0.0, 0.05, n))
+    walk = walk - walk[-50:].mean()
+    bw = float(m @ walk / (m @ m))
+    assert abs(bw / _settling_difference_se(bw, m, walk, pair)) < 3      # wandering: not distinguishable
+    assert _settling_difference_se(1.0, m, -e, pair) > 1e2                # differences of the other sign
+    assert _settling_difference_se(0.0, m, e, pair) == 0.0
+    assert _settling_difference_se(1.0, m[:4], e[:4], pair[:3]) == 0.0
+
+
+# the verdict battery's false alarms fixed by the rules above (seeds of the development battery, seeds 1 and 2)
+REGRESSION_CASES = [
+    ("motion_chance", 100031),   # random-walk drift read as a 64-s settling (level t 3.9, difference t 0.7)
+    ("tiled", 200040),           # random-walk drift read as settling in a tiled design (level t 3.2)
+    ("motion_chance", 100018),   # confound_task_correlated failed the run: no confound is task-locked
+    ("clean", 200084),           # the same warned on a clean run
+    ("motion_locked", 200008),   # task-locked motion: difference t 4.8, level t 2.4 (short, noisy run)
+]
+
+
+@pytest.mark.parametrize("family,seed", REGRESSION_CASES)
+def test_verdict_battery_regressions(family, seed):
+    test_verdict_is_right(family, seed)
+
+
+def test_confound_overlap_without_a_task_locked_confound_is_context_when_measured():
+    """confound_task_correlated (the task's R² on the confounds) is info when the global signal is measured
+    and no confound has a task-locked part beyond drift; unmeasured it keeps its registry severity."""
+    from dataclasses import replace
+
+    th = Thresholds()
+    run = vb.make_study("motion_chance", 100018).runs[1]
+    a = audit_design(run.design, run.roles, run.context, vb.CONTRASTS, th)
+    ctc = [f for f in a.findings if f.code == "confound_task_correlated" and f.contrast is None]
+    assert ctc and all(f.severity == "info" for f in ctc)
+    assert {f.evidence["own_severity"] for f in ctc} == {"warn", "fail"}
+    assert all("Not a cause here" in f.message for f in ctc)
+    blind = audit_design(run.design, run.roles, replace(run.context, measured_signals=None), vb.CONTRASTS, th)
+    assert {f.severity for f in blind.findings if f.code == "confound_task_correlated"} == {"warn", "fail"}

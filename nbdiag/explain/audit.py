@@ -328,11 +328,39 @@ def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], me
     registry's severity (an unmeasurable risk). ``transient_unflagged`` is added when unflagged transients
     stay in the model, with the worst per-contrast severity of their measured effect (info below warn).
     """
-    out = [_graded_by_measure(f, sens, th) for f in map(_variance_cause, run_level)]
+    gs_measured = _global_measured(measured)
+    out = [_no_locked_confound(f, sens) if gs_measured else f for f in map(_variance_cause, run_level)]
+    out = [_graded_by_measure(f, sens, th) for f in out]
     transient = _transient_finding(sens, measured, th, absorbed)
     if transient is not None:
         out.append(transient)
     return out
+
+
+def _global_measured(measured: Any) -> bool:
+    """Whether the run's ``global_signal`` was measured and is not itself a design column."""
+    summ = None if measured is None else measured.signals.get("global_signal")
+    return summ is not None and not summ.in_model and summ.residual_sd_percent is not None
+
+
+def _no_locked_confound(f: Finding, sens: Mapping[str, Any]) -> Finding:
+    """``confound_task_correlated`` when no confound of the model follows the task beyond the drift model.
+
+    The finding's R² is the task regressor's on the confounds + constant; the signal library makes a
+    ``confound:<column>`` cause only of a column with a task-locked part beyond drift (partial R² at least
+    ``confound_r2_warn``, :func:`nbdiag.diagnostics.sensitivity.confound_signals`). With none, the overlap is
+    slow wandering (random-walk motion beside slow blocks) that the measured signal's own fit weighs as
+    noise: no estimate is moved by regressing it out beyond what the drift model does, so the finding is
+    ``info`` (context), not a cause. Any other finding, or one with a ``confound:`` entry, is unchanged."""
+    if f.code != codes.CONFOUND_TASK_CORRELATED.code or f.severity not in ("warn", "fail"):
+        return f
+    if any(x["source"].startswith("confound:") for res in sens.values() for x in res.entries):
+        return f
+    return replace(f, severity="info", evidence={**f.evidence, "own_severity": f.severity,
+                                                 "severity_rule": "no task-locked confound"},
+                   message=f.message + " Not a cause here: no confound column follows the task beyond the drift "
+                                       "model (partial R² below the warn size on every one), so the overlap is "
+                                       "slow wandering, not task-locked motion.")
 
 
 def _entry_effect(e: Mapping[str, Any], name: str) -> tuple[float, str, float] | None:
