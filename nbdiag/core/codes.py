@@ -300,7 +300,8 @@ CONFOUND_TASK_CORRELATED = _register(Code(
     rule="warn ≥ {confound_r2_warn:g}, fail ≥ {confound_r2_fail:g} (when the confounds' loading in the global signal "
          "is measured, fail only if regressing them out moves a contrast by ≥ {sensitivity_fail:g} σ); per contrast "
          "warn/fail when regressing out the task-locked confound moves it by ≥ {sensitivity_warn:g} / "
-         "{sensitivity_fail:g} σ, else info (no footprint: info for the run too)"))
+         "{sensitivity_fail:g} σ, else info (no footprint, or no confound task-locked beyond the drift model with the global signal measured: "
+         "info for the run too)"))
 DOF_LOW = _register(Code(
     "dof_low", "confounds", "warn", "Few residual degrees of freedom",
     "residual degrees of freedom (n − rank, as nilearn counts them)",
