@@ -354,3 +354,45 @@ def test_confound_overlap_without_a_task_locked_confound_is_context_when_measure
     assert all("Not a cause here" in f.message for f in ctc)
     blind = audit_design(run.design, run.roles, replace(run.context, measured_signals=None), vb.CONTRASTS, th)
     assert {f.severity for f in blind.findings if f.code == "confound_task_correlated"} == {"warn", "fail"}
+
+
+def _ar1_series(seed: int, n: int, rho: float, sd: float = 0.3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    e = rng.normal(0.0, sd * np.sqrt(1 - rho ** 2), n)
+    x = np.empty(n)
+    x[0] = rng.normal(0.0, sd)
+    for i in range(1, n):
+        x[i] = rho * x[i - 1] + e[i]
+    return 500.0 * (1.0 + x / 100.0)
+
+
+def test_transient_noise_is_the_spread_of_departures_from_the_running_level():
+    """The transient noise is 1.4826 MAD of the steady volumes' departures from their running median (hand:
+    scipy's median_filter), so AR(1) noise makes no ordinary volume stand out; the spread of first
+    differences / √2 (the rule before) understates it by √(1 − ρ) and flags ordinary volumes."""
+    from scipy.ndimage import median_filter
+
+    from nbdiag.diagnostics.measured import LOCAL_WINDOW, TRANSIENT_K, _detect_transients, _standing_out
+
+    s = _ar1_series(0, 300, 0.6)
+    dev = 100.0 * (s / np.median(s) - 1.0)
+    rough = median_filter(dev, size=2 * LOCAL_WINDOW + 1, mode="constant", cval=float(np.median(dev)))
+    r = dev - rough
+    hand = 1.4826 * np.median(np.abs(r - np.median(r)))
+    got = _detect_transients("global_signal", s)
+    assert abs(got.noise_percent - hand) < 1e-12 and got.threshold_percent == TRANSIENT_K * got.noise_percent
+    new = old = 0
+    steady = np.ones(300, bool)
+    for seed in range(60):
+        s = _ar1_series(seed, 300, 0.7)
+        new += len(_detect_transients("global_signal", s).unflagged())
+        dev = 100.0 * (s / np.median(s) - 1.0)
+        d = np.diff(dev)
+        diff_noise = 1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0)
+        old += int(_standing_out(dev, steady, set(), TRANSIENT_K * diff_noise)[0].sum())
+    assert new == 0 and old >= 10, (new, old)
+    spiky = _ar1_series(1, 300, 0.7)
+    spiky[150] *= 1.03                                            # a 3 % spike in 0.3 % AR(1) noise is found
+    assert _detect_transients("global_signal", spiky).unflagged() == [150]
+    assert _detect_transients("global_signal", np.full(50, 500.0)) is None       # no spread: no noise
+    assert _detect_transients("global_signal", np.array([500.0, 501.0])) is None  # too few volumes

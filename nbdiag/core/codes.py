@@ -342,7 +342,7 @@ MOTION_COLUMNS_MISSING = _register(Code(
 TRANSIENT_UNFLAGGED = _register(Code(
     "transient_unflagged", "confounds", "warn", "Volumes that stand out in the global signal are not flagged",
     "volumes whose measured global_signal departs from its local steady level by more than 5 robust "
-    "scan-to-scan SD (1.4826 MAD of the differences / √2) stay in the model while no non_steady_state_outlier* / motion_outlier* column flags them",
+    "SD of the volumes' departures from their running level (1.4826 MAD) stay in the model while no non_steady_state_outlier* / motion_outlier* column flags them",
     fix="Discard them with a sample mask (FirstLevelModel.fit(sample_masks=...)) or add one spike regressor per "
         "volume; for bright first volumes, drop the dummy scans",
     thresholds=("sensitivity_warn", "sensitivity_fail"),

@@ -105,8 +105,8 @@ SPILL_PART = "condition_spillover"
 #: Fewest implicit-baseline scans for the steady level ``r``; below it every steady scan is used.
 MIN_REFERENCE_SCANS = 5
 
-#: A volume is a transient when it departs from the steady level by more than this many robust
-#: standard deviations (``1.4826 MAD`` of the steady scans) of the signal.
+#: A volume is a transient when it departs from its local steady level by more than this many robust
+#: standard deviations of the steady volumes' departures from their running level (:func:`_departure_noise`).
 TRANSIENT_K = 5.0
 
 #: Volumes on each side whose median is a volume's local steady level (transient detection).
@@ -234,8 +234,11 @@ def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] =
     """Volumes whose signal departs from the steady level by more than the signal's own noise allows.
 
     ``dev = 100 (s / median_steady - 1)`` (percent of the median over the volumes not
-    flagged non-steady); the noise is the scan-to-scan robust SD ``1.4826 MAD(diff(dev)) /
-    sqrt 2`` over the same volumes; a volume stands out when it departs from its local
+    flagged non-steady); the noise is the robust SD of the same volumes' departures from their
+    running level (:func:`_departure_noise`: ``1.4826 MAD(dev − running median)``, the running
+    median over ``2 LOCAL_WINDOW + 1`` volumes), the spread of the very statistic a volume is judged
+    by, so autocorrelated noise does not make ordinary volumes stand out (the spread of first
+    differences understates it by ``sqrt(1 − ρ)``); a volume stands out when it departs from its local
     steady level (the median of the steady volumes within ``LOCAL_WINDOW`` = 8 volumes on
     each side, itself left out) by more than ``k × noise``. Slow drift and random walks
     move neither the noise nor the local level much, so they are not read as transients. Every flagged non-steady
@@ -260,11 +263,12 @@ def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] =
     dev = 100.0 * (s / med - 1.0)
     if task is not None and task.shape[0] == s.size and task.shape[1]:
         dev = _without_task(dev, task, steady, float(k))
-    noise = _scan_to_scan_noise(dev, steady)
+    rough = _running_level(dev, steady)
+    noise = _departure_noise(dev, steady, rough)
     if noise is None:
         return None
     thr = float(k) * noise
-    stands, local_of = _standing_out(dev, steady, ns, thr)
+    stands, local_of = _standing_out(dev, steady, ns, thr, rough)
     lead = 0
     while lead < s.size and (stands[lead] or lead in ns):
         lead += 1
@@ -283,20 +287,31 @@ def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] =
     return Transients(name, med, noise, thr, tuple(vols), tuple(float(v) for v in levels))
 
 
-def _scan_to_scan_noise(dev: np.ndarray, steady: np.ndarray) -> float | None:
-    """Robust SD of the first differences of the steady volumes / sqrt 2 (slow drift and random walks
-    barely enter it); None with fewer than 3 differences or no spread."""
-    d = np.diff(np.where(steady, dev, np.nan))
-    d = d[np.isfinite(d)]
-    if d.size < 3:
+def _running_level(dev: np.ndarray, steady: np.ndarray) -> np.ndarray:
+    """Running median of ``dev`` over ``2 LOCAL_WINDOW + 1`` volumes (the volume itself included; volumes
+    that are not steady read as the steady median, and so does the outside of the run)."""
+    from scipy.ndimage import median_filter  # scipy.ndimage loads only when a signal is measured
+
+    level = float(np.median(dev[steady]))
+    return median_filter(np.where(steady, dev, level), size=2 * LOCAL_WINDOW + 1, mode="constant", cval=level)
+
+
+def _departure_noise(dev: np.ndarray, steady: np.ndarray, rough: np.ndarray) -> float | None:
+    """Robust SD of the steady volumes' departures from their running level (``1.4826 MAD(dev − rough)``):
+    the spread of the very statistic a transient is judged by, whatever the noise's autocorrelation
+    (scan-to-scan differences understate it by ``sqrt(1 − ρ)`` for AR(1) noise) and however the level
+    wanders (the running median follows slow drift). None with fewer than 3 steady volumes or no spread."""
+    r = (dev - rough)[steady & np.isfinite(dev)]
+    if r.size < 3:
         return None
-    noise = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2.0)
+    noise = 1.4826 * float(np.median(np.abs(r - np.median(r))))
     if not np.isfinite(noise) or noise <= 0:
         return None
     return noise
 
 
-def _standing_out(dev: np.ndarray, steady: np.ndarray, ns: set[int], thr: float) -> tuple[np.ndarray, dict[int, float]]:
+def _standing_out(dev: np.ndarray, steady: np.ndarray, ns: set[int], thr: float,
+                  rough: np.ndarray | None = None) -> tuple[np.ndarray, dict[int, float]]:
     """Which volumes depart from their local steady level by more than ``thr``, and each one's level.
 
     The local level is the median of the steady neighbours within ``LOCAL_WINDOW`` volumes on each
@@ -306,12 +321,10 @@ def _standing_out(dev: np.ndarray, steady: np.ndarray, ns: set[int], thr: float)
     the flagged ones. The level a standing-out volume departs from is then its neighbours that do
     not stand out themselves.
     """
-    from scipy.ndimage import median_filter  # scipy.ndimage loads only when a signal is measured
-
     w = LOCAL_WINDOW
     steady_dev = np.where(steady, dev, np.nan)
-    level = float(np.median(dev[steady]))
-    rough = median_filter(np.where(steady, dev, level), size=2 * w + 1, mode="constant", cval=level)
+    if rough is None:
+        rough = _running_level(dev, steady)
     cand = np.flatnonzero(np.isfinite(dev) & (np.abs(dev - rough) > 0.5 * thr))
     stands = np.zeros(dev.size, dtype=bool)
     local_of: dict[int, float] = {}

@@ -285,7 +285,7 @@ def transient_signal(context: DesignContext, idx_list: list[int], design: pd.Dat
     first = vols[0]
     label = (f"the measured excess of the {len(vols)} unflagged volume(s) that stand out in global_signal "
              f"({first['excess_percent']:+.1f} % at volume {first['volume']}, {first['position'].replace('_', ' ')}; "
-             f"more than {TRANSIENT_K:g} robust scan-to-scan SD = {found.threshold_percent:.2g} % from the local steady level)")
+             f"more than {TRANSIENT_K:g} robust SD of the departures from the running level = {found.threshold_percent:.2g} % from the local steady level)")
     return Signal("transient", label, "% signal", m, typical=1.0, magnitude_source="measured:global_signal")
 
 

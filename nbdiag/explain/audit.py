@@ -445,7 +445,7 @@ def _transient_finding(sens: Mapping[str, Any], measured: Any, th: Thresholds,
     return codes.TRANSIENT_UNFLAGGED.finding(
         severity=sev,
         message=(f"{len(vols)} volume(s) {where} stand out in global_signal — {listed}{more} — by more than "
-                 f"{tr.threshold_percent:.2g} % ({tr.to_dict()['k']:g} robust scan-to-scan SD) from their local "
+                 f"{tr.threshold_percent:.2g} % ({tr.to_dict()['k']:g} robust SD of the departures from the running level) from their local "
                  f"steady level, and fMRIPrep flagged none of them (no non_steady_state_outlier* or "
                  f"motion_outlier* column); they stay in the model. {effect}"),
         evidence={"volumes": [dict(v) for v in vols], "threshold_percent": tr.threshold_percent,
