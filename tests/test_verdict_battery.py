@@ -396,3 +396,33 @@ def test_transient_noise_is_the_spread_of_departures_from_the_running_level():
     assert _detect_transients("global_signal", spiky).unflagged() == [150]
     assert _detect_transients("global_signal", np.full(50, 500.0)) is None       # no spread: no noise
     assert _detect_transients("global_signal", np.array([500.0, 501.0])) is None  # too few volumes
+
+
+def test_a_settling_head_is_counted_once_in_the_class_parts():
+    """Run-start volumes absorbed into a slow settling's head leave the ``transient`` class: their part moves
+    to ``run_edge`` (the settling's class), exactly (same steady level r, same fitted response), the parts
+    still sum to the estimate, and the head stays out of the noise."""
+    from nbdiag.diagnostics.measured import measure_signals
+    from nbdiag.diagnostics.baseline import assess_baseline
+    from nbdiag.design.contrasts import parse_contrasts
+    from nbdiag.explain.audit import audit_design as audit
+
+    design, roles, ctx, gs, fixed = _settling_run(4.0, 8.0, seed=2, t_r=2.0, n=200)
+    a = audit(design, roles, ctx, vb.CONTRASTS, Thresholds())
+    head = [v["volume"] for v in a.measured["signals"]["global_signal"]["transients"]["volumes"]]
+    assert head and not any(f.code == "transient_unflagged" for f in a.findings)
+    m = a.contrasts["zero_back"]["measured"]["global_signal"]
+    assert "transient" not in m["by_class"]
+    assert abs(sum(m["by_class"].values()) - m["estimate_ols"]) < 1e-9
+    th = Thresholds()
+    classes = assess_baseline(design, roles, ctx, th).scan_classes
+    vecs = parse_contrasts(vb.CONTRASTS, design, roles).vectors
+    task = [c for c in design.columns if roles[c] == "task"]
+    before = measure_signals(ctx.measured_signals, design, vecs, classes, task_columns=task)
+    after = measure_signals(ctx.measured_signals, design, vecs, classes, task_columns=task, settling_head=head)
+    for name in vb.CONTRASTS:
+        b, c = before.contrasts[name]["global_signal"], after.contrasts[name]["global_signal"]
+        assert "transient" in b.by_class and "transient" not in c.by_class
+        assert abs(c.by_class["run_edge"] - (b.by_class["run_edge"] + b.by_class["transient"])) < 1e-10
+        assert abs(c.estimate - b.estimate) < 1e-12
+    assert before.signals["global_signal"].residual_sd_percent == after.signals["global_signal"].residual_sd_percent

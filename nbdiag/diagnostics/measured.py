@@ -628,7 +628,7 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
                     vectors: Mapping[str, np.ndarray], scan_classes: Sequence[str],
                     rows: Sequence[int] | None = None, nonsteady_volumes: Sequence[int] = (),
                     noise_model: str = "ar1", algebra=None, scrub_volumes: Sequence[int] = (),
-                    task_columns: Sequence[str] = ()) -> MeasuredResult:
+                    task_columns: Sequence[str] = (), settling_head: Sequence[int] = ()) -> MeasuredResult:
     """Measure every signal against every contrast (see the module doc).
 
     Parameters
@@ -656,6 +656,9 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
     task_columns : sequence of str
         The conditions' design columns: their fitted response is taken out of the cause parts
         (``condition_spillover``; none when empty).
+    settling_head : sequence of int
+        Run-start volumes that stand out but are the head of a slow settling (original indices; found by
+        the audit): class ``run_edge``, not ``transient``, and still left out of the noise and of ``r``.
 
     Returns
     -------
@@ -674,7 +677,7 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
     if len(scan_classes) != n:
         raise ValueError(f"scan_classes must have one entry per design row ({n}); got {len(scan_classes)}")
     run = _RunArrays.build(signals, design, vectors, scan_classes, rows_arr, nonsteady_volumes, scrub_volumes,
-                           task_columns, algebra)
+                           task_columns, algebra, settling_head)
     summaries: dict[str, SignalSummary] = {}
     per_contrast: dict[str, dict[str, ContrastMeasure]] = {name: {} for name in vectors}
     missing = []
@@ -725,11 +728,15 @@ class _RunArrays:
     #: per contrast: whether its weights leave a remainder (Σ w ≠ 0)
     remainder: dict[str, bool]
     masks: dict[str, np.ndarray]
+    #: rows whose own excess is what a part measures, not noise: flagged, transient and high-motion
+    #: volumes, and a settling's head (left out of the noise, the placebo series, the loadings and ``r``)
+    out_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     @classmethod
     def build(cls, signals: Mapping[str, np.ndarray], design: pd.DataFrame, vectors: Mapping[str, np.ndarray],
               scan_classes: Sequence[str], rows_arr: np.ndarray, nonsteady_volumes: Sequence[int],
-              scrub_volumes: Sequence[int], task_columns: Sequence[str], algebra: Any) -> "_RunArrays":
+              scrub_volumes: Sequence[int], task_columns: Sequence[str], algebra: Any,
+              settling_head: Sequence[int] = ()) -> "_RunArrays":
         n = len(design)
         X = design.to_numpy(dtype=float)
         cols = [str(c) for c in design.columns]
@@ -738,13 +745,16 @@ class _RunArrays:
         scrubbed = set(int(v) for v in scrub_volumes) - flagged
         steady_rows = np.array([int(r) not in flagged for r in rows_arr], dtype=bool)
         classes, transients = _classes_with_causes(signals, design, scan_classes, rows_arr, flagged, scrubbed,
-                                                   task_columns)
-        # the noise is measured on the scans without a transient cause (flagged, unflagged, high-motion): a
-        # spike left in the model is a cause to grade, not noise that would hide it
-        quiet_rows = steady_rows & ~np.isin(classes, _EXCLUDED)
+                                                   task_columns, settling_head)
+        # the noise is measured on the scans without a transient cause (flagged, unflagged, high-motion, a
+        # settling's head): a spike left in the model is a cause to grade, not noise that would hide it
+        out_rows = np.isin(classes, _EXCLUDED) | (np.isin(rows_arr, [int(v) for v in settling_head])
+                                                  & (classes != "nonsteady"))
+        quiet_rows = steady_rows & ~out_rows
         order = class_order(classes.tolist())
         masks = {k: classes == k for k in order}
         ref_rows, ref_def = reference_rows(classes)
+        ref_rows = ref_rows & ~out_rows
         alg = DesignAlgebra.for_design(X, algebra)
         pinv = alg.pinv
         rank = int(np.sum(alg.s > float(np.abs(X).sum()) * np.finfo(np.float64).eps))
@@ -760,15 +770,17 @@ class _RunArrays:
         return cls(X=X, cols=cols, rows=rows_arr, task_idx=task_idx, flagged=flagged, steady_rows=steady_rows,
                    quiet_rows=quiet_rows, classes=classes, transients=transients, order=order, ref_rows=ref_rows,
                    ref_def=ref_def, pinv=pinv, rank=rank, names=names, W=W, M=M, sum_w=sum_w, sum_w2=sum_w2,
-                   remainder=remainder, masks=masks)
+                   remainder=remainder, masks=masks, out_rows=out_rows)
 
 
 def _classes_with_causes(signals: Mapping[str, np.ndarray], design: pd.DataFrame, scan_classes: Sequence[str],
-                         rows_arr: np.ndarray, flagged: set[int], scrubbed: set[int], task_columns: Sequence[str]
-                         ) -> tuple[np.ndarray, Transients | None]:
+                         rows_arr: np.ndarray, flagged: set[int], scrubbed: set[int], task_columns: Sequence[str],
+                         settling_head: Sequence[int] = ()) -> tuple[np.ndarray, Transients | None]:
     """The scan classes with the volumes scrubbing would censor as ``high_motion`` and the global signal's
     unflagged transients (detected here: the brain-wide average is what every voxel shares) as
-    ``transient``; and those transients (None without a global signal)."""
+    ``transient``; and those transients (None without a global signal). Transients that are a slow
+    settling's head (``settling_head``, found by the audit: :func:`nbdiag.diagnostics.sensitivity.settling_head`)
+    are ``run_edge`` instead: the settling is their cause, counted once."""
     classes = np.asarray(list(scan_classes), dtype=object)
     gs = signals.get("global_signal") if "global_signal" in signals else None
     transients = None
@@ -781,7 +793,10 @@ def _classes_with_causes(signals: Mapping[str, np.ndarray], design: pd.DataFrame
         classes[np.isin(rows_arr, sorted(scrubbed)) & (classes != "nonsteady")] = "high_motion"
     if transients is not None and transients.unflagged():
         classes = classes.copy()
-        classes[np.isin(rows_arr, transients.unflagged()) & (classes != "nonsteady")] = "transient"
+        head = set(int(v) for v in settling_head)
+        classes[np.isin(rows_arr, [v for v in transients.unflagged() if v not in head])
+                & (classes != "nonsteady")] = "transient"
+        classes[np.isin(rows_arr, sorted(head & set(transients.unflagged()))) & (classes != "nonsteady")] = "run_edge"
     return classes, transients
 
 
@@ -830,7 +845,7 @@ def _loadings(y: np.ndarray, rsd: float, run: _RunArrays) -> dict[str, tuple[flo
     cause (flagged, unflagged, high-motion: a bright volume is not read as the loading of a confound that
     happens to be large there)."""
     X, pinv, steady_rows = run.X, run.pinv, run.steady_rows
-    out_rows = np.isin(run.classes, _EXCLUDED)
+    out_rows = run.out_rows
     pl = pinv if not out_rows.any() else np.linalg.pinv(np.where(out_rows[:, None], 0.0, X))
     beta = pl @ np.where(out_rows, 0.0, y)
     rho_b = _lag1(y - X @ beta, steady_rows & ~out_rows)
@@ -871,7 +886,7 @@ def _class_measures(sig: str, y: np.ndarray, ref: float, spill: np.ndarray | Non
     if order and is_cause.any() and sig == "global_signal":
         u = yr - (spill if spill is not None else 0.0)
         se_all[is_cause] = np.maximum(se_all[is_cause],
-                                      _placebo_se(u, M[:, is_cause], W, np.isin(run.classes, _EXCLUDED)))
+                                      _placebo_se(u, M[:, is_cause], W, run.out_rows))
     out: dict[str, ContrastMeasure] = {}
     for j, name in enumerate(names):
         w = W[:, j]

@@ -95,7 +95,10 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     noise = noise_level(design, context, measured=measured)
     absorbed: list[int] = []   # run-start volumes that are a slow settling's head: no longer transients
     sizes = _measured_sizes(measured, vectors, alg, design, context, signals, absorbed)
-    signals = without_volumes(signals, "transient", absorbed, context) if absorbed else signals
+    if absorbed:   # a settling's head is counted once: in its run_edge part, not also as a transient part
+        measured = _measure(design, roles, context, vectors, base.scan_classes, alg, absorbed)
+        signals = without_volumes(signals, "transient", absorbed, context)
+        sizes = _measured_sizes(measured, vectors, alg, design, context, signals)
     sens = sensitivity_by_contrast(design, vectors, signals, th, context,
                                    extra_families=_extra_families(design, roles, vectors, drift, base, th),
                                    algebra=alg, noise=noise, measured=sizes)
@@ -127,16 +130,18 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
                        findings=findings, status=status_from_findings(findings), measured=measured_sec)
 
 def _measure(design: pd.DataFrame, roles: Mapping[str, str], context: DesignContext,
-             vectors: Mapping[str, np.ndarray], scan_classes: Sequence[str], alg: DesignAlgebra) -> Any:
+             vectors: Mapping[str, np.ndarray], scan_classes: Sequence[str], alg: DesignAlgebra,
+             settling_head: Sequence[int] = ()) -> Any:
     """The run's measured signals (:func:`measure_signals`) against every contrast, or None when the
-    context holds none."""
+    context holds none; ``settling_head``: run-start volumes that are a slow settling's head."""
     if context.measured_signals is None:
         return None
     return measure_signals(context.measured_signals, design, vectors, scan_classes,
                            rows=context.scan_index, nonsteady_volumes=context.nonsteady_volumes,
                            noise_model=context.noise_model, algebra=alg,
                            scrub_volumes=() if context.sample_mask_applied else context.scrub_volumes,
-                           task_columns=[c for c in design.columns if roles.get(c) == "task"])
+                           task_columns=[c for c in design.columns if roles.get(c) == "task"],
+                           settling_head=settling_head)
 
 
 def _contrast_sections(design: pd.DataFrame, roles: Mapping[str, str], cset: Any, alg: DesignAlgebra, base: Any,
