@@ -300,7 +300,8 @@ CONFOUND_TASK_CORRELATED = _register(Code(
     rule="warn ≥ {confound_r2_warn:g}, fail ≥ {confound_r2_fail:g} (when the confounds' loading in the global signal "
          "is measured, fail only if regressing them out moves a contrast by ≥ {sensitivity_fail:g} σ); per contrast "
          "warn/fail when regressing out the task-locked confound moves it by ≥ {sensitivity_warn:g} / "
-         "{sensitivity_fail:g} σ, else info (no footprint: info for the run too)"))
+         "{sensitivity_fail:g} σ, else info (no footprint, or no confound task-locked beyond the drift model with the global signal measured: "
+         "info for the run too)"))
 DOF_LOW = _register(Code(
     "dof_low", "confounds", "warn", "Few residual degrees of freedom",
     "residual degrees of freedom (n − rank, as nilearn counts them)",
@@ -341,7 +342,7 @@ MOTION_COLUMNS_MISSING = _register(Code(
 TRANSIENT_UNFLAGGED = _register(Code(
     "transient_unflagged", "confounds", "warn", "Volumes that stand out in the global signal are not flagged",
     "volumes whose measured global_signal departs from its local steady level by more than 5 robust "
-    "scan-to-scan SD (1.4826 MAD of the differences / √2) stay in the model while no non_steady_state_outlier* / motion_outlier* column flags them",
+    "SD of the volumes' departures from their running level (1.4826 MAD) stay in the model while no non_steady_state_outlier* / motion_outlier* column flags them",
     fix="Discard them with a sample mask (FirstLevelModel.fit(sample_masks=...)) or add one spike regressor per "
         "volume; for bright first volumes, drop the dummy scans",
     thresholds=("sensitivity_warn", "sensitivity_fail"),

@@ -105,8 +105,8 @@ SPILL_PART = "condition_spillover"
 #: Fewest implicit-baseline scans for the steady level ``r``; below it every steady scan is used.
 MIN_REFERENCE_SCANS = 5
 
-#: A volume is a transient when it departs from the steady level by more than this many robust
-#: standard deviations (``1.4826 MAD`` of the steady scans) of the signal.
+#: A volume is a transient when it departs from its local steady level by more than this many robust
+#: standard deviations of the steady volumes' departures from their running level (:func:`_departure_noise`).
 TRANSIENT_K = 5.0
 
 #: Volumes on each side whose median is a volume's local steady level (transient detection).
@@ -234,8 +234,11 @@ def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] =
     """Volumes whose signal departs from the steady level by more than the signal's own noise allows.
 
     ``dev = 100 (s / median_steady - 1)`` (percent of the median over the volumes not
-    flagged non-steady); the noise is the scan-to-scan robust SD ``1.4826 MAD(diff(dev)) /
-    sqrt 2`` over the same volumes; a volume stands out when it departs from its local
+    flagged non-steady); the noise is the robust SD of the same volumes' departures from their
+    running level (:func:`_departure_noise`: ``1.4826 MAD(dev − running median)``, the running
+    median over ``2 LOCAL_WINDOW + 1`` volumes), the spread of the very statistic a volume is judged
+    by, so autocorrelated noise does not make ordinary volumes stand out (the spread of first
+    differences understates it by ``sqrt(1 − ρ)``); a volume stands out when it departs from its local
     steady level (the median of the steady volumes within ``LOCAL_WINDOW`` = 8 volumes on
     each side, itself left out) by more than ``k × noise``. Slow drift and random walks
     move neither the noise nor the local level much, so they are not read as transients. Every flagged non-steady
@@ -260,11 +263,12 @@ def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] =
     dev = 100.0 * (s / med - 1.0)
     if task is not None and task.shape[0] == s.size and task.shape[1]:
         dev = _without_task(dev, task, steady, float(k))
-    noise = _scan_to_scan_noise(dev, steady)
+    rough = _running_level(dev, steady)
+    noise = _departure_noise(dev, steady, rough)
     if noise is None:
         return None
     thr = float(k) * noise
-    stands, local_of = _standing_out(dev, steady, ns, thr)
+    stands, local_of = _standing_out(dev, steady, ns, thr, rough)
     lead = 0
     while lead < s.size and (stands[lead] or lead in ns):
         lead += 1
@@ -283,20 +287,31 @@ def _detect_transients(name: str, series: np.ndarray, nonsteady: Sequence[int] =
     return Transients(name, med, noise, thr, tuple(vols), tuple(float(v) for v in levels))
 
 
-def _scan_to_scan_noise(dev: np.ndarray, steady: np.ndarray) -> float | None:
-    """Robust SD of the first differences of the steady volumes / sqrt 2 (slow drift and random walks
-    barely enter it); None with fewer than 3 differences or no spread."""
-    d = np.diff(np.where(steady, dev, np.nan))
-    d = d[np.isfinite(d)]
-    if d.size < 3:
+def _running_level(dev: np.ndarray, steady: np.ndarray) -> np.ndarray:
+    """Running median of ``dev`` over ``2 LOCAL_WINDOW + 1`` volumes (the volume itself included; volumes
+    that are not steady read as the steady median, and so does the outside of the run)."""
+    from scipy.ndimage import median_filter  # scipy.ndimage loads only when a signal is measured
+
+    level = float(np.median(dev[steady]))
+    return median_filter(np.where(steady, dev, level), size=2 * LOCAL_WINDOW + 1, mode="constant", cval=level)
+
+
+def _departure_noise(dev: np.ndarray, steady: np.ndarray, rough: np.ndarray) -> float | None:
+    """Robust SD of the steady volumes' departures from their running level (``1.4826 MAD(dev − rough)``):
+    the spread of the very statistic a transient is judged by, whatever the noise's autocorrelation
+    (scan-to-scan differences understate it by ``sqrt(1 − ρ)`` for AR(1) noise) and however the level
+    wanders (the running median follows slow drift). None with fewer than 3 steady volumes or no spread."""
+    r = (dev - rough)[steady & np.isfinite(dev)]
+    if r.size < 3:
         return None
-    noise = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2.0)
+    noise = 1.4826 * float(np.median(np.abs(r - np.median(r))))
     if not np.isfinite(noise) or noise <= 0:
         return None
     return noise
 
 
-def _standing_out(dev: np.ndarray, steady: np.ndarray, ns: set[int], thr: float) -> tuple[np.ndarray, dict[int, float]]:
+def _standing_out(dev: np.ndarray, steady: np.ndarray, ns: set[int], thr: float,
+                  rough: np.ndarray | None = None) -> tuple[np.ndarray, dict[int, float]]:
     """Which volumes depart from their local steady level by more than ``thr``, and each one's level.
 
     The local level is the median of the steady neighbours within ``LOCAL_WINDOW`` volumes on each
@@ -306,12 +321,10 @@ def _standing_out(dev: np.ndarray, steady: np.ndarray, ns: set[int], thr: float)
     the flagged ones. The level a standing-out volume departs from is then its neighbours that do
     not stand out themselves.
     """
-    from scipy.ndimage import median_filter  # scipy.ndimage loads only when a signal is measured
-
     w = LOCAL_WINDOW
     steady_dev = np.where(steady, dev, np.nan)
-    level = float(np.median(dev[steady]))
-    rough = median_filter(np.where(steady, dev, level), size=2 * w + 1, mode="constant", cval=level)
+    if rough is None:
+        rough = _running_level(dev, steady)
     cand = np.flatnonzero(np.isfinite(dev) & (np.abs(dev - rough) > 0.5 * thr))
     stands = np.zeros(dev.size, dtype=bool)
     local_of: dict[int, float] = {}
@@ -615,7 +628,7 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
                     vectors: Mapping[str, np.ndarray], scan_classes: Sequence[str],
                     rows: Sequence[int] | None = None, nonsteady_volumes: Sequence[int] = (),
                     noise_model: str = "ar1", algebra=None, scrub_volumes: Sequence[int] = (),
-                    task_columns: Sequence[str] = ()) -> MeasuredResult:
+                    task_columns: Sequence[str] = (), settling_head: Sequence[int] = ()) -> MeasuredResult:
     """Measure every signal against every contrast (see the module doc).
 
     Parameters
@@ -643,6 +656,9 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
     task_columns : sequence of str
         The conditions' design columns: their fitted response is taken out of the cause parts
         (``condition_spillover``; none when empty).
+    settling_head : sequence of int
+        Run-start volumes that stand out but are the head of a slow settling (original indices; found by
+        the audit): class ``run_edge``, not ``transient``, and still left out of the noise and of ``r``.
 
     Returns
     -------
@@ -661,7 +677,7 @@ def measure_signals(signals: Mapping[str, np.ndarray], design: pd.DataFrame,
     if len(scan_classes) != n:
         raise ValueError(f"scan_classes must have one entry per design row ({n}); got {len(scan_classes)}")
     run = _RunArrays.build(signals, design, vectors, scan_classes, rows_arr, nonsteady_volumes, scrub_volumes,
-                           task_columns, algebra)
+                           task_columns, algebra, settling_head)
     summaries: dict[str, SignalSummary] = {}
     per_contrast: dict[str, dict[str, ContrastMeasure]] = {name: {} for name in vectors}
     missing = []
@@ -712,11 +728,15 @@ class _RunArrays:
     #: per contrast: whether its weights leave a remainder (Σ w ≠ 0)
     remainder: dict[str, bool]
     masks: dict[str, np.ndarray]
+    #: rows whose own excess is what a part measures, not noise: flagged, transient and high-motion
+    #: volumes, and a settling's head (left out of the noise, the placebo series, the loadings and ``r``)
+    out_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     @classmethod
     def build(cls, signals: Mapping[str, np.ndarray], design: pd.DataFrame, vectors: Mapping[str, np.ndarray],
               scan_classes: Sequence[str], rows_arr: np.ndarray, nonsteady_volumes: Sequence[int],
-              scrub_volumes: Sequence[int], task_columns: Sequence[str], algebra: Any) -> "_RunArrays":
+              scrub_volumes: Sequence[int], task_columns: Sequence[str], algebra: Any,
+              settling_head: Sequence[int] = ()) -> "_RunArrays":
         n = len(design)
         X = design.to_numpy(dtype=float)
         cols = [str(c) for c in design.columns]
@@ -725,13 +745,16 @@ class _RunArrays:
         scrubbed = set(int(v) for v in scrub_volumes) - flagged
         steady_rows = np.array([int(r) not in flagged for r in rows_arr], dtype=bool)
         classes, transients = _classes_with_causes(signals, design, scan_classes, rows_arr, flagged, scrubbed,
-                                                   task_columns)
-        # the noise is measured on the scans without a transient cause (flagged, unflagged, high-motion): a
-        # spike left in the model is a cause to grade, not noise that would hide it
-        quiet_rows = steady_rows & ~np.isin(classes, _EXCLUDED)
+                                                   task_columns, settling_head)
+        # the noise is measured on the scans without a transient cause (flagged, unflagged, high-motion, a
+        # settling's head): a spike left in the model is a cause to grade, not noise that would hide it
+        out_rows = np.isin(classes, _EXCLUDED) | (np.isin(rows_arr, [int(v) for v in settling_head])
+                                                  & (classes != "nonsteady"))
+        quiet_rows = steady_rows & ~out_rows
         order = class_order(classes.tolist())
         masks = {k: classes == k for k in order}
         ref_rows, ref_def = reference_rows(classes)
+        ref_rows = ref_rows & ~out_rows
         alg = DesignAlgebra.for_design(X, algebra)
         pinv = alg.pinv
         rank = int(np.sum(alg.s > float(np.abs(X).sum()) * np.finfo(np.float64).eps))
@@ -747,15 +770,17 @@ class _RunArrays:
         return cls(X=X, cols=cols, rows=rows_arr, task_idx=task_idx, flagged=flagged, steady_rows=steady_rows,
                    quiet_rows=quiet_rows, classes=classes, transients=transients, order=order, ref_rows=ref_rows,
                    ref_def=ref_def, pinv=pinv, rank=rank, names=names, W=W, M=M, sum_w=sum_w, sum_w2=sum_w2,
-                   remainder=remainder, masks=masks)
+                   remainder=remainder, masks=masks, out_rows=out_rows)
 
 
 def _classes_with_causes(signals: Mapping[str, np.ndarray], design: pd.DataFrame, scan_classes: Sequence[str],
-                         rows_arr: np.ndarray, flagged: set[int], scrubbed: set[int], task_columns: Sequence[str]
-                         ) -> tuple[np.ndarray, Transients | None]:
+                         rows_arr: np.ndarray, flagged: set[int], scrubbed: set[int], task_columns: Sequence[str],
+                         settling_head: Sequence[int] = ()) -> tuple[np.ndarray, Transients | None]:
     """The scan classes with the volumes scrubbing would censor as ``high_motion`` and the global signal's
     unflagged transients (detected here: the brain-wide average is what every voxel shares) as
-    ``transient``; and those transients (None without a global signal)."""
+    ``transient``; and those transients (None without a global signal). Transients that are a slow
+    settling's head (``settling_head``, found by the audit: :func:`nbdiag.diagnostics.sensitivity.settling_head`)
+    are ``run_edge`` instead: the settling is their cause, counted once."""
     classes = np.asarray(list(scan_classes), dtype=object)
     gs = signals.get("global_signal") if "global_signal" in signals else None
     transients = None
@@ -768,7 +793,10 @@ def _classes_with_causes(signals: Mapping[str, np.ndarray], design: pd.DataFrame
         classes[np.isin(rows_arr, sorted(scrubbed)) & (classes != "nonsteady")] = "high_motion"
     if transients is not None and transients.unflagged():
         classes = classes.copy()
-        classes[np.isin(rows_arr, transients.unflagged()) & (classes != "nonsteady")] = "transient"
+        head = set(int(v) for v in settling_head)
+        classes[np.isin(rows_arr, [v for v in transients.unflagged() if v not in head])
+                & (classes != "nonsteady")] = "transient"
+        classes[np.isin(rows_arr, sorted(head & set(transients.unflagged()))) & (classes != "nonsteady")] = "run_edge"
     return classes, transients
 
 
@@ -817,7 +845,7 @@ def _loadings(y: np.ndarray, rsd: float, run: _RunArrays) -> dict[str, tuple[flo
     cause (flagged, unflagged, high-motion: a bright volume is not read as the loading of a confound that
     happens to be large there)."""
     X, pinv, steady_rows = run.X, run.pinv, run.steady_rows
-    out_rows = np.isin(run.classes, _EXCLUDED)
+    out_rows = run.out_rows
     pl = pinv if not out_rows.any() else np.linalg.pinv(np.where(out_rows[:, None], 0.0, X))
     beta = pl @ np.where(out_rows, 0.0, y)
     rho_b = _lag1(y - X @ beta, steady_rows & ~out_rows)
@@ -858,7 +886,7 @@ def _class_measures(sig: str, y: np.ndarray, ref: float, spill: np.ndarray | Non
     if order and is_cause.any() and sig == "global_signal":
         u = yr - (spill if spill is not None else 0.0)
         se_all[is_cause] = np.maximum(se_all[is_cause],
-                                      _placebo_se(u, M[:, is_cause], W, np.isin(run.classes, _EXCLUDED)))
+                                      _placebo_se(u, M[:, is_cause], W, run.out_rows))
     out: dict[str, ContrastMeasure] = {}
     for j, name in enumerate(names):
         w = W[:, j]

@@ -285,7 +285,7 @@ def transient_signal(context: DesignContext, idx_list: list[int], design: pd.Dat
     first = vols[0]
     label = (f"the measured excess of the {len(vols)} unflagged volume(s) that stand out in global_signal "
              f"({first['excess_percent']:+.1f} % at volume {first['volume']}, {first['position'].replace('_', ' ')}; "
-             f"more than {TRANSIENT_K:g} robust scan-to-scan SD = {found.threshold_percent:.2g} % from the local steady level)")
+             f"more than {TRANSIENT_K:g} robust SD of the departures from the running level = {found.threshold_percent:.2g} % from the local steady level)")
     return Signal("transient", label, "% signal", m, typical=1.0, magnitude_source="measured:global_signal")
 
 
@@ -666,6 +666,11 @@ def _difference_t(z: np.ndarray, e: np.ndarray, pair: np.ndarray) -> float:
     return b / (sd / np.sqrt(ss)) if sd > 0 else 0.0
 
 
+#: Least ``|t|`` of a left-out confound's level fit beside a first-difference fit at ``DISTINCT_T``
+#: (:func:`left_out_confound_signals`).
+FOOTPRINT_LEVEL_T = 2.0
+
+
 def left_out_confound_signals(design: pd.DataFrame, context: DesignContext) -> list[Signal]:
     """``confound_left_out:<column>``: the measured footprint of a motion column the model leaves out.
 
@@ -673,10 +678,13 @@ def left_out_confound_signals(design: pd.DataFrame, context: DesignContext) -> l
     that is not a design column (nor its expansions): ``z`` at the design rows is added beside the
     design in the scaled global signal ``y`` (OLS): ``β = z⊥ᵀ e / z⊥ᵀ z⊥`` (``z⊥`` = ``z`` after the
     design, ``e`` the residual of ``y``), ``SE = σ / ||z⊥|| · sqrt((1 + ρ) / (1 − ρ))`` (σ, ρ: the
-    residual's SD and lag-1 autocorrelation). Only a footprint distinguishable from zero
-    (``|β / SE| >= DISTINCT_T``) gives a signal, ``m = β z``: a contrast's estimate then carries
-    ``wᵀm = β wᵀz`` of that motion (size measured). The footprint must also hold on first differences
-    (:func:`_difference_t`): a random-walk head position and a drifting signal correlate by chance.
+    residual's SD and lag-1 autocorrelation). A footprint gives a signal, ``m = β z``, when it holds scan to
+    scan: its fit on first differences (:func:`_difference_t`) is distinguishable from zero
+    (``|t_diff| >= DISTINCT_T``) — a random-walk head position and a drifting signal correlate by chance
+    in level, not in their differences — and the level fit agrees in sign with ``|β / SE| >=
+    FOOTPRINT_LEVEL_T`` (its SE is inflated by the slow drift the differences are free of, so the level
+    fit is the weaker test; it gives the size). A contrast's estimate then carries ``wᵀm = β wᵀz`` of that
+    motion (size measured: nilearn's change when the column is added to the model, by Frisch-Waugh).
     Motion that leaves no trace in the signal, however it correlates with the task, gives none: it is
     not a cause.
     """
@@ -723,7 +731,8 @@ def left_out_confound_signals(design: pd.DataFrame, context: DesignContext) -> l
         beta = float(zp @ ek) / ss
         se = sd / np.sqrt(ss) * np.sqrt((1.0 + rho) / (1.0 - rho))
         t = beta / se
-        if abs(t) < DISTINCT_T or abs(_difference_t(zp, ek, pair)) < DISTINCT_T:
+        t_diff = _difference_t(zp, ek, pair)
+        if abs(t_diff) < DISTINCT_T or abs(t) < FOOTPRINT_LEVEL_T or t * t_diff <= 0:
             continue
         out.append(Signal(f"confound_left_out:{c}",
                           f"{c}, left out of the model, whose footprint the global signal carries ({beta:+.3g} % "
@@ -936,7 +945,8 @@ def footprints(design: np.ndarray, pinv: np.ndarray, y: np.ndarray, sd: float, s
     with the largest ``|β / SE|`` is kept; when that is an alternative, ``shapes[source]`` receives its
     ``(label, values)`` and the returned ``(β, SE)`` are for that shape (the caller rescales per contrast).
     The shapes compete by least squares (the largest ``|β| ||m⊥||``); for ``run_start`` (settling, fitted over
-    ``RUN_START_ALT_TAU_S``) the SE is at least the placebo SE (:func:`_placebo_beta_se`), and
+    ``RUN_START_ALT_TAU_S``) the SE is at least the placebo SE (:func:`_placebo_beta_se`) and the SE that
+    caps its t at ``SETTLING_DIFF_RATIO`` × its first-difference t (:func:`_settling_difference_se`), and
     ``residuals["run_start"]`` (when given) receives ``e − β m⊥`` of the winning shape (0 on excluded rows).
     """
     out: dict[str, tuple[float, float]] = {}
@@ -988,10 +998,42 @@ def footprints(design: np.ndarray, pinv: np.ndarray, y: np.ndarray, sd: float, s
         rho_r = min(max(float(a @ b) / den if den > 0 else 0.0, 0.0), 0.95)
         scale = float(np.sqrt((rest @ rest) / (ek @ ek))) if float(ek @ ek) > 0 else 1.0
         se = sd * scale / np.sqrt(ss[j]) * np.sqrt((1.0 + rho_r) / (1.0 - rho_r))
-        out["run_start"] = (beta, max(float(se), _placebo_beta_se(Mp[:, j], rest, float(ss[j]))))
+        se = max(float(se), _placebo_beta_se(Mp[:, j], rest, float(ss[j])),
+                 _settling_difference_se(beta, Mp[:, j], ek, pair))
+        out["run_start"] = (beta, se)
         if residuals is not None:
             residuals["run_start"] = rest
     return out
+
+
+#: The settling's level fit may be at most this many times as strong as its scan-to-scan evidence
+#: (:func:`_settling_difference_se`): ``|t| <= SETTLING_DIFF_RATIO × t_diff``.
+SETTLING_DIFF_RATIO = 3.0
+
+
+def _settling_difference_se(beta: float, m: np.ndarray, e: np.ndarray, pair: np.ndarray) -> float:
+    """The SE that caps a settling footprint's ``|t|`` at ``SETTLING_DIFF_RATIO × t_diff``.
+
+    ``t_diff`` is the t of the same shape ``m`` fitted to the residual ``e`` on first differences
+    (consecutive kept rows ``pair``; SE with the differenced residual's lag-1 autocovariance, which a
+    white noise makes −½ of its variance), in the direction of ``β``. A settling decays: the signal falls
+    scan after scan where the shape falls, so a real one shows on differences as well (with less power,
+    hence the ratio). A random-walk drift wanders away from the run start by chance and fits a slow decay in
+    level — the "spurious regression" of two slow series — but its differences do not follow the
+    shape. ``t_diff <= 0`` (or undefined) gives an SE of ``|β| / (SETTLING_DIFF_RATIO × 1e-3)``: no settling.
+    """
+    dz, de = (m[1:] - m[:-1])[pair], (e[1:] - e[:-1])[pair]
+    ss = float(dz @ dz)
+    if dz.size < 4 or ss <= 0 or beta == 0:
+        return 0.0
+    b = float(dz @ de) / ss
+    r = de - b * dz
+    s2 = float(r @ r) / (r.size - 1)
+    g1 = float(r[1:] @ r[:-1]) / (r.size - 1)
+    var = (s2 * ss + 2.0 * g1 * float(dz[1:] @ dz[:-1])) / ss ** 2
+    t_d = b / np.sqrt(var) if var > 0 else 0.0
+    t_d = float(t_d * np.sign(beta))
+    return abs(beta) / (SETTLING_DIFF_RATIO * max(t_d, 1e-3))
 
 
 #: Settling is slow: its fitted shape keeps at least 1/e of its start over this many volumes. Volumes at the

@@ -95,7 +95,10 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
     noise = noise_level(design, context, measured=measured)
     absorbed: list[int] = []   # run-start volumes that are a slow settling's head: no longer transients
     sizes = _measured_sizes(measured, vectors, alg, design, context, signals, absorbed)
-    signals = without_volumes(signals, "transient", absorbed, context) if absorbed else signals
+    if absorbed:   # a settling's head is counted once: in its run_edge part, not also as a transient part
+        measured = _measure(design, roles, context, vectors, base.scan_classes, alg, absorbed)
+        signals = without_volumes(signals, "transient", absorbed, context)
+        sizes = _measured_sizes(measured, vectors, alg, design, context, signals)
     sens = sensitivity_by_contrast(design, vectors, signals, th, context,
                                    extra_families=_extra_families(design, roles, vectors, drift, base, th),
                                    algebra=alg, noise=noise, measured=sizes)
@@ -127,16 +130,18 @@ def audit_design(design: pd.DataFrame, roles: Mapping[str, str], context: Design
                        findings=findings, status=status_from_findings(findings), measured=measured_sec)
 
 def _measure(design: pd.DataFrame, roles: Mapping[str, str], context: DesignContext,
-             vectors: Mapping[str, np.ndarray], scan_classes: Sequence[str], alg: DesignAlgebra) -> Any:
+             vectors: Mapping[str, np.ndarray], scan_classes: Sequence[str], alg: DesignAlgebra,
+             settling_head: Sequence[int] = ()) -> Any:
     """The run's measured signals (:func:`measure_signals`) against every contrast, or None when the
-    context holds none."""
+    context holds none; ``settling_head``: run-start volumes that are a slow settling's head."""
     if context.measured_signals is None:
         return None
     return measure_signals(context.measured_signals, design, vectors, scan_classes,
                            rows=context.scan_index, nonsteady_volumes=context.nonsteady_volumes,
                            noise_model=context.noise_model, algebra=alg,
                            scrub_volumes=() if context.sample_mask_applied else context.scrub_volumes,
-                           task_columns=[c for c in design.columns if roles.get(c) == "task"])
+                           task_columns=[c for c in design.columns if roles.get(c) == "task"],
+                           settling_head=settling_head)
 
 
 def _contrast_sections(design: pd.DataFrame, roles: Mapping[str, str], cset: Any, alg: DesignAlgebra, base: Any,
@@ -328,11 +333,39 @@ def _measured_run_severity(run_level: list[Finding], sens: Mapping[str, Any], me
     registry's severity (an unmeasurable risk). ``transient_unflagged`` is added when unflagged transients
     stay in the model, with the worst per-contrast severity of their measured effect (info below warn).
     """
-    out = [_graded_by_measure(f, sens, th) for f in map(_variance_cause, run_level)]
+    gs_measured = _global_measured(measured)
+    out = [_no_locked_confound(f, sens) if gs_measured else f for f in map(_variance_cause, run_level)]
+    out = [_graded_by_measure(f, sens, th) for f in out]
     transient = _transient_finding(sens, measured, th, absorbed)
     if transient is not None:
         out.append(transient)
     return out
+
+
+def _global_measured(measured: Any) -> bool:
+    """Whether the run's ``global_signal`` was measured and is not itself a design column."""
+    summ = None if measured is None else measured.signals.get("global_signal")
+    return summ is not None and not summ.in_model and summ.residual_sd_percent is not None
+
+
+def _no_locked_confound(f: Finding, sens: Mapping[str, Any]) -> Finding:
+    """``confound_task_correlated`` when no confound of the model follows the task beyond the drift model.
+
+    The finding's R² is the task regressor's on the confounds + constant; the signal library makes a
+    ``confound:<column>`` cause only of a column with a task-locked part beyond drift (partial R² at least
+    ``confound_r2_warn``, :func:`nbdiag.diagnostics.sensitivity.confound_signals`). With none, the overlap is
+    slow wandering (random-walk motion beside slow blocks) that the measured signal's own fit weighs as
+    noise: no estimate is moved by regressing it out beyond what the drift model does, so the finding is
+    ``info`` (context), not a cause. Any other finding, or one with a ``confound:`` entry, is unchanged."""
+    if f.code != codes.CONFOUND_TASK_CORRELATED.code or f.severity not in ("warn", "fail"):
+        return f
+    if any(x["source"].startswith("confound:") for res in sens.values() for x in res.entries):
+        return f
+    return replace(f, severity="info", evidence={**f.evidence, "own_severity": f.severity,
+                                                 "severity_rule": "no task-locked confound"},
+                   message=f.message + " Not a cause here: no confound column follows the task beyond the drift "
+                                       "model (partial R² below the warn size on every one), so the overlap is "
+                                       "slow wandering, not task-locked motion.")
 
 
 def _entry_effect(e: Mapping[str, Any], name: str) -> tuple[float, str, float] | None:
@@ -417,7 +450,7 @@ def _transient_finding(sens: Mapping[str, Any], measured: Any, th: Thresholds,
     return codes.TRANSIENT_UNFLAGGED.finding(
         severity=sev,
         message=(f"{len(vols)} volume(s) {where} stand out in global_signal — {listed}{more} — by more than "
-                 f"{tr.threshold_percent:.2g} % ({tr.to_dict()['k']:g} robust scan-to-scan SD) from their local "
+                 f"{tr.threshold_percent:.2g} % ({tr.to_dict()['k']:g} robust SD of the departures from the running level) from their local "
                  f"steady level, and fMRIPrep flagged none of them (no non_steady_state_outlier* or "
                  f"motion_outlier* column); they stay in the model. {effect}"),
         evidence={"volumes": [dict(v) for v in vols], "threshold_percent": tr.threshold_percent,
