@@ -262,3 +262,51 @@ def test_timeline_without_flagged_volumes_is_the_same_with_or_without_nonsteady_
     assert _timeline(design, quiet, th, True).pieces == _timeline(design, quiet, th, False).pieces
     flagged = DesignContext(t_r=2.0, events=events, nonsteady_volumes=(0, 1))
     assert _timeline(design, flagged, th, True).pieces != _timeline(design, flagged, th, False).pieces
+
+
+def _standing_out_loop(dev, steady, ns, thr, rough):
+    """The per-volume loop ``measured._standing_out`` replaced (two np.median calls per volume)."""
+    from nbdiag.diagnostics.measured import LOCAL_WINDOW as w
+
+    steady_dev = np.where(steady, dev, np.nan)
+    cand = np.flatnonzero(np.isfinite(dev) & (np.abs(dev - rough) > 0.5 * thr))
+    stands = np.zeros(dev.size, dtype=bool)
+    local_of = {}
+    for v in sorted(set(cand.tolist()) | ns):
+        nb = np.concatenate([steady_dev[max(v - w, 0):v], steady_dev[v + 1:v + 1 + w]])
+        nb = nb[np.isfinite(nb)]
+        local_of[v] = local = float(np.median(nb)) if nb.size else 0.0
+        stands[v] = abs(dev[v] - local) > thr
+    calm = np.where(stands, np.nan, steady_dev)
+    for v in local_of:
+        nb = np.concatenate([calm[max(v - w, 0):v], calm[v + 1:v + 1 + w]])
+        nb = nb[np.isfinite(nb)]
+        if nb.size:
+            local_of[v] = float(np.median(nb))
+    return stands, local_of
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_standing_out_equals_the_per_volume_medians(seed):
+    """Vectorised neighbour medians: the same volumes and the same local levels (spikes, flagged volumes, NaN/inf values, unsteady stretches, runs shorter than the window)."""
+    from nbdiag.diagnostics.measured import _running_level, _standing_out
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.choice([5, 12, 60, 300]))
+    dev = rng.normal(size=n).round(int(rng.integers(1, 4)))  # rounding: ties, even-count medians
+    spikes = rng.choice(n, size=max(1, n // 20), replace=False)
+    dev[spikes] += rng.choice([-8.0, 8.0], size=spikes.size)
+    steady = rng.random(n) > 0.1
+    if seed % 3 == 0:
+        dev[rng.choice(n, size=2, replace=False)] = [np.nan, np.inf][: 2]
+    ns = set(rng.choice(n, size=min(3, n), replace=False).tolist()) if seed % 2 else set()
+    rough = _running_level(dev, steady)
+    stands, local_of = _standing_out(dev, steady, ns, 3.0, rough)
+    ref_stands, ref_local = _standing_out_loop(dev, steady, ns, 3.0, rough)
+    assert stands.tolist() == ref_stands.tolist()
+    assert list(local_of) == list(ref_local)
+    # the same numbers; the bits too, except the sign of a zero median (np.median's partition picks
+    # either of two equal values, -0.0 or 0.0, by position)
+    assert list(local_of.values()) == list(ref_local.values())
+    assert [np.float64(v).tobytes() for v in local_of.values() if v != 0] == \
+        [np.float64(v).tobytes() for v in ref_local.values() if v != 0]
