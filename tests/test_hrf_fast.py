@@ -235,3 +235,26 @@ def test_frame_step_is_nilearns_tr_and_refuses_non_finite_times():
     assert _hrf._fast_inputs(cond, "glover", np.array([0.0, np.inf, 2.0]), "c", 50, None, -24) is None
     assert _hrf._fast_inputs(cond, "glover", np.array([0.0, 0.0, 2.0]), "c", 50, None, -24) is None  # no step
     assert _hrf._fast_inputs(cond, "glover", ft, "c", 50, None, -24) is not None
+
+
+def test_derivative_model_reuses_the_plain_models_sampling_and_still_warns(monkeypatch):
+    """A derivative model after the plain one samples the events once (the canonical entry keeps the
+    sampling), gives the cold numbers, and still gives nilearn's early-onset warning on every call."""
+    calls = []
+    original = _hrf._sample_deltas
+    monkeypatch.setattr(_hrf, "_sample_deltas", lambda *a: calls.append(1) or original(*a))
+    cond, ft = _random_case(np.random.default_rng(11), n_events=20)
+    cond = np.array(cond, dtype=float)
+    cond[0, 0] = ft[0] - 30.0  # earlier than frame_times[0] + min_onset (-24 s): nilearn warns
+    clear_cache()
+    with pytest.warns(UserWarning, match="earlier"):
+        cold, _ = compute_regressor_fast(cond, "glover + derivative + dispersion", ft)
+    clear_cache()
+    calls.clear()
+    with pytest.warns(UserWarning, match="earlier"):
+        compute_regressor_fast(cond, "glover", ft)
+    with pytest.warns(UserWarning, match="earlier"):
+        warm, _ = compute_regressor_fast(cond, "glover + derivative + dispersion", ft)
+    assert calls == [1]  # the plain model's call only
+    np.testing.assert_array_equal(warm, cold)
+    clear_cache()

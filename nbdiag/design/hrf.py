@@ -282,10 +282,19 @@ def compute_regressor_fast(
                           UserWarning, stacklevel=2)
         return hit[0].copy(), list(hit[1])
 
-    pos, dv, fths = _sample_deltas(cond, ft, os_, mo)
-    kernels = _kernels(hrf_model, _frame_step(ft), os_, delays)
     canonical_key = (_CANONICAL_OF.get(hrf_model), key[1], key[2], cond.shape, os_, mo)
-    first = _CANONICAL.get(canonical_key) if canonical_key[0] is not None else None
+    known = _CANONICAL.get(canonical_key) if canonical_key[0] is not None else None
+    if known is None:
+        first = None
+        pos, dv, fths = _sample_deltas(cond, ft, os_, mo)
+    else:  # the plain model's column and its sampling of the same events (nilearn warns on every call)
+        first, pos, dv, fths = known
+        if (cond[0] < ft[0] + mo).any():
+            warnings.warn(("Some stimulus onsets are earlier "
+                           f"than {ft[0] + mo} in the"
+                           " experiment and are thus not considered in the model."),
+                          UserWarning, stacklevel=2)
+    kernels = _kernels(hrf_model, _frame_step(ft), os_, delays)
     regs = _regressors_at_frames(pos, dv, fths, ft, kernels if first is None else kernels[1:],
                                  shift=os_ - 1 if hrf_model == "fir" and os_ > 1 else 0)
     if regs is None:  # interp1d would raise: let nilearn say so
@@ -293,7 +302,7 @@ def compute_regressor_fast(
     if first is not None:
         regs = np.column_stack([first, regs])
     elif hrf_model in ("glover", "spm"):
-        _remember_canonical((hrf_model, key[1], key[2], cond.shape, os_, mo), regs[:, 0])
+        _remember_canonical((hrf_model, key[1], key[2], cond.shape, os_, mo), regs[:, 0], pos, dv, fths)
     if hrf_model != "fir":
         regs = _NILEARN.orthogonalize(regs)
     names = list(_regressor_names(con_id, hrf_model, delays))
@@ -305,14 +314,16 @@ def compute_regressor_fast(
 #: sampling, computed column by column): a derivative model reuses the plain one computed for the design
 _CANONICAL_OF = {"glover + derivative": "glover", "glover + derivative + dispersion": "glover",
                  "spm + derivative": "spm", "spm + derivative + dispersion": "spm"}
-_CANONICAL: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+_CANONICAL: "OrderedDict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]" = OrderedDict()
 
 
-def _remember_canonical(key: tuple, column: np.ndarray) -> None:
-    """Keep a plain model's regressor (read-only) for the derivative models of the same events (32 entries)."""
-    column = column.copy()
-    column.setflags(write=False)
-    _keep(_CANONICAL, key, column, 32)
+def _remember_canonical(key: tuple, column: np.ndarray, pos: np.ndarray, dv: np.ndarray, grid: np.ndarray) -> None:
+    """Keep a plain model's regressor and its sampling of the events (:func:`_sample_deltas`; read-only)
+    for the derivative models of the same events (32 entries)."""
+    kept = tuple(np.array(a) for a in (column, pos, dv)) + (grid,)
+    for a in kept:
+        a.setflags(write=False)
+    _keep(_CANONICAL, key, kept, 32)
 
 
 def _fast_inputs(exp_condition: Any, hrf_model: Any, frame_times: Any, con_id: Any, oversampling: Any,
