@@ -121,9 +121,9 @@ from __future__ import annotations
 
 import math
 import re
-from functools import cached_property
+from functools import cached_property, partial
 from dataclasses import replace, dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -144,6 +144,9 @@ from nbdiag.diagnostics.measured import (
     task_columns_full,
     nonsteady_excess_both,
     nilearn_scale,
+    PLACEBO_SHIFTS,
+    _ar_coef,
+    _whiten,
 )
 from nbdiag.core.findings import Finding
 from nbdiag.design.hrf import compute_regressor_fast
@@ -666,9 +669,61 @@ def _difference_t(z: np.ndarray, e: np.ndarray, pair: np.ndarray) -> float:
     return b / (sd / np.sqrt(ss)) if sd > 0 else 0.0
 
 
-#: Least ``|t|`` of a left-out confound's level fit beside a first-difference fit at ``DISTINCT_T``
-#: (:func:`left_out_confound_signals`).
+#: Least ``|t|`` of a left-out confound's level fit (and, on the whitened route, of its first-difference fit)
+#: beside a first-difference or AR(1)-whitened fit at ``DISTINCT_T`` (:func:`left_out_confound_signals`).
 FOOTPRINT_LEVEL_T = 2.0
+
+
+def _whitened_t(X: np.ndarray, y: np.ndarray, z: np.ndarray, resid: np.ndarray) -> float:
+    """t of ``z``'s coefficient beside the design ``X`` in ``y`` as nilearn's ``run_glm`` fits it with
+    ``noise_model="ar1"``: ρ by Yule-Walker from ``resid`` (the OLS residual of ``y`` on ``[X, z]``),
+    binned to 1/100; ``ARModel`` whitening of ``X``, ``z`` and ``y``; OLS on the whitened series
+    (Frisch-Waugh: ``z`` and ``y`` after the whitened design's span), dispersion ``RSS / (n − n_columns)``."""
+    rho = _ar_coef(resid, 1)
+    WX = _whiten(X, rho)
+    U, s, _ = np.linalg.svd(WX, full_matrices=False)
+    U = U[:, s > s.max(initial=0.0) * max(WX.shape) * np.finfo(np.float64).eps]
+    wz, wy = _whiten(z, rho), _whiten(y, rho)
+    wz = wz - U @ (U.T @ wz)
+    wy = wy - U @ (U.T @ wy)
+    ss, dof = float(wz @ wz), y.size - X.shape[1] - 1
+    if ss <= 1e-12 * max(float(z @ z), 1e-300) or dof <= 0:
+        return 0.0
+    b = float(wz @ wy) / ss
+    r = wy - b * wz
+    s2 = float(r @ r) / dof
+    return b / np.sqrt(s2 / ss) if s2 > 0 else 0.0
+
+
+def _placebo_t(zp: np.ndarray, e: np.ndarray) -> float:
+    """``β / SE`` of ``zp``'s coefficient in ``e`` (both after the design) with the placebo SE of
+    :func:`nbdiag.diagnostics.measured._placebo_se`: ``1.4826 × median |β|`` over ``e`` circularly shifted
+    by ``PLACEBO_SHIFTS`` lags between 5 % and 95 % of the run. It holds for slow wandering (a random walk
+    shifted still wanders), which the AR(1) SE does not."""
+    n = zp.size
+    ss = float(zp @ zp)
+    if n < 20 or ss <= 0:
+        return 0.0
+    lags = np.unique(np.linspace(0.05 * n, 0.95 * n, PLACEBO_SHIFTS).astype(int))
+    placebo = e[(np.arange(n)[None, :] - lags[:, None]) % n] @ zp
+    se = 1.4826 * float(np.median(np.abs(placebo)))
+    return float(zp @ e) / se if se > 0 else 0.0
+
+
+def _footprint(t: float, t_diff: float, t_white: Callable[[], float], t_placebo: Callable[[], float]) -> bool:
+    """The footprint rule of :func:`left_out_confound_signals`. The level fit (``t``) and the first-difference
+    fit agree in sign at ``|t| >= FOOTPRINT_LEVEL_T``, and either the first-difference fit reaches
+    ``DISTINCT_T`` or nilearn's AR(1)-whitened fit (``t_white()``) does with the placebo-shift t
+    (``t_placebo()``) of the same sign at ``FOOTPRINT_LEVEL_T`` (called only when needed)."""
+    if abs(t) < FOOTPRINT_LEVEL_T or abs(t_diff) < FOOTPRINT_LEVEL_T or t * t_diff <= 0:
+        return False
+    if abs(t_diff) >= DISTINCT_T:
+        return True
+    tw = t_white()
+    if abs(tw) < DISTINCT_T or tw * t <= 0:
+        return False
+    tp = t_placebo()
+    return abs(tp) >= FOOTPRINT_LEVEL_T and tp * t > 0
 
 
 def left_out_confound_signals(design: pd.DataFrame, context: DesignContext) -> list[Signal]:
@@ -679,11 +734,14 @@ def left_out_confound_signals(design: pd.DataFrame, context: DesignContext) -> l
     design in the scaled global signal ``y`` (OLS): ``β = z⊥ᵀ e / z⊥ᵀ z⊥`` (``z⊥`` = ``z`` after the
     design, ``e`` the residual of ``y``), ``SE = σ / ||z⊥|| · sqrt((1 + ρ) / (1 − ρ))`` (σ, ρ: the
     residual's SD and lag-1 autocorrelation). A footprint gives a signal, ``m = β z``, when it holds scan to
-    scan: its fit on first differences (:func:`_difference_t`) is distinguishable from zero
-    (``|t_diff| >= DISTINCT_T``) — a random-walk head position and a drifting signal correlate by chance
-    in level, not in their differences — and the level fit agrees in sign with ``|β / SE| >=
-    FOOTPRINT_LEVEL_T`` (its SE is inflated by the slow drift the differences are free of, so the level
-    fit is the weaker test; it gives the size). A contrast's estimate then carries ``wᵀm = β wᵀz`` of that
+    scan (:func:`_footprint`): the level fit and the fit on first differences (:func:`_difference_t`) agree
+    in sign at ``|t| >= FOOTPRINT_LEVEL_T`` — a random-walk head position and a drifting signal correlate
+    by chance in level, not in their differences — and either the first-difference fit is distinguishable
+    from zero (``|t_diff| >= DISTINCT_T``) or nilearn's AR(1)-whitened fit of the column beside the design
+    is (:func:`_whitened_t`: first differences are whitening with ρ = 1 and throw away the block-frequency
+    changes that task-locked motion mostly carries; ρ estimated as ``run_glm`` does keeps them), with its
+    placebo-shift t (:func:`_placebo_t`, which holds for slow wandering) of the same sign at
+    ``FOOTPRINT_LEVEL_T``. The level fit gives the size. A contrast's estimate then carries ``wᵀm = β wᵀz`` of that
     motion (size measured: nilearn's change when the column is added to the model, by Frisch-Waugh).
     Motion that leaves no trace in the signal, however it correlates with the task, gives none: it is
     not a cause.
@@ -732,7 +790,8 @@ def left_out_confound_signals(design: pd.DataFrame, context: DesignContext) -> l
         se = sd / np.sqrt(ss) * np.sqrt((1.0 + rho) / (1.0 - rho))
         t = beta / se
         t_diff = _difference_t(zp, ek, pair)
-        if abs(t_diff) < DISTINCT_T or abs(t) < FOOTPRINT_LEVEL_T or t * t_diff <= 0:
+        if not _footprint(t, t_diff, partial(_whitened_t, X[keep], y[keep], z[keep], (ek - beta * zp)[keep]),
+                          partial(_placebo_t, zp, ek)):
             continue
         out.append(Signal(f"confound_left_out:{c}",
                           f"{c}, left out of the model, whose footprint the global signal carries ({beta:+.3g} % "
