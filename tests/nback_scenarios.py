@@ -113,3 +113,28 @@ def white_motion(n, seed=0, scale=0.02):
     rng = np.random.default_rng(seed)
     return pd.DataFrame(rng.normal(scale=scale, size=(n, 6)),
                         columns=["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"])
+
+
+def short_layout(n_scans=300, between_fix=21.0):
+    """The short n-back layout of the measured-verdict tests: ``(events, the 0-back/2-back events)``,
+    every event starting at least 20 s before the run ends."""
+    ev, _ = layout(n_scans, between_fix=between_fix)
+    ev = ev[ev.onset < n_scans * T_R - 20]
+    return ev, ev[ev.trial_type.isin(["zero_back", "two_back"])]
+
+
+def one_voxel_contrasts(design: pd.DataFrame, series: np.ndarray, names, noise_model="ols",
+                        stat=False) -> dict[str, float]:
+    """nilearn's ``FirstLevelModel`` on a one-voxel image of ``series`` (t_r ``T_R``, nilearn's own
+    signal scaling): each contrast's effect size, or its t with ``stat``."""
+    import warnings
+
+    img = nib.Nifti1Image(np.asarray(series, dtype=float).reshape(1, 1, 1, -1), np.eye(4))
+    mask = nib.Nifti1Image(np.ones((1, 1, 1), dtype=np.int8), np.eye(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = FirstLevelModel(mask_img=mask, noise_model=noise_model, minimize_memory=False, t_r=T_R)
+        model.fit(img, design_matrices=[design])
+        kind = "stat" if stat else "effect_size"
+        return {c: float(model.compute_contrast(c, stat_type="t", output_type=kind).get_fdata().ravel()[0])
+                for c in names}

@@ -7,15 +7,13 @@ t against a hand loop over ``np.roll``, and the rule on simulated runs whose bia
 """
 
 import sys
-import warnings
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from nback_scenarios import T_R, build, layout  # noqa: E402
+from nback_scenarios import T_R, build, one_voxel_contrasts, short_layout  # noqa: E402
 
 from nbdiag.design.context import DesignContext
 from nbdiag.diagnostics import sensitivity as S
@@ -23,9 +21,7 @@ from nbdiag.diagnostics.measured import PLACEBO_SHIFTS, nilearn_scale
 from nbdiag.explain.audit import audit_design
 
 N = 300
-EV, _ = layout(N, between_fix=21.0)
-EV = EV[EV.onset < N * T_R - 20]
-KEEP = EV[EV.trial_type.isin(["zero_back", "two_back"])]
+EV, KEEP = short_layout(N)
 HP = 0.004
 X, ROLES = build(KEEP, N, high_pass=HP)
 FT = np.arange(N) * T_R
@@ -52,18 +48,7 @@ def _run(seed, locked):
     return 700.0 * (100.0 + task + carried * z + noise + drift) / 100.0, z
 
 
-def _nilearn(design, series, names, noise_model="ols", stat=False):
-    from nilearn.glm.first_level import FirstLevelModel
-
-    img = nib.Nifti1Image(series.reshape(1, 1, 1, -1).astype(float), np.eye(4))
-    mask = nib.Nifti1Image(np.ones((1, 1, 1), dtype=np.int8), np.eye(4))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = FirstLevelModel(mask_img=mask, noise_model=noise_model, minimize_memory=False, t_r=T_R)
-        model.fit(img, design_matrices=[design])
-        kind = "stat" if stat else "effect_size"
-        return {c: float(model.compute_contrast(c, stat_type="t", output_type=kind).get_fdata().ravel()[0])
-                for c in names}
+_nilearn = one_voxel_contrasts
 
 
 def _parts(gs, z):

@@ -7,7 +7,6 @@ scaling nbdiag measures in) of the global signal with and without the component.
 """
 
 import sys
-import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -15,15 +14,13 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from nback_scenarios import T_R, build, layout, white_motion  # noqa: E402
+from nback_scenarios import T_R, build, one_voxel_contrasts, short_layout, white_motion  # noqa: E402
 
 from nbdiag.design.context import DesignContext
 from nbdiag.explain.audit import audit_design
 
 N = 300
-EV, _ = layout(N, between_fix=21.0)
-EV = EV[EV.onset < N * T_R - 20]
-KEEP = EV[EV.trial_type.isin(["zero_back", "two_back"])]
+EV, KEEP = short_layout(N)
 HP = 0.004
 C = {"zero_back": "zero_back", "two_back - zero_back": "two_back - zero_back"}
 
@@ -47,17 +44,7 @@ def _global_signal(img):
     return d.reshape(-1, d.shape[-1]).mean(axis=0)
 
 
-def _nilearn(X, series, names):
-    """nilearn's OLS estimate of each contrast for a voxel holding ``series`` (signal_scaling=0)."""
-    from nilearn.glm.first_level import FirstLevelModel
-
-    img = nib.Nifti1Image(series.reshape(1, 1, 1, -1).astype(float), np.eye(4))
-    mask = nib.Nifti1Image(np.ones((1, 1, 1), dtype=np.int8), np.eye(4))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = FirstLevelModel(mask_img=mask, noise_model="ols", minimize_memory=False, t_r=T_R)
-        model.fit(img, design_matrices=[X])
-        return {c: float(model.compute_contrast(c, output_type="effect_size").get_fdata().ravel()[0]) for c in names}
+_nilearn = one_voxel_contrasts  # nilearn's OLS estimate of each contrast for a voxel holding the series
 
 
 def _first_flag(audit, name):
@@ -145,9 +132,7 @@ def test_flagged_volume_with_one_percent_excess_never_fails_the_run():
 def test_assumed_sizes_are_hypotheses_that_never_fail():
     """A pre-block gap's assumed cue response: with a measured global signal holding no cue response,
     the gap is no cause (info at most); without a measurement it is a hypothesis (warn at most)."""
-    ev, _ = layout(N, between_fix=10.4)
-    ev = ev[ev.onset < N * T_R - 20]
-    keep = ev[ev.trial_type.isin(["zero_back", "two_back"])]   # the INSTRUCTION screens are missing
+    ev, keep = short_layout(N, between_fix=10.4)   # the INSTRUCTION screens are missing
     X, roles = build(keep, N, high_pass=HP)
     gs = _global_signal(_image(X))
     measured = audit_design(X, roles, DesignContext(t_r=T_R, events=keep, high_pass=HP,
@@ -255,9 +240,7 @@ def test_slow_random_walk_drift_is_no_cause(seed):
     (placebo: the signal's own fluctuations shifted in time) keep edges and gaps from being named."""
     from nbdiag.diagnostics.measured import DISTINCT_T
 
-    ev, _ = layout(N, between_fix=10.4)
-    ev = ev[ev.onset < N * T_R - 20]
-    keep = ev[ev.trial_type.isin(["zero_back", "two_back"])]          # pre-block gaps exist
+    ev, keep = short_layout(N, between_fix=10.4)          # pre-block gaps exist
     X, roles = build(keep, N, high_pass=HP)
     rng = np.random.default_rng(seed)
     gs = 520.0 + 520.0 / 500.0 * np.cumsum(rng.normal(0.0, 0.05, N)) * 10 + rng.normal(0, 1.2, N)
@@ -283,9 +266,7 @@ def test_cue_response_in_the_gaps_measured_present_and_absent(amp):
     the same layout is quiet."""
     from nbdiag.design.hrf import compute_regressor_fast
 
-    ev, _ = layout(N, between_fix=10.4)
-    ev = ev[ev.onset < N * T_R - 20]
-    keep = ev[ev.trial_type.isin(["zero_back", "two_back"])]
+    ev, keep = short_layout(N, between_fix=10.4)
     instr = ev[ev.trial_type == "INSTRUCTION"]
     X, roles = build(keep, N, high_pass=HP)
     reg, _ = compute_regressor_fast(np.vstack([instr.onset, instr.duration, np.ones(len(instr))]), "glover",
