@@ -310,3 +310,29 @@ def test_standing_out_equals_the_per_volume_medians(seed):
     assert list(local_of.values()) == list(ref_local.values())
     assert [np.float64(v).tobytes() for v in local_of.values() if v != 0] == \
         [np.float64(v).tobytes() for v in ref_local.values() if v != 0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_local_levels_equal_the_per_volume_medians(seed):
+    """``measured.local_levels`` (neighbour medians at once) gives the per-volume loop's levels: steady
+    neighbours within the window, the volume left out, the whole steady median where none is near."""
+    from nbdiag.diagnostics.measured import LOCAL_WINDOW as w
+    from nbdiag.diagnostics.measured import local_levels
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.choice([3, 20, 200]))
+    s = rng.normal(500.0, 5.0, n)
+    s[rng.choice(n, size=1)] = np.nan
+    steady = rng.random(n) > (0.9 if seed == 5 else 0.2)  # seed 5: few steady volumes, some with none near
+    vols = sorted(set(rng.choice(n, size=min(5, n), replace=False).tolist()) | {0, n - 1})
+    ok = steady & np.isfinite(s)
+    whole = float(np.median(s[ok])) if ok.any() else float("nan")
+    ref = []
+    for v in vols:
+        lo, hi = max(v - w, 0), min(v + w + 1, n)
+        near = ok[lo:hi].copy()
+        near[v - lo] = False
+        ref.append(float(np.median(s[lo:hi][near])) if near.any() else whole)
+    np.testing.assert_array_equal(local_levels(s, vols, steady), np.array(ref))
+    assert local_levels(s, [], steady).shape == (0,)
+    assert np.isnan(local_levels(np.zeros(0), [0], np.zeros(0, dtype=bool))).all()

@@ -460,15 +460,11 @@ def local_levels(series: np.ndarray, volumes: Sequence[int], steady: np.ndarray)
     s = np.asarray(series, dtype=float)
     ok = np.asarray(steady, dtype=bool) & np.isfinite(s)
     whole = float(np.median(s[ok])) if ok.any() else float("nan")
-    out = np.full(len(volumes), whole)
-    for i, v in enumerate(int(v) for v in volumes):
-        lo, hi = max(v - LOCAL_WINDOW, 0), min(v + LOCAL_WINDOW + 1, s.size)
-        near = ok[lo:hi].copy()
-        if lo <= v < hi:
-            near[v - lo] = False
-        if near.any():
-            out[i] = float(np.median(s[lo:hi][near]))
-    return out
+    if not len(volumes) or not s.size:
+        return np.full(len(volumes), whole)
+    med, count = _neighbour_medians(np.where(ok, s, np.nan), np.asarray([int(v) for v in volumes], dtype=np.int64),
+                                    LOCAL_WINDOW)
+    return np.where(count > 0, med, whole)
 
 
 def local_excess(series: np.ndarray, volumes: Sequence[int], steady: np.ndarray,
@@ -1056,14 +1052,13 @@ def nonsteady_excess_both(context, volumes: Sequence[int], signal: str = "global
     s = np.asarray(series, dtype=float)
     if s.size <= max(volumes, default=-1) or not np.isfinite(s[list(volumes)]).all():
         return None
-    try:
-        med, excess = summarize_signal(signal, s, context.nonsteady_volumes)
-    except ValueError:
-        return None
     flagged = sorted(int(v) for v in context.nonsteady_volumes if 0 <= int(v) < s.size)
     steady = ~np.isin(np.arange(s.size), flagged)
-    by_volume = dict(zip(flagged, excess))
-    level = dict(zip(flagged, local_levels(s, flagged, steady).tolist()))
+    if not (steady & np.isfinite(s)).any():  # no steady level to measure against (summarize_signal's refusal)
+        return None
+    levels = local_levels(s, flagged, steady)  # once: the excess and its level in % of the run mean
+    by_volume = dict(zip(flagged, local_excess(s, flagged, steady, levels).tolist()))
+    level = dict(zip(flagged, levels.tolist()))
     if signal == "global_signal":
         found = detect_transients(signal, s, context.nonsteady_volumes,
                                   () if context.sample_mask_applied else context.scrub_volumes, task=task)
