@@ -697,17 +697,11 @@ def _whitened_t(X: np.ndarray, y: np.ndarray, z: np.ndarray, resid: np.ndarray) 
 
 def _placebo_t(zp: np.ndarray, e: np.ndarray) -> float:
     """``β / SE`` of ``zp``'s coefficient in ``e`` (both after the design) with the placebo SE of
-    :func:`nbdiag.diagnostics.measured._placebo_se`: ``1.4826 × median |β|`` over ``e`` circularly shifted
-    by ``PLACEBO_SHIFTS`` lags between 5 % and 95 % of the run. It holds for slow wandering (a random walk
-    shifted still wanders), which the AR(1) SE does not."""
-    n = zp.size
+    :func:`_placebo_beta_se` (``β`` refitted on ``e`` circularly shifted; 0 for runs under 20 rows). It
+    holds for slow wandering (a random walk shifted still wanders), which the AR(1) SE does not."""
     ss = float(zp @ zp)
-    if n < 20 or ss <= 0:
-        return 0.0
-    lags = np.unique(np.linspace(0.05 * n, 0.95 * n, PLACEBO_SHIFTS).astype(int))
-    placebo = e[(np.arange(n)[None, :] - lags[:, None]) % n] @ zp
-    se = 1.4826 * float(np.median(np.abs(placebo)))
-    return float(zp @ e) / se if se > 0 else 0.0
+    se = _placebo_beta_se(zp, e, ss)
+    return float(zp @ e) / ss / se if se > 0 else 0.0
 
 
 def _footprint(t: float, t_diff: float, t_white: Callable[[], float], t_placebo: Callable[[], float]) -> bool:
@@ -1130,7 +1124,7 @@ def settling_head(design: np.ndarray, pinv: np.ndarray, y: np.ndarray, sd: float
 
 
 #: Circular shifts of the residual for the placebo SE of a settling footprint (:func:`_placebo_beta_se`).
-FOOTPRINT_PLACEBO_SHIFTS = 39
+FOOTPRINT_PLACEBO_SHIFTS = PLACEBO_SHIFTS  # the same lags as the measured parts' placebo SE
 
 
 def _placebo_beta_se(m: np.ndarray, e: np.ndarray, ss: float) -> float:
